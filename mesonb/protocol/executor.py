@@ -1,0 +1,129 @@
+"""The Mesos v1 Executor API (include/mesos/v1/executor/executor.proto) as data.
+
+Executors POST calls to ``/api/v1/executor`` on their agent; SUBSCRIBE answers with a
+RecordIO stream of events, exactly like the scheduler API.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .codec import ID, Message, ProtoEnum, message
+from .errors import BadRequest
+from .mesos import (
+    AgentInfo,
+    ExecutorInfo,
+    FrameworkInfo,
+    KillPolicy,
+    TaskGroupInfo,
+    TaskInfo,
+    TaskStatus,
+)
+
+
+class ExecutorCallType(ProtoEnum):
+    UNKNOWN = "UNKNOWN", 0
+    SUBSCRIBE = "SUBSCRIBE", 1
+    UPDATE = "UPDATE", 2
+    MESSAGE = "MESSAGE", 3
+
+
+@message
+class ExecutorSubscribe(Message):
+    unacknowledged_tasks: list[TaskInfo] | None = None
+    unacknowledged_updates: list[dict] | None = None
+
+
+@message
+class ExecutorUpdate(Message):
+    status: TaskStatus
+
+
+@message
+class ExecutorMessageBody(Message):
+    data: bytes
+
+
+@message
+class ExecutorCall(Message):
+    type: ExecutorCallType
+    executor_id: ID
+    framework_id: ID
+    subscribe: ExecutorSubscribe | None = None
+    update: ExecutorUpdate | None = None
+    message: ExecutorMessageBody | None = None
+
+    @classmethod
+    def parse(cls, body: bytes) -> ExecutorCall:
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"Failed to parse body into executor Call: {exc}") from None
+        call = cls.from_json(data, "Call")
+        if call.type is ExecutorCallType.UPDATE and call.update is None:
+            raise BadRequest("Expecting 'update' to be present for an UPDATE call")
+        if call.type is ExecutorCallType.MESSAGE and call.message is None:
+            raise BadRequest("Expecting 'message' to be present for a MESSAGE call")
+        if call.type is ExecutorCallType.UNKNOWN:
+            raise BadRequest("Expecting 'type' to be present")
+        return call
+
+
+class ExecutorEventType(ProtoEnum):
+    UNKNOWN = "UNKNOWN", 0
+    SUBSCRIBED = "SUBSCRIBED", 1
+    LAUNCH = "LAUNCH", 2
+    LAUNCH_GROUP = "LAUNCH_GROUP", 8
+    KILL = "KILL", 3
+    ACKNOWLEDGED = "ACKNOWLEDGED", 4
+    MESSAGE = "MESSAGE", 5
+    ERROR = "ERROR", 6
+    SHUTDOWN = "SHUTDOWN", 7
+    HEARTBEAT = "HEARTBEAT", 9
+
+
+@message
+class ExecutorSubscribed(Message):
+    executor_info: ExecutorInfo
+    framework_info: FrameworkInfo
+    agent_info: AgentInfo
+    container_id: ID | None = None
+
+
+@message
+class ExecutorLaunch(Message):
+    task: TaskInfo
+
+
+@message
+class ExecutorLaunchGroup(Message):
+    task_group: TaskGroupInfo
+
+
+@message
+class ExecutorKill(Message):
+    task_id: ID
+    kill_policy: KillPolicy | None = None
+
+
+@message
+class ExecutorAcknowledged(Message):
+    task_id: ID
+    uuid: bytes
+
+
+@message
+class ExecutorError(Message):
+    message: str
+
+
+@message
+class ExecutorEvent(Message):
+    type: ExecutorEventType
+    subscribed: ExecutorSubscribed | None = None
+    launch: ExecutorLaunch | None = None
+    launch_group: ExecutorLaunchGroup | None = None
+    kill: ExecutorKill | None = None
+    acknowledged: ExecutorAcknowledged | None = None
+    message: ExecutorMessageBody | None = None
+    error: ExecutorError | None = None

@@ -1,0 +1,269 @@
+"""Resources: the arithmetic the master, allocator and agent share.
+
+Mesos sends resources as a list of ``Resource`` messages
+(``{"name": "cpus", "type": "SCALAR", "scalar": {"value": 2.0}, "role": "*"}``). Inside
+mesonb they are a :class:`Resources` value: scalars by name (rounded to Mesos's three
+decimals), ranges by name (sorted, merged ``(begin, end)`` pairs, inclusive) and sets by
+name. Values are immutable; ``+``, ``-`` and ``contains`` return new values.
+
+The agent flag format is Mesos's: ``"cpus:2;mem:4096;disk:20000;ports:[31000-32000]"``,
+sets as ``"{a,b}"``. ``mem`` and ``disk`` are in MB.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import BadRequest
+
+Range = tuple[int, int]
+SCALAR_NAMES = ("cpus", "mem", "disk", "gpus")
+_EPS = 0.0005
+
+
+def _round(value: float) -> float:
+    """Mesos keeps scalars as fixed point with three decimals."""
+    return round(value * 1000) / 1000
+
+
+def _merge(ranges: Iterable[Range]) -> tuple[Range, ...]:
+    out: list[list[int]] = []
+    for begin, end in sorted(ranges):
+        if out and begin <= out[-1][1] + 1:
+            if end > out[-1][1]:
+                out[-1][1] = end
+        else:
+            out.append([begin, end])
+    return tuple((b, e) for b, e in out)
+
+
+def _subtract_ranges(have: tuple[Range, ...], take: tuple[Range, ...]) -> tuple[Range, ...]:
+    result = list(have)
+    for tb, te in take:
+        nxt: list[Range] = []
+        for b, e in result:
+            if te < b or tb > e:
+                nxt.append((b, e))
+                continue
+            if b < tb:
+                nxt.append((b, tb - 1))
+            if te < e:
+                nxt.append((te + 1, e))
+        result = nxt
+    return tuple(result)
+
+
+def _ranges_contain(have: tuple[Range, ...], want: tuple[Range, ...]) -> bool:
+    return all(any(b <= wb and we <= e for b, e in have) for wb, we in want)
+
+
+class Resources:
+    """An immutable bag of scalar, range and set resources."""
+
+    __slots__ = ("ranges", "scalars", "sets")
+
+    def __init__(
+        self,
+        scalars: Mapping[str, float] | None = None,
+        ranges: Mapping[str, Iterable[Range]] | None = None,
+        sets: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
+        self.scalars: dict[str, float] = {
+            k: _round(v) for k, v in (scalars or {}).items() if _round(v) > 0
+        }
+        self.ranges: dict[str, tuple[Range, ...]] = {}
+        for name, rs in (ranges or {}).items():
+            merged = _merge(rs)
+            if merged:
+                self.ranges[name] = merged
+        self.sets: dict[str, frozenset[str]] = {
+            k: frozenset(v) for k, v in (sets or {}).items() if v
+        }
+
+    # -- construction -------------------------------------------------------------
+    @classmethod
+    def parse(cls, text: str) -> Resources:
+        """Parse the agent flag form ``cpus:2;mem:4096;ports:[31000-32000];x:{a,b}``."""
+        scalars: dict[str, float] = {}
+        ranges: dict[str, list[Range]] = {}
+        sets: dict[str, list[str]] = {}
+        for part in filter(None, (p.strip() for p in text.split(";"))):
+            name, sep, value = part.partition(":")
+            name, value = name.strip(), value.strip()
+            if "(" in name:  # cpus(role): static reservations come with the allocator work
+                name = name.split("(", 1)[0]
+            if not sep or not name or not value:
+                raise ValueError(f"bad resource {part!r}: expected NAME:VALUE")
+            if value.startswith("["):
+                if not value.endswith("]"):
+                    raise ValueError(f"bad range resource {part!r}")
+                for chunk in filter(None, (c.strip() for c in value[1:-1].split(","))):
+                    m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", chunk)
+                    if not m or int(m[1]) > int(m[2]):
+                        raise ValueError(f"bad range {chunk!r} in {part!r}")
+                    ranges.setdefault(name, []).append((int(m[1]), int(m[2])))
+            elif value.startswith("{"):
+                if not value.endswith("}"):
+                    raise ValueError(f"bad set resource {part!r}")
+                items = [i.strip() for i in value[1:-1].split(",") if i.strip()]
+                sets.setdefault(name, []).extend(items)
+            else:
+                try:
+                    number = float(value)
+                except ValueError:
+                    raise ValueError(f"bad scalar {part!r}: {value!r} is not a number") from None
+                if number < 0:
+                    raise ValueError(f"bad scalar {part!r}: negative")
+                scalars[name] = scalars.get(name, 0.0) + number
+        return cls(scalars, ranges, sets)
+
+    @classmethod
+    def from_json(cls, items: Any, path: str = "resources") -> Resources:
+        """Read a list of Mesos ``Resource`` objects; raise BadRequest when malformed."""
+        if items is None:
+            return EMPTY
+        if not isinstance(items, list):
+            raise BadRequest(f"{path}: expected an array of Resource objects")
+        scalars: dict[str, float] = {}
+        ranges: dict[str, list[Range]] = {}
+        sets: dict[str, list[str]] = {}
+        for i, item in enumerate(items):
+            where = f"{path}[{i}]"
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise BadRequest(f"{where}: expected an object with a 'name'")
+            name = item["name"]
+            kind = item.get("type", "SCALAR")
+            try:
+                if kind == "SCALAR":
+                    value = float(item["scalar"]["value"])
+                    if value < 0 or value != value:
+                        raise ValueError
+                    scalars[name] = scalars.get(name, 0.0) + value
+                elif kind == "RANGES":
+                    for r in item["ranges"].get("range", []):
+                        b, e = int(r["begin"]), int(r["end"])
+                        if b > e:
+                            raise ValueError
+                        ranges.setdefault(name, []).append((b, e))
+                elif kind == "SET":
+                    sets.setdefault(name, []).extend(str(x) for x in item["set"].get("item", []))
+                else:
+                    raise BadRequest(f"{where}: unknown resource type {kind!r}")
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise BadRequest(
+                    f"{where}: malformed {kind} resource {name!r}"
+                    " (expected e.g. {\"scalar\": {\"value\": 1.0}} with a non-negative value)"
+                ) from None
+        return cls(scalars, ranges, sets)
+
+    def to_json(self, role: str | None = "*", allocation_role: str | None = None) -> list[dict]:
+        """The list of ``Resource`` objects Mesos sends; ``allocation_role`` adds allocation_info."""
+        out: list[dict[str, Any]] = []
+        extra: dict[str, Any] = {}
+        if role is not None:
+            extra["role"] = role
+        if allocation_role is not None:
+            extra["allocation_info"] = {"role": allocation_role}
+        for name, value in self.scalars.items():
+            out.append({"name": name, "type": "SCALAR", "scalar": {"value": value}, **extra})
+        for name, rs in self.ranges.items():
+            rng = [{"begin": b, "end": e} for b, e in rs]
+            out.append({"name": name, "type": "RANGES", "ranges": {"range": rng}, **extra})
+        for name, items in self.sets.items():
+            out.append({"name": name, "type": "SET", "set": {"item": sorted(items)}, **extra})
+        return out
+
+    def to_flat(self) -> dict[str, Any]:
+        """The v0 (``/master/state``) flat form: ``{"cpus": 2, "ports": "[31000-32000]"}``."""
+        out: dict[str, Any] = {name: 0.0 for name in SCALAR_NAMES}
+        out.update(self.scalars)
+        for name, rs in self.ranges.items():
+            out[name] = "[" + ", ".join(f"{b}-{e}" for b, e in rs) + "]"
+        for name, items in self.sets.items():
+            out[name] = "{" + ", ".join(sorted(items)) + "}"
+        return out
+
+    def __str__(self) -> str:
+        parts = [f"{k}:{v:g}" for k, v in self.scalars.items()]
+        parts += [f"{k}:" + self.to_flat()[k] for k in self.ranges]
+        parts += [f"{k}:" + self.to_flat()[k] for k in self.sets]
+        return ";".join(parts)
+
+    def __repr__(self) -> str:
+        return f"Resources({str(self)!r})"
+
+    # -- arithmetic ---------------------------------------------------------------
+    def __bool__(self) -> bool:
+        return bool(self.scalars or self.ranges or self.sets)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Resources):
+            return NotImplemented
+        return (
+            self.scalars == other.scalars
+            and self.ranges == other.ranges
+            and self.sets == other.sets
+        )
+
+    def __hash__(self) -> int:
+        return hash((tuple(sorted(self.scalars.items())), tuple(sorted(self.ranges.items()))))
+
+    def get(self, name: str) -> float:
+        return self.scalars.get(name, 0.0)
+
+    def __add__(self, other: Resources) -> Resources:
+        scalars = dict(self.scalars)
+        for k, v in other.scalars.items():
+            scalars[k] = scalars.get(k, 0.0) + v
+        ranges = {k: list(v) for k, v in self.ranges.items()}
+        for k, v in other.ranges.items():
+            ranges.setdefault(k, []).extend(v)
+        sets = {k: set(v) for k, v in self.sets.items()}
+        for k, v in other.sets.items():
+            sets.setdefault(k, set()).update(v)
+        return Resources(scalars, ranges, sets)
+
+    def __sub__(self, other: Resources) -> Resources:
+        """What is left after taking ``other``; never negative (clamped at zero)."""
+        scalars = dict(self.scalars)
+        for k, v in other.scalars.items():
+            if k in scalars:
+                scalars[k] = max(0.0, scalars[k] - v)
+        ranges = dict(self.ranges)
+        for k, v in other.ranges.items():
+            if k in ranges:
+                ranges[k] = _subtract_ranges(ranges[k], v)
+        sets = {k: set(v) for k, v in self.sets.items()}
+        for k, v in other.sets.items():
+            if k in sets:
+                sets[k] -= v
+        return Resources(scalars, ranges, sets)
+
+    def contains(self, other: Resources) -> bool:
+        """True when ``other`` fits entirely inside this bag."""
+        for k, v in other.scalars.items():
+            if self.scalars.get(k, 0.0) + _EPS < v:
+                return False
+        for k, v in other.ranges.items():
+            if not _ranges_contain(self.ranges.get(k, ()), v):
+                return False
+        for k, v in other.sets.items():
+            if not v <= self.sets.get(k, frozenset()):
+                return False
+        return True
+
+    def shortfall(self, other: Resources) -> dict[str, float]:
+        """Per scalar name, how much of ``other`` this bag lacks (only the positive gaps)."""
+        return {
+            k: _round(v - self.scalars.get(k, 0.0))
+            for k, v in other.scalars.items()
+            if self.scalars.get(k, 0.0) + _EPS < v
+        }
+
+    def ports_count(self) -> int:
+        return sum(e - b + 1 for b, e in self.ranges.get("ports", ()))
+
+
+EMPTY = Resources()
