@@ -84,7 +84,7 @@ class Message:
 
 def message(cls: type[T]) -> type[T]:
     """Class decorator: make ``cls`` a slotted dataclass with an ``extra`` field."""
-    annotations = cls.__dict__.get("__annotations__", {})
+    annotations = cls.__dict__.get("__annotations__", {})  # noqa: RUF063 - mutated below
     if "extra" not in annotations:
         annotations["extra"] = "dict[str, Any]"
         cls.extra = dataclasses.field(default_factory=dict, repr=False, compare=False)  # type: ignore[attr-defined]
@@ -123,7 +123,7 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def _converters(hint: Any) -> tuple[Decoder, Encoder]:  # noqa: C901 - one table of cases
+def _converters(hint: Any) -> tuple[Decoder, Encoder]:
     origin = get_origin(hint)
     if origin is Annotated:
         base, *meta = get_args(hint)

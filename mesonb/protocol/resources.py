@@ -159,7 +159,7 @@ class Resources:
         return cls(scalars, ranges, sets)
 
     def to_json(self, role: str | None = "*", allocation_role: str | None = None) -> list[dict]:
-        """The list of ``Resource`` objects Mesos sends; ``allocation_role`` adds allocation_info."""
+        """The ``Resource`` list Mesos sends; ``allocation_role`` adds allocation_info."""
         out: list[dict[str, Any]] = []
         extra: dict[str, Any] = {}
         if role is not None:
@@ -249,10 +249,7 @@ class Resources:
         for k, v in other.ranges.items():
             if not _ranges_contain(self.ranges.get(k, ()), v):
                 return False
-        for k, v in other.sets.items():
-            if not v <= self.sets.get(k, frozenset()):
-                return False
-        return True
+        return all(v <= self.sets.get(k, frozenset()) for k, v in other.sets.items())
 
     def shortfall(self, other: Resources) -> dict[str, float]:
         """Per scalar name, how much of ``other`` this bag lacks (only the positive gaps)."""

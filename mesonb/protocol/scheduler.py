@@ -14,7 +14,7 @@ from typing import Any
 
 from .codec import ID, Message, ProtoEnum, message
 from .errors import BadRequest
-from .mesos import FrameworkInfo, Filters, KillPolicy, MasterInfo, Operation, TaskStatus
+from .mesos import Filters, FrameworkInfo, KillPolicy, MasterInfo, Operation, TaskStatus
 
 
 class CallType(ProtoEnum):

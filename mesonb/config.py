@@ -1,0 +1,51 @@
+"""Daemon settings with Mesos's defaults (src/master/constants.hpp, src/slave/constants.hpp)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+VERSION = "1.11.0"  # the Mesos API level mesonb speaks; pymesos checks >= 1.0
+MESONB_VERSION = "0.1.0"
+SECRET_ENV = "MESONB_SECRET"
+
+
+def default_work_dir(kind: str) -> Path:
+    base = Path(os.environ.get("MESONB_WORK_DIR", Path.home() / ".mesonb"))
+    return base / kind
+
+
+@dataclasses.dataclass
+class MasterConfig:
+    ip: str = "127.0.0.1"
+    port: int = 5050
+    hostname: str | None = None
+    work_dir: Path = dataclasses.field(default_factory=lambda: default_work_dir("master"))
+    cluster: str = "mesonb"
+    secret: str | None = None
+    allocation_interval: float = 1.0
+    heartbeat_interval: float = 15.0  # scheduler HEARTBEAT events
+    agent_ping_timeout: float = 15.0
+    max_agent_ping_timeouts: int = 5
+    offer_timeout: float | None = None
+    max_completed_tasks_per_framework: int = 1000
+    max_completed_frameworks: int = 50
+
+
+@dataclasses.dataclass
+class AgentConfig:
+    master: str = "127.0.0.1:5050"
+    ip: str = "127.0.0.1"
+    port: int = 5051
+    hostname: str | None = None
+    work_dir: Path = dataclasses.field(default_factory=lambda: default_work_dir("agent"))
+    resources: str | None = None
+    attributes: str | None = None
+    secret: str | None = None
+    executor_shutdown_grace_period: float = 5.0
+    executor_registration_timeout: float = 60.0
+    registration_backoff_factor: float = 1.0
+    max_registration_backoff: float = 60.0
+    status_update_retry_min: float = 10.0
+    status_update_retry_max: float = 600.0

@@ -1,0 +1,169 @@
+"""The one place every HTTP request of the master and the agent passes through.
+
+:class:`BaseHandler` authenticates (bearer token when the daemon has a secret), checks
+media types, turns :class:`~mesonb.protocol.errors.ProtocolError` into a 4xx answer with a
+plain-text message, and never lets an unexpected exception take the daemon down.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+from typing import Any
+
+import tornado.web
+
+from mesonb.protocol.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NotAcceptable,
+    ProtocolError,
+    Redirect,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+PROTOBUF = "application/x-protobuf"
+RECORDIO = "application/recordio"
+_DOUBLE_SLASH = re.compile(r"/{2,}")
+
+
+class Security:
+    """What a daemon requires of callers. ``secret=None`` means open (loopback only)."""
+
+    def __init__(self, secret: str | None = None) -> None:
+        self.secret = secret
+
+    def check(self, authorization: str | None) -> None:
+        if self.secret is None:
+            return
+        if not authorization:
+            raise Unauthorized("Missing 'Authorization: Bearer <secret>' header")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), self.secret.encode()
+        ):
+            raise Unauthorized("Invalid credentials")
+
+    def headers(self) -> dict[str, str]:
+        """Headers a client of a daemon with this secret must send."""
+        return {"Authorization": f"Bearer {self.secret}"} if self.secret else {}
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """Authentication, media types and error answers for every endpoint."""
+
+    security: Security
+    public = False  # True for endpoints open without credentials (health, version)
+
+    def initialize(self, security: Security, **kwargs: Any) -> None:
+        self.security = security
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+
+    def prepare(self) -> None:
+        if not self.public:
+            self.security.check(self.request.headers.get("Authorization"))
+
+    def check_xsrf_cookie(self) -> None:  # API clients do not carry cookies
+        return
+
+    def set_default_headers(self) -> None:
+        self.set_header("Cache-Control", "no-cache")
+
+    # -- helpers for subclasses ----------------------------------------------------
+    def require_json_body(self) -> None:
+        """Mesos rules: no Content-Type -> 400, protobuf or other -> 415."""
+        ctype = self.request.headers.get("Content-Type")
+        if not ctype:
+            raise BadRequest("Expecting 'Content-Type' to be present")
+        media = ctype.split(";")[0].strip().lower()
+        if media == PROTOBUF:
+            raise UnsupportedMediaType(
+                "Content-Type 'application/x-protobuf' is not supported; use application/json"
+            )
+        if media != JSON:
+            raise UnsupportedMediaType(
+                f"Expecting 'Content-Type' of application/json, got '{media}'"
+            )
+
+    def require_json_accept(self, extra: tuple[str, ...] = ()) -> None:
+        accept = self.request.headers.get("Accept")
+        if not accept:
+            return
+        allowed = {JSON, "*/*", "application/*", *extra}
+        medias = {a.split(";")[0].strip().lower() for a in accept.split(",")}
+        if not medias & allowed:
+            raise NotAcceptable(f"Expecting 'Accept' to allow application/json, got '{accept}'")
+
+    def json_body(self) -> Any:
+        try:
+            return json.loads(self.request.body or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"Failed to parse JSON body: {exc}") from None
+
+    def write_json(self, obj: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", JSON)
+        self.finish(json.dumps(obj, separators=(",", ":")))
+
+    def write_jsonp_or_json(self, obj: Any) -> None:
+        """Legacy endpoints accept ``?jsonp=callback`` like Mesos."""
+        callback = self.get_query_argument("jsonp", None)
+        if callback and re.fullmatch(r"[A-Za-z_$][\w$.]*", callback):
+            self.set_header("Content-Type", "text/javascript")
+            self.finish(f"{callback}({json.dumps(obj)});")
+        else:
+            self.write_json(obj)
+
+    # -- errors --------------------------------------------------------------------
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, Redirect):
+            if not self._finished:
+                self.set_status(307)
+                self.set_header("Location", e.location)
+                self.finish()
+            return
+        if isinstance(e, ProtocolError):
+            if not self._finished:
+                self.clear()
+                self.set_status(e.status)
+                self.set_header("Content-Type", "text/plain; charset=utf-8")
+                if e.status == 401:
+                    self.set_header("WWW-Authenticate", 'Bearer realm="mesonb"')
+                self.finish(e.message)
+            return
+        super()._handle_request_exception(e)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        reason = self._reason
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, tornado.web.HTTPError) and exc.log_message:
+            reason = exc.log_message % exc.args if exc.args else exc.log_message
+        self.finish(f"{status_code} {reason}")
+
+
+class NotFoundHandler(BaseHandler):
+    public = True
+
+    def prepare(self) -> None:
+        raise tornado.web.HTTPError(404, "No endpoint at %s", self.request.path)
+
+
+def method_not_allowed(allowed: str) -> MethodNotAllowed:
+    return MethodNotAllowed(f"Expecting one of {{ '{allowed}' }}, but received a different method")
+
+
+class SlashCollapsingApplication(tornado.web.Application):
+    """An Application that routes ``//a//b`` as ``/a/b`` (clients that join ids to paths)."""
+
+    def find_handler(self, request: Any, **kwargs: Any) -> Any:
+        if "//" in request.path:
+            request.path = _DOUBLE_SLASH.sub("/", request.path)
+        return super().find_handler(request, **kwargs)
