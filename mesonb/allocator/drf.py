@@ -1,0 +1,249 @@
+"""The hierarchical DRF allocator, stage 2 of Mesos's ``__generateOffers``.
+
+``allocate(snapshot, now, rng) -> Allocation`` is a pure function: it reads a frozen
+:class:`~mesonb.allocator.snapshot.Snapshot`, never the clock, the network or the disk,
+and changes none of its inputs. The master turns the decisions into offers.
+
+::
+
+    agents (shuffled with rng)            role sorter: (share, role), lowest first
+    ┌────┬────┬────┬────┐                 ┌───────────────┬───────────────┐
+    │ a7 │ a2 │ a9 │ .. │                 │ (0.10, "dev") │ (0.40, "prd") │
+    └─┬──┴────┴────┴────┘                 └──────┬────────┴───────┬───────┘
+      │ one agent at a time                      │ per role: framework sorter
+      ▼                                          ▼                ▼
+    available empty? ──yes──► nothing_available  (0.05,"f1")     (0.30,"f3")
+      │ no                                       (0.08,"f2")     (0.41,"f4")
+      ▼
+    for role in role order:                      suppressed frameworks are not in
+      for framework in the role's order:         the sorters at all
+        below its min_allocatable? ──► skip (below_min_allocatable)
+        refuse filter covers it?   ──► skip (filtered)
+        otherwise: OFFER the agent's whole `available` to (framework, role),
+                   add it to the framework's and the role's allocation, move
+                   both in their sorters (bisect + insort), next agent
+    frameworks not asked for this agent ──► lost_to_lower_share
+
+Updating the shares after every agent is what spreads one run's offers across
+frameworks: the next agent sees the framework that just received one further back.
+A framework in several roles (MULTI_ROLE) sits in each role's sorter; the decision names
+the role. Quota (stage 1) and reservations come later: they slot in before this loop
+and as a per-role view of ``available``.
+
+Cost per agent: one list walk that stops at the first eligible framework (usually the
+first one), two incremental sorter updates and one decision. An event-triggered run
+passes only the agents that changed and the full cluster ``total``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from mesonb.protocol.resources import EMPTY, Resources
+
+from .explain import (
+    BELOW_MIN_ALLOCATABLE,
+    BUCKETS,
+    FILTERED,
+    LOST_TO_LOWER_SHARE,
+    NOTHING_AVAILABLE,
+    OFFERED,
+    SUPPRESSED,
+    WhyNot,
+    empty_counts,
+)
+from .filters import MinAllocatable
+from .snapshot import Filter, FrameworkView, Snapshot
+from .sorter import DRFSorter, dominant_share, fractions
+
+
+@dataclass(frozen=True, slots=True)
+class OfferDecision:
+    """Offer all of ``resources`` (one agent's available) to one framework in one role."""
+
+    framework_id: str
+    agent_id: str
+    role: str
+    resources: Resources
+
+
+@dataclass(slots=True)
+class Allocation:
+    """What one run decided: the offers to make, and the why-not counters."""
+
+    offers: list[OfferDecision] = field(default_factory=list)
+    why_not: WhyNot = field(default_factory=WhyNot)
+
+
+class _Fw:
+    """Per-run bookkeeping for one framework that takes part (not fully suppressed)."""
+
+    __slots__ = ("counts", "filters", "last_agent", "last_reason", "min_index")
+
+    def __init__(self, filters: dict[str, Filter] | None, min_index: int) -> None:
+        self.filters = filters  # None when it has no filters: skip the lookup
+        self.min_index = min_index
+        self.counts = empty_counts()
+        self.last_agent = -1  # index of the last agent a reason was counted for
+        self.last_reason = ""
+
+
+def _split_by_role(view: FrameworkView, roles: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Scalars held per role: ``allocated_by_role`` if given, else ``allocated`` spread."""
+    if view.allocated_by_role:
+        return {r: dict(view.allocated_by_role.get(r, EMPTY).scalars) for r in roles}
+    part = 1.0 / len(roles)
+    return {r: {k: v * part for k, v in view.allocated.scalars.items()} for r in roles}
+
+
+def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -> Allocation:
+    """Decide who is offered each agent's available resources (see the module docstring).
+
+    ``now`` is compared with filters' ``refuse_until``; ``rng`` shuffles the agents
+    (default: a fresh ``random.Random()``). Raises ``ValueError`` when two agents or two
+    frameworks share an id.
+    """
+    rng = random.Random() if rng is None else rng
+    inv_total = {name: 1.0 / v for name, v in snapshot.total.scalars.items() if v > 0}
+
+    # -- minimum offer sizes: one compiled entry per distinct list ------------------------
+    mins: list[MinAllocatable] = [MinAllocatable(snapshot.min_allocatable)]
+    min_index: dict[tuple[Resources, ...], int] = {}
+
+    def min_index_of(view: FrameworkView) -> int:
+        if view.min_allocatable is None:
+            return 0
+        key = tuple(view.min_allocatable)
+        if key not in min_index:
+            min_index[key] = len(mins)
+            mins.append(MinAllocatable(key))
+        return min_index[key]
+
+    # -- sorters: roles by weighted share, frameworks by share within each role -----------
+    role_alloc: dict[str, dict[str, float]] = {}
+    active: dict[str, list[tuple[str, dict[str, float]]]] = {}  # role -> [(fid, alloc)]
+    fws: dict[str, _Fw] = {}
+    all_ids: list[str] = []
+    for view in snapshot.frameworks:
+        fid = view.framework_id
+        all_ids.append(fid)
+        roles = view.role_list
+        by_role = _split_by_role(view, roles)
+        live = [r for r in roles if r not in view.suppressed_roles]
+        if live:
+            fws[fid] = _Fw(dict(view.filters) or None, min_index_of(view))
+        for role in roles:
+            total = role_alloc.setdefault(role, {})
+            for name, value in by_role[role].items():
+                total[name] = total.get(name, 0.0) + value
+        for role in live:
+            active.setdefault(role, []).append((fid, by_role[role]))
+    if len(set(all_ids)) != len(all_ids):
+        raise ValueError("a framework id appears twice in the snapshot")
+
+    role_sorter = DRFSorter(inv_total)
+    framework_sorters: dict[str, DRFSorter] = {}
+    for role, members in active.items():
+        role_sorter.add(role, role_alloc[role], snapshot.weight(role))
+        sorter = framework_sorters[role] = DRFSorter(inv_total)
+        for fid, alloc in members:
+            sorter.add(fid, alloc)
+
+    # -- the walk over the shuffled agents ------------------------------------------------
+    agents = list(snapshot.agents)
+    if len({a.agent_id for a in agents}) != len(agents):
+        raise ValueError("an agent appears twice in the snapshot")
+    rng.shuffle(agents)
+
+    offers: list[OfferDecision] = []
+    role_order = role_sorter.order
+    single_min = mins[0] if len(mins) == 1 else None
+    n_empty = 0  # agents with nothing available
+    n_small = 0  # agents below every minimum: not walked, below_min for everyone
+    n_unoffered = 0  # agents walked that no framework could take
+
+    for index, agent in enumerate(agents):
+        avail = agent.available
+        if not avail:
+            n_empty += 1
+            continue
+        if not role_order:
+            n_unoffered += 1
+            continue
+        if single_min is not None:
+            if not single_min.met_by(avail):
+                n_small += 1
+                continue
+            min_ok = (True,)
+        else:
+            min_ok = tuple(m.met_by(avail) for m in mins)
+            if not any(min_ok):
+                n_small += 1
+                continue
+
+        agent_id = agent.agent_id
+        chosen_role = chosen_fid = None
+        for _, role in role_order:
+            for _, fid in framework_sorters[role].order:
+                fw = fws[fid]
+                if not min_ok[fw.min_index]:
+                    reason = BELOW_MIN_ALLOCATABLE
+                else:
+                    flt = fw.filters.get(agent_id) if fw.filters is not None else None
+                    if flt is None or not flt.applies(avail, now):
+                        chosen_role, chosen_fid = role, fid
+                        break
+                    reason = FILTERED
+                if fw.last_agent != index:  # count one reason per agent per framework
+                    fw.last_agent, fw.last_reason = index, reason
+                    fw.counts[reason] += 1
+            if chosen_fid is not None:
+                break
+
+        if chosen_fid is None or chosen_role is None:
+            n_unoffered += 1
+            continue
+        received = fractions(avail.scalars, inv_total)
+        framework_sorters[chosen_role].allocated(chosen_fid, received)
+        role_sorter.allocated(chosen_role, received)
+        offers.append(OfferDecision(chosen_fid, agent_id, chosen_role, avail))
+        fw = fws[chosen_fid]
+        fw.counts[OFFERED] += 1
+        if fw.last_agent == index:  # rejected in another of its roles first: undo that
+            fw.counts[fw.last_reason] -= 1
+            fw.last_agent = -1
+
+    # -- why-not: fill in the buckets that were counted in bulk ---------------------------
+    n_agents = len(agents)
+    with_resources = n_agents - n_empty
+    per_framework: dict[str, dict[str, int]] = {}
+    for fid in all_ids:
+        fw_state = fws.get(fid)
+        if fw_state is None:
+            counts = empty_counts()
+            counts[SUPPRESSED] = with_resources
+        else:
+            counts = fw_state.counts
+            counts[BELOW_MIN_ALLOCATABLE] += n_small
+            counts[LOST_TO_LOWER_SHARE] = with_resources - sum(
+                counts[b] for b in BUCKETS if b != LOST_TO_LOWER_SHARE
+            )
+        counts[NOTHING_AVAILABLE] = n_empty
+        per_framework[fid] = counts
+
+    role_shares = {
+        role: role_sorter.share(role)
+        if role in role_sorter
+        else dominant_share(alloc, inv_total) / snapshot.weight(role)
+        for role, alloc in role_alloc.items()
+    }
+    why_not = WhyNot(
+        agents_considered=n_agents,
+        frameworks_considered=len(all_ids),
+        offers=len(offers),
+        agents_unoffered=n_unoffered + n_small,
+        frameworks=per_framework,
+        role_shares=role_shares,
+    )
+    return Allocation(offers, why_not)

@@ -1,0 +1,67 @@
+"""The checks that keep an agent from a framework: refuse filters and minimum offer size.
+
+Both are asked once per (agent, framework) the allocator reaches, so they are written for
+speed: a ``min_allocatable`` list is compiled once per run into plain ``(name, value)``
+pairs compared against ``Resources.scalars`` directly, and only quantities that name
+ranges or sets fall back to :meth:`Resources.contains`.
+
+Mesos semantics (src/master/allocator/mesos/hierarchical.cpp, ``allocatable`` and
+``isFiltered``):
+
+- *min_allocatable*: the resources are worth offering when they contain at least ONE of
+  the listed quantities (``cpus:0.01|mem:32`` means "a hundredth of a CPU, or 32 MB").
+  An empty list means no minimum: anything non-empty is offered.
+- *filter*: see :class:`mesonb.allocator.snapshot.Filter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from mesonb.protocol.resources import Resources
+
+from .snapshot import Filter
+
+# Resources.contains treats values within half a thousandth as equal; so do we.
+_EPS = 0.0005
+
+# One compiled quantity: its scalar requirements, and the whole Resources when it also
+# asks for ranges or sets (checked with Resources.contains).
+_Quantity = tuple[tuple[tuple[str, float], ...], Resources | None]
+
+
+class MinAllocatable:
+    """A compiled ``min_allocatable_resources`` list (see the module docstring)."""
+
+    __slots__ = ("_quantities", "any_size")
+
+    def __init__(self, quantities: Iterable[Resources]) -> None:
+        compiled: list[_Quantity] = []
+        for q in quantities:
+            scalars = tuple((name, value - _EPS) for name, value in q.scalars.items())
+            compiled.append((scalars, q if (q.ranges or q.sets) else None))
+        self._quantities = tuple(compiled)
+        # No minimum, or one quantity that is empty: every non-empty offer qualifies.
+        self.any_size = not compiled or any(not s and r is None for s, r in compiled)
+
+    def met_by(self, offerable: Resources) -> bool:
+        """True when ``offerable`` holds at least one of the quantities."""
+        if self.any_size:
+            return bool(offerable)
+        have = offerable.scalars
+        for scalars, whole in self._quantities:
+            for name, value in scalars:
+                if have.get(name, 0.0) < value:
+                    break
+            else:
+                if whole is None or offerable.contains(whole):
+                    return True
+        return False
+
+
+def is_filtered(
+    filters: Mapping[str, Filter], agent_id: str, offerable: Resources, now: float
+) -> bool:
+    """True when a live filter on ``agent_id`` covers everything ``offerable``."""
+    flt = filters.get(agent_id)
+    return flt is not None and flt.applies(offerable, now)
