@@ -1,0 +1,44 @@
+"""The ``mesonb`` command: ``mesonb master``, ``mesonb agent``, ``mesonb local``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from mesonb.config import MESONB_VERSION
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mesonb import local
+    from mesonb.agent import cli as agent_cli
+    from mesonb.master import cli as master_cli
+
+    parser = argparse.ArgumentParser(
+        prog="mesonb",
+        description="mesonb: Apache Mesos for notebooks and scripts. "
+        "Pool many machines' resources and run tasks on them.",
+    )
+    parser.add_argument("--version", action="version", version=f"mesonb {MESONB_VERSION}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    master_cli.add_parser(sub)
+    agent_cli.add_parser(sub)
+    local.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=getattr(logging, str(getattr(args, "log_level", "INFO")).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""The master's book: frameworks, agents, tasks and offers, and their indexes.
+
+Plain records, no I/O. The :class:`~mesonb.master.master.Master` owns one ``Book`` and is
+the only writer; HTTP handlers (operator, state, metrics) read it. Resource accounting is
+incremental so that building an allocator snapshot or a metrics snapshot never walks the
+100,000 tasks:
+
+* ``Agent.used``      resources held by the agent's live tasks and executors;
+* ``Agent.offered``   resources in outstanding offers on the agent;
+* ``Framework.used`` / ``Framework.offered`` the same per framework.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import enum
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from mesonb.protocol.mesos import AgentInfo, ExecutorInfo, FrameworkInfo, TaskInfo, TaskStatus
+from mesonb.protocol.resources import EMPTY, Resources
+from mesonb.protocol.states import TaskState
+
+Send = Callable[[dict[str, Any]], None]
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class Task:
+    """A task as the master knows it (Mesos's ``Task`` message, mesos.proto)."""
+
+    info: TaskInfo
+    framework_id: str
+    agent_id: str
+    role: str
+    resources: Resources
+    executor_id: str | None = None
+    state: TaskState = TaskState.TASK_STAGING
+    statuses: list[TaskStatus] = dataclasses.field(default_factory=list)
+    status_update_state: TaskState | None = None
+    status_update_uuid: bytes | None = None
+    unreachable_time: float | None = None
+    user: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.info.task_id
+
+    @property
+    def latest_status(self) -> TaskStatus | None:
+        return self.statuses[-1] if self.statuses else None
+
+    def record(self, status: TaskStatus, keep: int = 8) -> None:
+        """Remember a status (bounded: the first one and the most recent)."""
+        self.statuses.append(status)
+        if len(self.statuses) > keep:
+            del self.statuses[1]
+
+
+class AgentState(enum.StrEnum):
+    REGISTERED = "REGISTERED"  # connected and answering pings
+    DISCONNECTED = "DISCONNECTED"  # link closed; waiting for it to come back
+    UNREACHABLE = "UNREACHABLE"  # missed too many pings; tasks reported unreachable
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class Agent:
+    id: str
+    info: AgentInfo
+    total: Resources
+    version: str
+    state: AgentState = AgentState.REGISTERED
+    send: Send | None = None  # the live link; None while disconnected
+    close: Callable[[], None] | None = None
+    used: Resources = EMPTY
+    offered: Resources = EMPTY
+    tasks: dict[tuple[str, str], Task] = dataclasses.field(default_factory=dict)
+    # framework id -> executor id -> ExecutorInfo, with the executor's own resources
+    executors: dict[str, dict[str, ExecutorInfo]] = dataclasses.field(default_factory=dict)
+    offers: set[str] = dataclasses.field(default_factory=set)
+    registered_time: float = 0.0
+    reregistered_time: float | None = None
+    unreachable_time: float | None = None
+    last_pong: float = 0.0
+    pings_missed: int = 0
+    attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def available(self) -> Resources:
+        return self.total - self.used - self.offered
+
+    @property
+    def active(self) -> bool:
+        return self.state is AgentState.REGISTERED
+
+    @property
+    def hostname(self) -> str:
+        return self.info.hostname
+
+    @property
+    def pid(self) -> str:
+        return f"slave(1)@{self.hostname}:{self.info.port}"
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class Offer:
+    id: str
+    framework_id: str
+    agent_id: str
+    role: str
+    resources: Resources
+    created: float  # monotonic seconds
+
+    def to_json(self, agent: Agent) -> dict[str, Any]:
+        """The ``Offer`` message as sent in an OFFERS event."""
+        out: dict[str, Any] = {
+            "id": {"value": self.id},
+            "framework_id": {"value": self.framework_id},
+            "agent_id": {"value": self.agent_id},
+            "hostname": agent.hostname,
+            "allocation_info": {"role": self.role},
+            "resources": self.resources.to_json("*", self.role),
+        }
+        if agent.info.attributes:
+            out["attributes"] = [a.to_json() for a in agent.info.attributes]
+        executors = agent.executors.get(self.framework_id)
+        if executors:
+            out["executor_ids"] = [{"value": e} for e in executors]
+        out["url"] = {
+            "scheme": "http",
+            "address": {"hostname": agent.hostname, "ip": agent.hostname, "port": agent.info.port},
+            "path": "/slave(1)",
+        }
+        return out
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class Framework:
+    id: str
+    info: FrameworkInfo
+    send: Send | None = None  # the live SUBSCRIBE stream
+    close: Callable[[str | None], None] | None = None
+    stream_id: str | None = None
+    active: bool = True
+    used: Resources = EMPTY
+    offered: Resources = EMPTY
+    tasks: dict[str, Task] = dataclasses.field(default_factory=dict)
+    unreachable_tasks: dict[str, Task] = dataclasses.field(default_factory=dict)
+    completed_tasks: collections.deque[Task] = dataclasses.field(
+        default_factory=lambda: collections.deque(maxlen=1000)
+    )
+    offers: dict[str, Offer] = dataclasses.field(default_factory=dict)
+    suppressed_roles: set[str] = dataclasses.field(default_factory=set)
+    # agent id -> (refuse until monotonic, resources refused)
+    filters: dict[str, tuple[float, Resources]] = dataclasses.field(default_factory=dict)
+    registered_time: float = 0.0
+    reregistered_time: float | None = None
+    unregistered_time: float | None = None
+    failover_deadline: float | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.send is not None
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(self.info.role_list)
+
+    @property
+    def partition_aware(self) -> bool:
+        return self.info.has_capability("PARTITION_AWARE")
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+
+class Book:
+    """All frameworks, agents, tasks and offers the master knows about."""
+
+    def __init__(self, max_completed_tasks: int = 1000, max_completed_frameworks: int = 50):
+        self.frameworks: dict[str, Framework] = {}
+        self.completed_frameworks: collections.OrderedDict[str, Framework] = (
+            collections.OrderedDict()
+        )
+        self.agents: dict[str, Agent] = {}
+        self.offers: dict[str, Offer] = {}
+        self.gone_agents: dict[str, float] = {}
+        self.max_completed_tasks = max_completed_tasks
+        self.max_completed_frameworks = max_completed_frameworks
+        self.total: Resources = EMPTY  # resources of all registered (reachable) agents
+        self.task_counts: collections.Counter[TaskState] = collections.Counter()
+
+    # -- tasks ---------------------------------------------------------------------
+    def add_task(self, task: Task) -> None:
+        framework = self.frameworks[task.framework_id]
+        agent = self.agents[task.agent_id]
+        framework.tasks[task.id] = task
+        agent.tasks[(task.framework_id, task.id)] = task
+        framework.used = framework.used + task.resources
+        agent.used = agent.used + task.resources
+        self.task_counts[task.state] += 1
+
+    def set_task_state(self, task: Task, state: TaskState) -> None:
+        if state is task.state:
+            return
+        self.task_counts[task.state] -= 1
+        self.task_counts[state] += 1
+        task.state = state
+
+    def finish_task(self, task: Task) -> None:
+        """Release a task's resources and move it to the framework's completed tasks."""
+        framework = self.frameworks.get(task.framework_id)
+        agent = self.agents.get(task.agent_id)
+        if agent is not None and agent.tasks.pop((task.framework_id, task.id), None) is not None:
+            agent.used = agent.used - task.resources
+        if framework is not None:
+            if framework.tasks.pop(task.id, None) is not None:
+                framework.used = framework.used - task.resources
+            framework.unreachable_tasks.pop(task.id, None)
+            framework.completed_tasks.append(task)
+
+    def find_task(self, framework_id: str, task_id: str) -> Task | None:
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            return None
+        return framework.tasks.get(task_id) or framework.unreachable_tasks.get(task_id)
+
+    def find_completed_task(self, framework_id: str, task_id: str) -> Task | None:
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            return None
+        for task in reversed(framework.completed_tasks):
+            if task.id == task_id:
+                return task
+        return None
+
+    def live_tasks(self) -> Iterator[Task]:
+        for framework in self.frameworks.values():
+            yield from framework.tasks.values()
+
+    # -- executors -----------------------------------------------------------------
+    def add_executor(self, agent: Agent, framework: Framework, executor: ExecutorInfo) -> None:
+        agent.executors.setdefault(framework.id, {})[executor.executor_id] = executor
+        if executor.resources:
+            res = Resources.from_json(executor.resources)
+            agent.used = agent.used + res
+            framework.used = framework.used + res
+
+    def remove_executor(self, agent: Agent, framework_id: str, executor_id: str) -> None:
+        executors = agent.executors.get(framework_id, {})
+        executor = executors.pop(executor_id, None)
+        if not executors:
+            agent.executors.pop(framework_id, None)
+        if executor is not None and executor.resources:
+            res = Resources.from_json(executor.resources)
+            agent.used = agent.used - res
+            framework = self.frameworks.get(framework_id)
+            if framework is not None:
+                framework.used = framework.used - res
+
+    # -- offers --------------------------------------------------------------------
+    def add_offer(self, offer: Offer) -> None:
+        self.offers[offer.id] = offer
+        framework = self.frameworks[offer.framework_id]
+        agent = self.agents[offer.agent_id]
+        framework.offers[offer.id] = offer
+        agent.offers.add(offer.id)
+        framework.offered = framework.offered + offer.resources
+        agent.offered = agent.offered + offer.resources
+
+    def remove_offer(self, offer: Offer) -> None:
+        """Forget an offer and return its resources to the agent's available pool."""
+        if self.offers.pop(offer.id, None) is None:
+            return
+        framework = self.frameworks.get(offer.framework_id)
+        agent = self.agents.get(offer.agent_id)
+        if framework is not None and framework.offers.pop(offer.id, None) is not None:
+            framework.offered = framework.offered - offer.resources
+        if agent is not None:
+            agent.offers.discard(offer.id)
+            agent.offered = agent.offered - offer.resources
+
+    # -- frameworks ----------------------------------------------------------------
+    def complete_framework(self, framework: Framework) -> None:
+        self.frameworks.pop(framework.id, None)
+        self.completed_frameworks[framework.id] = framework
+        while len(self.completed_frameworks) > self.max_completed_frameworks:
+            self.completed_frameworks.popitem(last=False)

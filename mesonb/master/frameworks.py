@@ -1,0 +1,565 @@
+"""Scheduler calls: what the master does with each v1 ``Call`` from a framework.
+
+Framework life cycle (as the master sees it)::
+
+    SUBSCRIBE ──► connected ──(stream closes)──► disconnected ──(failover_timeout)──► removed
+        ▲             │  ▲                           │                                   ▲
+        │             │  └────── SUBSCRIBE(id) ──────┘                                   │
+        │             └──────────────────────── TEARDOWN ────────────────────────────────┘
+        └── a second SUBSCRIBE for the same id takes over; the old stream gets ERROR.
+
+Validation errors in a call answer 400 before anything changes. Errors in a task inside
+an ACCEPT do not fail the call: that task gets ``TASK_ERROR`` (as in Mesos) and the
+other tasks launch.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from mesonb.protocol.agent import (
+    AcknowledgeUpdate,
+    AgentFrameworkMessage,
+    KillTask,
+    MasterCommand,
+    MasterCommandType,
+    RunTask,
+    RunTaskGroup,
+    ShutdownExecutor,
+    UpdateFrameworkInfo,
+)
+from mesonb.protocol.errors import BadRequest, Forbidden
+from mesonb.protocol.mesos import ExecutorInfo, FrameworkInfo, TaskInfo
+from mesonb.protocol.resources import Resources
+from mesonb.protocol.scheduler import (
+    Call,
+    Error,
+    Event,
+    EventType,
+    ReconcileTask,
+    Subscribed,
+)
+from mesonb.protocol.states import Reason, TaskState
+
+from .book import Agent, AgentState, Framework, Task
+from .updates import master_status, reconciliation_status
+
+if TYPE_CHECKING:
+    from .master import Master
+
+log = logging.getLogger(__name__)
+MAX_REFUSE_SECONDS = 365 * 24 * 3600.0
+_ROLE = re.compile(r"^(\*|[^/\s.\-][^/\s]*(/[^/\s.\-][^/\s]*)*)$")
+Send = Callable[[dict[str, Any]], None]
+Close = Callable[[str | None], None]
+
+
+def validate_roles(info: FrameworkInfo) -> None:
+    for role in info.role_list:
+        if not _ROLE.match(role) or role in (".", ".."):
+            raise BadRequest(f"Invalid role '{role}': roles are path-like names without spaces")
+    if info.roles and info.role:
+        raise BadRequest("'FrameworkInfo.role' and 'FrameworkInfo.roles' are exclusive")
+
+
+class SchedulerCalls:
+    """Carries out scheduler calls on the master's book."""
+
+    def __init__(self, master: Master) -> None:
+        self.master = master
+        self.book = master.book
+
+    # -- subscription ------------------------------------------------------------------
+    def subscribe(self, call: Call, stream_id: str, send: Send, close: Close) -> Framework | None:
+        """Register or re-register a framework on a new event stream."""
+        assert call.subscribe is not None
+        info = call.subscribe.framework_info
+        validate_roles(info)
+        if call.framework_id and info.id and call.framework_id != info.id:
+            raise BadRequest("'framework_id' differs from 'subscribe.framework_info.id'")
+        framework_id = info.id or call.framework_id
+        now = self.master.clock.time()
+        if framework_id and framework_id in self.book.completed_frameworks:
+            send(_error(f"Framework {framework_id} has been removed"))
+            close(None)
+            return None
+        framework = self.book.frameworks.get(framework_id) if framework_id else None
+        if framework is None:
+            framework_id = framework_id or self.master.new_id("framework")
+            info.id = framework_id
+            framework = Framework(framework_id, info, registered_time=now)
+            self.book.frameworks[framework_id] = framework
+            log.info("framework %s (%s) subscribed", framework_id, info.name)
+            self.master.emit({"type": "FRAMEWORK_ADDED", "framework_added": {
+                "framework": {"framework_info": info.to_json(), "active": True,
+                              "connected": True, "recovered": False}}})
+        else:
+            if framework.close is not None:
+                old_send, old_close = framework.send, framework.close
+                framework.send = framework.close = None
+                if old_send is not None:
+                    old_send(_error("Framework failed over"))
+                old_close("Framework failed over")
+            info.id = framework_id
+            info.user = framework.info.user
+            info.checkpoint = framework.info.checkpoint
+            framework.info = info
+            framework.reregistered_time = now
+            log.info("framework %s (%s) re-subscribed", framework_id, info.name)
+        framework.send, framework.close, framework.stream_id = send, close, stream_id
+        framework.active = True
+        framework.failover_deadline = None
+        framework.suppressed_roles = set(call.subscribe.suppressed_roles or ())
+        send(
+            Event(
+                type=EventType.SUBSCRIBED,
+                subscribed=Subscribed(
+                    framework_id=framework_id,
+                    heartbeat_interval_seconds=self.master.config.heartbeat_interval,
+                    master_info=self.master.info(),
+                ),
+            ).to_json()
+        )
+        self._allocate_everywhere()
+        return framework
+
+    def disconnected(self, framework: Framework, stream_id: str) -> None:
+        """The SUBSCRIBE stream closed. Start the failover timeout."""
+        if framework.stream_id != stream_id or framework.send is None:
+            return  # an older stream, already replaced
+        framework.send = framework.close = None
+        framework.unregistered_time = self.master.clock.time()
+        self.master.rescind_framework_offers(framework, notify=False)
+        timeout = framework.info.failover_timeout or 0.0
+        log.info("framework %s disconnected; failover timeout %.1fs", framework.id, timeout)
+        if timeout <= 0:
+            self.master.remove_framework(framework, "disconnected with failover_timeout 0")
+        else:
+            framework.failover_deadline = self.master.clock.monotonic() + timeout
+
+    # -- dispatch ----------------------------------------------------------------------
+    def handle(self, call: Call, stream_id: str | None) -> dict[str, Any] | None:
+        """Carry out a non-SUBSCRIBE call. Returns a body for synchronous calls."""
+        if not call.framework_id:
+            raise BadRequest("Expecting 'framework_id' to be present")
+        framework = self.book.frameworks.get(call.framework_id)
+        if framework is None:
+            raise BadRequest("Framework cannot be found")
+        if not framework.connected:
+            raise Forbidden("Framework is not subscribed")
+        if stream_id is None:
+            raise BadRequest("All non-subscribe calls should include the 'Mesos-Stream-Id' header")
+        if stream_id != framework.stream_id:
+            raise BadRequest(
+                f"The stream ID '{stream_id}' included in this request didn't match the stream"
+                f" ID currently associated with framework ID {framework.id}"
+            )
+        handler = getattr(self, f"_{call.type.value.lower()}", None)
+        self.master.counters[f"messages_{call.type.value.lower()}"] += 1
+        if handler is None:
+            return None  # inverse offers / operation feedback: accepted, nothing to do
+        return handler(framework, call)
+
+    # -- offers --------------------------------------------------------------------------
+    def _accept(self, framework: Framework, call: Call) -> None:
+        accept = call.accept
+        assert accept is not None
+        operations = accept.operations or []
+        agent, pool, role, invalid = self._take_offers(framework, accept.offer_ids)
+        if invalid is not None:
+            log.warning("ACCEPT from %s with invalid offers: %s", framework.id, invalid)
+            for task in _tasks_of(operations):
+                state = TaskState.TASK_DROPPED
+                self._task_error(framework, task, invalid, Reason.REASON_INVALID_OFFERS, state)
+            if agent is not None:
+                self.master.resources_changed(agent.id)
+            return
+        assert agent is not None
+        for op in operations:
+            if op.launch is not None:
+                for task in op.launch.task_infos:
+                    pool = self._launch(framework, agent, role, task, None, pool)
+            elif op.launch_group is not None:
+                pool = self._launch_group(framework, agent, role, op.launch_group, pool)
+            else:
+                log.warning("framework %s: operation %s is not supported", framework.id, op.type)
+                self.master.counters["unsupported_operations"] += 1
+        self._filter(framework, agent, pool, accept.filters)
+        self.master.resources_changed(agent.id)
+
+    def _decline(self, framework: Framework, call: Call) -> None:
+        decline = call.decline
+        assert decline is not None
+        agent, pool, _role, _invalid = self._take_offers(framework, decline.offer_ids)
+        if agent is not None:
+            self._filter(framework, agent, pool, decline.filters)
+            self.master.resources_changed(agent.id)
+
+    def _take_offers(
+        self, framework: Framework, offer_ids: list[str]
+    ) -> tuple[Agent | None, Resources, str, str | None]:
+        """Remove the offers; return their agent, pooled resources, role and any problem."""
+        pool = Resources()
+        agent: Agent | None = None
+        role = "*"
+        problem = None
+        if not offer_ids:
+            problem = "No offers specified"
+        if len(set(offer_ids)) != len(offer_ids):
+            problem = "Duplicate offers specified"
+        for offer_id in dict.fromkeys(offer_ids):
+            offer = self.book.offers.get(offer_id)
+            if offer is None or offer.framework_id != framework.id:
+                problem = problem or f"Offer {offer_id} is no longer valid"
+                continue
+            self.book.remove_offer(offer)
+            if agent is not None and offer.agent_id != agent.id:
+                problem = problem or "Aggregated offers must belong to one single agent"
+                self.master.resources_changed(offer.agent_id)
+                continue
+            agent = self.book.agents.get(offer.agent_id)
+            role = offer.role
+            pool = pool + offer.resources
+        if agent is not None and agent.state is not AgentState.REGISTERED:
+            problem = problem or f"Agent {agent.id} is not reachable"
+        return agent, pool, role, problem
+
+    def _filter(self, framework: Framework, agent: Agent, unused: Resources, filters: Any) -> None:
+        refuse = 5.0 if filters is None else filters.refuse_seconds
+        refuse = min(max(refuse, 0.0), MAX_REFUSE_SECONDS)
+        if refuse > 0 and unused:
+            framework.filters[agent.id] = (self.master.clock.monotonic() + refuse, unused)
+
+    # -- launching -----------------------------------------------------------------------
+    def _check_task(
+        self, framework: Framework, agent: Agent, task: TaskInfo, pool: Resources
+    ) -> tuple[Resources, ExecutorInfo | None, bool]:
+        """Validate one task against the offer pool; raise BadRequest with the reason."""
+        if task.task_id in framework.tasks or task.task_id in framework.unreachable_tasks:
+            raise BadRequest(f"Task has duplicate ID: {task.task_id}")
+        if task.agent_id != agent.id:
+            raise BadRequest(f"Task uses invalid agent: {task.agent_id} (offer is for {agent.id})")
+        if (task.command is None) == (task.executor is None):
+            raise BadRequest(
+                "Task should have at least one (but not both) of CommandInfo or ExecutorInfo"
+            )
+        resources = Resources.from_json(task.resources, "task.resources")
+        if not resources.scalars and not resources.ranges:
+            raise BadRequest("Task uses no resources")
+        needed = resources
+        executor = task.executor
+        new_executor = False
+        if executor is not None:
+            known = agent.executors.get(framework.id, {}).get(executor.executor_id)
+            if known is None:
+                new_executor = True
+                needed = needed + Resources.from_json(executor.resources, "executor.resources")
+            elif known.command != executor.command:
+                raise BadRequest(
+                    f"ExecutorInfo for executor {executor.executor_id} differs from the one"
+                    " already running on this agent"
+                )
+        if not pool.contains(needed):
+            lacking = ", ".join(f"{k} {v:g}" for k, v in pool.shortfall(needed).items())
+            raise BadRequest(
+                f"Task uses more resources {needed} than available {pool}"
+                + (f" (short of {lacking})" if lacking else "")
+            )
+        return resources, executor if new_executor else None, new_executor
+
+    def _launch(
+        self,
+        framework: Framework,
+        agent: Agent,
+        role: str,
+        task: TaskInfo,
+        group_executor: ExecutorInfo | None,
+        pool: Resources,
+    ) -> Resources:
+        try:
+            resources, new_executor, _ = self._check_task(framework, agent, task, pool)
+        except BadRequest as exc:
+            self._task_error(framework, task, exc.message, Reason.REASON_TASK_INVALID)
+            return pool
+        pool = pool - resources
+        if new_executor is not None:
+            pool = pool - Resources.from_json(new_executor.resources)
+            new_executor.framework_id = framework.id
+            self.book.add_executor(agent, framework, new_executor)
+        self._add_task(framework, agent, role, task, resources)
+        self.master.send_to_agent(
+            agent,
+            MasterCommand(
+                type=MasterCommandType.RUN_TASK,
+                run_task=RunTask(framework_info=framework.info, task=task, executor=task.executor),
+            ),
+        )
+        return pool
+
+    def _launch_group(
+        self, framework: Framework, agent: Agent, role: str, group: Any, pool: Resources
+    ) -> Resources:
+        """LAUNCH_GROUP is all or nothing: one invalid task fails every task of the group."""
+        executor: ExecutorInfo = group.executor
+        tasks: list[TaskInfo] = group.task_group.tasks
+        try:
+            if not tasks:
+                raise BadRequest("Task group is empty")
+            ids = [t.task_id for t in tasks]
+            if len(set(ids)) != len(ids):
+                raise BadRequest("Task group has duplicate task IDs")
+            needed = Resources()
+            for task in tasks:
+                if task.executor is not None or task.command is None:
+                    raise BadRequest(f"Task {task.task_id} in a group needs a command, no executor")
+                needed = needed + self._check_task(framework, agent, task, pool)[0]
+            known = agent.executors.get(framework.id, {}).get(executor.executor_id)
+            if known is None:
+                needed = needed + Resources.from_json(executor.resources, "executor.resources")
+            if not pool.contains(needed):
+                raise BadRequest(f"Task group uses more resources {needed} than available {pool}")
+        except BadRequest as exc:
+            for task in tasks:
+                self._task_error(framework, task, exc.message, Reason.REASON_TASK_GROUP_INVALID)
+            return pool
+        pool = pool - needed
+        if known is None:
+            executor.framework_id = framework.id
+            self.book.add_executor(agent, framework, executor)
+        for task in tasks:
+            task.executor = None
+            self._add_task(
+                framework, agent, role, task, Resources.from_json(task.resources),
+                executor.executor_id,
+            )
+        self.master.send_to_agent(
+            agent,
+            MasterCommand(
+                type=MasterCommandType.RUN_TASK_GROUP,
+                run_task_group=RunTaskGroup(
+                    framework_info=framework.info, executor=executor, task_group=group.task_group
+                ),
+            ),
+        )
+        return pool
+
+    def _add_task(
+        self,
+        framework: Framework,
+        agent: Agent,
+        role: str,
+        info: TaskInfo,
+        resources: Resources,
+        executor_id: str | None = None,
+    ) -> None:
+        task = Task(
+            info=info,
+            framework_id=framework.id,
+            agent_id=agent.id,
+            role=role,
+            resources=resources,
+            executor_id=executor_id or (info.executor.executor_id if info.executor else None),
+            user=(info.command.user if info.command else None) or framework.info.user,
+        )
+        self.book.add_task(task)
+        self.master.counters["tasks_launched"] += 1
+        if self.master.observers:
+            self.master.emit({"type": "TASK_ADDED", "task_added": {"task": task_json(task)}})
+
+    def _task_error(
+        self,
+        framework: Framework,
+        task: TaskInfo,
+        message: str,
+        reason: Reason,
+        state: TaskState = TaskState.TASK_ERROR,
+    ) -> None:
+        log.info("task %s of framework %s: %s %s", task.task_id, framework.id, state, message)
+        status = master_status(task.task_id, state, self.master.clock.time(), reason=reason,
+                               message=message, agent_id=task.agent_id)
+        self.master.send_status(framework, status)
+        self.master.counters["invalid_tasks"] += 1
+
+    # -- offer flow control --------------------------------------------------------------
+    def _revive(self, framework: Framework, call: Call) -> None:
+        roles = set(call.revive.roles or ()) if call.revive else set()
+        framework.suppressed_roles -= roles or set(framework.suppressed_roles)
+        framework.filters.clear()
+        self._allocate_everywhere()
+
+    def _suppress(self, framework: Framework, call: Call) -> None:
+        roles = set(call.suppress.roles or ()) if call.suppress else set()
+        framework.suppressed_roles |= roles or set(framework.roles)
+
+    def _allocate_everywhere(self) -> None:
+        for agent_id, agent in self.book.agents.items():
+            if agent.active and agent.available:
+                self.master.resources_changed(agent_id)
+
+    # -- tasks ---------------------------------------------------------------------------
+    def _kill(self, framework: Framework, call: Call) -> None:
+        kill = call.kill
+        assert kill is not None
+        task = self.book.find_task(framework.id, kill.task_id)
+        if task is None:
+            self._reconcile_one(framework, ReconcileTask(task_id=kill.task_id,
+                                                         agent_id=kill.agent_id))
+            return
+        agent = self.book.agents.get(task.agent_id)
+        if agent is not None:
+            self.master.send_to_agent(
+                agent,
+                MasterCommand(
+                    type=MasterCommandType.KILL_TASK,
+                    kill_task=KillTask(framework_id=framework.id, task_id=task.id,
+                                       kill_policy=kill.kill_policy or task.info.kill_policy),
+                ),
+            )
+
+    def _shutdown(self, framework: Framework, call: Call) -> None:
+        assert call.shutdown is not None
+        agent = self.book.agents.get(call.shutdown.agent_id)
+        if agent is not None:
+            self.master.send_to_agent(agent, MasterCommand(
+                type=MasterCommandType.SHUTDOWN_EXECUTOR,
+                shutdown_executor=ShutdownExecutor(framework_id=framework.id,
+                                                   executor_id=call.shutdown.executor_id)))
+
+    def _acknowledge(self, framework: Framework, call: Call) -> None:
+        ack = call.acknowledge
+        assert ack is not None
+        if len(ack.uuid) != 16:
+            raise BadRequest("'acknowledge.uuid' is not a valid UUID (16 bytes, Base64)")
+        agent = self.book.agents.get(ack.agent_id)
+        if agent is None:
+            log.info("ack for task %s on unknown agent %s dropped", ack.task_id, ack.agent_id)
+            return
+        task = self.book.find_task(framework.id, ack.task_id)
+        if task is not None and task.status_update_uuid == ack.uuid:
+            task.status_update_uuid = None
+        self.master.counters["valid_status_update_acknowledgements"] += 1
+        self.master.send_to_agent(agent, MasterCommand(
+            type=MasterCommandType.ACKNOWLEDGE,
+            acknowledge=AcknowledgeUpdate(framework_id=framework.id, task_id=ack.task_id,
+                                          uuid=ack.uuid)))
+
+    def _reconcile(self, framework: Framework, call: Call) -> None:
+        tasks = call.reconcile.tasks if call.reconcile else None
+        now = self.master.clock.time()
+        if not tasks:  # implicit: every task the master knows that is not terminal
+            for task in [*framework.tasks.values(), *framework.unreachable_tasks.values()]:
+                self.master.send_status(framework, reconciliation_status(task, now))
+            return
+        for item in tasks:
+            self._reconcile_one(framework, item)
+
+    def _reconcile_one(self, framework: Framework, item: ReconcileTask) -> None:
+        """Mesos's explicit reconciliation cases (reference §4)."""
+        now = self.master.clock.time()
+        task = self.book.find_task(framework.id, item.task_id) or self.book.find_completed_task(
+            framework.id, item.task_id
+        )
+        if task is not None:
+            self.master.send_status(framework, reconciliation_status(task, now))
+            return
+        agent = self.book.agents.get(item.agent_id) if item.agent_id else None
+        unreachable_time = None
+        if item.agent_id is None:
+            state = TaskState.TASK_UNKNOWN
+        elif item.agent_id in self.book.gone_agents:
+            state = TaskState.TASK_GONE_BY_OPERATOR
+        elif agent is None:
+            state = TaskState.TASK_UNKNOWN
+        elif agent.state is AgentState.UNREACHABLE:
+            state, unreachable_time = TaskState.TASK_UNREACHABLE, agent.unreachable_time
+        else:
+            state = TaskState.TASK_GONE
+        status = master_status(item.task_id, state, now, reason=Reason.REASON_RECONCILIATION,
+                               agent_id=item.agent_id, unreachable_time=unreachable_time)
+        self.master.send_status(framework, status)
+
+    # -- misc ----------------------------------------------------------------------------
+    def _message(self, framework: Framework, call: Call) -> None:
+        msg = call.message
+        assert msg is not None
+        agent = self.book.agents.get(msg.agent_id)
+        if agent is None:
+            raise BadRequest(f"Agent {msg.agent_id} is not known")
+        self.master.send_to_agent(agent, MasterCommand(
+            type=MasterCommandType.FRAMEWORK_MESSAGE,
+            framework_message=AgentFrameworkMessage(framework_id=framework.id,
+                                                    executor_id=msg.executor_id, data=msg.data)))
+
+    def _request(self, framework: Framework, call: Call) -> None:
+        """REQUEST is a hint the built-in allocator ignores, as Mesos's does."""
+
+    def _teardown(self, framework: Framework, call: Call) -> None:
+        self.master.remove_framework(framework, "TEARDOWN from the framework")
+
+    def _update_framework(self, framework: Framework, call: Call) -> dict[str, Any]:
+        update = call.update_framework
+        assert update is not None
+        info = update.framework_info
+        validate_roles(info)
+        if info.id and info.id != framework.id:
+            raise BadRequest("'framework_info.id' does not match 'framework_id'")
+        if (info.principal or None) != (framework.info.principal or None):
+            raise BadRequest("Updating 'FrameworkInfo.principal' is unsupported")
+        info.id = framework.id
+        info.user = framework.info.user
+        info.checkpoint = framework.info.checkpoint
+        framework.info = info
+        framework.suppressed_roles = set(update.suppressed_roles or ())
+        for agent in self.book.agents.values():
+            if framework.id in agent.executors:
+                self.master.send_to_agent(agent, MasterCommand(
+                    type=MasterCommandType.UPDATE_FRAMEWORK,
+                    update_framework=UpdateFrameworkInfo(framework_info=info)))
+        self._allocate_everywhere()
+        return {}
+
+
+def _error(message: str) -> dict[str, Any]:
+    return Event(type=EventType.ERROR, error=Error(message=message)).to_json()
+
+
+def _tasks_of(operations: list[Any]) -> list[TaskInfo]:
+    tasks: list[TaskInfo] = []
+    for op in operations:
+        if op.launch is not None:
+            tasks.extend(op.launch.task_infos)
+        elif op.launch_group is not None:
+            tasks.extend(op.launch_group.task_group.tasks)
+    return tasks
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    """The v1 ``Task`` message (mesos.proto) for operator answers and events."""
+    info = task.info
+    out: dict[str, Any] = {
+        "name": info.name,
+        "task_id": {"value": task.id},
+        "framework_id": {"value": task.framework_id},
+        "agent_id": {"value": task.agent_id},
+        "state": task.state.value,
+        "resources": task.resources.to_json("*", task.role),
+        "statuses": [s.to_json() for s in task.statuses],
+        "role": task.role,
+    }
+    if task.executor_id:
+        out["executor_id"] = {"value": task.executor_id}
+    if task.status_update_state is not None:
+        out["status_update_state"] = task.status_update_state.value
+    if task.user:
+        out["user"] = task.user
+    for key in ("labels", "kill_policy"):
+        value = getattr(info, key)
+        if value:
+            out[key] = value if isinstance(value, dict) else value.to_json()
+    for key in ("discovery", "container", "health_check"):
+        if key in info.extra:
+            out[key] = info.extra[key]
+    return out

@@ -1,0 +1,33 @@
+"""The master's HTTP surface: one module per API, routes assembled here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tornado.web
+
+from mesonb.http.base import NotFoundHandler, Security, SlashCollapsingApplication
+from mesonb.master.master import Master
+from mesonb.protocol.agent import AGENT_PATH
+
+from .agent_link import AgentSocket
+from .misc import HealthHandler, RedirectHandler, VersionHandler
+from .scheduler import SchedulerHandler
+
+
+def make_app(master: Master, security: Security) -> tornado.web.Application:
+    deps: dict[str, Any] = {"security": security, "master": master}
+    routes = [
+        (r"/api/v1/scheduler/?", SchedulerHandler, deps),
+        (AGENT_PATH, AgentSocket, deps),
+        (r"/version/?", VersionHandler, deps),
+        (r"/health/?", HealthHandler, deps),
+        (r"/master/health/?", HealthHandler, deps),
+        (r"/master/redirect/?", RedirectHandler, deps),
+    ]
+    return SlashCollapsingApplication(
+        routes,
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"security": security},
+        websocket_max_message_size=64 * 1024 * 1024,
+    )

@@ -1,0 +1,90 @@
+"""``POST /api/v1/scheduler``: the Mesos v1 Scheduler HTTP API (JSON).
+
+SUBSCRIBE keeps the response open as a chunked RecordIO stream of events, tagged with a
+``Mesos-Stream-Id`` header; every other call comes on its own request carrying that id
+and is answered ``202 Accepted`` (``200`` with a body for UPDATE_FRAMEWORK).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import tornado.ioloop
+
+from mesonb.http.base import JSON, RECORDIO, BaseHandler, method_not_allowed
+from mesonb.master.master import Master
+from mesonb.protocol import recordio
+from mesonb.protocol.errors import BadRequest
+from mesonb.protocol.scheduler import Call, CallType
+
+log = logging.getLogger(__name__)
+
+
+class SchedulerHandler(BaseHandler):
+    master: Master
+
+    def get(self) -> None:
+        raise method_not_allowed("POST")
+
+    put = delete = patch = get
+
+    async def post(self) -> None:
+        self.require_json_body()
+        self.require_json_accept(extra=(RECORDIO,))
+        self.master.check_leader()
+        call = Call.parse(self.request.body)
+        if call.type is CallType.SUBSCRIBE:
+            await self._subscribe(call)
+            return
+        body = self.master.calls.handle(call, self.request.headers.get("Mesos-Stream-Id"))
+        if body is None:
+            self.set_status(202)
+            self.finish()
+        else:
+            self.write_json(body)
+
+    # -- the event stream ----------------------------------------------------------
+    async def _subscribe(self, call: Call) -> None:
+        if "Mesos-Stream-Id" in self.request.headers:
+            raise BadRequest("Subscribe calls should not include the 'Mesos-Stream-Id' header")
+        stream_id = str(uuid.uuid4())
+        self._done = asyncio.get_running_loop().create_future()
+        self._flush_pending = False
+        self.set_status(200)
+        self.set_header("Content-Type", JSON)
+        self.set_header("Mesos-Stream-Id", stream_id)
+        framework = self.master.calls.subscribe(call, stream_id, self._send, self._close)
+        if framework is None:
+            return
+        self.flush()
+        try:
+            await self._done
+        finally:
+            self.master.calls.disconnected(framework, stream_id)
+
+    def _send(self, event: dict[str, Any]) -> None:
+        if self._done.done():
+            return
+        self.write(recordio.encode_json(event))
+        if not self._flush_pending:
+            self._flush_pending = True
+            tornado.ioloop.IOLoop.current().add_callback(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        if not self._done.done() and not self._finished:
+            self.flush()
+
+    def _close(self, reason: str | None) -> None:
+        if not self._done.done():
+            self._done.set_result(reason)
+        if not self._finished:
+            self.finish()
+
+    def on_connection_close(self) -> None:
+        done = getattr(self, "_done", None)
+        if done is not None and not done.done():
+            done.set_result("connection closed")

@@ -1,0 +1,329 @@
+"""The master: owns the book, runs the allocator, and carries out what calls decide.
+
+One tornado IOLoop thread does everything; handlers call into the master synchronously,
+so there are no locks. Scheduler calls are handled in :mod:`.frameworks`, agent
+messages in :mod:`.agents`; both write only through the ``Master`` and its ``Book``.
+
+Timers (all driven by :meth:`tick`, which the daemon calls every ``tick_interval``):
+
+* allocation every ``allocation_interval`` (1 s), plus event-triggered runs for the
+  agents whose resources changed (batched into one run per loop iteration);
+* HEARTBEAT to each subscribed framework every ``heartbeat_interval`` (15 s);
+* PING to each agent every ``agent_ping_timeout`` (15 s); ``max_agent_ping_timeouts`` (5)
+  missed PONGs make the agent unreachable;
+* framework failover timeouts and the optional offer timeout.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import socket
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from mesonb.allocator.drf import allocate
+from mesonb.allocator.snapshot import AgentView, Filter, FrameworkView, Snapshot
+from mesonb.clock import REAL_CLOCK, Clock
+from mesonb.config import VERSION, MasterConfig
+from mesonb.protocol.agent import MasterCommand, MasterCommandType, ShutdownFramework
+from mesonb.protocol.errors import Redirect, ServiceUnavailable
+from mesonb.protocol.mesos import Address, MasterInfo
+from mesonb.protocol.scheduler import Event, EventType, Offers, Rescind
+from mesonb.protocol.states import Reason, TaskState
+
+from .agents import AgentMessages
+from .book import Agent, Book, Framework, Offer, Task
+from .frameworks import SchedulerCalls
+from .updates import master_status, update_event
+
+log = logging.getLogger(__name__)
+Observer = Callable[[dict[str, Any]], None]
+
+
+class Master:
+    """The leading master's state and behaviour (no HTTP in here)."""
+
+    def __init__(self, config: MasterConfig, clock: Clock = REAL_CLOCK) -> None:
+        self.config = config
+        self.clock = clock
+        self.id = str(uuid.uuid4())
+        self.book = Book(config.max_completed_tasks_per_framework, config.max_completed_frameworks)
+        self.start_time = clock.time()
+        self.elected_time: float | None = self.start_time
+        self.hostname = config.hostname or (
+            config.ip if config.ip not in ("0.0.0.0", "::") else socket.gethostname()
+        )
+        self.port = config.port
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.role_weights: dict[str, float] = {}
+        self.last_why_not: dict[str, Any] = {}
+        self.allocation_runs = 0
+        self.allocation_ms: collections.deque[float] = collections.deque(maxlen=1000)
+        self.observers: list[Observer] = []
+        self.leader: str | None = None  # "host:port" of another leader when standing by
+        self.leading = True
+        self.calls = SchedulerCalls(self)
+        self.agents = AgentMessages(self)
+        self._ids = collections.Counter[str]()
+        self._dirty_agents: set[str] = set()
+        self._schedule: Callable[[Callable[[], None]], None] | None = None
+        self._allocation_pending = False
+        now = clock.monotonic()
+        self._next_allocation = now
+        self._next_heartbeat = now + config.heartbeat_interval
+        self._next_ping = now + config.agent_ping_timeout
+
+    # -- identity ------------------------------------------------------------------
+    @property
+    def pid(self) -> str:
+        return f"master@{self.hostname}:{self.port}"
+
+    def info(self) -> MasterInfo:
+        return MasterInfo(
+            id=self.id,
+            ip=_packed_ip(self.config.ip),
+            port=self.port,
+            pid=self.pid,
+            hostname=self.hostname,
+            version=VERSION,
+            address=Address(hostname=self.hostname, ip=self.config.ip, port=self.port),
+        )
+
+    def new_id(self, kind: str) -> str:
+        """Ids in Mesos's shapes: ``<master>-0001`` frameworks, ``-S1`` agents, ``-O1`` offers."""
+        self._ids[kind] += 1
+        n = self._ids[kind]
+        return f"{self.id}-{n:04d}" if kind == "framework" else f"{self.id}-{kind}{n}"
+
+    def check_leader(self) -> None:
+        """Raise Redirect (307) on a standby that knows the leader, 503 when none leads."""
+        if self.leading:
+            return
+        if self.leader:
+            raise Redirect(f"//{self.leader}")
+        raise ServiceUnavailable("No leading master is elected yet; retry shortly")
+
+    def attach(self, schedule: Callable[[Callable[[], None]], None]) -> None:
+        """Give the master a way to run a callback on the next loop iteration."""
+        self._schedule = schedule
+
+    # -- observers (operator SUBSCRIBE) --------------------------------------------
+    def emit(self, event: dict[str, Any]) -> None:
+        for observer in list(self.observers):
+            try:
+                observer(event)
+            except Exception:  # an observer's failure must not hurt the master
+                log.exception("operator event observer failed; removing it")
+                self.observers.remove(observer)
+
+    # -- sending -------------------------------------------------------------------
+    def send_to_framework(self, framework: Framework, event: dict[str, Any]) -> bool:
+        if framework.send is None:
+            self.counters["dropped_messages"] += 1
+            return False
+        framework.send(event)
+        return True
+
+    def send_to_agent(self, agent: Agent, command: MasterCommand) -> bool:
+        if agent.send is None:
+            self.counters["dropped_messages"] += 1
+            return False
+        agent.send(command.to_json())
+        return True
+
+    def send_status(self, framework: Framework, status: Any) -> None:
+        self.send_to_framework(framework, update_event(framework, status))
+
+    # -- allocation ----------------------------------------------------------------
+    def resources_changed(self, agent_id: str) -> None:
+        """Resources on this agent became free: allocate them soon (batched)."""
+        self._dirty_agents.add(agent_id)
+        if not self._allocation_pending and self._schedule is not None:
+            self._allocation_pending = True
+            self._schedule(self._run_dirty_allocation)
+
+    def _run_dirty_allocation(self) -> None:
+        self._allocation_pending = False
+        dirty, self._dirty_agents = self._dirty_agents, set()
+        if dirty:
+            self.allocate(dirty)
+
+    def allocate(self, agent_ids: Iterable[str] | None = None) -> int:
+        """Run the allocator over some agents (all when None); returns offers made."""
+        now = self.clock.monotonic()
+        book = self.book
+        if agent_ids is None:
+            candidates: Iterable[Agent] = book.agents.values()
+        else:
+            candidates = (book.agents[a] for a in agent_ids if a in book.agents)
+        agents = []
+        for agent in candidates:
+            if not agent.active or agent.send is None:
+                continue
+            available = agent.available
+            if available:
+                agents.append(
+                    AgentView(agent.id, agent.hostname, available, agent.total, agent.attributes)
+                )
+        if not agents:
+            return 0
+        frameworks = []
+        for fw in book.frameworks.values():
+            if not (fw.active and fw.connected):
+                continue
+            if fw.filters:
+                expired = [a for a, (until, _r) in fw.filters.items() if until <= now]
+                for a in expired:
+                    del fw.filters[a]
+            frameworks.append(
+                FrameworkView(
+                    fw.id,
+                    fw.roles,
+                    fw.used + fw.offered,
+                    frozenset(fw.suppressed_roles),
+                    {a: Filter(until, res) for a, (until, res) in fw.filters.items()},
+                )
+            )
+        if not frameworks:
+            return 0
+        started = self.clock.monotonic()
+        result = allocate(Snapshot(agents, frameworks, book.total, self.role_weights), now)
+        self.allocation_runs += 1
+        self.allocation_ms.append((self.clock.monotonic() - started) * 1000)
+        self.last_why_not = result.why_not.to_json()
+        by_framework: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        for decision in result.offers:
+            agent = book.agents[decision.agent_id]
+            offer = Offer(
+                self.new_id("O"),
+                decision.framework_id,
+                decision.agent_id,
+                decision.role,
+                decision.resources,
+                now,
+            )
+            book.add_offer(offer)
+            by_framework[offer.framework_id].append(offer.to_json(agent))
+        for framework_id, offers in by_framework.items():
+            event = Event(type=EventType.OFFERS, offers=Offers(offers=offers)).to_json()
+            self.send_to_framework(book.frameworks[framework_id], event)
+        return len(result.offers)
+
+    def rescind_offer(self, offer: Offer, *, notify: bool = True) -> None:
+        """Take an offer back, telling its framework (RESCIND) and freeing its resources."""
+        self.book.remove_offer(offer)
+        framework = self.book.frameworks.get(offer.framework_id)
+        if notify and framework is not None:
+            event = Event(type=EventType.RESCIND, rescind=Rescind(offer_id=offer.id)).to_json()
+            self.send_to_framework(framework, event)
+        self.resources_changed(offer.agent_id)
+
+    def rescind_agent_offers(self, agent: Agent) -> None:
+        for offer_id in list(agent.offers):
+            offer = self.book.offers.get(offer_id)
+            if offer is not None:
+                self.rescind_offer(offer)
+
+    def rescind_framework_offers(self, framework: Framework, *, notify: bool = False) -> None:
+        for offer in list(framework.offers.values()):
+            self.rescind_offer(offer, notify=notify)
+
+    # -- tasks ---------------------------------------------------------------------
+    def terminate_task(self, task: Task, state: TaskState) -> None:
+        """The task reached a terminal state: free its resources and re-offer them."""
+        self.book.set_task_state(task, state)
+        self.book.finish_task(task)
+        self.resources_changed(task.agent_id)
+
+    def remove_framework(self, framework: Framework, reason: str) -> None:
+        """Tear a framework down: kill its tasks on the agents and forget its offers."""
+        log.info("removing framework %s (%s): %s", framework.id, framework.name, reason)
+        self.rescind_framework_offers(framework, notify=False)
+        now = self.clock.time()
+        agent_ids = {t.agent_id for t in framework.tasks.values()}
+        agent_ids.update(t.agent_id for t in framework.unreachable_tasks.values())
+        agent_ids.update(a.id for a in self.book.agents.values() if framework.id in a.executors)
+        for agent_id in agent_ids:
+            agent = self.book.agents.get(agent_id)
+            if agent is None:
+                continue
+            self.send_to_agent(
+                agent,
+                MasterCommand(
+                    type=MasterCommandType.SHUTDOWN_FRAMEWORK,
+                    shutdown_framework=ShutdownFramework(framework_id=framework.id),
+                ),
+            )
+            for executor_id in list(agent.executors.get(framework.id, {})):
+                self.book.remove_executor(agent, framework.id, executor_id)
+        for task in list(framework.tasks.values()) + list(framework.unreachable_tasks.values()):
+            status = master_status(
+                task.id,
+                TaskState.TASK_KILLED,
+                now,
+                reason=Reason.REASON_FRAMEWORK_REMOVED,
+                message="Framework removed",
+                agent_id=task.agent_id,
+            )
+            task.record(status)
+            self.terminate_task(task, TaskState.TASK_KILLED)
+            self.emit_task_updated(task, status)
+        framework.active = False
+        framework.unregistered_time = now
+        if framework.close is not None:
+            framework.close(None)
+        framework.send = framework.close = None
+        self.book.complete_framework(framework)
+        self.emit({"type": "FRAMEWORK_REMOVED", "framework_removed": {
+            "framework_info": framework.info.to_json()}})
+
+    def emit_task_updated(self, task: Task, status: Any) -> None:
+        if self.observers:
+            self.emit({"type": "TASK_UPDATED", "task_updated": {
+                "framework_id": {"value": task.framework_id},
+                "status": status.to_json(),
+                "state": task.state.value,
+            }})
+
+    # -- timers --------------------------------------------------------------------
+    def tick(self) -> None:
+        """Run the periodic work that is due (called every tick by the daemon)."""
+        now = self.clock.monotonic()
+        if now >= self._next_allocation:
+            self._next_allocation = now + self.config.allocation_interval
+            self.allocate()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.config.heartbeat_interval
+            heartbeat = Event(type=EventType.HEARTBEAT).to_json()
+            for framework in self.book.frameworks.values():
+                if framework.send is not None:
+                    framework.send(heartbeat)
+        if now >= self._next_ping:
+            self._next_ping = now + self.config.agent_ping_timeout
+            self.agents.ping_all(now)
+        self._expire_frameworks(now)
+        if self.config.offer_timeout is not None:
+            cutoff = now - self.config.offer_timeout
+            for offer in [o for o in self.book.offers.values() if o.created <= cutoff]:
+                self.rescind_offer(offer)
+
+    def _expire_frameworks(self, now: float) -> None:
+        for framework in list(self.book.frameworks.values()):
+            deadline = framework.failover_deadline
+            if deadline is not None and not framework.connected and now >= deadline:
+                self.remove_framework(framework, "failover timeout elapsed")
+
+    # -- figures for state and metrics ---------------------------------------------
+    def task_count(self, state: TaskState) -> int:
+        return self.book.task_counts.get(state, 0)
+
+
+def _packed_ip(ip: str) -> int:
+    """MasterInfo.ip: the IPv4 address packed little-endian, as Mesos writes it."""
+    try:
+        parts = [int(p) for p in socket.gethostbyname(ip).split(".")]
+    except (OSError, ValueError):
+        return 0
+    return parts[0] | parts[1] << 8 | parts[2] << 16 | parts[3] << 24
