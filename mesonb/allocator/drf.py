@@ -79,14 +79,16 @@ class Allocation:
 class _Fw:
     """Per-run bookkeeping for one framework that takes part (not fully suppressed)."""
 
-    __slots__ = ("counts", "filters", "last_agent", "last_reason", "min_index")
+    __slots__ = ("counts", "filters", "last_agent", "min_index")
 
     def __init__(self, filters: dict[str, Filter] | None, min_index: int) -> None:
         self.filters = filters  # None when it has no filters: skip the lookup
         self.min_index = min_index
         self.counts = empty_counts()
-        self.last_agent = -1  # index of the last agent a reason was counted for
-        self.last_reason = ""
+        # Index of the last agent it turned down. Minimum and filters do not depend on
+        # the role, so a framework that turned an agent down in one of its roles would
+        # in all of them: it is asked (and counted) once per agent.
+        self.last_agent = -1
 
 
 def _split_by_role(view: FrameworkView, roles: tuple[str, ...]) -> dict[str, dict[str, float]]:
@@ -187,6 +189,8 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
         for _, role in role_order:
             for _, fid in framework_sorters[role].order:
                 fw = fws[fid]
+                if fw.last_agent == index:  # turned down in another of its roles
+                    continue
                 if not min_ok[fw.min_index]:
                     reason = BELOW_MIN_ALLOCATABLE
                 else:
@@ -195,9 +199,8 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
                         chosen_role, chosen_fid = role, fid
                         break
                     reason = FILTERED
-                if fw.last_agent != index:  # count one reason per agent per framework
-                    fw.last_agent, fw.last_reason = index, reason
-                    fw.counts[reason] += 1
+                fw.last_agent = index
+                fw.counts[reason] += 1
             if chosen_fid is not None:
                 break
 
@@ -208,11 +211,7 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
         framework_sorters[chosen_role].allocated(chosen_fid, received)
         role_sorter.allocated(chosen_role, received)
         offers.append(OfferDecision(chosen_fid, agent_id, chosen_role, avail))
-        fw = fws[chosen_fid]
-        fw.counts[OFFERED] += 1
-        if fw.last_agent == index:  # rejected in another of its roles first: undo that
-            fw.counts[fw.last_reason] -= 1
-            fw.last_agent = -1
+        fws[chosen_fid].counts[OFFERED] += 1
 
     # -- why-not: fill in the buckets that were counted in bulk ---------------------------
     n_agents = len(agents)

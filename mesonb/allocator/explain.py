@@ -16,8 +16,7 @@ agent in the run lands in exactly one bucket:
 =========================  ==========================================================
 
 so ``sum(counts.values()) == agents_considered`` for every framework. A framework in
-several roles is asked once per role; it is counted once per agent: ``offered`` if any
-role got the agent, otherwise the first reason met.
+several roles is counted once per agent.
 """
 
 from __future__ import annotations
