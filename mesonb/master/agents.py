@@ -82,7 +82,7 @@ class AgentMessages:
             master.counters["slave_registrations"] += 1
             log.info("agent %s (%s) registered with %s", agent_id, agent.hostname, total)
         else:
-            if agent.close is not None and agent.send is not send:
+            if agent.close is not None and agent.send != send:
                 old_close = agent.close
                 agent.send = agent.close = None
                 old_close()
@@ -193,7 +193,7 @@ class AgentMessages:
 
     def disconnected(self, agent: Agent, send: Send) -> None:
         """The agent's link closed: stop offering it and wait for it to come back."""
-        if agent.send is not send:
+        if agent.send != send:
             return
         agent.send = agent.close = None
         if agent.state is AgentState.REGISTERED:

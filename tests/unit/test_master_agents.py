@@ -1,0 +1,142 @@
+"""The master's view of agents: registration, health, unreachability, re-registration."""
+
+from __future__ import annotations
+
+import pytest
+
+from mesonb.master.book import AgentState
+from mesonb.protocol.agent import AgentCall, AgentCallType, AgentTask, ExecutorExited
+from mesonb.protocol.mesos import TaskInfo
+from mesonb.protocol.states import TaskState
+from mesonb.testing.harness import MasterHarness, command_task
+
+
+@pytest.fixture
+def h() -> MasterHarness:
+    return MasterHarness(agent_ping_timeout=15, max_agent_ping_timeouts=5)
+
+
+def running_task(h, capabilities=()):
+    agent = h.add_agent("cpus:2;mem:1024")
+    fw = h.subscribe(capabilities=capabilities, failover_timeout=600)
+    h.settle()
+    (offer,) = fw.offers()
+    fw.call("ACCEPT", accept={"offer_ids": [offer["id"]], "operations": [
+        {"type": "LAUNCH", "launch": {"task_infos": [command_task("t", agent.agent_id)]}}]})
+    agent.update(fw.framework_id, "t", TaskState.TASK_RUNNING)
+    fw.take()
+    return agent, fw
+
+
+def test_registration_assigns_an_id_and_counts_resources(h):
+    agent = h.add_agent("cpus:3;mem:2048")
+    (registered,) = agent.commands("REGISTERED")
+    assert registered["registered"]["agent_id"]["value"] == agent.agent_id
+    assert registered["registered"]["ping_interval_seconds"] == 15
+    assert h.master.book.total.get("cpus") == 3.0
+
+
+def test_silent_agent_becomes_unreachable_after_max_ping_timeouts(h):
+    agent, fw = running_task(h, capabilities=("PARTITION_AWARE",))
+    for _ in range(4):
+        h.advance(15)
+    assert agent.record.state is AgentState.REGISTERED
+    h.advance(15)
+    h.advance(15)
+    assert agent.record.state is AgentState.UNREACHABLE
+    (status,) = fw.updates()
+    assert status["state"] == "TASK_UNREACHABLE"
+    assert status["reason"] == "REASON_AGENT_REMOVED"
+    assert "unreachable_time" in status
+    (failure,) = fw.take("FAILURE")
+    assert failure["failure"]["agent_id"]["value"] == agent.agent_id
+    assert h.master.book.total.get("cpus") == 0.0
+    assert agent.closed
+
+
+def test_old_frameworks_see_task_lost_when_agent_is_unreachable(h):
+    agent, fw = running_task(h)
+    for _ in range(6):
+        h.advance(15)
+    (status,) = fw.updates()
+    assert status["state"] == "TASK_LOST"
+
+
+def test_agent_answering_pings_stays_registered(h):
+    agent, _fw = running_task(h)
+    for _ in range(10):
+        h.advance(15)
+        agent.pong()
+    assert agent.record.state is AgentState.REGISTERED
+    assert len(agent.commands("PING")) >= 9
+
+
+def test_unreachable_agent_that_returns_brings_its_tasks_back_running(h):
+    agent, fw = running_task(h, capabilities=("PARTITION_AWARE",))
+    task_info = fw.record.tasks["t"].info
+    for _ in range(6):
+        h.advance(15)
+    fw.take()
+    report = AgentTask(framework_id=fw.framework_id, task=TaskInfo.from_json(task_info.to_json()),
+                       state=TaskState.TASK_RUNNING)
+    h.add_agent("cpus:2;mem:1024", agent_id=agent.agent_id, tasks=[report], end=agent)
+    assert agent.record.state is AgentState.REGISTERED
+    (status,) = fw.updates()
+    assert (status["state"], status["reason"]) == ("TASK_RUNNING", "REASON_AGENT_REREGISTERED")
+    assert "t" in fw.record.tasks and not fw.record.unreachable_tasks
+    assert agent.record.available.get("cpus") == 1.0
+    assert h.master.book.total.get("cpus") == 2.0
+
+
+def test_reregistration_drops_tasks_the_agent_no_longer_has(h):
+    agent, fw = running_task(h, capabilities=("PARTITION_AWARE",))
+    h.add_agent("cpus:2;mem:1024", agent_id=agent.agent_id, tasks=[], end=agent)
+    (status,) = fw.updates()
+    assert status["state"] == "TASK_DROPPED"
+    assert agent.record.available.get("cpus") == 2.0
+
+
+def test_disconnected_agent_is_not_offered_and_its_offers_are_rescinded(h):
+    agent = h.add_agent()
+    fw = h.subscribe()
+    h.settle()
+    (offer,) = fw.offers()
+    h.master.agents.disconnected(agent.record, agent.send)
+    (rescind,) = fw.take("RESCIND")
+    assert rescind["rescind"]["offer_id"] == offer["id"]
+    h.advance(1.5)
+    assert fw.offers() == []
+
+
+def test_unregister_removes_the_agent_and_its_tasks_are_gone(h):
+    agent, fw = running_task(h, capabilities=("PARTITION_AWARE",))
+    agent.send_call(AgentCall(type=AgentCallType.UNREGISTER))
+    (status,) = fw.updates()
+    assert status["state"] == "TASK_GONE"
+    assert agent.agent_id not in h.master.book.agents
+    assert h.master.book.total.get("cpus") == 0.0
+
+
+def test_executor_exit_is_reported_as_failure(h):
+    agent, fw = running_task(h)
+    agent.send_call(AgentCall(type=AgentCallType.EXECUTOR_EXITED, executor_exited=ExecutorExited(
+        framework_id=fw.framework_id, executor_id="e1", status=9)))
+    (failure,) = fw.take("FAILURE")
+    assert failure["failure"] == {"agent_id": {"value": agent.agent_id},
+                                  "executor_id": {"value": "e1"}, "status": 9}
+
+
+def test_gone_agent_is_told_to_shut_down(h):
+    h.master.book.gone_agents["old"] = 0.0
+    agent = h.add_agent(agent_id="old")
+    assert agent.of_type("SHUTDOWN") and agent.closed
+    assert "old" not in h.master.book.agents
+
+
+def test_updates_for_a_removed_framework_are_acknowledged_by_the_master(h):
+    agent, fw = running_task(h)
+    fw.call("TEARDOWN")
+    agent.take()
+    agent.update(fw.framework_id, "t", TaskState.TASK_KILLED)
+    (ack,) = agent.commands("ACKNOWLEDGE")
+    assert ack["acknowledge"]["task_id"]["value"] == "t"
