@@ -86,7 +86,7 @@ def message(cls: type[T]) -> type[T]:
     """Class decorator: make ``cls`` a slotted dataclass with an ``extra`` field."""
     annotations = cls.__dict__.get("__annotations__", {})  # noqa: RUF063 - mutated below
     if "extra" not in annotations:
-        annotations["extra"] = "dict[str, Any]"
+        annotations["extra"] = dict[str, Any]
         cls.extra = dataclasses.field(default_factory=dict, repr=False, compare=False)  # type: ignore[attr-defined]
     return dataclasses.dataclass(slots=True, kw_only=True)(cls)  # type: ignore[return-value]
 

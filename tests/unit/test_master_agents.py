@@ -55,7 +55,7 @@ def test_silent_agent_becomes_unreachable_after_max_ping_timeouts(h):
 
 
 def test_old_frameworks_see_task_lost_when_agent_is_unreachable(h):
-    agent, fw = running_task(h)
+    _agent, fw = running_task(h)
     for _ in range(6):
         h.advance(15)
     (status,) = fw.updates()

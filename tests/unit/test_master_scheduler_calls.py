@@ -45,7 +45,7 @@ def test_offers_nest_like_the_protobuf_and_carry_the_agent(h):
     assert offer["agent_id"]["value"] == agent.agent_id
     assert offer["hostname"] == "a1"
     assert scalars(offer) == {"cpus": 2.0, "mem": 1024.0}
-    ports = [r for r in offer["resources"] if r["name"] == "ports"][0]
+    ports = next(r for r in offer["resources"] if r["name"] == "ports")
     assert ports["ranges"]["range"] == [{"begin": 31000, "end": 31009}]
     assert offer["allocation_info"] == {"role": "*"}
 
