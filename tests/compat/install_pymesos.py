@@ -45,8 +45,8 @@ def main() -> None:
     if importlib.util.find_spec("pymesos") is None:
         pip("six", "addict", "kazoo")
         pip("--no-deps", PYMESOS)
+    import pymesos
     from http_parser.http import HttpParser  # noqa: F401  - the pure-Python parser loads
-    import pymesos  # noqa: F401
 
     print("pymesos ready:", pymesos.__file__)
 
