@@ -38,6 +38,7 @@ passes only the agents that changed and the full cluster ``total``.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mesonb.protocol.resources import EMPTY, Resources
@@ -81,7 +82,7 @@ class _Fw:
 
     __slots__ = ("counts", "filters", "last_agent", "min_index")
 
-    def __init__(self, filters: dict[str, Filter] | None, min_index: int) -> None:
+    def __init__(self, filters: Mapping[str, Filter] | None, min_index: int) -> None:
         self.filters = filters  # None when it has no filters: skip the lookup
         self.min_index = min_index
         self.counts = empty_counts()
@@ -134,7 +135,7 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
         by_role = _split_by_role(view, roles)
         live = [r for r in roles if r not in view.suppressed_roles]
         if live:
-            fws[fid] = _Fw(dict(view.filters) or None, min_index_of(view))
+            fws[fid] = _Fw(view.filters or None, min_index_of(view))
         for role in roles:
             total = role_alloc.setdefault(role, {})
             for name, value in by_role[role].items():

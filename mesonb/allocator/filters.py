@@ -1,26 +1,22 @@
-"""The checks that keep an agent from a framework: refuse filters and minimum offer size.
+"""The minimum offer size (``min_allocatable_resources``), compiled for speed.
 
-Both are asked once per (agent, framework) the allocator reaches, so they are written for
-speed: a ``min_allocatable`` list is compiled once per run into plain ``(name, value)``
-pairs compared against ``Resources.scalars`` directly, and only quantities that name
-ranges or sets fall back to :meth:`Resources.contains`.
+Mesos semantics (src/master/allocator/mesos/hierarchical.cpp, ``allocatable``): the
+resources are worth offering when they contain at least ONE of the listed quantities
+(``cpus:0.01|mem:32`` means "a hundredth of a CPU, or 32 MB"). An empty list means no
+minimum: anything non-empty is offered.
 
-Mesos semantics (src/master/allocator/mesos/hierarchical.cpp, ``allocatable`` and
-``isFiltered``):
-
-- *min_allocatable*: the resources are worth offering when they contain at least ONE of
-  the listed quantities (``cpus:0.01|mem:32`` means "a hundredth of a CPU, or 32 MB").
-  An empty list means no minimum: anything non-empty is offered.
-- *filter*: see :class:`mesonb.allocator.snapshot.Filter`.
+The check runs once per agent and list, so a list is compiled once per run into plain
+``(name, value)`` pairs compared against ``Resources.scalars`` directly; only quantities
+that name ranges or sets fall back to :meth:`Resources.contains`. The other check that
+keeps an agent from a framework, the ``refuse_seconds`` filter, is
+:meth:`mesonb.allocator.snapshot.Filter.applies`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from mesonb.protocol.resources import Resources
-
-from .snapshot import Filter
 
 # Resources.contains treats values within half a thousandth as equal; so do we.
 _EPS = 0.0005
@@ -57,11 +53,3 @@ class MinAllocatable:
                 if whole is None or offerable.contains(whole):
                     return True
         return False
-
-
-def is_filtered(
-    filters: Mapping[str, Filter], agent_id: str, offerable: Resources, now: float
-) -> bool:
-    """True when a live filter on ``agent_id`` covers everything ``offerable``."""
-    flt = filters.get(agent_id)
-    return flt is not None and flt.applies(offerable, now)

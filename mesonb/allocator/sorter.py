@@ -18,7 +18,7 @@ alone.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 Fractions = list[tuple[str, float]]  # (scalar name, amount / cluster total)
 
@@ -55,9 +55,6 @@ class DRFSorter:
     def __contains__(self, name: object) -> bool:
         return name in self._keys
 
-    def __len__(self) -> int:
-        return len(self.order)
-
     def add(self, name: str, allocated: Mapping[str, float], weight: float = 1.0) -> None:
         """Add a client holding ``allocated`` (scalars by name)."""
         if name in self._keys:
@@ -92,7 +89,3 @@ class DRFSorter:
     def share(self, name: str) -> float:
         """The client's weighted share now."""
         return self._keys[name][0]
-
-    def names(self) -> Iterable[str]:
-        """Clients, lowest share first."""
-        return (name for _, name in self.order)
