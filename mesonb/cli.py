@@ -1,4 +1,4 @@
-"""The ``mesonb`` command: ``mesonb master``, ``mesonb agent``, ``mesonb local``."""
+"""The ``mesonb`` command: ``master``, ``agent``, ``local`` and ``execute``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from mesonb.config import MESONB_VERSION
 def build_parser() -> argparse.ArgumentParser:
     from mesonb import local
     from mesonb.agent import cli as agent_cli
+    from mesonb.frameworks import execute
     from mesonb.master import cli as master_cli
 
     parser = argparse.ArgumentParser(
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     master_cli.add_parser(sub)
     agent_cli.add_parser(sub)
     local.add_parser(sub)
+    execute.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,292 @@
+"""The scheduler driver every mesonb framework uses: the Mesos v1 scheduler API, client side.
+
+It subscribes, hands events to a handler, sends calls with the stream id, acknowledges
+status updates, and when the stream breaks re-subscribes with its framework id (backoff
+2 s doubling to 15 s, as Mesos advises; at once after a 307 to a new leader). It uses
+only the public API, exactly what a pymesos framework sees.
+
+A handler is any object with some of these methods (plain or ``async``)::
+
+    on_subscribed(body)         # {"framework_id": {...}, "heartbeat_interval_seconds": ..}
+    on_offers(offers)           # list of Offer dicts
+    on_rescind(offer_id)        # str
+    on_update(status)           # TaskStatus dict; acknowledged after this returns
+    on_message(body), on_failure(body), on_error(message), on_heartbeat()
+    on_disconnected()           # the stream broke; the driver is reconnecting
+
+Example::
+
+    driver = SchedulerDriver("127.0.0.1:5050", {"user": "me", "name": "demo"}, handler)
+    await driver.start()
+    await driver.launch(offer, [task_info])
+    await driver.stop(teardown=True)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import inspect
+import json
+import logging
+import random
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from mesonb.http.client import Connection, HTTPError, open_stream
+from mesonb.protocol.recordio import Decoder
+
+log = logging.getLogger(__name__)
+SCHEDULER_PATH = "/api/v1/scheduler"
+
+
+def master_url(master: str) -> str:
+    """``host:port``, ``host`` (port 5050) or ``http://host:port`` -> ``http://host:port``."""
+    if master.startswith(("zk://", "zoo://")):
+        raise ValueError("ZooKeeper master detection (zk://) needs the high-availability work; "
+                         "give the leading master as host:port")
+    if "//" not in master:
+        master = f"http://{master}"
+    parts = urlsplit(master)
+    if not parts.hostname:
+        raise ValueError(f"bad master address {master!r}: expected host:port")
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or 5050}"
+
+
+class SchedulerDriver:
+    """A framework's connection to the master (see the module docstring)."""
+
+    def __init__(
+        self,
+        master: str,
+        framework_info: dict[str, Any],
+        handler: Any,
+        *,
+        secret: str | None = None,
+        implicit_acknowledgements: bool = True,
+        backoff_max: float = 15.0,
+    ) -> None:
+        self.url = master_url(master)
+        self.framework_info = dict(framework_info)
+        self.handler = handler
+        self.implicit_acknowledgements = implicit_acknowledgements
+        self.backoff_max = backoff_max
+        self.headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        self.framework_id: str | None = (framework_info.get("id") or {}).get("value")
+        self.stream_id: str | None = None
+        self.heartbeat_interval = 15.0
+        self.master_info: dict[str, Any] = {}
+        self._calls = Connection.to(self.url, self.headers)
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._stopping = False
+        self._stream: Any = None
+        self._acks: set[asyncio.Task[Any]] = set()
+
+    # -- life cycle ------------------------------------------------------------------
+    async def start(self, timeout: float = 30.0) -> str:
+        """Subscribe (and keep re-subscribing); return the framework id once subscribed."""
+        self._task = asyncio.create_task(self._run(), name="mesonb-scheduler-driver")
+        waiter = asyncio.create_task(self._subscribed.wait())
+        done, _ = await asyncio.wait({waiter, self._task}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if self._task in done:
+            waiter.cancel()
+            self._task.result()  # raises what stopped the driver
+        if waiter not in done:
+            waiter.cancel()
+            raise TimeoutError(f"could not subscribe to {self.url} within {timeout:g}s")
+        assert self.framework_id is not None
+        return self.framework_id
+
+    async def stop(self, teardown: bool = False) -> None:
+        """Stop; with ``teardown`` the master also kills every task of the framework."""
+        if teardown and self.framework_id and self.stream_id:
+            try:
+                await self.call("TEARDOWN")
+            except (OSError, HTTPError) as exc:
+                log.warning("TEARDOWN failed: %s", exc)
+        self._stopping = True
+        if self._stream is not None:
+            self._stream.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        self._calls.close()
+
+    async def _run(self) -> None:
+        delay = 0.0
+        url = self.url
+        while not self._stopping:
+            if delay:
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            try:
+                await self._subscribe_once(url)
+                delay = 0.0
+            except HTTPError as exc:
+                if exc.status == 307 and exc.headers.get("location"):
+                    url = _redirect(url, exc.headers["location"])
+                    self._calls.close()
+                    self._calls = Connection.to(url, self.headers)
+                    delay = 0.0
+                    continue
+                if 400 <= exc.status < 500 and exc.status != 408:
+                    raise  # the master refuses this framework: do not spin
+                delay = min(max(delay * 2, 2.0), self.backoff_max)
+                log.info("subscribe to %s failed (%s); retrying", url, exc)
+            except (OSError, asyncio.IncompleteReadError, ConnectionError) as exc:
+                delay = min(max(delay * 2, 2.0), self.backoff_max)
+                log.info("connection to %s lost (%s); retrying", url, exc)
+            if not self._stopping:
+                self.stream_id = None
+                self._subscribed.clear()
+                await self._dispatch("on_disconnected")
+
+    async def _subscribe_once(self, url: str) -> None:
+        info = dict(self.framework_info)
+        call: dict[str, Any] = {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}
+        if self.framework_id:
+            info["id"] = {"value": self.framework_id}
+            call["framework_id"] = {"value": self.framework_id}
+        self._stream = stream = await open_stream(url, SCHEDULER_PATH, call, self.headers)
+        self.stream_id = stream.headers.get("mesos-stream-id")
+        decoder = Decoder()
+        try:
+            while True:
+                timeout = self.heartbeat_interval * 5
+                chunk = await asyncio.wait_for(anext(stream.chunks), timeout)
+                for record in decoder.feed(chunk):
+                    await self._event(json.loads(record))
+        except StopAsyncIteration:
+            raise ConnectionResetError("the master closed the event stream") from None
+        except TimeoutError:
+            raise ConnectionResetError("no heartbeat from the master") from None
+        finally:
+            stream.close()
+
+    async def _event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type", "UNKNOWN")
+        body = event.get(kind.lower())
+        if kind == "SUBSCRIBED":
+            self.framework_id = body["framework_id"]["value"]
+            self.heartbeat_interval = float(body.get("heartbeat_interval_seconds") or 15.0)
+            self.master_info = body.get("master_info") or {}
+            self._subscribed.set()
+            await self._dispatch("on_subscribed", body)
+        elif kind == "OFFERS":
+            await self._dispatch("on_offers", body.get("offers", []))
+        elif kind == "RESCIND":
+            await self._dispatch("on_rescind", body["offer_id"]["value"])
+        elif kind == "UPDATE":
+            status = body["status"]
+            await self._dispatch("on_update", status)
+            if self.implicit_acknowledgements and status.get("uuid"):
+                self._spawn(self.acknowledge(status))
+        elif kind == "ERROR":
+            await self._dispatch("on_error", body.get("message", ""))
+        elif kind == "HEARTBEAT":
+            await self._dispatch("on_heartbeat")
+        elif kind in ("MESSAGE", "FAILURE"):
+            await self._dispatch(f"on_{kind.lower()}", body)
+        else:
+            log.debug("ignoring event %s", kind)
+
+    async def _dispatch(self, name: str, *args: Any) -> None:
+        method = getattr(self.handler, name, None)
+        if method is None:
+            return
+        try:
+            result = method(*args)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("framework handler %s failed", name)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._acks.add(task)
+        task.add_done_callback(self._acks.discard)
+        task.add_done_callback(_log_failure)
+
+    # -- calls ---------------------------------------------------------------------------
+    async def call(self, kind: str, body: dict[str, Any] | None = None) -> Any:
+        """Send one call; returns the decoded body of synchronous calls (else None)."""
+        if not self.framework_id or not self.stream_id:
+            raise ConnectionError("not subscribed to the master")
+        payload: dict[str, Any] = {"type": kind, "framework_id": {"value": self.framework_id}}
+        if body is not None:
+            payload[kind.lower()] = body
+        response = await self._calls.post_json(SCHEDULER_PATH, payload,
+                                                {"Mesos-Stream-Id": self.stream_id})
+        return response.json() if response.status == 200 else None
+
+    async def accept(self, offer_ids: Iterable[str], operations: list[dict[str, Any]],
+                     refuse_seconds: float | None = None) -> None:
+        body: dict[str, Any] = {"offer_ids": [{"value": o} for o in offer_ids],
+                                "operations": operations}
+        if refuse_seconds is not None:
+            body["filters"] = {"refuse_seconds": refuse_seconds}
+        await self.call("ACCEPT", body)
+
+    async def launch(self, offer_ids: Iterable[str], tasks: list[dict[str, Any]],
+                     refuse_seconds: float | None = None) -> None:
+        await self.accept(offer_ids, [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
+                          refuse_seconds)
+
+    async def decline(self, offer_ids: Iterable[str], refuse_seconds: float | None = None) -> None:
+        body: dict[str, Any] = {"offer_ids": [{"value": o} for o in offer_ids]}
+        if refuse_seconds is not None:
+            body["filters"] = {"refuse_seconds": refuse_seconds}
+        await self.call("DECLINE", body)
+
+    async def revive(self, roles: Iterable[str] = ()) -> None:
+        await self.call("REVIVE", {"roles": list(roles)})
+
+    async def suppress(self, roles: Iterable[str] = ()) -> None:
+        await self.call("SUPPRESS", {"roles": list(roles)})
+
+    async def kill(self, task_id: str, agent_id: str | None = None,
+                   grace_seconds: float | None = None) -> None:
+        body: dict[str, Any] = {"task_id": {"value": task_id}}
+        if agent_id:
+            body["agent_id"] = {"value": agent_id}
+        if grace_seconds is not None:
+            body["kill_policy"] = {"grace_period": {"nanoseconds": int(grace_seconds * 1e9)}}
+        await self.call("KILL", body)
+
+    async def acknowledge(self, status: dict[str, Any]) -> None:
+        await self.call("ACKNOWLEDGE", {"agent_id": status["agent_id"],
+                                        "task_id": status["task_id"], "uuid": status["uuid"]})
+
+    async def reconcile(self, tasks: Iterable[tuple[str, str | None]] = ()) -> None:
+        """Ask for the latest state of ``(task_id, agent_id)`` pairs (all tasks when empty)."""
+        items = []
+        for task_id, agent_id in tasks:
+            item: dict[str, Any] = {"task_id": {"value": task_id}}
+            if agent_id:
+                item["agent_id"] = {"value": agent_id}
+            items.append(item)
+        await self.call("RECONCILE", {"tasks": items})
+
+    async def message(self, agent_id: str, executor_id: str, data: bytes) -> None:
+        await self.call("MESSAGE", {"agent_id": {"value": agent_id},
+                                    "executor_id": {"value": executor_id},
+                                    "data": base64.b64encode(data).decode()})
+
+    async def shutdown_executor(self, agent_id: str, executor_id: str) -> None:
+        await self.call("SHUTDOWN", {"agent_id": {"value": agent_id},
+                                     "executor_id": {"value": executor_id}})
+
+
+def _redirect(url: str, location: str) -> str:
+    target = urlsplit(location if "//" in location else f"//{location}")
+    scheme = urlsplit(url).scheme
+    return f"{scheme}://{target.hostname}:{target.port or 5050}"
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("call failed: %s", task.exception())

@@ -1,0 +1,183 @@
+"""A small asyncio HTTP/1.1 client with keep-alive, for the Mesos APIs.
+
+Framework and executor drivers send many small calls (one ACKNOWLEDGE per status update),
+so each call reuses one open connection instead of paying for a new one; the SUBSCRIBE
+call keeps its own connection and yields the chunked body as it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class HTTPError(Exception):
+    """A non-2xx answer; ``status`` and ``body`` hold what the server said."""
+
+    def __init__(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+        text = body.decode(errors="replace").strip()
+        super().__init__(f"HTTP {status}: {text}" if text else f"HTTP {status}")
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    line = await reader.readline()
+    if not line:
+        raise ConnectionResetError("connection closed before a response")
+    parts = line.decode("latin-1").split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+        raise ConnectionError(f"malformed status line {line[:80]!r}")
+    status = int(parts[1])
+    headers: dict[str, str] = {}
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers
+
+
+async def _read_chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    while True:
+        size_line = await reader.readline()
+        if not size_line:
+            raise ConnectionResetError("connection closed inside a chunked body")
+        size = int(size_line.split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            await reader.readline()
+            return
+        data = await reader.readexactly(size)
+        await reader.readexactly(2)
+        yield data
+
+
+class Connection:
+    """One keep-alive connection to ``host:port``; requests on it run one at a time."""
+
+    def __init__(self, host: str, port: int, headers: Mapping[str, str] | None = None) -> None:
+        self.host, self.port = host, port
+        self.default_headers = dict(headers or {})
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def to(cls, url: str, headers: Mapping[str, str] | None = None) -> Connection:
+        parts = urlsplit(url if "//" in url else f"http://{url}")
+        return cls(parts.hostname or "127.0.0.1", parts.port or 80, headers)
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._writer is None or self._writer.is_closing():
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            sock = self._writer.get_extra_info("socket")
+            if sock is not None:
+                import socket
+
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assert self._reader is not None
+        return self._reader, self._writer
+
+    def _encode(self, method: str, path: str, body: bytes, headers: Mapping[str, str]) -> bytes:
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        merged = {**self.default_headers, **headers}
+        if body or method in ("POST", "PUT"):
+            merged["Content-Length"] = str(len(body))
+        lines += [f"{k}: {v}" for k, v in merged.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """Send one request and read the whole answer (retries once on a stale connection)."""
+        async with self._lock:
+            for attempt in (1, 2):
+                reader, writer = await self._open()
+                try:
+                    writer.write(self._encode(method, path, body, headers or {}))
+                    await writer.drain()
+                    status, head = await _read_head(reader)
+                    if head.get("transfer-encoding", "").lower() == "chunked":
+                        data = b"".join([c async for c in _read_chunks(reader)])
+                    else:
+                        data = await reader.readexactly(int(head.get("content-length", "0")))
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    self.close()
+                    if attempt == 2:
+                        raise
+                    continue
+                if head.get("connection", "").lower() == "close":
+                    self.close()
+                return Response(status, head, data)
+        raise AssertionError("unreachable")
+
+    async def post_json(
+        self, path: str, payload: Any, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        response = await self.request(
+            "POST", path, body, {"Content-Type": "application/json",
+                                 "Accept": "application/json", **(headers or {})}
+        )
+        if response.status >= 300:
+            raise HTTPError(response.status, response.body, response.headers)
+        return response
+
+    def close(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+        self._reader = self._writer = None
+
+
+@dataclass
+class Stream:
+    """An open streaming answer (e.g. SUBSCRIBE): its headers and its body chunks."""
+
+    status: int
+    headers: dict[str, str]
+    chunks: AsyncIterator[bytes]
+    writer: asyncio.StreamWriter
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+async def open_stream(url: str, path: str, payload: Any,
+                      headers: Mapping[str, str] | None = None) -> Stream:
+    """POST ``payload`` and return the chunked answer as a stream (own connection)."""
+    conn = Connection.to(url, headers)
+    reader, writer = await conn._open()
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    writer.write(conn._encode("POST", path, body, {
+        "Content-Type": "application/json", "Accept": "application/json",
+        "Connection": "close"}))
+    await writer.drain()
+    status, head = await _read_head(reader)
+    if status != 200:
+        length = int(head.get("content-length", "0") or 0)
+        data = await reader.read(length) if length else b""
+        writer.close()
+        raise HTTPError(status, data, head)
+    if head.get("transfer-encoding", "").lower() != "chunked":
+        writer.close()
+        raise ConnectionError("streaming answer is not chunked")
+    return Stream(status, head, _read_chunks(reader), writer)
