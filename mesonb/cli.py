@@ -10,7 +10,7 @@ from mesonb.config import MESONB_VERSION
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mesonb import local
+    from mesonb import demo, local
     from mesonb.agent import cli as agent_cli
     from mesonb.frameworks import execute
     from mesonb.master import cli as master_cli
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     agent_cli.add_parser(sub)
     local.add_parser(sub)
     execute.add_parser(sub)
+    demo.add_parser(sub)
     return parser
 
 
