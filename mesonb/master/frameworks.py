@@ -36,6 +36,7 @@ from mesonb.protocol.mesos import ExecutorInfo, FrameworkInfo, TaskInfo
 from mesonb.protocol.resources import Resources
 from mesonb.protocol.scheduler import (
     Call,
+    CallType,
     Error,
     Event,
     EventType,
@@ -157,11 +158,11 @@ class SchedulerCalls:
                 f"The stream ID '{stream_id}' included in this request didn't match the stream"
                 f" ID currently associated with framework ID {framework.id}"
             )
-        handler = getattr(self, f"_{call.type.value.lower()}", None)
-        self.master.counters[f"messages_{call.type.value.lower()}"] += 1
-        if handler is None:
+        name = _HANDLERS.get(call.type)
+        self.master.counters[_COUNTERS[call.type]] += 1
+        if name is None:
             return None  # inverse offers / operation feedback: accepted, nothing to do
-        return handler(framework, call)
+        return getattr(self, name)(framework, call)
 
     # -- offers --------------------------------------------------------------------------
     def _accept(self, framework: Framework, call: Call) -> None:
@@ -520,6 +521,14 @@ class SchedulerCalls:
                     update_framework=UpdateFrameworkInfo(framework_info=info)))
         self._allocate_everywhere()
         return {}
+
+
+_COUNTERS = {t: f"messages_{t.value.lower()}" for t in CallType}
+_HANDLERS = {
+    t: f"_{t.value.lower()}"
+    for t in CallType
+    if hasattr(SchedulerCalls, f"_{t.value.lower()}")
+}
 
 
 def _error(message: str) -> dict[str, Any]:

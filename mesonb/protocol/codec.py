@@ -34,52 +34,44 @@ ID = Annotated[str, "mesos-id"]
 """A Mesos ``*ID`` message (``{"value": str}``), held as the bare string."""
 
 T = TypeVar("T", bound="Message")
-Decoder = Callable[[Any, str], Any]
+Decoder = Callable[[Any], Any]
 Encoder = Callable[[Any], Any]
 _MISSING = dataclasses.MISSING
 
 
+class _Invalid(Exception):
+    """A decoding problem; ``path`` grows as it travels up to the message that raised."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path: list[str] = []
+
+
 class Message:
-    """Base of every protocol message. Subclasses are made with :func:`message`."""
+    """Base of every protocol message. Subclasses are made with :func:`message`.
+
+    The first use of a class compiles a decoder and an encoder for it from its type
+    hints (plain Python source, built once), so the per-message cost is that of
+    hand-written code.
+    """
 
     __slots__ = ()
-    _fields_spec: ClassVar[tuple[tuple[str, Decoder, Encoder, bool], ...]]
-    _known: ClassVar[frozenset[str]]
+    _decode: ClassVar[Callable[[Any], Any]]
     extra: dict[str, Any]
 
     @classmethod
     def from_json(cls: type[T], data: Any, path: str = "") -> T:
         """Build the message from its JSON object; raise BadRequest when malformed."""
-        spec = _spec(cls)
-        where = path or cls.__name__
-        if not isinstance(data, dict):
-            raise BadRequest(f"{where}: expected a JSON object, got {_kind(data)}")
-        kwargs: dict[str, Any] = {}
-        for name, decode, _encode, required in spec:
-            value = data.get(name)
-            if value is None:
-                if required:
-                    raise BadRequest(f"{where}: missing required field '{name}'")
-                continue
-            kwargs[name] = decode(value, f"{where}.{name}")
-        known = cls._known
-        extra = {k: v for k, v in data.items() if k not in known}
-        if extra:
-            kwargs["extra"] = extra
-        return cls(**kwargs)
+        try:
+            return _codec(cls)[0](data)
+        except _Invalid as exc:
+            where = (path or cls.__name__) + "".join(exc.path)
+            raise BadRequest(f"{where}: {exc.message}") from None
 
     def to_json(self) -> dict[str, Any]:
         """The message as a JSON-ready dict in Mesos's field names."""
-        out: dict[str, Any] = {}
-        for name, _decode, encode, _required in _spec(type(self)):
-            value = getattr(self, name)
-            if value is None or (not value and isinstance(value, (list, dict))):
-                continue
-            out[name] = encode(value)
-        if self.extra:
-            for key, value in self.extra.items():
-                out.setdefault(key, value)
-        return out
+        return _codec(type(self))[1](self)
 
 
 def message(cls: type[T]) -> type[T]:
@@ -91,24 +83,83 @@ def message(cls: type[T]) -> type[T]:
     return dataclasses.dataclass(slots=True, kw_only=True)(cls)  # type: ignore[return-value]
 
 
-_SPECS: dict[type, tuple] = {}
+_CODECS: dict[type, tuple[Callable[[Any], Any], Callable[[Any], dict[str, Any]]]] = {}
 
 
-def _spec(cls: type) -> tuple[tuple[str, Decoder, Encoder, bool], ...]:
-    spec = _SPECS.get(cls)
-    if spec is None:
-        hints = get_type_hints(cls, include_extras=True)
-        rows = []
-        for f in dataclasses.fields(cls):
-            if f.name == "extra":
-                continue
-            decode, encode = _converters(hints[f.name])
-            required = f.default is _MISSING and f.default_factory is _MISSING
-            rows.append((f.name, decode, encode, required))
-        spec = tuple(rows)
-        _SPECS[cls] = spec
-        cls._known = frozenset(r[0] for r in rows)  # type: ignore[attr-defined]
-    return spec
+def _codec(cls: type) -> tuple[Callable[[Any], Any], Callable[[Any], dict[str, Any]]]:
+    codec = _CODECS.get(cls)
+    if codec is None:
+        codec = _compile(cls)
+        _CODECS[cls] = codec
+        cls.to_json = codec[1]  # type: ignore[attr-defined]  - later calls skip the lookup
+    return codec
+
+
+_COMPILING: set[type] = set()
+
+
+def _compile(cls: type) -> tuple[Callable[[Any], Any], Callable[[Any], dict[str, Any]]]:
+    _COMPILING.add(cls)
+    try:
+        return _compile_fields(cls)
+    finally:
+        _COMPILING.discard(cls)
+
+
+def _compile_fields(cls: type) -> tuple[Callable[[Any], Any], Callable[[Any], dict[str, Any]]]:
+    hints = get_type_hints(cls, include_extras=True)
+    decoders: dict[str, Decoder] = {}
+    required: list[str] = []
+    lines = ["def encode(self):", "    out = {}"]
+    env: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name == "extra":
+            continue
+        decode, encode, kind = _converters(hints[f.name])
+        decoders[f.name] = decode
+        if f.default is _MISSING and f.default_factory is _MISSING:
+            required.append(f.name)
+        env[f"enc_{f.name}"] = encode
+        test = "if v:" if kind == "container" else "if v is not None:"
+        value = "v" if encode is _identity else f"enc_{f.name}(v)"
+        lines += [f"    v = self.{f.name}", f"    {test}", f"        out[{f.name!r}] = {value}"]
+    lines += [
+        "    extra = self.extra",
+        "    if extra:",
+        "        for k, x in extra.items():",
+        "            out.setdefault(k, x)",
+        "    return out",
+    ]
+    exec("\n".join(lines), env)
+    encoder = env["encode"]
+    need = frozenset(required)
+    get = decoders.get
+
+    def decoder(data: Any) -> Any:
+        if type(data) is not dict:
+            raise _Invalid(f"expected a JSON object, got {_kind(data)}")
+        kwargs: dict[str, Any] = {}
+        extra = None
+        for key, value in data.items():
+            decode = get(key)
+            if decode is None:
+                if extra is None:
+                    extra = {}
+                extra[key] = value
+            elif value is not None:
+                try:
+                    kwargs[key] = decode(value)
+                except _Invalid as exc:
+                    exc.path.insert(0, f".{key}")
+                    raise
+        if need and not need <= kwargs.keys():
+            missing = sorted(need - kwargs.keys())[0]
+            raise _Invalid(f"missing required field '{missing}'")
+        if extra:
+            kwargs["extra"] = extra
+        return cls(**kwargs)
+
+    return decoder, encoder
 
 
 def _kind(value: Any) -> str:
@@ -123,68 +174,72 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def _converters(hint: Any) -> tuple[Decoder, Encoder]:
+def _converters(hint: Any) -> tuple[Decoder, Encoder, str]:
+    """``(decode, encode, kind)`` for a type hint; kind is "container" or "value"."""
     origin = get_origin(hint)
     if origin is Annotated:
         base, *meta = get_args(hint)
         if "mesos-id" in meta:
-            return _decode_id, _encode_id
+            return _decode_id, _encode_id, "value"
         return _converters(base)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in get_args(hint) if a is not type(None)]
         if len(args) == 1:
             return _converters(args[0])
-        return _decode_any, _identity
+        return _identity, _identity, "value"
     if origin is list:
         (item,) = get_args(hint)
-        item_decode, item_encode = _converters(item)
+        item_decode, item_encode, _ = _converters(item)
 
-        def decode_list(value: Any, path: str) -> list:
-            if not isinstance(value, list):
-                raise BadRequest(f"{path}: expected an array, got {_kind(value)}")
-            return [item_decode(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        def decode_list(value: Any) -> list:
+            if type(value) is not list:
+                raise _Invalid(f"expected an array, got {_kind(value)}")
+            try:
+                return [item_decode(v) for v in value]
+            except _Invalid as exc:
+                for i, v in enumerate(value):
+                    try:
+                        item_decode(v)
+                    except _Invalid:
+                        exc.path.insert(0, f"[{i}]")
+                        break
+                raise
 
         if item_encode is _identity:
-            return decode_list, list
-        return decode_list, lambda values: [item_encode(v) for v in values]
+            return decode_list, list, "container"
+        return decode_list, lambda values: [item_encode(v) for v in values], "container"
     if origin is dict or hint is dict:
-        def decode_dict(value: Any, path: str) -> dict:
-            if not isinstance(value, dict):
-                raise BadRequest(f"{path}: expected an object, got {_kind(value)}")
-            return value
-
-        return decode_dict, _identity
+        return _decode_dict, _identity, "container"
     if isinstance(hint, type):
         if issubclass(hint, Message):
-            return hint.from_json, _encode_message
+            if hint in _COMPILING:  # a recursive type: look the decoder up when used
+                return (lambda value, cls=hint: _codec(cls)[0](value)), _encode_message, "value"
+            return _codec(hint)[0], _encode_message, "value"
         if issubclass(hint, enum.Enum):
-            return _enum_decoder(hint), _encode_enum
-        if hint is bool:
-            return _decode_bool, _identity
-        if hint is int:
-            return _decode_int, _identity
-        if hint is float:
-            return _decode_float, _identity
-        if hint is str:
-            return _decode_str, _identity
+            return _enum_decoder(hint), _encode_enum, "value"
+        simple = {bool: _decode_bool, int: _decode_int, float: _decode_float, str: _decode_str}
+        if hint in simple:
+            return simple[hint], _identity, "value"
         if hint is bytes:
-            return _decode_bytes, _encode_bytes
+            return _decode_bytes, _encode_bytes, "value"
     if hint is Any:
-        return _decode_any, _identity
+        return _identity, _identity, "value"
     raise TypeError(f"codec cannot handle type hint {hint!r}")
 
 
-def _decode_any(value: Any, path: str) -> Any:
+def _decode_dict(value: Any) -> dict:
+    if type(value) is not dict:
+        raise _Invalid(f"expected an object, got {_kind(value)}")
     return value
 
 
-def _decode_id(value: Any, path: str) -> str:
-    if isinstance(value, dict):
+def _decode_id(value: Any) -> str:
+    if type(value) is dict:
         inner = value.get("value")
-        if isinstance(inner, str) and inner:
+        if type(inner) is str and inner:
             return inner
-        raise BadRequest(f"{path}: expected {{\"value\": \"<non-empty string>\"}}")
-    raise BadRequest(f"{path}: expected {{\"value\": ...}}, got {_kind(value)}")
+        raise _Invalid("expected {\"value\": \"<non-empty string>\"}")
+    raise _Invalid(f"expected {{\"value\": ...}}, got {_kind(value)}")
 
 
 def _encode_id(value: str) -> dict[str, str]:
@@ -196,63 +251,68 @@ def _encode_message(value: Message) -> dict[str, Any]:
 
 
 def _encode_enum(value: enum.Enum) -> Any:
-    return value.value
+    return value._value_
 
 
 def _enum_decoder(enum_cls: type[enum.Enum]) -> Decoder:
-    def decode(value: Any, path: str) -> enum.Enum:
+    members = enum_cls._value2member_map_
+
+    def decode(value: Any) -> enum.Enum:
+        member = members.get(value) if isinstance(value, str) else None
+        if member is not None:
+            return member  # type: ignore[return-value]
         try:
             return enum_cls(value)
         except ValueError:
             names = ", ".join(m.value for m in enum_cls)  # type: ignore[misc]
-            raise BadRequest(f"{path}: unknown value {value!r}; expected one of {names}") from None
+            raise _Invalid(f"unknown value {value!r}; expected one of {names}") from None
 
     return decode
 
 
-def _decode_bool(value: Any, path: str) -> bool:
-    if isinstance(value, bool):
+def _decode_bool(value: Any) -> bool:
+    if type(value) is bool:
         return value
-    raise BadRequest(f"{path}: expected a boolean, got {_kind(value)}")
+    raise _Invalid(f"expected a boolean, got {_kind(value)}")
 
 
-def _decode_int(value: Any, path: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
+def _decode_int(value: Any) -> int:
+    if type(value) is int:
         return value
-    if isinstance(value, float) and value.is_integer():
+    if type(value) is float and value.is_integer():
         return int(value)
-    if isinstance(value, str):
+    if type(value) is str:
         try:
             return int(value)
         except ValueError:
             pass
-    raise BadRequest(f"{path}: expected an integer, got {_kind(value)}")
+    raise _Invalid(f"expected an integer, got {_kind(value)}")
 
 
-def _decode_float(value: Any, path: str) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+def _decode_float(value: Any) -> float:
+    if type(value) in (int, float):
         return float(value)
-    if isinstance(value, str):
+    if type(value) is str:
         try:
             return float(value)  # protobuf JSON allows "Infinity" and numeric strings
         except ValueError:
             pass
-    raise BadRequest(f"{path}: expected a number, got {_kind(value)}")
+    raise _Invalid(f"expected a number, got {_kind(value)}")
 
 
-def _decode_str(value: Any, path: str) -> str:
-    if isinstance(value, str):
+def _decode_str(value: Any) -> str:
+    if type(value) is str:
         return value
-    raise BadRequest(f"{path}: expected a string, got {_kind(value)}")
+    raise _Invalid(f"expected a string, got {_kind(value)}")
 
 
-def _decode_bytes(value: Any, path: str) -> bytes:
-    if not isinstance(value, str):
-        raise BadRequest(f"{path}: expected a Base64 string, got {_kind(value)}")
+def _decode_bytes(value: Any) -> bytes:
+    if type(value) is not str:
+        raise _Invalid(f"expected a Base64 string, got {_kind(value)}")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequest(f"{path}: not valid Base64") from None
+        raise _Invalid("not valid Base64") from None
 
 
 def _encode_bytes(value: bytes) -> str:

@@ -14,9 +14,15 @@ def encode(record: bytes) -> bytes:
     return b"%d\n%s" % (len(record), record)
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+dumps = _COMPACT.encode
+"""Compact JSON text, with one encoder reused (json.dumps with options builds a new one)."""
+
+
 def encode_json(obj: Any) -> bytes:
     """Frame one JSON object (compact separators, as Mesos sends)."""
-    return encode(json.dumps(obj, separators=(",", ":")).encode())
+    data = dumps(obj).encode()
+    return b"%d\n%s" % (len(data), data)
 
 
 class Decoder:

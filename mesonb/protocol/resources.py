@@ -213,33 +213,72 @@ class Resources:
     def get(self, name: str) -> float:
         return self.scalars.get(name, 0.0)
 
+    @classmethod
+    def _make(
+        cls,
+        scalars: dict[str, float],
+        ranges: dict[str, tuple[Range, ...]],
+        sets: dict[str, frozenset[str]],
+    ) -> Resources:
+        """Build from already normalised parts (the arithmetic's fast path)."""
+        obj = cls.__new__(cls)
+        obj.scalars, obj.ranges, obj.sets = scalars, ranges, sets
+        return obj
+
     def __add__(self, other: Resources) -> Resources:
+        if not other:
+            return self
+        if not self:
+            return other
         scalars = dict(self.scalars)
         for k, v in other.scalars.items():
-            scalars[k] = scalars.get(k, 0.0) + v
-        ranges = {k: list(v) for k, v in self.ranges.items()}
-        for k, v in other.ranges.items():
-            ranges.setdefault(k, []).extend(v)
-        sets = {k: set(v) for k, v in self.sets.items()}
-        for k, v in other.sets.items():
-            sets.setdefault(k, set()).update(v)
-        return Resources(scalars, ranges, sets)
+            scalars[k] = _round(scalars.get(k, 0.0) + v)
+        ranges = self.ranges
+        if other.ranges:
+            ranges = dict(ranges)
+            for k, v in other.ranges.items():
+                ranges[k] = _merge((*ranges.get(k, ()), *v))
+        sets = self.sets
+        if other.sets:
+            sets = dict(sets)
+            for k, items in other.sets.items():
+                sets[k] = sets.get(k, frozenset()) | items
+        return Resources._make(scalars, ranges, sets)
 
     def __sub__(self, other: Resources) -> Resources:
         """What is left after taking ``other``; never negative (clamped at zero)."""
+        if not other or not self:
+            return self
         scalars = dict(self.scalars)
         for k, v in other.scalars.items():
-            if k in scalars:
-                scalars[k] = max(0.0, scalars[k] - v)
-        ranges = dict(self.ranges)
-        for k, v in other.ranges.items():
-            if k in ranges:
-                ranges[k] = _subtract_ranges(ranges[k], v)
-        sets = {k: set(v) for k, v in self.sets.items()}
-        for k, v in other.sets.items():
-            if k in sets:
-                sets[k] -= v
-        return Resources(scalars, ranges, sets)
+            have = scalars.get(k)
+            if have is not None:
+                left = _round(have - v)
+                if left > 0:
+                    scalars[k] = left
+                else:
+                    del scalars[k]
+        ranges = self.ranges
+        if other.ranges and ranges:
+            ranges = dict(ranges)
+            for k, v in other.ranges.items():
+                if k in ranges:
+                    left_ranges = _subtract_ranges(ranges[k], v)
+                    if left_ranges:
+                        ranges[k] = left_ranges
+                    else:
+                        del ranges[k]
+        sets = self.sets
+        if other.sets and sets:
+            sets = dict(sets)
+            for k, items in other.sets.items():
+                if k in sets:
+                    left_set = sets[k] - items
+                    if left_set:
+                        sets[k] = left_set
+                    else:
+                        del sets[k]
+        return Resources._make(scalars, ranges, sets)
 
     def contains(self, other: Resources) -> bool:
         """True when ``other`` fits entirely inside this bag."""

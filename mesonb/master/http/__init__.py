@@ -10,8 +10,11 @@ from mesonb.http.base import NotFoundHandler, Security, SlashCollapsingApplicati
 from mesonb.master.master import Master
 from mesonb.protocol.agent import AGENT_PATH
 
+from . import state
 from .agent_link import AgentSocket
+from .metrics import MetricsHandler
 from .misc import HealthHandler, RedirectHandler, VersionHandler
+from .operator import OPERATOR_PATH, OperatorHandler
 from .scheduler import SchedulerHandler
 
 
@@ -24,6 +27,9 @@ def make_app(master: Master, security: Security) -> tornado.web.Application:
         (r"/health/?", HealthHandler, deps),
         (r"/master/health/?", HealthHandler, deps),
         (r"/master/redirect/?", RedirectHandler, deps),
+        (OPERATOR_PATH, OperatorHandler, deps),
+        (r"/metrics/snapshot/?", MetricsHandler, deps),
+        *state.routes(deps),
     ]
     return SlashCollapsingApplication(
         routes,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from typing import Any
 
@@ -12,6 +11,7 @@ import tornado.websocket
 from mesonb.http.base import BaseHandler
 from mesonb.master.book import Agent
 from mesonb.master.master import Master
+from mesonb.protocol import recordio
 from mesonb.protocol.agent import AgentCallType, MasterCommand, MasterCommandType, Notice, load_call
 from mesonb.protocol.errors import ProtocolError
 
@@ -31,7 +31,7 @@ class AgentSocket(BaseHandler, tornado.websocket.WebSocketHandler):
 
     def _send(self, message: dict[str, Any]) -> None:
         with contextlib.suppress(tornado.websocket.WebSocketClosedError):
-            self.write_message(json.dumps(message, separators=(",", ":")))
+            self.write_message(recordio.dumps(message))
 
     def on_message(self, message: str | bytes) -> None:
         try:

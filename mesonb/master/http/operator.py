@@ -1,0 +1,368 @@
+"""``POST /api/v1``: the Mesos v1 operator API of the master (JSON).
+
+Also served at any ``/api/v1/<x>`` other than ``scheduler`` and ``executor``: pymesos's
+operator client posts to ``/api/v1/operator`` and libprocess routes it by prefix.
+
+Every call but SUBSCRIBE is answered synchronously, ``200`` with a ``Response``
+(``{"type": "GET_STATE", "get_state": {...}}``, master.proto) or an empty ``200`` for
+UPDATE_WEIGHTS, TEARDOWN and MARK_AGENT_GONE. Bad calls answer ``400`` with the reason;
+calls mesonb does not carry out yet (maintenance, quota, reservations, volumes, files,
+logging) answer ``501`` naming the call.
+
+SUBSCRIBE keeps the response open as a chunked RecordIO stream: ``SUBSCRIBED`` with the
+whole state, then the events the master emits (TASK_ADDED, TASK_UPDATED, AGENT_ADDED,
+AGENT_REMOVED, FRAMEWORK_ADDED, FRAMEWORK_UPDATED, FRAMEWORK_REMOVED) and a ``HEARTBEAT``
+every ``heartbeat_interval_seconds``. Writes are coalesced into one flush per loop
+iteration; a subscriber that does not read is dropped once its unsent output passes
+:attr:`OperatorHandler.max_pending_bytes`, so it never grows the master's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import tornado.ioloop
+
+from mesonb.http.base import JSON, RECORDIO, BaseHandler, method_not_allowed
+from mesonb.master import views
+from mesonb.master.http.metrics import snapshot
+from mesonb.master.http.misc import version_json
+from mesonb.master.master import Master
+from mesonb.protocol import recordio
+from mesonb.protocol.agent import MasterCommand, MasterCommandType, Notice
+from mesonb.protocol.codec import ID, Message, ProtoEnum, message
+from mesonb.protocol.errors import BadRequest, NotFound, ProtocolError
+from mesonb.protocol.states import TaskState
+
+log = logging.getLogger(__name__)
+
+OPERATOR_PATH = r"/api/v1(?:/(?!(?:scheduler|executor)/?$)[^/]+)?/?"
+
+
+class NotImplementedCall(ProtocolError):
+    """A valid operator call that mesonb does not carry out yet (501)."""
+
+    status = 501
+
+
+class CallType(ProtoEnum):
+    """``mesos.v1.master.Call.Type``, complete."""
+
+    UNKNOWN = "UNKNOWN", 0
+    GET_HEALTH = "GET_HEALTH", 1
+    GET_FLAGS = "GET_FLAGS", 2
+    GET_VERSION = "GET_VERSION", 3
+    GET_METRICS = "GET_METRICS", 4
+    GET_LOGGING_LEVEL = "GET_LOGGING_LEVEL", 5
+    SET_LOGGING_LEVEL = "SET_LOGGING_LEVEL", 6
+    LIST_FILES = "LIST_FILES", 7
+    READ_FILE = "READ_FILE", 8
+    GET_STATE = "GET_STATE", 9
+    GET_AGENTS = "GET_AGENTS", 10
+    GET_FRAMEWORKS = "GET_FRAMEWORKS", 11
+    GET_EXECUTORS = "GET_EXECUTORS", 12
+    GET_OPERATIONS = "GET_OPERATIONS", 33
+    GET_TASKS = "GET_TASKS", 13
+    GET_ROLES = "GET_ROLES", 14
+    GET_WEIGHTS = "GET_WEIGHTS", 15
+    UPDATE_WEIGHTS = "UPDATE_WEIGHTS", 16
+    GET_MASTER = "GET_MASTER", 17
+    SUBSCRIBE = "SUBSCRIBE", 18
+    RESERVE_RESOURCES = "RESERVE_RESOURCES", 19
+    UNRESERVE_RESOURCES = "UNRESERVE_RESOURCES", 20
+    CREATE_VOLUMES = "CREATE_VOLUMES", 21
+    DESTROY_VOLUMES = "DESTROY_VOLUMES", 22
+    GROW_VOLUME = "GROW_VOLUME", 34
+    SHRINK_VOLUME = "SHRINK_VOLUME", 35
+    GET_MAINTENANCE_STATUS = "GET_MAINTENANCE_STATUS", 23
+    GET_MAINTENANCE_SCHEDULE = "GET_MAINTENANCE_SCHEDULE", 24
+    UPDATE_MAINTENANCE_SCHEDULE = "UPDATE_MAINTENANCE_SCHEDULE", 25
+    START_MAINTENANCE = "START_MAINTENANCE", 26
+    STOP_MAINTENANCE = "STOP_MAINTENANCE", 27
+    DRAIN_AGENT = "DRAIN_AGENT", 37
+    DEACTIVATE_AGENT = "DEACTIVATE_AGENT", 38
+    REACTIVATE_AGENT = "REACTIVATE_AGENT", 39
+    GET_QUOTA = "GET_QUOTA", 28
+    UPDATE_QUOTA = "UPDATE_QUOTA", 36
+    SET_QUOTA = "SET_QUOTA", 29
+    REMOVE_QUOTA = "REMOVE_QUOTA", 30
+    TEARDOWN = "TEARDOWN", 31
+    MARK_AGENT_GONE = "MARK_AGENT_GONE", 32
+
+
+@message
+class WeightInfo(Message):
+    weight: float
+    role: str | None = None
+
+
+@message
+class UpdateWeights(Message):
+    weight_infos: list[WeightInfo] | None = None
+
+
+@message
+class Teardown(Message):
+    framework_id: ID
+
+
+@message
+class MarkAgentGone(Message):
+    agent_id: ID
+
+
+@message
+class Call(Message):
+    """``mesos.v1.master.Call``: the bodies mesonb acts on; the others stay in ``extra``."""
+
+    type: CallType
+    get_metrics: dict | None = None
+    update_weights: UpdateWeights | None = None
+    teardown: Teardown | None = None
+    mark_agent_gone: MarkAgentGone | None = None
+
+    @classmethod
+    def parse(cls, body: bytes) -> Call:
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"Failed to parse body into JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise BadRequest("Failed to convert JSON into Call protobuf: expected an object")
+        if data.get("type") in (None, "UNKNOWN"):
+            raise BadRequest("Expecting 'type' to be present")
+        call = cls.from_json(data, "Call")
+        field = call.type.value.lower()
+        if field in _BODY_REQUIRED and getattr(call, field) is None:
+            raise BadRequest(f"Expecting '{field}' to be present")
+        return call
+
+
+_BODY_REQUIRED = frozenset({"update_weights", "teardown", "mark_agent_gone"})
+_ROLE_BAD_CHARS = frozenset("\b\t\n\v\f\r \x7f/")
+
+
+def validate_role(role: str) -> str | None:
+    """Mesos's ``roles::validate`` (src/common/roles.cpp); the problem, or None."""
+    if role == "*":
+        return None
+    if not role:
+        return "Role names cannot be the empty string"
+    if role.startswith("/") or role.endswith("/") or "//" in role:
+        return f"Role '{role}' cannot start or end with a slash or contain '//'"
+    for part in role.split("/"):
+        if part in (".", "..", "*"):
+            return f"Role '{role}' cannot include '{part}' as a component"
+        if part.startswith("-"):
+            return f"Role component '{part}' is invalid because it starts with a dash"
+        if any(c in _ROLE_BAD_CHARS or not c.isprintable() for c in part):
+            return f"Role component '{part}' is invalid because it contains backspace or whitespace"
+    return None
+
+
+class OperatorHandler(BaseHandler):
+    master: Master
+    max_pending_bytes = 64 * 1024 * 1024
+
+    def get(self) -> None:
+        raise method_not_allowed("POST")
+
+    put = delete = patch = get
+
+    async def post(self) -> None:
+        self.master.check_leader()
+        self.require_json_body()
+        call = Call.parse(self.request.body)
+        self.require_json_accept(extra=(RECORDIO,))
+        if call.type is CallType.SUBSCRIBE:
+            await self._subscribe()
+            return
+        answer = _CALLS.get(call.type)
+        if answer is None:
+            raise NotImplementedCall(f"The operator call {call.type.value} is not implemented "
+                                     "by mesonb yet")
+        with views.no_gc():
+            body = answer(self, call)
+            if body is None:
+                self.set_status(200)
+                self.finish()
+            else:
+                self.write_json({"type": call.type.value, call.type.value.lower(): body})
+
+    # -- synchronous calls ---------------------------------------------------------
+    def get_health(self, call: Call) -> dict[str, Any]:
+        return {"healthy": True}
+
+    def get_flags(self, call: Call) -> dict[str, Any]:
+        flags = views.master_flags(self.master.config)
+        return {"flags": [{"name": k, "value": v} for k, v in flags.items()]}
+
+    def get_version(self, call: Call) -> dict[str, Any]:
+        fields = ("version", "build_date", "build_time", "build_user", "git_sha")
+        info = version_json()
+        return {"version_info": {k: info[k] for k in fields if k in info}}
+
+    def get_metrics(self, call: Call) -> dict[str, Any]:
+        return {"metrics": [{"name": k, "value": v} for k, v in snapshot(self.master).items()]}
+
+    def get_state(self, call: Call) -> dict[str, Any]:
+        return views.get_state(self.master.book)
+
+    def get_agents(self, call: Call) -> dict[str, Any]:
+        return views.get_agents(self.master.book)
+
+    def get_frameworks(self, call: Call) -> dict[str, Any]:
+        return views.get_frameworks(self.master.book)
+
+    def get_executors(self, call: Call) -> dict[str, Any]:
+        return views.get_executors(self.master.book)
+
+    def get_tasks(self, call: Call) -> dict[str, Any]:
+        return views.get_tasks(self.master.book)
+
+    def get_operations(self, call: Call) -> dict[str, Any]:
+        return {}  # mesonb has no offer operations besides launches, which are tasks
+
+    def get_roles(self, call: Call) -> dict[str, Any]:
+        return views.get_roles(self.master)
+
+    def get_weights(self, call: Call) -> dict[str, Any]:
+        return {"weight_infos": views.weight_infos(self.master)}
+
+    def get_master(self, call: Call) -> dict[str, Any]:
+        out: dict[str, Any] = {"master_info": self.master.info().to_json(),
+                               "start_time": self.master.start_time}
+        if self.master.elected_time is not None:
+            out["elected_time"] = self.master.elected_time
+        return out
+
+    def update_weights(self, call: Call) -> None:
+        assert call.update_weights is not None
+        updates: dict[str, float] = {}
+        for info in call.update_weights.weight_infos or ():
+            role = (info.role or "").strip()
+            problem = validate_role(role)
+            if problem is not None:
+                raise BadRequest("Failed to validate update weights request JSON: Invalid role "
+                                 f"'{role}': {problem}")
+            if not (info.weight > 0 and math.isfinite(info.weight)):
+                raise BadRequest(f"Failed to validate update weights request JSON for role "
+                                 f"'{role}': Invalid weight '{info.weight:g}': Weights must be "
+                                 "positive")
+            updates[role] = info.weight
+        self.master.role_weights.update(updates)
+        in_use = {r for f in self.master.book.frameworks.values() for r in f.roles}
+        if in_use & updates.keys():  # as Mesos: take offers back so DRF redoes its shares
+            for offer in list(self.master.book.offers.values()):
+                self.master.rescind_offer(offer)
+
+    def teardown(self, call: Call) -> None:
+        assert call.teardown is not None
+        framework = self.master.book.frameworks.get(call.teardown.framework_id)
+        if framework is None:
+            raise BadRequest(f"No framework found with ID {call.teardown.framework_id}")
+        self.master.remove_framework(framework, "torn down by an operator (TEARDOWN)")
+
+    def mark_agent_gone(self, call: Call) -> None:
+        assert call.mark_agent_gone is not None
+        agent_id = call.mark_agent_gone.agent_id
+        book = self.master.book
+        if agent_id in book.gone_agents:
+            return  # idempotent, as in Mesos
+        agent = book.agents.get(agent_id)
+        if agent is None:
+            raise NotFound(f"Agent '{agent_id}' not found")
+        book.gone_agents[agent_id] = self.master.clock.time()
+        message = f"Agent {agent_id} was marked gone by an operator"
+        self.master.send_to_agent(agent, MasterCommand(type=MasterCommandType.SHUTDOWN,
+                                                       shutdown=Notice(message=message)))
+        self.master.agents.remove(agent, "marked gone by an operator",
+                                  TaskState.TASK_GONE_BY_OPERATOR)
+
+    # -- SUBSCRIBE: the event stream -------------------------------------------------
+    async def _subscribe(self) -> None:
+        master = self.master
+        interval = master.config.heartbeat_interval
+        self._done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._buffered = self._in_flight = 0
+        self._flush_pending = False
+        self.set_status(200)
+        self.set_header("Content-Type", JSON)
+        with views.no_gc():
+            first = recordio.encode_json({"type": "SUBSCRIBED", "subscribed": {
+                "get_state": views.get_state(master.book),
+                "heartbeat_interval_seconds": interval}})
+        self._limit = self.max_pending_bytes + len(first)
+        self._write(first)
+        self._write(_HEARTBEAT)
+        master.observers.append(self._observe)
+        heartbeat = tornado.ioloop.PeriodicCallback(lambda: self._write(_HEARTBEAT),
+                                                    interval * 1000)
+        heartbeat.start()
+        log.info("operator subscriber %s connected", self.request.remote_ip)
+        try:
+            reason = await self._done
+        finally:
+            heartbeat.stop()
+            if self._observe in master.observers:
+                master.observers.remove(self._observe)
+        log.info("operator subscriber %s gone: %s", self.request.remote_ip, reason)
+
+    def _observe(self, event: dict[str, Any]) -> None:
+        try:
+            self._write(recordio.encode_json(event))
+        except Exception:  # never let one subscriber break the master's emit()
+            log.exception("operator subscriber: cannot encode %s", event.get("type"))
+            self._end("encoding failed")
+
+    def _write(self, record: bytes) -> None:
+        if self._done.done():
+            return
+        self._buffered += len(record)
+        if self._buffered + self._in_flight > self._limit:
+            log.warning("operator subscriber %s is not reading (%d bytes pending); dropping it",
+                        self.request.remote_ip, self._buffered + self._in_flight)
+            self._end("too slow: pending output over the limit")
+            if self.request.connection is not None:
+                self.request.connection.close()  # type: ignore[attr-defined]
+            return
+        self.write(record)
+        if not self._flush_pending:
+            self._flush_pending = True
+            tornado.ioloop.IOLoop.current().add_callback(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        if self._done.done() or self._finished:
+            return
+        sent, self._buffered = self._buffered, 0
+        self._in_flight += sent
+        self.flush().add_done_callback(lambda f: self._flushed(f, sent))
+
+    def _flushed(self, future: asyncio.Future[None], sent: int) -> None:
+        self._in_flight -= sent
+        if future.exception() is not None:
+            self._end("connection closed")
+
+    def _end(self, reason: str) -> None:
+        if not self._done.done():
+            self._done.set_result(reason)
+        if self._observe in self.master.observers:
+            self.master.observers.remove(self._observe)
+
+    def on_connection_close(self) -> None:
+        if getattr(self, "_done", None) is not None:
+            self._end("connection closed")
+
+
+_HEARTBEAT = recordio.encode_json({"type": "HEARTBEAT"})
+_CALLS: dict[CallType, Callable[[OperatorHandler, Call], dict[str, Any] | None]] = {
+    kind: getattr(OperatorHandler, kind.value.lower())
+    for kind in CallType
+    if kind.value.lower() in OperatorHandler.__dict__
+}
