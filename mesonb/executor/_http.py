@@ -1,0 +1,133 @@
+"""A minimal HTTP/1.1 client on asyncio streams, for executors talking to their agent.
+
+Executors start often and should start fast, so the driver does not import an HTTP
+library: it needs exactly two things, a POST answered with a small body and a POST
+answered with a long-lived chunked stream. One connection per request
+(``Connection: close``); no TLS yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class HTTPError(Exception):
+    """A non-2xx answer: ``status`` and the body's text."""
+
+    def __init__(self, status: int, reason: str, body: str) -> None:
+        super().__init__(f"HTTP {status} {reason}: {body}".rstrip(": "))
+        self.status = status
+        self.reason = reason
+        self.body = body
+
+
+@dataclass
+class Response:
+    status: int
+    reason: str
+    headers: dict[str, str] = field(default_factory=dict)
+    reader: asyncio.StreamReader | None = field(default=None, repr=False)
+    writer: asyncio.StreamWriter | None = field(default=None, repr=False)
+
+    async def body(self) -> bytes:
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives (de-chunked when ``Transfer-Encoding: chunked``)."""
+        reader = self.reader
+        assert reader is not None
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            while True:
+                line = await reader.readuntil(b"\r\n")
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                        pass  # trailers
+                    return
+                data = await reader.readexactly(size)
+                await reader.readexactly(2)
+                yield data
+        elif "content-length" in self.headers:
+            length = int(self.headers["content-length"])
+            if length:
+                yield await reader.readexactly(length)
+        else:
+            while data := await reader.read(65536):
+                yield data
+
+    def close(self) -> None:
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+            self.writer = None
+
+
+def split_endpoint(endpoint: str) -> tuple[str, int]:
+    """``"127.0.0.1:5051"`` or ``"[::1]:5051"`` -> ``(host, port)``."""
+    if endpoint.startswith("["):
+        host, _, rest = endpoint[1:].partition("]")
+        return host, int(rest.lstrip(":"))
+    host, _, port = endpoint.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"bad agent endpoint {endpoint!r}: expected HOST:PORT")
+    return host, int(port)
+
+
+async def post(
+    endpoint: str,
+    path: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: float = 10.0,
+) -> Response:
+    """POST and read the status line and headers; the caller reads the body.
+
+    Raises OSError/asyncio.TimeoutError on connection problems; never raises HTTPError.
+    """
+    host, port = split_endpoint(endpoint)
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    try:
+        hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        lines = [f"POST {path} HTTP/1.1", f"Host: {hostport}", "Connection: close",
+                 f"Content-Length: {len(body)}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+    except BaseException:
+        writer.close()
+        raise
+    if len(head) > MAX_HEADER_BYTES:
+        writer.close()
+        raise ConnectionError("response headers too large")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    parts = status_line.split(" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        writer.close()
+        raise ConnectionError(f"bad HTTP status line {status_line!r}")
+    response = Response(int(parts[1]), parts[2] if len(parts) > 2 else "",
+                        reader=reader, writer=writer)
+    for line in header_lines:
+        if ":" in line:
+            name, _, value = line.partition(":")
+            response.headers[name.strip().lower()] = value.strip()
+    return response
+
+
+async def post_and_read(
+    endpoint: str, path: str, body: bytes, headers: Mapping[str, str], timeout: float = 10.0
+) -> Response:
+    """POST, read the whole answer, and raise HTTPError unless it is 2xx."""
+    response = await post(endpoint, path, body, headers, timeout)
+    try:
+        data = await asyncio.wait_for(response.body(), timeout)
+    finally:
+        response.close()
+    if not 200 <= response.status < 300:
+        raise HTTPError(response.status, response.reason, data.decode("utf-8", "replace"))
+    return response

@@ -1,0 +1,434 @@
+"""An asyncio driver for the Mesos v1 Executor HTTP API: the base of every mesonb executor.
+
+The driver subscribes to the agent named by the Mesos environment
+(``MESOS_AGENT_ENDPOINT``, ``MESOS_FRAMEWORK_ID``, ``MESOS_EXECUTOR_ID``, and
+``MESOS_EXECUTOR_AUTHENTICATION_TOKEN``), reads the RecordIO event stream, and calls an
+:class:`ExecutorHandler`. Status updates get a fresh uuid each and are kept until the agent
+answers ACKNOWLEDGED; unacknowledged updates and tasks are re-sent in the next SUBSCRIBE.
+
+When the connection to the agent drops, a checkpointing executor (``MESOS_CHECKPOINT=1``)
+re-subscribes with back-off for up to ``MESOS_RECOVERY_TIMEOUT`` (the agent may be
+restarting); any other executor gives up at once, as in Mesos.
+
+Example, an executor that runs every task by echoing it::
+
+    import asyncio
+    from mesonb.executor.driver import ExecutorDriver, ExecutorHandler
+    from mesonb.protocol.states import TaskState
+
+    class Echo(ExecutorHandler):
+        async def launch(self, driver, task):
+            await driver.update(task.task_id, TaskState.TASK_RUNNING)
+            await driver.update(task.task_id, TaskState.TASK_FINISHED, message=task.name)
+
+        async def shutdown(self, driver):
+            await driver.wait_acknowledged(timeout=5)
+
+    asyncio.run(ExecutorDriver(Echo()).run())
+
+Handler methods may be plain functions or coroutines. Coroutines run as tasks of their
+own, so a long ``launch`` does not hold up the next event (a KILL, an ACKNOWLEDGED).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import random
+import time
+import uuid as uuidlib
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+from mesonb.protocol.errors import BadRequest
+from mesonb.protocol.executor import (
+    ExecutorAcknowledged,
+    ExecutorEvent,
+    ExecutorEventType,
+    ExecutorSubscribed,
+)
+from mesonb.protocol.mesos import KillPolicy, TaskGroupInfo, TaskInfo, TaskStatus
+from mesonb.protocol.recordio import Decoder
+from mesonb.protocol.states import Reason, Source, TaskState
+
+from . import _http
+
+log = logging.getLogger(__name__)
+
+EXECUTOR_PATH = "/api/v1/executor"
+TOKEN_ENV = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
+_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0,
+          "days": 86400.0, "weeks": 604800.0}
+
+
+def parse_duration(text: str | None, default: float) -> float:
+    """Mesos's duration strings (``"5secs"``, ``"15mins"``, ``"500ms"``) in seconds."""
+    if not text:
+        return default
+    text = text.strip()
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if text.endswith(unit):
+            try:
+                return float(text[: -len(unit)]) * _UNITS[unit]
+            except ValueError:
+                break
+    try:
+        return float(text)
+    except ValueError:
+        log.warning("cannot parse duration %r; using %gs", text, default)
+        return default
+
+
+class SubscribeRefused(Exception):
+    """The agent answered SUBSCRIBE with a 4xx: it does not know this executor."""
+
+
+class ExecutorHandler:
+    """What an executor does on each event. Override what you need.
+
+    Every method receives the :class:`ExecutorDriver` first. ``shutdown`` is the last
+    call; the driver stops when it returns (the default waits briefly for acks).
+    """
+
+    def subscribed(self, driver: ExecutorDriver, event: ExecutorSubscribed) -> Any:
+        """The agent accepted the subscription (again, after a reconnection)."""
+
+    def launch(self, driver: ExecutorDriver, task: TaskInfo) -> Any:
+        """Run ``task``; report progress with :meth:`ExecutorDriver.update`."""
+
+    def launch_group(self, driver: ExecutorDriver, group: TaskGroupInfo) -> Any:
+        """Run all tasks of ``group`` (all or nothing)."""
+
+    def kill(self, driver: ExecutorDriver, task_id: str, kill_policy: KillPolicy | None) -> Any:
+        """Kill a task; end with a TASK_KILLED update."""
+
+    def acknowledged(self, driver: ExecutorDriver, task_id: str, uuid: bytes) -> Any:
+        """The agent recorded the update ``uuid``."""
+
+    def message(self, driver: ExecutorDriver, data: bytes) -> Any:
+        """A framework message from the scheduler."""
+
+    def error(self, driver: ExecutorDriver, message: str) -> Any:
+        """The agent reported an error."""
+
+    def disconnected(self, driver: ExecutorDriver) -> Any:
+        """The connection to the agent dropped."""
+
+    async def shutdown(self, driver: ExecutorDriver) -> None:
+        """Kill every task and return; the driver then stops."""
+        await driver.wait_acknowledged(timeout=driver.shutdown_grace_period)
+
+
+class ExecutorDriver:
+    """Subscribes to the agent, dispatches events to ``handler``, sends calls reliably.
+
+    Configuration comes from the Mesos environment (``env``, default ``os.environ``);
+    keyword arguments override it. :meth:`run` returns after SHUTDOWN, :meth:`stop`, a
+    refused subscription, or a connection loss the executor may not survive.
+    """
+
+    def __init__(
+        self,
+        handler: ExecutorHandler,
+        *,
+        env: Mapping[str, str] | None = None,
+        agent_endpoint: str | None = None,
+        framework_id: str | None = None,
+        executor_id: str | None = None,
+        token: str | None = None,
+        checkpoint: bool | None = None,
+        recovery_timeout: float | None = None,
+        subscribe_timeout: float = 60.0,
+        http_timeout: float = 10.0,
+    ) -> None:
+        env = os.environ if env is None else env
+        self.handler = handler
+        self.agent_endpoint = agent_endpoint or env.get("MESOS_AGENT_ENDPOINT", "")
+        self.framework_id = framework_id or env.get("MESOS_FRAMEWORK_ID", "")
+        self.executor_id = executor_id or env.get("MESOS_EXECUTOR_ID", "")
+        missing = [n for n, v in (("MESOS_AGENT_ENDPOINT", self.agent_endpoint),
+                                  ("MESOS_FRAMEWORK_ID", self.framework_id),
+                                  ("MESOS_EXECUTOR_ID", self.executor_id)) if not v]
+        if missing:
+            raise ValueError(f"executor driver: missing {', '.join(missing)}")
+        self.token = token if token is not None else env.get(TOKEN_ENV)
+        self.checkpoint = (env.get("MESOS_CHECKPOINT") == "1") if checkpoint is None \
+            else checkpoint
+        self.recovery_timeout = recovery_timeout if recovery_timeout is not None else \
+            parse_duration(env.get("MESOS_RECOVERY_TIMEOUT"), 15 * 60.0)
+        self.backoff_max = parse_duration(env.get("MESOS_SUBSCRIPTION_BACKOFF_MAX"), 2.0)
+        self.shutdown_grace_period = parse_duration(
+            env.get("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"), 5.0)
+        self.sandbox = env.get("MESOS_SANDBOX") or env.get("MESOS_DIRECTORY") or os.getcwd()
+        self.subscribe_timeout = subscribe_timeout
+        self.http_timeout = http_timeout
+
+        self.subscribed_event: ExecutorSubscribed | None = None
+        self.connected = False
+        self.unacknowledged_updates: OrderedDict[bytes, TaskStatus] = OrderedDict()
+        self.unacknowledged_tasks: OrderedDict[str, TaskInfo] = OrderedDict()
+        self._stopping: asyncio.Event | None = None
+        self._ack_waiters: list[asyncio.Future[None]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- public API -----------------------------------------------------------------
+    @property
+    def framework_info(self) -> Any:
+        return self.subscribed_event.framework_info if self.subscribed_event else None
+
+    @property
+    def executor_info(self) -> Any:
+        return self.subscribed_event.executor_info if self.subscribed_event else None
+
+    async def run(self) -> None:
+        """Subscribe and process events until the executor should exit."""
+        self._stopping = asyncio.Event()
+        loop_task = asyncio.ensure_future(self._connection_loop())
+        stop_task = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({loop_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (loop_task, stop_task):
+                t.cancel()
+            await asyncio.gather(loop_task, stop_task, return_exceptions=True)
+            pending = [t for t in self._tasks if not t.done()]
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            self.connected = False
+
+    def stop(self) -> None:
+        """Make :meth:`run` return (pending handler coroutines are cancelled)."""
+        if self._stopping is not None:
+            self._stopping.set()
+
+    async def update(
+        self,
+        task_id: str,
+        state: TaskState,
+        *,
+        message: str | None = None,
+        reason: Reason | None = None,
+        data: bytes | None = None,
+        healthy: bool | None = None,
+    ) -> bytes:
+        """Send a status update for ``task_id`` (see :meth:`send_status`); its uuid."""
+        return await self.send_status(TaskStatus(
+            task_id=task_id, state=state, message=message, reason=reason, data=data,
+            healthy=healthy))
+
+    async def send_status(self, status: TaskStatus) -> bytes:
+        """Send ``status`` with a fresh uuid; it is kept until ACKNOWLEDGED and re-sent on
+        re-subscription. Raises :class:`_http.HTTPError` if the agent rejects it (4xx)."""
+        status.uuid = uuidlib.uuid4().bytes
+        status.source = Source.SOURCE_EXECUTOR
+        status.executor_id = self.executor_id
+        if status.timestamp is None:
+            status.timestamp = time.time()
+        self.unacknowledged_updates[status.uuid] = status
+        body = {"type": "UPDATE", "framework_id": {"value": self.framework_id},
+                "executor_id": {"value": self.executor_id},
+                "update": {"status": status.to_json()}}
+        try:
+            await self._call(body)
+        except _http.HTTPError as exc:
+            if 400 <= exc.status < 500:
+                self.unacknowledged_updates.pop(status.uuid, None)
+                self._notify_acked()
+                raise
+            log.warning("update %s of task %s not delivered (%s); it is resent on"
+                        " re-subscription", status.state.value, status.task_id, exc)
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            log.warning("update %s of task %s not delivered (%s); it is resent on"
+                        " re-subscription", status.state.value, status.task_id, exc)
+        return status.uuid
+
+    async def send_message(self, data: bytes) -> None:
+        """Send a framework message to the scheduler (at most once)."""
+        await self._call({"type": "MESSAGE", "framework_id": {"value": self.framework_id},
+                          "executor_id": {"value": self.executor_id},
+                          "message": {"data": base64.b64encode(data).decode("ascii")}})
+
+    async def wait_acknowledged(self, timeout: float | None = None) -> bool:
+        """Wait until every update sent so far is acknowledged; False on timeout."""
+        if not self.unacknowledged_updates:
+            return True
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ack_waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+            return True
+        except TimeoutError:
+            return not self.unacknowledged_updates
+        finally:
+            if fut in self._ack_waiters:
+                self._ack_waiters.remove(fut)
+
+    # -- connection -----------------------------------------------------------------
+    async def _connection_loop(self) -> None:
+        give_up_at = time.monotonic() + self.subscribe_timeout
+        delay = 0.1
+        ever_subscribed = False
+        while True:
+            try:
+                response = await self._subscribe()
+            except SubscribeRefused as exc:
+                log.error("the agent refused the subscription: %s", exc)
+                await self._invoke(self.handler.error, str(exc), wait=True)
+                return
+            except (OSError, TimeoutError, ConnectionError, EOFError) as exc:
+                if time.monotonic() >= give_up_at:
+                    log.error("cannot subscribe to the agent at %s: %s; giving up",
+                              self.agent_endpoint, exc)
+                    return
+                log.info("cannot subscribe to the agent at %s (%s); retrying in %.2fs",
+                         self.agent_endpoint, exc, delay)
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, self.backoff_max)
+                continue
+            ever_subscribed = True
+            delay = 0.1
+            self.connected = True
+            try:
+                await self._read_events(response)
+            except (OSError, ConnectionError, EOFError, asyncio.IncompleteReadError,
+                    asyncio.LimitOverrunError, BadRequest, ValueError) as exc:
+                log.warning("the event stream from the agent broke: %s", exc)
+            finally:
+                self.connected = False
+                response.close()
+            if self._stopping is not None and self._stopping.is_set():
+                return
+            await self._invoke(self.handler.disconnected, wait=True)
+            if not (ever_subscribed and self.checkpoint):
+                log.warning("disconnected from the agent; not checkpointing, so exiting")
+                return
+            log.warning("disconnected from the agent; re-subscribing for up to %gs",
+                        self.recovery_timeout)
+            give_up_at = time.monotonic() + self.recovery_timeout
+
+    async def _subscribe(self) -> _http.Response:
+        body = {
+            "type": "SUBSCRIBE",
+            "framework_id": {"value": self.framework_id},
+            "executor_id": {"value": self.executor_id},
+            "subscribe": {
+                "unacknowledged_tasks": [t.to_json() for t in self.unacknowledged_tasks.values()],
+                "unacknowledged_updates": [{"status": s.to_json()}
+                                           for s in self.unacknowledged_updates.values()],
+            },
+        }
+        response = await _http.post(self.agent_endpoint, EXECUTOR_PATH,
+                                    json.dumps(body).encode(), self._headers(),
+                                    self.http_timeout)
+        if response.status != 200:
+            try:
+                text = (await asyncio.wait_for(response.body(), self.http_timeout)).decode(
+                    "utf-8", "replace")
+            except (OSError, TimeoutError, asyncio.IncompleteReadError):
+                text = ""
+            response.close()
+            if 400 <= response.status < 500:
+                raise SubscribeRefused(f"HTTP {response.status}: {text}")
+            raise ConnectionError(f"HTTP {response.status}: {text}")
+        return response
+
+    async def _read_events(self, response: _http.Response) -> None:
+        decoder = Decoder()
+        async for chunk in response.chunks():
+            for record in decoder.feed(chunk):
+                try:
+                    event = ExecutorEvent.from_json(json.loads(record), "Event")
+                except (ValueError, BadRequest) as exc:
+                    log.warning("ignoring a malformed event from the agent: %s", exc)
+                    continue
+                await self._dispatch(event)
+
+    async def _dispatch(self, event: ExecutorEvent) -> None:
+        kind = event.type
+        h = self.handler
+        if kind is ExecutorEventType.SUBSCRIBED and event.subscribed is not None:
+            self.subscribed_event = event.subscribed
+            await self._invoke(h.subscribed, event.subscribed)
+        elif kind is ExecutorEventType.LAUNCH and event.launch is not None:
+            self.unacknowledged_tasks[event.launch.task.task_id] = event.launch.task
+            await self._invoke(h.launch, event.launch.task)
+        elif kind is ExecutorEventType.LAUNCH_GROUP and event.launch_group is not None:
+            for task in event.launch_group.task_group.tasks:
+                self.unacknowledged_tasks[task.task_id] = task
+            await self._invoke(h.launch_group, event.launch_group.task_group)
+        elif kind is ExecutorEventType.KILL and event.kill is not None:
+            await self._invoke(h.kill, event.kill.task_id, event.kill.kill_policy)
+        elif kind is ExecutorEventType.ACKNOWLEDGED and event.acknowledged is not None:
+            self._on_acknowledged(event.acknowledged)
+            await self._invoke(h.acknowledged, event.acknowledged.task_id,
+                               event.acknowledged.uuid)
+        elif kind is ExecutorEventType.MESSAGE and event.message is not None:
+            await self._invoke(h.message, event.message.data)
+        elif kind is ExecutorEventType.ERROR and event.error is not None:
+            await self._invoke(h.error, event.error.message)
+        elif kind is ExecutorEventType.SHUTDOWN:
+            log.info("the agent asked this executor to shut down")
+            self._spawn(self._shutdown())
+        elif kind is not ExecutorEventType.HEARTBEAT:
+            log.warning("ignoring an executor event of type %s", kind.value)
+
+    async def _shutdown(self) -> None:
+        try:
+            await self._invoke(self.handler.shutdown, wait=True)
+        finally:
+            self.stop()
+
+    def _on_acknowledged(self, ack: ExecutorAcknowledged) -> None:
+        status = self.unacknowledged_updates.pop(ack.uuid, None)
+        if status is not None and status.state.terminal:
+            self.unacknowledged_tasks.pop(status.task_id, None)
+        self._notify_acked()
+
+    def _notify_acked(self) -> None:
+        if not self.unacknowledged_updates:
+            for fut in self._ack_waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    # -- plumbing -------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    async def _call(self, body: dict[str, Any]) -> None:
+        await _http.post_and_read(self.agent_endpoint, EXECUTOR_PATH,
+                                  json.dumps(body).encode(), self._headers(), self.http_timeout)
+
+    async def _invoke(self, fn: Any, *args: Any, wait: bool = False) -> None:
+        """Call a handler method; a coroutine runs as its own task unless ``wait``."""
+        try:
+            result = fn(self, *args)
+        except Exception:
+            log.exception("executor handler %s failed", getattr(fn, "__name__", fn))
+            return
+        if asyncio.iscoroutine(result):
+            if wait:
+                try:
+                    await result
+                except Exception:
+                    log.exception("executor handler %s failed", getattr(fn, "__name__", fn))
+            else:
+                self._spawn(result)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("executor handler failed", exc_info=task.exception())
