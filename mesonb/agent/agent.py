@@ -1,0 +1,464 @@
+"""The mesonb agent daemon: one per machine.
+
+:class:`Agent` fingerprints the machine, serves the executor API and the read-only
+endpoints, registers with the master over one WebSocket (:mod:`.master_link`), carries out
+the master's commands through :class:`~mesonb.agent.executors.Executors`, and forwards
+status updates reliably through the pure
+:class:`~mesonb.agent.status_updates.StatusUpdateManager`.
+
+Embedding (tests, ``Cluster.local()``)::
+
+    agent = Agent(AgentConfig(master="127.0.0.1:5050", port=0, work_dir=tmp))
+    await agent.start()          # listening on agent.port, registering in the background
+    await agent.wait_registered(timeout=10)
+    ...
+    await agent.stop()           # executors shut down, UNREGISTER sent
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from mesonb.clock import REAL_CLOCK, Clock
+from mesonb.config import MESONB_VERSION, VERSION, AgentConfig
+from mesonb.http.base import Security
+from mesonb.protocol.agent import (
+    AgentCall,
+    AgentCallType,
+    MasterCommand,
+    MasterCommandType,
+    Register,
+    StatusUpdate,
+)
+from mesonb.protocol.mesos import AgentInfo, TaskStatus
+from mesonb.protocol.states import TaskState
+
+from . import checkpoint, status_updates
+from .book import ExecutorState
+from .executors import Executors
+from .files import SandboxPaths
+from .fingerprint import Machine, agent_attributes, agent_resources, flat_attributes
+from .http import make_app
+from .master_link import Backoff, MasterLink, parse_master
+from .paths import executor_virtual_path
+
+log = logging.getLogger(__name__)
+
+MAX_PING_TIMEOUTS = 5  # Mesos: --max_agent_ping_timeouts
+EXECUTOR_HEARTBEAT_INTERVAL = 30.0
+
+
+class UnsafeConfiguration(ValueError):
+    """The agent would listen beyond loopback without a secret."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_safety(config: AgentConfig) -> None:
+    """Refuse to listen on a non-loopback address without a shared secret."""
+    if not is_loopback(config.ip) and not config.secret:
+        raise UnsafeConfiguration(
+            f"refusing to listen on {config.ip} without a secret: executors run code sent"
+            " over the network. Pass --secret (or set MESONB_SECRET), or use --ip 127.0.0.1."
+        )
+
+
+class Agent:
+    """A mesonb agent that can run inside an existing event loop.
+
+    Public surface: :meth:`start`, :meth:`stop`, :meth:`wait_registered`,
+    :meth:`wait_stopped`, and the attributes ``port``, ``agent_id``, ``registered``,
+    ``resources``, ``executors`` and ``status_updates``.
+    """
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        clock: Clock = REAL_CLOCK,
+        machine: Machine | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        config.work_dir = Path(config.work_dir)
+        parse_master(config.master)  # ValueError now rather than in the background
+        self.clock = clock
+        self.security = Security(config.secret)
+        self.resources = agent_resources(config.resources, config.work_dir, machine)
+        self.attributes = agent_attributes(config.attributes)
+        self.hostname = config.hostname or socket.gethostname()
+        self.agent_id: str | None = checkpoint.read_agent_id(config.work_dir)
+        self.port = config.port
+        self.registered = False
+        self.master_hostname: str | None = None
+        self.status_updates = status_updates.StatusUpdateManager(
+            config.status_update_retry_min, config.status_update_retry_max)
+        self.executors = Executors(self)
+        self.sandbox_paths = SandboxPaths(config.work_dir)
+        self.metrics: dict[str, int] = {
+            "valid_status_updates": 0, "invalid_status_updates": 0,
+            "valid_framework_messages": 0, "registrations": 0,
+        }
+        self.exit_code = 0
+        self.link = MasterLink(
+            config.master, secret=config.secret, on_open=self._on_open,
+            on_command=self._on_command, on_close=self._on_close,
+            backoff=Backoff(config.registration_backoff_factor,
+                            config.max_registration_backoff, rng))
+        self._server: HTTPServer | None = None
+        self._start_time = 0.0
+        self._registered_event = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._stopping = False
+        self._retry_timer: asyncio.TimerHandle | None = None
+        self._register_timer: asyncio.TimerHandle | None = None
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._ping_timeout = 0.0
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    # -- life cycle -----------------------------------------------------------------
+    @property
+    def endpoint(self) -> str:
+        """``ip:port`` where executors reach this agent."""
+        ip = self.config.ip
+        if ip in ("0.0.0.0", ""):
+            ip = "127.0.0.1"
+        elif ip == "::":
+            ip = "::1"
+        return f"[{ip}]:{self.port}" if ":" in ip else f"{ip}:{self.port}"
+
+    @property
+    def pid(self) -> str:
+        return f"slave(1)@{self.endpoint}"
+
+    async def start(self) -> None:
+        """Listen (``port`` 0 picks a free one) and start registering with the master."""
+        check_safety(self.config)
+        self.config.work_dir.mkdir(parents=True, exist_ok=True)
+        sockets = bind_sockets(self.config.port, address=self.config.ip)
+        self.port = sockets[0].getsockname()[1]
+        self._server = HTTPServer(make_app(self, self.security), idle_connection_timeout=3600)
+        self._server.add_sockets(sockets)
+        self._start_time = time.time()
+        self.link.start()
+        self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
+        log.info("agent listening on http://%s:%d", self.config.ip, self.port)
+
+    async def stop(self) -> None:
+        """Shut every executor down, say UNREGISTER to the master, stop listening."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        log.info("agent stopping")
+        try:
+            await self.executors.shutdown_all(self.config.executor_shutdown_grace_period)
+        finally:
+            for timer in (self._retry_timer, self._register_timer, self._ping_timer):
+                if timer is not None:
+                    timer.cancel()
+            if self._heartbeat is not None:
+                self._heartbeat.cancel()
+            await self.link.stop(AgentCall(type=AgentCallType.UNREGISTER)
+                                 if self.registered else None)
+            if self._server is not None:
+                self._server.stop()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._server.close_all_connections(), 2.0)
+            self._stopped.set()
+            log.info("agent stopped")
+
+    async def wait_registered(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._registered_event.wait(), timeout)
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    # -- the master connection ------------------------------------------------------
+    def send(self, call: AgentCall) -> bool:
+        """Send a message to the master now (False when disconnected)."""
+        return self.link.send(call)
+
+    def agent_info(self) -> AgentInfo:
+        return AgentInfo(hostname=self.hostname, port=self.port,
+                         resources=self.resources.to_json(), attributes=self.attributes or None,
+                         id=self.agent_id)
+
+    def _on_open(self) -> None:
+        self._send_register()
+
+    def _send_register(self) -> None:
+        if self.registered or not self.link.connected:
+            return
+        tasks, executors, frameworks = self.executors.register_payload()
+        info = self.agent_info()
+        info.id = None
+        register = Register(agent_info=info, version=VERSION, agent_id=self.agent_id,
+                            tasks=tasks, executors=executors, frameworks=frameworks)
+        log.info("%s with the master (%d tasks)",
+                 "re-registering" if self.agent_id else "registering", len(tasks))
+        self.send(AgentCall(type=AgentCallType.REGISTER, register=register))
+        delay = self.link.backoff.next()
+        self._register_timer = self._call_later(self._register_timer, max(delay, 0.05),
+                                                self._send_register)
+
+    def _on_close(self) -> None:
+        was = self.registered
+        self.registered = False
+        self._registered_event.clear()
+        self._apply(self.status_updates.pause())
+        for attr in ("_register_timer", "_ping_timer", "_retry_timer"):
+            timer = getattr(self, attr)
+            if timer is not None:
+                timer.cancel()
+                setattr(self, attr, None)
+        if was:
+            log.warning("disconnected from the master")
+
+    def _on_command(self, command: MasterCommand) -> None:
+        kind = command.type
+        if kind is MasterCommandType.PING:
+            self._arm_ping_timer()
+            self.send(AgentCall(type=AgentCallType.PONG))
+        elif kind is MasterCommandType.REGISTERED and command.registered is not None:
+            self._registered(command)
+        elif kind is MasterCommandType.ERROR and command.error is not None:
+            log.error("the master reports an error: %s", command.error.message)
+        elif kind is MasterCommandType.SHUTDOWN:
+            message = command.shutdown.message if command.shutdown else ""
+            self._spawn_shutdown(message)
+        elif not self.registered:
+            log.warning("ignoring %s from the master: not registered yet", kind.value)
+        elif kind is MasterCommandType.RUN_TASK and command.run_task is not None:
+            self.executors.run_task(command.run_task)
+        elif kind is MasterCommandType.RUN_TASK_GROUP and command.run_task_group is not None:
+            self.executors.run_task_group(command.run_task_group)
+        elif kind is MasterCommandType.KILL_TASK and command.kill_task is not None:
+            self.executors.kill_task(command.kill_task)
+        elif kind is MasterCommandType.ACKNOWLEDGE and command.acknowledge is not None:
+            ack = command.acknowledge
+            self._apply(self.status_updates.acknowledge(
+                ack.framework_id, ack.task_id, ack.uuid, self.clock.monotonic()))
+        elif kind is MasterCommandType.SHUTDOWN_FRAMEWORK and command.shutdown_framework:
+            self.executors.shutdown_framework(command.shutdown_framework.framework_id)
+        elif kind is MasterCommandType.SHUTDOWN_EXECUTOR and command.shutdown_executor:
+            target = command.shutdown_executor
+            framework = self.executors.frameworks.get(target.framework_id)
+            executor = framework.executors.get(target.executor_id) if framework else None
+            if executor is not None:
+                self.executors.shutdown_executor(executor)
+        elif kind is MasterCommandType.FRAMEWORK_MESSAGE and command.framework_message:
+            self.metrics["valid_framework_messages"] += 1
+            self.executors.framework_message(command.framework_message)
+        elif kind is MasterCommandType.UPDATE_FRAMEWORK and command.update_framework:
+            self.executors.update_framework(command.update_framework.framework_info)
+        else:
+            log.warning("ignoring %s from the master", kind.value)
+
+    def _registered(self, command: MasterCommand) -> None:
+        reg = command.registered
+        assert reg is not None
+        if self.agent_id is not None and reg.agent_id != self.agent_id:
+            log.warning("the master gave this agent a new id %s (was %s); its old executors"
+                        " are shut down", reg.agent_id, self.agent_id)
+            for executor in list(self.executors.all_executors()):
+                self.executors.shutdown_executor(executor, "the agent has a new id")
+        if reg.agent_id != self.agent_id or not self.registered:
+            log.info("registered with the master as agent %s", reg.agent_id)
+        self.agent_id = reg.agent_id
+        try:
+            checkpoint.write_agent_id(self.config.work_dir, reg.agent_id,
+                                      self.agent_info().to_json())
+        except (OSError, ValueError) as exc:
+            log.error("cannot checkpoint the agent id: %s", exc)
+        if reg.master_info is not None:
+            self.master_hostname = reg.master_info.hostname
+        self.registered = True
+        self.metrics["registrations"] += 1
+        self.link.backoff.reset()
+        if self._register_timer is not None:
+            self._register_timer.cancel()
+            self._register_timer = None
+        self._ping_timeout = max(reg.ping_interval_seconds, 0.1) * MAX_PING_TIMEOUTS
+        self._arm_ping_timer()
+        self._apply(self.status_updates.resume(self.clock.monotonic()))
+        self._registered_event.set()
+
+    def _arm_ping_timer(self) -> None:
+        if self._ping_timeout > 0 and self.registered:
+            self._ping_timer = self._call_later(
+                self._ping_timer, self._ping_timeout,
+                lambda: self.link.reconnect(f"no PING from the master in {self._ping_timeout:g}s"))
+
+    def _spawn_shutdown(self, message: str) -> None:
+        log.warning("the master removed this agent (%s): killing every task and registering"
+                    " again as a new agent", message or "no reason given")
+        fut = asyncio.ensure_future(self._removed_by_master())
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception() is None or log.error(
+            "shutdown failed", exc_info=f.exception()))
+
+    async def _removed_by_master(self) -> None:
+        for framework_id in list(self.executors.frameworks):
+            self.forget_framework_updates(framework_id)
+        await self.executors.shutdown_all(self.config.executor_shutdown_grace_period)
+        self.executors = Executors(self)
+        self.status_updates = status_updates.StatusUpdateManager(
+            self.config.status_update_retry_min, self.config.status_update_retry_max)
+        checkpoint.forget_agent_id(self.config.work_dir)
+        self.agent_id = None
+        self.registered = False
+        self._registered_event.clear()
+        if not self._stopping:
+            self.link.reconnect("removed by the master")
+
+    # -- status updates -------------------------------------------------------------
+    def record_update(self, framework_id: str, status: TaskStatus, checkpoint: bool) -> None:
+        """Hand a new update (with uuid) to the status update manager."""
+        self._apply(self.status_updates.update(framework_id, status, self.clock.monotonic(),
+                                               checkpoint=checkpoint))
+
+    def forget_framework_updates(self, framework_id: str) -> None:
+        self._apply(self.status_updates.cleanup(framework_id))
+
+    def _apply(self, actions: list[status_updates.Action]) -> None:
+        for action in actions:
+            if isinstance(action, status_updates.Forward):
+                self.send(AgentCall(type=AgentCallType.STATUS_UPDATE, status_update=StatusUpdate(
+                    framework_id=action.framework_id, status=action.status,
+                    latest_state=action.latest_state)))
+            elif isinstance(action, status_updates.Checkpoint):
+                self.executors.checkpoint_update(action.framework_id, action.task_id,
+                                                 action.record)
+            elif isinstance(action, status_updates.StreamClosed):
+                self.executors.stream_closed(action.framework_id, action.task_id)
+            elif isinstance(action, status_updates.Dropped):
+                log.debug("status update manager: %s (task %s of framework %s)",
+                          action.why, action.task_id, action.framework_id)
+        self._arm_retry_timer()
+
+    def _arm_retry_timer(self) -> None:
+        deadline = self.status_updates.next_deadline()
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
+        if deadline is not None and not self._stopped.is_set():
+            delay = max(0.0, deadline - self.clock.monotonic())
+            self._retry_timer = asyncio.get_running_loop().call_later(delay, self._retry)
+
+    def _retry(self) -> None:
+        self._retry_timer = None
+        self._apply(self.status_updates.tick(self.clock.monotonic()))
+
+    # -- what the endpoints show ----------------------------------------------------
+    def virtual_sandboxes(self) -> dict[str, Path]:
+        """Mesos's ``/frameworks/<fw>/executors/<exec>/runs/latest`` files API paths."""
+        out = {}
+        for executor in self.executors.all_executors():
+            out[executor_virtual_path(executor.framework_id, executor.executor_id)] = (
+                executor.directory)
+        return out
+
+    def version_info(self) -> dict[str, Any]:
+        return {"version": VERSION, "mesonb_version": MESONB_VERSION,
+                "build_date": "", "build_time": 0, "build_user": "", "git_sha": ""}
+
+    def flags(self) -> dict[str, str]:
+        c = self.config
+        return {
+            "master": c.master, "ip": c.ip, "port": str(self.port), "hostname": self.hostname,
+            "work_dir": str(c.work_dir), "resources": c.resources or "",
+            "attributes": c.attributes or "", "authenticate_http": str(bool(c.secret)).lower(),
+            "executor_shutdown_grace_period": f"{c.executor_shutdown_grace_period:g}secs",
+            "executor_registration_timeout": f"{c.executor_registration_timeout:g}secs",
+            "registration_backoff_factor": f"{c.registration_backoff_factor:g}secs",
+        }
+
+    def state(self) -> dict[str, Any]:
+        """Mesos's agent ``/state`` (v0 JSON: flat ids and resources)."""
+        ex = self.executors
+        return {
+            "version": VERSION,
+            "mesonb_version": MESONB_VERSION,
+            "start_time": self._start_time,
+            "id": self.agent_id or "",
+            "pid": self.pid,
+            "hostname": self.hostname,
+            "port": self.port,
+            "resources": self.resources.to_flat(),
+            "attributes": flat_attributes(self.attributes),
+            "master_hostname": self.master_hostname or "",
+            "registered": self.registered,
+            "flags": self.flags(),
+            "frameworks": [f.to_v0(self.agent_id) for f in ex.frameworks.values()],
+            "completed_frameworks": [f.to_v0(self.agent_id) for f in ex.completed_frameworks],
+        }
+
+    def metrics_snapshot(self) -> dict[str, float]:
+        """Mesos's ``slave/*`` metrics."""
+        out: dict[str, float] = {
+            "slave/registered": 1.0 if self.registered else 0.0,
+            "slave/uptime_secs": time.time() - self._start_time if self._start_time else 0.0,
+            "slave/frameworks_active": float(len(self.executors.frameworks)),
+        }
+        counts = {s: 0 for s in TaskState}
+        for task in self.executors.all_tasks():
+            counts[task.state] += 1
+        for framework in [*self.executors.frameworks.values()]:
+            for executor in [*framework.executors.values(), *framework.completed_executors]:
+                for task in executor.completed:
+                    counts[task.state] += 1
+        for state, n in counts.items():
+            out["slave/" + state.value.lower().replace("task_", "tasks_")] = float(n)
+        executor_counts = {s: 0 for s in ExecutorState}
+        for executor in self.executors.all_executors():
+            executor_counts[executor.state] += 1
+        for state, n in executor_counts.items():
+            out[f"slave/executors_{state.value.lower()}"] = float(n)
+        used = {"cpus": 0.0, "mem": 0.0, "disk": 0.0, "gpus": 0.0}
+        for executor in self.executors.all_executors():
+            if executor.state is ExecutorState.TERMINATED:
+                continue
+            for res in [executor.resources, *(t.resources for t in executor.tasks()
+                                              if not t.state.terminal)]:
+                for name in used:
+                    used[name] += res.get(name)
+        for name, value in used.items():
+            total = self.resources.get(name)
+            out[f"slave/{name}_total"] = total
+            out[f"slave/{name}_used"] = value
+            out[f"slave/{name}_percent"] = value / total if total else 0.0
+        for key in ("valid_status_updates", "invalid_status_updates",
+                    "valid_framework_messages"):
+            out[f"slave/{key}"] = float(self.metrics[key])
+        return out
+
+    # -- plumbing -------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(EXECUTOR_HEARTBEAT_INTERVAL)
+            self.executors.heartbeat()
+
+    def _call_later(self, old: asyncio.TimerHandle | None, delay: float,
+                    fn: Callable[[], Any]) -> asyncio.TimerHandle:
+        if old is not None:
+            old.cancel()
+        return asyncio.get_running_loop().call_later(delay, fn)

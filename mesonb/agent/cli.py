@@ -1,0 +1,126 @@
+"""``mesonb agent``: the agent daemon's command line.
+
+``mesonb/cli.py`` calls :func:`add_parser` and dispatches to ``args.func(args)``; the
+module also runs on its own: ``python -m mesonb.agent.cli --master 127.0.0.1:5050``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from mesonb.config import SECRET_ENV, AgentConfig, default_work_dir
+
+log = logging.getLogger("mesonb.agent")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the ``agent`` subcommand."""
+    parser = subparsers.add_parser(
+        "agent", help="run an agent (one per machine)",
+        description="Run a mesonb agent: offer this machine's resources to a master and"
+                    " run tasks in sandboxes.")
+    configure_parser(parser)
+    return parser
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    defaults = AgentConfig()
+    parser.add_argument("--master", required=True, metavar="HOST:PORT",
+                        help="the master to register with")
+    parser.add_argument("--ip", default=defaults.ip, help="address to listen on (%(default)s)")
+    parser.add_argument("--port", type=int, default=defaults.port,
+                        help="port to listen on; 0 picks a free one (%(default)s)")
+    parser.add_argument("--hostname", default=None, help="hostname to advertise")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help=f"sandboxes and checkpoints ({default_work_dir('agent')})")
+    parser.add_argument("--resources", default=None,
+                        help='e.g. "cpus:2;mem:4096;disk:20000;ports:[31000-32000]";'
+                             " names left out are detected")
+    parser.add_argument("--attributes", default=None, help='e.g. "rack:a;zone:1"')
+    parser.add_argument("--secret", default=os.environ.get(SECRET_ENV),
+                        help=f"shared secret (bearer token); default ${SECRET_ENV}")
+    parser.add_argument("--executor-shutdown-grace-period", type=float,
+                        default=defaults.executor_shutdown_grace_period, metavar="SECONDS",
+                        help="time executors get to shut down (%(default)s)")
+    parser.add_argument("--executor-registration-timeout", type=float,
+                        default=defaults.executor_registration_timeout, metavar="SECONDS",
+                        help="time an executor has to subscribe (%(default)s)")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> AgentConfig:
+    config = AgentConfig(
+        master=args.master,
+        ip=args.ip,
+        port=args.port,
+        hostname=args.hostname,
+        resources=args.resources,
+        attributes=args.attributes,
+        secret=args.secret or None,
+        executor_shutdown_grace_period=args.executor_shutdown_grace_period,
+        executor_registration_timeout=getattr(
+            args, "executor_registration_timeout", AgentConfig.executor_registration_timeout),
+    )
+    if args.work_dir is not None:
+        config.work_dir = args.work_dir
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the agent until SIGTERM/SIGINT; the process exit code."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(getattr(args, "log_level", "INFO"))
+    from .agent import Agent, UnsafeConfiguration
+
+    try:
+        agent = Agent(config_from_args(args))
+    except ValueError as exc:
+        print(f"mesonb agent: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_serve(agent))
+    except UnsafeConfiguration as exc:
+        print(f"mesonb agent: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"mesonb agent: cannot listen on {args.ip}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _serve(agent: object) -> int:
+    from .agent import Agent
+
+    assert isinstance(agent, Agent)
+    await agent.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    stopped = asyncio.ensure_future(agent.wait_stopped())
+    waiter = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({stopped, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    waiter.cancel()
+    await agent.stop()
+    stopped.cancel()
+    return agent.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mesonb agent")
+    configure_parser(parser)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,791 @@
+"""Executors on the agent: launching them, talking to them, and cleaning up after them.
+
+:class:`Executors` carries out the master's RUN_TASK / RUN_TASK_GROUP / KILL_TASK /
+SHUTDOWN_* commands and the executors' SUBSCRIBE / UPDATE / MESSAGE calls, following
+Mesos's ``Slave`` (src/slave/slave.cpp). The executor life cycle is drawn in
+:mod:`mesonb.agent.book`; status updates go to the agent's status update manager.
+
+Which executor runs a task:
+
+* a task without an executor: the agent's *command executor*
+  (``python -m mesonb.executor.command``), one per task, executor id = task id;
+* a task group: the *default executor* (``python -m mesonb.executor.default``), or the
+  framework's own if the ExecutorInfo has a command;
+* a task with an ExecutorInfo: that executor's ``command``, started once and reused for
+  later tasks of the same framework and executor id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import secrets
+import signal
+import sys
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mesonb.config import SECRET_ENV
+from mesonb.executor.process import (
+    PYTHONPATH_MARK,
+    TOKEN_ENV,
+    command_argv,
+    describe_returncode,
+)
+from mesonb.protocol.agent import (
+    AgentCall,
+    AgentCallType,
+    AgentExecutor,
+    AgentFrameworkMessage,
+    AgentTask,
+    ExecutorExited,
+    KillTask,
+    RunTask,
+    RunTaskGroup,
+)
+from mesonb.protocol.errors import BadRequest, Unauthorized
+from mesonb.protocol.executor import (
+    ExecutorAcknowledged,
+    ExecutorCall,
+    ExecutorEvent,
+    ExecutorEventType,
+    ExecutorKill,
+    ExecutorLaunch,
+    ExecutorLaunchGroup,
+    ExecutorMessageBody,
+    ExecutorSubscribed,
+)
+from mesonb.protocol.mesos import (
+    CommandInfo,
+    ExecutorInfo,
+    ExecutorType,
+    FrameworkInfo,
+    TaskGroupInfo,
+    TaskStatus,
+)
+from mesonb.protocol.resources import Resources
+from mesonb.protocol.states import Reason, Source, TaskState, for_framework
+
+from . import checkpoint, containerizer, paths
+from .book import (
+    MAX_COMPLETED_FRAMEWORKS,
+    MAX_COMPLETED_TASKS,
+    Executor,
+    ExecutorState,
+    Framework,
+    Task,
+    Termination,
+)
+
+if TYPE_CHECKING:
+    from .agent import Agent
+    from .executor_api import EventStream
+
+log = logging.getLogger(__name__)
+
+COMMAND_EXECUTOR_MODULE = "mesonb.executor.command"
+DEFAULT_EXECUTOR_MODULE = "mesonb.executor.default"
+EXECUTOR_CPUS = 0.1  # Mesos: DEFAULT_EXECUTOR_CPUS / DEFAULT_EXECUTOR_MEM
+EXECUTOR_MEM = 32.0
+RECOVERY_TIMEOUT = 15 * 60.0
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # makes ``-m mesonb...`` importable
+
+
+def builtin_command(module: str) -> CommandInfo:
+    return CommandInfo(
+        shell=False, value=sys.executable, arguments=[sys.executable, "-m", module]
+    )
+
+
+def wait_status(returncode: int) -> int:
+    """An asyncio return code as a POSIX wait status (what Mesos reports to the master)."""
+    return -returncode if returncode < 0 else (returncode & 0xFF) << 8
+
+
+class Executors:
+    """The frameworks, executors and tasks of one agent, and what happens to them."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.frameworks: dict[str, Framework] = {}
+        self.completed_frameworks: deque[Framework] = deque(maxlen=MAX_COMPLETED_FRAMEWORKS)
+        self._tokens: dict[str, tuple[str, str]] = {}  # token -> (framework_id, executor_id)
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # container_id -> timer
+        self._background: set[asyncio.Future[Any]] = set()
+        self.stopping = False
+
+    # -- authentication (used by the executor API handler) ---------------------------
+    def authenticate(self, authorization: str | None) -> tuple[str, str] | None:
+        """Who is calling: ``(framework_id, executor_id)`` for a container token, None for
+        the cluster secret or (on an agent without a secret) no credentials."""
+        secret = self.agent.security.secret
+        token = None
+        if authorization:
+            scheme, _, value = authorization.partition(" ")
+            if scheme.lower() == "bearer":
+                token = value.strip()
+        if token is None:
+            if secret is None and not authorization:
+                return None
+            raise Unauthorized("Missing 'Authorization: Bearer <executor token>' header")
+        if secret is not None and hmac.compare_digest(token.encode(), secret.encode()):
+            return None
+        principal = self._tokens.get(token)
+        if principal is None:
+            raise Unauthorized("Invalid executor token")
+        return principal
+
+    # -- queries --------------------------------------------------------------------
+    def all_executors(self) -> Iterator[Executor]:
+        for framework in self.frameworks.values():
+            yield from framework.executors.values()
+
+    def all_tasks(self) -> Iterator[Task]:
+        for executor in self.all_executors():
+            yield from executor.tasks()
+
+    def register_payload(self) -> tuple[list[AgentTask], list[AgentExecutor], list[FrameworkInfo]]:
+        """What a (re-)registration reports: tasks, custom executors, frameworks."""
+        tasks = [
+            AgentTask(
+                framework_id=t.framework_id,
+                task=t.info,
+                state=t.state,
+                executor_id=t.executor_id,
+                latest_status=t.statuses[-1] if t.statuses else None,
+            )
+            for t in self.all_tasks()
+        ]
+        executors = [
+            AgentExecutor(framework_id=e.framework_id, executor=e.info)
+            for e in self.all_executors()
+            if not e.command_executor and e.state is not ExecutorState.TERMINATED
+        ]
+        frameworks = [f.info for f in self.frameworks.values()]
+        return tasks, executors, frameworks
+
+    # -- master commands ------------------------------------------------------------
+    def run_task(self, run: RunTask) -> None:
+        framework = self._framework(run.framework_info)
+        if framework is None:
+            return
+        task = run.task
+        info = run.executor or task.executor
+        command_executor = info is None
+        if info is None:
+            if task.command is None:
+                self._refuse(framework, [task.task_id], None,
+                             "Task has neither a command nor an executor",
+                             TaskState.TASK_ERROR, Reason.REASON_TASK_INVALID)
+                return
+            info = self._command_executor_info(framework.framework_id, task)
+        executor = self._executor_for(framework, info, command_executor, [task.task_id])
+        if executor is None:
+            return
+        record = Task(info=task, framework_id=framework.framework_id,
+                      executor_id=executor.executor_id)
+        self._checkpoint_task(framework, executor, record)
+        if executor.state is ExecutorState.RUNNING:
+            executor.launched[task.task_id] = record
+            self._send(executor, ExecutorEvent(type=ExecutorEventType.LAUNCH,
+                                               launch=ExecutorLaunch(task=task)))
+        else:
+            executor.queued[task.task_id] = record
+
+    def run_task_group(self, run: RunTaskGroup) -> None:
+        framework = self._framework(run.framework_info)
+        if framework is None:
+            return
+        tasks = run.task_group.tasks
+        ids = [t.task_id for t in tasks]
+        info = run.executor
+        if info.type is None:
+            info.type = ExecutorType.DEFAULT
+        if info.command is None:
+            info.command = builtin_command(DEFAULT_EXECUTOR_MODULE)
+            info.name = info.name or "Default Executor"
+        executor = self._executor_for(framework, info, False, ids)
+        if executor is None:
+            return
+        records = [Task(info=t, framework_id=framework.framework_id,
+                        executor_id=executor.executor_id, group=ids) for t in tasks]
+        for record in records:
+            self._checkpoint_task(framework, executor, record)
+        if executor.state is ExecutorState.RUNNING:
+            for record in records:
+                executor.launched[record.task_id] = record
+            self._send(executor, ExecutorEvent(
+                type=ExecutorEventType.LAUNCH_GROUP,
+                launch_group=ExecutorLaunchGroup(task_group=TaskGroupInfo(tasks=tasks))))
+        else:
+            for record in records:
+                executor.queued[record.task_id] = record
+            executor.queued_groups.append(ids)
+
+    def kill_task(self, kill: KillTask) -> None:
+        framework = self.frameworks.get(kill.framework_id)
+        executor = framework.executor_of(kill.task_id) if framework else None
+        if framework is None or executor is None:
+            aware = framework.partition_aware if framework else False
+            log.warning("cannot kill unknown task %s of framework %s",
+                        kill.task_id, kill.framework_id)
+            self._agent_update(kill.framework_id, framework, kill.task_id, None,
+                               for_framework(TaskState.TASK_DROPPED, aware),
+                               Reason.REASON_EXECUTOR_TERMINATED, "Cannot find executor")
+            return
+        task = executor.task(kill.task_id)
+        assert task is not None
+        if task.state.terminal:
+            log.info("ignoring kill of task %s: already %s", task.task_id, task.state)
+            return
+        if task.task_id in executor.queued:
+            group = next((g for g in executor.queued_groups if task.task_id in g), None)
+            victims = group or [task.task_id]
+            if group:
+                executor.queued_groups.remove(group)
+            for task_id in victims:
+                queued = executor.queued.pop(task_id, None)
+                if queued is None:
+                    continue
+                executor.launched[task_id] = queued
+                self._agent_update(framework.framework_id, framework, task_id, executor,
+                                   TaskState.TASK_KILLED, Reason.REASON_TASK_KILLED_DURING_LAUNCH,
+                                   "Killed before delivery to the executor")
+            if not executor.queued and not any(
+                not t.state.terminal for t in executor.launched.values()
+            ):
+                executor.termination = Termination(
+                    TaskState.TASK_KILLED, Reason.REASON_TASK_KILLED_DURING_LAUNCH,
+                    "Killed before delivery to the executor")
+                self._terminate(executor, "its tasks were killed before it registered")
+            return
+        if executor.state is not ExecutorState.RUNNING:
+            log.info("ignoring kill of task %s: executor %s is %s",
+                     task.task_id, executor.executor_id, executor.state.value)
+            return
+        policy = kill.kill_policy or task.info.kill_policy
+        self._send(executor, ExecutorEvent(type=ExecutorEventType.KILL, kill=ExecutorKill(
+            task_id=task.task_id, kill_policy=policy)))
+
+    def shutdown_framework(self, framework_id: str) -> None:
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            return
+        log.info("shutting down framework %s", framework_id)
+        framework.terminating = True
+        self.agent.forget_framework_updates(framework_id)
+        for executor in list(framework.executors.values()):
+            self.shutdown_executor(executor)
+        self._maybe_remove_framework(framework)
+
+    def shutdown_executor(self, executor: Executor, why: str = "asked to shut down") -> None:
+        """Graceful: SHUTDOWN event, then destroy after the shutdown grace period."""
+        if executor.state in (ExecutorState.TERMINATING, ExecutorState.TERMINATED):
+            return
+        log.info("shutting down executor %s of framework %s: %s",
+                 executor.executor_id, executor.framework_id, why)
+        subscribed = executor.state is ExecutorState.RUNNING and executor.stream is not None
+        executor.state = ExecutorState.TERMINATING
+        if subscribed and self._send(executor, ExecutorEvent(type=ExecutorEventType.SHUTDOWN)):
+            self._set_timer(executor, self.agent.config.executor_shutdown_grace_period,
+                            lambda: self._destroy(executor))
+        else:
+            self._destroy(executor)
+
+    def framework_message(self, msg: AgentFrameworkMessage) -> None:
+        framework = self.frameworks.get(msg.framework_id)
+        executor = framework.executors.get(msg.executor_id) if framework else None
+        if executor is None or executor.state is not ExecutorState.RUNNING:
+            log.warning("dropping a framework message for executor %s of framework %s:"
+                        " not running here", msg.executor_id, msg.framework_id)
+            return
+        self._send(executor, ExecutorEvent(type=ExecutorEventType.MESSAGE,
+                                           message=ExecutorMessageBody(data=msg.data)))
+
+    def update_framework(self, info: FrameworkInfo) -> None:
+        framework = self.frameworks.get(info.id or "")
+        if framework is not None:
+            framework.info = info
+            if framework.checkpoint:
+                self._checkpoint_framework(framework)
+
+    async def shutdown_all(self, grace: float) -> None:
+        """Shut every executor down (SHUTDOWN, then SIGKILL after ``grace``) and wait."""
+        self.stopping = True
+        for framework in self.frameworks.values():
+            framework.terminating = True
+        for executor in list(self.all_executors()):
+            self.shutdown_executor(executor, "the agent is stopping")
+        containers = [e.container for e in self.all_executors() if e.container is not None]
+        waits = [asyncio.ensure_future(c.wait()) for c in containers if c.running]
+        if waits:
+            await asyncio.wait(waits, timeout=grace)
+        for c in containers:
+            await containerizer.destroy(c)
+        pending = [f for f in self._background if not f.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=5.0)
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for executor in self.all_executors():
+            if executor.stream is not None:
+                executor.stream.close()
+
+    # -- executor calls -------------------------------------------------------------
+    def subscribe(self, call: ExecutorCall, stream: EventStream) -> None:
+        executor = self._lookup(call)
+        framework = self.frameworks[call.framework_id]
+        if executor.state is ExecutorState.TERMINATED:
+            raise BadRequest(f"Executor '{call.executor_id}' has terminated")
+        if executor.stream is not None and executor.stream is not stream:
+            executor.stream.close()
+        executor.stream = stream
+        if executor.state is ExecutorState.TERMINATING:
+            stream.send(ExecutorEvent(type=ExecutorEventType.SHUTDOWN))
+            return
+        log.info("executor %s of framework %s subscribed", executor.executor_id,
+                 framework.framework_id)
+        executor.state = ExecutorState.RUNNING
+        self._cancel_timer(executor)
+        stream.send(ExecutorEvent(type=ExecutorEventType.SUBSCRIBED, subscribed=ExecutorSubscribed(
+            executor_info=executor.info, framework_info=framework.info,
+            agent_info=self.agent.agent_info(), container_id=executor.container_id)))
+        for item in (call.subscribe.unacknowledged_updates or []) if call.subscribe else []:
+            try:
+                status = TaskStatus.from_json(item.get("status") if isinstance(item, dict)
+                                              else None, "unacknowledged_updates[].status")
+            except BadRequest as exc:
+                log.warning("executor %s resent a bad update: %s", executor.executor_id, exc)
+                continue
+            self._executor_update(framework, executor, status)
+        for ids in executor.queued_groups:
+            tasks = [executor.queued.pop(i) for i in ids if i in executor.queued]
+            for t in tasks:
+                executor.launched[t.task_id] = t
+            if tasks:
+                stream.send(ExecutorEvent(
+                    type=ExecutorEventType.LAUNCH_GROUP, launch_group=ExecutorLaunchGroup(
+                        task_group=TaskGroupInfo(tasks=[t.info for t in tasks]))))
+        executor.queued_groups.clear()
+        while executor.queued:
+            _, task = executor.queued.popitem(last=False)
+            executor.launched[task.task_id] = task
+            stream.send(ExecutorEvent(type=ExecutorEventType.LAUNCH,
+                                      launch=ExecutorLaunch(task=task.info)))
+
+    def update(self, call: ExecutorCall) -> None:
+        assert call.update is not None
+        status = call.update.status
+        if status.uuid is None:
+            raise BadRequest("Expecting 'uuid' to be present")
+        if status.state is TaskState.TASK_STAGING:
+            raise BadRequest("Received TASK_STAGING from executor")
+        executor = self._lookup(call)
+        self._executor_update(self.frameworks[call.framework_id], executor, status)
+
+    def message(self, call: ExecutorCall) -> None:
+        assert call.message is not None
+        self._lookup(call)
+        self.agent.send(AgentCall(type=AgentCallType.FRAMEWORK_MESSAGE, framework_message=(
+            AgentFrameworkMessage(framework_id=call.framework_id,
+                                  executor_id=call.executor_id, data=call.message.data))))
+
+    # -- status update manager hooks ------------------------------------------------
+    def checkpoint_update(self, framework_id: str, task_id: str, record: dict[str, Any]) -> None:
+        framework = self.frameworks.get(framework_id)
+        executor = framework.executor_of(task_id) if framework else None
+        if executor is None or self.agent.agent_id is None:
+            return
+        path = paths.task_updates_path(self.agent.config.work_dir, self.agent.agent_id,
+                                       framework_id, executor.executor_id,
+                                       executor.container_id, task_id)
+        try:
+            checkpoint.append_json_line(path, record)
+        except OSError as exc:
+            log.error("failed to checkpoint a status update of task %s: %s", task_id, exc)
+
+    def stream_closed(self, framework_id: str, task_id: str) -> None:
+        """The terminal update of a task was acknowledged: the task is completed."""
+        framework = self.frameworks.get(framework_id)
+        executor = framework.executor_of(task_id) if framework else None
+        if framework is None or executor is None:
+            return
+        task = executor.launched.pop(task_id, None) or executor.queued.pop(task_id, None)
+        if task is not None:
+            executor.completed.append(task)
+            del executor.completed[:-MAX_COMPLETED_TASKS]
+        self._maybe_complete(executor)
+
+    # -- internals: launching -------------------------------------------------------
+    def _framework(self, info: FrameworkInfo) -> Framework | None:
+        framework_id = info.id
+        if not framework_id or not paths.is_safe_id(framework_id):
+            log.error("dropping a launch for a framework without a usable id: %r", framework_id)
+            return None
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            framework = Framework(info=info)
+            self.frameworks[framework_id] = framework
+        else:
+            framework.info = info
+        if framework.checkpoint:
+            self._checkpoint_framework(framework)
+        return framework
+
+    def _executor_for(
+        self, framework: Framework, info: ExecutorInfo, command_executor: bool,
+        task_ids: list[str],
+    ) -> Executor | None:
+        """The executor to run ``task_ids``, launching a new one when needed; None (with
+        the tasks refused) when it cannot be."""
+        bad = [i for i in [info.executor_id, *task_ids] if not paths.is_safe_id(i)]
+        if bad:
+            self._refuse(framework, task_ids, None, f"Invalid id {bad[0]!r}",
+                         TaskState.TASK_ERROR, Reason.REASON_TASK_INVALID)
+            return None
+        known = [i for i in task_ids if framework.executor_of(i) is not None]
+        if known:
+            log.warning("ignoring a launch of task %s: already known", known[0])
+            return None
+        if framework.terminating or self.stopping:
+            self._refuse(framework, task_ids, None, "Framework is terminating",
+                         TaskState.TASK_DROPPED, Reason.REASON_FRAMEWORK_REMOVED)
+            return None
+        executor = framework.executors.get(info.executor_id)
+        if executor is not None and executor.state in (
+            ExecutorState.TERMINATING, ExecutorState.TERMINATED
+        ):
+            self._refuse(framework, task_ids, executor, "Executor terminating",
+                         TaskState.TASK_DROPPED, Reason.REASON_EXECUTOR_TERMINATED)
+            return None
+        if executor is None:
+            executor = self._new_executor(framework, info, command_executor)
+        return executor
+
+    def _refuse(self, framework: Framework, task_ids: list[str], executor: Executor | None,
+                message: str, state: TaskState, reason: Reason) -> None:
+        state = for_framework(state, framework.partition_aware)
+        for task_id in task_ids:
+            self._agent_update(framework.framework_id, framework, task_id, executor,
+                               state, reason, message)
+
+    def _command_executor_info(self, framework_id: str, task: Any) -> ExecutorInfo:
+        command = task.command
+        shown = command.value or ""
+        if command.shell:
+            shown = f"sh -c '{shown[:15]}{'...' if len(shown) > 15 else ''}'"
+        role = None
+        allocation = None
+        for r in task.resources or ():
+            role = role or r.get("role")
+            allocation = allocation or r.get("allocation_info", {}).get("role")
+        resources = Resources({"cpus": EXECUTOR_CPUS, "mem": EXECUTOR_MEM}).to_json(
+            role=role or "*", allocation_role=allocation)
+        return ExecutorInfo(
+            executor_id=task.task_id,
+            framework_id=framework_id,
+            name=f"Command Executor (Task: {task.task_id}) (Command: {shown})",
+            source=task.task_id,
+            command=builtin_command(COMMAND_EXECUTOR_MODULE),
+            resources=resources,
+        )
+
+    def _new_executor(self, framework: Framework, info: ExecutorInfo,
+                      command_executor: bool) -> Executor:
+        agent_id = self.agent.agent_id
+        assert agent_id is not None, "tasks arrive only once registered"
+        if info.framework_id is None:
+            info.framework_id = framework.framework_id
+        container_id = str(uuid.uuid4())
+        directory = paths.sandbox_dir(self.agent.config.work_dir, agent_id,
+                                      framework.framework_id, info.executor_id, container_id)
+        token = secrets.token_urlsafe(32)
+        executor = Executor(info=info, framework_id=framework.framework_id,
+                            container_id=container_id, directory=directory, token=token,
+                            command_executor=command_executor)
+        framework.executors[info.executor_id] = executor
+        self._tokens[token] = (framework.framework_id, info.executor_id)
+        self._spawn(self._run_container(framework, executor))
+        return executor
+
+    async def _run_container(self, framework: Framework, executor: Executor) -> None:
+        """Launch the executor, time its registration, and wait for it to exit."""
+        try:
+            spec = self._launch_spec(framework, executor)
+            executor.directory.mkdir(parents=True, exist_ok=True)
+            paths.ensure_latest_symlink(executor.directory)
+            if framework.checkpoint:
+                self._checkpoint_executor(framework, executor)
+            container = await containerizer.launch(executor.container_id, spec)
+        except (OSError, ValueError) as exc:
+            log.error("failed to launch executor %s: %s", executor.executor_id, exc)
+            executor.termination = Termination(
+                TaskState.TASK_FAILED, Reason.REASON_CONTAINER_LAUNCH_FAILED,
+                f"Failed to launch container: {exc}")
+            self._terminated(executor, None)
+            return
+        executor.container = container
+        if framework.checkpoint and self.agent.agent_id:
+            with contextlib.suppress(OSError):
+                pid_path = paths.forked_pid_path(
+                    self.agent.config.work_dir, self.agent.agent_id, framework.framework_id,
+                    executor.executor_id, executor.container_id)
+                pid_path.parent.mkdir(parents=True, exist_ok=True)
+                pid_path.write_text(str(container.pid))
+        if executor.state is ExecutorState.TERMINATING:  # killed while we were launching
+            self._destroy(executor)
+        elif executor.state is ExecutorState.REGISTERING:
+            timeout = self.agent.config.executor_registration_timeout
+            self._set_timer(executor, timeout, lambda: self._registration_timeout(executor))
+        returncode = await container.wait()
+        self._terminated(executor, returncode)
+
+    def _launch_spec(self, framework: Framework, executor: Executor) -> containerizer.LaunchSpec:
+        command = executor.info.command
+        if command is None:
+            raise ValueError("the ExecutorInfo has no command")
+        argv, executable = command_argv(command)
+        return containerizer.LaunchSpec(argv=argv, env=self._executor_env(framework, executor),
+                                        sandbox=executor.directory, executable=executable)
+
+    def _executor_env(self, framework: Framework, executor: Executor) -> dict[str, str]:
+        config = self.agent.config
+        env = {k: v for k, v in os.environ.items()
+               if k not in (SECRET_ENV, TOKEN_ENV, PYTHONPATH_MARK) and not k.startswith("MESOS_")}
+        grace = f"{config.executor_shutdown_grace_period:g}secs"
+        env.update({
+            "MESOS_FRAMEWORK_ID": framework.framework_id,
+            "MESOS_EXECUTOR_ID": executor.executor_id,
+            "MESOS_DIRECTORY": str(executor.directory),
+            "MESOS_SANDBOX": str(executor.directory),
+            "MESOS_AGENT_ENDPOINT": self.agent.endpoint,
+            "MESOS_SLAVE_ID": self.agent.agent_id or "",
+            "MESOS_AGENT_ID": self.agent.agent_id or "",
+            "MESOS_SLAVE_PID": self.agent.pid,
+            "MESOS_CHECKPOINT": "1" if framework.checkpoint else "0",
+            "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": grace,
+            TOKEN_ENV: executor.token,
+        })
+        if framework.checkpoint:
+            env["MESOS_RECOVERY_TIMEOUT"] = f"{RECOVERY_TIMEOUT:g}secs"
+            env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = "2secs"
+        command = executor.info.command
+        builtin = command is not None and command.value == sys.executable and bool(
+            command.arguments and command.arguments[1:2] == ["-m"]
+            and str(command.arguments[2]).startswith("mesonb.executor."))
+        if builtin:
+            env["MESOS_HTTP_COMMAND_EXECUTOR"] = "1" if executor.command_executor else "0"
+            old = env.get("PYTHONPATH")
+            env["PYTHONPATH"] = PACKAGE_ROOT + (os.pathsep + old if old else "")
+            env[PYTHONPATH_MARK] = PACKAGE_ROOT
+        if command is not None and command.environment is not None:
+            for var in command.environment.variables or ():
+                env[var.name] = var.value
+        return env
+
+    # -- internals: executor updates ------------------------------------------------
+    def _executor_update(self, framework: Framework, executor: Executor,
+                         status: TaskStatus) -> None:
+        """Record an update an executor sent, then acknowledge it to the executor."""
+        task = executor.task(status.task_id)
+        if status.uuid is not None and self.agent.status_updates.seen(
+            framework.framework_id, status.task_id, status.uuid
+        ):
+            log.debug("duplicate update %s for task %s", status.state.value, status.task_id)
+        elif task is None:
+            log.warning("executor %s sent %s for task %s, which is not active here;"
+                        " acknowledging and dropping it", executor.executor_id,
+                        status.state.value, status.task_id)
+            self.agent.metrics["invalid_status_updates"] += 1
+        elif task.state.terminal and status.state is not task.state:
+            log.warning("dropping %s for task %s: it is already %s", status.state.value,
+                        task.task_id, task.state.value)
+            self.agent.metrics["invalid_status_updates"] += 1
+        else:
+            status.source = Source.SOURCE_EXECUTOR
+            status.agent_id = self.agent.agent_id
+            status.executor_id = executor.executor_id
+            if status.timestamp is None:
+                status.timestamp = self.agent.clock.time()
+            self._record(framework, task, status)
+        if executor.stream is not None and status.uuid is not None:
+            self._send(executor, ExecutorEvent(
+                type=ExecutorEventType.ACKNOWLEDGED,
+                acknowledged=ExecutorAcknowledged(task_id=status.task_id, uuid=status.uuid)))
+
+    def _agent_update(self, framework_id: str, framework: Framework | None, task_id: str,
+                      executor: Executor | None, state: TaskState, reason: Reason,
+                      message: str) -> None:
+        """An update the agent itself sends (source SOURCE_AGENT)."""
+        status = TaskStatus(
+            task_id=task_id, state=state, reason=reason, message=message,
+            source=Source.SOURCE_AGENT, agent_id=self.agent.agent_id,
+            executor_id=executor.executor_id if executor else None,
+            timestamp=self.agent.clock.time(), uuid=uuid.uuid4().bytes)
+        task = executor.task(task_id) if executor else None
+        if task is not None:
+            self._record(framework, task, status)
+        else:
+            self.agent.record_update(framework_id, status, checkpoint=False)
+
+    def _record(self, framework: Framework | None, task: Task, status: TaskStatus) -> None:
+        task.state = status.state
+        task.statuses.append(TaskStatus(
+            task_id=status.task_id, state=status.state, timestamp=status.timestamp,
+            message=status.message, reason=status.reason, source=status.source,
+            healthy=status.healthy))
+        self.agent.metrics["valid_status_updates"] += 1
+        checkpointed = bool(framework and framework.checkpoint)
+        self.agent.record_update(task.framework_id, status, checkpoint=checkpointed)
+
+    # -- internals: termination -----------------------------------------------------
+    def _registration_timeout(self, executor: Executor) -> None:
+        if executor.state is not ExecutorState.REGISTERING:
+            return
+        timeout = self.agent.config.executor_registration_timeout
+        log.warning("executor %s did not subscribe within %gs", executor.executor_id, timeout)
+        executor.termination = Termination(
+            TaskState.TASK_FAILED, Reason.REASON_EXECUTOR_REGISTRATION_TIMEOUT,
+            f"Executor did not register within {timeout:g}secs")
+        self._terminate(executor, "registration timeout")
+
+    def _terminate(self, executor: Executor, why: str) -> None:
+        """Destroy now (no grace): the executor cannot be told to shut down."""
+        log.info("destroying executor %s: %s", executor.executor_id, why)
+        executor.state = ExecutorState.TERMINATING
+        self._destroy(executor)
+
+    def _destroy(self, executor: Executor) -> None:
+        self._cancel_timer(executor)
+        if executor.container is not None and executor.container.running:
+            self._spawn(containerizer.destroy(executor.container))
+
+    def _terminated(self, executor: Executor, returncode: int | None) -> None:
+        """The executor process exited (or never started)."""
+        if executor.state is ExecutorState.TERMINATED:
+            return
+        executor.state = ExecutorState.TERMINATED
+        executor.exit_status = returncode
+        self._cancel_timer(executor)
+        self._tokens.pop(executor.token, None)
+        if executor.stream is not None:
+            executor.stream.close()
+            executor.stream = None
+        if executor.container is not None:  # processes it left behind die with it
+            executor.container.kill_session(signal.SIGKILL)
+        how = describe_returncode(returncode) if returncode is not None else "never started"
+        log.info("executor %s of framework %s %s", executor.executor_id,
+                 executor.framework_id, how)
+        framework = self.frameworks.get(executor.framework_id)
+        if framework is not None and not framework.terminating and not self.stopping:
+            term = executor.termination or Termination(
+                TaskState.TASK_FAILED, Reason.REASON_EXECUTOR_TERMINATED,
+                f"Executor terminated: {how}")
+            executor.queued_groups.clear()
+            for task in list(executor.tasks()):
+                if not task.state.terminal:
+                    self._agent_update(framework.framework_id, framework, task.task_id,
+                                       executor, term.state, term.reason, term.message)
+        if returncode is not None:
+            self.agent.send(AgentCall(type=AgentCallType.EXECUTOR_EXITED,
+                                      executor_exited=ExecutorExited(
+                                          framework_id=executor.framework_id,
+                                          executor_id=executor.executor_id,
+                                          status=wait_status(returncode))))
+        self._maybe_complete(executor)
+
+    def _maybe_complete(self, executor: Executor) -> None:
+        framework = self.frameworks.get(executor.framework_id)
+        if framework is None or executor.state is not ExecutorState.TERMINATED:
+            return
+        if framework.terminating or self.stopping:
+            executor.completed.extend(executor.tasks())
+            executor.queued.clear()
+            executor.launched.clear()
+        if executor.tasks():
+            return  # terminal updates still unacknowledged
+        framework.complete_executor(executor)
+        self._maybe_remove_framework(framework)
+
+    def _maybe_remove_framework(self, framework: Framework) -> None:
+        if framework.executors:
+            return
+        self.frameworks.pop(framework.framework_id, None)
+        self.completed_frameworks.append(framework)
+
+    # -- internals: plumbing --------------------------------------------------------
+    def _lookup(self, call: ExecutorCall) -> Executor:
+        framework = self.frameworks.get(call.framework_id)
+        if framework is None:
+            raise BadRequest(f"Framework '{call.framework_id}' is not known to this agent")
+        executor = framework.executors.get(call.executor_id)
+        if executor is None:
+            raise BadRequest(f"Executor '{call.executor_id}' of framework"
+                             f" '{call.framework_id}' is not known to this agent")
+        return executor
+
+    def _send(self, executor: Executor, event: ExecutorEvent) -> bool:
+        if executor.stream is None or not executor.stream.send(event):
+            log.warning("cannot send %s to executor %s: not connected", event.type.value,
+                        executor.executor_id)
+            return False
+        return True
+
+    def heartbeat(self) -> None:
+        for executor in self.all_executors():
+            if executor.state is ExecutorState.RUNNING and executor.stream is not None:
+                executor.stream.send(ExecutorEvent(type=ExecutorEventType.HEARTBEAT))
+
+    def _set_timer(self, executor: Executor, delay: float, fn: Any) -> None:
+        self._cancel_timer(executor)
+        self._timers[executor.container_id] = asyncio.get_running_loop().call_later(delay, fn)
+
+    def _cancel_timer(self, executor: Executor) -> None:
+        timer = self._timers.pop(executor.container_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _spawn(self, coro: Any) -> None:
+        fut = asyncio.ensure_future(coro)
+        self._background.add(fut)
+        fut.add_done_callback(self._reap)
+
+    def _reap(self, fut: asyncio.Future[Any]) -> None:
+        self._background.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None:
+            log.error("background work failed", exc_info=fut.exception())
+
+    # -- internals: checkpoints -----------------------------------------------------
+    def _checkpoint_framework(self, framework: Framework) -> None:
+        if self.agent.agent_id is None:
+            return
+        with contextlib.suppress(OSError):
+            checkpoint.write_json(paths.framework_info_path(
+                self.agent.config.work_dir, self.agent.agent_id, framework.framework_id),
+                framework.info.to_json())
+
+    def _checkpoint_executor(self, framework: Framework, executor: Executor) -> None:
+        assert self.agent.agent_id is not None
+        work_dir, agent_id = self.agent.config.work_dir, self.agent.agent_id
+        checkpoint.write_json(paths.executor_info_path(
+            work_dir, agent_id, framework.framework_id, executor.executor_id),
+            executor.info.to_json())
+        run = paths.run_meta_dir(work_dir, agent_id, framework.framework_id,
+                                 executor.executor_id, executor.container_id)
+        run.mkdir(parents=True, exist_ok=True)
+        paths.ensure_latest_symlink(run)
+
+    def _checkpoint_task(self, framework: Framework, executor: Executor, task: Task) -> None:
+        if not framework.checkpoint or self.agent.agent_id is None:
+            return
+        with contextlib.suppress(OSError):
+            checkpoint.write_json(paths.task_info_path(
+                self.agent.config.work_dir, self.agent.agent_id, framework.framework_id,
+                executor.executor_id, executor.container_id, task.task_id), task.info.to_json())

@@ -1,0 +1,82 @@
+"""The agent's HTTP endpoints, in one application.
+
+``/api/v1/executor`` (executor API), ``/state`` and ``/state.json`` (Mesos agent v0
+state, also under ``/slave(1)/``), ``/health`` (public), ``/version`` (public),
+``/flags``, ``/metrics/snapshot`` and the files API. Handlers are thin: the agent builds
+every answer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mesonb.http.base import NotFoundHandler, Security, SlashCollapsingApplication
+
+from .executor_api import ExecutorApiHandler
+from .files import BrowseHandler, DebugHandler, DownloadHandler, ReadHandler
+
+if TYPE_CHECKING:
+    from .agent import Agent
+
+from mesonb.http.base import BaseHandler
+
+
+class StateHandler(BaseHandler):
+    agent: Agent
+
+    def get(self) -> None:
+        self.write_jsonp_or_json(self.agent.state())
+
+
+class HealthHandler(BaseHandler):
+    public = True
+
+    def get(self) -> None:
+        self.set_status(200)
+        self.finish()
+
+
+class VersionHandler(BaseHandler):
+    public = True
+    agent: Agent
+
+    def get(self) -> None:
+        self.write_json(self.agent.version_info())
+
+
+class FlagsHandler(BaseHandler):
+    agent: Agent
+
+    def get(self) -> None:
+        self.write_jsonp_or_json({"flags": self.agent.flags()})
+
+
+class MetricsHandler(BaseHandler):
+    agent: Agent
+
+    def get(self) -> None:
+        self.write_jsonp_or_json(self.agent.metrics_snapshot())
+
+
+def make_app(agent: Agent, security: Security) -> SlashCollapsingApplication:
+    """The agent's tornado application."""
+    kw = {"security": security, "agent": agent}
+    slave = r"(?:/slave\(1\))?"
+    routes = [
+        (r"/api/v1/executor/?", ExecutorApiHandler, kw),
+        (slave + r"/state(?:\.json)?", StateHandler, kw),
+        (slave + r"/health", HealthHandler, kw),
+        (slave + r"/flags", FlagsHandler, kw),
+        (r"/version", VersionHandler, kw),
+        (r"/metrics/snapshot", MetricsHandler, kw),
+        (r"/files/browse(?:\.json)?", BrowseHandler, kw),
+        (r"/files/read(?:\.json)?", ReadHandler, kw),
+        (r"/files/download(?:\.json)?", DownloadHandler, kw),
+        (r"/files/debug(?:\.json)?", DebugHandler, kw),
+    ]
+    return SlashCollapsingApplication(
+        routes,
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"security": security},
+        compress_response=False,
+    )

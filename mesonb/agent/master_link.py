@@ -1,0 +1,264 @@
+"""The agent's one WebSocket to the leading master, kept open with Mesos's back-off.
+
+:class:`MasterLink` connects to ``ws://<master>/mesonb/v1/agent`` (following a 307 from a
+non-leading master), hands every :class:`MasterCommand` to the agent, and reconnects after
+a randomized exponential back-off when the connection drops. It knows nothing about
+registration: the agent sends REGISTER from ``on_open`` and re-sends it on the same
+:class:`Backoff` until REGISTERED arrives, as Mesos's ``doReliableRegistration`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
+
+from mesonb.protocol.agent import AGENT_PATH, AgentCall, MasterCommand, dumps, load_command
+from mesonb.protocol.errors import BadRequest
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MASTER_PORT = 5050
+MAX_REDIRECTS = 5
+
+
+class Backoff:
+    """Mesos's registration back-off: wait ``uniform(0, bound)``, the bound doubling from
+    ``factor`` up to ``maximum``; :meth:`reset` once registered.
+
+    >>> b = Backoff(1.0, 4.0, rng=lambda: 1.0)
+    >>> [b.next() for _ in range(4)]
+    [1.0, 2.0, 4.0, 4.0]
+    """
+
+    def __init__(
+        self, factor: float, maximum: float, rng: Callable[[], float] = random.random
+    ) -> None:
+        self.factor = factor
+        self.maximum = max(maximum, 0.0)
+        self._rng = rng
+        self._bound = factor
+
+    def next(self) -> float:
+        bound = min(self._bound, self.maximum)
+        self._bound = min(self._bound * 2, self.maximum) if self._bound > 0 else self.factor
+        return bound * self._rng()
+
+    def reset(self) -> None:
+        self._bound = self.factor
+
+
+def parse_master(spec: str) -> str:
+    """``--master`` as ``host:port``: accepts ``host:port``, a bare ``host`` (port 5050) and
+    a leading ``http://``; raises ValueError otherwise (including for ``zk://``, for now)."""
+    spec = spec.strip()
+    if spec.startswith(("zk://", "zoo://")):
+        raise ValueError(f"--master {spec}: zk:// master detection is not supported yet")
+    for scheme in ("http://", "ws://"):
+        if spec.startswith(scheme):
+            spec = spec[len(scheme):]
+    spec = spec.rstrip("/")
+    if not spec or "/" in spec or "@" in spec:
+        raise ValueError(f"--master {spec!r}: expected HOST:PORT")
+    if spec.startswith("["):  # [ipv6]:port
+        host, _, rest = spec.partition("]")
+        if not rest:
+            return f"{spec}:{DEFAULT_MASTER_PORT}"
+        port = rest[1:] if rest.startswith(":") else ""
+    elif spec.count(":") == 1:
+        host, _, port = spec.partition(":")
+    elif ":" not in spec:
+        return f"{spec}:{DEFAULT_MASTER_PORT}"
+    else:
+        raise ValueError(f"--master {spec!r}: write IPv6 addresses as [addr]:port")
+    if not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise ValueError(f"--master {spec!r}: expected HOST:PORT")
+    return spec
+
+
+async def resolve_master(spec: str) -> str:
+    """The ``host:port`` of the leading master named by ``--master``.
+
+    Today this is :func:`parse_master`. ``zk://`` URLs come with ZooKeeper master
+    detection (the leader's MasterInfo ``address``); this is the one place to add them.
+    """
+    return parse_master(spec)
+
+
+def follow_redirect(url: str, location: str) -> str:
+    """The WebSocket URL a 307 ``Location`` points at (Mesos sends ``//host:port/path``)."""
+    current = urlsplit(url)
+    if location.startswith("//"):
+        return f"{current.scheme}:{location}"
+    if location.startswith("/"):
+        return f"{current.scheme}://{current.netloc}{location}"
+    target = urlsplit(location)
+    scheme = {"http": "ws", "https": "wss"}.get(target.scheme, target.scheme)
+    if scheme in ("ws", "wss") and target.netloc:
+        return f"{scheme}://{target.netloc}{target.path or current.path}"
+    return f"{current.scheme}://{location.rstrip('/')}{current.path}"  # bare host:port
+
+
+class MasterLink:
+    """One WebSocket to the master, reconnected with back-off until :meth:`stop`."""
+
+    def __init__(
+        self,
+        master: str,
+        *,
+        on_open: Callable[[], None],
+        on_command: Callable[[MasterCommand], None],
+        on_close: Callable[[], None],
+        secret: str | None = None,
+        backoff: Backoff | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.master = master
+        self.secret = secret
+        self.backoff = backoff or Backoff(1.0, 60.0)
+        self.connect_timeout = connect_timeout
+        self.master_address: str | None = None  # host:port we are connected to
+        self._on_open = on_open
+        self._on_command = on_command
+        self._on_close = on_close
+        self._conn: WebSocketClientConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._wake = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self, farewell: AgentCall | None = None) -> None:
+        """Send ``farewell`` (e.g. UNREGISTER) if connected, close, and stop reconnecting."""
+        self._stopping = True
+        self._wake.set()
+        conn = self._conn
+        if conn is not None:
+            if farewell is not None:
+                with contextlib.suppress(WebSocketClosedError, OSError):
+                    await conn.write_message(dumps(farewell))
+            conn.close(1000, "agent stopping")
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 5.0)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+            self._task = None
+
+    def send(self, call: AgentCall) -> bool:
+        """Send one message now; False when there is no connection (the caller retries)."""
+        conn = self._conn
+        if conn is None:
+            return False
+        try:
+            fut = conn.write_message(dumps(call))
+        except WebSocketClosedError:
+            return False
+        fut.add_done_callback(_swallow_closed)
+        return True
+
+    def reconnect(self, why: str) -> None:
+        """Drop the connection (e.g. the master stopped pinging); the loop reconnects."""
+        conn = self._conn
+        if conn is not None:
+            log.warning("dropping the master connection: %s", why)
+            conn.close(1001, why[:100])
+
+    # -- the loop -------------------------------------------------------------------
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                conn = await self._connect()
+            except Exception as exc:
+                delay = self.backoff.next()
+                log.warning("cannot reach master %s (%s); retrying in %.2fs",
+                            self.master, _describe(exc), delay)
+                await self._sleep(delay)
+                continue
+            if self._stopping:
+                conn.close()
+                break
+            self._conn = conn
+            log.info("connected to master %s", self.master_address)
+            try:
+                self._on_open()
+                await self._read(conn)
+            finally:
+                self._conn = None
+                self._on_close()
+            if not self._stopping:
+                delay = self.backoff.next()
+                log.warning("lost the master connection; reconnecting in %.2fs", delay)
+                await self._sleep(delay)
+
+    async def _read(self, conn: WebSocketClientConnection) -> None:
+        while True:
+            text = await conn.read_message()
+            if text is None:
+                return
+            try:
+                command = load_command(text)
+            except BadRequest as exc:
+                log.warning("ignoring a malformed message from the master: %s", exc.message)
+                continue
+            try:
+                self._on_command(command)
+            except Exception:
+                log.exception("failed to handle %s from the master", command.type)
+
+    async def _connect(self) -> WebSocketClientConnection:
+        address = await resolve_master(self.master)
+        url = f"ws://{address}{AGENT_PATH}"
+        headers = {"Authorization": f"Bearer {self.secret}"} if self.secret else {}
+        for _ in range(MAX_REDIRECTS + 1):
+            request = HTTPRequest(
+                url,
+                headers=headers,
+                connect_timeout=self.connect_timeout,
+                request_timeout=self.connect_timeout,
+            )
+            try:
+                conn = await websocket_connect(request, max_message_size=64 * 1024 * 1024)
+            except HTTPClientError as exc:
+                location = exc.response.headers.get("Location") if exc.response else None
+                if exc.code in (301, 302, 303, 307, 308) and location:
+                    url = follow_redirect(url, location)
+                    log.info("master redirected the agent to %s", url)
+                    continue
+                raise
+            self.master_address = urlsplit(url).netloc
+            return conn
+        raise ConnectionError(f"too many redirects from {self.master}")
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, HTTPClientError):
+        body = ""
+        if exc.response is not None and exc.response.body:
+            body = ": " + exc.response.body.decode("utf-8", "replace")[:200]
+        return f"HTTP {exc.code}{body}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _swallow_closed(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled():
+        exc = fut.exception()
+        if exc is not None and not isinstance(exc, WebSocketClosedError):
+            log.warning("failed to send to the master: %s", exc)
