@@ -23,7 +23,6 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mesonb.config import VERSION
 from mesonb.protocol.agent import (
     AcknowledgeUpdate,
     AgentCall,
@@ -42,6 +41,7 @@ from mesonb.protocol.states import Reason, TaskState
 
 from .book import Agent, AgentState, Framework, Task
 from .updates import master_status
+from .views import agent_json
 
 if TYPE_CHECKING:
     from .master import Master
@@ -359,25 +359,3 @@ class AgentMessages:
 
 def _command(kind: MasterCommandType, **body: Any) -> MasterCommand:
     return MasterCommand(type=kind, **body)
-
-
-def agent_json(agent: Agent) -> dict[str, Any]:
-    """The v1 operator ``Agent`` message (master.proto Response.GetAgents.Agent)."""
-    info = agent.info.to_json()
-    info["id"] = {"value": agent.id}
-    out: dict[str, Any] = {
-        "agent_info": info,
-        "active": agent.active,
-        "deactivated": False,
-        "version": agent.version or VERSION,
-        "pid": agent.pid,
-        "registered_time": {"nanoseconds": int(agent.registered_time * 1e9)},
-        "total_resources": agent.total.to_json(),
-        "allocated_resources": agent.used.to_json(),
-        "offered_resources": agent.offered.to_json(),
-        "capabilities": [{"type": "MULTI_ROLE"}, {"type": "TASK_KILLING_STATE"}],
-    }
-    if agent.reregistered_time is not None:
-        out["reregistered_time"] = {"nanoseconds": int(agent.reregistered_time * 1e9)}
-    return out
-

@@ -47,6 +47,7 @@ from mesonb.protocol.states import Reason, TaskState
 
 from .book import Agent, AgentState, Framework, Task
 from .updates import master_status, reconciliation_status
+from .views import task_json
 
 if TYPE_CHECKING:
     from .master import Master
@@ -543,32 +544,3 @@ def _tasks_of(operations: list[Any]) -> list[TaskInfo]:
         elif op.launch_group is not None:
             tasks.extend(op.launch_group.task_group.tasks)
     return tasks
-
-
-def task_json(task: Task) -> dict[str, Any]:
-    """The v1 ``Task`` message (mesos.proto) for operator answers and events."""
-    info = task.info
-    out: dict[str, Any] = {
-        "name": info.name,
-        "task_id": {"value": task.id},
-        "framework_id": {"value": task.framework_id},
-        "agent_id": {"value": task.agent_id},
-        "state": task.state.value,
-        "resources": task.resources.to_json("*", task.role),
-        "statuses": [s.to_json() for s in task.statuses],
-        "role": task.role,
-    }
-    if task.executor_id:
-        out["executor_id"] = {"value": task.executor_id}
-    if task.status_update_state is not None:
-        out["status_update_state"] = task.status_update_state.value
-    if task.user:
-        out["user"] = task.user
-    for key in ("labels", "kill_policy"):
-        value = getattr(info, key)
-        if value:
-            out[key] = value if isinstance(value, dict) else value.to_json()
-    for key in ("discovery", "container", "health_check"):
-        if key in info.extra:
-            out[key] = info.extra[key]
-    return out

@@ -13,8 +13,10 @@ SUBSCRIBE keeps the response open as a chunked RecordIO stream: ``SUBSCRIBED`` w
 whole state, then the events the master emits (TASK_ADDED, TASK_UPDATED, AGENT_ADDED,
 AGENT_REMOVED, FRAMEWORK_ADDED, FRAMEWORK_UPDATED, FRAMEWORK_REMOVED) and a ``HEARTBEAT``
 every ``heartbeat_interval_seconds``. Writes are coalesced into one flush per loop
-iteration; a subscriber that does not read is dropped once its unsent output passes
-:attr:`OperatorHandler.max_pending_bytes`, so it never grows the master's memory.
+iteration; a subscriber that does not read is dropped once the output flushed to it in
+earlier iterations and still unsent passes :attr:`OperatorHandler.max_pending_bytes`, so
+it never grows the master's memory. (A burst within one iteration is not held against a
+reader that keeps up.)
 """
 
 from __future__ import annotations
@@ -323,14 +325,14 @@ class OperatorHandler(BaseHandler):
     def _write(self, record: bytes) -> None:
         if self._done.done():
             return
-        self._buffered += len(record)
-        if self._buffered + self._in_flight > self._limit:
-            log.warning("operator subscriber %s is not reading (%d bytes pending); dropping it",
-                        self.request.remote_ip, self._buffered + self._in_flight)
-            self._end("too slow: pending output over the limit")
+        if self._in_flight > self._limit:  # flushed earlier and still not taken by the client
+            log.warning("operator subscriber %s is not reading (%d bytes unsent); dropping it",
+                        self.request.remote_ip, self._in_flight)
+            self._end("too slow: unsent output over the limit")
             if self.request.connection is not None:
                 self.request.connection.close()  # type: ignore[attr-defined]
             return
+        self._buffered += len(record)
         self.write(record)
         if not self._flush_pending:
             self._flush_pending = True

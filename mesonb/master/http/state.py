@@ -16,7 +16,7 @@ import urllib.parse
 from typing import Any
 
 from mesonb.http.base import BaseHandler, method_not_allowed
-from mesonb.master import views
+from mesonb.master import views, views_v0
 from mesonb.master.master import Master
 from mesonb.protocol.errors import BadRequest
 
@@ -43,22 +43,23 @@ class ReadOnlyHandler(BaseHandler):
 
 class StateHandler(ReadOnlyHandler):
     def build(self) -> Any:
-        return views.v0_state(self.master)
+        return views_v0.v0_state(self.master)
 
 
 class StateSummaryHandler(ReadOnlyHandler):
     def build(self) -> Any:
-        return views.v0_state_summary(self.master)
+        return views_v0.v0_state_summary(self.master)
 
 
 class FrameworksHandler(ReadOnlyHandler):
     def build(self) -> Any:
-        return views.v0_frameworks(self.master.book, self.get_query_argument("framework_id", None))
+        select = self.get_query_argument("framework_id", None)
+        return views_v0.v0_frameworks(self.master.book, select)
 
 
 class SlavesHandler(ReadOnlyHandler):
     def build(self) -> Any:
-        return views.v0_slaves(self.master.book, self.get_query_argument("slave_id", None))
+        return views_v0.v0_slaves(self.master.book, self.get_query_argument("slave_id", None))
 
 
 class TasksHandler(ReadOnlyHandler):
@@ -66,7 +67,7 @@ class TasksHandler(ReadOnlyHandler):
 
     def build(self) -> Any:
         order = "asc" if self.get_query_argument("order", "des") == "asc" else "des"
-        return views.v0_tasks(
+        return views_v0.v0_tasks(
             self.master.book,
             limit=self._count("limit", TASK_LIMIT),
             offset=self._count("offset", 0),
@@ -85,7 +86,7 @@ class TasksHandler(ReadOnlyHandler):
 
 class RolesHandler(ReadOnlyHandler):
     def build(self) -> Any:
-        return views.v0_roles(self.master)
+        return views_v0.v0_roles(self.master)
 
 
 class FlagsHandler(ReadOnlyHandler):
