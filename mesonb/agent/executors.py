@@ -641,6 +641,12 @@ class Executors:
             task_id=status.task_id, state=status.state, timestamp=status.timestamp,
             message=status.message, reason=status.reason, source=status.source,
             healthy=status.healthy))
+        if framework is not None and framework.terminating:
+            # Mesos: updates of a framework being shut down are not forwarded.
+            log.info("not forwarding %s of task %s: framework %s is terminating",
+                     status.state.value, task.task_id, task.framework_id)
+            self.agent.metrics["invalid_status_updates"] += 1
+            return
         self.agent.metrics["valid_status_updates"] += 1
         checkpointed = bool(framework and framework.checkpoint)
         self.agent.record_update(task.framework_id, status, checkpoint=checkpointed)
