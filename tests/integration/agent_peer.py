@@ -269,9 +269,10 @@ class AgentHarness:
         self.agent: Agent | None = None
         self.sessions: set[int] = set()
 
-    def new_agent(self) -> Agent:
-        config = AgentConfig(master=self.master.address, work_dir=self.work_dir,
-                             **self.config_values)
+    def new_agent(self, **overrides: Any) -> Agent:
+        values = {"master": self.master.address, "work_dir": self.work_dir,
+                  **self.config_values, **overrides}
+        config = AgentConfig(**values)
         self.agent = Agent(config, machine=MACHINE)
         return self.agent
 
