@@ -13,31 +13,24 @@ Which executor runs a task:
   framework's own if the ExecutorInfo has a command;
 * a task with an ExecutorInfo: that executor's ``command``, started once and reused for
   later tasks of the same framework and executor id.
+
+How a launch is prepared (ExecutorInfo, environment, checkpoints) is in
+:mod:`mesonb.agent.launcher`; the process itself in :mod:`mesonb.agent.containerizer`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
-import os
 import secrets
 import signal
-import sys
 import uuid
 from collections import deque
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mesonb.config import SECRET_ENV
-from mesonb.executor.process import (
-    PYTHONPATH_MARK,
-    TOKEN_ENV,
-    command_argv,
-    describe_returncode,
-)
+from mesonb.executor.process import describe_returncode
 from mesonb.protocol.agent import (
     AgentCall,
     AgentCallType,
@@ -62,17 +55,15 @@ from mesonb.protocol.executor import (
     ExecutorSubscribed,
 )
 from mesonb.protocol.mesos import (
-    CommandInfo,
     ExecutorInfo,
     ExecutorType,
     FrameworkInfo,
     TaskGroupInfo,
     TaskStatus,
 )
-from mesonb.protocol.resources import Resources
 from mesonb.protocol.states import Reason, Source, TaskState, for_framework
 
-from . import checkpoint, containerizer, paths
+from . import containerizer, launcher, paths
 from .book import (
     MAX_COMPLETED_FRAMEWORKS,
     MAX_COMPLETED_TASKS,
@@ -88,25 +79,6 @@ if TYPE_CHECKING:
     from .executor_api import EventStream
 
 log = logging.getLogger(__name__)
-
-COMMAND_EXECUTOR_MODULE = "mesonb.executor.command"
-DEFAULT_EXECUTOR_MODULE = "mesonb.executor.default"
-EXECUTOR_CPUS = 0.1  # Mesos: DEFAULT_EXECUTOR_CPUS / DEFAULT_EXECUTOR_MEM
-EXECUTOR_MEM = 32.0
-RECOVERY_TIMEOUT = 15 * 60.0
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # makes ``-m mesonb...`` importable
-
-
-def builtin_command(module: str) -> CommandInfo:
-    return CommandInfo(
-        shell=False, value=sys.executable, arguments=[sys.executable, "-m", module]
-    )
-
-
-def wait_status(returncode: int) -> int:
-    """An asyncio return code as a POSIX wait status (what Mesos reports to the master)."""
-    return -returncode if returncode < 0 else (returncode & 0xFF) << 8
-
 
 class Executors:
     """The frameworks, executors and tasks of one agent, and what happens to them."""
@@ -184,7 +156,7 @@ class Executors:
                              "Task has neither a command nor an executor",
                              TaskState.TASK_ERROR, Reason.REASON_TASK_INVALID)
                 return
-            info = self._command_executor_info(framework.framework_id, task)
+            info = launcher.command_executor_info(framework.framework_id, task)
         executor = self._executor_for(framework, info, command_executor, [task.task_id])
         if executor is None:
             return
@@ -208,7 +180,7 @@ class Executors:
         if info.type is None:
             info.type = ExecutorType.DEFAULT
         if info.command is None:
-            info.command = builtin_command(DEFAULT_EXECUTOR_MODULE)
+            info.command = launcher.builtin_command(launcher.DEFAULT_EXECUTOR_MODULE)
             info.name = info.name or "Default Executor"
         executor = self._executor_for(framework, info, False, ids)
         if executor is None:
@@ -401,15 +373,9 @@ class Executors:
     def checkpoint_update(self, framework_id: str, task_id: str, record: dict[str, Any]) -> None:
         framework = self.frameworks.get(framework_id)
         executor = framework.executor_of(task_id) if framework else None
-        if executor is None or self.agent.agent_id is None:
-            return
-        path = paths.task_updates_path(self.agent.config.work_dir, self.agent.agent_id,
-                                       framework_id, executor.executor_id,
-                                       executor.container_id, task_id)
-        try:
-            checkpoint.append_json_line(path, record)
-        except OSError as exc:
-            log.error("failed to checkpoint a status update of task %s: %s", task_id, exc)
+        ckpt = self._checkpointer()
+        if executor is not None and ckpt is not None:
+            ckpt.update(executor, task_id, record)
 
     def stream_closed(self, framework_id: str, task_id: str) -> None:
         """The terminal update of a task was acknowledged: the task is completed."""
@@ -476,27 +442,6 @@ class Executors:
             self._agent_update(framework.framework_id, framework, task_id, executor,
                                state, reason, message)
 
-    def _command_executor_info(self, framework_id: str, task: Any) -> ExecutorInfo:
-        command = task.command
-        shown = command.value or ""
-        if command.shell:
-            shown = f"sh -c '{shown[:15]}{'...' if len(shown) > 15 else ''}'"
-        role = None
-        allocation = None
-        for r in task.resources or ():
-            role = role or r.get("role")
-            allocation = allocation or r.get("allocation_info", {}).get("role")
-        resources = Resources({"cpus": EXECUTOR_CPUS, "mem": EXECUTOR_MEM}).to_json(
-            role=role or "*", allocation_role=allocation)
-        return ExecutorInfo(
-            executor_id=task.task_id,
-            framework_id=framework_id,
-            name=f"Command Executor (Task: {task.task_id}) (Command: {shown})",
-            source=task.task_id,
-            command=builtin_command(COMMAND_EXECUTOR_MODULE),
-            resources=resources,
-        )
-
     def _new_executor(self, framework: Framework, info: ExecutorInfo,
                       command_executor: bool) -> Executor:
         agent_id = self.agent.agent_id
@@ -517,12 +462,17 @@ class Executors:
 
     async def _run_container(self, framework: Framework, executor: Executor) -> None:
         """Launch the executor, time its registration, and wait for it to exit."""
+        agent = self.agent
+        ckpt = self._checkpointer() if framework.checkpoint else None
         try:
-            spec = self._launch_spec(framework, executor)
+            env = launcher.executor_env(
+                framework, executor, agent_id=agent.agent_id, endpoint=agent.endpoint,
+                pid=agent.pid, shutdown_grace=agent.config.executor_shutdown_grace_period)
+            spec = launcher.launch_spec(executor, env)
             executor.directory.mkdir(parents=True, exist_ok=True)
             paths.ensure_latest_symlink(executor.directory)
-            if framework.checkpoint:
-                self._checkpoint_executor(framework, executor)
+            if ckpt is not None:
+                ckpt.executor(executor)
             container = await containerizer.launch(executor.container_id, spec)
         except (OSError, ValueError) as exc:
             log.error("failed to launch executor %s: %s", executor.executor_id, exc)
@@ -532,13 +482,8 @@ class Executors:
             self._terminated(executor, None)
             return
         executor.container = container
-        if framework.checkpoint and self.agent.agent_id:
-            with contextlib.suppress(OSError):
-                pid_path = paths.forked_pid_path(
-                    self.agent.config.work_dir, self.agent.agent_id, framework.framework_id,
-                    executor.executor_id, executor.container_id)
-                pid_path.parent.mkdir(parents=True, exist_ok=True)
-                pid_path.write_text(str(container.pid))
+        if ckpt is not None:
+            ckpt.forked_pid(executor, container.pid)
         if executor.state is ExecutorState.TERMINATING:  # killed while we were launching
             self._destroy(executor)
         elif executor.state is ExecutorState.REGISTERING:
@@ -546,49 +491,6 @@ class Executors:
             self._set_timer(executor, timeout, lambda: self._registration_timeout(executor))
         returncode = await container.wait()
         self._terminated(executor, returncode)
-
-    def _launch_spec(self, framework: Framework, executor: Executor) -> containerizer.LaunchSpec:
-        command = executor.info.command
-        if command is None:
-            raise ValueError("the ExecutorInfo has no command")
-        argv, executable = command_argv(command)
-        return containerizer.LaunchSpec(argv=argv, env=self._executor_env(framework, executor),
-                                        sandbox=executor.directory, executable=executable)
-
-    def _executor_env(self, framework: Framework, executor: Executor) -> dict[str, str]:
-        config = self.agent.config
-        env = {k: v for k, v in os.environ.items()
-               if k not in (SECRET_ENV, TOKEN_ENV, PYTHONPATH_MARK) and not k.startswith("MESOS_")}
-        grace = f"{config.executor_shutdown_grace_period:g}secs"
-        env.update({
-            "MESOS_FRAMEWORK_ID": framework.framework_id,
-            "MESOS_EXECUTOR_ID": executor.executor_id,
-            "MESOS_DIRECTORY": str(executor.directory),
-            "MESOS_SANDBOX": str(executor.directory),
-            "MESOS_AGENT_ENDPOINT": self.agent.endpoint,
-            "MESOS_SLAVE_ID": self.agent.agent_id or "",
-            "MESOS_AGENT_ID": self.agent.agent_id or "",
-            "MESOS_SLAVE_PID": self.agent.pid,
-            "MESOS_CHECKPOINT": "1" if framework.checkpoint else "0",
-            "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": grace,
-            TOKEN_ENV: executor.token,
-        })
-        if framework.checkpoint:
-            env["MESOS_RECOVERY_TIMEOUT"] = f"{RECOVERY_TIMEOUT:g}secs"
-            env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = "2secs"
-        command = executor.info.command
-        builtin = command is not None and command.value == sys.executable and bool(
-            command.arguments and command.arguments[1:2] == ["-m"]
-            and str(command.arguments[2]).startswith("mesonb.executor."))
-        if builtin:
-            env["MESOS_HTTP_COMMAND_EXECUTOR"] = "1" if executor.command_executor else "0"
-            old = env.get("PYTHONPATH")
-            env["PYTHONPATH"] = PACKAGE_ROOT + (os.pathsep + old if old else "")
-            env[PYTHONPATH_MARK] = PACKAGE_ROOT
-        if command is not None and command.environment is not None:
-            for var in command.environment.variables or ():
-                env[var.name] = var.value
-        return env
 
     # -- internals: executor updates ------------------------------------------------
     def _executor_update(self, framework: Framework, executor: Executor,
@@ -704,7 +606,7 @@ class Executors:
                                       executor_exited=ExecutorExited(
                                           framework_id=executor.framework_id,
                                           executor_id=executor.executor_id,
-                                          status=wait_status(returncode))))
+                                          status=launcher.wait_status(returncode))))
         self._maybe_complete(executor)
 
     def _maybe_complete(self, executor: Executor) -> None:
@@ -769,29 +671,16 @@ class Executors:
             log.error("background work failed", exc_info=fut.exception())
 
     # -- internals: checkpoints -----------------------------------------------------
-    def _checkpoint_framework(self, framework: Framework) -> None:
-        if self.agent.agent_id is None:
-            return
-        with contextlib.suppress(OSError):
-            checkpoint.write_json(paths.framework_info_path(
-                self.agent.config.work_dir, self.agent.agent_id, framework.framework_id),
-                framework.info.to_json())
+    def _checkpointer(self) -> launcher.Checkpointer | None:
+        agent_id = self.agent.agent_id
+        return launcher.Checkpointer(self.agent.config.work_dir, agent_id) if agent_id else None
 
-    def _checkpoint_executor(self, framework: Framework, executor: Executor) -> None:
-        assert self.agent.agent_id is not None
-        work_dir, agent_id = self.agent.config.work_dir, self.agent.agent_id
-        checkpoint.write_json(paths.executor_info_path(
-            work_dir, agent_id, framework.framework_id, executor.executor_id),
-            executor.info.to_json())
-        run = paths.run_meta_dir(work_dir, agent_id, framework.framework_id,
-                                 executor.executor_id, executor.container_id)
-        run.mkdir(parents=True, exist_ok=True)
-        paths.ensure_latest_symlink(run)
+    def _checkpoint_framework(self, framework: Framework) -> None:
+        ckpt = self._checkpointer()
+        if ckpt is not None:
+            ckpt.framework(framework)
 
     def _checkpoint_task(self, framework: Framework, executor: Executor, task: Task) -> None:
-        if not framework.checkpoint or self.agent.agent_id is None:
-            return
-        with contextlib.suppress(OSError):
-            checkpoint.write_json(paths.task_info_path(
-                self.agent.config.work_dir, self.agent.agent_id, framework.framework_id,
-                executor.executor_id, executor.container_id, task.task_id), task.info.to_json())
+        ckpt = self._checkpointer()
+        if framework.checkpoint and ckpt is not None:
+            ckpt.task(executor, task)
