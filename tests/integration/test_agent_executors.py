@@ -27,6 +27,7 @@ from mesonb.protocol.agent import (
     MasterCommand,
     MasterCommandType,
     Notice,
+    ShutdownExecutor,
     ShutdownFramework,
 )
 from mesonb.protocol.mesos import CommandInfo, Environment, ExecutorInfo, TaskInfo, Variable
@@ -313,5 +314,25 @@ def test_executor_environment(tmp_path: Path) -> None:
         assert records[-1]["type"] == "ACK"
         assert (run_dir / "tasks" / task_id / "task.info").exists()
         assert (run_dir / "pids/forked.pid").read_text().isdigit()
+
+    run(body, tmp_path)
+
+
+def test_shutdown_executor_kills_its_task_with_the_grace_period(tmp_path: Path) -> None:
+    async def body(h: AgentHarness) -> None:
+        m = h.master
+        task_id = new_id()
+        m.run_task(command_task(task_id, "sleep 60"))
+        await m.update(task_id, TaskState.TASK_STARTING)
+        await m.update(task_id, TaskState.TASK_RUNNING)
+        sid = h.executor(task_id).container.pid
+        m.send(MasterCommand(type=MasterCommandType.SHUTDOWN_EXECUTOR,
+                             shutdown_executor=ShutdownExecutor(framework_id="fw-1",
+                                                                executor_id=task_id)))
+        killed = await m.terminal(task_id)
+        assert killed.status.state is TaskState.TASK_KILLED
+        assert killed.status.source is Source.SOURCE_EXECUTOR
+        await m.until(lambda: m.of_type(AgentCallType.EXECUTOR_EXITED))
+        assert not leftovers({sid})
 
     run(body, tmp_path)
