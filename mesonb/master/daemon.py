@@ -21,6 +21,19 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 0.1
 
 
+def raise_open_files_limit() -> int:
+    """Lift the soft limit on open files to the hard one: each agent and framework is a socket."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+    except (ImportError, ValueError, OSError):
+        return -1
+
+
 def is_loopback(ip: str) -> bool:
     try:
         return ipaddress.ip_address(socket.gethostbyname(ip)).is_loopback
@@ -67,6 +80,7 @@ class MasterDaemon:
         return f"{self.config.ip}:{self.port}"
 
     async def start(self) -> None:
+        raise_open_files_limit()
         sockets = tornado.netutil.bind_sockets(self.config.port, self.config.ip)
         port = sockets[0].getsockname()[1]
         self.config.port = port
