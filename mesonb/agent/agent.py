@@ -232,7 +232,8 @@ class Agent:
                 timer.cancel()
                 setattr(self, attr, None)
         if was:
-            log.warning("disconnected from the master")
+            log.log(logging.INFO if self._stopping else logging.WARNING,
+                    "disconnected from the master")
 
     def _on_command(self, command: MasterCommand) -> None:
         kind = command.type

@@ -641,8 +641,10 @@ class Executors:
 
     def _send(self, executor: Executor, event: ExecutorEvent) -> bool:
         if executor.stream is None or not executor.stream.send(event):
-            log.warning("cannot send %s to executor %s: not connected", event.type.value,
-                        executor.executor_id)
+            # An executor that already went away needs no SHUTDOWN; anything else is news.
+            level = logging.INFO if event.type.value == "SHUTDOWN" else logging.WARNING
+            log.log(level, "cannot send %s to executor %s: not connected", event.type.value,
+                    executor.executor_id)
             return False
         return True
 

@@ -174,9 +174,9 @@ class AgentMessages:
     def _recover_framework(self, info: FrameworkInfo) -> None:
         """A framework known only from an agent's report (after a master failover)."""
         assert info.id is not None
-        framework = Framework(info.id, info, registered_time=self.master.clock.time())
+        framework = Framework(info.id, info, registered_time=self.master.clock.time(), active=False)
         framework.failover_deadline = self.master.clock.monotonic() + (info.failover_timeout or 0)
-        self.book.frameworks[info.id] = framework
+        self.book.add_framework(framework)
 
     def _drop_missing(self, task: Task, agent: Agent) -> None:
         framework = self.book.frameworks.get(task.framework_id)
@@ -325,20 +325,34 @@ class AgentMessages:
             close()
         master.emit({"type": "AGENT_REMOVED", "agent_removed": {"agent_id": {"value": agent.id}}})
 
-    def remove(self, agent: Agent, why: str, state: TaskState) -> None:
+    def remove(
+        self,
+        agent: Agent,
+        why: str,
+        state: TaskState,
+        reason: Reason = Reason.REASON_AGENT_REMOVED,
+    ) -> None:
         """Remove an agent for good (it shut down, or an operator marked it gone)."""
         master, book = self.master, self.book
         log.info("removing agent %s (%s): %s", agent.id, agent.hostname, why)
         master.rescind_agent_offers(agent)
         now = master.clock.time()
-        for (fw_id, _task_id), task in list(agent.tasks.items()):
-            framework = book.frameworks.get(fw_id)
-            status = master_status(task.id, state, now, reason=Reason.REASON_AGENT_REMOVED,
-                                   agent_id=agent.id, message=f"Agent removed: {why}")
+        tasks = list(agent.tasks.values())
+        if agent.state is AgentState.UNREACHABLE:  # its tasks wait in unreachable_tasks
+            for framework in book.frameworks.values():
+                tasks += [t for t in framework.unreachable_tasks.values() if t.agent_id == agent.id]
+        for task in tasks:
+            framework = book.frameworks.get(task.framework_id)
+            status = master_status(task.id, state, now, reason=reason, agent_id=agent.id,
+                                   message=f"Agent removed: {why}")
             task.record(status)
             master.terminate_task(task, state)
+            master.emit_task_updated(task, status)
             if framework is not None:
                 master.send_status(framework, status)
+        for fw_id in list(agent.executors):
+            for executor_id in list(agent.executors[fw_id]):
+                book.remove_executor(agent, fw_id, executor_id)
         if agent.state is not AgentState.UNREACHABLE:
             book.total = book.total - agent.total
         book.agents.pop(agent.id, None)

@@ -51,7 +51,10 @@ class Task:
         return self.statuses[-1] if self.statuses else None
 
     def record(self, status: TaskStatus, keep: int = 8) -> None:
-        """Remember a status (bounded: the first one and the most recent)."""
+        """Remember a status (bounded: the first one and the most recent), without its
+        ``data``, as the Mesos master does: executors may put large payloads there."""
+        if status.data is not None:
+            status = dataclasses.replace(status, data=None)
         self.statuses.append(status)
         if len(self.statuses) > keep:
             del self.statuses[1]
@@ -179,6 +182,7 @@ class Book:
     """All frameworks, agents, tasks and offers the master knows about."""
 
     def __init__(self, max_completed_tasks: int = 1000, max_completed_frameworks: int = 50):
+        """``max_completed_tasks`` bounds each framework's completed-task history."""
         self.frameworks: dict[str, Framework] = {}
         self.completed_frameworks: collections.OrderedDict[str, Framework] = (
             collections.OrderedDict()
@@ -282,6 +286,11 @@ class Book:
             agent.offered = agent.offered - offer.resources
 
     # -- frameworks ----------------------------------------------------------------
+    def add_framework(self, framework: Framework) -> Framework:
+        framework.completed_tasks = collections.deque(maxlen=self.max_completed_tasks)
+        self.frameworks[framework.id] = framework
+        return framework
+
     def complete_framework(self, framework: Framework) -> None:
         self.frameworks.pop(framework.id, None)
         self.completed_frameworks[framework.id] = framework

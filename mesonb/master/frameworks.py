@@ -47,7 +47,7 @@ from mesonb.protocol.states import Reason, TaskState
 
 from .book import Agent, AgentState, Framework, Task
 from .updates import master_status, reconciliation_status
-from .views import task_json
+from .views import framework_json, task_json
 
 if TYPE_CHECKING:
     from .master import Master
@@ -89,15 +89,13 @@ class SchedulerCalls:
             close(None)
             return None
         framework = self.book.frameworks.get(framework_id) if framework_id else None
+        added = False
         if framework is None:
             framework_id = framework_id or self.master.new_id("framework")
             info.id = framework_id
-            framework = Framework(framework_id, info, registered_time=now)
-            self.book.frameworks[framework_id] = framework
+            framework = self.book.add_framework(Framework(framework_id, info, registered_time=now))
             log.info("framework %s (%s) subscribed", framework_id, info.name)
-            self.master.emit({"type": "FRAMEWORK_ADDED", "framework_added": {
-                "framework": {"framework_info": info.to_json(), "active": True,
-                              "connected": True, "recovered": False}}})
+            added = True
         else:
             if framework.close is not None:
                 old_send, old_close = framework.send, framework.close
@@ -115,6 +113,11 @@ class SchedulerCalls:
         framework.active = True
         framework.failover_deadline = None
         framework.suppressed_roles = set(call.subscribe.suppressed_roles or ())
+        if added:
+            self.master.emit({"type": "FRAMEWORK_ADDED", "framework_added": {
+                "framework": framework_json(framework, self.book)}})
+        else:
+            self.master.emit_framework_updated(framework)
         send(
             Event(
                 type=EventType.SUBSCRIBED,
@@ -133,6 +136,7 @@ class SchedulerCalls:
         if framework.stream_id != stream_id or framework.send is None:
             return  # an older stream, already replaced
         framework.send = framework.close = None
+        framework.active = False
         framework.unregistered_time = self.master.clock.time()
         self.master.rescind_framework_offers(framework, notify=False)
         timeout = framework.info.failover_timeout or 0.0
@@ -141,6 +145,7 @@ class SchedulerCalls:
             self.master.remove_framework(framework, "disconnected with failover_timeout 0")
         else:
             framework.failover_deadline = self.master.clock.monotonic() + timeout
+            self.master.emit_framework_updated(framework)
 
     # -- dispatch ----------------------------------------------------------------------
     def handle(self, call: Call, stream_id: str | None) -> dict[str, Any] | None:
@@ -515,6 +520,7 @@ class SchedulerCalls:
         info.checkpoint = framework.info.checkpoint
         framework.info = info
         framework.suppressed_roles = set(update.suppressed_roles or ())
+        self.master.emit_framework_updated(framework)
         for agent in self.book.agents.values():
             if framework.id in agent.executors:
                 self.master.send_to_agent(agent, MasterCommand(

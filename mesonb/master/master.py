@@ -37,6 +37,7 @@ from .agents import AgentMessages
 from .book import Agent, Book, Framework, Offer, Task
 from .frameworks import SchedulerCalls
 from .updates import master_status, update_event
+from .views import framework_json
 
 log = logging.getLogger(__name__)
 Observer = Callable[[dict[str, Any]], None]
@@ -116,7 +117,13 @@ class Master:
                 observer(event)
             except Exception:  # an observer's failure must not hurt the master
                 log.exception("operator event observer failed; removing it")
-                self.observers.remove(observer)
+                if observer in self.observers:
+                    self.observers.remove(observer)
+
+    def emit_framework_updated(self, framework: Framework) -> None:
+        if self.observers:
+            self.emit({"type": "FRAMEWORK_UPDATED", "framework_updated": {
+                "framework": framework_json(framework, self.book)}})
 
     # -- sending -------------------------------------------------------------------
     def send_to_framework(self, framework: Framework, event: dict[str, Any]) -> bool:

@@ -140,3 +140,60 @@ def test_updates_for_a_removed_framework_are_acknowledged_by_the_master(h):
     agent.update(fw.framework_id, "t", TaskState.TASK_KILLED)
     (ack,) = agent.commands("ACKNOWLEDGE")
     assert ack["acknowledge"]["task_id"]["value"] == "t"
+
+
+def test_removed_agent_gives_back_its_executors_resources(h):
+    agent = h.add_agent("cpus:2;mem:1024")
+    fw = h.subscribe(failover_timeout=60)
+    h.settle()
+    (offer,) = fw.offers()
+    task = command_task("t", agent.agent_id)
+    del task["command"]
+    task["executor"] = {"executor_id": {"value": "e"}, "command": {"value": "run-executor"},
+                        "resources": [{"name": "cpus", "type": "SCALAR",
+                                       "scalar": {"value": 0.5}}]}
+    fw.call("ACCEPT", accept={"offer_ids": [offer["id"]], "operations": [
+        {"type": "LAUNCH", "launch": {"task_infos": [task]}}]})
+    assert fw.record.used.get("cpus") == 1.5
+    agent.send_call(AgentCall(type=AgentCallType.UNREGISTER))
+    assert fw.record.used.get("cpus") == 0.0
+
+
+def test_unreachable_agent_marked_gone_ends_its_tasks_gone_by_operator(h):
+    from mesonb.protocol.states import Reason
+
+    agent, fw = running_task(h, capabilities=("PARTITION_AWARE",))
+    for _ in range(6):
+        h.advance(15)
+    fw.take()
+    h.master.agents.remove(agent.record, "marked gone", TaskState.TASK_GONE_BY_OPERATOR,
+                           Reason.REASON_AGENT_REMOVED_BY_OPERATOR)
+    (status,) = fw.updates()
+    assert status["state"] == "TASK_GONE_BY_OPERATOR"
+    assert status["reason"] == "REASON_AGENT_REMOVED_BY_OPERATOR"
+    assert not fw.record.unreachable_tasks
+    assert fw.record.completed_tasks[-1].state is TaskState.TASK_GONE_BY_OPERATOR
+
+
+def test_status_data_is_forwarded_but_not_kept_by_the_master(h):
+    agent, fw = running_task(h)
+    agent.update(fw.framework_id, "t", TaskState.TASK_RUNNING, data=b"x" * 1000)
+    (status,) = fw.updates()
+    assert status["data"]
+    assert all(s.data is None for s in fw.record.tasks["t"].statuses)
+
+
+def test_disconnected_framework_is_inactive_and_completed_tasks_are_bounded():
+    h = MasterHarness(max_completed_tasks_per_framework=2)
+    agent = h.add_agent("cpus:4;mem:1024")
+    fw = h.subscribe(failover_timeout=60)
+    h.settle()
+    (offer,) = fw.offers()
+    tasks = [command_task(f"t{i}", agent.agent_id, "cpus:0.5;mem:32") for i in range(4)]
+    fw.call("ACCEPT", accept={"offer_ids": [offer["id"]], "operations": [
+        {"type": "LAUNCH", "launch": {"task_infos": tasks}}]})
+    for i in range(4):
+        agent.update(fw.framework_id, f"t{i}", TaskState.TASK_FINISHED)
+    assert [t.id for t in fw.record.completed_tasks] == ["t2", "t3"]
+    h.disconnect(fw)
+    assert not fw.record.active

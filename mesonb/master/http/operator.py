@@ -39,7 +39,7 @@ from mesonb.protocol import recordio
 from mesonb.protocol.agent import MasterCommand, MasterCommandType, Notice
 from mesonb.protocol.codec import ID, Message, ProtoEnum, message
 from mesonb.protocol.errors import BadRequest, NotFound, ProtocolError
-from mesonb.protocol.states import TaskState
+from mesonb.protocol.states import Reason, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +284,8 @@ class OperatorHandler(BaseHandler):
         self.master.send_to_agent(agent, MasterCommand(type=MasterCommandType.SHUTDOWN,
                                                        shutdown=Notice(message=message)))
         self.master.agents.remove(agent, "marked gone by an operator",
-                                  TaskState.TASK_GONE_BY_OPERATOR)
+                                  TaskState.TASK_GONE_BY_OPERATOR,
+                                  Reason.REASON_AGENT_REMOVED_BY_OPERATOR)
 
     # -- SUBSCRIBE: the event stream -------------------------------------------------
     async def _subscribe(self) -> None:
