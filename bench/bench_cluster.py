@@ -65,18 +65,22 @@ async def _agents_main(master: str, count: int, finish: Any, ready: Any, stats: 
             raw = await conn.read_message()
             if raw is None:
                 return
-            msg = json.loads(raw)
-            kind = msg["type"]
-            if kind == "RUN_TASK":
-                fid = msg["run_task"]["framework_info"]["id"]["value"]
-                tid = msg["run_task"]["task"]["task_id"]["value"]
-                conn.write_message(update(i, fid, tid, "TASK_STARTING"))
-                conn.write_message(update(i, fid, tid, "TASK_RUNNING"))
-                running.append((i, fid, tid))
-            elif kind == "ACKNOWLEDGE":
-                stats.value += 1
-            elif kind == "PING":
-                conn.write_message('{"type":"PONG"}')
+            frame = json.loads(raw)
+            replies = []
+            for msg in frame if isinstance(frame, list) else [frame]:
+                kind = msg["type"]
+                if kind == "RUN_TASK":
+                    fid = msg["run_task"]["framework_info"]["id"]["value"]
+                    tid = msg["run_task"]["task"]["task_id"]["value"]
+                    replies += [update(i, fid, tid, "TASK_STARTING"),
+                                update(i, fid, tid, "TASK_RUNNING")]
+                    running.append((i, fid, tid))
+                elif kind == "ACKNOWLEDGE":
+                    stats.value += 1
+                elif kind == "PING":
+                    replies.append('{"type":"PONG"}')
+            if replies:  # like the real agent: one frame per turn
+                conn.write_message("[" + ",".join(replies) + "]")
 
     for i in range(count):
         conn = await tornado.websocket.websocket_connect(

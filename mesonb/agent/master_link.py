@@ -19,7 +19,14 @@ from urllib.parse import urlsplit
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
-from mesonb.protocol.agent import AGENT_PATH, AgentCall, MasterCommand, dumps, load_command
+from mesonb.protocol.agent import (
+    AGENT_PATH,
+    AgentCall,
+    MasterCommand,
+    dumps,
+    frame,
+    load_commands,
+)
 from mesonb.protocol.errors import BadRequest
 
 log = logging.getLogger(__name__)
@@ -128,6 +135,7 @@ class MasterLink:
         self._on_command = on_command
         self._on_close = on_close
         self._conn: WebSocketClientConnection | None = None
+        self._outbox: list[dict] = []
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._wake = asyncio.Event()
@@ -146,6 +154,7 @@ class MasterLink:
         self._wake.set()
         conn = self._conn
         if conn is not None:
+            self._flush(conn)  # what this turn queued goes before the farewell
             if farewell is not None:
                 with contextlib.suppress(WebSocketClosedError, OSError):
                     await conn.write_message(dumps(farewell))
@@ -158,16 +167,25 @@ class MasterLink:
             self._task = None
 
     def send(self, call: AgentCall) -> bool:
-        """Send one message now; False when there is no connection (the caller retries)."""
+        """Queue one message for this loop turn's frame; False when there is no connection
+        (the caller retries). Messages sent in one turn leave together as one frame."""
         conn = self._conn
         if conn is None:
             return False
-        try:
-            fut = conn.write_message(dumps(call))
-        except WebSocketClosedError:
-            return False
-        fut.add_done_callback(_swallow_closed)
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._flush, conn)
+        self._outbox.append(call.to_json())
         return True
+
+    def _flush(self, conn: WebSocketClientConnection) -> None:
+        messages, self._outbox = self._outbox, []
+        if not messages or conn is not self._conn:
+            return
+        try:
+            fut = conn.write_message(frame(messages))
+        except WebSocketClosedError:
+            return
+        fut.add_done_callback(_swallow_closed)
 
     def reconnect(self, why: str) -> None:
         """Drop the connection (e.g. the master stopped pinging); the loop reconnects."""
@@ -209,14 +227,15 @@ class MasterLink:
             if text is None:
                 return
             try:
-                command = load_command(text)
+                commands = load_commands(text)
             except BadRequest as exc:
                 log.warning("ignoring a malformed message from the master: %s", exc.message)
                 continue
-            try:
-                self._on_command(command)
-            except Exception:
-                log.exception("failed to handle %s from the master", command.type)
+            for command in commands:
+                try:
+                    self._on_command(command)
+                except Exception:
+                    log.exception("failed to handle %s from the master", command.type)
 
     async def _connect(self) -> WebSocketClientConnection:
         address = await resolve_master(self.master)

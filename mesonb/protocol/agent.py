@@ -5,6 +5,10 @@ bearer token when the cluster has one). Every frame is one JSON message shaped l
 Mesos call, ``{"type": "STATUS_UPDATE", "status_update": {...}}``. The agent sends
 :class:`AgentCall` messages, the master sends :class:`MasterCommand` messages.
 
+A frame may also hold a JSON array of such messages: both sides coalesce what they send
+in one event-loop turn into one frame (a burst of status updates or acknowledgements
+costs one frame, not one per message).
+
 Conversation::
 
     agent                                   master
@@ -201,15 +205,36 @@ class MasterCommand(Message):
     error: Notice | None = None
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def dumps(msg: AgentCall | MasterCommand) -> str:
-    return json.dumps(msg.to_json(), separators=(",", ":"))
+    return _COMPACT.encode(msg.to_json())
 
 
-def _loads(cls: Any, text: str | bytes) -> Any:
+def frame(messages: list[dict[str, Any]]) -> str:
+    """One frame for messages already in JSON form: an object, or an array of several."""
+    return _COMPACT.encode(messages[0] if len(messages) == 1 else messages)
+
+
+def _loads_all(cls: Any, text: str | bytes) -> list[Any]:
     try:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"agent protocol: invalid JSON ({exc})") from None
+    if isinstance(data, list):
+        return [_check(cls, item) for item in data]
+    return [_check(cls, data)]
+
+
+def _loads(cls: Any, text: str | bytes) -> Any:
+    msgs = _loads_all(cls, text)
+    if len(msgs) != 1:
+        raise BadRequest("agent protocol: expected one message, got an array")
+    return msgs[0]
+
+
+def _check(cls: Any, data: Any) -> Any:
     msg = cls.from_json(data, cls.__name__)
     body = msg.type.value.lower()
     if msg.type.value not in ("PONG", "PING", "UNREGISTER") and getattr(msg, body, None) is None:
@@ -223,3 +248,13 @@ def load_call(text: str | bytes) -> AgentCall:
 
 def load_command(text: str | bytes) -> MasterCommand:
     return _loads(MasterCommand, text)
+
+
+def load_calls(text: str | bytes) -> list[AgentCall]:
+    """The agent messages in one frame (an object or an array of them)."""
+    return _loads_all(AgentCall, text)
+
+
+def load_commands(text: str | bytes) -> list[MasterCommand]:
+    """The master messages in one frame (an object or an array of them)."""
+    return _loads_all(MasterCommand, text)

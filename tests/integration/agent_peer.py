@@ -41,7 +41,7 @@ from mesonb.protocol.agent import (
     RunTaskGroup,
     StatusUpdate,
     dumps,
-    load_call,
+    load_calls,
 )
 from mesonb.protocol.mesos import (
     Capability,
@@ -74,7 +74,8 @@ class _AgentSocket(tornado.websocket.WebSocketHandler):
         self.master.conn = self
 
     def on_message(self, message: str | bytes) -> None:
-        self.master.receive(load_call(message), self)
+        for call in load_calls(message):  # a frame holds one message or an array
+            self.master.receive(call, self)
 
     def on_close(self) -> None:
         if self.master.conn is self:

@@ -167,6 +167,7 @@ class FakeAgent:
                  resources: str = "cpus:2;mem:1024;disk:100") -> None:
         url = master.url.replace("http://", "ws://") + AGENT_PATH
         self.ws = websocket.create_connection(url, timeout=10)
+        self.pending: list[dict[str, Any]] = []
         self.ws.send(json.dumps({"type": "REGISTER", "register": {
             "agent_info": {"hostname": hostname, "port": 5051,
                            "resources": Resources.parse(resources).to_json()},
@@ -176,7 +177,10 @@ class FakeAgent:
 
     def recv_of(self, kind: str) -> dict[str, Any]:
         while True:
-            message = json.loads(self.ws.recv())
+            if not self.pending:
+                frame = json.loads(self.ws.recv())  # one message, or an array of several
+                self.pending.extend(frame if isinstance(frame, list) else [frame])
+            message = self.pending.pop(0)
             if message["type"] == kind:
                 return message
 

@@ -51,7 +51,8 @@ class PeerAgent:
             message = await self.conn.read_message()
             if message is None:
                 return
-            self.commands.append(json.loads(message))
+            frame = json.loads(message)  # one message, or an array of several
+            self.commands.extend(frame if isinstance(frame, list) else [frame])
 
     async def next(self, kind: str, timeout: float = 5.0) -> dict:
         deadline = asyncio.get_running_loop().time() + timeout
