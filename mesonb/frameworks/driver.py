@@ -84,10 +84,13 @@ class SchedulerDriver:
         self._stopping = False
         self._stream: Any = None
         self._acks: set[asyncio.Task[Any]] = set()
+        self._batching = False  # the master takes arrays of calls (mesonb, not Mesos)
+        self._ack_queue: list[dict[str, Any]] = []
 
     # -- life cycle ------------------------------------------------------------------
     async def start(self, timeout: float = 30.0) -> str:
         """Subscribe (and keep re-subscribing); return the framework id once subscribed."""
+        self._batching = await self._master_is_mesonb()
         self._task = asyncio.create_task(self._run(), name="mesonb-scheduler-driver")
         waiter = asyncio.create_task(self._subscribed.wait())
         done, _ = await asyncio.wait({waiter, self._task}, timeout=timeout,
@@ -184,7 +187,7 @@ class SchedulerDriver:
             status = body["status"]
             await self._dispatch("on_update", status)
             if self.implicit_acknowledgements and status.get("uuid"):
-                self._spawn(self.acknowledge(status))
+                self._queue_ack(status)
         elif kind == "ERROR":
             await self._dispatch("on_error", body.get("message", ""))
         elif kind == "HEARTBEAT":
@@ -204,6 +207,37 @@ class SchedulerDriver:
                 await result
         except Exception:
             log.exception("framework handler %s failed", name)
+
+    async def _master_is_mesonb(self) -> bool:
+        try:
+            answer = await self._calls.request("GET", "/version")
+            return answer.status == 200 and "mesonb_version" in (answer.json() or {})
+        except (OSError, ValueError, ConnectionError):
+            return False
+
+    def _queue_ack(self, status: dict[str, Any]) -> None:
+        """Acknowledge soon; against a mesonb master, acks pending together go in one call."""
+        if not self._batching:
+            self._spawn(self.acknowledge(status))
+            return
+        if not self._ack_queue:
+            self._spawn(self._send_acks())
+        self._ack_queue.append(status)
+
+    async def _send_acks(self) -> None:
+        await asyncio.sleep(0)  # let this turn's updates join the batch
+        try:
+            while self._ack_queue and self.framework_id and self.stream_id:
+                batch, self._ack_queue = self._ack_queue, []
+                fid = {"value": self.framework_id}
+                calls = [{"type": "ACKNOWLEDGE", "framework_id": fid, "acknowledge": {
+                    "agent_id": s["agent_id"], "task_id": s["task_id"], "uuid": s["uuid"]}}
+                    for s in batch]
+                await self._calls.post_json(SCHEDULER_PATH, calls,
+                                            {"Mesos-Stream-Id": self.stream_id})
+        finally:
+            # Acks that could not be sent are dropped: the agent resends those updates.
+            self._ack_queue.clear()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -231,3 +231,41 @@ async def test_calls_with_a_stale_stream_id_are_refused(master):
         assert info.value.status == 400 and b"stream ID" in info.value.body
     finally:
         await driver.stop()
+
+
+async def test_a_batch_of_calls_is_validated_whole_then_carried_out(master):
+    agent = await PeerAgent.connect(master)
+    handler = Recorder()
+    driver = SchedulerDriver(master.address, {"user": "u", "name": "batch"}, handler)
+    framework_id = await driver.start()
+    assert driver._batching, "the driver should see a mesonb master and batch its acks"
+    conn = Connection.to(master.url)
+    headers = call_headers(driver.stream_id)
+    fid = {"value": framework_id}
+    try:
+        bad = json.dumps([{"type": "REVIVE", "framework_id": fid},
+                          {"type": "SUBSCRIBE", "subscribe": {}}]).encode()
+        answer = await conn.request("POST", "/api/v1/scheduler", bad, headers)
+        assert answer.status == 400 and b"call 1 of the batch" in answer.body
+        assert (await conn.request("POST", "/api/v1/scheduler", b"[]", headers)).status == 400
+        offer = await asyncio.wait_for(handler.offers.get(), 5)
+        tasks = [{"name": t, "task_id": {"value": t}, "agent_id": offer["agent_id"],
+                  "command": {"value": "true"},
+                  "resources": Resources.parse("cpus:0.5;mem:32").to_json()} for t in "ab"]
+        await driver.launch([offer["id"]["value"]], tasks)
+        await agent.next("RUN_TASK")
+        await agent.next("RUN_TASK")
+        sent = {await agent.update(framework_id, t, "TASK_RUNNING") for t in "ab"}
+        acked = {(await agent.next("ACKNOWLEDGE"))["acknowledge"]["uuid"] for _ in "ab"}
+        assert acked == sent
+        counters = master.master.counters
+        assert counters["messages_acknowledge"] == 2
+        batch = json.dumps([{"type": "KILL", "framework_id": fid,
+                             "kill": {"task_id": {"value": t}}} for t in "ab"]).encode()
+        assert (await conn.request("POST", "/api/v1/scheduler", batch, headers)).status == 202
+        kills = {(await agent.next("KILL_TASK"))["kill_task"]["task_id"]["value"] for _ in "ab"}
+        assert kills == {"a", "b"}
+    finally:
+        conn.close()
+        await driver.stop(teardown=True)
+        agent.close()
