@@ -18,6 +18,7 @@ import enum
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from mesonb.allocator.snapshot import Filter
 from mesonb.protocol.mesos import AgentInfo, ExecutorInfo, FrameworkInfo, TaskInfo, TaskStatus
 from mesonb.protocol.resources import EMPTY, Resources
 from mesonb.protocol.states import TaskState
@@ -154,8 +155,8 @@ class Framework:
     )
     offers: dict[str, Offer] = dataclasses.field(default_factory=dict)
     suppressed_roles: set[str] = dataclasses.field(default_factory=set)
-    # agent id -> (refuse until monotonic, resources refused)
-    filters: dict[str, tuple[float, Resources]] = dataclasses.field(default_factory=dict)
+    # agent id -> refuse_seconds filter (handed to the allocator as is, never copied)
+    filters: dict[str, Filter] = dataclasses.field(default_factory=dict)
     registered_time: float = 0.0
     reregistered_time: float | None = None
     unregistered_time: float | None = None

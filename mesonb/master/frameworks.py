@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from mesonb.allocator.snapshot import Filter
 from mesonb.protocol.agent import (
     AcknowledgeUpdate,
     AgentFrameworkMessage,
@@ -238,7 +239,7 @@ class SchedulerCalls:
         refuse = 5.0 if filters is None else filters.refuse_seconds
         refuse = min(max(refuse, 0.0), MAX_REFUSE_SECONDS)
         if refuse > 0 and unused:
-            framework.filters[agent.id] = (self.master.clock.monotonic() + refuse, unused)
+            framework.filters[agent.id] = Filter(self.master.clock.monotonic() + refuse, unused)
 
     # -- launching -----------------------------------------------------------------------
     def _check_task(

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mesonb.allocator.drf import allocate
-from mesonb.allocator.snapshot import AgentView, Filter, FrameworkView, Snapshot
+from mesonb.allocator.snapshot import AgentView, FrameworkView, Snapshot
 from mesonb.clock import REAL_CLOCK, Clock
 from mesonb.config import VERSION, MasterConfig
 from mesonb.protocol.agent import MasterCommand, MasterCommandType, ShutdownFramework
@@ -180,8 +180,8 @@ class Master:
         for fw in book.frameworks.values():
             if not (fw.active and fw.connected):
                 continue
-            if fw.filters:
-                expired = [a for a, (until, _r) in fw.filters.items() if until <= now]
+            if fw.filters and agent_ids is None:  # full runs sweep expired filters
+                expired = [a for a, f in fw.filters.items() if f.refuse_until <= now]
                 for a in expired:
                     del fw.filters[a]
             frameworks.append(
@@ -190,7 +190,7 @@ class Master:
                     fw.roles,
                     fw.used + fw.offered,
                     frozenset(fw.suppressed_roles),
-                    {a: Filter(until, res) for a, (until, res) in fw.filters.items()},
+                    fw.filters,
                 )
             )
         if not frameworks:
