@@ -149,6 +149,8 @@ def test_pymesos_framework_runs_kills_and_reconciles_command_tasks(cluster):
         assert directories, agent_state
         out = get_json(f"{agent_url}/files/read?path={directories[0]}/stdout&offset=0")
         assert marker in out["data"]
+        err = get_json(f"{agent_url}/files/read?path={directories[0]}/stderr&offset=0")
+        assert "hej" in err["data"]  # the task saw its CommandInfo.environment
         assert sched.errors == []
     finally:
         driver.stop()
