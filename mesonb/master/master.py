@@ -177,23 +177,24 @@ class Master:
         if not agents:
             return 0
         frameworks = []
+        eligible = 0
         for fw in book.frameworks.values():
-            if not (fw.active and fw.connected):
-                continue
             if fw.filters and agent_ids is None:  # full runs sweep expired filters
                 expired = [a for a, f in fw.filters.items() if f.refuse_until <= now]
                 for a in expired:
                     del fw.filters[a]
+            if fw.active and fw.connected:
+                eligible += 1
+                suppressed = frozenset(fw.suppressed_roles)
+            elif fw.used:
+                # Offered nothing, but what it holds still counts toward its roles' shares.
+                suppressed = frozenset(fw.roles)
+            else:
+                continue
             frameworks.append(
-                FrameworkView(
-                    fw.id,
-                    fw.roles,
-                    fw.used + fw.offered,
-                    frozenset(fw.suppressed_roles),
-                    fw.filters,
-                )
+                FrameworkView(fw.id, fw.roles, fw.used + fw.offered, suppressed, fw.filters)
             )
-        if not frameworks:
+        if not eligible:
             return 0
         started = self.clock.monotonic()
         result = allocate(Snapshot(agents, frameworks, book.total, self.role_weights), now)

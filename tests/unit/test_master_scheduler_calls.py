@@ -307,3 +307,22 @@ def test_update_framework_answers_a_body_and_refuses_principal_change(h):
     with pytest.raises(BadRequest, match="principal"):
         fw.call("UPDATE_FRAMEWORK", update_framework={
             "framework_info": {"user": "tester", "name": "x", "principal": "q"}})
+
+
+def test_a_disconnected_frameworks_tasks_still_count_toward_its_roles_share(h):
+    agents = [h.add_agent("cpus:2;mem:2048", hostname=f"a{i}") for i in range(3)]
+    big = h.subscribe("big", role="shared", failover_timeout=600)
+    h.settle()
+    for offer in big.offers():
+        launch(big, offer, command_task(f"t-{offer['hostname']}", offer["agent_id"]["value"],
+                                        "cpus:1;mem:1024"), refuse_seconds=0)
+    h.disconnect(big)
+    h.settle()
+    small = h.subscribe("small", role="shared")
+    other = h.subscribe("other", role="other")
+    h.settle()
+    # Role "shared" already holds half the cluster through the disconnected framework,
+    # so the idle role "other" gets every agent (were big's tasks forgotten, "shared"
+    # would look idle too and "small" would get one of the three).
+    assert len(agents) == 3
+    assert len(other.offers()) == 3 and small.offers() == []
