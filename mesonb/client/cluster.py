@@ -1,0 +1,560 @@
+"""``Cluster``: run Python functions and shell commands as Mesos tasks, from a notebook.
+
+Example::
+
+    from mesonb import Cluster
+
+    with Cluster.local(agents=2) as cluster:          # or Cluster("10.0.0.1:5050")
+        fut = cluster.submit(sum, [1, 2, 3], cpus=0.5, mem="512MiB")
+        print(fut.result())                           # 6
+        squares = cluster.map(lambda x: x * x, range(10))
+        print(cluster.gather(squares))
+        print(cluster.run("uname -a").result().stdout)
+
+Each call is one Mesos task of the functions framework (visible in ``/master/state``).
+Resource defaults: ``cpus=0.2``, ``mem="1GB"``, ``disk=0``, ``gpus=0``; ``retries=0``.
+The resource keywords of :meth:`Cluster.submit` are reserved; pass a function keyword
+with the same name through :func:`functools.partial`.
+
+The client's core runs on its own event loop thread (:mod:`.loop`), so the same code works
+in a script and in a Jupyter kernel; ``await fut`` works in asyncio code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import base64
+import concurrent.futures
+import getpass
+import itertools
+import logging
+import os
+import pickle
+import sys
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import cloudpickle
+
+from mesonb.frameworks.driver import SchedulerDriver, master_url
+from mesonb.frameworks.functions.protocol import INLINE_MAX, Call, Dep, Outcome, Ref
+from mesonb.frameworks.functions.scheduler import (
+    EXECUTOR_RESOURCES,
+    FunctionsScheduler,
+    TaskSpec,
+)
+from mesonb.http.client import Connection
+from mesonb.protocol.resources import Resources
+
+from .blobs import BlobServer
+from .errors import RemoteError, RemoteTraceback, ResourceError, TaskError
+from .futures import CommandResult, Future, Logs
+from .loop import LoopThread
+from .sizes import format_mb, parse_size
+
+log = logging.getLogger(__name__)
+NO_RETRY_STATES = {"TASK_ERROR", "TASK_KILLED"}
+
+
+@dataclass(eq=False)
+class _Job:
+    future: Future
+    name: str
+    resources: Resources
+    retries: int
+    call: bytes | None = None
+    command: str | None = None
+    deps: list[Future] = field(default_factory=list)
+    call_url: str | None = None
+
+
+class Cluster:
+    """A connection to a mesonb cluster (see the module docstring).
+
+    ``Cluster("HOST:PORT")`` connects to a running master; :meth:`Cluster.local` starts
+    an embedded one. Close it with :meth:`close`, ``with``, or at interpreter exit.
+    """
+
+    def __init__(self, address: str | None = None, *, secret: str | None = None,
+                 name: str = "mesonb-functions", timeout: float = 30.0,
+                 _local: dict[str, Any] | None = None) -> None:
+        if address is not None and address.startswith(("zk://", "zoo://")):
+            raise ValueError(f"{address!r}: ZooKeeper master detection (zk://) arrives with "
+                             "the high-availability work; give the leading master as "
+                             "HOST:PORT, or use Cluster.local()")
+        if address is None and _local is None:
+            raise ValueError("give the master as Cluster('HOST:PORT'), or use Cluster.local()")
+        if address is not None:
+            master_url(address)  # validates
+        self.secret = secret
+        self.name = name
+        self.local: Any = None
+        self.address = address or ""
+        self.closed = False
+        self._headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        self._jobs: dict[str, _Job] = {}
+        self._agents: list[dict[str, Any]] = []
+        self._background: set[asyncio.Future[Any]] = set()
+        self._ids = itertools.count()
+        self._lt = LoopThread()
+        try:
+            self._lt.run(self._start(_local), timeout)
+        except BaseException:
+            self._lt.run(self._stop(), 30)
+            self._lt.stop()
+            raise
+        atexit.register(self.close)
+
+    @classmethod
+    def local(cls, agents: int = 2, *, resources: str | None = None,
+              work_dir: str | None = None, secret: str | None = None,
+              **options: Any) -> Cluster:
+        """Start a master and ``agents`` agents in this process (no ZooKeeper).
+
+        ``resources`` is each agent's resource flag (``"cpus:2;mem:4096"``); by default the
+        machine is split evenly. Everything stops with :meth:`close`.
+
+        >>> with Cluster.local(agents=2) as cluster:  # doctest: +SKIP
+        ...     cluster.submit(abs, -3).result()
+        3
+        """
+        return cls(secret=secret, _local={"agents": agents, "resources": resources,
+                                          "work_dir": work_dir, "secret": secret, **options})
+
+    # -- life cycle (async core) -------------------------------------------------------
+    async def _start(self, local: dict[str, Any] | None) -> None:
+        if local is not None:
+            from .local import start_local
+
+            self.local = await start_local(**local)
+            self.address = self.local.master_address
+        url = master_url(self.address)
+        self._master = Connection.to(url, self._headers)
+        await self._refresh_agents()
+        self._blobs = BlobServer()
+        self._blobs.start(url)
+        self._scheduler = FunctionsScheduler(executor_env=_executor_env())
+        self._scheduler.on_fatal = self._fatal
+        framework = {"user": getpass.getuser(), "name": self.name, "failover_timeout": 0.0,
+                     "hostname": os.uname().nodename}
+        self._driver = SchedulerDriver(self.address, framework, self._scheduler,
+                                       secret=self.secret)
+        self.framework_id = await self._driver.start()
+        self._scheduler.start(self._driver)
+
+    async def _stop(self) -> None:
+        for job in list(self._jobs.values()):
+            job.future._settle(exc=TaskError(job.future.task_id or job.future.key,
+                                             "TASK_KILLED", None, "the cluster was closed"))
+        self._jobs.clear()
+        scheduler = getattr(self, "_scheduler", None)
+        if scheduler is not None:
+            await scheduler.stop()
+        driver = getattr(self, "_driver", None)
+        if driver is not None:
+            await driver.stop(teardown=True)
+        if getattr(self, "_blobs", None) is not None:
+            self._blobs.stop()
+        if getattr(self, "_master", None) is not None:
+            self._master.close()
+        if self.local is not None:
+            await self.local.stop()
+
+    def close(self) -> None:
+        """Stop the framework (killing its tasks) and, for a local cluster, every daemon."""
+        if self.closed:
+            return
+        self.closed = True
+        atexit.unregister(self.close)
+        try:
+            self._lt.run(self._stop(), 60)
+        finally:
+            self._lt.stop()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        kind = "local " if self.local is not None else ""
+        return f"<mesonb.Cluster {kind}{self.address} {len(self._agents)} agents>"
+
+    # -- public API --------------------------------------------------------------------
+    def submit(self, fn: Callable[..., Any], *args: Any, cpus: float = 0.2,
+               mem: str | float = "1GB", disk: str | float | None = None,
+               gpus: float | None = None, name: str | None = None, retries: int = 0,
+               **kwargs: Any) -> Future:
+        """Run ``fn(*args, **kwargs)`` as one task; a :class:`~.futures.Future` of its result.
+
+        Futures among the arguments (top level, or inside a list, tuple, set or dict) are
+        dependencies: the call waits for them and gets their values.
+
+        >>> fut = cluster.submit(pow, 2, 8, cpus=0.1, mem="256MiB")  # doctest: +SKIP
+        >>> fut.result()                                              # doctest: +SKIP
+        256
+        """
+        if not callable(fn):
+            raise TypeError(f"submit needs a callable, not {type(fn).__name__}")
+        resources = self._resources(cpus, mem, disk, gpus)
+        deps: list[Future] = []
+        args = tuple(_placehold(a, deps) for a in args)
+        kwargs = {k: _placehold(v, deps) for k, v in kwargs.items()}
+        call = cloudpickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        name = name or getattr(fn, "__name__", "call")
+        fut = Future(self, f"{_slug(name)}-{next(self._ids)}", name)
+        self._post(_Job(fut, name, resources, retries, call=call, deps=deps))
+        return fut
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any],
+            **resources: Any) -> list[Future]:
+        """``[submit(fn, *items, **resources) for items in zip(*iterables)]``."""
+        return [self.submit(fn, *items, **resources) for items in zip(*iterables, strict=False)]
+
+    def gather(self, futures: Iterable[concurrent.futures.Future],
+               timeout: float | None = None) -> list[Any]:
+        """The results of ``futures`` in order; raises the first exception met."""
+        return [f.result(timeout) for f in futures]
+
+    def run(self, command: str, *, cpus: float = 0.1, mem: str | float = "128MiB",
+            disk: str | float | None = None, name: str | None = None,
+            retries: int = 0) -> Future:
+        """Run a shell command as a Mesos command task; the future yields a
+        :class:`~.futures.CommandResult` (returncode, stdout, stderr).
+
+        >>> cluster.run("echo hi").result().stdout  # doctest: +SKIP
+        'hi\\n'
+        """
+        resources = self._resources(cpus, mem, disk, None)
+        name = name or "command"
+        fut = Future(self, f"{_slug(name)}-{next(self._ids)}", name)
+        self._post(_Job(fut, name, resources, retries, command=command))
+        return fut
+
+    def executor(self, **resources: Any) -> Any:
+        """A :class:`concurrent.futures.Executor` whose calls run with ``resources``."""
+        from .executor import ClusterExecutor
+
+        return ClusterExecutor(self, resources)
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """This framework's tasks as the master sees them (``/master/state``)."""
+        state = self._lt.run(self._get_json("/master/state"), 30)
+        out = []
+        for fw in state.get("frameworks", []) + state.get("completed_frameworks", []):
+            if fw.get("id") == self.framework_id:
+                out += fw.get("tasks", []) + fw.get("completed_tasks", [])
+        return out
+
+    # -- submission (runs on the loop) ---------------------------------------------
+    def _resources(self, cpus: float, mem: Any, disk: Any, gpus: Any) -> Resources:
+        if self.closed:
+            raise RuntimeError("this cluster is closed")
+        if not isinstance(cpus, int | float) or cpus <= 0:
+            raise ValueError(f"cpus: expected a positive number, not {cpus!r}")
+        scalars = {"cpus": float(cpus), "mem": parse_size(mem, "mem")}
+        if disk:
+            scalars["disk"] = parse_size(disk, "disk")
+        if gpus:
+            scalars["gpus"] = float(gpus)
+        return Resources(scalars)
+
+    def _post(self, job: _Job) -> None:
+        self._jobs[job.future.key] = job
+        self._lt.call_soon(self._spawn_admit, job)
+
+    def _spawn_admit(self, job: _Job) -> None:
+        task = asyncio.ensure_future(self._admit(job))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _admit(self, job: _Job) -> None:
+        need = job.resources + (EXECUTOR_RESOURCES if job.command is None else Resources())
+        if not self._could_hold(need):
+            await self._refresh_agents()
+            if not self._could_hold(need):
+                self._finish(job, exc=ResourceError(self._too_big(job.resources)))
+                return
+        if job.call is not None and len(job.call) > INLINE_MAX:
+            job.call_url = self._blobs.put(job.call)
+        if not job.deps:
+            self._launch(job)
+            return
+        remaining = {id(d) for d in job.deps}
+        loop = asyncio.get_running_loop()
+
+        def dep_done(dep: concurrent.futures.Future) -> None:
+            remaining.discard(id(dep))
+            if not remaining:
+                self._launch(job)
+
+        for dep in job.deps:
+            dep.add_done_callback(lambda d: loop.call_soon_threadsafe(dep_done, d))
+
+    def _launch(self, job: _Job) -> None:
+        fut = job.future
+        if fut.done() or self.closed:
+            self._finish(job)
+            return
+        refs = []
+        for dep in job.deps:
+            if dep.cancelled():
+                self._finish(job, exc=concurrent.futures.CancelledError(
+                    f"dependency {dep!r} was cancelled"))
+                return
+            if dep.exception() is not None:
+                self._finish(job, exc=dep.exception())
+                return
+            refs.append(dep._ref if dep._ref is not None else
+                        Ref(data=cloudpickle.dumps(dep.result())))
+        call = Call(call=None if job.call_url else job.call,
+                    call_url=Ref(url=job.call_url) if job.call_url else None, deps=refs)
+        fut.attempts += 1
+        task_id = f"{fut.key}-{uuid.uuid4().hex[:8]}"
+        fut.task_id = task_id
+        spec = TaskSpec(task_id=task_id, name=job.name, resources=job.resources,
+                        on_status=self._on_status, command=job.command,
+                        data=None if job.command else call.encode())
+        spec.extra["job"] = job
+        self._scheduler.enqueue(spec)
+
+    def _cancel(self, fut: Future) -> None:
+        job = self._jobs.get(fut.key)
+        if job is not None and fut.task_id is not None:
+            self._lt.call_soon(self._scheduler.kill, fut.task_id)
+
+    def _finish(self, job: _Job, value: Any = None, exc: BaseException | None = None,
+                settle: bool = True) -> None:
+        self._jobs.pop(job.future.key, None)
+        self._blobs.drop(job.call_url)
+        if settle:
+            job.future._settle(value, exc)
+
+    # -- outcomes ------------------------------------------------------------------
+    def _on_status(self, spec: TaskSpec, status: dict[str, Any]) -> None:
+        job: _Job = spec.extra["job"]
+        fut = job.future
+        state = status["state"]
+        if state == "TASK_RUNNING" or state not in _terminal():
+            return
+        if fut.cancelled():
+            self._finish(job, settle=False)
+            return
+        fut._agent_url = spec.agent_url
+        data = base64.b64decode(status["data"]) if status.get("data") else None
+        task = asyncio.ensure_future(self._conclude(job, spec, status, data))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _conclude(self, job: _Job, spec: TaskSpec, status: dict[str, Any],
+                        data: bytes | None) -> None:
+        fut, state = job.future, status["state"]
+        try:
+            if job.command is not None:
+                if (state in ("TASK_FINISHED", "TASK_FAILED") and status.get("message", "") \
+                        .startswith(("Command exited", "Command terminated"))) or \
+                        state == "TASK_FINISHED":
+                    out, err = await self._command_logs(spec)
+                    self._finish(job, CommandResult(_returncode(status), out, err))
+                    return
+            elif data is not None:
+                outcome = Outcome.decode(data)
+                fut._log_paths = (outcome.stdout or "", outcome.stderr or "")
+                if outcome.ok:
+                    ref = Ref(data=outcome.value) if outcome.path is None else Ref(
+                        url=f"{spec.agent_url}/files/download?path={quote(outcome.path)}",
+                        headers=self._headers or None)
+                    raw = outcome.value if outcome.path is None else \
+                        await self._download(spec.agent_url or "", outcome.path)
+                    fut._ref = ref
+                    self._finish(job, pickle.loads(raw))
+                    return
+                if self._retry(job, state):
+                    return
+                self._finish(job, exc=_remote_exception(outcome))
+                return
+            if self._retry(job, state):
+                return
+            self._finish(job, exc=TaskError(spec.task_id, state, status.get("reason"),
+                                            status.get("message")))
+        except Exception as exc:  # a result that does not unpickle here, a lost agent
+            self._finish(job, exc=exc)
+
+    def _retry(self, job: _Job, state: str) -> bool:
+        if job.retries <= 0 or state in NO_RETRY_STATES or job.future.done() or self.closed:
+            return False
+        job.retries -= 1
+        log.info("retrying %s (%s); %d retries left", job.future, state, job.retries)
+        self._launch(job)
+        return True
+
+    def _fatal(self, message: str) -> None:
+        for job in list(self._jobs.values()):
+            self._finish(job, exc=TaskError(job.future.task_id or job.future.key,
+                                            "TASK_LOST", None, f"framework error: {message}"))
+
+    # -- agents and sandboxes ------------------------------------------------------
+    async def _get_json(self, path: str) -> Any:
+        answer = await self._master.request("GET", path)
+        return answer.json()
+
+    async def _refresh_agents(self) -> None:
+        state = await self._get_json("/master/state")
+        self._agents = [a for a in state.get("slaves", []) if a.get("active", True)]
+
+    def _could_hold(self, need: Resources) -> bool:
+        for agent in self._agents:
+            total = agent.get("resources", {})
+            if all(total.get(k, 0.0) >= v - 1e-9 for k, v in need.scalars.items()):
+                return True
+        return False
+
+    def _too_big(self, need: Resources) -> str:
+        asked = ", ".join(f"{k} {_amount(k, v)}" for k, v in need.scalars.items())
+        if not self._agents:
+            return f"no agent is registered, so nothing can hold {asked}"
+        biggest = max(self._agents, key=lambda a: tuple(
+            a.get("resources", {}).get(k, 0.0) for k in need.scalars))
+        res = biggest.get("resources", {})
+        has = ", ".join(f"{k} {_amount(k, res.get(k, 0.0))}" for k in need.scalars)
+        return (f"no registered agent could ever hold this task ({asked}, plus the "
+                f"executor's {EXECUTOR_RESOURCES}); the largest agent, {biggest.get('id')} "
+                f"on {biggest.get('hostname')}, has {has} in all "
+                f"({len(self._agents)} agents)")
+
+    async def _download(self, agent_url: str, path: str) -> bytes:
+        conn = Connection.to(agent_url, self._headers)
+        try:
+            answer = await conn.request("GET", f"/files/download?path={quote(path)}")
+        finally:
+            conn.close()
+        if answer.status != 200:
+            raise FileNotFoundError(f"{agent_url}: {path}: HTTP {answer.status}")
+        return answer.body
+
+    async def _sandbox_of(self, agent_url: str, task_id: str) -> str | None:
+        conn = Connection.to(agent_url, self._headers)
+        try:
+            state = (await conn.request("GET", "/state")).json()
+        finally:
+            conn.close()
+        for fw in state.get("frameworks", []) + state.get("completed_frameworks", []):
+            for ex in fw.get("executors", []) + fw.get("completed_executors", []):
+                tasks = ex.get("tasks", []) + ex.get("completed_tasks", []) + \
+                    ex.get("queued_tasks", [])
+                if ex.get("id") == task_id or any(t.get("id") == task_id for t in tasks):
+                    return ex.get("directory")
+        return None
+
+    async def _command_logs(self, spec: TaskSpec) -> tuple[str, str]:
+        directory = await self._sandbox_of(spec.agent_url or "", spec.task_id)
+        if directory is None:
+            return "", ""
+        out = []
+        for stream in ("stdout", "stderr"):
+            try:
+                raw = await self._download(spec.agent_url or "", f"{directory}/{stream}")
+            except FileNotFoundError:
+                raw = b""
+            out.append(raw.decode("utf-8", "replace"))
+        return out[0], out[1]
+
+    async def _task_logs(self, fut: Future) -> Logs:
+        if fut._agent_url is None or fut.task_id is None:
+            return Logs("", "")
+        if fut._log_paths is None:
+            directory = await self._sandbox_of(fut._agent_url, fut.task_id)
+            if directory is None:
+                return Logs("", "")
+            if self._jobs.get(fut.key) is None and fut.done() and isinstance(
+                    fut.exception(), Exception) is False and isinstance(
+                    fut.result(), CommandResult):
+                paths = (f"{directory}/stdout", f"{directory}/stderr")
+            else:
+                paths = (f"{directory}/logs/{fut.task_id}.stdout",
+                         f"{directory}/logs/{fut.task_id}.stderr")
+        else:
+            paths = fut._log_paths
+        texts = []
+        for path in paths:
+            try:
+                texts.append((await self._download(fut._agent_url, path)).decode(
+                    "utf-8", "replace"))
+            except FileNotFoundError:
+                texts.append("")
+        return Logs(texts[0], texts[1])
+
+    def _logs(self, fut: Future, timeout: float) -> Logs:
+        return self._lt.run(self._task_logs(fut), timeout)
+
+
+# -- helpers -------------------------------------------------------------------------
+def _terminal() -> frozenset[str]:
+    from mesonb.frameworks.functions.scheduler import TERMINAL
+
+    return TERMINAL
+
+
+def _placehold(value: Any, deps: list[Future]) -> Any:
+    def one(x: Any) -> Any:
+        if isinstance(x, Future):
+            deps.append(x)
+            return Dep(len(deps) - 1)
+        return x
+
+    if isinstance(value, Future):
+        return one(value)
+    if type(value) in (list, tuple, set, frozenset):
+        return type(value)(one(x) for x in value)
+    if type(value) is dict:
+        return {k: one(v) for k, v in value.items()}
+    return value
+
+
+def _remote_exception(outcome: Outcome) -> BaseException:
+    exc: BaseException | None = None
+    if outcome.value is not None:
+        try:
+            exc = pickle.loads(outcome.value)
+        except Exception:
+            exc = None
+    if not isinstance(exc, BaseException):
+        exc = RemoteError(outcome.exc_type or "the remote call failed")
+    exc.__cause__ = RemoteTraceback(outcome.traceback or "")
+    return exc
+
+
+def _returncode(status: dict[str, Any]) -> int:
+    if status["state"] == "TASK_FINISHED":
+        return 0
+    message = status.get("message", "")
+    words = message.split()
+    try:
+        if message.startswith("Command exited with status"):
+            return int(words[-1])
+        if message.startswith("Command terminated with signal"):
+            return -int(words[4]) if words[4].isdigit() else -9
+    except (ValueError, IndexError):
+        pass
+    return 1
+
+
+def _amount(name: str, value: float) -> str:
+    return format_mb(value) if name in ("mem", "disk") else f"{value:g}"
+
+
+def _slug(name: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:40]
+    return safe.strip("-.") or "call"
+
+
+def _executor_env() -> dict[str, str]:
+    """The executor imports what the client can (functions pickled by reference)."""
+    paths = [os.getcwd() if p == "" else p for p in sys.path]
+    paths = [p for p in dict.fromkeys(paths) if os.path.isdir(p)]
+    return {"PYTHONPATH": os.pathsep.join(paths)}

@@ -1,0 +1,25 @@
+"""Starting an embedded cluster (master and agents, no ZooKeeper) on the client's loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+async def start_local(agents: int = 2, *, resources: str | None = None,
+                      work_dir: Path | str | None = None, secret: str | None = None,
+                      **options: Any) -> Any:
+    """A started :class:`mesonb.local.LocalCluster` on a free loopback port, agents
+    registered. Imported here, lazily, so that connecting to a remote cluster does not
+    load the master and agent code."""
+    from mesonb.local import LocalCluster
+
+    cluster = LocalCluster(agents, port=0, work_dir=Path(work_dir) if work_dir else None,
+                           resources=resources, secret=secret, **options)
+    await cluster.start()
+    try:
+        await cluster.wait_ready()
+    except BaseException:
+        await cluster.stop()
+        raise
+    return cluster

@@ -1,0 +1,107 @@
+"""The functions executor: one long-lived Python process per agent and framework.
+
+Started by the agent as ``python -m mesonb.frameworks.functions.executor`` (the
+ExecutorInfo the scheduler sends with its first task on an agent) and reused for every
+later task with the same executor id, so a call costs no interpreter start. Each task's
+``data`` is a :class:`~.protocol.Call`; a forked worker (:mod:`.worker`) runs it.
+
+Status updates are kept few, since each costs an acknowledgement round trip: no
+TASK_STARTING, TASK_RUNNING only for calls still running after
+:data:`RUNNING_AFTER` seconds, then TASK_FINISHED (or TASK_FAILED with the pickled
+exception) carrying an :class:`~.protocol.Outcome`. A worker killed for exceeding its
+task's ``mem`` gives TASK_FAILED with REASON_CONTAINER_LIMITATION_MEMORY; the executor
+and the other tasks carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from typing import Any
+
+from mesonb.executor.driver import ExecutorDriver, ExecutorHandler
+from mesonb.protocol.mesos import KillPolicy, TaskInfo
+from mesonb.protocol.resources import Resources
+from mesonb.protocol.states import Reason, TaskState
+
+from .worker import Pool, WorkerDied
+
+log = logging.getLogger(__name__)
+RUNNING_AFTER = 0.02
+POOL_ENV = "MESONB_FUNCTIONS_WORKERS"
+
+
+class FunctionsExecutor(ExecutorHandler):
+    """Runs each launched task's call in the worker pool."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.killed: set[str] = set()
+        self._running_updates: dict[str, asyncio.Task[Any]] = {}
+
+    async def launch(self, driver: ExecutorDriver, task: TaskInfo) -> None:
+        task_id = task.task_id
+        mem = Resources.from_json(task.resources).scalars.get("mem", 0.0)
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(RUNNING_AFTER, self._send_running, driver, task_id)
+        try:
+            outcome = await self.pool.run(task_id, task.data or b"", mem)
+        except WorkerDied as exc:
+            timer.cancel()
+            await self._after_running(task_id)
+            if task_id in self.killed:
+                self.killed.discard(task_id)
+                await driver.update(task_id, TaskState.TASK_KILLED, message=str(exc))
+                return
+            reason = Reason[exc.reason] if exc.reason else Reason.REASON_EXECUTOR_TERMINATED
+            await driver.update(task_id, TaskState.TASK_FAILED, message=str(exc), reason=reason)
+            return
+        timer.cancel()
+        await self._after_running(task_id)
+        state = TaskState.TASK_FINISHED if outcome.ok else TaskState.TASK_FAILED
+        message = None if outcome.ok else (outcome.exc_type or "the function raised")[:500]
+        await driver.update(task_id, state, message=message, data=outcome.encode())
+
+    def _send_running(self, driver: ExecutorDriver, task_id: str) -> None:
+        self._running_updates[task_id] = asyncio.ensure_future(
+            driver.update(task_id, TaskState.TASK_RUNNING))
+
+    async def _after_running(self, task_id: str) -> None:
+        """Terminal updates follow the RUNNING one, never overtake it."""
+        pending = self._running_updates.pop(task_id, None)
+        if pending is not None:
+            try:
+                await pending
+            except Exception:
+                log.exception("TASK_RUNNING update for %s failed", task_id)
+
+    def kill(self, driver: ExecutorDriver, task_id: str, kill_policy: KillPolicy | None) -> Any:
+        if self.pool.kill(task_id, "Killed by the framework"):
+            self.killed.add(task_id)
+            return None
+        return driver.update(task_id, TaskState.TASK_KILLED, message="not running here")
+
+    async def shutdown(self, driver: ExecutorDriver) -> None:
+        self.killed.update(self.pool.busy)
+        self.pool.close()
+        await driver.wait_acknowledged(timeout=min(driver.shutdown_grace_period, 5.0))
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("MESONB_LOG_LEVEL", "WARNING"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sandbox = os.environ.get("MESOS_SANDBOX") or os.getcwd()
+    count = int(os.environ.get(POOL_ENV) or max(2, os.cpu_count() or 2))
+    pool = Pool.prefork(count, sandbox)  # before any thread or event loop exists
+    handler = FunctionsExecutor(pool)
+    try:
+        asyncio.run(ExecutorDriver(handler).run())
+    finally:
+        pool.close()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""What travels between the client and the functions executor.
+
+``TaskInfo.data`` holds a pickled :class:`Call`; ``TaskStatus.data`` of a terminal update
+holds a pickled :class:`Outcome`. Both are plain pickle of these small dataclasses; the
+user's function, arguments and results inside are cloudpickle bytes.
+
+Large values go out of band, never through the master:
+
+* a call whose pickle exceeds :data:`INLINE_MAX` is served by the client's blob server
+  (``Call.call_url``) and the worker downloads it;
+* a result over :data:`INLINE_MAX` is written by the worker into the executor's sandbox
+  (``Outcome.path``); the client, or a dependent task's worker, downloads it through the
+  agent's ``/files/download``.
+
+A future passed as an argument is replaced by ``Dep(i)`` in the pickled call, and
+``Call.deps[i]`` says where its value is (:class:`Ref`: inline bytes or a URL).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import urllib.request
+from typing import Any
+
+INLINE_MAX = 64 * 1024
+VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Dep:
+    """Placeholder for the value of the ``index``-th dependency."""
+
+    index: int
+
+
+@dataclasses.dataclass
+class Ref:
+    """A pickled value: inline ``data``, or ``url`` to GET (with ``headers``)."""
+
+    data: bytes | None = None
+    url: str | None = None
+    headers: dict[str, str] | None = None
+
+    def fetch(self, timeout: float = 300.0) -> bytes:
+        if self.data is not None:
+            return self.data
+        assert self.url is not None
+        request = urllib.request.Request(self.url, headers=self.headers or {})
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.read()
+
+
+@dataclasses.dataclass
+class Call:
+    """One function call: ``call`` = cloudpickle of ``(fn, args, kwargs)`` or its URL."""
+
+    call: bytes | None = None
+    call_url: Ref | None = None
+    deps: list[Ref] = dataclasses.field(default_factory=list)
+    version: int = VERSION
+
+    def encode(self) -> bytes:
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def decode(data: bytes) -> Call:
+        call = pickle.loads(data)
+        if not isinstance(call, Call):
+            raise ValueError("task data is not a mesonb function call")
+        return call
+
+
+@dataclasses.dataclass
+class Outcome:
+    """How a call ended: ``ok`` with ``value`` (cloudpickle) or ``path`` to it in the
+    sandbox; else ``value`` is the pickled exception and ``traceback`` its text."""
+
+    ok: bool
+    value: bytes | None = None
+    path: str | None = None
+    size: int = 0
+    traceback: str | None = None
+    exc_type: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    duration: float = 0.0
+
+    def encode(self) -> bytes:
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def decode(data: bytes) -> Outcome:
+        outcome = pickle.loads(data)
+        if not isinstance(outcome, Outcome):
+            raise ValueError("status data is not a mesonb function outcome")
+        return outcome
+
+
+def substitute(obj: Any, values: list[Any]) -> Any:
+    """Replace :class:`Dep` placeholders (top level and one container level deep)."""
+    if isinstance(obj, Dep):
+        return values[obj.index]
+    if type(obj) in (list, tuple, set, frozenset):
+        if any(isinstance(x, Dep) for x in obj):
+            return type(obj)(values[x.index] if isinstance(x, Dep) else x for x in obj)
+        return obj
+    if type(obj) is dict and any(isinstance(v, Dep) for v in obj.values()):
+        return {k: values[v.index] if isinstance(v, Dep) else v for k, v in obj.items()}
+    return obj

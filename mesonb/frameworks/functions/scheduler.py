@@ -1,0 +1,287 @@
+"""The functions framework's scheduler: a queue of tasks placed on offers.
+
+It is a handler for :class:`~mesonb.frameworks.driver.SchedulerDriver` and uses only the
+v1 scheduler API. Offers are kept while work may come (up to :data:`HOLD_OFFERS` idle
+seconds), so a new call is launched with one ACCEPT and no round of REVIVE and
+allocation; every offer of an agent goes into one ACCEPT with as many queued tasks as
+fit. When idle it declines and SUPPRESSes; new work REVIVEs.
+
+Function tasks run in one long-lived executor per agent (``executor_id`` reused while
+the master lists it in the offer's ``executor_ids``); command tasks are plain
+CommandInfo tasks. Each task's outcome goes to ``spec.on_status``; retries are the
+client's decision (it calls :meth:`FunctionsScheduler.enqueue` again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import sys
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mesonb.protocol.resources import Resources
+
+from .. import driver as driver_mod
+
+log = logging.getLogger(__name__)
+HOLD_OFFERS = 2.0
+EXECUTOR_RESOURCES = Resources({"cpus": 0.1, "mem": 64.0})
+EXECUTOR_MODULE = "mesonb.frameworks.functions.executor"
+
+
+@dataclass(eq=False)
+class TaskSpec:
+    """One task to launch: a function call (``data``) or a shell ``command``."""
+
+    task_id: str
+    name: str
+    resources: Resources
+    on_status: Callable[[TaskSpec, dict[str, Any]], Any]
+    data: bytes | None = None
+    command: str | None = None
+    agent_id: str | None = None
+    agent_url: str | None = None
+    state: str = "QUEUED"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def fits(spec: Resources, free: Resources) -> bool:
+    return free.contains(spec)
+
+
+class FunctionsScheduler:
+    """Queue, placement and status routing (see the module docstring)."""
+
+    def __init__(self, executor_env: dict[str, str] | None = None) -> None:
+        self.driver: driver_mod.SchedulerDriver | None = None
+        self.queue: deque[TaskSpec] = deque()
+        self.launched: dict[str, TaskSpec] = {}
+        self.offers: dict[str, dict[str, Any]] = {}
+        self.executor_ids: dict[str, str] = {}  # agent id -> our executor id there
+        self.executor_env = executor_env or {}
+        self.suppressed = False
+        self._kick: asyncio.Event | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Future[Any]] = set()
+        self._idle_since: float | None = None
+        self.on_disconnect: Callable[[], Any] | None = None
+        self.on_fatal: Callable[[str], Any] | None = None
+
+    def start(self, driver: driver_mod.SchedulerDriver) -> None:
+        self.driver = driver
+        self._kick = asyncio.Event()
+        self._loop_task = asyncio.create_task(self._placement_loop(), name="functions-placement")
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+
+    # -- work ------------------------------------------------------------------------
+    def enqueue(self, spec: TaskSpec) -> None:
+        spec.state = "QUEUED"
+        self.queue.append(spec)
+        self._wake()
+
+    def kill(self, task_id: str) -> bool:
+        """Forget a queued task (True) or KILL a launched one."""
+        for spec in self.queue:
+            if spec.task_id == task_id:
+                self.queue.remove(spec)
+                return True
+        spec = self.launched.get(task_id)
+        if spec is not None and self.driver is not None:
+            self._spawn(self.driver.kill(task_id, spec.agent_id))
+        return False
+
+    def _wake(self) -> None:
+        if self._kick is not None:
+            self._kick.set()
+
+    # -- driver callbacks ------------------------------------------------------------
+    def on_offers(self, offers: list[dict[str, Any]]) -> None:
+        for offer in offers:
+            self.offers[offer["id"]["value"]] = offer
+        self._wake()
+
+    def on_rescind(self, offer_id: str) -> None:
+        self.offers.pop(offer_id, None)
+
+    def on_update(self, status: dict[str, Any]) -> None:
+        task_id = status["task_id"]["value"]
+        spec = self.launched.get(task_id)
+        if spec is None:
+            return
+        state = status["state"]
+        if state == "TASK_RUNNING":
+            spec.state = "RUNNING"
+        if state in driver_terminal():
+            self.launched.pop(task_id, None)
+            if state != "TASK_FINISHED" and status.get("reason") in (
+                    "REASON_EXECUTOR_TERMINATED", "REASON_EXECUTOR_UNREGISTERED",
+                    "REASON_CONTAINER_LAUNCH_FAILED", "REASON_EXECUTOR_REGISTRATION_TIMEOUT"):
+                self.executor_ids.pop(spec.agent_id or "", None)
+        try:
+            spec.on_status(spec, status)
+        except Exception:
+            log.exception("status callback for %s failed", task_id)
+
+    def on_disconnected(self) -> None:
+        self.offers.clear()
+        if self.on_disconnect is not None:
+            self.on_disconnect()
+
+    def on_subscribed(self, body: dict[str, Any]) -> None:
+        self.suppressed = False
+        self._wake()
+
+    def on_error(self, message: str) -> None:
+        log.error("the master ended this framework: %s", message)
+        if self.on_fatal is not None:
+            self.on_fatal(message)
+
+    # -- placement -------------------------------------------------------------------
+    async def _placement_loop(self) -> None:
+        assert self._kick is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), HOLD_OFFERS)
+            self._kick.clear()
+            try:
+                await self._place()
+                if self.queue:
+                    self._idle_since = None
+                    if not self.offers and self.suppressed:
+                        self.suppressed = False
+                        await self.driver.revive()  # type: ignore[union-attr]
+                elif self.offers or not self.suppressed:
+                    now = loop.time()
+                    self._idle_since = self._idle_since or now
+                    if now - self._idle_since >= HOLD_OFFERS:
+                        await self._release_offers()
+            except (ConnectionError, OSError, driver_mod.HTTPError) as exc:
+                log.info("placement call failed (%s); retrying on the next offers", exc)
+                self.offers.clear()
+            except Exception:
+                log.exception("placement failed")
+
+    async def _release_offers(self) -> None:
+        assert self.driver is not None
+        offers, self.offers = list(self.offers), {}
+        if offers:
+            await self.driver.decline(offers, refuse_seconds=30.0)
+        await self.driver.suppress()
+        self.suppressed = True
+
+    async def _place(self) -> None:
+        assert self.driver is not None
+        if not self.queue or not self.offers:
+            return
+        by_agent: dict[str, list[dict[str, Any]]] = {}
+        for offer in self.offers.values():
+            by_agent.setdefault(offer["agent_id"]["value"], []).append(offer)
+        calls = []
+        for agent_id, offers in by_agent.items():
+            if not self.queue:
+                break
+            free = Resources()
+            running = set()
+            for offer in offers:
+                free = free + Resources.from_json(offer["resources"])
+                running.update(e["value"] for e in offer.get("executor_ids", ()))
+            executor_id = self.executor_ids.get(agent_id)
+            executor_up = executor_id is not None and executor_id in running
+            tasks, placed = [], []
+            remaining: deque[TaskSpec] = deque()
+            while self.queue:
+                spec = self.queue.popleft()
+                need = spec.resources
+                new_executor = spec.command is None and not executor_up
+                if new_executor:
+                    need = need + EXECUTOR_RESOURCES
+                if not free.contains(need):
+                    remaining.append(spec)
+                    continue
+                if new_executor:
+                    executor_id = f"functions-{uuid.uuid4().hex[:12]}"
+                    self.executor_ids[agent_id] = executor_id
+                    executor_up = True
+                    info = self._task_info(spec, agent_id, executor_id, with_executor=True)
+                else:
+                    info = self._task_info(spec, agent_id, executor_id, with_executor=False)
+                free = free - need
+                tasks.append(info)
+                placed.append(spec)
+            self.queue = remaining
+            for offer in offers:
+                self.offers.pop(offer["id"]["value"], None)
+            url = _agent_url(offers[0])
+            for spec in placed:
+                spec.agent_id, spec.agent_url, spec.state = agent_id, url, "LAUNCHED"
+                self.launched[spec.task_id] = spec
+            ids = [o["id"]["value"] for o in offers]
+            if tasks:
+                calls.append(self.driver.launch(ids, tasks, refuse_seconds=0.0))
+            else:
+                self.offers.update({o["id"]["value"]: o for o in offers})
+        if calls:
+            await asyncio.gather(*calls)
+
+    def _task_info(self, spec: TaskSpec, agent_id: str, executor_id: str | None,
+                   with_executor: bool) -> dict[str, Any]:
+        info: dict[str, Any] = {"name": spec.name, "task_id": {"value": spec.task_id},
+                                "agent_id": {"value": agent_id},
+                                "resources": spec.resources.to_json()}
+        if spec.command is not None:
+            info["command"] = {"shell": True, "value": spec.command}
+            return info
+        executor: dict[str, Any] = {"executor_id": {"value": executor_id}}
+        if with_executor:
+            executor.update(self.executor_info())
+        else:
+            executor.update(self.executor_info())  # the master checks it matches
+            executor.pop("resources", None)
+        info["executor"] = executor
+        if spec.data:
+            info["data"] = base64.b64encode(spec.data).decode("ascii")
+        return info
+
+    def executor_info(self) -> dict[str, Any]:
+        variables = [{"name": k, "value": v} for k, v in sorted(self.executor_env.items())]
+        return {
+            "type": "CUSTOM",
+            "name": "mesonb functions executor",
+            "command": {"shell": False, "value": sys.executable,
+                        "arguments": [sys.executable, "-m", EXECUTOR_MODULE],
+                        "environment": {"variables": variables}},
+            "resources": EXECUTOR_RESOURCES.to_json(),
+        }
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(lambda t: t.cancelled() or (t.exception() and log.warning(
+            "call failed: %s", t.exception())))
+
+
+def driver_terminal() -> frozenset[str]:
+    return TERMINAL
+
+
+TERMINAL = frozenset({"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR",
+                      "TASK_LOST", "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR",
+                      "TASK_UNREACHABLE", "TASK_UNKNOWN"})
+
+
+def _agent_url(offer: dict[str, Any]) -> str:
+    address = offer.get("url", {}).get("address", {})
+    host = address.get("ip") or address.get("hostname") or offer.get("hostname")
+    return f"http://{host}:{address.get('port', 5051)}"

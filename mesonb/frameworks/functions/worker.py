@@ -1,0 +1,305 @@
+"""The executor's pool of forked worker processes, one function call at a time each.
+
+The executor forks workers before its event loop starts (``Pool.prefork``) and more when
+all are busy. A worker reads a call from its pipe, runs it with its stdout and stderr sent
+to files in the sandbox, and writes back an :class:`~.protocol.Outcome`. The parent
+watches each busy worker's memory with psutil; one past its task's ``mem`` is killed
+(SIGKILL) and replaced, so only that task fails.
+
+Frames on the pipes are a 4-byte big-endian length and a pickle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import pickle
+import signal
+import struct
+import sys
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+import psutil
+
+from .protocol import INLINE_MAX, Call, Outcome, substitute
+
+log = logging.getLogger(__name__)
+_LEN = struct.Struct(">I")
+MONITOR_INTERVAL = 0.05
+
+
+class WorkerDied(Exception):
+    """The worker running a call died or was killed; ``reason`` is a Mesos reason name."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# -- the child side --------------------------------------------------------------------
+def _read_exact(fd: int, n: int) -> bytes:
+    chunks, left = [], n
+    while left:
+        chunk = os.read(fd, left)
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_frame(fd: int, data: bytes) -> None:
+    view = memoryview(_LEN.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _child_main(rfd: int, wfd: int) -> None:
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    keep = {0, 1, 2, rfd, wfd}
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
+        fd = int(name)
+        if fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    saved = (os.dup(1), os.dup(2))
+    while True:
+        try:
+            size = _LEN.unpack(_read_exact(rfd, 4))[0]
+            _task_id, payload, out_path, err_path, result_path = pickle.loads(
+                _read_exact(rfd, size))
+        except EOFError:
+            os._exit(0)
+        outcome = _run_call(payload, out_path, err_path, result_path, saved)
+        _write_frame(wfd, outcome.encode())
+
+
+def _run_call(payload: bytes, out_path: str, err_path: str, result_path: str,
+              saved: tuple[int, int]) -> Outcome:
+    start = time.perf_counter()
+    out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    os.close(out)
+    os.close(err)
+    try:
+        call = Call.decode(payload)
+        data = call.call if call.call is not None else call.call_url.fetch()  # type: ignore
+        fn, args, kwargs = cloudpickle.loads(data)
+        if call.deps:
+            values = [pickle.loads(ref.fetch()) for ref in call.deps]
+            args = tuple(substitute(a, values) for a in args)
+            kwargs = {k: substitute(v, values) for k, v in kwargs.items()}
+        result = fn(*args, **kwargs)
+        value = cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        outcome = Outcome(ok=True, size=len(value))
+        if len(value) > INLINE_MAX:
+            with open(result_path, "wb") as f:
+                f.write(value)
+            outcome.path = result_path
+        else:
+            outcome.value = value
+    except BaseException as exc:
+        text = "".join(traceback.format_exception(exc))
+        try:
+            value = cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.loads(value)
+        except Exception:
+            value = None
+        outcome = Outcome(ok=False, value=value, traceback=text,
+                          exc_type=f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+    outcome.stdout, outcome.stderr = out_path, err_path
+    outcome.duration = time.perf_counter() - start
+    return outcome
+
+
+# -- the parent side -------------------------------------------------------------------
+@dataclass(eq=False)
+class Worker:
+    pid: int
+    rfd: int  # results from the child
+    wfd: int  # calls to the child
+    task_id: str | None = None
+    mem_limit: float = 0.0  # bytes; 0 = none
+    future: asyncio.Future[Outcome] | None = None
+    kill_reason: tuple[str, str | None] | None = None
+    buffer: bytearray = field(default_factory=bytearray)
+    watched: bool = False
+    proc: Any = None
+
+
+def fork_worker() -> Worker:
+    """Fork one worker (the child never returns from here)."""
+    to_child_r, to_child_w = os.pipe()
+    from_child_r, from_child_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(to_child_w)
+            os.close(from_child_r)
+            _child_main(to_child_r, from_child_w)
+        finally:
+            os._exit(1)
+    os.close(to_child_r)
+    os.close(from_child_w)
+    return Worker(pid=pid, rfd=from_child_r, wfd=to_child_w)
+
+
+class Pool:
+    """Workers that run calls; see the module docstring.
+
+    Example (inside the executor's event loop)::
+
+        pool = Pool.prefork(2, sandbox)
+        outcome = await pool.run("task-1", task_data, mem_mb=512)
+    """
+
+    def __init__(self, sandbox: str, workers: list[Worker] | None = None) -> None:
+        self.sandbox = sandbox
+        self.idle: deque[Worker] = deque(workers or ())
+        self.busy: dict[str, Worker] = {}
+        self._monitor: asyncio.Task[None] | None = None
+        for sub in ("logs", "results"):
+            os.makedirs(os.path.join(sandbox, sub), exist_ok=True)
+
+    @classmethod
+    def prefork(cls, count: int, sandbox: str) -> Pool:
+        return cls(sandbox, [fork_worker() for _ in range(count)])
+
+    def paths(self, task_id: str) -> tuple[str, str, str]:
+        return (os.path.join(self.sandbox, "logs", f"{task_id}.stdout"),
+                os.path.join(self.sandbox, "logs", f"{task_id}.stderr"),
+                os.path.join(self.sandbox, "results", f"{task_id}.pkl"))
+
+    async def run(self, task_id: str, payload: bytes, mem_mb: float = 0.0) -> Outcome:
+        """Run one call; raises :class:`WorkerDied` if its worker dies or is killed."""
+        loop = asyncio.get_running_loop()
+        worker = self.idle.popleft() if self.idle else fork_worker()
+        if not worker.watched:
+            loop.add_reader(worker.rfd, self._readable, worker)
+            worker.watched = True
+        worker.task_id = task_id
+        worker.mem_limit = mem_mb * 2**20
+        worker.future = loop.create_future()
+        self.busy[task_id] = worker
+        try:
+            _write_frame(worker.wfd, pickle.dumps((task_id, payload, *self.paths(task_id))))
+        except OSError:
+            self._died(worker)
+        if mem_mb and (self._monitor is None or self._monitor.done()):
+            self._monitor = asyncio.ensure_future(self._watch_memory())
+        return await worker.future
+
+    def kill(self, task_id: str, message: str = "killed", reason: str | None = None) -> bool:
+        worker = self.busy.get(task_id)
+        if worker is None:
+            return False
+        worker.kill_reason = (message, reason)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid, signal.SIGKILL)
+        return True
+
+    def close(self) -> None:
+        for worker in [*self.idle, *self.busy.values()]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.pid, signal.SIGKILL)
+            self._release(worker)
+        self.idle.clear()
+
+    def _readable(self, worker: Worker) -> None:
+        try:
+            chunk = os.read(worker.rfd, 1 << 16)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._died(worker)
+            return
+        worker.buffer += chunk
+        while len(worker.buffer) >= 4:
+            size = _LEN.unpack_from(worker.buffer)[0]
+            if len(worker.buffer) < 4 + size:
+                break
+            frame = bytes(worker.buffer[4:4 + size])
+            del worker.buffer[:4 + size]
+            self._finished(worker, Outcome.decode(frame))
+
+    def _finished(self, worker: Worker, outcome: Outcome) -> None:
+        future, task_id = worker.future, worker.task_id
+        worker.future = worker.task_id = None
+        if task_id is not None:
+            self.busy.pop(task_id, None)
+        self.idle.append(worker)
+        if future is not None and not future.done():
+            future.set_result(outcome)
+
+    def _died(self, worker: Worker) -> None:
+        self._release(worker)
+        code: int | None = None
+        with contextlib.suppress(ChildProcessError):
+            _, status = os.waitpid(worker.pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+        if worker.task_id is not None:
+            self.busy.pop(worker.task_id, None)
+        if worker in self.idle:
+            self.idle.remove(worker)
+        message, reason = worker.kill_reason or (
+            f"the worker process exited ({_describe(code)})", None)
+        if worker.future is not None and not worker.future.done():
+            worker.future.set_exception(WorkerDied(message, reason))
+
+    def _release(self, worker: Worker) -> None:
+        if worker.watched:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(worker.rfd)
+            worker.watched = False
+        for fd in (worker.rfd, worker.wfd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        worker.rfd = worker.wfd = -1
+
+    async def _watch_memory(self) -> None:
+        while any(w.mem_limit for w in self.busy.values()):
+            for worker in list(self.busy.values()):
+                if not worker.mem_limit or worker.kill_reason:
+                    continue
+                try:
+                    if worker.proc is None:
+                        worker.proc = psutil.Process(worker.pid)
+                    rss = worker.proc.memory_info().rss
+                except psutil.Error:
+                    continue
+                if rss > worker.mem_limit:
+                    log.warning("task %s uses %d MB, over its limit of %d MB; killing it",
+                                worker.task_id, rss >> 20, int(worker.mem_limit) >> 20)
+                    self.kill(worker.task_id or "", f"Memory limit exceeded: the task used "
+                              f"{rss / 2**20:.0f} MB of its {worker.mem_limit / 2**20:g} MB",
+                              "REASON_CONTAINER_LIMITATION_MEMORY")
+            await asyncio.sleep(MONITOR_INTERVAL)
+
+
+def _describe(code: int | None) -> str:
+    if code is None:
+        return "unknown status"
+    return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
