@@ -89,9 +89,23 @@ class Agent:
     pings_missed: int = 0
     attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
 
+    _available: tuple[Resources, Resources, Resources, Resources] | None = None
+
     @property
     def available(self) -> Resources:
-        return self.total - self.used - self.offered
+        """Free and not offered. Cached: Resources are immutable and every change to
+        ``total``, ``used`` or ``offered`` assigns a new value, so identity is the key."""
+        cached = self._available
+        if (
+            cached is not None
+            and cached[0] is self.total
+            and cached[1] is self.used
+            and cached[2] is self.offered
+        ):
+            return cached[3]
+        value = self.total - self.used - self.offered
+        self._available = (self.total, self.used, self.offered, value)
+        return value
 
     @property
     def active(self) -> bool:

@@ -239,6 +239,9 @@ class SchedulerCalls:
         refuse = 5.0 if filters is None else filters.refuse_seconds
         refuse = min(max(refuse, 0.0), MAX_REFUSE_SECONDS)
         if refuse > 0 and unused:
+            available = agent.available
+            if unused == available:  # the usual case: then the allocator compares identity
+                unused = available
             framework.filters[agent.id] = Filter(self.master.clock.monotonic() + refuse, unused)
 
     # -- launching -----------------------------------------------------------------------

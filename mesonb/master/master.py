@@ -65,6 +65,7 @@ class Master:
         self.observers: list[Observer] = []
         self.leader: str | None = None  # "host:port" of another leader when standing by
         self.leading = True
+        self._packed_ip: int | None = None
         self.calls = SchedulerCalls(self)
         self.agents = AgentMessages(self)
         self._ids = collections.Counter[str]()
@@ -82,9 +83,11 @@ class Master:
         return f"master@{self.hostname}:{self.port}"
 
     def info(self) -> MasterInfo:
+        if self._packed_ip is None:
+            self._packed_ip = _packed_ip(self.config.ip)
         return MasterInfo(
             id=self.id,
-            ip=_packed_ip(self.config.ip),
+            ip=self._packed_ip,
             port=self.port,
             pid=self.pid,
             hostname=self.hostname,
