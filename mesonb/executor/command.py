@@ -28,7 +28,7 @@ from mesonb.protocol.mesos import KillPolicy, TaskInfo
 from mesonb.protocol.states import Reason, TaskState
 
 from .driver import ExecutorDriver, ExecutorHandler
-from .process import TaskProcess, task_environment, terminal_status
+from .process import TaskProcess, executor_main, task_environment, terminal_status
 
 log = logging.getLogger("mesonb.executor.command")
 
@@ -155,18 +155,7 @@ async def run_executor(handler: CommandExecutor, driver: ExecutorDriver) -> int:
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=os.environ.get("MESONB_EXECUTOR_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    handler = CommandExecutor()
-    try:
-        driver = ExecutorDriver(handler)
-    except ValueError as exc:
-        log.error("%s", exc)
-        return 2
-    return asyncio.run(run_executor(handler, driver))
+    return executor_main(CommandExecutor(), run_executor)
 
 
 if __name__ == "__main__":

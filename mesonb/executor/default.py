@@ -26,7 +26,7 @@ from mesonb.protocol.states import Reason, TaskState
 
 from .command import ACK_TIMEOUT, shutdown_kill_grace
 from .driver import ExecutorDriver, ExecutorHandler
-from .process import TaskProcess, task_environment, terminal_status
+from .process import TaskProcess, executor_main, task_environment, terminal_status
 
 log = logging.getLogger("mesonb.executor.default")
 
@@ -178,18 +178,7 @@ async def run_executor(handler: DefaultExecutor, driver: ExecutorDriver) -> int:
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=os.environ.get("MESONB_EXECUTOR_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    handler = DefaultExecutor()
-    try:
-        driver = ExecutorDriver(handler)
-    except ValueError as exc:
-        log.error("%s", exc)
-        return 2
-    return asyncio.run(run_executor(handler, driver))
+    return executor_main(DefaultExecutor(), run_executor)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,9 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Mapping
-from typing import IO
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from typing import IO, Any
 
 from mesonb.protocol.mesos import CommandInfo, TaskInfo
 from mesonb.protocol.states import Reason, TaskState
@@ -162,3 +163,21 @@ class TaskProcess:
                 log.info("task process group %d still alive after %.3gs: SIGKILL",
                          self.process.pid, grace)
         self.signal_group(signal.SIGKILL)  # and whatever the task left in its group
+
+
+def executor_main(handler: object, run: Callable[[Any, Any], Awaitable[int]]) -> int:
+    """The ``main()`` of a built-in executor: logging to the sandbox's stderr, a driver
+    from the Mesos environment (exit 2 when it is missing), then ``run(handler, driver)``."""
+    from .driver import ExecutorDriver
+
+    logging.basicConfig(
+        level=os.environ.get("MESONB_EXECUTOR_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        driver = ExecutorDriver(handler)  # type: ignore[arg-type]
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    return asyncio.run(run(handler, driver))
