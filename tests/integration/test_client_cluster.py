@@ -1,0 +1,227 @@
+"""The notebook client on a real embedded cluster: real master, agents, executors, workers."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import time
+
+import pytest
+
+import mesonb
+from mesonb import Cluster
+from mesonb.client import CommandResult, ResourceError, TaskError
+
+pytestmark = pytest.mark.slow
+SMALL = {"cpus": 0.1, "mem": "64MiB"}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster.local(agents=2)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def wait_for(condition, timeout=30.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)  # polling a condition with a deadline, not a synchronisation
+    raise TimeoutError("condition not met")
+
+
+def square(x):
+    return x * x
+
+
+class Custom(Exception):
+    pass
+
+
+def raises(x):
+    print("about to fail", x)
+    raise Custom(f"bad {x}")
+
+
+def test_submit_result_and_the_master_tracks_the_task(cluster):
+    fut = cluster.submit(square, 7, **SMALL)
+    assert fut.result(30) == 49
+    assert fut.done() and fut.exception() is None
+    tasks = {t["id"]: t for t in cluster.tasks()}
+    assert tasks[fut.task_id]["state"] == "TASK_FINISHED"
+    assert tasks[fut.task_id]["name"] == "square"
+
+
+def test_remote_exception_same_type_with_remote_traceback(cluster):
+    fut = cluster.submit(raises, 3, **SMALL)
+    with pytest.raises(Custom, match="bad 3") as info:
+        fut.result(30)
+    cause = info.value.__cause__
+    assert "Traceback" in str(cause) and "raises" in str(cause) and "Custom: bad 3" in str(cause)
+    assert isinstance(fut.exception(), Custom)
+    assert "about to fail 3" in fut.logs().stdout
+
+
+def test_logs_capture_stdout_and_stderr(cluster):
+    def noisy():
+        import sys
+        print("to stdout")
+        print("to stderr", file=sys.stderr)
+        return 1
+
+    fut = cluster.submit(noisy, **SMALL)
+    assert fut.result(30) == 1
+    logs = fut.logs()
+    assert logs.stdout == "to stdout\n" and logs.stderr == "to stderr\n"
+
+
+def test_map_gather_as_completed_and_wait(cluster):
+    futures = cluster.map(square, range(20), **SMALL)
+    assert cluster.gather(futures, timeout=60) == [x * x for x in range(20)]
+    assert sorted(f.result() for f in mesonb.as_completed(futures, timeout=10)) == sorted(
+        x * x for x in range(20))
+    more = cluster.map(pow, [2, 3], [3, 2], **SMALL)
+    done, not_done = mesonb.wait(more, timeout=30)
+    assert len(done) == 2 and not not_done
+
+
+def test_futures_as_arguments_are_dependencies(cluster):
+    a = cluster.submit(square, 3, **SMALL)
+    b = cluster.submit(square, 4, **SMALL)
+    total = cluster.submit(sum, [a, b], **SMALL)
+    assert cluster.submit(pow, total, 2, **SMALL).result(30) == 625
+    failed = cluster.submit(raises, 1, **SMALL)
+    downstream = cluster.submit(square, failed, **SMALL)
+    with pytest.raises(Custom):
+        downstream.result(30)
+
+
+async def test_await_future_in_asyncio_code(cluster):
+    assert await cluster.submit(square, 5, **SMALL) == 25
+    results = await asyncio.gather(*(cluster.submit(square, i, **SMALL) for i in range(3)))
+    assert results == [0, 1, 4]
+
+
+def test_done_callback_runs(cluster):
+    seen = concurrent.futures.Future()
+    fut = cluster.submit(square, 6, **SMALL)
+    fut.add_done_callback(lambda f: seen.set_result(f.result()))
+    assert seen.result(30) == 36
+
+
+def test_run_shell_command(cluster):
+    result = cluster.run("echo out; echo err >&2; exit 3").result(30)
+    assert isinstance(result, CommandResult)
+    assert result.returncode == 3 and result.stdout == "out\n" and "err\n" in result.stderr
+    assert cluster.run("true").result(30).returncode == 0
+
+
+def test_executor_is_a_concurrent_futures_executor(cluster):
+    with cluster.executor(**SMALL) as pool:
+        assert isinstance(pool, concurrent.futures.Executor)
+        assert list(pool.map(square, range(5))) == [0, 1, 4, 9, 16]
+        fut = pool.submit(pow, 2, 5)
+    assert fut.done() and fut.result() == 32
+    with pytest.raises(RuntimeError):
+        pool.submit(square, 1)
+    pool2 = cluster.executor(**SMALL)
+    futs = [pool2.submit(square, i) for i in range(3)]
+    pool2.shutdown(wait=True)
+    assert all(f.done() for f in futs)
+
+
+def test_request_no_agent_could_hold_fails_fast(cluster):
+    start = time.monotonic()
+    fut = cluster.submit(square, 1, cpus=64)
+    with pytest.raises(ResourceError, match="largest agent") as info:
+        fut.result(10)
+    assert "cpus 64" in str(info.value)
+    fut = cluster.submit(square, 1, cpus=0.1, mem="10TB")
+    with pytest.raises(ResourceError, match="mem"):
+        fut.result(10)
+    assert time.monotonic() - start < 5
+
+
+def test_a_busy_cluster_queues(cluster):
+    # each agent has 1 cpu: 12 half-cpu sleeps cannot all run at once, so they queue
+    futures = cluster.map(lambda i: (time.sleep(0.2), i)[1], range(12), cpus=0.4, mem=64)
+    assert cluster.gather(futures, timeout=60) == list(range(12))
+
+
+def test_cancel_kills_a_running_task(cluster):
+    fut = cluster.submit(time.sleep, 60, **SMALL)
+    wait_for(lambda: any(t["id"] == fut.task_id and t["state"] == "TASK_RUNNING"
+                         for t in cluster.tasks()))
+    assert fut.cancel()
+    assert fut.cancelled()
+    with pytest.raises(concurrent.futures.CancelledError):
+        fut.result(1)
+    wait_for(lambda: any(t["id"] == fut.task_id and t["state"] == "TASK_KILLED"
+                         for t in cluster.tasks()))
+    assert cluster.submit(square, 2, **SMALL).result(30) == 4  # the executor lives on
+
+
+def test_cancel_a_queued_call(cluster):
+    blocker = cluster.submit(time.sleep, 60, **SMALL)
+    queued = cluster.submit(square, blocker, **SMALL)  # waits on its dependency
+    assert queued.cancel() and queued.cancelled()
+    blocker.cancel()
+
+
+def test_memory_limit_kills_only_that_task(cluster):
+    def hog():
+        block = bytearray(400 * 2**20)
+        time.sleep(5)
+        return len(block)
+
+    others = cluster.map(lambda i: (time.sleep(0.3), i)[1], range(4), **SMALL)
+    fut = cluster.submit(hog, cpus=0.1, mem="150MB")
+    with pytest.raises(TaskError, match="REASON_CONTAINER_LIMITATION_MEMORY") as info:
+        fut.result(30)
+    assert info.value.state == "TASK_FAILED"
+    assert cluster.gather(others, timeout=30) == [0, 1, 2, 3]
+    assert cluster.submit(square, 9, **SMALL).result(30) == 81
+
+
+def test_retries_relaunch_a_failed_call(cluster, tmp_path):
+    marker = tmp_path / "tried"
+
+    def flaky():
+        if not marker.exists():
+            marker.write_text("once")
+            raise RuntimeError("first try fails")
+        return "second try"
+
+    fut = cluster.submit(flaky, retries=1, **SMALL)
+    assert fut.result(30) == "second try" and fut.attempts == 2
+    marker.unlink()
+    with pytest.raises(RuntimeError, match="first try"):
+        cluster.submit(flaky, retries=0, **SMALL).result(30)
+
+
+def test_large_arguments_and_results_go_out_of_band(cluster):
+    blob = os.urandom(3 * 2**20)
+    fut = cluster.submit(lambda b: b[::-1], blob, **SMALL)
+    result = fut.result(60)
+    assert result == blob[::-1]
+    assert cluster.submit(len, fut, **SMALL).result(60) == len(blob)  # result by reference
+
+
+def test_bad_arguments_raise_at_once(cluster):
+    with pytest.raises(ValueError, match="mem"):
+        cluster.submit(square, 1, mem="lots")
+    with pytest.raises(ValueError, match="cpus"):
+        cluster.submit(square, 1, cpus=0)
+    with pytest.raises(TypeError):
+        cluster.submit(42)
+
+
+def test_zk_address_gives_a_clear_error():
+    with pytest.raises(ValueError, match="ZooKeeper"):
+        Cluster("zk://127.0.0.1:2181/mesos")

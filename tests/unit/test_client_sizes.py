@@ -1,0 +1,44 @@
+"""Sizes ("1GB", "512MiB", numbers of MB) and the call placeholders of the functions protocol."""
+
+import pytest
+
+from mesonb.client.sizes import format_mb, parse_size
+from mesonb.frameworks.functions.protocol import Call, Dep, Outcome, Ref, substitute
+
+
+@pytest.mark.parametrize(("text", "mb"), [
+    ("1GB", 1024.0), ("512MiB", 512.0), ("1.5 GiB", 1536.0), ("64", 64.0), (64, 64.0),
+    (0.5, 0.5), ("2g", 2048.0), ("1TB", 1024.0**2), ("1024KB", 1.0), ("1048576B", 1.0),
+    (" 3 mb ", 3.0),
+])
+def test_sizes(text, mb):
+    assert parse_size(text) == mb
+
+
+@pytest.mark.parametrize("bad", ["", "lots", "1XB", "GB", "-1GB", "1 iB", -5, None, True, [1]])
+def test_bad_sizes_raise_clear_errors(bad):
+    with pytest.raises(ValueError, match="mem"):
+        parse_size(bad, "mem")
+
+
+def test_format_mb():
+    assert format_mb(1536) == "1.5 GiB"
+    assert format_mb(64) == "64 MiB"
+
+
+def test_substitute_replaces_placeholders_one_level_deep():
+    values = ["a", "b"]
+    assert substitute(Dep(1), values) == "b"
+    assert substitute([Dep(0), 3], values) == ["a", 3]
+    assert substitute((Dep(0),), values) == ("a",)
+    assert substitute({"k": Dep(1)}, values) == {"k": "b"}
+    assert substitute([[Dep(0)]], values) == [[Dep(0)]]
+
+
+def test_call_and_outcome_round_trip():
+    call = Call(call=b"x", deps=[Ref(data=b"y"), Ref(url="http://h/p")])
+    assert Call.decode(call.encode()) == call
+    outcome = Outcome(ok=True, value=b"v", size=1)
+    assert Outcome.decode(outcome.encode()) == outcome
+    with pytest.raises(ValueError):
+        Call.decode(outcome.encode())
