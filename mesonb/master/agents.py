@@ -318,12 +318,7 @@ class AgentMessages:
                 book.remove_executor(agent, fw_id, executor_id)
         agent.tasks.clear()
         agent.used = EMPTY
-        self._tell_frameworks_lost(agent)
-        if agent.close is not None:
-            close = agent.close
-            agent.send = agent.close = None
-            close()
-        master.emit({"type": "AGENT_REMOVED", "agent_removed": {"agent_id": {"value": agent.id}}})
+        self._gone(agent)
 
     def remove(
         self,
@@ -357,18 +352,20 @@ class AgentMessages:
             book.total = book.total - agent.total
         book.agents.pop(agent.id, None)
         master.counters["slave_removals"] += 1
-        self._tell_frameworks_lost(agent)
-        if agent.close is not None:
-            close = agent.close
-            agent.send = agent.close = None
-            close()
-        master.emit({"type": "AGENT_REMOVED", "agent_removed": {"agent_id": {"value": agent.id}}})
+        self._gone(agent)
 
-    def _tell_frameworks_lost(self, agent: Agent) -> None:
+    def _gone(self, agent: Agent) -> None:
+        """Frameworks get FAILURE, the link closes, operator subscribers get AGENT_REMOVED."""
         failure = Event(type=EventType.FAILURE, failure=Failure(agent_id=agent.id)).to_json()
         for framework in self.book.frameworks.values():
             if framework.connected:
                 self.master.send_to_framework(framework, failure)
+        if agent.close is not None:
+            close = agent.close
+            agent.send = agent.close = None
+            close()
+        self.master.emit({"type": "AGENT_REMOVED",
+                          "agent_removed": {"agent_id": {"value": agent.id}}})
 
 
 def _command(kind: MasterCommandType, **body: Any) -> MasterCommand:
