@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a development environment in .venv: Python packages (and, with --test, what the
-# test suite needs: pymesos for the compatibility tests). Safe to run again.
+# test suite needs: pymesos for the compatibility tests, and a real ZooKeeper server, the
+# Debian package `zookeeper`, for the high-availability tests). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,15 @@ fi
 if [ "${1:-}" = "--test" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
     .venv/bin/python tests/compat/install_pymesos.py
+    # ZooKeeper (mesonb.testing.zookeeper runs its jar with java directly).
+    if [ ! -f /usr/share/java/zookeeper.jar ] && [ -z "${ZOOKEEPER_JAR:-}" ] \
+            && command -v apt-get >/dev/null; then
+        SUDO=""
+        if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+        $SUDO apt-get install -y -q zookeeper >/dev/null \
+            || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q zookeeper >/dev/null; } \
+            || echo "could not install zookeeper; the ZooKeeper tests will be skipped" >&2
+    fi
 else
     .venv/bin/python -m pip install -q --disable-pip-version-check -e .
 fi
