@@ -41,23 +41,37 @@ class EventStream:
     def __init__(self, handler: ExecutorApiHandler) -> None:
         self._handler = handler
         self._closed = asyncio.Event()
+        self._flush_pending = False
 
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
 
     def send(self, event: ExecutorEvent) -> bool:
-        """Write ``event`` now; False when the executor has gone away."""
+        """Write ``event``; False when the executor has gone away. Events written in one
+        loop turn are flushed together (one send() for a burst of LAUNCHes)."""
         if self.closed:
             return False
         try:
             self._handler.write(recordio.encode_json(event.to_json()))
-            fut = self._handler.flush()
         except (StreamClosedError, RuntimeError):
             self.mark_closed()
             return False
-        fut.add_done_callback(self._flushed)
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
         return True
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        if self.closed:
+            return
+        try:
+            fut = self._handler.flush()
+        except (StreamClosedError, RuntimeError):
+            self.mark_closed()
+            return
+        fut.add_done_callback(self._flushed)
 
     def close(self) -> None:
         """End the stream from the agent's side."""
