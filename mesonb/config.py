@@ -31,6 +31,13 @@ class MasterConfig:
     offer_timeout: float | None = None
     max_completed_tasks_per_framework: int = 1000
     max_completed_frameworks: int = 50
+    # High availability: zk://[user:pass@]h1:p1,h2:p2/path for leader election (None: the
+    # master leads alone). The registry: "in_memory", "local" (<work_dir>/registry) or "zk"
+    # (znodes under "<zk path>-registry"); the CLI picks "zk" with --zk, "local" otherwise.
+    zk: str | None = None
+    zk_session_timeout: float = 10.0
+    registry: str = "in_memory"
+    agent_reregister_timeout: float = 600.0  # recovered agents' time to re-register
 
 
 @dataclasses.dataclass

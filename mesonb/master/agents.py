@@ -12,7 +12,11 @@ An agent as the master sees it::
 
     UNREGISTER (the agent shuts down): the agent is removed and its tasks are gone.
 
-Only REGISTERED agents are offered. A re-registering agent reports the tasks it runs and
+Only REGISTERED agents are offered. With a registry, an agent's admission is written
+before REGISTERED is sent (the agent retries if the write fails); unreachable and
+removed/gone agents are written in the background. Agents recovered from the registry
+after a failover wait in ``master.recovered_agents`` until they re-register.
+A re-registering agent reports the tasks it runs and
 the master rebuilds its book from that report (agent restart, master failover, end of a
 partition): tasks it had marked unreachable come back with ``REASON_AGENT_REREGISTERED``.
 """
@@ -101,14 +105,35 @@ class AgentMessages:
         agent.unreachable_time = None
         agent.pings_missed = 0
         agent.last_pong = master.clock.monotonic()
+        master.recovered_agents.pop(agent_id, None)
         if msg.agent_id:
             self._adopt_report(agent, msg)
-        send(_command(MasterCommandType.REGISTERED, registered=Registered(
+        registered = _command(MasterCommandType.REGISTERED, registered=Registered(
             agent_id=agent_id, ping_interval_seconds=master.config.agent_ping_timeout,
-            master_info=master.info())).to_json())
+            master_info=master.info())).to_json()
+        written = (master.registry.admit_agent(agent_id, msg.agent_info.to_json())
+                   if master.registry is not None else None)
+        if written is None:
+            send(registered)
+        else:
+            written.add_done_callback(
+                lambda f: master.schedule(self._admitted, agent, send, registered, f))
         master.emit({"type": "AGENT_ADDED", "agent_added": {"agent": agent_json(agent)}})
         master.resources_changed(agent_id)
         return agent
+
+    def _admitted(self, agent: Agent, send: Send, registered: dict[str, Any], written: Any) -> None:
+        """The registry write of an admission finished (on the IOLoop again)."""
+        if agent.send != send:
+            return  # the link went away meanwhile; the agent will register again
+        exc = written.exception()
+        if exc is None:
+            send(registered)
+            return
+        log.error("could not write agent %s to the registry: %r; closing its link", agent.id, exc)
+        self.master.counters["registrar_failures"] += 1
+        if agent.close is not None:
+            agent.close()
 
     def _adopt_report(self, agent: Agent, msg: Register) -> None:
         """Rebuild the agent's tasks and executors from what it reports."""
@@ -318,6 +343,9 @@ class AgentMessages:
                 book.remove_executor(agent, fw_id, executor_id)
         agent.tasks.clear()
         agent.used = EMPTY
+        if master.registry is not None:
+            master.persist(master.registry.mark_unreachable(
+                agent.id, agent.info.to_json(), agent.unreachable_time), f"agent {agent.id}")
         self._gone(agent)
 
     def remove(
@@ -352,6 +380,10 @@ class AgentMessages:
             book.total = book.total - agent.total
         book.agents.pop(agent.id, None)
         master.counters["slave_removals"] += 1
+        if master.registry is not None:
+            gone = book.gone_agents.get(agent.id)
+            master.persist(master.registry.mark_gone(agent.id, gone) if gone is not None
+                           else master.registry.remove_agent(agent.id), f"agent {agent.id}")
         self._gone(agent)
 
     def _gone(self, agent: Agent) -> None:

@@ -29,6 +29,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--agent-ping-timeout", type=float, default=15.0, metavar="SECONDS")
     p.add_argument("--max-agent-ping-timeouts", type=int, default=5)
     p.add_argument("--offer-timeout", type=float, default=None, metavar="SECONDS")
+    p.add_argument("--zk", metavar="URL",
+                   help="zk://[user:pass@]host:port,.../path: contend for leadership there")
+    p.add_argument("--zk-session-timeout", type=float, default=10.0, metavar="SECONDS")
+    p.add_argument("--registry", choices=("local", "zk", "in_memory"),
+                   help="where admitted agents and frameworks are kept "
+                        "(default: zk with --zk, else local, under --work-dir)")
+    p.add_argument("--agent-reregister-timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="after a failover, how long recovered agents have to re-register "
+                        "before they are marked unreachable (default 600)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
     return p
@@ -45,6 +54,10 @@ def config_from_args(args: argparse.Namespace) -> MasterConfig:
         agent_ping_timeout=args.agent_ping_timeout,
         max_agent_ping_timeouts=args.max_agent_ping_timeouts,
         offer_timeout=args.offer_timeout,
+        zk=args.zk or None,
+        zk_session_timeout=args.zk_session_timeout,
+        registry=args.registry or ("zk" if args.zk else "local"),
+        agent_reregister_timeout=args.agent_reregister_timeout,
     )
     if args.work_dir is not None:
         config.work_dir = args.work_dir
@@ -52,16 +65,24 @@ def config_from_args(args: argparse.Namespace) -> MasterConfig:
 
 
 async def serve(config: MasterConfig) -> int:
-    daemon = MasterDaemon(config)
+    stop = asyncio.Event()
+    daemon = MasterDaemon(config, on_abort=lambda _reason: stop.set())
     await daemon.start()
     print(f"mesonb master listening on {daemon.url}", flush=True)
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("master shutting down")
-    await daemon.stop()
+    try:
+        await asyncio.wait_for(daemon.stop(), 15)
+    except TimeoutError:
+        log.error("master did not stop within 15 s")
+    if daemon.aborted is not None:
+        # As Mesos does: a leader that lost its ZooKeeper session exits non-zero so that
+        # its supervisor restarts it as a fresh contender.
+        log.error("exiting with status 1: %s", daemon.aborted)
+        return 1
     return 0
 
 

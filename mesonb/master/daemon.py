@@ -1,10 +1,22 @@
-"""The master daemon: binds the HTTP server, drives the master's timers, stops cleanly."""
+"""The master daemon: binds the HTTP server, drives the master's timers, stops cleanly.
+
+With ``config.zk`` it contends for leadership after binding (:mod:`.election`): until it
+leads it answers scheduler/agent/operator calls with 503, or with 307 to the leader once
+it knows one; when it becomes leader it recovers the registry, then serves. A leader that
+loses its ZooKeeper session aborts: ``on_abort(reason)`` runs (``mesonb master`` exits 1
+so a supervisor restarts it; the default stops the daemon).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import json
 import logging
 import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import tornado.httpserver
 import tornado.ioloop
@@ -12,10 +24,13 @@ import tornado.netutil
 
 from mesonb.clock import REAL_CLOCK, Clock
 from mesonb.config import MasterConfig
+from mesonb.discovery import parse_zk_url
 from mesonb.http.base import Security
 
+from .election import Abort, Action, Follow, Lead, ZooKeeperContender
 from .http import make_app
 from .master import Master
+from .registry import DirectoryStore, MemoryStore, Registry, RegistryStore, ZooKeeperStore
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 0.1
@@ -53,7 +68,13 @@ class MasterDaemon:
         await daemon.stop()
     """
 
-    def __init__(self, config: MasterConfig, clock: Clock = REAL_CLOCK) -> None:
+    def __init__(
+        self,
+        config: MasterConfig,
+        clock: Clock = REAL_CLOCK,
+        on_abort: Callable[[str], None] | None = None,
+        registry_store: RegistryStore | None = None,
+    ) -> None:
         if config.secret is None and not is_loopback(config.ip):
             raise ValueError(
                 f"refusing to bind the master to {config.ip} without a secret: pass --secret "
@@ -64,6 +85,22 @@ class MasterDaemon:
         self.master: Master | None = None
         self._server: tornado.httpserver.HTTPServer | None = None
         self._ticker: tornado.ioloop.PeriodicCallback | None = None
+        self.on_abort = on_abort
+        self.aborted: str | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self.contender: ZooKeeperContender | None = None
+        self.registry: Registry | None = None
+        self._registry_store = registry_store
+        self._zk_url = parse_zk_url(config.zk) if config.zk else None
+        if config.registry not in ("in_memory", "local", "zk"):
+            raise ValueError(f"--registry {config.registry!r}: expected in_memory, local or zk")
+        if config.registry == "zk" and self._zk_url is None:
+            raise ValueError("--registry zk needs --zk")
+
+    @property
+    def registry_path(self) -> str | None:
+        """The registry's znode path: the election path's sibling ``<path>-registry``."""
+        return f"{self._zk_url.path.rstrip('/')}-registry" if self._zk_url else None
 
     @property
     def port(self) -> int:
@@ -84,20 +121,97 @@ class MasterDaemon:
         sockets = tornado.netutil.bind_sockets(self.config.port, self.config.ip)
         port = sockets[0].getsockname()[1]
         self.config.port = port
-        self.master = Master(self.config, self.clock)
+        self.master = master = Master(self.config, self.clock)
         loop = tornado.ioloop.IOLoop.current()
-        self.master.attach(loop.add_callback)
-        app = make_app(self.master, Security(self.config.secret))
+        master.attach(loop.add_callback)
+        if self._zk_url is not None:
+            master.leading, master.elected_time = False, None
+            info = json.dumps(master.info().to_json()).encode()
+            self.contender = ZooKeeperContender(
+                self._zk_url, info, loop.add_callback, self._on_election,
+                self.clock.monotonic, self.config.zk_session_timeout)
+        self.registry = Registry(self._make_store())
+        master.registry = self.registry
+        if self.contender is None:
+            await self._lead()  # standalone: recover the registry, then serve
+        app = make_app(master, Security(self.config.secret))
         self._server = tornado.httpserver.HTTPServer(app, idle_connection_timeout=3600)
         self._server.add_sockets(sockets)
         self._ticker = tornado.ioloop.PeriodicCallback(self._tick, TICK_SECONDS * 1000)
         self._ticker.start()
-        log.info("master %s listening on http://%s:%d", self.master.id, self.config.ip, port)
+        log.info("master %s listening on http://%s:%d", master.id, self.config.ip, port)
+        if self.contender is not None:
+            try:
+                await asyncio.to_thread(self.contender.start, 30.0)
+            except BaseException:
+                await self.stop()
+                raise
+            log.info("master %s contending in %s", master.id, self._zk_url)
+
+    def _make_store(self) -> RegistryStore:
+        if self._registry_store is not None:
+            return self._registry_store
+        if self.config.registry == "local":
+            return DirectoryStore(Path(self.config.work_dir) / "registry")
+        if self.config.registry == "zk":
+            contender = self.contender
+            assert contender is not None and self.registry_path is not None
+            return ZooKeeperStore(contender.client, self.registry_path,
+                                  fence=lambda: contender.node_path)
+        return MemoryStore()
+
+    async def _lead(self) -> None:
+        """Become the serving leader: recover the registry first (503 until then)."""
+        master, registry = self.master, self.registry
+        assert master is not None and registry is not None
+        try:
+            state = await asyncio.wrap_future(registry.recover())
+        except Exception as exc:
+            self._abort(f"could not read the registry: {exc!r}")
+            return
+        if self.aborted is not None:
+            return
+        master.recover(state)
+        master.leader = None
+        master.leading = True
+        master.elected_time = self.clock.time()
+        log.info("master %s is the leader", master.id)
+
+    def _on_election(self, action: Action) -> None:
+        master = self.master
+        assert master is not None
+        if isinstance(action, Lead):
+            master.leader = None  # 503 while recovering, not a 307 to the old leader
+            self._spawn(self._lead())
+        elif isinstance(action, Follow):
+            master.leader = action.leader
+            log.info("standing by; the leader is %s", action.leader or "unknown")
+        elif isinstance(action, Abort):
+            self._abort(action.reason)
+
+    def _abort(self, reason: str) -> None:
+        """Lost leadership (or could not take it up): stop serving at once."""
+        log.critical("master aborting: %s", reason)
+        self.aborted = reason
+        if self.master is not None:
+            self.master.leading, self.master.leader = False, None
+        if self.on_abort is not None:
+            self.on_abort(reason)
+        else:
+            self._spawn(self.stop())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _tick(self) -> None:
         assert self.master is not None
         try:
-            self.master.tick()
+            if self.contender is not None:
+                self.contender.tick()
+            if self.master.leading:
+                self.master.tick()
         except Exception:  # a bug in one timer must not stop the others for good
             log.exception("master timer failed")
 
@@ -115,3 +229,9 @@ class MasterDaemon:
                         agent.close()
             await self._server.close_all_connections()
             self._server = None
+        if self.contender is not None:
+            contender, self.contender = self.contender, None
+            await asyncio.to_thread(contender.stop)
+        if self.registry is not None:
+            registry, self.registry = self.registry, None
+            await asyncio.to_thread(registry.close)

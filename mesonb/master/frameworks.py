@@ -114,6 +114,7 @@ class SchedulerCalls:
         framework.active = True
         framework.failover_deadline = None
         framework.suppressed_roles = set(call.subscribe.suppressed_roles or ())
+        self.master.persist_framework(framework)
         if added:
             self.master.emit({"type": "FRAMEWORK_ADDED", "framework_added": {
                 "framework": framework_json(framework, self.book)}})
@@ -476,6 +477,9 @@ class SchedulerCalls:
         if task is not None:
             self.master.send_status(framework, reconciliation_status(task, now))
             return
+        recovered = self.master.recovered_agents
+        if item.agent_id in recovered or (item.agent_id is None and recovered):
+            return  # case 2: the agent may still re-register after a failover; no answer
         agent = self.book.agents.get(item.agent_id) if item.agent_id else None
         unreachable_time = None
         if item.agent_id is None:
@@ -523,6 +527,7 @@ class SchedulerCalls:
         info.user = framework.info.user
         info.checkpoint = framework.info.checkpoint
         framework.info = info
+        self.master.persist_framework(framework)
         framework.suppressed_roles = set(update.suppressed_roles or ())
         self.master.emit_framework_updated(framework)
         for agent in self.book.agents.values():

@@ -11,7 +11,13 @@ Timers (all driven by :meth:`tick`, which the daemon calls every ``tick_interval
 * HEARTBEAT to each subscribed framework every ``heartbeat_interval`` (15 s);
 * PING to each agent every ``agent_ping_timeout`` (15 s); ``max_agent_ping_timeouts`` (5)
   missed PONGs make the agent unreachable;
-* framework failover timeouts and the optional offer timeout.
+* framework failover timeouts and the optional offer timeout;
+* after a failover, agents recovered from the registry that have not re-registered
+  within ``agent_reregister_timeout`` (10 min) become unreachable.
+
+With a :class:`~.registry.Registry` attached (``master.registry``), admitted, unreachable
+and gone agents and the frameworks' FrameworkInfo are written through it, and a new leader
+starts from :meth:`Master.recover`.
 """
 
 from __future__ import annotations
@@ -29,13 +35,15 @@ from mesonb.clock import REAL_CLOCK, Clock
 from mesonb.config import VERSION, MasterConfig
 from mesonb.protocol.agent import MasterCommand, MasterCommandType, ShutdownFramework
 from mesonb.protocol.errors import Redirect, ServiceUnavailable
-from mesonb.protocol.mesos import Address, MasterInfo
+from mesonb.protocol.mesos import Address, AgentInfo, FrameworkInfo, MasterInfo
+from mesonb.protocol.resources import Resources
 from mesonb.protocol.scheduler import Event, EventType, Offers, Rescind
 from mesonb.protocol.states import Reason, TaskState
 
 from .agents import AgentMessages
-from .book import Agent, Book, Framework, Offer, Task
+from .book import Agent, AgentState, Book, Framework, Offer, Task
 from .frameworks import SchedulerCalls
+from .registry import Registry, RegistryState, log_failure
 from .updates import master_status, update_event
 from .views import framework_json
 
@@ -65,6 +73,10 @@ class Master:
         self.observers: list[Observer] = []
         self.leader: str | None = None  # "host:port" of another leader when standing by
         self.leading = True
+        self.registry: Registry | None = None
+        # agent id -> AgentInfo JSON: in the registry, not re-registered since recovery
+        self.recovered_agents: dict[str, dict[str, Any]] = {}
+        self._recovery_deadline: float | None = None
         self._packed_ip: int | None = None
         self.calls = SchedulerCalls(self)
         self.agents = AgentMessages(self)
@@ -112,6 +124,14 @@ class Master:
     def attach(self, schedule: Callable[[Callable[[], None]], None]) -> None:
         """Give the master a way to run a callback on the next loop iteration."""
         self._schedule = schedule
+
+    def schedule(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` on the master's loop; callable from any thread once attached
+        (``IOLoop.add_callback`` is thread-safe); runs it at once when not attached."""
+        if self._schedule is None:
+            fn(*args)
+        else:
+            self._schedule(lambda: fn(*args))
 
     # -- observers (operator SUBSCRIBE) --------------------------------------------
     def emit(self, event: dict[str, Any]) -> None:
@@ -287,6 +307,8 @@ class Master:
             framework.close(None)
         framework.send = framework.close = None
         self.book.complete_framework(framework)
+        self.persist(self.registry and self.registry.remove_framework(framework.id),
+                     f"remove framework {framework.id}")
         self.emit({"type": "FRAMEWORK_REMOVED", "framework_removed": {
             "framework_info": framework.info.to_json()}})
 
@@ -315,6 +337,8 @@ class Master:
             self._next_ping = now + self.config.agent_ping_timeout
             self.agents.ping_all(now)
         self._expire_frameworks(now)
+        if self._recovery_deadline is not None and now >= self._recovery_deadline:
+            self._expire_recovered_agents()
         if self.config.offer_timeout is not None:
             cutoff = now - self.config.offer_timeout
             for offer in [o for o in self.book.offers.values() if o.created <= cutoff]:
@@ -325,6 +349,81 @@ class Master:
             deadline = framework.failover_deadline
             if deadline is not None and not framework.connected and now >= deadline:
                 self.remove_framework(framework, "failover timeout elapsed")
+
+    # -- registry ------------------------------------------------------------------
+    def persist(self, future: Any, what: str) -> None:
+        """Log (only) a failed background registry write."""
+        if future is not None:
+            future.add_done_callback(log_failure(what))
+
+    def persist_framework(self, framework: Framework) -> None:
+        """Write the framework's FrameworkInfo to the registry (a no-op when unchanged)."""
+        if self.registry is not None:
+            self.persist(self.registry.add_framework(framework.id, framework.info.to_json()),
+                         f"framework {framework.id}")
+
+    def recover(self, state: RegistryState) -> None:
+        """A new leader's starting point: the registry's agents and frameworks.
+
+        Admitted agents wait in ``recovered_agents`` until they re-register or
+        ``agent_reregister_timeout`` passes; frameworks come back inactive, with a failover
+        deadline no earlier than that timeout, so their schedulers can re-subscribe.
+        """
+        book, now, mono = self.book, self.clock.time(), self.clock.monotonic()
+        timeout = self.config.agent_reregister_timeout
+        book.gone_agents.update(state.gone)
+        for agent_id, (info, when) in state.unreachable.items():
+            if agent_id not in book.agents:
+                agent = self._agent_from_registry(agent_id, info)
+                agent.state, agent.unreachable_time = AgentState.UNREACHABLE, when
+                book.agents[agent_id] = agent
+        for agent_id, info in state.admitted.items():
+            if agent_id not in book.agents and agent_id not in book.gone_agents:
+                self.recovered_agents[agent_id] = info
+        if self.recovered_agents:
+            self._recovery_deadline = mono + timeout
+        for framework_id, info_json in state.frameworks.items():
+            if framework_id in book.frameworks or framework_id in book.completed_frameworks:
+                continue
+            try:
+                info = FrameworkInfo.from_json(info_json)
+            except Exception as exc:  # a record we cannot read must not stop recovery
+                log.warning("registry: unreadable framework %s: %r", framework_id, exc)
+                continue
+            info.id = framework_id
+            framework = Framework(framework_id, info, registered_time=now, active=False)
+            framework.failover_deadline = mono + max(info.failover_timeout or 0.0, timeout)
+            book.add_framework(framework)
+        log.info("recovered from the registry: %d agents to re-register, %d unreachable, "
+                 "%d gone, %d frameworks", len(self.recovered_agents), len(state.unreachable),
+                 len(state.gone), len(state.frameworks))
+
+    def _agent_from_registry(self, agent_id: str, info_json: dict[str, Any]) -> Agent:
+        info = AgentInfo.from_json(info_json)
+        info.id = agent_id
+        total = Resources.from_json(info.resources or [], "agent_info.resources")
+        return Agent(agent_id, info, total, "", registered_time=self.clock.time())
+
+    def _expire_recovered_agents(self) -> None:
+        """agent_reregister_timeout passed: recovered agents not back are unreachable."""
+        self._recovery_deadline = None
+        now = self.clock.time()
+        for agent_id, info in list(self.recovered_agents.items()):
+            del self.recovered_agents[agent_id]
+            try:
+                agent = self._agent_from_registry(agent_id, info)
+            except Exception as exc:
+                log.warning("registry: unreadable agent %s: %r", agent_id, exc)
+                continue
+            agent.state, agent.unreachable_time = AgentState.UNREACHABLE, now
+            self.book.agents[agent_id] = agent
+            self.counters["recovery_slave_removals"] += 1
+            log.warning("agent %s (%s) did not re-register within %gs of the failover: "
+                        "unreachable", agent_id, agent.hostname,
+                        self.config.agent_reregister_timeout)
+            if self.registry is not None:
+                self.persist(self.registry.mark_unreachable(agent_id, info, now),
+                             f"agent {agent_id} unreachable")
 
     # -- figures for state and metrics ---------------------------------------------
     def task_count(self, state: TaskState) -> int:

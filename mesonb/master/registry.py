@@ -1,0 +1,284 @@
+"""The registry: what a new leading master needs to know that agents cannot tell it.
+
+As in Mesos (src/master/registry.proto) it holds the admitted, unreachable and gone
+agents; beyond Mesos it also holds each framework's FrameworkInfo, so a new leader knows
+frameworks whose schedulers have not re-subscribed yet. Tasks and offers are not stored:
+agents report their tasks when they re-register.
+
+One record per agent or framework, as small JSON, in a store:
+
+* :class:`MemoryStore` (``--registry in_memory``, tests);
+* :class:`DirectoryStore` (``--registry local``): ``<work_dir>/registry/<kind>/<id>.json``,
+  each written atomically (temp file + rename);
+* :class:`ZooKeeperStore` (``--registry zk``): znodes ``<path>-registry/<kind>/<id>``, a
+  sibling of the election path, never under it (pymesos takes the lowest child of the
+  election path as the leader). Each write is a transaction that first checks that this
+  master's election znode still exists, so a deposed leader cannot overwrite the registry.
+
+Stores are synchronous; :class:`Registry` runs every store call on one worker thread, so
+writes keep their order and never block the IOLoop. Each write returns a
+``concurrent.futures.Future``; awaiting code wraps it with ``asyncio.wrap_future``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+AGENTS, FRAMEWORKS = "agents", "frameworks"
+KINDS = (AGENTS, FRAMEWORKS)
+ADMITTED, UNREACHABLE, GONE = "admitted", "unreachable", "gone"
+Record = dict[str, Any]
+Records = dict[str, dict[str, Record]]  # kind -> id -> record
+
+
+class RegistryStore(Protocol):
+    def load(self) -> Records: ...
+    def put(self, kind: str, key: str, record: Record) -> None: ...
+    def delete(self, kind: str, key: str) -> None: ...
+    def close(self) -> None: ...
+
+
+def _name(key: str) -> str:
+    """A file or znode name for an id (ids come from agents; never let one escape a folder)."""
+    name = urllib.parse.quote(key, safe="-_")
+    return name if name not in ("", ".", "..") else f"%{name}"
+
+
+def _key(name: str) -> str:
+    return urllib.parse.unquote(name)
+
+
+def _encode(record: Record) -> bytes:
+    return json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
+
+
+class MemoryStore:
+    """Records in a dict (shared between masters in one process if you pass the same one)."""
+
+    def __init__(self) -> None:
+        self.records: Records = {kind: {} for kind in KINDS}
+
+    def load(self) -> Records:
+        return {kind: dict(items) for kind, items in self.records.items()}
+
+    def put(self, kind: str, key: str, record: Record) -> None:
+        self.records[kind][key] = json.loads(_encode(record))
+
+    def delete(self, kind: str, key: str) -> None:
+        self.records[kind].pop(key, None)
+
+    def close(self) -> None:
+        pass
+
+
+class DirectoryStore:
+    """One JSON file per record under ``directory/<kind>/``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def load(self) -> Records:
+        records: Records = {kind: {} for kind in KINDS}
+        for kind in KINDS:
+            folder = self.directory / kind
+            if not folder.is_dir():
+                continue
+            for path in folder.glob("*.json"):
+                try:
+                    records[kind][_key(path.stem)] = json.loads(path.read_bytes())
+                except (OSError, ValueError) as exc:
+                    log.warning("registry: skipping unreadable %s: %s", path, exc)
+        return records
+
+    def put(self, kind: str, key: str, record: Record) -> None:
+        folder = self.directory / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(_encode(record))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, folder / f"{_name(key)}.json")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def delete(self, kind: str, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / kind / f"{_name(key)}.json").unlink()
+
+    def close(self) -> None:
+        pass
+
+
+class ZooKeeperStore:
+    """One znode per record under ``path/<kind>/``; writes fenced by ``fence()`` (a znode
+    path that must exist: this master's election znode), when given."""
+
+    def __init__(self, client: Any, path: str, fence: Callable[[], str | None] | None = None):
+        self.client = client
+        self.path = path.rstrip("/") or "/"
+        self.fence = fence
+
+    def load(self) -> Records:
+        from kazoo.exceptions import NoNodeError
+
+        records: Records = {kind: {} for kind in KINDS}
+        for kind in KINDS:
+            folder = f"{self.path}/{kind}"
+            try:
+                names = self.client.get_children(folder)
+            except NoNodeError:
+                continue
+            for name in names:
+                try:
+                    data, _ = self.client.get(f"{folder}/{name}")
+                    records[kind][_key(name)] = json.loads(data)
+                except NoNodeError:
+                    continue
+                except ValueError as exc:
+                    log.warning("registry: skipping unreadable znode %s/%s: %s", folder, name, exc)
+        return records
+
+    def _commit(self, build: Callable[[Any], None]) -> None:
+        from kazoo.exceptions import KazooException
+
+        transaction = self.client.transaction()
+        fence = self.fence() if self.fence else None
+        if fence:
+            transaction.check(fence, 0)
+        build(transaction)
+        results = transaction.commit()
+        failed = [r for r in results if isinstance(r, Exception)]
+        if failed:
+            error = next((r for r in failed if type(r).__name__ != "RolledBackError"), failed[0])
+            raise error if isinstance(error, KazooException) else RuntimeError(str(error))
+
+    def put(self, kind: str, key: str, record: Record) -> None:
+        from kazoo.exceptions import NoNodeError
+
+        node = f"{self.path}/{kind}/{_name(key)}"
+        data = _encode(record)
+        self.client.ensure_path(f"{self.path}/{kind}")
+        if self.client.exists(node):
+            self._commit(lambda t: t.set_data(node, data))
+        else:
+            try:
+                self._commit(lambda t: t.create(node, data))
+            except NoNodeError:
+                raise  # the fence (our election znode) is gone: we no longer lead
+            except Exception as exc:
+                if type(exc).__name__ != "NodeExistsError":
+                    raise
+                self._commit(lambda t: t.set_data(node, data))
+
+    def delete(self, kind: str, key: str) -> None:
+        node = f"{self.path}/{kind}/{_name(key)}"
+        if self.client.exists(node):
+            self._commit(lambda t: t.delete(node))
+
+    def close(self) -> None:
+        pass
+
+
+@dataclasses.dataclass
+class RegistryState:
+    """What a new leader recovers."""
+
+    admitted: dict[str, Record]  # agent id -> AgentInfo JSON
+    unreachable: dict[str, tuple[Record, float]]  # agent id -> (AgentInfo JSON, time)
+    gone: dict[str, float]  # agent id -> time
+    frameworks: dict[str, Record]  # framework id -> FrameworkInfo JSON
+
+
+class Registry:
+    """Ordered, asynchronous writes of registry records; remembers what it wrote so that
+    writing the same record again is free (returns None instead of a future)."""
+
+    def __init__(self, store: RegistryStore) -> None:
+        self.store = store
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="registry")
+        self._known: Records = {kind: {} for kind in KINDS}
+
+    # -- reading -------------------------------------------------------------------
+    def recover(self) -> concurrent.futures.Future[RegistryState]:
+        return self._worker.submit(self._recover)
+
+    def _recover(self) -> RegistryState:
+        records = self.store.load()
+        self._known = {kind: dict(records.get(kind, {})) for kind in KINDS}
+        state = RegistryState({}, {}, {}, {})
+        for agent_id, record in self._known[AGENTS].items():
+            status, info, when = record.get("state"), record.get("info") or {}, record.get("time")
+            if status == GONE:
+                state.gone[agent_id] = float(when or 0.0)
+            elif status == UNREACHABLE:
+                state.unreachable[agent_id] = (info, float(when or 0.0))
+            else:
+                state.admitted[agent_id] = info
+        for framework_id, record in self._known[FRAMEWORKS].items():
+            state.frameworks[framework_id] = record.get("info") or {}
+        return state
+
+    # -- writing -------------------------------------------------------------------
+    def _put(self, kind: str, key: str, record: Record) -> concurrent.futures.Future[None] | None:
+        if self._known[kind].get(key) == record:
+            return None
+        self._known[kind][key] = record
+        return self._worker.submit(self.store.put, kind, key, record)
+
+    def _delete(self, kind: str, key: str) -> concurrent.futures.Future[None] | None:
+        if self._known[kind].pop(key, None) is None:
+            return None
+        return self._worker.submit(self.store.delete, kind, key)
+
+    def admit_agent(self, agent_id: str, info: Record) -> concurrent.futures.Future[None] | None:
+        return self._put(AGENTS, agent_id, {"state": ADMITTED, "info": info})
+
+    def mark_unreachable(self, agent_id: str, info: Record, when: float) -> Any:
+        return self._put(AGENTS, agent_id, {"state": UNREACHABLE, "info": info, "time": when})
+
+    def mark_gone(self, agent_id: str, when: float) -> Any:
+        return self._put(AGENTS, agent_id, {"state": GONE, "time": when})
+
+    def remove_agent(self, agent_id: str) -> Any:
+        return self._delete(AGENTS, agent_id)
+
+    def add_framework(self, framework_id: str, info: Record) -> Any:
+        return self._put(FRAMEWORKS, framework_id, {"info": info})
+
+    def remove_framework(self, framework_id: str) -> Any:
+        return self._delete(FRAMEWORKS, framework_id)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait (blocking) until every write submitted so far is done."""
+        self._worker.submit(lambda: None).result(timeout)
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True)
+        self.store.close()
+
+
+def log_failure(what: str) -> Callable[[concurrent.futures.Future[Any]], None]:
+    """A done-callback that logs a failed background write."""
+
+    def done(future: concurrent.futures.Future[Any]) -> None:
+        exc = future.exception()
+        if exc is not None:
+            log.error("registry write failed (%s): %r", what, exc)
+
+    return done

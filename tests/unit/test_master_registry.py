@@ -1,0 +1,73 @@
+"""The registry's records and the master's recovery from them, on a fake clock."""
+
+import pytest
+
+from mesonb.config import MasterConfig
+from mesonb.master.book import AgentState
+from mesonb.master.master import Master
+from mesonb.master.registry import DirectoryStore, MemoryStore, Registry
+from mesonb.testing.clock import FakeClock
+
+AGENT = {"hostname": "h1", "port": 5051, "id": {"value": "A1"},
+         "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 2}}]}
+FRAMEWORK = {"user": "u", "name": "fw", "id": {"value": "F1"}, "failover_timeout": 5}
+
+
+@pytest.mark.parametrize("kind", ["memory", "directory"])
+def test_records_round_trip_and_dedupe(kind, tmp_path):
+    store = MemoryStore() if kind == "memory" else DirectoryStore(tmp_path / "registry")
+    registry = Registry(store)
+    try:
+        assert registry.admit_agent("A1", AGENT) is not None
+        assert registry.admit_agent("A1", AGENT) is None  # unchanged: no write
+        registry.admit_agent("A/..", AGENT)  # odd ids stay inside the folder
+        registry.mark_unreachable("A2", AGENT, 12.5)
+        registry.mark_gone("A3", 13.0)
+        registry.add_framework("F1", FRAMEWORK)
+        registry.add_framework("F2", FRAMEWORK)
+        registry.remove_framework("F2")
+        registry.flush(5)
+    finally:
+        registry.close()
+    again = Registry(store)
+    state = again.recover().result(5)
+    again.close()
+    assert set(state.admitted) == {"A1", "A/.."}
+    assert state.unreachable == {"A2": (AGENT, 12.5)}
+    assert state.gone == {"A3": 13.0}
+    assert set(state.frameworks) == {"F1"}
+    if kind == "directory":
+        assert all(p.parent.parent == tmp_path / "registry"
+                   for p in (tmp_path / "registry").rglob("*.json"))
+
+
+def test_master_recovers_and_expires_agents_that_do_not_come_back():
+    store = MemoryStore()
+    registry = Registry(store)
+    registry.admit_agent("A1", AGENT)
+    registry.mark_unreachable("A2", {**AGENT, "hostname": "h2"}, 3.0)
+    registry.mark_gone("A3", 4.0)
+    registry.add_framework("F1", FRAMEWORK)
+    registry.flush(5)
+    clock = FakeClock()
+    master = Master(MasterConfig(agent_reregister_timeout=60), clock)
+    master.registry = registry
+    try:
+        master.recover(registry.recover().result(5))
+        assert set(master.recovered_agents) == {"A1"}
+        assert master.book.agents["A2"].state is AgentState.UNREACHABLE
+        assert "A3" in master.book.gone_agents
+        framework = master.book.frameworks["F1"]
+        assert not framework.active
+        assert framework.failover_deadline == clock.monotonic() + 60  # max(5, 60)
+        clock.advance(59)
+        master.tick()
+        assert "A1" in master.recovered_agents
+        clock.advance(2)
+        master.tick()
+        assert not master.recovered_agents
+        assert master.book.agents["A1"].state is AgentState.UNREACHABLE
+        registry.flush(5)
+        assert store.records["agents"]["A1"]["state"] == "unreachable"
+    finally:
+        registry.close()
