@@ -99,6 +99,7 @@ class Cluster:
         self._jobs: dict[str, _Job] = {}
         self._agents: list[dict[str, Any]] = []
         self._background: set[asyncio.Future[Any]] = set()
+        self._closers: list[Callable[[], Any]] = []  # notebook frameworks, dashboards
         self._ids = itertools.count()
         self._lt = LoopThread()
         try:
@@ -151,6 +152,11 @@ class Cluster:
             job.future._settle(exc=TaskError(job.future.task_id or job.future.key,
                                              "TASK_KILLED", None, "the cluster was closed"))
         self._jobs.clear()
+        for closer in list(getattr(self, "_closers", ())):
+            try:
+                await closer()
+            except Exception:
+                log.exception("closing %r failed", closer)
         scheduler = getattr(self, "_scheduler", None)
         if scheduler is not None:
             await scheduler.stop()
@@ -242,14 +248,64 @@ class Cluster:
 
         return ClusterExecutor(self, resources)
 
-    def tasks(self) -> list[dict[str, Any]]:
-        """This framework's tasks as the master sees them (``/master/state``)."""
-        state = self._lt.run(self._get_json("/master/state"), 30)
-        out = []
-        for fw in state.get("frameworks", []) + state.get("completed_frameworks", []):
-            if fw.get("id") == self.framework_id:
-                out += fw.get("tasks", []) + fw.get("completed_tasks", [])
-        return out
+    # -- the cluster's state (pandas DataFrames; see :mod:`.state`) --------------------
+    def agents(self) -> Any:
+        """A DataFrame of the registered agents: ``cpus_total``/``_allocated``/``_offered``/
+        ``_used`` (and mem, disk, gpus), ``registered_time`` as a timestamp."""
+        return self._frame("agents")
+
+    def tasks(self, all_frameworks: bool = False) -> Any:
+        """A DataFrame of this framework's tasks (every framework's with
+        ``all_frameworks=True``), as the master's operator API lists them."""
+        return self._frame("tasks", all_frameworks=all_frameworks)
+
+    def frameworks(self) -> Any:
+        """A DataFrame of the frameworks the master knows, completed ones included."""
+        return self._frame("frameworks")
+
+    def offers(self) -> Any:
+        """A DataFrame of every outstanding offer in the cluster (any framework)."""
+        return self._frame("offers")
+
+    def framework(self, name: str = "notebook", *, role: str = "*", **info: Any) -> Any:
+        """A framework of your own, driven from the notebook: see offers, launch on one,
+        decline, revive, suppress (:class:`~mesonb.client.interactive.NotebookFramework`)."""
+        from .interactive import NotebookFramework
+
+        return NotebookFramework(self, name, role=role, **info)
+
+    def dashboard(self, **options: Any) -> Any:
+        """A live dashboard fed by the master's operator event stream (SUBSCRIBE)."""
+        from mesonb.widgets.dashboard import Dashboard
+
+        return Dashboard(self, **options).show()
+
+    def _frame(self, kind: str, **options: Any) -> Any:
+        from . import state
+
+        return state.frame(self._lt.run(self._records(kind, **options), 30),
+                           getattr(state, f"{kind[:-1].upper()}_COLUMNS"))
+
+    async def _records(self, kind: str, all_frameworks: bool = False) -> list[dict[str, Any]]:
+        from . import state
+
+        if kind == "agents":
+            agents = await state.operator_call(self._master, "GET_AGENTS")
+            return state.agent_records(agents, await state.agents_used(agents, self._headers))
+        if kind == "frameworks":
+            return state.framework_records(
+                await state.operator_call(self._master, "GET_FRAMEWORKS"))
+        if kind == "offers":
+            return state.offer_records(await state.operator_call(self._master, "GET_FRAMEWORKS"))
+        answer = await state.operator_call(self._master, "GET_STATE")
+        return state.task_records(answer.get("get_tasks", {}), answer.get("get_agents"),
+                                  answer.get("get_frameworks"),
+                                  None if all_frameworks else self.framework_id)
+
+    def _repr_html_(self) -> str:
+        from mesonb.widgets.templates import cluster_html
+
+        return cluster_html(self)
 
     # -- submission (runs on the loop) ---------------------------------------------
     def _resources(self, cpus: float, mem: Any, disk: Any, gpus: Any) -> Resources:

@@ -64,6 +64,18 @@ class Future(concurrent.futures.Future):
         state = self._state.lower()
         return f"<mesonb.Future {self.name} {self.task_id or self.key} {state}>"
 
+    def _repr_html_(self) -> str:
+        from mesonb.widgets.templates import future_html
+
+        return future_html(self)
+
+    def explain(self, timeout: float = 30.0) -> Any:
+        """Why is this call still pending? Which resources no agent had free, which
+        agents came closest (:class:`mesonb.widgets.explain.Explanation`)."""
+        from mesonb.widgets.explain import explain_future
+
+        return explain_future(self, timeout)
+
     def cancel(self) -> bool:
         """Cancel a queued call, or KILL its running task; False once finished."""
         with self._condition:

@@ -36,6 +36,11 @@ def wait_for(condition, timeout=30.0, interval=0.05):
     raise TimeoutError("condition not met")
 
 
+def task_state(cluster, task_id):
+    states = cluster.tasks().set_index("task_id")["state"]
+    return states.get(task_id)
+
+
 def square(x):
     return x * x
 
@@ -53,9 +58,9 @@ def test_submit_result_and_the_master_tracks_the_task(cluster):
     fut = cluster.submit(square, 7, **SMALL)
     assert fut.result(30) == 49
     assert fut.done() and fut.exception() is None
-    tasks = {t["id"]: t for t in cluster.tasks()}
-    assert tasks[fut.task_id]["state"] == "TASK_FINISHED"
-    assert tasks[fut.task_id]["name"] == "square"
+    tasks = cluster.tasks().set_index("task_id")
+    assert tasks.loc[fut.task_id, "state"] == "TASK_FINISHED"
+    assert tasks.loc[fut.task_id, "name"] == "square"
 
 
 def test_remote_exception_same_type_with_remote_traceback(cluster):
@@ -156,14 +161,12 @@ def test_a_busy_cluster_queues(cluster):
 
 def test_cancel_kills_a_running_task(cluster):
     fut = cluster.submit(time.sleep, 60, **SMALL)
-    wait_for(lambda: any(t["id"] == fut.task_id and t["state"] == "TASK_RUNNING"
-                         for t in cluster.tasks()))
+    wait_for(lambda: task_state(cluster, fut.task_id) == "TASK_RUNNING")
     assert fut.cancel()
     assert fut.cancelled()
     with pytest.raises(concurrent.futures.CancelledError):
         fut.result(1)
-    wait_for(lambda: any(t["id"] == fut.task_id and t["state"] == "TASK_KILLED"
-                         for t in cluster.tasks()))
+    wait_for(lambda: task_state(cluster, fut.task_id) == "TASK_KILLED")
     assert cluster.submit(square, 2, **SMALL).result(30) == 4  # the executor lives on
 
 

@@ -12,6 +12,7 @@ from mesonb.protocol.agent import AGENT_PATH
 
 from . import state
 from .agent_link import AgentSocket
+from .allocation import ALLOCATION_PATH, AllocationHandler
 from .metrics import MetricsHandler
 from .misc import HealthHandler, RedirectHandler, VersionHandler
 from .operator import OPERATOR_PATH, OperatorHandler
@@ -29,6 +30,7 @@ def make_app(master: Master, security: Security) -> tornado.web.Application:
         (r"/master/redirect/?", RedirectHandler, deps),
         (OPERATOR_PATH, OperatorHandler, deps),
         (r"/metrics/snapshot/?", MetricsHandler, deps),
+        (ALLOCATION_PATH, AllocationHandler, deps),
         *state.routes(deps),
     ]
     return SlashCollapsingApplication(

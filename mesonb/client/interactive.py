@@ -1,0 +1,391 @@
+"""A framework driven by hand from a notebook: look at offers, launch on one, decline.
+
+It is a plain :class:`~mesonb.frameworks.driver.SchedulerDriver` handler on the client's
+loop thread; what the user calls from the kernel's thread waits on a condition variable.
+
+Example::
+
+    fw = cluster.framework("explore", role="*")
+    fw.offers()                                  # a DataFrame of the offers held now
+    offer = fw.next_offer(timeout=30)            # wait for one
+    task = fw.launch(offer, pow, 2, 10, cpus=0.2, mem="128MiB")
+    task.result()                                # 1024
+    fw.decline(fw.next_offer(), refuse_seconds=60)   # no offer from that agent for 60 s...
+    fw.revive()                                  # ...unless we revive
+    fw.suppress(); fw.close()
+
+Function tasks run in mesonb's functions executor (one per agent, started by the first
+function launched there, whose 0.1 cpus/64 MB come out of the same offer); command tasks
+are plain Mesos command tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import getpass
+import os
+import pickle
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+
+from mesonb.frameworks.driver import SchedulerDriver
+from mesonb.frameworks.functions.protocol import Call, Outcome
+from mesonb.frameworks.functions.scheduler import (
+    EXECUTOR_MODULE,
+    EXECUTOR_RESOURCES,
+    TERMINAL,
+    _agent_url,
+)
+from mesonb.protocol.resources import Resources
+
+from . import state
+from .errors import TaskError
+from .futures import CommandResult
+from .sizes import parse_size
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+
+class Offer:
+    """One offer this framework holds: ``id``, ``agent_id``, ``hostname``, ``resources``
+    (``{"cpus": 1.0, "mem": 1024.0, ...}``) and the raw v1 ``Offer`` in ``raw``."""
+
+    def __init__(self, framework: NotebookFramework, raw: dict[str, Any]) -> None:
+        self.framework = framework
+        self.raw = raw
+        row = state.offer_row(raw)
+        self.id: str = row["offer_id"]
+        self.agent_id: str = row["agent_id"]
+        self.hostname: str = row["hostname"]
+        self.role: str = row["role"]
+        self.resources: dict[str, float] = state.scalars(raw.get("resources"))
+        self.executor_ids = {e["value"] for e in raw.get("executor_ids", ())}
+
+    def launch(self, *args: Any, **kwargs: Any) -> LaunchedTask:
+        return self.framework.launch(self, *args, **kwargs)
+
+    def decline(self, refuse_seconds: float | None = None) -> None:
+        self.framework.decline(self, refuse_seconds)
+
+    def __repr__(self) -> str:
+        res = ", ".join(f"{k} {v:g}" for k, v in sorted(self.resources.items()))
+        return f"<mesonb.Offer {self.id} on {self.hostname} ({self.agent_id}): {res}>"
+
+    def _repr_html_(self) -> str:
+        from mesonb.widgets.templates import offer_html
+
+        return offer_html(self)
+
+
+class LaunchedTask(concurrent.futures.Future):
+    """A task launched by hand: a future of its result (a function's value, or a
+    :class:`~.futures.CommandResult`); ``state`` follows its status updates."""
+
+    def __init__(self, framework: NotebookFramework, task_id: str, name: str,
+                 offer: Offer, command: str | None) -> None:
+        super().__init__()
+        self.framework = framework
+        self.task_id = task_id
+        self.name = name
+        self.agent_id = offer.agent_id
+        self.hostname = offer.hostname
+        self.agent_url = _agent_url(offer.raw)
+        self.command = command
+        self.state = "TASK_STAGING"
+        self.statuses: list[dict[str, Any]] = []
+
+    def kill(self) -> None:
+        self.framework.kill(self)
+
+    def __repr__(self) -> str:
+        return f"<mesonb.LaunchedTask {self.name} {self.task_id} on {self.hostname} {self.state}>"
+
+    def _repr_html_(self) -> str:
+        from mesonb.widgets.templates import task_html
+
+        return task_html(self)
+
+
+class NotebookFramework:
+    """A framework of the notebook's own (see the module docstring)."""
+
+    def __init__(self, cluster: Cluster, name: str = "notebook", *, role: str = "*",
+                 **info: Any) -> None:
+        self.cluster = cluster
+        self.name = name
+        self.role = role
+        self.closed = False
+        self._lt = cluster._lt
+        self._cond = threading.Condition()
+        self._offers: dict[str, Offer] = {}
+        self._seen = 0  # offers received so far (next_offer waits past it)
+        self._tasks: dict[str, LaunchedTask] = {}
+        self._executors: dict[str, str] = {}  # agent id -> our functions executor there
+        self._listeners: list[Callable[[str, Any], Any]] = []
+        self._background: set[asyncio.Future[Any]] = set()
+        framework = {"user": getpass.getuser(), "name": name, "roles": [role],
+                     "capabilities": [{"type": "MULTI_ROLE"}], "failover_timeout": 0.0,
+                     "hostname": os.uname().nodename, **info}
+        self.driver = SchedulerDriver(cluster.address, framework, self, secret=cluster.secret)
+        self.framework_id: str = self._lt.run(self.driver.start(), 30)
+        cluster._closers.append(self._stop)
+
+    # -- driver callbacks (loop thread) -------------------------------------------------
+    def on_offers(self, offers: list[dict[str, Any]]) -> None:
+        new = [Offer(self, raw) for raw in offers]
+        with self._cond:
+            for offer in new:
+                self._offers[offer.id] = offer
+                self._seen += 1
+            self._cond.notify_all()
+        self._tell("offers", new)
+
+    def on_rescind(self, offer_id: str) -> None:
+        with self._cond:
+            offer = self._offers.pop(offer_id, None)
+            self._cond.notify_all()
+        if offer is not None:
+            self._tell("rescind", offer)
+
+    def on_disconnected(self) -> None:
+        with self._cond:
+            gone = list(self._offers.values())
+            self._offers.clear()
+        for offer in gone:
+            self._tell("rescind", offer)
+
+    def on_update(self, status: dict[str, Any]) -> None:
+        task = self._tasks.get(status["task_id"]["value"])
+        if task is None:
+            return
+        task.state = status["state"]
+        task.statuses.append({k: v for k, v in status.items() if k != "data"})
+        self._tell("update", task)
+        if task.state in TERMINAL:
+            self._tasks.pop(task.task_id, None)
+            if task.state != "TASK_FINISHED" and status.get("reason", "").startswith(
+                    ("REASON_EXECUTOR", "REASON_CONTAINER")):
+                self._executors.pop(task.agent_id, None)
+            self._spawn(self._conclude(task, status))
+
+    # -- looking at offers ------------------------------------------------------------
+    def offer_list(self) -> list[Offer]:
+        """The offers held now (not yet launched on, declined or rescinded)."""
+        with self._cond:
+            return list(self._offers.values())
+
+    def offers(self) -> Any:
+        """The offers held now, as a DataFrame (:data:`~.state.OFFER_COLUMNS`)."""
+        return state.frame([state.offer_row(o.raw) for o in self.offer_list()],
+                           state.OFFER_COLUMNS)
+
+    def wait_offer(self, timeout: float = 30.0, *, agent_id: str | None = None,
+                   hostname: str | None = None, new: bool = False) -> Offer:
+        """An offer held now that matches (or, with ``new``, the next one to arrive)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            seen = self._seen
+            while True:
+                for offer in reversed(list(self._offers.values())):
+                    if (agent_id in (None, offer.agent_id)
+                            and hostname in (None, offer.hostname)
+                            and (not new or self._seen > seen)):
+                        return offer
+                left = deadline - time.monotonic()
+                if left <= 0 or self.closed:
+                    raise TimeoutError(f"no offer for {self.name} within {timeout:g}s"
+                                       + (f" from agent {agent_id}" if agent_id else ""))
+                self._cond.wait(left)
+
+    def next_offer(self, timeout: float = 30.0, **match: Any) -> Offer:
+        """Wait for the next offer to arrive (optionally from ``agent_id``/``hostname``)."""
+        return self.wait_offer(timeout, new=True, **match)
+
+    # -- acting on offers -------------------------------------------------------------
+    def launch(self, offer: Offer, fn: Callable[..., Any] | None = None, *args: Any,
+               command: str | None = None, cpus: float = 0.1, mem: str | float = "128MiB",
+               disk: str | float | None = None, gpus: float | None = None,
+               name: str | None = None, refuse_seconds: float | None = None,
+               **kwargs: Any) -> LaunchedTask:
+        """Launch ``fn(*args, **kwargs)`` or a shell ``command`` on ``offer`` with the
+        given resources; what the task does not use is declined (``refuse_seconds``)."""
+        if (fn is None) == (command is None):
+            raise TypeError("launch needs a function or command=..., not both")
+        scalars = {"cpus": float(cpus), "mem": parse_size(mem, "mem")}
+        if disk:
+            scalars["disk"] = parse_size(disk, "disk")
+        if gpus:
+            scalars["gpus"] = float(gpus)
+        resources = Resources(scalars)
+        name = name or (getattr(fn, "__name__", "call") if fn else "command")
+        task_id = f"{name}-{uuid.uuid4().hex[:8]}"
+        info: dict[str, Any] = {"name": name, "task_id": {"value": task_id},
+                                "agent_id": {"value": offer.agent_id},
+                                "resources": resources.to_json()}
+        need = resources
+        if command is not None:
+            info["command"] = {"shell": True, "value": command}
+        else:
+            executor_id = self._executors.get(offer.agent_id)
+            if executor_id is not None and executor_id in offer.executor_ids:
+                executor = self._executor_info(executor_id, offer.role)
+                executor.pop("resources")  # it runs already; the master checks the rest
+            else:
+                executor = self._executor_info(f"notebook-{uuid.uuid4().hex[:12]}", offer.role)
+                need = need + EXECUTOR_RESOURCES
+            info["executor"] = executor
+            call = cloudpickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+            info["data"] = base64.b64encode(Call(call=call).encode()).decode("ascii")
+        have = Resources({k: v for k, v in offer.resources.items() if k in state.SCALARS})
+        if not have.contains(need):
+            raise ValueError(f"{offer!r} cannot hold {need} (this launch's resources"
+                             + (", plus the executor's" if need is not resources else "")
+                             + ")")
+        task = LaunchedTask(self, task_id, name, offer, command)
+        self._tasks[task_id] = task
+        if command is None:
+            self._executors[offer.agent_id] = info["executor"]["executor_id"]["value"]
+        self._forget(offer)
+        try:
+            self._lt.run(self.driver.launch([offer.id], [info], refuse_seconds), 30)
+        except BaseException:
+            self._tasks.pop(task_id, None)
+            raise
+        return task
+
+    def decline(self, offers: Offer | Iterable[Offer], refuse_seconds: float | None = None
+                ) -> None:
+        """Decline; the master keeps these agents from this framework for
+        ``refuse_seconds`` (Mesos's default 5 s) unless it revives."""
+        offers = [offers] if isinstance(offers, Offer) else list(offers)
+        for offer in offers:
+            self._forget(offer)
+        if offers:
+            self._lt.run(self.driver.decline([o.id for o in offers], refuse_seconds), 30)
+
+    def revive(self) -> None:
+        """Clear every decline filter and ask for offers again (after :meth:`suppress`)."""
+        self._lt.run(self.driver.revive(), 30)
+
+    def suppress(self) -> None:
+        """Ask for no more offers until :meth:`revive`."""
+        self._lt.run(self.driver.suppress(), 30)
+
+    def kill(self, task: LaunchedTask | str) -> None:
+        task_id = task if isinstance(task, str) else task.task_id
+        agent = None if isinstance(task, str) else task.agent_id
+        self._lt.run(self.driver.kill(task_id, agent), 30)
+
+    def tasks(self) -> Any:
+        """This framework's tasks as the master lists them (a DataFrame)."""
+        frame = self.cluster.tasks(all_frameworks=True)
+        return frame[frame.framework_id == self.framework_id].reset_index(drop=True)
+
+    def offers_widget(self) -> Any:
+        """Offers as they arrive, with resource inputs and Accept/Decline buttons."""
+        from mesonb.widgets.offers import OffersView
+
+        return OffersView(self).widget()
+
+    def subscribe(self, listener: Callable[[str, Any], Any]) -> Callable[[], None]:
+        """Call ``listener(kind, payload)`` on ``offers``/``rescind``/``update`` (on the
+        client's loop thread); returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def close(self) -> None:
+        """Tear the framework down (its tasks are killed)."""
+        if self.closed:
+            return
+        if self._stop in self.cluster._closers:
+            self.cluster._closers.remove(self._stop)
+        self._lt.run(self._stop(), 30)
+
+    def __enter__(self) -> NotebookFramework:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<mesonb.NotebookFramework {self.name} {self.framework_id} role={self.role} "
+                f"{len(self._offers)} offers>")
+
+    # -- internals ---------------------------------------------------------------------
+    async def _stop(self) -> None:
+        self.closed = True
+        with self._cond:
+            self._offers.clear()
+            self._cond.notify_all()
+        await self.driver.stop(teardown=True)
+        for task in list(self._tasks.values()):
+            task.set_exception(TaskError(task.task_id, "TASK_KILLED", None,
+                                         "the framework was closed"))
+        self._tasks.clear()
+
+    def _forget(self, offer: Offer) -> None:
+        with self._cond:
+            self._offers.pop(offer.id, None)
+
+    def _tell(self, kind: str, payload: Any) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(kind, payload)
+            except Exception:  # a view's failure must not break the framework
+                import logging
+
+                logging.getLogger(__name__).exception("offer listener failed")
+
+    def _executor_info(self, executor_id: str | None, role: str) -> dict[str, Any]:
+        from .cluster import _executor_env
+
+        env = [{"name": k, "value": v} for k, v in sorted(_executor_env().items())]
+        import sys
+
+        return {"executor_id": {"value": executor_id}, "type": "CUSTOM",
+                "name": "mesonb functions executor",
+                "command": {"shell": False, "value": sys.executable,
+                            "arguments": [sys.executable, "-m", EXECUTOR_MODULE],
+                            "environment": {"variables": env}},
+                "resources": EXECUTOR_RESOURCES.to_json()}
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _conclude(self, task: LaunchedTask, status: dict[str, Any]) -> None:
+        from .cluster import _remote_exception, _returncode
+
+        try:
+            if task.command is not None:
+                message = status.get("message", "")
+                if status["state"] == "TASK_FINISHED" or message.startswith(
+                        ("Command exited", "Command terminated")):
+                    spec = SimpleNamespace(agent_url=task.agent_url, task_id=task.task_id)
+                    out, err = await self.cluster._command_logs(spec)  # type: ignore[arg-type]
+                    task.set_result(CommandResult(_returncode(status), out, err))
+                    return
+            elif status.get("data"):
+                outcome = Outcome.decode(base64.b64decode(status["data"]))
+                if outcome.ok:
+                    raw = outcome.value if outcome.path is None else \
+                        await self.cluster._download(task.agent_url, outcome.path)
+                    task.set_result(pickle.loads(raw))
+                else:
+                    task.set_exception(_remote_exception(outcome))
+                return
+            task.set_exception(TaskError(task.task_id, status["state"], status.get("reason"),
+                                         status.get("message")))
+        except Exception as exc:
+            if not task.done():
+                task.set_exception(exc)

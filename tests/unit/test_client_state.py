@@ -1,0 +1,102 @@
+"""Operator answers -> rows -> typed DataFrames (no cluster)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from mesonb.client import state
+
+
+def res(**scalars):
+    return [{"name": k, "type": "SCALAR", "scalar": {"value": v}} for k, v in scalars.items()]
+
+
+AGENTS = {"agents": [{
+    "agent_info": {"id": {"value": "A1"}, "hostname": "h1", "port": 5051},
+    "active": True, "registered_time": {"nanoseconds": 1_700_000_000_000_000_000},
+    "total_resources": res(cpus=2, mem=4096, disk=1000),
+    "allocated_resources": res(cpus=0.5, mem=512),
+    "offered_resources": res(cpus=1.5),
+}]}
+FRAMEWORKS = {"frameworks": [{
+    "framework_info": {"id": {"value": "F1"}, "name": "fw", "user": "me", "roles": ["*"]},
+    "active": True, "connected": True, "registered_time": {"nanoseconds": 1_700_000_000 * 10**9},
+    "allocated_resources": res(cpus=0.5, mem=512),
+    "offers": [{"id": {"value": "O1"}, "framework_id": {"value": "F1"},
+                "agent_id": {"value": "A1"}, "hostname": "h1",
+                "allocation_info": {"role": "*"}, "resources": res(cpus=1.5, mem=3584)}],
+}], "completed_frameworks": []}
+TASKS = {"tasks": [{
+    "task_id": {"value": "t1"}, "name": "square", "framework_id": {"value": "F1"},
+    "agent_id": {"value": "A1"}, "state": "TASK_RUNNING", "resources": res(cpus=0.5, mem=512),
+    "statuses": [{"state": "TASK_STARTING", "timestamp": 1_700_000_001.0},
+                 {"state": "TASK_RUNNING", "timestamp": 1_700_000_002.5}],
+}], "completed_tasks": [{
+    "task_id": {"value": "t0"}, "name": "echo", "framework_id": {"value": "F2"},
+    "agent_id": {"value": "A1"}, "state": "TASK_FAILED", "resources": res(cpus=0.1),
+    "statuses": [{"state": "TASK_FAILED", "timestamp": 1_700_000_000.0,
+                  "message": "Command exited with status 3",
+                  "reason": "REASON_COMMAND_EXECUTOR_FAILED"}],
+}]}
+
+
+def test_agents_frame_has_typed_totals_allocated_offered_used():
+    df = state.frame(state.agent_records(AGENTS, {"A1": {"cpus": 0.4, "mem": 100.0}}),
+                     state.AGENT_COLUMNS)
+    assert list(df.columns) == list(state.AGENT_COLUMNS)
+    row = df.iloc[0]
+    assert (row.cpus_total, row.cpus_allocated, row.cpus_offered, row.cpus_used) == \
+        (2.0, 0.5, 1.5, 0.4)
+    assert row.gpus_total == 0.0
+    for column, kind in state.AGENT_COLUMNS.items():
+        if kind == "float":
+            assert df[column].dtype == "float64", column
+    assert pd.api.types.is_datetime64_any_dtype(df.registered_time)
+    assert df.registered_time.iloc[0] == pd.Timestamp("2023-11-14 22:13:20", tz="UTC")
+
+
+def test_unknown_used_is_nan():
+    df = state.frame(state.agent_records(AGENTS), state.AGENT_COLUMNS)
+    assert df.cpus_used.isna().all()
+
+
+def test_tasks_frame_joins_hostnames_and_framework_names_and_times():
+    rows = state.task_records(TASKS, AGENTS, FRAMEWORKS)
+    df = state.frame(rows, state.TASK_COLUMNS)
+    assert set(df.task_id) == {"t1", "t0"}
+    t1 = df.set_index("task_id").loc["t1"]
+    assert (t1.hostname, t1.framework, t1.cpus, t1.mem) == ("h1", "fw", 0.5, 512.0)
+    assert pd.api.types.is_datetime64_any_dtype(df.staged_time)
+    assert pd.api.types.is_datetime64_any_dtype(df.updated_time)
+    assert (t1.updated_time - t1.staged_time).total_seconds() == pytest.approx(1.5)
+    assert df.cpus.dtype == "float64"
+    assert df.groupby("state").size().to_dict() == {"TASK_FAILED": 1, "TASK_RUNNING": 1}
+    failed = df.query("state == 'TASK_FAILED'").iloc[0]
+    assert failed.message == "Command exited with status 3"
+
+
+def test_tasks_of_one_framework():
+    rows = state.task_records(TASKS, AGENTS, FRAMEWORKS, framework_id="F2")
+    assert [r["task_id"] for r in rows] == ["t0"]
+
+
+def test_frameworks_and_offers_frames():
+    fw = state.frame(state.framework_records(FRAMEWORKS), state.FRAMEWORK_COLUMNS)
+    first = fw.iloc[0]
+    assert (first.framework_id, first.name, first.offers) == ("F1", "fw", 1)
+    assert fw.cpus_allocated.dtype == "float64"
+    offers = state.frame(state.offer_records(FRAMEWORKS), state.OFFER_COLUMNS)
+    assert offers.iloc[0].offer_id == "O1" and offers.iloc[0].mem == 3584.0
+
+
+def test_empty_frames_keep_their_columns_and_dtypes():
+    for columns in (state.AGENT_COLUMNS, state.TASK_COLUMNS, state.FRAMEWORK_COLUMNS,
+                    state.OFFER_COLUMNS):
+        df = state.frame([], columns)
+        assert list(df.columns) == list(columns) and df.empty
+        for column, kind in columns.items():
+            if kind == "float":
+                assert df[column].dtype == "float64"
+            if kind == "time":
+                assert pd.api.types.is_datetime64_any_dtype(df[column])
