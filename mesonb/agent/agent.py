@@ -45,7 +45,7 @@ from mesonb.protocol.agent import (
 from mesonb.protocol.mesos import AgentInfo, TaskStatus
 from mesonb.protocol.states import TaskState
 
-from . import checkpoint, status_updates
+from . import checkpoint, recovery, status_updates
 from .book import ExecutorState
 from .executors import Executors
 from .files import SandboxPaths
@@ -97,8 +97,10 @@ class Agent:
         clock: Clock = REAL_CLOCK,
         machine: Machine | None = None,
         rng: Callable[[], float] = random.random,
+        recovery_config: recovery.RecoveryConfig | None = None,
     ) -> None:
         self.config = config
+        self.recovery = recovery_config or recovery.RecoveryConfig()
         config.work_dir = Path(config.work_dir)
         parse_master(config.master)  # ValueError now rather than in the background
         self.clock = clock
@@ -134,6 +136,9 @@ class Agent:
         self._ping_timer: asyncio.TimerHandle | None = None
         self._ping_timeout = 0.0
         self._heartbeat: asyncio.Task[None] | None = None
+        self._recovering: asyncio.Task[None] | None = None
+        self._cleanup_done: asyncio.Future[None] | None = None
+        self.recovered = asyncio.Event()  # set once recovery is over and registering began
 
     # -- life cycle -----------------------------------------------------------------
     @property
@@ -159,9 +164,37 @@ class Agent:
         self._server = HTTPServer(make_app(self, self.security), idle_connection_timeout=3600)
         self._server.add_sockets(sockets)
         self._start_time = time.time()
-        self.link.start()
         self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
         log.info("agent listening on http://%s:%d", self.config.ip, self.port)
+        self._recovering = asyncio.ensure_future(self._recover())
+
+    async def _recover(self) -> None:
+        """Read the checkpoints, wait for recovered executors to re-subscribe, then register
+        (or, with ``--recover=cleanup``, wait for them to die and stop)."""
+        work_dir = self.config.work_dir
+        cleanup = self.recovery.recover == "cleanup"
+        try:
+            state = recovery.read(work_dir)
+            if state is not None:
+                log.info("recovering agent %s from %s%s (%d executors checkpointed)",
+                         state.agent_id, work_dir, " after a reboot" if state.rebooted else "",
+                         len(state.executors()))
+                self.executors.recover(state, cleanup=cleanup)
+            recovery.write_boot_id(work_dir)
+            while self.executors.reregistering() or (cleanup and
+                                                     self.executors.recovered_alive()):
+                await asyncio.sleep(0.05)
+        except Exception:
+            log.exception("agent recovery failed; starting without recovered executors")
+        if self._stopping:
+            return
+        if cleanup:
+            log.info("--recover=cleanup: recovered executors are gone; stopping")
+            self._cleanup_done = asyncio.ensure_future(self.stop())
+            return
+        log.info("recovery done; registering with the master")
+        self.recovered.set()
+        self.link.start()
 
     async def stop(self) -> None:
         """Shut every executor down, say UNREGISTER to the master, stop listening."""
@@ -170,6 +203,8 @@ class Agent:
             return
         self._stopping = True
         log.info("agent stopping")
+        if self._recovering is not None and not self._recovering.done():
+            self._recovering.cancel()
         try:
             await self.executors.shutdown_all(self.config.executor_shutdown_grace_period)
         finally:
@@ -302,6 +337,7 @@ class Agent:
         self._ping_timeout = max(reg.ping_interval_seconds, 0.1) * MAX_PING_TIMEOUTS
         self._arm_ping_timer()
         self._apply(self.status_updates.resume(self.clock.monotonic()))
+        self.executors.flush_exited()
         self._registered_event.set()
 
     def _arm_ping_timer(self) -> None:

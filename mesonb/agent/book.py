@@ -15,6 +15,10 @@ REGISTERING  registration timeout        TERMINATING  destroy; tasks FAILED (REG
 REGISTERING  kill of its last task       TERMINATING  destroy; task KILLED (KILLED_DURING_LAUNCH)
 RUNNING      SUBSCRIBE again             RUNNING      new stream; re-record unacked updates
 RUNNING      shutdown                    TERMINATING  SHUTDOWN event; destroy after grace
+(recovered)  agent restart, pid alive    REGISTERING  wait for SUBSCRIBE (re-registration timeout:
+                                                      destroy; tasks FAILED REREGISTRATION_TIMEOUT)
+(recovered)  agent restart, pid gone     TERMINATED   tasks not terminal: FAILED
+                                                      (EXECUTOR_TERMINATED)
 any          process exited              TERMINATED   tasks not terminal: FAILED (or the pending
                                                       termination's state); EXECUTOR_EXITED
 TERMINATED   last task's stream closed   (completed)  moved to the framework's completed list
@@ -122,6 +126,7 @@ class Executor:
     queued_groups: list[list[str]] = field(default_factory=list)  # task ids per LAUNCH_GROUP
     termination: Termination | None = None
     exit_status: int | None = None
+    recovered: bool = False  # read back from checkpoints by a restarted agent
 
     @property
     def executor_id(self) -> str:

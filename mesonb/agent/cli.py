@@ -16,6 +16,8 @@ from pathlib import Path
 
 from mesonb.config import SECRET_ENV, AgentConfig, default_work_dir
 
+from .recovery import RECOVER_MODES, RecoveryConfig
+
 log = logging.getLogger("mesonb.agent")
 
 
@@ -51,6 +53,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--executor-registration-timeout", type=float,
                         default=defaults.executor_registration_timeout, metavar="SECONDS",
                         help="time an executor has to subscribe (%(default)s)")
+    parser.add_argument("--recover", choices=RECOVER_MODES, default="reconnect",
+                        help="reconnect: re-attach to the executors of checkpointing"
+                             " frameworks left by an earlier run on this work dir; cleanup:"
+                             " kill them and exit (%(default)s)")
+    parser.add_argument("--recovery-timeout", type=float,
+                        default=RecoveryConfig.recovery_timeout, metavar="SECONDS",
+                        help="how long executors of checkpointing frameworks wait for a"
+                             " restarted agent before exiting (%(default)s)")
+    parser.add_argument("--executor-reregistration-timeout", type=float,
+                        default=RecoveryConfig.executor_reregistration_timeout,
+                        metavar="SECONDS",
+                        help="how long a restarted agent waits for recovered executors to"
+                             " re-subscribe before killing them (%(default)s)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
     parser.set_defaults(func=run)
@@ -74,6 +89,15 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
     return config
 
 
+def recovery_from_args(args: argparse.Namespace) -> RecoveryConfig:
+    return RecoveryConfig(
+        recover=getattr(args, "recover", "reconnect"),
+        recovery_timeout=getattr(args, "recovery_timeout", RecoveryConfig.recovery_timeout),
+        executor_reregistration_timeout=getattr(
+            args, "executor_reregistration_timeout",
+            RecoveryConfig.executor_reregistration_timeout))
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the agent until SIGTERM/SIGINT; the process exit code."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -81,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from .agent import Agent, UnsafeConfiguration
 
     try:
-        agent = Agent(config_from_args(args))
+        agent = Agent(config_from_args(args), recovery_config=recovery_from_args(args))
     except ValueError as exc:
         print(f"mesonb agent: {exc}", file=sys.stderr)
         return 2

@@ -19,6 +19,8 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 log = logging.getLogger(__name__)
 
 
@@ -34,23 +36,42 @@ class LaunchSpec:
 
 @dataclass
 class Container:
-    """A launched executor process and its session."""
+    """A launched executor process and its session.
+
+    ``process`` is None for a container *recovered* by a restarted agent: the executor is
+    not this process's child, so its exit is watched through a pidfd and its exit status
+    is unknown (``returncode`` stays None once it has exited).
+    """
 
     container_id: str
     pid: int
     sandbox: Path
-    process: asyncio.subprocess.Process = field(repr=False)
+    process: asyncio.subprocess.Process | None = field(repr=False)
     returncode: int | None = None
+    exited: bool = False
+    _pidfd: int | None = field(default=None, repr=False)
+    _watch: asyncio.Future[None] | None = field(default=None, repr=False)
 
     @property
     def running(self) -> bool:
-        return self.returncode is None
+        return not self.exited
 
-    async def wait(self) -> int:
-        """Wait for the executor process; its ``returncode`` (negative: killed by signal)."""
-        rc = await self.process.wait()
-        self.returncode = rc
-        return rc
+    @property
+    def recovered(self) -> bool:
+        return self.process is None
+
+    async def wait(self) -> int | None:
+        """Wait for the executor process; its ``returncode`` (negative: killed by signal;
+        None for a recovered container, whose status cannot be known)."""
+        if self.process is not None:
+            rc = await self.process.wait()
+            self.returncode = rc
+        elif not self.exited:
+            if self._watch is None:  # one watcher however many wait
+                self._watch = asyncio.ensure_future(_wait_foreign(self.pid, self._pidfd))
+            await asyncio.shield(self._watch)
+        self.exited = True
+        return self.returncode
 
     def send_signal(self, sig: int) -> None:
         """Send ``sig`` to the executor's process group (not the whole session)."""
@@ -96,6 +117,74 @@ def kill_session(sid: int, sig: int = signal.SIGKILL) -> int:
             os.kill(pid, sig)
             hit += 1
     return hit
+
+
+def is_alive(pid: int) -> bool:
+    """True when ``pid`` is a live process (a zombie is dead: nobody may reap it)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def recover(container_id: str, pid: int, sandbox: Path) -> Container | None:
+    """Re-attach to an executor started by an earlier run of the agent; None when it is
+    gone. The pid must still lead its own session with the sandbox as working directory,
+    so a recycled pid is not mistaken for the executor."""
+    if not is_alive(pid):
+        return None
+    try:
+        if os.getsid(pid) != pid:
+            return None
+        cwd = psutil.Process(pid).cwd()
+    except (OSError, psutil.Error):
+        return None
+    if cwd and Path(cwd) != sandbox and Path(cwd).resolve() != sandbox.resolve():
+        return None
+    pidfd = None
+    if hasattr(os, "pidfd_open"):
+        with contextlib.suppress(OSError):
+            pidfd = os.pidfd_open(pid)
+    log.info("recovered container %s: pid %d", container_id, pid)
+    return Container(container_id, pid, sandbox, None, _pidfd=pidfd)
+
+
+def orphans(root: Path, known: set[int]) -> list[int]:
+    """Session leaders working in a sandbox under ``root`` that no container owns: the
+    executors of frameworks that do not checkpoint, left behind by a crashed agent."""
+    found = []
+    prefix = str(root.resolve()) + os.sep
+    for proc in psutil.process_iter(["pid", "cwd"]):
+        cwd = proc.info.get("cwd") or ""
+        if proc.pid in known or not cwd.startswith(prefix):
+            continue
+        with contextlib.suppress(OSError):
+            if os.getsid(proc.pid) == proc.pid and is_alive(proc.pid):
+                found.append(proc.pid)
+    return found
+
+
+async def _wait_foreign(pid: int, pidfd: int | None) -> None:
+    """Wait for a process that is not our child to exit."""
+    if pidfd is None:
+        while is_alive(pid):
+            await asyncio.sleep(0.5)
+        return
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    loop.add_reader(pidfd, lambda: done.done() or done.set_result(None))
+    try:
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(done), 1.0)
+                return
+            except TimeoutError:
+                if not is_alive(pid):  # a zombie nobody reaps still signals; belt and braces
+                    return
+    finally:
+        loop.remove_reader(pidfd)
+        with contextlib.suppress(OSError):
+            os.close(pidfd)
 
 
 async def launch(container_id: str, spec: LaunchSpec) -> Container:

@@ -63,7 +63,7 @@ from mesonb.protocol.mesos import (
 )
 from mesonb.protocol.states import Reason, Source, TaskState, for_framework
 
-from . import containerizer, launcher, paths
+from . import containerizer, launcher, paths, recovery
 from .book import (
     MAX_COMPLETED_FRAMEWORKS,
     MAX_COMPLETED_TASKS,
@@ -91,6 +91,7 @@ class Executors:
         self._timers: dict[str, asyncio.TimerHandle] = {}  # container_id -> timer
         self._background: set[asyncio.Future[Any]] = set()
         self.stopping = False
+        self._exited: list[ExecutorExited] = []  # EXECUTOR_EXITED not yet sent
 
     # -- authentication (used by the executor API handler) ---------------------------
     def authenticate(self, authorization: str | None) -> tuple[str, str] | None:
@@ -141,6 +142,13 @@ class Executors:
         ]
         frameworks = [f.info for f in self.frameworks.values()]
         return tasks, executors, frameworks
+
+    def flush_exited(self) -> None:
+        """Send EXECUTOR_EXITED for executors that ended while the master was away."""
+        while self._exited and self.agent.registered and self.agent.send(AgentCall(
+            type=AgentCallType.EXECUTOR_EXITED, executor_exited=self._exited[0]
+        )):
+            self._exited.pop(0)
 
     # -- master commands ------------------------------------------------------------
     def run_task(self, run: RunTask) -> None:
@@ -310,6 +318,109 @@ class Executors:
             if executor.stream is not None:
                 executor.stream.close()
 
+    # -- agent recovery -------------------------------------------------------------
+    def recover(self, state: recovery.AgentCheckpoint, cleanup: bool = False) -> None:
+        """Put an earlier run's checkpointed frameworks, executors and tasks back in the
+        book (see :mod:`mesonb.agent.recovery`). Live executors wait for their SUBSCRIBE
+        (or, with ``cleanup``, are killed); dead ones end their unfinished tasks."""
+        timeout = self.agent.recovery.executor_reregistration_timeout
+        known: set[int] = set()
+        for fw in state.frameworks:
+            framework = Framework(info=fw.info)
+            self.frameworks[framework.framework_id] = framework
+            for ckpt in fw.executors:
+                executor = self._recover_executor(framework, ckpt)
+                if executor is None:
+                    continue
+                container = None
+                if ckpt.pid is not None and not state.rebooted:
+                    container = containerizer.recover(ckpt.container_id, ckpt.pid,
+                                                      ckpt.directory)
+                if container is not None:
+                    known.add(container.pid)
+                    executor.container = container
+                    self._spawn(self._watch_recovered(executor, container))
+                    if cleanup:
+                        executor.termination = Termination(
+                            TaskState.TASK_FAILED, Reason.REASON_EXECUTOR_TERMINATED,
+                            "Executor killed: the agent was started with --recover=cleanup")
+                        self._terminate(executor, "--recover=cleanup")
+                    else:
+                        log.info("waiting %gs for executor %s of framework %s to re-subscribe",
+                                 timeout, executor.executor_id, framework.framework_id)
+                        self._set_timer(executor, timeout,
+                                        lambda e=executor: self._reregistration_timeout(e))
+                elif executor.tasks():
+                    why = "the machine rebooted" if state.rebooted else "its process is gone"
+                    self._terminated(executor, None, how=f"exited while the agent was down"
+                                     f" ({why})")
+                else:
+                    executor.state = ExecutorState.TERMINATED
+                    framework.complete_executor(executor)
+            if not framework.executors:
+                self.frameworks.pop(framework.framework_id, None)
+        sandboxes = paths.sandboxes_root(self.agent.config.work_dir)
+        for pid in containerizer.orphans(sandboxes, known):
+            log.warning("killing orphan executor pid %d (not recovered)", pid)
+            containerizer.kill_session(pid, signal.SIGKILL)
+
+    def _recover_executor(self, framework: Framework,
+                          ckpt: recovery.ExecutorCheckpoint) -> Executor | None:
+        if ckpt.token is None:
+            log.warning("executor %s of framework %s has no checkpointed token; not recovered",
+                        ckpt.info.executor_id, ckpt.framework_id)
+            return None
+        command_executor = launcher.is_builtin(ckpt.info.command) and bool(
+            ckpt.info.command and launcher.COMMAND_EXECUTOR_MODULE in (
+                ckpt.info.command.arguments or ()))
+        executor = Executor(info=ckpt.info, framework_id=ckpt.framework_id,
+                            container_id=ckpt.container_id, directory=ckpt.directory,
+                            token=ckpt.token, command_executor=command_executor,
+                            recovered=True)
+        framework.executors[executor.executor_id] = executor
+        self._tokens[ckpt.token] = (ckpt.framework_id, executor.executor_id)
+        updates = self.agent.status_updates
+        for item in ckpt.tasks:
+            task = Task(info=item.info, framework_id=ckpt.framework_id,
+                        executor_id=executor.executor_id)
+            stream = updates.recover(ckpt.framework_id, task.task_id, item.records)
+            task.statuses = [TaskStatus(
+                task_id=s.task_id, state=s.state, timestamp=s.timestamp, message=s.message,
+                reason=s.reason, source=s.source, healthy=s.healthy) for s in stream.statuses]
+            task.state = stream.latest_state or TaskState.TASK_STAGING
+            if stream.closed:
+                executor.completed.append(task)
+            else:
+                executor.launched[task.task_id] = task
+        return executor
+
+    async def _watch_recovered(self, executor: Executor, container: containerizer.Container
+                               ) -> None:
+        await container.wait()
+        self._terminated(executor, None, how="exited (status unknown: started by an earlier"
+                         " run of the agent)")
+
+    def _reregistration_timeout(self, executor: Executor) -> None:
+        if executor.state is not ExecutorState.REGISTERING:
+            return
+        timeout = self.agent.recovery.executor_reregistration_timeout
+        log.warning("recovered executor %s did not re-subscribe within %gs",
+                    executor.executor_id, timeout)
+        executor.termination = Termination(
+            TaskState.TASK_FAILED, Reason.REASON_EXECUTOR_REREGISTRATION_TIMEOUT,
+            f"Executor did not re-register within {timeout:g}secs")
+        self._terminate(executor, "re-registration timeout")
+
+    def reregistering(self) -> bool:
+        """True while a recovered executor may still re-subscribe."""
+        return any(e.recovered and e.state is ExecutorState.REGISTERING
+                   for e in self.all_executors())
+
+    def recovered_alive(self) -> bool:
+        """True while a recovered executor's process has not exited."""
+        return any(e.recovered and e.state is not ExecutorState.TERMINATED
+                   for e in self.all_executors())
+
     # -- executor calls -------------------------------------------------------------
     def subscribe(self, call: ExecutorCall, stream: EventStream) -> None:
         executor = self._lookup(call)
@@ -337,6 +448,8 @@ class Executors:
                 log.warning("executor %s resent a bad update: %s", executor.executor_id, exc)
                 continue
             self._executor_update(framework, executor, status)
+        if executor.recovered and call.subscribe is not None:
+            self._drop_unknown_to_executor(framework, executor, call)
         for ids in executor.queued_groups:
             tasks = [executor.queued.pop(i) for i in ids if i in executor.queued]
             for t in tasks:
@@ -351,6 +464,20 @@ class Executors:
             executor.launched[task.task_id] = task
             stream.send(ExecutorEvent(type=ExecutorEventType.LAUNCH,
                                       launch=ExecutorLaunch(task=task.info)))
+
+    def _drop_unknown_to_executor(self, framework: Framework, executor: Executor,
+                                  call: ExecutorCall) -> None:
+        """Mesos: a recovered task still STAGING that the re-subscribing executor does not
+        list was launched while the agent went down and never reached the executor."""
+        assert call.subscribe is not None
+        known = {t.task_id for t in call.subscribe.unacknowledged_tasks or ()}
+        for task in list(executor.launched.values()):
+            if task.state is TaskState.TASK_STAGING and task.task_id not in known:
+                self._agent_update(framework.framework_id, framework, task.task_id, executor,
+                                   for_framework(TaskState.TASK_DROPPED,
+                                                 framework.partition_aware),
+                                   Reason.REASON_AGENT_RESTARTED,
+                                   "Task launched during agent restart")
 
     def update(self, call: ExecutorCall) -> None:
         assert call.update is not None
@@ -467,7 +594,9 @@ class Executors:
         try:
             env = launcher.executor_env(
                 framework, executor, agent_id=agent.agent_id, endpoint=agent.endpoint,
-                pid=agent.pid, shutdown_grace=agent.config.executor_shutdown_grace_period)
+                pid=agent.pid, shutdown_grace=agent.config.executor_shutdown_grace_period,
+                recovery_timeout=agent.recovery.recovery_timeout,
+                reregistration_timeout=agent.recovery.executor_reregistration_timeout)
             spec = launcher.launch_spec(executor, env)
             executor.directory.mkdir(parents=True, exist_ok=True)
             paths.ensure_latest_symlink(executor.directory)
@@ -575,8 +704,10 @@ class Executors:
         if executor.container is not None and executor.container.running:
             self._spawn(containerizer.destroy(executor.container))
 
-    def _terminated(self, executor: Executor, returncode: int | None) -> None:
-        """The executor process exited (or never started)."""
+    def _terminated(self, executor: Executor, returncode: int | None,
+                    how: str | None = None) -> None:
+        """The executor process exited (or never started: ``how`` None and no return code;
+        a recovered executor's exit status is unknown: ``how`` says what happened)."""
         if executor.state is ExecutorState.TERMINATED:
             return
         executor.state = ExecutorState.TERMINATED
@@ -588,7 +719,8 @@ class Executors:
             executor.stream = None
         if executor.container is not None:  # processes it left behind die with it
             executor.container.kill_session(signal.SIGKILL)
-        how = describe_returncode(returncode) if returncode is not None else "never started"
+        if how is None:
+            how = describe_returncode(returncode) if returncode is not None else "never started"
         log.info("executor %s of framework %s %s", executor.executor_id,
                  executor.framework_id, how)
         framework = self.frameworks.get(executor.framework_id)
@@ -601,12 +733,11 @@ class Executors:
                 if not task.state.terminal:
                     self._agent_update(framework.framework_id, framework, task.task_id,
                                        executor, term.state, term.reason, term.message)
-        if returncode is not None:
-            self.agent.send(AgentCall(type=AgentCallType.EXECUTOR_EXITED,
-                                      executor_exited=ExecutorExited(
-                                          framework_id=executor.framework_id,
-                                          executor_id=executor.executor_id,
-                                          status=launcher.wait_status(returncode))))
+        if returncode is not None or executor.recovered:
+            self._exited.append(ExecutorExited(
+                framework_id=executor.framework_id, executor_id=executor.executor_id,
+                status=launcher.wait_status(returncode) if returncode is not None else None))
+            self.flush_exited()
         self._maybe_complete(executor)
 
     def _maybe_complete(self, executor: Executor) -> None:

@@ -17,7 +17,6 @@ The checkpoint writers record what a later agent recovery reads (layout in
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
@@ -94,6 +93,8 @@ def executor_env(
     endpoint: str,
     pid: str,
     shutdown_grace: float,
+    recovery_timeout: float = RECOVERY_TIMEOUT,
+    reregistration_timeout: float = 2.0,
     base: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment an executor process starts with (see the module docstring)."""
@@ -114,8 +115,9 @@ def executor_env(
         TOKEN_ENV: executor.token,
     })
     if framework.checkpoint:
-        env["MESOS_RECOVERY_TIMEOUT"] = f"{RECOVERY_TIMEOUT:g}secs"
-        env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = "2secs"
+        # Mesos: retry at least twice within the agent's re-registration window.
+        env["MESOS_RECOVERY_TIMEOUT"] = f"{recovery_timeout:g}secs"
+        env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = f"{reregistration_timeout / 2:g}secs"
     command = executor.info.command
     if is_builtin(command):
         env["MESOS_HTTP_COMMAND_EXECUTOR"] = "1" if executor.command_executor else "0"
@@ -153,9 +155,15 @@ class Checkpointer:
         self._write(paths.executor_info_path(self.work_dir, self.agent_id, fw, ex),
                     executor.info.to_json())
         run = paths.run_meta_dir(self.work_dir, self.agent_id, fw, ex, run_id)
-        with contextlib.suppress(OSError):
+        try:
             run.mkdir(parents=True, exist_ok=True)
+            token = paths.executor_token_path(self.work_dir, self.agent_id, fw, ex, run_id)
+            fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(executor.token)
             paths.ensure_latest_symlink(run)
+        except OSError as exc:
+            log.error("cannot checkpoint executor %s: %s", executor.executor_id, exc)
 
     def forked_pid(self, executor: Executor, pid: int) -> None:
         path = paths.forked_pid_path(self.work_dir, self.agent_id, executor.framework_id,

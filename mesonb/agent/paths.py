@@ -10,6 +10,7 @@ Two trees live under ``--work_dir``::
         .../executors/<exec_id>/executor.info
         .../executors/<exec_id>/runs/latest -> <container_id>
         .../executors/<exec_id>/runs/<container_id>/pids/forked.pid
+        .../executors/<exec_id>/runs/<container_id>/executor.token   (mesonb: 0600)
         .../executors/<exec_id>/runs/<container_id>/tasks/<task_id>/task.info
         .../executors/<exec_id>/runs/<container_id>/tasks/<task_id>/task.updates
     slaves/<agent_id>/frameworks/<fw_id>/executors/<exec_id>/runs/<container_id>/
@@ -30,6 +31,11 @@ LATEST = "latest"
 
 def meta_dir(work_dir: Path) -> Path:
     return work_dir / "meta"
+
+
+def boot_id_path(work_dir: Path) -> Path:
+    """``meta/boot_id``: the machine's boot id when the agent last started (reboot detection)."""
+    return meta_dir(work_dir) / "boot_id"
 
 
 def latest_agent_link(work_dir: Path) -> Path:
@@ -74,6 +80,15 @@ def forked_pid_path(
 ) -> Path:
     run = run_meta_dir(work_dir, agent_id, framework_id, executor_id, container_id)
     return run / "pids" / "forked.pid"
+
+
+def executor_token_path(
+    work_dir: Path, agent_id: str, framework_id: str, executor_id: str, container_id: str
+) -> Path:
+    """The executor's authentication token, so a restarted agent still knows it (mesonb's
+    addition: Mesos signs its tokens with a key the agent is started with)."""
+    return run_meta_dir(work_dir, agent_id, framework_id, executor_id, container_id) / (
+        "executor.token")
 
 
 def task_meta_dir(

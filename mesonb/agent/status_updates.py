@@ -42,6 +42,7 @@ IN_FLIGHT      tick(now ≥ due)                  IN_FLIGHT       Forward(head)*
 any            pause()                          unchanged       (no forwarding until resume)
 IN_FLIGHT      resume(now)                      IN_FLIGHT       Forward(head), interval=min
 any            cleanup(framework)               CLOSED          (streams forgotten)
+(none)         recover(journal)                 IN_FLIGHT/IDLE  (none: resume() forwards)
 =============  ===============================  ==============  ==========================
 
 ``*`` only while not paused. The manager is paused until the agent is registered with a
@@ -57,6 +58,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from mesonb.protocol.errors import BadRequest
 from mesonb.protocol.mesos import TaskStatus
 from mesonb.protocol.states import TaskState
 
@@ -141,10 +143,21 @@ def ack_record(uuid: bytes) -> dict[str, Any]:
     return {"type": "ACK", "uuid": base64.b64encode(uuid).decode("ascii")}
 
 
+@dataclass(frozen=True)
+class RecoveredStream:
+    """What :meth:`StatusUpdateManager.recover` read from a task's journal."""
+
+    statuses: list[TaskStatus]  # every update, oldest first
+    latest_state: TaskState | None
+    closed: bool  # the terminal update was acknowledged: the task is completed
+    pending: list[TaskStatus]  # unacknowledged, head first
+
+
 class StatusUpdateManager:
     """Per-task streams of status updates, retried until acknowledged.
 
-    >>> from mesonb.protocol.mesos import TaskStatus
+    >>> from mesonb.protocol.errors import BadRequest
+from mesonb.protocol.mesos import TaskStatus
     >>> m = StatusUpdateManager(retry_min=10, retry_max=600)
     >>> m.resume(now=0.0)
     []
@@ -261,6 +274,45 @@ class StatusUpdateManager:
             if stream.head is not None:
                 actions.extend(self._send_head(stream, now, reset=True))
         return actions
+
+    def recover(
+        self, framework_id: str, task_id: str, records: list[dict[str, Any]]
+    ) -> RecoveredStream:
+        """Rebuild a task's stream from its ``task.updates`` journal (agent recovery).
+
+        The journal is replayed in order (UPDATE appends, ACK pops the head); a stream
+        whose terminal update was acknowledged is not kept. Nothing is forwarded here:
+        :meth:`resume` re-sends the heads once the agent is registered again.
+        """
+        statuses: list[TaskStatus] = []
+        stream = _Stream(framework_id, task_id, checkpoint=True)
+        closed = False
+        for record in records:
+            kind = record.get("type") if isinstance(record, dict) else None
+            try:
+                if kind == "UPDATE":
+                    status = TaskStatus.from_json(record["update"]["status"],
+                                                  "task.updates[].update.status")
+                    if status.uuid is None or status.uuid in stream.seen:
+                        continue
+                    stream.seen.add(status.uuid)
+                    stream.pending.append(status)
+                    stream.latest_state = status.state
+                    statuses.append(status)
+                elif kind == "ACK":
+                    uuid = base64.b64decode(record["uuid"])
+                    if stream.head is not None and stream.head.uuid == uuid:
+                        head = stream.pending.popleft()
+                        closed = head.state.terminal and not stream.pending
+                    else:
+                        log.warning("task %s: acknowledgement out of order in its journal",
+                                    task_id)
+            except (KeyError, TypeError, ValueError, BadRequest) as exc:
+                log.warning("task %s: skipping a bad journal record: %s", task_id, exc)
+        if not closed and statuses:
+            self._streams[(framework_id, task_id)] = stream
+        return RecoveredStream(statuses, stream.latest_state, closed,
+                               list(stream.pending))
 
     def cleanup(self, framework_id: str) -> list[Action]:
         """Forget every stream of a framework (it was shut down)."""

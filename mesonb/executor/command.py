@@ -143,7 +143,7 @@ async def run_executor(handler: CommandExecutor, driver: ExecutorDriver) -> int:
     finished = asyncio.ensure_future(handler.done.wait())
     await asyncio.wait({runner, finished}, return_when=asyncio.FIRST_COMPLETED)
     if finished.done() and not runner.done():
-        if not await driver.wait_acknowledged(timeout=ACK_TIMEOUT):
+        if not await driver.wait_acknowledged_or_agent_gone(timeout=ACK_TIMEOUT):
             log.warning("terminal update not acknowledged within %gs; exiting", ACK_TIMEOUT)
         driver.stop()
     finished.cancel()

@@ -164,7 +164,7 @@ async def run_executor(handler: DefaultExecutor, driver: ExecutorDriver) -> int:
         await asyncio.wait({runner, idle}, return_when=asyncio.FIRST_COMPLETED)
         if runner.done():
             break
-        await driver.wait_acknowledged(timeout=ACK_TIMEOUT)
+        await driver.wait_acknowledged_or_agent_gone(timeout=ACK_TIMEOUT)
         if handler.idle.is_set():  # no group arrived meanwhile
             driver.stop()
             break

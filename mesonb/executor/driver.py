@@ -174,6 +174,7 @@ class ExecutorDriver:
         self._stopping: asyncio.Event | None = None
         self._ack_waiters: list[asyncio.Future[None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._gave_up = False  # the connection loop ended (the agent is gone for good)
 
     # -- public API -----------------------------------------------------------------
     @property
@@ -192,6 +193,7 @@ class ExecutorDriver:
         try:
             await asyncio.wait({loop_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self._gave_up = True
             for t in (loop_task, stop_task):
                 t.cancel()
             await asyncio.gather(loop_task, stop_task, return_exceptions=True)
@@ -268,6 +270,18 @@ class ExecutorDriver:
         finally:
             if fut in self._ack_waiters:
                 self._ack_waiters.remove(fut)
+
+    async def wait_acknowledged_or_agent_gone(self, timeout: float) -> bool:
+        """Like :meth:`wait_acknowledged`, but a checkpointing executor that is waiting for
+        a restarting agent keeps waiting (up to its recovery timeout, when :meth:`run`
+        gives up): the restarted agent must still get its terminal updates."""
+        while True:
+            if await self.wait_acknowledged(timeout=timeout):
+                return True
+            if (self.connected or not self.checkpoint or self._stopping is None
+                    or self._stopping.is_set() or self._gave_up):
+                return False
+            log.info("updates still unacknowledged; waiting for the agent to come back")
 
     # -- connection -----------------------------------------------------------------
     async def _connection_loop(self) -> None:
