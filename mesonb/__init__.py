@@ -16,7 +16,7 @@ from typing import Any
 
 from mesonb.config import MESONB_VERSION as __version__
 
-__all__ = ["Cluster", "__version__", "as_completed", "wait"]
+__all__ = ["Cluster", "__version__", "as_completed", "progress", "wait"]
 
 
 def __getattr__(name: str) -> Any:
@@ -24,4 +24,8 @@ def __getattr__(name: str) -> Any:
         from mesonb import client
 
         return getattr(client, name)
+    if name == "progress":
+        from mesonb.widgets.progress import progress
+
+        return progress
     raise AttributeError(f"module 'mesonb' has no attribute {name!r}")

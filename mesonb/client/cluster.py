@@ -218,13 +218,27 @@ class Cluster:
         return fut
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any],
-            **resources: Any) -> list[Future]:
-        """``[submit(fn, *items, **resources) for items in zip(*iterables)]``."""
-        return [self.submit(fn, *items, **resources) for items in zip(*iterables, strict=False)]
+            progress: bool | None = None, **resources: Any) -> list[Future]:
+        """``[submit(fn, *items, **resources) for items in zip(*iterables)]``; in Jupyter
+        (or with ``progress=True``) a progress bar shows them finish."""
+        futures = [self.submit(fn, *items, **resources)
+                   for items in zip(*iterables, strict=False)]
+        if progress or (progress is None and len(futures) > 1 and _in_kernel()):
+            from mesonb.widgets.progress import progress as show
+
+            show(futures, wait=False)
+        return futures
 
     def gather(self, futures: Iterable[concurrent.futures.Future],
-               timeout: float | None = None) -> list[Any]:
-        """The results of ``futures`` in order; raises the first exception met."""
+               timeout: float | None = None, progress: bool | None = None) -> list[Any]:
+        """The results of ``futures`` in order; raises the first exception met. A
+        progress bar shows while waiting: a widget in Jupyter, tqdm on a terminal
+        (``progress=None`` decides; ``False`` never)."""
+        futures = list(futures)
+        if progress or (progress is None and len(futures) > 1 and _wants_progress()):
+            from mesonb.widgets.progress import progress as show
+
+            show(futures, wait=False)
         return [f.result(timeout) for f in futures]
 
     def run(self, command: str, *, cpus: float = 0.1, mem: str | float = "128MiB",
@@ -550,6 +564,19 @@ class Cluster:
 
 
 # -- helpers -------------------------------------------------------------------------
+def _in_kernel() -> bool:
+    if "IPython" not in sys.modules:
+        return False
+    from mesonb.widgets.progress import in_kernel
+
+    return in_kernel()
+
+
+def _wants_progress() -> bool:
+    """A bar while gathering: in Jupyter, or when stderr is a terminal."""
+    return _in_kernel() or (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+
+
 def _terminal() -> frozenset[str]:
     from mesonb.frameworks.functions.scheduler import TERMINAL
 

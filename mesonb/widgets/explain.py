@@ -114,7 +114,7 @@ def explain_future(fut: Any, timeout: float = 30.0) -> Explanation:
     """The explanation for one of a :class:`~mesonb.client.Cluster`'s futures."""
     cluster = fut._cluster
     job = cluster._jobs.get(fut.key)
-    if job is None:
+    if job is None or fut.done():
         status = "cancelled" if fut.cancelled() else "done"
         return Explanation({}, [], {}, {}, status)
     from mesonb.frameworks.functions.scheduler import EXECUTOR_RESOURCES

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 
@@ -86,3 +88,34 @@ def test_suppress_then_revive(cluster):
         assert fw.wait_offer(30).id
     finally:
         fw.close()
+
+
+def test_explain_a_call_this_busy_cluster_cannot_place_now(cluster):
+    per_agent = cluster.agents().cpus_total.min()
+    busy = [cluster.submit(time.sleep, 120, cpus=round(per_agent * 0.7, 2), mem=64)
+            for _ in range(2)]
+    try:
+        wait_until_running(cluster, busy)
+        pending = cluster.submit(abs, -1, cpus=round(per_agent * 0.5, 2), mem=64)
+        why = pending.explain()
+        assert "cpus" in why.short_everywhere and "mem" not in why.short_everywhere
+        assert not why.fits_somewhere
+        assert len(why.agents) == 2 and all("cpus" in a.short for a in why.agents)
+        assert str(why).startswith("pending: no agent has cpus")
+        assert "closest:" in str(why)
+        assert "running" in busy[0]._repr_html_()
+        pending.cancel()
+    finally:
+        for fut in busy:
+            fut.cancel()
+    assert "pending" not in pending.explain().state
+
+
+def wait_until_running(cluster, futs, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = cluster.tasks().set_index("task_id")["state"]
+        if all(f.task_id and states.get(f.task_id) == "TASK_RUNNING" for f in futs):
+            return
+        time.sleep(0.1)  # polling with a deadline, not a synchronisation
+    raise TimeoutError("tasks did not start")

@@ -84,7 +84,7 @@ def test_tasks_of_one_framework():
 def test_frameworks_and_offers_frames():
     fw = state.frame(state.framework_records(FRAMEWORKS), state.FRAMEWORK_COLUMNS)
     first = fw.iloc[0]
-    assert (first.framework_id, first.name, first.offers) == ("F1", "fw", 1)
+    assert (first["framework_id"], first["name"], first["offers"]) == ("F1", "fw", 1)
     assert fw.cpus_allocated.dtype == "float64"
     offers = state.frame(state.offer_records(FRAMEWORKS), state.OFFER_COLUMNS)
     assert offers.iloc[0].offer_id == "O1" and offers.iloc[0].mem == 3584.0
