@@ -292,9 +292,13 @@ class NotebookFramework:
 
     def offers_widget(self) -> Any:
         """Offers as they arrive, with resource inputs and Accept/Decline buttons."""
+        return self.offers_widget_view()
+
+    def offers_widget_view(self) -> Any:
+        """The :class:`~mesonb.widgets.offers.OffersView` itself (not displayed)."""
         from mesonb.widgets.offers import OffersView
 
-        return OffersView(self).widget()
+        return OffersView(self)
 
     def subscribe(self, listener: Callable[[str, Any], Any]) -> Callable[[], None]:
         """Call ``listener(kind, payload)`` on ``offers``/``rescind``/``update`` (on the

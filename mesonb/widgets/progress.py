@@ -122,10 +122,8 @@ class WidgetProgress:
         self.model.wait(timeout)
         return self
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+    def __repr__(self) -> str:
+        return f"<mesonb progress {self.model.summary()}>"
 
 
 def in_kernel() -> bool:
