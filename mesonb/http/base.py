@@ -126,7 +126,8 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(e, Redirect):
             if not self._finished:
                 self.set_status(307)
-                self.set_header("Location", e.location)
+                location = e.location + (self.request.uri or "") if e.append_path else e.location
+                self.set_header("Location", location)
                 self.finish()
             return
         if isinstance(e, ProtocolError):

@@ -118,7 +118,7 @@ class Master:
         if self.leading:
             return
         if self.leader:
-            raise Redirect(f"//{self.leader}")
+            raise Redirect(f"//{self.leader}", append_path=True)
         raise ServiceUnavailable("No leading master is elected yet; retry shortly")
 
     def attach(self, schedule: Callable[[Callable[[], None]], None]) -> None:

@@ -72,6 +72,7 @@ class Redirect(ProtocolError):
 
     status = 307
 
-    def __init__(self, location: str) -> None:
+    def __init__(self, location: str, append_path: bool = False) -> None:
         super().__init__(f"not the leading master; try {location}")
         self.location = location
+        self.append_path = append_path  # Mesos sends //leader:port/<the original path>
