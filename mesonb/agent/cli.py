@@ -33,8 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     defaults = AgentConfig()
-    parser.add_argument("--master", required=True, metavar="HOST:PORT",
-                        help="the master to register with")
+    parser.add_argument("--master", required=True, metavar="HOST:PORT|zk://HOSTS/PATH",
+                        help="the master to register with, or a ZooKeeper URL to find the"
+                             " leading master in (followed when it changes)")
     parser.add_argument("--ip", default=defaults.ip, help="address to listen on (%(default)s)")
     parser.add_argument("--port", type=int, default=defaults.port,
                         help="port to listen on; 0 picks a free one (%(default)s)")

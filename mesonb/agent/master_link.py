@@ -1,7 +1,9 @@
 """The agent's one WebSocket to the leading master, kept open with Mesos's back-off.
 
 :class:`MasterLink` connects to ``ws://<master>/mesonb/v1/agent`` (following a 307 from a
-non-leading master), hands every :class:`MasterCommand` to the agent, and reconnects after
+non-leading master; with ``--master zk://...`` the leader is looked up in ZooKeeper before
+every connection, so the agent finds the new leader after a failover), hands every
+:class:`MasterCommand` to the agent, and reconnects after
 a randomized exponential back-off when the connection drops. It knows nothing about
 registration: the agent sends REGISTER from ``on_open`` and re-sends it on the same
 :class:`Backoff` until REGISTERED arrives, as Mesos's ``doReliableRegistration`` does.
@@ -19,6 +21,7 @@ from urllib.parse import urlsplit
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
+from mesonb import discovery
 from mesonb.protocol.agent import (
     AGENT_PATH,
     AgentCall,
@@ -63,10 +66,15 @@ class Backoff:
 
 def parse_master(spec: str) -> str:
     """``--master`` as ``host:port``: accepts ``host:port``, a bare ``host`` (port 5050) and
-    a leading ``http://``; raises ValueError otherwise (including for ``zk://``, for now)."""
+    a leading ``http://``; a ``zk://`` URL is checked and returned as it is (it is resolved
+    on every connection); raises ValueError otherwise."""
     spec = spec.strip()
-    if spec.startswith(("zk://", "zoo://")):
-        raise ValueError(f"--master {spec}: zk:// master detection is not supported yet")
+    if discovery.is_zk(spec):
+        try:
+            discovery.parse_zk_url(spec)
+        except ValueError as exc:
+            raise ValueError(f"--master {exc}") from None
+        return spec
     for scheme in ("http://", "ws://"):
         if spec.startswith(scheme):
             spec = spec[len(scheme):]
@@ -89,12 +97,12 @@ def parse_master(spec: str) -> str:
     return spec
 
 
-async def resolve_master(spec: str) -> str:
-    """The ``host:port`` of the leading master named by ``--master``.
-
-    Today this is :func:`parse_master`. ``zk://`` URLs come with ZooKeeper master
-    detection (the leader's MasterInfo ``address``); this is the one place to add them.
-    """
+async def resolve_master(spec: str, timeout: float = 10.0) -> str:
+    """The ``host:port`` of the leading master named by ``--master``: a ``zk://`` URL is
+    resolved through ZooKeeper (the leader's MasterInfo ``address``), anything else by
+    :func:`parse_master`. Raises TimeoutError when no master leads."""
+    if discovery.is_zk(spec):
+        return await discovery.resolve_master(spec, timeout)
     return parse_master(spec)
 
 
@@ -238,7 +246,7 @@ class MasterLink:
                     log.exception("failed to handle %s from the master", command.type)
 
     async def _connect(self) -> WebSocketClientConnection:
-        address = await resolve_master(self.master)
+        address = await resolve_master(self.master, self.connect_timeout)
         url = f"ws://{address}{AGENT_PATH}"
         headers = {"Authorization": f"Bearer {self.secret}"} if self.secret else {}
         for _ in range(MAX_REDIRECTS + 1):

@@ -2,7 +2,9 @@
 
 It subscribes, hands events to a handler, sends calls with the stream id, acknowledges
 status updates, and when the stream breaks re-subscribes with its framework id (backoff
-2 s doubling to 15 s, as Mesos advises; at once after a 307 to a new leader). It uses
+2 s doubling to 15 s, as Mesos advises; at once after a 307 to a new leader). Given a
+``zk://`` URL it finds the leading master in ZooKeeper, and again before every
+reconnection, so it follows a new leader after a failover. It uses
 only the public API, exactly what a pymesos framework sees.
 
 A handler is any object with some of these methods (plain or ``async``)::
@@ -35,6 +37,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from mesonb import discovery
 from mesonb.http.client import Connection, HTTPError, open_stream
 from mesonb.protocol.recordio import Decoder
 
@@ -43,16 +46,28 @@ SCHEDULER_PATH = "/api/v1/scheduler"
 
 
 def master_url(master: str) -> str:
-    """``host:port``, ``host`` (port 5050) or ``http://host:port`` -> ``http://host:port``."""
-    if master.startswith(("zk://", "zoo://")):
-        raise ValueError("ZooKeeper master detection (zk://) needs the high-availability work; "
-                         "give the leading master as host:port")
+    """``host:port``, ``host`` (port 5050) or ``http://host:port`` -> ``http://host:port``.
+
+    A ``zk://`` URL names no single master: resolve it with :func:`resolve_master_url`.
+    """
+    if discovery.is_zk(master):
+        raise ValueError(f"{master!r} must be resolved to the leading master first: "
+                         "await resolve_master_url(master)")
     if "//" not in master:
         master = f"http://{master}"
     parts = urlsplit(master)
     if not parts.hostname:
         raise ValueError(f"bad master address {master!r}: expected host:port")
     return f"{parts.scheme}://{parts.hostname}:{parts.port or 5050}"
+
+
+async def resolve_master_url(master: str, timeout: float = 30.0) -> str:
+    """The leading master's ``http://host:port``: ``zk://`` URLs are resolved through
+    ZooKeeper (:func:`mesonb.discovery.resolve_master`), anything else by
+    :func:`master_url`. Raises ValueError (malformed) or TimeoutError (no leader)."""
+    if discovery.is_zk(master):
+        return master_url(await discovery.resolve_master(master, timeout))
+    return master_url(master)
 
 
 class SchedulerDriver:
@@ -68,7 +83,12 @@ class SchedulerDriver:
         implicit_acknowledgements: bool = True,
         backoff_max: float = 15.0,
     ) -> None:
-        self.url = master_url(master)
+        self.master = master
+        if discovery.is_zk(master):
+            discovery.parse_zk_url(master)  # ValueError now rather than in the background
+            self.url = ""  # resolved in start() and again on every reconnection
+        else:
+            self.url = master_url(master)
         self.framework_info = dict(framework_info)
         self.handler = handler
         self.implicit_acknowledgements = implicit_acknowledgements
@@ -78,7 +98,7 @@ class SchedulerDriver:
         self.stream_id: str | None = None
         self.heartbeat_interval = 15.0
         self.master_info: dict[str, Any] = {}
-        self._calls = Connection.to(self.url, self.headers)
+        self._calls = Connection.to(self.url or "http://127.0.0.1:5050", self.headers)
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._stopping = False
@@ -90,6 +110,8 @@ class SchedulerDriver:
     # -- life cycle ------------------------------------------------------------------
     async def start(self, timeout: float = 30.0) -> str:
         """Subscribe (and keep re-subscribing); return the framework id once subscribed."""
+        if discovery.is_zk(self.master):
+            self._use(await resolve_master_url(self.master, timeout))
         self._batching = await self._master_is_mesonb()
         self._task = asyncio.create_task(self._run(), name="mesonb-scheduler-driver")
         waiter = asyncio.create_task(self._subscribed.wait())
@@ -120,20 +142,36 @@ class SchedulerDriver:
                 await self._task
         self._calls.close()
 
+    def _use(self, url: str) -> None:
+        """Send calls to ``url`` from now on."""
+        if url != self.url:
+            if self.url:
+                log.info("the leading master is now %s (was %s)", url, self.url)
+            self.url = url
+            self._calls.close()
+            self._calls = Connection.to(url, self.headers)
+
     async def _run(self) -> None:
         delay = 0.0
         url = self.url
         while not self._stopping:
             if delay:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                if discovery.is_zk(self.master):  # the leader may have changed
+                    try:
+                        self._use(await resolve_master_url(self.master, self.backoff_max))
+                        url = self.url
+                    except (TimeoutError, OSError, ValueError) as exc:
+                        log.info("no leading master under %s yet (%s)", self.master, exc)
+                        delay = min(max(delay * 2, 2.0), self.backoff_max)
+                        continue
             try:
                 await self._subscribe_once(url)
                 delay = 0.0
             except HTTPError as exc:
                 if exc.status == 307 and exc.headers.get("location"):
                     url = _redirect(url, exc.headers["location"])
-                    self._calls.close()
-                    self._calls = Connection.to(url, self.headers)
+                    self._use(url)
                     delay = 0.0
                     continue
                 if 400 <= exc.status < 500 and exc.status != 408:

@@ -110,6 +110,6 @@ def test_bad_flags_are_reported(tmp_path: Path) -> None:
     code, out = asyncio.run(main("--master", "127.0.0.1:5050", "--resources", "cpus:lots"))
     assert code == 2
     assert b"cpus:lots" in out
-    code, out = asyncio.run(main("--master", "zk://zk1:2181/mesos"))
+    code, out = asyncio.run(main("--master", "zk://zk1:2181"))
     assert code == 2
     assert b"zk://" in out

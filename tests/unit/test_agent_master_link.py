@@ -26,12 +26,14 @@ def test_backoff_doubles_from_the_factor_to_the_cap_and_resets() -> None:
     ("http://h:1234/", "h:1234"),
     ("[::1]:5050", "[::1]:5050"),
     ("[::1]", "[::1]:5050"),
+    ("zk://z1:2181,z2:2181/mesos", "zk://z1:2181,z2:2181/mesos"),  # resolved per connection
 ])
 def test_parse_master(spec: str, expected: str) -> None:
     assert parse_master(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["", "h:notaport", "h:0", "zk://z:2181/mesos", "h:5050/path",
+@pytest.mark.parametrize("spec", ["", "h:notaport", "h:0", "zk://z:2181", "zk://z:x/m",
+                                  "h:5050/path",
                                   "::1:5050", "user@h:5050"])
 def test_parse_master_refuses(spec: str) -> None:
     with pytest.raises(ValueError):

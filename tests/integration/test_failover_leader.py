@@ -1,0 +1,140 @@
+"""Following the leading master through ZooKeeper, with real processes.
+
+Two masters contend in a real ZooKeeper; an agent started with ``--master zk://...`` and
+a scheduler driver given the same URL find the leader there. When the leader is killed,
+the standby takes over and both find it: the agent re-registers with its task, the
+framework re-subscribes with its id and reconciliation shows the task still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from mesonb.frameworks.driver import SchedulerDriver
+from mesonb.protocol.resources import Resources
+from mesonb.testing.processes import Daemon, get_json, kill_processes_under, wait_for
+from mesonb.testing.zookeeper import ZooKeeperServer, zookeeper_jar
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(zookeeper_jar() is None, reason="ZooKeeper is not installed"),
+]
+
+
+class Tracker:
+    def __init__(self, tasks: list[dict]) -> None:
+        self.to_launch = list(tasks)
+        self.statuses: list[dict] = []
+        self.subscriptions = 0
+        self.driver: SchedulerDriver | None = None
+
+    def on_subscribed(self, body: dict) -> None:
+        self.subscriptions += 1
+
+    async def on_offers(self, offers: list[dict]) -> None:
+        assert self.driver is not None
+        for offer in offers:
+            if not self.to_launch:
+                await self.driver.decline([offer["id"]["value"]], 3600)
+                continue
+            tasks, self.to_launch = self.to_launch, []
+            for task in tasks:
+                task["agent_id"] = offer["agent_id"]
+            await self.driver.launch([offer["id"]["value"]], tasks)
+
+    def on_update(self, status: dict) -> None:
+        self.statuses.append(status)
+
+    def states(self, task_id: str) -> list[str]:
+        return [s["state"] for s in self.statuses if s["task_id"]["value"] == task_id]
+
+
+async def until(condition, timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def leading(master: Daemon) -> bool:
+    """The master answers /master/state as the leader (a standby redirects or refuses)."""
+    try:
+        state = get_json(master.url + "/master/state", timeout=2)
+    except OSError:
+        return False
+    return state.get("leader") == state.get("pid") and bool(state.get("pid"))
+
+
+def active_agents(master: Daemon) -> int:
+    try:
+        state = get_json(master.url + "/master/state", timeout=2)
+    except OSError:
+        return 0
+    return sum(1 for s in state.get("slaves", []) if s.get("active"))
+
+
+def start_master(tmp_path: Path, name: str, zk_url: str) -> Daemon:
+    daemon = Daemon(["master", "--port", "0", "--work-dir", str(tmp_path / name),
+                     "--zk", zk_url, "--zk-session-timeout", "2"], tmp_path / f"{name}.log")
+    daemon.wait_listening()
+    return daemon
+
+
+async def test_agent_and_framework_follow_the_leader_through_zookeeper(tmp_path: Path) -> None:
+    zk = ZooKeeperServer(tmp_path / "zk")
+    daemons: list[Daemon] = []
+    driver = None
+    try:
+        zk.start()
+        url = zk.url("/mesonb")
+        first = start_master(tmp_path, "m1", url)
+        daemons.append(first)
+        await asyncio.to_thread(wait_for, lambda: leading(first), 20, what="m1 to lead")
+        second = start_master(tmp_path, "m2", url)
+        daemons.append(second)
+        agent = Daemon(["agent", "--master", url, "--port", "0", "--work-dir",
+                        str(tmp_path / "agent"), "--resources", "cpus:2;mem:2048;disk:4096"],
+                       tmp_path / "agent.log")
+        daemons.append(agent)
+        agent.wait_listening()
+        await asyncio.to_thread(wait_for, lambda: active_agents(first) == 1, 20,
+                                what="the agent registered with m1")
+
+        tracker = Tracker([{"name": "long", "task_id": {"value": "long"},
+                            "command": {"value": "sleep 300"},
+                            "resources": Resources.parse("cpus:0.1;mem:32").to_json()}])
+        driver = SchedulerDriver(url, {"user": "tester", "name": "follower",
+                                       "checkpoint": True, "failover_timeout": 120}, tracker,
+                                 backoff_max=2.0)
+        tracker.driver = driver
+        framework_id = await driver.start()
+        assert driver.url == first.url
+        await until(lambda: "TASK_RUNNING" in tracker.states("long"), 30, "task running")
+
+        first.kill()  # the leader dies; its ZooKeeper session expires after 2 s
+        await asyncio.to_thread(wait_for, lambda: leading(second), 30, what="m2 to lead")
+        await asyncio.to_thread(wait_for, lambda: active_agents(second) == 1, 30,
+                                what="the agent re-registered with m2")
+        await until(lambda: tracker.subscriptions >= 2 and driver.stream_id is not None, 30,
+                    "the framework re-subscribed with m2")
+        assert driver.url == second.url
+        assert driver.framework_id == framework_id
+        before = len(tracker.statuses)
+        await driver.reconcile([("long", None)])
+        await until(lambda: len(tracker.statuses) > before, 10, "reconciliation")
+        assert tracker.statuses[-1]["state"] == "TASK_RUNNING"
+        state = await asyncio.to_thread(get_json, second.url + "/master/state")
+        [framework] = [f for f in state["frameworks"] if f["id"] == framework_id]
+        assert [t["id"] for t in framework["tasks"]] == ["long"]
+    finally:
+        if driver is not None:
+            await driver.stop(teardown=True)
+        for daemon in reversed(daemons):
+            daemon.stop()
+        kill_processes_under(tmp_path)
+        zk.stop()
