@@ -147,6 +147,7 @@ class Dashboard:
         self._lock = threading.Lock()
         self._dirty = False
         self._subscribed = threading.Event()
+        self._changed = threading.Condition(self._lock)
         self._widget: Any = None
         self._task = cluster._lt.run(self._start(), 30)
         cluster._closers.append(self._stop)
@@ -168,6 +169,7 @@ class Dashboard:
                 with self._lock:
                     for record in decoder.feed(chunk):
                         self.model.feed(json.loads(record))
+                    self._changed.notify_all()
                 if self.model.subscribed and not self._subscribed.is_set():
                     self.model.used = await state.agents_used(
                         {"agents": [{"agent_info": {"id": {"value": a}, "hostname":
@@ -198,6 +200,12 @@ class Dashboard:
         if not self._subscribed.wait(timeout):
             raise TimeoutError("the operator stream did not start")
         return self
+
+    def wait(self, predicate: Any, timeout: float = 30.0) -> bool:
+        """Wait until ``predicate(model)`` holds (checked on every batch of events)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.stopped or predicate(self.model), timeout)
+            return bool(predicate(self.model))
 
     # -- views -----------------------------------------------------------------------
     def show(self) -> Dashboard:
