@@ -71,3 +71,22 @@ def test_master_recovers_and_expires_agents_that_do_not_come_back():
         assert store.records["agents"]["A1"]["state"] == "unreachable"
     finally:
         registry.close()
+
+
+def test_reconciliation_gives_no_answer_for_tasks_on_recovered_agents():
+    from mesonb.master.book import Framework
+    from mesonb.protocol.mesos import FrameworkInfo
+    from mesonb.protocol.scheduler import ReconcileTask
+
+    master = Master(MasterConfig(), FakeClock())
+    master.recovered_agents["A1"] = AGENT
+    framework = master.book.add_framework(
+        Framework("F1", FrameworkInfo(user="u", name="fw", id="F1")))
+    sent: list = []
+    framework.send = sent.append
+    master.calls._reconcile_one(framework, ReconcileTask(task_id="t1", agent_id="A1"))
+    master.calls._reconcile_one(framework, ReconcileTask(task_id="t1"))
+    assert sent == []  # case 2: the agent may still come back
+    master.calls._reconcile_one(framework, ReconcileTask(task_id="t1", agent_id="A9"))
+    # case 6, as TASK_LOST for a framework without PARTITION_AWARE
+    assert [e["update"]["status"]["state"] for e in sent] == ["TASK_LOST"]
