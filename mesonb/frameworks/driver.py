@@ -13,7 +13,8 @@ A handler is any object with some of these methods (plain or ``async``)::
     on_offers(offers)           # list of Offer dicts
     on_rescind(offer_id)        # str
     on_update(status)           # TaskStatus dict; acknowledged after this returns
-    on_message(body), on_failure(body), on_error(message), on_heartbeat()
+    on_message(body), on_failure(body), on_heartbeat()
+    on_error(message)           # the master sent ERROR; the driver stops after this
     on_disconnected()           # the stream broke; the driver is reconnecting
 
 Example::
@@ -68,6 +69,10 @@ async def resolve_master_url(master: str, timeout: float = 30.0) -> str:
     if discovery.is_zk(master):
         return master_url(await discovery.resolve_master(master, timeout))
     return master_url(master)
+
+
+class FrameworkError(Exception):
+    """The master sent ERROR on the subscription: the driver stops (as Mesos advises)."""
 
 
 class SchedulerDriver:
@@ -178,6 +183,11 @@ class SchedulerDriver:
                     raise  # the master refuses this framework: do not spin
                 delay = min(max(delay * 2, 2.0), self.backoff_max)
                 log.info("subscribe to %s failed (%s); retrying", url, exc)
+            except FrameworkError as exc:
+                log.warning("the master sent ERROR (%s); the driver stops", exc)
+                self.stream_id = None
+                self._subscribed.clear()
+                raise
             except (OSError, asyncio.IncompleteReadError, ConnectionError) as exc:
                 delay = min(max(delay * 2, 2.0), self.backoff_max)
                 log.info("connection to %s lost (%s); retrying", url, exc)
@@ -227,7 +237,11 @@ class SchedulerDriver:
             if self.implicit_acknowledgements and status.get("uuid"):
                 self._queue_ack(status)
         elif kind == "ERROR":
-            await self._dispatch("on_error", body.get("message", ""))
+            message = body.get("message", "")
+            await self._dispatch("on_error", message)
+            # Mesos: a scheduler that gets ERROR should abort (e.g. another scheduler took
+            # over its framework id); re-subscribing would only take the id back.
+            raise FrameworkError(message)
         elif kind == "HEARTBEAT":
             await self._dispatch("on_heartbeat")
         elif kind in ("MESSAGE", "FAILURE"):
