@@ -191,3 +191,33 @@ async def test_agent_restart_recovers_checkpointed_executors(tmp_path: Path) -> 
         await ckpt_driver.stop(teardown=True)
         await plain_driver.stop(teardown=True)
         cluster.stop()
+
+
+async def test_recover_cleanup_kills_old_executors_and_exits(tmp_path: Path) -> None:
+    port = free_port()
+    cluster = ProcessCluster(tmp_path, agents=1, agent_args=["--port", str(port)])
+    cluster.start()
+    tracker = Tracker([task("old", "sleep 300")])
+    driver = SchedulerDriver(cluster.address, {
+        "user": "tester", "name": "ckpt", "checkpoint": True, "failover_timeout": 60}, tracker)
+    tracker.driver = driver
+    try:
+        await driver.start()
+        await until(lambda: "TASK_RUNNING" in tracker.states("old"), 30, "task running")
+        executors = await asyncio.to_thread(executors_by_task, cluster.agents[0])
+        pid = session_leader(executors["old"]["directory"])
+        assert pid is not None
+        cluster.agents[0].kill()
+        assert is_alive(pid)
+        cluster.agent_args = ["--port", str(port), "--recover", "cleanup"]
+        cleanup = cluster.start_agent(0)
+        assert await asyncio.to_thread(cleanup.proc.wait, 30) == 0
+        assert not is_alive(pid)
+        assert "TASK_FAILED" not in tracker.states("old")  # it never registered
+        cluster.agent_args = ["--port", str(port)]
+        cluster.start_agent(0)  # the next normal start reports the task's end
+        await until(lambda: "TASK_FAILED" in tracker.states("old"), 30, "old FAILED")
+        assert tracker.last("old")["reason"] == "REASON_EXECUTOR_TERMINATED"
+    finally:
+        await driver.stop(teardown=True)
+        cluster.stop()
