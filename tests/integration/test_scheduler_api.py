@@ -269,3 +269,26 @@ async def test_a_batch_of_calls_is_validated_whole_then_carried_out(master):
         conn.close()
         await driver.stop(teardown=True)
         agent.close()
+
+
+async def test_a_removed_framework_resubscribing_gets_error_on_a_chunked_stream(master):
+    stream = await open_stream(master.url, "/api/v1/scheduler", {
+        "type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "u", "name": "gone"}}})
+    decoder = Decoder()
+    events = []
+    while not events:
+        events.extend(decoder.feed_json(await anext(stream.chunks)))
+    framework_id = events[0]["subscribed"]["framework_id"]["value"]
+    stream.close()  # failover_timeout 0: the master removes the framework
+    deadline = asyncio.get_running_loop().time() + 5
+    while framework_id not in master.master.book.completed_frameworks:
+        assert asyncio.get_running_loop().time() < deadline, "framework was not removed"
+        await asyncio.sleep(0.01)
+    again = await open_stream(master.url, "/api/v1/scheduler", {
+        "type": "SUBSCRIBE", "subscribe": {"framework_info": {
+            "user": "u", "name": "gone", "id": {"value": framework_id}}}})
+    records = []
+    async for chunk in again.chunks:
+        records.extend(decoder.feed_json(chunk))
+    assert records == [{"type": "ERROR", "error": {
+        "message": f"Framework {framework_id} has been removed"}}]

@@ -113,6 +113,8 @@ class SchedulerHandler(BaseHandler):
         if not self._done.done():
             self._done.set_result(reason)
         if not self._finished:
+            if not self._headers_written:
+                self.flush()  # keep the answer a chunked stream (pymesos insists), then end it
             self.finish()
 
     def on_connection_close(self) -> None:
