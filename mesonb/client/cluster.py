@@ -40,10 +40,12 @@ from urllib.parse import quote
 
 import cloudpickle
 
+from mesonb.discovery import is_zk, parse_zk_url
 from mesonb.frameworks.driver import SchedulerDriver, master_url
 from mesonb.frameworks.functions.protocol import INLINE_MAX, Call, Dep, Outcome, Ref
 from mesonb.frameworks.functions.scheduler import (
     EXECUTOR_RESOURCES,
+    FAILOVER_TIMEOUT,
     FunctionsScheduler,
     TaskSpec,
 )
@@ -53,6 +55,7 @@ from mesonb.protocol.resources import Resources
 from .blobs import BlobServer
 from .errors import RemoteError, RemoteTraceback, ResourceError, TaskError
 from .futures import CommandResult, Future, Logs
+from .leader import LeaderConnection
 from .loop import LoopThread
 from .sizes import format_mb, parse_size
 
@@ -75,20 +78,20 @@ class _Job:
 class Cluster:
     """A connection to a mesonb cluster (see the module docstring).
 
-    ``Cluster("HOST:PORT")`` connects to a running master; :meth:`Cluster.local` starts
+    ``Cluster("HOST:PORT")`` connects to a running master, ``Cluster("zk://h1:2181,h2:2181/
+    mesonb")`` to whichever master leads and follows it across failovers (calls in flight
+    are retried on the new leader, futures keep running); :meth:`Cluster.local` starts
     an embedded one. Close it with :meth:`close`, ``with``, or at interpreter exit.
     """
 
     def __init__(self, address: str | None = None, *, secret: str | None = None,
                  name: str = "mesonb-functions", timeout: float = 30.0,
                  _local: dict[str, Any] | None = None) -> None:
-        if address is not None and address.startswith(("zk://", "zoo://")):
-            raise ValueError(f"{address!r}: ZooKeeper master detection (zk://) arrives with "
-                             "the high-availability work; give the leading master as "
-                             "HOST:PORT, or use Cluster.local()")
         if address is None and _local is None:
             raise ValueError("give the master as Cluster('HOST:PORT'), or use Cluster.local()")
-        if address is not None:
+        if address is not None and is_zk(address):
+            parse_zk_url(address)  # validates; the leader is found (and followed) in _start
+        elif address is not None:
             master_url(address)  # validates
         self.secret = secret
         self.name = name
@@ -133,15 +136,19 @@ class Cluster:
 
             self.local = await start_local(**local)
             self.address = self.local.master_address
-        url = master_url(self.address)
-        self._master = Connection.to(url, self._headers)
+        if is_zk(self.address):  # every master call goes to the current leader
+            self._master = LeaderConnection(self.address, self._headers)
+            url = await self._master.start()
+        else:
+            url = master_url(self.address)
+            self._master = Connection.to(url, self._headers)
         await self._refresh_agents()
         self._blobs = BlobServer()
         self._blobs.start(url)
         self._scheduler = FunctionsScheduler(executor_env=_executor_env())
         self._scheduler.on_fatal = self._fatal
-        framework = {"user": getpass.getuser(), "name": self.name, "failover_timeout": 0.0,
-                     "hostname": os.uname().nodename}
+        framework = {"user": getpass.getuser(), "name": self.name,
+                     "failover_timeout": FAILOVER_TIMEOUT, "hostname": os.uname().nodename}
         self._driver = SchedulerDriver(self.address, framework, self._scheduler,
                                        secret=self.secret)
         self.framework_id = await self._driver.start()

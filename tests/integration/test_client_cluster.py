@@ -225,6 +225,9 @@ def test_bad_arguments_raise_at_once(cluster):
         cluster.submit(42)
 
 
-def test_zk_address_gives_a_clear_error():
-    with pytest.raises(ValueError, match="ZooKeeper"):
-        Cluster("zk://127.0.0.1:2181/mesos")
+def test_malformed_zk_address_gives_a_clear_error():
+    # zk:// URLs work (tests/integration/test_client_zk.py); a malformed one fails at once
+    with pytest.raises(ValueError, match="needs a path"):
+        Cluster("zk://127.0.0.1:2181")
+    with pytest.raises(ValueError, match="bad host:port"):
+        Cluster("zk://127.0.0.1:99999/mesonb")

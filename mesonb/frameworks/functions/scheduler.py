@@ -32,6 +32,13 @@ from .. import driver as driver_mod
 log = logging.getLogger(__name__)
 HOLD_OFFERS = 2.0
 EXECUTOR_RESOURCES = Resources({"cpus": 0.1, "mem": 64.0})
+# The functions framework's failover_timeout: how long the master keeps its tasks running
+# while no scheduler is subscribed. A master failover disconnects every framework and a new
+# leader learns frameworks from re-registering agents; with 0 it would remove the framework
+# (killing its running calls) before the client re-subscribes. An hour covers failovers and
+# network blips; Cluster.close() tears the framework down at once, so only a client that
+# dies without closing leaves its tasks to run out this timeout.
+FAILOVER_TIMEOUT = 3600.0
 EXECUTOR_MODULE = "mesonb.frameworks.functions.executor"
 
 

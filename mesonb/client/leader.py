@@ -1,0 +1,141 @@
+"""The client's connection to whichever master leads, for ``Cluster("zk://...")``.
+
+:class:`LeaderConnection` has :class:`mesonb.http.client.Connection`'s ``request``,
+``post_json`` and ``close``. A :class:`mesonb.discovery.LeaderDetector` watches the
+ZooKeeper path in the background, so every call goes to the current leader without a
+ZooKeeper round trip. A call that meets a dead master (connection refused or reset), a
+standby (307 ``//leader:port/path``) or a master still recovering (503) is sent again, to
+the leader named by the redirect or by ZooKeeper, until ``timeout`` runs out; then the
+last error (or answer) is what the caller gets. Operator calls and ``GET``\\ s are
+idempotent, so sending one twice is harmless::
+
+    conn = LeaderConnection("zk://127.0.0.1:2181/mesonb", headers={})
+    await conn.start()
+    state = (await conn.request("GET", "/master/state")).json()
+    conn.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from mesonb import discovery
+from mesonb.frameworks.driver import master_url
+from mesonb.http.client import Connection, HTTPError, Response
+
+log = logging.getLogger(__name__)
+RETRY_STATUSES = (307, 503)
+
+
+class LeaderConnection:
+    """A keep-alive connection that follows the leading master named by a ``zk://`` URL."""
+
+    def __init__(self, spec: str, headers: Mapping[str, str] | None = None, *,
+                 timeout: float = 30.0, session_timeout: float = 10.0) -> None:
+        discovery.parse_zk_url(spec)  # ValueError now for a malformed URL
+        self.spec = spec
+        self.headers = dict(headers or {})
+        self.timeout = timeout
+        self.url = ""  # http://host:port of the master the last call went to
+        self._conn: Connection | None = None
+        self._leader: str | None = None  # what the detector last reported
+        self._changed: asyncio.Event | None = None
+        self._detector = discovery.LeaderDetector(spec, self._on_leader,
+                                                  session_timeout=session_timeout)
+        self._started = False
+
+    async def start(self) -> str:
+        """Connect to ZooKeeper and wait for a leader; its ``http://host:port``."""
+        self._changed = asyncio.Event()
+        self._detector.loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._detector.start, self.timeout)
+        self._started = True
+        return await self._target(time.monotonic() + self.timeout)
+
+    def _on_leader(self, address: str | None) -> None:  # on the client's loop
+        log.info("leading master: %s", address or "none")
+        self._leader = address
+        if self._changed is not None:
+            self._changed.set()
+
+    async def _target(self, deadline: float) -> str:
+        """The current leader's URL, waiting for one while none leads."""
+        assert self._changed is not None
+        while self._leader is None:
+            self._changed.clear()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no master leads under {self.spec}")
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except TimeoutError:
+                continue
+        return master_url(self._leader)
+
+    def _use(self, url: str) -> Connection:
+        if self._conn is None or url != self.url:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = Connection.to(url, self.headers)
+            self.url = url
+        return self._conn
+
+    async def request(self, method: str, path: str, body: bytes = b"",
+                      headers: Mapping[str, str] | None = None) -> Response:
+        deadline = time.monotonic() + self.timeout
+        redirect: str | None = None
+        while True:
+            url = redirect or await self._target(deadline)
+            redirect = None
+            conn = self._use(url)
+            try:
+                answer = await conn.request(method, path, body, headers)
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                conn.close()
+                if time.monotonic() >= deadline:
+                    raise
+                log.info("master %s: %s; asking ZooKeeper for the leader", url, exc)
+                await self._pause(url, deadline)
+                continue
+            if answer.status not in RETRY_STATUSES or time.monotonic() >= deadline:
+                return answer
+            location = answer.headers.get("location", "")
+            if answer.status == 307 and location.startswith("//"):
+                redirect = master_url(location[2:].split("/", 1)[0])
+                if redirect == url:
+                    redirect = None
+            if redirect is None:
+                await self._pause(url, deadline)
+
+    async def _pause(self, failed: str, deadline: float) -> None:
+        """Wait until ZooKeeper names a leader other than ``failed``, or 0.1 s at most."""
+        assert self._changed is not None
+        if self._leader is not None and master_url(self._leader) != failed:
+            return
+        self._changed.clear()
+        left = min(0.1, max(0.0, deadline - time.monotonic()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), left)
+
+    async def post_json(self, path: str, payload: Any,
+                        headers: Mapping[str, str] | None = None) -> Response:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        answer = await self.request("POST", path, body, {
+            "Content-Type": "application/json", "Accept": "application/json",
+            **(headers or {})})
+        if answer.status >= 300:
+            raise HTTPError(answer.status, answer.body, answer.headers)
+        return answer
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._started:
+            self._started = False
+            self._detector.stop()
