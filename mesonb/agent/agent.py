@@ -52,6 +52,7 @@ from .files import SandboxPaths
 from .fingerprint import Machine, agent_attributes, agent_resources, flat_attributes
 from .http import make_app
 from .master_link import Backoff, MasterLink, parse_master
+from .monitor import ResourceMonitor
 from .paths import executor_virtual_path
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class Agent:
         self.port = config.port
         self.registered = False
         self.master_hostname: str | None = None
+        self.monitor = ResourceMonitor()
         self.status_updates = status_updates.StatusUpdateManager(
             config.status_update_retry_min, config.status_update_retry_max)
         self.executors = Executors(self)
@@ -486,7 +488,14 @@ class Agent:
         for key in ("valid_status_updates", "invalid_status_updates",
                     "valid_framework_messages"):
             out[f"slave/{key}"] = float(self.metrics[key])
+        measured = ResourceMonitor.totals(self.monitor_statistics())
+        out["slave/cpus_usage"] = measured["cpus"]  # measured (psutil), not allocated
+        out["slave/mem_usage"] = measured["mem"]
         return out
+
+    def monitor_statistics(self) -> list[dict[str, Any]]:
+        """Mesos's ``/monitor/statistics``: what each running executor really uses."""
+        return self.monitor.statistics(self.executors.all_executors())
 
     # -- plumbing -------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:

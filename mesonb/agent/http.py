@@ -2,8 +2,8 @@
 
 ``/api/v1/executor`` (executor API), ``/state`` and ``/state.json`` (Mesos agent v0
 state, also under ``/slave(1)/``), ``/health`` (public), ``/version`` (public),
-``/flags``, ``/metrics/snapshot`` and the files API. Handlers are thin: the agent builds
-every answer.
+``/flags``, ``/metrics/snapshot``, ``/monitor/statistics`` and the files API. Handlers
+are thin: the agent builds every answer.
 """
 
 from __future__ import annotations
@@ -58,6 +58,15 @@ class MetricsHandler(BaseHandler):
         self.write_jsonp_or_json(self.agent.metrics_snapshot())
 
 
+class MonitorHandler(BaseHandler):
+    """``/monitor/statistics``: measured usage of each running executor (psutil)."""
+
+    agent: Agent
+
+    def get(self) -> None:
+        self.write_jsonp_or_json(self.agent.monitor_statistics())
+
+
 def make_app(agent: Agent, security: Security) -> SlashCollapsingApplication:
     """The agent's tornado application."""
     kw = {"security": security, "agent": agent}
@@ -69,6 +78,7 @@ def make_app(agent: Agent, security: Security) -> SlashCollapsingApplication:
         (slave + r"/flags", FlagsHandler, kw),
         (r"/version", VersionHandler, kw),
         (r"/metrics/snapshot", MetricsHandler, kw),
+        (slave + r"/monitor/statistics(?:\.json)?", MonitorHandler, kw),
         (r"/files/browse(?:\.json)?", BrowseHandler, kw),
         (r"/files/read(?:\.json)?", ReadHandler, kw),
         (r"/files/download(?:\.json)?", DownloadHandler, kw),

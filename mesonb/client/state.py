@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -206,9 +207,15 @@ async def operator_call(conn: Connection, kind: str) -> dict[str, Any]:
     return (answer.json() or {}).get(kind.lower(), {})
 
 
+MEASURED = {"cpus": "slave/cpus_usage", "mem": "slave/mem_usage"}
+
+
 async def agents_used(get_agents: dict[str, Any], headers: dict[str, str],
                       timeout: float = 5.0) -> dict[str, dict[str, float]]:
-    """What each agent reports in use (``/metrics/snapshot``), by agent id."""
+    """What each agent measures in use (psutil; ``/metrics/snapshot``), by agent id.
+
+    cpus are cores busy, mem is resident MB, over all the agent's executors and tasks;
+    disk and gpus are not measured (NaN)."""
 
     async def one(agent: dict[str, Any]) -> tuple[str, dict[str, float] | None]:
         info = agent["agent_info"]
@@ -216,8 +223,8 @@ async def agents_used(get_agents: dict[str, Any], headers: dict[str, str],
         try:
             answer = await asyncio.wait_for(conn.request("GET", "/metrics/snapshot"), timeout)
             metrics = answer.json() if answer.status == 200 else {}
-            return info["id"]["value"], {r: float(metrics.get(f"slave/{r}_used", 0.0))
-                                         for r in SCALARS}
+            return info["id"]["value"], {r: float(metrics.get(MEASURED[r], math.nan))
+                                         if r in MEASURED else math.nan for r in SCALARS}
         except (OSError, TimeoutError, ValueError, ConnectionError):
             return info["id"]["value"], None
         finally:

@@ -137,8 +137,10 @@ class DashboardModel:
 class Dashboard:
     """The live view of a :class:`DashboardModel` fed from a cluster's master."""
 
-    def __init__(self, cluster: Any, refresh: float = 0.5) -> None:
+    def __init__(self, cluster: Any, refresh: float = 0.5, usage_interval: float = 2.0) -> None:
         self.cluster = cluster
+        self.usage_interval = usage_interval
+        self._usage: asyncio.Future[None] | None = None
         self.model = DashboardModel()
         self.refresh = refresh
         self.stopped = False
@@ -171,17 +173,29 @@ class Dashboard:
                         self.model.feed(json.loads(record))
                     self._changed.notify_all()
                 if self.model.subscribed and not self._subscribed.is_set():
-                    self.model.used = await state.agents_used(
-                        {"agents": [{"agent_info": {"id": {"value": a}, "hostname":
-                                                    r["hostname"], "port": r["port"]}}
-                                    for a, r in self.model.agents.items()]},
-                        self.cluster._headers)
+                    await self._measure()
                     self._subscribed.set()
+                    self._usage = asyncio.ensure_future(self._poll_usage())
                 self._schedule_refresh()
         except (OSError, asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             self._stream.close()
+
+    async def _measure(self) -> None:
+        """Read what the agents measure in use (psutil); the master does not know it."""
+        self.model.used = await state.agents_used(
+            {"agents": [{"agent_info": {"id": {"value": a}, "hostname": r["hostname"],
+                                        "port": r["port"]}}
+                        for a, r in self.model.agents.items()]},
+            self.cluster._headers)
+
+    async def _poll_usage(self) -> None:
+        """Usage changes without master events: ask the agents every ``usage_interval``."""
+        while not self.stopped:
+            await asyncio.sleep(self.usage_interval)
+            await self._measure()
+            self._schedule_refresh()
 
     def _schedule_refresh(self) -> None:
         if self._dirty:
@@ -280,6 +294,8 @@ class Dashboard:
         self.stopped = True
         if self._stream is not None:
             self._stream.close()
+        if self._usage is not None:
+            self._usage.cancel()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
