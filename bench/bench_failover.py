@@ -1,0 +1,374 @@
+"""Master failover under chaos: kill -9 the leading master, N rounds, and time the recovery.
+
+* a real ZooKeeper (one server, from :mod:`mesonb.testing.zookeeper`) and ``--masters``
+  real ``mesonb master --zk`` processes (``--zk-session-timeout``, default 2 s);
+* ``--agents`` simulated agents in one helper process, each with its own WebSocket link
+  speaking the agent protocol (as ``bench/bench_cluster.py``). They follow the leader:
+  one shared :class:`mesonb.discovery.LeaderDetector` in the helper watches ZooKeeper
+  (a real agent resolves the URL itself on every reconnection); when its link breaks an
+  agent connects to the leader ZooKeeper names and re-registers with its agent id, its
+  running tasks and their frameworks (REGISTER with ``agent_id``, ``tasks[]``,
+  ``frameworks[]``), then re-sends unacknowledged status updates;
+* a framework (mesonb's SchedulerDriver on the zk:// URL, failover_timeout 1 hour)
+  launches ``--tasks-per-agent`` long-running tasks on every agent.
+
+Each round kills the leader with SIGKILL while the tasks run, and measures from the kill
+to (a) another master serving as leader and (b) every agent re-registered with it (the
+agents' REGISTERED times) and the new leader's ``/master/state`` showing every agent
+active and every task RUNNING. The killed master is restarted as a standby before the
+next round. It prints medians and maxima, and tasks lost (any status other than
+RUNNING reaching the framework, or a task not RUNNING on the last leader). Nothing is
+asserted: these are figures.
+
+Detecting a kill -9 is bounded by ZooKeeper: the dead leader's ephemeral znode goes only
+when its session expires (``--zk-session-timeout``; the test server's tickTime is 500 ms,
+so 1 s is the least it grants).
+
+    python bench/bench_failover.py [--rounds 5] [--agents 100] [--zk-session-timeout 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import getpass
+import http.client
+import json
+import multiprocessing
+import random
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import tornado.httpclient
+import tornado.websocket
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mesonb.discovery import LeaderDetector
+from mesonb.frameworks.driver import SchedulerDriver
+from mesonb.protocol.agent import AGENT_PATH
+from mesonb.protocol.resources import Resources
+from mesonb.testing.processes import Daemon, get_json, wait_for
+from mesonb.testing.zookeeper import ZooKeeperServer
+
+BAD_STATES = {"TASK_KILLED", "TASK_KILLING", "TASK_LOST", "TASK_FAILED", "TASK_ERROR",
+              "TASK_DROPPED", "TASK_GONE", "TASK_UNREACHABLE", "TASK_GONE_BY_OPERATOR"}
+
+
+def raise_fd_limit() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# -- simulated agents (own process) ---------------------------------------------------
+class SimAgent:
+    def __init__(self, i: int, resources: list[dict[str, Any]], registered_at: Any,
+                 registrations: Any) -> None:
+        self.i = i
+        self.info = {"hostname": f"sim{i}", "port": 5051, "resources": resources}
+        self.agent_id: str | None = None
+        self.tasks: dict[str, dict[str, Any]] = {}  # task id -> AgentTask
+        self.frameworks: dict[str, dict[str, Any]] = {}
+        self.unacked: dict[str, str] = {}  # status uuid -> STATUS_UPDATE message
+        self.registered_at = registered_at
+        self.registrations = registrations
+
+    def update(self, fid: str, tid: str, state: str) -> str:
+        status = {"task_id": {"value": tid}, "state": state, "source": "SOURCE_EXECUTOR",
+                  "uuid": base64.b64encode(uuid.uuid4().bytes).decode(),
+                  "timestamp": time.time()}
+        if self.agent_id:
+            status["agent_id"] = {"value": self.agent_id}
+        self.tasks[tid]["state"] = state
+        self.tasks[tid]["latest_status"] = status
+        msg = json.dumps({"type": "STATUS_UPDATE", "status_update": {
+            "framework_id": {"value": fid}, "status": status}})
+        self.unacked[status["uuid"]] = msg
+        return msg
+
+    def register_message(self) -> str:
+        body: dict[str, Any] = {"version": "1.11.0", "agent_info": dict(self.info)}
+        if self.agent_id:
+            body["agent_id"] = {"value": self.agent_id}
+            body["agent_info"]["id"] = {"value": self.agent_id}
+            body["tasks"] = list(self.tasks.values())
+            body["frameworks"] = list(self.frameworks.values())
+        return json.dumps({"type": "REGISTER", "register": body})
+
+    async def session(self, address: str) -> None:
+        """One link to ``address``: register, serve, return when the link breaks."""
+        conn = await tornado.websocket.websocket_connect(
+            f"ws://{address}{AGENT_PATH}", max_message_size=64 << 20)
+        try:
+            conn.write_message(self.register_message())
+            while True:
+                raw = await conn.read_message()
+                if raw is None:
+                    return
+                frame = json.loads(raw)
+                replies: list[str] = []
+                for msg in frame if isinstance(frame, list) else [frame]:
+                    kind = msg["type"]
+                    if kind == "REGISTERED":
+                        self.agent_id = msg["registered"]["agent_id"]["value"]
+                        self.registered_at[self.i] = time.monotonic()
+                        self.registrations[self.i] += 1
+                        replies += list(self.unacked.values())  # as the agent's update manager
+                    elif kind == "RUN_TASK":
+                        run = msg["run_task"]
+                        fid = run["framework_info"]["id"]["value"]
+                        task = run["task"]
+                        tid = task["task_id"]["value"]
+                        self.frameworks[fid] = run["framework_info"]
+                        self.tasks[tid] = {"framework_id": {"value": fid}, "task": task,
+                                           "state": "TASK_STAGING"}
+                        replies += [self.update(fid, tid, "TASK_STARTING"),
+                                    self.update(fid, tid, "TASK_RUNNING")]
+                    elif kind == "ACKNOWLEDGE":
+                        self.unacked.pop(msg["acknowledge"]["uuid"], None)
+                    elif kind == "PING":
+                        replies.append('{"type":"PONG"}')
+                if replies:
+                    conn.write_message("[" + ",".join(replies) + "]")
+        finally:
+            conn.close()
+
+
+async def _agents_main(zk_url: str, count: int, registered_at: Any,
+                       registrations: Any) -> None:
+    raise_fd_limit()
+    loop = asyncio.get_running_loop()
+    leader: list[str | None] = [None]
+    changed = asyncio.Event()
+
+    def on_change(address: str | None) -> None:
+        leader[0] = address
+        changed.set()
+
+    detector = LeaderDetector(zk_url, on_change, loop=loop, session_timeout=10.0)
+    await asyncio.to_thread(detector.start, 30.0)
+    resources = Resources.parse("cpus:64;mem:262144;disk:100000").to_json()
+
+    async def follow(agent: SimAgent) -> None:
+        while True:
+            address = leader[0]
+            if address is not None:
+                # a dead master, a standby (307) or one still recovering (503): try again
+                with contextlib.suppress(OSError, tornado.httpclient.HTTPClientError,
+                                         tornado.websocket.WebSocketClosedError):
+                    await agent.session(address)
+            # wait for ZooKeeper to name another leader, or retry shortly (with jitter)
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), 0.05 + random.random() * 0.05)
+
+    agents = [SimAgent(i, resources, registered_at, registrations) for i in range(count)]
+    followers = [asyncio.ensure_future(follow(a)) for a in agents]  # noqa: F841 (kept alive)
+    while True:
+        await asyncio.sleep(3600)
+
+
+def agents_process(zk_url: str, count: int, registered_at: Any, registrations: Any) -> None:
+    asyncio.run(_agents_main(zk_url, count, registered_at, registrations))
+
+
+# -- the framework --------------------------------------------------------------------
+class Launcher:
+    def __init__(self, per_agent: int) -> None:
+        self.per_agent = per_agent
+        self.launched = 0
+        self.statuses: dict[str, list[str]] = {}
+        self.subscribed_at: list[float] = []
+        self.framework_ids: set[str] = set()
+        self.driver: SchedulerDriver | None = None
+        self.seen_agents: set[str] = set()
+        self.res = Resources.parse("cpus:0.01;mem:32").to_json()
+
+    def on_subscribed(self, body: dict[str, Any]) -> None:
+        self.subscribed_at.append(time.monotonic())
+        self.framework_ids.add(body["framework_id"]["value"])
+
+    async def on_offers(self, offers: list[dict[str, Any]]) -> None:
+        assert self.driver is not None
+        for offer in offers:
+            agent = offer["agent_id"]["value"]
+            if agent in self.seen_agents:
+                await self.driver.decline([offer["id"]["value"]], 3600)
+                continue
+            self.seen_agents.add(agent)
+            tasks = []
+            for _ in range(self.per_agent):
+                self.launched += 1
+                tasks.append({"name": "f", "task_id": {"value": f"t{self.launched}"},
+                              "agent_id": offer["agent_id"], "command": {"value": "x"},
+                              "resources": self.res})
+            await self.driver.launch([offer["id"]["value"]], tasks, refuse_seconds=3600)
+
+    def on_update(self, status: dict[str, Any]) -> None:
+        self.statuses.setdefault(status["task_id"]["value"], []).append(status["state"])
+
+    def running(self) -> int:
+        return sum(1 for s in self.statuses.values() if s and s[-1] == "TASK_RUNNING")
+
+    def bad(self) -> dict[str, list[str]]:
+        return {t: s for t, s in self.statuses.items() if BAD_STATES & set(s)}
+
+
+# -- masters --------------------------------------------------------------------------
+def serving(master: Daemon) -> bool:
+    if master.proc.poll() is not None or master.port is None:
+        return False
+    conn = http.client.HTTPConnection(master.host or "127.0.0.1", master.port, timeout=2)
+    try:
+        conn.request("POST", "/api/v1/scheduler", body=b"{}",
+                     headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        return response.status not in (307, 503)
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def start_master(work: Path, name: str, zk_url: str, session_timeout: float) -> Daemon:
+    master = Daemon(["master", "--port", "0", "--work-dir", str(work / name), "--zk", zk_url,
+                     "--zk-session-timeout", f"{session_timeout:g}",
+                     "--agent-reregister-timeout", "120", "--log-level", "WARNING",
+                     "--allocation-interval", "0.5"], work / f"{name}.log")
+    master.wait_listening()
+    return master
+
+
+def the_leader(masters: list[Daemon], timeout: float = 30.0) -> Daemon:
+    return wait_for(lambda: (s := [m for m in masters if serving(m)]) and len(s) == 1
+                    and s[0], timeout, 0.01, "one serving leader")
+
+
+async def run(args: argparse.Namespace, work: Path, zk: ZooKeeperServer) -> None:
+    url = zk.url("/mesonb")
+    names = [f"m{i}" for i in range(args.masters)]
+    masters = {n: start_master(work, n, url, args.zk_session_timeout) for n in names}
+    registered_at = multiprocessing.Array("d", args.agents, lock=False)
+    registrations = multiprocessing.Array("i", args.agents, lock=False)
+    sims = multiprocessing.Process(target=agents_process,
+                                   args=(url, args.agents, registered_at, registrations),
+                                   daemon=True)
+    sims.start()
+    driver = None
+    try:
+        leader = await asyncio.to_thread(the_leader, list(masters.values()))
+        await asyncio.to_thread(
+            wait_for, lambda: all(registrations[i] for i in range(args.agents)), 60, 0.05,
+            "every agent registered")
+        launcher = Launcher(args.tasks_per_agent)
+        driver = SchedulerDriver(url, {"user": getpass.getuser(), "name": "bench-failover",
+                                       "failover_timeout": 3600}, launcher)
+        launcher.driver = driver
+        await driver.start()
+        total = args.agents * args.tasks_per_agent
+        while launcher.running() < total:
+            await asyncio.sleep(0.05)
+        print(f"{args.agents} simulated agents, {total} tasks RUNNING, {args.masters} masters, "
+              f"ZooKeeper session timeout {args.zk_session_timeout:g}s; {args.rounds} rounds "
+              "of kill -9 on the leader")
+
+        leads, rereg, resub, state_ok = [], [], [], []
+        for r in range(1, args.rounds + 1):
+            before = [registrations[i] for i in range(args.agents)]
+            subs_before = len(launcher.subscribed_at)
+            killed = next(n for n, m in masters.items() if m is leader)
+            t0 = time.monotonic()
+            leader.kill()
+            rest = [m for n, m in masters.items() if n != killed]
+            leader = await asyncio.to_thread(the_leader, rest, 60)
+            lead_s = time.monotonic() - t0
+            await asyncio.to_thread(
+                wait_for, lambda b=before: all(registrations[i] > b[i]
+                                               for i in range(args.agents)),
+                120, 0.01, "every agent re-registered")
+            rereg_s = max(registered_at[i] for i in range(args.agents)) - t0
+
+            def consistent(m: Daemon = leader) -> bool:
+                state = get_json(m.url + "/master/state", timeout=10)
+                active = sum(1 for s in state["slaves"] if s["active"])
+                tasks = [t for f in state["frameworks"] for t in f["tasks"]]
+                return active == args.agents and len(tasks) == total and all(
+                    t["state"] == "TASK_RUNNING" for t in tasks)
+
+            await asyncio.to_thread(wait_for, consistent, 60, 0.02, "the new leader's state")
+            state_s = time.monotonic() - t0
+            while len(launcher.subscribed_at) <= subs_before:
+                await asyncio.sleep(0.01)
+            resub_s = launcher.subscribed_at[-1] - t0
+            leads.append(lead_s)
+            rereg.append(max(lead_s, rereg_s))
+            state_ok.append(state_s)
+            resub.append(resub_s)
+            print(f"round {r}: leader {lead_s:5.2f}s  agents re-registered {rereg_s:5.2f}s  "
+                  f"state complete {state_s:5.2f}s  framework re-subscribed {resub_s:5.2f}s  "
+                  f"tasks lost so far {len(launcher.bad())}")
+            masters[killed].stop()
+            masters[killed] = await asyncio.to_thread(start_master, work, killed, url,
+                                                      args.zk_session_timeout)
+
+        final = get_json(leader.url + "/master/state", timeout=10)
+        on_master = {t["id"]: t["state"] for f in final["frameworks"] for t in f["tasks"]}
+        missing = [f"t{n}" for n in range(1, total + 1) if on_master.get(f"t{n}") !=
+                   "TASK_RUNNING"]
+        lost = set(launcher.bad()) | set(missing)
+
+        def fig(name: str, xs: list[float]) -> None:
+            print(f"{name:<52} median {statistics.median(xs):5.2f}s   max {max(xs):5.2f}s")
+
+        print()
+        print(f"failover over {args.rounds} rounds, {args.agents} agents, {total} tasks, "
+              f"ZooKeeper session timeout {args.zk_session_timeout:g}s")
+        fig("kill -9 -> new leader serving", leads)
+        fig("kill -9 -> leader serving AND all agents re-registered", rereg)
+        fig("kill -9 -> new leader's state has all agents and tasks", state_ok)
+        fig("kill -9 -> framework re-subscribed", resub)
+        print(f"{'tasks lost':<52} {len(lost)}   (goal: median < 2 s with 100 agents, 0 lost; "
+              "Mesos: 4-8 s)")
+        if driver is not None:
+            await driver.stop(teardown=True)
+            driver = None
+    finally:
+        if driver is not None:
+            await driver.stop()
+        sims.terminate()
+        sims.join(5)
+        for m in masters.values():
+            m.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument("--masters", type=int, default=3)
+    parser.add_argument("--tasks-per-agent", type=int, default=2)
+    parser.add_argument("--zk-session-timeout", type=float, default=2.0)
+    args = parser.parse_args()
+    raise_fd_limit()
+    work = Path(tempfile.mkdtemp(prefix="mesonb-bench-failover-"))
+    zk = ZooKeeperServer(work / "zk")
+    try:
+        zk.start()
+        asyncio.run(run(args, work, zk))
+    finally:
+        zk.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
