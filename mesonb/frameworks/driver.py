@@ -168,7 +168,7 @@ class SchedulerDriver:
                         url = self.url
                     except (TimeoutError, OSError, ValueError) as exc:
                         log.info("no leading master under %s yet (%s)", self.master, exc)
-                        delay = min(max(delay * 2, 2.0), self.backoff_max)
+                        delay = self._next_delay(delay)
                         continue
             try:
                 await self._subscribe_once(url)
@@ -181,7 +181,7 @@ class SchedulerDriver:
                     continue
                 if 400 <= exc.status < 500 and exc.status != 408:
                     raise  # the master refuses this framework: do not spin
-                delay = min(max(delay * 2, 2.0), self.backoff_max)
+                delay = self._next_delay(delay)
                 log.info("subscribe to %s failed (%s); retrying", url, exc)
             except FrameworkError as exc:
                 log.warning("the master sent ERROR (%s); the driver stops", exc)
@@ -189,12 +189,18 @@ class SchedulerDriver:
                 self._subscribed.clear()
                 raise
             except (OSError, asyncio.IncompleteReadError, ConnectionError) as exc:
-                delay = min(max(delay * 2, 2.0), self.backoff_max)
+                # A stream that was up broke (e.g. the leader died): start the back-off
+                # over, so every failover is met quickly, not after the last one's delay.
+                delay = 0.1 if self._subscribed.is_set() else self._next_delay(delay)
                 log.info("connection to %s lost (%s); retrying", url, exc)
             if not self._stopping:
                 self.stream_id = None
                 self._subscribed.clear()
                 await self._dispatch("on_disconnected")
+
+    def _next_delay(self, delay: float) -> float:
+        """Back-off for the next attempt: 0.25 s doubling up to ``backoff_max`` (15 s)."""
+        return min(max(delay * 2, 0.25), self.backoff_max)
 
     async def _subscribe_once(self, url: str) -> None:
         info = dict(self.framework_info)

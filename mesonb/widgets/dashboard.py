@@ -155,10 +155,11 @@ class Dashboard:
         cluster._closers.append(self._stop)
 
     async def _start(self) -> asyncio.Task[None]:
-        from mesonb.frameworks.driver import master_url
+        from mesonb.frameworks.driver import resolve_master_url
         from mesonb.http.client import open_stream
 
-        self._stream = await open_stream(master_url(self.cluster.address), "/api/v1",
+        url = await resolve_master_url(self.cluster.address)  # zk:// or host:port
+        self._stream = await open_stream(url, "/api/v1",
                                          {"type": "SUBSCRIBE"}, self.cluster._headers)
         return asyncio.ensure_future(self._read())
 
