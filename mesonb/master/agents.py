@@ -31,6 +31,7 @@ from mesonb.protocol.agent import (
     AcknowledgeUpdate,
     AgentCall,
     AgentCallType,
+    KillTask,
     MasterCommand,
     MasterCommandType,
     Notice,
@@ -106,15 +107,15 @@ class AgentMessages:
         agent.pings_missed = 0
         agent.last_pong = master.clock.monotonic()
         master.recovered_agents.pop(agent_id, None)
-        if msg.agent_id:
-            self._adopt_report(agent, msg)
-        registered = _command(MasterCommandType.REGISTERED, registered=Registered(
+        after = self._adopt_report(agent, msg) if msg.agent_id else []
+        registered = [_command(MasterCommandType.REGISTERED, registered=Registered(
             agent_id=agent_id, ping_interval_seconds=master.config.agent_ping_timeout,
-            master_info=master.info())).to_json()
+            master_info=master.info())).to_json(), *after]
         written = (master.registry.admit_agent(agent_id, msg.agent_info.to_json())
                    if master.registry is not None else None)
         if written is None:
-            send(registered)
+            for message in registered:
+                send(message)
         else:
             written.add_done_callback(
                 lambda f: master.schedule(self._admitted, agent, send, registered, f))
@@ -122,21 +123,25 @@ class AgentMessages:
         master.resources_changed(agent_id)
         return agent
 
-    def _admitted(self, agent: Agent, send: Send, registered: dict[str, Any], written: Any) -> None:
+    def _admitted(self, agent: Agent, send: Send, registered: list[dict[str, Any]],
+                  written: Any) -> None:
         """The registry write of an admission finished (on the IOLoop again)."""
         if agent.send != send:
             return  # the link went away meanwhile; the agent will register again
         exc = written.exception()
         if exc is None:
-            send(registered)
+            for message in registered:
+                send(message)
             return
         log.error("could not write agent %s to the registry: %r; closing its link", agent.id, exc)
         self.master.counters["registrar_failures"] += 1
         if agent.close is not None:
             agent.close()
 
-    def _adopt_report(self, agent: Agent, msg: Register) -> None:
-        """Rebuild the agent's tasks and executors from what it reports."""
+    def _adopt_report(self, agent: Agent, msg: Register) -> list[dict[str, Any]]:
+        """Rebuild the agent's tasks and executors from what it reports; returns the
+        commands to send once it is registered (kills of tasks that must not return)."""
+        kills: list[dict[str, Any]] = []
         master, book = self.master, self.book
         now = master.clock.time()
         infos = {f.id: f for f in msg.frameworks or () if f.id}
@@ -177,6 +182,12 @@ class AgentMessages:
                 agent.tasks[key] = task
                 book.set_task_state(task, item.state)
                 task.unreachable_time = None
+                if not framework.partition_aware:
+                    # It was told TASK_LOST and may have replaced the task: kill the
+                    # returning copy, as Mesos does for frameworks without PARTITION_AWARE.
+                    kills.append(_command(MasterCommandType.KILL_TASK, kill_task=KillTask(
+                        framework_id=framework.id, task_id=task.id)).to_json())
+                    continue
                 status = item.latest_status or master_status(task.id, item.state, now)
                 status = TaskStatus(task_id=task.id, state=item.state, source=status.source,
                                     reason=Reason.REASON_AGENT_REREGISTERED,
@@ -195,6 +206,7 @@ class AgentMessages:
             if key not in reported:
                 agent.tasks.pop(key)
                 self._drop_missing(task, agent)
+        return kills
 
     def _recover_framework(self, info: FrameworkInfo) -> None:
         """A framework known only from an agent's report (after a master failover)."""

@@ -98,7 +98,7 @@ async def test_agent_that_stops_answering_goes_unreachable_and_its_tasks_come_ba
         cluster.stop()
 
 
-async def test_old_framework_sees_task_lost_when_its_agent_goes_away(tmp_path):
+async def test_old_framework_sees_task_lost_and_the_returning_copy_killed(tmp_path):
     cluster = ProcessCluster(tmp_path, agents=1, master_args=[
         "--agent-ping-timeout", "0.3", "--max-agent-ping-timeouts", "3"])
     cluster.start()
@@ -114,6 +114,11 @@ async def test_old_framework_sees_task_lost_when_its_agent_goes_away(tmp_path):
             await until(lambda: "TASK_LOST" in tracker.states("long"), 15, "TASK_LOST")
         finally:
             cluster.agents[0].signal(signal.SIGCONT)
+        # When the agent returns, the task this framework was told is lost is killed.
+        await until(lambda: tracker.states("long")[-1:] == ["TASK_KILLED"], 20,
+                    "the returning copy killed")
+        assert "TASK_RUNNING" not in tracker.states("long")[tracker.states("long").index(
+            "TASK_LOST"):]
     finally:
         await driver.stop(teardown=True)
         cluster.stop()

@@ -197,3 +197,20 @@ def test_disconnected_framework_is_inactive_and_completed_tasks_are_bounded():
     assert [t.id for t in fw.record.completed_tasks] == ["t2", "t3"]
     h.disconnect(fw)
     assert not fw.record.active
+
+
+def test_returning_agent_has_old_frameworks_tasks_killed_after_registration(h):
+    agent, fw = running_task(h)  # no PARTITION_AWARE: it was told TASK_LOST
+    task_info = fw.record.tasks["t"].info
+    for _ in range(6):
+        h.advance(15)
+    assert [u["state"] for u in fw.updates()] == ["TASK_LOST"]
+    agent.take()
+    report = AgentTask(framework_id=fw.framework_id, task=TaskInfo.from_json(task_info.to_json()),
+                       state=TaskState.TASK_RUNNING)
+    h.add_agent("cpus:2;mem:1024", agent_id=agent.agent_id, tasks=[report], end=agent)
+    kinds = [m["type"] for m in agent.take()]
+    assert kinds.index("REGISTERED") < kinds.index("KILL_TASK")
+    assert fw.updates() == []  # no TASK_RUNNING for a task it was told is lost
+    agent.update(fw.framework_id, "t", TaskState.TASK_KILLED)
+    assert [u["state"] for u in fw.updates()] == ["TASK_KILLED"]
