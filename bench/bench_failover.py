@@ -20,11 +20,22 @@ next round. It prints medians and maxima, and tasks lost (any status other than
 RUNNING reaching the framework, or a task not RUNNING on the last leader). Nothing is
 asserted: these are figures.
 
+Then ``--agent-rounds`` rounds of kill -9 on real agents: ``--real-agents`` real
+``mesonb agent --master zk://...`` processes (each on a fixed port and its own
+``--work-dir``) and a second framework (checkpoint: true, failover_timeout 1 hour)
+running ``--tasks-per-real-agent`` long ``sleep`` command tasks on each. Each round
+kills one agent with SIGKILL (its executors, in their own sessions, live on) and restarts
+it at once on the same port and work dir; it measures from the kill to the leader's
+``/master/state`` showing that agent re-registered (a new ``reregistered_time``), active,
+with all its tasks RUNNING. Tasks lost: any terminal, LOST, UNREACHABLE, GONE or DROPPED
+status reaching the framework, or a task not RUNNING on the leader at the end.
+
 Detecting a kill -9 is bounded by ZooKeeper: the dead leader's ephemeral znode goes only
 when its session expires (``--zk-session-timeout``; the test server's tickTime is 500 ms,
 so 1 s is the least it grants).
 
     python bench/bench_failover.py [--rounds 5] [--agents 100] [--zk-session-timeout 2]
+                                   [--agent-rounds 3] [--real-agents 3]
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ import multiprocessing
 import random
 import resource
 import shutil
+import socket
 import statistics
 import sys
 import tempfile
@@ -48,6 +60,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import tornado.httpclient
 import tornado.websocket
 
@@ -57,11 +70,13 @@ from mesonb.discovery import LeaderDetector
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol.agent import AGENT_PATH
 from mesonb.protocol.resources import Resources
-from mesonb.testing.processes import Daemon, get_json, wait_for
+from mesonb.testing.processes import Daemon, get_json, kill_processes_under, wait_for
 from mesonb.testing.zookeeper import ZooKeeperServer
 
 BAD_STATES = {"TASK_KILLED", "TASK_KILLING", "TASK_LOST", "TASK_FAILED", "TASK_ERROR",
               "TASK_DROPPED", "TASK_GONE", "TASK_UNREACHABLE", "TASK_GONE_BY_OPERATOR"}
+# a task that should survive an agent's kill -9 must see none of these
+AGENT_BAD_STATES = BAD_STATES | {"TASK_FINISHED"}
 
 
 def raise_fd_limit() -> None:
@@ -257,7 +272,22 @@ def the_leader(masters: list[Daemon], timeout: float = 30.0) -> Daemon:
 async def run(args: argparse.Namespace, work: Path, zk: ZooKeeperServer) -> None:
     url = zk.url("/mesonb")
     names = [f"m{i}" for i in range(args.masters)]
-    masters = {n: start_master(work, n, url, args.zk_session_timeout) for n in names}
+    masters: dict[str, Daemon] = {}
+    try:
+        for n in names:
+            masters[n] = start_master(work, n, url, args.zk_session_timeout)
+        if args.rounds > 0:
+            await master_rounds(args, work, url, masters)
+        if args.agent_rounds > 0:
+            await agent_rounds(args, work, url, masters)
+    finally:
+        for m in masters.values():
+            m.stop()
+        kill_processes_under(work)  # executors and their tasks
+
+
+async def master_rounds(args: argparse.Namespace, work: Path, url: str,
+                        masters: dict[str, Daemon]) -> None:
     registered_at = multiprocessing.Array("d", args.agents, lock=False)
     registrations = multiprocessing.Array("i", args.agents, lock=False)
     sims = multiprocessing.Process(target=agents_process,
@@ -347,8 +377,205 @@ async def run(args: argparse.Namespace, work: Path, zk: ZooKeeperServer) -> None
             await driver.stop()
         sims.terminate()
         sims.join(5)
-        for m in masters.values():
-            m.stop()
+
+
+# -- agent rounds: real agents, kill -9 and restart on the same work dir ---------------
+class Sleeper:
+    """Launches ``per_agent`` long ``sleep`` tasks on each of the given (real) agents."""
+
+    def __init__(self, per_agent: int) -> None:
+        self.per_agent = per_agent
+        self.wanted: set[str] = set()  # agent ids to launch on
+        self.launched: dict[str, str] = {}  # task id -> agent id
+        self.statuses: dict[str, list[str]] = {}
+        self.log: list[tuple[float, str, str, str]] = []  # (time, task, state, reason)
+        self.driver: SchedulerDriver | None = None
+        self.res = Resources.parse("cpus:0.1;mem:32").to_json()
+
+    async def on_offers(self, offers: list[dict[str, Any]]) -> None:
+        assert self.driver is not None
+        for offer in offers:
+            agent = offer["agent_id"]["value"]
+            if agent not in self.wanted or agent in self.launched.values():
+                await self.driver.decline([offer["id"]["value"]], 3600)
+                continue
+            tasks = []
+            for _ in range(self.per_agent):
+                tid = f"s{len(self.launched) + 1}"
+                self.launched[tid] = agent
+                tasks.append({"name": tid, "task_id": {"value": tid},
+                              "agent_id": offer["agent_id"],
+                              "command": {"value": "sleep 3600"}, "resources": self.res})
+            await self.driver.launch([offer["id"]["value"]], tasks, refuse_seconds=3600)
+
+    def on_update(self, status: dict[str, Any]) -> None:
+        tid = status["task_id"]["value"]
+        self.statuses.setdefault(tid, []).append(status["state"])
+        self.log.append((time.monotonic(), tid, status["state"],
+                         status.get("reason", "") + " " + status.get("message", "")))
+
+    def running(self) -> int:
+        return sum(1 for s in self.statuses.values() if s and s[-1] == "TASK_RUNNING")
+
+    def bad(self) -> dict[str, list[str]]:
+        return {t: s for t, s in self.statuses.items() if AGENT_BAD_STATES & set(s)}
+
+
+def task_processes(agent: Daemon) -> dict[str, set[int]]:
+    """Per task on ``agent`` (its /state): the pids working in its executor's sandbox."""
+    state = get_json(agent.url + "/state", timeout=10)
+    dirs = {t["id"]: e["directory"] for f in state["frameworks"] for e in f["executors"]
+            for t in e["tasks"] if t["state"] == "TASK_RUNNING"}
+    out: dict[str, set[int]] = {t: set() for t in dirs}
+    for proc in psutil.process_iter(["pid", "cwd"]):
+        cwd = proc.info.get("cwd") or ""
+        for t, d in dirs.items():
+            if cwd == d or cwd.startswith(d + "/"):
+                out[t].add(proc.pid)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_agent(work: Path, name: str, zk_url: str, port: int, index: int) -> Daemon:
+    first = 32000 + index * 100
+    agent = Daemon(["agent", "--master", zk_url, "--port", str(port),
+                    "--work-dir", str(work / name),
+                    "--resources", f"cpus:2;mem:2048;disk:4096;ports:[{first}-{first + 99}]",
+                    "--log-level", "INFO"], work / f"{name}.log")
+    agent.wait_listening()
+    return agent
+
+
+def agent_id_of(work: Path, name: str) -> str:
+    return (work / name / "meta/slaves/latest").readlink().name
+
+
+def slave_view(masters: list[Daemon], agent_id: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """The leader's /master/state entry for ``agent_id`` and its tasks' states."""
+    leader = the_leader(masters, 30)
+    state = get_json(leader.url + "/master/state", timeout=10)
+    slave = next((s for s in state["slaves"] if s["id"] == agent_id), None)
+    tasks = [t["state"] for f in state["frameworks"] for t in f["tasks"]
+             if t["slave_id"] == agent_id]
+    return slave, tasks
+
+
+async def agent_rounds(args: argparse.Namespace, work: Path, url: str,
+                       masters: dict[str, Daemon]) -> None:
+    names = [f"a{i}" for i in range(args.real_agents)]
+    ports = {n: free_port() for n in names}
+    agents: dict[str, Daemon] = {}
+    driver = None
+    ms = list(masters.values())
+    try:
+        for i, n in enumerate(names):
+            agents[n] = await asyncio.to_thread(start_agent, work, n, url, ports[n], i)
+        ids = {n: await asyncio.to_thread(wait_for, lambda n=n: (work / n / "meta/slaves/latest")
+                                          .is_symlink() and agent_id_of(work, n), 30, 0.05,
+                                          f"agent {n} registered")
+               for n in names}
+        sleeper = Sleeper(args.tasks_per_real_agent)
+        sleeper.wanted = set(ids.values())
+        driver = SchedulerDriver(url, {"user": getpass.getuser(), "name": "bench-agent-failover",
+                                       "checkpoint": True, "failover_timeout": 3600}, sleeper)
+        sleeper.driver = driver
+        await driver.start()
+        total = args.real_agents * args.tasks_per_real_agent
+        deadline = time.monotonic() + 60
+        while sleeper.running() < total:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {sleeper.running()}/{total} tasks RUNNING: "
+                                   f"{sleeper.statuses}")
+            await asyncio.sleep(0.05)
+        print()
+        print(f"{args.real_agents} real agents (zk://), {total} sleep tasks RUNNING (checkpoint, "
+              f"failover_timeout 1 h); {args.agent_rounds} rounds of kill -9 on an agent and "
+              "a restart on its work dir")
+
+        back, lost_per_round = [], []
+        for r in range(1, args.agent_rounds + 1):
+            name = names[(r - 1) % len(names)]
+            aid = ids[name]
+            mine = sorted(t for t, a in sleeper.launched.items() if a == aid)
+            slave, _ = await asyncio.to_thread(slave_view, ms, aid)
+            rereg_before = slave.get("reregistered_time") if slave else None
+            bad_before = len(sleeper.bad())
+            procs_before = await asyncio.to_thread(task_processes, agents[name])
+            t0 = time.monotonic()
+            agents[name].kill()
+            agents[name] = await asyncio.to_thread(start_agent, work, name, url, ports[name],
+                                                   names.index(name))
+            up_s = time.monotonic() - t0
+
+            def recovered(aid: str = aid, before: Any = rereg_before,
+                          count: int = len(mine)) -> bool:
+                slave, tasks = slave_view(ms, aid)
+                return bool(slave and slave["active"]
+                            and slave.get("reregistered_time") not in (None, before)
+                            and len(tasks) == count
+                            and all(t == "TASK_RUNNING" for t in tasks))
+
+            try:
+                await asyncio.to_thread(wait_for, recovered, 120, 0.02,
+                                        f"agent {name} re-registered with its tasks RUNNING")
+                back_s = time.monotonic() - t0
+            except TimeoutError as exc:
+                print(f"round {r}: {exc}")
+                back_s = float("inf")
+            now_ids = agent_id_of(work, name)
+            if now_ids != aid:
+                print(f"round {r}: agent {name} came back with a new id {now_ids} (was {aid})")
+            # late statuses: an executor that does not re-subscribe is killed after the
+            # agent's --executor-reregistration-timeout (2 s), its task FAILED
+            await asyncio.sleep(args.settle)
+            lost_round = len(sleeper.bad()) - bad_before
+            procs_after = await asyncio.to_thread(task_processes, agents[name])
+            for t in mine:
+                gone = procs_before.get(t, set()) - procs_after.get(t, set())
+                if t not in procs_after or gone or not procs_before.get(t):
+                    print(f"round {r}: task {t}: not RUNNING on the restarted agent's /state or "
+                          f"its processes changed (before {sorted(procs_before.get(t, ()))}, "
+                          f"after {sorted(procs_after.get(t, ()))})")
+            back.append(back_s)
+            lost_per_round.append(lost_round)
+            print(f"round {r}: agent {name} ({len(mine)} tasks) process listening {up_s:5.2f}s  "
+                  f"re-registered, tasks RUNNING {back_s:5.2f}s  tasks lost this round "
+                  f"{lost_round}")
+            for when, tid, state, why in sleeper.log:
+                if when >= t0 and state in AGENT_BAD_STATES:
+                    print(f"    {tid}: {state} {why.strip()} at +{when - t0:.2f}s")
+
+        leader = await asyncio.to_thread(the_leader, ms)
+        final = get_json(leader.url + "/master/state", timeout=10)
+        on_master = {t["id"]: t["state"] for f in final["frameworks"] for t in f["tasks"]}
+        missing = [t for t in sleeper.launched if on_master.get(t) != "TASK_RUNNING"]
+        lost = set(sleeper.bad()) | set(missing)
+        finite = [x for x in back if x != float("inf")] or [float("inf")]
+
+        print()
+        print(f"agent kill -9 over {args.agent_rounds} rounds, {args.real_agents} real agents, "
+              f"{total} tasks")
+        print(f"{'kill -9 -> agent re-registered, its tasks RUNNING':<52} median "
+              f"{statistics.median(finite):5.2f}s   max {max(back):5.2f}s")
+        print(f"{'tasks lost':<52} {len(lost)}   (goal: 0 lost; executors and their tasks' "
+              "processes the same before and after, else a line per task above)")
+        if lost:
+            for t in sorted(lost):
+                print(f"    {t}: statuses {sleeper.statuses.get(t)}, on the leader "
+                      f"{on_master.get(t)}")
+        await driver.stop(teardown=True)
+        driver = None
+    finally:
+        if driver is not None:
+            await driver.stop()
+        for a in agents.values():
+            a.stop()
+        kill_processes_under(work)
 
 
 def main() -> None:
@@ -358,6 +585,12 @@ def main() -> None:
     parser.add_argument("--masters", type=int, default=3)
     parser.add_argument("--tasks-per-agent", type=int, default=2)
     parser.add_argument("--zk-session-timeout", type=float, default=2.0)
+    parser.add_argument("--agent-rounds", type=int, default=3,
+                        help="rounds of kill -9 on a real agent (0: none)")
+    parser.add_argument("--real-agents", type=int, default=3)
+    parser.add_argument("--tasks-per-real-agent", type=int, default=2)
+    parser.add_argument("--settle", type=float, default=3.0,
+                        help="seconds to wait after each agent round for late statuses")
     args = parser.parse_args()
     raise_fd_limit()
     work = Path(tempfile.mkdtemp(prefix="mesonb-bench-failover-"))
