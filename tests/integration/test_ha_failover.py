@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import os
 import signal
 import time
 from pathlib import Path
@@ -31,8 +32,11 @@ BAD_STATES = {"TASK_KILLED", "TASK_KILLING", "TASK_LOST", "TASK_FAILED", "TASK_E
               "TASK_DROPPED", "TASK_GONE", "TASK_UNREACHABLE", "TASK_GONE_BY_OPERATOR"}
 
 
-def slow_square(x: int) -> int:
-    time.sleep(4)
+def gated_square(x: int, gate: str) -> int:
+    """Runs until the test opens the gate (a file), so it is surely in flight at the kill."""
+    deadline = time.monotonic() + 120
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return x * x
 
 
@@ -118,7 +122,9 @@ async def test_kill_leader_while_tasks_run(tmp_path: Path) -> None:
         # The notebook client, found through ZooKeeper, with calls in flight.
         cluster = await asyncio.to_thread(Cluster, url)
         assert cluster.address == url
-        futures = [cluster.submit(slow_square, i, cpus=0.1, mem="64MiB") for i in range(4)]
+        gate = tmp_path / "gate"
+        futures = [cluster.submit(gated_square, i, str(gate), cpus=0.1, mem="64MiB")
+                   for i in range(4)]
         # A command-task framework with a failover_timeout, through the same URL.
         framework = CommandFramework([
             {"name": "sleeper", "task_id": {"value": "sleeper"},
@@ -154,6 +160,7 @@ async def test_kill_leader_while_tasks_run(tmp_path: Path) -> None:
         print(f"new leader after {led_after:.2f}s, agents back after {reregistered_after:.2f}s")
 
         # The calls in flight complete, with their values.
+        gate.touch()
         values = await asyncio.to_thread(cluster.gather, futures, timeout=60)
         assert values == [0, 1, 4, 9]
         # The command framework re-subscribed with its id; its task kept running.
