@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import TYPE_CHECKING
 
 from tornado.iostream import StreamClosedError
 
+from mesonb.executor.driver import BATCH_HEADER
 from mesonb.executor.process import TOKEN_ENV
 from mesonb.http.base import JSON, RECORDIO, BaseHandler, method_not_allowed
 from mesonb.protocol import recordio
-from mesonb.protocol.errors import Forbidden
+from mesonb.protocol.errors import BadRequest, Forbidden
 from mesonb.protocol.executor import ExecutorCall, ExecutorCallType, ExecutorEvent
+from mesonb.protocol.states import TaskState
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -105,20 +108,18 @@ class ExecutorApiHandler(BaseHandler):
 
     async def post(self) -> None:
         self.require_json_body()
+        if self.request.body.lstrip()[:1] == b"[":
+            self._batch()
+            return
         call = ExecutorCall.parse(self.request.body)
-        if self.principal is not None and self.principal != (
-            call.framework_id, call.executor_id
-        ):
-            raise Forbidden(
-                f"The token is not valid for executor '{call.executor_id}' of framework"
-                f" '{call.framework_id}'"
-            )
+        self._authorize(call)
         if call.type is ExecutorCallType.SUBSCRIBE:
             self.require_json_accept((RECORDIO,))
             stream = EventStream(self)
             self.stream = stream
             self.set_status(200)
             self.set_header("Content-Type", JSON)
+            self.set_header(BATCH_HEADER, "1")
             self.agent.executors.subscribe(call, stream)
             await stream.wait_closed()
             if not self._finished:
@@ -129,6 +130,66 @@ class ExecutorApiHandler(BaseHandler):
             self.agent.executors.update(call)
         elif call.type is ExecutorCallType.MESSAGE:
             self.agent.executors.message(call)
+        self.set_status(202)
+        self.finish()
+
+    def _authorize(self, call: ExecutorCall) -> None:
+        if self.principal is not None and self.principal != (
+            call.framework_id, call.executor_id
+        ):
+            raise Forbidden(
+                f"The token is not valid for executor '{call.executor_id}' of framework"
+                f" '{call.framework_id}'"
+            )
+
+    def _batch(self) -> None:
+        """mesonb's extension: a JSON array of UPDATE and MESSAGE calls in one request.
+
+        Every call is parsed and checked first (400 or 403 names the bad one and nothing
+        is done), then carried out in order, each update recorded before the answer; a
+        call refused while carrying out stops the batch, with the calls before it done.
+        Answer: 202. Mesos has no such call; the agent announces it with the
+        ``Mesonb-Batch: 1`` header of its SUBSCRIBE answer and only mesonb's executor
+        driver uses it."""
+        try:
+            items = json.loads(self.request.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"Failed to parse body into executor Calls: {exc}") from None
+        if not items:
+            raise BadRequest("Expecting at least one call in the batch")
+        calls = []
+        for i, item in enumerate(items):
+            try:
+                call = ExecutorCall.from_json(item, "Call")
+                if call.type is ExecutorCallType.UPDATE and call.update is None:
+                    raise BadRequest("Expecting 'update' to be present for an UPDATE call")
+                if call.type is ExecutorCallType.MESSAGE and call.message is None:
+                    raise BadRequest("Expecting 'message' to be present for a MESSAGE call")
+                if call.type not in (ExecutorCallType.UPDATE, ExecutorCallType.MESSAGE):
+                    raise BadRequest(f"{call.type.value} cannot be batched")
+                if call.type is ExecutorCallType.UPDATE:
+                    assert call.update is not None
+                    status = call.update.status
+                    if status.uuid is None:
+                        raise BadRequest("Expecting 'uuid' to be present")
+                    if status.state is TaskState.TASK_STAGING:
+                        raise BadRequest("Received TASK_STAGING from executor")
+            except BadRequest as exc:
+                raise BadRequest(f"call {i} of the batch: {exc.message}") from None
+            try:
+                self._authorize(call)
+            except Forbidden as exc:
+                raise Forbidden(f"call {i} of the batch: {exc.message}") from None
+            calls.append(call)
+        executors = self.agent.executors
+        for i, call in enumerate(calls):
+            try:
+                if call.type is ExecutorCallType.UPDATE:
+                    executors.update(call)
+                else:
+                    executors.message(call)
+            except BadRequest as exc:
+                raise BadRequest(f"call {i} of the batch: {exc.message}") from None
         self.set_status(202)
         self.finish()
 

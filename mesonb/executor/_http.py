@@ -131,3 +131,79 @@ async def post_and_read(
     if not 200 <= response.status < 300:
         raise HTTPError(response.status, response.reason, data.decode("utf-8", "replace"))
     return response
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection to ``endpoint`` for request/answer calls (not
+    for streams): requests go one at a time, the connection is opened on first use and
+    again after the server closes it. A request on a reused connection that fails before
+    any byte of the answer arrived (the server closed it while idle) is retried once on
+    a fresh connection."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.host, self.port = split_endpoint(endpoint)
+        self._hostport = f"[{self.host}]:{self.port}" if ":" in self.host \
+            else f"{self.host}:{self.port}"
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._lock = asyncio.Lock()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+        self._reader = self._writer = None
+
+    async def post_and_read(self, path: str, body: bytes, headers: Mapping[str, str],
+                            timeout: float = 10.0) -> tuple[Response, bytes]:
+        """POST and read the whole answer; HTTPError unless it is 2xx."""
+        async with self._lock:
+            try:
+                return await asyncio.wait_for(self._exchange(path, body, headers), timeout)
+            except BaseException:
+                self.close()
+                raise
+
+    async def _exchange(self, path: str, body: bytes,
+                        headers: Mapping[str, str]) -> tuple[Response, bytes]:
+        lines = [f"POST {path} HTTP/1.1", f"Host: {self._hostport}",
+                 f"Content-Length: {len(body)}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        for attempt in (0, 1):
+            reused = self._writer is not None
+            if self._writer is None:
+                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            reader, writer = self._reader, self._writer
+            assert reader is not None and writer is not None
+            try:
+                writer.write(request)
+                await writer.drain()
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                self.close()
+                partial = getattr(exc, "partial", b"")
+                if reused and attempt == 0 and not partial:
+                    continue
+                raise ConnectionError(f"connection to {self.endpoint} lost: {exc}") from None
+            break
+        if len(head) > MAX_HEADER_BYTES:
+            raise ConnectionError("response headers too large")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or not parts[1].isdigit():
+            raise ConnectionError(f"bad HTTP status line {status_line!r}")
+        response = Response(int(parts[1]), parts[2] if len(parts) > 2 else "", reader=reader)
+        for line in header_lines:
+            if ":" in line:
+                name, _, value = line.partition(":")
+                response.headers[name.strip().lower()] = value.strip()
+        framed = "content-length" in response.headers or \
+            "chunked" in response.headers.get("transfer-encoding", "").lower()
+        data = await response.body()
+        if not framed or response.headers.get("connection", "").lower() == "close":
+            self.close()
+        if not 200 <= response.status < 300:
+            raise HTTPError(response.status, response.reason, data.decode("utf-8", "replace"))
+        return response, data

@@ -60,6 +60,8 @@ from . import _http
 log = logging.getLogger(__name__)
 
 EXECUTOR_PATH = "/api/v1/executor"
+# Set to "1" on the SUBSCRIBE answer by mesonb's agent: it takes a JSON array of calls.
+BATCH_HEADER = "Mesonb-Batch"
 TOKEN_ENV = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0,
           "days": 86400.0, "weeks": 604800.0}
@@ -175,6 +177,12 @@ class ExecutorDriver:
         self._ack_waiters: list[asyncio.Future[None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._gave_up = False  # the connection loop ended (the agent is gone for good)
+        self._conn = _http.Connection(self.agent_endpoint)  # keep-alive, for calls
+        # The agent takes a JSON array of calls in one POST (mesonb's agent says so in a
+        # header of its SUBSCRIBE answer): updates of one loop turn then go together.
+        self._batching = False
+        self._outbox: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Future[None] | None = None
 
     # -- public API -----------------------------------------------------------------
     @property
@@ -203,6 +211,7 @@ class ExecutorDriver:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
             self.connected = False
+            self._conn.close()
 
     def stop(self) -> None:
         """Make :meth:`run` return (pending handler coroutines are cancelled)."""
@@ -237,7 +246,10 @@ class ExecutorDriver:
                 "executor_id": {"value": self.executor_id},
                 "update": {"status": status.to_json()}}
         try:
-            await self._call(body)
+            if self._batching:
+                await self._batched_call(body)
+            else:
+                await self._call(body)
         except _http.HTTPError as exc:
             if 400 <= exc.status < 500:
                 self.unacknowledged_updates.pop(status.uuid, None)
@@ -350,6 +362,7 @@ class ExecutorDriver:
             if 400 <= response.status < 500:
                 raise SubscribeRefused(f"HTTP {response.status}: {text}")
             raise ConnectionError(f"HTTP {response.status}: {text}")
+        self._batching = response.headers.get(BATCH_HEADER.lower()) == "1"
         return response
 
     async def _read_events(self, response: _http.Response) -> None:
@@ -417,9 +430,50 @@ class ExecutorDriver:
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
 
-    async def _call(self, body: dict[str, Any]) -> None:
-        await _http.post_and_read(self.agent_endpoint, EXECUTOR_PATH,
-                                  json.dumps(body).encode(), self._headers(), self.http_timeout)
+    async def _call(self, body: dict[str, Any] | list[dict[str, Any]]) -> None:
+        await self._conn.post_and_read(EXECUTOR_PATH, json.dumps(body).encode(),
+                                       self._headers(), self.http_timeout)
+
+    async def _batched_call(self, body: dict[str, Any]) -> None:
+        """Send ``body`` with the other calls queued in this loop turn, in order."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outbox.append((body, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush_outbox())
+        await fut
+
+    async def _flush_outbox(self) -> None:
+        await asyncio.sleep(0)  # let this turn's calls join the batch
+        batch: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        try:
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                try:
+                    await self._call(batch[0][0] if len(batch) == 1 else [b for b, _ in batch])
+                except _http.HTTPError as exc:
+                    if len(batch) > 1 and 400 <= exc.status < 500:
+                        # The agent refused the whole batch: each call gets its own answer.
+                        for body, fut in batch:
+                            try:
+                                await self._call(body)
+                            except Exception as one:
+                                _settle(fut, one)
+                            else:
+                                _settle(fut, None)
+                    else:
+                        for _, fut in batch:
+                            _settle(fut, exc)
+                except Exception as exc:
+                    for _, fut in batch:
+                        _settle(fut, exc)
+                else:
+                    for _, fut in batch:
+                        _settle(fut, None)
+                batch = []
+        finally:
+            for _, fut in batch + self._outbox:
+                _settle(fut, ConnectionError("the executor driver stopped"))
+            self._outbox = []
 
     async def _invoke(self, fn: Any, *args: Any, wait: bool = False) -> None:
         """Call a handler method; a coroutine runs as its own task unless ``wait``."""
@@ -446,3 +500,12 @@ class ExecutorDriver:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("executor handler failed", exc_info=task.exception())
+
+
+def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(exc)
