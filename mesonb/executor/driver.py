@@ -328,6 +328,7 @@ class ExecutorDriver:
             finally:
                 self.connected = False
                 response.close()
+                self._conn.close()  # calls go to whichever agent we subscribe to next
             if self._stopping is not None and self._stopping.is_set():
                 return
             await self._invoke(self.handler.disconnected, wait=True)
