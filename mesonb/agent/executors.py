@@ -63,7 +63,7 @@ from mesonb.protocol.mesos import (
 )
 from mesonb.protocol.states import Reason, Source, TaskState, for_framework
 
-from . import containerizer, launcher, paths, recovery
+from . import containerizer, launcher, paths, reattach, recovery
 from .book import (
     MAX_COMPLETED_FRAMEWORKS,
     MAX_COMPLETED_TASKS,
@@ -318,98 +318,11 @@ class Executors:
             if executor.stream is not None:
                 executor.stream.close()
 
-    # -- agent recovery -------------------------------------------------------------
+    # -- agent recovery (mesonb.agent.reattach) ---------------------------------------
     def recover(self, state: recovery.AgentCheckpoint, cleanup: bool = False) -> None:
         """Put an earlier run's checkpointed frameworks, executors and tasks back in the
-        book (see :mod:`mesonb.agent.recovery`). Live executors wait for their SUBSCRIBE
-        (or, with ``cleanup``, are killed); dead ones end their unfinished tasks."""
-        timeout = self.agent.recovery.executor_reregistration_timeout
-        known: set[int] = set()
-        for fw in state.frameworks:
-            framework = Framework(info=fw.info)
-            self.frameworks[framework.framework_id] = framework
-            for ckpt in fw.executors:
-                executor = self._recover_executor(framework, ckpt)
-                if executor is None:
-                    continue
-                container = None
-                if ckpt.pid is not None and not state.rebooted:
-                    container = containerizer.recover(ckpt.container_id, ckpt.pid,
-                                                      ckpt.directory)
-                if container is not None:
-                    known.add(container.pid)
-                    executor.container = container
-                    self._spawn(self._watch_recovered(executor, container))
-                    if cleanup:
-                        executor.termination = Termination(
-                            TaskState.TASK_FAILED, Reason.REASON_EXECUTOR_TERMINATED,
-                            "Executor killed: the agent was started with --recover=cleanup")
-                        self._terminate(executor, "--recover=cleanup")
-                    else:
-                        log.info("waiting %gs for executor %s of framework %s to re-subscribe",
-                                 timeout, executor.executor_id, framework.framework_id)
-                        self._set_timer(executor, timeout,
-                                        lambda e=executor: self._reregistration_timeout(e))
-                elif executor.tasks():
-                    why = "the machine rebooted" if state.rebooted else "its process is gone"
-                    self._terminated(executor, None, how=f"exited while the agent was down"
-                                     f" ({why})")
-                else:
-                    executor.state = ExecutorState.TERMINATED
-                    framework.complete_executor(executor)
-            if not framework.executors:
-                self.frameworks.pop(framework.framework_id, None)
-        sandboxes = paths.sandboxes_root(self.agent.config.work_dir)
-        for pid in containerizer.orphans(sandboxes, known):
-            log.warning("killing orphan executor pid %d (not recovered)", pid)
-            containerizer.kill_session(pid, signal.SIGKILL)
-
-    def _recover_executor(self, framework: Framework,
-                          ckpt: recovery.ExecutorCheckpoint) -> Executor | None:
-        if ckpt.token is None:
-            log.warning("executor %s of framework %s has no checkpointed token; not recovered",
-                        ckpt.info.executor_id, ckpt.framework_id)
-            return None
-        command_executor = launcher.is_builtin(ckpt.info.command) and bool(
-            ckpt.info.command and launcher.COMMAND_EXECUTOR_MODULE in (
-                ckpt.info.command.arguments or ()))
-        executor = Executor(info=ckpt.info, framework_id=ckpt.framework_id,
-                            container_id=ckpt.container_id, directory=ckpt.directory,
-                            token=ckpt.token, command_executor=command_executor,
-                            recovered=True)
-        framework.executors[executor.executor_id] = executor
-        self._tokens[ckpt.token] = (ckpt.framework_id, executor.executor_id)
-        updates = self.agent.status_updates
-        for item in ckpt.tasks:
-            task = Task(info=item.info, framework_id=ckpt.framework_id,
-                        executor_id=executor.executor_id)
-            stream = updates.recover(ckpt.framework_id, task.task_id, item.records)
-            task.statuses = [TaskStatus(
-                task_id=s.task_id, state=s.state, timestamp=s.timestamp, message=s.message,
-                reason=s.reason, source=s.source, healthy=s.healthy) for s in stream.statuses]
-            task.state = stream.latest_state or TaskState.TASK_STAGING
-            if stream.closed:
-                executor.completed.append(task)
-            else:
-                executor.launched[task.task_id] = task
-        return executor
-
-    async def _watch_recovered(self, executor: Executor, container: containerizer.Container
-                               ) -> None:
-        await container.wait()
-        self._terminated(executor, None, how="exited (status unknown: started by an earlier"
-                         " run of the agent)")
-
-    def _reregistration_timeout(self, executor: Executor) -> None:
-        if executor.state is not ExecutorState.REGISTERING:
-            return
-        timeout = self.agent.recovery.executor_reregistration_timeout
-        log.warning("recovered executor %s did not re-subscribe within %gs",
-                    executor.executor_id, timeout)
-        executor.termination = Termination(
-            TaskState.TASK_FAILED, Reason.REASON_EXECUTOR_REREGISTRATION_TIMEOUT,
-            f"Executor did not re-register within {timeout:g}secs")
-        self._terminate(executor, "re-registration timeout")
+        book; see :func:`mesonb.agent.reattach.recover`."""
+        reattach.recover(self, state, cleanup)
 
     def reregistering(self) -> bool:
         """True while a recovered executor may still re-subscribe."""
