@@ -147,6 +147,9 @@ class MasterLink:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._wake = asyncio.Event()
+        # With a zk:// master: a watch on the election, so a new leader is met at once.
+        self._detector: discovery.LeaderDetector | None = None
+        self._leader: str | None = None
 
     @property
     def connected(self) -> bool:
@@ -160,6 +163,9 @@ class MasterLink:
         """Send ``farewell`` (e.g. UNREGISTER) if connected, close, and stop reconnecting."""
         self._stopping = True
         self._wake.set()
+        if self._detector is not None:
+            detector, self._detector = self._detector, None
+            await asyncio.to_thread(detector.stop)
         conn = self._conn
         if conn is not None:
             self._flush(conn)  # what this turn queued goes before the farewell
@@ -245,8 +251,43 @@ class MasterLink:
                 except Exception:
                     log.exception("failed to handle %s from the master", command.type)
 
+    async def _watch_leader(self) -> None:
+        """Start watching the election (zk:// masters only); errors leave plain lookups."""
+        loop = asyncio.get_running_loop()
+        detector = discovery.LeaderDetector(
+            self.master, lambda address: loop.call_soon_threadsafe(self._leader_changed, address))
+        try:
+            await asyncio.to_thread(detector.start, self.connect_timeout)
+        except Exception as exc:
+            log.warning("cannot watch %s (%s); looking the leader up on each connection",
+                        self.master, _describe(exc))
+            await asyncio.to_thread(detector.stop)
+            return
+        if self._stopping:
+            await asyncio.to_thread(detector.stop)
+            return
+        self._detector = detector
+
+    def _leader_changed(self, address: str | None) -> None:
+        """ZooKeeper names a (new) leader: drop a link to another master and reconnect
+        after a short random delay, which spreads thousands of agents' registrations."""
+        self._leader = address
+        if address is None or self._stopping:
+            return
+        conn = self._conn
+        if conn is not None and self.master_address not in (None, address):
+            log.info("the leading master is now %s; leaving %s", address, self.master_address)
+            conn.close(1001, "a new master leads")
+        elif conn is None:
+            asyncio.get_running_loop().call_later(random.uniform(0, 0.2), self._wake.set)
+
     async def _connect(self) -> WebSocketClientConnection:
-        address = await resolve_master(self.master, self.connect_timeout)
+        if discovery.is_zk(self.master) and self._detector is None:
+            await self._watch_leader()
+        if self._leader is not None:
+            address = self._leader
+        else:
+            address = await resolve_master(self.master, self.connect_timeout)
         url = f"ws://{address}{AGENT_PATH}"
         headers = {"Authorization": f"Bearer {self.secret}"} if self.secret else {}
         for _ in range(MAX_REDIRECTS + 1):
