@@ -170,6 +170,8 @@ class ReadHandler(_FilesHandler):
 
 
 class DownloadHandler(_FilesHandler):
+    """The whole file, or the byte range of a ``Range: bytes=first-last`` header (206)."""
+
     async def get(self) -> None:
         _, real = self.resolve()
         if real.is_dir():
@@ -177,11 +179,54 @@ class DownloadHandler(_FilesHandler):
         ctype = mimetypes.guess_type(real.name)[0] or "application/octet-stream"
         self.set_header("Content-Type", ctype)
         self.set_header("Content-Disposition", f'attachment; filename="{real.name}"')
+        self.set_header("Accept-Ranges", "bytes")
+        size = real.stat().st_size
+        first, last = 0, size - 1
+        wanted = self.request.headers.get("Range")
+        if wanted:
+            span = parse_range(wanted, size)
+            if span is None:
+                self.set_status(416)
+                self.set_header("Content-Range", f"bytes */{size}")
+                self.finish()
+                return
+            first, last = span
+            self.set_status(206)
+            self.set_header("Content-Range", f"bytes {first}-{last}/{size}")
+        left = last - first + 1
         with open(real, "rb") as f:
-            while chunk := f.read(CHUNK):
+            f.seek(first)
+            while left > 0 and (chunk := f.read(min(CHUNK, left))):
+                left -= len(chunk)
                 self.write(chunk)
                 await self.flush()
         self.finish()
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """``bytes=first-last`` (or ``first-``, ``-suffix``) within a file of ``size`` bytes:
+    the first and last byte; None when it is unsatisfiable or not a single bytes range.
+
+    >>> parse_range("bytes=2-5", 10), parse_range("bytes=7-", 10), parse_range("bytes=-3", 10)
+    ((2, 5), (7, 9), (7, 9))
+    >>> parse_range("bytes=10-", 10) is None
+    True
+    """
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first_text, _, last_text = spec.strip().partition("-")
+    try:
+        if not first_text:
+            suffix = int(last_text)
+            return (max(size - suffix, 0), size - 1) if suffix > 0 and size else None
+        first = int(first_text)
+        last = int(last_text) if last_text else size - 1
+    except ValueError:
+        return None
+    if first < 0 or first >= size or last < first:
+        return None
+    return first, min(last, size - 1)
 
 
 class DebugHandler(_FilesHandler):

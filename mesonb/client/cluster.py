@@ -42,7 +42,14 @@ import cloudpickle
 
 from mesonb.discovery import is_zk, parse_zk_url
 from mesonb.frameworks.driver import SchedulerDriver, master_url
-from mesonb.frameworks.functions.protocol import INLINE_MAX, Call, Dep, Outcome, Ref
+from mesonb.frameworks.functions.protocol import (
+    INLINE_MAX,
+    Call,
+    Dep,
+    LogSlice,
+    Outcome,
+    Ref,
+)
 from mesonb.frameworks.functions.scheduler import (
     EXECUTOR_RESOURCES,
     FAILOVER_TIMEOUT,
@@ -441,7 +448,7 @@ class Cluster:
                     return
             elif data is not None:
                 outcome = Outcome.decode(data)
-                fut._log_paths = (outcome.stdout or "", outcome.stderr or "")
+                fut._logs = (outcome.stdout, outcome.stderr)
                 if outcome.ok:
                     ref = Ref(data=outcome.value) if outcome.path is None else Ref(
                         url=f"{spec.agent_url}/files/download?path={quote(outcome.path)}",
@@ -453,8 +460,9 @@ class Cluster:
                     return
                 if self._retry(job, state):
                     return
-                self._finish(job, exc=_remote_exception(outcome))
-                return
+                if not outcome.died:
+                    self._finish(job, exc=_remote_exception(outcome))
+                    return
             if self._retry(job, state):
                 return
             self._finish(job, exc=TaskError(spec.task_id, state, status.get("reason"),
@@ -544,27 +552,35 @@ class Cluster:
     async def _task_logs(self, fut: Future) -> Logs:
         if fut._agent_url is None or fut.task_id is None:
             return Logs("", "")
-        if fut._log_paths is None:
-            directory = await self._sandbox_of(fut._agent_url, fut.task_id)
-            if directory is None:
-                return Logs("", "")
-            if self._jobs.get(fut.key) is None and fut.done() and isinstance(
-                    fut.exception(), Exception) is False and isinstance(
-                    fut.result(), CommandResult):
-                paths = (f"{directory}/stdout", f"{directory}/stderr")
-            else:
-                paths = (f"{directory}/logs/{fut.task_id}.stdout",
-                         f"{directory}/logs/{fut.task_id}.stderr")
-        else:
-            paths = fut._log_paths
+        if fut._logs is not None:  # a function call: slices of its worker's log files
+            texts = [await self._read_slice(fut._agent_url, part) for part in fut._logs]
+            return Logs(texts[0], texts[1])
+        directory = await self._sandbox_of(fut._agent_url, fut.task_id)
+        if directory is None:
+            return Logs("", "")
         texts = []
-        for path in paths:
+        for path in (f"{directory}/stdout", f"{directory}/stderr"):
             try:
                 texts.append((await self._download(fut._agent_url, path)).decode(
                     "utf-8", "replace"))
             except FileNotFoundError:
                 texts.append("")
         return Logs(texts[0], texts[1])
+
+    async def _read_slice(self, agent_url: str, part: LogSlice | None) -> str:
+        """``part`` of a log file, through the agent's ``/files/download`` with a Range."""
+        if part is None or part.length <= 0:
+            return ""
+        conn = Connection.to(agent_url, self._headers)
+        try:
+            answer = await conn.request(
+                "GET", f"/files/download?path={quote(part.path)}",
+                headers={"Range": f"bytes={part.offset}-{part.offset + part.length - 1}"})
+        finally:
+            conn.close()
+        if answer.status != 206:
+            return ""
+        return answer.body.decode("utf-8", "replace")
 
     def _logs(self, fut: Future, timeout: float) -> Logs:
         return self._lt.run(self._task_logs(fut), timeout)

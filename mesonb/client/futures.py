@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mesonb.frameworks.functions.protocol import LogSlice
+
     from .cluster import Cluster
 
 
@@ -57,7 +59,7 @@ class Future(concurrent.futures.Future):
         self.task_id: str | None = None
         self.attempts = 0
         self._ref: Any = None  # protocol.Ref of the result, for dependent tasks
-        self._log_paths: tuple[str, str] | None = None
+        self._logs: tuple[LogSlice | None, LogSlice | None] | None = None  # what it printed
         self._agent_url: str | None = None
 
     def __repr__(self) -> str:

@@ -242,6 +242,13 @@ def test_state_files_and_metrics_endpoints(tmp_path: Path) -> None:
         assert download.code == 200
         assert "attachment" in download.headers["Content-Disposition"]
         assert download.body.startswith(b"line-one")
+        assert download.headers["Accept-Ranges"] == "bytes"
+        span = await h.http(f"/files/download?path={stdout}", headers={"Range": "bytes=9-16"})
+        assert span.code == 206 and span.body == b"line-two"
+        assert span.headers["Content-Range"] == f"bytes 9-16/{len(download.body)}"
+        beyond = await h.http(f"/files/download?path={stdout}",
+                              headers={"Range": f"bytes={len(download.body)}-"})
+        assert beyond.code == 416
 
         for bad in (f"{executor['directory']}/../../../../../../../meta",
                     "/etc/passwd", f"{tmp_path}/meta/slaves/latest/slave.info"):

@@ -86,6 +86,19 @@ def test_logs_capture_stdout_and_stderr(cluster):
     assert logs.stdout == "to stdout\n" and logs.stderr == "to stderr\n"
 
 
+def test_each_call_gets_only_its_own_output(cluster):
+    # One after another, the calls share a worker and its log files: each future still
+    # shows only what its own call printed, multi-byte text included.
+    futures = []
+    for i in range(6):
+        futures.append(cluster.submit(print, f"call {i} \u00e9\u00e8 " + "x" * (i * 1000),
+                                      **SMALL))
+        futures[-1].result(30)
+    for i, fut in enumerate(futures):
+        assert fut.logs().stdout == f"call {i} \u00e9\u00e8 " + "x" * (i * 1000) + "\n"
+        assert fut.logs().stderr == ""
+
+
 def test_map_gather_as_completed_and_wait(cluster):
     futures = cluster.map(square, range(20), **SMALL)
     assert cluster.gather(futures, timeout=60) == [x * x for x in range(20)]
@@ -179,6 +192,7 @@ def test_cancel_a_queued_call(cluster):
 
 def test_memory_limit_kills_only_that_task(cluster):
     def hog():
+        print("allocating", flush=True)
         block = bytearray(400 * 2**20)
         time.sleep(5)
         return len(block)
@@ -188,6 +202,7 @@ def test_memory_limit_kills_only_that_task(cluster):
     with pytest.raises(TaskError, match="REASON_CONTAINER_LIMITATION_MEMORY") as info:
         fut.result(30)
     assert info.value.state == "TASK_FAILED"
+    assert fut.logs().stdout == "allocating\n"  # what it printed before it was killed
     assert cluster.gather(others, timeout=30) == [0, 1, 2, 3]
     assert cluster.submit(square, 9, **SMALL).result(30) == 81
 

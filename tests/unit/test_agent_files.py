@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mesonb.agent.files import SandboxPaths, file_entry, read_range
+from mesonb.agent.files import SandboxPaths, file_entry, parse_range, read_range
 from mesonb.protocol.errors import BadRequest, Forbidden, NotFound
 
 
@@ -96,3 +96,14 @@ def test_file_entry_looks_like_ls(layout: tuple[SandboxPaths, Path]) -> None:
     assert entry["nlink"] == 1
     assert isinstance(entry["uid"], str) and isinstance(entry["gid"], str)
     assert file_entry("/x/sub", run / "sub")["mode"].startswith("d")
+
+
+def test_download_ranges() -> None:
+    assert parse_range("bytes=2-5", 10) == (2, 5)
+    assert parse_range("bytes=7-", 10) == (7, 9)
+    assert parse_range("bytes=-3", 10) == (7, 9)
+    assert parse_range("bytes=5-100", 10) == (5, 9)  # clipped to the file
+    for unsatisfiable in ("bytes=10-", "bytes=5-4", "bytes=-0", "lines=1-2", "bytes=1-2,4-5",
+                          "bytes=a-b"):
+        assert parse_range(unsatisfiable, 10) is None, unsatisfiable
+    assert parse_range("bytes=0-", 0) is None  # an empty file has no byte to send

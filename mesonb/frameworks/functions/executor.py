@@ -26,10 +26,11 @@ from mesonb.protocol.mesos import KillPolicy, TaskInfo
 from mesonb.protocol.resources import Resources
 from mesonb.protocol.states import Reason, TaskState
 
+from .protocol import Outcome
 from .worker import Pool, WorkerDied
 
 log = logging.getLogger(__name__)
-RUNNING_AFTER = 0.02
+RUNNING_AFTER = 0.2
 POOL_ENV = "MESONB_FUNCTIONS_WORKERS"
 
 
@@ -51,12 +52,14 @@ class FunctionsExecutor(ExecutorHandler):
         except WorkerDied as exc:
             timer.cancel()
             await self._after_running(task_id)
+            logs = Outcome(ok=False, died=True, stdout=exc.stdout, stderr=exc.stderr).encode()
             if task_id in self.killed:
                 self.killed.discard(task_id)
-                await driver.update(task_id, TaskState.TASK_KILLED, message=str(exc))
+                await driver.update(task_id, TaskState.TASK_KILLED, message=str(exc), data=logs)
                 return
             reason = Reason[exc.reason] if exc.reason else Reason.REASON_EXECUTOR_TERMINATED
-            await driver.update(task_id, TaskState.TASK_FAILED, message=str(exc), reason=reason)
+            await driver.update(task_id, TaskState.TASK_FAILED, message=str(exc), reason=reason,
+                                data=logs)
             return
         timer.cancel()
         await self._after_running(task_id)

@@ -71,10 +71,21 @@ class Call:
         return call
 
 
+@dataclasses.dataclass(frozen=True)
+class LogSlice:
+    """``length`` bytes from ``offset`` of the log file at ``path`` (in the sandbox)."""
+
+    path: str
+    offset: int
+    length: int
+
+
 @dataclasses.dataclass
 class Outcome:
     """How a call ended: ``ok`` with ``value`` (cloudpickle) or ``path`` to it in the
-    sandbox; else ``value`` is the pickled exception and ``traceback`` its text."""
+    sandbox; else ``value`` is the pickled exception and ``traceback`` its text. A call
+    whose worker died has ``died`` set and neither. ``stdout``/``stderr`` are what the
+    call printed."""
 
     ok: bool
     value: bytes | None = None
@@ -82,9 +93,10 @@ class Outcome:
     size: int = 0
     traceback: str | None = None
     exc_type: str | None = None
-    stdout: str | None = None
-    stderr: str | None = None
+    stdout: LogSlice | None = None
+    stderr: LogSlice | None = None
     duration: float = 0.0
+    died: bool = False
 
     def encode(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)

@@ -1,10 +1,15 @@
 """The executor's pool of forked worker processes, one function call at a time each.
 
 The executor forks workers before its event loop starts (``Pool.prefork``) and more when
-all are busy. A worker reads a call from its pipe, runs it with its stdout and stderr sent
-to files in the sandbox, and writes back an :class:`~.protocol.Outcome`. The parent
+calls find every worker busy for a few milliseconds (:class:`Pool`). A worker reads a
+call from its pipe, runs it, and writes back an :class:`~.protocol.Outcome`. The parent
 watches each busy worker's memory with psutil; one past its task's ``mem`` is killed
 (SIGKILL) and replaced, so only that task fails.
+
+Each worker's stdout and stderr go to two log files of its own in the sandbox
+(``logs/worker-<pid>-<n>.stdout``, appended to, a new pair after :data:`LOG_ROTATE`
+bytes); the parent notes each file's size before and after a call, so a call's output is
+a :class:`~.protocol.LogSlice` of them. No file is made per call.
 
 Frames on the pipes are a 4-byte big-endian length and a pickle.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import logging
 import os
 import pickle
@@ -29,19 +35,24 @@ from typing import Any
 import cloudpickle
 import psutil
 
-from .protocol import INLINE_MAX, Call, Outcome, substitute
+from .protocol import INLINE_MAX, Call, LogSlice, Outcome, substitute
 
 log = logging.getLogger(__name__)
 _LEN = struct.Struct(">I")
 MONITOR_INTERVAL = 0.05
+GROW_AFTER = 0.005  # seconds a call waits for a free worker before one is forked for it
+LOG_ROTATE = 32 * 2**20  # a worker starts new log files once one is this big
 
 
 class WorkerDied(Exception):
-    """The worker running a call died or was killed; ``reason`` is a Mesos reason name."""
+    """The worker running a call died or was killed; ``reason`` is a Mesos reason name,
+    ``stdout``/``stderr`` what the call wrote before (None for a call never started)."""
 
-    def __init__(self, message: str, reason: str | None = None) -> None:
+    def __init__(self, message: str, reason: str | None = None,
+                 stdout: LogSlice | None = None, stderr: LogSlice | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.stdout, self.stderr = stdout, stderr
 
 
 # -- the child side --------------------------------------------------------------------
@@ -77,7 +88,10 @@ def _child_main(rfd: int, wfd: int) -> None:
         if fd not in keep:
             with contextlib.suppress(OSError):
                 os.close(fd)
-    saved = (os.dup(1), os.dup(2))
+    # print() goes to fds 1 and 2 whatever the parent had in sys.stdout and sys.stderr.
+    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    logs = ["", ""]  # the files fds 1 and 2 point at
     while True:
         try:
             size = _LEN.unpack(_read_exact(rfd, 4))[0]
@@ -85,19 +99,22 @@ def _child_main(rfd: int, wfd: int) -> None:
                 _read_exact(rfd, size))
         except EOFError:
             os._exit(0)
-        outcome = _run_call(payload, out_path, err_path, result_path, saved)
+        for fd, path in ((1, out_path), (2, err_path)):
+            if logs[fd - 1] != path:
+                _redirect(fd, path)
+                logs[fd - 1] = path
+        outcome = _run_call(payload, result_path)
         _write_frame(wfd, outcome.encode())
 
 
-def _run_call(payload: bytes, out_path: str, err_path: str, result_path: str,
-              saved: tuple[int, int]) -> Outcome:
+def _redirect(target: int, path: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, target)
+    os.close(fd)
+
+
+def _run_call(payload: bytes, result_path: str) -> Outcome:
     start = time.perf_counter()
-    out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(out, 1)
-    os.dup2(err, 2)
-    os.close(out)
-    os.close(err)
     try:
         call = Call.decode(payload)
         data = call.call if call.call is not None else call.call_url.fetch()  # type: ignore
@@ -128,9 +145,6 @@ def _run_call(payload: bytes, out_path: str, err_path: str, result_path: str,
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-    outcome.stdout, outcome.stderr = out_path, err_path
     outcome.duration = time.perf_counter() - start
     return outcome
 
@@ -148,12 +162,36 @@ class Worker:
     buffer: bytearray = field(default_factory=bytearray)
     watched: bool = False
     proc: Any = None
+    logs: tuple[str, str] | None = None  # this worker's current stdout and stderr files
+    log_starts: tuple[int, int] = (0, 0)  # their sizes when the current call began
+    log_files: int = 0
+
+    def log_slices(self) -> tuple[LogSlice | None, LogSlice | None]:
+        """What the current call wrote to stdout and stderr so far."""
+        if self.logs is None:
+            return None, None
+        ends = [_size(path) for path in self.logs]
+        return (LogSlice(self.logs[0], self.log_starts[0], ends[0] - self.log_starts[0]),
+                LogSlice(self.logs[1], self.log_starts[1], ends[1] - self.log_starts[1]))
+
+
+@dataclass(eq=False)
+class _Waiting:
+    """A call that found no idle worker."""
+
+    payload: bytes
+    mem_mb: float
+    future: asyncio.Future[Outcome]
+    start_by: float  # loop time when a worker is forked for it, if none came free
 
 
 def fork_worker() -> Worker:
     """Fork one worker (the child never returns from here)."""
     to_child_r, to_child_w = os.pipe()
     from_child_r, from_child_w = os.pipe()
+    # The executor's objects move to the collector's permanent generation, so that the
+    # child's collections do not touch (and copy) every page it shares with the parent.
+    gc.freeze()
     pid = os.fork()
     if pid == 0:
         try:
@@ -170,6 +208,12 @@ def fork_worker() -> Worker:
 class Pool:
     """Workers that run calls; see the module docstring.
 
+    A call takes the most recently used idle worker. When every worker is busy it waits
+    up to :data:`GROW_AFTER` seconds for one to come free before a new worker is forked
+    for it: a burst of short calls is served by the workers there are (forking costs
+    milliseconds and cold pages), while calls that block (sleep, I/O) each soon get a
+    worker of their own, so they still run side by side.
+
     Example (inside the executor's event loop)::
 
         pool = Pool.prefork(2, sandbox)
@@ -180,7 +224,9 @@ class Pool:
         self.sandbox = sandbox
         self.idle: deque[Worker] = deque(workers or ())
         self.busy: dict[str, Worker] = {}
+        self.waiting: dict[str, _Waiting] = {}  # calls for which no worker was free
         self._monitor: asyncio.Task[None] | None = None
+        self._grow: asyncio.TimerHandle | None = None
         for sub in ("logs", "results"):
             os.makedirs(os.path.join(sandbox, sub), exist_ok=True)
 
@@ -188,31 +234,84 @@ class Pool:
     def prefork(cls, count: int, sandbox: str) -> Pool:
         return cls(sandbox, [fork_worker() for _ in range(count)])
 
-    def paths(self, task_id: str) -> tuple[str, str, str]:
-        return (os.path.join(self.sandbox, "logs", f"{task_id}.stdout"),
-                os.path.join(self.sandbox, "logs", f"{task_id}.stderr"),
-                os.path.join(self.sandbox, "results", f"{task_id}.pkl"))
+    def result_path(self, task_id: str) -> str:
+        return os.path.join(self.sandbox, "results", f"{task_id}.pkl")
+
+    def _log_files(self, worker: Worker) -> tuple[str, str]:
+        """The worker's log files for its next call (a new pair once one is big)."""
+        if worker.logs is None or _size(worker.logs[0]) > LOG_ROTATE or \
+                _size(worker.logs[1]) > LOG_ROTATE:
+            worker.log_files += 1
+            base = os.path.join(self.sandbox, "logs", f"worker-{worker.pid}-{worker.log_files}")
+            worker.logs = (f"{base}.stdout", f"{base}.stderr")
+        return worker.logs
 
     async def run(self, task_id: str, payload: bytes, mem_mb: float = 0.0) -> Outcome:
         """Run one call; raises :class:`WorkerDied` if its worker dies or is killed."""
         loop = asyncio.get_running_loop()
-        worker = self.idle.popleft() if self.idle else fork_worker()
+        future: asyncio.Future[Outcome] = loop.create_future()
+        if self.idle:
+            # The most recently used worker: its caches and pages are warm, and at low
+            # concurrency one or two workers serve every call.
+            self._start(self.idle.pop(), task_id, payload, mem_mb, future)
+        else:
+            self.waiting[task_id] = _Waiting(payload, mem_mb, future, loop.time() + GROW_AFTER)
+            if self._grow is None:
+                self._grow = loop.call_later(GROW_AFTER, self._grow_for_waiting)
+        return await future
+
+    def _start(self, worker: Worker, task_id: str, payload: bytes, mem_mb: float,
+               future: asyncio.Future[Outcome]) -> None:
+        loop = asyncio.get_running_loop()
         if not worker.watched:
             loop.add_reader(worker.rfd, self._readable, worker)
             worker.watched = True
         worker.task_id = task_id
         worker.mem_limit = mem_mb * 2**20
-        worker.future = loop.create_future()
+        worker.kill_reason = None
+        worker.future = future
         self.busy[task_id] = worker
+        out, err = self._log_files(worker)
+        worker.log_starts = (_size(out), _size(err))
         try:
-            _write_frame(worker.wfd, pickle.dumps((task_id, payload, *self.paths(task_id))))
+            _write_frame(worker.wfd, pickle.dumps(
+                (task_id, payload, out, err, self.result_path(task_id))))
         except OSError:
             self._died(worker)
         if mem_mb and (self._monitor is None or self._monitor.done()):
             self._monitor = asyncio.ensure_future(self._watch_memory())
-        return await worker.future
+
+    def _next_waiting(self, worker: Worker) -> bool:
+        """Hand the longest-waiting call to ``worker``; False when none waits."""
+        while self.waiting:
+            task_id = next(iter(self.waiting))
+            call = self.waiting.pop(task_id)
+            if not call.future.done():
+                self._start(worker, task_id, call.payload, call.mem_mb, call.future)
+                return True
+        return False
+
+    def _grow_for_waiting(self) -> None:
+        """Fork a worker for each call that has waited :data:`GROW_AFTER` seconds."""
+        self._grow = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for task_id, call in list(self.waiting.items()):
+            if call.start_by > now:
+                break
+            del self.waiting[task_id]
+            if not call.future.done():
+                self._start(fork_worker(), task_id, call.payload, call.mem_mb, call.future)
+        if self.waiting:
+            first = next(iter(self.waiting.values()))
+            self._grow = loop.call_at(first.start_by, self._grow_for_waiting)
 
     def kill(self, task_id: str, message: str = "killed", reason: str | None = None) -> bool:
+        waiting = self.waiting.pop(task_id, None)
+        if waiting is not None:
+            if not waiting.future.done():
+                waiting.future.set_exception(WorkerDied(message, reason))
+            return True
         worker = self.busy.get(task_id)
         if worker is None:
             return False
@@ -222,6 +321,13 @@ class Pool:
         return True
 
     def close(self) -> None:
+        if self._grow is not None:
+            self._grow.cancel()
+            self._grow = None
+        for call in self.waiting.values():
+            if not call.future.done():
+                call.future.set_exception(WorkerDied("the executor is shutting down"))
+        self.waiting.clear()
         for worker in [*self.idle, *self.busy.values()]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(worker.pid, signal.SIGKILL)
@@ -250,7 +356,9 @@ class Pool:
         worker.future = worker.task_id = None
         if task_id is not None:
             self.busy.pop(task_id, None)
-        self.idle.append(worker)
+        outcome.stdout, outcome.stderr = worker.log_slices()
+        if not self._next_waiting(worker):
+            self.idle.append(worker)
         if future is not None and not future.done():
             future.set_result(outcome)
 
@@ -267,7 +375,7 @@ class Pool:
         message, reason = worker.kill_reason or (
             f"the worker process exited ({_describe(code)})", None)
         if worker.future is not None and not worker.future.done():
-            worker.future.set_exception(WorkerDied(message, reason))
+            worker.future.set_exception(WorkerDied(message, reason, *worker.log_slices()))
 
     def _release(self, worker: Worker) -> None:
         if worker.watched:
@@ -297,6 +405,13 @@ class Pool:
                               f"{rss / 2**20:.0f} MB of its {worker.mem_limit / 2**20:g} MB",
                               "REASON_CONTAINER_LIMITATION_MEMORY")
             await asyncio.sleep(MONITOR_INTERVAL)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 def _describe(code: int | None) -> str:

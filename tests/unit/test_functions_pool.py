@@ -1,0 +1,105 @@
+"""The functions executor's worker pool, with real forked workers (no agent, no master)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import cloudpickle
+import pytest
+
+from mesonb.frameworks.functions import worker as worker_mod
+from mesonb.frameworks.functions.protocol import Call
+from mesonb.frameworks.functions.worker import Pool, WorkerDied
+
+
+def call(fn, *args) -> bytes:
+    return Call(call=cloudpickle.dumps((fn, args, {}))).encode()
+
+
+def read(part) -> str:
+    with open(part.path, "rb") as f:
+        f.seek(part.offset)
+        return f.read(part.length).decode()
+
+
+@pytest.fixture
+async def pool(tmp_path: Path):
+    pool = Pool.prefork(2, str(tmp_path))
+    yield pool
+    pool.close()
+
+
+async def test_calls_run_and_return_their_output_slices(pool: Pool):
+    first = await pool.run("t1", call(print, "one"))
+    second = await pool.run("t2", call(print, "two"))
+    assert first.ok and second.ok
+    assert read(first.stdout) == "one\n" and read(second.stdout) == "two\n"
+    # the most recently used worker serves the next call: one log file for both
+    assert first.stdout.path == second.stdout.path
+    assert len(list((Path(pool.sandbox) / "logs").iterdir())) == 2  # its stdout and stderr
+
+
+async def test_a_burst_of_short_calls_does_not_fork_a_worker_per_call(pool: Pool):
+    pids = {w.pid for w in pool.idle}
+    outcomes = await asyncio.gather(*(pool.run(f"t{i}", call(abs, -i)) for i in range(40)))
+    assert all(o.ok for o in outcomes)
+    workers = {w.pid for w in pool.idle}
+    assert len(workers) < 40  # calls waited for free workers instead of each forking one
+    assert pids <= workers
+
+
+async def test_blocking_calls_get_workers_of_their_own(pool: Pool):
+    started = time.monotonic()
+    outcomes = await asyncio.gather(*(pool.run(f"s{i}", call(time.sleep, 0.5))
+                                      for i in range(6)))
+    assert all(o.ok for o in outcomes)
+    assert time.monotonic() - started < 1.4  # side by side, not two at a time (1.5 s)
+    assert len(pool.idle) >= 6
+
+
+async def test_killing_a_waiting_call_fails_only_that_call(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(worker_mod, "GROW_AFTER", 5.0)  # keep the third call waiting
+    pool = Pool.prefork(2, str(tmp_path))
+    try:
+        running = [asyncio.ensure_future(pool.run(f"r{i}", call(time.sleep, 0.3)))
+                   for i in range(2)]
+        waiting = asyncio.ensure_future(pool.run("w", call(abs, -1)))
+        await asyncio.sleep(0)
+        assert "w" in pool.waiting
+        assert pool.kill("w", "Killed by the framework")
+        with pytest.raises(WorkerDied, match="Killed by the framework") as info:
+            await waiting
+        assert info.value.stdout is None  # it never started
+        assert all(o.ok for o in await asyncio.gather(*running))
+    finally:
+        pool.close()
+
+
+async def test_a_killed_worker_reports_its_output_and_is_replaced(pool: Pool):
+    def talk_then_hang():
+        print("before the kill", flush=True)
+        time.sleep(30)
+
+    run = asyncio.ensure_future(pool.run("k", call(talk_then_hang)))
+    deadline = time.monotonic() + 10
+    while "k" not in pool.busy or not os.path.exists(pool.busy["k"].logs[0]) or \
+            os.path.getsize(pool.busy["k"].logs[0]) == 0:
+        assert time.monotonic() < deadline, "the call never printed"
+        await asyncio.sleep(0.01)
+    pool.kill("k", "Memory limit exceeded", "REASON_CONTAINER_LIMITATION_MEMORY")
+    with pytest.raises(WorkerDied) as info:
+        await run
+    assert info.value.reason == "REASON_CONTAINER_LIMITATION_MEMORY"
+    assert read(info.value.stdout) == "before the kill\n"
+    assert (await pool.run("after", call(abs, -7))).ok
+
+
+async def test_log_files_rotate_when_big(pool: Pool, monkeypatch):
+    monkeypatch.setattr(worker_mod, "LOG_ROTATE", 10)
+    first = await pool.run("a", call(print, "x" * 20))
+    second = await pool.run("b", call(print, "y"))
+    assert first.stdout.path != second.stdout.path
+    assert read(second.stdout) == "y\n" and second.stdout.offset == 0
