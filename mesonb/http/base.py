@@ -24,6 +24,7 @@ from mesonb.protocol.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from mesonb.protocol.jsontext import loads
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +103,7 @@ class BaseHandler(tornado.web.RequestHandler):
             raise NotAcceptable(f"Expecting 'Accept' to allow application/json, got '{accept}'")
 
     def json_body(self) -> Any:
-        try:
-            return json.loads(self.request.body or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"Failed to parse JSON body: {exc}") from None
+        return loads(self.request.body or b"null", "Failed to parse JSON body")
 
     def write_json(self, obj: Any, status: int = 200) -> None:
         self.set_status(status)

@@ -31,6 +31,7 @@ from typing import Any
 
 from .codec import ID, Message, ProtoEnum, message
 from .errors import BadRequest
+from .jsontext import loads
 from .mesos import (
     AgentInfo,
     ExecutorInfo,
@@ -218,10 +219,7 @@ def frame(messages: list[dict[str, Any]]) -> str:
 
 
 def _loads_all(cls: Any, text: str | bytes) -> list[Any]:
-    try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"agent protocol: invalid JSON ({exc})") from None
+    data = loads(text, "agent protocol")
     if isinstance(data, list):
         return [_check(cls, item) for item in data]
     return [_check(cls, data)]

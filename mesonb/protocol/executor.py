@@ -6,10 +6,9 @@ RecordIO stream of events, exactly like the scheduler API.
 
 from __future__ import annotations
 
-import json
-
 from .codec import ID, Message, ProtoEnum, message
 from .errors import BadRequest
+from .jsontext import loads
 from .mesos import (
     AgentInfo,
     ExecutorInfo,
@@ -55,10 +54,7 @@ class ExecutorCall(Message):
 
     @classmethod
     def parse(cls, body: bytes) -> ExecutorCall:
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"Failed to parse body into executor Call: {exc}") from None
+        data = loads(body, "Failed to parse body into executor Call")
         call = cls.from_json(data, "Call")
         if call.type is ExecutorCallType.UPDATE and call.update is None:
             raise BadRequest("Expecting 'update' to be present for an UPDATE call")

@@ -9,11 +9,11 @@ examples show (``revive.role``, a top-level ``requests``) and normalises them.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .codec import ID, Message, ProtoEnum, message
 from .errors import BadRequest
+from .jsontext import loads
 from .mesos import Filters, FrameworkInfo, KillPolicy, MasterInfo, Operation, TaskStatus
 
 
@@ -147,13 +147,7 @@ class Call(Message):
     @classmethod
     def parse(cls, body: bytes | str | dict) -> Call:
         """Decode and validate a call from the HTTP body; BadRequest when malformed."""
-        if isinstance(body, dict):
-            data = body
-        else:
-            try:
-                data = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise BadRequest(f"Failed to parse body into Call: invalid JSON ({exc})") from None
+        data = body if isinstance(body, dict) else loads(body, "Failed to parse body into Call")
         if not isinstance(data, dict):
             raise BadRequest("Failed to parse body into Call: expected a JSON object")
         data = _lenient(data)

@@ -22,7 +22,6 @@ reader that keeps up.)
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from mesonb.protocol import recordio
 from mesonb.protocol.agent import MasterCommand, MasterCommandType, Notice
 from mesonb.protocol.codec import ID, Message, ProtoEnum, message
 from mesonb.protocol.errors import BadRequest, NotFound, ProtocolError
+from mesonb.protocol.jsontext import loads
 from mesonb.protocol.states import Reason, TaskState
 
 log = logging.getLogger(__name__)
@@ -130,10 +130,7 @@ class Call(Message):
 
     @classmethod
     def parse(cls, body: bytes) -> Call:
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"Failed to parse body into JSON: {exc}") from None
+        data = loads(body, "Failed to parse body into JSON")
         if not isinstance(data, dict):
             raise BadRequest("Failed to convert JSON into Call protobuf: expected an object")
         if data.get("type") in (None, "UNKNOWN"):
