@@ -10,6 +10,10 @@ Wire rules, which follow Mesos's protobuf JSON mapping:
 * ``ID`` fields (``TaskID``, ``FrameworkID``, ...) travel as ``{"value": "..."}`` and are
   plain ``str`` in Python;
 * enums travel as their names; ``bytes`` as Base64;
+* floats must be finite: ``NaN`` and ``Infinity`` (which protobuf's JSON mapping allows as
+  strings) would make the master write invalid JSON or keep a deadline that never comes;
+* ``Annotated[T, Check(fn)]`` runs ``fn`` on the decoded value, for rules of a field beyond
+  its type (e.g. the scalars of a resource list);
 * unset (``None``) and empty repeated fields are left out;
 * keys a message does not model are kept in ``extra`` and written back unchanged, so a
   TaskInfo passes through the master to the agent without losing fields.
@@ -23,6 +27,7 @@ import base64
 import binascii
 import dataclasses
 import enum
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -46,6 +51,19 @@ class _Invalid(Exception):
         super().__init__(message)
         self.message = message
         self.path: list[str] = []
+
+
+class Check:
+    """``Annotated`` metadata: a rule for a field's decoded value.
+
+    ``check(value)`` returns None when the value is fine, else ``(where, problem)``;
+    ``where`` continues the field's path (``"[0].scalar.value"``).
+    """
+
+    __slots__ = ("check",)
+
+    def __init__(self, check: Callable[[Any], tuple[str, str] | None]) -> None:
+        self.check = check
 
 
 class Message:
@@ -181,7 +199,11 @@ def _converters(hint: Any) -> tuple[Decoder, Encoder, str]:
         base, *meta = get_args(hint)
         if "mesos-id" in meta:
             return _decode_id, _encode_id, "value"
-        return _converters(base)
+        decode, encode, kind = _converters(base)
+        checks = [m.check for m in meta if isinstance(m, Check)]
+        if checks:
+            decode = _checked(decode, checks)
+        return decode, encode, kind
     if origin in (typing.Union, types.UnionType):
         args = [a for a in get_args(hint) if a is not type(None)]
         if len(args) == 1:
@@ -225,6 +247,20 @@ def _converters(hint: Any) -> tuple[Decoder, Encoder, str]:
     if hint is Any:
         return _identity, _identity, "value"
     raise TypeError(f"codec cannot handle type hint {hint!r}")
+
+
+def _checked(decode: Decoder, checks: list[Callable[[Any], tuple[str, str] | None]]) -> Decoder:
+    def decode_checked(value: Any) -> Any:
+        out = decode(value)
+        for check in checks:
+            problem = check(out)
+            if problem is not None:
+                exc = _Invalid(problem[1])
+                exc.path.append(problem[0])
+                raise exc
+        return out
+
+    return decode_checked
 
 
 def _decode_dict(value: Any) -> dict:
@@ -290,14 +326,21 @@ def _decode_int(value: Any) -> int:
 
 
 def _decode_float(value: Any) -> float:
-    if type(value) in (int, float):
-        return float(value)
-    if type(value) is str:
+    kind = type(value)
+    if kind is float:
+        number = value
+    elif kind is int or kind is str:  # protobuf JSON allows numeric strings
         try:
-            return float(value)  # protobuf JSON allows "Infinity" and numeric strings
+            number = float(value)
         except ValueError:
-            pass
-    raise _Invalid(f"expected a number, got {_kind(value)}")
+            raise _Invalid(f"expected a number, got {_kind(value)}") from None
+        except OverflowError:
+            raise _Invalid("expected a finite number, got a number out of range") from None
+    else:
+        raise _Invalid(f"expected a number, got {_kind(value)}")
+    if not math.isfinite(number):
+        raise _Invalid(f"expected a finite number, got {value!r}")
+    return number
 
 
 def _decode_str(value: Any) -> str:

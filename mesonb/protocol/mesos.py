@@ -2,16 +2,21 @@
 
 Only the fields mesonb acts on are modelled; every other field a client sends is kept in
 ``extra`` and passed through (see :mod:`mesonb.protocol.codec`). Resources stay as their
-raw JSON list here (``list[dict]``) and become :class:`~mesonb.protocol.resources.Resources`
-where they are counted.
+raw JSON list here (:data:`ResourceList`, whose scalars are checked while decoding) and
+become :class:`~mesonb.protocol.resources.Resources` where they are counted.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Annotated, Any
 
-from .codec import ID, Message, ProtoEnum, message
+from .codec import ID, Check, Message, ProtoEnum, message
+from .resources import scalar_problem
 from .states import Reason, Source, TaskState
+
+ResourceList = Annotated[list[dict], Check(scalar_problem)]
+"""A raw list of ``Resource`` objects whose scalars are finite and not negative."""
 
 
 @message
@@ -96,7 +101,7 @@ class ExecutorInfo(Message):
     type: ExecutorType | None = None
     framework_id: ID | None = None
     command: CommandInfo | None = None
-    resources: list[dict] | None = None
+    resources: ResourceList | None = None
     name: str | None = None
     source: str | None = None
     data: bytes | None = None
@@ -122,7 +127,7 @@ class TaskInfo(Message):
     name: str
     task_id: ID
     agent_id: ID
-    resources: list[dict] | None = None
+    resources: ResourceList | None = None
     executor: ExecutorInfo | None = None
     command: CommandInfo | None = None
     kill_policy: KillPolicy | None = None
@@ -220,9 +225,11 @@ class Attribute(Message):
             try:
                 number = float(value)
             except ValueError:
-                out.append(cls(name=name.strip(), type="TEXT", text={"value": value}))
-            else:
+                number = math.nan
+            if math.isfinite(number):  # "inf" and "nan" stay text: JSON has no such numbers
                 out.append(cls(name=name.strip(), type="SCALAR", scalar={"value": number}))
+            else:
+                out.append(cls(name=name.strip(), type="TEXT", text={"value": value}))
         return out
 
     def value(self) -> Any:
@@ -240,6 +247,6 @@ class Attribute(Message):
 class AgentInfo(Message):
     hostname: str
     port: int = 5051
-    resources: list[dict] | None = None
+    resources: ResourceList | None = None
     attributes: list[Attribute] | None = None
     id: ID | None = None

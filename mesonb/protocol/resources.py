@@ -8,10 +8,16 @@ name. Values are immutable; ``+``, ``-`` and ``contains`` return new values.
 
 The agent flag format is Mesos's: ``"cpus:2;mem:4096;disk:20000;ports:[31000-32000]"``,
 sets as ``"{a,b}"``. ``mem`` and ``disk`` are in MB.
+
+A scalar must be a finite number from 0 to :data:`MAX_SCALAR`: Mesos holds scalars as a
+64-bit count of thousandths, and an infinite one would break every sum it enters. The
+flag parser, :meth:`Resources.from_json` and the protocol's resource lists
+(:func:`scalar_problem`, checked while a message is decoded) all refuse the rest.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -20,7 +26,45 @@ from .errors import BadRequest
 
 Range = tuple[int, int]
 SCALAR_NAMES = ("cpus", "mem", "disk", "gpus")
+MAX_SCALAR = float((2**63 - 1) // 1000)
+"""The largest scalar value (about 9.2e15): Mesos keeps scalars as int64 thousandths."""
 _EPS = 0.0005
+
+
+def _scalar_value_problem(number: float, given: Any = None) -> str | None:
+    """Why ``number`` (read from ``given``) cannot be a scalar resource value, or None."""
+    shown = repr(number if given is None else given)
+    if not math.isfinite(number):
+        return f"{shown} is not a finite number"
+    if number < 0:
+        return f"{shown} is negative"
+    if number > MAX_SCALAR:
+        return f"{shown} is more than the largest scalar, {MAX_SCALAR:.4g}"
+    return None
+
+
+def scalar_problem(items: Any) -> tuple[str, str] | None:
+    """The first bad scalar value in a JSON list of Mesos ``Resource`` objects, as
+    ``("[i].scalar.value", problem)``; None when there is none. Other malformations are
+    left to :meth:`Resources.from_json` (a task with them fails with TASK_ERROR)."""
+    if type(items) is not list:
+        return None
+    for i, item in enumerate(items):
+        scalar = item.get("scalar") if type(item) is dict else None
+        if type(scalar) is not dict or "value" not in scalar:
+            continue
+        value = scalar["value"]
+        if type(value) not in (int, float, str):
+            continue
+        try:
+            problem = _scalar_value_problem(float(value), value)
+        except ValueError:
+            continue
+        except OverflowError:
+            problem = "a number out of range"
+        if problem is not None:
+            return f"[{i}].scalar.value", f"invalid scalar resource {item.get('name')!r}: {problem}"
+    return None
 
 
 def _round(value: float) -> float:
@@ -114,8 +158,9 @@ class Resources:
                     number = float(value)
                 except ValueError:
                     raise ValueError(f"bad scalar {part!r}: {value!r} is not a number") from None
-                if number < 0:
-                    raise ValueError(f"bad scalar {part!r}: negative")
+                problem = _scalar_value_problem(number, value)
+                if problem is not None:
+                    raise ValueError(f"bad scalar {part!r}: {problem}")
                 scalars[name] = scalars.get(name, 0.0) + number
         return cls(scalars, ranges, sets)
 
@@ -138,7 +183,7 @@ class Resources:
             try:
                 if kind == "SCALAR":
                     value = float(item["scalar"]["value"])
-                    if value < 0 or value != value:
+                    if _scalar_value_problem(value) is not None:
                         raise ValueError
                     scalars[name] = scalars.get(name, 0.0) + value
                 elif kind == "RANGES":
@@ -151,10 +196,11 @@ class Resources:
                     sets.setdefault(name, []).extend(str(x) for x in item["set"].get("item", []))
                 else:
                     raise BadRequest(f"{where}: unknown resource type {kind!r}")
-            except (KeyError, TypeError, ValueError, AttributeError):
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
                 raise BadRequest(
                     f"{where}: malformed {kind} resource {name!r}"
-                    " (expected e.g. {\"scalar\": {\"value\": 1.0}} with a non-negative value)"
+                    " (expected e.g. {\"scalar\": {\"value\": 1.0}} with a finite,"
+                    " non-negative value)"
                 ) from None
         return cls(scalars, ranges, sets)
 
