@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
@@ -155,11 +156,13 @@ class ZooKeeperStore:
         return records
 
     def _commit(self, build: Callable[[Any], None]) -> None:
-        from kazoo.exceptions import KazooException
+        from kazoo.exceptions import KazooException, NoNodeError
 
         transaction = self.client.transaction()
-        fence = self.fence() if self.fence else None
-        if fence:
+        if self.fence is not None:
+            fence = self.fence()
+            if not fence:  # not contending (yet, or any more): never write unfenced
+                raise NoNodeError("registry write refused: this master has no election znode")
             transaction.check(fence, 0)
         build(transaction)
         results = transaction.commit()
@@ -206,13 +209,21 @@ class RegistryState:
 
 
 class Registry:
-    """Ordered, asynchronous writes of registry records; remembers what it wrote so that
-    writing the same record again is free (returns None instead of a future)."""
+    """Ordered, asynchronous writes of registry records.
+
+    It remembers what the store holds (read at :meth:`recover`, updated only once a write
+    has succeeded), so that writing a record the store already holds is free: that returns
+    None. Writing the record that is still being written returns that write's future; a
+    write that failed is forgotten, so writing the same record again writes it again.
+    """
 
     def __init__(self, store: RegistryStore) -> None:
         self.store = store
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="registry")
-        self._known: Records = {kind: {} for kind in KINDS}
+        self._lock = threading.Lock()
+        self._written: Records = {kind: {} for kind in KINDS}  # what the store holds
+        # kind -> id -> the latest write submitted and not finished: [record or None, future]
+        self._pending: dict[str, dict[str, list[Any]]] = {kind: {} for kind in KINDS}
 
     # -- reading -------------------------------------------------------------------
     def recover(self) -> concurrent.futures.Future[RegistryState]:
@@ -220,9 +231,11 @@ class Registry:
 
     def _recover(self) -> RegistryState:
         records = self.store.load()
-        self._known = {kind: dict(records.get(kind, {})) for kind in KINDS}
+        with self._lock:
+            self._written = {kind: dict(records.get(kind, {})) for kind in KINDS}
+            known = {kind: dict(items) for kind, items in self._written.items()}
         state = RegistryState({}, {}, {}, {})
-        for agent_id, record in self._known[AGENTS].items():
+        for agent_id, record in known[AGENTS].items():
             status, info, when = record.get("state"), record.get("info") or {}, record.get("time")
             if status == GONE:
                 state.gone[agent_id] = float(when or 0.0)
@@ -230,39 +243,64 @@ class Registry:
                 state.unreachable[agent_id] = (info, float(when or 0.0))
             else:
                 state.admitted[agent_id] = info
-        for framework_id, record in self._known[FRAMEWORKS].items():
+        for framework_id, record in known[FRAMEWORKS].items():
             state.frameworks[framework_id] = record.get("info") or {}
         return state
 
     # -- writing -------------------------------------------------------------------
-    def _put(self, kind: str, key: str, record: Record) -> concurrent.futures.Future[None] | None:
-        if self._known[kind].get(key) == record:
-            return None
-        self._known[kind][key] = record
-        return self._worker.submit(self.store.put, kind, key, record)
+    def _write(self, kind: str, key: str, record: Record | None) -> Any:
+        """Submit a put (a delete when ``record`` is None) unless the store holds it already
+        (None) or it is being written (that write's future)."""
+        with self._lock:
+            pending = self._pending[kind].get(key)
+            if pending is not None:
+                if pending[0] == record:
+                    return pending[1]
+            elif self._written[kind].get(key) == record:
+                return None
+            entry: list[Any] = [record, None]
+            entry[1] = self._worker.submit(self._store_write, kind, key, entry)
+            self._pending[kind][key] = entry
+            return entry[1]
 
-    def _delete(self, kind: str, key: str) -> concurrent.futures.Future[None] | None:
-        if self._known[kind].pop(key, None) is None:
-            return None
-        return self._worker.submit(self.store.delete, kind, key)
+    def _store_write(self, kind: str, key: str, entry: list[Any]) -> None:
+        """On the worker: write, and only once that succeeded count it as written."""
+        record = entry[0]
+        try:
+            if record is None:
+                self.store.delete(kind, key)
+            else:
+                self.store.put(kind, key, record)
+        except BaseException:
+            with self._lock:
+                if self._pending[kind].get(key) is entry:
+                    del self._pending[kind][key]
+            raise
+        with self._lock:
+            if record is None:
+                self._written[kind].pop(key, None)
+            else:
+                self._written[kind][key] = record
+            if self._pending[kind].get(key) is entry:
+                del self._pending[kind][key]
 
     def admit_agent(self, agent_id: str, info: Record) -> concurrent.futures.Future[None] | None:
-        return self._put(AGENTS, agent_id, {"state": ADMITTED, "info": info})
+        return self._write(AGENTS, agent_id, {"state": ADMITTED, "info": info})
 
     def mark_unreachable(self, agent_id: str, info: Record, when: float) -> Any:
-        return self._put(AGENTS, agent_id, {"state": UNREACHABLE, "info": info, "time": when})
+        return self._write(AGENTS, agent_id, {"state": UNREACHABLE, "info": info, "time": when})
 
     def mark_gone(self, agent_id: str, when: float) -> Any:
-        return self._put(AGENTS, agent_id, {"state": GONE, "time": when})
+        return self._write(AGENTS, agent_id, {"state": GONE, "time": when})
 
     def remove_agent(self, agent_id: str) -> Any:
-        return self._delete(AGENTS, agent_id)
+        return self._write(AGENTS, agent_id, None)
 
     def add_framework(self, framework_id: str, info: Record) -> Any:
-        return self._put(FRAMEWORKS, framework_id, {"info": info})
+        return self._write(FRAMEWORKS, framework_id, {"info": info})
 
     def remove_framework(self, framework_id: str) -> Any:
-        return self._delete(FRAMEWORKS, framework_id)
+        return self._write(FRAMEWORKS, framework_id, None)
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait (blocking) until every write submitted so far is done."""

@@ -1,5 +1,7 @@
 """The registry's records and the master's recovery from them, on a fake clock."""
 
+import threading
+
 import pytest
 
 from mesonb.config import MasterConfig
@@ -18,8 +20,11 @@ def test_records_round_trip_and_dedupe(kind, tmp_path):
     store = MemoryStore() if kind == "memory" else DirectoryStore(tmp_path / "registry")
     registry = Registry(store)
     try:
-        assert registry.admit_agent("A1", AGENT) is not None
-        assert registry.admit_agent("A1", AGENT) is None  # unchanged: no write
+        first = registry.admit_agent("A1", AGENT)
+        assert first is not None
+        assert registry.admit_agent("A1", AGENT) in (first, None)  # the same write, or none
+        first.result(5)
+        assert registry.admit_agent("A1", AGENT) is None  # the store holds it: no write
         registry.admit_agent("A/..", AGENT)  # odd ids stay inside the folder
         registry.mark_unreachable("A2", AGENT, 12.5)
         registry.mark_gone("A3", 13.0)
@@ -90,3 +95,83 @@ def test_reconciliation_gives_no_answer_for_tasks_on_recovered_agents():
     master.calls._reconcile_one(framework, ReconcileTask(task_id="t1", agent_id="A9"))
     # case 6, as TASK_LOST for a framework without PARTITION_AWARE
     assert [e["update"]["status"]["state"] for e in sent] == ["TASK_LOST"]
+
+
+class FlakyStore(MemoryStore):
+    """A MemoryStore whose next ``fail`` writes raise (a lost ZooKeeper connection)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = 0
+        self.writes = 0
+
+    def _maybe_fail(self) -> None:
+        self.writes += 1
+        if self.fail:
+            self.fail -= 1
+            raise ConnectionError("connection loss")
+
+    def put(self, kind, key, record):
+        self._maybe_fail()
+        super().put(kind, key, record)
+
+    def delete(self, kind, key):
+        self._maybe_fail()
+        super().delete(kind, key)
+
+
+@pytest.mark.parametrize("write", ["admit", "unreachable", "framework", "remove"])
+def test_a_failed_write_is_written_again_when_retried(write):
+    store = FlakyStore()
+    registry = Registry(store)
+    calls = {
+        "admit": lambda: registry.admit_agent("A1", AGENT),
+        "unreachable": lambda: registry.mark_unreachable("A1", AGENT, 3.0),
+        "framework": lambda: registry.add_framework("F1", FRAMEWORK),
+        "remove": lambda: registry.remove_framework("F1"),
+    }
+    try:
+        if write == "remove":
+            registry.add_framework("F1", FRAMEWORK).result(5)
+        store.fail = 1
+        failed = calls[write]()
+        with pytest.raises(ConnectionError):
+            failed.result(5)
+        again = calls[write]()
+        assert again is not None, "a failed write was taken as persisted"
+        again.result(5)
+        assert calls[write]() is None  # now it is in the store
+    finally:
+        registry.close()
+    if write == "admit":
+        assert store.records["agents"]["A1"]["state"] == "admitted"
+    elif write == "unreachable":
+        assert store.records["agents"]["A1"]["state"] == "unreachable"
+    elif write == "framework":
+        assert "F1" in store.records["frameworks"]
+    else:
+        assert "F1" not in store.records["frameworks"]
+
+
+def test_writes_of_one_record_keep_their_order_and_the_last_one_wins():
+    gate = threading.Event()
+
+    class Gated(MemoryStore):
+        def put(self, kind, key, record):
+            gate.wait(5)
+            super().put(kind, key, record)
+
+    store = Gated()
+    registry = Registry(store)
+    try:
+        first = registry.admit_agent("A1", AGENT)
+        registry.mark_unreachable("A1", AGENT, 3.0)
+        # back to the first record while both writes are still under way: written again
+        last = registry.admit_agent("A1", AGENT)
+        assert last is not None and last is not first
+        gate.set()
+        last.result(5)
+    finally:
+        registry.close()
+    assert store.records["agents"]["A1"]["state"] == "admitted"
+
