@@ -13,16 +13,25 @@ An agent as the master sees it::
     UNREGISTER (the agent shuts down): the agent is removed and its tasks are gone.
 
 Only REGISTERED agents are offered. With a registry, an agent's admission is written
-before REGISTERED is sent (the agent retries if the write fails); unreachable and
-removed/gone agents are written in the background. Agents recovered from the registry
-after a failover wait in ``master.recovered_agents`` until they re-register.
-A re-registering agent reports the tasks it runs and
-the master rebuilds its book from that report (agent restart, master failover, end of a
-partition): tasks it had marked unreachable come back with ``REASON_AGENT_REREGISTERED``.
+before REGISTERED is sent (the agent retries if the write fails). While that write is
+under way the agent is *admitting*: it shows as DISCONNECTED, is not offered, and what
+the master sends it (a kill, an acknowledgement) is held and follows REGISTERED, because
+an agent drops every command that comes before REGISTERED. An unreachable mark is written
+before frameworks hear of it (TASK_UNREACHABLE / TASK_LOST, FAILURE), and written again
+at the next ping round if the write failed; removed/gone agents are written in the
+background. Agents recovered from the registry after a failover wait in
+``master.recovered_agents`` until they re-register.
+
+A re-registering agent reports the tasks it runs and the master rebuilds its book from
+that report (agent restart, master failover, end of a partition). When an unreachable
+agent returns (also one a new leader knows as unreachable only from the registry), tasks
+of PARTITION_AWARE frameworks come back with TASK_RUNNING / ``REASON_AGENT_REREGISTERED``;
+tasks of other frameworks, which were told TASK_LOST, are killed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -55,6 +64,22 @@ log = logging.getLogger(__name__)
 Send = Callable[[dict[str, Any]], None]
 
 
+@dataclasses.dataclass(eq=False)
+class Admission:
+    """An agent whose admission is being written to the registry, and what the master
+    sends it meanwhile (held until REGISTERED has gone first)."""
+
+    agent: Agent
+    send: Send  # the agent's link
+    close: Callable[[], None]
+    registered: list[dict[str, Any]]  # REGISTERED and what the registration decided
+    new: bool  # a first registration: nothing else knows this agent id yet
+    held: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def hold(self, message: dict[str, Any]) -> None:
+        self.held.append(message)
+
+
 class AgentMessages:
     """Carries out agent messages on the master's book."""
 
@@ -62,6 +87,9 @@ class AgentMessages:
         self.master = master
         self.book = master.book
         self._last_ping = master.clock.monotonic()
+        self.admitting: dict[str, Admission] = {}  # agent id -> its admission under way
+        # agent id -> statuses still to tell, for unreachable marks whose write failed
+        self._unwritten: dict[str, list[tuple[Task, TaskStatus]]] = {}
 
     # -- links -----------------------------------------------------------------------
     def register(self, msg: Register, send: Send, close: Callable[[], None]) -> Agent | None:
@@ -76,6 +104,8 @@ class AgentMessages:
             return None
         total = Resources.from_json(msg.agent_info.resources, "agent_info.resources")
         agent = book.agents.get(agent_id) if agent_id else None
+        new = agent is None
+        was_unreachable = agent is not None and agent.state is AgentState.UNREACHABLE
         if agent is None:
             agent_id = agent_id or master.new_id("S")
             msg.agent_info.id = agent_id
@@ -87,7 +117,9 @@ class AgentMessages:
             master.counters["slave_registrations"] += 1
             log.info("agent %s (%s) registered with %s", agent_id, agent.hostname, total)
         else:
-            if agent.close is not None and agent.send != send:
+            self.admitting.pop(agent_id, None)  # one on an older link: this one replaces it
+            self._unwritten.pop(agent_id, None)
+            if agent.close is not None:
                 old_close = agent.close
                 agent.send = agent.close = None
                 old_close()
@@ -101,47 +133,63 @@ class AgentMessages:
             master.counters["slave_reregistrations"] += 1
             log.info("agent %s (%s) re-registered", agent_id, agent.hostname)
         agent.attributes = {a.name: a.value() for a in msg.agent_info.attributes or ()}
-        agent.send, agent.close = send, close
-        agent.state = AgentState.REGISTERED
+        agent.send, agent.close = None, close
         agent.unreachable_time = None
         agent.pings_missed = 0
         agent.last_pong = master.clock.monotonic()
         master.recovered_agents.pop(agent_id, None)
-        after = self._adopt_report(agent, msg) if msg.agent_id else []
+        after = self._adopt_report(agent, msg, was_unreachable) if msg.agent_id else []
         registered = [_command(MasterCommandType.REGISTERED, registered=Registered(
             agent_id=agent_id, ping_interval_seconds=master.config.agent_ping_timeout,
             master_info=master.info())).to_json(), *after]
         written = (master.registry.admit_agent(agent_id, msg.agent_info.to_json())
                    if master.registry is not None else None)
-        if written is None:
-            for message in registered:
-                send(message)
-        else:
-            written.add_done_callback(
-                lambda f: master.schedule(self._admitted, agent, send, registered, f))
-        master.emit({"type": "AGENT_ADDED", "agent_added": {"agent": agent_json(agent)}})
-        master.resources_changed(agent_id)
+        if written is None:  # nothing to write (no registry, or it holds this already)
+            self._admit(agent, send, registered)
+            return agent
+        # Not offered, and nothing sent to it, until the admission is written.
+        admission = Admission(agent, send, close, registered, new)
+        self.admitting[agent_id] = admission
+        agent.state = AgentState.DISCONNECTED
+        agent.send = admission.hold
+        master.rescind_agent_offers(agent)
+        written.add_done_callback(lambda f: master.schedule(self._admitted, admission, f))
         return agent
 
-    def _admitted(self, agent: Agent, send: Send, registered: list[dict[str, Any]],
-                  written: Any) -> None:
+    def _admit(self, agent: Agent, send: Send, messages: list[dict[str, Any]]) -> None:
+        """REGISTERED (and what follows it) goes out; the agent is offered from now on."""
+        agent.send = send
+        agent.state = AgentState.REGISTERED
+        for message in messages:
+            send(message)
+        self.master.emit({"type": "AGENT_ADDED", "agent_added": {"agent": agent_json(agent)}})
+        self.master.resources_changed(agent.id)
+
+    def _admitted(self, admission: Admission, written: Any) -> None:
         """The registry write of an admission finished (on the IOLoop again)."""
-        if agent.send != send:
-            return  # the link went away meanwhile; the agent will register again
+        agent = admission.agent
+        if self.admitting.get(agent.id) is not admission:
+            return  # the link went away, or a newer registration replaced this one
+        del self.admitting[agent.id]
         exc = written.exception()
         if exc is None:
-            for message in registered:
-                send(message)
+            self._admit(agent, admission.send, admission.registered + admission.held)
             return
         log.error("could not write agent %s to the registry: %r; closing its link", agent.id, exc)
         self.master.counters["registrar_failures"] += 1
-        if agent.close is not None:
-            agent.close()
+        agent.send = agent.close = None
+        if admission.new and self.book.agents.get(agent.id) is agent:
+            # Nobody knows this id: the agent registers afresh and gets a new one.
+            del self.book.agents[agent.id]
+            self.book.total = self.book.total - agent.total
+        admission.close()
 
-    def _adopt_report(self, agent: Agent, msg: Register) -> list[dict[str, Any]]:
+    def _adopt_report(self, agent: Agent, msg: Register,
+                      was_unreachable: bool) -> list[dict[str, Any]]:
         """Rebuild the agent's tasks and executors from what it reports; returns the
-        commands to send once it is registered (kills of tasks that must not return)."""
-        kills: list[dict[str, Any]] = []
+        commands to send once it is registered (shutdowns of removed frameworks, kills of
+        tasks that must not return)."""
+        after: list[dict[str, Any]] = []
         master, book = self.master, self.book
         now = master.clock.time()
         infos = {f.id: f for f in msg.frameworks or () if f.id}
@@ -152,9 +200,9 @@ class AgentMessages:
             t.framework_id for t in msg.tasks or ()
         }:
             if fw_id in book.completed_frameworks:
-                self.master.send_to_agent(agent, _command(
+                after.append(_command(
                     MasterCommandType.SHUTDOWN_FRAMEWORK,
-                    shutdown_framework=ShutdownFramework(framework_id=fw_id)))
+                    shutdown_framework=ShutdownFramework(framework_id=fw_id)).to_json())
             elif fw_id not in book.frameworks and fw_id in infos:
                 self._recover_framework(infos[fw_id])
         for item in msg.executors or ():
@@ -168,45 +216,49 @@ class AgentMessages:
             key = (item.framework_id, item.task.task_id)
             reported.add(key)
             task = framework.tasks.get(item.task.task_id)
-            came_back = framework.unreachable_tasks.pop(item.task.task_id, None)
             if task is not None:
                 agent.used = agent.used + task.resources
                 agent.tasks[key] = task
                 book.set_task_state(task, item.state)
                 continue
-            if came_back is not None:
-                task = came_back
+            task = framework.unreachable_tasks.pop(item.task.task_id, None)
+            if task is not None:  # this master marked it unreachable
                 framework.tasks[task.id] = task
                 framework.used = framework.used + task.resources
                 agent.used = agent.used + task.resources
                 agent.tasks[key] = task
                 book.set_task_state(task, item.state)
                 task.unreachable_time = None
-                if not framework.partition_aware:
-                    # It was told TASK_LOST and may have replaced the task: kill the
-                    # returning copy, as Mesos does for frameworks without PARTITION_AWARE.
-                    kills.append(_command(MasterCommandType.KILL_TASK, kill_task=KillTask(
-                        framework_id=framework.id, task_id=task.id)).to_json())
+            else:
+                task = Task(info=item.task, framework_id=item.framework_id, agent_id=agent.id,
+                            role=framework.roles[0],
+                            resources=Resources.from_json(item.task.resources),
+                            executor_id=item.executor_id, state=item.state)
+                if item.latest_status is not None:
+                    task.record(item.latest_status)
+                book.add_task(task)
+                if not was_unreachable:
                     continue
-                status = item.latest_status or master_status(task.id, item.state, now)
-                status = TaskStatus(task_id=task.id, state=item.state, source=status.source,
-                                    reason=Reason.REASON_AGENT_REREGISTERED,
-                                    message="Agent re-registered", agent_id=agent.id,
-                                    executor_id=task.executor_id, timestamp=now)
-                task.record(status)
-                self.master.send_status(framework, status)
+                # The agent was unreachable before this master led (it knows that from
+                # the registry only): the old leader reported its tasks unreachable/lost.
+            if not framework.partition_aware:
+                # It was told TASK_LOST and may have replaced the task: kill the
+                # returning copy, as Mesos does for frameworks without PARTITION_AWARE.
+                after.append(_command(MasterCommandType.KILL_TASK, kill_task=KillTask(
+                    framework_id=framework.id, task_id=task.id)).to_json())
                 continue
-            task = Task(info=item.task, framework_id=item.framework_id, agent_id=agent.id,
-                        role=framework.roles[0], resources=Resources.from_json(item.task.resources),
-                        executor_id=item.executor_id, state=item.state)
-            if item.latest_status is not None:
-                task.record(item.latest_status)
-            book.add_task(task)
+            status = item.latest_status or master_status(task.id, item.state, now)
+            status = TaskStatus(task_id=task.id, state=item.state, source=status.source,
+                                reason=Reason.REASON_AGENT_REREGISTERED,
+                                message="Agent re-registered", agent_id=agent.id,
+                                executor_id=task.executor_id, timestamp=now)
+            task.record(status)
+            self.master.send_status(framework, status)
         for key, task in list(agent.tasks.items()):
             if key not in reported:
                 agent.tasks.pop(key)
                 self._drop_missing(task, agent)
-        return kills
+        return after
 
     def _recover_framework(self, info: FrameworkInfo) -> None:
         """A framework known only from an agent's report (after a master failover)."""
@@ -230,6 +282,13 @@ class AgentMessages:
 
     def disconnected(self, agent: Agent, send: Send) -> None:
         """The agent's link closed: stop offering it and wait for it to come back."""
+        admission = self.admitting.get(agent.id)
+        if admission is not None and admission.send == send:
+            del self.admitting[agent.id]  # it registers again on its next link
+            agent.send = agent.close = None
+            log.info("agent %s (%s) disconnected before its admission was written", agent.id,
+                     agent.hostname)
+            return
         if agent.send != send:
             return
         agent.send = agent.close = None
@@ -315,49 +374,92 @@ class AgentMessages:
         ping = _command(MasterCommandType.PING).to_json()
         for agent in list(self.book.agents.values()):
             if agent.state is AgentState.UNREACHABLE:
+                if agent.id in self._unwritten:  # the last write of its mark failed
+                    self._persist_unreachable(agent, self._unwritten.pop(agent.id))
                 continue
             if agent.last_pong < self._last_ping:
                 agent.pings_missed += 1
                 if agent.pings_missed >= limit:
                     self.mark_unreachable(agent)
                     continue
-            if agent.send is not None:
+            if agent.send is not None and agent.id not in self.admitting:
                 agent.send(ping)
         self._last_ping = now
 
     def mark_unreachable(self, agent: Agent) -> None:
-        """Too many missed pings: its tasks become TASK_UNREACHABLE (LOST for old frameworks)."""
+        """Too many missed pings: its tasks become TASK_UNREACHABLE (LOST for old frameworks).
+
+        Frameworks hear of it once the mark is in the registry, so that a new leader
+        knows what they were told (and kills returning tasks they were told are lost)."""
         log.warning("agent %s (%s) is unreachable: %d pings missed", agent.id, agent.hostname,
                     agent.pings_missed)
         master, book = self.master, self.book
         master.rescind_agent_offers(agent)
+        self.admitting.pop(agent.id, None)
         agent.state = AgentState.UNREACHABLE
-        agent.unreachable_time = master.clock.time()
+        agent.unreachable_time = when = master.clock.time()
         book.total = book.total - agent.total
         master.counters["slave_unreachable_completed"] += 1
+        statuses: list[tuple[Task, TaskStatus]] = []
         for (fw_id, task_id), task in list(agent.tasks.items()):
             framework = book.frameworks.get(fw_id)
             if framework is None or framework.tasks.pop(task_id, None) is None:
                 continue
             framework.used = framework.used - task.resources
             framework.unreachable_tasks[task_id] = task
-            task.unreachable_time = agent.unreachable_time
+            task.unreachable_time = when
             book.set_task_state(task, TaskState.TASK_UNREACHABLE)
-            status = master_status(task_id, TaskState.TASK_UNREACHABLE, agent.unreachable_time,
+            status = master_status(task_id, TaskState.TASK_UNREACHABLE, when,
                                    reason=Reason.REASON_AGENT_REMOVED, agent_id=agent.id,
                                    message=f"Agent {agent.hostname} is unreachable",
-                                   unreachable_time=agent.unreachable_time)
+                                   unreachable_time=when)
             task.record(status)
-            master.send_status(framework, status)
-            master.emit_task_updated(task, status)
+            statuses.append((task, status))
         for fw_id in list(agent.executors):
             for executor_id in list(agent.executors[fw_id]):
                 book.remove_executor(agent, fw_id, executor_id)
         agent.tasks.clear()
         agent.used = EMPTY
-        if master.registry is not None:
-            master.persist(master.registry.mark_unreachable(
-                agent.id, agent.info.to_json(), agent.unreachable_time), f"agent {agent.id}")
+        if agent.close is not None:
+            close = agent.close
+            agent.send = agent.close = None
+            close()
+        if master.registry is None:
+            self._tell_unreachable(agent, statuses)
+        else:
+            self._persist_unreachable(agent, statuses)
+
+    def _persist_unreachable(self, agent: Agent, statuses: list[tuple[Task, TaskStatus]]) -> None:
+        assert self.master.registry is not None and agent.unreachable_time is not None
+        when = agent.unreachable_time
+        written = self.master.registry.mark_unreachable(agent.id, agent.info.to_json(), when)
+        if written is None:
+            self._tell_unreachable(agent, statuses)
+        else:
+            written.add_done_callback(lambda f: self.master.schedule(
+                self._unreachable_written, agent, when, statuses, f))
+
+    def _unreachable_written(self, agent: Agent, when: float,
+                             statuses: list[tuple[Task, TaskStatus]], written: Any) -> None:
+        if self.book.agents.get(agent.id) is not agent or agent.unreachable_time != when:
+            return  # it came back, or was removed, meanwhile
+        exc = written.exception()
+        if exc is not None:
+            log.error("could not write agent %s as unreachable to the registry: %r; "
+                      "retrying at the next ping round", agent.id, exc)
+            self.master.counters["registrar_failures"] += 1
+            self._unwritten[agent.id] = statuses
+            return
+        self._tell_unreachable(agent, statuses)
+
+    def _tell_unreachable(self, agent: Agent, statuses: list[tuple[Task, TaskStatus]]) -> None:
+        """Frameworks get their tasks' TASK_UNREACHABLE (or LOST) and FAILURE."""
+        for task, status in statuses:
+            framework = self.book.frameworks.get(task.framework_id)
+            if framework is None or framework.unreachable_tasks.get(task.id) is not task:
+                continue
+            self.master.send_status(framework, status)
+            self.master.emit_task_updated(task, status)
         self._gone(agent)
 
     def remove(
@@ -400,6 +502,8 @@ class AgentMessages:
 
     def _gone(self, agent: Agent) -> None:
         """Frameworks get FAILURE, the link closes, operator subscribers get AGENT_REMOVED."""
+        self.admitting.pop(agent.id, None)
+        self._unwritten.pop(agent.id, None)
         failure = Event(type=EventType.FAILURE, failure=Failure(agent_id=agent.id)).to_json()
         for framework in self.book.frameworks.values():
             if framework.connected:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from mesonb.master.book import AgentState
+from mesonb.master.registry import MemoryStore, Registry
 from mesonb.protocol.agent import AgentCall, AgentCallType, AgentTask, ExecutorExited
 from mesonb.protocol.mesos import TaskInfo
 from mesonb.protocol.states import TaskState
@@ -19,6 +22,8 @@ def h() -> MasterHarness:
 def running_task(h, capabilities=()):
     agent = h.add_agent("cpus:2;mem:1024")
     fw = h.subscribe(capabilities=capabilities, failover_timeout=600)
+    if h.master.registry is not None:
+        h.master.registry.flush(10)  # the admission's write
     h.settle()
     (offer,) = fw.offers()
     fw.call("ACCEPT", accept={"offer_ids": [offer["id"]], "operations": [
@@ -214,3 +219,194 @@ def test_returning_agent_has_old_frameworks_tasks_killed_after_registration(h):
     assert fw.updates() == []  # no TASK_RUNNING for a task it was told is lost
     agent.update(fw.framework_id, "t", TaskState.TASK_KILLED)
     assert [u["state"] for u in fw.updates()] == ["TASK_KILLED"]
+
+
+# -- the registry: admission and unreachable marks are written before they take effect --
+class HeldStore(MemoryStore):
+    """A registry store whose writes wait for ``release()``, or fail while ``failing``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.failing = 0
+
+    def hold(self) -> None:
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def put(self, kind, key, record):
+        assert self.gate.wait(10), "a held registry write was never released"
+        if self.failing:
+            self.failing -= 1
+            raise ConnectionError("ZooKeeper connection loss")
+        super().put(kind, key, record)
+
+
+@pytest.fixture
+def store() -> HeldStore:
+    return HeldStore()
+
+
+@pytest.fixture
+def hr(store):
+    """A harness whose master writes through a registry on ``store``."""
+    harness = MasterHarness(agent_ping_timeout=15, max_agent_ping_timeouts=5)
+    harness.master.registry = Registry(store)
+    yield harness
+    store.release()
+    harness.master.registry.close()
+
+
+def written(h: MasterHarness) -> None:
+    """Wait for the registry's writes so far, then run what their callbacks scheduled."""
+    h.master.registry.flush(10)
+    h.settle()
+
+
+def test_agent_is_not_offered_nor_sent_commands_before_its_admission_is_written(hr, store):
+    fw = hr.subscribe()
+    store.hold()
+    agent = hr.add_agent("cpus:2;mem:1024")
+    hr.settle()
+    assert fw.offers() == []  # a framework could launch on it before REGISTERED
+    assert agent.messages == []
+    assert not agent.record.active
+    hr.advance(1.5)  # a periodic allocation does not offer it either
+    assert fw.offers() == []
+    store.release()
+    written(hr)
+    assert [m["type"] for m in agent.take()] == ["REGISTERED"]
+    assert agent.record.active
+    (offer,) = fw.offers()
+    fw.call("ACCEPT", accept={"offer_ids": [offer["id"]], "operations": [
+        {"type": "LAUNCH", "launch": {"task_infos": [command_task("t", agent.agent_id)]}}]})
+    assert [m["type"] for m in agent.take()] == ["RUN_TASK"]
+
+
+def test_commands_to_a_returning_agent_wait_for_registered(hr, store):
+    agent, fw = running_task(hr, capabilities=("PARTITION_AWARE",))
+    written(hr)
+    task_info = fw.record.tasks["t"].info
+    for _ in range(6):
+        hr.advance(15)
+    written(hr)
+    assert agent.record.state is AgentState.UNREACHABLE
+    fw.take()
+    agent.take()
+    store.hold()  # unreachable -> admitted must be written
+    report = AgentTask(framework_id=fw.framework_id, task=TaskInfo.from_json(task_info.to_json()),
+                       state=TaskState.TASK_RUNNING)
+    hr.add_agent("cpus:2;mem:1024", agent_id=agent.agent_id, tasks=[report], end=agent)
+    hr.settle()
+    fw.call("KILL", kill={"task_id": {"value": "t"}})
+    assert agent.messages == [] and fw.offers() == []
+    store.release()
+    written(hr)
+    assert [m["type"] for m in agent.take()] == ["REGISTERED", "KILL_TASK"]
+    assert agent.record.active
+
+
+def test_a_failed_admission_closes_the_link_and_the_agent_registers_again(hr, store):
+    fw = hr.subscribe()
+    store.failing = 1
+    first = hr.add_agent("cpus:2;mem:1024")
+    written(hr)
+    assert first.closed and first.messages == []
+    assert first.agent_id not in hr.master.book.agents  # nobody knows that id
+    assert hr.master.book.total.get("cpus") in (None, 0.0)
+    assert fw.offers() == []
+    second = hr.add_agent("cpus:2;mem:1024")
+    written(hr)
+    assert [m["type"] for m in second.take()] == ["REGISTERED"]
+    assert len(fw.offers()) == 1
+    assert hr.master.book.total.get("cpus") == 2.0
+
+
+def test_frameworks_hear_of_an_unreachable_agent_once_it_is_written(hr, store):
+    agent, fw = running_task(hr)
+    written(hr)
+    store.hold()
+    for _ in range(6):
+        hr.advance(15)
+    assert agent.record.state is AgentState.UNREACHABLE
+    assert fw.updates() == [] and fw.take("FAILURE") == []
+    store.release()
+    written(hr)
+    assert [u["state"] for u in fw.updates()] == ["TASK_LOST"]
+    assert len(fw.take("FAILURE")) == 1
+    assert store.records["agents"][agent.agent_id]["state"] == "unreachable"
+
+
+def test_a_failed_unreachable_write_is_retried_at_the_next_ping_round(hr, store):
+    agent, fw = running_task(hr)
+    written(hr)
+    store.failing = 1
+    for _ in range(6):
+        hr.advance(15)
+    written(hr)
+    assert store.records["agents"][agent.agent_id]["state"] == "admitted"
+    assert fw.updates() == []
+    hr.advance(15)
+    written(hr)
+    assert store.records["agents"][agent.agent_id]["state"] == "unreachable"
+    assert [u["state"] for u in fw.updates()] == ["TASK_LOST"]
+
+
+def recovered_master(records: MemoryStore) -> MasterHarness:
+    """A new leader on the registry ``records`` (a failover or a master restart)."""
+    harness = MasterHarness(agent_ping_timeout=15, max_agent_ping_timeouts=5)
+    harness.master.registry = Registry(records)
+    harness.master.recover(harness.master.registry.recover().result(10))
+    return harness
+
+
+@pytest.mark.parametrize("partition_aware", [False, True])
+def test_tasks_on_an_agent_unreachable_before_a_failover_are_killed_or_running(
+        hr, store, partition_aware):
+    capabilities = ("PARTITION_AWARE",) if partition_aware else ()
+    agent, fw = running_task(hr, capabilities=capabilities)
+    task_info = fw.record.tasks["t"].info
+    for _ in range(6):
+        hr.advance(15)
+    written(hr)
+    told = [u["state"] for u in fw.updates()]
+    assert told == ["TASK_UNREACHABLE" if partition_aware else "TASK_LOST"]
+    # The leader dies; a new one recovers from the registry.
+    new = recovered_master(store)
+    try:
+        assert new.master.book.agents[agent.agent_id].state is AgentState.UNREACHABLE
+        fw2 = new.subscribe(framework_id=fw.framework_id, capabilities=capabilities,
+                            failover_timeout=600)
+        fw2.take()
+        report = AgentTask(framework_id=fw.framework_id,
+                           task=TaskInfo.from_json(task_info.to_json()),
+                           state=TaskState.TASK_RUNNING)
+        back = new.add_agent("cpus:2;mem:1024", agent_id=agent.agent_id, tasks=[report])
+        written(new)
+        kinds = [m["type"] for m in back.take()]
+        if partition_aware:
+            assert kinds == ["REGISTERED"]
+            (status,) = fw2.updates()
+            assert (status["state"], status["reason"]) == ("TASK_RUNNING",
+                                                           "REASON_AGENT_REREGISTERED")
+        else:
+            assert kinds == ["REGISTERED", "KILL_TASK"]
+            assert fw2.updates() == []  # no TASK_RUNNING for a task it was told is lost
+            back.update(fw.framework_id, "t", TaskState.TASK_KILLED)
+            assert [u["state"] for u in fw2.updates()] == ["TASK_KILLED"]
+    finally:
+        new.master.registry.close()
+
+
+def test_reported_tasks_of_a_removed_framework_are_shut_down_after_registered(h):
+    agent, fw = running_task(h)
+    task_info = fw.record.tasks["t"].info
+    fw.call("TEARDOWN")
+    agent.take()
+    report = AgentTask(framework_id=fw.framework_id, task=TaskInfo.from_json(task_info.to_json()),
+                       state=TaskState.TASK_RUNNING)
+    h.add_agent("cpus:2;mem:1024", agent_id=agent.agent_id, tasks=[report], end=agent)
+    assert [m["type"] for m in agent.take()] == ["REGISTERED", "SHUTDOWN_FRAMEWORK"]
