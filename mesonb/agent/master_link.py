@@ -4,7 +4,8 @@
 non-leading master; with ``--master zk://...`` the leader is looked up in ZooKeeper before
 every connection, so the agent finds the new leader after a failover), hands every
 :class:`MasterCommand` to the agent, and reconnects after
-a randomized exponential back-off when the connection drops. It knows nothing about
+a randomized exponential back-off when the connection drops (a master in this process
+and loop is reached in-process instead, :mod:`mesonb.http.inproc`). It knows nothing about
 registration: the agent sends REGISTER from ``on_open`` and re-sends it on the same
 :class:`Backoff` until REGISTERED arrives, as Mesos's ``doReliableRegistration`` does.
 """
@@ -22,6 +23,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from mesonb import discovery
+from mesonb.http import inproc
 from mesonb.protocol.agent import (
     AGENT_PATH,
     AgentCall,
@@ -290,6 +292,12 @@ class MasterLink:
             address = await resolve_master(self.master, self.connect_timeout)
         url = f"ws://{address}{AGENT_PATH}"
         headers = {"Authorization": f"Bearer {self.secret}"} if self.secret else {}
+        host, _, port = address.rpartition(":")
+        endpoint = inproc.find_endpoint(host.strip("[]"), int(port)) if port.isdigit() else None
+        link = endpoint.open_link(AGENT_PATH, headers) if endpoint is not None else None
+        if link is not None:  # the master runs in this process: no socket
+            self.master_address = address
+            return link  # type: ignore[return-value]
         for _ in range(MAX_REDIRECTS + 1):
             request = HTTPRequest(
                 url,

@@ -32,6 +32,7 @@ import logging
 import os
 import pickle
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -118,7 +119,7 @@ class Cluster:
             self._lt.run(self._stop(), 30)
             self._lt.stop()
             raise
-        atexit.register(self.close)
+        _at_exit(self.close)
 
     @classmethod
     def local(cls, agents: int = 2, *, resources: str | None = None,
@@ -189,7 +190,7 @@ class Cluster:
         if self.closed:
             return
         self.closed = True
-        atexit.unregister(self.close)
+        _at_exit(self.close, remove=True)
         try:
             self._lt.run(self._stop(), 60)
         finally:
@@ -587,6 +588,30 @@ class Cluster:
 
 
 # -- helpers -------------------------------------------------------------------------
+def _at_exit(fn: Callable[[], None], remove: bool = False) -> None:
+    """Run ``fn`` when the interpreter exits, before thread pools shut down.
+
+    ``atexit`` hooks run after :mod:`concurrent.futures` has refused new work (its own
+    hook runs first, from :mod:`threading`), and stopping a cluster needs threads (the
+    registry, ZooKeeper); ``threading``'s exit hooks run before that one. Falls back to
+    :mod:`atexit` where that private hook is missing."""
+    hooks = getattr(threading, "_threading_atexits", None)
+    register = getattr(threading, "_register_atexit", None)
+    if remove:
+        if hooks is not None and fn in hooks:
+            hooks.remove(fn)
+        atexit.unregister(fn)
+    elif register is not None and hooks is not None:
+        try:
+            register(fn)
+            return
+        except RuntimeError:  # already shutting down
+            pass
+        atexit.register(fn)
+    else:
+        atexit.register(fn)
+
+
 def _in_kernel() -> bool:
     if "IPython" not in sys.modules:
         return False

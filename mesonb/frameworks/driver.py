@@ -5,7 +5,9 @@ status updates, and when the stream breaks re-subscribes with its framework id (
 2 s doubling to 15 s, as Mesos advises; at once after a 307 to a new leader). Given a
 ``zk://`` URL it finds the leading master in ZooKeeper, and again before every
 reconnection, so it follows a new leader after a failover. It uses
-only the public API, exactly what a pymesos framework sees.
+only the public API, exactly what a pymesos framework sees. With a master in its own
+process and loop (``Cluster.local()``) the same calls and events pass in-process, without
+a socket (:mod:`mesonb.http.inproc`).
 
 A handler is any object with some of these methods (plain or ``async``)::
 
@@ -103,7 +105,8 @@ class SchedulerDriver:
         self.stream_id: str | None = None
         self.heartbeat_interval = 15.0
         self.master_info: dict[str, Any] = {}
-        self._calls = Connection.to(self.url or "http://127.0.0.1:5050", self.headers)
+        self._calls = Connection.to(self.url or "http://127.0.0.1:5050", self.headers,
+                                    inproc=True)
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._stopping = False
@@ -154,7 +157,7 @@ class SchedulerDriver:
                 log.info("the leading master is now %s (was %s)", url, self.url)
             self.url = url
             self._calls.close()
-            self._calls = Connection.to(url, self.headers)
+            self._calls = Connection.to(url, self.headers, inproc=True)
 
     async def _run(self) -> None:
         delay = 0.0
@@ -208,7 +211,8 @@ class SchedulerDriver:
         if self.framework_id:
             info["id"] = {"value": self.framework_id}
             call["framework_id"] = {"value": self.framework_id}
-        self._stream = stream = await open_stream(url, SCHEDULER_PATH, call, self.headers)
+        self._stream = stream = await open_stream(url, SCHEDULER_PATH, call, self.headers,
+                                                  inproc=True)
         self.stream_id = stream.headers.get("mesos-stream-id")
         decoder = Decoder()
         try:

@@ -2,7 +2,9 @@
 
 Framework and executor drivers send many small calls (one ACKNOWLEDGE per status update),
 so each call reuses one open connection instead of paying for a new one; the SUBSCRIBE
-call keeps its own connection and yields the chunked body as it arrives.
+call keeps its own connection and yields the chunked body as it arrives. Given
+``inproc=True`` (the drivers do), a daemon running in this process on this loop (an
+embedded cluster) answers without a socket (:mod:`mesonb.http.inproc`).
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from .inproc import Channel, find_endpoint
 
 
 class HTTPError(Exception):
@@ -72,17 +76,20 @@ async def _read_chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
 class Connection:
     """One keep-alive connection to ``host:port``; requests on it run one at a time."""
 
-    def __init__(self, host: str, port: int, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(self, host: str, port: int, headers: Mapping[str, str] | None = None,
+                 *, inproc: bool = False) -> None:
         self.host, self.port = host, port
+        self.inproc = inproc
         self.default_headers = dict(headers or {})
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._lock = asyncio.Lock()
 
     @classmethod
-    def to(cls, url: str, headers: Mapping[str, str] | None = None) -> Connection:
+    def to(cls, url: str, headers: Mapping[str, str] | None = None, *,
+           inproc: bool = False) -> Connection:
         parts = urlsplit(url if "//" in url else f"http://{url}")
-        return cls(parts.hostname or "127.0.0.1", parts.port or 80, headers)
+        return cls(parts.hostname or "127.0.0.1", parts.port or 80, headers, inproc=inproc)
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._writer is None or self._writer.is_closing():
@@ -107,6 +114,12 @@ class Connection:
         self, method: str, path: str, body: bytes = b"", headers: Mapping[str, str] | None = None
     ) -> Response:
         """Send one request and read the whole answer (retries once on a stale connection)."""
+        endpoint = find_endpoint(self.host, self.port) if self.inproc else None
+        if endpoint is not None:
+            answer = endpoint.request(method, path, body, {**self.default_headers,
+                                                           **(headers or {})})
+            if answer is not None:
+                return Response(answer.status, answer.headers, answer.body)
         async with self._lock:
             for attempt in (1, 2):
                 reader, writer = await self._open()
@@ -154,22 +167,32 @@ class Stream:
     status: int
     headers: dict[str, str]
     chunks: AsyncIterator[bytes]
-    writer: asyncio.StreamWriter
+    closer: Callable[[], None]
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self.writer.close()
+            self.closer()
 
 
 async def open_stream(url: str, path: str, payload: Any,
-                      headers: Mapping[str, str] | None = None) -> Stream:
+                      headers: Mapping[str, str] | None = None, *,
+                      inproc: bool = False) -> Stream:
     """POST ``payload`` and return the chunked answer as a stream (own connection)."""
-    conn = Connection.to(url, headers)
-    reader, writer = await conn._open()
+    conn = Connection.to(url, headers, inproc=inproc)
     body = json.dumps(payload, separators=(",", ":")).encode()
-    writer.write(conn._encode("POST", path, body, {
-        "Content-Type": "application/json", "Accept": "application/json",
-        "Connection": "close"}))
+    request_headers = {"Content-Type": "application/json", "Accept": "application/json",
+                       "Connection": "close"}
+    endpoint = find_endpoint(conn.host, conn.port) if conn.inproc else None
+    if endpoint is not None:
+        channel = Channel()
+        answer = endpoint.open_stream(path, body, {**conn.default_headers, **request_headers},
+                                      channel)
+        if answer is not None:
+            if answer.status != 200:
+                raise HTTPError(answer.status, answer.body, answer.headers)
+            return Stream(answer.status, answer.headers, channel.items(), channel.hang_up)
+    reader, writer = await conn._open()
+    writer.write(conn._encode("POST", path, body, request_headers))
     await writer.drain()
     status, head = await _read_head(reader)
     if status != 200:
@@ -180,4 +203,4 @@ async def open_stream(url: str, path: str, payload: Any,
     if head.get("transfer-encoding", "").lower() != "chunked":
         writer.close()
         raise ConnectionError("streaming answer is not chunked")
-    return Stream(status, head, _read_chunks(reader), writer)
+    return Stream(status, head, _read_chunks(reader), writer.close)

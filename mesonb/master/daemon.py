@@ -25,10 +25,12 @@ import tornado.netutil
 from mesonb.clock import REAL_CLOCK, Clock
 from mesonb.config import MasterConfig
 from mesonb.discovery import parse_zk_url
+from mesonb.http import inproc
 from mesonb.http.base import Security
 
 from .election import Abort, Action, Follow, Lead, ZooKeeperContender
 from .http import make_app
+from .http.inproc import MasterEndpoint
 from .master import Master
 from .registry import DirectoryStore, MemoryStore, Registry, RegistryStore, ZooKeeperStore
 
@@ -84,6 +86,7 @@ class MasterDaemon:
         self.clock = clock
         self.master: Master | None = None
         self._server: tornado.httpserver.HTTPServer | None = None
+        self._endpoint: MasterEndpoint | None = None  # frameworks and agents in-process
         self._ticker: tornado.ioloop.PeriodicCallback | None = None
         self.on_abort = on_abort
         self.aborted: str | None = None
@@ -134,9 +137,12 @@ class MasterDaemon:
         master.registry = self.registry
         if self.contender is None:
             await self._lead()  # standalone: recover the registry, then serve
-        app = make_app(master, Security(self.config.secret))
+        security = Security(self.config.secret)
+        app = make_app(master, security)
         self._server = tornado.httpserver.HTTPServer(app, idle_connection_timeout=3600)
         self._server.add_sockets(sockets)
+        self._endpoint = MasterEndpoint(master, security, asyncio.get_running_loop())
+        inproc.serve(self.config.ip, port, self._endpoint)
         self._ticker = tornado.ioloop.PeriodicCallback(self._tick, TICK_SECONDS * 1000)
         self._ticker.start()
         log.info("master %s listening on http://%s:%d", master.id, self.config.ip, port)
@@ -216,6 +222,9 @@ class MasterDaemon:
             log.exception("master timer failed")
 
     async def stop(self) -> None:
+        if self._endpoint is not None:
+            inproc.withdraw(self.config.ip, self.port, self._endpoint)
+            self._endpoint = None
         if self._ticker is not None:
             self._ticker.stop()
         if self._server is not None:

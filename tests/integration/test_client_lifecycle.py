@@ -54,6 +54,7 @@ def test_interpreter_exit_stops_everything(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=60, env=env, cwd=os.getcwd())
     assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr and "Exception" not in out.stderr, out.stderr
     pids = [int(p) for p in out.stdout.split()]
     assert len(pids) == 2 and gone(pids)
 

@@ -1,7 +1,10 @@
 """The v1 scheduler API over real HTTP, against a master daemon in this test's event loop.
 
 The agent side is a WebSocket peer speaking the agent protocol (protocol/agent.py), so
-these tests exercise the real master's HTTP layer and stream handling end to end.
+these tests exercise the real master's HTTP layer and stream handling end to end. Tests
+that drive the master with mesonb's SchedulerDriver run twice: over HTTP, and in-process
+(the driver and the master share this loop, mesonb.http.inproc), which must behave the
+same.
 """
 
 from __future__ import annotations
@@ -106,6 +109,33 @@ async def master(tmp_path):
     await daemon.stop()
 
 
+@pytest.fixture(params=["http", "inproc"])
+def transport(request, monkeypatch):
+    """How the driver reaches the master; asserts afterwards that it really went that way."""
+    from mesonb.master.http import inproc as master_inproc
+    from mesonb.master.http.scheduler import SchedulerHandler
+
+    monkeypatch.setenv("MESONB_INPROC", "1" if request.param == "inproc" else "0")
+    seen = {"http": 0, "inproc": 0}
+    http_post, inproc_request = SchedulerHandler.post, master_inproc.MasterEndpoint.request
+
+    async def counted_post(self):
+        seen["http"] += 1
+        return await http_post(self)
+
+    def counted_request(self, *args, **kwargs):
+        seen["inproc"] += 1
+        return inproc_request(self, *args, **kwargs)
+
+    monkeypatch.setattr(SchedulerHandler, "post", counted_post)
+    monkeypatch.setattr(master_inproc.MasterEndpoint, "request", counted_request)
+    yield request.param
+    if request.param == "inproc":
+        assert seen["inproc"] > 0, "the driver's calls should have stayed in-process"
+    else:
+        assert seen["inproc"] == 0 and seen["http"] > 0, seen
+
+
 def call_headers(stream_id: str | None = None) -> dict[str, str]:
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if stream_id:
@@ -165,7 +195,7 @@ async def test_get_is_not_allowed_and_version_is_served(master):
     conn.close()
 
 
-async def test_driver_launches_acknowledges_and_sees_terminal_updates(master):
+async def test_driver_launches_acknowledges_and_sees_terminal_updates(master, transport):
     agent = await PeerAgent.connect(master)
     handler = Recorder()
     driver = SchedulerDriver(master.address, {"user": "u", "name": "driver-test"}, handler)
@@ -196,7 +226,7 @@ async def test_driver_launches_acknowledges_and_sees_terminal_updates(master):
     assert framework_id in book.completed_frameworks
 
 
-async def test_second_subscription_takes_over_and_the_first_gets_error(master):
+async def test_second_subscription_takes_over_and_the_first_gets_error(master, transport):
     first = await open_stream(master.url, "/api/v1/scheduler", {
         "type": "SUBSCRIBE",
         "subscribe": {"framework_info": {"user": "u", "name": "n", "failover_timeout": 60}}})
@@ -220,7 +250,7 @@ async def test_second_subscription_takes_over_and_the_first_gets_error(master):
         await driver.stop(teardown=True)
 
 
-async def test_calls_with_a_stale_stream_id_are_refused(master):
+async def test_calls_with_a_stale_stream_id_are_refused(master, transport):
     handler = Recorder()
     driver = SchedulerDriver(master.address, {"user": "u", "name": "n"}, handler)
     await driver.start()
@@ -233,7 +263,7 @@ async def test_calls_with_a_stale_stream_id_are_refused(master):
         await driver.stop()
 
 
-async def test_a_batch_of_calls_is_validated_whole_then_carried_out(master):
+async def test_a_batch_of_calls_is_validated_whole_then_carried_out(master, transport):
     agent = await PeerAgent.connect(master)
     handler = Recorder()
     driver = SchedulerDriver(master.address, {"user": "u", "name": "batch"}, handler)

@@ -16,13 +16,13 @@ from .allocation import ALLOCATION_PATH, AllocationHandler
 from .metrics import MetricsHandler
 from .misc import HealthHandler, RedirectHandler, VersionHandler
 from .operator import OPERATOR_PATH, OperatorHandler
-from .scheduler import SchedulerHandler
+from .scheduler import SCHEDULER_PATH, SchedulerHandler
 
 
 def make_app(master: Master, security: Security) -> tornado.web.Application:
     deps: dict[str, Any] = {"security": security, "master": master}
     routes = [
-        (r"/api/v1/scheduler/?", SchedulerHandler, deps),
+        (SCHEDULER_PATH + "/?", SchedulerHandler, deps),
         (AGENT_PATH, AgentSocket, deps),
         (r"/version/?", VersionHandler, deps),
         (r"/health/?", HealthHandler, deps),

@@ -1,15 +1,19 @@
 """The agent link: one WebSocket per agent at ``/mesonb/v1/agent`` (protocol/agent.py).
 
-Commands the master sends an agent within one event-loop turn leave as one frame.
+:class:`AgentSession` is one link as the master sees it, whatever carries it: messages
+in, and what the master sends an agent within one event-loop turn out as one frame.
+:class:`AgentSocket` carries it over a WebSocket; an agent in this process gets it
+in-process (:mod:`mesonb.master.http.inproc`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
-import tornado.ioloop
 import tornado.websocket
 
 from mesonb.http.base import BaseHandler
@@ -28,36 +32,34 @@ from mesonb.protocol.errors import ProtocolError
 log = logging.getLogger(__name__)
 
 
-class AgentSocket(BaseHandler, tornado.websocket.WebSocketHandler):
-    master: Master
+class AgentSession:
+    """One agent's link: ``write(text)`` sends a frame, ``close()`` ends the link."""
 
-    def prepare(self) -> None:
-        super().prepare()
-        self.master.check_leader()
-
-    def open(self) -> None:  # type: ignore[override]
+    def __init__(self, master: Master, write: Callable[[str], Any], close: Callable[[], Any],
+                 peer: str) -> None:
+        self.master = master
         self.agent: Agent | None = None
+        self.peer = peer
+        self._write = write
+        self._close = close
         self._outbox: list[dict[str, Any]] = []
-        self.set_nodelay(True)
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any]) -> None:
         if not self._outbox:
-            tornado.ioloop.IOLoop.current().add_callback(self._flush)
+            asyncio.get_running_loop().call_soon(self.flush)
         self._outbox.append(message)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         messages, self._outbox = self._outbox, []
-        if not messages:
-            return
-        with contextlib.suppress(tornado.websocket.WebSocketClosedError):
-            self.write_message(frame(messages))
+        if messages:
+            self._write(frame(messages))
 
-    def _close_link(self) -> None:
+    def close_link(self) -> None:
         """The master closes the link: what it queued this turn (e.g. SHUTDOWN) goes first."""
-        self._flush()
-        self.close()
+        self.flush()
+        self._close()
 
-    def on_message(self, message: str | bytes) -> None:
+    def received(self, message: str | bytes) -> None:
         try:
             calls = load_calls(message)
         except ProtocolError as exc:
@@ -68,19 +70,45 @@ class AgentSocket(BaseHandler, tornado.websocket.WebSocketHandler):
                 if self.agent is None:
                     if call.type is not AgentCallType.REGISTER or call.register is None:
                         raise ProtocolError("the first message on an agent link must be REGISTER")
-                    self.agent = self.master.agents.register(call.register, self._send,
-                                                             self._close_link)
+                    self.agent = self.master.agents.register(call.register, self.send,
+                                                             self.close_link)
                 else:
                     self.master.agents.handle(self.agent, call)
             except ProtocolError as exc:
                 self._refuse(exc)
 
     def _refuse(self, exc: ProtocolError) -> None:
-        log.warning("bad message from agent %s: %s", self.request.remote_ip, exc.message)
-        self._send(MasterCommand(type=MasterCommandType.ERROR,
-                                 error=Notice(message=exc.message)).to_json())
+        log.warning("bad message from agent %s: %s", self.peer, exc.message)
+        self.send(MasterCommand(type=MasterCommandType.ERROR,
+                                error=Notice(message=exc.message)).to_json())
+
+    def closed(self) -> None:
+        """The link is gone (either side closed it)."""
+        self._outbox = []
+        if self.agent is not None:
+            self.master.agents.disconnected(self.agent, self.send)
+
+
+class AgentSocket(BaseHandler, tornado.websocket.WebSocketHandler):
+    master: Master
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.master.check_leader()
+
+    def open(self) -> None:  # type: ignore[override]
+        self.session = AgentSession(self.master, self._write, self.close,
+                                    self.request.remote_ip or "?")
+        self.set_nodelay(True)
+
+    def _write(self, text: str) -> None:
+        with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+            self.write_message(text)
+
+    def on_message(self, message: str | bytes) -> None:
+        self.session.received(message)
 
     def on_close(self) -> None:
-        self._outbox = []
-        if getattr(self, "agent", None) is not None:
-            self.master.agents.disconnected(self.agent, self._send)
+        session = getattr(self, "session", None)
+        if session is not None:
+            session.closed()

@@ -8,6 +8,7 @@ and is answered ``202 Accepted`` (``200`` with a body for UPDATE_FRAMEWORK).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from typing import Any
@@ -21,6 +22,51 @@ from mesonb.protocol.errors import BadRequest
 from mesonb.protocol.scheduler import Call, CallType
 
 log = logging.getLogger(__name__)
+SCHEDULER_PATH = "/api/v1/scheduler"
+
+
+def parse(body: bytes) -> Call | list[Call]:
+    """The call a request carries, or the calls of a batch (mesonb's extension: a JSON
+    array of non-SUBSCRIBE calls, validated whole: a 400 names the bad one)."""
+    if body.lstrip()[:1] != b"[":
+        return Call.parse(body)
+    try:
+        items = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadRequest(f"Failed to parse JSON body: {exc}") from None
+    if not items:
+        raise BadRequest("Expecting at least one call in the batch")
+    calls = []
+    for i, item in enumerate(items):
+        try:
+            call = Call.parse(item)
+        except BadRequest as exc:
+            raise BadRequest(f"call {i} of the batch: {exc.message}") from None
+        if call.type in (CallType.SUBSCRIBE, CallType.UPDATE_FRAMEWORK):
+            raise BadRequest(f"call {i} of the batch: {call.type} cannot be batched")
+        calls.append(call)
+    return calls
+
+
+def carry_out(master: Master, calls: Call | list[Call],
+              stream_id: str | None) -> dict[str, Any] | None:
+    """Carry out a parsed non-SUBSCRIBE call (its synchronous answer, if any) or a batch
+    in order; a call of a batch refused while carried out stops it, the calls before it
+    done. Mesos has no batches; mesonb's own driver sends its acknowledgements so when
+    the master says it is mesonb."""
+    if not isinstance(calls, list):
+        return master.calls.handle(calls, stream_id)
+    for i, call in enumerate(calls):
+        try:
+            master.calls.handle(call, stream_id)
+        except BadRequest as exc:
+            raise BadRequest(f"call {i} of the batch: {exc.message}") from None
+    return None
+
+
+def check_subscribe(headers: Any) -> None:
+    if "Mesos-Stream-Id" in headers:
+        raise BadRequest("Subscribe calls should not include the 'Mesos-Stream-Id' header")
 
 
 class SchedulerHandler(BaseHandler):
@@ -35,52 +81,20 @@ class SchedulerHandler(BaseHandler):
         self.require_json_body()
         self.require_json_accept(extra=(RECORDIO,))
         self.master.check_leader()
-        if self.request.body.lstrip()[:1] == b"[":
-            self._batch()
+        calls = parse(self.request.body)
+        if not isinstance(calls, list) and calls.type is CallType.SUBSCRIBE:
+            await self._subscribe(calls)
             return
-        call = Call.parse(self.request.body)
-        if call.type is CallType.SUBSCRIBE:
-            await self._subscribe(call)
-            return
-        body = self.master.calls.handle(call, self.request.headers.get("Mesos-Stream-Id"))
+        body = carry_out(self.master, calls, self.request.headers.get("Mesos-Stream-Id"))
         if body is None:
             self.set_status(202)
             self.finish()
         else:
             self.write_json(body)
 
-    def _batch(self) -> None:
-        """mesonb's extension: a JSON array of non-SUBSCRIBE calls in one request.
-
-        The calls are validated first (400 names the bad one and nothing happens), then
-        carried out in order; a call refused while carrying out stops the batch, with
-        the calls before it done. Answer: 202. Mesos has no such call; mesonb's own
-        driver uses it for acknowledgements when the master says it is mesonb."""
-        items = self.json_body()
-        if not items:
-            raise BadRequest("Expecting at least one call in the batch")
-        calls = []
-        for i, item in enumerate(items):
-            try:
-                call = Call.parse(item)
-            except BadRequest as exc:
-                raise BadRequest(f"call {i} of the batch: {exc.message}") from None
-            if call.type in (CallType.SUBSCRIBE, CallType.UPDATE_FRAMEWORK):
-                raise BadRequest(f"call {i} of the batch: {call.type} cannot be batched")
-            calls.append(call)
-        stream_id = self.request.headers.get("Mesos-Stream-Id")
-        for i, call in enumerate(calls):
-            try:
-                self.master.calls.handle(call, stream_id)
-            except BadRequest as exc:
-                raise BadRequest(f"call {i} of the batch: {exc.message}") from None
-        self.set_status(202)
-        self.finish()
-
     # -- the event stream ----------------------------------------------------------
     async def _subscribe(self, call: Call) -> None:
-        if "Mesos-Stream-Id" in self.request.headers:
-            raise BadRequest("Subscribe calls should not include the 'Mesos-Stream-Id' header")
+        check_subscribe(self.request.headers)
         stream_id = str(uuid.uuid4())
         self._done = asyncio.get_running_loop().create_future()
         self._flush_pending = False

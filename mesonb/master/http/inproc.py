@@ -1,0 +1,187 @@
+"""The master's in-process endpoint (:mod:`mesonb.http.inproc`): the scheduler API and the
+agent link for frameworks and agents running in the master's own process and loop.
+
+Calls pass the same checks as over HTTP (credentials, the leader check, parsing and
+validation, 4xx answers with a message) through the same functions as the HTTP handlers;
+only the socket and the HTTP parser are left out. Everything else (operator API, state,
+metrics) is served over HTTP only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from mesonb.http.base import Security
+from mesonb.http.inproc import Answer, Channel, later
+from mesonb.master.master import Master
+from mesonb.protocol import recordio
+from mesonb.protocol.agent import AGENT_PATH
+from mesonb.protocol.errors import ProtocolError, Redirect
+from mesonb.protocol.scheduler import CallType
+
+from . import scheduler
+from .agent_link import AgentSession
+from .misc import version_json
+
+log = logging.getLogger(__name__)
+_PLAIN = {"content-type": "text/plain; charset=utf-8"}
+
+
+class MasterEndpoint:
+    """Serves ``POST /api/v1/scheduler``, ``GET /version`` and the agent link in-process."""
+
+    def __init__(self, master: Master, security: Security,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.master = master
+        self.security = security
+        self.loop = loop
+
+    # -- the scheduler API ---------------------------------------------------------
+    def request(self, method: str, path: str, body: bytes,
+                headers: Mapping[str, str]) -> Answer | None:
+        route = path.split("?", 1)[0].rstrip("/")
+        if method == "GET" and route == "/version":
+            return _json(200, version_json())
+        if method != "POST" or route != scheduler.SCHEDULER_PATH:
+            return None
+        try:
+            self.security.check(headers.get("Authorization"))
+            self.master.check_leader()
+            calls = scheduler.parse(body)
+            if not isinstance(calls, list) and calls.type is CallType.SUBSCRIBE:
+                return None  # streams come through open_stream
+            answer = scheduler.carry_out(self.master, calls, headers.get("Mesos-Stream-Id"))
+        except ProtocolError as exc:
+            return _refused(exc, path)
+        except Exception:
+            log.exception("scheduler call failed")
+            return Answer(500, dict(_PLAIN), b"500 Internal Server Error")
+        return Answer(202) if answer is None else _json(200, answer)
+
+    def open_stream(self, path: str, body: bytes, headers: Mapping[str, str],
+                    chunks: Channel) -> Answer | None:
+        if path.split("?", 1)[0].rstrip("/") != scheduler.SCHEDULER_PATH:
+            return None
+        try:
+            self.security.check(headers.get("Authorization"))
+            self.master.check_leader()
+            call = scheduler.parse(body)
+            if isinstance(call, list) or call.type is not CallType.SUBSCRIBE:
+                return None
+            scheduler.check_subscribe(headers)
+            stream_id = str(uuid.uuid4())
+            _Subscription(self.master, call, stream_id, chunks)
+        except ProtocolError as exc:
+            return _refused(exc, path)
+        return Answer(200, {"content-type": "application/json", "mesos-stream-id": stream_id,
+                            "transfer-encoding": "chunked"})
+
+    # -- the agent link ------------------------------------------------------------
+    def open_link(self, path: str, headers: Mapping[str, str]) -> AgentLink | None:
+        """An agent link, or None (the agent then tries the WebSocket, which answers
+        with the refusal: credentials, a redirect to the leader)."""
+        if path != AGENT_PATH:
+            return None
+        try:
+            self.security.check(headers.get("Authorization"))
+            self.master.check_leader()
+        except ProtocolError:
+            return None
+        return AgentLink(self.master)
+
+
+class _Subscription:
+    """A SUBSCRIBE stream: the master's events as RecordIO chunks, one per loop turn."""
+
+    def __init__(self, master: Master, call: Any, stream_id: str, chunks: Channel) -> None:
+        self.master = master
+        self.stream_id = stream_id
+        self.chunks = chunks
+        self.pending: list[bytes] = []
+        self.done = False
+        chunks.on_hang_up = self.gone
+        self.framework = master.calls.subscribe(call, stream_id, self.send, self.close)
+
+    def send(self, event: dict[str, Any]) -> None:
+        if self.done:
+            return
+        if not self.pending:
+            later(self.flush)
+        self.pending.append(recordio.encode_json(event))
+
+    def flush(self) -> None:
+        if self.pending:
+            self.chunks.put(b"".join(self.pending))
+            self.pending = []
+
+    def close(self, reason: str | None) -> None:
+        """The master ends the stream (failover to another scheduler, teardown)."""
+        if not self.done:
+            self.flush()
+            self.chunks.end()
+            self.gone()
+
+    def gone(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.pending = []
+        if self.framework is not None:
+            self.master.calls.disconnected(self.framework, self.stream_id)
+
+
+class AgentLink:
+    """An agent link in-process: what the agent's master link sees in place of a
+    WebSocket (``write_message``, ``read_message``, ``close``)."""
+
+    def __init__(self, master: Master) -> None:
+        self._inbox = Channel()  # master -> agent
+        self._closed = False
+        self.session = AgentSession(master, self._inbox.put, self._master_closes, "in-process")
+
+    def write_message(self, message: str) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            from tornado.websocket import WebSocketClosedError
+
+            done.set_exception(WebSocketClosedError())
+        else:
+            later(self.session.received, message)
+            done.set_result(None)
+        return done
+
+    async def read_message(self) -> str | None:
+        return await self._inbox.get()
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """The agent closes the link."""
+        self._end()
+
+    def _master_closes(self) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._inbox.end()
+            later(self.session.closed)
+
+
+def _json(status: int, obj: Any) -> Answer:
+    return Answer(status, {"content-type": "application/json"},
+                  json.dumps(obj, separators=(",", ":")).encode())
+
+
+def _refused(exc: ProtocolError, path: str) -> Answer:
+    headers = dict(_PLAIN)
+    if isinstance(exc, Redirect):
+        headers["location"] = exc.location + path if exc.append_path else exc.location
+        return Answer(307, headers)
+    if exc.status == 401:
+        headers["www-authenticate"] = 'Bearer realm="mesonb"'
+    return Answer(exc.status, headers, exc.message.encode())
