@@ -167,6 +167,10 @@ class Framework:
     completed_tasks: collections.deque[Task] = dataclasses.field(
         default_factory=lambda: collections.deque(maxlen=1000)
     )
+    # Terminal tasks whose terminal update (from the agent, with a uuid) the framework has
+    # not acknowledged yet. Mesos's master keeps such tasks in ``Framework::tasks`` until
+    # the acknowledgement, so reconciliation still answers their terminal state.
+    unacknowledged: dict[str, Task] = dataclasses.field(default_factory=dict)
     offers: dict[str, Offer] = dataclasses.field(default_factory=dict)
     suppressed_roles: set[str] = dataclasses.field(default_factory=set)
     # agent id -> refuse_seconds filter (handed to the allocator as is, never copied)
@@ -238,6 +242,9 @@ class Book:
                 framework.used = framework.used - task.resources
             framework.unreachable_tasks.pop(task.id, None)
             framework.completed_tasks.append(task)
+            latest = task.latest_status
+            if task.status_update_uuid is not None and latest is not None and latest.uuid:
+                framework.unacknowledged[task.id] = task  # ended by an update still unacked
 
     def find_task(self, framework_id: str, task_id: str) -> Task | None:
         framework = self.frameworks.get(framework_id)

@@ -452,28 +452,75 @@ class SchedulerCalls:
         task = self.book.find_task(framework.id, ack.task_id)
         if task is not None and task.status_update_uuid == ack.uuid:
             task.status_update_uuid = None
+        elif task is None:
+            self._acknowledged_terminal(framework, ack.task_id, ack.uuid)
         self.master.counters["valid_status_update_acknowledgements"] += 1
         self.master.send_to_agent(agent, MasterCommand(
             type=MasterCommandType.ACKNOWLEDGE,
             acknowledge=AcknowledgeUpdate(framework_id=framework.id, task_id=ack.task_id,
                                           uuid=ack.uuid)))
 
+    @staticmethod
+    def _acknowledged_terminal(framework: Framework, task_id: str, uuid: bytes) -> None:
+        """An ACKNOWLEDGE for a task that ended: once its terminal update is acknowledged
+        the master forgets it, as Mesos's does (``removeTask`` on that acknowledgement).
+
+        A task that ended while the agent was still retrying an older update (the update
+        carried ``latest_state``) waits for the next acknowledgement: the master does not
+        follow the updates of an ended task, so that one is taken as the terminal one."""
+        task = framework.unacknowledged.get(task_id)
+        if task is None:
+            return
+        state = task.status_update_state
+        if uuid != task.status_update_uuid or (state is not None and state.terminal):
+            del framework.unacknowledged[task_id]
+        else:
+            task.status_update_uuid = None  # the older update; the terminal one comes next
+
+    def _known_tasks(self, framework: Framework) -> list[Task]:
+        """What Mesos's master has in ``Framework::tasks``: the live tasks on reachable
+        agents and the ended ones whose terminal update is not acknowledged yet. Tasks on
+        unreachable agents are not among them; neither are acknowledged terminal ones."""
+        ended = [t for t in list(framework.unacknowledged.values()) if self._still_known(t)]
+        return [*framework.tasks.values(), *ended]
+
+    def _known_task(self, framework: Framework, task_id: str) -> Task | None:
+        task = framework.tasks.get(task_id)
+        if task is None:
+            task = framework.unacknowledged.get(task_id)
+            if task is not None and not self._still_known(task):
+                task = None
+        return task
+
+    def _still_known(self, task: Task) -> bool:
+        """An ended, unacknowledged task stays known while its agent is registered (Mesos
+        drops it with the agent when that is removed or becomes unreachable)."""
+        agent = self.book.agents.get(task.agent_id)
+        if agent is not None and agent.state is not AgentState.UNREACHABLE:
+            return True
+        framework = self.book.frameworks.get(task.framework_id)
+        if framework is not None:
+            framework.unacknowledged.pop(task.id, None)
+        return False
+
     def _reconcile(self, framework: Framework, call: Call) -> None:
+        """Mesos's ``Master::reconcile`` (src/master/master.cpp): implicit reconciliation
+        answers every known task (see :meth:`_known_tasks`), explicit the six cases."""
         tasks = call.reconcile.tasks if call.reconcile else None
         now = self.master.clock.time()
-        if not tasks:  # implicit: every task the master knows that is not terminal
-            for task in [*framework.tasks.values(), *framework.unreachable_tasks.values()]:
+        if not tasks:
+            for task in self._known_tasks(framework):
                 self.master.send_status(framework, reconciliation_status(task, now))
             return
         for item in tasks:
             self._reconcile_one(framework, item)
 
     def _reconcile_one(self, framework: Framework, item: ReconcileTask) -> None:
-        """Mesos's explicit reconciliation cases (reference §4)."""
+        """Mesos's explicit reconciliation cases (reference §4): (1) a known task (live, or
+        ended and not acknowledged): its latest state; otherwise by what the master knows
+        of the agent. A task that ended and was acknowledged is unknown, as in Mesos."""
         now = self.master.clock.time()
-        task = self.book.find_task(framework.id, item.task_id) or self.book.find_completed_task(
-            framework.id, item.task_id
-        )
+        task = self._known_task(framework, item.task_id)
         if task is not None:
             self.master.send_status(framework, reconciliation_status(task, now))
             return
