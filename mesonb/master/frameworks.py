@@ -1,5 +1,8 @@
 """Scheduler calls: what the master does with each v1 ``Call`` from a framework.
 
+A SUBSCRIBE is answered SUBSCRIBED and at once a HEARTBEAT, as Mesos does; later
+HEARTBEATs come on the master's tick (:meth:`Master.tick`).
+
 Framework life cycle (as the master sees it)::
 
     SUBSCRIBE ──► connected ──(stream closes)──► disconnected ──(failover_timeout)──► removed
@@ -43,6 +46,7 @@ from mesonb.protocol.scheduler import (
     EventType,
     ReconcileTask,
     Subscribed,
+    heartbeat,
 )
 from mesonb.protocol.states import Reason, TaskState
 
@@ -130,6 +134,7 @@ class SchedulerCalls:
                 ),
             ).to_json()
         )
+        send(_HEARTBEAT)  # as Mesos's Heartbeater, which beats once as soon as it starts
         self._allocate_everywhere()
         return framework
 
@@ -592,6 +597,9 @@ _HANDLERS = {
     for t in CallType
     if hasattr(SchedulerCalls, f"_{t.value.lower()}")
 }
+
+
+_HEARTBEAT = heartbeat().to_json()
 
 
 def _error(message: str) -> dict[str, Any]:
