@@ -4,12 +4,14 @@ Mesos's semantics (docs/agent-recovery.md): executors of frameworks with checkpo
 keep running and re-subscribe to the restarted agent, which re-registers with the master
 reporting their tasks; an update the executor could not deliver while the agent was down
 arrives after the restart; an executor that died meanwhile has its tasks failed; one that
-does not re-subscribe in time is killed; executors of other frameworks die with the agent.
+does not re-subscribe in time is killed; executors of other frameworks die with the agent;
+a status update the framework has not acknowledged is sent again from the checkpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import socket
@@ -19,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from mesonb.agent import paths
+from mesonb.agent import checkpoint, paths
 from mesonb.agent.containerizer import is_alive, kill_session
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol.resources import Resources
@@ -218,6 +220,72 @@ async def test_recover_cleanup_kills_old_executors_and_exits(tmp_path: Path) -> 
         cluster.start_agent(0)  # the next normal start reports the task's end
         await until(lambda: "TASK_FAILED" in tracker.states("old"), 30, "old FAILED")
         assert tracker.last("old")["reason"] == "REASON_EXECUTOR_TERMINATED"
+    finally:
+        await driver.stop(teardown=True)
+        cluster.stop()
+
+
+def uuid_of(status: dict) -> bytes:
+    return base64.b64decode(status["uuid"])
+
+
+def acknowledged_in_journal(work_dir: Path, task_id: str) -> set[bytes]:
+    """The uuids the agent recorded as acknowledged in the task's ``task.updates``."""
+    acks: set[bytes] = set()
+    pattern = f"meta/slaves/*/frameworks/*/executors/*/runs/*/tasks/{task_id}/task.updates"
+    for path in work_dir.glob(pattern):
+        acks |= {base64.b64decode(r["uuid"]) for r in checkpoint.read_json_lines(path)
+                 if isinstance(r, dict) and r.get("type") == "ACK"}
+    return acks
+
+
+async def test_unacknowledged_update_is_resent_from_checkpoint_after_agent_restart(
+        tmp_path: Path) -> None:
+    port = free_port()
+    cluster = ProcessCluster(tmp_path, agents=1, agent_args=["--port", str(port)])
+    cluster.start()
+    tracker = Tracker([task("acked", "sleep 300"), task("never", "sleep 300")])
+    driver = SchedulerDriver(cluster.address, {
+        "user": "tester", "name": "no-acks", "checkpoint": True, "failover_timeout": 60},
+        tracker, implicit_acknowledgements=False)
+    tracker.driver = driver
+    work_dir = tmp_path / "agent0"
+
+    def deliveries(uuid: bytes) -> int:
+        return sum(1 for s in tracker.statuses if s.get("uuid") and uuid_of(s) == uuid)
+
+    async def restart_agent() -> None:
+        cluster.agents[-1].kill()  # kill -9; the executors live on
+        cluster.start_agent(0)
+        await asyncio.to_thread(cluster.wait_agents, 1, 30)
+
+    try:
+        await driver.start()
+        await until(lambda: tracker.states("acked") and tracker.states("never"), 30,
+                    "a first update of each task")
+        # Only the head of each task's stream is in flight until it is acknowledged.
+        acked = next(s for s in tracker.statuses if s["task_id"]["value"] == "acked")
+        never = next(s for s in tracker.statuses if s["task_id"]["value"] == "never")
+        uuid, barrier = uuid_of(acked), uuid_of(never)
+
+        await restart_agent()
+        await until(lambda: deliveries(uuid) >= 2 and deliveries(barrier) >= 2, 30,
+                    "the unacknowledged updates sent again after the restart")
+        again = [s for s in tracker.statuses if s.get("uuid") and uuid_of(s) == uuid]
+        assert {(s["state"], s["task_id"]["value"]) for s in again} == {
+            (acked["state"], "acked")}
+
+        await driver.acknowledge(again[-1])
+        await until(lambda: uuid in acknowledged_in_journal(work_dir, "acked"), 20,
+                    "the agent to checkpoint the acknowledgement")
+        seen, seen_barrier = deliveries(uuid), deliveries(barrier)
+
+        await restart_agent()
+        # The agent re-sends every unacknowledged head at once when it registers, the
+        # other task's with it: once that one is here, the acknowledged one is not coming.
+        await until(lambda: deliveries(barrier) > seen_barrier, 30,
+                    "the still unacknowledged update sent again")
+        assert deliveries(uuid) == seen
     finally:
         await driver.stop(teardown=True)
         cluster.stop()
