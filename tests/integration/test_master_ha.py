@@ -3,6 +3,7 @@ local-disk registry across a single master's restart."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import signal
@@ -13,13 +14,13 @@ import pytest
 from kazoo.client import KazooClient
 
 from mesonb.discovery import choose_leader, master_address
+from mesonb.frameworks.driver import SchedulerDriver
+from mesonb.protocol.resources import Resources
 from mesonb.testing.processes import Daemon, ProcessCluster, get_json, wait_for
 from mesonb.testing.zookeeper import ZooKeeperEnsemble, zookeeper_jar
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(zookeeper_jar() is None, reason="ZooKeeper is not installed"),
-]
+pytestmark = pytest.mark.slow
+needs_zookeeper = pytest.mark.skipif(zookeeper_jar() is None, reason="ZooKeeper is not installed")
 
 
 def probe(address: str, path: str = "/api/v1/scheduler") -> tuple[int, str | None]:
@@ -63,6 +64,7 @@ def start_master(tmp_path: Path, name: str, zk_url: str, *extra: str) -> Daemon:
     return daemon
 
 
+@needs_zookeeper
 def test_three_masters_elect_one_and_fail_over(tmp_path):
     ensemble = ZooKeeperEnsemble(3, tmp_path / "zk")
     masters: list[Daemon] = []
@@ -123,6 +125,7 @@ def test_three_masters_elect_one_and_fail_over(tmp_path):
         ensemble.stop()
 
 
+@needs_zookeeper
 def test_leader_that_loses_its_session_exits(tmp_path):
     ensemble = ZooKeeperEnsemble(3, tmp_path / "zk")
     masters: list[Daemon] = []
@@ -178,4 +181,100 @@ def test_single_master_restart_keeps_its_registry(tmp_path):
                           and r["state"] == "unreachable" and r, 5, what="the registry record")
         assert record["info"]["id"]["value"] == agent["id"]
     finally:
+        cluster.stop()
+
+
+class Launcher:
+    """Launches one long task on its first offer and records every status."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        self.launched = False
+        self.statuses: list[dict] = []
+        self.subscriptions = 0
+        self.driver: SchedulerDriver | None = None
+
+    def on_subscribed(self, body: dict) -> None:
+        self.subscriptions += 1
+
+    async def on_offers(self, offers: list[dict]) -> None:
+        assert self.driver is not None
+        for offer in offers:
+            if self.launched:
+                await self.driver.decline([offer["id"]["value"]], 3600)
+                continue
+            self.launched = True
+            await self.driver.launch([offer["id"]["value"]], [{
+                "name": self.task_id, "task_id": {"value": self.task_id},
+                "agent_id": offer["agent_id"], "command": {"value": "sleep 300"},
+                "resources": Resources.parse("cpus:0.1;mem:32").to_json()}])
+
+    def on_update(self, status: dict) -> None:
+        self.statuses.append(status)
+
+    def states(self) -> list[str]:
+        return [s["state"] for s in self.statuses]
+
+
+async def until(condition, timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def test_agent_unreachable_before_a_master_restart_returns_to_the_new_master(tmp_path):
+    """The agent is marked unreachable, then the master restarts on its local registry;
+    when the agent returns, the partition-aware framework sees its task RUNNING again and
+    the other framework (told TASK_LOST) sees its task killed."""
+    master_args = ["--agent-ping-timeout", "1", "--max-agent-ping-timeouts", "2"]
+    cluster = ProcessCluster(tmp_path, agents=1, master_args=master_args)
+    aware, plain = Launcher("aware-task"), Launcher("plain-task")
+    drivers: list[SchedulerDriver] = []
+    agent = None
+    try:
+        cluster.start()
+        agent = cluster.agents[0]
+        for launcher, capabilities in ((aware, [{"type": "PARTITION_AWARE"}]), (plain, [])):
+            launcher.driver = SchedulerDriver(cluster.address, {
+                "user": "tester", "name": launcher.task_id, "failover_timeout": 120,
+                "capabilities": capabilities}, launcher)
+            drivers.append(launcher.driver)
+            await launcher.driver.start()
+        await until(lambda: "TASK_RUNNING" in aware.states() and
+                    "TASK_RUNNING" in plain.states(), 30, "both tasks running")
+
+        agent.signal(signal.SIGSTOP)  # silent: the master marks it unreachable
+        await until(lambda: "TASK_UNREACHABLE" in aware.states() and
+                    "TASK_LOST" in plain.states(), 30, "the agent marked unreachable")
+        records = tmp_path / "master" / "registry" / "agents"
+        [record] = [json.loads(p.read_text()) for p in records.glob("*.json")]
+        assert record["state"] == "unreachable"  # written before the frameworks heard
+
+        port = cluster.master.port
+        cluster.master.stop()
+        cluster.master = Daemon(["master", "--port", str(port), "--work-dir",
+                                 str(tmp_path / "master"), *master_args],
+                                tmp_path / "master2.log")
+        cluster.master.wait_listening()
+        await until(lambda: aware.subscriptions >= 2 and plain.subscriptions >= 2, 30,
+                    "both frameworks re-subscribed with the new master")
+
+        agent.signal(signal.SIGCONT)
+        await until(lambda: "TASK_KILLED" in plain.states(), 30,
+                    "the task of the framework that was told TASK_LOST killed")
+        await until(lambda: aware.states()[-1] == "TASK_RUNNING", 30,
+                    "the partition-aware framework's task RUNNING again")
+        assert aware.statuses[-1]["reason"] == "REASON_AGENT_REREGISTERED"
+        assert plain.states()[-2:] == ["TASK_LOST", "TASK_KILLED"]
+        state = await asyncio.to_thread(cluster.state)
+        assert [s["active"] for s in state["slaves"]] == [True]
+        tasks = {t["id"]: t["state"] for f in state["frameworks"] for t in f["tasks"]}
+        assert tasks == {"aware-task": "TASK_RUNNING"}
+    finally:
+        if agent is not None:
+            agent.signal(signal.SIGCONT)
+        for driver in drivers:
+            await driver.stop(teardown=True)
         cluster.stop()
