@@ -45,9 +45,23 @@ def zookeeper_jar() -> str | None:
 
 
 def free_port() -> int:
+    """A loopback port free right now. Another process may take it before ZooKeeper binds
+    it: the servers below start again on new ports when that happens."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_taken(port: int) -> bool:
+    """True when something listens on (or holds) ``port``; binds as Java does, with
+    SO_REUSEADDR, so a port left in TIME_WAIT by a stopped server counts as free."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
 
 
 def four_letter(port: int, word: str, timeout: float = 1.0) -> str:
@@ -77,8 +91,9 @@ class ZooKeeperServer:
             raise RuntimeError("ZooKeeper is not installed: apt-get install -y zookeeper "
                                "(or run scripts/setup.sh --test), or set ZOOKEEPER_JAR")
         self._own_dir = directory is None
-        self.directory = Path(directory or tempfile.mkdtemp(prefix="mesonb-zk-"))
+        self.directory = Path(directory or tempfile.mkdtemp(prefix="mesonb-zk-")).resolve()
         self.client_port = client_port or free_port()
+        self._free_to_move = client_port is None and not peers  # may change its port
         self.myid = myid
         self.peers = peers or []
         self.tick_ms = tick_ms
@@ -122,9 +137,32 @@ class ZooKeeperServer:
         config.write_text("\n".join(lines) + "\n")
         return config
 
-    def start(self, wait: bool = True, timeout: float = 30.0) -> ZooKeeperServer:
+    def start(self, wait: bool = True, timeout: float = 30.0, attempts: int = 5
+              ) -> ZooKeeperServer:
+        """Start the server (and by default wait until it serves). A standalone server on
+        a port it chose itself moves to a new one if another process took that port
+        between :func:`free_port` and the server's bind."""
         if self.running:
             return self
+        for attempt in range(1, attempts + 1):
+            self._spawn()
+            if not wait:
+                return self
+            try:
+                self.wait_serving(timeout)
+                return self
+            except BaseException as exc:
+                self.stop(remove=False)
+                if (self._free_to_move and attempt < attempts
+                        and isinstance(exc, (RuntimeError, TimeoutError))
+                        and port_taken(self.client_port)):
+                    self.client_port = free_port()
+                    continue
+                self.stop()
+                raise
+        raise AssertionError("unreachable")
+
+    def _spawn(self) -> None:
         config = self._write_config()
         log = open(self.directory / "zookeeper.log", "ab")  # noqa: SIM115 (the child owns it)
         try:
@@ -137,18 +175,14 @@ class ZooKeeperServer:
             )
         finally:
             log.close()
-        if wait:
-            try:
-                self.wait_serving(timeout)
-            except BaseException:
-                self.stop()
-                raise
-        return self
 
     def serving(self) -> bool:
-        """True when this server answers clients (in an ensemble: is part of a quorum)."""
+        """True when this server (not another process on its port) answers clients (in an
+        ensemble: is part of a quorum)."""
         try:
-            return "Mode:" in four_letter(self.client_port, "srvr")
+            return ("Mode:" in four_letter(self.client_port, "srvr")
+                    and f"dataDir={self.directory / 'data'}" in four_letter(self.client_port,
+                                                                           "conf"))
         except OSError:
             return False
 
@@ -217,11 +251,19 @@ class ZooKeeperEnsemble:
     def __init__(self, size: int = 3, directory: Path | None = None) -> None:
         self._own_dir = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="mesonb-zk-ensemble-"))
-        peers = [(i + 1, free_port(), free_port()) for i in range(size)]
-        self.nodes = [
+        self.size = size
+        self.nodes = self._make_nodes()
+
+    def _make_nodes(self) -> list[ZooKeeperServer]:
+        peers = [(i + 1, free_port(), free_port()) for i in range(self.size)]
+        return [
             ZooKeeperServer(self.directory / f"zk{i + 1}", myid=i + 1, peers=peers)
-            for i in range(size)
+            for i in range(self.size)
         ]
+
+    def _ports(self) -> list[int]:
+        return [port for node in self.nodes for port in (node.client_port, *(
+            p for i, *ports in node.peers if i == node.myid for p in ports))]
 
     @property
     def connect_string(self) -> str:
@@ -230,17 +272,27 @@ class ZooKeeperEnsemble:
     def url(self, path: str = "/mesonb") -> str:
         return f"zk://{self.connect_string}/{path.strip('/')}"
 
-    def start(self, timeout: float = 60.0) -> ZooKeeperEnsemble:
-        try:
-            for node in self.nodes:
-                node.start(wait=False)
-            deadline = time.monotonic() + timeout
-            for node in self.nodes:
-                node.wait_serving(max(1.0, deadline - time.monotonic()))
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def start(self, timeout: float = 60.0, attempts: int = 5) -> ZooKeeperEnsemble:
+        """Start every node and wait for a quorum; when another process took one of the
+        ports meanwhile, start again on new ports (before any client knew the old ones)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                for node in self.nodes:
+                    node.start(wait=False)
+                deadline = time.monotonic() + timeout
+                for node in self.nodes:
+                    node.wait_serving(max(1.0, deadline - time.monotonic()))
+                return self
+            except BaseException as exc:
+                for node in self.nodes:
+                    node.stop(remove=False)
+                if (attempt < attempts and isinstance(exc, (RuntimeError, TimeoutError))
+                        and any(port_taken(port) for port in self._ports())):
+                    self.nodes = self._make_nodes()
+                    continue
+                self.stop()
+                raise
+        raise AssertionError("unreachable")
 
     def stop_node(self, index: int) -> None:
         self.nodes[index].stop(remove=False)
