@@ -2,8 +2,64 @@
 # Set up a development environment in .venv: Python packages (and, with --test, what the
 # test suite needs: pymesos for the compatibility tests, and a real ZooKeeper server, the
 # Debian package `zookeeper`, for the high-availability tests). Safe to run again.
+#
+#   scripts/setup.sh              the package
+#   scripts/setup.sh --test       the package, test dependencies and ZooKeeper
+#   scripts/setup.sh --zookeeper  ZooKeeper only (after a first setup)
+#
+# Without ZooKeeper every high-availability test is skipped, so --test fails (exit 1) when
+# it cannot be installed; set MESONB_SKIP_ZOOKEEPER=1 to go on without it deliberately.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# ZooKeeper as the tests find it (mesonb.testing.zookeeper: java, and the jar of the Debian
+# package or $ZOOKEEPER_JAR).
+have_zookeeper() {
+    .venv/bin/python -c 'import sys
+from mesonb.testing.zookeeper import zookeeper_jar
+sys.exit(zookeeper_jar() is None)' 2>/dev/null
+}
+
+ensure_zookeeper() {
+    if have_zookeeper; then
+        return 0
+    fi
+    if [ "${MESONB_SKIP_ZOOKEEPER:-}" = 1 ]; then
+        echo "MESONB_SKIP_ZOOKEEPER=1: no ZooKeeper; the high-availability tests will be" \
+             "skipped" >&2
+        return 0
+    fi
+    local log
+    log=$(mktemp)
+    if command -v apt-get >/dev/null; then
+        local sudo=()
+        if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then sudo=(sudo -n); fi
+        local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
+        { "${apt[@]}" install -y -q zookeeper \
+            || { "${apt[@]}" update -q && "${apt[@]}" install -y -q zookeeper; }; } \
+            >"$log" 2>&1 || true
+    else
+        echo "apt-get not found" >"$log"
+    fi
+    if ! have_zookeeper; then
+        {
+            echo "error: ZooKeeper could not be installed, and without it every"
+            echo "high-availability test would be skipped. Install the Debian package"
+            echo "'zookeeper' (it brings java), or set ZOOKEEPER_JAR to the server jar"
+            echo "(java on PATH), or set MESONB_SKIP_ZOOKEEPER=1 to go on without it."
+            echo "--- the installation said:"
+            tail -n 20 "$log"
+        } >&2
+        rm -f "$log"
+        exit 1
+    fi
+    rm -f "$log"
+}
+
+if [ "${1:-}" = "--zookeeper" ]; then
+    ensure_zookeeper
+    exit 0
+fi
 
 PYTHON=${PYTHON:-python3}
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
@@ -17,15 +73,7 @@ fi
 if [ "${1:-}" = "--test" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
     .venv/bin/python tests/compat/install_pymesos.py
-    # ZooKeeper (mesonb.testing.zookeeper runs its jar with java directly).
-    if [ ! -f /usr/share/java/zookeeper.jar ] && [ -z "${ZOOKEEPER_JAR:-}" ] \
-            && command -v apt-get >/dev/null; then
-        SUDO=""
-        if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
-        $SUDO apt-get install -y -q zookeeper >/dev/null \
-            || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q zookeeper >/dev/null; } \
-            || echo "could not install zookeeper; the ZooKeeper tests will be skipped" >&2
-    fi
+    ensure_zookeeper
 else
     .venv/bin/python -m pip install -q --disable-pip-version-check -e .
 fi
