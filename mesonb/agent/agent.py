@@ -109,6 +109,7 @@ class Agent:
         self.resources = agent_resources(config.resources, config.work_dir, machine)
         self.attributes = agent_attributes(config.attributes)
         self.hostname = config.hostname or socket.gethostname()
+        self._pid_ip: str | None = None  # the hostname's address, for a wildcard --ip
         self.agent_id: str | None = checkpoint.read_agent_id(config.work_dir)
         self.port = config.port
         self.registered = False
@@ -155,7 +156,17 @@ class Agent:
 
     @property
     def pid(self) -> str:
-        return f"slave(1)@{self.endpoint}"
+        """``slave(1)@ip:port``, as Mesos's agent names itself: the address it listens on
+        or, listening on every address, the one its hostname resolves to (libprocess)."""
+        ip = self.config.ip
+        if ip in ("0.0.0.0", "", "::"):
+            if self._pid_ip is None:
+                try:
+                    self._pid_ip = socket.gethostbyname(self.hostname)
+                except OSError:
+                    self._pid_ip = "127.0.0.1"
+            ip = self._pid_ip
+        return f"slave(1)@[{ip}]:{self.port}" if ":" in ip else f"slave(1)@{ip}:{self.port}"
 
     async def start(self) -> None:
         """Listen (``port`` 0 picks a free one) and start registering with the master."""
@@ -250,7 +261,8 @@ class Agent:
         info = self.agent_info()
         info.id = None
         register = Register(agent_info=info, version=VERSION, agent_id=self.agent_id,
-                            tasks=tasks, executors=executors, frameworks=frameworks)
+                            pid=self.pid, tasks=tasks, executors=executors,
+                            frameworks=frameworks)
         log.info("%s with the master (%d tasks)",
                  "re-registering" if self.agent_id else "registering", len(tasks))
         self.send(AgentCall(type=AgentCallType.REGISTER, register=register))

@@ -94,12 +94,11 @@ class BaseHandler(tornado.web.RequestHandler):
             )
 
     def require_json_accept(self, extra: tuple[str, ...] = ()) -> None:
+        """406 unless ``Accept`` takes JSON (or one of ``extra``) with a q-value above 0."""
         accept = self.request.headers.get("Accept")
         if not accept:
             return
-        allowed = {JSON, "*/*", "application/*", *extra}
-        medias = {a.split(";")[0].strip().lower() for a in accept.split(",")}
-        if not medias & allowed:
+        if not any(accepts(accept, media) for media in (JSON, *extra)):
             raise NotAcceptable(f"Expecting 'Accept' to allow application/json, got '{accept}'")
 
     def json_body(self) -> Any:
@@ -146,6 +145,37 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(exc, tornado.web.HTTPError) and exc.log_message:
             reason = exc.log_message % exc.args if exc.args else exc.log_message
         self.finish(f"{status_code} {reason}")
+
+
+def accepts(accept: str, media: str) -> bool:
+    """Whether an ``Accept`` header takes ``media`` (RFC 7231 §5.3.2, as Mesos reads it):
+    the most specific matching range decides (``type/subtype`` over ``type/*`` over
+    ``*/*``), and its q-value 0 means "not acceptable".
+
+    >>> accepts("application/x-protobuf;q=1, application/json;q=0", "application/json")
+    False
+    >>> accepts("application/*;q=0.5, text/html", "application/json")
+    True
+    """
+    media = media.lower()
+    wildcard = media.split("/", 1)[0] + "/*"
+    best, q_best = -1, 0.0
+    for part in accept.split(","):
+        name, *params = part.split(";")
+        name = name.strip().lower()
+        rank = 2 if name == media else 1 if name == wildcard else 0 if name == "*/*" else -1
+        if rank <= best:
+            continue
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 1.0  # a malformed q-value is ignored
+        best, q_best = rank, q
+    return best >= 0 and q_best > 0
 
 
 class NotFoundHandler(BaseHandler):

@@ -88,6 +88,7 @@ class Agent:
     last_pong: float = 0.0
     pings_missed: int = 0
     attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    upid: str | None = None  # ``slave(1)@ip:port`` from the agent's REGISTER, when it said
 
     _available: tuple[Resources, Resources, Resources, Resources] | None = None
 
@@ -117,7 +118,15 @@ class Agent:
 
     @property
     def pid(self) -> str:
-        return f"slave(1)@{self.hostname}:{self.info.port}"
+        """The agent's ``slave(1)@ip:port``; the hostname stands in for the ip of an agent
+        that did not say its pid (one recovered from the registry)."""
+        return self.upid or f"slave(1)@{self.hostname}:{self.info.port}"
+
+    @property
+    def ip(self) -> str:
+        """The ip of :attr:`pid` (its host part, without brackets for IPv6)."""
+        host = self.pid.rpartition("@")[2].rpartition(":")[0]
+        return host[1:-1] if host.startswith("[") else host
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -146,7 +155,7 @@ class Offer:
             out["executor_ids"] = [{"value": e} for e in executors]
         out["url"] = {
             "scheme": "http",
-            "address": {"hostname": agent.hostname, "ip": agent.hostname, "port": agent.info.port},
+            "address": {"hostname": agent.hostname, "ip": agent.ip, "port": agent.info.port},
             "path": "/slave(1)",
         }
         return out

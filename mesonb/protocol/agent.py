@@ -12,7 +12,7 @@ costs one frame, not one per message).
 Conversation::
 
     agent                                   master
-      | -- REGISTER{agent_info, agent_id?, tasks[], ...} -->
+      | -- REGISTER{agent_info, pid, agent_id?, tasks[], ...} -->
       | <-- REGISTERED{agent_id, ping_interval_seconds} --
       | <-- RUN_TASK / RUN_TASK_GROUP / KILL_TASK / ... --
       | -- STATUS_UPDATE{framework_id, status(uuid)} ---->   (retried until ACKNOWLEDGE)
@@ -76,9 +76,13 @@ class AgentExecutor(Message):
 
 @message
 class Register(Message):
+    """``pid`` is the agent's ``slave(1)@ip:port``: Mesos's master learns it from the sender
+    of the registration message; here the agent says it."""
+
     agent_info: AgentInfo
     version: str
     agent_id: ID | None = None
+    pid: str | None = None
     tasks: list[AgentTask] | None = None
     executors: list[AgentExecutor] | None = None
     frameworks: list[FrameworkInfo] | None = None
