@@ -135,6 +135,7 @@ class Agent:
         self._stopped = asyncio.Event()
         self._stopping = False
         self._retry_timer: asyncio.TimerHandle | None = None
+        self._retry_at: float | None = None  # the deadline _retry_timer is set for
         self._register_timer: asyncio.TimerHandle | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
         self._ping_timeout = 0.0
@@ -408,6 +409,9 @@ class Agent:
 
     def _arm_retry_timer(self) -> None:
         deadline = self.status_updates.next_deadline()
+        if deadline is not None and deadline == self._retry_at and self._retry_timer is not None:
+            return  # already set for it
+        self._retry_at = deadline
         if self._retry_timer is not None:
             self._retry_timer.cancel()
             self._retry_timer = None
@@ -417,6 +421,7 @@ class Agent:
 
     def _retry(self) -> None:
         self._retry_timer = None
+        self._retry_at = None
         self._apply(self.status_updates.tick(self.clock.monotonic()))
 
     # -- what the endpoints show ----------------------------------------------------

@@ -53,6 +53,8 @@ once, as Mesos does on re-registration.
 from __future__ import annotations
 
 import base64
+import heapq
+import itertools
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -177,6 +179,10 @@ from mesonb.protocol.mesos import TaskStatus
         self.retry_max = retry_max
         self.paused = True
         self._streams: dict[StreamKey, _Stream] = {}
+        # Retry deadlines, earliest first: (due, n, stream key). An entry whose stream is
+        # gone or has another due since is stale and skipped, so none is ever removed.
+        self._dues: list[tuple[float, int, StreamKey]] = []
+        self._order = itertools.count()
 
     # -- queries --------------------------------------------------------------------
     def pending(self, framework_id: str, task_id: str) -> list[TaskStatus]:
@@ -200,8 +206,14 @@ from mesonb.protocol.mesos import TaskStatus
         """The earliest time :meth:`tick` has work to do, or None."""
         if self.paused:
             return None
-        dues = [s.due for s in self._streams.values() if s.head is not None and s.due is not None]
-        return min(dues) if dues else None
+        dues = self._dues
+        while dues and not self._current(dues[0]):
+            heapq.heappop(dues)
+        return dues[0][0] if dues else None
+
+    def _current(self, entry: tuple[float, int, StreamKey]) -> bool:
+        stream = self._streams.get(entry[2])
+        return stream is not None and stream.due == entry[0] and stream.head is not None
 
     # -- events ---------------------------------------------------------------------
     def update(
@@ -256,9 +268,11 @@ from mesonb.protocol.mesos import TaskStatus
         if self.paused:
             return []
         actions: list[Action] = []
-        for stream in self._streams.values():
-            if stream.head is not None and stream.due is not None and stream.due <= now:
-                actions.extend(self._send_head(stream, now, reset=False))
+        dues = self._dues
+        while dues and dues[0][0] <= now:
+            entry = heapq.heappop(dues)
+            if self._current(entry):
+                actions.extend(self._send_head(self._streams[entry[2]], now, reset=False))
         return actions
 
     def pause(self) -> list[Action]:
@@ -330,6 +344,8 @@ from mesonb.protocol.mesos import TaskStatus
             stream.due = None
             return []
         stream.due = now + stream.interval
+        heapq.heappush(self._dues, (stream.due, next(self._order),
+                                    (stream.framework_id, stream.task_id)))
         head = stream.head
         assert head is not None and stream.latest_state is not None
         return [Forward(stream.framework_id, head, stream.latest_state)]

@@ -354,12 +354,20 @@ class Cluster:
         self._lt.call_soon(self._spawn_admit, job)
 
     def _spawn_admit(self, job: _Job) -> None:
+        if not job.deps and (job.call is None or len(job.call) <= INLINE_MAX) and \
+                self._could_hold(self._need(job)):
+            self._launch(job)  # the usual case, at once
+            return
         task = asyncio.ensure_future(self._admit(job))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def _need(self, job: _Job) -> Resources:
+        """What the task needs on one agent: with the executor's share for a call."""
+        return job.resources + EXECUTOR_RESOURCES if job.command is None else job.resources
+
     async def _admit(self, job: _Job) -> None:
-        need = job.resources + (EXECUTOR_RESOURCES if job.command is None else Resources())
+        need = self._need(job)
         if not self._could_hold(need):
             await self._refresh_agents()
             if not self._could_hold(need):
@@ -432,32 +440,55 @@ class Cluster:
             return
         fut._agent_url = spec.agent_url
         data = base64.b64decode(status["data"]) if status.get("data") else None
+        if job.command is None:
+            try:
+                outcome = Outcome.decode(data) if data is not None else None
+            except Exception as exc:  # not an outcome of ours
+                self._finish(job, exc=exc)
+                return
+            if outcome is None or outcome.path is None or not outcome.ok:
+                self._conclude_call(job, spec, status, outcome)  # all here: at once
+                return
         task = asyncio.ensure_future(self._conclude(job, spec, status, data))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _conclude(self, job: _Job, spec: TaskSpec, status: dict[str, Any],
                         data: bytes | None) -> None:
+        """What needs the agent first: a command's output, a result stored out of band."""
+        state = status["state"]
+        try:
+            if job.command is None:
+                assert data is not None
+                outcome = Outcome.decode(data)
+                raw = await self._download(spec.agent_url or "", outcome.path or "")
+                self._conclude_call(job, spec, status, outcome, raw)
+                return
+            if (state in ("TASK_FINISHED", "TASK_FAILED") and status.get("message", "")
+                    .startswith(("Command exited", "Command terminated"))) or \
+                    state == "TASK_FINISHED":
+                out, err = await self._command_logs(spec)
+                self._finish(job, CommandResult(_returncode(status), out, err))
+                return
+            if not self._retry(job, state):
+                self._finish(job, exc=TaskError(spec.task_id, state, status.get("reason"),
+                                                status.get("message")))
+        except Exception as exc:  # a lost agent, a result gone
+            self._finish(job, exc=exc)
+
+    def _conclude_call(self, job: _Job, spec: TaskSpec, status: dict[str, Any],
+                       outcome: Outcome | None, raw: bytes | None = None) -> None:
+        """Settle a function call's future from its terminal status and outcome (``raw``:
+        the result's bytes when they were stored out of band)."""
         fut, state = job.future, status["state"]
         try:
-            if job.command is not None:
-                if (state in ("TASK_FINISHED", "TASK_FAILED") and status.get("message", "") \
-                        .startswith(("Command exited", "Command terminated"))) or \
-                        state == "TASK_FINISHED":
-                    out, err = await self._command_logs(spec)
-                    self._finish(job, CommandResult(_returncode(status), out, err))
-                    return
-            elif data is not None:
-                outcome = Outcome.decode(data)
+            if outcome is not None:
                 fut._logs = (outcome.stdout, outcome.stderr)
                 if outcome.ok:
-                    ref = Ref(data=outcome.value) if outcome.path is None else Ref(
+                    fut._ref = Ref(data=outcome.value) if outcome.path is None else Ref(
                         url=f"{spec.agent_url}/files/download?path={quote(outcome.path)}",
                         headers=self._headers or None)
-                    raw = outcome.value if outcome.path is None else \
-                        await self._download(spec.agent_url or "", outcome.path)
-                    fut._ref = ref
-                    self._finish(job, pickle.loads(raw))
+                    self._finish(job, pickle.loads(outcome.value if raw is None else raw))
                     return
                 if self._retry(job, state):
                     return
@@ -468,7 +499,7 @@ class Cluster:
                 return
             self._finish(job, exc=TaskError(spec.task_id, state, status.get("reason"),
                                             status.get("message")))
-        except Exception as exc:  # a result that does not unpickle here, a lost agent
+        except Exception as exc:  # a result that does not unpickle here
             self._finish(job, exc=exc)
 
     def _retry(self, job: _Job, state: str) -> bool:

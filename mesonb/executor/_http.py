@@ -160,7 +160,8 @@ class Connection:
         """POST and read the whole answer; HTTPError unless it is 2xx."""
         async with self._lock:
             try:
-                return await asyncio.wait_for(self._exchange(path, body, headers), timeout)
+                async with asyncio.timeout(timeout):
+                    return await self._exchange(path, body, headers)
             except BaseException:
                 self.close()
                 raise

@@ -444,7 +444,7 @@ class ExecutorDriver:
         await fut
 
     async def _flush_outbox(self) -> None:
-        await asyncio.sleep(0)  # let this turn's calls join the batch
+        # A task's first step runs on the next loop turn: this turn's calls are all queued.
         batch: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         try:
             while self._outbox:

@@ -215,17 +215,36 @@ class SchedulerDriver:
                                                   inproc=True)
         self.stream_id = stream.headers.get("mesos-stream-id")
         decoder = Decoder()
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        stale = False
+
+        def watchdog() -> None:
+            """Mesos's advice: a stream with no event for 5 heartbeats is dead."""
+            nonlocal stale, timer
+            idle, limit = loop.time() - last, self.heartbeat_interval * 5
+            if idle >= limit:
+                stale = True
+                stream.close()
+            else:
+                timer = loop.call_later(limit - idle, watchdog)
+
+        timer = loop.call_later(self.heartbeat_interval * 5, watchdog)
         try:
-            while True:
-                timeout = self.heartbeat_interval * 5
-                chunk = await asyncio.wait_for(anext(stream.chunks), timeout)
+            async for chunk in stream.chunks:
+                last = loop.time()
                 for record in decoder.feed(chunk):
                     await self._event(json.loads(record))
-        except StopAsyncIteration:
-            raise ConnectionResetError("the master closed the event stream") from None
-        except TimeoutError:
-            raise ConnectionResetError("no heartbeat from the master") from None
+                if timer.when() > last + self.heartbeat_interval * 5:  # SUBSCRIBED set it
+                    timer.cancel()
+                    timer = loop.call_later(self.heartbeat_interval * 5, watchdog)
+            raise ConnectionResetError("the master closed the event stream")
+        except (OSError, asyncio.IncompleteReadError, ConnectionError) as exc:
+            if stale:
+                raise ConnectionResetError("no heartbeat from the master") from None
+            raise exc from None
         finally:
+            timer.cancel()
             stream.close()
 
     async def _event(self, event: dict[str, Any]) -> None:
@@ -287,7 +306,7 @@ class SchedulerDriver:
         self._ack_queue.append(status)
 
     async def _send_acks(self) -> None:
-        await asyncio.sleep(0)  # let this turn's updates join the batch
+        # A task's first step runs on the next loop turn: this turn's updates are queued.
         try:
             while self._ack_queue and self.framework_id and self.stream_id:
                 batch, self._ack_queue = self._ack_queue, []

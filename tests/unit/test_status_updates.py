@@ -215,3 +215,32 @@ def test_at_most_one_update_per_task_in_flight_and_order_kept(steps: list) -> No
     # forwarded statuses appear in creation order (with repeats for retries)
     order = [made.index(s) for s in sent]
     assert order == sorted(order)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["update", "ack", "tick", "pause", "resume"]),
+                          st.integers(0, 4), st.floats(0, 30)), max_size=60))
+def test_next_deadline_and_tick_follow_every_stream(steps):
+    """The retry deadline kept in a heap is always the earliest due head, and tick re-sends
+    exactly the heads that are due (checked against a scan of every stream)."""
+    m = StatusUpdateManager(retry_min=1.0, retry_max=8.0)
+    now = 0.0
+    for kind, task, dt in steps:
+        now += dt
+        task_id = f"t{task}"
+        if kind == "update":
+            m.update("fw", status(RUNNING, task_id), now)
+        elif kind == "ack" and m.pending("fw", task_id):
+            m.acknowledge("fw", task_id, m.pending("fw", task_id)[0].uuid, now)
+        elif kind == "tick":
+            due = {k[1] for k, s in m._streams.items()
+                   if s.head is not None and s.due is not None and s.due <= now}
+            forwarded = {a.status.task_id for a in m.tick(now) if isinstance(a, Forward)}
+            assert forwarded == (set() if m.paused else due)
+        elif kind == "pause":
+            m.pause()
+        elif kind == "resume":
+            m.resume(now)
+        dues = [s.due for s in m._streams.values() if s.head is not None and s.due is not None]
+        expected = None if m.paused or not dues else min(dues)
+        assert m.next_deadline() == expected

@@ -23,7 +23,6 @@ from typing import Any
 
 from mesonb.executor.driver import ExecutorDriver, ExecutorHandler
 from mesonb.protocol.mesos import KillPolicy, TaskInfo
-from mesonb.protocol.resources import Resources
 from mesonb.protocol.states import Reason, TaskState
 
 from .protocol import Outcome
@@ -44,7 +43,8 @@ class FunctionsExecutor(ExecutorHandler):
 
     async def launch(self, driver: ExecutorDriver, task: TaskInfo) -> None:
         task_id = task.task_id
-        mem = Resources.from_json(task.resources).scalars.get("mem", 0.0)
+        mem = sum(r.get("scalar", {}).get("value", 0.0) for r in task.resources or ()
+                  if r.get("name") == "mem")
         loop = asyncio.get_running_loop()
         timer = loop.call_later(RUNNING_AFTER, self._send_running, driver, task_id)
         try:

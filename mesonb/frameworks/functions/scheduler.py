@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import sys
 import uuid
@@ -31,6 +30,10 @@ from .. import driver as driver_mod
 
 log = logging.getLogger(__name__)
 HOLD_OFFERS = 2.0
+# Tasks that do not fit an agent's offers are passed over, keeping their place in the
+# queue, up to this many; then the agent is done for this round. A long queue of tasks too
+# big for what is offered costs a bounded scan, not one of the whole queue per offer.
+LOOK_AHEAD = 64
 EXECUTOR_RESOURCES = Resources({"cpus": 0.1, "mem": 64.0})
 # The functions framework's failover_timeout: how long the master keeps its tasks running
 # while no scheduler is subscribed. A master failover disconnects every framework and a new
@@ -73,7 +76,10 @@ class FunctionsScheduler:
         self.executor_ids: dict[str, str] = {}  # agent id -> our executor id there
         self.executor_env = executor_env or {}
         self.suppressed = False
-        self._kick: asyncio.Event | None = None
+        self._offer_resources: dict[str, Resources] = {}  # offer id -> its resources, parsed
+        self._executor_info: dict[str, Any] | None = None  # the same for every call
+        self._kicked = False
+        self._waiter: asyncio.Future[None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[Any]] = set()
         self._idle_since: float | None = None
@@ -82,7 +88,6 @@ class FunctionsScheduler:
 
     def start(self, driver: driver_mod.SchedulerDriver) -> None:
         self.driver = driver
-        self._kick = asyncio.Event()
         self._loop_task = asyncio.create_task(self._placement_loop(), name="functions-placement")
 
     async def stop(self) -> None:
@@ -108,17 +113,22 @@ class FunctionsScheduler:
         return False
 
     def _wake(self) -> None:
-        if self._kick is not None:
-            self._kick.set()
+        self._kicked = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # -- driver callbacks ------------------------------------------------------------
     def on_offers(self, offers: list[dict[str, Any]]) -> None:
         for offer in offers:
-            self.offers[offer["id"]["value"]] = offer
+            offer_id = offer["id"]["value"]
+            self.offers[offer_id] = offer
+            self._offer_resources[offer_id] = Resources.from_json(offer["resources"])
         self._wake()
 
     def on_rescind(self, offer_id: str) -> None:
         self.offers.pop(offer_id, None)
+        self._offer_resources.pop(offer_id, None)
 
     def on_update(self, status: dict[str, Any]) -> None:
         task_id = status["task_id"]["value"]
@@ -141,6 +151,7 @@ class FunctionsScheduler:
 
     def on_disconnected(self) -> None:
         self.offers.clear()
+        self._offer_resources.clear()
         if self.on_disconnect is not None:
             self.on_disconnect()
 
@@ -155,12 +166,14 @@ class FunctionsScheduler:
 
     # -- placement -------------------------------------------------------------------
     async def _placement_loop(self) -> None:
-        assert self._kick is not None
         loop = asyncio.get_running_loop()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), HOLD_OFFERS)
-            self._kick.clear()
+            if not self._kicked:  # wait for work or offers, at most HOLD_OFFERS
+                self._waiter = waiter = loop.create_future()
+                timer = loop.call_later(HOLD_OFFERS, _resolve, waiter)
+                await waiter
+                timer.cancel()
+            self._kicked = False
             try:
                 await self._place()
                 if self.queue:
@@ -176,12 +189,14 @@ class FunctionsScheduler:
             except (ConnectionError, OSError, driver_mod.HTTPError) as exc:
                 log.info("placement call failed (%s); retrying on the next offers", exc)
                 self.offers.clear()
+                self._offer_resources.clear()
             except Exception:
                 log.exception("placement failed")
 
     async def _release_offers(self) -> None:
         assert self.driver is not None
         offers, self.offers = list(self.offers), {}
+        self._offer_resources.clear()
         if offers:
             await self.driver.decline(offers, refuse_seconds=30.0)
         await self.driver.suppress()
@@ -201,20 +216,21 @@ class FunctionsScheduler:
             free = Resources()
             running = set()
             for offer in offers:
-                free = free + Resources.from_json(offer["resources"])
+                free = free + self._offer_resources[offer["id"]["value"]]
                 running.update(e["value"] for e in offer.get("executor_ids", ()))
             executor_id = self.executor_ids.get(agent_id)
             executor_up = executor_id is not None and executor_id in running
             tasks, placed = [], []
-            remaining: deque[TaskSpec] = deque()
-            while self.queue:
-                spec = self.queue.popleft()
+            skipped: list[TaskSpec] = []
+            queue = self.queue
+            while queue and len(skipped) < LOOK_AHEAD:
+                spec = queue.popleft()
                 need = spec.resources
                 new_executor = spec.command is None and not executor_up
                 if new_executor:
                     need = need + EXECUTOR_RESOURCES
                 if not free.contains(need):
-                    remaining.append(spec)
+                    skipped.append(spec)
                     continue
                 if new_executor:
                     executor_id = f"functions-{uuid.uuid4().hex[:12]}"
@@ -226,7 +242,7 @@ class FunctionsScheduler:
                 free = free - need
                 tasks.append(info)
                 placed.append(spec)
-            self.queue = remaining
+            queue.extendleft(reversed(skipped))  # back at the front, in their order
             for offer in offers:
                 self.offers.pop(offer["id"]["value"], None)
             url = _agent_url(offers[0])
@@ -235,10 +251,14 @@ class FunctionsScheduler:
                 self.launched[spec.task_id] = spec
             ids = [o["id"]["value"] for o in offers]
             if tasks:
+                for offer_id in ids:
+                    self._offer_resources.pop(offer_id, None)
                 calls.append(self.driver.launch(ids, tasks, refuse_seconds=0.0))
             else:
                 self.offers.update({o["id"]["value"]: o for o in offers})
-        if calls:
+        if len(calls) == 1:
+            await calls[0]
+        elif calls:
             await asyncio.gather(*calls)
 
     def _task_info(self, spec: TaskSpec, agent_id: str, executor_id: str | None,
@@ -250,10 +270,10 @@ class FunctionsScheduler:
             info["command"] = {"shell": True, "value": spec.command}
             return info
         executor: dict[str, Any] = {"executor_id": {"value": executor_id}}
-        if with_executor:
-            executor.update(self.executor_info())
-        else:
-            executor.update(self.executor_info())  # the master checks it matches
+        if self._executor_info is None:
+            self._executor_info = self.executor_info()
+        executor.update(self._executor_info)  # later tasks too: the master checks it matches
+        if not with_executor:
             executor.pop("resources", None)
         info["executor"] = executor
         if spec.data:
@@ -277,6 +297,11 @@ class FunctionsScheduler:
         task.add_done_callback(self._background.discard)
         task.add_done_callback(lambda t: t.cancelled() or (t.exception() and log.warning(
             "call failed: %s", t.exception())))
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def driver_terminal() -> frozenset[str]:
