@@ -111,7 +111,7 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
     inv_total = {name: 1.0 / v for name, v in snapshot.total.scalars.items() if v > 0}
 
     # -- minimum offer sizes: one compiled entry per distinct list ------------------------
-    mins: list[MinAllocatable] = [MinAllocatable(snapshot.min_allocatable)]
+    mins: list[MinAllocatable] = [MinAllocatable.of(tuple(snapshot.min_allocatable))]
     min_index: dict[tuple[Resources, ...], int] = {}
 
     def min_index_of(view: FrameworkView) -> int:
@@ -120,7 +120,7 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
         key = tuple(view.min_allocatable)
         if key not in min_index:
             min_index[key] = len(mins)
-            mins.append(MinAllocatable(key))
+            mins.append(MinAllocatable.of(key))
         return min_index[key]
 
     # -- sorters: roles by weighted share, frameworks by share within each role -----------

@@ -14,6 +14,7 @@ keeps an agent from a framework, the ``refuse_seconds`` filter, is
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from mesonb.protocol.resources import Resources
@@ -39,6 +40,12 @@ class MinAllocatable:
         self._quantities = tuple(compiled)
         # No minimum, or one quantity that is empty: every non-empty offer qualifies.
         self.any_size = not compiled or any(not s and r is None for s, r in compiled)
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def of(quantities: tuple[Resources, ...]) -> MinAllocatable:
+        """The compiled list for ``quantities``, compiled once (lists rarely change)."""
+        return MinAllocatable(quantities)
 
     def met_by(self, offerable: Resources) -> bool:
         """True when ``offerable`` holds at least one of the quantities."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import random
 import socket
 import uuid
 from collections.abc import Callable, Iterable
@@ -67,7 +68,7 @@ class Master:
         self.port = config.port
         self.counters: collections.Counter[str] = collections.Counter()
         self.role_weights: dict[str, float] = {}
-        self.last_why_not: dict[str, Any] = {}
+        self._why_not: Any = None  # the last allocation run's WhyNot
         self.allocation_runs = 0
         self.allocation_ms: collections.deque[float] = collections.deque(maxlen=1000)
         self.observers: list[Observer] = []
@@ -82,6 +83,7 @@ class Master:
         self.agents = AgentMessages(self)
         self._ids = collections.Counter[str]()
         self._dirty_agents: set[str] = set()
+        self._rng = random.Random()  # shuffles the agents of each allocation run
         self._schedule: Callable[[Callable[[], None]], None] | None = None
         self._allocation_pending = False
         now = clock.monotonic()
@@ -147,6 +149,11 @@ class Master:
         if self.observers:
             self.emit({"type": "FRAMEWORK_UPDATED", "framework_updated": {
                 "framework": framework_json(framework, self.book)}})
+
+    @property
+    def last_why_not(self) -> dict[str, Any]:
+        """The last allocation run's why-not counters (``/mesonb/v1/allocation``)."""
+        return self._why_not.to_json() if self._why_not is not None else {}
 
     # -- sending -------------------------------------------------------------------
     def send_to_framework(self, framework: Framework, event: dict[str, Any]) -> bool:
@@ -220,10 +227,11 @@ class Master:
         if not eligible:
             return 0
         started = self.clock.monotonic()
-        result = allocate(Snapshot(agents, frameworks, book.total, self.role_weights), now)
+        result = allocate(Snapshot(agents, frameworks, book.total, self.role_weights), now,
+                          self._rng)
         self.allocation_runs += 1
         self.allocation_ms.append((self.clock.monotonic() - started) * 1000)
-        self.last_why_not = result.why_not.to_json()
+        self._why_not = result.why_not
         by_framework: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
         for decision in result.offers:
             agent = book.agents[decision.agent_id]
