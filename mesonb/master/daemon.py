@@ -2,7 +2,10 @@
 
 With ``config.zk`` it contends for leadership after binding (:mod:`.election`): until it
 leads it answers scheduler/agent/operator calls with 503, or with 307 to the leader once
-it knows one; when it becomes leader it recovers the registry, then serves. A leader that
+it knows one; when it becomes leader it recovers the registry, then serves. While it
+recovers it accepts no new connection: they wait in the listen backlog and are served
+once it leads, instead of a 503 that would send every agent ZooKeeper has just pointed
+here into its registration back-off (seconds) for a recovery of milliseconds. A leader that
 loses its ZooKeeper session aborts: ``on_abort(reason)`` runs (``mesonb master`` exits 1
 so a supervisor restarts it; the default stops the daemon).
 """
@@ -86,6 +89,8 @@ class MasterDaemon:
         self.clock = clock
         self.master: Master | None = None
         self._server: tornado.httpserver.HTTPServer | None = None
+        self._sockets: list[socket.socket] = []
+        self._accepting = True
         self._endpoint: MasterEndpoint | None = None  # frameworks and agents in-process
         self._ticker: tornado.ioloop.PeriodicCallback | None = None
         self.on_abort = on_abort
@@ -121,7 +126,7 @@ class MasterDaemon:
 
     async def start(self) -> None:
         raise_open_files_limit()
-        sockets = tornado.netutil.bind_sockets(self.config.port, self.config.ip)
+        self._sockets = sockets = tornado.netutil.bind_sockets(self.config.port, self.config.ip)
         port = sockets[0].getsockname()[1]
         self.config.port = port
         self.master = master = Master(self.config, self.clock)
@@ -167,7 +172,8 @@ class MasterDaemon:
         return MemoryStore()
 
     async def _lead(self) -> None:
-        """Become the serving leader: recover the registry first (503 until then)."""
+        """Become the serving leader: recover the registry first (new connections wait
+        meanwhile, see the module docstring)."""
         master, registry = self.master, self.registry
         assert master is not None and registry is not None
         try:
@@ -181,13 +187,28 @@ class MasterDaemon:
         master.leader = None
         master.leading = True
         master.elected_time = self.clock.time()
+        self._accept(True)
         log.info("master %s is the leader", master.id)
+
+    def _accept(self, accepting: bool) -> None:
+        """Stop (or resume) accepting connections; those that arrive meanwhile wait in
+        the kernel's listen backlog."""
+        if accepting == self._accepting or self._server is None:
+            return
+        self._accepting = accepting
+        if accepting:
+            self._server.add_sockets(self._sockets)
+        else:
+            loop = tornado.ioloop.IOLoop.current()
+            for sock in self._sockets:
+                loop.remove_handler(sock)
 
     def _on_election(self, action: Action) -> None:
         master = self.master
         assert master is not None
         if isinstance(action, Lead):
             master.leader = None  # 503 while recovering, not a 307 to the old leader
+            self._accept(False)
             self._spawn(self._lead())
         elif isinstance(action, Follow):
             master.leader = action.leader
