@@ -162,7 +162,9 @@ class AgentMessages:
         agent.state = AgentState.REGISTERED
         for message in messages:
             send(message)
-        self.master.emit({"type": "AGENT_ADDED", "agent_added": {"agent": agent_json(agent)}})
+        if self.master.observers:
+            self.master.emit({"type": "AGENT_ADDED",
+                              "agent_added": {"agent": agent_json(agent)}})
         self.master.resources_changed(agent.id)
 
     def _admitted(self, admission: Admission, written: Any) -> None:
