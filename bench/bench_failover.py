@@ -1,14 +1,16 @@
 """Master failover under chaos: kill -9 the leading master, N rounds, and time the recovery.
 
 * a real ZooKeeper (one server, from :mod:`mesonb.testing.zookeeper`) and ``--masters``
-  real ``mesonb master --zk`` processes (``--zk-session-timeout``, default 2 s);
-* ``--agents`` simulated agents in one helper process, each with its own WebSocket link
-  speaking the agent protocol (as ``bench/bench_cluster.py``). They follow the leader:
-  one shared :class:`mesonb.discovery.LeaderDetector` in the helper watches ZooKeeper
-  (a real agent resolves the URL itself on every reconnection); when its link breaks an
-  agent connects to the leader ZooKeeper names and re-registers with its agent id, its
-  running tasks and their frameworks (REGISTER with ``agent_id``, ``tasks[]``,
-  ``frameworks[]``), then re-sends unacknowledged status updates;
+  real ``mesonb master --zk`` processes (``--zk-session-timeout``, default 1 s: a tight but
+  realistic setting; Mesos's default is 10 s);
+* ``--agents`` simulated agents in one helper process. Each has the real agent's
+  :class:`mesonb.agent.master_link.MasterLink` (its WebSocket, its registration back-off,
+  and its move to a new leader after a random spread when ZooKeeper names one); only the
+  tasks are simulated. One shared :class:`mesonb.discovery.LeaderDetector` watches
+  ZooKeeper for all of them (a real agent has its own). When its link breaks an agent
+  re-registers with the leader with its agent id, its running tasks and their frameworks
+  (REGISTER with ``agent_id``, ``tasks[]``, ``frameworks[]``), then re-sends
+  unacknowledged status updates;
 * a framework (mesonb's SchedulerDriver on the zk:// URL, failover_timeout 1 hour)
   launches ``--tasks-per-agent`` long-running tasks on every agent.
 
@@ -31,10 +33,13 @@ with all its tasks RUNNING. Tasks lost: any terminal, LOST, UNREACHABLE, GONE or
 status reaching the framework, or a task not RUNNING on the leader at the end.
 
 Detecting a kill -9 is bounded by ZooKeeper: the dead leader's ephemeral znode goes only
-when its session expires (``--zk-session-timeout``; the test server's tickTime is 500 ms,
-so 1 s is the least it grants).
+when its session expires. The server checks expiry once per tickTime, and grants no
+session shorter than two ticks; the bench's server ticks every 500 ms (the test
+ZooKeeper's default), or half the session timeout when that is shorter. A session then
+expires between 2/3 of the timeout (the client's last heartbeat) and the timeout plus a
+tick after the kill.
 
-    python bench/bench_failover.py [--rounds 5] [--agents 100] [--zk-session-timeout 2]
+    python bench/bench_failover.py [--rounds 5] [--agents 100] [--zk-session-timeout 1]
                                    [--agent-rounds 3] [--real-agents 3]
 """
 
@@ -43,12 +48,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import getpass
 import http.client
-import json
+import logging
 import multiprocessing
-import random
 import resource
 import shutil
 import socket
@@ -61,14 +64,13 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import tornado.httpclient
-import tornado.websocket
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mesonb.agent.master_link import MasterLink
 from mesonb.discovery import LeaderDetector
 from mesonb.frameworks.driver import SchedulerDriver
-from mesonb.protocol.agent import AGENT_PATH
+from mesonb.protocol.agent import AgentCall, MasterCommand
 from mesonb.protocol.resources import Resources
 from mesonb.testing.processes import Daemon, get_json, kill_processes_under, wait_for
 from mesonb.testing.zookeeper import ZooKeeperServer
@@ -86,18 +88,27 @@ def raise_fd_limit() -> None:
 
 # -- simulated agents (own process) ---------------------------------------------------
 class SimAgent:
+    """The master's side of a real agent: its :class:`MasterLink` (connection, back-off,
+    moving to the leader ZooKeeper names after a random spread, as ``mesonb agent`` does),
+    with tasks and executors simulated: RUN_TASK is answered with STARTING and RUNNING."""
+
     def __init__(self, i: int, resources: list[dict[str, Any]], registered_at: Any,
-                 registrations: Any) -> None:
+                 registrations: Any, address: str) -> None:
         self.i = i
         self.info = {"hostname": f"sim{i}", "port": 5051, "resources": resources}
         self.agent_id: str | None = None
         self.tasks: dict[str, dict[str, Any]] = {}  # task id -> AgentTask
         self.frameworks: dict[str, dict[str, Any]] = {}
-        self.unacked: dict[str, str] = {}  # status uuid -> STATUS_UPDATE message
+        self.unacked: dict[str, dict[str, Any]] = {}  # status uuid -> STATUS_UPDATE call
         self.registered_at = registered_at
         self.registrations = registrations
+        self.link = MasterLink(address, on_open=self._open, on_command=self._command,
+                               on_close=lambda: None)
 
-    def update(self, fid: str, tid: str, state: str) -> str:
+    def send(self, call: dict[str, Any]) -> None:
+        self.link.send(AgentCall.from_json(call))
+
+    def update(self, fid: str, tid: str, state: str) -> dict[str, Any]:
         status = {"task_id": {"value": tid}, "state": state, "source": "SOURCE_EXECUTOR",
                   "uuid": base64.b64encode(uuid.uuid4().bytes).decode(),
                   "timestamp": time.time()}
@@ -105,89 +116,69 @@ class SimAgent:
             status["agent_id"] = {"value": self.agent_id}
         self.tasks[tid]["state"] = state
         self.tasks[tid]["latest_status"] = status
-        msg = json.dumps({"type": "STATUS_UPDATE", "status_update": {
-            "framework_id": {"value": fid}, "status": status}})
-        self.unacked[status["uuid"]] = msg
-        return msg
+        call = {"type": "STATUS_UPDATE", "status_update": {
+            "framework_id": {"value": fid}, "status": status}}
+        self.unacked[status["uuid"]] = call
+        return call
 
-    def register_message(self) -> str:
+    def _open(self) -> None:
         body: dict[str, Any] = {"version": "1.11.0", "agent_info": dict(self.info)}
         if self.agent_id:
             body["agent_id"] = {"value": self.agent_id}
-            body["agent_info"]["id"] = {"value": self.agent_id}
             body["tasks"] = list(self.tasks.values())
             body["frameworks"] = list(self.frameworks.values())
-        return json.dumps({"type": "REGISTER", "register": body})
+        self.send({"type": "REGISTER", "register": body})
 
-    async def session(self, address: str) -> None:
-        """One link to ``address``: register, serve, return when the link breaks."""
-        conn = await tornado.websocket.websocket_connect(
-            f"ws://{address}{AGENT_PATH}", max_message_size=64 << 20)
-        try:
-            conn.write_message(self.register_message())
-            while True:
-                raw = await conn.read_message()
-                if raw is None:
-                    return
-                frame = json.loads(raw)
-                replies: list[str] = []
-                for msg in frame if isinstance(frame, list) else [frame]:
-                    kind = msg["type"]
-                    if kind == "REGISTERED":
-                        self.agent_id = msg["registered"]["agent_id"]["value"]
-                        self.registered_at[self.i] = time.monotonic()
-                        self.registrations[self.i] += 1
-                        replies += list(self.unacked.values())  # as the agent's update manager
-                    elif kind == "RUN_TASK":
-                        run = msg["run_task"]
-                        fid = run["framework_info"]["id"]["value"]
-                        task = run["task"]
-                        tid = task["task_id"]["value"]
-                        self.frameworks[fid] = run["framework_info"]
-                        self.tasks[tid] = {"framework_id": {"value": fid}, "task": task,
-                                           "state": "TASK_STAGING"}
-                        replies += [self.update(fid, tid, "TASK_STARTING"),
-                                    self.update(fid, tid, "TASK_RUNNING")]
-                    elif kind == "ACKNOWLEDGE":
-                        self.unacked.pop(msg["acknowledge"]["uuid"], None)
-                    elif kind == "PING":
-                        replies.append('{"type":"PONG"}')
-                if replies:
-                    conn.write_message("[" + ",".join(replies) + "]")
-        finally:
-            conn.close()
+    def _command(self, command: MasterCommand) -> None:
+        msg = command.to_json()
+        kind = msg["type"]
+        if kind == "REGISTERED":
+            self.agent_id = msg["registered"]["agent_id"]["value"]
+            self.registered_at[self.i] = time.monotonic()
+            self.registrations[self.i] += 1
+            self.link.backoff.reset()
+            for call in self.unacked.values():  # as the agent's status update manager
+                self.send(call)
+        elif kind == "RUN_TASK":
+            run = msg["run_task"]
+            fid = run["framework_info"]["id"]["value"]
+            task = run["task"]
+            tid = task["task_id"]["value"]
+            self.frameworks[fid] = run["framework_info"]
+            self.tasks[tid] = {"framework_id": {"value": fid}, "task": task,
+                               "state": "TASK_STAGING"}
+            self.send(self.update(fid, tid, "TASK_STARTING"))
+            self.send(self.update(fid, tid, "TASK_RUNNING"))
+        elif kind == "ACKNOWLEDGE":
+            self.unacked.pop(msg["acknowledge"]["uuid"], None)
+        elif kind == "PING":
+            self.send({"type": "PONG"})
 
 
 async def _agents_main(zk_url: str, count: int, registered_at: Any,
                        registrations: Any) -> None:
     raise_fd_limit()
+    logging.basicConfig(level=logging.ERROR)  # the links' reconnection warnings: 100 each
     loop = asyncio.get_running_loop()
-    leader: list[str | None] = [None]
-    changed = asyncio.Event()
+    agents: list[SimAgent] = []
+    first = loop.create_future()
 
     def on_change(address: str | None) -> None:
-        leader[0] = address
-        changed.set()
+        if address is not None and not first.done():
+            first.set_result(address)
+        for agent in agents:
+            agent.link._leader_changed(address)  # what each agent's own watch calls
 
+    # One watch for all (a real agent has its own ZooKeeper session; 100 of them would
+    # pass the test ZooKeeper's per-client connection limit).
     detector = LeaderDetector(zk_url, on_change, loop=loop, session_timeout=10.0)
     await asyncio.to_thread(detector.start, 30.0)
     resources = Resources.parse("cpus:64;mem:262144;disk:100000").to_json()
-
-    async def follow(agent: SimAgent) -> None:
-        while True:
-            address = leader[0]
-            if address is not None:
-                # a dead master, a standby (307) or one still recovering (503): try again
-                with contextlib.suppress(OSError, tornado.httpclient.HTTPClientError,
-                                         tornado.websocket.WebSocketClosedError):
-                    await agent.session(address)
-            # wait for ZooKeeper to name another leader, or retry shortly (with jitter)
-            changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), 0.05 + random.random() * 0.05)
-
-    agents = [SimAgent(i, resources, registered_at, registrations) for i in range(count)]
-    followers = [asyncio.ensure_future(follow(a)) for a in agents]  # noqa: F841 (kept alive)
+    address = await first
+    agents += [SimAgent(i, resources, registered_at, registrations, address)
+               for i in range(count)]
+    for agent in agents:
+        agent.link.start()
     while True:
         await asyncio.sleep(3600)
 
@@ -584,7 +575,7 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--masters", type=int, default=3)
     parser.add_argument("--tasks-per-agent", type=int, default=2)
-    parser.add_argument("--zk-session-timeout", type=float, default=2.0)
+    parser.add_argument("--zk-session-timeout", type=float, default=1.0)
     parser.add_argument("--agent-rounds", type=int, default=3,
                         help="rounds of kill -9 on a real agent (0: none)")
     parser.add_argument("--real-agents", type=int, default=3)
@@ -594,7 +585,11 @@ def main() -> None:
     args = parser.parse_args()
     raise_fd_limit()
     work = Path(tempfile.mkdtemp(prefix="mesonb-bench-failover-"))
-    zk = ZooKeeperServer(work / "zk")
+    tick_ms = min(500, int(args.zk_session_timeout * 1000) // 2)
+    zk = ZooKeeperServer(work / "zk", tick_ms=tick_ms)
+    print(f"ZooKeeper session timeout {args.zk_session_timeout:g}s (server tickTime "
+          f"{tick_ms} ms); {args.masters} masters, {args.agents} simulated agents, "
+          f"{args.real_agents} real agents")
     try:
         zk.start()
         asyncio.run(run(args, work, zk))
