@@ -7,12 +7,22 @@ Example::
 
     fw = cluster.framework("explore", role="*")
     fw.offers()                                  # a DataFrame of the offers held now
-    offer = fw.next_offer(timeout=30)            # wait for one
+    offer = fw.wait_offer(timeout=30)            # one held now, or the first to come
     task = fw.launch(offer, pow, 2, 10, cpus=0.2, mem="128MiB")
     task.result()                                # 1024
-    fw.decline(fw.next_offer(), refuse_seconds=60)   # no offer from that agent for 60 s...
+    fw.decline(fw.offer_list(), refuse_seconds=60)   # no offer from these agents for 60 s...
     fw.revive()                                  # ...unless we revive
+    fresh = fw.next_offer(timeout=30)            # the first offer since the revive
     fw.suppress(); fw.close()
+
+``next_offer`` waits for a new offer: one that arrives after the call or, right after a
+decline, revive, suppress or launch, after that call (the offers it brings are not
+missed); offers held from before never count.
+
+An offer is used once: launching on it or declining it (here or from the offers widget)
+takes it out of the held offers at once and tells listeners (``gone``), as a RESCIND from
+the master does (``rescind``); launching on an offer no longer held raises ValueError
+instead of sending the master an offer it would refuse (TASK_LOST, REASON_INVALID_OFFERS).
 
 Function tasks run in mesonb's functions executor (one per agent, started by the first
 function launched there, whose 0.1 cpus/64 MB come out of the same offer); command tasks
@@ -59,9 +69,11 @@ class Offer:
     """One offer this framework holds: ``id``, ``agent_id``, ``hostname``, ``resources``
     (``{"cpus": 1.0, "mem": 1024.0, ...}``) and the raw v1 ``Offer`` in ``raw``."""
 
-    def __init__(self, framework: NotebookFramework, raw: dict[str, Any]) -> None:
+    def __init__(self, framework: NotebookFramework, raw: dict[str, Any], seq: int = 0) -> None:
         self.framework = framework
         self.raw = raw
+        self.seq = seq  # arrival order in this framework (1 = the first offer received)
+        self.gone: str | None = None  # "launched", "declined" or "rescinded" once not held
         row = state.offer_row(raw)
         self.id: str = row["offer_id"]
         self.agent_id: str = row["agent_id"]
@@ -78,7 +90,8 @@ class Offer:
 
     def __repr__(self) -> str:
         res = ", ".join(f"{k} {v:g}" for k, v in sorted(self.resources.items()))
-        return f"<mesonb.Offer {self.id} on {self.hostname} ({self.agent_id}): {res}>"
+        gone = f" ({self.gone})" if self.gone else ""
+        return f"<mesonb.Offer {self.id} on {self.hostname} ({self.agent_id}): {res}{gone}>"
 
     def _repr_html_(self) -> str:
         from mesonb.widgets.templates import offer_html
@@ -127,7 +140,9 @@ class NotebookFramework:
         self._lt = cluster._lt
         self._cond = threading.Condition()
         self._offers: dict[str, Offer] = {}
-        self._seen = 0  # offers received so far (next_offer waits past it)
+        self._seen = 0  # offers received so far: each Offer's seq (next_offer waits past it)
+        self._announced = 0  # the last seq listeners were told of (waiters wait for it)
+        self._acted: int | None = None  # _seen at the last action, until a next_offer
         self._tasks: dict[str, LaunchedTask] = {}
         self._executors: dict[str, str] = {}  # agent id -> our functions executor there
         self._listeners: list[Callable[[str, Any], Any]] = []
@@ -141,26 +156,33 @@ class NotebookFramework:
 
     # -- driver callbacks (loop thread) -------------------------------------------------
     def on_offers(self, offers: list[dict[str, Any]]) -> None:
-        new = [Offer(self, raw) for raw in offers]
         with self._cond:
-            for offer in new:
-                self._offers[offer.id] = offer
+            new = []
+            for raw in offers:
                 self._seen += 1
-            self._cond.notify_all()
+                offer = Offer(self, raw, self._seen)
+                self._offers[offer.id] = offer
+                new.append(offer)
+            last = self._seen
         self._tell("offers", new)
+        with self._cond:  # waiters get an offer only once listeners (a widget) have it
+            self._announced = max(self._announced, last)
+            self._cond.notify_all()
 
     def on_rescind(self, offer_id: str) -> None:
         with self._cond:
             offer = self._offers.pop(offer_id, None)
             self._cond.notify_all()
         if offer is not None:
+            offer.gone = "rescinded"
             self._tell("rescind", offer)
 
     def on_disconnected(self) -> None:
         with self._cond:
             gone = list(self._offers.values())
             self._offers.clear()
-        for offer in gone:
+        for offer in gone:  # a new subscription starts with no offers
+            offer.gone = "rescinded"
             self._tell("rescind", offer)
 
     def on_update(self, status: dict[str, Any]) -> None:
@@ -190,25 +212,43 @@ class NotebookFramework:
 
     def wait_offer(self, timeout: float = 30.0, *, agent_id: str | None = None,
                    hostname: str | None = None, new: bool = False) -> Offer:
-        """An offer held now that matches (or, with ``new``, the next one to arrive)."""
+        """A held offer that matches (``agent_id``, ``hostname``): the newest held now, or
+        else the first to arrive. With ``new``, only a new one counts (see
+        :meth:`next_offer`). TimeoutError when none comes in time."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            seen = self._seen
+            after = -1
+            if new:  # right after an action, what it brings counts (else: after the call)
+                after = self._seen if self._acted is None else self._acted
+                self._acted = None
             while True:
-                for offer in reversed(list(self._offers.values())):
-                    if (agent_id in (None, offer.agent_id)
-                            and hostname in (None, offer.hostname)
-                            and (not new or self._seen > seen)):
-                        return offer
+                matching = [o for o in self._offers.values()
+                            if after < o.seq <= self._announced
+                            and agent_id in (None, o.agent_id)
+                            and hostname in (None, o.hostname)]
+                if matching:
+                    # new: the first to arrive after the call; else the newest held
+                    return min(matching, key=lambda o: o.seq) if new else \
+                        max(matching, key=lambda o: o.seq)
                 left = deadline - time.monotonic()
                 if left <= 0 or self.closed:
-                    raise TimeoutError(f"no offer for {self.name} within {timeout:g}s"
-                                       + (f" from agent {agent_id}" if agent_id else ""))
+                    raise TimeoutError(
+                        f"no {'new ' if new else ''}offer for {self.name} within {timeout:g}s"
+                        + (f" from agent {agent_id}" if agent_id else "")
+                        + (f" on {hostname}" if hostname else ""))
                 self._cond.wait(left)
 
-    def next_offer(self, timeout: float = 30.0, **match: Any) -> Offer:
-        """Wait for the next offer to arrive (optionally from ``agent_id``/``hostname``)."""
-        return self.wait_offer(timeout, new=True, **match)
+    def next_offer(self, timeout: float = 30.0, *, agent_id: str | None = None,
+                   hostname: str | None = None) -> Offer:
+        """The next offer to arrive (optionally only from ``agent_id`` or ``hostname``):
+        the first that arrives after this call, or, when this framework's last call to
+        the master before it was a decline, revive, suppress or launch, the first that
+        arrives after that call (so ``fw.revive(); fw.next_offer()`` cannot miss the
+        offer the revive brings, however fast it comes). Offers held from before never
+        count, even if they match (take those with :meth:`wait_offer` or
+        :meth:`offer_list`), and two calls in a row return two different offers. The
+        offer is still held when returned."""
+        return self.wait_offer(timeout, agent_id=agent_id, hostname=hostname, new=True)
 
     # -- acting on offers -------------------------------------------------------------
     def launch(self, offer: Offer, fn: Callable[..., Any] | None = None, *args: Any,
@@ -250,11 +290,14 @@ class NotebookFramework:
             raise ValueError(f"{offer!r} cannot hold {need} (this launch's resources"
                              + (", plus the executor's" if need is not resources else "")
                              + ")")
+        if not self._forget(offer, "launched"):
+            raise ValueError(f"{offer!r} is no longer held (launched on, declined or "
+                             "rescinded); take another from offer_list() or next_offer()")
+        self._mark_action()
         task = LaunchedTask(self, task_id, name, offer, command)
         self._tasks[task_id] = task
         if command is None:
             self._executors[offer.agent_id] = info["executor"]["executor_id"]["value"]
-        self._forget(offer)
         try:
             self._lt.run(self.driver.launch([offer.id], [info], refuse_seconds), 30)
         except BaseException:
@@ -265,19 +308,22 @@ class NotebookFramework:
     def decline(self, offers: Offer | Iterable[Offer], refuse_seconds: float | None = None
                 ) -> None:
         """Decline; the master keeps these agents from this framework for
-        ``refuse_seconds`` (Mesos's default 5 s) unless it revives."""
+        ``refuse_seconds`` (Mesos's default 5 s) unless it revives. Offers no longer held
+        (already used, declined or rescinded) are skipped."""
         offers = [offers] if isinstance(offers, Offer) else list(offers)
-        for offer in offers:
-            self._forget(offer)
+        offers = [o for o in offers if self._forget(o, "declined")]
         if offers:
+            self._mark_action()
             self._lt.run(self.driver.decline([o.id for o in offers], refuse_seconds), 30)
 
     def revive(self) -> None:
         """Clear every decline filter and ask for offers again (after :meth:`suppress`)."""
+        self._mark_action()
         self._lt.run(self.driver.revive(), 30)
 
     def suppress(self) -> None:
         """Ask for no more offers until :meth:`revive`."""
+        self._mark_action()
         self._lt.run(self.driver.suppress(), 30)
 
     def kill(self, task: LaunchedTask | str) -> None:
@@ -290,19 +336,37 @@ class NotebookFramework:
         frame = self.cluster.tasks(all_frameworks=True)
         return frame[frame.framework_id == self.framework_id].reset_index(drop=True)
 
-    def offers_widget(self) -> Any:
-        """Offers as they arrive, with resource inputs and Accept/Decline buttons."""
-        return self.offers_widget_view()
+    def offers_widget(self, fn: Callable[..., Any] | None = None, *args: Any,
+                      **kwargs: Any) -> Any:
+        """The held offers as they come and go, each with resource inputs (cpus, mem,
+        disk, gpus) and Accept/Decline buttons. Accept launches ``fn(*args, **kwargs)``
+        when a function is given (or the row's shell command). In Jupyter an ipywidgets
+        view (:class:`~mesonb.widgets.offers.OffersView`), elsewhere a text one
+        (:class:`~mesonb.widgets.offers.OffersText`) with the same ``accept``/``decline``.
+        """
+        from mesonb.widgets.offers import OffersModel, OffersText
+        from mesonb.widgets.progress import in_kernel
 
-    def offers_widget_view(self) -> Any:
-        """The :class:`~mesonb.widgets.offers.OffersView` itself (not displayed)."""
-        from mesonb.widgets.offers import OffersView
+        model = OffersModel(self, fn, *args, **kwargs)
+        if in_kernel():
+            from mesonb.widgets.offers import OffersView
 
-        return OffersView(self)
+            return OffersView(model)
+        return OffersText(model)
+
+    def offers_widget_view(self, fn: Callable[..., Any] | None = None, *args: Any,
+                           **kwargs: Any) -> Any:
+        """The ipywidgets :class:`~mesonb.widgets.offers.OffersView`, in a kernel or not."""
+        from mesonb.widgets.offers import OffersModel, OffersView
+
+        return OffersView(OffersModel(self, fn, *args, **kwargs))
 
     def subscribe(self, listener: Callable[[str, Any], Any]) -> Callable[[], None]:
-        """Call ``listener(kind, payload)`` on ``offers``/``rescind``/``update`` (on the
-        client's loop thread); returns a function that unsubscribes."""
+        """Call ``listener(kind, payload)`` on ``offers`` (a list of new offers),
+        ``rescind`` (an offer the master took back), ``gone`` (an offer launched on or
+        declined here), ``update`` (a launched task) and ``closed`` (the framework, payload
+        None); returns a function that unsubscribes. Called on the client's loop thread,
+        except ``gone`` (the thread that launched or declined)."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
@@ -335,10 +399,23 @@ class NotebookFramework:
             task.set_exception(TaskError(task.task_id, "TASK_KILLED", None,
                                          "the framework was closed"))
         self._tasks.clear()
+        self._tell("closed", None)
+        self._listeners.clear()
 
-    def _forget(self, offer: Offer) -> None:
+    def _mark_action(self) -> None:
+        """A call that may bring offers is about to go: :meth:`next_offer` counts from here."""
         with self._cond:
-            self._offers.pop(offer.id, None)
+            self._acted = self._seen
+
+    def _forget(self, offer: Offer, why: str) -> bool:
+        """Take ``offer`` out of the held ones (True if it was held) and tell listeners."""
+        with self._cond:
+            held = self._offers.pop(offer.id, None) is not None
+            self._cond.notify_all()
+        if held:
+            offer.gone = why
+            self._tell("gone", offer)
+        return held
 
     def _tell(self, kind: str, payload: Any) -> None:
         for listener in list(self._listeners):
