@@ -1,7 +1,8 @@
 """``_repr_html_`` for clusters, futures, offers and tasks: small HTML templates.
 
 Each function reads only what its object already holds (no I/O), so showing an object
-in Jupyter never blocks on the cluster.
+in Jupyter never blocks on the cluster; the one exception, :func:`cluster_html`, asks
+the master for its agents with a short timeout and falls back to what the client holds.
 """
 
 from __future__ import annotations
@@ -41,23 +42,66 @@ def resources(scalars: dict[str, float]) -> str:
                             if k in ("cpus", "mem", "disk", "gpus") and v))
 
 
-def cluster_html(cluster: Any) -> str:
-    agents = cluster._agents
+FRESH_TIMEOUT = 1.0  # seconds cluster_html may wait for the master
+
+
+def cluster_html(cluster: Any, timeout: float = FRESH_TIMEOUT) -> str:
+    """The cluster's address, agents and resources: fresh from the master (one
+    ``GET_AGENTS`` call of at most ``timeout`` seconds), else the agents the client
+    last saw, marked as such."""
+    agents, fresh = _fresh_agents(cluster, timeout)
     total: dict[str, float] = {}
+    allocated: dict[str, float] = {}
     for agent in agents:
-        for k, v in (agent.get("resources") or {}).items():
-            if isinstance(v, int | float):
-                total[k] = total.get(k, 0.0) + v
+        for into, key in ((total, "total"), (allocated, "allocated")):
+            for k, v in (agent.get(key) or {}).items():
+                into[k] = into.get(k, 0.0) + v
+    held = resources(allocated) or "nothing"
     rows = [
         ("master", escape(cluster.address)),
         ("kind", "local (embedded)" if cluster.local is not None else "remote"),
         ("framework", escape(f"{cluster.name} {getattr(cluster, 'framework_id', '')}")),
-        ("agents", str(len(agents))),
-        ("resources", resources(total)),
+        ("agents", str(len(agents)) + ("" if fresh else " (last seen; the master did "
+                                       f"not answer within {timeout:g}s)")),
+        ("resources", resources(total) + (f"; allocated: {held}" if fresh else "")),
         ("calls in flight", str(len(cluster._jobs))),
         ("state", "closed" if cluster.closed else "open"),
     ]
     return table("mesonb.Cluster", rows)
+
+
+def _fresh_agents(cluster: Any, timeout: float) -> tuple[list[dict[str, Any]], bool]:
+    """``[{"total": {...}, "allocated": {...}}]`` per active agent, and whether it is
+    fresh from the master (else from the client's cached ``/master/state`` agents)."""
+    if not cluster.closed and not cluster._lt.in_loop_thread():
+        from mesonb.client import state
+
+        try:
+            answer = cluster._lt.run(_get_agents(cluster, timeout), timeout + 1.0)
+            return [{"total": state.scalars(a.get("total_resources")),
+                     "allocated": state.scalars(a.get("allocated_resources"))}
+                    for a in answer.get("agents", []) if a.get("active", True)], True
+        except Exception:  # slow or gone: show what we have rather than nothing
+            pass
+    return [{"total": {k: v for k, v in (a.get("resources") or {}).items()
+                       if isinstance(v, int | float)}} for a in cluster._agents], False
+
+
+async def _get_agents(cluster: Any, timeout: float) -> dict[str, Any]:
+    """``GET_AGENTS`` on a connection of its own (a call cut short by the timeout must
+    not leave its answer in the client's shared connection)."""
+    import asyncio
+
+    from mesonb.client import state
+    from mesonb.http.client import Connection
+
+    master = cluster._master
+    url = getattr(master, "url", "") or f"http://{master.host}:{master.port}"
+    conn = Connection.to(url, cluster._headers)
+    try:
+        return await asyncio.wait_for(state.operator_call(conn, "GET_AGENTS"), timeout)
+    finally:
+        conn.close()
 
 
 def future_html(fut: Any) -> str:
