@@ -4,9 +4,17 @@ Two layers, so the shapes are testable without a cluster or pandas:
 
 * ``*_records(...)``: pure functions from operator answers (``GET_AGENTS``, ``GET_TASKS``,
   ``GET_FRAMEWORKS``) to flat rows (plain dicts, Mesos names flattened);
-* :func:`frame`: rows to a DataFrame with fixed, typed columns (ids and names ``str``,
-  every quantity ``float64``, times ``datetime64[ns, UTC]``, flags ``bool``), empty
+* :func:`frame`: rows to a DataFrame with fixed, typed columns (ids, names and messages
+  pandas' string dtype — ``str`` on pandas 3, ``string`` on pandas 2 — every quantity
+  ``float64``, counts ``int64``, times ``datetime64[ns, UTC]``, flags ``bool``), empty
   frames included, so ``groupby``/``query``/plotting work the same on any cluster.
+
+``*_used`` is what the agents measure, not what is allocated: ``cpus_used`` (cores busy)
+and ``mem_used`` (resident MB) from the agent's ``/metrics/snapshot``; ``disk_used`` only
+where the agent reports its executors' ``disk_used_bytes`` in ``/monitor/statistics``
+(Mesos does with disk isolation; mesonb's agent does not measure disk yet, so it is NaN
+there); ``gpus_used`` is 0 on an agent without GPUs and NaN on one with GPUs (not
+measured). Every ``*_used`` is NaN for an agent that did not answer.
 
 Example::
 
@@ -73,8 +81,8 @@ def _ns(time_info: dict[str, Any] | None) -> float | None:
 
 def agent_records(get_agents: dict[str, Any],
                   used: dict[str, dict[str, float]] | None = None) -> list[dict[str, Any]]:
-    """One row per registered agent; ``used`` maps agent id to what its agent reports
-    using (``/metrics/snapshot`` ``slave/<r>_used``), NaN where unknown."""
+    """One row per registered agent; ``used`` maps agent id to what its agent measures
+    (:func:`agents_used`); NaN where unknown (see the module docstring)."""
     rows = []
     for agent in get_agents.get("agents", []):
         info = agent.get("agent_info", {})
@@ -92,7 +100,7 @@ def agent_records(get_agents: dict[str, Any],
             row[f"{r}_total"] = total.get(r, 0.0)
             row[f"{r}_allocated"] = allocated.get(r, 0.0)
             row[f"{r}_offered"] = offered.get(r, 0.0)
-            row[f"{r}_used"] = agent_used.get(r, 0.0) if agent_used is not None else None
+            row[f"{r}_used"] = agent_used.get(r) if agent_used is not None else None
         rows.append(row)
     return rows
 
@@ -185,7 +193,8 @@ def frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> Any:
     for name, kind in columns.items():
         values = [row.get(name) for row in rows]
         if kind == "time":
-            data[name] = pd.to_datetime(pd.Series(values, dtype="float64"), unit="s", utc=True)
+            data[name] = pd.to_datetime(pd.Series(values, dtype="float64"), unit="s",
+                                        utc=True).dt.as_unit("ns")  # pandas 3 picks us
         elif kind == "float":
             data[name] = pd.Series(values, dtype="float64")
         elif kind == "int":
@@ -194,8 +203,16 @@ def frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> Any:
             data[name] = pd.Series(values, dtype="bool")
         else:
             data[name] = pd.Series(["" if v is None else str(v) for v in values],
-                                   dtype="object")
+                                   dtype=text_dtype())
     return pd.DataFrame(data, columns=list(columns))
+
+
+def text_dtype() -> str:
+    """pandas' string dtype: ``"str"`` (the default string dtype of pandas 3, NaN for
+    missing) or, on pandas 2, ``"string"`` (its StringDtype); never ``object``."""
+    import pandas as pd
+
+    return "str" if int(pd.__version__.split(".")[0]) >= 3 else "string"
 
 
 # -- I/O: the operator API -------------------------------------------------------------
@@ -210,21 +227,36 @@ async def operator_call(conn: Connection, kind: str) -> dict[str, Any]:
 MEASURED = {"cpus": "slave/cpus_usage", "mem": "slave/mem_usage"}
 
 
+def measured_used(metrics: dict[str, Any], statistics: list[dict[str, Any]] | None,
+                  gpus_total: float) -> dict[str, float]:
+    """One agent's ``*_used`` from its ``/metrics/snapshot`` and ``/monitor/statistics``
+    answers (pure; NaN for what it does not measure, see the module docstring)."""
+    used = {r: float(metrics.get(key, math.nan)) for r, key in MEASURED.items()}
+    disks = [float(e["statistics"]["disk_used_bytes"]) for e in statistics or ()
+             if "disk_used_bytes" in (e.get("statistics") or {})]
+    used["disk"] = sum(disks) / 2**20 if disks else math.nan
+    used["gpus"] = 0.0 if not gpus_total else math.nan
+    return used
+
+
 async def agents_used(get_agents: dict[str, Any], headers: dict[str, str],
                       timeout: float = 5.0) -> dict[str, dict[str, float]]:
-    """What each agent measures in use (psutil; ``/metrics/snapshot``), by agent id.
-
-    cpus are cores busy, mem is resident MB, over all the agent's executors and tasks;
-    disk and gpus are not measured (NaN)."""
+    """What each agent measures in use, by agent id (:func:`measured_used`); agents that
+    do not answer within ``timeout`` are left out."""
 
     async def one(agent: dict[str, Any]) -> tuple[str, dict[str, float] | None]:
         info = agent["agent_info"]
+        gpus_total = scalars(agent.get("total_resources")).get("gpus", 0.0)
         conn = Connection.to(f"http://{info['hostname']}:{info.get('port', 5051)}", headers)
         try:
             answer = await asyncio.wait_for(conn.request("GET", "/metrics/snapshot"), timeout)
             metrics = answer.json() if answer.status == 200 else {}
-            return info["id"]["value"], {r: float(metrics.get(MEASURED[r], math.nan))
-                                         if r in MEASURED else math.nan for r in SCALARS}
+            stats = await asyncio.wait_for(conn.request("GET", "/monitor/statistics"),
+                                           timeout)
+            statistics = stats.json() if stats.status == 200 else None
+            if not isinstance(statistics, list):
+                statistics = None
+            return info["id"]["value"], measured_used(metrics or {}, statistics, gpus_total)
         except (OSError, TimeoutError, ValueError, ConnectionError):
             return info["id"]["value"], None
         finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -100,3 +102,78 @@ def test_empty_frames_keep_their_columns_and_dtypes():
                 assert df[column].dtype == "float64"
             if kind == "time":
                 assert pd.api.types.is_datetime64_any_dtype(df[column])
+
+
+KINDS = {"float": "float64", "int": "int64", "bool": "bool"}
+
+
+def assert_typed(df, columns):
+    """Every column has its kind's dtype; text is pandas' string dtype, never object."""
+    assert list(df.columns) == list(columns)
+    for column, kind in columns.items():
+        dtype = df[column].dtype
+        if kind == "str":
+            assert isinstance(dtype, pd.StringDtype), (column, dtype)
+            assert not pd.api.types.is_object_dtype(dtype), column
+            assert pd.api.types.is_string_dtype(dtype), column
+        elif kind == "time":
+            assert dtype == "datetime64[ns, UTC]", (column, dtype)
+        else:
+            assert dtype == KINDS[kind], (column, dtype)
+
+
+@pytest.mark.parametrize("rows", ["full", "empty"])
+def test_every_column_of_the_four_frames_has_its_dtype(rows):
+    frames = {
+        "agents": (state.agent_records(AGENTS, {"A1": {"cpus": 0.4, "mem": 1.0}}),
+                   state.AGENT_COLUMNS),
+        "tasks": (state.task_records(TASKS, AGENTS, FRAMEWORKS), state.TASK_COLUMNS),
+        "frameworks": (state.framework_records(FRAMEWORKS), state.FRAMEWORK_COLUMNS),
+        "offers": (state.offer_records(FRAMEWORKS), state.OFFER_COLUMNS),
+    }
+    for name, (records, columns) in frames.items():
+        df = state.frame(records if rows == "full" else [], columns)
+        assert len(df) == (len(records) if rows == "full" else 0), name
+        assert_typed(df, columns)
+    tasks = state.frame(frames["tasks"][0], state.TASK_COLUMNS)
+    assert tasks.task_id.str.startswith("t").all()  # the string accessor works
+    major = int(pd.__version__.split(".")[0])
+    assert str(tasks.name.dtype) == ("str" if major >= 3 else "string")
+
+
+def test_measured_usage_disk_and_gpus():
+    metrics = {"slave/cpus_usage": 0.25, "slave/mem_usage": 300.0}
+    used = state.measured_used(metrics, [], gpus_total=0.0)
+    assert (used["cpus"], used["mem"], used["gpus"]) == (0.25, 300.0, 0.0)
+    assert math.isnan(used["disk"])  # no executor reports disk_used_bytes
+    stats = [{"executor_id": "e1", "statistics": {"disk_used_bytes": 3 * 2**20}},
+             {"executor_id": "e2", "statistics": {"disk_used_bytes": 2**20,
+                                                  "mem_rss_bytes": 1}},
+             {"executor_id": "e3", "statistics": {"mem_rss_bytes": 1}}]
+    used = state.measured_used(metrics, stats, gpus_total=2.0)
+    assert used["disk"] == 4.0
+    assert math.isnan(used["gpus"])  # an agent with GPUs does not measure them
+    assert math.isnan(state.measured_used({}, None, 0.0)["cpus"])
+    df = state.frame(state.agent_records(AGENTS, {"A1": used}), state.AGENT_COLUMNS)
+    assert df.disk_used.iloc[0] == 4.0 and df.gpus_used.isna().all()
+
+
+def test_frames_plot_with_matplotlib_agg():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    agents = state.frame(state.agent_records(AGENTS, {"A1": {"cpus": 0.4, "mem": 1.0}}),
+                         state.AGENT_COLUMNS)
+    tasks = state.frame(state.task_records(TASKS, AGENTS, FRAMEWORKS), state.TASK_COLUMNS)
+    try:
+        ax = agents.plot.barh(x="hostname", y=["cpus_total", "cpus_allocated", "cpus_used"])
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["h1"]
+        assert len(ax.patches) == 3
+        ax = tasks.groupby("state").size().plot.bar()
+        assert sorted(t.get_text() for t in ax.get_xticklabels()) == [
+            "TASK_FAILED", "TASK_RUNNING"]
+        ax = tasks.plot.scatter(x="updated_time", y="cpus")
+        assert ax.collections
+    finally:
+        plt.close("all")
