@@ -2,16 +2,26 @@
 
 * :class:`DashboardModel` is pure: :meth:`~DashboardModel.feed` takes operator events
   (SUBSCRIBED with the whole state, TASK_ADDED, TASK_UPDATED, AGENT_ADDED, AGENT_REMOVED,
-  FRAMEWORK_ADDED/UPDATED/REMOVED, HEARTBEAT) and it answers per-agent bars, task counts
-  by state (the Mesos UI's eight) and recent tasks.
-* :class:`Dashboard` reads the stream on the client's loop thread, feeds the model and
-  refreshes its view (ipywidgets in Jupyter, :meth:`Dashboard.text` elsewhere) at most
-  every ``refresh`` seconds; :meth:`Dashboard.stop` closes the stream.
+  FRAMEWORK_ADDED/UPDATED/REMOVED, HEARTBEAT) and :meth:`~DashboardModel.set_agents`
+  the master's ``GET_AGENTS`` answers; it answers per-agent bars (total, allocated as the
+  master books it — tasks *and* executors — offered, and used as the agents measure it),
+  task counts by state (the Mesos UI's eight) and recent tasks.
+* :class:`Dashboard` reads the stream on the client's loop thread and feeds the model.
+  The stream carries no executor events, so shortly after task events (one read per
+  burst) it re-reads the agents' allocation from the master (``GET_AGENTS``), and every
+  ``usage_interval`` seconds that and what the agents measure in use. Its
+  view (ipywidgets in Jupyter, :meth:`Dashboard.text` elsewhere) is redrawn at most
+  every ``refresh`` seconds.
+* When the stream breaks (a master failover, a dropped connection, no heartbeat for
+  three heartbeat intervals) it reconnects, finding the leader again for a ``zk://``
+  cluster, and starts over from the new SUBSCRIBED; after ``reconnect_for`` seconds
+  without a stream it stops, with :attr:`Dashboard.error` saying why, and
+  :meth:`Dashboard.wait` raises instead of blocking. :meth:`Dashboard.stop` closes it.
 
 Example::
 
     dash = cluster.dashboard()     # shows itself in a notebook
-    ...
+    dash.wait(lambda m: m.state_counts()["TASK_FINISHED"] >= 10, timeout=60)
     dash.stop()
 """
 
@@ -20,8 +30,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
@@ -30,10 +43,11 @@ from mesonb.client import state
 UI_STATES = ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING",
              "TASK_FINISHED", "TASK_KILLED", "TASK_FAILED", "TASK_LOST")
 RECENT = 20
+CHANGES_ALLOCATION = ("TASK_ADDED", "TASK_UPDATED", "FRAMEWORK_REMOVED", "AGENT_ADDED")
 
 
 class DashboardModel:
-    """The cluster as the operator stream tells it (see the module docstring)."""
+    """The cluster as the operator stream and the master's agent records tell it."""
 
     def __init__(self) -> None:
         self.agents: dict[str, dict[str, Any]] = {}
@@ -42,17 +56,22 @@ class DashboardModel:
         self.used: dict[str, dict[str, float]] = {}
         self.events = 0
         self.heartbeats = 0
+        self.heartbeat_interval = 15.0
         self.subscribed = False
+        # task events came since the agents' allocation was last read (set_agents)
+        self.stale = False
 
     def feed(self, event: dict[str, Any]) -> None:
         kind = event.get("type", "")
         body = event.get(kind.lower()) or {}
         self.events += 1
+        if kind in CHANGES_ALLOCATION:
+            self.stale = True
         if kind == "SUBSCRIBED":
             self.subscribed = True
+            self.heartbeat_interval = float(body.get("heartbeat_interval_seconds") or 15.0)
             whole = body.get("get_state", {})
-            self.agents = {r["agent_id"]: r for r in
-                           state.agent_records(whole.get("get_agents", {}))}
+            self.set_agents(whole.get("get_agents", {}))
             self.frameworks = {r["framework_id"]: r for r in
                                state.framework_records(whole.get("get_frameworks", {}))}
             self.tasks = OrderedDict()
@@ -90,6 +109,11 @@ class DashboardModel:
         elif kind == "HEARTBEAT":
             self.heartbeats += 1
 
+    def set_agents(self, get_agents: dict[str, Any]) -> None:
+        """The agents as the master books them now (``GET_AGENTS``): totals, allocated
+        (tasks and executors) and offered."""
+        self.agents = {r["agent_id"]: r for r in state.agent_records(get_agents)}
+
     # -- what the views show ---------------------------------------------------------
     def state_counts(self) -> dict[str, int]:
         counts = dict.fromkeys(UI_STATES, 0)
@@ -105,26 +129,22 @@ class DashboardModel:
         return counts
 
     def agent_bars(self) -> list[dict[str, Any]]:
-        """Per agent and resource: ``total``, ``allocated`` (the agent's live tasks, as
-        the stream tells them) and ``used`` (its own report, when known)."""
-        allocated: dict[str, dict[str, float]] = {a: dict.fromkeys(state.SCALARS, 0.0)
-                                                  for a in self.agents}
-        for task in self.tasks.values():
-            if task.get("state") in state.TERMINAL_STATES or task.get("agent_id") \
-                    not in allocated:
-                continue
-            for r in state.SCALARS:
-                allocated[task["agent_id"]][r] += float(task.get(r) or 0.0)
+        """Per agent (``agent`` is its ``host:port``) and resource it has: ``total``,
+        ``allocated`` and ``offered`` (the master's books at the last agent read) and
+        ``used`` (what the agent measures; None when it does not)."""
         bars = []
         for agent_id, row in self.agents.items():
             for r in state.SCALARS:
                 total = float(row.get(f"{r}_total") or 0.0)
                 if not total:
                     continue
+                used = self.used.get(agent_id, {}).get(r)
                 bars.append({"agent_id": agent_id, "hostname": row.get("hostname", ""),
+                             "agent": f"{row.get('hostname', '')}:{row.get('port', '')}",
                              "resource": r, "total": total,
-                             "allocated": allocated[agent_id][r],
-                             "used": self.used.get(agent_id, {}).get(r)})
+                             "allocated": float(row.get(f"{r}_allocated") or 0.0),
+                             "offered": float(row.get(f"{r}_offered") or 0.0),
+                             "used": None if used is None or math.isnan(used) else used})
         return bars
 
     def recent_tasks(self, n: int = RECENT) -> list[dict[str, Any]]:
@@ -137,66 +157,201 @@ class DashboardModel:
 class Dashboard:
     """The live view of a :class:`DashboardModel` fed from a cluster's master."""
 
-    def __init__(self, cluster: Any, refresh: float = 0.5, usage_interval: float = 2.0) -> None:
+    def __init__(self, cluster: Any, refresh: float = 0.5, usage_interval: float = 2.0,
+                 reconnect_for: float = 30.0) -> None:
         self.cluster = cluster
-        self.usage_interval = usage_interval
-        self._usage: asyncio.Future[None] | None = None
-        self.model = DashboardModel()
         self.refresh = refresh
-        self.stopped = False
+        self.usage_interval = usage_interval
+        self.reconnect_for = reconnect_for
+        self.model = DashboardModel()
+        self.stopped = False  # no longer live: stop() or the stream could not come back
+        self.connected = False
+        self.error: str | None = None  # why it stopped, when it was not stop()
+        self.lost: str | None = None  # why the last stream ended
+        self.reconnects = 0
+        self.url = ""  # the master the stream is on
         self.updates = 0
         self._stream: Any = None
+        self._conn: Any = None
+        self._poller: asyncio.Future[None] | None = None
+        self._agents_pending = False
+        self._background: set[asyncio.Future[None]] = set()
+        self._closed = False
         self._lock = threading.Lock()
         self._dirty = False
         self._subscribed = threading.Event()
         self._changed = threading.Condition(self._lock)
         self._widget: Any = None
+        self._rows: dict[tuple[str, str], Any] = {}
         self._task = cluster._lt.run(self._start(), 30)
         cluster._closers.append(self._stop)
 
-    async def _start(self) -> asyncio.Task[None]:
-        from mesonb.frameworks.driver import resolve_master_url
-        from mesonb.http.client import open_stream
+    # -- the stream (loop thread) ----------------------------------------------------
+    async def _start(self) -> asyncio.Future[None]:
+        await self._connect()
+        return asyncio.ensure_future(self._run())
+
+    async def _connect(self) -> None:
+        from mesonb.frameworks.driver import _redirect, resolve_master_url
+        from mesonb.http.client import Connection, HTTPError, open_stream
 
         url = await resolve_master_url(self.cluster.address)  # zk:// or host:port
-        self._stream = await open_stream(url, "/api/v1",
-                                         {"type": "SUBSCRIBE"}, self.cluster._headers)
-        return asyncio.ensure_future(self._read())
+        for _ in range(3):
+            try:
+                stream = await open_stream(url, "/api/v1", {"type": "SUBSCRIBE"},
+                                           self.cluster._headers)
+                break
+            except HTTPError as exc:  # a standby names the leader
+                if exc.status != 307 or not exc.headers.get("location"):
+                    raise
+                url = _redirect(url, exc.headers["location"])
+        else:
+            raise ConnectionError(f"{url}: too many redirects")
+        if self._conn is not None:
+            self._conn.close()
+        self._stream, self.url = stream, url
+        self._conn = Connection.to(url, self.cluster._headers)
+
+    async def _run(self) -> None:
+        first = True
+        while not self.stopped:
+            if not first and not await self._reconnect():
+                return
+            first = False
+            try:
+                await self._read()
+                reason = "the master closed the operator stream"
+            except TimeoutError:
+                reason = "no heartbeat from the master"
+            except Exception as exc:  # reset, refused, a torn record: the stream is gone
+                reason = f"the operator stream broke ({exc or type(exc).__name__})"
+            finally:
+                self._stream.close()
+            if self.stopped:
+                return
+            with self._lock:
+                self.connected, self.lost = False, reason
+                self._changed.notify_all()
+            self._schedule_refresh()
+
+    async def _reconnect(self) -> bool:
+        """Subscribe again (to the new leader of a zk:// cluster) until ``reconnect_for``
+        runs out; then stop with :attr:`error`. True when a new stream is open."""
+        from mesonb.http.client import HTTPError
+
+        deadline = time.monotonic() + self.reconnect_for
+        delay = 0.1
+        while not self.stopped:
+            try:
+                await self._connect()
+                self.reconnects += 1
+                return True
+            except (OSError, ConnectionError, TimeoutError, ValueError, HTTPError) as exc:
+                last = str(exc) or type(exc).__name__
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._give_up(f"{self.lost}; no stream for {self.reconnect_for:g}s "
+                              f"(last: {last})")
+                return False
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, 2.0)
+        return False
+
+    def _give_up(self, reason: str) -> None:
+        with self._lock:
+            self.stopped, self.connected, self.error = True, False, reason
+            self._changed.notify_all()
+        if self._poller is not None:
+            self._poller.cancel()
+        if self._widget is not None:
+            self._draw()
 
     async def _read(self) -> None:
         from mesonb.protocol.recordio import Decoder
 
         decoder = Decoder()
+        chunks = self._stream.chunks
+        while True:
+            try:
+                chunk = await asyncio.wait_for(anext(chunks),
+                                               3 * self.model.heartbeat_interval)
+            except StopAsyncIteration:
+                return
+            subscribed = False  # this batch holds the stream's SUBSCRIBED
+            with self._lock:
+                for record in decoder.feed(chunk):
+                    event = json.loads(record)
+                    subscribed = subscribed or event.get("type") == "SUBSCRIBED"
+                    self.model.feed(event)
+                self._changed.notify_all()
+            if subscribed:
+                await self._subscribed_again()
+            elif self.model.stale:
+                self._schedule_agents()
+            self._schedule_refresh()
+
+    async def _subscribed_again(self) -> None:
+        """A (new) stream started: measure usage now, then poll it."""
+        with contextlib.suppress(OSError, ConnectionError, TimeoutError, ValueError):
+            await self._read_agents(measure=True)
+        with self._lock:
+            self.connected, self.lost = True, None
+            self._changed.notify_all()
+        self._subscribed.set()
+        if self._poller is None:
+            self._poller = asyncio.ensure_future(self._poll())
+
+    async def _read_agents(self, measure: bool) -> None:
+        """The master's agent records (allocated includes executors) and, with
+        ``measure``, what the agents measure in use."""
+        from mesonb.http.client import HTTPError
+
+        self.model.stale = False  # events from now on ask for another read
+        conn = self._conn
         try:
-            async for chunk in self._stream.chunks:
-                with self._lock:
-                    for record in decoder.feed(chunk):
-                        self.model.feed(json.loads(record))
-                    self._changed.notify_all()
-                if self.model.subscribed and not self._subscribed.is_set():
-                    await self._measure()
-                    self._subscribed.set()
-                    self._usage = asyncio.ensure_future(self._poll_usage())
-                self._schedule_refresh()
-        except (OSError, asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            self._stream.close()
+            agents = await asyncio.wait_for(state.operator_call(conn, "GET_AGENTS"), 10)
+        except HTTPError as exc:
+            raise ConnectionError(str(exc)) from exc
+        except BaseException:  # cut short: its answer must not be read by the next call
+            conn.close()
+            raise
+        used = await state.agents_used(agents, self.cluster._headers) if measure else None
+        with self._lock:
+            self.model.set_agents(agents)
+            if used is not None:
+                self.model.used = used
+            self._changed.notify_all()
+        self._schedule_refresh()
 
-    async def _measure(self) -> None:
-        """Read what the agents measure in use (psutil); the master does not know it."""
-        self.model.used = await state.agents_used(
-            {"agents": [{"agent_info": {"id": {"value": a}, "hostname": r["hostname"],
-                                        "port": r["port"]}}
-                        for a, r in self.model.agents.items()]},
-            self.cluster._headers)
+    def _schedule_agents(self) -> None:
+        """Re-read the agents soon (after ``refresh`` seconds, at most a quarter of a
+        second, so that a burst of events costs one read), one read at a time."""
+        if self._agents_pending:
+            return
+        self._agents_pending = True
 
-    async def _poll_usage(self) -> None:
-        """Usage changes without master events: ask the agents every ``usage_interval``."""
+        async def later() -> None:
+            try:
+                await asyncio.sleep(min(self.refresh, 0.25))
+                await self._read_agents(measure=False)
+            except (OSError, ConnectionError, TimeoutError, ValueError):
+                pass  # the stream's own failure handling takes over
+            finally:
+                self._agents_pending = False
+            if self.model.stale and not self.stopped:
+                self._schedule_agents()
+
+        task = asyncio.ensure_future(later())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _poll(self) -> None:
+        """Usage changes without master events: ask every ``usage_interval``."""
         while not self.stopped:
             await asyncio.sleep(self.usage_interval)
-            await self._measure()
-            self._schedule_refresh()
+            if self.connected:
+                with contextlib.suppress(OSError, ConnectionError, TimeoutError, ValueError):
+                    await self._read_agents(measure=True)
 
     def _schedule_refresh(self) -> None:
         if self._dirty:
@@ -211,16 +366,41 @@ class Dashboard:
         if self._widget is not None:
             self._draw()
 
+    # -- waiting (any thread but the loop's) ------------------------------------------
     def wait_subscribed(self, timeout: float = 30.0) -> Dashboard:
-        if not self._subscribed.wait(timeout):
-            raise TimeoutError("the operator stream did not start")
-        return self
+        """Wait until the stream has started (once); ConnectionError if it stopped for
+        lack of a stream, TimeoutError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.error:
+                raise ConnectionError(f"the dashboard stopped: {self.error}")
+            if self._subscribed.wait(min(0.1, max(deadline - time.monotonic(), 0))):
+                return self
+            if time.monotonic() >= deadline:
+                raise TimeoutError("the operator stream did not start")
 
-    def wait(self, predicate: Any, timeout: float = 30.0) -> bool:
-        """Wait until ``predicate(model)`` holds (checked on every batch of events)."""
+    def wait(self, predicate: Callable[[DashboardModel], Any], timeout: float = 30.0) -> bool:
+        """Wait until ``predicate(model)`` holds (checked after every change); False if
+        ``timeout`` runs out, ConnectionError if the dashboard stopped for lack of a
+        stream (a dashboard stopped by :meth:`stop` returns at once)."""
         with self._changed:
             self._changed.wait_for(lambda: self.stopped or predicate(self.model), timeout)
-            return bool(predicate(self.model))
+            if predicate(self.model):
+                return True
+            if self.error:
+                raise ConnectionError(f"the dashboard stopped: {self.error}")
+            return False
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return f"stopped: {self.error}"
+        if self.stopped:
+            return "stopped"
+        if not self.connected:
+            return f"reconnecting ({self.lost})" if self.lost else "connecting"
+        again = f", {self.reconnects} reconnections" if self.reconnects else ""
+        return f"live from {self.url}{again}"
 
     # -- views -----------------------------------------------------------------------
     def show(self) -> Dashboard:
@@ -236,31 +416,55 @@ class Dashboard:
         import ipywidgets as w
 
         if self._widget is None:
+            self._title = w.HTML()
             self._bars = w.VBox()
             self._counts = w.HTML()
             self._tasks = w.HTML()
             self._frameworks = w.HTML()
-            self._widget = w.VBox([w.HTML("<b>mesonb cluster</b>"), self._bars, self._counts,
+            self._widget = w.VBox([self._title, self._bars, self._counts,
                                    self._frameworks, self._tasks])
             self._draw()
         return self._widget
 
-    def _draw(self) -> None:
+    def _bar_row(self, key: tuple[str, str]) -> Any:
+        """One agent's resource: label, an allocated bar, a used bar, numbers."""
         import ipywidgets as w
 
+        row = self._rows.get(key)
+        if row is None:
+            layout = {"width": "22em"}
+            row = w.HBox([
+                w.Label(layout={"width": "16em"}),
+                w.VBox([w.FloatProgress(min=0, description="allocated", bar_style="info",
+                                        layout=layout),
+                        w.FloatProgress(min=0, description="used", bar_style="success",
+                                        layout=layout)]),
+                w.Label()])
+            self._rows[key] = row
+        return row
+
+    def _draw(self, resend: bool = False) -> None:
+        """Redraw; ``resend`` sends every widget's whole state again, from this thread
+        (the last picture then belongs to the calling cell, e.g. in a saved notebook)."""
         with self._lock:
             bars = self.model.agent_bars()
             counts = self.model.state_counts()
             recent = self.model.recent_tasks()
             frameworks = self.model.active_frameworks()
+        self._title.value = f"<b>mesonb cluster</b> <small>{escape(self.status)}</small>"
         rows = []
         for bar in bars:
-            used = "" if bar["used"] is None else f", used {bar['used']:g}"
-            rows.append(w.HBox([
-                w.Label(f"{bar['hostname']} {bar['resource']}", layout={"width": "14em"}),
-                w.FloatProgress(value=bar["allocated"], min=0, max=bar["total"],
-                                bar_style="info"),
-                w.Label(f"{bar['allocated']:g} / {bar['total']:g} allocated{used}")]))
+            row = self._bar_row((bar["agent_id"], bar["resource"]))
+            label, pair, numbers = row.children
+            allocated, used = pair.children
+            label.value = f"{bar['agent']} {bar['resource']}"
+            for progress in (allocated, used):
+                progress.max = bar["total"]
+            allocated.value = min(bar["allocated"], bar["total"])
+            used.value = min(bar["used"] or 0.0, bar["total"])
+            used.description = "used" if bar["used"] is not None else "used n/a"
+            numbers.value = _numbers(bar)
+            rows.append(row)
         self._bars.children = rows
         self._counts.value = _table(["state", "tasks"], [
             (s.removeprefix("TASK_").title(), n) for s, n in counts.items()])
@@ -269,37 +473,61 @@ class Dashboard:
         self._tasks.value = _table(["task", "name", "state", "agent"], [
             (t["task_id"], t.get("name", ""), t.get("state", ""), t.get("agent_id", ""))
             for t in recent])
+        if resend:
+            _resend(self._widget)
 
     def text(self) -> str:
         with self._lock:
             counts = self.model.state_counts()
             bars = self.model.agent_bars()
-        lines = ["  ".join(f"{s.removeprefix('TASK_').title()} {n}" for s, n in counts.items())]
-        lines += [f"{b['hostname']} {b['resource']}: {b['allocated']:g}/{b['total']:g}"
-                  for b in bars]
+        lines = [self.status,
+                 "  ".join(f"{s.removeprefix('TASK_').title()} {n}" for s, n in counts.items())]
+        lines += [f"{b['agent']} {b['resource']}: {_numbers(b)}" for b in bars]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"<mesonb.Dashboard {'stopped' if self.stopped else 'live'}>\n{self.text()}"
+        return f"<mesonb.Dashboard {self.status}>\n{self.text()}"
 
     # -- stopping ----------------------------------------------------------------------
     def stop(self) -> None:
         """Close the operator stream; the view keeps its last picture."""
-        if self.stopped:
+        if self._closed:
             return
         if self._stop in self.cluster._closers:
             self.cluster._closers.remove(self._stop)
         self.cluster._lt.run(self._stop(), 30)
 
     async def _stop(self) -> None:
-        self.stopped = True
+        self._closed = True
+        with self._lock:
+            self.stopped, self.connected = True, False
+            self._changed.notify_all()
         if self._stream is not None:
             self._stream.close()
-        if self._usage is not None:
-            self._usage.cancel()
+        if self._poller is not None:
+            self._poller.cancel()
+        for task in list(self._background):
+            task.cancel()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
+        if self._conn is not None:
+            self._conn.close()
+        if self._widget is not None:
+            self._draw(resend=True)
+
+
+def _resend(widget: Any) -> None:
+    """Send ``widget``'s state and its descendants' (layouts and styles keep theirs)."""
+    widget.send_state()
+    for child in getattr(widget, "children", ()):
+        _resend(child)
+
+
+def _numbers(bar: dict[str, Any]) -> str:
+    used = "not measured" if bar["used"] is None else f"{bar['used']:.3g}"
+    offered = f", {bar['offered']:g} offered" if bar.get("offered") else ""
+    return (f"{bar['allocated']:g} / {bar['total']:g} allocated{offered}, used {used}")
 
 
 def _table(head: list[str], rows: list[tuple[Any, ...]]) -> str:

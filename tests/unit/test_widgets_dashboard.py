@@ -9,10 +9,11 @@ def res(**scalars):
     return [{"name": k, "type": "SCALAR", "scalar": {"value": v}} for k, v in scalars.items()]
 
 
-def agent(aid):
+def agent(aid, allocated=None, offered=None):
     return {"agent_info": {"id": {"value": aid}, "hostname": f"h-{aid}", "port": 5051},
-            "total_resources": res(cpus=2, mem=1024), "allocated_resources": [],
-            "offered_resources": []}
+            "total_resources": res(cpus=2, mem=1024),
+            "allocated_resources": res(**(allocated or {})),
+            "offered_resources": res(**(offered or {}))}
 
 
 def task(tid, aid, state, cpus):
@@ -46,10 +47,19 @@ def test_events_drive_counts_bars_and_recent_tasks():
     assert list(counts) == list(UI_STATES)
     assert counts["TASK_RUNNING"] == 1 and counts["TASK_FAILED"] == 1
     assert counts["TASK_FINISHED"] == 1 and counts["TASK_STAGING"] == 0
+    assert m.stale  # task events: the master's allocation is to be read again
+    # allocated is the master's book (GET_AGENTS): tasks and executors alike
+    m.set_agents({"agents": [agent("A", {"cpus": 0.1, "mem": 64}),
+                             agent("B", {"cpus": 1.1, "mem": 128}, {"cpus": 0.5})]})
+    m.used = {"B": {"cpus": 0.25, "mem": 100.0, "disk": float("nan")}}
     bars = {(b["agent_id"], b["resource"]): b for b in m.agent_bars()}
-    assert bars[("B", "cpus")]["allocated"] == 1.0 and bars[("B", "cpus")]["total"] == 2.0
-    assert bars[("A", "cpus")]["allocated"] == 0.0
-    assert bars[("B", "mem")]["allocated"] == 64.0
+    assert set(bars) == {(a, r) for a in "AB" for r in ("cpus", "mem")}
+    assert bars[("B", "cpus")] == {"agent_id": "B", "hostname": "h-B", "agent": "h-B:5051",
+                                   "resource": "cpus",
+                                   "total": 2.0, "allocated": 1.1, "offered": 0.5,
+                                   "used": 0.25}
+    assert bars[("A", "cpus")]["allocated"] == 0.1 and bars[("A", "cpus")]["used"] is None
+    assert bars[("B", "mem")]["allocated"] == 128.0 and bars[("B", "mem")]["used"] == 100.0
     assert [t["task_id"] for t in m.recent_tasks()] == ["old", "t2", "t1"]
     assert m.heartbeats == 1 and [f["name"] for f in m.active_frameworks()] == ["fw"]
     m.feed({"type": "AGENT_REMOVED", "agent_removed": {"agent_id": {"value": "B"}}})
@@ -57,3 +67,42 @@ def test_events_drive_counts_bars_and_recent_tasks():
     m.feed({"type": "FRAMEWORK_REMOVED", "framework_removed": {
         "framework_info": {"id": {"value": "F"}}}})
     assert m.active_frameworks() == []
+
+
+def test_subscribed_takes_allocation_and_heartbeat_interval_from_the_master():
+    m = DashboardModel()
+    m.feed({"type": "SUBSCRIBED", "subscribed": {"heartbeat_interval_seconds": 2.5,
+            "get_state": {"get_agents": {"agents": [agent("A", {"cpus": 0.3})]}}}})
+    assert m.heartbeat_interval == 2.5 and not m.stale
+    [cpus] = [b for b in m.agent_bars() if b["resource"] == "cpus"]
+    assert cpus["allocated"] == 0.3  # e.g. an executor with no task left
+    m.feed({"type": "HEARTBEAT"})
+    assert not m.stale
+    m.feed({"type": "FRAMEWORK_REMOVED", "framework_removed": {
+        "framework_info": {"id": {"value": "F"}}}})
+    assert m.stale  # its executors go with it
+
+
+def test_dashboard_text_and_bars_when_stopped_without_a_cluster():
+    """The view's drawing on a model alone: an allocated and a used bar per resource."""
+    from mesonb.widgets.dashboard import Dashboard
+
+    dash = Dashboard.__new__(Dashboard)
+    dash.model = DashboardModel()
+    dash.model.set_agents({"agents": [agent("A", {"cpus": 0.5, "mem": 256})]})
+    dash.model.used = {"A": {"cpus": 0.2, "mem": 300.0}}
+    import threading
+
+    dash._lock = threading.Lock()
+    dash._widget, dash._rows = None, {}
+    dash.stopped, dash.error, dash.connected, dash.lost = True, None, False, None
+    dash.widget()
+    rows = {r.children[0].value: r for r in dash._bars.children}
+    assert set(rows) == {"h-A:5051 cpus", "h-A:5051 mem"}
+    allocated, used = rows["h-A:5051 cpus"].children[1].children
+    assert (allocated.value, allocated.max, used.value, used.max) == (0.5, 2.0, 0.2, 2.0)
+    assert (allocated.description, used.description) == ("allocated", "used")
+    assert rows["h-A:5051 mem"].children[2].value == "256 / 1024 allocated, used 300"
+    text = dash.text()
+    assert text.splitlines()[0] == "stopped"
+    assert "h-A:5051 cpus: 0.5 / 2 allocated, used 0.2" in text

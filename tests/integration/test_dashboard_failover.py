@@ -1,0 +1,75 @@
+"""The dashboard of a ``zk://`` cluster follows a master failover: when the leader dies
+its operator stream breaks, and it subscribes again to the new leader it finds in a real
+ZooKeeper (real master and agent processes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mesonb import Cluster
+from mesonb.testing.processes import Daemon, get_json, kill_processes_under, wait_for
+from mesonb.testing.zookeeper import ZooKeeperServer, zookeeper_jar
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(zookeeper_jar() is None, reason="ZooKeeper is not installed"),
+]
+
+
+def leading(master: Daemon) -> bool:
+    try:
+        state = get_json(master.url + "/master/state", timeout=2)
+    except OSError:
+        return False
+    return state.get("leader") == state.get("pid") and bool(state.get("pid"))
+
+
+def test_dashboard_follows_the_new_leader(tmp_path: Path) -> None:
+    zk = ZooKeeperServer(tmp_path / "zk")
+    daemons: list[Daemon] = []
+    cluster = None
+    try:
+        zk.start()
+        url = zk.url("/mesonb")
+        first = Daemon(["master", "--port", "0", "--work-dir", str(tmp_path / "m1"),
+                        "--zk", url, "--zk-session-timeout", "2"], tmp_path / "m1.log")
+        daemons.append(first)
+        first.wait_listening()
+        wait_for(lambda: leading(first), 20, what="m1 to lead")
+        second = Daemon(["master", "--port", "0", "--work-dir", str(tmp_path / "m2"),
+                         "--zk", url, "--zk-session-timeout", "2"], tmp_path / "m2.log")
+        daemons.append(second)
+        second.wait_listening()
+        agent = Daemon(["agent", "--master", url, "--port", "0", "--work-dir",
+                        str(tmp_path / "agent"), "--resources", "cpus:2;mem:2048"],
+                       tmp_path / "agent.log")
+        daemons.append(agent)
+        agent.wait_listening()
+        wait_for(lambda: len(get_json(first.url + "/master/state")["slaves"]) == 1, 20,
+                 what="the agent on m1")
+
+        cluster = Cluster(url)
+        dash = cluster.dashboard(reconnect_for=60)
+        dash.wait_subscribed(30)
+        assert dash.url == first.url and len(dash.model.agents) == 1
+
+        first.kill()  # the leader dies; its ZooKeeper session expires after 2 s
+        assert dash.wait(lambda m: dash.reconnects >= 1 and dash.connected
+                         and dash.url == second.url and len(m.agents) == 1, 60)
+        assert dash.error is None and not dash.stopped
+        assert dash.status.startswith(f"live from {second.url}")
+        # and it follows the new leader's events
+        fut = cluster.submit(abs, -4, cpus=0.1, mem=64)
+        assert fut.result(60) == 4
+        assert dash.wait(lambda m: m.tasks.get(fut.task_id, {}).get("state")
+                         == "TASK_FINISHED", 30)
+        dash.stop()
+    finally:
+        if cluster is not None:
+            cluster.close()
+        for daemon in reversed(daemons):
+            daemon.stop()
+        kill_processes_under(tmp_path)
+        zk.stop()
