@@ -10,12 +10,17 @@ Example::
 
     futures = cluster.map(square, range(100))
     mesonb.progress(futures)        # a bar in Jupyter; a tqdm bar (blocking) in a terminal
+
+In Jupyter, futures that a bar drawn by the same cell already follows get no second
+one: ``cluster.map`` then ``cluster.gather`` in one cell show one bar, not two (a later
+cell asking again gets a new bar, in its own output).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
@@ -30,21 +35,47 @@ class ProgressModel:
         self._lock = threading.Lock()
         self._all_done = threading.Event()
         self._listeners: list[Callable[[ProgressModel], Any]] = []
+        # id -> (the future, how many times it is in the list), until counted
+        self._uncounted: dict[int, tuple[concurrent.futures.Future, int]] = {}
+        for fut in self.futures:
+            _, n = self._uncounted.get(id(fut), (fut, 0))
+            self._uncounted[id(fut)] = (fut, n + 1)
         if not self.futures:
             self._all_done.set()
-        for fut in self.futures:
+        for fut, _ in list(self._uncounted.values()):
             fut.add_done_callback(self._one_done)
+
+    def _count(self, fut: concurrent.futures.Future) -> bool:
+        """Count a finished future once (under the lock); False if it already was."""
+        _, n = self._uncounted.pop(id(fut), (fut, 0))
+        if not n:
+            return False
+        self.done += n
+        if fut.cancelled():
+            self.cancelled += n
+        elif fut.exception() is not None:
+            self.errors += n
+        return True
 
     def _one_done(self, fut: concurrent.futures.Future) -> None:
         with self._lock:
-            self.done += 1
-            if fut.cancelled():
-                self.cancelled += 1
-            elif fut.exception() is not None:
-                self.errors += 1
+            if not self._count(fut):
+                return
             finished = self.done >= self.total
         for listener in list(self._listeners):
             listener(self)
+        if finished:
+            self._all_done.set()
+
+    def recount(self) -> None:
+        """Count the futures that are done but whose done callbacks have not run yet
+        (they run on the thread that settled them, maybe after a waiter woke)."""
+        with self._lock:
+            counted = [self._count(f) for f, _ in list(self._uncounted.values()) if f.done()]
+            finished = self.done >= self.total
+        if any(counted):
+            for listener in list(self._listeners):
+                listener(self)
         if finished:
             self._all_done.set()
 
@@ -110,13 +141,25 @@ class WidgetProgress:
                                  description="mesonb", bar_style="info")
         self.label = w.HTML("")
         self.widget = w.HBox([self.bar, self.label])
+        self._lock = threading.Lock()
         model.subscribe(self._update)
 
     def _update(self, model: ProgressModel) -> None:
-        self.bar.value = model.done
-        self.label.value = f"<code>{model.summary()}</code>"
-        if model.done >= model.total:
-            self.bar.bar_style = "danger" if model.errors else "success"
+        with self._lock:
+            self.bar.value = model.done
+            self.label.value = f"<code>{model.summary()}</code>"
+            if model.done >= model.total:
+                self.bar.bar_style = "danger" if model.errors else "success"
+
+    def sync(self) -> None:
+        """Catch up with futures settled since the last callback, and send the whole
+        state again from this thread (updates made on other threads may belong to no
+        cell in the front end's eyes)."""
+        self.model.recount()
+        self._update(self.model)
+        with self._lock:
+            for widget in (self.bar, self.label):
+                widget.send_state()
 
     def wait(self, timeout: float | None = None) -> WidgetProgress:
         self.model.wait(timeout)
@@ -138,21 +181,94 @@ def in_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+# future -> (the cell execution that drew a bar for it, that bar); weak both ways, as a
+# bar's model holds its futures
+_drawn: weakref.WeakKeyDictionary[
+    concurrent.futures.Future, tuple[int, weakref.ref[WidgetProgress]]] = \
+    weakref.WeakKeyDictionary()
+_drawn_lock = threading.Lock()
+
+
+def _cell() -> int | None:
+    """The running cell's execution count (None outside a kernel)."""
+    if not in_kernel():
+        return None
+    from IPython import get_ipython
+
+    return getattr(get_ipython(), "execution_count", None)
+
+
+_this_cell: list[weakref.ref[WidgetProgress]] = []  # bars drawn by the running cell
+_hooked = False
+
+
+def _settle_bars(*_: Any) -> None:
+    """IPython ``post_run_cell``: the bars this cell drew catch up now, from the kernel's
+    thread, so that their last picture belongs to the cell (its output, the notebook's
+    saved widget state) even when the last done callbacks run after the cell's code."""
+    with _drawn_lock:
+        bars = [b for b in (ref() for ref in _this_cell) if b is not None]
+        _this_cell.clear()
+    for bar in bars:
+        bar.sync()
+
+
+def _remember(view: WidgetProgress) -> None:
+    global _hooked
+    with _drawn_lock:
+        _this_cell.append(weakref.ref(view))
+        if _hooked:
+            return
+        _hooked = True
+    from IPython import get_ipython
+
+    get_ipython().events.register("post_run_cell", _settle_bars)
+
+
+def drawn_in_this_cell(futures: list[concurrent.futures.Future]) -> WidgetProgress | None:
+    """A bar this cell drew for all of ``futures`` (the first one's), if every one of
+    them has one; else None."""
+    cell = _cell()
+    if cell is None or not futures:
+        return None
+    with _drawn_lock:
+        seen = [_drawn.get(f) for f in futures]
+    if all(s is not None and s[0] == cell for s in seen):
+        return seen[0][1]()  # type: ignore[index]
+    return None
+
+
 def progress(futures: Iterable[concurrent.futures.Future], *, notebook: bool | None = None,
-             wait: bool | None = None, file: TextIO | None = None) -> Any:
+             wait: bool | None = None, file: TextIO | None = None,
+             again: bool = False) -> Any:
     """Show the progress of ``futures``: a widget in Jupyter (returned, displayed, not
-    blocking), else a tqdm bar that blocks until all are done (``wait``)."""
-    model = ProgressModel(futures)
+    blocking), else a tqdm bar that blocks until all are done (``wait``).
+
+    In Jupyter, when this cell already drew a bar for every one of ``futures``, no
+    second bar is drawn (unless ``again``): the view returned is the first one's when it
+    follows exactly these futures, else an undisplayed one over them."""
+    futures = list(futures)
     notebook = in_kernel() if notebook is None else notebook
     if notebook:
-        view: Any = WidgetProgress(model)
-        if in_kernel():
-            from IPython.display import display
+        earlier = None if again else drawn_in_this_cell(futures)
+        if earlier is not None and set(map(id, earlier.model.futures)) == set(map(id, futures)):
+            view: Any = earlier
+        else:
+            view = WidgetProgress(ProgressModel(futures))
+            cell = _cell()
+            if earlier is None and cell is not None:
+                from IPython.display import display
 
-            display(view.widget)
+                display(view.widget)
+                with _drawn_lock:
+                    for fut in futures:
+                        _drawn[fut] = (cell, weakref.ref(view))
+                if in_kernel():
+                    _remember(view)
         if wait:
             view.wait()
         return view
+    model = ProgressModel(futures)
     text = TextProgress(model, file=file)
     if wait is None or wait:
         text.wait()
