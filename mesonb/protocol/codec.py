@@ -86,6 +86,8 @@ class Message:
         except _Invalid as exc:
             where = (path or cls.__name__) + "".join(exc.path)
             raise BadRequest(f"{where}: {exc.message}") from None
+        except RecursionError:  # data built in Python, not read by jsontext.loads
+            raise BadRequest(f"{path or cls.__name__}: nested too deeply") from None
 
     def to_json(self) -> dict[str, Any]:
         """The message as a JSON-ready dict in Mesos's field names."""

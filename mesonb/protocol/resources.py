@@ -54,7 +54,11 @@ def scalar_problem(items: Any) -> tuple[str, str] | None:
         if type(scalar) is not dict or "value" not in scalar:
             continue
         value = scalar["value"]
-        if type(value) not in (int, float, str):
+        kind = type(value)
+        if kind is float or kind is int:
+            if 0 <= value <= MAX_SCALAR:  # the usual case (NaN fails every comparison)
+                continue
+        elif kind is not str:
             continue
         try:
             problem = _scalar_value_problem(float(value), value)

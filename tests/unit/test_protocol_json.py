@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mesonb.master.http.operator import Call as OperatorCall
 from mesonb.protocol.agent import load_calls, load_commands
 from mesonb.protocol.errors import BadRequest
 from mesonb.protocol.executor import ExecutorCall
-from mesonb.protocol.jsontext import MAX_DEPTH, loads
+from mesonb.protocol.jsontext import MAX_DEPTH, loads, nesting_within
 from mesonb.protocol.scheduler import Call
 
 DEEP_ARRAY = "[" * 100_000 + "]" * 100_000
@@ -67,3 +69,27 @@ def test_what_prefixes_the_message_and_plain_json_parses():
         loads(b"\xff\xfe\xff", "body")
     assert loads('{"a": [1, 2.5, "x", null, true]}') == {"a": [1, 2.5, "x", None, True]}
     assert loads(json.dumps({"s": "[" * 500}).encode()) == {"s": "[" * 500}
+
+
+TRICKY = st.text(alphabet='[]{}"\\ab\u00e9\u4e16:,', max_size=8)
+VALUES = st.recursive(
+    st.none() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | TRICKY,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TRICKY, inner, max_size=3),
+    max_leaves=30,
+)
+
+
+def depth(value) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(depth, value), default=0)
+    return 0
+
+
+@given(VALUES, st.booleans(), st.integers(min_value=-1, max_value=1))
+def test_nesting_is_read_off_the_text_exactly(value, ascii_only, offset):
+    text = json.dumps(value, ensure_ascii=ascii_only).encode()
+    limit = max(depth(value) + offset, 0)
+    assert nesting_within(text, limit) is (depth(value) <= limit)
+
