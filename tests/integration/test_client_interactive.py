@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pandas as pd
 import pytest
 
 from mesonb import Cluster
-from mesonb.client import CommandResult
+from mesonb.client import CommandResult, state
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +28,9 @@ def test_cluster_frames_are_typed(cluster):
     assert len(agents) == 2
     assert agents.cpus_total.dtype == "float64" and (agents.cpus_total > 0).all()
     assert not agents.cpus_used.isna().any()  # every agent answered /metrics/snapshot
+    assert not agents.mem_used.isna().any()
+    assert (agents.gpus_total == 0).all() and (agents.gpus_used == 0).all()  # no GPUs
+    assert agents.disk_used.isna().all()  # mesonb's agent does not measure disk (docs)
     assert pd.api.types.is_datetime64_any_dtype(agents.registered_time)
     assert cluster.submit(abs, -3, cpus=0.1, mem=64).result(30) == 3
     tasks = cluster.tasks()
@@ -35,7 +39,51 @@ def test_cluster_frames_are_typed(cluster):
     assert set(tasks.hostname) <= set(agents.hostname)
     frameworks = cluster.frameworks()
     assert cluster.framework_id in set(frameworks.framework_id)
-    assert list(cluster.offers().columns)[:3] == ["offer_id", "framework_id", "agent_id"]
+    fw = cluster.framework("typed")
+    try:
+        held = fw.wait_offer(30)
+        offers = cluster.offers()
+        assert held.id in set(offers.offer_id)
+        assert list(offers.columns)[:3] == ["offer_id", "framework_id", "agent_id"]
+        frames = {"agents": (agents, state.AGENT_COLUMNS),
+                  "tasks": (tasks, state.TASK_COLUMNS),
+                  "frameworks": (frameworks, state.FRAMEWORK_COLUMNS),
+                  "offers": (offers, state.OFFER_COLUMNS),
+                  "fw.offers": (fw.offers(), state.OFFER_COLUMNS)}
+        for name, (df, columns) in frames.items():
+            assert len(df) >= 1, name
+            assert list(df.columns) == list(columns), name
+            for column, kind in columns.items():
+                dtype = df[column].dtype
+                if kind == "str":
+                    assert isinstance(dtype, pd.StringDtype), (name, column, dtype)
+                else:
+                    expected = {"float": "float64", "int": "int64", "bool": "bool",
+                                "time": "datetime64[ns, UTC]"}[kind]
+                    assert dtype == expected, (name, column, dtype)
+    finally:
+        fw.close()
+
+
+def test_next_offer_is_one_that_arrives_after_the_call(cluster):
+    fw = cluster.framework("next")
+    try:
+        first = fw.wait_offer(30)
+        held = fw.offer_list()
+        with pytest.raises(TimeoutError):  # we hold every offer: nothing new can come
+            fw.next_offer(timeout=0.3)
+        got = []
+        waiter = threading.Thread(target=lambda: got.append(fw.next_offer(timeout=30)))
+        waiter.start()
+        wait_for(lambda: fw._cond._waiters, "next_offer to wait")
+        fw.decline(held, refuse_seconds=0.0)  # handed back: the master offers them again
+        waiter.join(35)
+        [fresh] = got
+        assert fresh.id not in {o.id for o in held}
+        assert fresh.seq > max(o.seq for o in held) >= first.seq
+        assert fresh.gone is None and fresh in fw.offer_list()
+    finally:
+        fw.close()
 
 
 def test_launch_a_function_and_a_command_on_chosen_offers(cluster):
@@ -79,13 +127,56 @@ def test_decline_filters_an_agent_until_revive(cluster):
         fw.close()
 
 
+def allocation(cluster):
+    """The master's why-not counters of its last allocation run."""
+    return cluster._lt.run(cluster._get_json("/mesonb/v1/allocation"), 10)
+
+
 def test_suppress_then_revive(cluster):
     fw = cluster.framework("suppressor")
     try:
+        fw.wait_offer(30)
         fw.suppress()
-        fw.decline(fw.offer_list(), refuse_seconds=0.1)
+        fw.decline(fw.offer_list(), refuse_seconds=0.0)  # no filter: only suppress stops them
+        # the master books the suppression: its allocation runs now skip this framework
+        # on every agent they consider, for that reason and no other
+        wait_for(lambda: (c := allocation(cluster)["frameworks"].get(fw.framework_id))
+                 and c["suppressed"] >= 1 and c["offered"] == 0
+                 and sum(c.values()) == c["suppressed"], "the master to skip it as suppressed")
+        runs = cluster._lt.run(cluster._get_json("/metrics/snapshot"), 10)[
+            "allocator/mesos/allocation_runs"]
+        interval = 1.0  # the master's allocation_interval (MasterConfig's default)
+        with pytest.raises(TimeoutError):  # several allocation runs, no offer
+            fw.next_offer(timeout=3 * interval)
+        assert fw.offer_list() == []
+        later = cluster._lt.run(cluster._get_json("/metrics/snapshot"), 10)
+        assert later["allocator/mesos/allocation_runs"] >= runs + 2
+        counts = allocation(cluster)["frameworks"][fw.framework_id]
+        assert counts["suppressed"] >= 1 and counts["offered"] == 0
         fw.revive()
-        assert fw.wait_offer(30).id
+        assert fw.next_offer(30).id
+    finally:
+        fw.close()
+
+
+def test_explain_names_the_framework_holding_the_offers(cluster):
+    fw = cluster.framework("hoarder")
+    try:
+        agents = set(cluster.agents().agent_id)
+        # the functions framework declines and suppresses when idle; then every agent's
+        # free resources go to the hoarder, which keeps them
+        wait_for(lambda: {o.agent_id for o in fw.offer_list()} == agents
+                 and cluster.framework_id not in set(cluster.offers().framework_id),
+                 "the hoarder to hold every agent's offer")
+        pending = cluster.submit(abs, -7, cpus=0.1, mem=32)
+        why = str(pending.explain())
+        assert why.startswith("pending: no agent has cpus")
+        assert f"held in offers to framework hoarder ({fw.framework_id})" in why
+        assert "the call fits once those offers are used, declined or rescinded" in why
+        assert not pending.done()
+        fw.decline(fw.offer_list(), refuse_seconds=600)
+        assert pending.result(30) == 7
+        assert str(pending.explain()) == "not pending: the call is done"
     finally:
         fw.close()
 
@@ -104,11 +195,22 @@ def test_explain_a_call_this_busy_cluster_cannot_place_now(cluster):
         assert str(why).startswith("pending: no agent has cpus")
         assert "closest:" in str(why)
         assert "running" in busy[0]._repr_html_()
+        running = str(busy[0].explain())
+        assert running.startswith("not pending: the call is running on ")
+        assert running.endswith(f"(task {busy[0].task_id})") and "\n" not in running
         pending.cancel()
     finally:
         for fut in busy:
             fut.cancel()
-    assert "pending" not in pending.explain().state
+    assert str(pending.explain()) == "not pending: the call is cancelled"
+
+
+def wait_for(condition, what, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:g}s for {what}")
+        time.sleep(0.02)  # polling a condition with a deadline, not a synchronisation
 
 
 def wait_until_running(cluster, futs, timeout=60):
