@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from typing import TYPE_CHECKING
 
@@ -27,6 +26,7 @@ from mesonb.http.base import JSON, RECORDIO, BaseHandler, method_not_allowed
 from mesonb.protocol import recordio
 from mesonb.protocol.errors import BadRequest, Forbidden
 from mesonb.protocol.executor import ExecutorCall, ExecutorCallType, ExecutorEvent
+from mesonb.protocol.jsontext import loads
 from mesonb.protocol.states import TaskState
 
 if TYPE_CHECKING:
@@ -151,10 +151,7 @@ class ExecutorApiHandler(BaseHandler):
         Answer: 202. Mesos has no such call; the agent announces it with the
         ``Mesonb-Batch: 1`` header of its SUBSCRIBE answer and only mesonb's executor
         driver uses it."""
-        try:
-            items = json.loads(self.request.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"Failed to parse body into executor Calls: {exc}") from None
+        items = loads(self.request.body, "Failed to parse body into executor Calls")
         if not items:
             raise BadRequest("Expecting at least one call in the batch")
         calls = []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import logging
 import sys
 import uuid
@@ -34,6 +35,12 @@ HOLD_OFFERS = 2.0
 # queue, up to this many; then the agent is done for this round. A long queue of tasks too
 # big for what is offered costs a bounded scan, not one of the whole queue per offer.
 LOOK_AHEAD = 64
+# What a launch leaves of its offers is declined for this long: none of the queued tasks
+# fit in it, and resources freed on that agent later make the filter lapse (Mesos
+# offers an agent again once more is free than was declined). New work that finds no
+# offer held REVIVEs, which clears the filters. Re-offering the rest at once (0 s) would
+# cost an allocation run and an OFFERS event per launch for nothing.
+REMAINDER_REFUSE = 5.0
 EXECUTOR_RESOURCES = Resources({"cpus": 0.1, "mem": 64.0})
 # The functions framework's failover_timeout: how long the master keeps its tasks running
 # while no scheduler is subscribed. A master failover disconnects every framework and a new
@@ -76,6 +83,9 @@ class FunctionsScheduler:
         self.executor_ids: dict[str, str] = {}  # agent id -> our executor id there
         self.executor_env = executor_env or {}
         self.suppressed = False
+        # What launches left of agents' offers, declined for REMAINDER_REFUSE; an agent's
+        # entry goes when it is offered again.
+        self.declined: dict[str, Resources] = {}
         self._offer_resources: dict[str, Resources] = {}  # offer id -> its resources, parsed
         self._executor_info: dict[str, Any] | None = None  # the same for every call
         self._kicked = False
@@ -121,6 +131,7 @@ class FunctionsScheduler:
     # -- driver callbacks ------------------------------------------------------------
     def on_offers(self, offers: list[dict[str, Any]]) -> None:
         for offer in offers:
+            self.declined.pop(offer["agent_id"]["value"], None)
             offer_id = offer["id"]["value"]
             self.offers[offer_id] = offer
             self._offer_resources[offer_id] = Resources.from_json(offer["resources"])
@@ -178,8 +189,9 @@ class FunctionsScheduler:
                 await self._place()
                 if self.queue:
                     self._idle_since = None
-                    if not self.offers and self.suppressed:
+                    if not self.offers and (self.suppressed or self._declined_would_do()):
                         self.suppressed = False
+                        self.declined.clear()
                         await self.driver.revive()  # type: ignore[union-attr]
                 elif self.offers or not self.suppressed:
                     now = loop.time()
@@ -192,6 +204,15 @@ class FunctionsScheduler:
                 self._offer_resources.clear()
             except Exception:
                 log.exception("placement failed")
+
+    def _declined_would_do(self) -> bool:
+        """Would a queued task (of the first LOOK_AHEAD) fit in a declined remainder?"""
+        if not self.declined:
+            return False
+        for spec in itertools.islice(self.queue, LOOK_AHEAD):
+            if any(rest.contains(spec.resources) for rest in self.declined.values()):
+                return True
+        return False
 
     async def _release_offers(self) -> None:
         assert self.driver is not None
@@ -253,7 +274,9 @@ class FunctionsScheduler:
             if tasks:
                 for offer_id in ids:
                     self._offer_resources.pop(offer_id, None)
-                calls.append(self.driver.launch(ids, tasks, refuse_seconds=0.0))
+                if free:
+                    self.declined[agent_id] = free
+                calls.append(self.driver.launch(ids, tasks, refuse_seconds=REMAINDER_REFUSE))
             else:
                 self.offers.update({o["id"]["value"]: o for o in offers})
         if len(calls) == 1:

@@ -8,7 +8,6 @@ and is answered ``202 Accepted`` (``200`` with a body for UPDATE_FRAMEWORK).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from typing import Any
@@ -19,6 +18,7 @@ from mesonb.http.base import JSON, RECORDIO, BaseHandler, method_not_allowed
 from mesonb.master.master import Master
 from mesonb.protocol import recordio
 from mesonb.protocol.errors import BadRequest
+from mesonb.protocol.jsontext import loads
 from mesonb.protocol.scheduler import Call, CallType
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,7 @@ def parse(body: bytes) -> Call | list[Call]:
     array of non-SUBSCRIBE calls, validated whole: a 400 names the bad one)."""
     if body.lstrip()[:1] != b"[":
         return Call.parse(body)
-    try:
-        items = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise BadRequest(f"Failed to parse JSON body: {exc}") from None
+    items = loads(body, "Failed to parse body into Calls")
     if not items:
         raise BadRequest("Expecting at least one call in the batch")
     calls = []
