@@ -17,7 +17,8 @@ One record per agent or framework, as small JSON, in a store:
 
 Stores are synchronous; :class:`Registry` runs every store call on one worker thread, so
 writes keep their order and never block the IOLoop. Each write returns a
-``concurrent.futures.Future``; awaiting code wraps it with ``asyncio.wrap_future``.
+``concurrent.futures.Future`` (awaiting code wraps it with ``asyncio.wrap_future``), or
+None when the store already holds that record; a write counts only once it succeeded.
 """
 
 from __future__ import annotations
