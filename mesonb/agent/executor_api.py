@@ -25,7 +25,12 @@ from mesonb.executor.process import TOKEN_ENV
 from mesonb.http.base import JSON, RECORDIO, BaseHandler, method_not_allowed
 from mesonb.protocol import recordio
 from mesonb.protocol.errors import BadRequest, Forbidden
-from mesonb.protocol.executor import ExecutorCall, ExecutorCallType, ExecutorEvent
+from mesonb.protocol.executor import (
+    ExecutorCall,
+    ExecutorCallType,
+    ExecutorEvent,
+    ExecutorEventType,
+)
 from mesonb.protocol.jsontext import loads
 from mesonb.protocol.states import TaskState
 
@@ -38,6 +43,13 @@ log = logging.getLogger(__name__)
 
 
 
+# Events an executor needs soon but not at once: they leave with the next other event or
+# after LAZY_DELAY, so an ACKNOWLEDGED rides with the next LAUNCH instead of costing the
+# executor a wake-up of its own.
+LAZY = frozenset({ExecutorEventType.ACKNOWLEDGED, ExecutorEventType.HEARTBEAT})
+LAZY_DELAY = 0.002
+
+
 class EventStream:
     """The open SUBSCRIBE response of one executor; :meth:`send` writes one event."""
 
@@ -45,6 +57,7 @@ class EventStream:
         self._handler = handler
         self._closed = asyncio.Event()
         self._flush_pending = False
+        self._lazy_flush: asyncio.TimerHandle | None = None
 
     @property
     def closed(self) -> bool:
@@ -52,7 +65,8 @@ class EventStream:
 
     def send(self, event: ExecutorEvent) -> bool:
         """Write ``event``; False when the executor has gone away. Events written in one
-        loop turn are flushed together (one send() for a burst of LAUNCHes)."""
+        loop turn are flushed together (one send() for a burst of LAUNCHes); :data:`LAZY`
+        ones wait up to :data:`LAZY_DELAY` for company."""
         if self.closed:
             return False
         try:
@@ -60,13 +74,21 @@ class EventStream:
         except (StreamClosedError, RuntimeError):
             self.mark_closed()
             return False
-        if not self._flush_pending:
+        if self._flush_pending:
+            return True
+        loop = asyncio.get_running_loop()
+        if event.type not in LAZY:
             self._flush_pending = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop.call_soon(self._flush)
+        elif self._lazy_flush is None:
+            self._lazy_flush = loop.call_later(LAZY_DELAY, self._flush)
         return True
 
     def _flush(self) -> None:
         self._flush_pending = False
+        if self._lazy_flush is not None:
+            self._lazy_flush.cancel()
+            self._lazy_flush = None
         if self.closed:
             return
         try:
