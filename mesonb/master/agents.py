@@ -133,6 +133,7 @@ class AgentMessages:
             master.counters["slave_reregistrations"] += 1
             log.info("agent %s (%s) re-registered", agent_id, agent.hostname)
         agent.attributes = {a.name: a.value() for a in msg.agent_info.attributes or ()}
+        agent.upid = msg.pid or agent.upid
         agent.send, agent.close = None, close
         agent.unreachable_time = None
         agent.pings_missed = 0

@@ -64,8 +64,6 @@ async def test_the_agent_says_its_ip_pid_when_it_registers(tmp_path):
         assert register.register.pid == state["pid"]
 
 
-@pytest.mark.xfail(strict=True, reason="the master must keep the pid of the agent's REGISTER "
-                   "(master/agents.py: agent.upid = msg.pid), which is outside this change")
 async def test_master_and_agent_show_the_same_ip_pid_and_offers_carry_that_ip(tmp_path):
     cluster = ProcessCluster(tmp_path, agents=1).start()
     driver = None
