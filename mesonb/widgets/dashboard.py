@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import threading
 import time
@@ -40,6 +41,7 @@ from typing import Any
 
 from mesonb.client import state
 
+log = logging.getLogger(__name__)
 UI_STATES = ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING",
              "TASK_FINISHED", "TASK_KILLED", "TASK_FAILED", "TASK_LOST")
 RECENT = 20
@@ -336,6 +338,8 @@ class Dashboard:
                 await self._read_agents(measure=False)
             except (OSError, ConnectionError, TimeoutError, ValueError):
                 pass  # the stream's own failure handling takes over
+            except Exception:
+                log.exception("dashboard: reading the agents failed")
             finally:
                 self._agents_pending = False
             if self.model.stale and not self.stopped:
@@ -349,9 +353,14 @@ class Dashboard:
         """Usage changes without master events: ask every ``usage_interval``."""
         while not self.stopped:
             await asyncio.sleep(self.usage_interval)
-            if self.connected:
-                with contextlib.suppress(OSError, ConnectionError, TimeoutError, ValueError):
-                    await self._read_agents(measure=True)
+            if not self.connected:
+                continue
+            try:
+                await self._read_agents(measure=True)
+            except (OSError, ConnectionError, TimeoutError, ValueError):
+                pass  # a broken stream is the reader's to handle; try again next time
+            except Exception:  # never let the poller die quietly: the bars would freeze
+                log.exception("dashboard: reading the agents failed")
 
     def _schedule_refresh(self) -> None:
         if self._dirty:
