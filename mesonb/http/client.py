@@ -136,6 +136,11 @@ class Connection:
                     if attempt == 2:
                         raise
                     continue
+                except BaseException:
+                    # Cancelled or timed out half-way: what is left of the answer would be
+                    # read as the next request's. Drop the connection.
+                    self.close()
+                    raise
                 if head.get("connection", "").lower() == "close":
                     self.close()
                 return Response(status, head, data)

@@ -58,3 +58,4 @@ async def test_a_stream_without_heartbeats_is_dropped_and_resubscribed():
     finally:
         await driver.stop()
         server.stop()
+
