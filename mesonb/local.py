@@ -19,6 +19,7 @@ from pathlib import Path
 from mesonb.agent.agent import Agent
 from mesonb.agent.fingerprint import DEFAULT_PORTS, default_resources, detect_machine
 from mesonb.config import SECRET_ENV, AgentConfig, MasterConfig
+from mesonb.gctune import tune_for_daemon
 from mesonb.master.daemon import MasterDaemon
 from mesonb.protocol.resources import Resources
 
@@ -183,6 +184,7 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    tune_for_daemon()
     try:
         return asyncio.run(serve(args))
     except ValueError as exc:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from mesonb.config import SECRET_ENV, AgentConfig, default_work_dir
+from mesonb.gctune import tune_for_daemon
 
 from .recovery import RECOVER_MODES, RecoveryConfig
 
@@ -110,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"mesonb agent: {exc}", file=sys.stderr)
         return 2
+    tune_for_daemon()
     try:
         return asyncio.run(_serve(agent))
     except UnsafeConfiguration as exc:

@@ -11,7 +11,9 @@ async def start_local(agents: int = 2, *, resources: str | None = None,
                       **options: Any) -> Any:
     """A started :class:`mesonb.local.LocalCluster` on a free loopback port, agents
     registered. Imported here, lazily, so that connecting to a remote cluster does not
-    load the master and agent code."""
+    load the master and agent code. The process's garbage collector is tuned as for a
+    daemon (:mod:`mesonb.gctune`)."""
+    from mesonb.gctune import tune_for_daemon
     from mesonb.local import LocalCluster
 
     cluster = LocalCluster(agents, port=0, work_dir=Path(work_dir) if work_dir else None,
@@ -22,4 +24,5 @@ async def start_local(agents: int = 2, *, resources: str | None = None,
     except BaseException:
         await cluster.stop()
         raise
+    tune_for_daemon()  # the master and agents now live in this process
     return cluster

@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 
 from mesonb.config import SECRET_ENV, MasterConfig
+from mesonb.gctune import tune_for_daemon
 
 from .daemon import MasterDaemon
 
@@ -89,6 +90,7 @@ async def serve(config: MasterConfig) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
+        tune_for_daemon()
         return asyncio.run(serve(config))
     except ValueError as exc:
         log.error("%s", exc)
