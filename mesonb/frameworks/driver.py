@@ -2,9 +2,13 @@
 
 It subscribes, hands events to a handler, sends calls with the stream id, acknowledges
 status updates, and when the stream breaks re-subscribes with its framework id (backoff
-2 s doubling to 15 s, as Mesos advises; at once after a 307 to a new leader). Given a
-``zk://`` URL it finds the leading master in ZooKeeper, and again before every
-reconnection, so it follows a new leader after a failover. It uses
+0.25 s doubling to 15 s; at once after a 307 to a new leader). Given a ``zk://`` URL it
+watches the election in ZooKeeper (:class:`mesonb.discovery.LeaderDetector`): when
+ZooKeeper names another leader it leaves the old master's stream (or a connection still
+opening) at once and re-subscribes to the new one without back-off, so a failover costs
+the old leader's session timeout and little more, even when the old leader hangs rather
+than dies. Without the watch (ZooKeeper unreachable when it started) it looks the leader
+up before every reconnection instead. It uses
 only the public API, exactly what a pymesos framework sees. With a master in its own
 process and loop (``Cluster.local()``) the same calls and events pass in-process, without
 a socket (:mod:`mesonb.http.inproc`).
@@ -61,7 +65,8 @@ def master_url(master: str) -> str:
     parts = urlsplit(master)
     if not parts.hostname:
         raise ValueError(f"bad master address {master!r}: expected host:port")
-    return f"{parts.scheme}://{parts.hostname}:{parts.port or 5050}"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}:{parts.port or 5050}"
 
 
 async def resolve_master_url(master: str, timeout: float = 30.0) -> str:
@@ -114,12 +119,28 @@ class SchedulerDriver:
         self._acks: set[asyncio.Task[Any]] = set()
         self._batching = False  # the master takes arrays of calls (mesonb, not Mesos)
         self._ack_queue: list[dict[str, Any]] = []
+        # With a zk:// master: a watch on the election, so a new leader is met at once.
+        self._detector: discovery.LeaderDetector | None = None
+        self._leader: str | None = None  # the host:port ZooKeeper names, None if unknown
+        self._opening: asyncio.Future[Any] | None = None  # a SUBSCRIBE being sent
+        self._wake = asyncio.Event()  # ends a back-off sleep: a leader was named, or stop()
+        self._moved = False  # the leader changed since the last attempt: restart the back-off
 
     # -- life cycle ------------------------------------------------------------------
     async def start(self, timeout: float = 30.0) -> str:
         """Subscribe (and keep re-subscribing); return the framework id once subscribed."""
         if discovery.is_zk(self.master):
-            self._use(await resolve_master_url(self.master, timeout))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            await self._watch_leader(timeout)
+            if self._leader is not None:
+                self._use(master_url(self._leader))
+            else:  # no leader yet, or no watch: wait for one
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise TimeoutError(f"no leading master under {self.master} "
+                                       f"within {timeout:g}s")
+                self._use(await resolve_master_url(self.master, left))
         self._batching = await self._master_is_mesonb()
         self._task = asyncio.create_task(self._run(), name="mesonb-scheduler-driver")
         waiter = asyncio.create_task(self._subscribed.wait())
@@ -142,12 +163,16 @@ class SchedulerDriver:
             except (OSError, HTTPError) as exc:
                 log.warning("TEARDOWN failed: %s", exc)
         self._stopping = True
+        self._wake.set()
         if self._stream is not None:
             self._stream.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        if self._detector is not None:
+            detector, self._detector = self._detector, None
+            await asyncio.to_thread(detector.stop)
         self._calls.close()
 
     def _use(self, url: str) -> None:
@@ -159,32 +184,91 @@ class SchedulerDriver:
             self._calls.close()
             self._calls = Connection.to(url, self.headers, inproc=True)
 
+    async def _watch_leader(self, timeout: float) -> None:
+        """Start watching the election; if ZooKeeper cannot be reached, leave plain lookups."""
+        loop = asyncio.get_running_loop()
+        detector = discovery.LeaderDetector(
+            self.master, lambda address: loop.call_soon_threadsafe(self._leader_changed, address))
+        try:
+            await asyncio.to_thread(detector.start, timeout)
+        except Exception as exc:
+            log.warning("cannot watch %s (%s); looking the leader up on each reconnection",
+                        self.master, exc)
+            await asyncio.to_thread(detector.stop)
+            return
+        # The first report came through call_soon_threadsafe before to_thread returned,
+        # so self._leader holds it already.
+        if self._stopping:
+            await asyncio.to_thread(detector.stop)
+        else:
+            self._detector = detector
+
+    def _leader_changed(self, address: str | None) -> None:
+        """ZooKeeper names a (new) leader, on the loop: leave another master's stream, or
+        a SUBSCRIBE still waiting for it, at once, and end a back-off sleep."""
+        self._leader = address
+        if address is None or self._stopping:
+            return
+        url = master_url(address)
+        if url != self.url:  # _use logs the move
+            self.stream_id = None  # calls wait for the new subscription
+            self._use(url)
+            self._moved = True
+            if self._opening is not None:
+                self._opening.cancel()
+            if self._stream is not None:
+                self._stream.close()
+        self._wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Back off for ``seconds``, less if ZooKeeper names a leader or stop() is called."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def _find_leader(self) -> bool:
+        """Before a retry: point at the leader ZooKeeper names; False if none is known."""
+        if not discovery.is_zk(self.master):
+            return True
+        if self._detector is not None:  # the watch knows; it ends the sleep when it changes
+            if self._leader is None:
+                return False
+            self._use(master_url(self._leader))
+            return True
+        try:
+            self._use(await resolve_master_url(self.master, self.backoff_max))
+        except (TimeoutError, OSError, ValueError) as exc:
+            log.info("no leading master under %s yet (%s)", self.master, exc)
+            return False
+        return True
+
     async def _run(self) -> None:
         delay = 0.0
-        url = self.url
+        loop = asyncio.get_running_loop()
         while not self._stopping:
             if delay:
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-                if discovery.is_zk(self.master):  # the leader may have changed
-                    try:
-                        self._use(await resolve_master_url(self.master, self.backoff_max))
-                        url = self.url
-                    except (TimeoutError, OSError, ValueError) as exc:
-                        log.info("no leading master under %s yet (%s)", self.master, exc)
-                        delay = self._next_delay(delay)
-                        continue
+                await self._sleep(delay * random.uniform(0.5, 1.0))
+                if self._stopping:
+                    break
+                if self._moved:  # a new leader: its refusals start the back-off over
+                    delay = 0.0
+                if not await self._find_leader():
+                    delay = self._next_delay(delay)
+                    continue
+            self._wake.clear()
+            self._moved = False
+            url = self.url
+            began = loop.time()
             try:
                 await self._subscribe_once(url)
                 delay = 0.0
             except HTTPError as exc:
                 if exc.status == 307 and exc.headers.get("location"):
-                    url = _redirect(url, exc.headers["location"])
-                    self._use(url)
+                    self._use(_redirect(url, exc.headers["location"]))
                     delay = 0.0
                     continue
                 if 400 <= exc.status < 500 and exc.status != 408:
                     raise  # the master refuses this framework: do not spin
-                delay = self._next_delay(delay)
+                delay = 0.0 if self.url != url else self._next_delay(delay)
                 log.info("subscribe to %s failed (%s); retrying", url, exc)
             except FrameworkError as exc:
                 log.warning("the master sent ERROR (%s); the driver stops", exc)
@@ -192,9 +276,20 @@ class SchedulerDriver:
                 self._subscribed.clear()
                 raise
             except (OSError, asyncio.IncompleteReadError, ConnectionError) as exc:
-                # A stream that was up broke (e.g. the leader died): start the back-off
-                # over, so every failover is met quickly, not after the last one's delay.
-                delay = 0.1 if self._subscribed.is_set() else self._next_delay(delay)
+                if self.url != url:
+                    delay = 0.0  # ZooKeeper named another leader: go there at once
+                elif self._subscribed.is_set():
+                    # A stream that was up broke (e.g. the leader died): retry at once on
+                    # the leader the watch names (after 0.1 s if that stream lasted under
+                    # a second, so a master that drops every stream is not hammered), and
+                    # start the back-off over, so every failover is met quickly.
+                    if self._leader is not None and loop.time() - began >= 1.0:
+                        self._use(master_url(self._leader))
+                        delay = 0.0
+                    else:
+                        delay = 0.1
+                else:
+                    delay = self._next_delay(delay)
                 log.info("connection to %s lost (%s); retrying", url, exc)
             if not self._stopping:
                 self.stream_id = None
@@ -211,8 +306,20 @@ class SchedulerDriver:
         if self.framework_id:
             info["id"] = {"value": self.framework_id}
             call["framework_id"] = {"value": self.framework_id}
-        self._stream = stream = await open_stream(url, SCHEDULER_PATH, call, self.headers,
-                                                  inproc=True)
+        self._opening = opening = asyncio.ensure_future(
+            open_stream(url, SCHEDULER_PATH, call, self.headers, inproc=True))
+        try:
+            self._stream = stream = await opening
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # stop()
+            raise ConnectionAbortedError("ZooKeeper named another leader") from None
+        finally:
+            self._opening = None
+        if url != self.url:  # it opened as ZooKeeper named another leader
+            stream.close()
+            raise ConnectionAbortedError("ZooKeeper named another leader")
         self.stream_id = stream.headers.get("mesos-stream-id")
         decoder = Decoder()
         loop = asyncio.get_running_loop()

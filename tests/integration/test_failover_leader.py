@@ -9,6 +9,7 @@ framework re-subscribes with its id and reconciliation shows the task still runn
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 
@@ -135,6 +136,66 @@ async def test_agent_and_framework_follow_the_leader_through_zookeeper(tmp_path:
         if driver is not None:
             await driver.stop(teardown=True)
         for daemon in reversed(daemons):
+            daemon.stop()
+        kill_processes_under(tmp_path)
+        zk.stop()
+
+
+class Subscriptions:
+    """A framework that only records when (and to which master) it subscribed."""
+
+    def __init__(self) -> None:
+        self.at: list[float] = []
+        self.masters: list[str] = []
+
+    def on_subscribed(self, body: dict) -> None:
+        self.at.append(time.monotonic())
+        address = (body.get("master_info") or {}).get("address") or {}
+        self.masters.append(f"{address.get('ip')}:{address.get('port')}")
+
+
+SESSION_TIMEOUT = 2.0  # the masters' --zk-session-timeout in these tests
+
+
+@pytest.mark.parametrize("fault", ["kill", "freeze"])
+async def test_the_driver_follows_a_new_leader_within_the_session_timeout(
+        tmp_path: Path, fault: str) -> None:
+    """kill -9 (the stream breaks at once) or SIGSTOP (the stream stays open, silent) on
+    the leading master: the driver's watch on the election sees the standby take over
+    and re-subscribes to it without back-off, within the session timeout + 1 s."""
+    zk = ZooKeeperServer(tmp_path / "zk")
+    daemons: list[Daemon] = []
+    driver = None
+    try:
+        zk.start()
+        url = zk.url("/mesonb")
+        first = start_master(tmp_path, "m1", url)
+        daemons.append(first)
+        await asyncio.to_thread(wait_for, lambda: leading(first), 20, what="m1 to lead")
+        second = start_master(tmp_path, "m2", url)
+        daemons.append(second)
+        subs = Subscriptions()
+        driver = SchedulerDriver(url, {"user": "tester", "name": "watcher",
+                                       "failover_timeout": 120}, subs)
+        framework_id = await driver.start()
+        assert driver.url == first.url and subs.masters == [first.address]
+
+        t0 = time.monotonic()
+        if fault == "kill":
+            first.kill()
+        else:
+            first.signal(signal.SIGSTOP)
+        await until(lambda: len(subs.at) >= 2, 60, "the framework re-subscribed")
+        took = subs.at[1] - t0
+        print(f"{fault}: re-subscribed with the new leader {took:.2f}s after the fault")
+        assert subs.masters[1] == second.address and driver.url == second.url
+        assert driver.framework_id == framework_id
+        assert took < SESSION_TIMEOUT + 1.0, f"re-subscribed only after {took:.2f}s"
+    finally:
+        if driver is not None:
+            await driver.stop()
+        for daemon in reversed(daemons):
+            daemon.signal(signal.SIGKILL)  # a frozen process ignores SIGTERM until resumed
             daemon.stop()
         kill_processes_under(tmp_path)
         zk.stop()
