@@ -8,6 +8,12 @@ a randomized exponential back-off when the connection drops (a master in this pr
 and loop is reached in-process instead, :mod:`mesonb.http.inproc`). It knows nothing about
 registration: the agent sends REGISTER from ``on_open`` and re-sends it on the same
 :class:`Backoff` until REGISTERED arrives, as Mesos's ``doReliableRegistration`` does.
+
+With a ``zk://`` master it watches the election (:class:`mesonb.discovery.LeaderDetector`).
+When ZooKeeper names a new leader the link leaves the old one, resets the back-off, and
+connects to the new one after a random ``uniform(0, LEADER_SPREAD)`` delay; while that
+leader answers 503 (elected, not serving yet) it retries every ``LEADER_RETRY`` seconds
+rather than on the registration back-off, which by then may have grown to a minute.
 """
 
 from __future__ import annotations
@@ -38,6 +44,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MASTER_PORT = 5050
 MAX_REDIRECTS = 5
+# After a leader change every agent reconnects within uniform(0, LEADER_SPREAD) seconds,
+# so that thousands of them do not all register in the same instant. It is a constant,
+# not scaled with the cluster: an agent does not know how many others there are, and no
+# measurement yet shows a better value than 0.2 s (it adds at most 0.2 s to a failover).
+LEADER_SPREAD = 0.2
+# Seconds between tries while the master ZooKeeper names as leader answers 503.
+LEADER_RETRY = (0.2, 0.5)
 
 
 class Backoff:
@@ -152,6 +165,7 @@ class MasterLink:
         # With a zk:// master: a watch on the election, so a new leader is met at once.
         self._detector: discovery.LeaderDetector | None = None
         self._leader: str | None = None
+        self._trying: str | None = None  # host:port of the connection being opened
 
     @property
     def connected(self) -> bool:
@@ -217,6 +231,8 @@ class MasterLink:
                 conn = await self._connect()
             except Exception as exc:
                 delay = self.backoff.next()
+                if self._leader_not_ready(exc):
+                    delay = min(delay, random.uniform(*LEADER_RETRY))
                 log.warning("cannot reach master %s (%s); retrying in %.2fs",
                             self.master, _describe(exc), delay)
                 await self._sleep(delay)
@@ -225,6 +241,7 @@ class MasterLink:
                 conn.close()
                 break
             self._conn = conn
+            self._wake.clear()  # a wake-up meant for the wait before this connection
             log.info("connected to master %s", self.master_address)
             try:
                 self._on_open()
@@ -271,17 +288,26 @@ class MasterLink:
         self._detector = detector
 
     def _leader_changed(self, address: str | None) -> None:
-        """ZooKeeper names a (new) leader: drop a link to another master and reconnect
-        after a short random delay, which spreads thousands of agents' registrations."""
-        self._leader = address
+        """ZooKeeper names a (new) leader: drop a link to another master, start the
+        back-off over and reconnect after ``uniform(0, LEADER_SPREAD)``, which spreads
+        thousands of agents' registrations."""
+        previous, self._leader = self._leader, address
         if address is None or self._stopping:
             return
+        if address != previous:
+            self.backoff.reset()
         conn = self._conn
-        if conn is not None and self.master_address not in (None, address):
+        if conn is not None:
+            if self.master_address in (None, address):
+                return  # already there
             log.info("the leading master is now %s; leaving %s", address, self.master_address)
             conn.close(1001, "a new master leads")
-        elif conn is None:
-            asyncio.get_running_loop().call_later(random.uniform(0, 0.2), self._wake.set)
+        asyncio.get_running_loop().call_later(random.uniform(0, LEADER_SPREAD), self._wake.set)
+
+    def _leader_not_ready(self, exc: BaseException) -> bool:
+        """The master ZooKeeper names as leader answered 503: elected, not serving yet."""
+        return (isinstance(exc, HTTPClientError) and exc.code == 503
+                and self._leader is not None and self._trying == self._leader)
 
     async def _connect(self) -> WebSocketClientConnection:
         if discovery.is_zk(self.master) and self._detector is None:
@@ -299,6 +325,7 @@ class MasterLink:
             self.master_address = address
             return link  # type: ignore[return-value]
         for _ in range(MAX_REDIRECTS + 1):
+            self._trying = urlsplit(url).netloc
             request = HTTPRequest(
                 url,
                 headers=headers,
@@ -319,9 +346,11 @@ class MasterLink:
         raise ConnectionError(f"too many redirects from {self.master}")
 
     async def _sleep(self, seconds: float) -> None:
-        self._wake.clear()
+        """Wait ``seconds``, or less when woken (a new leader, stop()). A wake-up that came
+        while connecting is not lost: it ends this wait at once."""
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
 
 
 def _describe(exc: BaseException) -> str:
