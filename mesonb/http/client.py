@@ -197,9 +197,13 @@ async def open_stream(url: str, path: str, payload: Any,
                 raise HTTPError(answer.status, answer.body, answer.headers)
             return Stream(answer.status, answer.headers, channel.items(), channel.hang_up)
     reader, writer = await conn._open()
-    writer.write(conn._encode("POST", path, body, request_headers))
-    await writer.drain()
-    status, head = await _read_head(reader)
+    try:
+        writer.write(conn._encode("POST", path, body, request_headers))
+        await writer.drain()
+        status, head = await _read_head(reader)
+    except BaseException:  # refused, or cancelled while the master has not answered
+        writer.close()
+        raise
     if status != 200:
         length = int(head.get("content-length", "0") or 0)
         data = await reader.read(length) if length else b""

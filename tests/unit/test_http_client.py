@@ -39,3 +39,38 @@ async def test_a_request_cancelled_half_way_does_not_leave_its_answer_to_the_nex
     finally:
         conn.close()
         server.stop()
+
+
+class NeverAnswers(tornado.web.RequestHandler):
+    """Holds every request open; counts the connections closed by the client."""
+
+    arrived = closed = 0
+
+    async def post(self) -> None:
+        NeverAnswers.arrived += 1
+        self._gone = asyncio.Event()
+        await self._gone.wait()
+
+    def on_connection_close(self) -> None:
+        NeverAnswers.closed += 1
+        self._gone.set()
+
+
+async def test_a_stream_cancelled_before_the_answer_closes_its_connection():
+    from mesonb.http.client import open_stream
+
+    app = tornado.web.Application([("/s", NeverAnswers)])
+    server = app.listen(0, "127.0.0.1")
+    port = next(iter(server._sockets.values())).getsockname()[1]
+    try:
+        waiting = asyncio.ensure_future(open_stream(f"http://127.0.0.1:{port}", "/s", {}))
+        deadline = asyncio.get_running_loop().time() + 5
+        while NeverAnswers.arrived == 0:
+            assert asyncio.get_running_loop().time() < deadline, "the request never came"
+            await asyncio.sleep(0.01)
+        waiting.cancel()
+        while NeverAnswers.closed == 0:
+            assert asyncio.get_running_loop().time() < deadline, "the socket stayed open"
+            await asyncio.sleep(0.01)
+    finally:
+        server.stop()
