@@ -26,6 +26,7 @@ import asyncio
 import atexit
 import base64
 import concurrent.futures
+import contextlib
 import getpass
 import itertools
 import logging
@@ -373,6 +374,9 @@ class Cluster:
             if not self._could_hold(need):
                 self._finish(job, exc=ResourceError(self._too_big(job.resources)))
                 return
+        if job.future.done():  # cancelled meanwhile
+            self._finish(job)
+            return
         if job.call is not None and len(job.call) > INLINE_MAX:
             job.call_url = self._blobs.put(job.call)
         if not job.deps:
@@ -417,14 +421,25 @@ class Cluster:
         self._scheduler.enqueue(spec)
 
     def _cancel(self, fut: Future) -> None:
+        """``fut`` was cancelled (any thread)."""
+        with contextlib.suppress(RuntimeError):  # a closed loop: the cluster's calls are over
+            self._lt.call_soon(self._cancelled, fut)
+
+    def _cancelled(self, fut: Future) -> None:
+        """On the loop: forget a call not launched yet (waiting for its dependencies, or
+        queued in the scheduler) with its out-of-band data; KILL a launched one, which
+        is forgotten on its terminal update."""
         job = self._jobs.get(fut.key)
-        if job is not None and fut.task_id is not None:
-            self._lt.call_soon(self._scheduler.kill, fut.task_id)
+        if job is None:
+            return
+        if fut.task_id is None or self._scheduler.kill(fut.task_id):
+            self._finish(job, settle=False)
 
     def _finish(self, job: _Job, value: Any = None, exc: BaseException | None = None,
                 settle: bool = True) -> None:
         self._jobs.pop(job.future.key, None)
         self._blobs.drop(job.call_url)
+        job.call = job.call_url = None  # dependency callbacks may hold the job a while
         if settle:
             job.future._settle(value, exc)
 

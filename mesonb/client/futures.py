@@ -79,12 +79,20 @@ class Future(concurrent.futures.Future):
         return explain_future(self, timeout)
 
     def cancel(self) -> bool:
-        """Cancel a queued call, or KILL its running task; False once finished."""
-        with self._condition:
-            if self._state == concurrent.futures._base.FINISHED:
-                return False
-        self._cluster._cancel(self)
-        return super().cancel()
+        """Cancel a queued call, or KILL its running task; False once finished.
+
+        The future is done at once (``wait``, ``as_completed`` and executor shutdowns see
+        it); the call's bookkeeping and out-of-band data are freed, and a launched task is
+        KILLed, on the client's loop."""
+        if not super().cancel():  # False once finished (these futures never run "RUNNING")
+            return False
+        with self._condition:  # waiters are told once, by the first cancel() to get here
+            first = self._state == concurrent.futures._base.CANCELLED
+            if first:
+                self.set_running_or_notify_cancel()
+        if first:
+            self._cluster._cancel(self)
+        return True
 
     def __await__(self) -> Generator[Any, None, Any]:
         return asyncio.wrap_future(self).__await__()

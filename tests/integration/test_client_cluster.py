@@ -41,6 +41,24 @@ def task_state(cluster, task_id):
     return states.get(task_id)
 
 
+def on_loop(cluster, fn):
+    """``fn()`` on the client's loop (where the embedded master runs too)."""
+    async def call():
+        return fn()
+    return cluster._lt.run(call(), 10)
+
+
+def master_task(cluster, task_id):
+    """The master's own record of a task (its TaskInfo, ``data`` included)."""
+    def find():
+        framework = cluster.local.master.master.book.frameworks[cluster.framework_id]
+        for task in [*framework.tasks.values(), *framework.completed_tasks]:
+            if task.id == task_id:
+                return task
+        return None
+    return on_loop(cluster, find)
+
+
 def square(x):
     return x * x
 
@@ -187,6 +205,7 @@ def test_cancel_a_queued_call(cluster):
     blocker = cluster.submit(time.sleep, 60, **SMALL)
     queued = cluster.submit(square, blocker, **SMALL)  # waits on its dependency
     assert queued.cancel() and queued.cancelled()
+    wait_for(lambda: on_loop(cluster, lambda: queued.key not in cluster._jobs), timeout=5)
     blocker.cancel()
 
 
