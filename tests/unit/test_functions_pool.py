@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import time
 from pathlib import Path
 
@@ -103,3 +104,71 @@ async def test_log_files_rotate_when_big(pool: Pool, monkeypatch):
     second = await pool.run("b", call(print, "y"))
     assert first.stdout.path != second.stdout.path
     assert read(second.stdout) == "y\n" and second.stdout.offset == 0
+
+
+def keep_80_mb():
+    import builtins
+
+    builtins._mesonb_test_kept = b"k" * (80 * 2**20)  # what a call leaves: a cache, imports
+    return os.getpid()
+
+
+def pid_of(outcome) -> int:
+    assert outcome.ok
+    return pickle.loads(outcome.value)
+
+
+async def test_a_worker_grown_by_earlier_calls_is_not_handed_a_small_call(pool: Pool,
+                                                                         monkeypatch):
+    base = pool.base_rss / 2**20  # this process's size: a fresh worker's (pytest's is big)
+    bloated = pid_of(await pool.run("keep", call(keep_80_mb), mem_mb=base + 1024))
+    # a call with room for the leftovers keeps the warm worker
+    assert pid_of(await pool.run("big", call(os.getpid), mem_mb=base + 1024)) == bloated
+    # one that would be charged 80 MB more than a fresh worker, with 64 MB to spare above
+    # that, gets another worker; the bloated one retires
+    small = await pool.run("small", call(os.getpid), mem_mb=base + 64)
+    assert pid_of(small) != bloated
+    deadline = time.monotonic() + 10
+    while any(w.pid == bloated for w in [*pool.idle, *pool.busy.values()]) or \
+            _alive(bloated):
+        assert time.monotonic() < deadline, "the bloated worker was not retired"
+        await asyncio.sleep(0.01)
+    # with no idle worker that fits, a new one is forked for the call
+    old = {w.pid for w in pool.idle}
+    for worker in pool.idle:
+        worker.calls = max(worker.calls, 1)
+    monkeypatch.setattr(pool, "_fits", lambda worker, mem_mb: not worker.calls)
+    assert pid_of(await pool.run("fresh", call(os.getpid), mem_mb=64)) not in old
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ")[1][0] != "Z"
+
+
+def spawn_hog(pid_file: str) -> None:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import time; b = b'x' * (300 * 2**20); time.sleep(60)"])
+    with open(pid_file, "w") as f:
+        f.write(str(child.pid))
+    child.wait()
+
+
+async def test_memory_of_a_call_counts_its_child_processes(pool: Pool, tmp_path: Path):
+    pid_file = tmp_path / "child.pid"
+    with pytest.raises(WorkerDied) as info:
+        await asyncio.wait_for(pool.run("hog", call(spawn_hog, str(pid_file)), mem_mb=100), 30)
+    assert info.value.reason == "REASON_CONTAINER_LIMITATION_MEMORY"
+    assert "child process" in str(info.value)
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(child):
+        assert time.monotonic() < deadline, "the call's child outlived the kill"
+        await asyncio.sleep(0.01)

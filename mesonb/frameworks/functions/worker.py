@@ -2,9 +2,19 @@
 
 The executor forks workers before its event loop starts (``Pool.prefork``) and more when
 calls find every worker busy for a few milliseconds (:class:`Pool`). A worker reads a
-call from its pipe, runs it, and writes back an :class:`~.protocol.Outcome`. The parent
-watches each busy worker's memory with psutil; one past its task's ``mem`` is killed
-(SIGKILL) and replaced, so only that task fails.
+call from its pipe, runs it, and writes back an :class:`~.protocol.Outcome`.
+
+Memory: a task's ``mem`` covers its worker's whole resident memory plus that of every
+process the worker started (its process tree, as Mesos's posix memory isolator counts a
+container). The parent samples it every :data:`MONITOR_INTERVAL` seconds while calls with
+a limit run; a worker past its task's ``mem`` is killed (SIGKILL, with its descendants)
+and replaced, so only that task fails. Workers are reused, so what earlier calls left in
+one (imported modules, caches) is charged to the next call too: a call is not handed to a
+worker whose leftovers take more than half of what the call may use above a fresh
+worker's size; that worker is retired and another, or a new one, takes the call
+(:meth:`Pool._fits`: one read of ``/proc/<pid>/statm`` per call with a ``mem`` handed to a
+worker that ran calls before). The process tree is read from ``/proc`` at most every
+:data:`TREE_SCAN` seconds, and only when a process was created since the last look.
 
 Each worker's stdout and stderr go to two log files of its own in the sandbox
 (``logs/worker-<pid>-<n>.stdout``, appended to, a new pair after :data:`LOG_ROTATE`
@@ -21,6 +31,7 @@ import contextlib
 import ctypes
 import gc
 import logging
+import math
 import os
 import pickle
 import signal
@@ -30,7 +41,6 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 import cloudpickle
 import psutil
@@ -40,6 +50,7 @@ from .protocol import INLINE_MAX, Call, LogSlice, Outcome, substitute
 log = logging.getLogger(__name__)
 _LEN = struct.Struct(">I")
 MONITOR_INTERVAL = 0.05
+TREE_SCAN = 0.25  # seconds between looks at /proc for the workers' descendants
 GROW_AFTER = 0.005  # seconds a call waits for a free worker before one is forked for it
 LOG_ROTATE = 32 * 2**20  # a worker starts new log files once one is this big
 
@@ -161,10 +172,27 @@ class Worker:
     kill_reason: tuple[str, str | None] | None = None
     buffer: bytearray = field(default_factory=bytearray)
     watched: bool = False
-    proc: Any = None
     logs: tuple[str, str] | None = None  # this worker's current stdout and stderr files
     log_starts: tuple[int, int] = (0, 0)  # their sizes when the current call began
     log_files: int = 0
+    calls: int = 0  # calls handed to it so far
+    statm: int = -1  # its /proc/<pid>/statm, kept open: its memory in one pread
+    tree: list[int] = field(default_factory=list)  # its descendants, at the last look
+
+    def rss(self) -> int:
+        """The worker process's resident bytes (itself only; see :attr:`tree`)."""
+        if self.statm < 0:
+            try:
+                self.statm = os.open(f"/proc/{self.pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:  # no /proc
+                try:
+                    return psutil.Process(self.pid).memory_info().rss
+                except psutil.Error:
+                    return 0
+        try:
+            return int(os.pread(self.statm, 128, 0).split()[1]) * _PAGE
+        except (OSError, IndexError, ValueError):
+            return 0
 
     def log_slices(self) -> tuple[LogSlice | None, LogSlice | None]:
         """What the current call wrote to stdout and stderr so far."""
@@ -227,6 +255,10 @@ class Pool:
         self.waiting: dict[str, _Waiting] = {}  # calls for which no worker was free
         self._monitor: asyncio.Task[None] | None = None
         self._grow: asyncio.TimerHandle | None = None
+        # A fresh worker is a fork of this process: about its size.
+        self.base_rss = _rss_of(os.getpid())
+        self._scanned = -math.inf  # loop time of the last look at the process tree
+        self._last_pid = b""  # the newest pid then (/proc/loadavg)
         for sub in ("logs", "results"):
             os.makedirs(os.path.join(sandbox, sub), exist_ok=True)
 
@@ -253,7 +285,7 @@ class Pool:
         if self.idle:
             # The most recently used worker: its caches and pages are warm, and at low
             # concurrency one or two workers serve every call.
-            self._start(self.idle.pop(), task_id, payload, mem_mb, future)
+            self._start(self._pick(mem_mb), task_id, payload, mem_mb, future)
         else:
             self.waiting[task_id] = _Waiting(payload, mem_mb, future, loop.time() + GROW_AFTER)
             if self._grow is None:
@@ -267,6 +299,7 @@ class Pool:
             loop.add_reader(worker.rfd, self._readable, worker)
             worker.watched = True
         worker.task_id = task_id
+        worker.calls += 1
         worker.mem_limit = mem_mb * 2**20
         worker.kill_reason = None
         worker.future = future
@@ -281,12 +314,43 @@ class Pool:
         if mem_mb and (self._monitor is None or self._monitor.done()):
             self._monitor = asyncio.ensure_future(self._watch_memory())
 
+    def _fits(self, worker: Worker, mem_mb: float) -> bool:
+        """May ``worker`` take a call limited to ``mem_mb``? A fresh one may; one that ran
+        calls before keeps what they left (all of it charged to this call), and may while
+        that takes at most half of what the call may use above a fresh worker's size.
+        Costs one pread of its ``/proc/<pid>/statm``, for calls with a limit only."""
+        if not mem_mb or not worker.calls:
+            return True
+        headroom = mem_mb * 2**20 - self.base_rss
+        return headroom <= 0 or worker.rss() - self.base_rss <= headroom / 2
+
+    def _pick(self, mem_mb: float) -> Worker:
+        """The most recently used idle worker that fits a call of ``mem_mb``; those passed
+        over are retired. A new worker when none fits."""
+        while self.idle:
+            worker = self.idle.pop()
+            if self._fits(worker, mem_mb):
+                return worker
+            self._retire(worker, mem_mb)
+        return fork_worker()
+
+    def _retire(self, worker: Worker, mem_mb: float) -> None:
+        """End an idle worker grown too big for the calls it gets (its pipe's end reaps it)."""
+        log.info("worker %d holds %d MB after %d calls, too much for a call limited to %g MB;"
+                 " retiring it", worker.pid, worker.rss() >> 20, worker.calls, mem_mb)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid, signal.SIGKILL)
+
     def _next_waiting(self, worker: Worker) -> bool:
-        """Hand the longest-waiting call to ``worker``; False when none waits."""
+        """Hand the longest-waiting call to ``worker`` (or, when it does not fit the call, to
+        a new worker, retiring it); False when none waits and ``worker`` is still free."""
         while self.waiting:
             task_id = next(iter(self.waiting))
             call = self.waiting.pop(task_id)
             if not call.future.done():
+                if not self._fits(worker, call.mem_mb):
+                    self._retire(worker, call.mem_mb)
+                    worker = fork_worker()
                 self._start(worker, task_id, call.payload, call.mem_mb, call.future)
                 return True
         return False
@@ -316,8 +380,7 @@ class Pool:
         if worker is None:
             return False
         worker.kill_reason = (message, reason)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(worker.pid, signal.SIGKILL)
+        _kill_trees([worker.pid])
         return True
 
     def close(self) -> None:
@@ -328,6 +391,8 @@ class Pool:
             if not call.future.done():
                 call.future.set_exception(WorkerDied("the executor is shutting down"))
         self.waiting.clear()
+        if self.busy:  # what their calls started goes too
+            _kill_trees([w.pid for w in self.busy.values()])
         for worker in [*self.idle, *self.busy.values()]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(worker.pid, signal.SIGKILL)
@@ -382,29 +447,122 @@ class Pool:
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_reader(worker.rfd)
             worker.watched = False
-        for fd in (worker.rfd, worker.wfd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        worker.rfd = worker.wfd = -1
+        for fd in (worker.rfd, worker.wfd, worker.statm):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        worker.rfd = worker.wfd = worker.statm = -1
+
+    def _look_at_tree(self, now: float) -> None:
+        """Note each worker's descendants, at most every :data:`TREE_SCAN` seconds and only
+        when a process was created since the last look (the newest pid moved)."""
+        if now - self._scanned < TREE_SCAN:
+            return
+        self._scanned = now
+        last_pid = _last_pid()
+        if last_pid == self._last_pid:
+            return
+        self._last_pid = last_pid
+        children = _children()
+        for worker in [*self.idle, *self.busy.values()]:
+            worker.tree = _descendants(worker.pid, children)
 
     async def _watch_memory(self) -> None:
-        while any(w.mem_limit for w in self.busy.values()):
+        # The first look is one interval after a call starts: a short call costs nothing.
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(MONITOR_INTERVAL)
+            if not any(w.mem_limit for w in self.busy.values()):
+                return
+            self._look_at_tree(loop.time())
             for worker in list(self.busy.values()):
                 if not worker.mem_limit or worker.kill_reason:
                     continue
-                try:
-                    if worker.proc is None:
-                        worker.proc = psutil.Process(worker.pid)
-                    rss = worker.proc.memory_info().rss
-                except psutil.Error:
-                    continue
+                rss = worker.rss()
+                if worker.tree:
+                    rss += sum(_rss_of(pid) for pid in worker.tree)
                 if rss > worker.mem_limit:
                     log.warning("task %s uses %d MB, over its limit of %d MB; killing it",
                                 worker.task_id, rss >> 20, int(worker.mem_limit) >> 20)
+                    also = f" (with {len(worker.tree)} child processes)" if worker.tree else ""
                     self.kill(worker.task_id or "", f"Memory limit exceeded: the task used "
-                              f"{rss / 2**20:.0f} MB of its {worker.mem_limit / 2**20:g} MB",
+                              f"{rss / 2**20:.0f} MB{also} of its "
+                              f"{worker.mem_limit / 2**20:g} MB",
                               "REASON_CONTAINER_LIMITATION_MEMORY")
-            await asyncio.sleep(MONITOR_INTERVAL)
+
+
+# -- processes, from /proc -------------------------------------------------------------
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _rss_of(pid: int) -> int:
+    """Resident bytes of process ``pid`` (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        try:
+            return psutil.Process(pid).memory_info().rss
+        except psutil.Error:
+            return 0
+
+
+def _last_pid() -> bytes:
+    """The pid most recently handed out (it moves whenever a process or thread starts)."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            return f.read().rsplit(None, 1)[-1]
+    except (OSError, IndexError):
+        return b""
+
+
+def _children() -> dict[int, list[int]]:
+    """Every process's children, from each ``/proc/<pid>/stat``'s ppid."""
+    children: dict[int, list[int]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return _children_psutil()
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+            ppid = int(stat[stat.rindex(b")") + 2:].split(None, 2)[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    return children
+
+
+def _children_psutil() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for proc in psutil.process_iter(["ppid"]):
+        children.setdefault(proc.info["ppid"] or 0, []).append(proc.pid)
+    return children
+
+
+def _descendants(pid: int, children: dict[int, list[int]]) -> list[int]:
+    found: list[int] = []
+    todo = list(children.get(pid, ()))
+    while todo:
+        child = todo.pop()
+        if child in found:  # a pid reused while /proc was read
+            continue
+        found.append(child)
+        todo.extend(children.get(child, ()))
+    return found
+
+
+def _kill_trees(pids: list[int]) -> None:
+    """SIGKILL each process of ``pids`` and every process descending from them (a fresh
+    look at /proc, so only when killing: a kill or the executor's shutdown)."""
+    children = _children()
+    family = [d for pid in pids for d in _descendants(pid, children)]
+    for pid in [*pids, *family]:  # the parents first: they start no more children
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _size(path: str) -> int:
