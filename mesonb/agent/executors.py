@@ -21,6 +21,7 @@ How a launch is prepared (ExecutorInfo, environment, checkpoints) is in
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import logging
 import secrets
@@ -184,12 +185,13 @@ class Executors:
             return
         tasks = run.task_group.tasks
         ids = [t.task_id for t in tasks]
-        info = run.executor
+        info = run.executor  # the master's too (in-process): changed on a copy
         if info.type is None:
-            info.type = ExecutorType.DEFAULT
+            info = dataclasses.replace(info, type=ExecutorType.DEFAULT)
         if info.command is None:
-            info.command = launcher.builtin_command(launcher.DEFAULT_EXECUTOR_MODULE)
-            info.name = info.name or "Default Executor"
+            info = dataclasses.replace(
+                info, command=launcher.builtin_command(launcher.DEFAULT_EXECUTOR_MODULE),
+                name=info.name or "Default Executor")
         executor = self._executor_for(framework, info, False, ids)
         if executor is None:
             return
@@ -486,8 +488,8 @@ class Executors:
                       command_executor: bool) -> Executor:
         agent_id = self.agent.agent_id
         assert agent_id is not None, "tasks arrive only once registered"
-        if info.framework_id is None:
-            info.framework_id = framework.framework_id
+        if info.framework_id is None:  # a copy: the master may hold the same object
+            info = dataclasses.replace(info, framework_id=framework.framework_id)
         container_id = str(uuid.uuid4())
         directory = paths.sandbox_dir(self.agent.config.work_dir, agent_id,
                                       framework.framework_id, info.executor_id, container_id)

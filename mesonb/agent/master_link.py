@@ -158,7 +158,7 @@ class MasterLink:
         self._on_command = on_command
         self._on_close = on_close
         self._conn: WebSocketClientConnection | None = None
-        self._outbox: list[dict] = []
+        self._outbox: list[AgentCall] = []
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._wake = asyncio.Event()
@@ -187,7 +187,8 @@ class MasterLink:
             self._flush(conn)  # what this turn queued goes before the farewell
             if farewell is not None:
                 with contextlib.suppress(WebSocketClosedError, OSError):
-                    await conn.write_message(dumps(farewell))
+                    await conn.write_message(
+                        [farewell] if _in_process(conn) else dumps(farewell))
             conn.close(1000, "agent stopping")
         if self._task is not None:
             try:
@@ -204,7 +205,7 @@ class MasterLink:
             return False
         if not self._outbox:
             asyncio.get_running_loop().call_soon(self._flush, conn)
-        self._outbox.append(call.to_json())
+        self._outbox.append(call)
         return True
 
     def _flush(self, conn: WebSocketClientConnection) -> None:
@@ -212,7 +213,9 @@ class MasterLink:
         if not messages or conn is not self._conn:
             return
         try:
-            fut = conn.write_message(frame(messages))
+            # A master in this process takes the calls as they are (read-only from now).
+            fut = conn.write_message(messages if _in_process(conn)
+                                     else frame([m.to_json() for m in messages]))
         except WebSocketClosedError:
             return
         fut.add_done_callback(_swallow_closed)
@@ -256,11 +259,12 @@ class MasterLink:
 
     async def _read(self, conn: WebSocketClientConnection) -> None:
         while True:
-            text = await conn.read_message()
-            if text is None:
+            message = await conn.read_message()
+            if message is None:
                 return
             try:
-                commands = load_commands(text)
+                commands = (load_commands(message) if not isinstance(message, list)
+                            else [_command(m) for m in message])  # in-process
             except BadRequest as exc:
                 log.warning("ignoring a malformed message from the master: %s", exc.message)
                 continue
@@ -351,6 +355,15 @@ class MasterLink:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
         self._wake.clear()
+
+
+def _in_process(conn: object) -> bool:
+    return getattr(conn, "in_process", False)
+
+
+def _command(message: MasterCommand | dict) -> MasterCommand:
+    """A command a master in this process handed over: as it is, or read from its JSON."""
+    return message if isinstance(message, MasterCommand) else MasterCommand.from_json(message)
 
 
 def _describe(exc: BaseException) -> str:

@@ -51,6 +51,7 @@ from mesonb.frameworks.functions.protocol import (
     LogSlice,
     Outcome,
     Ref,
+    Running,
 )
 from mesonb.frameworks.functions.scheduler import (
     EXECUTOR_RESOURCES,
@@ -268,7 +269,7 @@ class Cluster:
         """
         resources = self._resources(cpus, mem, disk, None)
         name = name or "command"
-        fut = Future(self, f"{_slug(name)}-{next(self._ids)}", name)
+        fut = Future(self, f"{_slug(name)}-{next(self._ids)}", name, command=True)
         self._post(_Job(fut, name, resources, retries, command=command))
         return fut
 
@@ -412,6 +413,7 @@ class Cluster:
         call = Call(call=None if job.call_url else job.call,
                     call_url=Ref(url=job.call_url) if job.call_url else None, deps=refs)
         fut.attempts += 1
+        fut._logs = fut._running_logs = None  # a retry's output is its own
         task_id = f"{fut.key}-{uuid.uuid4().hex[:8]}"
         fut.task_id = task_id
         spec = TaskSpec(task_id=task_id, name=job.name, resources=job.resources,
@@ -448,12 +450,18 @@ class Cluster:
         job: _Job = spec.extra["job"]
         fut = job.future
         state = status["state"]
+        fut._agent_url = spec.agent_url
         if state == "TASK_RUNNING" or state not in _terminal():
+            if state == "TASK_RUNNING" and status.get("data") and job.command is None:
+                try:  # where the running call's output starts (only calls past 0.2 s)
+                    running = Running.decode(base64.b64decode(status["data"]))
+                    fut._running_logs = (running.stdout, running.stderr)
+                except Exception:
+                    log.debug("TASK_RUNNING of %s: data is not a Running", spec.task_id)
             return
         if fut.cancelled():
             self._finish(job, settle=False)
             return
-        fut._agent_url = spec.agent_url
         data = base64.b64decode(status["data"]) if status.get("data") else None
         if job.command is None:
             try:
@@ -602,6 +610,11 @@ class Cluster:
         if fut._logs is not None:  # a function call: slices of its worker's log files
             texts = [await self._read_slice(fut._agent_url, part) for part in fut._logs]
             return Logs(texts[0], texts[1])
+        if not fut._command:  # a call still running: its slices from their starts so far
+            parts = fut._running_logs or (None, None)
+            texts = [await self._read_slice(fut._agent_url, part, to_end=True)
+                     for part in parts]
+            return Logs(texts[0], texts[1])
         directory = await self._sandbox_of(fut._agent_url, fut.task_id)
         if directory is None:
             return Logs("", "")
@@ -614,15 +627,18 @@ class Cluster:
                 texts.append("")
         return Logs(texts[0], texts[1])
 
-    async def _read_slice(self, agent_url: str, part: LogSlice | None) -> str:
-        """``part`` of a log file, through the agent's ``/files/download`` with a Range."""
-        if part is None or part.length <= 0:
+    async def _read_slice(self, agent_url: str, part: LogSlice | None,
+                          to_end: bool = False) -> str:
+        """``part`` of a log file, through the agent's ``/files/download`` with a Range;
+        ``to_end``: from its offset to the file's current end (a call still writing)."""
+        if part is None or (part.length <= 0 and not to_end):
             return ""
+        last = "" if to_end else str(part.offset + part.length - 1)
         conn = Connection.to(agent_url, self._headers)
         try:
             answer = await conn.request(
                 "GET", f"/files/download?path={quote(part.path)}",
-                headers={"Range": f"bytes={part.offset}-{part.offset + part.length - 1}"})
+                headers={"Range": f"bytes={part.offset}-{last}"})
         finally:
             conn.close()
         if answer.status != 206:

@@ -51,15 +51,17 @@ class Future(concurrent.futures.Future):
     ``task_id`` is the current Mesos task id (it changes when ``retries`` relaunch).
     """
 
-    def __init__(self, cluster: Cluster, key: str, name: str) -> None:
+    def __init__(self, cluster: Cluster, key: str, name: str, command: bool = False) -> None:
         super().__init__()
         self._cluster = cluster
         self.key = key
         self.name = name
         self.task_id: str | None = None
         self.attempts = 0
+        self._command = command  # a cluster.run shell command, not a function call
         self._ref: Any = None  # protocol.Ref of the result, for dependent tasks
         self._logs: tuple[LogSlice | None, LogSlice | None] | None = None  # what it printed
+        self._running_logs: tuple[LogSlice | None, LogSlice | None] | None = None  # starts
         self._agent_url: str | None = None
 
     def __repr__(self) -> str:

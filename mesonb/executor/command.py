@@ -14,6 +14,12 @@ Run as ``python -m mesonb.executor.command`` by the agent for a task without an 
 
 After the terminal update the executor waits (briefly) for the agent's acknowledgement,
 then exits. Startup stays light: only asyncio and :mod:`mesonb.protocol` are imported.
+
+The sandbox's ``stdout`` and ``stderr`` hold only what the command wrote: the executor's
+own log lines ("started task ...", the kill's signals) go to :data:`LOG_FILE`
+(``executor.log``) in the sandbox, at ``MESONB_EXECUTOR_LOG_LEVEL`` (default INFO). Only
+when that file cannot be opened do they go to stderr. (Mesos's command executor prints
+its lines into the task's stderr; a ``cluster.run`` user wants the command's own output.)
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from .process import TaskProcess, executor_main, task_environment, terminal_stat
 log = logging.getLogger("mesonb.executor.command")
 
 ACK_TIMEOUT = 10.0  # how long to wait for the terminal update's acknowledgement
+LOG_FILE = "executor.log"  # in the sandbox: this executor's own log lines
 
 
 def shutdown_kill_grace(shutdown_grace: float) -> float:
@@ -154,7 +161,28 @@ async def run_executor(handler: CommandExecutor, driver: ExecutorDriver) -> int:
     return 0
 
 
+def log_to_sandbox(env: dict[str, str] | None = None) -> str | None:
+    """Send this process's log lines to :data:`LOG_FILE` in the sandbox instead of the
+    task's stderr; the file's path, or None when it could not be opened."""
+    env = dict(os.environ if env is None else env)
+    sandbox = env.get("MESOS_SANDBOX") or env.get("MESOS_DIRECTORY") or os.getcwd()
+    path = os.path.join(sandbox, LOG_FILE)
+    try:
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        return None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)  # executor_main's logging.basicConfig then adds no stderr one
+    try:
+        root.setLevel(env.get("MESONB_EXECUTOR_LOG_LEVEL", "INFO").upper())
+    except ValueError:
+        root.setLevel(logging.INFO)
+    return path
+
+
 def main() -> int:
+    log_to_sandbox()
     return executor_main(CommandExecutor(), run_executor)
 
 

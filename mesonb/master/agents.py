@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from .master import Master
 
 log = logging.getLogger(__name__)
-Send = Callable[[dict[str, Any]], None]
+Send = Callable[[Any], None]  # a MasterCommand, or its JSON
 
 
 @dataclasses.dataclass(eq=False)
@@ -72,11 +72,11 @@ class Admission:
     agent: Agent
     send: Send  # the agent's link
     close: Callable[[], None]
-    registered: list[dict[str, Any]]  # REGISTERED and what the registration decided
+    registered: list[Any]  # REGISTERED and what the registration decided
     new: bool  # a first registration: nothing else knows this agent id yet
-    held: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    held: list[Any] = dataclasses.field(default_factory=list)
 
-    def hold(self, message: dict[str, Any]) -> None:
+    def hold(self, message: Any) -> None:
         self.held.append(message)
 
 

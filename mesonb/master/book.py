@@ -23,7 +23,7 @@ from mesonb.protocol.mesos import AgentInfo, ExecutorInfo, FrameworkInfo, TaskIn
 from mesonb.protocol.resources import EMPTY, Resources
 from mesonb.protocol.states import TaskState
 
-Send = Callable[[dict[str, Any]], None]
+Send = Callable[[Any], None]  # a MasterCommand, or its JSON
 
 
 @dataclasses.dataclass(slots=True, eq=False)

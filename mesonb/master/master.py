@@ -167,7 +167,7 @@ class Master:
         if agent.send is None:
             self.counters["dropped_messages"] += 1
             return False
-        agent.send(command.to_json())
+        agent.send(command)  # a link encodes it; one in this process hands it over as is
         return True
 
     def send_status(self, framework: Framework, status: Any) -> None:

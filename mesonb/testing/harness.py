@@ -42,8 +42,8 @@ class Capture:
         self.messages: list[dict[str, Any]] = []
         self.closed: str | None = None
 
-    def send(self, message: dict[str, Any]) -> None:
-        self.messages.append(message)
+    def send(self, message: Any) -> None:
+        self.messages.append(message if isinstance(message, dict) else message.to_json())
 
     def close(self, reason: str | None = "closed") -> None:
         self.closed = reason or "closed"

@@ -7,8 +7,10 @@ later task with the same executor id, so a call costs no interpreter start. Each
 
 Status updates are kept few, since each costs an acknowledgement round trip: no
 TASK_STARTING, TASK_RUNNING only for calls still running after
-:data:`RUNNING_AFTER` seconds, then TASK_FINISHED (or TASK_FAILED with the pickled
-exception) carrying an :class:`~.protocol.Outcome`. A worker killed for exceeding its
+:data:`RUNNING_AFTER` seconds (carrying a :class:`~.protocol.Running`: where the call's
+output starts in its worker's log files, so ``fut.logs()`` shows it while it runs), then
+TASK_FINISHED (or TASK_FAILED with the pickled exception) carrying an
+:class:`~.protocol.Outcome`. A worker killed for exceeding its
 task's ``mem`` gives TASK_FAILED with REASON_CONTAINER_LIMITATION_MEMORY; the executor
 and the other tasks carry on.
 """
@@ -25,7 +27,7 @@ from mesonb.executor.driver import ExecutorDriver, ExecutorHandler
 from mesonb.protocol.mesos import KillPolicy, TaskInfo
 from mesonb.protocol.states import Reason, TaskState
 
-from .protocol import Outcome
+from .protocol import Outcome, Running
 from .worker import Pool, WorkerDied
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,10 @@ class FunctionsExecutor(ExecutorHandler):
         await driver.update(task_id, state, message=message, data=outcome.encode())
 
     def _send_running(self, driver: ExecutorDriver, task_id: str) -> None:
+        worker = self.pool.busy.get(task_id)  # None while the call waits for a worker
+        data = Running(*worker.log_slices()).encode() if worker is not None else None
         self._running_updates[task_id] = asyncio.ensure_future(
-            driver.update(task_id, TaskState.TASK_RUNNING))
+            driver.update(task_id, TaskState.TASK_RUNNING, data=data))
 
     async def _after_running(self, task_id: str) -> None:
         """Terminal updates follow the RUNNING one, never overtake it."""

@@ -1,8 +1,10 @@
 """What travels between the client and the functions executor.
 
 ``TaskInfo.data`` holds a pickled :class:`Call`; ``TaskStatus.data`` of a terminal update
-holds a pickled :class:`Outcome`. Both are plain pickle of these small dataclasses; the
-user's function, arguments and results inside are cloudpickle bytes.
+holds a pickled :class:`Outcome`, that of a TASK_RUNNING update (sent for a call still
+running after a moment) a pickled :class:`Running`: where the call's output starts, so the
+client can show it while the call runs. All are plain pickle of these small dataclasses;
+the user's function, arguments and results inside are cloudpickle bytes.
 
 Large values go out of band, never through the master:
 
@@ -78,6 +80,25 @@ class LogSlice:
     path: str
     offset: int
     length: int
+
+
+@dataclasses.dataclass
+class Running:
+    """Where a running call's output starts: its worker's log files from each slice's
+    ``offset`` on (``length`` is what it had written when the update was sent)."""
+
+    stdout: LogSlice | None = None
+    stderr: LogSlice | None = None
+
+    def encode(self) -> bytes:
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def decode(data: bytes) -> Running:
+        running = pickle.loads(data)
+        if not isinstance(running, Running):
+            raise ValueError("status data is not a mesonb running call")
+        return running
 
 
 @dataclasses.dataclass

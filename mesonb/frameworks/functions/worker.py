@@ -99,9 +99,12 @@ def _child_main(rfd: int, wfd: int) -> None:
         if fd not in keep:
             with contextlib.suppress(OSError):
                 os.close(fd)
-    # print() goes to fds 1 and 2 whatever the parent had in sys.stdout and sys.stderr.
-    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    # print() goes to fds 1 and 2 whatever the parent had in sys.stdout and sys.stderr;
+    # line-buffered, so that what a running call printed shows in fut.logs() at once.
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
+                      closefd=False)
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
+                      closefd=False)
     logs = ["", ""]  # the files fds 1 and 2 point at
     while True:
         try:

@@ -1,9 +1,10 @@
 """The agent link: one WebSocket per agent at ``/mesonb/v1/agent`` (protocol/agent.py).
 
 :class:`AgentSession` is one link as the master sees it, whatever carries it: messages
-in, and what the master sends an agent within one event-loop turn out as one frame.
-:class:`AgentSocket` carries it over a WebSocket; an agent in this process gets it
-in-process (:mod:`mesonb.master.http.inproc`).
+in, and what the master sends an agent within one event-loop turn out together.
+:class:`AgentSocket` carries it over a WebSocket (one JSON frame per turn); an agent in
+this process gets it in-process (:mod:`mesonb.master.http.inproc`), where the messages
+are handed over as objects.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mesonb.http.base import BaseHandler
 from mesonb.master.book import Agent
 from mesonb.master.master import Master
 from mesonb.protocol.agent import (
+    AgentCall,
     AgentCallType,
     MasterCommand,
     MasterCommandType,
@@ -33,18 +35,19 @@ log = logging.getLogger(__name__)
 
 
 class AgentSession:
-    """One agent's link: ``write(text)`` sends a frame, ``close()`` ends the link."""
+    """One agent's link: ``write(messages)`` sends what one turn queued (MasterCommands or
+    their JSON), ``close()`` ends the link."""
 
-    def __init__(self, master: Master, write: Callable[[str], Any], close: Callable[[], Any],
-                 peer: str) -> None:
+    def __init__(self, master: Master, write: Callable[[list[Any]], Any],
+                 close: Callable[[], Any], peer: str) -> None:
         self.master = master
         self.agent: Agent | None = None
         self.peer = peer
         self._write = write
         self._close = close
-        self._outbox: list[dict[str, Any]] = []
+        self._outbox: list[Any] = []
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: Any) -> None:
         if not self._outbox:
             asyncio.get_running_loop().call_soon(self.flush)
         self._outbox.append(message)
@@ -52,7 +55,7 @@ class AgentSession:
     def flush(self) -> None:
         messages, self._outbox = self._outbox, []
         if messages:
-            self._write(frame(messages))
+            self._write(messages)
 
     def close_link(self) -> None:
         """The master closes the link: what it queued this turn (e.g. SHUTDOWN) goes first."""
@@ -60,11 +63,16 @@ class AgentSession:
         self._close()
 
     def received(self, message: str | bytes) -> None:
+        """A frame of JSON text."""
         try:
             calls = load_calls(message)
         except ProtocolError as exc:
             self._refuse(exc)
             return
+        self.handle(calls)
+
+    def handle(self, calls: list[AgentCall]) -> None:
+        """Calls from the agent, in order."""
         for call in calls:
             try:
                 if self.agent is None:
@@ -101,9 +109,9 @@ class AgentSocket(BaseHandler, tornado.websocket.WebSocketHandler):
                                     self.request.remote_ip or "?")
         self.set_nodelay(True)
 
-    def _write(self, text: str) -> None:
+    def _write(self, messages: list[Any]) -> None:
         with contextlib.suppress(tornado.websocket.WebSocketClosedError):
-            self.write_message(text)
+            self.write_message(frame([m if type(m) is dict else m.to_json() for m in messages]))
 
     def on_message(self, message: str | bytes) -> None:
         self.session.received(message)

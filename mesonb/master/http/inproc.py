@@ -20,7 +20,7 @@ from mesonb.http.base import Security
 from mesonb.http.inproc import Answer, Channel, later
 from mesonb.master.master import Master
 from mesonb.protocol import recordio
-from mesonb.protocol.agent import AGENT_PATH
+from mesonb.protocol.agent import AGENT_PATH, AgentCall
 from mesonb.protocol.errors import ProtocolError, Redirect
 from mesonb.protocol.scheduler import CallType
 
@@ -137,25 +137,37 @@ class _Subscription:
 
 class AgentLink:
     """An agent link in-process: what the agent's master link sees in place of a
-    WebSocket (``write_message``, ``read_message``, ``close``)."""
+    WebSocket (``write_message``, ``read_message``, ``close``).
+
+    Messages pass as objects (``in_process``): the master's MasterCommands (or their JSON)
+    to the agent, the agent's AgentCalls (or a JSON frame) to the master, without being
+    encoded and parsed again, as libprocess hands messages between actors of one process.
+    Both sides treat a message as read-only once sent or received; code that needs to
+    change one copies it first (``dataclasses.replace``)."""
+
+    in_process = True
 
     def __init__(self, master: Master) -> None:
-        self._inbox = Channel()  # master -> agent
+        self._inbox = Channel()  # master -> agent: lists of messages
         self._closed = False
         self.session = AgentSession(master, self._inbox.put, self._master_closes, "in-process")
 
-    def write_message(self, message: str) -> asyncio.Future[None]:
+    def write_message(self, message: str | list[AgentCall]) -> asyncio.Future[None]:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._closed:
             from tornado.websocket import WebSocketClosedError
 
             done.set_exception(WebSocketClosedError())
+        elif isinstance(message, list):
+            later(self.session.handle, message)
+            done.set_result(None)
         else:
             later(self.session.received, message)
             done.set_result(None)
         return done
 
-    async def read_message(self) -> str | None:
+    async def read_message(self) -> list[Any] | None:
+        """The next messages from the master (MasterCommands or their JSON), or None."""
         return await self._inbox.get()
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
