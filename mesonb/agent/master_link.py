@@ -23,6 +23,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from tornado.httpclient import HTTPClientError, HTTPRequest
@@ -258,21 +259,28 @@ class MasterLink:
                 await self._sleep(delay)
 
     async def _read(self, conn: WebSocketClientConnection) -> None:
+        if _in_process(conn):  # the master hands its messages over as it flushes them
+            conn.deliver_to(self._take)  # type: ignore[attr-defined]
+            await conn.wait_closed()  # type: ignore[attr-defined]
+            return
         while True:
             message = await conn.read_message()
             if message is None:
                 return
+            self._take(message)
+
+    def _take(self, message: str | bytes | list[Any]) -> None:
+        try:
+            commands = (load_commands(message) if not isinstance(message, list)
+                        else [_command(m) for m in message])  # in-process
+        except BadRequest as exc:
+            log.warning("ignoring a malformed message from the master: %s", exc.message)
+            return
+        for command in commands:
             try:
-                commands = (load_commands(message) if not isinstance(message, list)
-                            else [_command(m) for m in message])  # in-process
-            except BadRequest as exc:
-                log.warning("ignoring a malformed message from the master: %s", exc.message)
-                continue
-            for command in commands:
-                try:
-                    self._on_command(command)
-                except Exception:
-                    log.exception("failed to handle %s from the master", command.type)
+                self._on_command(command)
+            except Exception:
+                log.exception("failed to handle %s from the master", command.type)
 
     async def _watch_leader(self) -> None:
         """Start watching the election (zk:// masters only); errors leave plain lookups."""

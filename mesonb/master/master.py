@@ -204,6 +204,8 @@ class Master:
                 agents.append(
                     AgentView(agent.id, agent.hostname, available, agent.total, agent.attributes)
                 )
+        if agent_ids is not None:  # event-triggered: skip agents every framework refused
+            agents = [a for a in agents if self._wanted(a, now)]
         if not agents:
             return 0
         frameworks = []
@@ -249,6 +251,18 @@ class Master:
             event = Event(type=EventType.OFFERS, offers=Offers(offers=offers)).to_json()
             self.send_to_framework(book.frameworks[framework_id], event)
         return len(result.offers)
+
+    def _wanted(self, view: AgentView, now: float) -> bool:
+        """Could some framework be offered this agent now? False when every connected,
+        unsuppressed framework has a refuse filter covering it (the usual case right after
+        a framework declined the rest of an offer): the run would offer nothing."""
+        for fw in self.book.frameworks.values():
+            if not (fw.active and fw.connected) or set(fw.roles) <= fw.suppressed_roles:
+                continue
+            flt = fw.filters.get(view.agent_id)
+            if flt is None or not flt.applies(view.available, now):
+                return True
+        return False
 
     def rescind_offer(self, offer: Offer, *, notify: bool = True) -> None:
         """Take an offer back, telling its framework (RESCIND) and freeing its resources."""

@@ -87,8 +87,8 @@ async def test_agent_and_framework_in_process_run_a_task_and_part_cleanly(master
         await until(lambda: any(a.active for a in book.agents.values()))
         (registered,) = book.agents.values()
         session = registered.send.__self__  # the master's end of the agent link
-        assert isinstance(session._write.__self__._queue, asyncio.Queue)  # a Channel
-        assert isinstance(agent.link._conn, AgentLink)
+        assert isinstance(session._write.__self__, AgentLink)
+        assert session._write.__self__ is agent.link._conn  # the same link, both ends
 
         framework_id = await driver.start()
         offer = await asyncio.wait_for(handler.offers.get(), 10)

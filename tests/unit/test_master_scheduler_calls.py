@@ -326,3 +326,38 @@ def test_a_disconnected_frameworks_tasks_still_count_toward_its_roles_share(h):
     # would look idle too and "small" would get one of the three).
     assert len(agents) == 3
     assert len(other.offers()) == 3 and small.offers() == []
+
+
+def test_a_declined_agent_is_not_allocated_again_until_someone_could_take_it(h):
+    """After a DECLINE with a filter, the event-triggered run for that agent is skipped
+    while every framework refuses it; another framework gets it at once."""
+    h.add_agent()
+    fw = h.subscribe()
+    h.settle()
+    (offer,) = fw.offers()
+    runs = h.master.allocation_runs
+    fw.call("DECLINE", decline={"offer_ids": [offer["id"]], "filters": {"refuse_seconds": 60}})
+    h.settle()
+    assert h.master.allocation_runs == runs and fw.offers() == []
+    other = h.subscribe("other")
+    h.settle()
+    assert h.master.allocation_runs > runs and len(other.offers()) == 1
+    assert fw.offers() == []  # still filtered for the first
+
+
+def test_a_framework_suppressed_in_all_its_roles_does_not_count_as_a_taker(h):
+    h.add_agent()
+    fw = h.subscribe()
+    h.settle()
+    (offer,) = fw.offers()
+    quiet = h.subscribe("quiet")
+    quiet.call("SUPPRESS")
+    h.settle()
+    runs = h.master.allocation_runs
+    fw.call("DECLINE", decline={"offer_ids": [offer["id"]], "filters": {"refuse_seconds": 60}})
+    h.settle()
+    assert h.master.allocation_runs == runs  # nobody could have it: no run
+    assert quiet.offers() == [] and fw.offers() == []
+    quiet.call("REVIVE")
+    h.settle()
+    assert len(quiet.offers()) == 1

@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mesonb.http.base import Security
@@ -148,27 +148,52 @@ class AgentLink:
     in_process = True
 
     def __init__(self, master: Master) -> None:
-        self._inbox = Channel()  # master -> agent: lists of messages
+        self._inbox = Channel()  # master -> agent: lists of messages, until deliver_to()
+        self._deliver: Callable[[list[Any]], Any] | None = None
         self._closed = False
-        self.session = AgentSession(master, self._inbox.put, self._master_closes, "in-process")
+        self.session = AgentSession(master, self._from_master, self._master_closes,
+                                    "in-process")
+
+    def deliver_to(self, handler: Callable[[list[Any]], Any]) -> None:
+        """Hand the master's messages to ``handler`` as the master flushes them (one loop
+        turn sooner than through :meth:`read_message`)."""
+        self._deliver = handler
+
+    def _from_master(self, messages: list[Any]) -> None:
+        if self._deliver is None:
+            self._inbox.put(messages)
+            return
+        try:
+            self._deliver(messages)
+        except Exception:
+            log.exception("the agent failed to take the master's messages")
 
     def write_message(self, message: str | list[AgentCall]) -> asyncio.Future[None]:
+        """The agent's calls (its link flushes them on a turn of their own): the master
+        carries them out now."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._closed:
             from tornado.websocket import WebSocketClosedError
 
             done.set_exception(WebSocketClosedError())
-        elif isinstance(message, list):
-            later(self.session.handle, message)
-            done.set_result(None)
-        else:
-            later(self.session.received, message)
-            done.set_result(None)
+            return done
+        try:
+            if isinstance(message, list):
+                self.session.handle(message)
+            else:
+                self.session.received(message)
+        except Exception:
+            log.exception("the master failed to take the agent's messages")
+        done.set_result(None)
         return done
 
     async def read_message(self) -> list[Any] | None:
         """The next messages from the master (MasterCommands or their JSON), or None."""
         return await self._inbox.get()
+
+    async def wait_closed(self) -> None:
+        while not self._closed:
+            await self._inbox.get()  # only the end arrives here once delivery is direct
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """The agent closes the link."""
