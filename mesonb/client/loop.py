@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -69,8 +70,21 @@ class LoopThread:
             self.loop.call_soon_threadsafe(fn, *args)
 
     def stop(self) -> None:
+        """Cancel what still runs on the loop, let it finish, then stop the loop."""
         if self.loop.is_closed():
             return
+        if self.in_loop_thread():
+            self.loop.stop()
+            return
+        with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
+            asyncio.run_coroutine_threadsafe(_cancel_all(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
-        if not self.in_loop_thread():
-            self.thread.join(10)
+        self.thread.join(10)
+
+
+async def _cancel_all() -> None:
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
