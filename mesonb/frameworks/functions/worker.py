@@ -258,7 +258,8 @@ class Pool:
         self.waiting: dict[str, _Waiting] = {}  # calls for which no worker was free
         self._monitor: asyncio.Task[None] | None = None
         self._grow: asyncio.TimerHandle | None = None
-        # A fresh worker is a fork of this process: about its size.
+        # A fresh worker's size: at first this process's (workers are its forks), then
+        # the smallest a worker was when handed its first call.
         self.base_rss = _rss_of(os.getpid())
         self._scanned = -math.inf  # loop time of the last look at the process tree
         self._last_pid = b""  # the newest pid then (/proc/loadavg)
@@ -318,14 +319,19 @@ class Pool:
             self._monitor = asyncio.ensure_future(self._watch_memory())
 
     def _fits(self, worker: Worker, mem_mb: float) -> bool:
-        """May ``worker`` take a call limited to ``mem_mb``? A fresh one may; one that ran
-        calls before keeps what they left (all of it charged to this call), and may while
-        that takes at most half of what the call may use above a fresh worker's size.
-        Costs one pread of its ``/proc/<pid>/statm``, for calls with a limit only."""
-        if not mem_mb or not worker.calls:
+        """May ``worker`` take a call limited to ``mem_mb``? A fresh one may (and its size
+        is noted: :attr:`base_rss`); one that ran calls before keeps what they left (all
+        of it charged to this call), and may while that takes at most half of what the
+        call may use above a fresh worker's size. Costs one pread of its
+        ``/proc/<pid>/statm``, for calls with a limit only."""
+        if not mem_mb:
+            return True
+        rss = worker.rss()
+        if not worker.calls:
+            self.base_rss = min(self.base_rss, rss)
             return True
         headroom = mem_mb * 2**20 - self.base_rss
-        return headroom <= 0 or worker.rss() - self.base_rss <= headroom / 2
+        return headroom <= 0 or rss - self.base_rss <= headroom / 2
 
     def _pick(self, mem_mb: float) -> Worker:
         """The most recently used idle worker that fits a call of ``mem_mb``; those passed
