@@ -67,7 +67,7 @@ from .errors import RemoteError, RemoteTraceback, ResourceError, TaskError
 from .futures import CommandResult, Future, Logs
 from .leader import LeaderConnection
 from .loop import LoopThread
-from .sizes import format_mb, parse_size
+from .sizes import check_retries, format_mb, resource_scalars
 
 log = logging.getLogger(__name__)
 NO_RETRY_STATES = {"TASK_ERROR", "TASK_KILLED"}
@@ -225,6 +225,7 @@ class Cluster:
         if not callable(fn):
             raise TypeError(f"submit needs a callable, not {type(fn).__name__}")
         resources = self._resources(cpus, mem, disk, gpus)
+        retries = check_retries(retries)
         deps: list[Future] = []
         args = tuple(_placehold(a, deps) for a in args)
         kwargs = {k: _placehold(v, deps) for k, v in kwargs.items()}
@@ -268,6 +269,7 @@ class Cluster:
         'hi\\n'
         """
         resources = self._resources(cpus, mem, disk, None)
+        retries = check_retries(retries)
         name = name or "command"
         fut = Future(self, f"{_slug(name)}-{next(self._ids)}", name, command=True)
         self._post(_Job(fut, name, resources, retries, command=command))
@@ -342,14 +344,7 @@ class Cluster:
     def _resources(self, cpus: float, mem: Any, disk: Any, gpus: Any) -> Resources:
         if self.closed:
             raise RuntimeError("this cluster is closed")
-        if not isinstance(cpus, int | float) or cpus <= 0:
-            raise ValueError(f"cpus: expected a positive number, not {cpus!r}")
-        scalars = {"cpus": float(cpus), "mem": parse_size(mem, "mem")}
-        if disk:
-            scalars["disk"] = parse_size(disk, "disk")
-        if gpus:
-            scalars["gpus"] = float(gpus)
-        return Resources(scalars)
+        return Resources(resource_scalars(cpus, mem, disk, gpus))
 
     def _post(self, job: _Job) -> None:
         self._jobs[job.future.key] = job

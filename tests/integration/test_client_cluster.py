@@ -258,6 +258,18 @@ def test_bad_arguments_raise_at_once(cluster):
         cluster.submit(square, 1, cpus=0)
     with pytest.raises(TypeError):
         cluster.submit(42)
+    with pytest.raises(TypeError, match="gpus: expected a whole number of GPUs"):
+        cluster.submit(square, 1, gpus="x")
+    with pytest.raises(ValueError, match="mem: 0 MB means no memory limit"):
+        cluster.submit(square, 1, mem=0)
+    with pytest.raises(ValueError, match="cpus: inf"):
+        cluster.submit(square, 1, cpus=float("inf"))
+    with pytest.raises(ValueError, match="retries"):
+        cluster.run("true", retries=-1)
+    with pytest.raises(TypeError, match="retries"):
+        cluster.submit(square, 1, retries="2")
+    assert on_loop(cluster, lambda: len(cluster._jobs)) == 0  # nothing was queued
+
 
 
 def test_malformed_zk_address_gives_a_clear_error():
