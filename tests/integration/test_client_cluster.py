@@ -7,11 +7,13 @@ import concurrent.futures
 import os
 import time
 
+import psutil
 import pytest
 
 import mesonb
 from mesonb import Cluster
 from mesonb.client import CommandResult, ResourceError, TaskError
+from mesonb.frameworks.functions.protocol import INLINE_MAX
 
 pytestmark = pytest.mark.slow
 SMALL = {"cpus": 0.1, "mem": "64MiB"}
@@ -248,7 +250,44 @@ def test_large_arguments_and_results_go_out_of_band(cluster):
     fut = cluster.submit(lambda b: b[::-1], blob, **SMALL)
     result = fut.result(60)
     assert result == blob[::-1]
-    assert cluster.submit(len, fut, **SMALL).result(60) == len(blob)  # result by reference
+    dependent = cluster.submit(len, fut, **SMALL)
+    assert dependent.result(60) == len(blob)  # result by reference
+    # Neither the 3 MB argument nor the result went through the master: the tasks it
+    # launched carried small data, and the result is fetched from the agent by URL.
+    for task_id in (fut.task_id, dependent.task_id):
+        task = master_task(cluster, task_id)
+        assert task is not None and task.info.data is not None
+        assert len(task.info.data) < INLINE_MAX
+    assert fut._ref.url and fut._ref.data is None and "/files/download" in fut._ref.url
+    assert on_loop(cluster, lambda: len(cluster._blobs.store)) == 0  # dropped once done
+
+
+def test_sequential_calls_on_an_agent_share_one_executor_process(cluster):
+    # A call runs in a worker of the agent's long-lived executor: no interpreter per call.
+    parents = {}
+    for _ in range(6):
+        fut = cluster.submit(os.getppid, **SMALL)
+        ppid = fut.result(30)
+        parents.setdefault(fut._agent_url, set()).add(ppid)
+    for ppids in parents.values():
+        assert len(ppids) == 1
+        (ppid,) = ppids
+        assert ppid != os.getpid()
+        assert "mesonb.frameworks.functions.executor" in psutil.Process(ppid).cmdline()
+
+
+def test_the_documented_defaults_reach_the_master(cluster):
+    fut = cluster.submit(square, 3)
+    assert fut.result(30) == 9
+    task = master_task(cluster, fut.task_id)
+    assert task.resources.scalars == {"cpus": 0.2, "mem": 1024.0}  # disk 0 and gpus 0: none
+    listed = cluster.tasks().set_index("task_id").loc[fut.task_id]
+    assert (listed["cpus"], listed["mem"]) == (0.2, 1024.0)
+    assert listed.get("disk", 0) == 0 and listed.get("gpus", 0) == 0
+    failed = cluster.submit(raises, 1)
+    with pytest.raises(Custom):
+        failed.result(30)
+    assert failed.attempts == 1  # retries=0: not tried again
 
 
 def test_bad_arguments_raise_at_once(cluster):
