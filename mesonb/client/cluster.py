@@ -368,7 +368,7 @@ class Cluster:
         if not self._could_hold(need):
             await self._refresh_agents()
             if not self._could_hold(need):
-                self._finish(job, exc=ResourceError(self._too_big(job.resources)))
+                self._finish(job, exc=ResourceError(self._too_big(job)))
                 return
         if job.future.done():  # cancelled meanwhile
             self._finish(job)
@@ -549,7 +549,8 @@ class Cluster:
                 return True
         return False
 
-    def _too_big(self, need: Resources) -> str:
+    def _too_big(self, job: _Job) -> str:
+        need = job.resources
         asked = ", ".join(f"{k} {_amount(k, v)}" for k, v in need.scalars.items())
         if not self._agents:
             return f"no agent is registered, so nothing can hold {asked}"
@@ -557,9 +558,14 @@ class Cluster:
             a.get("resources", {}).get(k, 0.0) for k in need.scalars))
         res = biggest.get("resources", {})
         has = ", ".join(f"{k} {_amount(k, res.get(k, 0.0))}" for k in need.scalars)
-        return (f"no registered agent could ever hold this task ({asked}, plus the "
-                f"executor's {EXECUTOR_RESOURCES}); the largest agent, {biggest.get('id')} "
-                f"on {biggest.get('hostname')}, has {has} in all "
+        if job.command is None:
+            extra = ", ".join(f"{k} {_amount(k, v)}"
+                              for k, v in EXECUTOR_RESOURCES.scalars.items())
+            what = f"this call ({asked}, plus {extra} for the functions executor)"
+        else:
+            what = f"this command ({asked})"
+        return (f"no registered agent could ever hold {what}; the largest agent, "
+                f"{biggest.get('id')} on {biggest.get('hostname')}, has {has} in all "
                 f"({len(self._agents)} agents)")
 
     async def _download(self, agent_url: str, path: str) -> bytes:

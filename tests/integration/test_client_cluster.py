@@ -181,9 +181,14 @@ def test_request_no_agent_could_hold_fails_fast(cluster):
     with pytest.raises(ResourceError, match="largest agent") as info:
         fut.result(10)
     assert "cpus 64" in str(info.value)
+    assert "functions executor" in str(info.value)  # a call runs in it: its share counts
     fut = cluster.submit(square, 1, cpus=0.1, mem="10TB")
     with pytest.raises(ResourceError, match="mem"):
         fut.result(10)
+    fut = cluster.run("true", cpus=64)  # a command task: no functions executor
+    with pytest.raises(ResourceError, match="could ever hold this command") as info:
+        fut.result(10)
+    assert "cpus 64" in str(info.value) and "executor" not in str(info.value)
     assert time.monotonic() - start < 5
 
 
