@@ -64,7 +64,7 @@ from mesonb.protocol.resources import Resources
 
 from .blobs import BlobServer
 from .errors import RemoteError, RemoteTraceback, ResourceError, TaskError
-from .futures import CommandResult, Future, Logs
+from .futures import CommandResult, Future, FutureInCall, Logs
 from .leader import LeaderConnection
 from .loop import LoopThread
 from .sizes import check_retries, format_mb, resource_scalars
@@ -216,7 +216,8 @@ class Cluster:
         """Run ``fn(*args, **kwargs)`` as one task; a :class:`~.futures.Future` of its result.
 
         Futures among the arguments (top level, or inside a list, tuple, set or dict) are
-        dependencies: the call waits for them and gets their values.
+        dependencies: the call waits for them and gets their values. A future nested deeper
+        is refused (TypeError): pass its value.
 
         >>> fut = cluster.submit(pow, 2, 8, cpus=0.1, mem="256MiB")  # doctest: +SKIP
         >>> fut.result()                                              # doctest: +SKIP
@@ -227,9 +228,12 @@ class Cluster:
         resources = self._resources(cpus, mem, disk, gpus)
         retries = check_retries(retries)
         deps: list[Future] = []
-        args = tuple(_placehold(a, deps) for a in args)
-        kwargs = {k: _placehold(v, deps) for k, v in kwargs.items()}
-        call = cloudpickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        held = tuple(_placehold(a, deps) for a in args)
+        held_kw = {k: _placehold(v, deps) for k, v in kwargs.items()}
+        try:
+            call = cloudpickle.dumps((fn, held, held_kw), protocol=pickle.HIGHEST_PROTOCOL)
+        except FutureInCall as exc:  # a future nested deeper than placeholders go
+            raise TypeError(_nested_future(args, kwargs) or str(exc)) from None
         name = name or getattr(fn, "__name__", "call")
         fut = Future(self, f"{_slug(name)}-{next(self._ids)}", name)
         self._post(_Job(fut, name, resources, retries, call=call, deps=deps))
@@ -708,6 +712,39 @@ def _placehold(value: Any, deps: list[Future]) -> Any:
     if type(value) is dict:
         return {k: one(v) for k, v in value.items()}
     return value
+
+
+def _nested_future(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """Where a future too deep for a placeholder is, in words (None if not found in
+    plain containers). Only a refused call pays for the search."""
+    places = [(f"argument {i}", a) for i, a in enumerate(args)]
+    places += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
+    for where, value in places:
+        depth = _future_depth(value, 0, set())
+        if depth is not None:
+            return (f"futures may be passed as arguments, or inside one list, tuple, set or "
+                    f"dict; {where} has one at depth {depth}: pass its value "
+                    f"(fut.result()) or move it up")
+    return None
+
+
+def _future_depth(value: Any, depth: int, seen: set[int]) -> int | None:
+    if isinstance(value, Future):
+        return depth
+    if depth >= 50 or id(value) in seen:
+        return None
+    if type(value) in (list, tuple, set, frozenset):
+        items: Iterable[Any] = value
+    elif type(value) is dict:
+        items = value.values()
+    else:
+        return None
+    seen.add(id(value))
+    for item in items:
+        found = _future_depth(item, depth + 1, seen)
+        if found is not None:
+            return found
+    return None
 
 
 def _remote_exception(outcome: Outcome) -> BaseException:

@@ -45,6 +45,10 @@ class CommandResult:
     stderr: str
 
 
+class FutureInCall(TypeError):
+    """A future was met while pickling a call: it is no argument placeholder."""
+
+
 class Future(concurrent.futures.Future):
     """One task's future. ``cancel()`` KILLs a launched task; ``await fut`` works.
 
@@ -63,6 +67,11 @@ class Future(concurrent.futures.Future):
         self._logs: tuple[LogSlice | None, LogSlice | None] | None = None  # what it printed
         self._running_logs: tuple[LogSlice | None, LogSlice | None] | None = None  # starts
         self._agent_url: str | None = None
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise FutureInCall("a mesonb Future cannot be pickled: pass it as an argument of "
+                           "submit (or inside one list, tuple, set or dict), or pass its "
+                           "value, fut.result()")
 
     def __repr__(self) -> str:
         state = self._state.lower()

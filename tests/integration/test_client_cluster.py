@@ -139,6 +139,16 @@ def test_futures_as_arguments_are_dependencies(cluster):
     with pytest.raises(Custom):
         downstream.result(30)
 
+def test_futures_nested_too_deep_are_refused_clearly(cluster):
+    fut = cluster.submit(square, 4, **SMALL)
+    with pytest.raises(TypeError, match="argument 0 has one at depth 2"):
+        cluster.submit(len, [[fut]], **SMALL)
+    with pytest.raises(TypeError, match="keyword argument 'key' has one at depth 2"):
+        cluster.submit(dict, key=[{"a": fut}], **SMALL)
+    with pytest.raises(TypeError, match="cannot be pickled: pass it as an argument"):
+        cluster.submit(lambda: fut.result(), **SMALL)  # inside the function itself
+    assert cluster.submit(sum, [fut, 1], **SMALL).result(30) == 17  # one level deep works
+
 
 async def test_await_future_in_asyncio_code(cluster):
     assert await cluster.submit(square, 5, **SMALL) == 25
