@@ -748,10 +748,21 @@ def _future_depth(value: Any, depth: int, seen: set[int]) -> int | None:
 
 
 def _remote_exception(outcome: Outcome) -> BaseException:
-    exc: BaseException | None = None
+    """The call's exception, of its own type where it unpickles here: whole, or rebuilt
+    from its type, ``args`` and ``__dict__`` (an ``__init__`` that wants other arguments
+    than its ``args``); else a :class:`RemoteError`. The remote traceback is its cause."""
+    exc: Any = None
     if outcome.value is not None:
         try:
             exc = pickle.loads(outcome.value)
+        except Exception:
+            exc = None
+    if not isinstance(exc, BaseException) and getattr(outcome, "exc_parts", None):
+        try:
+            cls, args, state = pickle.loads(outcome.exc_parts)  # type: ignore[arg-type]
+            exc = cls.__new__(cls)
+            exc.args = tuple(args)
+            exc.__dict__.update(state)
         except Exception:
             exc = None
     if not isinstance(exc, BaseException):

@@ -69,6 +69,18 @@ class Custom(Exception):
     pass
 
 
+class TwoArgs(Exception):
+    """Its __init__ wants more than it passes on: it does not unpickle as a whole."""
+
+    def __init__(self, a, b):
+        super().__init__(a)
+        self.b = b
+
+
+def raises_two_args():
+    raise TwoArgs("first", "second")
+
+
 def raises(x):
     print("about to fail", x)
     raise Custom(f"bad {x}")
@@ -91,6 +103,17 @@ def test_remote_exception_same_type_with_remote_traceback(cluster):
     assert "Traceback" in str(cause) and "raises" in str(cause) and "Custom: bad 3" in str(cause)
     assert isinstance(fut.exception(), Custom)
     assert "about to fail 3" in fut.logs().stdout
+
+
+def test_remote_exception_that_does_not_unpickle_keeps_its_type(cluster):
+    fut = cluster.submit(raises_two_args, **SMALL)
+    with pytest.raises(TwoArgs) as info:
+        fut.result(30)
+    assert not isinstance(info.value, mesonb.client.RemoteError)
+    assert info.value.args == ("first",) and info.value.b == "second"
+    assert str(info.value) == "first"
+    cause = info.value.__cause__
+    assert "raises_two_args" in str(cause) and "TwoArgs: first" in str(cause)
 
 
 def test_logs_capture_stdout_and_stderr(cluster):

@@ -104,9 +104,11 @@ class Running:
 @dataclasses.dataclass
 class Outcome:
     """How a call ended: ``ok`` with ``value`` (cloudpickle) or ``path`` to it in the
-    sandbox; else ``value`` is the pickled exception and ``traceback`` its text. A call
-    whose worker died has ``died`` set and neither. ``stdout``/``stderr`` are what the
-    call printed."""
+    sandbox; else ``value`` is the pickled exception and ``traceback`` its text. An
+    exception that does not unpickle as a whole (its ``__init__`` wants other arguments
+    than its ``args``) has ``value`` None and ``exc_parts``: cloudpickle of its
+    ``(type, args, __dict__)``, from which the client rebuilds it. A call whose worker
+    died has ``died`` set and neither. ``stdout``/``stderr`` are what the call printed."""
 
     ok: bool
     value: bytes | None = None
@@ -114,6 +116,7 @@ class Outcome:
     size: int = 0
     traceback: str | None = None
     exc_type: str | None = None
+    exc_parts: bytes | None = None
     stdout: LogSlice | None = None
     stderr: LogSlice | None = None
     duration: float = 0.0

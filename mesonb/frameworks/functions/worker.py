@@ -148,19 +148,43 @@ def _run_call(payload: bytes, result_path: str) -> Outcome:
             outcome.value = value
     except BaseException as exc:
         text = "".join(traceback.format_exception(exc))
-        try:
-            value = cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
-            pickle.loads(value)
-        except Exception:
-            value = None
-        outcome = Outcome(ok=False, value=value, traceback=text,
-                          exc_type=f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")
+        value, parts = _pickle_exception(exc)
+        outcome = Outcome(ok=False, value=value, exc_parts=parts, traceback=text,
+                          exc_type=_exception_text(exc))
     finally:
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
     outcome.duration = time.perf_counter() - start
     return outcome
+
+
+def _pickle_exception(exc: BaseException) -> tuple[bytes | None, bytes | None]:
+    """``(value, None)``: the exception, pickled and checked to unpickle; else ``(None,
+    parts)``: its ``(type, args, __dict__)`` (``__dict__`` left out if it does not pickle),
+    for the client to rebuild it with ``type.__new__``; ``(None, None)`` when neither works.
+    Only a failed call pays for this."""
+    try:
+        value = cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.loads(value)
+        return value, None
+    except Exception:
+        pass
+    for state in (getattr(exc, "__dict__", {}), {}):
+        try:
+            return None, cloudpickle.dumps((type(exc), exc.args, state),
+                                           protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            pass
+    return None, None
+
+
+def _exception_text(exc: BaseException) -> str:
+    name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    try:
+        return f"{name}: {exc}"
+    except Exception:  # a __str__ that fails
+        return name
 
 
 # -- the parent side -------------------------------------------------------------------
