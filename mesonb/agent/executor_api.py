@@ -139,6 +139,7 @@ class ExecutorApiHandler(BaseHandler):
             self.require_json_accept((RECORDIO,))
             stream = EventStream(self)
             self.stream = stream
+            self.stream_events()
             self.set_status(200)
             self.set_header("Content-Type", JSON)
             self.set_header(BATCH_HEADER, "1")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
@@ -67,6 +68,13 @@ class Response:
             self.writer = None
 
 
+def _no_delay(writer: asyncio.StreamWriter) -> None:
+    """Small calls go out at once (no Nagle wait for the previous one's ACK)."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def split_endpoint(endpoint: str) -> tuple[str, int]:
     """``"127.0.0.1:5051"`` or ``"[::1]:5051"`` -> ``(host, port)``."""
     if endpoint.startswith("["):
@@ -91,6 +99,7 @@ async def post(
     """
     host, port = split_endpoint(endpoint)
     reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    _no_delay(writer)
     try:
         hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         lines = [f"POST {path} HTTP/1.1", f"Host: {hostport}", "Connection: close",
@@ -176,6 +185,7 @@ class Connection:
             reused = self._writer is not None
             if self._writer is None:
                 self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+                _no_delay(self._writer)
             reader, writer = self._reader, self._writer
             assert reader is not None and writer is not None
             try:

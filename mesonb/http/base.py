@@ -101,6 +101,17 @@ class BaseHandler(tornado.web.RequestHandler):
         if not any(accepts(accept, media) for media in (JSON, *extra)):
             raise NotAcceptable(f"Expecting 'Accept' to allow application/json, got '{accept}'")
 
+    def stream_events(self) -> None:
+        """This answer is a long-lived stream of small writes: send each at once.
+
+        tornado leaves Nagle's algorithm on while a response is open; a second small
+        event written before the peer acknowledged the first (which its delayed-ACK
+        timer holds up to 40 ms, as the peer never writes back on a stream) would wait
+        for that acknowledgement."""
+        stream = getattr(self.request.connection, "stream", None)
+        if stream is not None:
+            stream.set_nodelay(True)
+
     def json_body(self) -> Any:
         return loads(self.request.body or b"null", "Failed to parse JSON body")
 

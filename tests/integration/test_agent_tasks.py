@@ -294,3 +294,24 @@ def test_agent_stop_leaves_no_process_behind(tmp_path: Path) -> None:
         assert m.of_type(AgentCallType.UNREGISTER)
 
     run(body, tmp_path, executor_shutdown_grace_period=1.0)
+
+
+def test_the_executor_event_stream_sends_each_event_at_once(tmp_path: Path) -> None:
+    """The agent's side of an executor's SUBSCRIBE stream has Nagle's algorithm off, so a
+    LAUNCH written right after another event does not wait for the executor's delayed
+    ACK (up to 40 ms: the executor never writes back on that connection)."""
+    import socket
+
+    async def body(h: AgentHarness) -> None:
+        m = h.master
+        task_id = new_id()
+        m.run_task(command_task(task_id, "sleep 30"))
+        await m.update(task_id, TaskState.TASK_STARTING)
+        await m.update(task_id, TaskState.TASK_RUNNING)
+        streams = [c.stream for c in h.agent._server._connections
+                   if c.stream.socket is not None]
+        assert streams, "the executor's stream should be open"
+        assert any(s.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                   for s in streams)
+
+    run(body, tmp_path)

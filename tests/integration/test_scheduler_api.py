@@ -322,3 +322,20 @@ async def test_a_removed_framework_resubscribing_gets_error_on_a_chunked_stream(
         records.extend(decoder.feed_json(chunk))
     assert records == [{"type": "ERROR", "error": {
         "message": f"Framework {framework_id} has been removed"}}]
+
+
+async def test_event_streams_send_each_event_at_once(master):
+    """A SUBSCRIBE stream's socket has Nagle's algorithm off: a second small event is not
+    held back waiting for the client's (delayed, up to 40 ms) ACK of the first."""
+    import socket
+
+    stream = await open_stream(master.url, "/api/v1/scheduler", {
+        "type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "u", "name": "n"}}})
+    try:
+        await anext(stream.chunks)  # SUBSCRIBED: the stream is open on the master's side
+        streams = [c.stream for c in master._server._connections]
+        assert streams, "the master should hold the stream's connection"
+        assert all(s.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                   for s in streams if s.socket is not None)
+    finally:
+        stream.close()

@@ -291,6 +291,7 @@ class OperatorHandler(BaseHandler):
         self._done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._buffered = self._in_flight = 0
         self._flush_pending = False
+        self.stream_events()
         self.set_status(200)
         self.set_header("Content-Type", JSON)
         with views.no_gc():

@@ -93,6 +93,7 @@ class SchedulerHandler(BaseHandler):
     async def _subscribe(self, call: Call) -> None:
         check_subscribe(self.request.headers)
         stream_id = str(uuid.uuid4())
+        self.stream_events()
         self._done = asyncio.get_running_loop().create_future()
         self._flush_pending = False
         self.set_status(200)
