@@ -340,8 +340,12 @@ class SchedulerDriver:
         try:
             async for chunk in stream.chunks:
                 last = loop.time()
-                for record in decoder.feed(chunk):
-                    await self._event(json.loads(record))
+                if type(chunk) is list:  # a master in this process: the events themselves
+                    for event in chunk:
+                        await self._event(event)
+                else:
+                    for record in decoder.feed(chunk):
+                        await self._event(json.loads(record))
                 if timer.when() > last + self.heartbeat_interval * 5:  # SUBSCRIBED set it
                     timer.cancel()
                     timer = loop.call_later(self.heartbeat_interval * 5, watchdog)

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Coroutine
 from typing import Any
 
 from mesonb.executor.driver import ExecutorDriver, ExecutorHandler
@@ -43,14 +44,21 @@ class FunctionsExecutor(ExecutorHandler):
         self.killed: set[str] = set()
         self._running_updates: dict[str, asyncio.Task[Any]] = {}
 
-    async def launch(self, driver: ExecutorDriver, task: TaskInfo) -> None:
+    def launch(self, driver: ExecutorDriver, task: TaskInfo) -> Coroutine[Any, Any, None]:
+        """Hand the call to a worker in this turn; the driver runs the returned coroutine,
+        which waits for the outcome and sends the terminal update."""
         task_id = task.task_id
         mem = sum(r.get("scalar", {}).get("value", 0.0) for r in task.resources or ()
                   if r.get("name") == "mem")
         loop = asyncio.get_running_loop()
         timer = loop.call_later(RUNNING_AFTER, self._send_running, driver, task_id)
+        return self._conclude(driver, task_id, timer, self.pool.submit(task_id, task.data or b"",
+                                                                       mem))
+
+    async def _conclude(self, driver: ExecutorDriver, task_id: str, timer: asyncio.TimerHandle,
+                        running: asyncio.Future[Outcome]) -> None:
         try:
-            outcome = await self.pool.run(task_id, task.data or b"", mem)
+            outcome = await running
         except WorkerDied as exc:
             timer.cancel()
             await self._after_running(task_id)

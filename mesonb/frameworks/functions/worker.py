@@ -308,6 +308,11 @@ class Pool:
 
     async def run(self, task_id: str, payload: bytes, mem_mb: float = 0.0) -> Outcome:
         """Run one call; raises :class:`WorkerDied` if its worker dies or is killed."""
+        return await self.submit(task_id, payload, mem_mb)
+
+    def submit(self, task_id: str, payload: bytes, mem_mb: float = 0.0) -> asyncio.Future[Outcome]:
+        """Hand the call to a worker now (or queue it) and return the future of its
+        :class:`~.protocol.Outcome` (:class:`WorkerDied` if its worker dies)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
         if self.idle:
@@ -318,7 +323,7 @@ class Pool:
             self.waiting[task_id] = _Waiting(payload, mem_mb, future, loop.time() + GROW_AFTER)
             if self._grow is None:
                 self._grow = loop.call_later(GROW_AFTER, self._grow_for_waiting)
-        return await future
+        return future
 
     def _start(self, worker: Worker, task_id: str, payload: bytes, mem_mb: float,
                future: asyncio.Future[Outcome]) -> None:

@@ -19,7 +19,6 @@ from typing import Any
 from mesonb.http.base import Security
 from mesonb.http.inproc import Answer, Channel, later
 from mesonb.master.master import Master
-from mesonb.protocol import recordio
 from mesonb.protocol.agent import AGENT_PATH, AgentCall
 from mesonb.protocol.errors import ProtocolError, Redirect
 from mesonb.protocol.scheduler import CallType
@@ -96,13 +95,15 @@ class MasterEndpoint:
 
 
 class _Subscription:
-    """A SUBSCRIBE stream: the master's events as RecordIO chunks, one per loop turn."""
+    """A SUBSCRIBE stream in-process: the events of one loop turn go over as one list of
+    their JSON dicts (the driver reads them as it would the parsed RecordIO records, and
+    treats them as read-only)."""
 
     def __init__(self, master: Master, call: Any, stream_id: str, chunks: Channel) -> None:
         self.master = master
         self.stream_id = stream_id
         self.chunks = chunks
-        self.pending: list[bytes] = []
+        self.pending: list[dict[str, Any]] = []
         self.done = False
         chunks.on_hang_up = self.gone
         self.framework = master.calls.subscribe(call, stream_id, self.send, self.close)
@@ -112,11 +113,11 @@ class _Subscription:
             return
         if not self.pending:
             later(self.flush)
-        self.pending.append(recordio.encode_json(event))
+        self.pending.append(event)
 
     def flush(self) -> None:
         if self.pending:
-            self.chunks.put(b"".join(self.pending))
+            self.chunks.put(self.pending)
             self.pending = []
 
     def close(self, reason: str | None) -> None:
