@@ -50,6 +50,10 @@ from mesonb.protocol.recordio import Decoder
 
 log = logging.getLogger(__name__)
 SCHEDULER_PATH = "/api/v1/scheduler"
+# Acknowledgements wait this long to go out together (a mesonb master takes them as one
+# call): the updates of a burst share a call, and a caller waiting on the update that was
+# just handed over gets the CPU before the loop goes on to acknowledge it.
+ACK_DELAY = 0.001
 
 
 def master_url(master: str) -> str:
@@ -119,6 +123,7 @@ class SchedulerDriver:
         self._acks: set[asyncio.Task[Any]] = set()
         self._batching = False  # the master takes arrays of calls (mesonb, not Mesos)
         self._ack_queue: list[dict[str, Any]] = []
+        self._ack_timer: asyncio.TimerHandle | None = None
         # With a zk:// master: a watch on the election, so a new leader is met at once.
         self._detector: discovery.LeaderDetector | None = None
         self._leader: str | None = None  # the host:port ZooKeeper names, None if unknown
@@ -164,6 +169,8 @@ class SchedulerDriver:
                 log.warning("TEARDOWN failed: %s", exc)
         self._stopping = True
         self._wake.set()
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()  # the agents resend what was not acknowledged
         if self._stream is not None:
             self._stream.close()
         if self._task is not None:
@@ -413,11 +420,14 @@ class SchedulerDriver:
             self._spawn(self.acknowledge(status))
             return
         if not self._ack_queue:
-            self._spawn(self._send_acks())
+            self._ack_timer = asyncio.get_running_loop().call_later(ACK_DELAY, self._ack_soon)
         self._ack_queue.append(status)
 
+    def _ack_soon(self) -> None:
+        self._ack_timer = None
+        self._spawn(self._send_acks())
+
     async def _send_acks(self) -> None:
-        # A task's first step runs on the next loop turn: this turn's updates are queued.
         try:
             while self._ack_queue and self.framework_id and self.stream_id:
                 batch, self._ack_queue = self._ack_queue, []
