@@ -47,6 +47,7 @@ from mesonb.protocol.states import TaskState
 
 from . import checkpoint, recovery, status_updates
 from .book import ExecutorState
+from .executor_socket import ExecutorSocket
 from .executors import Executors
 from .files import SandboxPaths
 from .fingerprint import Machine, agent_attributes, agent_resources, flat_attributes
@@ -130,6 +131,9 @@ class Agent:
             backoff=Backoff(config.registration_backoff_factor,
                             config.max_registration_backoff, rng))
         self._server: HTTPServer | None = None
+        # The executor API for mesonb's own executors, on a local socket (executor_socket)
+        self._executor_socket = ExecutorSocket(self)
+        self.executor_socket_address: str | None = None
         self._start_time = 0.0
         self._registered_event = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -177,6 +181,7 @@ class Agent:
         self.port = sockets[0].getsockname()[1]
         self._server = HTTPServer(make_app(self, self.security), idle_connection_timeout=3600)
         self._server.add_sockets(sockets)
+        self.executor_socket_address = await self._executor_socket.start()
         self._start_time = time.time()
         self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
         log.info("agent listening on http://%s:%d", self.config.ip, self.port)
@@ -233,6 +238,7 @@ class Agent:
                 self._server.stop()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._server.close_all_connections(), 2.0)
+            await self._executor_socket.stop()
             self._stopped.set()
             log.info("agent stopped")
 

@@ -9,6 +9,10 @@ Authentication: the agent gives every container a token in
 ``Authorization: Bearer <token>``; a token only speaks for its own executor. The cluster
 secret is accepted too. An agent without a secret (loopback only) also accepts executors
 that send no credentials, such as pymesos's executor driver.
+
+The API is served twice, by the same functions here: on the agent's HTTP port
+(:class:`ExecutorApiHandler`, what ``MESOS_AGENT_ENDPOINT`` names and any Mesos executor
+uses), and on a local socket for mesonb's own executors (:mod:`.executor_socket`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tornado.iostream import StreamClosedError
 
@@ -40,21 +45,31 @@ if TYPE_CHECKING:
 __all__ = ["TOKEN_ENV", "EventStream", "ExecutorApiHandler"]
 
 log = logging.getLogger(__name__)
-
-
+Principal = tuple[str, str] | None  # (framework_id, executor_id) a token speaks for
 
 # Events an executor needs soon but not at once: they leave with the next other event or
 # after LAZY_DELAY, so an ACKNOWLEDGED rides with the next LAUNCH instead of costing the
 # executor a wake-up of its own.
 LAZY = frozenset({ExecutorEventType.ACKNOWLEDGED, ExecutorEventType.HEARTBEAT})
 LAZY_DELAY = 0.002
+_GONE = (StreamClosedError, RuntimeError, ConnectionError)
+
+
+class Sink(Protocol):
+    """Where a stream's bytes go: buffered by ``write``, sent by ``flush``."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def finish(self) -> None: ...
 
 
 class EventStream:
-    """The open SUBSCRIBE response of one executor; :meth:`send` writes one event."""
+    """The open SUBSCRIBE answer of one executor; :meth:`send` writes one event."""
 
-    def __init__(self, handler: ExecutorApiHandler) -> None:
-        self._handler = handler
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
         self._closed = asyncio.Event()
         self._flush_pending = False
         self._lazy_flush: asyncio.TimerHandle | None = None
@@ -70,8 +85,8 @@ class EventStream:
         if self.closed:
             return False
         try:
-            self._handler.write(recordio.encode_json(event.to_json()))
-        except (StreamClosedError, RuntimeError):
+            self._sink.write(recordio.encode_json(event.to_json()))
+        except _GONE:
             self.mark_closed()
             return False
         if self._flush_pending:
@@ -92,18 +107,16 @@ class EventStream:
         if self.closed:
             return
         try:
-            fut = self._handler.flush()
-        except (StreamClosedError, RuntimeError):
+            self._sink.flush()
+        except _GONE:
             self.mark_closed()
-            return
-        fut.add_done_callback(self._flushed)
 
     def close(self) -> None:
         """End the stream from the agent's side."""
         if not self.closed:
             self._closed.set()
-            with contextlib.suppress(StreamClosedError, RuntimeError):
-                self._handler.finish()
+            with contextlib.suppress(*_GONE):
+                self._sink.finish()
 
     def mark_closed(self) -> None:
         self._closed.set()
@@ -111,17 +124,96 @@ class EventStream:
     async def wait_closed(self) -> None:
         await self._closed.wait()
 
+
+# -- the API, whatever carries it -------------------------------------------------------
+def parse_calls(body: bytes) -> ExecutorCall | list[ExecutorCall]:
+    """The call a request carries, or the calls of a batch (mesonb's extension: a JSON
+    array of UPDATE and MESSAGE calls, checked whole; 400 names the bad one).
+
+    Mesos has no batches; the agent announces them with the ``Mesonb-Batch: 1`` header of
+    its SUBSCRIBE answer and only mesonb's executor driver sends them."""
+    if body.lstrip()[:1] != b"[":
+        return ExecutorCall.parse(body)
+    items = loads(body, "Failed to parse body into executor Calls")
+    if not items:
+        raise BadRequest("Expecting at least one call in the batch")
+    calls = []
+    for i, item in enumerate(items):
+        try:
+            call = ExecutorCall.from_json(item, "Call")
+            if call.type is ExecutorCallType.UPDATE and call.update is None:
+                raise BadRequest("Expecting 'update' to be present for an UPDATE call")
+            if call.type is ExecutorCallType.MESSAGE and call.message is None:
+                raise BadRequest("Expecting 'message' to be present for a MESSAGE call")
+            if call.type not in (ExecutorCallType.UPDATE, ExecutorCallType.MESSAGE):
+                raise BadRequest(f"{call.type.value} cannot be batched")
+            if call.type is ExecutorCallType.UPDATE:
+                assert call.update is not None
+                status = call.update.status
+                if status.uuid is None:
+                    raise BadRequest("Expecting 'uuid' to be present")
+                if status.state is TaskState.TASK_STAGING:
+                    raise BadRequest("Received TASK_STAGING from executor")
+        except BadRequest as exc:
+            raise BadRequest(f"call {i} of the batch: {exc.message}") from None
+        calls.append(call)
+    return calls
+
+
+def authorize(principal: Principal, calls: ExecutorCall | list[ExecutorCall]) -> None:
+    """Forbidden unless the token speaks for the executor of every call."""
+    batch = calls if isinstance(calls, list) else [calls]
+    for i, call in enumerate(batch):
+        if principal is not None and principal != (call.framework_id, call.executor_id):
+            where = f"call {i} of the batch: " if isinstance(calls, list) else ""
+            raise Forbidden(
+                f"{where}The token is not valid for executor '{call.executor_id}' of"
+                f" framework '{call.framework_id}'")
+
+
+def carry_out(agent: Agent, calls: ExecutorCall | list[ExecutorCall]) -> None:
+    """Carry out UPDATE and MESSAGE calls in order, each update recorded before the
+    answer; a call refused while carried out stops a batch, the calls before it done."""
+    executors = agent.executors
+    batch = calls if isinstance(calls, list) else [calls]
+    for i, call in enumerate(batch):
+        try:
+            if call.type is ExecutorCallType.UPDATE:
+                executors.update(call)
+            elif call.type is ExecutorCallType.MESSAGE:
+                executors.message(call)
+        except BadRequest as exc:
+            if not isinstance(calls, list):
+                raise
+            raise BadRequest(f"call {i} of the batch: {exc.message}") from None
+
+
+# -- over the agent's HTTP port ---------------------------------------------------------
+class _HandlerSink:
+    def __init__(self, handler: ExecutorApiHandler, lost: Callable[[], Any]) -> None:
+        self._handler = handler
+        self._lost = lost
+
+    def write(self, data: bytes) -> None:
+        self._handler.write(data)
+
+    def flush(self) -> None:
+        self._handler.flush().add_done_callback(self._flushed)
+
+    def finish(self) -> None:
+        self._handler.finish()
+
     def _flushed(self, fut: asyncio.Future[None]) -> None:
         if not fut.cancelled() and fut.exception() is not None:
-            self.mark_closed()
+            self._lost()
 
 
 class ExecutorApiHandler(BaseHandler):
-    """The executor endpoint; the agent does the work (:meth:`Agent.executor_call`)."""
+    """The executor endpoint on the agent's HTTP port; the work is the functions above."""
 
     agent: Agent
     stream: EventStream | None = None
-    principal: tuple[str, str] | None = None  # (framework_id, executor_id) of the token
+    principal: Principal = None
 
     def prepare(self) -> None:
         self.principal = self.agent.executors.authenticate(
@@ -130,86 +222,23 @@ class ExecutorApiHandler(BaseHandler):
 
     async def post(self) -> None:
         self.require_json_body()
-        if self.request.body.lstrip()[:1] == b"[":
-            self._batch()
-            return
-        call = ExecutorCall.parse(self.request.body)
-        self._authorize(call)
-        if call.type is ExecutorCallType.SUBSCRIBE:
+        calls = parse_calls(self.request.body)
+        authorize(self.principal, calls)
+        if not isinstance(calls, list) and calls.type is ExecutorCallType.SUBSCRIBE:
             self.require_json_accept((RECORDIO,))
-            stream = EventStream(self)
+            stream = EventStream(_HandlerSink(self, lambda: stream.mark_closed()))
             self.stream = stream
             self.stream_events()
             self.set_status(200)
             self.set_header("Content-Type", JSON)
             self.set_header(BATCH_HEADER, "1")
-            self.agent.executors.subscribe(call, stream)
+            self.agent.executors.subscribe(calls, stream)
             await stream.wait_closed()
             if not self._finished:
                 with contextlib.suppress(StreamClosedError):
                     self.finish()
             return
-        if call.type is ExecutorCallType.UPDATE:
-            self.agent.executors.update(call)
-        elif call.type is ExecutorCallType.MESSAGE:
-            self.agent.executors.message(call)
-        self.set_status(202)
-        self.finish()
-
-    def _authorize(self, call: ExecutorCall) -> None:
-        if self.principal is not None and self.principal != (
-            call.framework_id, call.executor_id
-        ):
-            raise Forbidden(
-                f"The token is not valid for executor '{call.executor_id}' of framework"
-                f" '{call.framework_id}'"
-            )
-
-    def _batch(self) -> None:
-        """mesonb's extension: a JSON array of UPDATE and MESSAGE calls in one request.
-
-        Every call is parsed and checked first (400 or 403 names the bad one and nothing
-        is done), then carried out in order, each update recorded before the answer; a
-        call refused while carrying out stops the batch, with the calls before it done.
-        Answer: 202. Mesos has no such call; the agent announces it with the
-        ``Mesonb-Batch: 1`` header of its SUBSCRIBE answer and only mesonb's executor
-        driver uses it."""
-        items = loads(self.request.body, "Failed to parse body into executor Calls")
-        if not items:
-            raise BadRequest("Expecting at least one call in the batch")
-        calls = []
-        for i, item in enumerate(items):
-            try:
-                call = ExecutorCall.from_json(item, "Call")
-                if call.type is ExecutorCallType.UPDATE and call.update is None:
-                    raise BadRequest("Expecting 'update' to be present for an UPDATE call")
-                if call.type is ExecutorCallType.MESSAGE and call.message is None:
-                    raise BadRequest("Expecting 'message' to be present for a MESSAGE call")
-                if call.type not in (ExecutorCallType.UPDATE, ExecutorCallType.MESSAGE):
-                    raise BadRequest(f"{call.type.value} cannot be batched")
-                if call.type is ExecutorCallType.UPDATE:
-                    assert call.update is not None
-                    status = call.update.status
-                    if status.uuid is None:
-                        raise BadRequest("Expecting 'uuid' to be present")
-                    if status.state is TaskState.TASK_STAGING:
-                        raise BadRequest("Received TASK_STAGING from executor")
-            except BadRequest as exc:
-                raise BadRequest(f"call {i} of the batch: {exc.message}") from None
-            try:
-                self._authorize(call)
-            except Forbidden as exc:
-                raise Forbidden(f"call {i} of the batch: {exc.message}") from None
-            calls.append(call)
-        executors = self.agent.executors
-        for i, call in enumerate(calls):
-            try:
-                if call.type is ExecutorCallType.UPDATE:
-                    executors.update(call)
-                else:
-                    executors.message(call)
-            except BadRequest as exc:
-                raise BadRequest(f"call {i} of the batch: {exc.message}") from None
+        carry_out(self.agent, calls)
         self.set_status(202)
         self.finish()
 

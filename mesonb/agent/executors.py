@@ -509,7 +509,8 @@ class Executors:
         try:
             env = launcher.executor_env(
                 framework, executor, agent_id=agent.agent_id, endpoint=agent.endpoint,
-                pid=agent.pid, shutdown_grace=agent.config.executor_shutdown_grace_period,
+                socket=agent.executor_socket_address, pid=agent.pid,
+                shutdown_grace=agent.config.executor_shutdown_grace_period,
                 recovery_timeout=agent.recovery.recovery_timeout,
                 reregistration_timeout=agent.recovery.executor_reregistration_timeout)
             spec = launcher.launch_spec(executor, env)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mesonb.config import SECRET_ENV
+from mesonb.executor.driver import SOCKET_ENV
 from mesonb.executor.process import PYTHONPATH_MARK, TOKEN_ENV, command_argv
 from mesonb.protocol.mesos import CommandInfo, ExecutorInfo, TaskInfo
 from mesonb.protocol.resources import Resources
@@ -91,6 +92,7 @@ def executor_env(
     *,
     agent_id: str | None,
     endpoint: str,
+    socket: str | None = None,
     pid: str,
     shutdown_grace: float,
     recovery_timeout: float = RECOVERY_TIMEOUT,
@@ -100,7 +102,8 @@ def executor_env(
     """The environment an executor process starts with (see the module docstring)."""
     source = os.environ if base is None else base
     env = {k: v for k, v in source.items()
-           if k not in (SECRET_ENV, TOKEN_ENV, PYTHONPATH_MARK) and not k.startswith("MESOS_")}
+           if k not in (SECRET_ENV, TOKEN_ENV, PYTHONPATH_MARK, SOCKET_ENV)
+           and not k.startswith("MESOS_")}
     env.update({
         "MESOS_FRAMEWORK_ID": framework.framework_id,
         "MESOS_EXECUTOR_ID": executor.executor_id,
@@ -114,6 +117,8 @@ def executor_env(
         "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": f"{shutdown_grace:g}secs",
         TOKEN_ENV: executor.token,
     })
+    if socket is not None:  # mesonb's executors reach the agent there (agent.executor_socket)
+        env[SOCKET_ENV] = socket
     if framework.checkpoint:
         # Mesos: retry at least twice within the agent's re-registration window.
         env["MESOS_RECOVERY_TIMEOUT"] = f"{recovery_timeout:g}secs"

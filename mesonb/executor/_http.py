@@ -75,6 +75,26 @@ def _no_delay(writer: asyncio.StreamWriter) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+async def _open(endpoint: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to ``host:port``, or to a Unix socket ``unix:/path``/``unix:@name``
+    (``@``: Linux's abstract namespace)."""
+    if endpoint.startswith("unix:"):
+        rest = endpoint[5:]
+        return await asyncio.open_unix_connection("\0" + rest[1:] if rest.startswith("@")
+                                                  else rest)
+    host, port = split_endpoint(endpoint)
+    reader, writer = await asyncio.open_connection(host, port)
+    _no_delay(writer)
+    return reader, writer
+
+
+def _host_header(endpoint: str) -> str:
+    if endpoint.startswith("unix:"):
+        return "localhost"
+    host, port = split_endpoint(endpoint)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def split_endpoint(endpoint: str) -> tuple[str, int]:
     """``"127.0.0.1:5051"`` or ``"[::1]:5051"`` -> ``(host, port)``."""
     if endpoint.startswith("["):
@@ -97,11 +117,9 @@ async def post(
 
     Raises OSError/asyncio.TimeoutError on connection problems; never raises HTTPError.
     """
-    host, port = split_endpoint(endpoint)
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    _no_delay(writer)
+    reader, writer = await asyncio.wait_for(_open(endpoint), timeout)
     try:
-        hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        hostport = _host_header(endpoint)
         lines = [f"POST {path} HTTP/1.1", f"Host: {hostport}", "Connection: close",
                  f"Content-Length: {len(body)}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
@@ -151,9 +169,7 @@ class Connection:
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
-        self.host, self.port = split_endpoint(endpoint)
-        self._hostport = f"[{self.host}]:{self.port}" if ":" in self.host \
-            else f"{self.host}:{self.port}"
+        self._hostport = _host_header(endpoint)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._lock = asyncio.Lock()
@@ -184,8 +200,7 @@ class Connection:
         for attempt in (0, 1):
             reused = self._writer is not None
             if self._writer is None:
-                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-                _no_delay(self._writer)
+                self._reader, self._writer = await _open(self.endpoint)
             reader, writer = self._reader, self._writer
             assert reader is not None and writer is not None
             try:

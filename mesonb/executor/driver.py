@@ -63,6 +63,9 @@ EXECUTOR_PATH = "/api/v1/executor"
 # Set to "1" on the SUBSCRIBE answer by mesonb's agent: it takes a JSON array of calls.
 BATCH_HEADER = "Mesonb-Batch"
 TOKEN_ENV = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
+# mesonb's agent also serves the executor API on a local socket (``unix:@name``), which
+# mesonb's executors prefer to its HTTP port (mesonb/agent/executor_socket.py).
+SOCKET_ENV = "MESONB_AGENT_SOCKET"
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0,
           "days": 86400.0, "weeks": 604800.0}
 
@@ -177,7 +180,10 @@ class ExecutorDriver:
         self._ack_waiters: list[asyncio.Future[None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._gave_up = False  # the connection loop ended (the agent is gone for good)
-        self._conn = _http.Connection(self.agent_endpoint)  # keep-alive, for calls
+        # Where to subscribe, in order of preference: the agent's socket, then its port.
+        socket = None if agent_endpoint else env.get(SOCKET_ENV)
+        self._endpoints = [socket, self.agent_endpoint] if socket else [self.agent_endpoint]
+        self._conn = _http.Connection(self._endpoints[0])  # keep-alive, for calls
         # The agent takes a JSON array of calls in one POST (mesonb's agent says so in a
         # header of its SUBSCRIBE answer): updates of one loop turn then go together.
         self._batching = False
@@ -350,9 +356,20 @@ class ExecutorDriver:
                                            for s in self.unacknowledged_updates.values()],
             },
         }
-        response = await _http.post(self.agent_endpoint, EXECUTOR_PATH,
-                                    json.dumps(body).encode(), self._headers(),
-                                    self.http_timeout)
+        data = json.dumps(body).encode()
+        for endpoint in self._endpoints:
+            try:
+                response = await _http.post(endpoint, EXECUTOR_PATH, data, self._headers(),
+                                            self.http_timeout)
+                break
+            except OSError:
+                if endpoint is self._endpoints[-1]:
+                    raise
+                log.info("cannot reach the agent at %s; trying %s", endpoint,
+                         self._endpoints[-1])
+        if endpoint != self._conn.endpoint:  # calls go where the events come from
+            self._conn.close()
+            self._conn = _http.Connection(endpoint)
         if response.status != 200:
             try:
                 text = (await asyncio.wait_for(response.body(), self.http_timeout)).decode(

@@ -56,6 +56,27 @@ class Security:
         return {"Authorization": f"Bearer {self.secret}"} if self.secret else {}
 
 
+def check_json_body(content_type: str | None) -> None:
+    """Mesos rules for a request body: no Content-Type -> 400, protobuf or other -> 415."""
+    if not content_type:
+        raise BadRequest("Expecting 'Content-Type' to be present")
+    media = content_type.split(";")[0].strip().lower()
+    if media == PROTOBUF:
+        raise UnsupportedMediaType(
+            "Content-Type 'application/x-protobuf' is not supported; use application/json"
+        )
+    if media != JSON:
+        raise UnsupportedMediaType(
+            f"Expecting 'Content-Type' of application/json, got '{media}'"
+        )
+
+
+def check_json_accept(accept: str | None, extra: tuple[str, ...] = ()) -> None:
+    """406 unless ``accept`` takes JSON (or one of ``extra``) with a q-value above 0."""
+    if accept and not any(accepts(accept, media) for media in (JSON, *extra)):
+        raise NotAcceptable(f"Expecting 'Accept' to allow application/json, got '{accept}'")
+
+
 class BaseHandler(tornado.web.RequestHandler):
     """Authentication, media types and error answers for every endpoint."""
 
@@ -80,26 +101,11 @@ class BaseHandler(tornado.web.RequestHandler):
     # -- helpers for subclasses ----------------------------------------------------
     def require_json_body(self) -> None:
         """Mesos rules: no Content-Type -> 400, protobuf or other -> 415."""
-        ctype = self.request.headers.get("Content-Type")
-        if not ctype:
-            raise BadRequest("Expecting 'Content-Type' to be present")
-        media = ctype.split(";")[0].strip().lower()
-        if media == PROTOBUF:
-            raise UnsupportedMediaType(
-                "Content-Type 'application/x-protobuf' is not supported; use application/json"
-            )
-        if media != JSON:
-            raise UnsupportedMediaType(
-                f"Expecting 'Content-Type' of application/json, got '{media}'"
-            )
+        check_json_body(self.request.headers.get("Content-Type"))
 
     def require_json_accept(self, extra: tuple[str, ...] = ()) -> None:
         """406 unless ``Accept`` takes JSON (or one of ``extra``) with a q-value above 0."""
-        accept = self.request.headers.get("Accept")
-        if not accept:
-            return
-        if not any(accepts(accept, media) for media in (JSON, *extra)):
-            raise NotAcceptable(f"Expecting 'Accept' to allow application/json, got '{accept}'")
+        check_json_accept(self.request.headers.get("Accept"), extra)
 
     def stream_events(self) -> None:
         """This answer is a long-lived stream of small writes: send each at once.

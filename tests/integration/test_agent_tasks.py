@@ -296,11 +296,19 @@ def test_agent_stop_leaves_no_process_behind(tmp_path: Path) -> None:
     run(body, tmp_path, executor_shutdown_grace_period=1.0)
 
 
-def test_the_executor_event_stream_sends_each_event_at_once(tmp_path: Path) -> None:
-    """The agent's side of an executor's SUBSCRIBE stream has Nagle's algorithm off, so a
-    LAUNCH written right after another event does not wait for the executor's delayed
-    ACK (up to 40 ms: the executor never writes back on that connection)."""
+def test_the_executor_event_stream_sends_each_event_at_once(tmp_path: Path, monkeypatch) -> None:
+    """The agent's side of an executor's SUBSCRIBE stream over its HTTP port (where Mesos
+    executors connect) has Nagle's algorithm off, so a LAUNCH written right after another
+    event does not wait for the executor's delayed ACK (up to 40 ms: the executor never
+    writes back on that connection)."""
     import socket
+
+    from mesonb.agent.executor_socket import ExecutorSocket
+
+    async def no_socket(self):
+        return None
+
+    monkeypatch.setattr(ExecutorSocket, "start", no_socket)  # executors use the port
 
     async def body(h: AgentHarness) -> None:
         m = h.master
