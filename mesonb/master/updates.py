@@ -47,11 +47,14 @@ def update_event(framework: Framework, status: TaskStatus) -> dict[str, Any]:
 
 
 def reconciliation_status(task: Task, now: float) -> TaskStatus:
-    """Mesos's reconciliation answer: the latest status without data and message."""
+    """Mesos's reconciliation answer: the latest status without data and message, in the
+    state of the status update being delivered when there is one (the agent may already
+    report a later state in ``latest_state``), as Mesos's ``_reconcileTasks`` does."""
     latest = task.latest_status
+    state = task.status_update_state or task.state
     return master_status(
         task.id,
-        task.state,
+        state,
         now,
         reason=Reason.REASON_RECONCILIATION,
         agent_id=task.agent_id,
@@ -59,7 +62,7 @@ def reconciliation_status(task: Task, now: float) -> TaskStatus:
         unreachable_time=task.unreachable_time,
     ) if latest is None else _copy(
         latest,
-        state=task.state,
+        state=state,
         reason=Reason.REASON_RECONCILIATION,
         source=Source.SOURCE_MASTER,
         message=None,

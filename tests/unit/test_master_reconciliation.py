@@ -76,7 +76,9 @@ def test_an_acknowledgement_of_an_older_update_keeps_the_ended_task_known():
                             latest_state=TaskState.TASK_FINISHED)
     fw.updates()
     ack(fw, agent, "done", starting)
-    assert reconcile(fw, ("done", agent.agent_id)) == {"done": "TASK_FINISHED"}
+    # Known still, in the state of its status update (Mesos: status_update_state stays
+    # until the next update replaces it), not its latest one.
+    assert reconcile(fw, ("done", agent.agent_id)) == {"done": "TASK_STARTING"}
     finished = agent.update(fw.framework_id, "done", TaskState.TASK_FINISHED)
     fw.updates()
     ack(fw, agent, "done", finished)
@@ -113,3 +115,15 @@ def test_tasks_on_an_unreachable_agent_are_not_in_the_implicit_answer():
     assert status["state"] == "TASK_UNREACHABLE" and status["unreachable_time"]
     assert reconcile(fw, ("done", agent.agent_id)) == {"done": "TASK_UNREACHABLE"}
     ack(fw, agent, "done", finished)  # late, harmless
+
+
+def test_the_answer_is_in_the_state_of_the_update_being_delivered():
+    """The agent retries an older update (RUNNING) while the task already ended: the
+    update carries latest_state FINISHED. Mesos answers reconciliation with the state of
+    the status update, not the latest one, until a later update replaces it."""
+    _h, agent, fw = setup()
+    agent.update(fw.framework_id, "live", TaskState.TASK_STARTING,
+                 latest_state=TaskState.TASK_FINISHED)
+    fw.updates()
+    assert reconcile(fw, ("live", agent.agent_id)) == {"live": "TASK_STARTING"}
+    assert reconcile(fw)["live"] == "TASK_STARTING"  # implicit: the same
