@@ -63,8 +63,10 @@ def main() -> None:
     meter = Meter()
     wire_bytes = [0]
 
-    def to_agent(msg: dict[str, Any]) -> None:
-        wire_bytes[0] += len(recordio.dumps(msg))
+    def to_agent(msg: Any) -> None:
+        # The master hands its link a MasterCommand (or its JSON); a WebSocket link encodes
+        # it, inside the master's time as the meter counts it.
+        wire_bytes[0] += len(recordio.dumps(msg if isinstance(msg, dict) else msg.to_json()))
 
     offers: list[dict[str, Any]] = []
 
