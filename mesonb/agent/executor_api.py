@@ -37,7 +37,8 @@ from mesonb.protocol.executor import (
     ExecutorEventType,
 )
 from mesonb.protocol.jsontext import loads
-from mesonb.protocol.states import TaskState
+
+from .executors import check_update
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -141,19 +142,12 @@ def parse_calls(body: bytes) -> ExecutorCall | list[ExecutorCall]:
     for i, item in enumerate(items):
         try:
             call = ExecutorCall.from_json(item, "Call")
-            if call.type is ExecutorCallType.UPDATE and call.update is None:
-                raise BadRequest("Expecting 'update' to be present for an UPDATE call")
             if call.type is ExecutorCallType.MESSAGE and call.message is None:
                 raise BadRequest("Expecting 'message' to be present for a MESSAGE call")
             if call.type not in (ExecutorCallType.UPDATE, ExecutorCallType.MESSAGE):
                 raise BadRequest(f"{call.type.value} cannot be batched")
             if call.type is ExecutorCallType.UPDATE:
-                assert call.update is not None
-                status = call.update.status
-                if status.uuid is None:
-                    raise BadRequest("Expecting 'uuid' to be present")
-                if status.state is TaskState.TASK_STAGING:
-                    raise BadRequest("Received TASK_STAGING from executor")
+                check_update(call)
         except BadRequest as exc:
             raise BadRequest(f"call {i} of the batch: {exc.message}") from None
         calls.append(call)

@@ -35,6 +35,7 @@ import asyncio
 import base64
 import concurrent.futures
 import getpass
+import logging
 import os
 import pickle
 import threading
@@ -64,6 +65,7 @@ from .sizes import parse_size
 if TYPE_CHECKING:
     from .cluster import Cluster
 
+log = logging.getLogger(__name__)
 
 class Offer:
     """One offer this framework holds: ``id``, ``agent_id``, ``hostname``, ``resources``
@@ -418,13 +420,7 @@ class NotebookFramework:
         return held
 
     def _tell(self, kind: str, payload: Any) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(kind, payload)
-            except Exception:  # a view's failure must not break the framework
-                import logging
-
-                logging.getLogger(__name__).exception("offer listener failed")
+        tell(self._listeners, kind, payload)
 
     def _executor_info(self, executor_id: str | None, role: str) -> dict[str, Any]:
         from .cluster import _executor_env
@@ -470,3 +466,13 @@ class NotebookFramework:
         except Exception as exc:
             if not task.done():
                 task.set_exception(exc)
+
+
+def tell(listeners: list[Callable[[str, Any], Any]], kind: str, payload: Any) -> None:
+    """Call every ``listener(kind, payload)``; one that fails is logged, not raised (a
+    view's failure must not break the framework or model that tells it)."""
+    for listener in list(listeners):
+        try:
+            listener(kind, payload)
+        except Exception:
+            log.exception("listener %r failed on %s", listener, kind)

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from html import escape
 from typing import Any
 
+from mesonb.client.interactive import tell
+
 SCALARS = ("cpus", "mem", "disk", "gpus")
 DEFAULTS = {"cpus": 0.1, "mem": 64.0, "disk": 0.0, "gpus": 0.0}
 DEFAULT_COMMAND = "hostname"
@@ -80,13 +82,7 @@ class OffersModel:
         self._listeners.append(listener)
 
     def _tell(self, kind: str, payload: Any) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(kind, payload)
-            except Exception:  # a view's failure must not break the model
-                import logging
-
-                logging.getLogger(__name__).exception("offers view failed")
+        tell(self._listeners, kind, payload)
 
     # -- data --------------------------------------------------------------------------
     def offer_list(self) -> list[Any]:
