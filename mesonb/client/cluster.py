@@ -47,8 +47,6 @@ from mesonb.frameworks.driver import SchedulerDriver, master_url
 from mesonb.frameworks.functions.protocol import (
     INLINE_MAX,
     Call,
-    Dep,
-    LogSlice,
     Outcome,
     Ref,
     Running,
@@ -63,10 +61,12 @@ from mesonb.http.client import Connection
 from mesonb.protocol.resources import Resources
 
 from .blobs import BlobServer
-from .errors import RemoteError, RemoteTraceback, ResourceError, TaskError
+from .calls import nested_future, placehold, remote_exception, returncode
+from .errors import ResourceError, TaskError
 from .futures import CommandResult, Future, FutureInCall, Logs
 from .leader import LeaderConnection
 from .loop import LoopThread
+from .sandbox import Sandboxes
 from .sizes import check_retries, format_mb, resource_scalars
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ class Cluster:
         self.address = address or ""
         self.closed = False
         self._headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        self._sandboxes = Sandboxes(self._headers)
         self._jobs: dict[str, _Job] = {}
         self._agents: list[dict[str, Any]] = []
         self._background: set[asyncio.Future[Any]] = set()
@@ -228,12 +229,12 @@ class Cluster:
         resources = self._resources(cpus, mem, disk, gpus)
         retries = check_retries(retries)
         deps: list[Future] = []
-        held = tuple(_placehold(a, deps) for a in args)
-        held_kw = {k: _placehold(v, deps) for k, v in kwargs.items()}
+        held = tuple(placehold(a, deps) for a in args)
+        held_kw = {k: placehold(v, deps) for k, v in kwargs.items()}
         try:
             call = cloudpickle.dumps((fn, held, held_kw), protocol=pickle.HIGHEST_PROTOCOL)
         except FutureInCall as exc:  # a future nested deeper than placeholders go
-            raise TypeError(_nested_future(args, kwargs) or str(exc)) from None
+            raise TypeError(nested_future(args, kwargs) or str(exc)) from None
         name = name or getattr(fn, "__name__", "call")
         fut = Future(self, f"{_slug(name)}-{next(self._ids)}", name)
         self._post(_Job(fut, name, resources, retries, call=call, deps=deps))
@@ -483,14 +484,15 @@ class Cluster:
             if job.command is None:
                 assert data is not None
                 outcome = Outcome.decode(data)
-                raw = await self._download(spec.agent_url or "", outcome.path or "")
+                raw = await self._sandboxes.download(spec.agent_url or "", outcome.path or "")
                 self._conclude_call(job, spec, status, outcome, raw)
                 return
             if (state in ("TASK_FINISHED", "TASK_FAILED") and status.get("message", "")
                     .startswith(("Command exited", "Command terminated"))) or \
                     state == "TASK_FINISHED":
-                out, err = await self._command_logs(spec)
-                self._finish(job, CommandResult(_returncode(status), out, err))
+                out, err = await self._sandboxes.command_logs(spec.agent_url or "",
+                                                              spec.task_id)
+                self._finish(job, CommandResult(returncode(status), out, err))
                 return
             if not self._retry(job, state):
                 self._finish(job, exc=TaskError(spec.task_id, state, status.get("reason"),
@@ -515,7 +517,7 @@ class Cluster:
                 if self._retry(job, state):
                     return
                 if not outcome.died:
-                    self._finish(job, exc=_remote_exception(outcome))
+                    self._finish(job, exc=remote_exception(outcome))
                     return
             if self._retry(job, state):
                 return
@@ -572,86 +574,8 @@ class Cluster:
                 f"{biggest.get('id')} on {biggest.get('hostname')}, has {has} in all "
                 f"({len(self._agents)} agents)")
 
-    async def _download(self, agent_url: str, path: str) -> bytes:
-        conn = Connection.to(agent_url, self._headers)
-        try:
-            answer = await conn.request("GET", f"/files/download?path={quote(path)}")
-        finally:
-            conn.close()
-        if answer.status != 200:
-            raise FileNotFoundError(f"{agent_url}: {path}: HTTP {answer.status}")
-        return answer.body
-
-    async def _sandbox_of(self, agent_url: str, task_id: str) -> str | None:
-        conn = Connection.to(agent_url, self._headers)
-        try:
-            state = (await conn.request("GET", "/state")).json()
-        finally:
-            conn.close()
-        for fw in state.get("frameworks", []) + state.get("completed_frameworks", []):
-            for ex in fw.get("executors", []) + fw.get("completed_executors", []):
-                tasks = ex.get("tasks", []) + ex.get("completed_tasks", []) + \
-                    ex.get("queued_tasks", [])
-                if ex.get("id") == task_id or any(t.get("id") == task_id for t in tasks):
-                    return ex.get("directory")
-        return None
-
-    async def _command_logs(self, spec: TaskSpec) -> tuple[str, str]:
-        directory = await self._sandbox_of(spec.agent_url or "", spec.task_id)
-        if directory is None:
-            return "", ""
-        out = []
-        for stream in ("stdout", "stderr"):
-            try:
-                raw = await self._download(spec.agent_url or "", f"{directory}/{stream}")
-            except FileNotFoundError:
-                raw = b""
-            out.append(raw.decode("utf-8", "replace"))
-        return out[0], out[1]
-
-    async def _task_logs(self, fut: Future) -> Logs:
-        if fut._agent_url is None or fut.task_id is None:
-            return Logs("", "")
-        if fut._logs is not None:  # a function call: slices of its worker's log files
-            texts = [await self._read_slice(fut._agent_url, part) for part in fut._logs]
-            return Logs(texts[0], texts[1])
-        if not fut._command:  # a call still running: its slices from their starts so far
-            parts = fut._running_logs or (None, None)
-            texts = [await self._read_slice(fut._agent_url, part, to_end=True)
-                     for part in parts]
-            return Logs(texts[0], texts[1])
-        directory = await self._sandbox_of(fut._agent_url, fut.task_id)
-        if directory is None:
-            return Logs("", "")
-        texts = []
-        for path in (f"{directory}/stdout", f"{directory}/stderr"):
-            try:
-                texts.append((await self._download(fut._agent_url, path)).decode(
-                    "utf-8", "replace"))
-            except FileNotFoundError:
-                texts.append("")
-        return Logs(texts[0], texts[1])
-
-    async def _read_slice(self, agent_url: str, part: LogSlice | None,
-                          to_end: bool = False) -> str:
-        """``part`` of a log file, through the agent's ``/files/download`` with a Range;
-        ``to_end``: from its offset to the file's current end (a call still writing)."""
-        if part is None or (part.length <= 0 and not to_end):
-            return ""
-        last = "" if to_end else str(part.offset + part.length - 1)
-        conn = Connection.to(agent_url, self._headers)
-        try:
-            answer = await conn.request(
-                "GET", f"/files/download?path={quote(part.path)}",
-                headers={"Range": f"bytes={part.offset}-{last}"})
-        finally:
-            conn.close()
-        if answer.status != 206:
-            return ""
-        return answer.body.decode("utf-8", "replace")
-
     def _logs(self, fut: Future, timeout: float) -> Logs:
-        return self._lt.run(self._task_logs(fut), timeout)
+        return self._lt.run(self._sandboxes.task_logs(fut), timeout)
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -696,94 +620,6 @@ def _terminal() -> frozenset[str]:
     from mesonb.frameworks.functions.scheduler import TERMINAL
 
     return TERMINAL
-
-
-def _placehold(value: Any, deps: list[Future]) -> Any:
-    def one(x: Any) -> Any:
-        if isinstance(x, Future):
-            deps.append(x)
-            return Dep(len(deps) - 1)
-        return x
-
-    if isinstance(value, Future):
-        return one(value)
-    if type(value) in (list, tuple, set, frozenset):
-        return type(value)(one(x) for x in value)
-    if type(value) is dict:
-        return {k: one(v) for k, v in value.items()}
-    return value
-
-
-def _nested_future(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-    """Where a future too deep for a placeholder is, in words (None if not found in
-    plain containers). Only a refused call pays for the search."""
-    places = [(f"argument {i}", a) for i, a in enumerate(args)]
-    places += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
-    for where, value in places:
-        depth = _future_depth(value, 0, set())
-        if depth is not None:
-            return (f"futures may be passed as arguments, or inside one list, tuple, set or "
-                    f"dict; {where} has one at depth {depth}: pass its value "
-                    f"(fut.result()) or move it up")
-    return None
-
-
-def _future_depth(value: Any, depth: int, seen: set[int]) -> int | None:
-    if isinstance(value, Future):
-        return depth
-    if depth >= 50 or id(value) in seen:
-        return None
-    if type(value) in (list, tuple, set, frozenset):
-        items: Iterable[Any] = value
-    elif type(value) is dict:
-        items = value.values()
-    else:
-        return None
-    seen.add(id(value))
-    for item in items:
-        found = _future_depth(item, depth + 1, seen)
-        if found is not None:
-            return found
-    return None
-
-
-def _remote_exception(outcome: Outcome) -> BaseException:
-    """The call's exception, of its own type where it unpickles here: whole, or rebuilt
-    from its type, ``args`` and ``__dict__`` (an ``__init__`` that wants other arguments
-    than its ``args``); else a :class:`RemoteError`. The remote traceback is its cause."""
-    exc: Any = None
-    if outcome.value is not None:
-        try:
-            exc = pickle.loads(outcome.value)
-        except Exception:
-            exc = None
-    if not isinstance(exc, BaseException) and getattr(outcome, "exc_parts", None):
-        try:
-            cls, args, state = pickle.loads(outcome.exc_parts)  # type: ignore[arg-type]
-            exc = cls.__new__(cls)
-            exc.args = tuple(args)
-            exc.__dict__.update(state)
-        except Exception:
-            exc = None
-    if not isinstance(exc, BaseException):
-        exc = RemoteError(outcome.exc_type or "the remote call failed")
-    exc.__cause__ = RemoteTraceback(outcome.traceback or "")
-    return exc
-
-
-def _returncode(status: dict[str, Any]) -> int:
-    if status["state"] == "TASK_FINISHED":
-        return 0
-    message = status.get("message", "")
-    words = message.split()
-    try:
-        if message.startswith("Command exited with status"):
-            return int(words[-1])
-        if message.startswith("Command terminated with signal"):
-            return -int(words[4]) if words[4].isdigit() else -9
-    except (ValueError, IndexError):
-        pass
-    return 1
 
 
 def _amount(name: str, value: float) -> str:

@@ -42,7 +42,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
@@ -58,6 +57,7 @@ from mesonb.frameworks.functions.scheduler import (
 from mesonb.protocol.resources import Resources
 
 from . import state
+from .calls import remote_exception, returncode
 from .errors import TaskError
 from .futures import CommandResult
 from .sizes import parse_size
@@ -441,25 +441,23 @@ class NotebookFramework:
         task.add_done_callback(self._background.discard)
 
     async def _conclude(self, task: LaunchedTask, status: dict[str, Any]) -> None:
-        from .cluster import _remote_exception, _returncode
-
         try:
             if task.command is not None:
                 message = status.get("message", "")
                 if status["state"] == "TASK_FINISHED" or message.startswith(
                         ("Command exited", "Command terminated")):
-                    spec = SimpleNamespace(agent_url=task.agent_url, task_id=task.task_id)
-                    out, err = await self.cluster._command_logs(spec)  # type: ignore[arg-type]
-                    task.set_result(CommandResult(_returncode(status), out, err))
+                    out, err = await self.cluster._sandboxes.command_logs(
+                        task.agent_url or "", task.task_id)
+                    task.set_result(CommandResult(returncode(status), out, err))
                     return
             elif status.get("data"):
                 outcome = Outcome.decode(base64.b64decode(status["data"]))
                 if outcome.ok:
                     raw = outcome.value if outcome.path is None else \
-                        await self.cluster._download(task.agent_url, outcome.path)
+                        await self.cluster._sandboxes.download(task.agent_url, outcome.path)
                     task.set_result(pickle.loads(raw))
                 else:
-                    task.set_exception(_remote_exception(outcome))
+                    task.set_exception(remote_exception(outcome))
                 return
             task.set_exception(TaskError(task.task_id, status["state"], status.get("reason"),
                                          status.get("message")))

@@ -81,7 +81,7 @@ def test_the_command_executor_logs_to_executor_log_in_the_sandbox(cluster):
     fut = cluster.run("echo out; echo err >&2; exit 3", **SMALL)
     result = fut.result(30)
     assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
-    directory = cluster._lt.run(cluster._sandbox_of(fut._agent_url, fut.task_id), 10)
+    directory = cluster._lt.run(cluster._sandboxes.sandbox_of(fut._agent_url, fut.task_id), 10)
     sandbox = Path(directory)
     assert (sandbox / "stderr").read_text() == "err\n"
     log = (sandbox / "executor.log").read_text()
