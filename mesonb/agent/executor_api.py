@@ -38,8 +38,6 @@ from mesonb.protocol.executor import (
 )
 from mesonb.protocol.jsontext import loads
 
-from .executors import check_update
-
 if TYPE_CHECKING:
     from .agent import Agent
 
@@ -142,12 +140,9 @@ def parse_calls(body: bytes) -> ExecutorCall | list[ExecutorCall]:
     for i, item in enumerate(items):
         try:
             call = ExecutorCall.from_json(item, "Call")
-            if call.type is ExecutorCallType.MESSAGE and call.message is None:
-                raise BadRequest("Expecting 'message' to be present for a MESSAGE call")
+            call.validate()
             if call.type not in (ExecutorCallType.UPDATE, ExecutorCallType.MESSAGE):
                 raise BadRequest(f"{call.type.value} cannot be batched")
-            if call.type is ExecutorCallType.UPDATE:
-                check_update(call)
         except BadRequest as exc:
             raise BadRequest(f"call {i} of the batch: {exc.message}") from None
         calls.append(call)

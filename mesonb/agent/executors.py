@@ -82,18 +82,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def check_update(call: ExecutorCall) -> TaskStatus:
-    """The status of an executor's UPDATE call, refused (400) as Mesos refuses it: no
-    ``update``, no ``uuid``, or TASK_STAGING (only the agent says that)."""
-    if call.update is None:
-        raise BadRequest("Expecting 'update' to be present for an UPDATE call")
-    status = call.update.status
-    if status.uuid is None:
-        raise BadRequest("Expecting 'uuid' to be present")
-    if status.state is TaskState.TASK_STAGING:
-        raise BadRequest("Received TASK_STAGING from executor")
-    return status
-
 class Executors:
     """The frameworks, executors and tasks of one agent, and what happens to them."""
 
@@ -408,7 +396,9 @@ class Executors:
                                    "Task launched during agent restart")
 
     def update(self, call: ExecutorCall) -> None:
-        status = check_update(call)
+        """An executor's UPDATE (``call.validate()`` passed)."""
+        assert call.update is not None
+        status = call.update.status
         executor = self._lookup(call)
         self._executor_update(self.frameworks[call.framework_id], executor, status)
 

@@ -18,6 +18,7 @@ from .mesos import (
     TaskInfo,
     TaskStatus,
 )
+from .states import TaskState
 
 
 class ExecutorCallType(ProtoEnum):
@@ -56,13 +57,24 @@ class ExecutorCall(Message):
     def parse(cls, body: bytes) -> ExecutorCall:
         data = loads(body, "Failed to parse body into executor Call")
         call = cls.from_json(data, "Call")
-        if call.type is ExecutorCallType.UPDATE and call.update is None:
-            raise BadRequest("Expecting 'update' to be present for an UPDATE call")
-        if call.type is ExecutorCallType.MESSAGE and call.message is None:
-            raise BadRequest("Expecting 'message' to be present for a MESSAGE call")
-        if call.type is ExecutorCallType.UNKNOWN:
-            raise BadRequest("Expecting 'type' to be present")
+        call.validate()
         return call
+
+    def validate(self) -> None:
+        """Mesos's checks of an executor call (validation::executor::call::validate):
+        BadRequest for a missing body field, an UPDATE without ``uuid``, or TASK_STAGING
+        (only the agent reports that)."""
+        if self.type is ExecutorCallType.UNKNOWN:
+            raise BadRequest("Expecting 'type' to be present")
+        if self.type is ExecutorCallType.MESSAGE and self.message is None:
+            raise BadRequest("Expecting 'message' to be present for a MESSAGE call")
+        if self.type is ExecutorCallType.UPDATE:
+            if self.update is None:
+                raise BadRequest("Expecting 'update' to be present for an UPDATE call")
+            if self.update.status.uuid is None:
+                raise BadRequest("Expecting 'uuid' to be present")
+            if self.update.status.state is TaskState.TASK_STAGING:
+                raise BadRequest("Received TASK_STAGING from executor")
 
 
 class ExecutorEventType(ProtoEnum):
