@@ -45,10 +45,12 @@ async def test_calls_run_and_return_their_output_slices(pool: Pool):
 
 async def test_a_burst_of_short_calls_does_not_fork_a_worker_per_call(pool: Pool):
     pids = {w.pid for w in pool.idle}
-    outcomes = await asyncio.gather(*(pool.run(f"t{i}", call(abs, -i)) for i in range(40)))
+    outcomes = await asyncio.gather(*(pool.run(f"t{i}", call(abs, -i)) for i in range(200)))
     assert all(o.ok for o in outcomes)
     workers = {w.pid for w in pool.idle}
-    assert len(workers) < 40  # calls waited for free workers instead of each forking one
+    # The calls waited for the two workers, which kept coming free: no fork per call
+    # (a few at most, should a worker be slow to start on a loaded machine).
+    assert len(workers) <= 6
     assert pids <= workers
 
 

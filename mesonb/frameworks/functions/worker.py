@@ -264,10 +264,11 @@ class Pool:
     """Workers that run calls; see the module docstring.
 
     A call takes the most recently used idle worker. When every worker is busy it waits
-    up to :data:`GROW_AFTER` seconds for one to come free before a new worker is forked
-    for it: a burst of short calls is served by the workers there are (forking costs
-    milliseconds and cold pages), while calls that block (sleep, I/O) each soon get a
-    worker of their own, so they still run side by side.
+    for one to come free; a new worker is forked for it only once it has waited
+    :data:`GROW_AFTER` seconds and no worker finished a call for as long: a burst of
+    short calls is served by the workers there are (forking costs milliseconds and cold
+    pages), while calls that block (sleep, I/O) each soon get a worker of their own, so
+    they still run side by side.
 
     Example (inside the executor's event loop)::
 
@@ -282,6 +283,7 @@ class Pool:
         self.waiting: dict[str, _Waiting] = {}  # calls for which no worker was free
         self._monitor: asyncio.Task[None] | None = None
         self._grow: asyncio.TimerHandle | None = None
+        self._last_finish = float("-inf")  # loop time a worker last finished a call
         # A fresh worker's size: at first this process's (workers are its forks), then
         # the smallest a worker was when handed its first call.
         self.base_rss = _rss_of(os.getpid())
@@ -394,10 +396,18 @@ class Pool:
         return False
 
     def _grow_for_waiting(self) -> None:
-        """Fork a worker for each call that has waited :data:`GROW_AFTER` seconds."""
+        """Fork a worker for each call that has waited :data:`GROW_AFTER` seconds, unless
+        workers are coming free: one that finished a call within the last GROW_AFTER
+        seconds means the queue is moving (a burst of short calls), and forking would
+        only take the CPU those workers need (a fork costs milliseconds of this loop)."""
         self._grow = None
         loop = asyncio.get_running_loop()
         now = loop.time()
+        if now - self._last_finish < GROW_AFTER:
+            if self.waiting:
+                self._grow = loop.call_at(self._last_finish + GROW_AFTER,
+                                          self._grow_for_waiting)
+            return
         for task_id, call in list(self.waiting.items()):
             if call.start_by > now:
                 break
@@ -455,6 +465,7 @@ class Pool:
             self._finished(worker, Outcome.decode(frame))
 
     def _finished(self, worker: Worker, outcome: Outcome) -> None:
+        self._last_finish = asyncio.get_running_loop().time()
         future, task_id = worker.future, worker.task_id
         worker.future = worker.task_id = None
         if task_id is not None:
