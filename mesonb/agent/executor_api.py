@@ -72,6 +72,7 @@ class EventStream:
         self._closed = asyncio.Event()
         self._flush_pending = False
         self._lazy_flush: asyncio.TimerHandle | None = None
+        self._lazy: list[bytes] = []  # LAZY events, written after the others of a flush
 
     @property
     def closed(self) -> bool:
@@ -83,19 +84,21 @@ class EventStream:
         ones wait up to :data:`LAZY_DELAY` for company."""
         if self.closed:
             return False
+        data = recordio.encode_json(event.to_json())
+        loop = asyncio.get_running_loop()
+        if event.type in LAZY:
+            self._lazy.append(data)
+            if not self._flush_pending and self._lazy_flush is None:
+                self._lazy_flush = loop.call_later(LAZY_DELAY, self._flush)
+            return True
         try:
-            self._sink.write(recordio.encode_json(event.to_json()))
+            self._sink.write(data)
         except _GONE:
             self.mark_closed()
             return False
-        if self._flush_pending:
-            return True
-        loop = asyncio.get_running_loop()
-        if event.type not in LAZY:
+        if not self._flush_pending:
             self._flush_pending = True
             loop.call_soon(self._flush)
-        elif self._lazy_flush is None:
-            self._lazy_flush = loop.call_later(LAZY_DELAY, self._flush)
         return True
 
     def _flush(self) -> None:
@@ -106,15 +109,22 @@ class EventStream:
         if self.closed:
             return
         try:
+            if self._lazy:  # after a LAUNCH, so the executor starts its task first
+                lazy, self._lazy = self._lazy, []
+                for data in lazy:
+                    self._sink.write(data)
             self._sink.flush()
         except _GONE:
             self.mark_closed()
 
     def close(self) -> None:
-        """End the stream from the agent's side."""
+        """End the stream from the agent's side (what is queued goes first)."""
         if not self.closed:
             self._closed.set()
             with contextlib.suppress(*_GONE):
+                for data in self._lazy:
+                    self._sink.write(data)
+                self._lazy = []
                 self._sink.finish()
 
     def mark_closed(self) -> None:

@@ -179,7 +179,13 @@ class Master:
         self._dirty_agents.add(agent_id)
         if not self._allocation_pending and self._schedule is not None:
             self._allocation_pending = True
-            self._schedule(self._run_dirty_allocation)
+            self._schedule(self._allocate_next_turn)
+
+    def _allocate_next_turn(self) -> None:
+        """One loop turn later still: what this turn sent (a task's update, a launch) is
+        delivered first, and the run takes in what else freed resources meanwhile."""
+        assert self._schedule is not None
+        self._schedule(self._run_dirty_allocation)
 
     def _run_dirty_allocation(self) -> None:
         self._allocation_pending = False
