@@ -9,12 +9,12 @@ import threading
 import time
 
 import pytest
+from client_support import SMALL, on_loop, task_state, wait_for
 
 import mesonb
 from mesonb import Cluster
 
 pytestmark = pytest.mark.slow
-SMALL = {"cpus": 0.1, "mem": "64MiB"}
 
 
 @pytest.fixture(scope="module")
@@ -27,25 +27,10 @@ def cluster():
         c.close()
 
 
-def wait_for(condition, timeout=30.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)  # polling a condition with a deadline, not a synchronisation
-    raise TimeoutError("condition not met")
 
 
-def on_loop(cluster, fn):
-    """``fn()`` on the client's loop, where its bookkeeping lives."""
-    async def call():
-        return fn()
-    return cluster._lt.run(call(), 10)
 
 
-def task_state(cluster, task_id):
-    return cluster.tasks().set_index("task_id")["state"].get(task_id)
 
 
 def running(cluster, fut):

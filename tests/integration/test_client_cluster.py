@@ -9,6 +9,7 @@ import time
 
 import psutil
 import pytest
+from client_support import SMALL, on_loop, task_state, wait_for
 
 import mesonb
 from mesonb import Cluster
@@ -16,7 +17,6 @@ from mesonb.client import CommandResult, ResourceError, TaskError
 from mesonb.frameworks.functions.protocol import INLINE_MAX
 
 pytestmark = pytest.mark.slow
-SMALL = {"cpus": 0.1, "mem": "64MiB"}
 
 
 @pytest.fixture(scope="module")
@@ -28,26 +28,10 @@ def cluster():
         c.close()
 
 
-def wait_for(condition, timeout=30.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)  # polling a condition with a deadline, not a synchronisation
-    raise TimeoutError("condition not met")
 
 
-def task_state(cluster, task_id):
-    states = cluster.tasks().set_index("task_id")["state"]
-    return states.get(task_id)
 
 
-def on_loop(cluster, fn):
-    """``fn()`` on the client's loop (where the embedded master runs too)."""
-    async def call():
-        return fn()
-    return cluster._lt.run(call(), 10)
 
 
 def master_task(cluster, task_id):

@@ -7,6 +7,7 @@ import time
 
 import pandas as pd
 import pytest
+from client_support import wait_for
 
 from mesonb import Cluster
 from mesonb.client import CommandResult, state
@@ -205,12 +206,6 @@ def test_explain_a_call_this_busy_cluster_cannot_place_now(cluster):
     assert str(pending.explain()) == "not pending: the call is cancelled"
 
 
-def wait_for(condition, what, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout:g}s for {what}")
-        time.sleep(0.02)  # polling a condition with a deadline, not a synchronisation
 
 
 def wait_until_running(cluster, futs, timeout=60):

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from client_support import SMALL, wait_for
 
 from mesonb import Cluster
 
 pytestmark = pytest.mark.slow
-SMALL = {"cpus": 0.1, "mem": "64MiB"}
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +25,6 @@ def cluster():
         c.close()
 
 
-def wait_for(condition, timeout=30.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)  # polling a condition with a deadline, not a synchronisation
-    raise TimeoutError("condition not met")
 
 
 def talk_then_wait(marker):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from client_support import wait_for
 
 from mesonb import Cluster
 from mesonb.widgets.offers import OffersText
@@ -12,12 +13,6 @@ from mesonb.widgets.offers import OffersText
 pytestmark = pytest.mark.slow
 
 
-def wait_for(condition, what, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout:g}s for {what}")
-        time.sleep(0.02)  # polling a condition with a deadline, not a synchronisation
 
 
 def master_allocation(cluster):
