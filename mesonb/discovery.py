@@ -160,7 +160,7 @@ class LeaderDetector:
     def __init__(
         self,
         url: str | ZkUrl,
-        on_change: Callable[[str | None], None],
+        on_change: Callable[[str | None], object],
         *,
         client: Any = None,
         loop: asyncio.AbstractEventLoop | None = None,

@@ -188,8 +188,8 @@ class MasterLink:
             self._flush(conn)  # what this turn queued goes before the farewell
             if farewell is not None:
                 with contextlib.suppress(WebSocketClosedError, OSError):
-                    await conn.write_message(
-                        [farewell] if _in_process(conn) else dumps(farewell))
+                    payload: Any = [farewell] if _in_process(conn) else dumps(farewell)
+                    await conn.write_message(payload)
             conn.close(1000, "agent stopping")
         if self._task is not None:
             try:
@@ -215,8 +215,9 @@ class MasterLink:
             return
         try:
             # A master in this process takes the calls as they are (read-only from now).
-            fut = conn.write_message(messages if _in_process(conn)
-                                     else frame([m.to_json() for m in messages]))
+            payload: Any = (messages if _in_process(conn)
+                            else frame([m.to_json() for m in messages]))
+            fut = conn.write_message(payload)
         except WebSocketClosedError:
             return
         fut.add_done_callback(_swallow_closed)

@@ -332,6 +332,7 @@ class SchedulerDriver:
         loop = asyncio.get_running_loop()
         last = loop.time()
         stale = False
+        timer: asyncio.TimerHandle | None = None
 
         def watchdog() -> None:
             """Mesos's advice: a stream with no event for 5 heartbeats is dead."""
@@ -367,7 +368,7 @@ class SchedulerDriver:
 
     async def _event(self, event: dict[str, Any]) -> None:
         kind = event.get("type", "UNKNOWN")
-        body = event.get(kind.lower())
+        body: Any = event.get(kind.lower())
         if kind == "SUBSCRIBED":
             self.framework_id = body["framework_id"]["value"]
             self.heartbeat_interval = float(body.get("heartbeat_interval_seconds") or 15.0)

@@ -94,13 +94,14 @@ class Message:
         return _codec(type(self))[1](self)
 
 
+@typing.dataclass_transform(kw_only_default=True, field_specifiers=(dataclasses.field,))
 def message(cls: type[T]) -> type[T]:
     """Class decorator: make ``cls`` a slotted dataclass with an ``extra`` field."""
     annotations = cls.__dict__.get("__annotations__", {})  # noqa: RUF063 - mutated below
     if "extra" not in annotations:
         annotations["extra"] = dict[str, Any]
-        cls.extra = dataclasses.field(default_factory=dict, repr=False, compare=False)  # type: ignore[attr-defined]
-    return dataclasses.dataclass(slots=True, kw_only=True)(cls)  # type: ignore[return-value]
+        cls.extra = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    return dataclasses.dataclass(slots=True, kw_only=True)(cls)
 
 
 _CODECS: dict[type, tuple[Callable[[Any], Any], Callable[[Any], dict[str, Any]]]] = {}
@@ -111,7 +112,8 @@ def _codec(cls: type) -> tuple[Callable[[Any], Any], Callable[[Any], dict[str, A
     if codec is None:
         codec = _compile(cls)
         _CODECS[cls] = codec
-        cls.to_json = codec[1]  # type: ignore[attr-defined]  - later calls skip the lookup
+        # later calls skip the lookup
+        cls.to_json = codec[1]  # type: ignore[attr-defined]
     return codec
 
 
@@ -298,11 +300,11 @@ def _enum_decoder(enum_cls: type[enum.Enum]) -> Decoder:
     def decode(value: Any) -> enum.Enum:
         member = members.get(value) if isinstance(value, str) else None
         if member is not None:
-            return member  # type: ignore[return-value]
+            return member
         try:
             return enum_cls(value)
         except ValueError:
-            names = ", ".join(m.value for m in enum_cls)  # type: ignore[misc]
+            names = ", ".join(m.value for m in enum_cls)
             raise _Invalid(f"unknown value {value!r}; expected one of {names}") from None
 
     return decode

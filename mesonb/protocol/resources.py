@@ -286,8 +286,8 @@ class Resources:
         ranges = self.ranges
         if other.ranges:
             ranges = dict(ranges)
-            for k, v in other.ranges.items():
-                ranges[k] = _merge((*ranges.get(k, ()), *v))
+            for k, spans in other.ranges.items():
+                ranges[k] = _merge((*ranges.get(k, ()), *spans))
         sets = self.sets
         if other.sets:
             sets = dict(sets)
@@ -311,9 +311,9 @@ class Resources:
         ranges = self.ranges
         if other.ranges and ranges:
             ranges = dict(ranges)
-            for k, v in other.ranges.items():
+            for k, spans in other.ranges.items():
                 if k in ranges:
-                    left_ranges = _subtract_ranges(ranges[k], v)
+                    left_ranges = _subtract_ranges(ranges[k], spans)
                     if left_ranges:
                         ranges[k] = left_ranges
                     else:
@@ -335,8 +335,8 @@ class Resources:
         for k, v in other.scalars.items():
             if self.scalars.get(k, 0.0) + _EPS < v:
                 return False
-        for k, v in other.ranges.items():
-            if not _ranges_contain(self.ranges.get(k, ()), v):
+        for k, spans in other.ranges.items():
+            if not _ranges_contain(self.ranges.get(k, ()), spans):
                 return False
         return all(v <= self.sets.get(k, frozenset()) for k, v in other.sets.items())
 

@@ -34,7 +34,7 @@ _LISTENING = re.compile(r"listening on (https?)://([\d.]+|\[[^\]]+\]|[\w.-]+):(\
 
 
 def wait_for(
-    condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+    condition: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.02, what: str = ""
 ) -> T:
     """Poll ``condition`` until it returns something truthy; raise TimeoutError at the deadline."""
     deadline = time.monotonic() + timeout
