@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mesonb.master.http.operator import Call as OperatorCall
+from mesonb.protocol.operator import Call as OperatorCall
 from mesonb.protocol.agent import load_calls, load_commands
 from mesonb.protocol.errors import BadRequest
 from mesonb.protocol.executor import ExecutorCall

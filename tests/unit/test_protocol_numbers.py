@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from mesonb.master.http.operator import Call as OperatorCall
+from mesonb.protocol.operator import Call as OperatorCall
 from mesonb.protocol.agent import load_call
 from mesonb.protocol.errors import BadRequest
 from mesonb.protocol.mesos import Attribute, TaskInfo
