@@ -33,9 +33,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from mesonb.protocol.mesos import DEFAULT_MASTER_PORT
+
 log = logging.getLogger(__name__)
 
-DEFAULT_MASTER_PORT = 5050
 MASTER_LABEL = "json.info_"  # mesos: src/master/constants.hpp MASTER_INFO_JSON_LABEL + "_"
 ZK_SCHEMES = ("zk://", "zoo://")
 

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tornado.iostream import StreamClosedError
 
-from mesonb.executor.driver import BATCH_HEADER
-from mesonb.executor.process import TOKEN_ENV
 from mesonb.http.base import JSON, RECORDIO, BaseHandler, method_not_allowed
 from mesonb.protocol import recordio
 from mesonb.protocol.errors import BadRequest, Forbidden
 from mesonb.protocol.executor import (
+    BATCH_HEADER,
+    TOKEN_ENV,
     ExecutorCall,
     ExecutorCallType,
     ExecutorEvent,

@@ -22,10 +22,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mesonb.executor.driver import BATCH_HEADER, EXECUTOR_PATH, SOCKET_ENV
 from mesonb.http.base import RECORDIO, check_json_accept, check_json_body, method_not_allowed
 from mesonb.protocol.errors import BadRequest, ProtocolError
-from mesonb.protocol.executor import ExecutorCallType
+from mesonb.protocol.executor import BATCH_HEADER, EXECUTOR_PATH, SOCKET_ENV, ExecutorCallType
 
 from .executor_api import EventStream, authorize, carry_out, parse_calls
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from mesonb.config import SECRET_ENV
-from mesonb.executor.driver import SOCKET_ENV
-from mesonb.executor.process import PYTHONPATH_MARK, TOKEN_ENV, command_argv
+from mesonb.executor.process import command_argv
+from mesonb.protocol.executor import PYTHONPATH_MARK, SOCKET_ENV, TOKEN_ENV
 from mesonb.protocol.mesos import CommandInfo, ExecutorInfo, TaskInfo
 from mesonb.protocol.resources import Resources
 

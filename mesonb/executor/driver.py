@@ -46,6 +46,10 @@ from typing import Any
 
 from mesonb.protocol.errors import BadRequest
 from mesonb.protocol.executor import (
+    BATCH_HEADER,
+    EXECUTOR_PATH,
+    SOCKET_ENV,
+    TOKEN_ENV,
     ExecutorAcknowledged,
     ExecutorEvent,
     ExecutorEventType,
@@ -59,13 +63,6 @@ from . import _http
 
 log = logging.getLogger(__name__)
 
-EXECUTOR_PATH = "/api/v1/executor"
-# Set to "1" on the SUBSCRIBE answer by mesonb's agent: it takes a JSON array of calls.
-BATCH_HEADER = "Mesonb-Batch"
-TOKEN_ENV = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
-# mesonb's agent also serves the executor API on a local socket (``unix:@name``), which
-# mesonb's executors prefer to its HTTP port (mesonb/agent/executor_socket.py).
-SOCKET_ENV = "MESONB_AGENT_SOCKET"
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0,
           "days": 86400.0, "weeks": 604800.0}
 

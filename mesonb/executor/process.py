@@ -25,13 +25,12 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import IO, Any
 
+from mesonb.protocol.executor import PYTHONPATH_MARK, TOKEN_ENV
 from mesonb.protocol.mesos import CommandInfo, TaskInfo
 from mesonb.protocol.states import Reason, TaskState
 
 log = logging.getLogger(__name__)
 
-TOKEN_ENV = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
-PYTHONPATH_MARK = "MESONB_EXECUTOR_PYTHONPATH"  # set by the agent for built-in executors
 EXECUTOR_ONLY_ENV = (TOKEN_ENV, PYTHONPATH_MARK, "MESOS_HTTP_COMMAND_EXECUTOR")
 
 

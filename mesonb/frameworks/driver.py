@@ -47,9 +47,9 @@ from urllib.parse import urlsplit
 from mesonb import discovery
 from mesonb.http.client import Connection, HTTPError, open_stream
 from mesonb.protocol.recordio import Decoder
+from mesonb.protocol.scheduler import SCHEDULER_PATH
 
 log = logging.getLogger(__name__)
-SCHEDULER_PATH = "/api/v1/scheduler"
 # Acknowledgements wait this long to go out together (a mesonb master takes them as one
 # call): the updates of a burst share a call, and a caller waiting on the update that was
 # just handed over gets the CPU before the loop goes on to acknowledge it.

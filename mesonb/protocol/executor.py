@@ -20,6 +20,17 @@ from .mesos import (
 )
 from .states import TaskState
 
+EXECUTOR_PATH = "/api/v1/executor"
+# Set to "1" on the SUBSCRIBE answer by mesonb's agent: it takes a JSON array of calls.
+BATCH_HEADER = "Mesonb-Batch"
+# The secret the agent gives an executor, sent back as ``Authorization: Bearer <token>``.
+TOKEN_ENV = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
+# mesonb's agent also serves the executor API on a local socket (``unix:@name``), which
+# mesonb's executors prefer to its HTTP port (mesonb/agent/executor_socket.py).
+SOCKET_ENV = "MESONB_AGENT_SOCKET"
+# Set by the agent for its built-in executors: the PYTHONPATH they run with.
+PYTHONPATH_MARK = "MESONB_EXECUTOR_PYTHONPATH"
+
 
 class ExecutorCallType(ProtoEnum):
     UNKNOWN = "UNKNOWN", 0

@@ -26,11 +26,14 @@ class Address(Message):
     port: int | None = None
 
 
+DEFAULT_MASTER_PORT = 5050
+
+
 @message
 class MasterInfo(Message):
     id: str
     ip: int = 0
-    port: int = 5050
+    port: int = DEFAULT_MASTER_PORT
     pid: str | None = None
     hostname: str | None = None
     version: str | None = None

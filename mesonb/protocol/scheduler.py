@@ -16,6 +16,8 @@ from .errors import BadRequest
 from .jsontext import loads
 from .mesos import Filters, FrameworkInfo, KillPolicy, MasterInfo, Operation, TaskStatus
 
+SCHEDULER_PATH = "/api/v1/scheduler"
+
 
 class CallType(ProtoEnum):
     UNKNOWN = "UNKNOWN", 0

@@ -20,7 +20,6 @@ from agent_peer import (
     run,
 )
 
-from mesonb.executor.driver import TOKEN_ENV
 from mesonb.protocol.agent import (
     AgentCallType,
     AgentFrameworkMessage,
@@ -30,6 +29,7 @@ from mesonb.protocol.agent import (
     ShutdownExecutor,
     ShutdownFramework,
 )
+from mesonb.protocol.executor import TOKEN_ENV
 from mesonb.protocol.mesos import CommandInfo, Environment, ExecutorInfo, TaskInfo, Variable
 from mesonb.protocol.states import Reason, Source, TaskState
 

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mesonb.protocol.operator import Call as OperatorCall
 from mesonb.protocol.agent import load_calls, load_commands
 from mesonb.protocol.errors import BadRequest
 from mesonb.protocol.executor import ExecutorCall
 from mesonb.protocol.jsontext import MAX_DEPTH, loads, nesting_within
+from mesonb.protocol.operator import Call as OperatorCall
 from mesonb.protocol.scheduler import Call
 
 DEEP_ARRAY = "[" * 100_000 + "]" * 100_000

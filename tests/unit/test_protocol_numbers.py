@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from mesonb.protocol.operator import Call as OperatorCall
 from mesonb.protocol.agent import load_call
 from mesonb.protocol.errors import BadRequest
 from mesonb.protocol.mesos import Attribute, TaskInfo
+from mesonb.protocol.operator import Call as OperatorCall
 from mesonb.protocol.resources import MAX_SCALAR, Resources
 from mesonb.protocol.scheduler import Call
 from mesonb.testing.harness import MasterHarness, command_task

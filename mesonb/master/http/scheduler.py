@@ -22,7 +22,6 @@ from mesonb.protocol.jsontext import loads
 from mesonb.protocol.scheduler import Call, CallType
 
 log = logging.getLogger(__name__)
-SCHEDULER_PATH = "/api/v1/scheduler"
 
 
 def parse(body: bytes) -> Call | list[Call]:
