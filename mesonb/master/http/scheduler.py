@@ -19,6 +19,7 @@ from mesonb.master.master import Master
 from mesonb.protocol import recordio
 from mesonb.protocol.errors import BadRequest
 from mesonb.protocol.jsontext import loads
+from mesonb.protocol.scheduler import SCHEDULER_PATH as SCHEDULER_PATH  # routes import it here
 from mesonb.protocol.scheduler import Call, CallType
 
 log = logging.getLogger(__name__)
