@@ -46,8 +46,23 @@ from urllib.parse import urlsplit
 
 from mesonb import discovery
 from mesonb.http.client import Connection, HTTPError, open_stream
+from mesonb.protocol.mesos import Duration, Filters, FrameworkInfo, KillPolicy, Operation
 from mesonb.protocol.recordio import Decoder
-from mesonb.protocol.scheduler import SCHEDULER_PATH
+from mesonb.protocol.scheduler import (
+    SCHEDULER_PATH,
+    Accept,
+    Acknowledge,
+    Call,
+    CallType,
+    Decline,
+    FrameworkMessage,
+    Kill,
+    Reconcile,
+    ReconcileTask,
+    Roles,
+    Shutdown,
+    Subscribe,
+)
 
 log = logging.getLogger(__name__)
 # Acknowledgements wait this long to go out together (a mesonb master takes them as one
@@ -164,7 +179,7 @@ class SchedulerDriver:
         """Stop; with ``teardown`` the master also kills every task of the framework."""
         if teardown and self.framework_id and self.stream_id:
             try:
-                await self.call("TEARDOWN")
+                await self.send(Call(type=CallType.TEARDOWN))
             except (OSError, HTTPError) as exc:
                 log.warning("TEARDOWN failed: %s", exc)
         self._stopping = True
@@ -309,12 +324,12 @@ class SchedulerDriver:
 
     async def _subscribe_once(self, url: str) -> None:
         info = dict(self.framework_info)
-        call: dict[str, Any] = {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}
         if self.framework_id:
             info["id"] = {"value": self.framework_id}
-            call["framework_id"] = {"value": self.framework_id}
+        call = Call(type=CallType.SUBSCRIBE, framework_id=self.framework_id,
+                    subscribe=Subscribe(framework_info=FrameworkInfo.from_json(info)))
         self._opening = opening = asyncio.ensure_future(
-            open_stream(url, SCHEDULER_PATH, call, self.headers, inproc=True))
+            open_stream(url, SCHEDULER_PATH, call.to_json(), self.headers, inproc=True))
         try:
             self._stream = stream = await opening
         except asyncio.CancelledError:
@@ -432,10 +447,8 @@ class SchedulerDriver:
         try:
             while self._ack_queue and self.framework_id and self.stream_id:
                 batch, self._ack_queue = self._ack_queue, []
-                fid = {"value": self.framework_id}
-                calls = [{"type": "ACKNOWLEDGE", "framework_id": fid, "acknowledge": {
-                    "agent_id": s["agent_id"], "task_id": s["task_id"], "uuid": s["uuid"]}}
-                    for s in batch]
+                calls = [Call(type=CallType.ACKNOWLEDGE, framework_id=self.framework_id,
+                              acknowledge=_acknowledge(s)).to_json() for s in batch]
                 await self._calls.post_json(SCHEDULER_PATH, calls,
                                             {"Mesos-Stream-Id": self.stream_id})
         finally:
@@ -449,73 +462,84 @@ class SchedulerDriver:
         task.add_done_callback(_log_failure)
 
     # -- calls ---------------------------------------------------------------------------
-    async def call(self, kind: str, body: dict[str, Any] | None = None) -> Any:
-        """Send one call; returns the decoded body of synchronous calls (else None)."""
+    async def send(self, call: Call) -> Any:
+        """Send one typed call (its ``framework_id`` filled in); returns the decoded body of
+        synchronous calls (else None)."""
         if not self.framework_id or not self.stream_id:
             raise ConnectionError("not subscribed to the master")
-        payload: dict[str, Any] = {"type": kind, "framework_id": {"value": self.framework_id}}
-        if body is not None:
-            payload[kind.lower()] = body
-        response = await self._calls.post_json(SCHEDULER_PATH, payload,
+        call.framework_id = self.framework_id
+        response = await self._calls.post_json(SCHEDULER_PATH, call.to_json(),
                                                 {"Mesos-Stream-Id": self.stream_id})
         return response.json() if response.status == 200 else None
 
-    async def accept(self, offer_ids: Iterable[str], operations: list[dict[str, Any]],
+    async def call(self, kind: str, body: dict[str, Any] | None = None) -> Any:
+        """Send one call given as its type and JSON body (read into a typed :class:`Call`;
+        a malformed body raises BadRequest before anything is sent)."""
+        data: dict[str, Any] = {"type": kind}
+        if body is not None:
+            data[kind.lower()] = body
+        return await self.send(Call.from_json(data, "Call"))
+
+    async def accept(self, offer_ids: Iterable[str],
+                     operations: list[dict[str, Any]] | list[Operation],
                      refuse_seconds: float | None = None) -> None:
-        body: dict[str, Any] = {"offer_ids": [{"value": o} for o in offer_ids],
-                                "operations": operations}
-        if refuse_seconds is not None:
-            body["filters"] = {"refuse_seconds": refuse_seconds}
-        await self.call("ACCEPT", body)
+        """Accept offers with operations (Offer.Operation JSON objects or typed ones)."""
+        await self.send(Call(type=CallType.ACCEPT, accept=Accept(
+            offer_ids=list(offer_ids),
+            operations=[op if isinstance(op, Operation) else Operation.from_json(op, "operation")
+                        for op in operations],
+            filters=_filters(refuse_seconds))))
 
     async def launch(self, offer_ids: Iterable[str], tasks: list[dict[str, Any]],
                      refuse_seconds: float | None = None) -> None:
+        """Launch TaskInfos (JSON objects) on offers."""
         await self.accept(offer_ids, [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
                           refuse_seconds)
 
     async def decline(self, offer_ids: Iterable[str], refuse_seconds: float | None = None) -> None:
-        body: dict[str, Any] = {"offer_ids": [{"value": o} for o in offer_ids]}
-        if refuse_seconds is not None:
-            body["filters"] = {"refuse_seconds": refuse_seconds}
-        await self.call("DECLINE", body)
+        await self.send(Call(type=CallType.DECLINE, decline=Decline(
+            offer_ids=list(offer_ids), filters=_filters(refuse_seconds))))
 
     async def revive(self, roles: Iterable[str] = ()) -> None:
-        await self.call("REVIVE", {"roles": list(roles)})
+        await self.send(Call(type=CallType.REVIVE, revive=Roles(roles=list(roles))))
 
     async def suppress(self, roles: Iterable[str] = ()) -> None:
-        await self.call("SUPPRESS", {"roles": list(roles)})
+        await self.send(Call(type=CallType.SUPPRESS, suppress=Roles(roles=list(roles))))
 
     async def kill(self, task_id: str, agent_id: str | None = None,
                    grace_seconds: float | None = None) -> None:
-        body: dict[str, Any] = {"task_id": {"value": task_id}}
-        if agent_id:
-            body["agent_id"] = {"value": agent_id}
+        policy = None
         if grace_seconds is not None:
-            body["kill_policy"] = {"grace_period": {"nanoseconds": int(grace_seconds * 1e9)}}
-        await self.call("KILL", body)
+            policy = KillPolicy(grace_period=Duration(nanoseconds=int(grace_seconds * 1e9)))
+        await self.send(Call(type=CallType.KILL, kill=Kill(
+            task_id=task_id, agent_id=agent_id or None, kill_policy=policy)))
 
     async def acknowledge(self, status: dict[str, Any]) -> None:
-        await self.call("ACKNOWLEDGE", {"agent_id": status["agent_id"],
-                                        "task_id": status["task_id"], "uuid": status["uuid"]})
+        await self.send(Call(type=CallType.ACKNOWLEDGE, acknowledge=_acknowledge(status)))
 
     async def reconcile(self, tasks: Iterable[tuple[str, str | None]] = ()) -> None:
         """Ask for the latest state of ``(task_id, agent_id)`` pairs (all tasks when empty)."""
-        items = []
-        for task_id, agent_id in tasks:
-            item: dict[str, Any] = {"task_id": {"value": task_id}}
-            if agent_id:
-                item["agent_id"] = {"value": agent_id}
-            items.append(item)
-        await self.call("RECONCILE", {"tasks": items})
+        items = [ReconcileTask(task_id=task_id, agent_id=agent_id or None)
+                 for task_id, agent_id in tasks]
+        await self.send(Call(type=CallType.RECONCILE, reconcile=Reconcile(tasks=items)))
 
     async def message(self, agent_id: str, executor_id: str, data: bytes) -> None:
-        await self.call("MESSAGE", {"agent_id": {"value": agent_id},
-                                    "executor_id": {"value": executor_id},
-                                    "data": base64.b64encode(data).decode()})
+        await self.send(Call(type=CallType.MESSAGE, message=FrameworkMessage(
+            agent_id=agent_id, executor_id=executor_id, data=data)))
 
     async def shutdown_executor(self, agent_id: str, executor_id: str) -> None:
-        await self.call("SHUTDOWN", {"agent_id": {"value": agent_id},
-                                     "executor_id": {"value": executor_id}})
+        await self.send(Call(type=CallType.SHUTDOWN, shutdown=Shutdown(
+            agent_id=agent_id, executor_id=executor_id)))
+
+
+def _filters(refuse_seconds: float | None) -> Filters | None:
+    return None if refuse_seconds is None else Filters(refuse_seconds=refuse_seconds)
+
+
+def _acknowledge(status: dict[str, Any]) -> Acknowledge:
+    """The ACKNOWLEDGE body for a TaskStatus JSON object (its uuid is Base64)."""
+    return Acknowledge(agent_id=status["agent_id"]["value"], task_id=status["task_id"]["value"],
+                       uuid=base64.b64decode(status["uuid"]))
 
 
 def _redirect(url: str, location: str) -> str:
