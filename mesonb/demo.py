@@ -17,6 +17,7 @@ from typing import Any
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.local import LocalCluster
 from mesonb.protocol.resources import Resources
+from mesonb.protocol.states import TERMINAL_STATE_NAMES
 
 PRIMES = (
     "import sys; lo, hi = map(int, sys.argv[1:3]); "
@@ -64,7 +65,7 @@ class PrimeCounter:
             self.done.set()
 
 
-TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST"}
+TERMINAL = TERMINAL_STATE_NAMES
 
 
 async def demo(agents: int, limit: int, slices: int) -> int:

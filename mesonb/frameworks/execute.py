@@ -23,12 +23,12 @@ from urllib.parse import quote
 from mesonb.config import SECRET_ENV
 from mesonb.http.client import Connection
 from mesonb.protocol.resources import Resources
+from mesonb.protocol.states import TERMINAL_STATE_NAMES
 
 from .driver import SchedulerDriver
 
 log = logging.getLogger(__name__)
-TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST",
-            "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR"}
+TERMINAL = TERMINAL_STATE_NAMES
 
 
 class Execute:

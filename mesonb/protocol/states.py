@@ -39,6 +39,8 @@ TERMINAL_STATES = frozenset(
         TaskState.TASK_GONE_BY_OPERATOR,
     }
 )
+# The same states by name, for code that reads TaskStatus JSON (frameworks, the client).
+TERMINAL_STATE_NAMES: frozenset[str] = frozenset(state.value for state in TERMINAL_STATES)
 
 
 def for_framework(state: TaskState, partition_aware: bool) -> TaskState:

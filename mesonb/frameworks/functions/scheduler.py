@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mesonb.protocol.resources import Resources
+from mesonb.protocol.states import TERMINAL_STATE_NAMES
 
 from .. import driver as driver_mod
 
@@ -331,9 +332,7 @@ def driver_terminal() -> frozenset[str]:
     return TERMINAL
 
 
-TERMINAL = frozenset({"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR",
-                      "TASK_LOST", "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR",
-                      "TASK_UNREACHABLE", "TASK_UNKNOWN"})
+TERMINAL = TERMINAL_STATE_NAMES  # mesonb.protocol.states's; this framework is not partition aware
 
 
 def _agent_url(offer: dict[str, Any]) -> str:
