@@ -89,12 +89,21 @@ def parse_zk_url(url: str) -> ZkUrl:
     return ZkUrl(",".join(hosts), "/" + path.strip("/"), auth)
 
 
-def parse_master(spec: str) -> str:
-    """``host:port`` (``host`` alone gets port 5050); ValueError otherwise."""
+def parse_master(spec: str, *, schemes: Iterable[str] = ()) -> str:
+    """``host:port`` (``host`` alone gets port 5050, IPv6 as ``[addr]:port``); ValueError
+    otherwise. This is mesonb's one parser of a master's address: a prefix in ``schemes``
+    (e.g. ``"http://"``) is accepted and dropped, with a trailing slash, for callers that
+    take URLs; a ``zk://`` URL is not an address (see :func:`resolve_master`)."""
     text = spec.strip()
+    for scheme in schemes:
+        if text.lower().startswith(scheme):
+            text = text[len(scheme):].rstrip("/")
+            break
     if "://" in text:
         raise ValueError(f"master {spec!r}: expected host:port or zk://hosts/path "
                          "(there is no http:// form, as in Mesos)")
+    if "/" in text or "@" in text:
+        raise ValueError(f"master {spec!r}: expected host:port")
     if text.startswith("["):  # [v6]:port
         host, _, rest = text[1:].partition("]")
         port = rest[1:] if rest.startswith(":") else str(DEFAULT_MASTER_PORT)
@@ -280,14 +289,16 @@ def detect_leader(url: str | ZkUrl, timeout: float = 30.0) -> str:
         client.close()
 
 
-async def resolve_master(spec: str, timeout: float = 30.0) -> str:
+async def resolve_master(spec: str, timeout: float = 30.0, *,
+                         schemes: Iterable[str] = ()) -> str:
     """The ``host:port`` of the leading master named by ``spec``.
 
-    ``host:port`` comes back unchanged (``host`` gets :5050); a ``zk://`` URL is resolved
-    by a one-shot detection in a worker thread, so the event loop keeps running.
-    Raises ValueError for a malformed spec and TimeoutError when no leader appears.
+    ``host:port`` comes back as :func:`parse_master` reads it (``host`` gets :5050); a
+    ``zk://`` URL is resolved by a one-shot detection in a worker thread, so the event loop
+    keeps running. Raises ValueError for a malformed spec and TimeoutError when no leader
+    appears.
     """
     if not is_zk(spec):
-        return parse_master(spec)
+        return parse_master(spec, schemes=schemes)
     url = parse_zk_url(spec)
     return await asyncio.to_thread(detect_leader, url, timeout)

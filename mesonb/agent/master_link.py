@@ -43,7 +43,7 @@ from mesonb.protocol.errors import BadRequest
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MASTER_PORT = 5050
+MASTER_SCHEMES = ("http://", "ws://")  # accepted (and dropped) before --master's host:port
 MAX_REDIRECTS = 5
 # After a leader change every agent reconnects within uniform(0, LEADER_SPREAD) seconds,
 # so that thousands of them do not all register in the same instant. It is a constant,
@@ -82,44 +82,23 @@ class Backoff:
 
 def parse_master(spec: str) -> str:
     """``--master`` as ``host:port``: accepts ``host:port``, a bare ``host`` (port 5050) and
-    a leading ``http://``; a ``zk://`` URL is checked and returned as it is (it is resolved
-    on every connection); raises ValueError otherwise."""
+    a leading ``http://`` or ``ws://`` (:func:`mesonb.discovery.parse_master`); a ``zk://``
+    URL is checked and returned as it is (it is resolved on every connection); raises
+    ValueError otherwise."""
     spec = spec.strip()
-    if discovery.is_zk(spec):
-        try:
+    try:
+        if discovery.is_zk(spec):
             discovery.parse_zk_url(spec)
-        except ValueError as exc:
-            raise ValueError(f"--master {exc}") from None
-        return spec
-    for scheme in ("http://", "ws://"):
-        if spec.startswith(scheme):
-            spec = spec[len(scheme):]
-    spec = spec.rstrip("/")
-    if not spec or "/" in spec or "@" in spec:
-        raise ValueError(f"--master {spec!r}: expected HOST:PORT")
-    if spec.startswith("["):  # [ipv6]:port
-        host, _, rest = spec.partition("]")
-        if not rest:
-            return f"{spec}:{DEFAULT_MASTER_PORT}"
-        port = rest[1:] if rest.startswith(":") else ""
-    elif spec.count(":") == 1:
-        host, _, port = spec.partition(":")
-    elif ":" not in spec:
-        return f"{spec}:{DEFAULT_MASTER_PORT}"
-    else:
-        raise ValueError(f"--master {spec!r}: write IPv6 addresses as [addr]:port")
-    if not port.isdigit() or not 0 < int(port) < 65536 or not host:
-        raise ValueError(f"--master {spec!r}: expected HOST:PORT")
-    return spec
+            return spec
+        return discovery.parse_master(spec, schemes=MASTER_SCHEMES)
+    except ValueError as exc:
+        raise ValueError(f"--master {exc}") from None
 
 
 async def resolve_master(spec: str, timeout: float = 10.0) -> str:
-    """The ``host:port`` of the leading master named by ``--master``: a ``zk://`` URL is
-    resolved through ZooKeeper (the leader's MasterInfo ``address``), anything else by
-    :func:`parse_master`. Raises TimeoutError when no master leads."""
-    if discovery.is_zk(spec):
-        return await discovery.resolve_master(spec, timeout)
-    return parse_master(spec)
+    """The ``host:port`` of the leading master named by ``--master``
+    (:func:`mesonb.discovery.resolve_master`). Raises TimeoutError when no master leads."""
+    return await discovery.resolve_master(spec, timeout, schemes=MASTER_SCHEMES)
 
 
 def follow_redirect(url: str, location: str) -> str:

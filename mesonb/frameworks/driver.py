@@ -69,23 +69,20 @@ log = logging.getLogger(__name__)
 # call): the updates of a burst share a call, and a caller waiting on the update that was
 # just handed over gets the CPU before the loop goes on to acknowledge it.
 ACK_DELAY = 0.001
+URL_SCHEMES = ("http://", "https://")
 
 
 def master_url(master: str) -> str:
-    """``host:port``, ``host`` (port 5050) or ``http://host:port`` -> ``http://host:port``.
+    """``host:port``, ``host`` (port 5050) or ``http://host:port`` -> ``http://host:port``
+    (read by :func:`mesonb.discovery.parse_master`).
 
     A ``zk://`` URL names no single master: resolve it with :func:`resolve_master_url`.
     """
     if discovery.is_zk(master):
         raise ValueError(f"{master!r} must be resolved to the leading master first: "
                          "await resolve_master_url(master)")
-    if "//" not in master:
-        master = f"http://{master}"
-    parts = urlsplit(master)
-    if not parts.hostname:
-        raise ValueError(f"bad master address {master!r}: expected host:port")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{parts.scheme}://{host}:{parts.port or 5050}"
+    scheme = "https" if master.strip().lower().startswith("https://") else "http"
+    return f"{scheme}://{discovery.parse_master(master, schemes=URL_SCHEMES)}"
 
 
 async def resolve_master_url(master: str, timeout: float = 30.0) -> str:
