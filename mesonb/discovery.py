@@ -25,6 +25,7 @@ Following the leader as it changes (``on_change`` runs on a kazoo thread unless 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -302,3 +303,103 @@ async def resolve_master(spec: str, timeout: float = 30.0, *,
         return parse_master(spec, schemes=schemes)
     url = parse_zk_url(spec)
     return await asyncio.to_thread(detect_leader, url, timeout)
+
+
+class LeaderWatch:
+    """Follows the leading master named by a ``zk://`` URL from asyncio code.
+
+    The one way mesonb's clients (the scheduler driver, the agent's master link, the
+    client's :class:`~mesonb.client.leader.LeaderConnection`) find and follow the leader:
+    a :class:`LeaderDetector` on kazoo's threads, whose reports arrive on the loop that
+    called :meth:`start`, in :attr:`leader` and through ``on_change``::
+
+        watch = LeaderWatch("zk://127.0.0.1:2181/mesonb", on_change=print)
+        if await watch.start(timeout=10):       # False: ZooKeeper could not be reached
+            address = await watch.wait(timeout=30)   # "ip:port" once a master leads
+        await watch.stop()
+    """
+
+    def __init__(
+        self,
+        spec: str,
+        on_change: Callable[[str | None], object] | None = None,
+        *,
+        session_timeout: float = 10.0,
+    ) -> None:
+        self.url = parse_zk_url(spec)  # ValueError now for a malformed URL
+        self.spec = spec
+        self.leader: str | None = None  # the last address ZooKeeper named (None: none leads)
+        self._on_change = on_change
+        self._session_timeout = session_timeout
+        self._detector: LeaderDetector | None = None
+        self._changed: asyncio.Event | None = None
+        self._stopped = False
+
+    @property
+    def watching(self) -> bool:
+        return self._detector is not None
+
+    async def start(self, timeout: float = 30.0, *, fallback: bool = True) -> bool:
+        """Connect to ZooKeeper and watch; True once watching. When ZooKeeper cannot be
+        reached within ``timeout`` this raises what kazoo raised, or with ``fallback``
+        logs it and returns False: the caller looks the leader up with
+        :func:`resolve_master` instead. A report that came while connecting is in
+        :attr:`leader` already when this returns."""
+        loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        detector = LeaderDetector(self.url, self._report, loop=loop,
+                                  session_timeout=self._session_timeout)
+        try:
+            await asyncio.to_thread(detector.start, timeout)
+        except Exception as exc:
+            await asyncio.to_thread(detector.stop)
+            if not fallback:
+                raise
+            log.warning("cannot watch %s (%s); looking the leader up on each try",
+                        self.spec, exc)
+            return False
+        self._detector = detector
+        return True
+
+    def _report(self, address: str | None) -> None:  # on the loop
+        if self._stopped:
+            return
+        self.leader = address
+        if self._changed is not None:
+            self._changed.set()
+        if self._on_change is not None:
+            self._on_change(address)
+
+    async def wait(self, timeout: float) -> str:
+        """The leader's ``ip:port``, waiting up to ``timeout`` while none leads."""
+        assert self._changed is not None, "start() first"
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.leader is None:
+            self._changed.clear()
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TimeoutError(f"no master leads under {self.spec}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
+        return self.leader
+
+    async def changed(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for ZooKeeper's next report."""
+        assert self._changed is not None, "start() first"
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+    async def stop(self) -> None:
+        """Stop watching (the ZooKeeper session closes in a worker thread)."""
+        self._stopped = True
+        detector, self._detector = self._detector, None
+        if detector is not None:
+            await asyncio.to_thread(detector.stop)
+
+    def close(self) -> None:
+        """:meth:`stop` for synchronous callers (blocks while the session closes)."""
+        self._stopped = True
+        detector, self._detector = self._detector, None
+        if detector is not None:
+            detector.stop()

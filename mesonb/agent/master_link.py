@@ -143,7 +143,7 @@ class MasterLink:
         self._stopping = False
         self._wake = asyncio.Event()
         # With a zk:// master: a watch on the election, so a new leader is met at once.
-        self._detector: discovery.LeaderDetector | None = None
+        self._detector: discovery.LeaderWatch | None = None
         self._leader: str | None = None
         self._trying: str | None = None  # host:port of the connection being opened
 
@@ -161,7 +161,7 @@ class MasterLink:
         self._wake.set()
         if self._detector is not None:
             detector, self._detector = self._detector, None
-            await asyncio.to_thread(detector.stop)
+            await detector.stop()
         conn = self._conn
         if conn is not None:
             self._flush(conn)  # what this turn queued goes before the farewell
@@ -264,20 +264,13 @@ class MasterLink:
 
     async def _watch_leader(self) -> None:
         """Start watching the election (zk:// masters only); errors leave plain lookups."""
-        loop = asyncio.get_running_loop()
-        detector = discovery.LeaderDetector(
-            self.master, lambda address: loop.call_soon_threadsafe(self._leader_changed, address))
-        try:
-            await asyncio.to_thread(detector.start, self.connect_timeout)
-        except Exception as exc:
-            log.warning("cannot watch %s (%s); looking the leader up on each connection",
-                        self.master, _describe(exc))
-            await asyncio.to_thread(detector.stop)
+        watch = discovery.LeaderWatch(self.master, self._leader_changed)
+        if not await watch.start(self.connect_timeout):
             return
         if self._stopping:
-            await asyncio.to_thread(detector.stop)
+            await watch.stop()
             return
-        self._detector = detector
+        self._detector = watch
 
     def _leader_changed(self, address: str | None) -> None:
         """ZooKeeper names a (new) leader: drop a link to another master, start the

@@ -1,7 +1,7 @@
 """The client's connection to whichever master leads, for ``Cluster("zk://...")``.
 
 :class:`LeaderConnection` has :class:`mesonb.http.client.Connection`'s ``request``,
-``post_json`` and ``close``. A :class:`mesonb.discovery.LeaderDetector` watches the
+``post_json`` and ``close``. A :class:`mesonb.discovery.LeaderWatch` watches the
 ZooKeeper path in the background, so every call goes to the current leader without a
 ZooKeeper round trip. A call that meets a dead master (connection refused or reset), a
 standby (307 ``//leader:port/path``) or a master still recovering (503) is sent again, to
@@ -18,7 +18,6 @@ idempotent, so sending one twice is harmless::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -38,45 +37,26 @@ class LeaderConnection:
 
     def __init__(self, spec: str, headers: Mapping[str, str] | None = None, *,
                  timeout: float = 30.0, session_timeout: float = 10.0) -> None:
-        discovery.parse_zk_url(spec)  # ValueError now for a malformed URL
         self.spec = spec
         self.headers = dict(headers or {})
         self.timeout = timeout
         self.url = ""  # http://host:port of the master the last call went to
         self._conn: Connection | None = None
-        self._leader: str | None = None  # what the detector last reported
-        self._changed: asyncio.Event | None = None
-        self._detector = discovery.LeaderDetector(spec, self._on_leader,
-                                                  session_timeout=session_timeout)
-        self._started = False
+        # ValueError now for a malformed URL
+        self._watch = discovery.LeaderWatch(spec, self._on_leader,
+                                            session_timeout=session_timeout)
 
     async def start(self) -> str:
         """Connect to ZooKeeper and wait for a leader; its ``http://host:port``."""
-        self._changed = asyncio.Event()
-        self._detector.loop = asyncio.get_running_loop()
-        await asyncio.to_thread(self._detector.start, self.timeout)
-        self._started = True
+        await self._watch.start(self.timeout, fallback=False)
         return await self._target(time.monotonic() + self.timeout)
 
     def _on_leader(self, address: str | None) -> None:  # on the client's loop
         log.info("leading master: %s", address or "none")
-        self._leader = address
-        if self._changed is not None:
-            self._changed.set()
 
     async def _target(self, deadline: float) -> str:
         """The current leader's URL, waiting for one while none leads."""
-        assert self._changed is not None
-        while self._leader is None:
-            self._changed.clear()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no master leads under {self.spec}")
-            try:
-                await asyncio.wait_for(self._changed.wait(), left)
-            except TimeoutError:
-                continue
-        return master_url(self._leader)
+        return master_url(await self._watch.wait(deadline - time.monotonic()))
 
     def _use(self, url: str) -> Connection:
         if self._conn is None or url != self.url:
@@ -115,13 +95,10 @@ class LeaderConnection:
 
     async def _pause(self, failed: str, deadline: float) -> None:
         """Wait until ZooKeeper names a leader other than ``failed``, or 0.1 s at most."""
-        assert self._changed is not None
-        if self._leader is not None and master_url(self._leader) != failed:
+        leader = self._watch.leader
+        if leader is not None and master_url(leader) != failed:
             return
-        self._changed.clear()
-        left = min(0.1, max(0.0, deadline - time.monotonic()))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), left)
+        await self._watch.changed(min(0.1, max(0.0, deadline - time.monotonic())))
 
     async def post_json(self, path: str, payload: Any,
                         headers: Mapping[str, str] | None = None) -> Response:
@@ -136,6 +113,4 @@ class LeaderConnection:
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
-        if self._started:
-            self._started = False
-            self._detector.stop()
+        self._watch.close()

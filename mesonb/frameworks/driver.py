@@ -137,7 +137,7 @@ class SchedulerDriver:
         self._ack_queue: list[dict[str, Any]] = []
         self._ack_timer: asyncio.TimerHandle | None = None
         # With a zk:// master: a watch on the election, so a new leader is met at once.
-        self._detector: discovery.LeaderDetector | None = None
+        self._detector: discovery.LeaderWatch | None = None
         self._leader: str | None = None  # the host:port ZooKeeper names, None if unknown
         self._opening: asyncio.Future[Any] | None = None  # a SUBSCRIBE being sent
         self._wake = asyncio.Event()  # ends a back-off sleep: a leader was named, or stop()
@@ -191,7 +191,7 @@ class SchedulerDriver:
                 await self._task
         if self._detector is not None:
             detector, self._detector = self._detector, None
-            await asyncio.to_thread(detector.stop)
+            await detector.stop()
         self._calls.close()
 
     def _use(self, url: str) -> None:
@@ -205,22 +205,14 @@ class SchedulerDriver:
 
     async def _watch_leader(self, timeout: float) -> None:
         """Start watching the election; if ZooKeeper cannot be reached, leave plain lookups."""
-        loop = asyncio.get_running_loop()
-        detector = discovery.LeaderDetector(
-            self.master, lambda address: loop.call_soon_threadsafe(self._leader_changed, address))
-        try:
-            await asyncio.to_thread(detector.start, timeout)
-        except Exception as exc:
-            log.warning("cannot watch %s (%s); looking the leader up on each reconnection",
-                        self.master, exc)
-            await asyncio.to_thread(detector.stop)
+        watch = discovery.LeaderWatch(self.master, self._leader_changed)
+        if not await watch.start(timeout):
             return
-        # The first report came through call_soon_threadsafe before to_thread returned,
-        # so self._leader holds it already.
+        # The first report came before start() returned, so self._leader holds it already.
         if self._stopping:
-            await asyncio.to_thread(detector.stop)
+            await watch.stop()
         else:
-            self._detector = detector
+            self._detector = watch
 
     def _leader_changed(self, address: str | None) -> None:
         """ZooKeeper names a (new) leader, on the loop: leave another master's stream, or
