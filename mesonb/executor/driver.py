@@ -58,6 +58,7 @@ from mesonb.protocol.executor import (
 from mesonb.protocol.mesos import KillPolicy, TaskGroupInfo, TaskInfo, TaskStatus
 from mesonb.protocol.recordio import Decoder
 from mesonb.protocol.states import Reason, Source, TaskState
+from mesonb.tasks import spawn
 
 from . import _http
 
@@ -175,7 +176,7 @@ class ExecutorDriver:
         self.unacknowledged_tasks: OrderedDict[str, TaskInfo] = OrderedDict()
         self._stopping: asyncio.Event | None = None
         self._ack_waiters: list[asyncio.Future[None]] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._gave_up = False  # the connection loop ended (the agent is gone for good)
         # Where to subscribe, in order of preference: the agent's socket, then its port.
         socket = None if agent_endpoint else env.get(SOCKET_ENV)
@@ -208,9 +209,9 @@ class ExecutorDriver:
             for t in (loop_task, stop_task):
                 t.cancel()
             await asyncio.gather(loop_task, stop_task, return_exceptions=True)
-            pending = [t for t in self._tasks if not t.done()]
-            for t in pending:
-                t.cancel()
+            pending = [f for f in self._tasks if not f.done()]
+            for fut in pending:
+                fut.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
             self.connected = False
@@ -507,14 +508,7 @@ class ExecutorDriver:
                 self._spawn(result)
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("executor handler failed", exc_info=task.exception())
+        spawn(coro, self._tasks, "executor handler", logger=log, level=logging.ERROR)
 
 
 def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:

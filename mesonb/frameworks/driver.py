@@ -63,6 +63,7 @@ from mesonb.protocol.scheduler import (
     Shutdown,
     Subscribe,
 )
+from mesonb.tasks import spawn
 
 log = logging.getLogger(__name__)
 # Acknowledgements wait this long to go out together (a mesonb master takes them as one
@@ -132,7 +133,7 @@ class SchedulerDriver:
         self._subscribed = asyncio.Event()
         self._stopping = False
         self._stream: Any = None
-        self._acks: set[asyncio.Task[Any]] = set()
+        self._acks: set[asyncio.Future[Any]] = set()
         self._batching = False  # the master takes arrays of calls (mesonb, not Mesos)
         self._ack_queue: list[dict[str, Any]] = []
         self._ack_timer: asyncio.TimerHandle | None = None
@@ -445,10 +446,7 @@ class SchedulerDriver:
             self._ack_queue.clear()
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._acks.add(task)
-        task.add_done_callback(self._acks.discard)
-        task.add_done_callback(_log_failure)
+        spawn(coro, self._acks, "call", logger=log)
 
     # -- calls ---------------------------------------------------------------------------
     async def send(self, call: Call) -> Any:
@@ -536,7 +534,3 @@ def _redirect(url: str, location: str) -> str:
     scheme = urlsplit(url).scheme
     return f"{scheme}://{target.hostname}:{target.port or 5050}"
 
-
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("call failed: %s", task.exception())

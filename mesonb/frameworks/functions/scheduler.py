@@ -27,6 +27,7 @@ from typing import Any
 
 from mesonb.protocol.resources import Resources
 from mesonb.protocol.states import TERMINAL_STATE_NAMES
+from mesonb.tasks import spawn
 
 from .. import driver as driver_mod
 
@@ -316,11 +317,7 @@ class FunctionsScheduler:
         }
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        task.add_done_callback(lambda t: t.cancelled() or (t.exception() and log.warning(
-            "call failed: %s", t.exception())))
+        spawn(coro, self._background, "call", logger=log)
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
