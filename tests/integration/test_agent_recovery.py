@@ -25,38 +25,10 @@ from mesonb.agent import checkpoint, paths
 from mesonb.agent.containerizer import is_alive, kill_session
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol.resources import Resources
+from mesonb.testing.frameworks import Tracker
 from mesonb.testing.processes import Daemon, ProcessCluster, get_json
 
 pytestmark = pytest.mark.slow
-
-
-class Tracker:
-    """Launches the tasks it is given on the first offer and records every status."""
-
-    def __init__(self, tasks: list[dict]) -> None:
-        self.to_launch = list(tasks)
-        self.statuses: list[dict] = []
-        self.driver: SchedulerDriver | None = None
-
-    async def on_offers(self, offers: list[dict]) -> None:
-        assert self.driver is not None
-        for offer in offers:
-            if not self.to_launch:
-                await self.driver.decline([offer["id"]["value"]], 3600)
-                continue
-            tasks, self.to_launch = self.to_launch, []
-            for task in tasks:
-                task["agent_id"] = offer["agent_id"]
-            await self.driver.launch([offer["id"]["value"]], tasks)
-
-    def on_update(self, status: dict) -> None:
-        self.statuses.append(status)
-
-    def states(self, task_id: str) -> list[str]:
-        return [s["state"] for s in self.statuses if s["task_id"]["value"] == task_id]
-
-    def last(self, task_id: str) -> dict:
-        return [s for s in self.statuses if s["task_id"]["value"] == task_id][-1]
 
 
 def task(task_id: str, command: str) -> dict:

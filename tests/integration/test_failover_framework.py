@@ -17,37 +17,10 @@ import pytest
 
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol.resources import Resources
+from mesonb.testing.frameworks import Tracker
 from mesonb.testing.processes import ProcessCluster, get_json, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-class Tracker:
-    def __init__(self, tasks: list[dict] | None = None) -> None:
-        self.to_launch = list(tasks or [])
-        self.statuses: list[dict] = []
-        self.errors: list[str] = []
-        self.driver: SchedulerDriver | None = None
-
-    async def on_offers(self, offers: list[dict]) -> None:
-        assert self.driver is not None
-        for offer in offers:
-            if not self.to_launch:
-                await self.driver.decline([offer["id"]["value"]], 3600)
-                continue
-            tasks, self.to_launch = self.to_launch, []
-            for task in tasks:
-                task["agent_id"] = offer["agent_id"]
-            await self.driver.launch([offer["id"]["value"]], tasks)
-
-    def on_update(self, status: dict) -> None:
-        self.statuses.append(status)
-
-    def on_error(self, message: str) -> None:
-        self.errors.append(message)
-
-    def states(self, task_id: str) -> list[str]:
-        return [s["state"] for s in self.statuses if s["task_id"]["value"] == task_id]
 
 
 def sleep_task(task_id: str) -> dict:

@@ -17,6 +17,7 @@ import pytest
 
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol.resources import Resources
+from mesonb.testing.frameworks import Tracker
 from mesonb.testing.processes import Daemon, get_json, kill_processes_under, wait_for
 from mesonb.testing.zookeeper import ZooKeeperServer, zookeeper_jar
 
@@ -24,34 +25,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(zookeeper_jar() is None, reason="ZooKeeper is not installed"),
 ]
-
-
-class Tracker:
-    def __init__(self, tasks: list[dict]) -> None:
-        self.to_launch = list(tasks)
-        self.statuses: list[dict] = []
-        self.subscriptions = 0
-        self.driver: SchedulerDriver | None = None
-
-    def on_subscribed(self, body: dict) -> None:
-        self.subscriptions += 1
-
-    async def on_offers(self, offers: list[dict]) -> None:
-        assert self.driver is not None
-        for offer in offers:
-            if not self.to_launch:
-                await self.driver.decline([offer["id"]["value"]], 3600)
-                continue
-            tasks, self.to_launch = self.to_launch, []
-            for task in tasks:
-                task["agent_id"] = offer["agent_id"]
-            await self.driver.launch([offer["id"]["value"]], tasks)
-
-    def on_update(self, status: dict) -> None:
-        self.statuses.append(status)
-
-    def states(self, task_id: str) -> list[str]:
-        return [s["state"] for s in self.statuses if s["task_id"]["value"] == task_id]
 
 
 async def until(condition, timeout: float = 20.0, what: str = "") -> None:

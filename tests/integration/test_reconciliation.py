@@ -25,33 +25,14 @@ import pytest
 
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol.resources import Resources
+from mesonb.testing.frameworks import Tracker as BaseTracker
 from mesonb.testing.processes import ProcessCluster
 
 pytestmark = pytest.mark.slow
 
 
-class Tracker:
-    def __init__(self, tasks: list[dict]) -> None:
-        self.to_launch = list(tasks)
-        self.statuses: list[dict] = []
-        self.driver: SchedulerDriver | None = None
-
-    async def on_offers(self, offers: list[dict]) -> None:
-        assert self.driver is not None
-        for offer in offers:
-            if not self.to_launch:
-                await self.driver.decline([offer["id"]["value"]], 3600)
-                continue
-            tasks, self.to_launch = self.to_launch, []
-            for task in tasks:
-                task["agent_id"] = offer["agent_id"]
-            await self.driver.launch([offer["id"]["value"]], tasks)
-
-    def on_update(self, status: dict) -> None:
-        self.statuses.append(status)
-
-    def states(self, task_id: str) -> list[str]:
-        return [s["state"] for s in self.statuses if s["task_id"]["value"] == task_id]
+class Tracker(BaseTracker):
+    """mesonb.testing's Tracker, which also reconciles."""
 
     async def reconcile(self, tasks: list[tuple[str, str | None]]) -> dict[str, dict]:
         """Reconcile, then a marker task; the answers (REASON_RECONCILIATION) that came

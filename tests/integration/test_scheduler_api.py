@@ -24,6 +24,7 @@ from mesonb.master.daemon import MasterDaemon
 from mesonb.protocol.agent import AGENT_PATH
 from mesonb.protocol.recordio import Decoder
 from mesonb.protocol.resources import Resources
+from mesonb.testing.frameworks import Recorder
 
 pytestmark = pytest.mark.slow
 
@@ -78,27 +79,6 @@ class PeerAgent:
     def close(self) -> None:
         self.conn.close()
         self._reader.cancel()
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.offers: asyncio.Queue[dict] = asyncio.Queue()
-        self.updates: asyncio.Queue[dict] = asyncio.Queue()
-        self.errors: list[str] = []
-        self.disconnects = 0
-
-    def on_offers(self, offers):
-        for offer in offers:
-            self.offers.put_nowait(offer)
-
-    def on_update(self, status):
-        self.updates.put_nowait(status)
-
-    def on_error(self, message):
-        self.errors.append(message)
-
-    def on_disconnected(self):
-        self.disconnects += 1
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import pytest
 
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol.resources import Resources
+from mesonb.testing.frameworks import Recorder
 from mesonb.testing.processes import ProcessCluster
 
 pytestmark = pytest.mark.slow
@@ -41,40 +42,6 @@ ECHO_EXECUTOR = textwrap.dedent('''
 
     asyncio.run(ExecutorDriver(Echo()).run())
 ''')
-
-
-class Recorder:
-    """Every event the framework gets, in order."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, object]] = []
-        self.offers: asyncio.Queue[dict] = asyncio.Queue()
-
-    def on_subscribed(self, body):
-        self.events.append(("SUBSCRIBED", body))
-
-    def on_heartbeat(self):
-        self.events.append(("HEARTBEAT", None))
-
-    def on_offers(self, offers):
-        self.events.append(("OFFERS", offers))
-        for offer in offers:
-            self.offers.put_nowait(offer)
-
-    def on_update(self, status):
-        self.events.append(("UPDATE", status))
-
-    def on_message(self, body):
-        self.events.append(("MESSAGE", body))
-
-    def on_failure(self, body):
-        self.events.append(("FAILURE", body))
-
-    def of(self, kind: str) -> list:
-        return [body for k, body in self.events if k == kind]
-
-    def states(self, task_id: str) -> list[str]:
-        return [s["state"] for s in self.of("UPDATE") if s["task_id"]["value"] == task_id]
 
 
 async def until(condition, what: str, timeout: float = 30.0):

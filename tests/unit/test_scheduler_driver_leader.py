@@ -10,6 +10,7 @@ import tornado.web
 
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol import recordio
+from mesonb.testing.frameworks import Recorder
 
 
 class FakeMaster:
@@ -50,14 +51,6 @@ class FakeMaster:
         self.server = app.listen(0, "127.0.0.1")
         port = next(iter(self.server._sockets.values())).getsockname()[1]
         self.address = f"127.0.0.1:{port}"
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.masters: list[str] = []
-
-    def on_subscribed(self, body: dict) -> None:
-        self.masters.append(body["master_info"]["id"])
 
 
 async def until(condition, timeout: float, what: str) -> float:
