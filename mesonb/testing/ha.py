@@ -72,11 +72,10 @@ class ZooKeeperCluster:
         return daemon
 
     def stop(self, *, kill: bool = False) -> None:
-        """Stop the daemons (newest first; ``kill``: SIGKILL first, for frozen ones), any
-        process left under ``work``, then ZooKeeper."""
+        """Stop the daemons (newest first, frozen ones resumed; ``kill``: SIGKILL at once),
+        any process left under ``work``, then ZooKeeper."""
         for daemon in reversed(self.daemons):
-            if kill:
-                daemon.signal(signal.SIGKILL)
+            daemon.signal(signal.SIGKILL if kill else signal.SIGCONT)  # SIGCONT: a frozen one
             daemon.stop()
         kill_processes_under(self.work)
         self.zookeeper.stop()

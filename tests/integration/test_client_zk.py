@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from mesonb import Cluster
-from mesonb.testing.processes import Daemon, get_json, kill_processes_under, wait_for
-from mesonb.testing.zookeeper import ZooKeeperServer, zookeeper_jar
+from mesonb.testing.ha import ZooKeeperCluster
+from mesonb.testing.processes import Daemon, get_json, wait_for
+from mesonb.testing.zookeeper import zookeeper_jar
 
 pytestmark = [
     pytest.mark.slow,
@@ -32,26 +33,15 @@ def status_of(master: Daemon) -> int:
 
 
 def test_cluster_from_zk_url_talks_to_the_leader(tmp_path: Path) -> None:
-    zk = ZooKeeperServer(tmp_path / "zk")
-    daemons: list[Daemon] = []
+    ha = ZooKeeperCluster(tmp_path)
     cluster = None
     try:
-        zk.start()
-        url = zk.url("/mesonb")
-        masters = [Daemon(["master", "--port", "0", "--work-dir", str(tmp_path / f"m{i}"),
-                           "--zk", url, "--zk-session-timeout", "2"], tmp_path / f"m{i}.log")
-                   for i in range(2)]
-        daemons += masters
-        for m in masters:
-            m.wait_listening()
+        url = ha.start().url
+        masters = ha.start_masters(2)
         wait_for(lambda: (s := sorted(status_of(m) == 307 for m in masters))
                             == [False, True] and s, 20, what="one leader, one standby")
         [leader] = [m for m in masters if status_of(m) != 307]
-        agent = Daemon(["agent", "--master", url, "--port", "0", "--work-dir",
-                        str(tmp_path / "agent"), "--resources", "cpus:2;mem:2048"],
-                       tmp_path / "agent.log")
-        daemons.append(agent)
-        agent.wait_listening()
+        ha.start_agent()
         wait_for(lambda: len(get_json(leader.url + "/master/state")["slaves"]) == 1, 20,
                  what="the agent on the leader")
 
@@ -71,7 +61,4 @@ def test_cluster_from_zk_url_talks_to_the_leader(tmp_path: Path) -> None:
     finally:
         if cluster is not None:
             cluster.close()
-        for d in daemons:
-            d.stop()
-        kill_processes_under(tmp_path)
-        zk.stop()
+        ha.stop()

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from mesonb import Cluster
-from mesonb.testing.processes import Daemon, get_json, kill_processes_under, wait_for
-from mesonb.testing.zookeeper import ZooKeeperServer, zookeeper_jar
+from mesonb.testing.ha import ZooKeeperCluster, leading
+from mesonb.testing.processes import get_json, wait_for
+from mesonb.testing.zookeeper import zookeeper_jar
 
 pytestmark = [
     pytest.mark.slow,
@@ -18,35 +19,15 @@ pytestmark = [
 ]
 
 
-def leading(master: Daemon) -> bool:
-    try:
-        state = get_json(master.url + "/master/state", timeout=2)
-    except OSError:
-        return False
-    return state.get("leader") == state.get("pid") and bool(state.get("pid"))
-
-
 def test_dashboard_follows_the_new_leader(tmp_path: Path) -> None:
-    zk = ZooKeeperServer(tmp_path / "zk")
-    daemons: list[Daemon] = []
+    ha = ZooKeeperCluster(tmp_path)
     cluster = None
     try:
-        zk.start()
-        url = zk.url("/mesonb")
-        first = Daemon(["master", "--port", "0", "--work-dir", str(tmp_path / "m1"),
-                        "--zk", url, "--zk-session-timeout", "2"], tmp_path / "m1.log")
-        daemons.append(first)
-        first.wait_listening()
+        url = ha.start().url
+        first = ha.start_master("m1")
         wait_for(lambda: leading(first), 20, what="m1 to lead")
-        second = Daemon(["master", "--port", "0", "--work-dir", str(tmp_path / "m2"),
-                         "--zk", url, "--zk-session-timeout", "2"], tmp_path / "m2.log")
-        daemons.append(second)
-        second.wait_listening()
-        agent = Daemon(["agent", "--master", url, "--port", "0", "--work-dir",
-                        str(tmp_path / "agent"), "--resources", "cpus:2;mem:2048"],
-                       tmp_path / "agent.log")
-        daemons.append(agent)
-        agent.wait_listening()
+        second = ha.start_master("m2")
+        ha.start_agent()
         wait_for(lambda: len(get_json(first.url + "/master/state")["slaves"]) == 1, 20,
                  what="the agent on m1")
 
@@ -69,7 +50,4 @@ def test_dashboard_follows_the_new_leader(tmp_path: Path) -> None:
     finally:
         if cluster is not None:
             cluster.close()
-        for daemon in reversed(daemons):
-            daemon.stop()
-        kill_processes_under(tmp_path)
-        zk.stop()
+        ha.stop()

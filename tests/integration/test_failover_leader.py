@@ -18,8 +18,9 @@ import pytest
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol.resources import Resources
 from mesonb.testing.frameworks import Tracker
-from mesonb.testing.processes import Daemon, get_json, kill_processes_under, wait_for
-from mesonb.testing.zookeeper import ZooKeeperServer, zookeeper_jar
+from mesonb.testing.ha import ZooKeeperCluster, active_agents, leading
+from mesonb.testing.processes import get_json, wait_for
+from mesonb.testing.zookeeper import zookeeper_jar
 
 pytestmark = [
     pytest.mark.slow,
@@ -35,47 +36,15 @@ async def until(condition, timeout: float = 20.0, what: str = "") -> None:
         await asyncio.sleep(0.05)
 
 
-def leading(master: Daemon) -> bool:
-    """The master answers /master/state as the leader (a standby redirects or refuses)."""
-    try:
-        state = get_json(master.url + "/master/state", timeout=2)
-    except OSError:
-        return False
-    return state.get("leader") == state.get("pid") and bool(state.get("pid"))
-
-
-def active_agents(master: Daemon) -> int:
-    try:
-        state = get_json(master.url + "/master/state", timeout=2)
-    except OSError:
-        return 0
-    return sum(1 for s in state.get("slaves", []) if s.get("active"))
-
-
-def start_master(tmp_path: Path, name: str, zk_url: str) -> Daemon:
-    daemon = Daemon(["master", "--port", "0", "--work-dir", str(tmp_path / name),
-                     "--zk", zk_url, "--zk-session-timeout", "2"], tmp_path / f"{name}.log")
-    daemon.wait_listening()
-    return daemon
-
-
 async def test_agent_and_framework_follow_the_leader_through_zookeeper(tmp_path: Path) -> None:
-    zk = ZooKeeperServer(tmp_path / "zk")
-    daemons: list[Daemon] = []
+    ha = ZooKeeperCluster(tmp_path)
     driver = None
     try:
-        zk.start()
-        url = zk.url("/mesonb")
-        first = start_master(tmp_path, "m1", url)
-        daemons.append(first)
+        url = ha.start().url
+        first = ha.start_master("m1")
         await asyncio.to_thread(wait_for, lambda: leading(first), 20, what="m1 to lead")
-        second = start_master(tmp_path, "m2", url)
-        daemons.append(second)
-        agent = Daemon(["agent", "--master", url, "--port", "0", "--work-dir",
-                        str(tmp_path / "agent"), "--resources", "cpus:2;mem:2048;disk:4096"],
-                       tmp_path / "agent.log")
-        daemons.append(agent)
-        agent.wait_listening()
+        second = ha.start_master("m2")
+        ha.start_agent(resources="cpus:2;mem:2048;disk:4096")
         await asyncio.to_thread(wait_for, lambda: active_agents(first) == 1, 20,
                                 what="the agent registered with m1")
 
@@ -108,10 +77,7 @@ async def test_agent_and_framework_follow_the_leader_through_zookeeper(tmp_path:
     finally:
         if driver is not None:
             await driver.stop(teardown=True)
-        for daemon in reversed(daemons):
-            daemon.stop()
-        kill_processes_under(tmp_path)
-        zk.stop()
+        ha.stop()
 
 
 class Subscriptions:
@@ -136,17 +102,13 @@ async def test_the_driver_follows_a_new_leader_within_the_session_timeout(
     """kill -9 (the stream breaks at once) or SIGSTOP (the stream stays open, silent) on
     the leading master: the driver's watch on the election sees the standby take over
     and re-subscribes to it without back-off, within the session timeout + 1 s."""
-    zk = ZooKeeperServer(tmp_path / "zk")
-    daemons: list[Daemon] = []
+    ha = ZooKeeperCluster(tmp_path, session_timeout=SESSION_TIMEOUT)
     driver = None
     try:
-        zk.start()
-        url = zk.url("/mesonb")
-        first = start_master(tmp_path, "m1", url)
-        daemons.append(first)
+        url = ha.start().url
+        first = ha.start_master("m1")
         await asyncio.to_thread(wait_for, lambda: leading(first), 20, what="m1 to lead")
-        second = start_master(tmp_path, "m2", url)
-        daemons.append(second)
+        second = ha.start_master("m2")
         subs = Subscriptions()
         driver = SchedulerDriver(url, {"user": "tester", "name": "watcher",
                                        "failover_timeout": 120}, subs)
@@ -167,8 +129,4 @@ async def test_the_driver_follows_a_new_leader_within_the_session_timeout(
     finally:
         if driver is not None:
             await driver.stop()
-        for daemon in reversed(daemons):
-            daemon.signal(signal.SIGKILL)  # a frozen process ignores SIGTERM until resumed
-            daemon.stop()
-        kill_processes_under(tmp_path)
-        zk.stop()
+        ha.stop(kill=True)  # a frozen process ignores SIGTERM until resumed

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import http.client
 import os
-import signal
 import time
 from pathlib import Path
 
@@ -21,8 +20,9 @@ import pytest
 from mesonb import Cluster
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol.resources import Resources
-from mesonb.testing.processes import Daemon, get_json, kill_processes_under, wait_for
-from mesonb.testing.zookeeper import ZooKeeperEnsemble, zookeeper_jar
+from mesonb.testing.ha import ZooKeeperCluster
+from mesonb.testing.processes import Daemon, get_json, wait_for
+from mesonb.testing.zookeeper import zookeeper_jar
 
 pytestmark = [
     pytest.mark.slow,
@@ -93,29 +93,17 @@ async def until(condition, timeout: float, what: str) -> None:
 
 
 async def test_kill_leader_while_tasks_run(tmp_path: Path) -> None:
-    ensemble = ZooKeeperEnsemble(3, tmp_path / "zk")
-    daemons: list[Daemon] = []
+    ha = ZooKeeperCluster(tmp_path, zookeepers=3)
     cluster: Cluster | None = None
     driver: SchedulerDriver | None = None
     try:
-        await asyncio.to_thread(ensemble.start)
-        url = ensemble.url("/mesonb")
-        masters = [Daemon(["master", "--port", "0", "--work-dir", str(tmp_path / f"m{i}"),
-                           "--zk", url, "--zk-session-timeout", "2",
-                           "--agent-reregister-timeout", "60"], tmp_path / f"m{i}.log")
-                   for i in range(3)]
-        daemons += masters
-        for m in masters:
-            m.wait_listening()
+        url = (await asyncio.to_thread(ha.start)).url
+        masters = ha.start_masters(3, "--agent-reregister-timeout", "60")
         [leader] = await asyncio.to_thread(
             wait_for, lambda: (s := [m for m in masters if serving(m)]) and len(s) == 1 and s,
             30, 0.05, "one serving leader")
-        agents = [Daemon(["agent", "--master", url, "--port", "0", "--work-dir",
-                          str(tmp_path / f"agent{i}"), "--resources", "cpus:4;mem:4096"],
-                         tmp_path / f"agent{i}.log") for i in range(2)]
-        daemons += agents
-        for a in agents:
-            a.wait_listening()
+        for i in range(2):
+            ha.start_agent(f"agent{i}", "cpus:4;mem:4096")
         await until(lambda: len(get_json(leader.url + "/master/state")["slaves"]) == 2, 30,
                     "both agents on the leader")
 
@@ -187,8 +175,4 @@ async def test_kill_leader_while_tasks_run(tmp_path: Path) -> None:
             await driver.stop(teardown=True)
         if cluster is not None:
             await asyncio.to_thread(cluster.close)
-        for d in daemons:
-            d.signal(signal.SIGCONT)
-            d.stop()
-        kill_processes_under(tmp_path)
-        ensemble.stop()
+        ha.stop()
