@@ -1,9 +1,10 @@
-"""A minimal HTTP/1.1 client on asyncio streams, for executors talking to their agent.
+"""The executors' HTTP/1.1 client of their agent, on asyncio streams.
 
-Executors start often and should start fast, so the driver does not import an HTTP
-library: it needs exactly two things, a POST answered with a small body and a POST
-answered with a long-lived chunked stream. One connection per request
-(``Connection: close``); no TLS yet.
+Executors start often and should start fast, so the driver uses no HTTP client library:
+it needs exactly two things, a POST answered with a small body (on a keep-alive
+:class:`Connection`) and a POST answered with a long-lived chunked stream (:func:`post`).
+Messages are parsed and written by :mod:`mesonb.http.wire` (httptools), which imports in a
+few milliseconds. No TLS yet.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import socket
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
-MAX_HEADER_BYTES = 64 * 1024
+from mesonb.http import wire
+
+MAX_HEADER_BYTES = wire.MAX_HEAD
 
 
 class HTTPError(Exception):
@@ -32,34 +35,16 @@ class Response:
     status: int
     reason: str
     headers: dict[str, str] = field(default_factory=dict)
-    reader: asyncio.StreamReader | None = field(default=None, repr=False)
+    answer: wire.ResponseReader | None = field(default=None, repr=False)
     writer: asyncio.StreamWriter | None = field(default=None, repr=False)
 
     async def body(self) -> bytes:
         return b"".join([chunk async for chunk in self.chunks()])
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives (de-chunked when ``Transfer-Encoding: chunked``)."""
-        reader = self.reader
-        assert reader is not None
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
-            while True:
-                line = await reader.readuntil(b"\r\n")
-                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                        pass  # trailers
-                    return
-                data = await reader.readexactly(size)
-                await reader.readexactly(2)
-                yield data
-        elif "content-length" in self.headers:
-            length = int(self.headers["content-length"])
-            if length:
-                yield await reader.readexactly(length)
-        else:
-            while data := await reader.read(65536):
-                yield data
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives (one piece per chunk when ``Transfer-Encoding: chunked``)."""
+        assert self.answer is not None
+        return self.answer.chunks()
 
     def close(self) -> None:
         if self.writer is not None:
@@ -118,32 +103,16 @@ async def post(
     Raises OSError/asyncio.TimeoutError on connection problems; never raises HTTPError.
     """
     reader, writer = await asyncio.wait_for(_open(endpoint), timeout)
+    answer = wire.ResponseReader(reader)
     try:
-        hostport = _host_header(endpoint)
-        lines = [f"POST {path} HTTP/1.1", f"Host: {hostport}", "Connection: close",
-                 f"Content-Length: {len(body)}"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        headers = {**headers, "Connection": "close"}
+        writer.write(wire.request("POST", path, _host_header(endpoint), headers, body))
         await writer.drain()
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        head = await asyncio.wait_for(answer.head(), timeout)
     except BaseException:
         writer.close()
         raise
-    if len(head) > MAX_HEADER_BYTES:
-        writer.close()
-        raise ConnectionError("response headers too large")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    parts = status_line.split(" ", 2)
-    if len(parts) < 2 or not parts[1].isdigit():
-        writer.close()
-        raise ConnectionError(f"bad HTTP status line {status_line!r}")
-    response = Response(int(parts[1]), parts[2] if len(parts) > 2 else "",
-                        reader=reader, writer=writer)
-    for line in header_lines:
-        if ":" in line:
-            name, _, value = line.partition(":")
-            response.headers[name.strip().lower()] = value.strip()
-    return response
+    return Response(head.status, head.reason, head.headers, answer=answer, writer=writer)
 
 
 async def post_and_read(
@@ -170,7 +139,7 @@ class Connection:
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
         self._hostport = _host_header(endpoint)
-        self._reader: asyncio.StreamReader | None = None
+        self._answers: wire.ResponseReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._lock = asyncio.Lock()
 
@@ -178,7 +147,7 @@ class Connection:
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
-        self._reader = self._writer = None
+        self._answers = self._writer = None
 
     async def post_and_read(self, path: str, body: bytes, headers: Mapping[str, str],
                             timeout: float = 10.0) -> tuple[Response, bytes]:
@@ -193,42 +162,28 @@ class Connection:
 
     async def _exchange(self, path: str, body: bytes,
                         headers: Mapping[str, str]) -> tuple[Response, bytes]:
-        lines = [f"POST {path} HTTP/1.1", f"Host: {self._hostport}",
-                 f"Content-Length: {len(body)}"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        request = wire.request("POST", path, self._hostport, headers, body)
         for attempt in (0, 1):
             reused = self._writer is not None
             if self._writer is None:
-                self._reader, self._writer = await _open(self.endpoint)
-            reader, writer = self._reader, self._writer
-            assert reader is not None and writer is not None
+                reader, self._writer = await _open(self.endpoint)
+                self._answers = wire.ResponseReader(reader)
+            answers, writer = self._answers, self._writer
+            assert answers is not None and writer is not None
             try:
                 writer.write(request)
                 await writer.drain()
-                head = await reader.readuntil(b"\r\n\r\n")
+                head = await answers.head()
             except (ConnectionError, asyncio.IncompleteReadError) as exc:
                 self.close()
-                partial = getattr(exc, "partial", b"")
-                if reused and attempt == 0 and not partial:
+                if reused and attempt == 0 and not answers.received:
                     continue
                 raise ConnectionError(f"connection to {self.endpoint} lost: {exc}") from None
             break
-        if len(head) > MAX_HEADER_BYTES:
-            raise ConnectionError("response headers too large")
-        status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        parts = status_line.split(" ", 2)
-        if len(parts) < 2 or not parts[1].isdigit():
-            raise ConnectionError(f"bad HTTP status line {status_line!r}")
-        response = Response(int(parts[1]), parts[2] if len(parts) > 2 else "", reader=reader)
-        for line in header_lines:
-            if ":" in line:
-                name, _, value = line.partition(":")
-                response.headers[name.strip().lower()] = value.strip()
-        framed = "content-length" in response.headers or \
-            "chunked" in response.headers.get("transfer-encoding", "").lower()
-        data = await response.body()
-        if not framed or response.headers.get("connection", "").lower() == "close":
+        assert answers is not None
+        response = Response(head.status, head.reason, head.headers, answer=answers)
+        data = await answers.body()
+        if not answers.keep_alive:
             self.close()
         if not 200 <= response.status < 300:
             raise HTTPError(response.status, response.reason, data.decode("utf-8", "replace"))

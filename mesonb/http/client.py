@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import wire
 from .inproc import Channel, find_endpoint
 
 
@@ -41,38 +42,6 @@ class Response:
         return json.loads(self.body) if self.body else None
 
 
-async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
-    line = await reader.readline()
-    if not line:
-        raise ConnectionResetError("connection closed before a response")
-    parts = line.decode("latin-1").split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
-        raise ConnectionError(f"malformed status line {line[:80]!r}")
-    status = int(parts[1])
-    headers: dict[str, str] = {}
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return status, headers
-
-
-async def _read_chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
-    while True:
-        size_line = await reader.readline()
-        if not size_line:
-            raise ConnectionResetError("connection closed inside a chunked body")
-        size = int(size_line.split(b";")[0].strip() or b"0", 16)
-        if size == 0:
-            await reader.readline()
-            return
-        data = await reader.readexactly(size)
-        await reader.readexactly(2)
-        yield data
-
-
 class Connection:
     """One keep-alive connection to ``host:port``; requests on it run one at a time."""
 
@@ -81,7 +50,7 @@ class Connection:
         self.host, self.port = host, port
         self.inproc = inproc
         self.default_headers = dict(headers or {})
-        self._reader: asyncio.StreamReader | None = None
+        self._answers: wire.ResponseReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._lock = asyncio.Lock()
 
@@ -91,24 +60,21 @@ class Connection:
         parts = urlsplit(url if "//" in url else f"http://{url}")
         return cls(parts.hostname or "127.0.0.1", parts.port or 80, headers, inproc=inproc)
 
-    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _open(self) -> tuple[wire.ResponseReader, asyncio.StreamWriter]:
         if self._writer is None or self._writer.is_closing():
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            self._answers = wire.ResponseReader(reader)
             sock = self._writer.get_extra_info("socket")
             if sock is not None:
                 import socket
 
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        assert self._reader is not None
-        return self._reader, self._writer
+        assert self._answers is not None
+        return self._answers, self._writer
 
     def _encode(self, method: str, path: str, body: bytes, headers: Mapping[str, str]) -> bytes:
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
-        merged = {**self.default_headers, **headers}
-        if body or method in ("POST", "PUT"):
-            merged["Content-Length"] = str(len(body))
-        lines += [f"{k}: {v}" for k, v in merged.items()]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        return wire.request(method, path, f"{self.host}:{self.port}",
+                            {**self.default_headers, **headers}, body)
 
     async def request(
         self, method: str, path: str, body: bytes = b"", headers: Mapping[str, str] | None = None
@@ -122,15 +88,12 @@ class Connection:
                 return Response(answer.status, answer.headers, answer.body)
         async with self._lock:
             for attempt in (1, 2):
-                reader, writer = await self._open()
+                answers, writer = await self._open()
                 try:
                     writer.write(self._encode(method, path, body, headers or {}))
                     await writer.drain()
-                    status, head = await _read_head(reader)
-                    if head.get("transfer-encoding", "").lower() == "chunked":
-                        data = b"".join([c async for c in _read_chunks(reader)])
-                    else:
-                        data = await reader.readexactly(int(head.get("content-length", "0")))
+                    head = await answers.head()
+                    data = await answers.body()
                 except (ConnectionError, asyncio.IncompleteReadError):
                     self.close()
                     if attempt == 2:
@@ -141,9 +104,9 @@ class Connection:
                     # read as the next request's. Drop the connection.
                     self.close()
                     raise
-                if head.get("connection", "").lower() == "close":
+                if not answers.keep_alive:
                     self.close()
-                return Response(status, head, data)
+                return Response(head.status, head.headers, data)
         raise AssertionError("unreachable")
 
     async def post_json(
@@ -162,7 +125,7 @@ class Connection:
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
-        self._reader = self._writer = None
+        self._answers = self._writer = None
 
 
 @dataclass
@@ -196,20 +159,18 @@ async def open_stream(url: str, path: str, payload: Any,
             if answer.status != 200:
                 raise HTTPError(answer.status, answer.body, answer.headers)
             return Stream(answer.status, answer.headers, channel.items(), channel.hang_up)
-    reader, writer = await conn._open()
+    answers, writer = await conn._open()
     try:
         writer.write(conn._encode("POST", path, body, request_headers))
         await writer.drain()
-        status, head = await _read_head(reader)
+        head = await answers.head()
+        if head.status != 200:
+            data = await answers.body()
+            raise HTTPError(head.status, data, head.headers)
     except BaseException:  # refused, or cancelled while the master has not answered
         writer.close()
         raise
-    if status != 200:
-        length = int(head.get("content-length", "0") or 0)
-        data = await reader.read(length) if length else b""
-        writer.close()
-        raise HTTPError(status, data, head)
-    if head.get("transfer-encoding", "").lower() != "chunked":
+    if head.headers.get("transfer-encoding", "").lower() != "chunked":
         writer.close()
         raise ConnectionError("streaming answer is not chunked")
-    return Stream(status, head, _read_chunks(reader), writer.close)
+    return Stream(head.status, head.headers, answers.chunks(), writer.close)
