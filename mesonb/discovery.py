@@ -122,6 +122,16 @@ def parse_master(spec: str, *, schemes: Iterable[str] = ()) -> str:
     return text_out
 
 
+def redirected_master(location: str) -> str:
+    """The ``host:port`` a standby's 307 ``Location`` names: Mesos sends
+    ``//host:port/path``; ``http://host:port/path`` and a bare ``host:port`` are read too."""
+    rest = location.strip()
+    if "://" in rest:
+        rest = rest.split("://", 1)[1]
+    rest = rest.removeprefix("//").split("/", 1)[0]
+    return parse_master(rest)
+
+
 def choose_leader(children: Iterable[str]) -> str | None:
     """The contender with the lowest sequence number among ``json.info_NNNNNNNNNN`` children."""
     best: tuple[int, str] | None = None

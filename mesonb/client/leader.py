@@ -87,7 +87,7 @@ class LeaderConnection:
                 return answer
             location = answer.headers.get("location", "")
             if answer.status == 307 and location.startswith("//"):
-                redirect = master_url(location[2:].split("/", 1)[0])
+                redirect = master_url(discovery.redirected_master(location))
                 if redirect == url:
                     redirect = None
             if redirect is None:

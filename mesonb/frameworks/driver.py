@@ -530,7 +530,6 @@ def _acknowledge(status: dict[str, Any]) -> Acknowledge:
 
 
 def _redirect(url: str, location: str) -> str:
-    target = urlsplit(location if "//" in location else f"//{location}")
-    scheme = urlsplit(url).scheme
-    return f"{scheme}://{target.hostname}:{target.port or 5050}"
+    """``url``'s scheme with the master a 307's ``Location`` names."""
+    return f"{urlsplit(url).scheme}://{discovery.redirected_master(location)}"
 

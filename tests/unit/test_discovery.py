@@ -83,3 +83,16 @@ async def test_resolve_master_host_port_unchanged():
     assert await resolve_master("127.0.0.1:5050") == "127.0.0.1:5050"
     with pytest.raises(ValueError):
         await resolve_master("zk://h1:2181")
+
+
+@pytest.mark.parametrize(("location", "expected"), [
+    ("//10.0.0.2:5051/api/v1/scheduler", "10.0.0.2:5051"),
+    ("http://h:5052/master/state", "h:5052"),
+    ("h:5053", "h:5053"),
+    ("//[::1]:5054/api/v1", "[::1]:5054"),
+    ("//h/api/v1", "h:5050"),
+])
+def test_redirected_master_reads_a_standbys_location(location, expected):
+    from mesonb.discovery import redirected_master
+
+    assert redirected_master(location) == expected
