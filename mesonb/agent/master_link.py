@@ -92,7 +92,7 @@ def parse_master(spec: str) -> str:
             return spec
         return discovery.parse_master(spec, schemes=MASTER_SCHEMES)
     except ValueError as exc:
-        raise ValueError(f"--master {exc}") from None
+        raise ValueError(f"--master {str(exc).removeprefix('master ')}") from None
 
 
 async def resolve_master(spec: str, timeout: float = 10.0) -> str:
