@@ -17,6 +17,7 @@ from pathlib import Path
 from mesonb.config import SECRET_ENV, AgentConfig, default_work_dir
 from mesonb.gctune import tune_for_daemon
 
+from .isolation import ContainerizerConfig
 from .recovery import RECOVER_MODES, RecoveryConfig
 
 log = logging.getLogger("mesonb.agent")
@@ -68,9 +69,63 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         metavar="SECONDS",
                         help="how long a restarted agent waits for recovered executors to"
                              " re-subscribe before killing them (%(default)s)")
+    add_containerizer_flags(parser)
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
     parser.set_defaults(func=run)
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+
+
+def add_containerizer_flags(parser: argparse.ArgumentParser) -> None:
+    """The containerizer's flags (Mesos's names with dashes)."""
+    d = ContainerizerConfig()
+    parser.add_argument("--isolation", default=d.isolation,
+                        help="isolators, Mesos's names comma separated (cgroups/cpu,"
+                             "cgroups/mem,cgroups/pids; posix/cpu,posix/mem; disk/du;"
+                             " network/ports; gpu/nvidia) or auto: cgroups v1, else v2,"
+                             " else the posix monitor (%(default)s)")
+    parser.add_argument("--cgroups-version", choices=["auto", "v1", "v2"],
+                        default=d.cgroups_version, help="(%(default)s)")
+    parser.add_argument("--cgroups-root", default=d.cgroups_root,
+                        help="cgroup of the containers, under the agent's (%(default)s)")
+    parser.add_argument("--cgroups-enable-cfs", type=_bool, nargs="?", const=True,
+                        default=d.cgroups_enable_cfs, metavar="BOOL",
+                        help="hard CPU caps (CFS quota = cpus x 100 ms); Mesos's default"
+                             " is false (%(default)s)")
+    parser.add_argument("--container-pids-limit", type=int, default=d.container_pids_limit,
+                        metavar="N", help="processes and threads per container; 0: no limit"
+                                          " (%(default)s)")
+    parser.add_argument("--enforce-container-disk-quota", type=_bool, nargs="?", const=True,
+                        default=d.enforce_container_disk_quota, metavar="BOOL",
+                        help="kill containers whose sandbox outgrows their disk"
+                             " (%(default)s)")
+    parser.add_argument("--container-disk-watch-interval", type=float,
+                        default=d.container_disk_watch_interval, metavar="SECONDS",
+                        help="how often sandboxes are measured (%(default)s)")
+
+
+def containerizer_from_args(args: argparse.Namespace) -> ContainerizerConfig:
+    d = ContainerizerConfig()
+    pids = getattr(args, "container_pids_limit", d.container_pids_limit)
+    return ContainerizerConfig(
+        isolation=getattr(args, "isolation", d.isolation),
+        cgroups_version=getattr(args, "cgroups_version", d.cgroups_version),
+        cgroups_root=getattr(args, "cgroups_root", d.cgroups_root),
+        cgroups_enable_cfs=getattr(args, "cgroups_enable_cfs", d.cgroups_enable_cfs),
+        container_pids_limit=pids if pids else None,
+        enforce_container_disk_quota=getattr(args, "enforce_container_disk_quota",
+                                             d.enforce_container_disk_quota),
+        container_disk_watch_interval=getattr(args, "container_disk_watch_interval",
+                                              d.container_disk_watch_interval),
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> AgentConfig:
@@ -107,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
     from .agent import Agent, UnsafeConfiguration
 
     try:
-        agent = Agent(config_from_args(args), recovery_config=recovery_from_args(args))
+        agent = Agent(config_from_args(args), recovery_config=recovery_from_args(args),
+                      containerizer_config=containerizer_from_args(args))
     except ValueError as exc:
         print(f"mesonb agent: {exc}", file=sys.stderr)
         return 2

@@ -5,8 +5,11 @@ This is Mesos's POSIX launcher in miniature. Each executor runs in a new session
 own process groups included — stays in that session unless it calls ``setsid`` itself.
 Destroying a container kills every process of the session, so nothing is left behind.
 
-Resource limits (cgroups v2 or psutil watching) are a later issue; :class:`Container` is
-where they will hook in.
+Limits come from the isolation backend chosen when the agent starts
+(:mod:`mesonb.agent.isolation`): :class:`Containerizer` prepares a container's cgroups (or
+its posix monitor) before the executor starts, starts the executor already inside them,
+raises the limits as tasks arrive, reports a :class:`~.isolation.Limitation` to the agent,
+and removes the cgroups once everything in the container is dead.
 """
 
 from __future__ import annotations
@@ -15,11 +18,20 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
+
+from .isolation import ContainerizerConfig, Handle, Isolator, Limitation, Limits, choose
+from .isolation.limits import container_limits
+
+if TYPE_CHECKING:
+    from .book import Executor
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +63,9 @@ class Container:
     exited: bool = False
     _pidfd: int | None = field(default=None, repr=False)
     _watch: asyncio.Future[None] | None = field(default=None, repr=False)
+    isolator: Isolator | None = field(default=None, repr=False)
+    handle: Handle | None = field(default=None, repr=False)
+    _cleanup: asyncio.Future[None] | None = field(default=None, repr=False)
 
     @property
     def running(self) -> bool:
@@ -71,7 +86,16 @@ class Container:
                 self._watch = asyncio.ensure_future(_wait_foreign(self.pid, self._pidfd))
             await asyncio.shield(self._watch)
         self.exited = True
+        await self.cleanup()
         return self.returncode
+
+    async def cleanup(self) -> None:
+        """Kill whatever is left in the container and remove its isolation (once)."""
+        if self.isolator is None or self.handle is None:
+            return
+        if self._cleanup is None:
+            self._cleanup = asyncio.ensure_future(self.isolator.destroy(self.handle))
+        await asyncio.shield(self._cleanup)
 
     def send_signal(self, sig: int) -> None:
         """Send ``sig`` to the executor's process group (not the whole session)."""
@@ -172,7 +196,12 @@ async def _wait_foreign(pid: int, pidfd: int | None) -> None:
         return
     loop = asyncio.get_running_loop()
     done = loop.create_future()
-    loop.add_reader(pidfd, lambda: done.done() or done.set_result(None))
+
+    def readable() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(pidfd, readable)
     try:
         while True:
             try:
@@ -211,6 +240,7 @@ async def launch(container_id: str, spec: LaunchSpec) -> Container:
 async def destroy(container: Container, timeout: float = 5.0) -> int | None:
     """SIGKILL the whole container and reap the executor; its return code."""
     container.kill_session(signal.SIGKILL)
+    await container.cleanup()
     if container.running:
         try:
             await asyncio.wait_for(asyncio.shield(container.wait()), timeout)
@@ -220,3 +250,74 @@ async def destroy(container: Container, timeout: float = 5.0) -> int | None:
     # Children that outlived the executor are still in its session: kill them too.
     container.kill_session(signal.SIGKILL)
     return container.returncode
+
+
+def _findable(name: str, env: dict[str, str], cwd: Path) -> bool:
+    """Whether ``exec`` would find ``name`` (so a missing command still fails the launch
+    rather than the shell that joins the cgroups)."""
+    if os.sep in name:
+        path = cwd / name
+        return path.is_file() and os.access(path, os.X_OK)
+    return shutil.which(name, path=env.get("PATH", os.defpath)) is not None
+
+
+class Containerizer:
+    """One agent's containers: the isolation backend and the limits of each container."""
+
+    def __init__(self, config: ContainerizerConfig | None = None) -> None:
+        self.config = config or ContainerizerConfig()
+        self.isolator, self.isolation = choose(self.config)
+
+    def flags(self) -> dict[str, str]:
+        """The containerizer's entries of the agent's ``/flags`` (Mesos's names)."""
+        c = self.config
+        return {
+            "isolation": ",".join(self.isolation),
+            "launcher": "linux" if self.isolator.name.startswith("cgroups") else "posix",
+            "cgroups_root": c.cgroups_root,
+            "cgroups_enable_cfs": str(c.cgroups_enable_cfs).lower(),
+            "enforce_container_disk_quota": str(c.enforce_container_disk_quota).lower(),
+            "container_disk_watch_interval": f"{c.container_disk_watch_interval:g}secs",
+            "isolation_backend": self.isolator.name,
+        }
+
+    def limits(self, executor: Executor) -> Limits:
+        """The limits of ``executor``'s container: its resources plus its live tasks'."""
+        tasks = [(t.resources, t.info.extra.get("limits"))
+                 for t in executor.tasks() if not t.state.terminal]
+        c = self.config
+        return container_limits(executor.resources, tasks, enable_cfs=c.cgroups_enable_cfs,
+                                pids_max=c.container_pids_limit,
+                                enforce_disk=c.enforce_container_disk_quota)
+
+    async def launch(self, executor: Executor, spec: LaunchSpec,
+                     on_limitation: Callable[[Limitation], None]) -> Container:
+        """Start ``executor`` inside its isolation; OSError when it cannot be started."""
+        isolator = self.isolator
+        handle = isolator.prepare(executor.container_id, self.limits(executor))
+        try:
+            argv, executable, joined = isolator.wrap(handle, spec.argv, spec.executable)
+            if argv is not spec.argv and not _findable(
+                    spec.executable or spec.argv[0], spec.env, spec.sandbox):
+                raise FileNotFoundError(
+                    f"No such file or directory: {spec.executable or spec.argv[0]!r}")
+            wrapped = LaunchSpec(argv, spec.env, spec.sandbox, executable)
+            container = await launch(executor.container_id, wrapped)
+            container.isolator, container.handle = isolator, handle
+            if not joined:
+                isolator.join(handle, container.pid)
+            isolator.watch(handle, container.pid, on_limitation)
+        except BaseException:
+            await isolator.destroy(handle)
+            raise
+        return container
+
+    def update(self, executor: Executor) -> None:
+        """Tasks came or went: the container's limits follow (memory only rises)."""
+        container = executor.container
+        if container is not None and container.handle is not None and container.running:
+            assert container.isolator is not None
+            container.isolator.update(container.handle, self.limits(executor))
+
+    def close(self) -> None:
+        self.isolator.close()
