@@ -23,7 +23,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -252,6 +252,45 @@ async def destroy(container: Container, timeout: float = 5.0) -> int | None:
     return container.returncode
 
 
+IMAGES_UNSUPPORTED = "container images are not supported by this agent"
+
+
+class ContainerLaunchFailed(OSError):
+    """A container that this agent refuses or fails to set up (the tasks get TASK_FAILED
+    with REASON_CONTAINER_LAUNCH_FAILED and this message)."""
+
+
+def image_of(container: Any) -> str | None:
+    """The image a ``ContainerInfo`` (raw JSON) asks for: any DOCKER container, or a MESOS
+    one with an ``image``; None when it runs on the host."""
+    if not isinstance(container, dict):
+        return None
+    kind = container.get("type")
+    if kind == "DOCKER" or kind == 2:
+        docker = container.get("docker") or {}
+        return str(docker.get("image") or "a Docker container")
+    mesos = container.get("mesos") or {}
+    image = mesos.get("image") if isinstance(mesos, dict) else None
+    if not image:
+        return None
+    if isinstance(image, dict):
+        inner = image.get(str(image.get("type", "")).lower())
+        if isinstance(inner, dict) and inner.get("name"):
+            return str(inner["name"])
+    return str(image)
+
+
+def refuse_images(executor: Executor) -> None:
+    """ContainerLaunchFailed when the executor or one of its tasks names an image: never
+    run such a task on the host as if it had none."""
+    infos = [executor.info.extra.get("container"),
+             *(t.info.extra.get("container") for t in executor.tasks())]
+    for container in infos:
+        image = image_of(container)
+        if image is not None:
+            raise ContainerLaunchFailed(f"{IMAGES_UNSUPPORTED} (asked for {image})")
+
+
 def _findable(name: str, env: dict[str, str], cwd: Path) -> bool:
     """Whether ``exec`` would find ``name`` (so a missing command still fails the launch
     rather than the shell that joins the cgroups)."""
@@ -293,6 +332,7 @@ class Containerizer:
     async def launch(self, executor: Executor, spec: LaunchSpec,
                      on_limitation: Callable[[Limitation], None]) -> Container:
         """Start ``executor`` inside its isolation; OSError when it cannot be started."""
+        refuse_images(executor)
         isolator = self.isolator
         handle = isolator.prepare(executor.container_id, self.limits(executor))
         try:
