@@ -84,6 +84,21 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
 
 
+def _bytes(text: str) -> int:
+    units = {"TB": 1024**4, "GB": 1024**3, "MB": 1024**2, "KB": 1024, "B": 1}
+    value = text.strip().upper()
+    for unit, factor in units.items():
+        if value.endswith(unit):
+            try:
+                return int(float(value[: -len(unit)]) * factor)
+            except ValueError:
+                break
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size such as 2GB, not {text!r}") from None
+
+
 def add_containerizer_flags(parser: argparse.ArgumentParser) -> None:
     """The containerizer's flags (Mesos's names with dashes)."""
     d = ContainerizerConfig()
@@ -110,6 +125,14 @@ def add_containerizer_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--container-disk-watch-interval", type=float,
                         default=d.container_disk_watch_interval, metavar="SECONDS",
                         help="how often sandboxes are measured (%(default)s)")
+    parser.add_argument("--fetcher-cache-size", type=_bytes, default=d.fetcher_cache_size,
+                        metavar="BYTES", help="e.g. 2GB, 500MB (%(default)s bytes)")
+    parser.add_argument("--fetcher-cache-dir", default=None,
+                        help="where cached downloads live (<work dir>/fetch_cache)")
+    parser.add_argument("--fetcher-stall-timeout", type=float,
+                        default=d.fetcher_stall_timeout, metavar="SECONDS",
+                        help="a download that sends nothing for this long fails"
+                             " (%(default)s)")
 
 
 def containerizer_from_args(args: argparse.Namespace) -> ContainerizerConfig:
@@ -125,6 +148,9 @@ def containerizer_from_args(args: argparse.Namespace) -> ContainerizerConfig:
                                              d.enforce_container_disk_quota),
         container_disk_watch_interval=getattr(args, "container_disk_watch_interval",
                                               d.container_disk_watch_interval),
+        fetcher_cache_size=getattr(args, "fetcher_cache_size", d.fetcher_cache_size),
+        fetcher_cache_dir=getattr(args, "fetcher_cache_dir", None),
+        fetcher_stall_timeout=getattr(args, "fetcher_stall_timeout", d.fetcher_stall_timeout),
     )
 
 

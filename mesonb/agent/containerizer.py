@@ -27,6 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from mesonb.protocol.mesos import ExecutorType
+
+from .fetcher import Fetcher, FetcherCache, FetchFailed, FetchURI, uris_of
 from .isolation import ContainerizerConfig, Handle, Isolator, Limitation, Limits, choose
 from .isolation.limits import container_limits
 
@@ -291,6 +294,18 @@ def refuse_images(executor: Executor) -> None:
             raise ContainerLaunchFailed(f"{IMAGES_UNSUPPORTED} (asked for {image})")
 
 
+def uris_to_fetch(executor: Executor) -> list[FetchURI]:
+    """What the fetcher gets for a new container: the executor's command URIs, and for
+    the agent's own executors (command, default) those of their tasks' commands."""
+    commands = [executor.info.command]
+    if executor.command_executor or executor.info.type is ExecutorType.DEFAULT:
+        commands += [t.info.command for t in executor.tasks()]
+    try:
+        return uris_of(c for c in commands if c is not None)
+    except FetchFailed as exc:
+        raise ContainerLaunchFailed(str(exc)) from None
+
+
 def _findable(name: str, env: dict[str, str], cwd: Path) -> bool:
     """Whether ``exec`` would find ``name`` (so a missing command still fails the launch
     rather than the shell that joins the cgroups)."""
@@ -303,9 +318,14 @@ def _findable(name: str, env: dict[str, str], cwd: Path) -> bool:
 class Containerizer:
     """One agent's containers: the isolation backend and the limits of each container."""
 
-    def __init__(self, config: ContainerizerConfig | None = None) -> None:
-        self.config = config or ContainerizerConfig()
-        self.isolator, self.isolation = choose(self.config)
+    def __init__(self, config: ContainerizerConfig | None = None,
+                 work_dir: Path | None = None) -> None:
+        self.config = c = config or ContainerizerConfig()
+        self.isolator, self.isolation = choose(c)
+        cache_dir = Path(c.fetcher_cache_dir) if c.fetcher_cache_dir else (
+            Path(work_dir or ".") / "fetch_cache")
+        self.fetcher = Fetcher(FetcherCache(cache_dir, c.fetcher_cache_size),
+                               c.fetcher_stall_timeout)
 
     def flags(self) -> dict[str, str]:
         """The containerizer's entries of the agent's ``/flags`` (Mesos's names)."""
@@ -318,6 +338,9 @@ class Containerizer:
             "enforce_container_disk_quota": str(c.enforce_container_disk_quota).lower(),
             "container_disk_watch_interval": f"{c.container_disk_watch_interval:g}secs",
             "isolation_backend": self.isolator.name,
+            "fetcher_cache_size": f"{c.fetcher_cache_size}B",
+            "fetcher_cache_dir": str(self.fetcher.cache.directory),
+            "fetcher_stall_timeout": f"{c.fetcher_stall_timeout:g}secs",
         }
 
     def limits(self, executor: Executor) -> Limits:
@@ -333,6 +356,10 @@ class Containerizer:
                      on_limitation: Callable[[Limitation], None]) -> Container:
         """Start ``executor`` inside its isolation; OSError when it cannot be started."""
         refuse_images(executor)
+        try:
+            await self.fetcher.fetch(uris_to_fetch(executor), spec.sandbox)
+        except FetchFailed as exc:
+            raise ContainerLaunchFailed(str(exc)) from None
         isolator = self.isolator
         handle = isolator.prepare(executor.container_id, self.limits(executor))
         try:

@@ -45,6 +45,9 @@ class ContainerizerConfig:
     container_pids_limit: int | None = 8192
     enforce_container_disk_quota: bool = False
     container_disk_watch_interval: float = 15.0
+    fetcher_cache_size: int = 2 * 1024**3  # bytes
+    fetcher_cache_dir: str | None = None  # default: <work_dir>/fetch_cache
+    fetcher_stall_timeout: float = 60.0
 
 
 def resolve(isolation: str) -> tuple[str, list[str]]:
