@@ -162,7 +162,7 @@ def extract(archive: Path, into: Path) -> bool:
         return True
     if name.endswith((".gz", ".bz2", ".xz")):
         suffix = archive.suffix.lower()
-        source: IO[bytes] = (gzip.open(archive, "rb") if suffix == ".gz" else
+        source: Any = (gzip.open(archive, "rb") if suffix == ".gz" else
                              bz2.open(archive, "rb") if suffix == ".bz2" else
                              lzma.open(archive, "rb"))
         with source, open(into / archive.stem, "wb") as out:
