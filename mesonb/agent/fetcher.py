@@ -161,11 +161,9 @@ def extract(archive: Path, into: Path) -> bool:
             zf.extractall(into)
         return True
     if name.endswith((".gz", ".bz2", ".xz")):
-        suffix = archive.suffix.lower()
-        source: Any = (gzip.open(archive, "rb") if suffix == ".gz" else
-                             bz2.open(archive, "rb") if suffix == ".bz2" else
-                             lzma.open(archive, "rb"))
-        with source, open(into / archive.stem, "wb") as out:
+        openers: dict[str, Any] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+        with openers[archive.suffix.lower()](archive, "rb") as source, \
+                open(into / archive.stem, "wb") as out:
             _copy_stream(source, out)
         return True
     return False
