@@ -47,11 +47,13 @@ from mesonb.protocol.states import TaskState
 
 from . import checkpoint, recovery, status_updates
 from .book import ExecutorState
+from .containerizer import Containerizer
 from .executor_socket import ExecutorSocket
 from .executors import Executors
 from .files import SandboxPaths
 from .fingerprint import Machine, agent_attributes, agent_resources, flat_attributes
 from .http import make_app
+from .isolation import ContainerizerConfig
 from .master_link import Backoff, MasterLink, parse_master
 from .monitor import ResourceMonitor
 from .paths import executor_virtual_path
@@ -100,6 +102,7 @@ class Agent:
         machine: Machine | None = None,
         rng: Callable[[], float] = random.random,
         recovery_config: recovery.RecoveryConfig | None = None,
+        containerizer_config: ContainerizerConfig | None = None,
     ) -> None:
         self.config = config
         self.recovery = recovery_config or recovery.RecoveryConfig()
@@ -115,6 +118,7 @@ class Agent:
         self.port = config.port
         self.registered = False
         self.master_hostname: str | None = None
+        self.containerizer = Containerizer(containerizer_config, config.work_dir)  # issue 16
         self.monitor = ResourceMonitor()
         self.status_updates = status_updates.StatusUpdateManager(
             config.status_update_retry_min, config.status_update_retry_max)
@@ -234,6 +238,7 @@ class Agent:
                 self._heartbeat.cancel()
             await self.link.stop(AgentCall(type=AgentCallType.UNREGISTER)
                                  if self.registered else None)
+            self.containerizer.close()
             if self._server is not None:
                 self._server.stop()
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -452,6 +457,7 @@ class Agent:
             "executor_shutdown_grace_period": f"{c.executor_shutdown_grace_period:g}secs",
             "executor_registration_timeout": f"{c.executor_registration_timeout:g}secs",
             "registration_backoff_factor": f"{c.registration_backoff_factor:g}secs",
+            **self.containerizer.flags(),
         }
 
     def state(self) -> dict[str, Any]:

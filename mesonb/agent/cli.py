@@ -17,6 +17,7 @@ from pathlib import Path
 from mesonb.config import SECRET_ENV, AgentConfig, default_work_dir
 from mesonb.gctune import tune_for_daemon
 
+from .isolation import ContainerizerConfig
 from .recovery import RECOVER_MODES, RecoveryConfig
 
 log = logging.getLogger("mesonb.agent")
@@ -68,9 +69,89 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         metavar="SECONDS",
                         help="how long a restarted agent waits for recovered executors to"
                              " re-subscribe before killing them (%(default)s)")
+    add_containerizer_flags(parser)
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
     parser.set_defaults(func=run)
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+
+
+def _bytes(text: str) -> int:
+    units = {"TB": 1024**4, "GB": 1024**3, "MB": 1024**2, "KB": 1024, "B": 1}
+    value = text.strip().upper()
+    for unit, factor in units.items():
+        if value.endswith(unit):
+            try:
+                return int(float(value[: -len(unit)]) * factor)
+            except ValueError:
+                break
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size such as 2GB, not {text!r}") from None
+
+
+def add_containerizer_flags(parser: argparse.ArgumentParser) -> None:
+    """The containerizer's flags (Mesos's names with dashes)."""
+    d = ContainerizerConfig()
+    parser.add_argument("--isolation", default=d.isolation,
+                        help="isolators, Mesos's names comma separated (cgroups/cpu,"
+                             "cgroups/mem,cgroups/pids; posix/cpu,posix/mem; disk/du;"
+                             " network/ports; gpu/nvidia) or auto: cgroups v1, else v2,"
+                             " else the posix monitor (%(default)s)")
+    parser.add_argument("--cgroups-version", choices=["auto", "v1", "v2"],
+                        default=d.cgroups_version, help="(%(default)s)")
+    parser.add_argument("--cgroups-root", default=d.cgroups_root,
+                        help="cgroup of the containers, under the agent's (%(default)s)")
+    parser.add_argument("--cgroups-enable-cfs", type=_bool, nargs="?", const=True,
+                        default=d.cgroups_enable_cfs, metavar="BOOL",
+                        help="hard CPU caps (CFS quota = cpus x 100 ms); Mesos's default"
+                             " is false (%(default)s)")
+    parser.add_argument("--container-pids-limit", type=int, default=d.container_pids_limit,
+                        metavar="N", help="processes and threads per container; 0: no limit"
+                                          " (%(default)s)")
+    parser.add_argument("--enforce-container-disk-quota", type=_bool, nargs="?", const=True,
+                        default=d.enforce_container_disk_quota, metavar="BOOL",
+                        help="kill containers whose sandbox outgrows their disk"
+                             " (%(default)s)")
+    parser.add_argument("--container-disk-watch-interval", type=float,
+                        default=d.container_disk_watch_interval, metavar="SECONDS",
+                        help="how often sandboxes are measured (%(default)s)")
+    parser.add_argument("--fetcher-cache-size", type=_bytes, default=d.fetcher_cache_size,
+                        metavar="BYTES", help="e.g. 2GB, 500MB (%(default)s bytes)")
+    parser.add_argument("--fetcher-cache-dir", default=None,
+                        help="where cached downloads live (<work dir>/fetch_cache)")
+    parser.add_argument("--fetcher-stall-timeout", type=float,
+                        default=d.fetcher_stall_timeout, metavar="SECONDS",
+                        help="a download that sends nothing for this long fails"
+                             " (%(default)s)")
+
+
+def containerizer_from_args(args: argparse.Namespace) -> ContainerizerConfig:
+    d = ContainerizerConfig()
+    pids = getattr(args, "container_pids_limit", d.container_pids_limit)
+    return ContainerizerConfig(
+        isolation=getattr(args, "isolation", d.isolation),
+        cgroups_version=getattr(args, "cgroups_version", d.cgroups_version),
+        cgroups_root=getattr(args, "cgroups_root", d.cgroups_root),
+        cgroups_enable_cfs=getattr(args, "cgroups_enable_cfs", d.cgroups_enable_cfs),
+        container_pids_limit=pids if pids else None,
+        enforce_container_disk_quota=getattr(args, "enforce_container_disk_quota",
+                                             d.enforce_container_disk_quota),
+        container_disk_watch_interval=getattr(args, "container_disk_watch_interval",
+                                              d.container_disk_watch_interval),
+        fetcher_cache_size=getattr(args, "fetcher_cache_size", d.fetcher_cache_size),
+        fetcher_cache_dir=getattr(args, "fetcher_cache_dir", None),
+        fetcher_stall_timeout=getattr(args, "fetcher_stall_timeout", d.fetcher_stall_timeout),
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> AgentConfig:
@@ -107,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
     from .agent import Agent, UnsafeConfiguration
 
     try:
-        agent = Agent(config_from_args(args), recovery_config=recovery_from_args(args))
+        agent = Agent(config_from_args(args), recovery_config=recovery_from_args(args),
+                      containerizer_config=containerizer_from_args(args))
     except ValueError as exc:
         print(f"mesonb agent: {exc}", file=sys.stderr)
         return 2

@@ -173,6 +173,7 @@ class Executors:
         record = Task(info=task, framework_id=framework.framework_id,
                       executor_id=executor.executor_id)
         self._checkpoint_task(framework, executor, record)
+        self.agent.containerizer.update(executor)  # containerizer (issue 16): limits follow
         if executor.state is ExecutorState.RUNNING:
             executor.launched[task.task_id] = record
             self._send(executor, ExecutorEvent(type=ExecutorEventType.LAUNCH,
@@ -200,6 +201,7 @@ class Executors:
                         executor_id=executor.executor_id, group=ids) for t in tasks]
         for record in records:
             self._checkpoint_task(framework, executor, record)
+        self.agent.containerizer.update(executor)  # containerizer (issue 16): limits follow
         if executor.state is ExecutorState.RUNNING:
             for record in records:
                 executor.launched[record.task_id] = record
@@ -516,7 +518,8 @@ class Executors:
             paths.ensure_latest_symlink(executor.directory)
             if ckpt is not None:
                 ckpt.executor(executor)
-            container = await containerizer.launch(executor.container_id, spec)
+            container = await agent.containerizer.launch(  # containerizer (issue 16)
+                executor, spec, lambda limitation: self._limited(executor, limitation))
         except (OSError, ValueError) as exc:
             log.error("failed to launch executor %s: %s", executor.executor_id, exc)
             executor.termination = Termination(
@@ -595,6 +598,19 @@ class Executors:
         self.agent.metrics["valid_status_updates"] += 1
         checkpointed = bool(framework and framework.checkpoint)
         self.agent.record_update(task.framework_id, status, checkpoint=checkpointed)
+
+    # -- containerizer hook (issue 16): a container went over a limit ----------------
+    def _limited(self, executor: Executor, limitation: Any) -> None:
+        """Fail the container's tasks with the limitation's reason (before its executor can
+        report them), then destroy it."""
+        executor.termination = Termination(TaskState.TASK_FAILED, limitation.reason,
+                                           limitation.message)
+        framework = self.frameworks.get(executor.framework_id)
+        for task in list(executor.tasks()):
+            if not task.state.terminal:
+                self._agent_update(executor.framework_id, framework, task.task_id, executor,
+                                   TaskState.TASK_FAILED, limitation.reason, limitation.message)
+        self._terminate(executor, limitation.message.splitlines()[0])
 
     # -- internals: termination -----------------------------------------------------
     def _registration_timeout(self, executor: Executor) -> None:

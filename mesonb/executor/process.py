@@ -22,7 +22,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import IO, Any
 
 from mesonb.protocol.executor import PYTHONPATH_MARK, TOKEN_ENV
@@ -164,7 +164,7 @@ class TaskProcess:
         self.signal_group(signal.SIGKILL)  # and whatever the task left in its group
 
 
-def executor_main(handler: object, run: Callable[[Any, Any], Awaitable[int]]) -> int:
+def executor_main(handler: object, run: Callable[[Any, Any], Coroutine[Any, Any, int]]) -> int:
     """The ``main()`` of a built-in executor: logging to the sandbox's stderr, a driver
     from the Mesos environment (exit 2 when it is missing), then ``run(handler, driver)``."""
     from .driver import ExecutorDriver

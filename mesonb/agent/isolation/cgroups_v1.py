@@ -1,0 +1,282 @@
+"""cgroups v1: one cgroup per container in each controller's hierarchy.
+
+Layout (``--cgroups-root``, default ``mesonb``, under the agent's own cgroup so that a
+machine-level limit on the agent still covers its containers)::
+
+    /sys/fs/cgroup/memory/<agent's cgroup>/mesonb/<container id>
+    /sys/fs/cgroup/cpu/<agent's cgroup>/mesonb/<container id>      (and cpuacct, pids, ...)
+
+* memory: ``memory.limit_in_bytes`` from ``mem``, with the kernel's OOM killer *disabled*
+  for the cgroup (``memory.oom_control``) and an eventfd listener on it (Mesos's OOM
+  listener): at the limit the container's allocation waits, the agent hears of it at once,
+  records the limitation (so the executor cannot report its task first) and destroys the
+  container;
+* cpu: ``cpu.shares`` (1024 per cpu) and, with CFS on, ``cpu.cfs_quota_us`` of a 100 ms
+  period; usage from ``cpuacct.stat``, throttling from ``cpu.stat``;
+* pids: ``pids.max``; freezer: used to stop a container before killing it, so a fork bomb
+  cannot outrun the kill; devices: left as the parent's (GPUs narrow it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from pathlib import Path
+
+from mesonb.protocol.states import Reason
+
+from .base import Handle, Isolator, OnLimitation, Usage
+from .limits import CFS_PERIOD_US, Limitation, Limits, memory_message
+
+log = logging.getLogger(__name__)
+
+WANTED = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices")
+REQUIRED = ("memory", "cpu")
+# Writes its own pid into each cgroup.procs given before "--", then execs the rest.
+JOIN_SCRIPT = ('for f; do shift; [ "$f" = -- ] && break; echo $$ > "$f" || exit 127; done;'
+               ' exec "$@"')
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def mounts(mountinfo: str = "/proc/self/mountinfo") -> dict[str, tuple[Path, str]]:
+    """v1 controller → (mount point, root of the hierarchy that mount shows)."""
+    found: dict[str, tuple[Path, str]] = {}
+    try:
+        lines = Path(mountinfo).read_text().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if len(fields) < 5 or len(tail) < 3 or tail[0] != "cgroup":
+            continue
+        for option in tail[2].split(","):
+            if option in WANTED:
+                found.setdefault(option, (Path(fields[4]), fields[3]))
+    return found
+
+
+def own_cgroups(path: str = "/proc/self/cgroup") -> dict[str, str]:
+    """Controller → this process's cgroup path in that v1 hierarchy."""
+    out: dict[str, str] = {}
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) == 3 and parts[1]:
+            for controller in parts[1].split(","):
+                out[controller] = parts[2]
+    return out
+
+
+def _write(path: Path, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def _read(path: Path, default: str = "") -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return default
+
+
+def _keyed(text: str) -> dict[str, int]:
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        with contextlib.suppress(ValueError):
+            out[key] = int(value)
+    return out
+
+
+class CgroupsV1(Isolator):
+    """The cgroups v1 backend (see the module docstring)."""
+
+    name = "cgroups v1"
+
+    def __init__(self, root: str = "mesonb", *, pids: bool = True) -> None:
+        found = mounts()
+        own = own_cgroups()
+        self.bases: dict[str, Path] = {}
+        for controller in WANTED:
+            if controller not in found or (controller == "pids" and not pids):
+                continue
+            mount, mount_root = found[controller]
+            path = own.get(controller, "/")
+            if not path.startswith(mount_root):
+                path = mount_root
+            relative = os.path.relpath(path, mount_root)
+            base = mount if relative == "." else mount / relative
+            self.bases[controller] = base / root
+        missing = [c for c in REQUIRED if c not in self.bases]
+        if missing:
+            raise OSError(f"cgroups v1: no {' or '.join(missing)} hierarchy is mounted")
+        for base in set(self.bases.values()):
+            base.mkdir(parents=True, exist_ok=True)  # OSError when not writable (not root)
+        probe = self.bases["memory"] / f".probe-{os.getpid()}"
+        probe.mkdir(exist_ok=True)
+        probe.rmdir()
+
+    def isolation(self) -> list[str]:
+        names = ["cgroups/cpu", "cgroups/mem"]
+        names += [f"cgroups/{c}" for c in ("pids", "devices") if c in self.bases]
+        return names
+
+    def _dirs(self, handle: Handle) -> dict[str, Path]:
+        return {c: base / handle.container_id for c, base in self.bases.items()}
+
+    def prepare(self, container_id: str, limits: Limits) -> Handle:
+        handle = Handle(container_id, limits)
+        for path in set(self._dirs(handle).values()):
+            path.mkdir(exist_ok=True)
+        memory = self._dirs(handle)["memory"]
+        _write(memory / "memory.oom_control", "1")  # the agent, not the kernel, kills
+        self._apply(handle, limits, first=True)
+        return handle
+
+    def _apply(self, handle: Handle, limits: Limits, first: bool = False) -> None:
+        dirs = self._dirs(handle)
+        cpu = dirs["cpu"]
+        _write(cpu / "cpu.shares", str(limits.cpu_shares))
+        quota = limits.cfs_quota_us
+        if first or quota is not None or handle.limits.cfs_quota_us is not None:
+            _write(cpu / "cpu.cfs_period_us", str(CFS_PERIOD_US))
+            _write(cpu / "cpu.cfs_quota_us", str(quota if quota is not None else -1))
+        memory = dirs["memory"]
+        wanted = limits.mem_bytes
+        if wanted is None:
+            _write(memory / "memory.limit_in_bytes", "-1")
+        else:
+            current = int(_read(memory / "memory.limit_in_bytes", "0") or 0)
+            if first or wanted > current:
+                _write(memory / "memory.limit_in_bytes", str(wanted))
+        if "pids" in dirs and limits.pids is not None:
+            _write(dirs["pids"] / "pids.max", str(limits.pids))
+        handle.limits = limits
+
+    def wrap(self, handle: Handle, argv: list[str], executable: str | None
+             ) -> tuple[list[str], str | None, bool]:
+        if executable is not None and argv and executable != argv[0]:
+            return argv, executable, False  # sh cannot set argv[0]: join after the spawn
+        procs = sorted({str(d / "cgroup.procs") for d in self._dirs(handle).values()})
+        return ["/bin/sh", "-c", JOIN_SCRIPT, "mesonb-join", *procs, "--", *argv], None, True
+
+    def join(self, handle: Handle, pid: int) -> None:
+        for path in sorted(set(self._dirs(handle).values())):
+            _write(path / "cgroup.procs", str(pid))
+
+    def watch(self, handle: Handle, pid: int, on_limitation: OnLimitation) -> None:
+        handle.pid = pid
+        handle.on_limitation = on_limitation
+        memory = self._dirs(handle)["memory"]
+        efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        ofd = os.open(memory / "memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _write(memory / "cgroup.event_control", f"{efd} {ofd}")
+        except OSError:
+            os.close(efd)
+            os.close(ofd)
+            raise
+        handle.extra.update(efd=efd, ofd=ofd)
+        asyncio.get_running_loop().add_reader(efd, self._oom_event, handle)
+
+    def _oom_event(self, handle: Handle) -> None:
+        efd = handle.extra.get("efd")
+        if efd is None:
+            return
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.eventfd_read(efd)
+        memory = self._dirs(handle)["memory"]
+        control = _keyed(_read(memory / "memory.oom_control"))
+        if not control.get("under_oom") and not control.get("oom_kill"):
+            if not memory.exists():
+                self._unwatch(handle)
+            return
+        limit = int(_read(memory / "memory.limit_in_bytes", "0") or 0)
+        peak = int(_read(memory / "memory.max_usage_in_bytes", "0") or 0)
+        handle.peak_rss = max(handle.peak_rss, peak)
+        log.warning("container %s is out of memory (limit %d MB, peak %d MB)",
+                    handle.container_id, limit >> 20, peak >> 20)
+        self._unwatch(handle)
+        self.limit(handle, Limitation(Reason.REASON_CONTAINER_LIMITATION_MEMORY,
+                                      memory_message(limit, peak, _read(memory / "memory.stat"))))
+
+    def _unwatch(self, handle: Handle) -> None:
+        efd = handle.extra.pop("efd", None)
+        ofd = handle.extra.pop("ofd", None)
+        if efd is not None:
+            with contextlib.suppress(RuntimeError, ValueError):
+                asyncio.get_running_loop().remove_reader(efd)
+            os.close(efd)
+        if ofd is not None:
+            os.close(ofd)
+
+    def update(self, handle: Handle, limits: Limits) -> None:
+        try:
+            self._apply(handle, handle.limits.raised_to(limits))
+        except OSError as exc:
+            log.warning("cannot update the limits of container %s: %s",
+                        handle.container_id, exc)
+
+    def pids(self, handle: Handle) -> list[int]:
+        text = _read(self._dirs(handle)["memory"] / "cgroup.procs")
+        return [int(p) for p in text.split()]
+
+    def usage(self, handle: Handle) -> Usage:
+        dirs = self._dirs(handle)
+        usage = Usage()
+        acct = _keyed(_read(dirs.get("cpuacct", dirs["cpu"]) / "cpuacct.stat"))
+        usage.cpus_user_time_secs = acct.get("user", 0) / CLK_TCK
+        usage.cpus_system_time_secs = acct.get("system", 0) / CLK_TCK
+        cpu = _keyed(_read(dirs["cpu"] / "cpu.stat"))
+        if cpu:
+            usage.cpus_nr_periods = cpu.get("nr_periods", 0)
+            usage.cpus_nr_throttled = cpu.get("nr_throttled", 0)
+            usage.cpus_throttled_time_secs = cpu.get("throttled_time", 0) / 1e9
+        memory = dirs["memory"]
+        stat = _keyed(_read(memory / "memory.stat"))
+        usage.mem_rss_bytes = stat.get("total_rss", stat.get("rss", 0))
+        usage.mem_cache_bytes = stat.get("total_cache", stat.get("cache", 0))
+        with contextlib.suppress(ValueError):
+            usage.mem_total_bytes = int(_read(memory / "memory.usage_in_bytes", "0"))
+            usage.mem_max_bytes = int(_read(memory / "memory.max_usage_in_bytes", "0"))
+        if "pids" in dirs:
+            with contextlib.suppress(ValueError):
+                usage.processes = int(_read(dirs["pids"] / "pids.current", "0"))
+        return usage
+
+    async def destroy(self, handle: Handle) -> None:
+        self._unwatch(handle)
+        dirs = self._dirs(handle)
+        freezer = dirs.get("freezer")
+        for _ in range(200):
+            pids = self.pids(handle)
+            if not pids:
+                break
+            if freezer is not None:
+                with contextlib.suppress(OSError):
+                    _write(freezer / "freezer.state", "FROZEN")
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            if freezer is not None:
+                with contextlib.suppress(OSError):
+                    _write(freezer / "freezer.state", "THAWED")
+            await asyncio.sleep(0.005)
+        for path in sorted(set(dirs.values())):
+            for attempt in range(50):
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:  # EBUSY: the killed are not reaped yet
+                    if attempt == 49:
+                        log.warning("cannot remove cgroup %s: %s", path, exc)
+                    await asyncio.sleep(0.01)
