@@ -64,7 +64,7 @@ def test_narrow_transformations_and_actions(flow):
     assert ds.reduce(operator.add) == sum(data)
     assert ds.take(3) == data[:3] and ds.first() == data[0]
     assert ds.take(1000) == data
-    assert ds.union(flow.parallelize([1, 2], 1)).collect() == data + [1, 2]
+    assert ds.union(flow.parallelize([1, 2], 1)).collect() == [*data, 1, 2]
     assert flow.parallelize([], 3).count() == 0
     with pytest.raises(ValueError):
         flow.parallelize([], 2).reduce(operator.add)
@@ -73,7 +73,8 @@ def test_narrow_transformations_and_actions(flow):
 
 
 def test_shuffles_match_python(flow):
-    words = "the quick brown fox jumps over the lazy dog the end".split() * 7
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "the",
+             "end"] * 7
     ds = flow.parallelize(words, 5)
     counts = dict(ds.map(lambda w: (w, 1)).reduce_by_key(operator.add, 3).collect())
     assert counts == Counter(words)

@@ -101,7 +101,7 @@ class ExecutorPool:
         self.driver: driver_mod.SchedulerDriver | None = None
         self.framework_id = ""
         self.address = ""
-        self.lost: list[tuple[str, str]] = []  # (executor id, reason), for the record
+        self.lost: list[tuple[str, str, float]] = []  # (executor id, reason, when)
         self._server: asyncio.Server | None = None
         self._ids = itertools.count(1)
         self._suppressed = False
@@ -114,11 +114,12 @@ class ExecutorPool:
         framework = {"user": getpass.getuser(), "name": self.config.name,
                      "hostname": socket.gethostname(), "failover_timeout": 0.0,
                      "roles": [self.config.role], "capabilities": [{"type": "MULTI_ROLE"}]}
-        self.driver = driver_mod.SchedulerDriver(master, framework, self, secret=secret)
-        self.framework_id = await self.driver.start(timeout)
-        host = _local_address(self.driver.url)
+        # The control server first: offers may come as soon as the framework subscribes.
+        host = _local_address(await driver_mod.resolve_master_url(master, timeout))
         self._server = await asyncio.start_server(self._accept, host, 0)
         self.address = f"{host}:{self._server.sockets[0].getsockname()[1]}"
+        self.driver = driver_mod.SchedulerDriver(master, framework, self, secret=secret)
+        self.framework_id = await self.driver.start(timeout)
         self._idle_task = asyncio.create_task(self._idle_loop(), name="dataflow-idle")
         await self._revive()
         return self.framework_id
@@ -291,7 +292,7 @@ class ExecutorPool:
         executor.alive = False
         if executor.writer is not None:
             executor.writer.close()
-        self.lost.append((executor.executor_id, reason))
+        self.lost.append((executor.executor_id, reason, time.time()))
         log.warning("executor %s lost: %s", executor.executor_id, reason)
         self.listener.executor_lost(executor, reason)
 
