@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import operator
 import os
+import subprocess
+import sys
 import traceback
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -42,9 +44,13 @@ def test_registered_framework_and_executors(cluster, flow):
     frameworks = cluster.frameworks()
     assert "mesonb-dataflow" in set(frameworks["name"])
     wait_for(lambda: len(flow.pool.alive()) == 2, 30, what="two executors")
-    tasks = cluster.tasks(all_frameworks=True)
-    mine = tasks[tasks["framework_id"] == flow.framework_id]
-    assert len(mine) == 2 and set(mine["state"]) == {"TASK_RUNNING"}
+
+    def running():
+        tasks = cluster.tasks(all_frameworks=True)
+        mine = tasks[tasks["framework_id"] == flow.framework_id]
+        return (mine,) if len(mine) == 2 and set(mine["state"]) == {"TASK_RUNNING"} else None
+
+    [mine] = wait_for(running, 15, what="both executor tasks running")
     # one executor per agent, each a task of cpus=1
     assert mine["agent_id"].nunique() == 2
 
@@ -261,3 +267,39 @@ def test_bad_arguments_fail_fast(cluster, flow):
         flow.from_pandas(pd.DataFrame({"a": [1]})).groupby("b")
     with pytest.raises(ValueError):
         flow.from_pandas(pd.DataFrame({"a": [1], "b": [2]})).groupby("a").agg({"b": "median"})
+
+
+def test_executor_too_big_for_any_agent_fails_fast(cluster):
+    with pytest.raises(ValueError, match="no agent can hold an executor of cpus=3"):
+        Dataflow(cluster.address, cpus=3)
+
+
+def test_idle_executors_are_given_back_and_come_back(cluster):
+    with cluster.dataflow(name="idle-flow", executors=1, cpus=0.5, mem="256MiB",
+                          idle_timeout=1.0, progress=False) as idle:
+        assert idle.parallelize(range(5), 2).count() == 5
+        [executor] = idle.pool.alive()
+        wait_for(lambda: not idle.pool.alive(), 15, what="the idle executor to go")
+        wait_for(lambda: task_state(cluster, executor.executor_id) == "TASK_KILLED", 15,
+                 what="its task killed")
+        assert idle.parallelize(range(7), 2).count() == 7  # a new executor for new work
+        assert idle.pool.alive() and idle.pool.alive()[0] is not executor
+
+
+def task_state(cluster, task_id):
+    tasks = cluster.tasks(all_frameworks=True).set_index("task_id")
+    return tasks["state"].get(task_id)
+
+
+@pytest.mark.parametrize("script", ["wordcount.py", "groupby.py"])
+def test_examples_run_as_scripts(cluster, flow, script):
+    root = Path(__file__).resolve().parents[2]
+    args = ["--rows", "100000"] if script == "groupby.py" else []
+    done = subprocess.run([sys.executable, str(root / "examples" / script), "--master",
+                           cluster.address, "--cpus", "0.25", *args],
+                          capture_output=True, text=True, timeout=120, cwd=root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    if script == "wordcount.py":
+        assert "executor" in done.stdout and "took" in done.stdout
+    else:
+        assert "groups, equal to pandas" in done.stdout

@@ -1,9 +1,10 @@
 """Persisted partitions on an executor: in memory up to a limit, spilled to the sandbox.
 
 A block is one partition of a persisted dataset, ``(dataset id, partition)``. Its size is
-that of its pickle, taken once when it is stored. Past ``limit`` bytes in memory, the
-least recently used blocks are written to ``directory`` and read back from there when
-asked for; a block alone larger than the limit goes straight to disk.
+that of its pickle, taken once when it is stored (for pandas frames, their memory). Past
+``limit`` bytes in memory, the least recently used blocks are written to ``directory``
+and read back from there when asked for; a block alone larger than the limit goes
+straight to disk.
 """
 
 from __future__ import annotations
@@ -52,12 +53,15 @@ class BlockStore:
         return records
 
     def put(self, key: Key, records: list[Any]) -> None:
-        data = pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
-        size = len(data)
+        size = _frames_size(records)
+        data = None
+        if size is None:
+            data = pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
+            size = len(data)
         with self._lock:
             self._remove(key)
             if size > self.limit:
-                self._write(key, data)
+                self._write(key, data or pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL))
                 return
             self.memory[key] = (records, size)
             self.used += size
@@ -94,3 +98,11 @@ class BlockStore:
         self.memory.clear()
         self.on_disk.clear()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _frames_size(records: list[Any]) -> int | None:
+    """The memory of a partition of pandas frames (no pickle needed); None otherwise."""
+    if not records or not all(hasattr(r, "memory_usage") and hasattr(r, "columns")
+                              for r in records):
+        return None
+    return int(sum(r.memory_usage(index=True, deep=False).sum() for r in records))

@@ -116,6 +116,7 @@ class Dataflow:
         try:
             self.framework_id = self._loop.run(self.pool.start(master, secret, timeout))
         except BaseException:
+            self.closed = True
             self._loop.run(self.pool.stop(), 30)
             self._loop.stop()
             raise

@@ -46,6 +46,8 @@ from .record import JobRecord, Record, StageRecord
 from .remote import remote_exception
 
 log = logging.getLogger(__name__)
+# How long a task whose persisted input is on a busy executor waits for it (seconds).
+LOCALITY_WAIT = 1.0
 
 
 @dataclass(eq=False)
@@ -92,6 +94,7 @@ class _Job:
     blobs: dict[int, tuple[str, bytes]] = field(default_factory=dict)
     stage_records: dict[int, StageRecord] = field(default_factory=dict)
     on_progress: Callable[[JobRecord], Any] | None = None
+    waiting: dict[tuple[int, int], float] = field(default_factory=dict)
 
 
 class DAGScheduler:
@@ -282,18 +285,40 @@ class DAGScheduler:
             await self._wake.wait()
 
     def _dispatch(self, job: _Job, todo: list[tuple[Stage, int]]) -> None:
+        alive = {e.executor_id for e in self.pool.alive()}
         executors = [e for e in self.pool.alive() if e.free_slots > 0]
+        now = time.monotonic()
         for stage, p in todo:
             if not executors:
                 return
-            executor = self._place(stage, p, executors)
+            holders = self._holders(stage, p) & alive
+            free_holders = [e for e in executors if e.executor_id in holders]
+            if holders and not free_holders:
+                # Its persisted input is on a busy executor: wait for it a moment, as
+                # Spark's locality wait, rather than compute the partition again.
+                since = job.waiting.setdefault((stage.id, p), now)
+                if now - since < LOCALITY_WAIT:
+                    asyncio.get_running_loop().call_later(
+                        since + LOCALITY_WAIT - now + 0.001, self._wake.set)
+                    continue
+            executor = self._place(stage, p, free_holders or executors)
             self._launch(job, stage, p, executor)
             if executor.free_slots <= 0:
                 executors.remove(executor)
 
+    def _holders(self, stage: Stage, p: int) -> set[str]:
+        """Executors holding a persisted partition this task reads."""
+        found: set[str] = set()
+        for node, q in walk_narrow(stage.node, p):
+            if node.persisted:
+                found.update(self.block_locations.get((node.id, q), ()))
+        return found
+
     def _place(self, stage: Stage, p: int, executors: list[Executor]) -> Executor:
         """The executor for a task: one holding a persisted input, or the most shuffle
         bytes of its partition; else the least busy."""
+        if len(executors) == 1:
+            return executors[0]
         weight: dict[str, float] = {}
         for node, q in walk_narrow(stage.node, p):
             for executor_id in self.block_locations.get((node.id, q), ()):

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mesonb.http.client import Connection, HTTPError
 from mesonb.protocol.resources import Resources
 
 from .. import driver as driver_mod
@@ -114,8 +115,10 @@ class ExecutorPool:
         framework = {"user": getpass.getuser(), "name": self.config.name,
                      "hostname": socket.gethostname(), "failover_timeout": 0.0,
                      "roles": [self.config.role], "capabilities": [{"type": "MULTI_ROLE"}]}
+        url = await driver_mod.resolve_master_url(master, timeout)
+        await self._check_fits(url, secret)
         # The control server first: offers may come as soon as the framework subscribes.
-        host = _local_address(await driver_mod.resolve_master_url(master, timeout))
+        host = _local_address(url)
         self._server = await asyncio.start_server(self._accept, host, 0)
         self.address = f"{host}:{self._server.sockets[0].getsockname()[1]}"
         self.driver = driver_mod.SchedulerDriver(master, framework, self, secret=secret)
@@ -123,6 +126,29 @@ class ExecutorPool:
         self._idle_task = asyncio.create_task(self._idle_loop(), name="dataflow-idle")
         await self._revive()
         return self.framework_id
+
+    async def _check_fits(self, url: str, secret: str | None) -> None:
+        """Fail fast when no registered agent could ever hold one executor."""
+        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        conn = Connection.to(url, headers, inproc=True)
+        try:
+            answer = await conn.request("GET", "/master/state")
+            agents = (answer.json() or {}).get("slaves", []) if answer.status == 200 else []
+        except (OSError, ValueError, ConnectionError, HTTPError):
+            return
+        finally:
+            conn.close()
+        need = Resources({"cpus": self.config.cpus, "mem": self.config.mem}) + \
+            EXECUTOR_RESOURCES
+        sizes = [Resources({k: float(v) for k, v in (a.get("resources") or {}).items()
+                            if k in ("cpus", "mem") and isinstance(v, int | float)})
+                 for a in agents if a.get("active", True)]
+        if sizes and not any(size.contains(need) for size in sizes):
+            largest = max(sizes, key=lambda r: (r.get("cpus"), r.get("mem")))
+            raise ValueError(
+                f"no agent can hold an executor of cpus={self.config.cpus:g}, "
+                f"mem={self.config.mem:g} MB (plus {EXECUTOR_RESOURCES} for the executor "
+                f"itself): the largest agent has {largest}")
 
     async def stop(self) -> None:
         self.closing = True
@@ -172,7 +198,7 @@ class ExecutorPool:
                         and now - e.idle_since >= timeout):
                     log.info("executor %s idle for %gs: giving it back", e.executor_id, timeout)
                     self.wanted = max(0, self.wanted - 1)
-                    self._lose(e, "idle")
+                    self._lose(e, "idle", close=False)  # it ends on the KILL
                     if self.driver is not None:
                         self._spawn(self.driver.kill(e.executor_id, e.agent_id))
 
@@ -247,6 +273,9 @@ class ExecutorPool:
         executor = self.executors.get(status["task_id"]["value"])
         if executor is None or status["state"] not in TERMINAL:
             return
+        if self.closing:
+            self.executors.pop(executor.executor_id, None)
+            return
         reason = f"{status['state']}: {status.get('message') or status.get('reason') or ''}"
         if executor.alive:
             self._lose(executor, reason)
@@ -288,12 +317,15 @@ class ExecutorPool:
         finally:
             writer.close()
 
-    def _lose(self, executor: Executor, reason: str) -> None:
+    def _lose(self, executor: Executor, reason: str, close: bool = True) -> None:
         executor.alive = False
-        if executor.writer is not None:
+        if close and executor.writer is not None:
             executor.writer.close()
-        self.lost.append((executor.executor_id, reason, time.time()))
-        log.warning("executor %s lost: %s", executor.executor_id, reason)
+        if reason == "idle":
+            log.info("executor %s given back: idle", executor.executor_id)
+        else:
+            self.lost.append((executor.executor_id, reason, time.time()))
+            log.warning("executor %s lost: %s", executor.executor_id, reason)
         self.listener.executor_lost(executor, reason)
 
     def _spawn(self, coro: Any) -> None:
