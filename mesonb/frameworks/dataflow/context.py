@@ -41,6 +41,7 @@ from .record import JobRecord, Record
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 SPLIT_SIZE = 64 * 2**20
+PROGRESS_INTERVAL = 0.1  # seconds between redraws of a job's progress
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 
 
@@ -229,9 +230,14 @@ class Dataflow:
             raise RuntimeError("this dataflow context is closed")
         record: JobRecord = self.dag.new_record(description)
         view = view_for(record, self.progress)
-        update = view.update if view is not None else None
-        future = self._loop.submit(self.dag.run_job(node, func, partitions, record, update))
+        future = self._loop.submit(self.dag.run_job(node, func, partitions, record))
         try:
+            # The view is drawn from this thread (widgets and tqdm belong to the caller's).
+            while view is not None:
+                try:
+                    return future.result(PROGRESS_INTERVAL)
+                except concurrent.futures.TimeoutError:
+                    view.update(record)
             return future.result()
         except KeyboardInterrupt:
             future.cancel()
