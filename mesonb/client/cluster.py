@@ -318,6 +318,22 @@ class Cluster:
 
         return Dashboard(self, **options).show()
 
+    def dataflow(self, name: str = "mesonb-dataflow", *, executors: int = 2,
+                 cpus: float = 1.0, mem: str | float = "1GB", **options: Any) -> Any:
+        """A Spark-like dataflow context on this cluster's master: a framework of its own
+        with ``executors`` long-running executors of ``cpus``/``mem`` each
+        (:class:`~mesonb.frameworks.dataflow.Dataflow`; closed with this cluster too)."""
+        from mesonb.frameworks.dataflow import Dataflow
+
+        flow = Dataflow(self.address, name=name, executors=executors, cpus=cpus, mem=mem,
+                        secret=self.secret, **options)
+
+        async def close() -> None:
+            await asyncio.to_thread(flow.close)
+
+        self._closers.append(close)
+        return flow
+
     def _frame(self, kind: str, **options: Any) -> Any:
         from . import state
 

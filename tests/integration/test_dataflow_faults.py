@@ -1,0 +1,107 @@
+"""The dataflow framework on a cluster of real processes: shuffle data never passes
+through the master, and an agent killed (with its processes) in the middle of a job costs
+only the partitions it held."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mesonb.frameworks.dataflow import Dataflow
+from mesonb.testing.processes import ProcessCluster, kill_processes_under, wait_for
+
+pytestmark = pytest.mark.slow
+# Room for one executor (1 cpu + a little for the executor) per agent, not two.
+RESOURCES = "cpus:1.5;mem:2048;disk:4096"
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    with ProcessCluster(tmp_path, agents=2, agent_resources=RESOURCES) as c:
+        yield c
+
+
+def master_io(cluster: ProcessCluster) -> int:
+    assert cluster.master is not None
+    text = Path(f"/proc/{cluster.master.pid}/io").read_text()
+    fields = dict(line.split(": ") for line in text.splitlines())
+    return int(fields["rchar"]) + int(fields["wchar"])
+
+
+def test_shuffle_data_does_not_pass_through_the_master(cluster):
+    with Dataflow(cluster.address, executors=2, cpus=1, mem="512MiB", progress=False) as flow:
+        flow.parallelize(range(10), 8).count()  # executors up
+        wait_for(lambda: len(flow.pool.alive()) == 2, 30, what="two executors")
+
+        def shuffle(payload: int) -> int:
+            before = master_io(cluster)
+            ds = flow.parallelize(range(8), 8).flat_map(
+                lambda i: ((j, "x" * payload) for j in range(i * 2000, (i + 1) * 2000)))
+            assert ds.group_by_key(8).count() == 16000
+            return master_io(cluster) - before
+
+        small = shuffle(1)
+        large = shuffle(2000)  # 32 MB shuffled
+        written = flow.stages().groupby("job_id").bytes_written.sum()
+        assert written.iloc[-1] > 30e6 and written.iloc[-2] < 1e6
+        # The master saw the same calls and updates either way: no data went through it.
+        assert large < small + 256 * 1024, (small, large)
+
+
+def _slow(values):
+    time.sleep(0.15)
+    return sum(values)
+
+
+def test_agent_killed_mid_job_recomputes_only_its_partitions(cluster):
+    with Dataflow(cluster.address, executors=2, cpus=1, mem="512MiB", progress=False,
+                  idle_timeout=None) as flow:
+        flow.parallelize(range(10), 8).count()
+        wait_for(lambda: len(flow.pool.alive()) == 2, 30, what="two executors")
+        data = flow.parallelize(range(4000), 8).map(lambda x: (x % 40, x))
+        job = data.group_by_key(4).map_values(_slow)
+        outcome: dict = {}
+
+        def run() -> None:
+            try:
+                outcome["value"] = dict(job.collect())
+            except BaseException as exc:
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run)
+        thread.start()
+
+        def map_stage_done() -> bool:
+            stages = flow.stages()
+            mine = stages[(stages.job_id == stages.job_id.max()) &
+                          (stages.kind == "shuffle map")]
+            return bool(len(mine)) and int(mine.tasks_done.iloc[0]) == 8
+
+        wait_for(map_stage_done, 30, what="the map stage")
+        [stage] = [s for s in flow.dag.map_stages.values() if s.partitions == 8
+                   and s.node.name == "map"]
+        victim = flow.pool.alive()[0]
+        held = sum(1 for out in stage.outputs if out and out[0] == victim.executor_id)
+        index = next(i for i, a in enumerate(cluster.agents)
+                     if victim.agent_id in {s["id"] for s in cluster.state()["slaves"]
+                                            if str(a.port) in s["pid"]})
+        killed_at = time.time()
+        cluster.agents[index].kill()  # kill -9, with its executor
+        kill_processes_under(cluster.directory / f"agent{index}")
+        thread.join(60)
+        assert not thread.is_alive()
+        assert "error" not in outcome, outcome.get("error")
+        expected: dict[int, int] = {}
+        for x in range(4000):
+            expected[x % 40] = expected.get(x % 40, 0) + x
+        assert outcome["value"] == expected
+        [(lost_id, reason, noticed)] = flow.pool.lost
+        assert lost_id == victim.executor_id
+        assert noticed - killed_at < 3.0, reason
+        record = flow.jobs().iloc[-1]
+        assert record.status == "succeeded"
+        assert record.executors_lost == 1
+        assert held > 0 and record.recomputed == held  # only the lost map outputs
