@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -206,3 +208,21 @@ def test_mesos_paths_and_the_executor_heartbeat(running):
     # The executor API at Mesos's own path (no secret on this agent: no token needed).
     answer = call(url, heartbeat, "/slave(1)/api/v1/executor")
     assert answer.status_code == 202, answer.text
+
+
+def test_mesonb_task_exec_runs_a_command_in_a_running_task(running):
+    cluster, _ = running
+    tasks = cluster.tasks()
+    task_id = str(tasks[tasks["state"] == "TASK_RUNNING"]["task_id"].iloc[0])
+    done = subprocess.run(
+        [sys.executable, "-m", "mesonb", "task", "exec", "--master", cluster.address, task_id,
+         "--", "sh", "-c", "cat stdout; echo oops >&2; exit 4"],
+        capture_output=True, timeout=60, text=True)
+    assert done.returncode == 4, done.stderr
+    assert "started" in done.stdout  # the task's own stdout file, read from its sandbox
+    assert done.stderr == "oops\n"
+    missing = subprocess.run(
+        [sys.executable, "-m", "mesonb", "task", "exec", "--master", cluster.address,
+         "no-such-task", "--", "true"], capture_output=True, timeout=60, text=True)
+    assert missing.returncode == 1
+    assert "no-such-task" in missing.stderr and "Traceback" not in missing.stderr

@@ -22,13 +22,13 @@ from .scheduler import SCHEDULER_PATH, SchedulerHandler
 def make_app(master: Master, security: Security) -> tornado.web.Application:
     deps: dict[str, Any] = {"security": security, "master": master}
     routes = [
-        (SCHEDULER_PATH + "/?", SchedulerHandler, deps),
+        (r"(?:/master)?" + SCHEDULER_PATH + "/?", SchedulerHandler, deps),
         (AGENT_PATH, AgentSocket, deps),
         (r"/version/?", VersionHandler, deps),
         (r"/health/?", HealthHandler, deps),
         (r"/master/health/?", HealthHandler, deps),
         (r"/master/redirect/?", RedirectHandler, deps),
-        (OPERATOR_PATH, OperatorHandler, deps),
+        (r"(?:/master)?" + OPERATOR_PATH, OperatorHandler, deps),
         (r"/metrics/snapshot/?", MetricsHandler, deps),
         (ALLOCATION_PATH, AllocationHandler, deps),
         *state.routes(deps),
