@@ -157,7 +157,7 @@ def test_executor_tokens_speak_for_one_container_only():
     assert tokens.verify(key, token) == claims
     with pytest.raises(tokens.InvalidToken):
         tokens.verify(tokens.new_key(), token)  # another agent's key
-    body, mac = token[len(tokens.PREFIX):].split(".")
+    _, mac = token[len(tokens.PREFIX):].split(".")
     forged = tokens.PREFIX + base64.urlsafe_b64encode(json.dumps(
         {"fid": "fw-1", "eid": "exec-2", "cid": "c-2"}).encode()).decode().rstrip("=") + "." + mac
     with pytest.raises(tokens.InvalidToken, match="signature"):
