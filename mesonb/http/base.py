@@ -12,9 +12,11 @@ import hmac
 import json
 import logging
 import re
+from collections.abc import Awaitable
 from typing import Any
 
 import tornado.web
+from tornado import httputil
 
 from mesonb.protocol.errors import (
     BadRequest,
@@ -254,10 +256,74 @@ def method_not_allowed(allowed: str) -> MethodNotAllowed:
     return MethodNotAllowed(f"Expecting one of {{ '{allowed}' }}, but received a different method")
 
 
+MAX_BODY_BYTES = 64 * 1024 * 1024  # the largest request body a daemon reads
+UNBOUNDED_BODY = 1 << 62  # the HTTPServer's max_body_size: BodyLimit answers 413 first
+
+
 class SlashCollapsingApplication(tornado.web.Application):
-    """An Application that routes ``//a//b`` as ``/a/b`` (clients that join ids to paths)."""
+    """An Application that routes ``//a//b`` as ``/a/b`` (clients that join ids to paths)
+    and refuses a request body over ``max_body_bytes`` with ``413`` before reading it."""
+
+    max_body_bytes = MAX_BODY_BYTES
 
     def find_handler(self, request: Any, **kwargs: Any) -> Any:
         if "//" in request.path:
             request.path = _DOUBLE_SLASH.sub("/", request.path)
         return super().find_handler(request, **kwargs)
+
+    def start_request(self, server_conn: object,
+                      request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
+        inner = super().start_request(server_conn, request_conn)
+        return BodyLimit(inner, request_conn, self.max_body_bytes)
+
+
+class BodyLimit(httputil.HTTPMessageDelegate):
+    """Answers ``413`` to a body over the limit: at once from its ``Content-Length``, or
+    as soon as a chunked body passes it; the body is never buffered, the connection
+    closes after the answer. (The server's own ``max_body_size`` must be above the limit,
+    or tornado closes the connection with a bare 400 first.)"""
+
+    def __init__(self, inner: httputil.HTTPMessageDelegate,
+                 connection: httputil.HTTPConnection, limit: int) -> None:
+        self.inner = inner
+        self.connection = connection
+        self.limit = limit
+        self.received = 0
+        self.refused = False
+
+    def headers_received(self, start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+                         headers: httputil.HTTPHeaders) -> Awaitable[None] | None:
+        length = headers.get("Content-Length", "")
+        if length.strip().isdigit() and int(length) > self.limit:
+            self._refuse(f"Request body of {int(length)} bytes is over the limit of "
+                         f"{self.limit} bytes")
+            return None
+        return self.inner.headers_received(start_line, headers)
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        if self.refused:
+            return None
+        self.received += len(chunk)
+        if self.received > self.limit:
+            self._refuse(f"Request body is over the limit of {self.limit} bytes")
+            self.inner.on_connection_close()
+            return None
+        return self.inner.data_received(chunk)
+
+    def finish(self) -> None:
+        if not self.refused:
+            self.inner.finish()
+
+    def on_connection_close(self) -> None:
+        if not self.refused:
+            self.inner.on_connection_close()
+
+    def _refuse(self, message: str) -> None:
+        self.refused = True
+        body = message.encode()
+        self.connection.write_headers(
+            httputil.ResponseStartLine("HTTP/1.1", 413, "Payload Too Large"),
+            httputil.HTTPHeaders({"Content-Type": "text/plain; charset=utf-8",
+                                  "Content-Length": str(len(body)), "Connection": "close"}),
+            body)
+        self.connection.finish()
