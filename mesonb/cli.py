@@ -10,7 +10,7 @@ from mesonb.config import MESONB_VERSION
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mesonb import demo, local
+    from mesonb import demo, local, task_exec
     from mesonb.agent import cli as agent_cli
     from mesonb.frameworks import execute
     from mesonb.master import cli as master_cli
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_parser(sub)
     execute.add_parser(sub)
     demo.add_parser(sub)
+    task_exec.add_parser(sub)
     return parser
 
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mesonb.http.base import NotFoundHandler, Security, SlashCollapsingApplication
+from mesonb.logging_level import LoggingLevel, LoggingToggleHandler
 
 from .executor_api import ExecutorApiHandler
 from .files import BrowseHandler, DebugHandler, DownloadHandler, ReadHandler
+from .nested import NestedContainers
+from .operator_api import OPERATOR_PATH, AgentOperatorHandler
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -71,8 +74,12 @@ def make_app(agent: Agent, security: Security) -> SlashCollapsingApplication:
     """The agent's tornado application."""
     kw = {"security": security, "agent": agent}
     slave = r"(?:/slave\(1\))?"
+    logging_level = LoggingLevel()
+    operator = {**kw, "nested": NestedContainers(), "logging_level": logging_level}
     routes = [
-        (r"/api/v1/executor/?", ExecutorApiHandler, kw),
+        (slave + r"/api/v1/executor/?", ExecutorApiHandler, kw),
+        (OPERATOR_PATH, AgentOperatorHandler, operator),
+        (r"/logging/toggle/?", LoggingToggleHandler, {**kw, "logging_level": logging_level}),
         (slave + r"/state(?:\.json)?", StateHandler, kw),
         (slave + r"/health", HealthHandler, kw),
         (slave + r"/flags", FlagsHandler, kw),

@@ -7,16 +7,20 @@ plain-text message, and never lets an unexpected exception take the daemon down.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import logging
 import re
+from collections.abc import Awaitable
 from typing import Any
 
 import tornado.web
+from tornado import httputil
 
 from mesonb.protocol.errors import (
     BadRequest,
+    Forbidden,
     MethodNotAllowed,
     NotAcceptable,
     ProtocolError,
@@ -25,6 +29,8 @@ from mesonb.protocol.errors import (
     UnsupportedMediaType,
 )
 from mesonb.protocol.jsontext import loads
+from mesonb.security.acls import PERMISSIVE, Acls, Action
+from mesonb.security.credentials import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +41,59 @@ _DOUBLE_SLASH = re.compile(r"/{2,}")
 
 
 class Security:
-    """What a daemon requires of callers. ``secret=None`` means open (loopback only)."""
+    """Who may call a daemon, and what they may do.
 
-    def __init__(self, secret: str | None = None) -> None:
+    ``secret``: the cluster's shared bearer token (``--secret``). ``credentials``: principals
+    and secrets (``--credentials``), sent as HTTP Basic (what pymesos sends from a
+    framework's ``principal`` and ``secret``) or as ``Authorization: Bearer
+    principal:secret``. ``acls``: Mesos's local authorizer (``--acls``). With neither a
+    secret nor credentials the daemon is open (it then binds to loopback only)."""
+
+    def __init__(self, secret: str | None = None, credentials: Credentials | None = None,
+                 acls: Acls | None = None) -> None:
         self.secret = secret
+        self.credentials = credentials
+        self.acls = acls or PERMISSIVE
+
+    @property
+    def required(self) -> bool:
+        """Whether callers must authenticate."""
+        return self.secret is not None or bool(self.credentials)
+
+    def authenticate(self, authorization: str | None) -> str | None:
+        """The caller's principal (None for the cluster secret, or an open daemon);
+        :class:`Unauthorized` for missing or wrong credentials."""
+        if not self.required:
+            return None
+        if not authorization:
+            raise Unauthorized("Missing 'Authorization' header (Bearer <secret> or Basic "
+                               "principal:secret)")
+        scheme, _, token = authorization.partition(" ")
+        scheme, token = scheme.lower(), token.strip()
+        if scheme == "bearer":
+            if self.secret is not None and hmac.compare_digest(token.encode(),
+                                                               self.secret.encode()):
+                return None
+            principal, sep, secret = token.partition(":")
+            if sep and self.credentials and self.credentials.check(principal, secret):
+                return principal
+        elif scheme == "basic" and self.credentials:
+            try:
+                decoded = base64.b64decode(token, validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                raise Unauthorized("Malformed Basic credentials") from None
+            principal, _, secret = decoded.partition(":")
+            if self.credentials.check(principal, secret):
+                return principal
+        raise Unauthorized("Invalid credentials")
 
     def check(self, authorization: str | None) -> None:
-        if self.secret is None:
-            return
-        if not authorization:
-            raise Unauthorized("Missing 'Authorization: Bearer <secret>' header")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), self.secret.encode()
-        ):
-            raise Unauthorized("Invalid credentials")
+        self.authenticate(authorization)
+
+    def authorize(self, action: Action, principal: str | None, obj: str | None = None) -> None:
+        """:class:`Forbidden` with the reason unless the ACLs allow it."""
+        if not self.acls.allowed(action, principal, obj):
+            raise Forbidden(self.acls.explain(action, principal, obj))
 
     def headers(self) -> dict[str, str]:
         """Headers a client of a daemon with this secret must send."""
@@ -82,6 +126,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     security: Security
     public = False  # True for endpoints open without credentials (health, version)
+    principal: str | None = None  # who called, once prepare() authenticated them
 
     def initialize(self, security: Security, **kwargs: Any) -> None:
         self.security = security
@@ -90,7 +135,11 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def prepare(self) -> None:
         if not self.public:
-            self.security.check(self.request.headers.get("Authorization"))
+            self.principal = self.security.authenticate(self.request.headers.get("Authorization"))
+
+    def authorize(self, action: Action, obj: str | None = None) -> None:
+        """403 with the reason unless the caller may do ``action`` on ``obj``."""
+        self.security.authorize(action, self.principal, obj)
 
     def check_xsrf_cookie(self) -> None:  # API clients do not carry cookies
         return
@@ -150,7 +199,8 @@ class BaseHandler(tornado.web.RequestHandler):
                 self.set_status(e.status)
                 self.set_header("Content-Type", "text/plain; charset=utf-8")
                 if e.status == 401:
-                    self.set_header("WWW-Authenticate", 'Bearer realm="mesonb"')
+                    scheme = "Basic" if self.security.credentials else "Bearer"
+                    self.set_header("WWW-Authenticate", f'{scheme} realm="mesonb"')
                 self.finish(e.message)
             return
         super()._handle_request_exception(e)
@@ -206,10 +256,74 @@ def method_not_allowed(allowed: str) -> MethodNotAllowed:
     return MethodNotAllowed(f"Expecting one of {{ '{allowed}' }}, but received a different method")
 
 
+MAX_BODY_BYTES = 64 * 1024 * 1024  # the largest request body a daemon reads
+UNBOUNDED_BODY = 1 << 62  # the HTTPServer's max_body_size: BodyLimit answers 413 first
+
+
 class SlashCollapsingApplication(tornado.web.Application):
-    """An Application that routes ``//a//b`` as ``/a/b`` (clients that join ids to paths)."""
+    """An Application that routes ``//a//b`` as ``/a/b`` (clients that join ids to paths)
+    and refuses a request body over ``max_body_bytes`` with ``413`` before reading it."""
+
+    max_body_bytes = MAX_BODY_BYTES
 
     def find_handler(self, request: Any, **kwargs: Any) -> Any:
         if "//" in request.path:
             request.path = _DOUBLE_SLASH.sub("/", request.path)
         return super().find_handler(request, **kwargs)
+
+    def start_request(self, server_conn: object,
+                      request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
+        inner = super().start_request(server_conn, request_conn)
+        return BodyLimit(inner, request_conn, self.max_body_bytes)
+
+
+class BodyLimit(httputil.HTTPMessageDelegate):
+    """Answers ``413`` to a body over the limit: at once from its ``Content-Length``, or
+    as soon as a chunked body passes it; the body is never buffered, the connection
+    closes after the answer. (The server's own ``max_body_size`` must be above the limit,
+    or tornado closes the connection with a bare 400 first.)"""
+
+    def __init__(self, inner: httputil.HTTPMessageDelegate,
+                 connection: httputil.HTTPConnection, limit: int) -> None:
+        self.inner = inner
+        self.connection = connection
+        self.limit = limit
+        self.received = 0
+        self.refused = False
+
+    def headers_received(self, start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+                         headers: httputil.HTTPHeaders) -> Awaitable[None] | None:
+        length = headers.get("Content-Length", "")
+        if length.strip().isdigit() and int(length) > self.limit:
+            self._refuse(f"Request body of {int(length)} bytes is over the limit of "
+                         f"{self.limit} bytes")
+            return None
+        return self.inner.headers_received(start_line, headers)
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        if self.refused:
+            return None
+        self.received += len(chunk)
+        if self.received > self.limit:
+            self._refuse(f"Request body is over the limit of {self.limit} bytes")
+            self.inner.on_connection_close()
+            return None
+        return self.inner.data_received(chunk)
+
+    def finish(self) -> None:
+        if not self.refused:
+            self.inner.finish()
+
+    def on_connection_close(self) -> None:
+        if not self.refused:
+            self.inner.on_connection_close()
+
+    def _refuse(self, message: str) -> None:
+        self.refused = True
+        body = message.encode()
+        self.connection.write_headers(
+            httputil.ResponseStartLine("HTTP/1.1", 413, "Payload Too Large"),
+            httputil.HTTPHeaders({"Content-Type": "text/plain; charset=utf-8",
+                                  "Content-Length": str(len(body)), "Connection": "close"}),
+            body)
+        self.connection.finish()

@@ -29,7 +29,7 @@ from mesonb.clock import REAL_CLOCK, Clock
 from mesonb.config import MasterConfig
 from mesonb.discovery import parse_zk_url
 from mesonb.http import inproc
-from mesonb.http.base import Security
+from mesonb.http.base import UNBOUNDED_BODY, Security
 
 from .election import Abort, Action, Follow, Lead, ZooKeeperContender
 from .http import make_app
@@ -144,7 +144,8 @@ class MasterDaemon:
             await self._lead()  # standalone: recover the registry, then serve
         security = Security(self.config.secret)
         app = make_app(master, security)
-        self._server = tornado.httpserver.HTTPServer(app, idle_connection_timeout=3600)
+        self._server = tornado.httpserver.HTTPServer(app, idle_connection_timeout=3600,
+                                                     max_body_size=UNBOUNDED_BODY)
         self._server.add_sockets(sockets)
         self._endpoint = MasterEndpoint(master, security, asyncio.get_running_loop())
         inproc.serve(self.config.ip, port, self._endpoint)

@@ -37,6 +37,7 @@ class ExecutorCallType(ProtoEnum):
     SUBSCRIBE = "SUBSCRIBE", 1
     UPDATE = "UPDATE", 2
     MESSAGE = "MESSAGE", 3
+    HEARTBEAT = "HEARTBEAT", 4
 
 
 @message

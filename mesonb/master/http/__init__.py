@@ -7,6 +7,7 @@ from typing import Any
 import tornado.web
 
 from mesonb.http.base import NotFoundHandler, Security, SlashCollapsingApplication
+from mesonb.logging_level import LoggingLevel, LoggingToggleHandler
 from mesonb.master.master import Master
 from mesonb.protocol.agent import AGENT_PATH
 
@@ -21,14 +22,16 @@ from .scheduler import SCHEDULER_PATH, SchedulerHandler
 
 def make_app(master: Master, security: Security) -> tornado.web.Application:
     deps: dict[str, Any] = {"security": security, "master": master}
+    logging_level = {**deps, "logging_level": LoggingLevel()}
     routes = [
-        (SCHEDULER_PATH + "/?", SchedulerHandler, deps),
+        (r"(?:/master)?" + SCHEDULER_PATH + "/?", SchedulerHandler, deps),
         (AGENT_PATH, AgentSocket, deps),
         (r"/version/?", VersionHandler, deps),
         (r"/health/?", HealthHandler, deps),
         (r"/master/health/?", HealthHandler, deps),
         (r"/master/redirect/?", RedirectHandler, deps),
-        (OPERATOR_PATH, OperatorHandler, deps),
+        (r"(?:/master)?" + OPERATOR_PATH, OperatorHandler, logging_level),
+        (r"/logging/toggle/?", LoggingToggleHandler, logging_level),
         (r"/metrics/snapshot/?", MetricsHandler, deps),
         (ALLOCATION_PATH, AllocationHandler, deps),
         *state.routes(deps),

@@ -30,6 +30,7 @@ from typing import Any
 import tornado.ioloop
 
 from mesonb.http.base import JSON, RECORDIO, BaseHandler, method_not_allowed
+from mesonb.logging_level import LoggingLevel
 from mesonb.master import views
 from mesonb.master.http.metrics import snapshot
 from mesonb.master.http.misc import version_json
@@ -68,6 +69,7 @@ def validate_role(role: str) -> str | None:
 
 class OperatorHandler(BaseHandler):
     master: Master
+    logging_level: LoggingLevel
     max_pending_bytes = 64 * 1024 * 1024
 
     def get(self) -> None:
@@ -110,6 +112,23 @@ class OperatorHandler(BaseHandler):
 
     def get_metrics(self, call: Call) -> dict[str, Any]:
         return {"metrics": [{"name": k, "value": v} for k, v in snapshot(self.master).items()]}
+
+    def get_logging_level(self, call: Call) -> dict[str, Any]:
+        return {"level": self.logging_level.level}
+
+    def set_logging_level(self, call: Call) -> None:
+        body = call.extra.get("set_logging_level")
+        if not isinstance(body, dict):
+            raise BadRequest("Expecting 'set_logging_level' to be present")
+        duration = body.get("duration")
+        nanos = duration.get("nanoseconds") if isinstance(duration, dict) else None
+        if not isinstance(nanos, int) or isinstance(nanos, bool):
+            raise BadRequest("Expecting 'set_logging_level.duration.nanoseconds' to be an "
+                             "integer")
+        level = body.get("level")
+        if not isinstance(level, int) or isinstance(level, bool):
+            raise BadRequest("Expecting 'set_logging_level.level' to be an unsigned integer")
+        self.logging_level.set(level, nanos / 1e9)
 
     def get_state(self, call: Call) -> dict[str, Any]:
         return views.get_state(self.master.book)
