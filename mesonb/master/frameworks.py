@@ -19,7 +19,6 @@ other tasks launch.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +37,7 @@ from mesonb.protocol.agent import (
 from mesonb.protocol.errors import BadRequest, Forbidden
 from mesonb.protocol.mesos import ExecutorInfo, FrameworkInfo, TaskInfo
 from mesonb.protocol.resources import Resources
+from mesonb.protocol.roles import check_roles
 from mesonb.protocol.scheduler import (
     Call,
     CallType,
@@ -59,15 +59,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_REFUSE_SECONDS = 365 * 24 * 3600.0
-_ROLE = re.compile(r"^(\*|[^/\s.\-][^/\s]*(/[^/\s.\-][^/\s]*)*)$")
 Send = Callable[[dict[str, Any]], None]
 Close = Callable[[str | None], None]
 
 
 def validate_roles(info: FrameworkInfo) -> None:
-    for role in info.role_list:
-        if not _ROLE.match(role) or role in (".", ".."):
-            raise BadRequest(f"Invalid role '{role}': roles are path-like names without spaces")
+    check_roles(info.role_list)
     if info.roles and info.role:
         raise BadRequest("'FrameworkInfo.role' and 'FrameworkInfo.roles' are exclusive")
 
