@@ -23,6 +23,8 @@ from mesonb.protocol.mesos import AgentInfo, ExecutorInfo, FrameworkInfo, TaskIn
 from mesonb.protocol.resources import EMPTY, Resources
 from mesonb.protocol.states import TaskState
 
+from .offer_fsm import OfferRecord, OfferState
+
 Send = Callable[[Any], None]  # a MasterCommand, or its JSON
 
 
@@ -137,6 +139,7 @@ class Offer:
     role: str
     resources: Resources
     created: float  # monotonic seconds
+    state: OfferState = OfferState.OUTSTANDING
 
     def to_json(self, agent: Agent) -> dict[str, Any]:
         """The ``Offer`` message as sent in an OFFERS event."""
@@ -304,7 +307,7 @@ class Book:
         framework.offered = framework.offered + offer.resources
         agent.offered = agent.offered + offer.resources
 
-    def remove_offer(self, offer: Offer) -> None:
+    def remove_offer(self, offer: OfferRecord) -> None:
         """Forget an offer and return its resources to the agent's available pool."""
         if self.offers.pop(offer.id, None) is None:
             return

@@ -51,6 +51,7 @@ from mesonb.protocol.scheduler import (
 from mesonb.protocol.states import Reason, TaskState
 
 from .book import Agent, AgentState, Framework, Task
+from .offer_fsm import Accept, Decline
 from .updates import master_status, reconciliation_status
 from .views import framework_json, task_json
 
@@ -179,14 +180,12 @@ class SchedulerCalls:
         accept = call.accept
         assert accept is not None
         operations = accept.operations or []
-        agent, pool, role, invalid = self._take_offers(framework, accept.offer_ids)
+        agent, pool, role, invalid = self._take_offers(Accept(framework.id, accept.offer_ids))
         if invalid is not None:
             log.warning("ACCEPT from %s with invalid offers: %s", framework.id, invalid)
             for task in _tasks_of(operations):
                 state = TaskState.TASK_DROPPED
                 self._task_error(framework, task, invalid, Reason.REASON_INVALID_OFFERS, state)
-            if agent is not None:
-                self.master.resources_changed(agent.id)
             return
         assert agent is not None
         for op in operations:
@@ -199,44 +198,25 @@ class SchedulerCalls:
                 log.warning("framework %s: operation %s is not supported", framework.id, op.type)
                 self.master.counters["unsupported_operations"] += 1
         self._filter(framework, agent, pool, accept.filters)
-        self.master.resources_changed(agent.id)
 
     def _decline(self, framework: Framework, call: Call) -> None:
         decline = call.decline
         assert decline is not None
-        agent, pool, _role, _invalid = self._take_offers(framework, decline.offer_ids)
+        agent, pool, _role, _invalid = self._take_offers(Decline(framework.id, decline.offer_ids))
         if agent is not None:
             self._filter(framework, agent, pool, decline.filters)
-            self.master.resources_changed(agent.id)
 
     def _take_offers(
-        self, framework: Framework, offer_ids: list[str]
+        self, event: Accept | Decline
     ) -> tuple[Agent | None, Resources, str, str | None]:
-        """Remove the offers; return their agent, pooled resources, role and any problem."""
-        pool = Resources()
-        agent: Agent | None = None
-        role = "*"
-        problem = None
-        if not offer_ids:
-            problem = "No offers specified"
-        if len(set(offer_ids)) != len(offer_ids):
-            problem = "Duplicate offers specified"
-        for offer_id in dict.fromkeys(offer_ids):
-            offer = self.book.offers.get(offer_id)
-            if offer is None or offer.framework_id != framework.id:
-                problem = problem or f"Offer {offer_id} is no longer valid"
-                continue
-            self.book.remove_offer(offer)
-            if agent is not None and offer.agent_id != agent.id:
-                problem = problem or "Aggregated offers must belong to one single agent"
-                self.master.resources_changed(offer.agent_id)
-                continue
-            agent = self.book.agents.get(offer.agent_id)
-            role = offer.role
-            pool = pool + offer.resources
+        """End the offers; return their agent, pooled resources, role and any problem."""
+        pooled = self.master.carry_out_offers(self.master.offer_lifecycle.handle(event))
+        assert pooled is not None
+        agent = self.book.agents.get(pooled.agent_id) if pooled.agent_id is not None else None
+        problem = pooled.problem
         if agent is not None and agent.state is not AgentState.REGISTERED:
             problem = problem or f"Agent {agent.id} is not reachable"
-        return agent, pool, role, problem
+        return agent, pooled.resources, pooled.role, problem
 
     def _filter(self, framework: Framework, agent: Agent, unused: Resources, filters: Any) -> None:
         refuse = 5.0 if filters is None else filters.refuse_seconds

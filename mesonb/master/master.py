@@ -31,19 +31,32 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mesonb.allocator.drf import allocate
-from mesonb.allocator.snapshot import AgentView, FrameworkView, Snapshot
+from mesonb.allocator.snapshot import AgentView, Filter, FrameworkView, Snapshot
 from mesonb.clock import REAL_CLOCK, Clock
 from mesonb.config import VERSION, MasterConfig
 from mesonb.protocol.agent import MasterCommand, MasterCommandType, ShutdownFramework
 from mesonb.protocol.errors import Redirect, ServiceUnavailable
 from mesonb.protocol.mesos import Address, AgentInfo, FrameworkInfo, MasterInfo
 from mesonb.protocol.resources import Resources
-from mesonb.protocol.scheduler import Event, EventType, Offers, Rescind
+from mesonb.protocol.scheduler import Event, EventType, Offers
+from mesonb.protocol.scheduler import Rescind as RescindBody
 from mesonb.protocol.states import Reason, TaskState
 
 from .agents import AgentMessages
 from .book import Agent, AgentState, Book, Framework, Offer, Task
 from .frameworks import SchedulerCalls
+from .offer_fsm import Action as OfferAction
+from .offer_fsm import (
+    Made,
+    OfferLifecycle,
+    Pooled,
+    Refuse,
+    Release,
+    Rescind,
+    TellRescinded,
+    Withdraw,
+)
+from .offer_fsm import Tick as OfferTick
 from .registry import Registry, RegistryState, log_failure
 from .updates import master_status, update_event
 from .views import framework_json
@@ -79,6 +92,7 @@ class Master:
         self.recovered_agents: dict[str, dict[str, Any]] = {}
         self._recovery_deadline: float | None = None
         self._packed_ip: int | None = None
+        self.offer_lifecycle = OfferLifecycle(self.book.offers, config.offer_timeout)
         self.calls = SchedulerCalls(self)
         self.agents = AgentMessages(self)
         self._ids = collections.Counter[str]()
@@ -252,6 +266,7 @@ class Master:
                 now,
             )
             book.add_offer(offer)
+            self.offer_lifecycle.handle(Made(offer))
             by_framework[offer.framework_id].append(offer.to_json(agent))
         for framework_id, offers in by_framework.items():
             event = Event(type=EventType.OFFERS, offers=Offers(offers=offers)).to_json()
@@ -272,12 +287,31 @@ class Master:
 
     def rescind_offer(self, offer: Offer, *, notify: bool = True) -> None:
         """Take an offer back, telling its framework (RESCIND) and freeing its resources."""
-        self.book.remove_offer(offer)
-        framework = self.book.frameworks.get(offer.framework_id)
-        if notify and framework is not None:
-            event = Event(type=EventType.RESCIND, rescind=Rescind(offer_id=offer.id)).to_json()
-            self.send_to_framework(framework, event)
-        self.resources_changed(offer.agent_id)
+        self.carry_out_offers(self.offer_lifecycle.handle(Rescind(offer, notify)))
+
+    def carry_out_offers(self, actions: list[OfferAction]) -> Pooled | None:
+        """Carry out what the offer machine decided; returns its Pooled, if any."""
+        pooled = None
+        for action in actions:
+            if isinstance(action, Withdraw):
+                self.book.remove_offer(action.offer)
+            elif isinstance(action, Release):
+                self.resources_changed(action.agent_id)
+            elif isinstance(action, TellRescinded):
+                offer = action.offer
+                framework = self.book.frameworks.get(offer.framework_id)
+                if framework is not None:
+                    event = Event(type=EventType.RESCIND, rescind=RescindBody(offer_id=offer.id))
+                    self.send_to_framework(framework, event.to_json())
+            elif isinstance(action, Refuse):
+                offer = action.offer
+                framework = self.book.frameworks.get(offer.framework_id)
+                if framework is not None:
+                    refuse_until = self.clock.monotonic() + action.seconds
+                    framework.filters[offer.agent_id] = Filter(refuse_until, offer.resources)
+            else:
+                pooled = action
+        return pooled
 
     def rescind_agent_offers(self, agent: Agent) -> None:
         for offer_id in list(agent.offers):
@@ -367,10 +401,7 @@ class Master:
         self._expire_frameworks(now)
         if self._recovery_deadline is not None and now >= self._recovery_deadline:
             self._expire_recovered_agents()
-        if self.config.offer_timeout is not None:
-            cutoff = now - self.config.offer_timeout
-            for offer in [o for o in self.book.offers.values() if o.created <= cutoff]:
-                self.rescind_offer(offer)
+        self.carry_out_offers(self.offer_lifecycle.handle(OfferTick(now)))
 
     def _expire_frameworks(self, now: float) -> None:
         for framework in list(self.book.frameworks.values()):
