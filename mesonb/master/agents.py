@@ -54,6 +54,7 @@ from mesonb.protocol.scheduler import Event, EventMessage, EventType, Failure
 from mesonb.protocol.states import Reason, TaskState
 
 from .book import Agent, AgentState, Framework, Task
+from .framework_fsm import FrameworkLifecycle
 from .updates import master_status
 from .views import agent_json
 
@@ -266,8 +267,9 @@ class AgentMessages:
     def _recover_framework(self, info: FrameworkInfo) -> None:
         """A framework known only from an agent's report (after a master failover)."""
         assert info.id is not None
-        framework = Framework(info.id, info, registered_time=self.master.clock.time(), active=False)
-        framework.failover_deadline = self.master.clock.monotonic() + (info.failover_timeout or 0)
+        framework = Framework(info.id, info, registered_time=self.master.clock.time())
+        framework.lifecycle = FrameworkLifecycle.recovered(
+            info.id, self.master.clock.monotonic() + (info.failover_timeout or 0))
         self.book.add_framework(framework)
 
     def _drop_missing(self, task: Task, agent: Agent) -> None:

@@ -23,6 +23,7 @@ from mesonb.protocol.mesos import AgentInfo, ExecutorInfo, FrameworkInfo, TaskIn
 from mesonb.protocol.resources import EMPTY, Resources
 from mesonb.protocol.states import TaskState
 
+from .framework_fsm import FrameworkLifecycle, FrameworkState
 from .offer_fsm import OfferRecord, OfferState
 
 Send = Callable[[Any], None]  # a MasterCommand, or its JSON
@@ -170,8 +171,6 @@ class Framework:
     info: FrameworkInfo
     send: Send | None = None  # the live SUBSCRIBE stream
     close: Callable[[str | None], None] | None = None
-    stream_id: str | None = None
-    active: bool = True
     used: Resources = EMPTY
     offered: Resources = EMPTY
     tasks: dict[str, Task] = dataclasses.field(default_factory=dict)
@@ -190,11 +189,29 @@ class Framework:
     registered_time: float = 0.0
     reregistered_time: float | None = None
     unregistered_time: float | None = None
-    failover_deadline: float | None = None
+    lifecycle: FrameworkLifecycle = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lifecycle = FrameworkLifecycle(self.id)
 
     @property
     def connected(self) -> bool:
         return self.send is not None
+
+    @property
+    def active(self) -> bool:
+        """Subscribed now (Mesos's ``Framework::active()``, no DEACTIVATE here)."""
+        return self.lifecycle.state is FrameworkState.SUBSCRIBED
+
+    @property
+    def stream_id(self) -> str | None:
+        """The SUBSCRIBE stream it is (or was last) on; None: never, on this master."""
+        return self.lifecycle.stream_id
+
+    @property
+    def failover_deadline(self) -> float | None:
+        """Monotonic seconds when it is torn down unless it subscribes again."""
+        return self.lifecycle.deadline
 
     @property
     def roles(self) -> tuple[str, ...]:

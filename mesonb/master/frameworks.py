@@ -51,6 +51,7 @@ from mesonb.protocol.scheduler import (
 from mesonb.protocol.states import Reason, TaskState
 
 from .book import Agent, AgentState, Framework, Task
+from .framework_fsm import EndStream, Refuse, StreamClosed, Subscribe
 from .offer_fsm import Accept, Decline
 from .updates import master_status, reconciliation_status
 from .views import framework_json, task_json
@@ -87,34 +88,38 @@ class SchedulerCalls:
             raise BadRequest("'framework_id' differs from 'subscribe.framework_info.id'")
         framework_id = info.id or call.framework_id
         now = self.master.clock.time()
-        if framework_id and framework_id in self.book.completed_frameworks:
-            send(_error(f"Framework {framework_id} has been removed"))
-            close(None)
-            return None
-        framework = self.book.frameworks.get(framework_id) if framework_id else None
-        added = False
+        framework = None
+        if framework_id:
+            framework = (self.book.frameworks.get(framework_id)
+                         or self.book.completed_frameworks.get(framework_id))
+        added = framework is None
         if framework is None:
             framework_id = framework_id or self.master.new_id("framework")
             info.id = framework_id
-            framework = self.book.add_framework(Framework(framework_id, info, registered_time=now))
+            framework = Framework(framework_id, info, registered_time=now)
+        for action in framework.lifecycle.handle(Subscribe(stream_id)):
+            if isinstance(action, Refuse):
+                send(_error(action.message))
+                close(None)
+                return None
+            assert isinstance(action, EndStream)
+            old_send, old_close = framework.send, framework.close
+            framework.send = framework.close = None
+            if old_send is not None:
+                old_send(_error(action.message))
+            if old_close is not None:
+                old_close(action.message)
+        if added:
+            self.book.add_framework(framework)
             log.info("framework %s (%s) subscribed", framework_id, info.name)
-            added = True
         else:
-            if framework.close is not None:
-                old_send, old_close = framework.send, framework.close
-                framework.send = framework.close = None
-                if old_send is not None:
-                    old_send(_error("Framework failed over"))
-                old_close("Framework failed over")
             info.id = framework_id
             info.user = framework.info.user
             info.checkpoint = framework.info.checkpoint
             framework.info = info
             framework.reregistered_time = now
             log.info("framework %s (%s) re-subscribed", framework_id, info.name)
-        framework.send, framework.close, framework.stream_id = send, close, stream_id
-        framework.active = True
-        framework.failover_deadline = None
+        framework.send, framework.close = send, close
         framework.suppressed_roles = set(call.subscribe.suppressed_roles or ())
         self.master.persist_framework(framework)
         if added:
@@ -138,19 +143,15 @@ class SchedulerCalls:
 
     def disconnected(self, framework: Framework, stream_id: str) -> None:
         """The SUBSCRIBE stream closed. Start the failover timeout."""
-        if framework.stream_id != stream_id or framework.send is None:
+        timeout = framework.info.failover_timeout or 0.0
+        closed = StreamClosed(stream_id, self.master.clock.monotonic(), timeout)
+        actions = framework.lifecycle.handle(closed)
+        if not actions:
             return  # an older stream, already replaced
         framework.send = framework.close = None
-        framework.active = False
         framework.unregistered_time = self.master.clock.time()
-        self.master.rescind_framework_offers(framework, notify=False)
-        timeout = framework.info.failover_timeout or 0.0
         log.info("framework %s disconnected; failover timeout %.1fs", framework.id, timeout)
-        if timeout <= 0:
-            self.master.remove_framework(framework, "disconnected with failover_timeout 0")
-        else:
-            framework.failover_deadline = self.master.clock.monotonic() + timeout
-            self.master.emit_framework_updated(framework)
+        self.master.carry_out_framework(framework, actions)
 
     # -- dispatch ----------------------------------------------------------------------
     def handle(self, call: Call, stream_id: str | None) -> dict[str, Any] | None:

@@ -42,8 +42,10 @@ from mesonb.protocol.scheduler import Event, EventType, Offers
 from mesonb.protocol.scheduler import Rescind as RescindBody
 from mesonb.protocol.states import Reason, TaskState
 
+from . import framework_fsm
 from .agents import AgentMessages
 from .book import Agent, AgentState, Book, Framework, Offer, Task
+from .framework_fsm import FrameworkLifecycle
 from .frameworks import SchedulerCalls
 from .offer_fsm import Action as OfferAction
 from .offer_fsm import (
@@ -330,8 +332,29 @@ class Master:
         self.book.finish_task(task)
         self.resources_changed(task.agent_id)
 
+    # -- frameworks ----------------------------------------------------------------
+    def framework_event(self, framework: Framework, event: framework_fsm.Event) -> None:
+        """Hand ``event`` to the framework's machine and carry out what it decides (the
+        stream actions of a SUBSCRIBE are the scheduler API's, see :mod:`.frameworks`)."""
+        self.carry_out_framework(framework, framework.lifecycle.handle(event))
+
+    def carry_out_framework(self, framework: Framework,
+                            actions: list[framework_fsm.Action]) -> None:
+        for action in actions:
+            if isinstance(action, framework_fsm.RescindOffers):
+                self.rescind_framework_offers(framework, notify=False)
+            elif isinstance(action, framework_fsm.Announce):
+                self.emit_framework_updated(framework)
+            elif isinstance(action, framework_fsm.Remove):
+                self._tear_down(framework, action.reason)
+            else:
+                raise AssertionError(f"framework action {action!r} is the stream owner's")
+
     def remove_framework(self, framework: Framework, reason: str) -> None:
-        """Tear a framework down: kill its tasks on the agents and forget its offers."""
+        """Tear a framework down (TEARDOWN): kill its tasks and forget its offers."""
+        self.framework_event(framework, framework_fsm.Teardown(reason))
+
+    def _tear_down(self, framework: Framework, reason: str) -> None:
         log.info("removing framework %s (%s): %s", framework.id, framework.name, reason)
         self.rescind_framework_offers(framework, notify=False)
         now = self.clock.time()
@@ -363,7 +386,6 @@ class Master:
             task.record(status)
             self.terminate_task(task, TaskState.TASK_KILLED)
             self.emit_task_updated(task, status)
-        framework.active = False
         framework.unregistered_time = now
         if framework.close is not None:
             framework.close(None)
@@ -404,10 +426,10 @@ class Master:
         self.carry_out_offers(self.offer_lifecycle.handle(OfferTick(now)))
 
     def _expire_frameworks(self, now: float) -> None:
+        tick = framework_fsm.Tick(now)
         for framework in list(self.book.frameworks.values()):
-            deadline = framework.failover_deadline
-            if deadline is not None and not framework.connected and now >= deadline:
-                self.remove_framework(framework, "failover timeout elapsed")
+            if framework.lifecycle.deadline is not None:
+                self.framework_event(framework, tick)
 
     # -- registry ------------------------------------------------------------------
     def persist(self, future: Any, what: str) -> None:
@@ -450,8 +472,9 @@ class Master:
                 log.warning("registry: unreadable framework %s: %r", framework_id, exc)
                 continue
             info.id = framework_id
-            framework = Framework(framework_id, info, registered_time=now, active=False)
-            framework.failover_deadline = mono + max(info.failover_timeout or 0.0, timeout)
+            framework = Framework(framework_id, info, registered_time=now)
+            framework.lifecycle = FrameworkLifecycle.recovered(
+                framework_id, mono + max(info.failover_timeout or 0.0, timeout))
             book.add_framework(framework)
         log.info("recovered from the registry: %d agents to re-register, %d unreachable, "
                  "%d gone, %d frameworks", len(self.recovered_agents), len(state.unreachable),
