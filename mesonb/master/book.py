@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import enum
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,6 +22,7 @@ from mesonb.protocol.mesos import AgentInfo, ExecutorInfo, FrameworkInfo, TaskIn
 from mesonb.protocol.resources import EMPTY, Resources
 from mesonb.protocol.states import TaskState
 
+from .agent_fsm import AgentLifecycle, AgentState
 from .framework_fsm import FrameworkLifecycle, FrameworkState
 from .offer_fsm import OfferRecord, OfferState
 
@@ -64,19 +64,12 @@ class Task:
             del self.statuses[1]
 
 
-class AgentState(enum.StrEnum):
-    REGISTERED = "REGISTERED"  # connected and answering pings
-    DISCONNECTED = "DISCONNECTED"  # link closed; waiting for it to come back
-    UNREACHABLE = "UNREACHABLE"  # missed too many pings; tasks reported unreachable
-
-
 @dataclasses.dataclass(slots=True, eq=False)
 class Agent:
     id: str
     info: AgentInfo
     total: Resources
     version: str
-    state: AgentState = AgentState.REGISTERED
     send: Send | None = None  # the live link; None while disconnected
     close: Callable[[], None] | None = None
     used: Resources = EMPTY
@@ -88,12 +81,18 @@ class Agent:
     registered_time: float = 0.0
     reregistered_time: float | None = None
     unreachable_time: float | None = None
-    last_pong: float = 0.0
-    pings_missed: int = 0
     attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
     upid: str | None = None  # ``slave(1)@ip:port`` from the agent's REGISTER, when it said
 
     _available: tuple[Resources, Resources, Resources, Resources] | None = None
+    lifecycle: AgentLifecycle = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lifecycle = AgentLifecycle(self.id)
+
+    @property
+    def state(self) -> AgentState:
+        return self.lifecycle.state
 
     @property
     def available(self) -> Resources:
@@ -113,7 +112,8 @@ class Agent:
 
     @property
     def active(self) -> bool:
-        return self.state is AgentState.REGISTERED
+        """Admitted, connected and not draining: offered."""
+        return self.lifecycle.state is AgentState.REGISTERED
 
     @property
     def hostname(self) -> str:

@@ -43,8 +43,9 @@ from mesonb.protocol.scheduler import Rescind as RescindBody
 from mesonb.protocol.states import Reason, TaskState
 
 from . import framework_fsm
+from .agent_fsm import AgentLifecycle
 from .agents import AgentMessages
-from .book import Agent, AgentState, Book, Framework, Offer, Task
+from .book import Agent, Book, Framework, Offer, Task
 from .framework_fsm import FrameworkLifecycle
 from .frameworks import SchedulerCalls
 from .offer_fsm import Action as OfferAction
@@ -456,7 +457,8 @@ class Master:
         for agent_id, (info, when) in state.unreachable.items():
             if agent_id not in book.agents:
                 agent = self._agent_from_registry(agent_id, info)
-                agent.state, agent.unreachable_time = AgentState.UNREACHABLE, when
+                agent.lifecycle = AgentLifecycle.unreachable(agent_id)
+                agent.unreachable_time = when
                 book.agents[agent_id] = agent
         for agent_id, info in state.admitted.items():
             if agent_id not in book.agents and agent_id not in book.gone_agents:
@@ -497,7 +499,8 @@ class Master:
             except Exception as exc:
                 log.warning("registry: unreadable agent %s: %r", agent_id, exc)
                 continue
-            agent.state, agent.unreachable_time = AgentState.UNREACHABLE, now
+            agent.lifecycle = AgentLifecycle.unreachable(agent_id)
+            agent.unreachable_time = now
             self.book.agents[agent_id] = agent
             self.counters["recovery_slave_removals"] += 1
             log.warning("agent %s (%s) did not re-register within %gs of the failover: "
