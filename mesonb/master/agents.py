@@ -393,14 +393,14 @@ class AgentMessages:
             for framework in book.frameworks.values():
                 tasks += [t for t in framework.unreachable_tasks.values() if t.agent_id == agent.id]
         for task in tasks:
-            framework = book.frameworks.get(task.framework_id)
+            owner = book.frameworks.get(task.framework_id)
             status = master_status(task.id, state, now, reason=reason, agent_id=agent.id,
                                    message=f"Agent removed: {why}")
             task.record(status)
             master.terminate_task(task, state)
             master.emit_task_updated(task, status)
-            if framework is not None:
-                master.send_status(framework, status)
+            if owner is not None:
+                master.send_status(owner, status)
         for fw_id in list(agent.executors):
             for executor_id in list(agent.executors[fw_id]):
                 book.remove_executor(agent, fw_id, executor_id)

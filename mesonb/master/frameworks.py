@@ -131,7 +131,7 @@ class SchedulerCalls:
             Event(
                 type=EventType.SUBSCRIBED,
                 subscribed=Subscribed(
-                    framework_id=framework_id,
+                    framework_id=framework.id,
                     heartbeat_interval_seconds=self.master.config.heartbeat_interval,
                     master_info=self.master.info(),
                 ),

@@ -465,18 +465,18 @@ class Master:
                 self.recovered_agents[agent_id] = info
         if self.recovered_agents:
             self._recovery_deadline = mono + timeout
-        for framework_id, info_json in state.frameworks.items():
+        for framework_id, record in state.frameworks.items():
             if framework_id in book.frameworks or framework_id in book.completed_frameworks:
                 continue
             try:
-                info = FrameworkInfo.from_json(info_json)
+                framework_info = FrameworkInfo.from_json(record)
             except Exception as exc:  # a record we cannot read must not stop recovery
                 log.warning("registry: unreadable framework %s: %r", framework_id, exc)
                 continue
-            info.id = framework_id
-            framework = Framework(framework_id, info, registered_time=now)
+            framework_info.id = framework_id
+            framework = Framework(framework_id, framework_info, registered_time=now)
             framework.lifecycle = FrameworkLifecycle.recovered(
-                framework_id, mono + max(info.failover_timeout or 0.0, timeout))
+                framework_id, mono + max(framework_info.failover_timeout or 0.0, timeout))
             book.add_framework(framework)
         log.info("recovered from the registry: %d agents to re-register, %d unreachable, "
                  "%d gone, %d frameworks", len(self.recovered_agents), len(state.unreachable),
