@@ -75,7 +75,9 @@ class AgentMessages:
         self.book = master.book
         self.clock = master.clock
         self.counters = master.counters
-        self._last_ping = master.clock.monotonic()
+        self.config = master.config
+        self.out = master.out
+        self._last_ping = self.clock.monotonic()
         self.admitting: dict[str, Admission] = {}  # agent id -> its admission under way
         # agent id -> statuses to tell frameworks once its unreachable mark is written
         self._unreachable: dict[str, list[tuple[Task, TaskStatus]]] = {}
@@ -121,10 +123,10 @@ class AgentMessages:
         agent.upid = msg.pid or agent.upid
         agent.unreachable_time = None
         master.recovered_agents.pop(agent_id, None)
-        after = (ReportAdoption(book, now, mono, master.send_status)
+        after = (ReportAdoption(book, now, mono, self.out.status)
                  .adopt(agent, msg, was_unreachable) if msg.agent_id else [])
         registered = [_command(MasterCommandType.REGISTERED, registered=Registered(
-            agent_id=agent_id, ping_interval_seconds=master.config.agent_ping_timeout,
+            agent_id=agent_id, ping_interval_seconds=self.config.agent_ping_timeout,
             master_info=master.info())).to_json(), *after]
         written = (master.registry.admit_agent(agent_id, msg.agent_info.to_json())
                    if master.registry is not None else None)
@@ -207,7 +209,7 @@ class AgentMessages:
                 self._tell_unreachable(agent, self._unreachable.pop(agent.id, []))
             elif isinstance(action, agent_fsm.KillTasks):
                 for (framework_id, task_id), task in list(agent.tasks.items()):
-                    self.master.send_to_agent(agent, _command(
+                    self.out.to_agent(agent, _command(
                         MasterCommandType.KILL_TASK, kill_task=KillTask(
                             framework_id=framework_id, task_id=task_id,
                             kill_policy=task.info.kill_policy)))
@@ -222,8 +224,8 @@ class AgentMessages:
         agent.send, agent.close = admission.send, admission.close
         for message in [*admission.registered, *admission.held]:
             admission.send(message)
-        if self.master.observers:
-            self.master.emit({"type": "AGENT_ADDED",
+        if self.out.observers:
+            self.out.emit({"type": "AGENT_ADDED",
                               "agent_added": {"agent": agent_json(agent)}})
         self.master.resources_changed(agent.id)
 
@@ -241,7 +243,7 @@ class AgentMessages:
             assert msg is not None
             framework = self.book.frameworks.get(msg.framework_id)
             if framework is not None:
-                self.master.send_to_framework(framework, Event(
+                self.out.to_framework(framework, Event(
                     type=EventType.MESSAGE, message=EventMessage(
                         agent_id=agent.id, executor_id=msg.executor_id, data=msg.data)).to_json())
         elif kind is AgentCallType.UNREGISTER:
@@ -259,17 +261,17 @@ class AgentMessages:
         if framework is None:
             if update.framework_id in book.completed_frameworks and status.uuid:
                 # Nobody will ever acknowledge this: end the agent's retries.
-                master.send_to_agent(agent, _command(
+                self.out.to_agent(agent, _command(
                     MasterCommandType.ACKNOWLEDGE, acknowledge=AcknowledgeUpdate(
                         framework_id=update.framework_id, task_id=status.task_id,
                         uuid=status.uuid)))
-            master.counters["invalid_status_updates"] += 1
+            self.counters["invalid_status_updates"] += 1
             return
         task = book.find_task(framework.id, status.task_id)
         if task is None:
             task = book.find_completed_task(framework.id, status.task_id)
             if task is None:
-                master.counters["invalid_status_updates"] += 1
+                self.counters["invalid_status_updates"] += 1
                 log.warning("status update for unknown task %s from agent %s", status.task_id,
                             agent.id)
                 return
@@ -282,9 +284,9 @@ class AgentMessages:
                 master.terminate_task(task, latest)
             else:
                 book.set_task_state(task, latest)
-            master.emit_task_updated(task, status)
-        master.counters["valid_status_updates"] += 1
-        master.send_status(framework, status)
+            self.out.emit_task_updated(task, status)
+        self.counters["valid_status_updates"] += 1
+        self.out.status(framework, status)
 
     def executor_exited(self, agent: Agent, call: AgentCall) -> None:
         msg = call.executor_exited
@@ -292,14 +294,14 @@ class AgentMessages:
         self.book.remove_executor(agent, msg.framework_id, msg.executor_id)
         framework = self.book.frameworks.get(msg.framework_id)
         if framework is not None:
-            self.master.send_to_framework(framework, Event(type=EventType.FAILURE, failure=Failure(
+            self.out.to_framework(framework, Event(type=EventType.FAILURE, failure=Failure(
                 agent_id=agent.id, executor_id=msg.executor_id, status=msg.status)).to_json())
         self.master.resources_changed(agent.id)
 
     # -- health ------------------------------------------------------------------------
     def ping_all(self, now: float) -> None:
         """Count a missed PONG for every agent silent since the last round, then PING."""
-        tick = agent_fsm.PingRound(now, self._last_ping, self.master.config.max_agent_ping_timeouts)
+        tick = agent_fsm.PingRound(now, self._last_ping, self.config.max_agent_ping_timeouts)
         for agent in list(self.book.agents.values()):
             actions = agent.lifecycle.handle(tick)
             if actions:
@@ -369,8 +371,8 @@ class AgentMessages:
             framework = self.book.frameworks.get(task.framework_id)
             if framework is None or framework.unreachable_tasks.get(task.id) is not task:
                 continue
-            self.master.send_status(framework, status)
-            self.master.emit_task_updated(task, status)
+            self.out.status(framework, status)
+            self.out.emit_task_updated(task, status)
         self._gone(agent)
 
     def remove(
@@ -398,9 +400,9 @@ class AgentMessages:
                                    message=f"Agent removed: {why}")
             task.record(status)
             master.terminate_task(task, state)
-            master.emit_task_updated(task, status)
+            self.out.emit_task_updated(task, status)
             if owner is not None:
-                master.send_status(owner, status)
+                self.out.status(owner, status)
         for fw_id in list(agent.executors):
             for executor_id in list(agent.executors[fw_id]):
                 book.remove_executor(agent, fw_id, executor_id)
@@ -421,12 +423,12 @@ class AgentMessages:
         failure = Event(type=EventType.FAILURE, failure=Failure(agent_id=agent.id)).to_json()
         for framework in self.book.frameworks.values():
             if framework.connected:
-                self.master.send_to_framework(framework, failure)
+                self.out.to_framework(framework, failure)
         if agent.close is not None:
             close = agent.close
             agent.send = agent.close = None
             close()
-        self.master.emit({"type": "AGENT_REMOVED",
+        self.out.emit({"type": "AGENT_REMOVED",
                           "agent_removed": {"agent_id": {"value": agent.id}}})
 
 

@@ -60,12 +60,11 @@ from .offer_fsm import (
     Withdraw,
 )
 from .offer_fsm import Tick as OfferTick
+from .outbox import Observer, Outbox
 from .registry import Registry, RegistryState, log_failure
-from .updates import master_status, update_event
-from .views import framework_json
+from .updates import master_status
 
 log = logging.getLogger(__name__)
-Observer = Callable[[dict[str, Any]], None]
 
 
 class Master:
@@ -88,6 +87,7 @@ class Master:
         self.allocation_runs = 0
         self.allocation_ms: collections.deque[float] = collections.deque(maxlen=1000)
         self.observers: list[Observer] = []
+        self.out = Outbox(self.book, self.counters, self.observers)
         self.leader: str | None = None  # "host:port" of another leader when standing by
         self.leading = True
         self.registry: Registry | None = None
@@ -152,43 +152,30 @@ class Master:
         else:
             self._schedule(lambda: fn(*args))
 
-    # -- observers (operator SUBSCRIBE) --------------------------------------------
+    # -- sending (see :mod:`.outbox`) ----------------------------------------------
     def emit(self, event: dict[str, Any]) -> None:
-        for observer in list(self.observers):
-            try:
-                observer(event)
-            except Exception:  # an observer's failure must not hurt the master
-                log.exception("operator event observer failed; removing it")
-                if observer in self.observers:
-                    self.observers.remove(observer)
+        """Hand an event to every operator API subscriber."""
+        self.out.emit(event)
 
     def emit_framework_updated(self, framework: Framework) -> None:
-        if self.observers:
-            self.emit({"type": "FRAMEWORK_UPDATED", "framework_updated": {
-                "framework": framework_json(framework, self.book)}})
+        self.out.emit_framework_updated(framework)
+
+    def emit_task_updated(self, task: Task, status: Any) -> None:
+        self.out.emit_task_updated(task, status)
+
+    def send_to_framework(self, framework: Framework, event: dict[str, Any]) -> bool:
+        return self.out.to_framework(framework, event)
+
+    def send_to_agent(self, agent: Agent, command: MasterCommand) -> bool:
+        return self.out.to_agent(agent, command)
+
+    def send_status(self, framework: Framework, status: Any) -> None:
+        self.out.status(framework, status)
 
     @property
     def last_why_not(self) -> dict[str, Any]:
         """The last allocation run's why-not counters (``/mesonb/v1/allocation``)."""
         return self._why_not.to_json() if self._why_not is not None else {}
-
-    # -- sending -------------------------------------------------------------------
-    def send_to_framework(self, framework: Framework, event: dict[str, Any]) -> bool:
-        if framework.send is None:
-            self.counters["dropped_messages"] += 1
-            return False
-        framework.send(event)
-        return True
-
-    def send_to_agent(self, agent: Agent, command: MasterCommand) -> bool:
-        if agent.send is None:
-            self.counters["dropped_messages"] += 1
-            return False
-        agent.send(command)  # a link encodes it; one in this process hands it over as is
-        return True
-
-    def send_status(self, framework: Framework, status: Any) -> None:
-        self.send_to_framework(framework, update_event(framework, status))
 
     # -- allocation ----------------------------------------------------------------
     def resources_changed(self, agent_id: str) -> None:
@@ -273,7 +260,7 @@ class Master:
             by_framework[offer.framework_id].append(offer.to_json(agent))
         for framework_id, offers in by_framework.items():
             event = Event(type=EventType.OFFERS, offers=Offers(offers=offers)).to_json()
-            self.send_to_framework(book.frameworks[framework_id], event)
+            self.out.to_framework(book.frameworks[framework_id], event)
         return len(result.offers)
 
     def _wanted(self, view: AgentView, now: float) -> bool:
@@ -305,7 +292,7 @@ class Master:
                 framework = self.book.frameworks.get(offer.framework_id)
                 if framework is not None:
                     event = Event(type=EventType.RESCIND, rescind=RescindBody(offer_id=offer.id))
-                    self.send_to_framework(framework, event.to_json())
+                    self.out.to_framework(framework, event.to_json())
             elif isinstance(action, Refuse):
                 offer = action.offer
                 framework = self.book.frameworks.get(offer.framework_id)
@@ -345,7 +332,7 @@ class Master:
             if isinstance(action, framework_fsm.RescindOffers):
                 self.rescind_framework_offers(framework, notify=False)
             elif isinstance(action, framework_fsm.Announce):
-                self.emit_framework_updated(framework)
+                self.out.emit_framework_updated(framework)
             elif isinstance(action, framework_fsm.Remove):
                 self._tear_down(framework, action.reason)
             else:
@@ -366,7 +353,7 @@ class Master:
             agent = self.book.agents.get(agent_id)
             if agent is None:
                 continue
-            self.send_to_agent(
+            self.out.to_agent(
                 agent,
                 MasterCommand(
                     type=MasterCommandType.SHUTDOWN_FRAMEWORK,
@@ -386,7 +373,7 @@ class Master:
             )
             task.record(status)
             self.terminate_task(task, TaskState.TASK_KILLED)
-            self.emit_task_updated(task, status)
+            self.out.emit_task_updated(task, status)
         framework.unregistered_time = now
         if framework.close is not None:
             framework.close(None)
@@ -394,16 +381,8 @@ class Master:
         self.book.complete_framework(framework)
         self.persist(self.registry and self.registry.remove_framework(framework.id),
                      f"remove framework {framework.id}")
-        self.emit({"type": "FRAMEWORK_REMOVED", "framework_removed": {
+        self.out.emit({"type": "FRAMEWORK_REMOVED", "framework_removed": {
             "framework_info": framework.info.to_json()}})
-
-    def emit_task_updated(self, task: Task, status: Any) -> None:
-        if self.observers:
-            self.emit({"type": "TASK_UPDATED", "task_updated": {
-                "framework_id": {"value": task.framework_id},
-                "status": status.to_json(),
-                "state": task.state.value,
-            }})
 
     # -- timers --------------------------------------------------------------------
     def tick(self) -> None:
