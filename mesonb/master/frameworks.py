@@ -1,15 +1,10 @@
 """Scheduler calls: what the master does with each v1 ``Call`` from a framework.
 
 A SUBSCRIBE is answered SUBSCRIBED and at once a HEARTBEAT, as Mesos does; later
-HEARTBEATs come on the master's tick (:meth:`Master.tick`).
-
-Framework life cycle (as the master sees it)::
-
-    SUBSCRIBE ──► connected ──(stream closes)──► disconnected ──(failover_timeout)──► removed
-        ▲             │  ▲                           │                                   ▲
-        │             │  └────── SUBSCRIBE(id) ──────┘                                   │
-        │             └──────────────────────── TEARDOWN ────────────────────────────────┘
-        └── a second SUBSCRIBE for the same id takes over; the old stream gets ERROR.
+HEARTBEATs come on the master's tick (:meth:`Master.tick`). The framework's life
+(subscribed, failing over, inactive, torn down) is its :mod:`.framework_fsm` machine; an
+ACCEPT's or DECLINE's offers end through the :mod:`.offer_fsm` machine; tasks launch in
+:mod:`.launch`; reconciliation is answered in :mod:`.reconciliation`.
 
 Validation errors in a call answer 400 before anything changes. Errors in a task inside
 an ACCEPT do not fail the call: that task gets ``TASK_ERROR`` (as in Mesos) and the

@@ -2,7 +2,10 @@
 
 One tornado IOLoop thread does everything; handlers call into the master synchronously,
 so there are no locks. Scheduler calls are handled in :mod:`.frameworks`, agent
-messages in :mod:`.agents`; both write only through the ``Master`` and its ``Book``.
+messages in :mod:`.agents`; they change the ``Book`` and send through the :mod:`.outbox`.
+The lifecycles are state machines the master owns and whose actions it carries out:
+each framework's (:mod:`.framework_fsm`) and agent's (:mod:`.agent_fsm`) on its record,
+and the offers' (:mod:`.offer_fsm`) in :attr:`Master.offer_lifecycle`.
 
 Timers (all driven by :meth:`tick`, which the daemon calls every ``tick_interval``):
 
@@ -36,17 +39,14 @@ from mesonb.clock import REAL_CLOCK, Clock
 from mesonb.config import VERSION, MasterConfig
 from mesonb.protocol.agent import MasterCommand, MasterCommandType, ShutdownFramework
 from mesonb.protocol.errors import Redirect, ServiceUnavailable
-from mesonb.protocol.mesos import Address, AgentInfo, FrameworkInfo, MasterInfo
-from mesonb.protocol.resources import Resources
+from mesonb.protocol.mesos import Address, MasterInfo
 from mesonb.protocol.scheduler import Event, EventType, Offers
 from mesonb.protocol.scheduler import Rescind as RescindBody
 from mesonb.protocol.states import Reason, TaskState
 
 from . import framework_fsm
-from .agent_fsm import AgentLifecycle
 from .agents import AgentMessages
 from .book import Agent, Book, Framework, Offer, Task
-from .framework_fsm import FrameworkLifecycle
 from .frameworks import SchedulerCalls
 from .offer_fsm import Action as OfferAction
 from .offer_fsm import (
@@ -61,6 +61,7 @@ from .offer_fsm import (
 )
 from .offer_fsm import Tick as OfferTick
 from .outbox import Observer, Outbox
+from .recovery import Recovery
 from .registry import Registry, RegistryState, log_failure
 from .updates import master_status
 
@@ -92,8 +93,9 @@ class Master:
         self.leading = True
         self.registry: Registry | None = None
         # agent id -> AgentInfo JSON: in the registry, not re-registered since recovery
-        self.recovered_agents: dict[str, dict[str, Any]] = {}
-        self._recovery_deadline: float | None = None
+        self.recovery = Recovery(self.book, clock, config.agent_reregister_timeout,
+                                 self.counters)
+        self.recovered_agents = self.recovery.agents
         self._packed_ip: int | None = None
         self.offer_lifecycle = OfferLifecycle(self.book.offers, config.offer_timeout)
         self.calls = SchedulerCalls(self)
@@ -401,8 +403,11 @@ class Master:
             self._next_ping = now + self.config.agent_ping_timeout
             self.agents.ping_all(now)
         self._expire_frameworks(now)
-        if self._recovery_deadline is not None and now >= self._recovery_deadline:
-            self._expire_recovered_agents()
+        if self.recovery.deadline is not None and now >= self.recovery.deadline:
+            for agent_id, info, when in self.recovery.expire():
+                if self.registry is not None:
+                    self.persist(self.registry.mark_unreachable(agent_id, info, when),
+                                 f"agent {agent_id} unreachable")
         self.carry_out_offers(self.offer_lifecycle.handle(OfferTick(now)))
 
     def _expire_frameworks(self, now: float) -> None:
@@ -424,70 +429,9 @@ class Master:
                          f"framework {framework.id}")
 
     def recover(self, state: RegistryState) -> None:
-        """A new leader's starting point: the registry's agents and frameworks.
-
-        Admitted agents wait in ``recovered_agents`` until they re-register or
-        ``agent_reregister_timeout`` passes; frameworks come back inactive, with a failover
-        deadline no earlier than that timeout, so their schedulers can re-subscribe.
-        """
-        book, now, mono = self.book, self.clock.time(), self.clock.monotonic()
-        timeout = self.config.agent_reregister_timeout
-        book.gone_agents.update(state.gone)
-        for agent_id, (info, when) in state.unreachable.items():
-            if agent_id not in book.agents:
-                agent = self._agent_from_registry(agent_id, info)
-                agent.lifecycle = AgentLifecycle.unreachable(agent_id)
-                agent.unreachable_time = when
-                book.agents[agent_id] = agent
-        for agent_id, info in state.admitted.items():
-            if agent_id not in book.agents and agent_id not in book.gone_agents:
-                self.recovered_agents[agent_id] = info
-        if self.recovered_agents:
-            self._recovery_deadline = mono + timeout
-        for framework_id, record in state.frameworks.items():
-            if framework_id in book.frameworks or framework_id in book.completed_frameworks:
-                continue
-            try:
-                framework_info = FrameworkInfo.from_json(record)
-            except Exception as exc:  # a record we cannot read must not stop recovery
-                log.warning("registry: unreadable framework %s: %r", framework_id, exc)
-                continue
-            framework_info.id = framework_id
-            framework = Framework(framework_id, framework_info, registered_time=now)
-            framework.lifecycle = FrameworkLifecycle.recovered(
-                framework_id, mono + max(framework_info.failover_timeout or 0.0, timeout))
-            book.add_framework(framework)
-        log.info("recovered from the registry: %d agents to re-register, %d unreachable, "
-                 "%d gone, %d frameworks", len(self.recovered_agents), len(state.unreachable),
-                 len(state.gone), len(state.frameworks))
-
-    def _agent_from_registry(self, agent_id: str, info_json: dict[str, Any]) -> Agent:
-        info = AgentInfo.from_json(info_json)
-        info.id = agent_id
-        total = Resources.from_json(info.resources or [], "agent_info.resources")
-        return Agent(agent_id, info, total, "", registered_time=self.clock.time())
-
-    def _expire_recovered_agents(self) -> None:
-        """agent_reregister_timeout passed: recovered agents not back are unreachable."""
-        self._recovery_deadline = None
-        now = self.clock.time()
-        for agent_id, info in list(self.recovered_agents.items()):
-            del self.recovered_agents[agent_id]
-            try:
-                agent = self._agent_from_registry(agent_id, info)
-            except Exception as exc:
-                log.warning("registry: unreadable agent %s: %r", agent_id, exc)
-                continue
-            agent.lifecycle = AgentLifecycle.unreachable(agent_id)
-            agent.unreachable_time = now
-            self.book.agents[agent_id] = agent
-            self.counters["recovery_slave_removals"] += 1
-            log.warning("agent %s (%s) did not re-register within %gs of the failover: "
-                        "unreachable", agent_id, agent.hostname,
-                        self.config.agent_reregister_timeout)
-            if self.registry is not None:
-                self.persist(self.registry.mark_unreachable(agent_id, info, now),
-                             f"agent {agent_id} unreachable")
+        """A new leader's starting point: the registry's agents and frameworks (see
+        :class:`~.recovery.Recovery`)."""
+        self.recovery.recover(state)
 
     # -- figures for state and metrics ---------------------------------------------
     def task_count(self, state: TaskState) -> int:
