@@ -13,8 +13,8 @@ incremental so that building an allocator snapshot or a metrics snapshot never w
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
-import enum
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,6 +22,10 @@ from mesonb.allocator.snapshot import Filter
 from mesonb.protocol.mesos import AgentInfo, ExecutorInfo, FrameworkInfo, TaskInfo, TaskStatus
 from mesonb.protocol.resources import EMPTY, Resources
 from mesonb.protocol.states import TaskState
+
+from .agent_fsm import AgentLifecycle, AgentState
+from .framework_fsm import FrameworkLifecycle, FrameworkState
+from .offer_fsm import OfferRecord, OfferState
 
 Send = Callable[[Any], None]  # a MasterCommand, or its JSON
 
@@ -55,16 +59,11 @@ class Task:
         """Remember a status (bounded: the first one and the most recent), without its
         ``data``, as the Mesos master does: executors may put large payloads there."""
         if status.data is not None:
-            status = dataclasses.replace(status, data=None)
+            status = copy.copy(status)  # the sender's status stays as it is
+            status.data = None
         self.statuses.append(status)
         if len(self.statuses) > keep:
             del self.statuses[1]
-
-
-class AgentState(enum.StrEnum):
-    REGISTERED = "REGISTERED"  # connected and answering pings
-    DISCONNECTED = "DISCONNECTED"  # link closed; waiting for it to come back
-    UNREACHABLE = "UNREACHABLE"  # missed too many pings; tasks reported unreachable
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -73,7 +72,6 @@ class Agent:
     info: AgentInfo
     total: Resources
     version: str
-    state: AgentState = AgentState.REGISTERED
     send: Send | None = None  # the live link; None while disconnected
     close: Callable[[], None] | None = None
     used: Resources = EMPTY
@@ -85,12 +83,18 @@ class Agent:
     registered_time: float = 0.0
     reregistered_time: float | None = None
     unreachable_time: float | None = None
-    last_pong: float = 0.0
-    pings_missed: int = 0
     attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
     upid: str | None = None  # ``slave(1)@ip:port`` from the agent's REGISTER, when it said
 
     _available: tuple[Resources, Resources, Resources, Resources] | None = None
+    lifecycle: AgentLifecycle = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lifecycle = AgentLifecycle(self.id)
+
+    @property
+    def state(self) -> AgentState:
+        return self.lifecycle.state
 
     @property
     def available(self) -> Resources:
@@ -110,7 +114,8 @@ class Agent:
 
     @property
     def active(self) -> bool:
-        return self.state is AgentState.REGISTERED
+        """Admitted, connected and not draining: offered."""
+        return self.lifecycle.state is AgentState.REGISTERED
 
     @property
     def hostname(self) -> str:
@@ -137,6 +142,7 @@ class Offer:
     role: str
     resources: Resources
     created: float  # monotonic seconds
+    state: OfferState = OfferState.OUTSTANDING
 
     def to_json(self, agent: Agent) -> dict[str, Any]:
         """The ``Offer`` message as sent in an OFFERS event."""
@@ -167,8 +173,6 @@ class Framework:
     info: FrameworkInfo
     send: Send | None = None  # the live SUBSCRIBE stream
     close: Callable[[str | None], None] | None = None
-    stream_id: str | None = None
-    active: bool = True
     used: Resources = EMPTY
     offered: Resources = EMPTY
     tasks: dict[str, Task] = dataclasses.field(default_factory=dict)
@@ -187,11 +191,29 @@ class Framework:
     registered_time: float = 0.0
     reregistered_time: float | None = None
     unregistered_time: float | None = None
-    failover_deadline: float | None = None
+    lifecycle: FrameworkLifecycle = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lifecycle = FrameworkLifecycle(self.id)
 
     @property
     def connected(self) -> bool:
         return self.send is not None
+
+    @property
+    def active(self) -> bool:
+        """Subscribed now (Mesos's ``Framework::active()``, no DEACTIVATE here)."""
+        return self.lifecycle.state is FrameworkState.SUBSCRIBED
+
+    @property
+    def stream_id(self) -> str | None:
+        """The SUBSCRIBE stream it is (or was last) on; None: never, on this master."""
+        return self.lifecycle.stream_id
+
+    @property
+    def failover_deadline(self) -> float | None:
+        """Monotonic seconds when it is torn down unless it subscribes again."""
+        return self.lifecycle.deadline
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -304,7 +326,7 @@ class Book:
         framework.offered = framework.offered + offer.resources
         agent.offered = agent.offered + offer.resources
 
-    def remove_offer(self, offer: Offer) -> None:
+    def remove_offer(self, offer: OfferRecord) -> None:
         """Forget an offer and return its resources to the agent's available pool."""
         if self.offers.pop(offer.id, None) is None:
             return

@@ -2,7 +2,10 @@
 
 One tornado IOLoop thread does everything; handlers call into the master synchronously,
 so there are no locks. Scheduler calls are handled in :mod:`.frameworks`, agent
-messages in :mod:`.agents`; both write only through the ``Master`` and its ``Book``.
+messages in :mod:`.agents`; they change the ``Book`` and send through the :mod:`.outbox`.
+The lifecycles are state machines the master owns and whose actions it carries out:
+each framework's (:mod:`.framework_fsm`) and agent's (:mod:`.agent_fsm`) on its record,
+and the offers' (:mod:`.offer_fsm`) in :attr:`Master.offer_lifecycle`.
 
 Timers (all driven by :meth:`tick`, which the daemon calls every ``tick_interval``):
 
@@ -31,25 +34,38 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mesonb.allocator.drf import allocate
-from mesonb.allocator.snapshot import AgentView, FrameworkView, Snapshot
+from mesonb.allocator.snapshot import AgentView, Filter, FrameworkView, Snapshot
 from mesonb.clock import REAL_CLOCK, Clock
 from mesonb.config import VERSION, MasterConfig
 from mesonb.protocol.agent import MasterCommand, MasterCommandType, ShutdownFramework
 from mesonb.protocol.errors import Redirect, ServiceUnavailable
-from mesonb.protocol.mesos import Address, AgentInfo, FrameworkInfo, MasterInfo
-from mesonb.protocol.resources import Resources
-from mesonb.protocol.scheduler import Event, EventType, Offers, Rescind
+from mesonb.protocol.mesos import Address, MasterInfo
+from mesonb.protocol.scheduler import Event, EventType, Offers
+from mesonb.protocol.scheduler import Rescind as RescindBody
 from mesonb.protocol.states import Reason, TaskState
 
+from . import framework_fsm
 from .agents import AgentMessages
-from .book import Agent, AgentState, Book, Framework, Offer, Task
+from .book import Agent, Book, Framework, Offer, Task
 from .frameworks import SchedulerCalls
+from .offer_fsm import Action as OfferAction
+from .offer_fsm import (
+    Made,
+    OfferLifecycle,
+    Pooled,
+    Refuse,
+    Release,
+    Rescind,
+    TellRescinded,
+    Withdraw,
+)
+from .offer_fsm import Tick as OfferTick
+from .outbox import Observer, Outbox
+from .recovery import Recovery
 from .registry import Registry, RegistryState, log_failure
-from .updates import master_status, update_event
-from .views import framework_json
+from .updates import master_status
 
 log = logging.getLogger(__name__)
-Observer = Callable[[dict[str, Any]], None]
 
 
 class Master:
@@ -72,13 +88,16 @@ class Master:
         self.allocation_runs = 0
         self.allocation_ms: collections.deque[float] = collections.deque(maxlen=1000)
         self.observers: list[Observer] = []
+        self.out = Outbox(self.book, self.counters, self.observers)
         self.leader: str | None = None  # "host:port" of another leader when standing by
         self.leading = True
         self.registry: Registry | None = None
         # agent id -> AgentInfo JSON: in the registry, not re-registered since recovery
-        self.recovered_agents: dict[str, dict[str, Any]] = {}
-        self._recovery_deadline: float | None = None
+        self.recovery = Recovery(self.book, clock, config.agent_reregister_timeout,
+                                 self.counters)
+        self.recovered_agents = self.recovery.agents
         self._packed_ip: int | None = None
+        self.offer_lifecycle = OfferLifecycle(self.book.offers, config.offer_timeout)
         self.calls = SchedulerCalls(self)
         self.agents = AgentMessages(self)
         self._ids = collections.Counter[str]()
@@ -135,43 +154,30 @@ class Master:
         else:
             self._schedule(lambda: fn(*args))
 
-    # -- observers (operator SUBSCRIBE) --------------------------------------------
+    # -- sending (see :mod:`.outbox`) ----------------------------------------------
     def emit(self, event: dict[str, Any]) -> None:
-        for observer in list(self.observers):
-            try:
-                observer(event)
-            except Exception:  # an observer's failure must not hurt the master
-                log.exception("operator event observer failed; removing it")
-                if observer in self.observers:
-                    self.observers.remove(observer)
+        """Hand an event to every operator API subscriber."""
+        self.out.emit(event)
 
     def emit_framework_updated(self, framework: Framework) -> None:
-        if self.observers:
-            self.emit({"type": "FRAMEWORK_UPDATED", "framework_updated": {
-                "framework": framework_json(framework, self.book)}})
+        self.out.emit_framework_updated(framework)
+
+    def emit_task_updated(self, task: Task, status: Any) -> None:
+        self.out.emit_task_updated(task, status)
+
+    def send_to_framework(self, framework: Framework, event: dict[str, Any]) -> bool:
+        return self.out.to_framework(framework, event)
+
+    def send_to_agent(self, agent: Agent, command: MasterCommand) -> bool:
+        return self.out.to_agent(agent, command)
+
+    def send_status(self, framework: Framework, status: Any) -> None:
+        self.out.status(framework, status)
 
     @property
     def last_why_not(self) -> dict[str, Any]:
         """The last allocation run's why-not counters (``/mesonb/v1/allocation``)."""
         return self._why_not.to_json() if self._why_not is not None else {}
-
-    # -- sending -------------------------------------------------------------------
-    def send_to_framework(self, framework: Framework, event: dict[str, Any]) -> bool:
-        if framework.send is None:
-            self.counters["dropped_messages"] += 1
-            return False
-        framework.send(event)
-        return True
-
-    def send_to_agent(self, agent: Agent, command: MasterCommand) -> bool:
-        if agent.send is None:
-            self.counters["dropped_messages"] += 1
-            return False
-        agent.send(command)  # a link encodes it; one in this process hands it over as is
-        return True
-
-    def send_status(self, framework: Framework, status: Any) -> None:
-        self.send_to_framework(framework, update_event(framework, status))
 
     # -- allocation ----------------------------------------------------------------
     def resources_changed(self, agent_id: str) -> None:
@@ -252,10 +258,11 @@ class Master:
                 now,
             )
             book.add_offer(offer)
+            self.offer_lifecycle.handle(Made(offer))
             by_framework[offer.framework_id].append(offer.to_json(agent))
         for framework_id, offers in by_framework.items():
             event = Event(type=EventType.OFFERS, offers=Offers(offers=offers)).to_json()
-            self.send_to_framework(book.frameworks[framework_id], event)
+            self.out.to_framework(book.frameworks[framework_id], event)
         return len(result.offers)
 
     def _wanted(self, view: AgentView, now: float) -> bool:
@@ -272,12 +279,31 @@ class Master:
 
     def rescind_offer(self, offer: Offer, *, notify: bool = True) -> None:
         """Take an offer back, telling its framework (RESCIND) and freeing its resources."""
-        self.book.remove_offer(offer)
-        framework = self.book.frameworks.get(offer.framework_id)
-        if notify and framework is not None:
-            event = Event(type=EventType.RESCIND, rescind=Rescind(offer_id=offer.id)).to_json()
-            self.send_to_framework(framework, event)
-        self.resources_changed(offer.agent_id)
+        self.carry_out_offers(self.offer_lifecycle.handle(Rescind(offer, notify)))
+
+    def carry_out_offers(self, actions: list[OfferAction]) -> Pooled | None:
+        """Carry out what the offer machine decided; returns its Pooled, if any."""
+        pooled = None
+        for action in actions:
+            if isinstance(action, Withdraw):
+                self.book.remove_offer(action.offer)
+            elif isinstance(action, Release):
+                self.resources_changed(action.agent_id)
+            elif isinstance(action, TellRescinded):
+                offer = action.offer
+                framework = self.book.frameworks.get(offer.framework_id)
+                if framework is not None:
+                    event = Event(type=EventType.RESCIND, rescind=RescindBody(offer_id=offer.id))
+                    self.out.to_framework(framework, event.to_json())
+            elif isinstance(action, Refuse):
+                offer = action.offer
+                framework = self.book.frameworks.get(offer.framework_id)
+                if framework is not None:
+                    refuse_until = self.clock.monotonic() + action.seconds
+                    framework.filters[offer.agent_id] = Filter(refuse_until, offer.resources)
+            else:
+                pooled = action
+        return pooled
 
     def rescind_agent_offers(self, agent: Agent) -> None:
         for offer_id in list(agent.offers):
@@ -296,8 +322,29 @@ class Master:
         self.book.finish_task(task)
         self.resources_changed(task.agent_id)
 
+    # -- frameworks ----------------------------------------------------------------
+    def framework_event(self, framework: Framework, event: framework_fsm.Event) -> None:
+        """Hand ``event`` to the framework's machine and carry out what it decides (the
+        stream actions of a SUBSCRIBE are the scheduler API's, see :mod:`.frameworks`)."""
+        self.carry_out_framework(framework, framework.lifecycle.handle(event))
+
+    def carry_out_framework(self, framework: Framework,
+                            actions: list[framework_fsm.Action]) -> None:
+        for action in actions:
+            if isinstance(action, framework_fsm.RescindOffers):
+                self.rescind_framework_offers(framework, notify=False)
+            elif isinstance(action, framework_fsm.Announce):
+                self.out.emit_framework_updated(framework)
+            elif isinstance(action, framework_fsm.Remove):
+                self._tear_down(framework, action.reason)
+            else:
+                raise AssertionError(f"framework action {action!r} is the stream owner's")
+
     def remove_framework(self, framework: Framework, reason: str) -> None:
-        """Tear a framework down: kill its tasks on the agents and forget its offers."""
+        """Tear a framework down (TEARDOWN): kill its tasks and forget its offers."""
+        self.framework_event(framework, framework_fsm.Teardown(reason))
+
+    def _tear_down(self, framework: Framework, reason: str) -> None:
         log.info("removing framework %s (%s): %s", framework.id, framework.name, reason)
         self.rescind_framework_offers(framework, notify=False)
         now = self.clock.time()
@@ -308,7 +355,7 @@ class Master:
             agent = self.book.agents.get(agent_id)
             if agent is None:
                 continue
-            self.send_to_agent(
+            self.out.to_agent(
                 agent,
                 MasterCommand(
                     type=MasterCommandType.SHUTDOWN_FRAMEWORK,
@@ -328,8 +375,7 @@ class Master:
             )
             task.record(status)
             self.terminate_task(task, TaskState.TASK_KILLED)
-            self.emit_task_updated(task, status)
-        framework.active = False
+            self.out.emit_task_updated(task, status)
         framework.unregistered_time = now
         if framework.close is not None:
             framework.close(None)
@@ -337,16 +383,8 @@ class Master:
         self.book.complete_framework(framework)
         self.persist(self.registry and self.registry.remove_framework(framework.id),
                      f"remove framework {framework.id}")
-        self.emit({"type": "FRAMEWORK_REMOVED", "framework_removed": {
+        self.out.emit({"type": "FRAMEWORK_REMOVED", "framework_removed": {
             "framework_info": framework.info.to_json()}})
-
-    def emit_task_updated(self, task: Task, status: Any) -> None:
-        if self.observers:
-            self.emit({"type": "TASK_UPDATED", "task_updated": {
-                "framework_id": {"value": task.framework_id},
-                "status": status.to_json(),
-                "state": task.state.value,
-            }})
 
     # -- timers --------------------------------------------------------------------
     def tick(self) -> None:
@@ -365,18 +403,18 @@ class Master:
             self._next_ping = now + self.config.agent_ping_timeout
             self.agents.ping_all(now)
         self._expire_frameworks(now)
-        if self._recovery_deadline is not None and now >= self._recovery_deadline:
-            self._expire_recovered_agents()
-        if self.config.offer_timeout is not None:
-            cutoff = now - self.config.offer_timeout
-            for offer in [o for o in self.book.offers.values() if o.created <= cutoff]:
-                self.rescind_offer(offer)
+        if self.recovery.deadline is not None and now >= self.recovery.deadline:
+            for agent_id, info, when in self.recovery.expire():
+                if self.registry is not None:
+                    self.persist(self.registry.mark_unreachable(agent_id, info, when),
+                                 f"agent {agent_id} unreachable")
+        self.carry_out_offers(self.offer_lifecycle.handle(OfferTick(now)))
 
     def _expire_frameworks(self, now: float) -> None:
+        tick = framework_fsm.Tick(now)
         for framework in list(self.book.frameworks.values()):
-            deadline = framework.failover_deadline
-            if deadline is not None and not framework.connected and now >= deadline:
-                self.remove_framework(framework, "failover timeout elapsed")
+            if framework.lifecycle.deadline is not None:
+                self.framework_event(framework, tick)
 
     # -- registry ------------------------------------------------------------------
     def persist(self, future: Any, what: str) -> None:
@@ -391,67 +429,9 @@ class Master:
                          f"framework {framework.id}")
 
     def recover(self, state: RegistryState) -> None:
-        """A new leader's starting point: the registry's agents and frameworks.
-
-        Admitted agents wait in ``recovered_agents`` until they re-register or
-        ``agent_reregister_timeout`` passes; frameworks come back inactive, with a failover
-        deadline no earlier than that timeout, so their schedulers can re-subscribe.
-        """
-        book, now, mono = self.book, self.clock.time(), self.clock.monotonic()
-        timeout = self.config.agent_reregister_timeout
-        book.gone_agents.update(state.gone)
-        for agent_id, (info, when) in state.unreachable.items():
-            if agent_id not in book.agents:
-                agent = self._agent_from_registry(agent_id, info)
-                agent.state, agent.unreachable_time = AgentState.UNREACHABLE, when
-                book.agents[agent_id] = agent
-        for agent_id, info in state.admitted.items():
-            if agent_id not in book.agents and agent_id not in book.gone_agents:
-                self.recovered_agents[agent_id] = info
-        if self.recovered_agents:
-            self._recovery_deadline = mono + timeout
-        for framework_id, info_json in state.frameworks.items():
-            if framework_id in book.frameworks or framework_id in book.completed_frameworks:
-                continue
-            try:
-                info = FrameworkInfo.from_json(info_json)
-            except Exception as exc:  # a record we cannot read must not stop recovery
-                log.warning("registry: unreadable framework %s: %r", framework_id, exc)
-                continue
-            info.id = framework_id
-            framework = Framework(framework_id, info, registered_time=now, active=False)
-            framework.failover_deadline = mono + max(info.failover_timeout or 0.0, timeout)
-            book.add_framework(framework)
-        log.info("recovered from the registry: %d agents to re-register, %d unreachable, "
-                 "%d gone, %d frameworks", len(self.recovered_agents), len(state.unreachable),
-                 len(state.gone), len(state.frameworks))
-
-    def _agent_from_registry(self, agent_id: str, info_json: dict[str, Any]) -> Agent:
-        info = AgentInfo.from_json(info_json)
-        info.id = agent_id
-        total = Resources.from_json(info.resources or [], "agent_info.resources")
-        return Agent(agent_id, info, total, "", registered_time=self.clock.time())
-
-    def _expire_recovered_agents(self) -> None:
-        """agent_reregister_timeout passed: recovered agents not back are unreachable."""
-        self._recovery_deadline = None
-        now = self.clock.time()
-        for agent_id, info in list(self.recovered_agents.items()):
-            del self.recovered_agents[agent_id]
-            try:
-                agent = self._agent_from_registry(agent_id, info)
-            except Exception as exc:
-                log.warning("registry: unreadable agent %s: %r", agent_id, exc)
-                continue
-            agent.state, agent.unreachable_time = AgentState.UNREACHABLE, now
-            self.book.agents[agent_id] = agent
-            self.counters["recovery_slave_removals"] += 1
-            log.warning("agent %s (%s) did not re-register within %gs of the failover: "
-                        "unreachable", agent_id, agent.hostname,
-                        self.config.agent_reregister_timeout)
-            if self.registry is not None:
-                self.persist(self.registry.mark_unreachable(agent_id, info, now),
-                             f"agent {agent_id} unreachable")
+        """A new leader's starting point: the registry's agents and frameworks (see
+        :class:`~.recovery.Recovery`)."""
+        self.recovery.recover(state)
 
     # -- figures for state and metrics ---------------------------------------------
     def task_count(self, state: TaskState) -> int:

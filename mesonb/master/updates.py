@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from mesonb.protocol.mesos import TaskStatus
@@ -73,6 +74,7 @@ def reconciliation_status(task: Task, now: float) -> TaskStatus:
 
 
 def _copy(status: TaskStatus, **changes: Any) -> TaskStatus:
-    fields = {name: getattr(status, name) for name in status.__dataclass_fields__}
-    fields.update(changes)
-    return TaskStatus(**fields)
+    status = copy.copy(status)
+    for name, value in changes.items():
+        setattr(status, name, value)
+    return status

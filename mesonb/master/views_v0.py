@@ -306,7 +306,8 @@ def v0_state(master: Master) -> dict[str, Any]:
         "hostname": master.hostname,
         "capabilities": [],
         "activated_slaves": sum(1 for a in agents if a.active),
-        "deactivated_slaves": sum(1 for a in agents if a.state is AgentState.DISCONNECTED),
+        "deactivated_slaves": sum(1 for a in agents if not a.active
+                                  and a.state is not AgentState.UNREACHABLE),
         "unreachable_slaves": sum(1 for a in agents if a.state is AgentState.UNREACHABLE),
     })
     out.update(leader_fields(master))

@@ -188,8 +188,10 @@ class AgentLink:
         done.set_result(None)
         return done
 
-    async def read_message(self) -> list[Any] | None:
-        """The next messages from the master (MasterCommands or their JSON), or None."""
+    async def read_message(self) -> Any:
+        """The next messages from the master, or None: a list of MasterCommands or their
+        JSON where a WebSocket gives one text frame (typed Any so that this serves as the
+        agent's ``Link``)."""
         return await self._inbox.get()
 
     async def wait_closed(self) -> None:

@@ -8,7 +8,7 @@ from mesonb.master.master import Master
 from mesonb.protocol.errors import Redirect, ServiceUnavailable
 
 
-def version_json() -> dict[str, str]:
+def version_json() -> dict[str, str | int]:
     return {
         "version": VERSION,
         "mesonb_version": MESONB_VERSION,

@@ -39,32 +39,12 @@ from mesonb.protocol import recordio
 from mesonb.protocol.agent import MasterCommand, MasterCommandType, Notice
 from mesonb.protocol.errors import BadRequest, NotFound
 from mesonb.protocol.operator import Call, CallType, NotImplementedCall
+from mesonb.protocol.roles import validate_role
 from mesonb.protocol.states import Reason, TaskState
 
 log = logging.getLogger(__name__)
 
 OPERATOR_PATH = r"/api/v1(?:/(?!(?:scheduler|executor)/?$)[^/]+)?/?"
-
-
-_ROLE_BAD_CHARS = frozenset("\b\t\n\v\f\r \x7f/")
-
-
-def validate_role(role: str) -> str | None:
-    """Mesos's ``roles::validate`` (src/common/roles.cpp); the problem, or None."""
-    if role == "*":
-        return None
-    if not role:
-        return "Role names cannot be the empty string"
-    if role.startswith("/") or role.endswith("/") or "//" in role:
-        return f"Role '{role}' cannot start or end with a slash or contain '//'"
-    for part in role.split("/"):
-        if part in (".", "..", "*"):
-            return f"Role '{role}' cannot include '{part}' as a component"
-        if part.startswith("-"):
-            return f"Role component '{part}' is invalid because it starts with a dash"
-        if any(c in _ROLE_BAD_CHARS or not c.isprintable() for c in part):
-            return f"Role component '{part}' is invalid because it contains backspace or whitespace"
-    return None
 
 
 class OperatorHandler(BaseHandler):
