@@ -125,13 +125,16 @@ class Cluster:
         _at_exit(self.close)
 
     @classmethod
-    def local(cls, agents: int = 2, *, resources: str | None = None,
+    def local(cls, agents: int = 1, *, resources: str | None = None,
               work_dir: str | None = None, secret: str | None = None,
               **options: Any) -> Cluster:
         """Start a master and ``agents`` agents in this process (no ZooKeeper).
 
-        ``resources`` is each agent's resource flag (``"cpus:2;mem:4096"``); by default the
-        machine is split evenly. Everything stops with :meth:`close`.
+        One agent holds the whole machine by default, as on a Mesos cluster (one agent per
+        machine): on an N-core machine a call may ask for ``cpus=1`` up to ``cpus=N``, and
+        N ``cpus=1`` calls run at once. ``resources`` is each agent's resource flag
+        (``"cpus:2;mem:4096"``); by default the machine is split evenly between the
+        agents. Everything stops with :meth:`close`.
 
         >>> with Cluster.local(agents=2) as cluster:  # doctest: +SKIP
         ...     cluster.submit(abs, -3).result()
@@ -565,9 +568,8 @@ class Cluster:
         res = biggest.get("resources", {})
         has = ", ".join(f"{k} {_amount(k, res.get(k, 0.0))}" for k in need.scalars)
         if job.command is None:
-            extra = ", ".join(f"{k} {_amount(k, v)}"
-                              for k, v in EXECUTOR_RESOURCES.scalars.items())
-            what = f"this call ({asked}, plus {extra} for the functions executor)"
+            what = (f"this call ({asked}; only the call's own resources count: "
+                    f"{_executor_share()})")
         else:
             what = f"this command ({asked})"
         return (f"no registered agent could ever hold {what}; the largest agent, "
@@ -620,6 +622,14 @@ def _terminal() -> frozenset[str]:
     from mesonb.frameworks.functions.scheduler import TERMINAL
 
     return TERMINAL
+
+
+def _executor_share() -> str:
+    """What the functions executor adds to a call's resources, in words."""
+    if not EXECUTOR_RESOURCES:
+        return "the functions executor's own overhead is not charged"
+    extra = ", ".join(f"{k} {_amount(k, v)}" for k, v in EXECUTOR_RESOURCES.scalars.items())
+    return f"plus {extra} for the functions executor"
 
 
 def _amount(name: str, value: float) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 
-async def start_local(agents: int = 2, *, resources: str | None = None,
+async def start_local(agents: int = 1, *, resources: str | None = None,
                       work_dir: Path | str | None = None, secret: str | None = None,
                       **options: Any) -> Any:
     """A started :class:`mesonb.local.LocalCluster` on a free loopback port, agents

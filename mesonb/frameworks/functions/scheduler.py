@@ -41,7 +41,13 @@ LOOK_AHEAD = 64
 # offer held REVIVEs, which clears the filters. Re-offering the rest at once (0 s) would
 # cost an allocation run and an OFFERS event per launch for nothing.
 REMAINDER_REFUSE = 5.0
-EXECUTOR_RESOURCES = Resources({"cpus": 0.1, "mem": 64.0})
+# The functions executor's own resources: none are asked for. As with Mesos's command
+# executor (whose 0.1 cpus and 32 MB the agent adds on top of the task's, uncharged), the
+# executor's overhead must not make a call that fits an agent impossible: on an N-core
+# machine ``cpus=N`` fits, and N ``cpus=1`` calls run at once. Each call's ``cpus`` and
+# ``mem`` are its worker's; the executor process itself (an idle event loop, ~30 MB)
+# is not counted.
+EXECUTOR_RESOURCES = Resources()
 # The functions framework's failover_timeout: how long the master keeps its tasks running
 # while no scheduler is subscribed. A master failover disconnects every framework and a new
 # leader learns frameworks from re-registering agents; with 0 it would remove the framework
@@ -305,14 +311,16 @@ class FunctionsScheduler:
 
     def executor_info(self) -> dict[str, Any]:
         variables = [{"name": k, "value": v} for k, v in sorted(self.executor_env.items())]
-        return {
+        info: dict[str, Any] = {
             "type": "CUSTOM",
             "name": "mesonb functions executor",
             "command": {"shell": False, "value": sys.executable,
                         "arguments": [sys.executable, "-m", EXECUTOR_MODULE],
                         "environment": {"variables": variables}},
-            "resources": EXECUTOR_RESOURCES.to_json(),
         }
+        if EXECUTOR_RESOURCES:
+            info["resources"] = EXECUTOR_RESOURCES.to_json()
+        return info
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
