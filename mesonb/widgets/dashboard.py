@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import threading
@@ -86,7 +85,7 @@ class DashboardModel:
         elif kind == "TASK_UPDATED":
             status = body.get("status", {})
             task_id = status.get("task_id", {}).get("value", "")
-            row = self.tasks.pop(task_id, None) or {
+            row = self.tasks.pop(task_id, {}) or {
                 "task_id": task_id, "name": "", "agent_id":
                 status.get("agent_id", {}).get("value", ""),
                 "framework_id": body.get("framework_id", {}).get("value", ""),
@@ -174,7 +173,6 @@ class Dashboard:
         self.url = ""  # the master the stream is on
         self.updates = 0
         self._stream: Any = None
-        self._conn: Any = None
         self._poller: asyncio.Future[None] | None = None
         self._agents_pending = False
         self._background: set[asyncio.Future[None]] = set()
@@ -185,8 +183,8 @@ class Dashboard:
         self._changed = threading.Condition(self._lock)
         self._widget: Any = None
         self._rows: dict[tuple[str, str], Any] = {}
-        self._task = cluster._lt.run(self._start(), 30)
-        cluster._closers.append(self._stop)
+        self._task = cluster.run_on_loop(self._start(), 30)
+        cluster.on_close(self._stop)
 
     # -- the stream (loop thread) ----------------------------------------------------
     async def _start(self) -> asyncio.Future[None]:
@@ -194,25 +192,10 @@ class Dashboard:
         return asyncio.ensure_future(self._run())
 
     async def _connect(self) -> None:
-        from mesonb.frameworks.driver import _redirect, resolve_master_url
-        from mesonb.http.client import Connection, HTTPError, open_stream
-
-        url = await resolve_master_url(self.cluster.address)  # zk:// or host:port
-        for _ in range(3):
-            try:
-                stream = await open_stream(url, "/api/v1", {"type": "SUBSCRIBE"},
-                                           self.cluster._headers)
-                break
-            except HTTPError as exc:  # a standby names the leader
-                if exc.status != 307 or not exc.headers.get("location"):
-                    raise
-                url = _redirect(url, exc.headers["location"])
-        else:
-            raise ConnectionError(f"{url}: too many redirects")
-        if self._conn is not None:
-            self._conn.close()
-        self._stream, self.url = stream, url
-        self._conn = Connection.to(url, self.cluster._headers)
+        """A new operator stream at the leading master, found by the client (which
+        follows a zk:// cluster's leader)."""
+        stream = await self.cluster.operator_stream()
+        self._stream, self.url = stream, stream.url
 
     async def _run(self) -> None:
         first = True
@@ -239,8 +222,6 @@ class Dashboard:
     async def _reconnect(self) -> bool:
         """Subscribe again (to the new leader of a zk:// cluster) until ``reconnect_for``
         runs out; then stop with :attr:`error`. True when a new stream is open."""
-        from mesonb.http.client import HTTPError
-
         deadline = time.monotonic() + self.reconnect_for
         delay = 0.1
         while not self.stopped:
@@ -248,7 +229,7 @@ class Dashboard:
                 await self._connect()
                 self.reconnects += 1
                 return True
-            except (OSError, ConnectionError, TimeoutError, ValueError, HTTPError) as exc:
+            except Exception as exc:  # refused, a standby, no leader yet: try again
                 last = str(exc) or type(exc).__name__
             left = deadline - time.monotonic()
             if left <= 0:
@@ -269,20 +250,16 @@ class Dashboard:
             self._draw()
 
     async def _read(self) -> None:
-        from mesonb.protocol.recordio import Decoder
-
-        decoder = Decoder()
-        chunks = self._stream.chunks
+        batches = self._stream.batches()
         while True:
             try:
-                chunk = await asyncio.wait_for(anext(chunks),
+                batch = await asyncio.wait_for(anext(batches),
                                                3 * self.model.heartbeat_interval)
             except StopAsyncIteration:
                 return
             subscribed = False  # this batch holds the stream's SUBSCRIBED
             with self._lock:
-                for record in decoder.feed(chunk):
-                    event = json.loads(record)
+                for event in batch:
                     subscribed = subscribed or event.get("type") == "SUBSCRIBED"
                     self.model.feed(event)
                 self._changed.notify_all()
@@ -306,18 +283,14 @@ class Dashboard:
     async def _read_agents(self, measure: bool) -> None:
         """The master's agent records (allocated includes executors) and, with
         ``measure``, what the agents measure in use."""
-        from mesonb.http.client import HTTPError
-
         self.model.stale = False  # events from now on ask for another read
-        conn = self._conn
         try:
-            agents = await asyncio.wait_for(state.operator_call(conn, "GET_AGENTS"), 10)
-        except HTTPError as exc:
-            raise ConnectionError(str(exc)) from exc
-        except BaseException:  # cut short: its answer must not be read by the next call
-            conn.close()
+            agents = await self.cluster.operator("GET_AGENTS", timeout=10)
+        except (OSError, TimeoutError, ValueError):
             raise
-        used = await state.agents_used(agents, self.cluster._headers) if measure else None
+        except Exception as exc:  # an HTTP error answer
+            raise ConnectionError(str(exc)) from exc
+        used = await self.cluster.agents_usage(agents) if measure else None
         with self._lock:
             self.model.set_agents(agents)
             if used is not None:
@@ -502,9 +475,8 @@ class Dashboard:
         """Close the operator stream; the view keeps its last picture."""
         if self._closed:
             return
-        if self._stop in self.cluster._closers:
-            self.cluster._closers.remove(self._stop)
-        self.cluster._lt.run(self._stop(), 30)
+        self.cluster.on_close(self._stop, remove=True)
+        self.cluster.run_on_loop(self._stop(), 30)
 
     async def _stop(self) -> None:
         self._closed = True
@@ -520,8 +492,6 @@ class Dashboard:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
-        if self._conn is not None:
-            self._conn.close()
         if self._widget is not None:
             self._draw(resend=True)
 

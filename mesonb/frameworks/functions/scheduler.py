@@ -18,6 +18,7 @@ import asyncio
 import base64
 import itertools
 import logging
+import math
 import sys
 import uuid
 from collections import deque
@@ -56,6 +57,8 @@ EXECUTOR_RESOURCES = Resources()
 # dies without closing leaves its tasks to run out this timeout.
 FAILOVER_TIMEOUT = 3600.0
 EXECUTOR_MODULE = "mesonb.frameworks.functions.executor"
+# While tasks wait with no offer held, the client is told this often (on_starved).
+STARVED_EVERY = 0.5
 
 
 @dataclass(eq=False)
@@ -101,6 +104,10 @@ class FunctionsScheduler:
         self._idle_since: float | None = None
         self.on_disconnect: Callable[[], Any] | None = None
         self.on_fatal: Callable[[str], Any] | None = None
+        # Called (at most every STARVED_EVERY seconds) while tasks wait and no offer is
+        # held: the client asks its other frameworks to give back the offers they hold.
+        self.on_starved: Callable[[], Any] | None = None
+        self._starved_at = -math.inf
 
     def start(self, driver: driver_mod.SchedulerDriver) -> None:
         self.driver = driver
@@ -123,9 +130,9 @@ class FunctionsScheduler:
             if spec.task_id == task_id:
                 self.queue.remove(spec)
                 return True
-        spec = self.launched.get(task_id)
-        if spec is not None and self.driver is not None:
-            self._spawn(self.driver.kill(task_id, spec.agent_id))
+        launched = self.launched.get(task_id)
+        if launched is not None and self.driver is not None:
+            self._spawn(self.driver.kill(task_id, launched.agent_id))
         return False
 
     def _wake(self) -> None:
@@ -195,6 +202,8 @@ class FunctionsScheduler:
                 await self._place()
                 if self.queue:
                     self._idle_since = None
+                    if not self.offers:
+                        self._starved(loop.time())
                     if not self.offers and (self.suppressed or self._declined_would_do()):
                         self.suppressed = False
                         self.declined.clear()
@@ -210,6 +219,23 @@ class FunctionsScheduler:
                 self._offer_resources.clear()
             except Exception:
                 log.exception("placement failed")
+
+    def _starved(self, now: float) -> None:
+        if self.on_starved is None or now - self._starved_at < STARVED_EVERY:
+            return
+        self._starved_at = now
+        try:
+            self.on_starved()
+        except Exception:
+            log.exception("on_starved failed")
+        self._wake_later(STARVED_EVERY)  # look again then, offers or not
+
+    def _wake_later(self, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, self._wake_if_queued)
+
+    def _wake_if_queued(self) -> None:
+        if self.queue and not self.offers:
+            self._wake()
 
     def _declined_would_do(self) -> bool:
         """Would a queued task (of the first LOOK_AHEAD) fit in a declined remainder?"""
@@ -241,7 +267,7 @@ class FunctionsScheduler:
             if not self.queue:
                 break
             free = Resources()
-            running = set()
+            running: set[str] = set()
             for offer in offers:
                 free = free + self._offer_resources[offer["id"]["value"]]
                 running.update(e["value"] for e in offer.get("executor_ids", ()))
@@ -326,8 +352,12 @@ class FunctionsScheduler:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        task.add_done_callback(lambda t: t.cancelled() or (t.exception() and log.warning(
-            "call failed: %s", t.exception())))
+        task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("call failed: %s", task.exception())
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
