@@ -120,8 +120,10 @@ class Future(concurrent.futures.Future):
                                    f"{timeout:g} s; {self.status()}") from None
             if isinstance(exc, concurrent.futures.CancelledError):
                 raise
-            # the call's own error: its frames here are concurrent.futures' plumbing
-            raise exc.with_traceback(None)  # noqa: B904
+            # the call's own error: its frames here are concurrent.futures' plumbing; a
+            # remote one shows the remote frames (the user's) instead
+            remote = getattr(exc, "_mesonb_remote_traceback", None)
+            raise exc.with_traceback(remote)  # noqa: B904
 
     def cancel(self) -> bool:
         """Cancel a queued call, or KILL its running task; False once finished.

@@ -326,8 +326,9 @@ class OffersView:
                                 f"{escape(self.model.what)}")
         self.box.children = [r.widget for r in rows]
         self.tasks.value = "".join(
-            f"<div><code title='{escape(t.task_id, quote=True)}'>{escape(t.name)}</code> "
-            f"on {escape(_agent(t))}: {escape(outcome(t))}</div>" for t in self.model.launched)
+            f"<div><code>{escape(t.name)}</code> <small>{escape(t.task_id)}</small> "
+            f"on {escape(_agent(t))}: "
+            f"{escape(outcome(t))}</div>" for t in self.model.launched)
         self.message.value = (f"<span style='color:#c33'>{escape(self.model.error)}</span>"
                               if self.model.error else "")
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from html import escape
+from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -191,9 +193,41 @@ def remote_exception(outcome: Outcome) -> BaseException:
             exc = None
     if not isinstance(exc, BaseException):
         exc = RemoteError(outcome.exc_type or "the remote call failed")
-    exc.__cause__ = RemoteTraceback(outcome.traceback or "")
+    frames = getattr(outcome, "frames", None)
+    chained = any(words in (outcome.traceback or "") for words in (
+        "The above exception was the direct cause", "During handling of the above"))
+    remote = _traceback_of(frames) if frames and not chained else None
+    if remote is None:  # a chained error, or frames that cannot be shown: the whole text
+        exc.__cause__ = RemoteTraceback(outcome.traceback or "")
     exc.__suppress_context__ = True
+    exc.__traceback__ = remote
+    with contextlib.suppress(AttributeError):  # Future.result raises it with these frames
+        exc._mesonb_remote_traceback = remote  # type: ignore[union-attr]
     return exc
+
+
+def _traceback_of(frames: list[tuple[str, int, str]]) -> TracebackType | None:
+    """A traceback whose frames read as the remote ones (file, line, function), so the
+    exception shows as if raised here, as Dask does with tblib; None if it cannot be."""
+    tb: TracebackType | None = None
+    try:
+        for filename, lineno, name in reversed(frames):
+            code = compile("\n" * (max(lineno, 1) - 1) + "raise __exc", filename, "exec")
+            code = code.replace(co_name=name)
+            try:
+                exec(code, {"__exc": _Marker, "__name__": "remote"})
+            except _Marker as marker:
+                assert marker.__traceback__ is not None and \
+                    marker.__traceback__.tb_next is not None
+                frame = marker.__traceback__.tb_next.tb_frame
+            tb = TracebackType(tb, frame, -1, max(lineno, 1))
+    except Exception:
+        return None
+    return tb
+
+
+class _Marker(Exception):
+    pass
 
 
 def command_concluded(status: dict[str, Any]) -> bool:
