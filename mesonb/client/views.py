@@ -81,22 +81,41 @@ class ClusterViews:
     def queue(self) -> list[dict[str, Any]]:
         """This client's calls not running yet, oldest first: ``name``, ``key`` and
         ``status`` (``"pending: <reason>"``, ``"starting on host:port"``)."""
-        if self.closed or self._lt.in_loop_thread():
+        if self.closed:
             return []
+        if self._lt.in_loop_thread():
+            return self._queue_now()
 
         async def look() -> list[dict[str, Any]]:
-            rows = []
-            for job in list(self._jobs.values()):
-                fut = job.future
-                if fut.started is None and not fut.done():
-                    rows.append({"name": fut.name, "key": fut.key, "status": pending.describe(
-                        fut, job, self._scheduler, self._agents, self._offer_holders)})
-            return rows
+            return self._queue_now()
 
         try:
             return self._lt.run(look(), 5)
         except (TimeoutError, RuntimeError):
             return []
+
+    def _queue_now(self) -> list[dict[str, Any]]:
+        rows = []
+        for job in list(self._jobs.values()):
+            fut = job.future
+            if fut.started is None and not fut.done():
+                rows.append({"name": fut.name, "key": fut.key, "status": pending.describe(
+                    fut, job, self._scheduler, self._agents, self._offer_holders)})
+        return rows
+
+    async def web_ui(self) -> str | None:
+        """The leading master's web UI (``http://host:port/``) when it serves one."""
+        try:
+            url = await events.leader_url(self._master, self.address)
+            conn = Connection.to(url, self._headers)
+            try:
+                answer = await asyncio.wait_for(conn.request("GET", "/"), 5)
+            finally:
+                conn.close()
+        except Exception:  # no answer: no link
+            return None
+        kind = answer.headers.get("content-type", "")
+        return f"{url}/" if answer.status == 200 and "html" in kind else None
 
     @property
     def calls_in_flight(self) -> int:
