@@ -99,7 +99,7 @@ def test_dashboard_text_and_bars_when_stopped_without_a_cluster():
     dash.stopped, dash.error, dash.connected, dash.lost = True, None, False, None
     dash.widget()
     [row] = dash._bars.children  # one row for the agent
-    label, cpu_pair, cpu_numbers, mem_pair, mem_numbers = row.children
+    label, cpu_pair, cpu_numbers, _mem_pair, mem_numbers = row.children
     assert label.value == "h-A:5051"
     allocated, used = cpu_pair.children
     assert (allocated.value, allocated.max, used.value, used.max) == (0.5, 2.0, 0.2, 2.0)
