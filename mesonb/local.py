@@ -59,7 +59,7 @@ class LocalCluster:
 
     def __init__(
         self,
-        agents: int = 2,
+        agents: int = 1,
         *,
         port: int = 5050,
         ip: str = "127.0.0.1",
@@ -151,7 +151,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "local", help="run a master and agents on this machine",
         description="Run a master and agents on this machine until Ctrl-C or SIGTERM.",
     )
-    p.add_argument("--agents", type=int, default=2, help="number of agents (default 2)")
+    p.add_argument("--agents", type=int, default=1,
+                   help="number of agents sharing the machine (default 1: a call may use "
+                        "every core)")
     p.add_argument("--port", type=int, default=5050, help="master port (default 5050; 0 = any)")
     p.add_argument("--ip", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--work-dir", type=Path, help="keep sandboxes here (default: a temp dir)")
@@ -173,7 +175,8 @@ async def serve(args: argparse.Namespace) -> int:
     await cluster.start()
     try:
         await cluster.wait_ready()
-        print(f"mesonb local cluster: master {cluster.url} with {args.agents} agents", flush=True)
+        agents = f"{args.agents} agent{'s' if args.agents != 1 else ''}"
+        print(f"mesonb local cluster: master {cluster.url} with {agents}", flush=True)
         print(f"  frameworks and pymesos: {cluster.master_address}", flush=True)
         print(f"  state: {cluster.url}/master/state   (Ctrl-C to stop)", flush=True)
         await stop.wait()

@@ -1,20 +1,18 @@
-"""What a function call carries: futures among its arguments, and what comes back.
+"""What a function call carries: futures among its arguments.
 
 A future passed as an argument (top level, or inside one list, tuple, set or dict)
 becomes a :class:`~mesonb.frameworks.functions.protocol.Dep` placeholder that the worker
-replaces with the future's value; a call's failed outcome becomes the same exception
-type in the caller, with the remote traceback as its cause.
+replaces with the future's value. What comes back is the functions framework's
+(:mod:`mesonb.frameworks.functions.results`).
 """
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterable
 from typing import Any
 
-from mesonb.frameworks.functions.protocol import Dep, Outcome
+from mesonb.frameworks.functions.protocol import Dep
 
-from .errors import RemoteError, RemoteTraceback
 from .futures import Future
 
 
@@ -65,42 +63,3 @@ def _future_depth(value: Any, depth: int, seen: set[int]) -> int | None:
         if found is not None:
             return found
     return None
-
-
-def remote_exception(outcome: Outcome) -> BaseException:
-    """The call's exception, of its own type where it unpickles here: whole, or rebuilt
-    from its type, ``args`` and ``__dict__`` (an ``__init__`` that wants other arguments
-    than its ``args``); else a :class:`RemoteError`. The remote traceback is its cause."""
-    exc: Any = None
-    if outcome.value is not None:
-        try:
-            exc = pickle.loads(outcome.value)
-        except Exception:
-            exc = None
-    if not isinstance(exc, BaseException) and getattr(outcome, "exc_parts", None):
-        try:
-            cls, args, state = pickle.loads(outcome.exc_parts)  # type: ignore[arg-type]
-            exc = cls.__new__(cls)
-            exc.args = tuple(args)
-            exc.__dict__.update(state)
-        except Exception:
-            exc = None
-    if not isinstance(exc, BaseException):
-        exc = RemoteError(outcome.exc_type or "the remote call failed")
-    exc.__cause__ = RemoteTraceback(outcome.traceback or "")
-    return exc
-
-
-def returncode(status: dict[str, Any]) -> int:
-    if status["state"] == "TASK_FINISHED":
-        return 0
-    message = status.get("message", "")
-    words = message.split()
-    try:
-        if message.startswith("Command exited with status"):
-            return int(words[-1])
-        if message.startswith("Command terminated with signal"):
-            return -int(words[4]) if words[4].isdigit() else -9
-    except (ValueError, IndexError):
-        pass
-    return 1

@@ -23,8 +23,6 @@ in a script and in a Jupyter kernel; ``await fut`` works in asyncio code.
 from __future__ import annotations
 
 import asyncio
-import atexit
-import base64
 import concurrent.futures
 import contextlib
 import getpass
@@ -33,24 +31,21 @@ import logging
 import os
 import pickle
 import sys
-import threading
+import time
 import uuid
+import warnings
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 import cloudpickle
 
 from mesonb.discovery import is_zk, parse_zk_url
 from mesonb.frameworks.driver import SchedulerDriver, master_url
-from mesonb.frameworks.functions.protocol import (
-    INLINE_MAX,
-    Call,
-    Outcome,
-    Ref,
-    Running,
-)
+from mesonb.frameworks.functions.protocol import INLINE_MAX, Call, Ref
+from mesonb.frameworks.functions.results import CallRecord, Results, TaskError
+from mesonb.frameworks.functions.sandbox import Sandboxes
 from mesonb.frameworks.functions.scheduler import (
     EXECUTOR_RESOURCES,
     FAILOVER_TIMEOUT,
@@ -60,17 +55,20 @@ from mesonb.frameworks.functions.scheduler import (
 from mesonb.http.client import Connection
 from mesonb.protocol.resources import Resources
 
+from . import pending
 from .blobs import BlobServer
-from .calls import nested_future, placehold, remote_exception, returncode
-from .errors import ResourceError, TaskError
-from .futures import CommandResult, Future, FutureInCall, Logs
+from .calls import nested_future, placehold
+from .errors import ResourceError
+from .futures import Future, FutureInCall, Logs
 from .leader import LeaderConnection
-from .loop import LoopThread
-from .sandbox import Sandboxes
+from .loop import LoopThread, at_exit
 from .sizes import check_retries, format_mb, resource_scalars
+from .state import agent_name
+from .views import ClusterViews, in_kernel, wants_progress
 
 log = logging.getLogger(__name__)
-NO_RETRY_STATES = {"TASK_ERROR", "TASK_KILLED"}
+# The local clusters alive in this process (a second Cluster.local() warns, naming them).
+_LOCAL: weakref.WeakSet[Cluster] = weakref.WeakSet()
 
 
 @dataclass(eq=False)
@@ -83,9 +81,18 @@ class _Job:
     command: str | None = None
     deps: list[Future] = field(default_factory=list)
     call_url: str | None = None
+    closed: bool = False  # the cluster closed under it
+
+    @property
+    def record(self) -> CallRecord:
+        return self.future.record
+
+    def over(self) -> bool:
+        """The caller no longer waits for this call."""
+        return self.future.done() or self.closed
 
 
-class Cluster:
+class Cluster(ClusterViews):
     """A connection to a mesonb cluster (see the module docstring).
 
     ``Cluster("HOST:PORT")`` connects to a running master, ``Cluster("zk://h1:2181,h2:2181/
@@ -105,11 +112,15 @@ class Cluster:
             master_url(address)  # validates
         self.secret = secret
         self.name = name
-        self.local: Any = None
+        # the embedded cluster (mesonb.local.LocalCluster) of Cluster.local(), else None
+        self.local: Any = None  # type: ignore[method-assign,assignment]
         self.address = address or ""
         self.closed = False
         self._headers = {"Authorization": f"Bearer {secret}"} if secret else {}
         self._sandboxes = Sandboxes(self._headers)
+        self._results = Results(self._sandboxes, self._headers, finish=self._finish,
+                                relaunch=self._launch)
+        self._offer_holders: list[Any] = []  # notebook frameworks of this client
         self._jobs: dict[str, _Job] = {}
         self._agents: list[dict[str, Any]] = []
         self._background: set[asyncio.Future[Any]] = set()
@@ -122,31 +133,51 @@ class Cluster:
             self._lt.run(self._stop(), 30)
             self._lt.stop()
             raise
-        _at_exit(self.close)
+        at_exit(self.close)
 
     @classmethod
-    def local(cls, agents: int = 2, *, resources: str | None = None,
-              work_dir: str | None = None, secret: str | None = None,
+    def local(cls, agents: int = 1, *, resources: str | None = None,
+              work_dir: str | None = None, secret: str | None = None, reuse: bool = False,
               **options: Any) -> Cluster:
         """Start a master and ``agents`` agents in this process (no ZooKeeper).
 
-        ``resources`` is each agent's resource flag (``"cpus:2;mem:4096"``); by default the
-        machine is split evenly. Everything stops with :meth:`close`.
+        One agent holds the whole machine by default, as on a Mesos cluster (one agent per
+        machine): on an N-core machine a call may ask for ``cpus=1`` up to ``cpus=N``, and
+        N ``cpus=1`` calls run at once. ``resources`` is each agent's resource flag
+        (``"cpus:2;mem:4096"``); by default the machine is split evenly between the
+        agents. Everything stops with :meth:`close`.
 
-        >>> with Cluster.local(agents=2) as cluster:  # doctest: +SKIP
+        Re-running a notebook cell is safe: while a local cluster of this process is open,
+        ``Cluster.local(reuse=True)`` returns it, and ``Cluster.local()`` warns (naming it)
+        before starting a second one, whose agents would claim the same cores again.
+
+        >>> with Cluster.local() as cluster:  # doctest: +SKIP
         ...     cluster.submit(abs, -3).result()
         3
         """
-        return cls(secret=secret, _local={"agents": agents, "resources": resources,
-                                          "work_dir": work_dir, "secret": secret, **options})
+        alive = [c for c in list(_LOCAL) if not c.closed]
+        if alive and reuse:
+            return alive[-1]
+        if alive:
+            warnings.warn(
+                f"a local cluster is already running in this process ({alive[-1]!r}); "
+                "this starts a second one whose agents claim the same cores again. "
+                "Use Cluster.local(reuse=True) to get the first, or close it first.",
+                RuntimeWarning, stacklevel=2)
+        cluster = cls(secret=secret, _local={"agents": agents, "resources": resources,
+                                             "work_dir": work_dir, "secret": secret,
+                                             **options})
+        _LOCAL.add(cluster)
+        return cluster
 
     # -- life cycle (async core) -------------------------------------------------------
     async def _start(self, local: dict[str, Any] | None) -> None:
         if local is not None:
             from .local import start_local
 
-            self.local = await start_local(**local)
-            self.address = self.local.master_address
+            embedded = await start_local(**local)
+            self.local = embedded  # type: ignore[method-assign]
+            self.address = embedded.master_address
         if is_zk(self.address):  # every master call goes to the current leader
             self._master = LeaderConnection(self.address, self._headers)
             url = await self._master.start()
@@ -158,6 +189,7 @@ class Cluster:
         self._blobs.start(url)
         self._scheduler = FunctionsScheduler(executor_env=_executor_env())
         self._scheduler.on_fatal = self._fatal
+        self._scheduler.on_starved = self._release_held_offers
         framework = {"user": getpass.getuser(), "name": self.name,
                      "failover_timeout": FAILOVER_TIMEOUT, "hostname": os.uname().nodename}
         self._driver = SchedulerDriver(self.address, framework, self._scheduler,
@@ -167,6 +199,7 @@ class Cluster:
 
     async def _stop(self) -> None:
         for job in list(self._jobs.values()):
+            job.closed = True
             job.future._settle(exc=TaskError(job.future.task_id or job.future.key,
                                              "TASK_KILLED", None, "the cluster was closed"))
         self._jobs.clear()
@@ -185,15 +218,16 @@ class Cluster:
             self._blobs.stop()
         if getattr(self, "_master", None) is not None:
             self._master.close()
-        if self.local is not None:
-            await self.local.stop()
+        embedded: Any = self.local
+        if embedded is not None:
+            await embedded.stop()
 
     def close(self) -> None:
         """Stop the framework (killing its tasks) and, for a local cluster, every daemon."""
         if self.closed:
             return
         self.closed = True
-        _at_exit(self.close, remove=True)
+        at_exit(self.close, remove=True)
         try:
             self._lt.run(self._stop(), 60)
         finally:
@@ -207,7 +241,9 @@ class Cluster:
 
     def __repr__(self) -> str:
         kind = "local " if self.local is not None else ""
-        return f"<mesonb.Cluster {kind}{self.address} {len(self._agents)} agents>"
+        state = "closed" if self.closed else f"{len(self._jobs)} calls in flight"
+        return (f"<mesonb.Cluster {kind}{self.address}: {_agents_text(self._agents)}, "
+                f"{state}>")
 
     # -- public API --------------------------------------------------------------------
     def submit(self, fn: Callable[..., Any], *args: Any, cpus: float = 0.2,
@@ -235,7 +271,7 @@ class Cluster:
             call = cloudpickle.dumps((fn, held, held_kw), protocol=pickle.HIGHEST_PROTOCOL)
         except FutureInCall as exc:  # a future nested deeper than placeholders go
             raise TypeError(nested_future(args, kwargs) or str(exc)) from None
-        name = name or getattr(fn, "__name__", "call")
+        name = name or str(getattr(fn, "__name__", "call"))
         fut = Future(self, f"{_slug(name)}-{next(self._ids)}", name)
         self._post(_Job(fut, name, resources, retries, call=call, deps=deps))
         return fut
@@ -246,7 +282,7 @@ class Cluster:
         (or with ``progress=True``) a progress bar shows them finish."""
         futures = [self.submit(fn, *items, **resources)
                    for items in zip(*iterables, strict=False)]
-        if progress or (progress is None and len(futures) > 1 and _in_kernel()):
+        if progress or (progress is None and len(futures) > 1 and in_kernel()):
             from mesonb.widgets.progress import progress as show
 
             show(futures, wait=False)
@@ -258,7 +294,7 @@ class Cluster:
         progress bar shows while waiting: a widget in Jupyter, tqdm on a terminal
         (``progress=None`` decides; ``False`` never)."""
         futures = list(futures)
-        if progress or (progress is None and len(futures) > 1 and _wants_progress()):
+        if progress or (progress is None and len(futures) > 1 and wants_progress()):
             from mesonb.widgets.progress import progress as show
 
             show(futures, wait=False)
@@ -307,10 +343,16 @@ class Cluster:
 
     def framework(self, name: str = "notebook", *, role: str = "*", **info: Any) -> Any:
         """A framework of your own, driven from the notebook: see offers, launch on one,
-        decline, revive, suppress (:class:`~mesonb.client.interactive.NotebookFramework`)."""
+        decline, revive, suppress (:class:`~mesonb.client.interactive.NotebookFramework`).
+        The offers it holds go back to the master whenever this client's own calls wait
+        for resources, so ``submit`` keeps working while it (or its offers widget) is
+        open."""
         from .interactive import NotebookFramework
 
-        return NotebookFramework(self, name, role=role, **info)
+        framework = NotebookFramework(self, name, role=role, sandboxes=self._sandboxes,
+                                      executor_env=_executor_env(), **info)
+        self._offer_holders.append(framework)
+        return framework
 
     def dashboard(self, **options: Any) -> Any:
         """A live dashboard fed by the master's operator event stream (SUBSCRIBE)."""
@@ -412,7 +454,7 @@ class Cluster:
 
     def _launch(self, job: _Job) -> None:
         fut = job.future
-        if fut.done() or self.closed:
+        if job.over() or self.closed:
             self._finish(job)
             return
         refs = []
@@ -428,10 +470,12 @@ class Cluster:
                         Ref(data=cloudpickle.dumps(dep.result())))
         call = Call(call=None if job.call_url else job.call,
                     call_url=Ref(url=job.call_url) if job.call_url else None, deps=refs)
-        fut.attempts += 1
-        fut._logs = fut._running_logs = None  # a retry's output is its own
+        record = fut.record
+        record.attempts += 1
+        record.logs = record.running_logs = None  # a retry's output is its own
         task_id = f"{fut.key}-{uuid.uuid4().hex[:8]}"
-        fut.task_id = task_id
+        record.task_id = task_id
+        fut.started = None
         spec = TaskSpec(task_id=task_id, name=job.name, resources=job.resources,
                         on_status=self._on_status, command=job.command,
                         data=None if job.command else call.encode())
@@ -458,97 +502,23 @@ class Cluster:
         self._jobs.pop(job.future.key, None)
         self._blobs.drop(job.call_url)
         job.call = job.call_url = None  # dependency callbacks may hold the job a while
+        job.deps = []
         if settle:
             job.future._settle(value, exc)
 
-    # -- outcomes ------------------------------------------------------------------
+    # -- outcomes (the functions framework's result handling settles them) ----------
     def _on_status(self, spec: TaskSpec, status: dict[str, Any]) -> None:
         job: _Job = spec.extra["job"]
-        fut = job.future
-        state = status["state"]
-        fut._agent_url = spec.agent_url
-        if state == "TASK_RUNNING" or state not in _terminal():
-            if state == "TASK_RUNNING" and status.get("data") and job.command is None:
-                try:  # where the running call's output starts (only calls past 0.2 s)
-                    running = Running.decode(base64.b64decode(status["data"]))
-                    fut._running_logs = (running.stdout, running.stderr)
-                except Exception:
-                    log.debug("TASK_RUNNING of %s: data is not a Running", spec.task_id)
-            return
-        if fut.cancelled():
-            self._finish(job, settle=False)
-            return
-        data = base64.b64decode(status["data"]) if status.get("data") else None
-        if job.command is None:
-            try:
-                outcome = Outcome.decode(data) if data is not None else None
-            except Exception as exc:  # not an outcome of ours
-                self._finish(job, exc=exc)
-                return
-            if outcome is None or outcome.path is None or not outcome.ok:
-                self._conclude_call(job, spec, status, outcome)  # all here: at once
-                return
-        task = asyncio.ensure_future(self._conclude(job, spec, status, data))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        if status["state"] == "TASK_RUNNING" and job.future.started is None:
+            job.future.started = time.time()
+        self._results.on_status(job, spec.agent_url, status)
 
-    async def _conclude(self, job: _Job, spec: TaskSpec, status: dict[str, Any],
-                        data: bytes | None) -> None:
-        """What needs the agent first: a command's output, a result stored out of band."""
-        state = status["state"]
-        try:
-            if job.command is None:
-                assert data is not None
-                outcome = Outcome.decode(data)
-                raw = await self._sandboxes.download(spec.agent_url or "", outcome.path or "")
-                self._conclude_call(job, spec, status, outcome, raw)
-                return
-            if (state in ("TASK_FINISHED", "TASK_FAILED") and status.get("message", "")
-                    .startswith(("Command exited", "Command terminated"))) or \
-                    state == "TASK_FINISHED":
-                out, err = await self._sandboxes.command_logs(spec.agent_url or "",
-                                                              spec.task_id)
-                self._finish(job, CommandResult(returncode(status), out, err))
-                return
-            if not self._retry(job, state):
-                self._finish(job, exc=TaskError(spec.task_id, state, status.get("reason"),
-                                                status.get("message")))
-        except Exception as exc:  # a lost agent, a result gone
-            self._finish(job, exc=exc)
-
-    def _conclude_call(self, job: _Job, spec: TaskSpec, status: dict[str, Any],
-                       outcome: Outcome | None, raw: bytes | None = None) -> None:
-        """Settle a function call's future from its terminal status and outcome (``raw``:
-        the result's bytes when they were stored out of band)."""
-        fut, state = job.future, status["state"]
-        try:
-            if outcome is not None:
-                fut._logs = (outcome.stdout, outcome.stderr)
-                if outcome.ok:
-                    fut._ref = Ref(data=outcome.value) if outcome.path is None else Ref(
-                        url=f"{spec.agent_url}/files/download?path={quote(outcome.path)}",
-                        headers=self._headers or None)
-                    self._finish(job, pickle.loads(outcome.value if raw is None else raw))
-                    return
-                if self._retry(job, state):
-                    return
-                if not outcome.died:
-                    self._finish(job, exc=remote_exception(outcome))
-                    return
-            if self._retry(job, state):
-                return
-            self._finish(job, exc=TaskError(spec.task_id, state, status.get("reason"),
-                                            status.get("message")))
-        except Exception as exc:  # a result that does not unpickle here
-            self._finish(job, exc=exc)
-
-    def _retry(self, job: _Job, state: str) -> bool:
-        if job.retries <= 0 or state in NO_RETRY_STATES or job.future.done() or self.closed:
-            return False
-        job.retries -= 1
-        log.info("retrying %s (%s); %d retries left", job.future, state, job.retries)
-        self._launch(job)
-        return True
+    def _release_held_offers(self) -> None:
+        """The functions framework waits for offers: this client's notebook frameworks
+        give theirs back (the master's allocator then offers them to it)."""
+        self._offer_holders = [f for f in self._offer_holders if not f.closed]
+        for framework in self._offer_holders:
+            framework.release_offers()
 
     def _fatal(self, message: str) -> None:
         for job in list(self._jobs.values()):
@@ -581,61 +551,51 @@ class Cluster:
         res = biggest.get("resources", {})
         has = ", ".join(f"{k} {_amount(k, res.get(k, 0.0))}" for k in need.scalars)
         if job.command is None:
-            extra = ", ".join(f"{k} {_amount(k, v)}"
-                              for k, v in EXECUTOR_RESOURCES.scalars.items())
-            what = f"this call ({asked}, plus {extra} for the functions executor)"
+            what = (f"this call ({asked}; only the call's own resources count: "
+                    f"{_executor_share()})")
         else:
             what = f"this command ({asked})"
         return (f"no registered agent could ever hold {what}; the largest agent, "
-                f"{biggest.get('id')} on {biggest.get('hostname')}, has {has} in all "
-                f"({len(self._agents)} agents)")
+                f"{agent_name(biggest)}, has {has} in all ({_agents_text(self._agents)})")
 
     def _logs(self, fut: Future, timeout: float) -> Logs:
-        return self._lt.run(self._sandboxes.task_logs(fut), timeout)
+        out, err = self._lt.run(self._sandboxes.task_logs(fut.record), timeout)
+        return Logs(out, err)
+
+    def _status(self, fut: Future, timeout: float = 5.0) -> str:
+        """What ``fut``'s call is doing, in words (:meth:`Future.status`)."""
+        if fut.done() or self.closed or self._lt.in_loop_thread():
+            return pending.describe(fut, None, None, [])
+
+        async def look() -> str:
+            return pending.describe(fut, self._jobs.get(fut.key), self._scheduler,
+                                    self._agents, self._offer_holders)
+
+        try:
+            return self._lt.run(look(), timeout)
+        except (TimeoutError, RuntimeError):
+            return "pending (the client's loop did not answer)"
 
 
 # -- helpers -------------------------------------------------------------------------
-def _at_exit(fn: Callable[[], None], remove: bool = False) -> None:
-    """Run ``fn`` when the interpreter exits, before thread pools shut down.
-
-    ``atexit`` hooks run after :mod:`concurrent.futures` has refused new work (its own
-    hook runs first, from :mod:`threading`), and stopping a cluster needs threads (the
-    registry, ZooKeeper); ``threading``'s exit hooks run before that one. Falls back to
-    :mod:`atexit` where that private hook is missing."""
-    hooks = getattr(threading, "_threading_atexits", None)
-    register = getattr(threading, "_register_atexit", None)
-    if remove:
-        if hooks is not None and fn in hooks:
-            hooks.remove(fn)
-        atexit.unregister(fn)
-    elif register is not None and hooks is not None:
-        try:
-            register(fn)
-            return
-        except RuntimeError:  # already shutting down
-            pass
-        atexit.register(fn)
-    else:
-        atexit.register(fn)
+def _agents_text(agents: list[dict[str, Any]]) -> str:
+    """``1 agent (cpus 2, mem 22.5 GiB)``: how many, and what they hold in all."""
+    total: dict[str, float] = {}
+    for agent in agents:
+        for k, v in (agent.get("resources") or {}).items():
+            if k in ("cpus", "mem", "gpus") and isinstance(v, int | float) and v:
+                total[k] = total.get(k, 0.0) + v
+    held = ", ".join(f"{k} {_amount(k, v)}" for k, v in total.items())
+    return f"{len(agents)} agent{'s' if len(agents) != 1 else ''}" + \
+        (f" ({held})" if held else "")
 
 
-def _in_kernel() -> bool:
-    if "IPython" not in sys.modules:
-        return False
-    from mesonb.widgets.progress import in_kernel
-
-    return in_kernel()
-
-
-def _wants_progress() -> bool:
-    """A bar while gathering: in Jupyter, or when stderr is a terminal."""
-    return _in_kernel() or (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
-
-
-def _terminal() -> frozenset[str]:
-    from mesonb.frameworks.functions.scheduler import TERMINAL
-
-    return TERMINAL
+def _executor_share() -> str:
+    """What the functions executor adds to a call's resources, in words."""
+    if not EXECUTOR_RESOURCES:
+        return "the functions executor's own overhead is not charged"
+    extra = ", ".join(f"{k} {_amount(k, v)}" for k, v in EXECUTOR_RESOURCES.scalars.items())
+    return f"plus {extra} for the functions executor"
 
 
 def _amount(name: str, value: float) -> str:

@@ -15,34 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import time
 from collections.abc import Generator, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mesonb.frameworks.functions.results import CallRecord, CommandResult, Logs
+
 if TYPE_CHECKING:
-    from mesonb.frameworks.functions.protocol import LogSlice
+    from mesonb.frameworks.functions.protocol import LogSlice, Ref
 
     from .cluster import Cluster
 
-
-@dataclass
-class Logs:
-    """A task's stdout and stderr text."""
-
-    stdout: str
-    stderr: str
-
-    def __str__(self) -> str:
-        return self.stdout + (f"\n--- stderr ---\n{self.stderr}" if self.stderr else "")
-
-
-@dataclass
-class CommandResult:
-    """What ``cluster.run(...)`` yields: like :class:`subprocess.CompletedProcess`."""
-
-    returncode: int
-    stdout: str
-    stderr: str
+__all__ = ["CommandResult", "Future", "FutureInCall", "Logs", "as_completed", "wait"]
 
 
 class FutureInCall(TypeError):
@@ -60,34 +44,86 @@ class Future(concurrent.futures.Future):
         self._cluster = cluster
         self.key = key
         self.name = name
-        self.task_id: str | None = None
-        self.attempts = 0
-        self._command = command  # a cluster.run shell command, not a function call
-        self._ref: Any = None  # protocol.Ref of the result, for dependent tasks
-        self._logs: tuple[LogSlice | None, LogSlice | None] | None = None  # what it printed
-        self._running_logs: tuple[LogSlice | None, LogSlice | None] | None = None  # starts
-        self._agent_url: str | None = None
+        self.record = CallRecord(command=command)  # the current attempt, as the framework sees it
+        self.submitted = time.time()
+        self.started: float | None = None  # when its task was last seen running
+
+    # the current attempt (retries relaunch under a new task id)
+    task_id = property(lambda self: self.record.task_id)
+    attempts = property(lambda self: self.record.attempts)
+
+    @property
+    def _command(self) -> bool:
+        return self.record.command
+
+    @property
+    def _ref(self) -> Ref | None:
+        return self.record.ref
+
+    @property
+    def _logs(self) -> tuple[LogSlice | None, LogSlice | None] | None:
+        return self.record.logs
+
+    @property
+    def _running_logs(self) -> tuple[LogSlice | None, LogSlice | None] | None:
+        return self.record.running_logs
+
+    @property
+    def _agent_url(self) -> str | None:
+        return self.record.agent_url
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         raise FutureInCall("a mesonb Future cannot be pickled: pass it as an argument of "
                            "submit (or inside one list, tuple, set or dict), or pass its "
                            "value, fut.result()")
 
+    @property
+    def phase(self) -> str:
+        """``"pending"``, ``"running"``, ``"finished"``, ``"error"`` or ``"cancelled"``."""
+        if self.cancelled():
+            return "cancelled"
+        if self.done():
+            return "error" if self.exception() is not None else "finished"
+        return "running" if self.started is not None else "pending"
+
     def __repr__(self) -> str:
-        state = self._state.lower()
-        return f"<mesonb.Future {self.name} {self.task_id or self.key} {state}>"
+        return f"<mesonb.Future {self.name} {self.key} {self.phase}>"
 
     def _repr_html_(self) -> str:
-        from mesonb.widgets.templates import future_html
+        from .reprs import future_html
 
         return future_html(self)
 
+    def status(self, timeout: float = 5.0) -> str:
+        """What the call is doing, in words: ``"pending: <reason>"`` (waiting for its
+        dependencies, for resources — and which — or for an offer), ``"starting on
+        host:port"``, ``"running on host:port for 2.0 s"``, ``"done"``,
+        ``"failed: <error>"``, ``"refused: <why>"`` or ``"cancelled"``."""
+        return self._cluster._status(self, timeout)
+
     def explain(self, timeout: float = 30.0) -> Any:
         """Why is this call still pending? Which resources no agent had free, which
-        agents came closest (:class:`mesonb.widgets.explain.Explanation`)."""
-        from mesonb.widgets.explain import explain_future
+        agents came closest (:class:`mesonb.client.explain.Explanation`)."""
+        from .explain import explain_future
 
         return explain_future(self, timeout)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The call's value, or its exception raised here (a remote one with the user's
+        frames of the remote traceback as its cause). :class:`TimeoutError` after
+        ``timeout`` seconds names what the call is doing (``pending: <reason>``)."""
+        try:
+            return super().result(timeout)
+        except BaseException as exc:
+            if isinstance(exc, TimeoutError) and not self.done():
+                raise TimeoutError(f"{self.name} ({self.key}) did not finish within "
+                                   f"{timeout:g} s; {self.status()}") from None
+            if isinstance(exc, concurrent.futures.CancelledError):
+                raise
+            # the call's own error: its frames here are concurrent.futures' plumbing; a
+            # remote one shows the remote frames (the user's) instead
+            remote = getattr(exc, "_mesonb_remote_traceback", None)
+            raise exc.with_traceback(remote)  # noqa: B904
 
     def cancel(self) -> bool:
         """Cancel a queued call, or KILL its running task; False once finished.

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 
-async def start_local(agents: int = 2, *, resources: str | None = None,
+def quiet_daemons() -> None:
+    """The daemons now run in the user's process: their loggers (mesonb's, tornado's)
+    print nothing in the user's cells unless asked (``logging`` configured, or
+    ``mesonb.config(log_level=...)``). A NullHandler stops Python's last-resort handler,
+    which would print warnings to stderr; records still reach handlers the user sets."""
+    for name in ("mesonb", "tornado"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(logging.NullHandler())
+
+
+async def start_local(agents: int = 1, *, resources: str | None = None,
                       work_dir: Path | str | None = None, secret: str | None = None,
                       **options: Any) -> Any:
     """A started :class:`mesonb.local.LocalCluster` on a free loopback port, agents
@@ -16,6 +28,7 @@ async def start_local(agents: int = 2, *, resources: str | None = None,
     from mesonb.gctune import tune_for_daemon
     from mesonb.local import LocalCluster
 
+    quiet_daemons()
     cluster = LocalCluster(agents, port=0, work_dir=Path(work_dir) if work_dir else None,
                            resources=resources, secret=secret, **options)
     await cluster.start()

@@ -10,10 +10,11 @@ loop.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -88,3 +89,27 @@ async def _cancel_all() -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def at_exit(fn: Callable[[], None], remove: bool = False) -> None:
+    """Run ``fn`` when the interpreter exits, before thread pools shut down.
+
+    ``atexit`` hooks run after :mod:`concurrent.futures` has refused new work (its own
+    hook runs first, from :mod:`threading`), and stopping a cluster needs threads (the
+    registry, ZooKeeper); ``threading``'s exit hooks run before that one. Falls back to
+    :mod:`atexit` where that private hook is missing."""
+    hooks = getattr(threading, "_threading_atexits", None)
+    register = getattr(threading, "_register_atexit", None)
+    if remove:
+        if hooks is not None and fn in hooks:
+            hooks.remove(fn)
+        atexit.unregister(fn)
+    elif register is not None and hooks is not None:
+        try:
+            register(fn)
+            return
+        except RuntimeError:  # already shutting down
+            pass
+        atexit.register(fn)
+    else:
+        atexit.register(fn)

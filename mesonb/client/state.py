@@ -79,6 +79,15 @@ def _ns(time_info: dict[str, Any] | None) -> float | None:
     return int(time_info.get("nanoseconds", 0)) / 1e9
 
 
+def agent_name(agent: dict[str, Any]) -> str:
+    """An agent as users see it everywhere: ``hostname:port`` (``/master/state`` entry)."""
+    port = agent.get("port")
+    if port is None and "@" in str(agent.get("pid", "")):
+        port = str(agent["pid"]).rsplit(":", 1)[-1]
+    host = agent.get("hostname", "") or agent.get("id", "")
+    return f"{host}:{port}" if port else host
+
+
 def agent_records(get_agents: dict[str, Any],
                   used: dict[str, dict[str, float]] | None = None) -> list[dict[str, Any]]:
     """One row per registered agent; ``used`` maps agent id to what its agent measures

@@ -29,21 +29,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from html import escape
 from typing import Any
 
 from mesonb.client import state
 
+from . import panels
+
 log = logging.getLogger(__name__)
-UI_STATES = ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING",
-             "TASK_FINISHED", "TASK_KILLED", "TASK_FAILED", "TASK_LOST")
+UI_STATES = panels.UI_STATES
 RECENT = 20
 CHANGES_ALLOCATION = ("TASK_ADDED", "TASK_UPDATED", "FRAMEWORK_REMOVED", "AGENT_ADDED")
 
@@ -62,6 +62,11 @@ class DashboardModel:
         self.subscribed = False
         # task events came since the agents' allocation was last read (set_agents)
         self.stale = False
+        # the task stream: task id -> agent id, name, start, end (None while on), state,
+        # times as this client saw the events
+        self.spans: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # agent id -> (time, MB in use) over the last minutes
+        self.memory: dict[str, deque[tuple[float, float]]] = {}
 
     def feed(self, event: dict[str, Any]) -> None:
         kind = event.get("type", "")
@@ -83,10 +88,11 @@ class DashboardModel:
         elif kind == "TASK_ADDED":
             row = state.task_row(body["task"])
             self.tasks[row["task_id"]] = row
+            self._span(row, time.time())
         elif kind == "TASK_UPDATED":
             status = body.get("status", {})
             task_id = status.get("task_id", {}).get("value", "")
-            row = self.tasks.pop(task_id, None) or {
+            row = self.tasks.pop(task_id, {}) or {
                 "task_id": task_id, "name": "", "agent_id":
                 status.get("agent_id", {}).get("value", ""),
                 "framework_id": body.get("framework_id", {}).get("value", ""),
@@ -95,6 +101,7 @@ class DashboardModel:
             row["updated_time"] = status.get("timestamp", row.get("updated_time"))
             row["message"] = status.get("message", "")
             self.tasks[task_id] = row
+            self._span(row, time.time())
         elif kind == "AGENT_ADDED":
             for row in state.agent_records({"agents": [body["agent"]]}):
                 self.agents[row["agent_id"]] = row
@@ -110,6 +117,31 @@ class DashboardModel:
                                         "connected": False, "completed": True}
         elif kind == "HEARTBEAT":
             self.heartbeats += 1
+
+    def _span(self, row: dict[str, Any], now: float) -> None:
+        span = self.spans.get(row["task_id"])
+        if span is None:
+            span = self.spans[row["task_id"]] = {"agent_id": row.get("agent_id", ""),
+                                                 "name": row.get("name", ""), "start": now,
+                                                 "end": None, "state": row.get("state", "")}
+            while len(self.spans) > 2000:
+                self.spans.popitem(last=False)
+        span["state"] = row.get("state", "")
+        if span["state"] in state.TERMINAL_STATES and span["end"] is None:
+            span["end"] = now
+
+    def set_used(self, used: dict[str, dict[str, float]], now: float) -> None:
+        """What the agents measure in use now; memory goes into its history."""
+        self.used = used
+        for agent_id, amounts in used.items():
+            mem = amounts.get("mem")
+            if mem is not None and not math.isnan(mem):
+                history = self.memory.setdefault(agent_id, deque(maxlen=400))
+                history.append((now, mem))
+
+    def agent_name(self, agent_id: str) -> str:
+        row = self.agents.get(agent_id, {})
+        return f"{row.get('hostname', '')}:{row.get('port', '')}" if row else agent_id
 
     def set_agents(self, get_agents: dict[str, Any]) -> None:
         """The agents as the master books them now (``GET_AGENTS``): totals, allocated
@@ -174,7 +206,6 @@ class Dashboard:
         self.url = ""  # the master the stream is on
         self.updates = 0
         self._stream: Any = None
-        self._conn: Any = None
         self._poller: asyncio.Future[None] | None = None
         self._agents_pending = False
         self._background: set[asyncio.Future[None]] = set()
@@ -184,9 +215,10 @@ class Dashboard:
         self._subscribed = threading.Event()
         self._changed = threading.Condition(self._lock)
         self._widget: Any = None
-        self._rows: dict[tuple[str, str], Any] = {}
-        self._task = cluster._lt.run(self._start(), 30)
-        cluster._closers.append(self._stop)
+        self._rows: dict[str, Any] = {}
+        self.ui_url: str | None = None  # the master's web UI, when it serves one
+        self._task = cluster.run_on_loop(self._start(), 30)
+        cluster.on_close(self._stop)
 
     # -- the stream (loop thread) ----------------------------------------------------
     async def _start(self) -> asyncio.Future[None]:
@@ -194,25 +226,10 @@ class Dashboard:
         return asyncio.ensure_future(self._run())
 
     async def _connect(self) -> None:
-        from mesonb.frameworks.driver import _redirect, resolve_master_url
-        from mesonb.http.client import Connection, HTTPError, open_stream
-
-        url = await resolve_master_url(self.cluster.address)  # zk:// or host:port
-        for _ in range(3):
-            try:
-                stream = await open_stream(url, "/api/v1", {"type": "SUBSCRIBE"},
-                                           self.cluster._headers)
-                break
-            except HTTPError as exc:  # a standby names the leader
-                if exc.status != 307 or not exc.headers.get("location"):
-                    raise
-                url = _redirect(url, exc.headers["location"])
-        else:
-            raise ConnectionError(f"{url}: too many redirects")
-        if self._conn is not None:
-            self._conn.close()
-        self._stream, self.url = stream, url
-        self._conn = Connection.to(url, self.cluster._headers)
+        """A new operator stream at the leading master, found by the client (which
+        follows a zk:// cluster's leader)."""
+        stream = await self.cluster.operator_stream()
+        self._stream, self.url = stream, stream.url
 
     async def _run(self) -> None:
         first = True
@@ -239,8 +256,6 @@ class Dashboard:
     async def _reconnect(self) -> bool:
         """Subscribe again (to the new leader of a zk:// cluster) until ``reconnect_for``
         runs out; then stop with :attr:`error`. True when a new stream is open."""
-        from mesonb.http.client import HTTPError
-
         deadline = time.monotonic() + self.reconnect_for
         delay = 0.1
         while not self.stopped:
@@ -248,7 +263,7 @@ class Dashboard:
                 await self._connect()
                 self.reconnects += 1
                 return True
-            except (OSError, ConnectionError, TimeoutError, ValueError, HTTPError) as exc:
+            except Exception as exc:  # refused, a standby, no leader yet: try again
                 last = str(exc) or type(exc).__name__
             left = deadline - time.monotonic()
             if left <= 0:
@@ -269,20 +284,16 @@ class Dashboard:
             self._draw()
 
     async def _read(self) -> None:
-        from mesonb.protocol.recordio import Decoder
-
-        decoder = Decoder()
-        chunks = self._stream.chunks
+        batches = self._stream.batches()
         while True:
             try:
-                chunk = await asyncio.wait_for(anext(chunks),
+                batch = await asyncio.wait_for(anext(batches),
                                                3 * self.model.heartbeat_interval)
             except StopAsyncIteration:
                 return
             subscribed = False  # this batch holds the stream's SUBSCRIBED
             with self._lock:
-                for record in decoder.feed(chunk):
-                    event = json.loads(record)
+                for event in batch:
                     subscribed = subscribed or event.get("type") == "SUBSCRIBED"
                     self.model.feed(event)
                 self._changed.notify_all()
@@ -296,6 +307,8 @@ class Dashboard:
         """A (new) stream started: measure usage now, then poll it."""
         with contextlib.suppress(OSError, ConnectionError, TimeoutError, ValueError):
             await self._read_agents(measure=True)
+        if self.ui_url is None:
+            self.ui_url = await self.cluster.web_ui()
         with self._lock:
             self.connected, self.lost = True, None
             self._changed.notify_all()
@@ -306,22 +319,18 @@ class Dashboard:
     async def _read_agents(self, measure: bool) -> None:
         """The master's agent records (allocated includes executors) and, with
         ``measure``, what the agents measure in use."""
-        from mesonb.http.client import HTTPError
-
         self.model.stale = False  # events from now on ask for another read
-        conn = self._conn
         try:
-            agents = await asyncio.wait_for(state.operator_call(conn, "GET_AGENTS"), 10)
-        except HTTPError as exc:
-            raise ConnectionError(str(exc)) from exc
-        except BaseException:  # cut short: its answer must not be read by the next call
-            conn.close()
+            agents = await self.cluster.operator("GET_AGENTS", timeout=10)
+        except (OSError, TimeoutError, ValueError):
             raise
-        used = await state.agents_used(agents, self.cluster._headers) if measure else None
+        except Exception as exc:  # an HTTP error answer
+            raise ConnectionError(str(exc)) from exc
+        used = await self.cluster.agents_usage(agents) if measure else None
         with self._lock:
             self.model.set_agents(agents)
             if used is not None:
-                self.model.used = used
+                self.model.set_used(used, time.time())
             self._changed.notify_all()
         self._schedule_refresh()
 
@@ -391,14 +400,24 @@ class Dashboard:
     def wait(self, predicate: Callable[[DashboardModel], Any], timeout: float = 30.0) -> bool:
         """Wait until ``predicate(model)`` holds (checked after every change); False if
         ``timeout`` runs out, ConnectionError if the dashboard stopped for lack of a
-        stream (a dashboard stopped by :meth:`stop` returns at once)."""
-        with self._changed:
-            self._changed.wait_for(lambda: self.stopped or predicate(self.model), timeout)
-            if predicate(self.model):
-                return True
+        stream (a dashboard stopped by :meth:`stop` returns at once).
+
+        ``predicate`` runs outside the dashboard's lock, so it may ask the cluster
+        (whose loop thread also feeds the model) without a deadlock."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if predicate(self.model):
+                    return True
+            except RuntimeError:  # the model changed while it was read: look again
+                pass
             if self.error:
                 raise ConnectionError(f"the dashboard stopped: {self.error}")
-            return False
+            left = deadline - time.monotonic()
+            if self.stopped or left <= 0:
+                return False
+            with self._changed:
+                self._changed.wait(min(left, 0.25))
 
     @property
     def status(self) -> str:
@@ -422,68 +441,104 @@ class Dashboard:
         return self
 
     def widget(self) -> Any:
+        """The view: a title, counts by state in one line, one row per agent (cpus and
+        memory: allocated and used bars, numbers with units), the client's queue, the
+        task stream, memory per agent over the last minutes, the frameworks and the
+        recent tasks; :func:`~.panels.dashboard_height` px in all."""
         import ipywidgets as w
 
         if self._widget is None:
-            self._title = w.HTML()
-            self._bars = w.VBox()
+            self._title = w.HTML(layout={"height": f"{panels.HEIGHTS['title']}px"})
             self._counts = w.HTML()
-            self._tasks = w.HTML()
+            self._bars = w.VBox(layout={
+                "max_height": f"{panels.ROW['agent'] * panels.MAX_AGENT_ROWS}px",
+                "overflow": "auto"})
+            self._queue = w.HTML()
+            self._timeline = w.HTML()
+            self._memory = w.HTML()
             self._frameworks = w.HTML()
-            self._widget = w.VBox([self._title, self._bars, self._counts,
-                                   self._frameworks, self._tasks])
+            self._tasks = w.HTML()
+            self._widget = w.VBox([self._title, self._counts, self._bars, self._queue,
+                                   self._timeline, self._memory, self._frameworks,
+                                   self._tasks], layout={"width": "760px"})
             self._draw()
         return self._widget
 
-    def _bar_row(self, key: tuple[str, str]) -> Any:
-        """One agent's resource: label, an allocated bar, a used bar, numbers."""
+    def _agent_row(self, agent_id: str) -> Any:
+        """One agent: its name, then per resource an allocated bar over a used bar and
+        the numbers."""
         import ipywidgets as w
 
-        row = self._rows.get(key)
+        row = self._rows.get(agent_id)
         if row is None:
-            layout = {"width": "22em"}
-            row = w.HBox([
-                w.Label(layout={"width": "16em"}),
-                w.VBox([w.FloatProgress(min=0, description="allocated", bar_style="info",
-                                        layout=layout),
-                        w.FloatProgress(min=0, description="used", bar_style="success",
-                                        layout=layout)]),
-                w.Label()])
-            self._rows[key] = row
+            cells = []
+            for _ in ("cpus", "mem"):
+                thin = {"width": "110px", "height": "11px", "margin": "1px 0"}
+                bare = {"description_width": "0px"}
+                pair = w.VBox([w.FloatProgress(min=0, bar_style="info", layout=thin,
+                                               description="allocated", style=bare),
+                               w.FloatProgress(min=0, bar_style="success", layout=thin,
+                                               description="used", style=bare)])
+                cells += [pair, w.Label(layout={"width": "250px"})]
+            row = w.HBox([w.Label(layout={"width": "130px"}), *cells],
+                         layout={"height": f"{panels.ROW['agent']}px"})
+            self._rows[agent_id] = row
         return row
 
     def _draw(self, resend: bool = False) -> None:
         """Redraw; ``resend`` sends every widget's whole state again, from this thread
         (the last picture then belongs to the calling cell, e.g. in a saved notebook)."""
+        now = time.time()
         with self._lock:
-            bars = self.model.agent_bars()
-            counts = self.model.state_counts()
-            recent = self.model.recent_tasks()
-            frameworks = self.model.active_frameworks()
-        self._title.value = f"<b>mesonb cluster</b> <small>{escape(self.status)}</small>"
+            model = self.model
+            bars = model.agent_bars()
+            counts = model.state_counts()
+            recent = model.recent_tasks()
+            frameworks = model.active_frameworks()
+            names = {a: model.agent_name(a) for a in model.agents}
+            spans = [{**s, "agent": names.get(s["agent_id"], s["agent_id"])}
+                     for s in model.spans.values()
+                     if s["end"] is None or s["end"] > now - panels.STREAM_WINDOW]
+            memory = [(names[a], float(model.agents[a].get("mem_total") or 0.0),
+                       list(model.memory.get(a, ()))) for a in model.agents]
+        ui_url = getattr(self, "ui_url", None)
+        link = (f" · <a href='{escape(ui_url, quote=True)}' target='_blank'>web UI</a>"
+                if ui_url else "")
+        self._title.value = (f"<b>mesonb cluster</b> <small>{escape(self.status)}</small>"
+                             + link)
+        self._counts.value = panels.counts_line(counts)
         rows = []
-        for bar in bars:
-            row = self._bar_row((bar["agent_id"], bar["resource"]))
-            label, pair, numbers = row.children
-            allocated, used = pair.children
-            label.value = f"{bar['agent']} {bar['resource']}"
-            for progress in (allocated, used):
-                progress.max = bar["total"]
-            allocated.value = min(bar["allocated"], bar["total"])
-            used.value = min(bar["used"] or 0.0, bar["total"])
-            used.description = "used" if bar["used"] is not None else "used n/a"
-            numbers.value = _numbers(bar)
+        for agent_id in names:
+            mine = {b["resource"]: b for b in bars if b["agent_id"] == agent_id}
+            row = self._agent_row(agent_id)
+            label, cpu_pair, cpu_numbers, mem_pair, mem_numbers = row.children
+            label.value = names[agent_id]
+            for resource, pair, numbers in (("cpus", cpu_pair, cpu_numbers),
+                                            ("mem", mem_pair, mem_numbers)):
+                bar = mine.get(resource)
+                allocated, used = pair.children
+                if bar is None:
+                    numbers.value = f"no {resource}"
+                    continue
+                allocated.max = used.max = bar["total"]
+                allocated.value = min(bar["allocated"], bar["total"])
+                used.value = min(bar["used"] or 0.0, bar["total"])
+                used.description = "used" if bar["used"] is not None else "used n/a"
+                numbers.value = f"{resource} {panels.numbers(bar)}"
             rows.append(row)
         self._bars.children = rows
-        self._counts.value = _table(["state", "tasks"], [
-            (s.removeprefix("TASK_").title(), n) for s, n in counts.items()])
-        self._frameworks.value = _table(["framework", "name", "active"], [
-            (f["framework_id"], f["name"], f["active"]) for f in frameworks])
-        self._tasks.value = _table(["task", "name", "state", "agent"], [
-            (t["task_id"], t.get("name", ""), t.get("state", ""), t.get("agent_id", ""))
-            for t in recent])
+        self._queue.value = panels.queue_html(self._queue_rows())
+        self._timeline.value = panels.stream_svg(list(names.values()), spans, now)
+        self._memory.value = panels.memory_svg(memory, now)
+        self._frameworks.value = panels.frameworks_line(frameworks)
+        self._tasks.value = panels.recent_html(recent, names)
         if resend:
             _resend(self._widget)
+
+    def _queue_rows(self) -> list[dict[str, Any]]:
+        """The client's calls not running yet."""
+        cluster = getattr(self, "cluster", None)
+        return [] if cluster is None else cluster.queue()
 
     def text(self) -> str:
         with self._lock:
@@ -491,7 +546,7 @@ class Dashboard:
             bars = self.model.agent_bars()
         lines = [self.status,
                  "  ".join(f"{s.removeprefix('TASK_').title()} {n}" for s, n in counts.items())]
-        lines += [f"{b['agent']} {b['resource']}: {_numbers(b)}" for b in bars]
+        lines += [f"{b['agent']} {b['resource']}: {panels.numbers(b)}" for b in bars]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -502,9 +557,8 @@ class Dashboard:
         """Close the operator stream; the view keeps its last picture."""
         if self._closed:
             return
-        if self._stop in self.cluster._closers:
-            self.cluster._closers.remove(self._stop)
-        self.cluster._lt.run(self._stop(), 30)
+        self.cluster.on_close(self._stop, remove=True)
+        self.cluster.run_on_loop(self._stop(), 30)
 
     async def _stop(self) -> None:
         self._closed = True
@@ -520,8 +574,6 @@ class Dashboard:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
-        if self._conn is not None:
-            self._conn.close()
         if self._widget is not None:
             self._draw(resend=True)
 
@@ -531,16 +583,3 @@ def _resend(widget: Any) -> None:
     widget.send_state()
     for child in getattr(widget, "children", ()):
         _resend(child)
-
-
-def _numbers(bar: dict[str, Any]) -> str:
-    used = "not measured" if bar["used"] is None else f"{bar['used']:.3g}"
-    offered = f", {bar['offered']:g} offered" if bar.get("offered") else ""
-    return (f"{bar['allocated']:g} / {bar['total']:g} allocated{offered}, used {used}")
-
-
-def _table(head: list[str], rows: list[tuple[Any, ...]]) -> str:
-    th = "".join(f"<th style='padding:1px 8px'>{escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td style='padding:1px 8px'>{escape(str(c))}</td>"
-                                    for c in row) + "</tr>" for row in rows)
-    return f"<table style='font-family:monospace'><tr>{th}</tr>{body}</table>"

@@ -21,12 +21,13 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from html import escape
 from typing import Any
 
-from mesonb.client.interactive import tell
+log = logging.getLogger(__name__)
 
 SCALARS = ("cpus", "mem", "disk", "gpus")
 DEFAULTS = {"cpus": 0.1, "mem": 64.0, "disk": 0.0, "gpus": 0.0}
@@ -82,7 +83,11 @@ class OffersModel:
         self._listeners.append(listener)
 
     def _tell(self, kind: str, payload: Any) -> None:
-        tell(self._listeners, kind, payload)
+        for listener in list(self._listeners):  # a failing view must not break the model
+            try:
+                listener(kind, payload)
+            except Exception:
+                log.exception("offers view %r failed on %s", listener, kind)
 
     # -- data --------------------------------------------------------------------------
     def offer_list(self) -> list[Any]:
@@ -139,6 +144,7 @@ class OffersModel:
             self.offers.pop(offer.id, None)
             self.launched.append(task)
         self._tell("launched", task)
+        task.add_done_callback(lambda t: self._tell("result", t))
         return task
 
     def decline(self, which: Any, refuse_seconds: float | None = DEFAULT_REFUSE) -> None:
@@ -190,10 +196,10 @@ class OffersText:
         for i, offer in enumerate(offers):
             res = ", ".join(f"{r} {offer.resources.get(r, 0.0):g}" for r in SCALARS
                             if offer.resources.get(r))
-            lines.append(f"  [{i}] {offer.id} on {offer.hostname} ({offer.agent_id}): {res}")
+            lines.append(f"  [{i}] {_agent(offer)}: {res}  (offer {offer.id})")
         for task in model.launched:
-            lines.append(f"  launched {task.name} {task.task_id} on {task.hostname}: "
-                         f"{task.state}")
+            lines.append(f"  launched {task.name} {task.task_id} on {_agent(task)}: "
+                         f"{outcome(task)}")
         if model.error:
             lines.append(f"  error: {model.error}")
         return "\n".join(lines)
@@ -225,24 +231,29 @@ class OfferRow:
         model = view.model
         res = offer.resources
         start = model.defaults(offer)
-        self.label = w.HTML(f"<code>{escape(offer.hostname)}</code> " + escape(", ".join(
-            f"{r} {res.get(r, 0.0):g}" for r in SCALARS if res.get(r))))
+        self.label = w.HTML(
+            f"<code title='{escape(offer.agent_id, quote=True)}'>{escape(_agent(offer))}"
+            "</code> " + escape(", ".join(f"{r} {_amount(r, res.get(r, 0.0))}"
+                                          for r in SCALARS if res.get(r))))
         self.inputs: dict[str, Any] = {}
-        for r, unit, width in (("cpus", "", "10em"), ("mem", " MB", "12em"),
+        label = {"description_width": "initial"}  # the whole name shows, never clipped
+        for r, unit, width in (("cpus", "", "9em"), ("mem", " MB", "12em"),
                                ("disk", " MB", "12em"), ("gpus", "", "9em")):
             have = float(res.get(r, 0.0))
             self.inputs[r] = w.BoundedFloatText(
                 value=start[r], min=0.0, max=max(have, start[r]),
                 step=0.1 if r == "cpus" else 1.0, description=r + unit,
-                disabled=not have, layout={"width": width})
+                disabled=not have, style=label, layout={"width": width})
         self.cpus, self.mem = self.inputs["cpus"], self.inputs["mem"]
         self.disk, self.gpus = self.inputs["disk"], self.inputs["gpus"]
-        self.command = w.Text(value=DEFAULT_COMMAND, description="command",
+        self.command = w.Text(value=DEFAULT_COMMAND, description="command", style=label,
                               layout={"width": "22em"})
         self.kind = w.ToggleButtons(options=[model.what, "command"], value=model.what,
                                     layout={"display": "flex" if model.fn else "none"})
+        self.kind.observe(lambda _: self._show_command(), names="value")
+        self._show_command()
         self.refuse = w.FloatText(value=DEFAULT_REFUSE, description="refuse s",
-                                  layout={"width": "11em"})
+                                  style=label, layout={"width": "11em"})
         self.accept_button = w.Button(description="Accept", button_style="success")
         self.decline_button = w.Button(description="Decline", button_style="warning")
         self.accept_button.on_click(lambda _: view._act(self.accept))
@@ -251,6 +262,10 @@ class OfferRow:
             w.HBox([self.label, self.kind]),
             w.HBox([self.cpus, self.mem, self.disk, self.gpus]),
             w.HBox([self.command, self.accept_button, self.refuse, self.decline_button])])
+
+    def _show_command(self) -> None:
+        """The command box shows only when Accept runs a command."""
+        self.command.layout.display = "none" if self.runs_function else "flex"
 
     @property
     def runs_function(self) -> bool:
@@ -311,8 +326,9 @@ class OffersView:
                                 f"{escape(self.model.what)}")
         self.box.children = [r.widget for r in rows]
         self.tasks.value = "".join(
-            f"<div><code>{escape(t.name)} {escape(t.task_id)}</code> on "
-            f"{escape(t.hostname)}: {escape(t.state)}</div>" for t in self.model.launched)
+            f"<div><code>{escape(t.name)}</code> <small>{escape(t.task_id)}</small> "
+            f"on {escape(_agent(t))}: "
+            f"{escape(outcome(t))}</div>" for t in self.model.launched)
         self.message.value = (f"<span style='color:#c33'>{escape(self.model.error)}</span>"
                               if self.model.error else "")
 
@@ -329,3 +345,27 @@ class OffersView:
 
     def close(self) -> None:
         self.model.close()
+
+
+def _agent(thing: Any) -> str:
+    """An offer's or task's agent as ``hostname:port``."""
+    return str(getattr(thing, "agent", "") or thing.hostname)
+
+
+def _amount(name: str, value: float) -> str:
+    if name in ("mem", "disk"):
+        return f"{value / 1024:.1f} GiB" if value >= 1024 else f"{value:g} MiB"
+    return f"{value:g}"
+
+
+def outcome(task: Any) -> str:
+    """A launched task's state, and once done its result (or error) in short."""
+    if not task.done():
+        return str(task.state)
+    if task.cancelled():
+        return f"{task.state}: cancelled"
+    exc = task.exception()
+    if exc is not None:
+        return f"{task.state}: {type(exc).__name__}: {exc}"[:200]
+    text = repr(task.result()).split("\n", 1)[0]
+    return f"{task.state} → {text if len(text) <= 120 else text[:119] + '…'}"

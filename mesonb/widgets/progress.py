@@ -2,7 +2,10 @@
 
 * :class:`ProgressModel` counts futures as they finish (done, errors, cancelled); it is
   fed by ``add_done_callback`` from whatever thread settles a future and tells its
-  listeners. No display code.
+  listeners. No display code. For mesonb futures it also counts the running and the
+  pending ones and, when calls wait with none running, says why (``pending: <reason>``,
+  from ``fut.status()``); :meth:`ProgressModel.summary` is the one line both views show:
+  ``square: 7/10 done, 2 running, 1 pending · 1.2 s, 5.8 calls/s``.
 * :class:`TextProgress` draws it with tqdm (a terminal, a log);
   :class:`WidgetProgress` with an ipywidgets ``IntProgress`` in a Jupyter kernel.
 
@@ -20,8 +23,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterable
+from html import escape
 from typing import Any, TextIO
 
 
@@ -32,6 +38,15 @@ class ProgressModel:
         self.futures = list(futures)
         self.total = len(self.futures)
         self.done = self.errors = self.cancelled = 0
+        self.running = self.pending = 0  # mesonb futures only (see refresh)
+        self.why_pending = ""  # "pending: <reason>" while calls wait and none runs
+        self.started = min((getattr(f, "submitted", None) or time.time()
+                            for f in self.futures), default=time.time())
+        self.finished_at: float | None = None
+        names = Counter(getattr(f, "name", "") for f in self.futures)
+        names.pop("", None)
+        self.name = (names.most_common(1)[0][0] if len(names) == 1 else
+                     f"{len(names)} functions" if names else "mesonb")
         self._lock = threading.Lock()
         self._all_done = threading.Event()
         self._listeners: list[Callable[[ProgressModel], Any]] = []
@@ -42,8 +57,10 @@ class ProgressModel:
             self._uncounted[id(fut)] = (fut, n + 1)
         if not self.futures:
             self._all_done.set()
+            self.finished_at = time.time()
         for fut, _ in list(self._uncounted.values()):
             fut.add_done_callback(self._one_done)
+        self.refresh()
 
     def _count(self, fut: concurrent.futures.Future) -> bool:
         """Count a finished future once (under the lock); False if it already was."""
@@ -61,18 +78,48 @@ class ProgressModel:
         with self._lock:
             if not self._count(fut):
                 return
-            finished = self.done >= self.total
+            finished = self._check_finished()
         for listener in list(self._listeners):
             listener(self)
         if finished:
             self._all_done.set()
+
+    def _check_finished(self) -> bool:
+        """All counted: the clock stops (under the lock)."""
+        finished = self.done >= self.total
+        if finished and self.finished_at is None:
+            self.finished_at = time.time()
+            self.running = self.pending = 0
+            self.why_pending = ""
+        return finished
+
+    def refresh(self, ask_why: bool = False) -> None:
+        """Count the running and pending futures (mesonb futures have a ``phase``);
+        with ``ask_why``, when some wait and none runs, ask the first why."""
+        with self._lock:
+            waiting = [f for f, _ in self._uncounted.values() if not f.done()]
+        phases = Counter(getattr(f, "phase", "pending") for f in waiting)
+        why = ""
+        if ask_why and waiting and not phases["running"]:
+            first = next((f for f in waiting if hasattr(f, "status")), None)
+            if first is not None:
+                try:
+                    why = first.status(timeout=1.0)
+                except Exception:  # a closed cluster: nothing to say
+                    why = ""
+                if not why.startswith("pending"):
+                    why = ""
+        with self._lock:
+            if self.finished_at is None:
+                self.running, self.pending = phases["running"], phases["pending"]
+                self.why_pending = why
 
     def recount(self) -> None:
         """Count the futures that are done but whose done callbacks have not run yet
         (they run on the thread that settled them, maybe after a waiter woke)."""
         with self._lock:
             counted = [self._count(f) for f, _ in list(self._uncounted.values()) if f.done()]
-            finished = self.done >= self.total
+            finished = self._check_finished()
         if any(counted):
             for listener in list(self._listeners):
                 listener(self)
@@ -90,12 +137,24 @@ class ProgressModel:
     def wait(self, timeout: float | None = None) -> bool:
         return self._all_done.wait(timeout)
 
+    @property
+    def elapsed(self) -> float:
+        return (self.finished_at or time.time()) - self.started
+
     def summary(self) -> str:
-        out = f"{self.done}/{self.total} done"
-        if self.errors:
-            out += f", {self.errors} failed"
-        if self.cancelled:
-            out += f", {self.cancelled} cancelled"
+        """``square: 7/10 done, 2 running, 1 pending, 1 failed · 1.2 s, 5.8 calls/s``
+        (and ``· pending: <reason>`` while calls wait with none running)."""
+        out = f"{self.name}: {self.done}/{self.total} done"
+        for count, word in ((self.running, "running"), (self.pending, "pending"),
+                            (self.errors, "failed"), (self.cancelled, "cancelled")):
+            if count:
+                out += f", {count} {word}"
+        elapsed = self.elapsed
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        verb = "in" if self.finished_at is not None else "·"
+        out += f" {verb} {_seconds(elapsed)}, {rate:.3g} calls/s"
+        if self.why_pending:
+            out += f" · {self.why_pending}"
         return out
 
 
@@ -107,20 +166,28 @@ class TextProgress:
         from tqdm import tqdm
 
         self.model = model
-        self.bar = tqdm(total=model.total, desc=desc, file=file, unit="task", leave=True)
+        name = model.name if desc == "mesonb" else desc
+        self.bar = tqdm(total=model.total, desc=name, file=file, unit="call", leave=True)
         self._shown = 0
         self._lock = threading.Lock()
         model.subscribe(self._update)
+        _tick(model, self._update)
 
     def _update(self, model: ProgressModel) -> None:
         with self._lock:
             step = model.done - self._shown
+            postfix = {k: v for k, v in (("running", model.running),
+                                         ("pending", model.pending),
+                                         ("failed", model.errors),
+                                         ("cancelled", model.cancelled)) if v}
+            self.bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in postfix.items())
+                                     + (f" · {model.why_pending}" if model.why_pending
+                                        else ""), refresh=False)
             if step > 0:
                 self._shown = model.done
-                if model.errors or model.cancelled:
-                    self.bar.set_postfix(failed=model.errors, cancelled=model.cancelled,
-                                         refresh=False)
                 self.bar.update(step)
+            else:
+                self.bar.refresh()
             if model.done >= model.total:
                 self.bar.close()
 
@@ -138,18 +205,25 @@ class WidgetProgress:
 
         self.model = model
         self.bar = w.IntProgress(value=0, min=0, max=max(model.total, 1),
-                                 description="mesonb", bar_style="info")
+                                 description=model.name[:20], bar_style="info",
+                                 style={"description_width": "initial"})
         self.label = w.HTML("")
         self.widget = w.HBox([self.bar, self.label])
         self._lock = threading.Lock()
+        self.displayed = False
         model.subscribe(self._update)
+        _tick(model, self._update)
 
     def _update(self, model: ProgressModel) -> None:
         with self._lock:
             self.bar.value = model.done
-            self.label.value = f"<code>{model.summary()}</code>"
+            self.label.value = f"<code>{escape(model.summary())}</code>"
             if model.done >= model.total:
                 self.bar.bar_style = "danger" if model.errors else "success"
+            elif model.why_pending:
+                self.bar.bar_style = "warning"
+            else:
+                self.bar.bar_style = "info"
 
     def sync(self) -> None:
         """Catch up with futures settled since the last callback, and send the whole
@@ -166,7 +240,17 @@ class WidgetProgress:
         return self
 
     def __repr__(self) -> str:
-        return f"<mesonb progress {self.model.summary()}>"
+        self.model.recount()
+        return self.model.summary()
+
+    def _ipython_display_(self) -> None:
+        """As a cell's last line: the bar, once (progress() shows it already), never a
+        text that would disagree with it."""
+        if not self.displayed:
+            from IPython.display import display
+
+            self.displayed = True
+            display(self.widget)
 
 
 def in_kernel() -> bool:
@@ -260,6 +344,7 @@ def progress(futures: Iterable[concurrent.futures.Future], *, notebook: bool | N
                 from IPython.display import display
 
                 display(view.widget)
+                view.displayed = True
                 with _drawn_lock:
                     for fut in futures:
                         _drawn[fut] = (cell, weakref.ref(view))
@@ -273,3 +358,32 @@ def progress(futures: Iterable[concurrent.futures.Future], *, notebook: bool | N
     if wait is None or wait:
         text.wait()
     return text
+
+
+TICK = 0.5  # seconds between looks at running/pending calls while a bar is live
+
+
+def _tick(model: ProgressModel, update: Callable[[ProgressModel], Any]) -> None:
+    """Refresh the running/pending counts (and why calls wait) every :data:`TICK`
+    seconds until every future is done, on a daemon thread of its own."""
+    if model.finished:
+        return
+    model_ref = weakref.ref(model)
+
+    def loop() -> None:
+        while True:
+            current = model_ref()
+            if current is None or current.wait(TICK):
+                return
+            current.refresh(ask_why=current.elapsed > 1.0)
+            update(current)
+            del current
+
+    threading.Thread(target=loop, name="mesonb-progress", daemon=True).start()
+
+
+def _seconds(value: float) -> str:
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, seconds = divmod(int(value), 60)
+    return f"{minutes} min {seconds:02d} s"

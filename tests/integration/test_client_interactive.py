@@ -161,7 +161,10 @@ def test_suppress_then_revive(cluster):
 
 
 def test_explain_names_the_framework_holding_the_offers(cluster):
-    fw = cluster.framework("hoarder")
+    # another client's framework: this client's own notebook frameworks give their offers
+    # back when its calls wait (test_submit_works_while_a_notebook_framework_holds_offers)
+    other = Cluster(cluster.address)
+    fw = other.framework("hoarder")
     try:
         agents = set(cluster.agents().agent_id)
         # the functions framework declines and suppresses when idle; then every agent's
@@ -180,6 +183,7 @@ def test_explain_names_the_framework_holding_the_offers(cluster):
         assert str(pending.explain()) == "not pending: the call is done"
     finally:
         fw.close()
+        other.close()
 
 
 def test_explain_a_call_this_busy_cluster_cannot_place_now(cluster):

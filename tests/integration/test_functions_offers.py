@@ -33,7 +33,7 @@ def test_the_rest_of_an_offer_is_declined_and_revived_for_new_work(monkeypatch, 
             time.sleep(0.01)
         (flt,) = framework.filters.values()
         assert flt.refuse_until - master.clock.monotonic() > 30  # REMAINDER_REFUSE
-        assert flt.resources.get("cpus") == pytest.approx(2 - 0.5 - 0.1)  # less executor
+        assert flt.resources.get("cpus") == pytest.approx(2 - 0.5)  # the executor is uncharged
 
         # The rest of the agent is filtered and no offer is held: a new call REVIVEs,
         # long before the filter would end.

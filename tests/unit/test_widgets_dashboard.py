@@ -84,7 +84,8 @@ def test_subscribed_takes_allocation_and_heartbeat_interval_from_the_master():
 
 
 def test_dashboard_text_and_bars_when_stopped_without_a_cluster():
-    """The view's drawing on a model alone: an allocated and a used bar per resource."""
+    """The view's drawing on a model alone: one row per agent, an allocated and a used
+    bar per resource, numbers with units."""
     from mesonb.widgets.dashboard import Dashboard
 
     dash = Dashboard.__new__(Dashboard)
@@ -97,12 +98,36 @@ def test_dashboard_text_and_bars_when_stopped_without_a_cluster():
     dash._widget, dash._rows = None, {}
     dash.stopped, dash.error, dash.connected, dash.lost = True, None, False, None
     dash.widget()
-    rows = {r.children[0].value: r for r in dash._bars.children}
-    assert set(rows) == {"h-A:5051 cpus", "h-A:5051 mem"}
-    allocated, used = rows["h-A:5051 cpus"].children[1].children
+    [row] = dash._bars.children  # one row for the agent
+    label, cpu_pair, cpu_numbers, _mem_pair, mem_numbers = row.children
+    assert label.value == "h-A:5051"
+    allocated, used = cpu_pair.children
     assert (allocated.value, allocated.max, used.value, used.max) == (0.5, 2.0, 0.2, 2.0)
     assert (allocated.description, used.description) == ("allocated", "used")
-    assert rows["h-A:5051 mem"].children[2].value == "256 / 1024 allocated, used 300"
+    assert cpu_numbers.value == "cpus 0.5 / 2 cpus allocated, 0.2 used"
+    assert mem_numbers.value == "mem 256 MiB / 1 GiB allocated, 300 MiB used"
     text = dash.text()
     assert text.splitlines()[0] == "stopped"
-    assert "h-A:5051 cpus: 0.5 / 2 allocated, used 0.2" in text
+    assert "h-A:5051 cpus: 0.5 / 2 cpus allocated, 0.2 used" in text
+    assert "Running <b>0</b>" in dash._counts.value and "queue: empty" in dash._queue.value
+
+
+def test_the_dashboard_fits_a_screen_and_draws_its_panels():
+    from mesonb.widgets import panels
+
+    assert panels.dashboard_height(4) <= 600
+    agents = [f"h{i}:5051" for i in range(4)]
+    spans = [{"agent": "h0:5051", "name": "square", "start": 95.0, "end": 99.0,
+              "state": "TASK_FINISHED"},
+             {"agent": "h1:5051", "name": "boom", "start": 97.0, "end": 98.0,
+              "state": "TASK_FAILED"},
+             {"agent": "h2:5051", "name": "square", "start": 99.0, "end": None,
+              "state": "TASK_RUNNING"}]
+    svg = panels.stream_svg(agents, spans, now=100.0)
+    assert svg.count("<rect") == 3 and "stroke='#c33'" in svg  # the failure marked
+    assert svg.count(panels.colour_of("square")) == 2  # one colour per function
+    assert f"height='{4 * panels.ROW['stream'] + panels.HEIGHTS['stream_axis']}'" in svg
+    memory = panels.memory_svg([("h0:5051", 1024.0, [(0.0, 100.0), (50.0, 512.0)])], 60.0)
+    assert "<polyline" in memory and "512 MiB" in memory
+    queue = panels.queue_html([{"name": "square", "status": "pending: needs cpus 1"}])
+    assert "1</b> call waiting" in queue and "pending: needs cpus 1" in queue

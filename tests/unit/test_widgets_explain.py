@@ -7,7 +7,7 @@ import doctest
 from types import SimpleNamespace
 
 import mesonb.widgets.explain
-from mesonb.widgets import templates
+from mesonb.client import reprs as templates
 from mesonb.widgets.explain import explain
 
 

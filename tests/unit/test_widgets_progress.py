@@ -25,7 +25,8 @@ def test_model_counts_results_errors_and_cancels():
     futs[3].set_result(2)
     assert model.finished and model.wait(0)
     assert seen == [0, 1, 2, 3, 4]
-    assert model.summary() == "4/4 done, 1 failed, 1 cancelled"
+    assert model.summary().startswith("mesonb: 4/4 done, 1 failed, 1 cancelled in ")
+    assert model.summary().endswith(" calls/s")  # elapsed time and rate, with units
 
 
 def test_already_done_and_empty():
@@ -117,4 +118,4 @@ def test_recount_catches_up_before_callbacks_and_never_counts_twice():
     assert (model.done, model.errors, view.bar.value) == (3, 1, 3) and model.finished
     assert view.bar.bar_style == "danger"
     slow.later(slow)  # the late callback: already counted
-    assert model.done == 3 and model.summary() == "3/3 done, 1 failed"
+    assert model.done == 3 and model.summary().startswith("mesonb: 3/3 done, 1 failed in ")

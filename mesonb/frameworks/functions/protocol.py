@@ -108,7 +108,9 @@ class Outcome:
     exception that does not unpickle as a whole (its ``__init__`` wants other arguments
     than its ``args``) has ``value`` None and ``exc_parts``: cloudpickle of its
     ``(type, args, __dict__)``, from which the client rebuilds it. A call whose worker
-    died has ``died`` set and neither. ``stdout``/``stderr`` are what the call printed."""
+    died has ``died`` set and neither. ``stdout``/``stderr`` are what the call printed;
+    ``frames`` the user's frames of the traceback, for the client to raise the exception
+    with them."""
 
     ok: bool
     value: bytes | None = None
@@ -121,6 +123,8 @@ class Outcome:
     stderr: LogSlice | None = None
     duration: float = 0.0
     died: bool = False
+    # the user's frames of the traceback, outermost first: (file, line, function)
+    frames: list[tuple[str, int, str]] | None = None
 
     def encode(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)

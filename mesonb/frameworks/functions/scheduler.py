@@ -18,6 +18,7 @@ import asyncio
 import base64
 import itertools
 import logging
+import math
 import sys
 import uuid
 from collections import deque
@@ -43,7 +44,13 @@ LOOK_AHEAD = 64
 # offer held REVIVEs, which clears the filters. Re-offering the rest at once (0 s) would
 # cost an allocation run and an OFFERS event per launch for nothing.
 REMAINDER_REFUSE = 5.0
-EXECUTOR_RESOURCES = Resources({"cpus": 0.1, "mem": 64.0})
+# The functions executor's own resources: none are asked for. As with Mesos's command
+# executor (whose 0.1 cpus and 32 MB the agent adds on top of the task's, uncharged), the
+# executor's overhead must not make a call that fits an agent impossible: on an N-core
+# machine ``cpus=N`` fits, and N ``cpus=1`` calls run at once. Each call's ``cpus`` and
+# ``mem`` are its worker's; the executor process itself (an idle event loop, ~30 MB)
+# is not counted.
+EXECUTOR_RESOURCES = Resources()
 # The functions framework's failover_timeout: how long the master keeps its tasks running
 # while no scheduler is subscribed. A master failover disconnects every framework and a new
 # leader learns frameworks from re-registering agents; with 0 it would remove the framework
@@ -52,6 +59,8 @@ EXECUTOR_RESOURCES = Resources({"cpus": 0.1, "mem": 64.0})
 # dies without closing leaves its tasks to run out this timeout.
 FAILOVER_TIMEOUT = 3600.0
 EXECUTOR_MODULE = "mesonb.frameworks.functions.executor"
+# While tasks wait with no offer held, the client is told this often (on_starved).
+STARVED_EVERY = 0.5
 
 
 @dataclass(eq=False)
@@ -97,6 +106,10 @@ class FunctionsScheduler:
         self._idle_since: float | None = None
         self.on_disconnect: Callable[[], Any] | None = None
         self.on_fatal: Callable[[str], Any] | None = None
+        # Called (at most every STARVED_EVERY seconds) while tasks wait and no offer is
+        # held: the client asks its other frameworks to give back the offers they hold.
+        self.on_starved: Callable[[], Any] | None = None
+        self._starved_at = -math.inf
 
     def start(self, driver: driver_mod.SchedulerDriver) -> None:
         self.driver = driver
@@ -119,9 +132,9 @@ class FunctionsScheduler:
             if spec.task_id == task_id:
                 self.queue.remove(spec)
                 return True
-        spec = self.launched.get(task_id)
-        if spec is not None and self.driver is not None:
-            self._spawn(self.driver.kill(task_id, spec.agent_id))
+        launched = self.launched.get(task_id)
+        if launched is not None and self.driver is not None:
+            self._spawn(self.driver.kill(task_id, launched.agent_id))
         return False
 
     def _wake(self) -> None:
@@ -191,6 +204,8 @@ class FunctionsScheduler:
                 await self._place()
                 if self.queue:
                     self._idle_since = None
+                    if not self.offers:
+                        self._starved(loop.time())
                     if not self.offers and (self.suppressed or self._declined_would_do()):
                         self.suppressed = False
                         self.declined.clear()
@@ -206,6 +221,23 @@ class FunctionsScheduler:
                 self._offer_resources.clear()
             except Exception:
                 log.exception("placement failed")
+
+    def _starved(self, now: float) -> None:
+        if self.on_starved is None or now - self._starved_at < STARVED_EVERY:
+            return
+        self._starved_at = now
+        try:
+            self.on_starved()
+        except Exception:
+            log.exception("on_starved failed")
+        self._wake_later(STARVED_EVERY)  # look again then, offers or not
+
+    def _wake_later(self, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, self._wake_if_queued)
+
+    def _wake_if_queued(self) -> None:
+        if self.queue and not self.offers:
+            self._wake()
 
     def _declined_would_do(self) -> bool:
         """Would a queued task (of the first LOOK_AHEAD) fit in a declined remainder?"""
@@ -237,7 +269,7 @@ class FunctionsScheduler:
             if not self.queue:
                 break
             free = Resources()
-            running = set()
+            running: set[str] = set()
             for offer in offers:
                 free = free + self._offer_resources[offer["id"]["value"]]
                 running.update(e["value"] for e in offer.get("executor_ids", ()))
@@ -307,14 +339,16 @@ class FunctionsScheduler:
 
     def executor_info(self) -> dict[str, Any]:
         variables = [{"name": k, "value": v} for k, v in sorted(self.executor_env.items())]
-        return {
+        info: dict[str, Any] = {
             "type": "CUSTOM",
             "name": "mesonb functions executor",
             "command": {"shell": False, "value": sys.executable,
                         "arguments": [sys.executable, "-m", EXECUTOR_MODULE],
                         "environment": {"variables": variables}},
-            "resources": EXECUTOR_RESOURCES.to_json(),
         }
+        if EXECUTOR_RESOURCES:
+            info["resources"] = EXECUTOR_RESOURCES.to_json()
+        return info
 
     def _spawn(self, coro: Any) -> None:
         spawn(coro, self._background, "call", logger=log)

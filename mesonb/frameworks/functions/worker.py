@@ -147,16 +147,44 @@ def _run_call(payload: bytes, result_path: str) -> Outcome:
         else:
             outcome.value = value
     except BaseException as exc:
-        text = "".join(traceback.format_exception(exc))
+        text, frames = user_traceback(exc)
         value, parts = _pickle_exception(exc)
         outcome = Outcome(ok=False, value=value, exc_parts=parts, traceback=text,
-                          exc_type=_exception_text(exc))
+                          exc_type=_exception_text(exc), frames=frames)
     finally:
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
     outcome.duration = time.perf_counter() - start
     return outcome
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def user_traceback(exc: BaseException) -> tuple[str, list[tuple[str, int, str]]]:
+    """The traceback of a call's exception as the user wants it: their frames (mesonb's
+    own, the worker's, left out) and the error, chained exceptions included; and the
+    frames of the exception itself as ``(file, line, function)``."""
+    tb = traceback.TracebackException.from_exception(exc)
+    for one in _chain(tb):
+        frames = [f for f in one.stack if not (f.filename or "").startswith(_PACKAGE)]
+        one.stack = traceback.StackSummary.from_list(frames)
+    own = [(f.filename, f.lineno or 0, f.name) for f in tb.stack]
+    return "".join(tb.format()), own
+
+
+def _chain(tb: traceback.TracebackException) -> list[traceback.TracebackException]:
+    out, seen = [], set()
+    todo: list[traceback.TracebackException | None] = [tb]
+    while todo:
+        one = todo.pop()
+        if one is None or id(one) in seen:
+            continue
+        seen.add(id(one))
+        out.append(one)
+        todo += [one.__cause__, one.__context__]
+    return out
 
 
 def _pickle_exception(exc: BaseException) -> tuple[bytes | None, bytes | None]:

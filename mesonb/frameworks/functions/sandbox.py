@@ -8,16 +8,12 @@ credentials; nothing here goes through the master.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import quote
 
-from mesonb.frameworks.functions.protocol import LogSlice
 from mesonb.http.client import Connection
 
-from .futures import Logs
-
-if TYPE_CHECKING:
-    from .futures import Future
+from .protocol import LogSlice
 
 
 class Sandboxes:
@@ -66,20 +62,20 @@ class Sandboxes:
             out.append(raw.decode("utf-8", "replace"))
         return out[0], out[1]
 
-    async def task_logs(self, fut: Future) -> Logs:
-        """What the future's task printed (so far, while it runs)."""
-        if fut._agent_url is None or fut.task_id is None:
-            return Logs("", "")
-        if fut._logs is not None:  # a function call: slices of its worker's log files
-            texts = [await self.read_slice(fut._agent_url, part) for part in fut._logs]
-            return Logs(texts[0], texts[1])
-        if not fut._command:  # a call still running: its slices from their starts so far
-            parts = fut._running_logs or (None, None)
-            texts = [await self.read_slice(fut._agent_url, part, to_end=True)
+    async def task_logs(self, record: Any) -> tuple[str, str]:
+        """What a call's task printed (so far, while it runs): stdout and stderr, from
+        its :class:`~.results.CallRecord`."""
+        if record.agent_url is None or record.task_id is None:
+            return "", ""
+        if record.logs is not None:  # a function call: slices of its worker's log files
+            texts = [await self.read_slice(record.agent_url, part) for part in record.logs]
+            return texts[0], texts[1]
+        if not record.command:  # a call still running: its slices from their starts so far
+            parts = record.running_logs or (None, None)
+            texts = [await self.read_slice(record.agent_url, part, to_end=True)
                      for part in parts]
-            return Logs(texts[0], texts[1])
-        out, err = await self.command_logs(fut._agent_url, fut.task_id)
-        return Logs(out, err)
+            return texts[0], texts[1]
+        return await self.command_logs(record.agent_url, record.task_id)
 
     async def read_slice(self, agent_url: str, part: LogSlice | None,
                          to_end: bool = False) -> str:
