@@ -10,7 +10,7 @@ from mesonb.http.base import NotFoundHandler, Security, SlashCollapsingApplicati
 from mesonb.master.master import Master
 from mesonb.protocol.agent import AGENT_PATH
 
-from . import state
+from . import state, ui
 from .agent_link import AgentSocket
 from .allocation import ALLOCATION_PATH, AllocationHandler
 from .metrics import MetricsHandler
@@ -32,6 +32,7 @@ def make_app(master: Master, security: Security) -> tornado.web.Application:
         (r"/metrics/snapshot/?", MetricsHandler, deps),
         (ALLOCATION_PATH, AllocationHandler, deps),
         *state.routes(deps),
+        *ui.routes(deps),  # the web UI: /, /panel/<name>, /ui/*
     ]
     return SlashCollapsingApplication(
         routes,
