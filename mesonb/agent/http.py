@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from mesonb.http.base import NotFoundHandler, Security, SlashCollapsingApplication
 
+from . import metrics
 from .executor_api import ExecutorApiHandler
 from .files import BrowseHandler, DebugHandler, DownloadHandler, ReadHandler
 
@@ -77,7 +78,8 @@ def make_app(agent: Agent, security: Security) -> SlashCollapsingApplication:
         (slave + r"/health", HealthHandler, kw),
         (slave + r"/flags", FlagsHandler, kw),
         (r"/version", VersionHandler, kw),
-        (r"/metrics/snapshot", MetricsHandler, kw),
+        (r"/metrics/snapshot", metrics.MetricsHandler, kw),
+        (r"/metrics/?", metrics.PrometheusHandler, kw),
         (slave + r"/monitor/statistics(?:\.json)?", MonitorHandler, kw),
         (r"/files/browse(?:\.json)?", BrowseHandler, kw),
         (r"/files/read(?:\.json)?", ReadHandler, kw),

@@ -31,16 +31,21 @@ class Page:
         self.messages.append(text)
 
 
-def test_tasks_follow_events_and_the_rest_is_sampled():
+async def test_tasks_follow_events_and_the_rest_is_sampled():
     h = MasterHarness(max_completed_tasks_per_framework=2)
     hub = Hub()
     feed = MasterFeed(h.master, hub)
     agent = h.add_agent("cpus:4;mem:1024", hostname="box1")
     fw = h.subscribe("demo")
+    launch(h, fw, agent, "t0")  # before anyone watches: loaded from the book
+    assert h.master.observers == []  # an unwatched master pays nothing for the UI
+    feed.watch()
+    assert hub.model.tables["tasks"].rows[f"{fw.framework_id} t0"][STATE] == "TASK_STAGING"
+    agent.update(fw.framework_id, "t0", TaskState.TASK_KILLED)
     launch(h, fw, agent, "t1", "t2", "t3")
     tasks = hub.model.tables["tasks"].rows
     assert {k.split(" ")[1]: r[STATE] for k, r in tasks.items()} == {
-        "t1": "TASK_STAGING", "t2": "TASK_STAGING", "t3": "TASK_STAGING"}
+        "t0": "TASK_KILLED", "t1": "TASK_STAGING", "t2": "TASK_STAGING", "t3": "TASK_STAGING"}
     for t in ("t1", "t2", "t3"):
         agent.update(fw.framework_id, t, TaskState.TASK_RUNNING)
     agent.update(fw.framework_id, "t1", TaskState.TASK_FAILED,
@@ -49,10 +54,11 @@ def test_tasks_follow_events_and_the_rest_is_sampled():
     assert row[STATE] == "TASK_FAILED"
     assert row[TASK_INDEX["reason"]] == "REASON_CONTAINER_LIMITATION_MEMORY"
     assert row[TASK_INDEX["stopped"]] is not None
-    # As the book, only the newest completed tasks of a framework are kept.
+    # As the book, only the newest completed tasks of a framework are kept (t0 and t1 go).
     for t in ("t2", "t3"):
         agent.update(fw.framework_id, t, TaskState.TASK_FINISHED)
     assert sorted(k.split(" ")[1] for k in tasks) == ["t2", "t3"]
+    assert h.master.book.frameworks[fw.framework_id].completed_tasks[0].id == "t2"
 
     feed.sample()
     agents = hub.model.tables["agents"].rows
@@ -67,19 +73,15 @@ def test_tasks_follow_events_and_the_rest_is_sampled():
     assert feed._on_event not in h.master.observers
 
 
-def test_a_page_gets_a_snapshot_then_only_changes():
+async def test_a_page_gets_a_snapshot_then_only_changes():
     h = MasterHarness()
     hub = Hub()
-    MasterFeed(h.master, hub)
+    hub.source = feed = MasterFeed(h.master, hub)
     agent = h.add_agent()
     fw = h.subscribe("demo")
-    hub.source = None  # no timers in this test: the hub is flushed by hand
     page = Page()
-    hub.clients.add(page)
-    hub.flush()
-    page.messages.clear()
     hub.attach(page)
-    hub._timer.stop()
+    assert feed.watchers == 1 and h.master.observers == [feed._on_event]
     snapshot = json.loads(page.messages[-1])
     assert snapshot["type"] == "snapshot" and snapshot["task_columns"][0] == "id"
     launch(h, fw, agent, "t1")
@@ -89,6 +91,8 @@ def test_a_page_gets_a_snapshot_then_only_changes():
     assert [r[0] for r in delta["tables"]["tasks"]["rows"]] == ["t1"]
     hub.flush()
     assert len(page.messages) == 2  # nothing new, nothing sent
+    hub.detach(page)
+    assert feed.watchers == 0 and h.master.observers == []
 
 
 async def test_history_replays_into_the_same_model(tmp_path):
@@ -100,6 +104,7 @@ async def test_history_replays_into_the_same_model(tmp_path):
     launch(h, fw, agent, "t1")
     recorder = HistoryRecorder(tmp_path, h.master.id)
     recorder.attach(hub, feed)
+    assert hub.model.tables["tasks"].rows
     agent.update(fw.framework_id, "t1", TaskState.TASK_FINISHED)
     h.add_agent(hostname="box2")
     feed.sample()

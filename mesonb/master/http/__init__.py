@@ -13,7 +13,7 @@ from mesonb.protocol.agent import AGENT_PATH
 from . import state, ui
 from .agent_link import AgentSocket
 from .allocation import ALLOCATION_PATH, AllocationHandler
-from .metrics import MetricsHandler
+from .metrics import MetricsHandler, PrometheusHandler
 from .misc import HealthHandler, RedirectHandler, VersionHandler
 from .operator import OPERATOR_PATH, OperatorHandler
 from .scheduler import SCHEDULER_PATH, SchedulerHandler
@@ -30,6 +30,7 @@ def make_app(master: Master, security: Security) -> tornado.web.Application:
         (r"/master/redirect/?", RedirectHandler, deps),
         (OPERATOR_PATH, OperatorHandler, deps),
         (r"/metrics/snapshot/?", MetricsHandler, deps),
+        (r"/metrics/?", PrometheusHandler, deps),
         (ALLOCATION_PATH, AllocationHandler, deps),
         *state.routes(deps),
         *ui.routes(deps),  # the web UI: /, /panel/<name>, /ui/*

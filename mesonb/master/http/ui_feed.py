@@ -70,6 +70,25 @@ def task_row(task: dict[str, Any], now: float) -> list[Any]:
     ]
 
 
+def book_task_row(task: Any) -> list[Any]:
+    """A task row straight from a book record (what TASK_ADDED would say, for the tasks
+    that exist when watching starts; one pass over 100,000 tasks takes a fraction of a
+    second this way)."""
+    statuses = task.statuses
+    latest = statuses[-1] if statuses else None
+    state = task.state.value
+    res = task.resources.scalars
+    return [
+        task.id, task.info.name, state, task.framework_id, task.agent_id,
+        task.executor_id or "", statuses[0].timestamp if statuses else None,
+        latest.timestamp if latest is not None and state in _TERMINAL else None,
+        latest.reason.value if latest is not None and latest.reason else None,
+        latest.message if latest is not None else None,
+        res.get("cpus", 0.0), res.get("mem", 0.0), res.get("disk", 0.0), res.get("gpus", 0.0),
+        latest.source.value if latest is not None and latest.source else None,
+    ]
+
+
 class LogTail(logging.Handler):
     """Keeps the master's log lines until the next sample picks them up."""
 
@@ -93,6 +112,8 @@ class LogTail(logging.Handler):
 class MasterFeed:
     """Turns one master's events and state into UI records for ``hub``."""
 
+    ui_feed = True  # not an operator API subscriber (``operator_event_stream_subscribers``)
+
     def __init__(self, master: Master, hub: Hub) -> None:
         self.master = master
         self.hub = hub
@@ -108,13 +129,15 @@ class MasterFeed:
         self.watchers = 0  # pages and recorders that need samples
         self.log_tail = LogTail()
         logging.getLogger("mesonb.master").addHandler(self.log_tail)
-        self._load_tasks()
-        master.observers.append(self._on_event)
 
     # -- lifetime ------------------------------------------------------------------
     def watch(self) -> None:
-        """Someone needs fresh samples: bring everything up to date and keep sampling."""
+        """Someone needs fresh figures: follow the master's events, bring everything up to
+        date, and sample until the last watcher leaves (an unwatched master pays nothing)."""
         self.watchers += 1
+        if self.watchers == 1:
+            self.master.observers.append(self._on_event)
+            self._load_tasks()
         self.sample()
         if self._timer is None:
             self._timer = tornado.ioloop.PeriodicCallback(self.sample, SAMPLE_SECONDS * 1000)
@@ -122,32 +145,47 @@ class MasterFeed:
 
     def unwatch(self) -> None:
         self.watchers = max(0, self.watchers - 1)
-        if self.watchers == 0 and self._timer is not None:
+        if self.watchers > 0:
+            return
+        if self._timer is not None:
             self._timer.stop()
             self._timer = None
+        if self._on_event in self.master.observers:
+            self.master.observers.remove(self._on_event)
 
     def close(self) -> None:
         self.watchers = 1
         self.unwatch()
         logging.getLogger("mesonb.master").removeHandler(self.log_tail)
-        if self._on_event in self.master.observers:
-            self.master.observers.remove(self._on_event)
 
     # -- tasks, from events ------------------------------------------------------------
     def _load_tasks(self) -> None:
-        now = self.master.clock.time()
-        answer = views.get_tasks(self.master.book)
-        rows = [task_row(t, now) for kind in ("tasks", "unreachable_tasks", "completed_tasks")
-                for t in answer[kind]]
+        """All tasks from the book, once, when watching starts (events keep them after)."""
+        self._completed.clear()
+        self._task_keys.clear()
+        rows: list[list[Any]] = []
+        for framework in views.all_frameworks(self.master.book):
+            for group in (framework.tasks.values(), framework.unreachable_tasks.values(),
+                          framework.completed_tasks):
+                rows.extend(book_task_row(t) for t in group)
         for row in rows:
-            key = task_key(row[TASK_INDEX["framework_id"]], row[TASK_INDEX["id"]])
-            self._task_keys[row[TASK_INDEX["framework_id"]]].add(key)
+            framework_id = row[TASK_INDEX["framework_id"]]
+            key = task_key(framework_id, row[TASK_INDEX["id"]])
+            self._task_keys[framework_id].add(key)
             if row[_STATE] in _TERMINAL:
-                self._completed[row[TASK_INDEX["framework_id"]]].append(key)
-        if rows:
-            self.hub.apply({"type": "ROWS", "table": "tasks", "rows": rows})
+                self._completed[framework_id].append(key)
+        table = self.hub.model.tables["tasks"]
+        keys = {task_key(r[TASK_INDEX["framework_id"]], r[TASK_INDEX["id"]]) for r in rows}
+        gone = [k for k in table.rows if k not in keys]
+        self.hub.apply({"type": "ROWS", "table": "tasks", "rows": rows, "removed": gone})
 
     def _on_event(self, event: dict[str, Any]) -> None:
+        try:
+            self._follow(event)
+        except Exception:  # an event of an unexpected shape must not cost the feed
+            logging.getLogger(__name__).exception("web UI: cannot follow %s", event.get("type"))
+
+    def _follow(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "TASK_ADDED":
             row = task_row(event["task_added"]["task"], self.master.clock.time())
