@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_parser(sub)
     execute.add_parser(sub)
     demo.add_parser(sub)
+    from mesonb.webui import cli as ui_cli  # `mesonb ui --history DIR`
+
+    ui_cli.add_parser(sub)
     return parser
 
 

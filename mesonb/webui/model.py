@@ -3,7 +3,7 @@
 The master side (:mod:`mesonb.master.http.ui_feed`) turns the master's events and samples
 into *records*; this model applies them; a browser gets :meth:`UiModel.snapshot` once
 and then the deltas :meth:`UiModel.take_delta` collects. A recorded history
-(:mod:`mesonb.master.history`) is the same records on disk, so a replay builds the very
+(:mod:`.history`) is the same records on disk, so a replay builds the very
 same model and the same pages serve it.
 
 Records (plain JSON objects)::

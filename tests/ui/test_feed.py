@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 
-from mesonb.master.history import HistoryRecorder, read_history
+from mesonb.local import LocalCluster
 from mesonb.master.http.ui_feed import MasterFeed
 from mesonb.protocol.states import Reason, TaskState
 from mesonb.testing.harness import MasterHarness, command_task
+from mesonb.webui.history import HistoryRecorder, read_history
 from mesonb.webui.hub import Hub
 from mesonb.webui.model import TASK_INDEX, UiModel
 
@@ -120,3 +121,32 @@ async def test_history_replays_into_the_same_model(tmp_path):
     path = recorder.path
     path.write_text(path.read_text() + '{"type": "ROWS", "tab')
     assert len(read_history(path)) == len(read_history(tmp_path))
+
+
+async def test_a_local_cluster_records_its_history(tmp_path):
+    cluster = LocalCluster(agents=2, port=0, work_dir=tmp_path / "work",
+                           resources="cpus:1;mem:256;disk:100", history_dir=tmp_path / "h")
+    await cluster.start()
+    try:
+        await cluster.wait_ready()
+        path = tmp_path / "h"
+        await wait_until(lambda: len(replay(path).tables["agents"].rows) == 2)
+    finally:
+        await cluster.stop()
+    model = replay(path)
+    assert model.master["cluster"] == "mesonb"
+    assert {a["state"] for a in model.tables["agents"].rows.values()} == {"ACTIVE"}
+
+
+def replay(path) -> UiModel:
+    model = UiModel()
+    model.apply_all(read_history(path))
+    return model
+
+
+async def wait_until(condition, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.02)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mesonb.testing.processes import ProcessCluster
+from mesonb.testing.processes import Daemon, ProcessCluster
 
 pytestmark = pytest.mark.slow
 TASK_COMMAND = "for i in $(seq 1 60); do echo tick$i; sleep 0.2; done"
@@ -135,3 +135,29 @@ def test_pages_link_to_each_other_and_tables_sort_filter_paginate(cluster, ui_pa
     ui_page.screenshot("maintenance")
     assert ui_page.errors == []
     assert ui_page.outside_loopback() == []
+
+
+def test_history_serves_the_pages_of_a_stopped_cluster(tmp_path, ui_page):
+    history = tmp_path / "history"
+    with ProcessCluster(tmp_path / "run", agents=2,
+                        master_args=["--history-dir", str(history)]) as cluster:
+        framework = execute(cluster, "echo recorded", "kept")
+        try:
+            assert framework.wait(60) == 0
+        finally:
+            stop(framework)
+    assert list(history.glob("history-*.jsonl"))
+
+    ui = Daemon(["ui", "--history", str(history), "--port", "0"], tmp_path / "ui.log")
+    try:
+        ui.wait_listening()
+        page = ui_page.page
+        page.goto(ui.url + "/")
+        page.wait_for_selector("#conn:has-text('history')", timeout=10_000)
+        page.wait_for_selector("#completed-tasks td:has-text('kept')", timeout=10_000)
+        assert page.inner_text("#agents-activated") == "2"
+        assert page.inner_text("#tasks-finished") == "1"
+        ui_page.screenshot("history")
+        assert ui_page.outside_loopback() == []
+    finally:
+        ui.stop()

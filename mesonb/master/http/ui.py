@@ -2,7 +2,7 @@
 :mod:`mesonb.webui.handlers`), fed by a :class:`~.ui_feed.MasterFeed`.
 
 With ``config.history_dir`` set, the feed's records are also written to disk
-(:mod:`mesonb.master.history`), so ``mesonb ui --history DIR`` can show the pages after
+(:mod:`mesonb.webui.history`), so ``mesonb ui --history DIR`` can show the pages after
 the cluster is gone.
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from mesonb.http.base import Security
-from mesonb.master.history import HistoryRecorder
 from mesonb.master.master import Master
 from mesonb.webui.handlers import routes as ui_routes
+from mesonb.webui.history import HistoryRecorder
 from mesonb.webui.hub import Hub
 
 from .ui_feed import MasterFeed

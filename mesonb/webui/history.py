@@ -1,7 +1,7 @@
 """The master's event log on disk, for the web UI after the cluster is gone.
 
 With ``--history-dir DIR`` (``MasterConfig.history_dir``, ``Cluster.local(history_dir=...)``)
-the master writes the web UI's records (:mod:`mesonb.webui.model`: task rows from the
+the master writes the web UI's records (:mod:`.model`: task rows from the
 operator events, sampled agents, frameworks, offers, roles, the master's figures and its
 log) to ``DIR/history-<start time>-<master id>.jsonl``, one JSON object per line with the
 time it was recorded under ``"t"``. The file starts with the whole model as it was when
@@ -18,13 +18,10 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import tornado.ioloop
-
 if TYPE_CHECKING:
-    from mesonb.webui.hub import Hub, Source
+    from .hub import Hub, Source
 
 log = logging.getLogger(__name__)
-FLUSH_SECONDS = 0.5
 PATTERN = "history-*.jsonl"
 
 
@@ -37,37 +34,28 @@ class HistoryRecorder:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         self.path = self.directory / f"history-{stamp}-{master_id}.jsonl"
         self._file: IO[str] | None = None
-        self._timer: tornado.ioloop.PeriodicCallback | None = None
 
     def attach(self, hub: Hub, source: Source) -> None:
         """Write the model as it is, then each record; keep the source sampling."""
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (lives with the master)
+        # Line-buffered: what the master did is on disk even if it is killed the next moment.
+        self._file = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
         for record in hub.model.records():
             self.write(record)
         hub.listeners.append(self.write)
         source.watch()
-        self._timer = tornado.ioloop.PeriodicCallback(self.flush, FLUSH_SECONDS * 1000)
-        self._timer.start()
         log.info("recording the master's history to %s", self.path)
 
     def write(self, record: dict[str, Any]) -> None:
         if self._file is None:
             return
         line = json.dumps({"t": round(time.time(), 3), **record}, separators=(",", ":"))
-        self._file.write(line + "\n")
-
-    def flush(self) -> None:
-        if self._file is not None:
-            try:
-                self._file.flush()
-            except OSError as exc:
-                log.error("cannot write the history to %s: %s; stopping", self.path, exc)
-                self.close()
+        try:
+            self._file.write(line + "\n")
+        except OSError as exc:
+            log.error("cannot write the history to %s: %s; stopping", self.path, exc)
+            self.close()
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
         if self._file is not None:
             file, self._file = self._file, None
             with contextlib.suppress(OSError):
