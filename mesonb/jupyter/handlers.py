@@ -96,6 +96,12 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, JupyterHandler):
                 if k != "token" for v in values]
         return urlencode(args)
 
+    def check_origin(self, origin: str | None = None) -> bool:  # type: ignore[override]
+        """WebSocket upgrades: same origin only (tornado's rule); plain HTTP: Jupyter's."""
+        if self.request.headers.get("Upgrade", "").lower() == "websocket":
+            return tornado.websocket.WebSocketHandler.check_origin(self, origin or "")
+        return JupyterHandler.check_origin(self)
+
     # -- HTTP ------------------------------------------------------------------------
     async def get(self, key: str, path: str = "") -> None:  # type: ignore[override]
         if self.request.headers.get("Upgrade", "").lower() == "websocket":

@@ -101,6 +101,10 @@ def test_clusters_and_proxy_behind_jupyter_auth(jupyter, ui_page):
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         websocket.create_connection(ws_url, timeout=5)
     assert refused.value.status_code == 403
+    with pytest.raises(websocket.WebSocketBadStatusException) as cross_site:
+        websocket.create_connection(ws_url, timeout=5, origin="http://evil.example",
+                                    header=[f"Authorization: token {TOKEN}"])
+    assert cross_site.value.status_code == 403
     ws = websocket.create_connection(ws_url, timeout=10, header=[f"Authorization: token {TOKEN}"])
     try:
         snapshot = json.loads(ws.recv())
