@@ -9,6 +9,9 @@
 * ``GET /ui/files/{browse,read}?agent_id=&path=[&offset=&length=]``: an agent's files
   API, proxied so that the page needs to reach only the master (and works behind a
   Jupyter proxy). Sandbox bytes pass through; nothing is interpreted.
+* ``GET /ui/sandbox?agent_id=&framework_id=&executor_id=``: where an executor's sandbox
+  is (also after it ended); ``GET /ui/agent/{metrics/snapshot,monitor/statistics}``:
+  one agent's figures, for the panels.
 
 Handlers are thin: the hub holds the model; nothing here reaches into a master.
 """
@@ -16,6 +19,7 @@ Handlers are thin: the hub holds the model; nothing here reaches into a master.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import urllib.parse
 from pathlib import Path
@@ -44,8 +48,12 @@ class PageHandler(BaseHandler):
     def get(self, panel: str | None = None) -> None:
         if panel is not None and panel not in PANELS:
             raise NotFound(f"No panel '{panel}'; panels: {', '.join(PANELS)}")
+        # Relative to where the page is (the master's root, or a proxy's prefix before it):
+        # ``/panel/tasks`` -> ``../``, so assets and the feed resolve under either.
+        depth = max(0, self.request.path.count("/") - 1)
+        page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish((STATIC_DIR / "index.html").read_bytes())
+        self.finish(page.replace("{{base}}", "../" * depth or "./"))
 
 
 class StaticHandler(tornado.web.StaticFileHandler):
@@ -94,37 +102,81 @@ class FeedSocket(tornado.websocket.WebSocketHandler):
         self.hub.detach(self)
 
 
-class FilesHandler(BaseHandler):
-    """``/ui/files/(browse|read)``: an agent's files API through the master."""
+class AgentHandler(BaseHandler):
+    """Base of the handlers that ask one agent something on the page's behalf."""
 
     hub: Hub
 
-    async def get(self, operation: str) -> None:
-        agent_id = self.get_query_argument("agent_id", "")
-        path = self.get_query_argument("path", "")
-        if not agent_id or not path:
-            raise BadRequest("Expecting 'agent_id' and 'path' in the query")
+    async def ask_agent(self, agent_id: str, target: str) -> Any:
+        """The agent's answer to ``GET target`` (its status, headers and body)."""
+        if not agent_id:
+            raise BadRequest("Expecting 'agent_id' in the query")
         url = self.hub.agent_url(agent_id)
         if url is None:
             raise NotFound(f"No agent '{agent_id}' is known")
-        query: dict[str, str] = {"path": path}
-        for name in ("offset", "length"):
-            value = self.get_query_argument(name, None)
-            if value is not None:
-                query[name] = value
         headers = {"Authorization": f"Bearer {self.hub.secret}"} if self.hub.secret else {}
         connection = Connection.to(url, headers, inproc=True)
-        target = f"/files/{operation}?{urllib.parse.urlencode(query)}"
         try:
-            answer = await asyncio.wait_for(connection.request("GET", target), AGENT_TIMEOUT)
+            return await asyncio.wait_for(connection.request("GET", target), AGENT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             raise ProtocolError(f"Agent {agent_id} at {url} did not answer: {exc!r}",
                                 502) from None
         finally:
             connection.close()
+
+    def relay(self, answer: Any) -> None:
         self.set_status(answer.status)
         self.set_header("Content-Type", answer.headers.get("content-type", "application/json"))
         self.finish(answer.body)
+
+
+class FilesHandler(AgentHandler):
+    """``/ui/files/(browse|read)``: an agent's files API through the master."""
+
+    async def get(self, operation: str) -> None:
+        path = self.get_query_argument("path", "")
+        if not path:
+            raise BadRequest("Expecting 'path' in the query")
+        query: dict[str, str] = {"path": path}
+        for name in ("offset", "length"):
+            value = self.get_query_argument(name, None)
+            if value is not None:
+                query[name] = value
+        target = f"/files/{operation}?{urllib.parse.urlencode(query)}"
+        self.relay(await self.ask_agent(self.get_query_argument("agent_id", ""), target))
+
+
+class AgentFiguresHandler(AgentHandler):
+    """``/ui/agent/(metrics/snapshot|monitor/statistics)?agent_id=``: what an agent
+    measures (the usage panel asks for the agents it shows, not for all of them)."""
+
+    async def get(self, what: str) -> None:
+        self.relay(await self.ask_agent(self.get_query_argument("agent_id", ""), f"/{what}"))
+
+
+class SandboxHandler(AgentHandler):
+    """``/ui/sandbox?agent_id=&framework_id=&executor_id=``: the executor's sandbox
+    directory, from the agent's state (live or completed executors), for the files API
+    once the executor has ended and ``runs/latest`` is no longer served."""
+
+    async def get(self) -> None:
+        framework_id = self.get_query_argument("framework_id", "")
+        executor_id = self.get_query_argument("executor_id", "")
+        answer = await self.ask_agent(self.get_query_argument("agent_id", ""), "/state")
+        if answer.status != 200:
+            self.relay(answer)
+            return
+        state = json.loads(answer.body)
+        for framework in [*state.get("frameworks", ()), *state.get("completed_frameworks", ())]:
+            if framework.get("id") != framework_id:
+                continue
+            for executor in reversed([*framework.get("completed_executors", ()),
+                                      *framework.get("executors", ())]):
+                if executor.get("id") == executor_id and executor.get("directory"):
+                    self.write_json({"directory": executor["directory"]})
+                    return
+        raise NotFound(f"The agent holds no sandbox of executor '{executor_id}' of framework "
+                       f"'{framework_id}' (removed by its garbage collection?)")
 
 
 def routes(security: Security, hub: Hub) -> list[tuple[str, type, dict[str, Any]]]:
@@ -135,4 +187,6 @@ def routes(security: Security, hub: Hub) -> list[tuple[str, type, dict[str, Any]
         (r"/ui/static/(.*)", StaticHandler, {"security": security}),
         (r"/ui/feed", FeedSocket, deps),
         (r"/ui/files/(browse|read)", FilesHandler, deps),
+        (r"/ui/agent/(metrics/snapshot|monitor/statistics)", AgentFiguresHandler, deps),
+        (r"/ui/sandbox", SandboxHandler, deps),
     ]

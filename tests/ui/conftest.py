@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from mesonb.testing.processes import ProcessCluster
+
 CHROMIUM = os.environ.get("MESONB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
@@ -52,6 +54,9 @@ class Page:
         self.page = self.context.new_page()
         self.requests: list[str] = []
         self.errors: list[str] = []
+        self.failed: list[str] = []  # answers of 400 and above (a missing asset, ...)
+        self.page.on("response", lambda r: r.status >= 400 and self.failed.append(
+            f"{r.status} {r.url}"))
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.on("websocket", lambda ws: self.requests.append(ws.url))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
@@ -78,3 +83,11 @@ def ui_page(browser: Any) -> Iterator[Page]:
         yield page
     finally:
         page.close()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
+    with ProcessCluster(tmp_path, agents=2, master_args=[
+            "--agent-ping-timeout", "0.3", "--max-agent-ping-timeouts", "2",
+            "--allocation-interval", "0.2"]) as c:
+        yield c

@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
+from ui_support import execute, stop
 
 from mesonb.testing.processes import Daemon, ProcessCluster
 
 pytestmark = pytest.mark.slow
 TASK_COMMAND = "for i in $(seq 1 60); do echo tick$i; sleep 0.2; done"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
-    with ProcessCluster(tmp_path, agents=2, master_args=[
-            "--agent-ping-timeout", "0.3", "--max-agent-ping-timeouts", "2",
-            "--allocation-interval", "0.2"]) as c:
-        yield c
-
-
-def execute(cluster: ProcessCluster, command: str, name: str) -> subprocess.Popen[bytes]:
-    """``mesonb execute`` as a real framework process, in its own session."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "mesonb", "execute", "--master", cluster.address,
-         "--command", command, "--name", name, "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(10)
 
 
 def test_home_page_task_lifecycle_sandbox_tail_and_unreachable_agent(cluster, ui_page):
@@ -92,6 +63,7 @@ def test_home_page_task_lifecycle_sandbox_tail_and_unreachable_agent(cluster, ui
 
     assert ui_page.outside_loopback() == []
     assert ui_page.errors == []
+    assert ui_page.failed == []
 
 
 def test_pages_link_to_each_other_and_tables_sort_filter_paginate(cluster, ui_page):
@@ -134,6 +106,7 @@ def test_pages_link_to_each_other_and_tables_sort_filter_paginate(cluster, ui_pa
         assert "Not found" not in page.inner_text("h1")
     ui_page.screenshot("maintenance")
     assert ui_page.errors == []
+    assert ui_page.failed == []
     assert ui_page.outside_loopback() == []
 
 

@@ -550,9 +550,21 @@ function sandboxHref(agent, fw, executor) {
   return `#/agents/${encodeURIComponent(agent)}/browse?path=${encodeURIComponent(path)}`;
 }
 M.sandboxHref = sandboxHref;
+// A ``runs/latest`` path is served while the executor runs; after, its real directory
+// (from the agent's state) is.
+async function realSandboxPath(agent, path) {
+  const m = path.match(/^\/frameworks\/([^/]+)\/executors\/([^/]+)\/runs\/latest(\/.*)?$/);
+  if (!m) return null;
+  const q = `agent_id=${encodeURIComponent(agent)}&framework_id=${encodeURIComponent(m[1])}` +
+    `&executor_id=${encodeURIComponent(m[2])}`;
+  const r = await M.getJSON(`ui/sandbox?${q}`);
+  return r.directory + (m[3] || "");
+}
+M.realSandboxPath = realSandboxPath;
 const filesUrl = (op, agent, path, extra) =>
   `ui/files/${op}?agent_id=${encodeURIComponent(agent)}&path=${encodeURIComponent(path)}${extra || ""}`;
 
+M.filesUrl = filesUrl;
 pages.browse = (main, [agent], query) => {
   const path = query.get("path") || "/";
   main.innerHTML = `<h1>Sandbox</h1><p>Agent ${agentLink(agent)} · <code id="path">${esc(path)}</code></p>
@@ -570,7 +582,14 @@ pages.browse = (main, [agent], query) => {
     main.querySelector("#listing").outerHTML = `<p>${link(`#/agents/${encodeURIComponent(agent)}/browse?path=${encodeURIComponent(parent)}`, "⬑ up")}</p>
       <table id="files"><thead><tr><th>Mode</th><th>Name</th><th class="num">Size</th><th>Modified</th></tr></thead>
       <tbody>${rows || '<tr><td colspan="4" class="muted">Empty</td></tr>'}</tbody></table>`;
-  }).catch((e) => { main.querySelector("#listing").innerHTML = `<span class="err">${esc(e.message)}</span>`; });
+  }).catch(async (e) => {
+    const real = e.message.startsWith("404") ? await realSandboxPath(agent, path).catch(() => null) : null;
+    if (real) {
+      location.replace(`#/agents/${encodeURIComponent(agent)}/browse?path=${encodeURIComponent(real)}`);
+      return;
+    }
+    main.querySelector("#listing").innerHTML = `<span class="err">${esc(e.message)}</span>`;
+  });
   return () => {};
 };
 
