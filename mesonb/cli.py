@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     execute.add_parser(sub)
     demo.add_parser(sub)
     task_exec.add_parser(sub)
+    from mesonb.webui import cli as ui_cli  # `mesonb ui --history DIR`
+
+    ui_cli.add_parser(sub)
     return parser
 
 

@@ -38,6 +38,7 @@ class MasterConfig:
     zk_session_timeout: float = 10.0
     registry: str = "in_memory"
     agent_reregister_timeout: float = 600.0  # recovered agents' time to re-register
+    history_dir: Path | None = None  # where the web UI's event log is recorded (mesonb ui)
 
 
 @dataclasses.dataclass

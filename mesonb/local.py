@@ -68,6 +68,7 @@ class LocalCluster:
         secret: str | None = None,
         master_options: dict | None = None,
         agent_options: dict | None = None,
+        history_dir: Path | str | None = None,
     ) -> None:
         if agents < 1:
             raise ValueError("a local cluster needs at least one agent")
@@ -79,9 +80,12 @@ class LocalCluster:
         self.work_dir = Path(work_dir)
         self.secret = secret
         self.resources = resources
+        master_options = dict(master_options or {})
+        if history_dir is not None:  # the web UI's event log: `mesonb ui --history DIR`
+            master_options["history_dir"] = Path(history_dir)
         self.master = MasterDaemon(MasterConfig(ip=ip, port=port, secret=secret,
                                                 work_dir=self.work_dir / "master",
-                                                **(master_options or {})))
+                                                **master_options))
         self._agent_options = agent_options or {}
         self.agents: list[Agent] = []
 

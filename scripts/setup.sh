@@ -56,6 +56,26 @@ ensure_zookeeper() {
     rm -f "$log"
 }
 
+# Debian's chromium, which the web UI tests drive through Playwright (`playwright install`
+# cannot download browsers here). Without it those tests are skipped, with a warning.
+ensure_chromium() {
+    if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null; then
+        return 0
+    fi
+    if command -v apt-get >/dev/null; then
+        local sudo=()
+        if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then sudo=(sudo -n); fi
+        local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
+        { "${apt[@]}" install -y -q chromium \
+            || { "${apt[@]}" update -q && "${apt[@]}" install -y -q chromium; }; } \
+            >/dev/null 2>&1 || true
+    fi
+    if ! { [ -x /usr/bin/chromium ] || command -v chromium >/dev/null; }; then
+        echo "warning: Debian's chromium could not be installed; the web UI tests" \
+             "(tests/ui) will be skipped" >&2
+    fi
+}
+
 if [ "${1:-}" = "--zookeeper" ]; then
     ensure_zookeeper
     exit 0
@@ -74,6 +94,7 @@ if [ "${1:-}" = "--test" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
     .venv/bin/python tests/compat/install_pymesos.py
     ensure_zookeeper
+    ensure_chromium
 else
     .venv/bin/python -m pip install -q --disable-pip-version-check -e .
 fi

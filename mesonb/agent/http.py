@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from mesonb.http.base import NotFoundHandler, Security, SlashCollapsingApplication
 from mesonb.logging_level import LoggingLevel, LoggingToggleHandler
 
+from . import metrics
 from .executor_api import ExecutorApiHandler
 from .files import BrowseHandler, DebugHandler, DownloadHandler, ReadHandler
 from .nested import NestedContainers
@@ -84,7 +85,8 @@ def make_app(agent: Agent, security: Security) -> SlashCollapsingApplication:
         (slave + r"/health", HealthHandler, kw),
         (slave + r"/flags", FlagsHandler, kw),
         (r"/version", VersionHandler, kw),
-        (r"/metrics/snapshot", MetricsHandler, kw),
+        (r"/metrics/snapshot", metrics.MetricsHandler, kw),
+        (r"/metrics/?", metrics.PrometheusHandler, kw),
         (slave + r"/monitor/statistics(?:\.json)?", MonitorHandler, kw),
         (r"/files/browse(?:\.json)?", BrowseHandler, kw),
         (r"/files/read(?:\.json)?", ReadHandler, kw),

@@ -398,10 +398,30 @@ class Cluster(ClusterViews):
                                   answer.get("get_frameworks"),
                                   None if all_frameworks else self.framework_id)
 
+    @property
+    def dashboard_link(self) -> str:
+        """The master's web UI. Under JupyterHub (``JUPYTERHUB_SERVICE_PREFIX`` set) the
+        link goes through the mesonb jupyter-server extension's proxy, behind the Hub's
+        login, as dask's ``dashboard_link`` does: ``/user/<name>/mesonb/proxy/<host:port>/``.
+        """
+        address = self.address
+        if is_zk(address):  # the leader ZooKeeper last named ("" until one is known)
+            address = getattr(getattr(self, "_master", None), "_leader", None) or ""
+            if not address:
+                return ""
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+        if prefix:
+            return f"{prefix.rstrip('/')}/mesonb/proxy/{address}/"
+        return master_url(address).rstrip("/") + "/"
+
     def _repr_html_(self) -> str:
+        from html import escape
+
         from mesonb.widgets.templates import cluster_html
 
-        return cluster_html(self)
+        link = escape(self.dashboard_link, quote=True)
+        return cluster_html(self) + (f'<p>Dashboard: <a href="{link}" target="_blank">{link}'
+                                     "</a></p>")
 
     # -- submission (runs on the loop) ---------------------------------------------
     def _resources(self, cpus: float, mem: Any, disk: Any, gpus: Any) -> Resources:

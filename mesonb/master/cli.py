@@ -39,6 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--agent-reregister-timeout", type=float, default=600.0, metavar="SECONDS",
                    help="after a failover, how long recovered agents have to re-register "
                         "before they are marked unreachable (default 600)")
+    p.add_argument("--history-dir", type=Path, metavar="DIR",
+                   help="record the master's event log here for `mesonb ui --history DIR`")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
     return p
@@ -62,6 +64,7 @@ def config_from_args(args: argparse.Namespace) -> MasterConfig:
     )
     if args.work_dir is not None:
         config.work_dir = args.work_dir
+    config.history_dir = args.history_dir
     return config
 
 

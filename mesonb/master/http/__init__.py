@@ -11,10 +11,10 @@ from mesonb.logging_level import LoggingLevel, LoggingToggleHandler
 from mesonb.master.master import Master
 from mesonb.protocol.agent import AGENT_PATH
 
-from . import state
+from . import state, ui
 from .agent_link import AgentSocket
 from .allocation import ALLOCATION_PATH, AllocationHandler
-from .metrics import MetricsHandler
+from .metrics import MetricsHandler, PrometheusHandler
 from .misc import HealthHandler, RedirectHandler, VersionHandler
 from .operator import OPERATOR_PATH, OperatorHandler
 from .scheduler import SCHEDULER_PATH, SchedulerHandler
@@ -33,8 +33,10 @@ def make_app(master: Master, security: Security) -> tornado.web.Application:
         (r"(?:/master)?" + OPERATOR_PATH, OperatorHandler, logging_level),
         (r"/logging/toggle/?", LoggingToggleHandler, logging_level),
         (r"/metrics/snapshot/?", MetricsHandler, deps),
+        (r"/metrics/?", PrometheusHandler, deps),
         (ALLOCATION_PATH, AllocationHandler, deps),
         *state.routes(deps),
+        *ui.routes(deps),  # the web UI: /, /panel/<name>, /ui/*
     ]
     return SlashCollapsingApplication(
         routes,

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import collections
 import os
+import urllib.parse
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from mesonb.http.base import BaseHandler
+from mesonb.master import views
 from mesonb.master.views import framework_active, registered_agents
 from mesonb.protocol.resources import SCALAR_NAMES
 from mesonb.protocol.states import TaskState
+from mesonb.webui import prometheus
 
 if TYPE_CHECKING:
     from mesonb.master.master import Master
@@ -46,6 +49,26 @@ _ALWAYS = (
     "slave_unreachable_completed", "valid_status_updates", "invalid_status_updates",
     "valid_status_update_acknowledgements", "invalid_status_update_acknowledgements",
     "event_queue_messages", "event_queue_dispatches", "event_queue_http_requests",
+)
+# Every other documented master metric (mesos: docs/monitoring.md); a counter of something
+# mesonb never receives stays at 0, as it would on a Mesos master that never saw one.
+_DOCUMENTED_COUNTERS = (
+    "invalid_executor_to_framework_messages", "invalid_framework_to_executor_messages",
+    "invalid_operation_status_update_acknowledgements", "messages_authenticate",
+    "messages_deactivate_framework", "messages_decline_offers", "messages_executor_to_framework",
+    "messages_exited_executor", "messages_framework_to_executor", "messages_kill_task",
+    "messages_launch_tasks", "messages_operation_status_update_acknowledgement",
+    "messages_reconcile_operations", "messages_reconcile_tasks", "messages_register_framework",
+    "messages_register_slave", "messages_reregister_framework", "messages_reregister_slave",
+    "messages_resource_request", "messages_revive_offers", "messages_status_update",
+    "messages_status_update_acknowledgement", "messages_suppress_offers",
+    "messages_unregister_framework", "messages_unregister_slave", "messages_update_slave",
+    "recovery_slave_removals", "slave_removals/reason_registered",
+    "slave_removals/reason_unhealthy", "slave_removals/reason_unregistered",
+    "slave_shutdowns_scheduled", "slave_shutdowns_canceled", "slave_shutdowns_completed",
+    "slave_unreachable_scheduled", "slave_unreachable_canceled",
+    "valid_framework_to_executor_messages", "valid_executor_to_framework_messages",
+    "valid_operation_status_update_acknowledgements", "invalid_status_update_acknowledgements",
 )
 _PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99),
                 ("p999", 0.999), ("p9999", 0.9999))
@@ -96,7 +119,8 @@ def snapshot(master: Master) -> dict[str, float]:
     m["master/outstanding_offers"] = len(book.offers)
     for state in TaskState:
         m[f"master/tasks_{state.value.removeprefix('TASK_').lower()}"] = master.task_count(state)
-    m["master/operator_event_stream_subscribers"] = len(master.observers)
+    m["master/operator_event_stream_subscribers"] = sum(  # the web UI's feed is not one
+        1 for o in master.observers if not getattr(getattr(o, "__self__", None), "ui_feed", False))
 
     # Counters (messages_*, registrations, status updates, ...).
     for name in _ALWAYS:
@@ -107,8 +131,33 @@ def snapshot(master: Master) -> dict[str, float]:
         if alias is not None and alias not in master.counters:
             m[f"master/{alias}"] = m.get(f"master/{alias}", 0) + value
 
+    for name in _DOCUMENTED_COUNTERS:
+        m.setdefault(f"master/{name}", 0)
+    for name in SCALAR_NAMES:  # mesonb offers no revocable resources
+        for kind in ("total", "used", "percent"):
+            m[f"master/{name}_revocable_{kind}"] = 0.0
+    m.update(task_reason_counts(master))
+    m.update(framework_metrics(master))
+
     # Allocator.
     m["allocator/mesos/allocation_runs"] = master.allocation_runs
+    m["allocator/event_queue_dispatches"] = 0
+    m["allocator/mesos/allocation_run_latency_ms"] = (
+        master.allocation_ms[-1] if master.allocation_ms else 0.0)
+    shares = (master.last_why_not or {}).get("role_shares") or {}
+    for role, share in shares.items():
+        m[f"allocator/mesos/roles/{role}/shares/dominant"] = share
+    filters: collections.Counter[str] = collections.Counter()
+    for framework in book.frameworks.values():
+        filters[framework.roles[0] if framework.roles else "*"] += len(framework.filters)
+    for role, count in filters.items():
+        m[f"allocator/mesos/offer_filters/roles/{role}/active"] = count
+
+    # The registrar.
+    m["registrar/queued_operations"] = 0
+    m["registrar/registry_size_bytes"] = 0
+    m["registrar/log/recovered"] = 1.0 if master.leading else 0.0
+    m["registrar/log/ensemble_size"] = 1
     m["allocator/mesos/event_queue_dispatches"] = 0
     m.update(timer("allocator/mesos/allocation_run_ms", master.allocation_ms))
 
@@ -123,6 +172,49 @@ def snapshot(master: Master) -> dict[str, float]:
         load = (0.0, 0.0, 0.0)
     m["system/load_1min"], m["system/load_5min"], m["system/load_15min"] = load
     return {k: float(v) for k, v in sorted(m.items())}
+
+
+def task_reason_counts(master: Master) -> dict[str, float]:
+    """``master/task_<state>/source_<source>/reason_<reason>``: terminal tasks the master
+    still holds, by the source and reason of their last status (Mesos counts every one
+    ever seen; mesonb counts the completed tasks it keeps)."""
+    counts: collections.Counter[str] = collections.Counter()
+    for framework in views.all_frameworks(master.book):
+        for task in framework.completed_tasks:
+            status = task.latest_status
+            if status is None or status.reason is None:
+                continue
+            state = status.state.value.removeprefix("TASK_").lower()
+            source = (status.source.value if status.source else "SOURCE_MASTER").lower()
+            counts[f"master/task_{state}/{source}/{status.reason.value.lower()}"] += 1
+    return dict(counts)
+
+
+def framework_key(framework: Any) -> str:
+    """``master/frameworks/<name, URL-encoded>/<id>``, as Mesos names a framework's metrics."""
+    return f"master/frameworks/{urllib.parse.quote(framework.name, safe='')}/{framework.id}"
+
+
+def framework_metrics(master: Master) -> dict[str, float]:
+    """Mesos's per-framework metrics, for the frameworks the master holds now."""
+    out: dict[str, float] = {}
+    for framework in master.book.frameworks.values():
+        key = framework_key(framework)
+        out[f"{key}/subscribed"] = 1.0 if framework.connected else 0.0
+        for role in framework.roles:
+            out[f"{key}/roles/{role}/suppressed"] = float(role in framework.suppressed_roles)
+        active: collections.Counter[str] = collections.Counter(
+            t.state.value.lower() for t in framework.tasks.values())
+        terminal: collections.Counter[str] = collections.Counter(
+            t.state.value.lower() for t in framework.completed_tasks)
+        for state in TaskState:
+            name = state.value.lower()
+            if state.terminal:
+                out[f"{key}/tasks/terminal/{name}"] = terminal.get(name, 0)
+            else:
+                out[f"{key}/tasks/active/{name}"] = active.get(name, 0)
+        out[f"{key}/offers/outstanding"] = len(framework.offers)
+    return out
 
 
 def timer(key: str, samples: Iterable[float]) -> dict[str, float]:
@@ -158,3 +250,14 @@ class MetricsHandler(BaseHandler):
 
     def get(self) -> None:
         self.write_jsonp_or_json(snapshot(self.master))
+
+
+class PrometheusHandler(BaseHandler):
+    """``GET /metrics``: the same figures in Prometheus's text format."""
+
+    master: Master
+
+    def get(self) -> None:
+        body, content_type = prometheus.exposition(snapshot(self.master))
+        self.set_header("Content-Type", content_type)
+        self.finish(body)
