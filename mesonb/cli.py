@@ -1,4 +1,4 @@
-"""The ``mesonb`` command: ``master``, ``agent``, ``local`` and ``execute``."""
+"""The ``mesonb`` command: ``master``, ``agent``, ``local``, ``execute`` and ``marathon``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mesonb import demo, local
     from mesonb.agent import cli as agent_cli
     from mesonb.frameworks import execute
+    from mesonb.frameworks.marathon import cli as marathon_cli
     from mesonb.master import cli as master_cli
 
     parser = argparse.ArgumentParser(
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_parser(sub)
     execute.add_parser(sub)
     demo.add_parser(sub)
+    marathon_cli.add_parser(sub)
     return parser
 
 
