@@ -27,7 +27,7 @@ from .deployment_fsm import Event as DEvent
 from .events import EventBus
 from .health import FRAMEWORK_CHECKS, TaskChecks
 from .instance_fsm import Action, Event, InstanceState, event_of, transition
-from .instances import Instance, app_of_task, new_task_id
+from .instances import Instance, app_of_task, new_task_id, service_ports
 from .model import AppDefinition, timestamp
 from .storage import MemoryStore, Store, key_part
 from .taskinfo import task_info
@@ -203,7 +203,8 @@ class MarathonCore:
             app = p.app
             inst = Instance(new_task_id(app.id), app.id, app.last_config_change_at or app.version,
                             app.version, p.agent_id, p.host, p.ip, p.ports, p.role,
-                            staged_at=stamp, launched_at=now, fields=p.fields)
+                            staged_at=stamp, launched_at=now, fields=p.fields,
+                            service_ports=service_ports(app.id, app.ports, len(p.ports)))
             inst.ready = not app.readiness_checks
             self.instances[inst.id] = inst
             self._dirty.add(app.id)

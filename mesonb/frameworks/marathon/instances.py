@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+import zlib
 from typing import Any
 
 from .instance_fsm import InstanceState
@@ -16,6 +17,16 @@ from .instance_fsm import InstanceState
 
 def new_task_id(app_id: str) -> str:
     return f"{app_id.strip('/').replace('/', '_')}.{uuid.uuid4()}"
+
+
+def service_ports(app_id: str, definitions: list[dict[str, Any]], count: int) -> list[int]:
+    """Marathon's service ports (10000-20000) for an app's port definitions: the fixed
+    port when one is given, else one derived from the app id (stable across restarts)."""
+    out = []
+    for i in range(count):
+        port = definitions[i].get("port") if i < len(definitions) else 0
+        out.append(int(port) if port else 10000 + zlib.crc32(f"{app_id}#{i}".encode()) % 10000)
+    return out
 
 
 def app_of_task(task_id: str) -> str | None:
@@ -49,6 +60,7 @@ class Instance:
     running_since: float | None = None  # monotonic, when RUNNING was first reported
     kill_sent_at: float = 0.0
     fields: dict[str, str | None] = dataclasses.field(default_factory=dict)  # constraints'
+    service_ports: list[int] = dataclasses.field(default_factory=list)
 
     @property
     def active(self) -> bool:
@@ -62,7 +74,7 @@ class Instance:
             "appId": self.app_id,
             "host": self.host,
             "ports": list(self.ports),
-            "servicePorts": [],
+            "servicePorts": list(self.service_ports),
             "slaveId": self.agent_id,
             "state": self.state.value,
             "stagedAt": self.staged_at,
@@ -82,7 +94,7 @@ class Instance:
                 "ip": self.ip, "ports": self.ports, "role": self.role,
                 "state": self.state.value, "staged": self.staged_at,
                 "started": self.started_at, "healthy": self.healthy, "ready": self.ready,
-                "fields": self.fields}
+                "fields": self.fields, "service_ports": self.service_ports}
 
     @classmethod
     def from_store(cls, data: dict[str, Any], now: float) -> Instance:
@@ -92,4 +104,5 @@ class Instance:
                    state=InstanceState(data["state"]), staged_at=data["staged"],
                    started_at=data["started"], healthy=data["healthy"], ready=data["ready"],
                    launched_at=now, running_since=now if data["started"] else None,
-                   fields=data.get("fields") or {})
+                   fields=data.get("fields") or {},
+                   service_ports=data.get("service_ports") or [])
