@@ -231,6 +231,8 @@ class AppDefinition:
                                   "maximumOverCapacity": self.maximum_over_capacity}
         out["healthChecks"] = [{**HEALTH_DEFAULTS, **hc} for hc in self.health_checks]
         out["readinessChecks"] = [{**READINESS_DEFAULTS, **rc} for rc in self.readiness_checks]
+        if not self.version:
+            return out
         out["version"] = self.version
         out["versionInfo"] = {"lastScalingAt": self.last_scaling_at or self.version,
                               "lastConfigChangeAt": self.last_config_change_at or self.version}
@@ -271,8 +273,8 @@ def parse_app(body: Any, base: str = "/", require_id: bool = True) -> AppDefinit
         values[attr] = float(value) if kind is _NUMBER else value
     if typed:
         raise InvalidJSON(typed)
-    if values["id"] is None and not require_id:
-        values["id"] = base
+    if values["id"] is None:
+        values["id"] = "" if require_id else base
     elif values["id"] is not None:
         values["id"] = normalize_path(values["id"], base)
     app = AppDefinition(**{k: v for k, v in values.items() if v is not None or k in (
