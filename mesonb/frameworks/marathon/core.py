@@ -80,7 +80,7 @@ class MarathonCore:
         self.groups: dict[str, list[str]] = {}  # explicit groups -> their dependencies
         self.driver: Any = None
         self.framework_id: str | None = None
-        self.suppressed = False
+        self.suppressed = False  # the master holds offers back (SUPPRESS or long DECLINE)
         self.hold_launches_until = 0.0
         self.checks: dict[str, TaskChecks] = {}
         self.counters: Counter[str] = Counter()
@@ -192,7 +192,10 @@ class MarathonCore:
         self.counters["offers"] += len(offers)
         demands = self._demand(now)
         if not demands:
+            # nothing to launch now: decline for long (the master holds offers back until
+            # we revive, as soon as something waits again) and suppress if nothing waits
             await self._decline([o["id"]["value"] for o in offers], DECLINE_SECONDS)
+            self.suppressed = True
             if not self._waiting(now):
                 await self._suppress()
             return
@@ -436,15 +439,17 @@ class MarathonCore:
         return False
 
     async def _revive(self) -> None:
+        log.debug("reviving offers")
         self.suppressed = False
         if self.driver is not None:
             with contextlib.suppress(Exception):
                 await self.driver.revive()
 
     async def _suppress(self) -> None:
-        if self.suppressed or self.driver is None:
+        if self.driver is None:
             return
         self.suppressed = True
+        log.debug("suppressing offers")
         with contextlib.suppress(Exception):
             await self.driver.suppress()
 
