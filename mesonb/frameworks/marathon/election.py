@@ -39,6 +39,7 @@ class Election:
         self._loop = asyncio.get_running_loop()
         self.client.add_listener(self._connection)
         await asyncio.to_thread(self._join)
+        await asyncio.sleep(0)  # the first report (queued by _join) has been handled
 
     def _connection(self, state: str) -> None:
         """kazoo's state listener: a lost session lost the znode; join again on reconnect."""

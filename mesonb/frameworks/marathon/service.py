@@ -91,7 +91,7 @@ class Marathon:
         self.port = sockets[0].getsockname()[1]
         self._server = tornado.httpserver.HTTPServer(make_application(self))
         self._server.add_sockets(sockets)
-        log.info("marathon listening on http://%s:%d", self.ip, self.port)
+        log.info("marathon API bound to %s:%d", self.ip, self.port)
         if self.zk:
             await self._join_election()
         else:
@@ -132,12 +132,15 @@ class Marathon:
                 return
             core = MarathonCore(self._store(), role=self.role)
             core.on_change = self.core.on_change
+            log.info("elected: loading the state")
             await core.load()
             core.bus = self.core.bus  # SSE subscribers stay attached
             self.core = core
             self.ops = Operations(core)
             self.is_leader = True
             self.leader_address = self.address
+            log.info("leading with %d apps and %d instances", len(core.apps),
+                     len(core.instances))
             framework: dict[str, Any] = {
                 "user": getpass.getuser(), "name": self.name, "checkpoint": True,
                 "failover_timeout": FAILOVER_TIMEOUT, "hostname": socket.gethostname(),

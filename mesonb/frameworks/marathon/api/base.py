@@ -61,9 +61,9 @@ class MarathonHandler(tornado.web.RequestHandler):
         try:
             answer = await AsyncHTTPClient().fetch(HTTPRequest(
                 url, method=self.request.method, headers=headers, body=body,
-                allow_nonstandard_methods=True, follow_redirects=False, request_timeout=30),
-                raise_error=False)
-        except OSError as exc:
+                allow_nonstandard_methods=True, follow_redirects=False, connect_timeout=1.0,
+                request_timeout=30), raise_error=False)
+        except Exception as exc:  # refused, reset, timed out: the leader is going away
             self.write_json({"message": f"Could not reach the leader {leader}: {exc}"}, 503)
             return
         self.set_status(answer.code)
