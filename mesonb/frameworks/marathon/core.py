@@ -21,9 +21,9 @@ from typing import Any
 
 from . import controller, launcher
 from .backoff import Backoff
-from .deployment_fsm import Action as DAction
 from .deployment_fsm import Deployment
 from .deployment_fsm import Event as DEvent
+from .deployments import DeploymentRunner
 from .events import EventBus
 from .health import FRAMEWORK_CHECKS, TaskChecks
 from .instance_fsm import Action, Event, InstanceState, event_of, transition
@@ -88,6 +88,7 @@ class MarathonCore:
         self._ticker: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self.on_change: Callable[[], None] | None = None  # widgets, tests
+        self.runner = DeploymentRunner(self)
 
     # -- life cycle ---------------------------------------------------------------------
     async def load(self) -> None:
@@ -112,7 +113,7 @@ class MarathonCore:
                 if not dep.state.finished:
                     self.deployments[dep.id] = dep
         for dep in self.deployments.values():
-            self._hold_later_steps(dep)
+            self.runner.hold_later_steps(dep)
         if self.instances:
             self.hold_launches_until = now + 1.5  # until reconciliation has spoken
 
@@ -147,7 +148,7 @@ class MarathonCore:
             if dep.deadline is not None and now >= dep.deadline and not dep.state.finished:
                 dep.reason = (f"deployment did not finish within its deadline "
                               f"({dep.deadline - dep.started_at:g}s, label MESONB_DEPLOY_TIMEOUT)")
-                await self._deployment_event(dep, DEvent.DEADLINE)
+                await self.runner.event(dep, DEvent.DEADLINE)
         for inst in self.instances.values():
             if inst.state is InstanceState.KILLING and now - inst.kill_sent_at > KILL_RETRY:
                 self._send_kill(inst)
@@ -458,89 +459,12 @@ class MarathonCore:
             with contextlib.suppress(Exception):
                 await self.driver.decline(offer_ids, seconds)
 
-    # -- deployments --------------------------------------------------------------------
+    # -- deployments (carried out by .deployments.DeploymentRunner) ----------------------
     async def start_deployment(self, dep: Deployment, timeout: float | None = None) -> None:
-        dep.started_at = self.clock()
-        if timeout is not None:
-            dep.deadline = dep.started_at + timeout
-        self.deployments[dep.id] = dep
-        self._hold_later_steps(dep)
-        await self._deployment_event(dep, DEvent.START)
-
-    def _hold_later_steps(self, dep: Deployment) -> None:
-        for app_id in dep.affected_apps:
-            state = self.apps.get(app_id)
-            if state is not None:
-                state.held = dep.step_of(app_id) > max(dep.current_step, 1)
-
-    async def _deployment_event(self, dep: Deployment, event: DEvent) -> None:
-        actions = dep.handle(event)
-        if not actions:
-            return
-        plan = dep.plan_json()
-        for action in actions:
-            if action is DAction.EMIT_INFO:
-                self.bus.publish("deployment_info", plan=plan,
-                                 currentStep={"actions": dep.to_json()["currentActions"]})
-            elif action is DAction.BEGIN_STEP:
-                for _a, app_id in dep.current_actions():
-                    state = self.apps.get(app_id)
-                    if state is not None:
-                        state.held = False
-                        await self.converge_later(app_id)
-            elif action is DAction.EMIT_STEP_SUCCESS:
-                self.bus.publish("deployment_step_success", plan=plan,
-                                 currentStep={"actions": dep.to_json()["currentActions"]})
-            elif action is DAction.EMIT_STEP_FAILURE:
-                self.bus.publish("deployment_step_failure", plan=plan,
-                                 currentStep={"actions": dep.to_json()["currentActions"]})
-            elif action is DAction.EMIT_SUCCESS:
-                self.counters["deployments_succeeded"] += 1
-                self.bus.publish("deployment_success", id=dep.id, plan=plan)
-            elif action is DAction.EMIT_FAILED:
-                self.counters["deployments_failed"] += 1
-                self.bus.publish("deployment_failed", id=dep.id, plan=plan,
-                                 reason=dep.reason or dep.state.value)
-            elif action is DAction.REMOVE:
-                self.deployments.pop(dep.id, None)
-                for app_id in dep.affected_apps:
-                    state = self.apps.get(app_id)
-                    if state is not None and state.held and not self.locks(app_id):
-                        state.held = False
-                self._spawn(self.store.delete(f"deployments/{dep.id}"))
-        if not dep.state.finished:
-            self._spawn(self.store.put(f"deployments/{dep.id}", dep.to_store()))
-        self._changed()
-
-    async def converge_later(self, app_id: str) -> None:
-        self._spawn(self.converge(app_id))
+        await self.runner.start(dep, timeout)
 
     async def check_deployments(self) -> None:
-        for dep in list(self.deployments.values()):
-            while not dep.state.finished and dep.current_step and self._step_done(dep):
-                await self._deployment_event(dep, dep.event_for_step_done())
-
-    def _step_done(self, dep: Deployment) -> bool:
-        for action, app_id in dep.current_actions():
-            state = self.apps.get(app_id)
-            instances = self.app_instances(app_id)
-            if action == "StopApplication":
-                if instances:
-                    return False
-                if state is not None and state.deleting:
-                    self._forget_app(app_id)
-                continue
-            if state is None or not controller.step_done(action, state.definition, instances):
-                return False
-        return True
-
-    def _forget_app(self, app_id: str) -> None:
-        self.apps.pop(app_id, None)
-        part = key_part(app_id)
-        for key in (f"apps/{part}", f"versionlist/{part}", f"versions/{part}",
-                    f"instances/{part}"):
-            self._spawn(self.store.delete(key))
-        self.bus.publish("app_terminated_event", appId=app_id)
+        await self.runner.check()
 
     def locks(self, app_id: str) -> list[Deployment]:
         """The running deployments that hold ``app_id``."""
@@ -550,7 +474,7 @@ class MarathonCore:
     async def cancel(self, dep: Deployment, reason: str, event: DEvent = DEvent.CANCEL
                      ) -> None:
         dep.reason = reason
-        await self._deployment_event(dep, event)
+        await self.runner.event(dep, event)
 
     # -- helpers ------------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
