@@ -18,6 +18,7 @@ file. Bad specs raise :class:`AppError` with Marathon's message and details.
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 from collections.abc import Callable, Coroutine
@@ -203,7 +204,7 @@ class Apps:
         """A DataFrame of the apps' tasks (one app's with ``app_id``)."""
         import pandas as pd
 
-        async def rows() -> list[dict[str, Any]]:
+        async def rows() -> builtins.list[dict[str, Any]]:
             wanted = normalize_path(app_id) if app_id else None
             return [{"id": i.id, "app": i.app_id, "state": i.state.value, "host": i.host,
                      "ports": list(i.ports), "staged_at": i.staged_at,
@@ -213,7 +214,7 @@ class Apps:
 
         return pd.DataFrame(self._run(rows(), 10), columns=TASK_COLUMNS)
 
-    async def _counts(self, app_ids: list[str]) -> tuple[int, int]:
+    async def _counts(self, app_ids: builtins.list[str]) -> tuple[int, int]:
         from . import controller
 
         core = self.service.core

@@ -98,7 +98,7 @@ class Marathon:
             await self._lead()
 
     async def _join_election(self) -> None:
-        from kazoo.client import KazooClient  # type: ignore[import-untyped]
+        from kazoo.client import KazooClient
 
         assert self.zk is not None
         url = discovery.parse_zk_url(self.zk)

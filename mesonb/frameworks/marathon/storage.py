@@ -126,7 +126,7 @@ class ZooKeeperStore(Store):
         return f"{self.root}/{key}"
 
     async def get(self, key: str) -> Any | None:
-        from kazoo.exceptions import NoNodeError  # type: ignore[import-untyped]
+        from kazoo.exceptions import NoNodeError
 
         try:
             data, _stat = await asyncio.to_thread(self.client.get, self._path(key))
@@ -139,7 +139,7 @@ class ZooKeeperStore(Store):
         await asyncio.to_thread(self._put, self._path(key), data)
 
     def _put(self, path: str, data: bytes) -> None:
-        from kazoo.exceptions import (  # type: ignore[import-untyped]
+        from kazoo.exceptions import (
             NodeExistsError,
             NoNodeError,
         )
@@ -153,13 +153,13 @@ class ZooKeeperStore(Store):
                 self.client.set(path, data)
 
     async def delete(self, key: str) -> None:
-        from kazoo.exceptions import NoNodeError  # type: ignore[import-untyped]
+        from kazoo.exceptions import NoNodeError
 
         with contextlib.suppress(NoNodeError):
             await asyncio.to_thread(self.client.delete, self._path(key), recursive=True)
 
     async def children(self, key: str) -> list[str]:
-        from kazoo.exceptions import NoNodeError  # type: ignore[import-untyped]
+        from kazoo.exceptions import NoNodeError
 
         try:
             return sorted(await asyncio.to_thread(self.client.get_children, self._path(key)))
