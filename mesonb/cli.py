@@ -1,4 +1,4 @@
-"""The ``mesonb`` command: ``master``, ``agent``, ``local`` and ``execute``."""
+"""The ``mesonb`` command: ``master``, ``agent``, ``local``, ``execute`` and ``marathon``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mesonb import demo, local, task_exec
     from mesonb.agent import cli as agent_cli
     from mesonb.frameworks import execute
+    from mesonb.frameworks.marathon import cli as marathon_cli
     from mesonb.master import cli as master_cli
+    from mesonb.webui import cli as ui_cli
 
     parser = argparse.ArgumentParser(
         prog="mesonb",
@@ -28,9 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     execute.add_parser(sub)
     demo.add_parser(sub)
     task_exec.add_parser(sub)
-    from mesonb.webui import cli as ui_cli  # `mesonb ui --history DIR`
-
     ui_cli.add_parser(sub)
+    marathon_cli.add_parser(sub)
     return parser
 
 

@@ -354,6 +354,20 @@ class Cluster(ClusterViews):
         self._offer_holders.append(framework)
         return framework
 
+    @property
+    def apps(self) -> Any:
+        """Long-running apps: a Marathon framework run by this client (started on first
+        use; its v2 REST API at ``cluster.apps.url``). Deploy from a dict or JSON file,
+        scale, restart, destroy, ``list()`` as a DataFrame; a deployment's ``progress()``
+        is a widget (:mod:`mesonb.frameworks.marathon.apps_client`)."""
+        apps = getattr(self, "_apps", None)
+        if apps is None:
+            from mesonb.frameworks.marathon.apps_client import Apps
+
+            apps = self._apps = Apps(self.address, self._lt.run, secret=self.secret)
+            self._closers.insert(0, apps.close)
+        return apps
+
     def dashboard(self, **options: Any) -> Any:
         """A live dashboard fed by the master's operator event stream (SUBSCRIBE)."""
         from mesonb.widgets.dashboard import Dashboard

@@ -1,0 +1,14 @@
+"""A Marathon-compatible framework for long-running apps, with Marathon's v2 REST API.
+
+Run it with ``mesonb marathon --master HOST:PORT`` (see :mod:`.cli`), or from Python
+through ``cluster.apps`` (:mod:`.apps_client`). The modules, one concept each:
+
+* :mod:`.model` — the app definition, Marathon's defaults and validation (422 shape);
+* :mod:`.instance_fsm`, :mod:`.deployment_fsm` — the state machines (transition tables);
+* :mod:`.controller` — what an app needs next (scaling, rolling upgrades);
+* :mod:`.launcher`, :mod:`.constraints`, :mod:`.taskinfo` — offers to TaskInfos;
+* :mod:`.backoff`, :mod:`.health` — launch delays, Marathon-side health/readiness checks;
+* :mod:`.core` — the scheduler handler that owns the state; :mod:`.operations` — changes;
+* :mod:`.storage`, :mod:`.election` — persistence (disk or ZooKeeper), leader election;
+* :mod:`.api` — the REST API; :mod:`.views` — its JSON; :mod:`.service` — one instance.
+"""

@@ -1,0 +1,492 @@
+"""The framework's core: apps, their instances and deployments, driven by Mesos events.
+
+It is the scheduler handler of :class:`~mesonb.frameworks.driver.SchedulerDriver`
+(``on_offers``, ``on_update``, ...) and the one owner of the state machines: instances
+(:mod:`.instance_fsm`) and deployments (:mod:`.deployment_fsm`), whose actions it
+carries out (launch, kill, events, persistence). After any change it *converges* the
+app concerned: :func:`.controller.plan` says what to launch and kill, and the launcher
+places launches on the next offers (REVIVE when there is demand, SUPPRESS when none).
+The REST API changes apps through :mod:`.operations`; nothing here knows HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from . import controller, launcher
+from .backoff import Backoff
+from .deployment_fsm import Deployment
+from .deployment_fsm import Event as DEvent
+from .deployments import DeploymentRunner
+from .events import EventBus
+from .health import FRAMEWORK_CHECKS, TaskChecks
+from .instance_fsm import Action, Event, InstanceState, event_of, transition
+from .instances import Instance, app_of_task, new_task_id, service_ports
+from .model import AppDefinition, timestamp
+from .storage import MemoryStore, Store, key_part
+from .taskinfo import task_info
+
+log = logging.getLogger(__name__)
+DECLINE_SECONDS = 120.0  # Marathon's decline_offer_duration
+TICK = 0.25
+KILL_RETRY = 10.0
+
+
+@dataclasses.dataclass
+class OfferStats:
+    """Per app: what the last offers said (``processedOffersSummary``)."""
+
+    processed: int = 0
+    unused: int = 0
+    last_unused_at: str | None = None
+    last_used_at: str | None = None
+    last_rejections: Counter[str] = dataclasses.field(default_factory=Counter)
+    launch_rejections: Counter[str] = dataclasses.field(default_factory=Counter)
+    last_unused: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class AppState:
+    """One app: its current definition and what the framework knows about it."""
+
+    definition: AppDefinition
+    versions: list[str] = dataclasses.field(default_factory=list)
+    backoff: Backoff = dataclasses.field(default_factory=Backoff)
+    last_failure: dict[str, Any] | None = None
+    since: str = ""
+    held: bool = False  # waiting for an earlier step of its deployment
+    deleting: bool = False
+    offers: OfferStats = dataclasses.field(default_factory=OfferStats)
+
+
+class MarathonCore:
+    """State and behaviour of the framework (see the module docstring)."""
+
+    def __init__(self, store: Store | None = None, clock: Callable[[], float] | None = None,
+                 role: str = "*") -> None:
+        self.store: Store = store or MemoryStore()
+        self.clock = clock or (lambda: asyncio.get_running_loop().time())
+        self.role = role
+        self.bus = EventBus()
+        self.apps: dict[str, AppState] = {}
+        self.instances: dict[str, Instance] = {}
+        self.deployments: dict[str, Deployment] = {}
+        self.groups: dict[str, list[str]] = {}  # explicit groups -> their dependencies
+        self.driver: Any = None
+        self.framework_id: str | None = None
+        self.suppressed = False  # the master holds offers back (SUPPRESS or long DECLINE)
+        self.hold_launches_until = 0.0
+        self.checks: dict[str, TaskChecks] = {}
+        self.counters: Counter[str] = Counter()
+        self._dirty: set[str] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self.on_change: Callable[[], None] | None = None  # widgets, tests
+        self.runner = DeploymentRunner(self)
+
+    # -- life cycle ---------------------------------------------------------------------
+    async def load(self) -> None:
+        """Read the stored state (after a restart or on winning the election)."""
+        now = self.clock()
+        self.framework_id = await self.store.get("framework_id")
+        self.groups = await self.store.get("groups") or {}
+        for part in await self.store.children("apps"):
+            data = await self.store.get(f"apps/{part}")
+            if not data:
+                continue
+            app = AppDefinition.from_store(data)
+            versions = await self.store.get(f"versionlist/{part}") or [app.version]
+            self.apps[app.id] = AppState(app, versions, since=timestamp())
+            for item in await self.store.get(f"instances/{part}") or []:
+                inst = Instance.from_store(item, now)
+                self.instances[inst.id] = inst
+        for dep_id in await self.store.children("deployments"):
+            data = await self.store.get(f"deployments/{dep_id}")
+            if data:
+                dep = Deployment.from_store(data)
+                if not dep.state.finished:
+                    self.deployments[dep.id] = dep
+        for dep in self.deployments.values():
+            self.runner.hold_later_steps(dep)
+        if self.instances:
+            self.hold_launches_until = now + 1.5  # until reconciliation has spoken
+
+    def start(self, driver: Any) -> None:
+        self.driver = driver
+        if self._ticker is None:
+            self._ticker = asyncio.create_task(self._tick_loop(), name="marathon-tick")
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        for checks in self.checks.values():
+            checks.stop()
+        self.checks.clear()
+        await self.flush()
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("marathon tick failed")
+
+    async def tick(self) -> None:
+        """Deadlines, expired backoffs, kill retries and pending writes."""
+        now = self.clock()
+        for dep in list(self.deployments.values()):
+            if dep.deadline is not None and now >= dep.deadline and not dep.state.finished:
+                dep.reason = (f"deployment did not finish within its deadline "
+                              f"({dep.deadline - dep.started_at:g}s, label MESONB_DEPLOY_TIMEOUT)")
+                await self.runner.event(dep, DEvent.DEADLINE)
+        for inst in self.instances.values():
+            if inst.state is InstanceState.KILLING and now - inst.kill_sent_at > KILL_RETRY:
+                self._send_kill(inst)
+        if self._demand(now) and self.suppressed:
+            await self._revive()
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write the instances of apps that changed."""
+        dirty, self._dirty = self._dirty, set()
+        for app_id in dirty:
+            items = [i.to_store() for i in self.instances.values() if i.app_id == app_id]
+            try:
+                if items or app_id in self.apps:
+                    await self.store.put(f"instances/{key_part(app_id)}", items)
+                else:
+                    await self.store.delete(f"instances/{key_part(app_id)}")
+            except Exception:
+                log.exception("storing the instances of %s failed", app_id)
+                self._dirty.add(app_id)
+
+    # -- driver events ------------------------------------------------------------------
+    async def on_subscribed(self, body: dict[str, Any]) -> None:
+        fid = body["framework_id"]["value"]
+        if fid != self.framework_id:
+            self.framework_id = fid
+            await self.store.put("framework_id", fid)
+        self.suppressed = False
+        known = [(i.id, i.agent_id or None) for i in self.instances.values()]
+        self._spawn(self._reconcile(known))
+
+    async def _reconcile(self, known: list[tuple[str, str | None]]) -> None:
+        if self.driver is None:
+            return
+        with contextlib.suppress(Exception):
+            if known:
+                await self.driver.reconcile(known)
+            await self.driver.reconcile([])
+
+    async def on_offers(self, offers: list[dict[str, Any]]) -> None:
+        now = self.clock()
+        self.counters["offers"] += len(offers)
+        demands = self._demand(now)
+        if not demands:
+            # nothing to launch now: decline for long (the master holds offers back until
+            # we revive, as soon as something waits again) and suppress if nothing waits
+            await self._decline([o["id"]["value"] for o in offers], DECLINE_SECONDS)
+            self.suppressed = True
+            if not self._waiting(now):
+                await self._suppress()
+            return
+        result = launcher.match(offers, demands)
+        by_offer: dict[str, list[dict[str, Any]]] = {}
+        stamp = timestamp()
+        for p in result.placements:
+            app = p.app
+            inst = Instance(new_task_id(app.id), app.id, app.last_config_change_at or app.version,
+                            app.version, p.agent_id, p.host, p.ip, p.ports, p.role,
+                            staged_at=stamp, launched_at=now, fields=p.fields,
+                            service_ports=service_ports(app.id, app.ports, len(p.ports)))
+            inst.ready = not app.readiness_checks
+            self.instances[inst.id] = inst
+            self._dirty.add(app.id)
+            by_offer.setdefault(p.offer_id, []).append(
+                task_info(app, inst.id, p.agent_id, p.host, p.ports, p.role))
+            self.apps[app.id].offers.last_used_at = stamp
+        for demand in demands:
+            stats = self.apps[demand.app.id].offers
+            rejections = result.rejections.get(demand.app.id, Counter())
+            stats.processed += len(offers)
+            stats.unused += sum(rejections.values())
+            stats.last_rejections = rejections
+            stats.launch_rejections.update(rejections)
+            if rejections:
+                stats.last_unused_at = stamp
+                stats.last_unused = [{"offer": offer, "reason": reasons, "timestamp": stamp}
+                                     for offer, reasons in
+                                     result.unused_detail.get(demand.app.id, [])][-10:]
+        self.counters["launched"] += len(result.placements)
+        await asyncio.gather(*(self.driver.launch([oid], tasks) for oid, tasks in
+                               by_offer.items()), return_exceptions=True)
+        if result.unused_offers:
+            await self._decline(result.unused_offers, 1.0)
+        self._changed()
+
+    async def on_rescind(self, offer_id: str) -> None:
+        return
+
+    async def on_update(self, status: dict[str, Any]) -> None:
+        task_id = status["task_id"]["value"]
+        inst = self.instances.get(task_id)
+        try:
+            reported = InstanceState(status["state"])
+        except ValueError:
+            return
+        if inst is None:
+            self._unknown_task(task_id, status, reported)
+            return
+        if "agent_id" in status and not inst.agent_id:
+            inst.agent_id = status["agent_id"]["value"]
+        state, actions = transition(inst.state, event_of(reported), reported)
+        app_state = self.apps.get(inst.app_id)
+        app = app_state.definition if app_state else None
+        was_running = inst.state is InstanceState.RUNNING
+        inst.state = state
+        if state is InstanceState.RUNNING and not was_running:
+            inst.started_at = inst.started_at or timestamp()
+            inst.running_since = self.clock()
+            if app is not None:
+                self._start_checks(app, inst)
+        if "healthy" in status and status["healthy"] is not None:
+            self._health(inst, bool(status["healthy"]), None, kill=False)
+        self._carry_out(inst, actions, status)
+        self._dirty.add(inst.app_id)
+        await self.converge(inst.app_id)
+
+    def _unknown_task(self, task_id: str, status: dict[str, Any], reported: InstanceState
+                      ) -> None:
+        """A task reconciliation found that the framework does not remember."""
+        if reported.terminal:
+            return
+        app_id = app_of_task(task_id)
+        state = self.apps.get(app_id or "")
+        agent_id = (status.get("agent_id") or {}).get("value", "")
+        if state is None or state.deleting:
+            self._spawn(self.driver.kill(task_id, agent_id or None))
+            return
+        app = state.definition
+        inst = Instance(task_id, app.id, app.last_config_change_at or app.version, app.version,
+                        agent_id, state=reported, staged_at=timestamp(),
+                        launched_at=self.clock())
+        inst.ready = True
+        self.instances[task_id] = inst
+        self._dirty.add(app.id)
+
+    def _carry_out(self, inst: Instance, actions: tuple[Action, ...],
+                   status: dict[str, Any] | None = None) -> None:
+        state = self.apps.get(inst.app_id)
+        for action in actions:
+            if action is Action.EMIT:
+                self.bus.publish("status_update_event", slaveId=inst.agent_id,
+                                 taskId=inst.id, taskStatus=inst.state.value,
+                                 message=(status or {}).get("message", ""),
+                                 appId=inst.app_id, host=inst.host, ports=inst.ports,
+                                 version=inst.version,
+                                 ipAddresses=[{"ipAddress": inst.ip, "protocol": "IPv4"}]
+                                 if inst.ip else [])
+            elif action is Action.RECORD_FAILURE and state is not None:
+                app = state.definition
+                state.backoff.failed(app.backoff_seconds, app.backoff_factor,
+                                     app.max_launch_delay_seconds, self.clock())
+                state.last_failure = {
+                    "appId": inst.app_id, "host": inst.host, "taskId": inst.id,
+                    "instanceId": inst.id, "slaveId": inst.agent_id,
+                    "message": (status or {}).get("message") or "health checks failed",
+                    "state": (status or {}).get("state", "TASK_KILLED"),
+                    "timestamp": timestamp(), "version": inst.version}
+                self.counters["failures"] += 1
+            elif action is Action.EXPUNGE:
+                self.instances.pop(inst.id, None)
+                checks = self.checks.pop(inst.id, None)
+                if checks is not None:
+                    checks.stop()
+            elif action is Action.SEND_KILL:
+                self._send_kill(inst)
+            elif action is Action.EMIT_UNHEALTHY_KILL:
+                self.bus.publish("unhealthy_task_kill_event", appId=inst.app_id,
+                                 taskId=inst.id, version=inst.version,
+                                 reason="health checks failed", host=inst.host,
+                                 slaveId=inst.agent_id)
+
+    def _send_kill(self, inst: Instance) -> None:
+        inst.kill_sent_at = self.clock()
+        state = self.apps.get(inst.app_id)
+        grace = state.definition.task_kill_grace_period_seconds if state else None
+        if self.driver is not None:
+            self._spawn(self.driver.kill(inst.id, inst.agent_id or None, grace))
+
+    def kill(self, inst: Instance) -> None:
+        """The operator's kill (scale down, restart, delete, the tasks API)."""
+        _state, actions = transition(inst.state, Event.KILL)
+        inst.state = _state
+        self._carry_out(inst, actions)
+        self._dirty.add(inst.app_id)
+
+    # -- health -------------------------------------------------------------------------
+    def _start_checks(self, app: AppDefinition, inst: Instance) -> None:
+        framework_checks = [c for c in app.health_checks
+                            if c.get("protocol", "HTTP") in FRAMEWORK_CHECKS]
+        if not framework_checks and not app.readiness_checks:
+            return
+        names = [p.get("name") for p in app.ports]
+        self.checks[inst.id] = TaskChecks(inst.id, inst.ip or inst.host, inst.ports,
+                                          framework_checks, app.readiness_checks, names,
+                                          self._on_health, self._on_ready)
+
+    def _on_health(self, task_id: str, alive: bool, result: dict[str, Any], kill: bool
+                   ) -> None:
+        inst = self.instances.get(task_id)
+        if inst is not None:
+            self._health(inst, alive, result, kill)
+            self._spawn(self.converge(inst.app_id))
+
+    def _health(self, inst: Instance, alive: bool, result: dict[str, Any] | None,
+                kill: bool) -> None:
+        if result is not None:
+            inst.health = result
+        elif not inst.health or inst.health.get("alive") != alive:
+            now = timestamp()
+            inst.health = {"alive": alive, "consecutiveFailures": 0 if alive else 1,
+                           "firstSuccess": now if alive else None,
+                           "lastSuccess": now if alive else None,
+                           "lastFailure": None if alive else now,
+                           "lastFailureCause": None if alive else "Mesos health check failed"}
+        if inst.healthy is not alive:
+            inst.healthy = alive
+            self.bus.publish("health_status_changed_event", appId=inst.app_id,
+                             taskId=inst.id, instanceId=inst.id, version=inst.version,
+                             alive=alive)
+        if not alive:
+            self.bus.publish("failed_health_check_event", appId=inst.app_id, taskId=inst.id,
+                             instanceId=inst.id, version=inst.version)
+        if kill:
+            state, actions = transition(inst.state, Event.UNHEALTHY)
+            inst.state = state
+            self._carry_out(inst, actions, {"message": "health checks failed",
+                                            "state": "TASK_KILLED"})
+        self._dirty.add(inst.app_id)
+
+    def _on_ready(self, task_id: str) -> None:
+        inst = self.instances.get(task_id)
+        if inst is not None:
+            inst.ready = True
+            self._spawn(self.converge(inst.app_id))
+
+    # -- converging apps ----------------------------------------------------------------
+    def app_instances(self, app_id: str) -> list[Instance]:
+        return [i for i in self.instances.values() if i.app_id == app_id]
+
+    def _target(self, state: AppState) -> AppDefinition:
+        if state.deleting:
+            return dataclasses.replace(state.definition, instances=0)
+        return state.definition
+
+    async def converge(self, app_id: str) -> None:
+        """Kill what the app has too much of, ask for offers for what it lacks, and see
+        whether deployments moved on."""
+        state = self.apps.get(app_id)
+        if state is not None:
+            live = [i for i in self.app_instances(app_id) if i.active]
+            plan = controller.plan(self._target(state), live)
+            for inst in plan.kill:
+                self.kill(inst)
+            if plan.launch and not state.held and self.suppressed:
+                await self._revive()
+        await self.check_deployments()
+        self._changed()
+
+    def _demand(self, now: float) -> list[launcher.Demand]:
+        """What apps wait for now (backoff and held steps respected)."""
+        if now < self.hold_launches_until:
+            return []
+        out = []
+        for state in self.apps.values():
+            if state.held or state.deleting or not state.backoff.ready(now):
+                continue
+            app = state.definition
+            instances = self.app_instances(app.id)
+            live = [i for i in instances if i.active]
+            count = controller.plan(app, live).launch
+            if count > 0:
+                placed = [{c[0]: self._field(i, c[0]) for c in app.constraints}
+                          for i in live] if app.constraints else []
+                roles = tuple(app.accepted_resource_roles or ("*", self.role))
+                out.append(launcher.Demand(app, count, placed, roles))
+        return out
+
+    def _field(self, inst: Instance, field: str) -> str | None:
+        if field in inst.fields:
+            return inst.fields[field]
+        return inst.host if field == "hostname" else None
+
+    def _waiting(self, now: float) -> bool:
+        """Whether some app waits (maybe delayed): do not suppress offers then."""
+        for state in self.apps.values():
+            live = [i for i in self.app_instances(state.definition.id) if i.active]
+            if not state.held and controller.plan(self._target(state), live).launch:
+                return True
+        return False
+
+    async def _revive(self) -> None:
+        log.debug("reviving offers")
+        self.suppressed = False
+        if self.driver is not None:
+            with contextlib.suppress(Exception):
+                await self.driver.revive()
+
+    async def _suppress(self) -> None:
+        if self.driver is None:
+            return
+        self.suppressed = True
+        log.debug("suppressing offers")
+        with contextlib.suppress(Exception):
+            await self.driver.suppress()
+
+    async def _decline(self, offer_ids: list[str], seconds: float) -> None:
+        if offer_ids and self.driver is not None:
+            with contextlib.suppress(Exception):
+                await self.driver.decline(offer_ids, seconds)
+
+    # -- deployments (carried out by .deployments.DeploymentRunner) ----------------------
+    async def start_deployment(self, dep: Deployment, timeout: float | None = None) -> None:
+        await self.runner.start(dep, timeout)
+
+    async def check_deployments(self) -> None:
+        await self.runner.check()
+
+    def locks(self, app_id: str) -> list[Deployment]:
+        """The running deployments that hold ``app_id``."""
+        return [d for d in self.deployments.values()
+                if not d.state.finished and app_id in d.affected_apps]
+
+    async def cancel(self, dep: Deployment, reason: str, event: DEvent = DEvent.CANCEL
+                     ) -> None:
+        dep.reason = reason
+        await self.runner.event(dep, event)
+
+    # -- helpers ------------------------------------------------------------------------
+    def _spawn(self, coro: Any) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(coro)
+        except RuntimeError:
+            coro.close()
+            return
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            with contextlib.suppress(Exception):
+                self.on_change()

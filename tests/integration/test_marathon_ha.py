@@ -1,0 +1,66 @@
+"""Two ``mesonb marathon --zk`` instances: one leads, the other proxies; kill -9 of the
+leader hands over within 3 s (ZooKeeper session 2 s) and no task is killed."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from marathon_support import SMALL, MarathonProcess
+
+from mesonb.testing.processes import ProcessCluster, get_json, wait_for
+from mesonb.testing.zookeeper import ZooKeeperServer, zookeeper_jar
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(zookeeper_jar() is None, reason="ZooKeeper is not installed")]
+INSTANCES = 20
+
+
+def test_kill_9_of_the_leader_hands_over_without_killing_tasks(tmp_path: Path) -> None:
+    with ZooKeeperServer(tmp_path / "zk") as zk, \
+            ProcessCluster(tmp_path, agents=1, agent_resources="cpus:4;mem:4096;disk:4096",
+                           master_args=["--allocation-interval", "0.1"]) as cluster:
+        flags = ["--zk", zk.url("/marathon"), "--zk-session-timeout", "2"]
+        first = MarathonProcess(tmp_path, cluster.address, flags, name="m1").start()
+        wait_for(lambda: get_json(first.url + "/v2/info")["elected"], 20, what="a leader")
+        second = MarathonProcess(tmp_path, cluster.address, flags, name="m2").start()
+        try:
+            # the standby proxies to the leader, writes included
+            assert second.get("/v2/leader") == {"leader": first.daemon.address}
+            created = second.request("POST", "/v2/apps", {"id": "/ha", "cmd": "sleep 600",
+                                                          "instances": INSTANCES, **SMALL})
+            assert created.status_code == 201, created.text
+            first.deployed(30)
+            before = {t["id"] for t in first.running("/ha", INSTANCES, 30)}
+            framework_id = first.get("/v2/info")["frameworkId"]
+
+            first.daemon.kill()
+            killed_at = time.monotonic()
+
+            def serving() -> bool:
+                answer = requests.get(second.url + "/v2/apps", timeout=2)
+                return answer.status_code == 200 and \
+                    [a["id"] for a in answer.json()["apps"]] == ["/ha"]
+
+            wait_for(serving, 10, interval=0.05, what="the new leader")
+            took = time.monotonic() - killed_at
+            assert took < 3.0, f"the new leader served /v2/apps after {took:.2f}s"
+            info = second.get("/v2/info")
+            assert info["elected"] and info["leader"] == second.daemon.address
+            wait_for(lambda: second.get("/v2/info")["frameworkId"] == framework_id, 10)
+            assert {t["id"] for t in second.running("/ha", INSTANCES, 20)} == before
+            time.sleep(2)  # reconciliation has answered; the tasks are still the same
+            tasks = second.get("/v2/apps/ha/tasks")["tasks"]
+            assert {t["id"] for t in tasks} == before
+            state = cluster.state()
+            ours = [f for f in state["frameworks"] if f["id"] == framework_id]
+            assert ours and len(ours[0]["tasks"]) == INSTANCES
+            assert all(t["state"] == "TASK_RUNNING" for t in ours[0]["tasks"])
+            assert not [t for t in ours[0].get("completed_tasks", [])
+                        if t["id"] in before]
+        finally:
+            second.request("DELETE", "/v2/apps/ha?force=true")
+            second.stop()
+            first.stop()
