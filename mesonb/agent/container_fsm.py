@@ -8,58 +8,67 @@ processes or files: events come in with the time as a value, :class:`Action` val
 out for the owner (:class:`mesonb.agent.lifecycle.Lifecycle`) to carry out, and the
 registration, re-registration and shutdown-grace deadlines fire from :meth:`tick`::
 
-                 launched                 subscribed
-   LAUNCHING ─────────────► REGISTERING ─────────────► RUNNING
-       │  │ subscribed           │  ▲ recovered(alive)    │
-       │  └──────────────────────┼──┼────────────────────►│
-       │                         │  │                     │ shutdown: SendShutdown,
-       │ shutdown / kill         │ timeout / kill /       │ grace deadline
-       ▼                         ▼ shutdown               ▼
-   TERMINATING ◄──────────────────────────────────── TERMINATING
-       │ (Destroy; launched while TERMINATING: Destroy again; grace over: Destroy)
+                launched                 subscribed
+   LAUNCHING ────────────► REGISTERING ────────────► RUNNING ◄─┐ subscribed
+       │                     ▲     │                  │  │ └────┘ (again)
+       │     recovered(alive)┘     │ tick (registration│  │
+       │                           │ timeout) / kill / │  │ shutdown: SendShutdown,
+       │ shutdown / kill           │ shutdown          │  │ grace deadline
+       ▼                           ▼                   │  ▼
+   TERMINATING ◄──────────────────────────────────────┘ TERMINATING
+       │  Destroy (now, once launched, or when the grace period is over)
        │
-       │ exited / launch_failed / recovered(dead)
+       │ exited / launch_failed         recovered(dead)
+       ▼                                      │
+   TERMINATED ◄───────────────────────────────┘
+       │ complete (no task left)
        ▼
-   TERMINATED ── complete (no task left) ──► (forgotten: Completed)
+   (forgotten: Completed)
 
-Transitions (``life`` is the container's record; "live" is any state but TERMINATED):
+Transitions (:data:`TRANSITIONS` holds the same rows, which the unit tests walk; "live"
+is any state but TERMINATED):
 
-===========  ===============================  ===========  ======================================
-from         event                            to           actions
-===========  ===============================  ===========  ======================================
-(none)       launch                           LAUNCHING    Launch
-(none)       recovered(alive)                 REGISTERING  Watch; re-registration deadline
-(none)       recovered(alive, cleanup)        TERMINATING  Watch, Destroy (termination: cleanup)
-(none)       recovered(dead, tasks)           TERMINATED   Release, FailTasks, ReportExit
-(none)       recovered(dead, no tasks)        TERMINATED   Completed (forgotten)
-LAUNCHING    launched                         REGISTERING  registration deadline
-TERMINATING  launched                         TERMINATING  Destroy (shut down while launching)
-RUNNING      launched                         RUNNING      (subscribed before the launch returned)
-live         launch_failed                    TERMINATED   Release, FailTasks* (LAUNCH_FAILED)
-LAUNCHING    subscribed                       RUNNING      SendSubscribed
-REGISTERING  subscribed                       RUNNING      SendSubscribed (deadline cleared)
-RUNNING      subscribed (again)               RUNNING      SendSubscribed
-TERMINATING  subscribed                       TERMINATING  SendShutdown
-TERMINATED   subscribed                       TERMINATED   Refuse
-LAUNCHING    shutdown                         TERMINATING  Destroy (again once launched)
-REGISTERING  shutdown                         TERMINATING  Destroy
-RUNNING      shutdown, connected              TERMINATING  SendShutdown; grace deadline
-RUNNING      shutdown, not connected          TERMINATING  Destroy
-TERMINATING  shutdown_unsent                  TERMINATING  Destroy (deadline cleared)
-live         kill(termination)                TERMINATING  Destroy (kill of the last queued task,
-                                                           --recover=cleanup, a limitation, ...)
-REGISTERING  tick(now ≥ deadline)             TERMINATING  Destroy (REGISTRATION_TIMEOUT, or
-                                                           REREGISTRATION_TIMEOUT if recovered)
-TERMINATING  tick(now ≥ deadline)             TERMINATING  Destroy (grace period over)
-live         exited(returncode)               TERMINATED   Release, FailTasks*, ReportExit**
-TERMINATED   complete                         (none)       Completed
-TERMINATING  shutdown / TERMINATED anything   unchanged    (nothing)
-===========  ===============================  ===========  ======================================
+===========  =========================  ===========  ========================================
+from         event                      to           actions
+===========  =========================  ===========  ========================================
+(none)       launch                     LAUNCHING    Launch
+(none)       recovered(alive)           REGISTERING  Watch; re-registration deadline
+(none)       recovered(cleanup)         TERMINATING  Watch, Destroy (termination: cleanup)
+(none)       recovered(dead)            TERMINATED   Release, FailTasks, ReportExit
+(none)       recovered(dead, no task)   (none)       Completed
+LAUNCHING    launched                   REGISTERING  (registration deadline)
+RUNNING      launched                   RUNNING      (subscribed before the launch returned)
+TERMINATING  launched                   TERMINATING  Destroy (shut down while launching)
+live         launch_failed              TERMINATED   Release, FailTasks (LAUNCH_FAILED)
+LAUNCHING    subscribed                 RUNNING      SendSubscribed
+REGISTERING  subscribed                 RUNNING      SendSubscribed (deadline cleared)
+RUNNING      subscribed                 RUNNING      SendSubscribed (a new stream)
+TERMINATING  subscribed                 TERMINATING  SendShutdown
+TERMINATED   subscribed                 TERMINATED   Refuse
+(none)       subscribed                 (none)       Refuse
+LAUNCHING    shutdown                   TERMINATING  Destroy (again once launched)
+REGISTERING  shutdown                   TERMINATING  Destroy
+RUNNING      shutdown(connected)        TERMINATING  SendShutdown (grace deadline)
+RUNNING      shutdown(not connected)    TERMINATING  Destroy
+TERMINATING  shutdown                   TERMINATING  (nothing)
+TERMINATING  shutdown_unsent            TERMINATING  Destroy (deadline cleared)
+live         kill                       TERMINATING  Destroy (the last queued task killed,
+                                                     a limitation, ...: its termination)
+REGISTERING  tick                       TERMINATING  Destroy (REGISTRATION_TIMEOUT, or
+                                                     REREGISTRATION_TIMEOUT if recovered)
+TERMINATING  tick                       TERMINATING  Destroy (grace period over)
+live         exited(returncode)         TERMINATED   Release, FailTasks, ReportExit
+live         exited(unknown)            TERMINATED   Release, FailTasks (ReportExit if recovered)
+live         exited(not failing)        TERMINATED   Release, ReportExit
+TERMINATED   complete                   (none)       Completed
+TERMINATED   exited                     TERMINATED   (nothing)
+TERMINATED   kill                       TERMINATED   (nothing)
+===========  =========================  ===========  ========================================
 
-``*`` FailTasks carries the pending termination (or TASK_FAILED / EXECUTOR_TERMINATED) and
-is left out when the event says the tasks are not to be failed (the framework or the agent
-is shutting down). ``**`` only with a return code or for a recovered container (its exit
-status is unknown). Anything not in the table changes nothing and yields no action.
+FailTasks carries the pending termination (or TASK_FAILED / EXECUTOR_TERMINATED, "Executor
+terminated: <how>"); "not failing" is an exit while the framework or the agent shuts down,
+whose tasks are not failed. ``tick`` fires only deadlines that are due (``now`` ≥ due).
+Any other event in any other state changes nothing and yields no action.
 """
 
 from __future__ import annotations
@@ -182,6 +191,41 @@ Action = (Launch | Watch | SendSubscribed | SendShutdown | Destroy | Refuse | Re
           | FailTasks | ReportExit | Completed)
 
 S = ContainerState
+
+# (from, event, to, actions): the table above, row by row ("live" is every state but
+# TERMINATED; "(none)": no such container).
+TRANSITIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("(none)", "launch", "LAUNCHING", ("Launch",)),
+    ("(none)", "recovered(alive)", "REGISTERING", ("Watch",)),
+    ("(none)", "recovered(cleanup)", "TERMINATING", ("Watch", "Destroy")),
+    ("(none)", "recovered(dead)", "TERMINATED", ("Release", "FailTasks", "ReportExit")),
+    ("(none)", "recovered(dead, no task)", "(none)", ("Completed",)),
+    ("LAUNCHING", "launched", "REGISTERING", ()),
+    ("RUNNING", "launched", "RUNNING", ()),
+    ("TERMINATING", "launched", "TERMINATING", ("Destroy",)),
+    ("live", "launch_failed", "TERMINATED", ("Release", "FailTasks")),
+    ("LAUNCHING", "subscribed", "RUNNING", ("SendSubscribed",)),
+    ("REGISTERING", "subscribed", "RUNNING", ("SendSubscribed",)),
+    ("RUNNING", "subscribed", "RUNNING", ("SendSubscribed",)),
+    ("TERMINATING", "subscribed", "TERMINATING", ("SendShutdown",)),
+    ("TERMINATED", "subscribed", "TERMINATED", ("Refuse",)),
+    ("(none)", "subscribed", "(none)", ("Refuse",)),
+    ("LAUNCHING", "shutdown", "TERMINATING", ("Destroy",)),
+    ("REGISTERING", "shutdown", "TERMINATING", ("Destroy",)),
+    ("RUNNING", "shutdown(connected)", "TERMINATING", ("SendShutdown",)),
+    ("RUNNING", "shutdown(not connected)", "TERMINATING", ("Destroy",)),
+    ("TERMINATING", "shutdown", "TERMINATING", ()),
+    ("TERMINATING", "shutdown_unsent", "TERMINATING", ("Destroy",)),
+    ("live", "kill", "TERMINATING", ("Destroy",)),
+    ("REGISTERING", "tick", "TERMINATING", ("Destroy",)),
+    ("TERMINATING", "tick", "TERMINATING", ("Destroy",)),
+    ("live", "exited(returncode)", "TERMINATED", ("Release", "FailTasks", "ReportExit")),
+    ("live", "exited(unknown)", "TERMINATED", ("Release", "FailTasks")),
+    ("live", "exited(not failing)", "TERMINATED", ("Release", "ReportExit")),
+    ("TERMINATED", "complete", "(none)", ("Completed",)),
+    ("TERMINATED", "exited", "TERMINATED", ()),
+    ("TERMINATED", "kill", "TERMINATED", ()),
+)
 
 
 class ContainerMachine:

@@ -21,36 +21,40 @@ to carry out (send a LAUNCH or KILL, record an update, move the task)::
         ▼
    COMPLETED/terminal
 
-Transitions ("live" is any state that is not terminal):
+Transitions (:data:`TRANSITIONS` holds the same rows, which the unit tests walk). A start
+is ``phase/state``: "active" is QUEUED or LAUNCHED, "live" any state that is not terminal,
+"started" STARTING, RUNNING or KILLING; in the end column "same" keeps the phase, ``s`` is
+the update's state and ``term`` the termination's:
 
-===========  ==========  ============================  =========  ===========================
-phase        state       event                         to         actions
-===========  ==========  ============================  =========  ===========================
-(none)       (none)      run, executor running         LAUNCHED   Deliver
-(none)       (none)      run, executor not running     QUEUED     (queued)
-(none)       (none)      refuse(state, reason)         (none)     AgentUpdate
-QUEUED       STAGING     deliver                       LAUNCHED   Deliver
-QUEUED       STAGING     kill                          LAUNCHED   AgentUpdate(KILLED,
-                                                       /KILLED    KILLED_DURING_LAUNCH)
-LAUNCHED     live        kill, executor running        unchanged  SendKill
-LAUNCHED     live        kill, executor not running    unchanged  Ignored
-any          terminal    kill                          unchanged  Ignored
-QUEUED/      live        update(s) from the executor   state=s    Record(s)
-LAUNCHED
-QUEUED/      terminal    update(same terminal state)   unchanged  Record(s) (a resend)
-LAUNCHED
-QUEUED/      terminal    update(another state)         unchanged  Invalid
-LAUNCHED
-COMPLETED    any         update(s)                     unchanged  Invalid
-QUEUED/      live        executor_terminated(term.)    term.      AgentUpdate(term.)
-LAUNCHED                                               state
-any          terminal    executor_terminated           unchanged  (nothing)
-LAUNCHED     STAGING     unknown_to_executor           DROPPED*   AgentUpdate(AGENT_RESTARTED)
-QUEUED/      any         acknowledged (its terminal    COMPLETED  Complete
-LAUNCHED                 update)
-===========  ==========  ============================  =========  ===========================
+====================  ==========================  ================  ========================
+from                  event                       to                actions
+====================  ==========================  ================  ========================
+(none)                run(executor running)       LAUNCHED/STAGING  Deliver
+(none)                run(executor not running)   QUEUED/STAGING    (queued)
+(none)                refuse                      (none)            AgentUpdate*
+QUEUED/STAGING        deliver                     LAUNCHED/STAGING  Deliver
+LAUNCHED/live         deliver                     unchanged         (nothing)
+QUEUED/STAGING        kill                        LAUNCHED/KILLED   AgentUpdate
+                                                                    (KILLED_DURING_LAUNCH)
+LAUNCHED/live         kill(executor running)      unchanged         SendKill
+LAUNCHED/live         kill(executor not running)  unchanged         Ignored
+any/terminal          kill                        unchanged         Ignored
+active/live           update(s)                   same/s            Record
+active/terminal       update(same state)          unchanged         Record (a resend)
+active/terminal       update(other state)         unchanged         Invalid
+COMPLETED/terminal    update                      unchanged         Invalid
+active/live           executor_terminated         same/term         AgentUpdate(term)
+any/terminal          executor_terminated         unchanged         (nothing)
+LAUNCHED/STAGING      unknown_to_executor         LAUNCHED/DROPPED  AgentUpdate
+                                                                    (AGENT_RESTARTED)*
+LAUNCHED/started      unknown_to_executor         unchanged         (nothing)
+active/any            acknowledged                COMPLETED/same    Complete
+COMPLETED/terminal    acknowledged                unchanged         (nothing)
+====================  ==========================  ================  ========================
 
-``*`` TASK_LOST for a framework that is not partition aware. An executor's updates are
+``*`` TASK_LOST instead of DROPPED (and of the other new states) for a framework that is
+not partition aware. ``acknowledged`` is the framework's acknowledgement of the task's
+terminal update (the status update manager closed its stream). An executor's updates are
 checked for duplicates (the status update manager's uuids) before they get here.
 """
 
@@ -136,6 +140,29 @@ class Complete:
 Action = Deliver | SendKill | AgentUpdate | Record | Invalid | Ignored | Complete
 
 KILLED_DURING_LAUNCH = "Killed before delivery to the executor"
+
+# (from, event, to, actions): the table above, row by row.
+TRANSITIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("(none)", "run(executor running)", "LAUNCHED/STAGING", ("Deliver",)),
+    ("(none)", "run(executor not running)", "QUEUED/STAGING", ()),
+    ("(none)", "refuse", "(none)", ("AgentUpdate",)),
+    ("QUEUED/STAGING", "deliver", "LAUNCHED/STAGING", ("Deliver",)),
+    ("LAUNCHED/live", "deliver", "unchanged", ()),
+    ("QUEUED/STAGING", "kill", "LAUNCHED/KILLED", ("AgentUpdate",)),
+    ("LAUNCHED/live", "kill(executor running)", "unchanged", ("SendKill",)),
+    ("LAUNCHED/live", "kill(executor not running)", "unchanged", ("Ignored",)),
+    ("any/terminal", "kill", "unchanged", ("Ignored",)),
+    ("active/live", "update(s)", "same/s", ("Record",)),
+    ("active/terminal", "update(same state)", "unchanged", ("Record",)),
+    ("active/terminal", "update(other state)", "unchanged", ("Invalid",)),
+    ("COMPLETED/terminal", "update", "unchanged", ("Invalid",)),
+    ("active/live", "executor_terminated", "same/term", ("AgentUpdate",)),
+    ("any/terminal", "executor_terminated", "unchanged", ()),
+    ("LAUNCHED/STAGING", "unknown_to_executor", "LAUNCHED/DROPPED", ("AgentUpdate",)),
+    ("LAUNCHED/started", "unknown_to_executor", "unchanged", ()),
+    ("active/any", "acknowledged", "COMPLETED/same", ("Complete",)),
+    ("COMPLETED/terminal", "acknowledged", "unchanged", ()),
+)
 
 
 # -- events ----------------------------------------------------------------------------
