@@ -53,7 +53,10 @@ RUNNING      shutdown(not connected)    TERMINATING  Destroy
 TERMINATING  shutdown                   TERMINATING  (nothing)
 TERMINATING  shutdown_unsent            TERMINATING  Destroy (deadline cleared)
 live         kill                       TERMINATING  Destroy (the last queued task killed,
-                                                     a limitation, ...: its termination)
+                                                     --recover=cleanup: its termination)
+live         limited                    TERMINATING  FailTasks, Destroy (a container limit:
+                                                     its tasks fail before the executor
+                                                     can report them)
 REGISTERING  tick                       TERMINATING  Destroy (REGISTRATION_TIMEOUT, or
                                                      REREGISTRATION_TIMEOUT if recovered)
 TERMINATING  tick                       TERMINATING  Destroy (grace period over)
@@ -63,6 +66,7 @@ live         exited(not failing)        TERMINATED   Release, ReportExit
 TERMINATED   complete                   (none)       Completed
 TERMINATED   exited                     TERMINATED   (nothing)
 TERMINATED   kill                       TERMINATED   (nothing)
+TERMINATED   limited                    TERMINATED   (nothing)
 ===========  =========================  ===========  ========================================
 
 FailTasks carries the pending termination (or TASK_FAILED / EXECUTOR_TERMINATED, "Executor
@@ -217,6 +221,7 @@ TRANSITIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("TERMINATING", "shutdown", "TERMINATING", ()),
     ("TERMINATING", "shutdown_unsent", "TERMINATING", ("Destroy",)),
     ("live", "kill", "TERMINATING", ("Destroy",)),
+    ("live", "limited", "TERMINATING", ("FailTasks", "Destroy")),
     ("REGISTERING", "tick", "TERMINATING", ("Destroy",)),
     ("TERMINATING", "tick", "TERMINATING", ("Destroy",)),
     ("live", "exited(returncode)", "TERMINATED", ("Release", "FailTasks", "ReportExit")),
@@ -225,6 +230,7 @@ TRANSITIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("TERMINATED", "complete", "(none)", ("Completed",)),
     ("TERMINATED", "exited", "TERMINATED", ()),
     ("TERMINATED", "kill", "TERMINATED", ()),
+    ("TERMINATED", "limited", "TERMINATED", ()),
 )
 
 
@@ -370,6 +376,17 @@ class ContainerMachine:
         life.state = S.TERMINATING
         life.due = None
         return [Destroy(container_id)]
+
+    def limited(self, container_id: str, now: float,
+                termination: Termination) -> list[Action]:
+        """The container went over a limit (memory, disk, ...): its tasks end as
+        ``termination`` says at once, before the executor can report them, and it is
+        destroyed."""
+        life = self._lives.get(container_id)
+        if life is None or not life.state.live:
+            return []
+        return [FailTasks(container_id, termination),
+                *self.kill(container_id, now, termination)]
 
     def tick(self, now: float) -> list[Action]:
         """Fire every deadline that is due."""

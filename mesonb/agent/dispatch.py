@@ -96,6 +96,7 @@ class MasterCommands:
         record = Task(info=task, framework_id=framework.framework_id,
                       executor_id=executor.executor_id)
         self.io.checkpoint_task(framework, executor, record)
+        self._changed(executor)
         self.tasks.run(executor, [record], group=False)
 
     def run_task_group(self, run: RunTaskGroup) -> None:
@@ -118,6 +119,7 @@ class MasterCommands:
                         executor_id=executor.executor_id, group=ids) for t in tasks]
         for record in records:
             self.io.checkpoint_task(framework, executor, record)
+        self._changed(executor)
         self.tasks.run(executor, records, group=True)
 
     def kill_task(self, kill: KillTask) -> None:
@@ -169,6 +171,11 @@ class MasterCommands:
             self.io.checkpoint_framework(framework)
 
     # -- internals ------------------------------------------------------------------
+    def _changed(self, executor: Executor) -> None:
+        """The executor got tasks: its container's limits follow (the containerizer's)."""
+        if self.host.executor_changed is not None:
+            self.host.executor_changed(executor)
+
     def _framework(self, info: FrameworkInfo) -> Framework | None:
         framework_id = info.id
         if not framework_id or not paths.is_safe_id(framework_id):

@@ -9,8 +9,9 @@ update manager. The agent builds it; tests can build one with plain functions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from mesonb.clock import Clock
 from mesonb.config import AgentConfig
@@ -18,6 +19,15 @@ from mesonb.protocol.agent import AgentCall
 from mesonb.protocol.mesos import AgentInfo, TaskStatus
 
 from .recovery import RecoveryConfig
+
+if TYPE_CHECKING:
+    from .book import Executor
+    from .containerizer import Container, LaunchSpec
+
+# The containerizer's launch: (executor, spec, on_limitation) -> the started container;
+# on_limitation(limitation) is called with an object that has ``reason`` and ``message``.
+LaunchContainer = Callable[["Executor", "LaunchSpec", Callable[[Any], None]],
+                           Awaitable["Container"]]
 
 
 @dataclass(frozen=True)
@@ -46,3 +56,7 @@ class Host:
     record_update: Callable[[str, TaskStatus, bool], None]  # (framework, status, checkpoint)
     update_seen: Callable[[str, str, bytes], bool]  # (framework, task, uuid)
     forget_updates: Callable[[str], None]  # a framework's streams
+    # Seams for a containerizer object (limits, isolation); without one, executors are
+    # launched by mesonb.agent.containerizer.launch and nothing follows their tasks.
+    launch_container: LaunchContainer | None = None
+    executor_changed: Callable[[Executor], None] | None = None  # its tasks changed

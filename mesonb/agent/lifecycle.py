@@ -19,6 +19,7 @@ from mesonb.executor.process import describe_returncode
 from mesonb.protocol.agent import AgentCall, AgentCallType, ExecutorExited
 from mesonb.protocol.executor import ExecutorEvent, ExecutorEventType
 from mesonb.protocol.mesos import ExecutorInfo
+from mesonb.protocol.states import Reason, TaskState
 
 from . import container_fsm as fsm
 from . import containerizer, launcher, paths, task_fsm
@@ -115,6 +116,15 @@ class Lifecycle:
         ...)`` (the seam for the containerizer's limits)."""
         log.info("destroying executor %s: %s", executor.executor_id, why)
         self._carry_out(self.machine.kill(executor.container_id, self._now(), termination))
+
+    def limited(self, executor: Executor, reason: Reason, message: str) -> None:
+        """The container went over a limit: its tasks fail with ``reason`` at once, then it
+        is destroyed (the containerizer's limitation hook)."""
+        log.warning("executor %s of framework %s: %s", executor.executor_id,
+                    executor.framework_id, message.splitlines()[0] if message else reason.value)
+        self._carry_out(self.machine.limited(executor.container_id, self._now(),
+                                             fsm.Termination(TaskState.TASK_FAILED, reason,
+                                                             message)))
 
     def exited(self, executor: Executor, returncode: int | None, how: str | None = None) -> None:
         """The executor's process exited (a recovered one's status is unknown: ``how``)."""
@@ -256,7 +266,12 @@ class Lifecycle:
             paths.ensure_latest_symlink(executor.directory)
             if ckpt is not None:
                 ckpt.executor(executor)
-            container = await containerizer.launch(executor.container_id, spec)
+            if host.launch_container is not None:
+                container = await host.launch_container(
+                    executor, spec, lambda limit: self.limited(executor, limit.reason,
+                                                               limit.message))
+            else:
+                container = await containerizer.launch(executor.container_id, spec)
         except (OSError, ValueError) as exc:
             log.error("failed to launch executor %s: %s", executor.executor_id, exc)
             self._launch_failed(executor, f"Failed to launch container: {exc}")

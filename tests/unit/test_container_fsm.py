@@ -54,6 +54,8 @@ EVENTS: dict[str, Callable[[ContainerMachine], list[fsm.Action]]] = {
     "shutdown_unsent": lambda m: m.shutdown_unsent(C, 1.0),
     "kill": lambda m: m.kill(C, 1.0, fsm.Termination(
         TaskState.TASK_FAILED, Reason.REASON_CONTAINER_LIMITATION_MEMORY, "Memory limit")),
+    "limited": lambda m: m.limited(C, 1.0, fsm.Termination(
+        TaskState.TASK_FAILED, Reason.REASON_CONTAINER_LIMITATION_MEMORY, "Memory limit")),
     "tick": lambda m: m.tick(LATE),
     "exited": lambda m: m.exited(C, 0, 1.0, "exited with status 0"),
     "exited(returncode)": lambda m: m.exited(C, 0, 1.0, "exited with status 0"),
@@ -97,7 +99,7 @@ def test_every_event_in_any_other_state_changes_nothing() -> None:
     covered = {(start, family(event)) for start, event, _, _ in rows()}
     for start in SETUP:
         for event in ("launched", "launch_failed", "subscribed", "shutdown(connected)",
-                      "shutdown(not connected)", "shutdown_unsent", "kill",
+                      "shutdown(not connected)", "shutdown_unsent", "kill", "limited",
                       "exited(returncode)", "complete"):
             if (start, family(event)) in covered:
                 continue
@@ -186,7 +188,8 @@ def test_a_limitation_is_what_the_tasks_become() -> None:
     SETUP["RUNNING"](m)
     limit = fsm.Termination(TaskState.TASK_FAILED, Reason.REASON_CONTAINER_LIMITATION_MEMORY,
                             "Memory limit exceeded")
-    assert kinds(m.kill(C, 1.0, limit)) == ("Destroy",)
+    (fail, destroy) = m.limited(C, 1.0, limit)
+    assert fail == fsm.FailTasks(C, limit) and destroy == fsm.Destroy(C)
     (_, fail, _) = m.exited(C, -9, 1.5, "killed by signal 9")
     assert isinstance(fail, fsm.FailTasks) and fail.termination == limit
 
