@@ -43,10 +43,8 @@ from mesonb.protocol.agent import (
     StatusUpdate,
 )
 from mesonb.protocol.mesos import AgentInfo, TaskStatus
-from mesonb.protocol.states import TaskState
 
-from . import checkpoint, recovery, status_updates
-from .book import ExecutorState
+from . import checkpoint, recovery, status_updates, views
 from .executor_socket import ExecutorSocket
 from .executors import Executors
 from .files import SandboxPaths
@@ -456,7 +454,6 @@ class Agent:
 
     def state(self) -> dict[str, Any]:
         """Mesos's agent ``/state`` (v0 JSON: flat ids and resources)."""
-        ex = self.executors
         return {
             "version": VERSION,
             "mesonb_version": MESONB_VERSION,
@@ -470,51 +467,16 @@ class Agent:
             "master_hostname": self.master_hostname or "",
             "registered": self.registered,
             "flags": self.flags(),
-            "frameworks": [f.to_v0(self.agent_id) for f in ex.frameworks.values()],
-            "completed_frameworks": [f.to_v0(self.agent_id) for f in ex.completed_frameworks],
+            **views.frameworks_v0(self.executors.book, self.agent_id),
         }
 
     def metrics_snapshot(self) -> dict[str, float]:
         """Mesos's ``slave/*`` metrics."""
-        out: dict[str, float] = {
-            "slave/registered": 1.0 if self.registered else 0.0,
-            "slave/uptime_secs": time.time() - self._start_time if self._start_time else 0.0,
-            "slave/frameworks_active": float(len(self.executors.frameworks)),
-        }
-        counts = {s: 0 for s in TaskState}
-        for task in self.executors.all_tasks():
-            counts[task.state] += 1
-        for framework in [*self.executors.frameworks.values()]:
-            for executor in [*framework.executors.values(), *framework.completed_executors]:
-                for task in executor.completed:
-                    counts[task.state] += 1
-        for task_state, n in counts.items():
-            out["slave/" + task_state.value.lower().replace("task_", "tasks_")] = float(n)
-        executor_counts = {s: 0 for s in ExecutorState}
-        for executor in self.executors.all_executors():
-            executor_counts[executor.state] += 1
-        for executor_state, n in executor_counts.items():
-            out[f"slave/executors_{executor_state.value.lower()}"] = float(n)
-        used = {"cpus": 0.0, "mem": 0.0, "disk": 0.0, "gpus": 0.0}
-        for executor in self.executors.all_executors():
-            if executor.state is ExecutorState.TERMINATED:
-                continue
-            for res in [executor.resources, *(t.resources for t in executor.tasks()
-                                              if not t.state.terminal)]:
-                for name in used:
-                    used[name] += res.get(name)
-        for name, value in used.items():
-            total = self.resources.get(name)
-            out[f"slave/{name}_total"] = total
-            out[f"slave/{name}_used"] = value
-            out[f"slave/{name}_percent"] = value / total if total else 0.0
-        for key in ("valid_status_updates", "invalid_status_updates",
-                    "valid_framework_messages"):
-            out[f"slave/{key}"] = float(self.metrics[key])
-        measured = ResourceMonitor.totals(self.monitor_statistics())
-        out["slave/cpus_usage"] = measured["cpus"]  # measured (psutil), not allocated
-        out["slave/mem_usage"] = measured["mem"]
-        return out
+        return views.slave_metrics(
+            self.executors.book, self.resources, self.metrics,
+            registered=self.registered,
+            uptime=time.time() - self._start_time if self._start_time else 0.0,
+            measured=ResourceMonitor.totals(self.monitor_statistics()))
 
     def monitor_statistics(self) -> list[dict[str, Any]]:
         """Mesos's ``/monitor/statistics``: what each running executor really uses."""

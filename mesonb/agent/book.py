@@ -16,9 +16,10 @@ from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mesonb.protocol.agent import AgentExecutor, AgentTask
+from mesonb.protocol.executor import ExecutorEvent
 from mesonb.protocol.mesos import ExecutorInfo, FrameworkInfo, TaskInfo, TaskStatus
 from mesonb.protocol.resources import Resources
 from mesonb.protocol.states import TaskState
@@ -28,14 +29,26 @@ from .task_fsm import TaskPhase
 
 if TYPE_CHECKING:
     from .containerizer import Container
-    from .executor_api import EventStream
+
+
+class EventStream(Protocol):
+    """An executor's open SUBSCRIBE answer (:class:`mesonb.agent.executor_api.EventStream`)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def send(self, event: ExecutorEvent) -> bool: ...
+
+    def close(self) -> None: ...
+
 
 MAX_COMPLETED_EXECUTORS = 150  # Mesos: --max_completed_executors_per_framework
 MAX_COMPLETED_TASKS = 1000
 MAX_COMPLETED_FRAMEWORKS = 50
 
 
-__all__ = ["AgentBook", "Executor", "ExecutorState", "Framework", "Task", "Termination"]
+__all__ = ["AgentBook", "EventStream", "Executor", "ExecutorState", "Framework", "Task",
+           "Termination"]
 
 
 class ExecutorState(enum.Enum):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import TYPE_CHECKING
 
 from mesonb.protocol.agent import AgentCall, AgentCallType, AgentFrameworkMessage
 from mesonb.protocol.errors import BadRequest, Unauthorized
@@ -22,13 +21,10 @@ from mesonb.protocol.executor import (
 from mesonb.protocol.mesos import TaskStatus
 
 from . import container_fsm as fsm
-from .book import AgentBook, Executor
+from .book import AgentBook, EventStream, Executor
 from .host import Host
 from .lifecycle import Lifecycle
 from .tasks import Tasks
-
-if TYPE_CHECKING:
-    from .executor_api import EventStream
 
 log = logging.getLogger("mesonb.agent.executors")
 

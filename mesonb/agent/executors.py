@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mesonb.protocol.agent import (
     AgentExecutor,
@@ -36,7 +36,7 @@ from mesonb.protocol.executor import ExecutorCall
 from mesonb.protocol.mesos import FrameworkInfo
 
 from . import reattach, recovery
-from .book import AgentBook, Executor, Framework, Task
+from .book import AgentBook, EventStream, Executor, Framework, Task
 from .dispatch import MasterCommands
 from .executor_calls import ExecutorCalls
 from .executor_io import ExecutorIO
@@ -44,9 +44,6 @@ from .host import Host
 from .lifecycle import Lifecycle
 from .status_updates import StatusUpdateManager
 from .tasks import Tasks
-
-if TYPE_CHECKING:
-    from .executor_api import EventStream
 
 
 class Executors:
