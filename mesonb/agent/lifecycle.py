@@ -306,11 +306,12 @@ class Lifecycle:
     def _now(self) -> float:
         return self.host.clock.monotonic()
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
+        """Fire the machine's deadlines that are due (its timer calls this)."""
         self._carry_out(self.machine.tick(self._now()))
 
     def _rearm(self) -> None:
-        self.io.arm(self.machine.next_deadline(), self._tick)
+        self.io.arm(self.machine.next_deadline(), self.tick)
 
     # -- queries --------------------------------------------------------------------
     def reregistering(self) -> bool:
