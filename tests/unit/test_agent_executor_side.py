@@ -30,7 +30,6 @@ from mesonb.protocol.executor import (
     ExecutorCall,
     ExecutorCallType,
     ExecutorEvent,
-    ExecutorEventType,
     ExecutorSubscribe,
     ExecutorUpdate,
 )
