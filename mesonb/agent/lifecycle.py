@@ -111,9 +111,8 @@ class Lifecycle:
 
     def kill(self, executor: Executor, why: str,
              termination: fsm.Termination | None = None) -> None:
-        """Destroy now (no grace); ``termination`` says what its tasks become. A container
-        limitation comes here too: ``Termination(TASK_FAILED, REASON_CONTAINER_LIMITATION_*,
-        ...)`` (the seam for the containerizer's limits)."""
+        """Destroy now (no grace); ``termination`` says what its tasks become when it is
+        gone (a limitation fails them at once instead: :meth:`limited`)."""
         log.info("destroying executor %s: %s", executor.executor_id, why)
         self._carry_out(self.machine.kill(executor.container_id, self._now(), termination))
 
@@ -205,7 +204,7 @@ class Lifecycle:
                 if executor.container is not None and executor.container.running:
                     self.io.spawn(containerizer.destroy(executor.container))
             elif isinstance(action, fsm.SendShutdown):
-                if not self.io.send(executor, self._shutdown_event()):
+                if not self.io.send(executor, ExecutorEvent(type=ExecutorEventType.SHUTDOWN)):
                     self._carry_out(self.machine.shutdown_unsent(executor.container_id,
                                                                  self._now()))
             elif isinstance(action, fsm.Release):
@@ -223,10 +222,6 @@ class Lifecycle:
             elif isinstance(action, fsm.Completed):
                 self._completed(executor)
         self._rearm()
-
-    @staticmethod
-    def _shutdown_event() -> ExecutorEvent:
-        return ExecutorEvent(type=ExecutorEventType.SHUTDOWN)
 
     def _release(self, executor: Executor) -> None:
         self.tokens.pop(executor.token, None)
