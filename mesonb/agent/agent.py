@@ -43,15 +43,14 @@ from mesonb.protocol.agent import (
     StatusUpdate,
 )
 from mesonb.protocol.mesos import AgentInfo, TaskStatus
-from mesonb.protocol.states import TaskState
 
-from . import checkpoint, recovery, status_updates
-from .book import ExecutorState
+from . import checkpoint, recovery, status_updates, views
 from .containerizer import Containerizer
 from .executor_socket import ExecutorSocket
 from .executors import Executors
 from .files import SandboxPaths
 from .fingerprint import Machine, agent_attributes, agent_resources, flat_attributes
+from .host import Addresses, Host
 from .http import make_app
 from .isolation import ContainerizerConfig
 from .master_link import Backoff, MasterLink, parse_master
@@ -62,6 +61,11 @@ log = logging.getLogger(__name__)
 
 MAX_PING_TIMEOUTS = 5  # Mesos: --max_agent_ping_timeouts
 EXECUTOR_HEARTBEAT_INTERVAL = 30.0
+
+
+def _log_failure(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("shutdown failed", exc_info=fut.exception())
 
 
 class UnsafeConfiguration(ValueError):
@@ -122,12 +126,13 @@ class Agent:
         self.monitor = ResourceMonitor()
         self.status_updates = status_updates.StatusUpdateManager(
             config.status_update_retry_min, config.status_update_retry_max)
-        self.executors = Executors(self)
-        self.sandbox_paths = SandboxPaths(config.work_dir)
         self.metrics: dict[str, int] = {
             "valid_status_updates": 0, "invalid_status_updates": 0,
             "valid_framework_messages": 0, "registrations": 0,
         }
+        self.executor_socket_address: str | None = None
+        self.executors = Executors(self._host())
+        self.sandbox_paths = SandboxPaths(config.work_dir)
         self.exit_code = 0
         self.link = MasterLink(
             config.master, secret=config.secret, on_open=self._on_open,
@@ -137,7 +142,6 @@ class Agent:
         self._server: HTTPServer | None = None
         # The executor API for mesonb's own executors, on a local socket (executor_socket)
         self._executor_socket = ExecutorSocket(self)
-        self.executor_socket_address: str | None = None
         self._start_time = 0.0
         self._registered_event = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -151,6 +155,22 @@ class Agent:
         self._recovering: asyncio.Task[None] | None = None
         self._cleanup_done: asyncio.Future[None] | None = None
         self.recovered = asyncio.Event()  # set once recovery is over and registering began
+
+    def _host(self) -> Host:
+        """What the executor side gets of this agent (it never holds the agent itself)."""
+        def addresses() -> Addresses:
+            return Addresses(self.endpoint, self.executor_socket_address, self.pid)
+
+        return Host(
+            config=self.config, recovery=self.recovery, clock=self.clock, metrics=self.metrics,
+            secret=self.security.secret, agent_id=lambda: self.agent_id,
+            agent_info=self.agent_info, addresses=addresses,
+            registered=lambda: self.registered, to_master=self.send,
+            record_update=self.record_update,
+            update_seen=lambda fw, task, uuid: self.status_updates.seen(fw, task, uuid),
+            forget_updates=self.forget_framework_updates,
+            launch_container=self.containerizer.launch,
+            executor_changed=self.containerizer.update)
 
     # -- life cycle -----------------------------------------------------------------
     @property
@@ -203,7 +223,7 @@ class Agent:
                 log.info("recovering agent %s from %s%s (%d executors checkpointed)",
                          state.agent_id, work_dir, " after a reboot" if state.rebooted else "",
                          len(state.executors()))
-                self.executors.recover(state, cleanup=cleanup)
+                self.executors.recover(state, self.status_updates, cleanup=cleanup)
             recovery.write_boot_id(work_dir)
             while self.executors.reregistering() or (cleanup and
                                                      self.executors.recovered_alive()):
@@ -311,30 +331,11 @@ class Agent:
             self._spawn_shutdown(message)
         elif not self.registered:
             log.warning("ignoring %s from the master: not registered yet", kind.value)
-        elif kind is MasterCommandType.RUN_TASK and command.run_task is not None:
-            self.executors.run_task(command.run_task)
-        elif kind is MasterCommandType.RUN_TASK_GROUP and command.run_task_group is not None:
-            self.executors.run_task_group(command.run_task_group)
-        elif kind is MasterCommandType.KILL_TASK and command.kill_task is not None:
-            self.executors.kill_task(command.kill_task)
         elif kind is MasterCommandType.ACKNOWLEDGE and command.acknowledge is not None:
             ack = command.acknowledge
             self._apply(self.status_updates.acknowledge(
                 ack.framework_id, ack.task_id, ack.uuid, self.clock.monotonic()))
-        elif kind is MasterCommandType.SHUTDOWN_FRAMEWORK and command.shutdown_framework:
-            self.executors.shutdown_framework(command.shutdown_framework.framework_id)
-        elif kind is MasterCommandType.SHUTDOWN_EXECUTOR and command.shutdown_executor:
-            target = command.shutdown_executor
-            framework = self.executors.frameworks.get(target.framework_id)
-            executor = framework.executors.get(target.executor_id) if framework else None
-            if executor is not None:
-                self.executors.shutdown_executor(executor)
-        elif kind is MasterCommandType.FRAMEWORK_MESSAGE and command.framework_message:
-            self.metrics["valid_framework_messages"] += 1
-            self.executors.framework_message(command.framework_message)
-        elif kind is MasterCommandType.UPDATE_FRAMEWORK and command.update_framework:
-            self.executors.update_framework(command.update_framework.framework_info)
-        else:
+        elif not self.executors.handle(command):
             log.warning("ignoring %s from the master", kind.value)
 
     def _registered(self, command: MasterCommand) -> None:
@@ -377,14 +378,13 @@ class Agent:
         log.warning("the master removed this agent (%s): killing every task and registering"
                     " again as a new agent", message or "no reason given")
         fut = asyncio.ensure_future(self._removed_by_master())
-        fut.add_done_callback(lambda f: f.cancelled() or f.exception() is None or log.error(
-            "shutdown failed", exc_info=f.exception()))
+        fut.add_done_callback(_log_failure)
 
     async def _removed_by_master(self) -> None:
         for framework_id in list(self.executors.frameworks):
             self.forget_framework_updates(framework_id)
         await self.executors.shutdown_all(self.config.executor_shutdown_grace_period)
-        self.executors = Executors(self)
+        self.executors = Executors(self._host())
         self.status_updates = status_updates.StatusUpdateManager(
             self.config.status_update_retry_min, self.config.status_update_retry_max)
         checkpoint.forget_agent_id(self.config.work_dir)
@@ -463,7 +463,6 @@ class Agent:
 
     def state(self) -> dict[str, Any]:
         """Mesos's agent ``/state`` (v0 JSON: flat ids and resources)."""
-        ex = self.executors
         return {
             "version": VERSION,
             "mesonb_version": MESONB_VERSION,
@@ -477,51 +476,16 @@ class Agent:
             "master_hostname": self.master_hostname or "",
             "registered": self.registered,
             "flags": self.flags(),
-            "frameworks": [f.to_v0(self.agent_id) for f in ex.frameworks.values()],
-            "completed_frameworks": [f.to_v0(self.agent_id) for f in ex.completed_frameworks],
+            **views.frameworks_v0(self.executors.book, self.agent_id),
         }
 
     def metrics_snapshot(self) -> dict[str, float]:
         """Mesos's ``slave/*`` metrics."""
-        out: dict[str, float] = {
-            "slave/registered": 1.0 if self.registered else 0.0,
-            "slave/uptime_secs": time.time() - self._start_time if self._start_time else 0.0,
-            "slave/frameworks_active": float(len(self.executors.frameworks)),
-        }
-        counts = {s: 0 for s in TaskState}
-        for task in self.executors.all_tasks():
-            counts[task.state] += 1
-        for framework in [*self.executors.frameworks.values()]:
-            for executor in [*framework.executors.values(), *framework.completed_executors]:
-                for task in executor.completed:
-                    counts[task.state] += 1
-        for state, n in counts.items():
-            out["slave/" + state.value.lower().replace("task_", "tasks_")] = float(n)
-        executor_counts = {s: 0 for s in ExecutorState}
-        for executor in self.executors.all_executors():
-            executor_counts[executor.state] += 1
-        for state, n in executor_counts.items():
-            out[f"slave/executors_{state.value.lower()}"] = float(n)
-        used = {"cpus": 0.0, "mem": 0.0, "disk": 0.0, "gpus": 0.0}
-        for executor in self.executors.all_executors():
-            if executor.state is ExecutorState.TERMINATED:
-                continue
-            for res in [executor.resources, *(t.resources for t in executor.tasks()
-                                              if not t.state.terminal)]:
-                for name in used:
-                    used[name] += res.get(name)
-        for name, value in used.items():
-            total = self.resources.get(name)
-            out[f"slave/{name}_total"] = total
-            out[f"slave/{name}_used"] = value
-            out[f"slave/{name}_percent"] = value / total if total else 0.0
-        for key in ("valid_status_updates", "invalid_status_updates",
-                    "valid_framework_messages"):
-            out[f"slave/{key}"] = float(self.metrics[key])
-        measured = ResourceMonitor.totals(self.monitor_statistics())
-        out["slave/cpus_usage"] = measured["cpus"]  # measured (psutil), not allocated
-        out["slave/mem_usage"] = measured["mem"]
-        return out
+        return views.slave_metrics(
+            self.executors.book, self.resources, self.metrics,
+            registered=self.registered,
+            uptime=time.time() - self._start_time if self._start_time else 0.0,
+            measured=ResourceMonitor.totals(self.monitor_statistics()))
 
     def monitor_statistics(self) -> list[dict[str, Any]]:
         """Mesos's ``/monitor/statistics``: what each running executor really uses."""

@@ -1,28 +1,8 @@
 """The agent's book: frameworks, their executors, and the executors' tasks.
 
-An executor, as the agent sees it::
-
-                 SUBSCRIBE                 shutdown / kill / timeout
-   REGISTERING ────────────► RUNNING ─────────────────────────► TERMINATING
-        │                       │                                   │
-        └───────────────────────┴────── process exited ─────────────┴──► TERMINATED
-
-===========  ==========================  ===========  ========================================
-from         event                       to           what the agent does
-===========  ==========================  ===========  ========================================
-REGISTERING  SUBSCRIBE                   RUNNING      SUBSCRIBED, then LAUNCH for queued tasks
-REGISTERING  registration timeout        TERMINATING  destroy; tasks FAILED (REGISTRATION_TIMEOUT)
-REGISTERING  kill of its last task       TERMINATING  destroy; task KILLED (KILLED_DURING_LAUNCH)
-RUNNING      SUBSCRIBE again             RUNNING      new stream; re-record unacked updates
-RUNNING      shutdown                    TERMINATING  SHUTDOWN event; destroy after grace
-(recovered)  agent restart, pid alive    REGISTERING  wait for SUBSCRIBE (re-registration timeout:
-                                                      destroy; tasks FAILED REREGISTRATION_TIMEOUT)
-(recovered)  agent restart, pid gone     TERMINATED   tasks not terminal: FAILED
-                                                      (EXECUTOR_TERMINATED)
-any          process exited              TERMINATED   tasks not terminal: FAILED (or the pending
-                                                      termination's state); EXECUTOR_EXITED
-TERMINATED   last task's stream closed   (completed)  moved to the framework's completed list
-===========  ==========================  ===========  ========================================
+An executor's life is the container machine's (:mod:`mesonb.agent.container_fsm`), a
+task's the task machine's (:mod:`mesonb.agent.task_fsm`); this module holds what they
+change and what the endpoints show. :class:`AgentBook` is the agent's whole book.
 
 A task is *queued* until its executor subscribes and gets its LAUNCH, *launched* while
 its state is not terminal or its terminal update is unacknowledged, and *completed* once
@@ -32,38 +12,59 @@ the framework acknowledged its terminal update.
 from __future__ import annotations
 
 import enum
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from mesonb.protocol.agent import AgentExecutor, AgentTask
+from mesonb.protocol.executor import ExecutorEvent
 from mesonb.protocol.mesos import ExecutorInfo, FrameworkInfo, TaskInfo, TaskStatus
 from mesonb.protocol.resources import Resources
-from mesonb.protocol.states import Reason, TaskState
+from mesonb.protocol.states import TaskState
+
+from .container_fsm import ContainerLife, ContainerState, Termination
+from .task_fsm import TaskPhase
 
 if TYPE_CHECKING:
     from .containerizer import Container
-    from .executor_api import EventStream
+
+
+class EventStream(Protocol):
+    """An executor's open SUBSCRIBE answer (:class:`mesonb.agent.executor_api.EventStream`)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def send(self, event: ExecutorEvent) -> bool: ...
+
+    def close(self) -> None: ...
+
 
 MAX_COMPLETED_EXECUTORS = 150  # Mesos: --max_completed_executors_per_framework
 MAX_COMPLETED_TASKS = 1000
 MAX_COMPLETED_FRAMEWORKS = 50
 
 
+__all__ = ["AgentBook", "EventStream", "Executor", "ExecutorState", "Framework", "Task",
+           "Termination"]
+
+
 class ExecutorState(enum.Enum):
+    """An executor's state as the endpoints and metrics show it (a launching container
+    counts as registering)."""
+
     REGISTERING = "REGISTERING"
     RUNNING = "RUNNING"
     TERMINATING = "TERMINATING"
     TERMINATED = "TERMINATED"
 
 
-@dataclass
-class Termination:
-    """Why the agent ended an executor: what its unfinished tasks become."""
-
-    state: TaskState
-    reason: Reason
-    message: str
+_SHOWN: dict[ContainerState, ExecutorState] = {
+    s: ExecutorState.REGISTERING if s is ContainerState.LAUNCHING else ExecutorState(s.value)
+    for s in ContainerState
+}
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Task:
     framework_id: str
     executor_id: str
     state: TaskState = TaskState.TASK_STAGING
+    phase: TaskPhase = TaskPhase.QUEUED  # see mesonb.agent.task_fsm
     statuses: list[TaskStatus] = field(default_factory=list)
     group: list[str] | None = None  # the task ids launched with it in one LAUNCH_GROUP
 
@@ -117,20 +119,40 @@ class Executor:
     directory: Path
     token: str
     command_executor: bool = False  # the agent's built-in executor for a command task
-    state: ExecutorState = ExecutorState.REGISTERING
+    life: ContainerLife | None = None  # the container machine's record (set on creation)
     container: Container | None = None
     stream: EventStream | None = None
     queued: OrderedDict[str, Task] = field(default_factory=OrderedDict)
     launched: dict[str, Task] = field(default_factory=dict)
     completed: list[Task] = field(default_factory=list)
     queued_groups: list[list[str]] = field(default_factory=list)  # task ids per LAUNCH_GROUP
-    termination: Termination | None = None
     exit_status: int | None = None
-    recovered: bool = False  # read back from checkpoints by a restarted agent
+
+    def __post_init__(self) -> None:
+        if self.life is None:
+            self.life = ContainerLife(self.container_id)
 
     @property
     def executor_id(self) -> str:
         return self.info.executor_id
+
+    @property
+    def lifecycle(self) -> ContainerLife:
+        assert self.life is not None
+        return self.life
+
+    @property
+    def state(self) -> ExecutorState:
+        return _SHOWN[self.lifecycle.state]
+
+    @property
+    def recovered(self) -> bool:
+        """Read back from checkpoints by a restarted agent."""
+        return self.lifecycle.recovered
+
+    @property
+    def termination(self) -> Termination | None:
+        return self.lifecycle.termination
 
     def task(self, task_id: str) -> Task | None:
         return self.queued.get(task_id) or self.launched.get(task_id)
@@ -206,3 +228,54 @@ class Framework:
             "executors": [e.to_v0(agent_id) for e in self.executors.values()],
             "completed_executors": [e.to_v0(agent_id) for e in self.completed_executors],
         }
+
+
+class AgentBook:
+    """The frameworks of one agent, with their executors and tasks."""
+
+    def __init__(self) -> None:
+        self.frameworks: dict[str, Framework] = {}
+        self.completed_frameworks: deque[Framework] = deque(maxlen=MAX_COMPLETED_FRAMEWORKS)
+
+    def all_executors(self) -> Iterator[Executor]:
+        for framework in self.frameworks.values():
+            yield from framework.executors.values()
+
+    def all_tasks(self) -> Iterator[Task]:
+        for executor in self.all_executors():
+            yield from executor.tasks()
+
+    def executor(self, framework_id: str, executor_id: str) -> Executor | None:
+        framework = self.frameworks.get(framework_id)
+        return framework.executors.get(executor_id) if framework else None
+
+    def executor_of(self, framework_id: str, task_id: str) -> Executor | None:
+        framework = self.frameworks.get(framework_id)
+        return framework.executor_of(task_id) if framework else None
+
+    def maybe_remove_framework(self, framework: Framework) -> None:
+        """A framework without executors is moved to the completed ones."""
+        if framework.executors:
+            return
+        self.frameworks.pop(framework.framework_id, None)
+        self.completed_frameworks.append(framework)
+
+    def register_payload(self) -> tuple[list[AgentTask], list[AgentExecutor], list[FrameworkInfo]]:
+        """What a (re-)registration reports: tasks, custom executors, frameworks."""
+        tasks = [
+            AgentTask(
+                framework_id=t.framework_id,
+                task=t.info,
+                state=t.state,
+                executor_id=t.executor_id,
+                latest_status=t.statuses[-1] if t.statuses else None,
+            )
+            for t in self.all_tasks()
+        ]
+        executors = [
+            AgentExecutor(framework_id=e.framework_id, executor=e.info)
+            for e in self.all_executors()
+            if not e.command_executor and e.state is not ExecutorState.TERMINATED
+        ]
+        frameworks = [f.info for f in self.frameworks.values()]
+        return tasks, executors, frameworks

@@ -1,7 +1,8 @@
 """Re-attaching a restarted agent to the executors of its earlier run.
 
 :func:`recover` puts the checkpointed frameworks, executors and tasks (read by
-:mod:`mesonb.agent.recovery`) back into the agent's :class:`~.executors.Executors` book.
+:mod:`mesonb.agent.recovery`) back into the agent's book, through the executors'
+:class:`~.lifecycle.Lifecycle`.
 A live executor gets ``executor_reregistration_timeout`` to re-subscribe (or, with
 ``--recover=cleanup``, is killed); a dead one ends its unfinished tasks; processes left in
 sandboxes that no checkpoint names are killed as orphans.
@@ -11,66 +12,58 @@ from __future__ import annotations
 
 import logging
 import signal
-from typing import TYPE_CHECKING
 
 from mesonb.protocol.mesos import TaskStatus
-from mesonb.protocol.states import Reason, TaskState
+from mesonb.protocol.states import TaskState
 
 from . import containerizer, launcher, paths, recovery
-from .book import Executor, ExecutorState, Framework, Task, Termination
-
-if TYPE_CHECKING:
-    from .executors import Executors
+from .book import Executor, Framework, Task
+from .lifecycle import Lifecycle
+from .status_updates import StatusUpdateManager
+from .task_fsm import TaskPhase
 
 log = logging.getLogger("mesonb.agent.executors")
 
 
-def recover(ex: Executors, state: recovery.AgentCheckpoint, cleanup: bool = False) -> None:
+def recover(lifecycle: Lifecycle, updates: StatusUpdateManager, state: recovery.AgentCheckpoint,
+            cleanup: bool = False) -> None:
     """Put an earlier run's checkpointed frameworks, executors and tasks back in the
-    book (see :mod:`mesonb.agent.recovery`). Live executors wait for their SUBSCRIBE
-    (or, with ``cleanup``, are killed); dead ones end their unfinished tasks."""
-    timeout = ex.agent.recovery.executor_reregistration_timeout
+    book (see :mod:`mesonb.agent.recovery`), their update streams in ``updates``. Live
+    executors wait for their SUBSCRIBE (or, with ``cleanup``, are killed); dead ones end
+    their unfinished tasks (the container machine's ``recovered`` event)."""
+    book = lifecycle.book
     known: set[int] = set()
-    for fw in state.frameworks:
-        framework = Framework(info=fw.info)
-        ex.frameworks[framework.framework_id] = framework
-        for ckpt in fw.executors:
-            executor = _recover_executor(ex, framework, ckpt)
-            if executor is None:
-                continue
-            container = None
-            if ckpt.pid is not None and not state.rebooted:
-                container = containerizer.recover(ckpt.container_id, ckpt.pid,
-                                                  ckpt.directory)
-            if container is not None:
-                known.add(container.pid)
-                executor.container = container
-                ex._spawn(_watch_recovered(ex, executor, container))
-                if cleanup:
-                    executor.termination = Termination(
-                        TaskState.TASK_FAILED, Reason.REASON_EXECUTOR_TERMINATED,
-                        "Executor killed: the agent was started with --recover=cleanup")
-                    ex._terminate(executor, "--recover=cleanup")
-                else:
-                    log.info("waiting %gs for executor %s of framework %s to re-subscribe",
-                             timeout, executor.executor_id, framework.framework_id)
-                    ex._set_timer(executor, timeout,
-                                    lambda e=executor: _reregistration_timeout(ex, e))
-            elif executor.tasks():
+    lifecycle.recovering = True
+    try:
+        for fw in state.frameworks:
+            framework = Framework(info=fw.info)
+            book.frameworks[framework.framework_id] = framework
+            for ckpt in fw.executors:
+                executor = _recover_executor(updates, ckpt)
+                if executor is None:
+                    continue
+                lifecycle.adopt(framework, executor)
+                container = None
+                if ckpt.pid is not None and not state.rebooted:
+                    container = containerizer.recover(ckpt.container_id, ckpt.pid,
+                                                      ckpt.directory)
+                if container is not None:
+                    known.add(container.pid)
+                    executor.container = container
                 why = "the machine rebooted" if state.rebooted else "its process is gone"
-                ex._terminated(executor, None, how=f"exited while the agent was down"
-                                 f" ({why})")
-            else:
-                executor.state = ExecutorState.TERMINATED
-                framework.complete_executor(executor)
-        if not framework.executors:
-            ex.frameworks.pop(framework.framework_id, None)
-    sandboxes = paths.sandboxes_root(ex.agent.config.work_dir)
+                lifecycle.recovered(executor, alive=container is not None, cleanup=cleanup,
+                                    why=why)
+            if not framework.executors:
+                book.frameworks.pop(framework.framework_id, None)
+    finally:
+        lifecycle.recovering = False
+    sandboxes = paths.sandboxes_root(lifecycle.host.config.work_dir)
     for pid in containerizer.orphans(sandboxes, known):
         log.warning("killing orphan executor pid %d (not recovered)", pid)
         containerizer.kill_session(pid, signal.SIGKILL)
 
-def _recover_executor(ex: Executors, framework: Framework,
+
+def _recover_executor(updates: StatusUpdateManager,
                       ckpt: recovery.ExecutorCheckpoint) -> Executor | None:
     if ckpt.token is None:
         log.warning("executor %s of framework %s has no checkpointed token; not recovered",
@@ -81,11 +74,7 @@ def _recover_executor(ex: Executors, framework: Framework,
             ckpt.info.command.arguments or ()))
     executor = Executor(info=ckpt.info, framework_id=ckpt.framework_id,
                         container_id=ckpt.container_id, directory=ckpt.directory,
-                        token=ckpt.token, command_executor=command_executor,
-                        recovered=True)
-    framework.executors[executor.executor_id] = executor
-    ex._tokens[ckpt.token] = (ckpt.framework_id, executor.executor_id)
-    updates = ex.agent.status_updates
+                        token=ckpt.token, command_executor=command_executor)
     for item in ckpt.tasks:
         task = Task(info=item.info, framework_id=ckpt.framework_id,
                     executor_id=executor.executor_id)
@@ -95,24 +84,9 @@ def _recover_executor(ex: Executors, framework: Framework,
             reason=s.reason, source=s.source, healthy=s.healthy) for s in stream.statuses]
         task.state = stream.latest_state or TaskState.TASK_STAGING
         if stream.closed:
+            task.phase = TaskPhase.COMPLETED
             executor.completed.append(task)
         else:
+            task.phase = TaskPhase.LAUNCHED  # it was given to the executor before
             executor.launched[task.task_id] = task
     return executor
-
-async def _watch_recovered(ex: Executors, executor: Executor,
-                           container: containerizer.Container) -> None:
-    await container.wait()
-    ex._terminated(executor, None, how="exited (status unknown: started by an earlier"
-                     " run of the agent)")
-
-def _reregistration_timeout(ex: Executors, executor: Executor) -> None:
-    if executor.state is not ExecutorState.REGISTERING:
-        return
-    timeout = ex.agent.recovery.executor_reregistration_timeout
-    log.warning("recovered executor %s did not re-subscribe within %gs",
-                executor.executor_id, timeout)
-    executor.termination = Termination(
-        TaskState.TASK_FAILED, Reason.REASON_EXECUTOR_REREGISTRATION_TIMEOUT,
-        f"Executor did not re-register within {timeout:g}secs")
-    ex._terminate(executor, "re-registration timeout")

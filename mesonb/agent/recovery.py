@@ -13,7 +13,7 @@ recovered; any still running are killed as orphans.
 updates are checkpointed for the next start) and the agent exits without registering.
 
 This module only reads: :func:`read` returns plain data, and
-:meth:`mesonb.agent.executors.Executors.recover` puts it back in the book.
+:func:`mesonb.agent.reattach.recover` puts it back in the book.
 """
 
 from __future__ import annotations

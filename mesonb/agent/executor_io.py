@@ -1,0 +1,109 @@
+"""The executor side's I/O: events to executors, checkpoints, background work, one timer.
+
+Everything here touches the outside world (an executor's event stream, files under the
+work dir, the event loop) and decides nothing: the machines and the parts that carry out
+their actions (:mod:`.lifecycle`, :mod:`.tasks`) call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+
+from mesonb.protocol.executor import ExecutorEvent, ExecutorEventType
+
+from . import launcher
+from .book import Executor, ExecutorState, Framework, Task
+from .host import Host
+
+log = logging.getLogger("mesonb.agent.executors")
+
+
+class ExecutorIO:
+    """Sends, writes and schedules for the executor side of one agent."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self._background: set[asyncio.Future[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.closed = False  # no timer is armed once closed
+
+    # -- executors ------------------------------------------------------------------
+    def send(self, executor: Executor, event: ExecutorEvent) -> bool:
+        """Write ``event`` on the executor's stream; False when it is not connected."""
+        if executor.stream is None or not executor.stream.send(event):
+            # An executor that already went away needs no SHUTDOWN; anything else is news.
+            level = logging.INFO if event.type is ExecutorEventType.SHUTDOWN else logging.WARNING
+            log.log(level, "cannot send %s to executor %s: not connected", event.type.value,
+                    executor.executor_id)
+            return False
+        return True
+
+    def heartbeat(self, executors: Iterable[Executor]) -> None:
+        """HEARTBEAT to every subscribed executor."""
+        for executor in executors:
+            if executor.state is ExecutorState.RUNNING and executor.stream is not None:
+                executor.stream.send(ExecutorEvent(type=ExecutorEventType.HEARTBEAT))
+
+    # -- checkpoints ----------------------------------------------------------------
+    def checkpointer(self) -> launcher.Checkpointer | None:
+        agent_id = self.host.agent_id()
+        return launcher.Checkpointer(self.host.config.work_dir, agent_id) if agent_id else None
+
+    def checkpoint_framework(self, framework: Framework) -> None:
+        ckpt = self.checkpointer()
+        if framework.checkpoint and ckpt is not None:
+            ckpt.framework(framework)
+
+    def checkpoint_task(self, framework: Framework, executor: Executor, task: Task) -> None:
+        ckpt = self.checkpointer()
+        if framework.checkpoint and ckpt is not None:
+            ckpt.task(executor, task)
+
+    def checkpoint_update(self, executor: Executor, task_id: str,
+                          record: dict[str, Any]) -> None:
+        ckpt = self.checkpointer()
+        if ckpt is not None:
+            ckpt.update(executor, task_id, record)
+
+    # -- the event loop -------------------------------------------------------------
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` in the background; a failure is logged."""
+        fut = asyncio.ensure_future(coro)
+        self._background.add(fut)
+        fut.add_done_callback(self._reap)
+
+    def _reap(self, fut: asyncio.Future[Any]) -> None:
+        self._background.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None:
+            log.error("background work failed", exc_info=fut.exception())
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) for the background work to finish."""
+        pending = [f for f in self._background if not f.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    def arm(self, deadline: float | None, fire: Callable[[], None]) -> None:
+        """One timer for the earliest deadline of the machines (None: none)."""
+        if deadline is not None and deadline == self._timer_at and self._timer is not None:
+            return  # already set for it
+        self.disarm()
+        if deadline is not None and not self.closed:
+            self._timer_at = deadline
+            delay = max(0.0, deadline - self.host.clock.monotonic())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._fire, fire)
+
+    def _fire(self, fire: Callable[[], None]) -> None:
+        self._timer = None
+        self._timer_at = None
+        fire()
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = None
