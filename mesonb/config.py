@@ -24,6 +24,9 @@ class MasterConfig:
     work_dir: Path = dataclasses.field(default_factory=lambda: default_work_dir("master"))
     cluster: str = "mesonb"
     secret: str | None = None
+    credentials: Path | None = None  # Mesos credentials file: principals and secrets
+    acls: str | None = None  # Mesos ACLs: a file's path or the JSON itself
+    insecure: bool = False  # allow binding beyond loopback with no authentication
     allocation_interval: float = 1.0
     heartbeat_interval: float = 15.0  # scheduler HEARTBEAT events
     agent_ping_timeout: float = 15.0
@@ -51,6 +54,8 @@ class AgentConfig:
     resources: str | None = None
     attributes: str | None = None
     secret: str | None = None
+    credentials: Path | None = None  # principals and secrets callers of this agent may use
+    insecure: bool = False  # allow binding beyond loopback with no authentication
     executor_shutdown_grace_period: float = 5.0
     executor_registration_timeout: float = 60.0
     registration_backoff_factor: float = 1.0

@@ -83,7 +83,8 @@ def is_loopback(host: str) -> bool:
 
 def check_safety(config: AgentConfig) -> None:
     """Refuse to listen on a non-loopback address without a shared secret."""
-    if not is_loopback(config.ip) and not config.secret:
+    if (not is_loopback(config.ip) and not config.secret and not config.credentials
+            and not config.insecure):
         raise UnsafeConfiguration(
             f"refusing to listen on {config.ip} without a secret: executors run code sent"
             " over the network. Pass --secret (or set MESONB_SECRET), or use --ip 127.0.0.1."
@@ -113,7 +114,7 @@ class Agent:
         config.work_dir = Path(config.work_dir)
         parse_master(config.master)  # ValueError now rather than in the background
         self.clock = clock
-        self.security = Security(config.secret)
+        self.security = Security.from_flags(config.secret, config.credentials)
         self.resources = agent_resources(config.resources, config.work_dir, machine)
         self.attributes = agent_attributes(config.attributes)
         self.hostname = config.hostname or socket.gethostname()

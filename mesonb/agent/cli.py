@@ -50,6 +50,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attributes", default=None, help='e.g. "rack:a;zone:1"')
     parser.add_argument("--secret", default=os.environ.get(SECRET_ENV),
                         help=f"shared secret (bearer token); default ${SECRET_ENV}")
+    parser.add_argument("--credentials", type=Path, default=None, metavar="FILE",
+                        help="principals and secrets that may call this agent (Mesos's "
+                             "credentials format)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow listening beyond loopback without --secret or "
+                             "--credentials")
     parser.add_argument("--executor-shutdown-grace-period", type=float,
                         default=defaults.executor_shutdown_grace_period, metavar="SECONDS",
                         help="time executors get to shut down (%(default)s)")
@@ -163,6 +169,8 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         resources=args.resources,
         attributes=args.attributes,
         secret=args.secret or None,
+        credentials=getattr(args, "credentials", None),
+        insecure=getattr(args, "insecure", False),
         executor_shutdown_grace_period=args.executor_shutdown_grace_period,
         executor_registration_timeout=getattr(
             args, "executor_registration_timeout", AgentConfig.executor_registration_timeout),

@@ -11,6 +11,7 @@ import base64
 import hmac
 import json
 import logging
+import os
 import re
 from collections.abc import Awaitable
 from typing import Any
@@ -89,6 +90,14 @@ class Security:
 
     def check(self, authorization: str | None) -> None:
         self.authenticate(authorization)
+
+    @classmethod
+    def from_flags(cls, secret: str | None, credentials: str | os.PathLike[str] | None = None,
+                   acls: str | os.PathLike[str] | None = None) -> Security:
+        """A daemon's gate from its flags (``--secret``, ``--credentials``, ``--acls``);
+        ValueError names a file that cannot be used."""
+        return cls(secret, Credentials.load(credentials) if credentials else None,
+                   Acls.load(acls) if acls else None)
 
     def authorize(self, action: Action, principal: str | None, obj: str | None = None) -> None:
         """:class:`Forbidden` with the reason unless the ACLs allow it."""

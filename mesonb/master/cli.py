@@ -26,6 +26,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--cluster", default="mesonb", help="human-readable cluster name")
     p.add_argument("--secret", default=os.environ.get(SECRET_ENV),
                    help=f"bearer token every API call must carry (env {SECRET_ENV})")
+    p.add_argument("--credentials", type=Path, metavar="FILE",
+                   help='principals and secrets callers authenticate with, in Mesos\'s format '
+                        '({"credentials": [{"principal": ..., "secret": ...}]}); HTTP Basic '
+                        "or Bearer principal:secret")
+    p.add_argument("--acls", metavar="FILE",
+                   help="Mesos ACLs (JSON, the local authorizer's format) deciding what each "
+                        "principal may do")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow binding beyond loopback without --secret or --credentials")
     p.add_argument("--allocation-interval", type=float, default=1.0, metavar="SECONDS")
     p.add_argument("--agent-ping-timeout", type=float, default=15.0, metavar="SECONDS")
     p.add_argument("--max-agent-ping-timeouts", type=int, default=5)
@@ -53,6 +62,9 @@ def config_from_args(args: argparse.Namespace) -> MasterConfig:
         hostname=args.hostname,
         cluster=args.cluster,
         secret=args.secret or None,
+        credentials=args.credentials,
+        acls=args.acls,
+        insecure=args.insecure,
         allocation_interval=args.allocation_interval,
         agent_ping_timeout=args.agent_ping_timeout,
         max_agent_ping_timeouts=args.max_agent_ping_timeouts,

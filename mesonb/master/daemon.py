@@ -80,11 +80,14 @@ class MasterDaemon:
         on_abort: Callable[[str], None] | None = None,
         registry_store: RegistryStore | None = None,
     ) -> None:
-        if config.secret is None and not is_loopback(config.ip):
+        if (config.secret is None and config.credentials is None and not config.insecure
+                and not is_loopback(config.ip)):
             raise ValueError(
-                f"refusing to bind the master to {config.ip} without a secret: pass --secret "
-                "(or set MESONB_SECRET) so every API call must carry a bearer token"
+                f"refusing to bind the master to {config.ip} without authentication: pass "
+                "--secret (or set MESONB_SECRET) or --credentials FILE so every API call must "
+                "carry credentials (or --insecure to serve anyone who can reach it)"
             )
+        self.security = Security.from_flags(config.secret, config.credentials, config.acls)
         self.config = config
         self.clock = clock
         self.master: Master | None = None
@@ -142,7 +145,7 @@ class MasterDaemon:
         master.registry = self.registry
         if self.contender is None:
             await self._lead()  # standalone: recover the registry, then serve
-        security = Security(self.config.secret)
+        security = self.security
         app = make_app(master, security)
         self._server = tornado.httpserver.HTTPServer(app, idle_connection_timeout=3600,
                                                      max_body_size=UNBOUNDED_BODY)

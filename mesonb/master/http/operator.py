@@ -32,6 +32,7 @@ import tornado.ioloop
 from mesonb.http.base import JSON, RECORDIO, BaseHandler, method_not_allowed
 from mesonb.logging_level import LoggingLevel
 from mesonb.master import views
+from mesonb.master.http import authorize
 from mesonb.master.http.metrics import snapshot
 from mesonb.master.http.misc import version_json
 from mesonb.master.master import Master
@@ -69,6 +70,7 @@ class OperatorHandler(BaseHandler):
         if answer is None:
             raise NotImplementedCall(f"The operator call {call.type.value} is not implemented "
                                      "by mesonb yet")
+        authorize.operator_call(self.security, self.principal, self.master, call)
         with views.no_gc():
             body = answer(self, call)
             if body is None:

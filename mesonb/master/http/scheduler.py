@@ -15,6 +15,7 @@ from typing import Any
 import tornado.ioloop
 
 from mesonb.http.base import JSON, RECORDIO, BaseHandler, method_not_allowed
+from mesonb.master.http import authorize
 from mesonb.master.master import Master
 from mesonb.protocol import recordio
 from mesonb.protocol.errors import BadRequest
@@ -80,8 +81,12 @@ class SchedulerHandler(BaseHandler):
         self.master.check_leader()
         calls = parse(self.request.body)
         if not isinstance(calls, list) and calls.type is CallType.SUBSCRIBE:
+            assert calls.subscribe is not None
+            authorize.subscribe(self.security, self.principal, calls.subscribe.framework_info)
             await self._subscribe(calls)
             return
+        for call in calls if isinstance(calls, list) else [calls]:
+            authorize.scheduler_call(self.security, self.principal, self.master, call)
         body = carry_out(self.master, calls, self.request.headers.get("Mesos-Stream-Id"))
         if body is None:
             self.set_status(202)
