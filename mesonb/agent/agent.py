@@ -33,7 +33,7 @@ from tornado.netutil import bind_sockets
 
 from mesonb.clock import REAL_CLOCK, Clock
 from mesonb.config import MESONB_VERSION, VERSION, AgentConfig
-from mesonb.http.base import UNBOUNDED_BODY, Security
+from mesonb.http.base import UNBOUNDED_BODY, Security, SlashCollapsingApplication
 from mesonb.protocol.agent import (
     AgentCall,
     AgentCallType,
@@ -141,6 +141,7 @@ class Agent:
             backoff=Backoff(config.registration_backoff_factor,
                             config.max_registration_backoff, rng))
         self._server: HTTPServer | None = None
+        self.app: SlashCollapsingApplication | None = None
         # The executor API for mesonb's own executors, on a local socket (executor_socket)
         self._executor_socket = ExecutorSocket(self)
         self._start_time = 0.0
@@ -204,7 +205,8 @@ class Agent:
         self.config.work_dir.mkdir(parents=True, exist_ok=True)
         sockets = bind_sockets(self.config.port, address=self.config.ip)
         self.port = sockets[0].getsockname()[1]
-        self._server = HTTPServer(make_app(self, self.security), idle_connection_timeout=3600,
+        self.app = make_app(self, self.security)  # its router lists every route
+        self._server = HTTPServer(self.app, idle_connection_timeout=3600,
                                   max_body_size=UNBOUNDED_BODY)
         self._server.add_sockets(sockets)
         self.executor_socket_address = await self._executor_socket.start()

@@ -24,6 +24,7 @@ from typing import Any
 import tornado.httpserver
 import tornado.ioloop
 import tornado.netutil
+import tornado.web
 
 from mesonb.clock import REAL_CLOCK, Clock
 from mesonb.config import MasterConfig
@@ -92,6 +93,7 @@ class MasterDaemon:
         self.clock = clock
         self.master: Master | None = None
         self._server: tornado.httpserver.HTTPServer | None = None
+        self.app: tornado.web.Application | None = None
         self._sockets: list[socket.socket] = []
         self._accepting = True
         self._endpoint: MasterEndpoint | None = None  # frameworks and agents in-process
@@ -146,7 +148,7 @@ class MasterDaemon:
         if self.contender is None:
             await self._lead()  # standalone: recover the registry, then serve
         security = self.security
-        app = make_app(master, security)
+        self.app = app = make_app(master, security)  # its router lists every route
         self._server = tornado.httpserver.HTTPServer(app, idle_connection_timeout=3600,
                                                      max_body_size=UNBOUNDED_BODY)
         self._server.add_sockets(sockets)

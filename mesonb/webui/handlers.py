@@ -57,7 +57,9 @@ class PageHandler(BaseHandler):
 
 
 class StaticHandler(tornado.web.StaticFileHandler):
-    """The page's assets, from the package (``mesonb/webui/static``)."""
+    """The page's assets, from the package (``mesonb/webui/static``). Public: no data."""
+
+    public = True
 
     def initialize(self, security: Security | None = None, **kwargs: Any) -> None:  # type: ignore[override]
         super().initialize(path=str(STATIC_DIR))
@@ -76,7 +78,8 @@ class FeedSocket(tornado.websocket.WebSocketHandler):
         self.security = security
         self.hub = hub
 
-    async def get(self, *args: Any, **kwargs: Any) -> None:
+    def prepare(self) -> None:
+        """Authenticate every request, whatever its method, before anything else."""
         token = self.get_query_argument("token", None)
         header = self.request.headers.get("Authorization") or (
             f"Bearer {token}" if token else None)
@@ -84,9 +87,9 @@ class FeedSocket(tornado.websocket.WebSocketHandler):
             self.security.check(header)
         except ProtocolError as exc:
             self.set_status(exc.status)
+            if exc.status == 401:
+                self.set_header("WWW-Authenticate", 'Bearer realm="mesonb"')
             self.finish(exc.message)
-            return
-        await super().get(*args, **kwargs)
 
     def open(self, *args: str, **kwargs: str) -> None:
         self.set_nodelay(True)

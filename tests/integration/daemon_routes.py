@@ -6,10 +6,6 @@ import re
 import re._parser as sre_parse  # type: ignore[import-not-found]
 from typing import Any
 
-from mesonb.agent.http import make_app as agent_app
-from mesonb.http.base import Security
-from mesonb.master.http import make_app as master_app
-
 
 def sample_path(pattern: str) -> str:
     """One path the route's regex matches (optional parts left out, the first branch of
@@ -57,11 +53,13 @@ def _one_of(items: Any) -> str:
     return "x"
 
 
-def routes() -> list[tuple[str, str, bool, type]]:
-    """(daemon, sample path, public, handler) for every route of the master and agent."""
+def routes(cluster: Any) -> list[tuple[str, str, bool, type]]:
+    """(daemon, sample path, public, handler) for every route of the master and the agents
+    of a running local cluster, read from their own routers."""
+    local = cluster.local
+    apps = [("master", local.master.app)] + [("agent", agent.app) for agent in local.agents]
     out = []
-    for daemon, make in (("master", master_app), ("agent", agent_app)):
-        app = make(None, Security("x"))  # the routes do not depend on the daemon
+    for daemon, app in apps:
         for rule in app.wildcard_router.rules:
             out.append((daemon, sample_path(rule.matcher.regex.pattern),
                         bool(getattr(rule.target, "public", False)), rule.target))

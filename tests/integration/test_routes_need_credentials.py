@@ -15,8 +15,10 @@ pytestmark = pytest.mark.slow
 SECRET = "route-sweep-secret"
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 # Open without credentials, as in Mesos: liveness, the version pymesos reads before it
-# authenticates, and the redirect to the leader.
-PUBLIC = {"/health", "/master/health", "/version", "/master/redirect"}
+# authenticates, the redirect to the leader; and the web UI's page and its static assets,
+# which hold no data (the page's data comes over /ui/feed, which needs credentials).
+PUBLIC = {"/health", "/master/health", "/version", "/master/redirect", "/", "/panel/a",
+          "/ui/static"}
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +29,10 @@ def daemons():
                         "agent": f"http://{row['hostname']}:{int(row['port'])}"}
 
 
-def test_the_public_routes_are_exactly_the_named_ones():
-    public = {path.rstrip("/") for _, path, is_public, _ in routes() if is_public}
+def test_the_public_routes_are_exactly_the_named_ones(daemons):
+    cluster, _ = daemons
+    public = {path.rstrip("/") or "/" for _, path, is_public, _ in routes(cluster)
+              if is_public}
     assert public == PUBLIC
 
 
@@ -37,7 +41,7 @@ def test_every_route_and_method_needs_credentials(daemons):
     before = requests.get(urls["master"] + "/master/state", timeout=10,
                           headers={"Authorization": f"Bearer {SECRET}"}).json()
     answered = 0
-    for daemon, path, public, _ in routes():
+    for daemon, path, public, _ in routes(cluster):
         if public:
             continue
         for method in METHODS:
