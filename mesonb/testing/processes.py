@@ -218,7 +218,9 @@ class ProcessCluster:
         return self.master.address
 
     def state(self) -> dict[str, Any]:
-        return get_json(self.url + "/master/state")
+        secret = (self.env or {}).get("MESONB_SECRET")
+        headers = {"Authorization": f"Bearer {secret}"} if secret else None
+        return get_json(self.url + "/master/state", headers=headers)
 
     def wait_agents(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
         def registered() -> list[dict[str, Any]] | None:
