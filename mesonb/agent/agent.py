@@ -43,6 +43,7 @@ from mesonb.protocol.agent import (
     StatusUpdate,
 )
 from mesonb.protocol.mesos import AgentInfo, TaskStatus
+from mesonb.security import tokens
 
 from . import checkpoint, recovery, status_updates, views
 from .containerizer import Containerizer
@@ -171,6 +172,7 @@ class Agent:
             record_update=self.record_update,
             update_seen=lambda fw, task, uuid: self.status_updates.seen(fw, task, uuid),
             forget_updates=self.forget_framework_updates,
+            token_key=tokens.agent_key(Path(self.config.work_dir) / "executor-token.key"),
             launch_container=self.containerizer.launch,
             executor_changed=self.containerizer.update)
 

@@ -19,6 +19,7 @@ from mesonb.protocol.executor import (
     ExecutorSubscribed,
 )
 from mesonb.protocol.mesos import TaskStatus
+from mesonb.security import tokens
 
 from . import container_fsm as fsm
 from .book import AgentBook, EventStream, Executor
@@ -53,9 +54,16 @@ class ExecutorCalls:
             raise Unauthorized("Missing 'Authorization: Bearer <executor token>' header")
         if secret is not None and hmac.compare_digest(token.encode(), secret.encode()):
             return None
-        principal = self.lifecycle.tokens.get(token)
+        principal = self.lifecycle.tokens.get(token)  # a live container's token only
         if principal is None:
             raise Unauthorized("Invalid executor token")
+        if token.startswith(tokens.PREFIX) and self.host.token_key is not None:
+            try:  # signed by this agent for this very executor (HMAC, as Mesos's JWTs)
+                claims = tokens.verify(self.host.token_key, token)
+            except tokens.InvalidToken as exc:
+                raise Unauthorized(f"Invalid executor token: {exc}") from None
+            if (claims.framework_id, claims.executor_id) != principal:
+                raise Unauthorized("Invalid executor token: it names another executor")
         return principal
 
     def subscribe(self, call: ExecutorCall, stream: EventStream) -> None:

@@ -58,5 +58,6 @@ class Host:
     forget_updates: Callable[[str], None]  # a framework's streams
     # Seams for a containerizer object (limits, isolation); without one, executors are
     # launched by mesonb.agent.containerizer.launch and nothing follows their tasks.
+    token_key: bytes | None = None  # signs executors' per-container tokens (HMAC)
     launch_container: LaunchContainer | None = None
     executor_changed: Callable[[Executor], None] | None = None  # its tasks changed

@@ -20,6 +20,7 @@ from mesonb.protocol.agent import AgentCall, AgentCallType, ExecutorExited
 from mesonb.protocol.executor import ExecutorEvent, ExecutorEventType
 from mesonb.protocol.mesos import ExecutorInfo
 from mesonb.protocol.states import Reason, TaskState
+from mesonb.security import tokens
 
 from . import container_fsm as fsm
 from . import containerizer, launcher, paths, task_fsm
@@ -60,9 +61,12 @@ class Lifecycle:
         directory = paths.sandbox_dir(self.host.config.work_dir, agent_id,
                                       framework.framework_id, info.executor_id, container_id)
         actions = self.machine.launch(container_id, self._now())
+        token = (tokens.sign(self.host.token_key, tokens.ExecutorClaims(
+            framework.framework_id, info.executor_id, container_id))
+            if self.host.token_key is not None else secrets.token_urlsafe(32))
         executor = Executor(info=info, framework_id=framework.framework_id,
                             container_id=container_id, directory=directory,
-                            token=secrets.token_urlsafe(32), command_executor=command_executor,
+                            token=token, command_executor=command_executor,
                             life=self.machine.life(container_id))
         self.adopt(framework, executor)
         self._carry_out(actions)

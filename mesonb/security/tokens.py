@@ -15,8 +15,10 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 PREFIX = "mxt1."
 
@@ -34,6 +36,23 @@ class ExecutorClaims:
 
 def new_key() -> bytes:
     return secrets.token_bytes(32)
+
+
+def agent_key(path: Path) -> bytes:
+    """The signing key kept at ``path`` (mode 0600), made on first use, so that executors
+    recovered after an agent restart keep their tokens."""
+    try:
+        key = path.read_bytes()
+        if len(key) == 32:
+            return key
+    except FileNotFoundError:
+        pass
+    key = new_key()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
 
 
 def _b64(data: bytes) -> str:
