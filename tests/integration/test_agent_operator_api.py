@@ -74,8 +74,9 @@ def test_read_only_calls_answer_in_mesos_shapes(running):
 
     def launched():
         tasks = ok(url, {"type": "GET_TASKS"})["get_tasks"]
-        return tasks if tasks["launched_tasks"] else None
-    tasks = wait_for(launched, 20, what="a launched task")
+        running = [t for t in tasks["launched_tasks"] if t["state"] == "TASK_RUNNING"]
+        return tasks if running else None
+    tasks = wait_for(launched, 20, what="a launched, running task")
     (task,) = tasks["launched_tasks"]
     assert task["state"] == "TASK_RUNNING"
     assert task["agent_id"]["value"] == info["id"]["value"]
