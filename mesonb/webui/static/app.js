@@ -171,7 +171,7 @@ function connect() {
 // columns: [{title, key: row -> sortable value, html: row -> cell html, num: bool}]
 class Table {
   constructor(opts) {
-    Object.assign(this, { pageSize: 25, sort: 0, desc: false, filter: "", page: 0, get: null }, opts);
+    Object.assign(this, { pageSize: 25, sort: 0, desc: false, filter: "", page: 0, get: null, every: 1000 }, opts);
     this.el = document.createElement("div");
     this.el.className = "tbl";
     if (opts.id) this.el.id = opts.id;
@@ -195,11 +195,12 @@ class Table {
     this.keys = [];
     this.lastFull = 0;
   }
-  // Re-filter and re-sort (at most once a second on big tables); cells always show the
-  // latest row of each key, so a change is on screen at the next render.
+  // Re-filter and re-sort: on big tables at most once a second, and never more than a
+  // tenth of the time; cells always show the latest row of each key, so a change is on
+  // screen at the next render.
   update(full) {
     const now = Date.now();
-    if (full || this.total < 2000 || now - this.lastFull > 1000 || this.total === undefined) {
+    if (full || this.total < 2000 || now - this.lastFull > this.every || this.total === undefined) {
       this.lastFull = now;
       let rows = this.rows();
       this.total = rows.length;
@@ -221,6 +222,7 @@ class Table {
         return (x < y ? -1 : x > y ? 1 : 0) * dir;
       });
       this.keys = decorated.map((d) => this.keyOf(d[1]));
+      this.every = Math.max(1000, 10 * (Date.now() - now));
       if (!this.get) this.byKey = new Map(decorated.map((d) => [this.keyOf(d[1]), d[1]]));
     }
     const pages = Math.max(1, Math.ceil(this.keys.length / this.pageSize));
@@ -307,7 +309,7 @@ pages.home = (main) => {
   const t3 = taskTable("Orphan Tasks", isOrphan, { id: "orphan-tasks" });
   const holder = main.querySelector("#tables");
   [t1, t2, t3].forEach((t) => holder.appendChild(t.el));
-  let logShown = -1;
+  let logShown = -1, orphans = 0, orphansAt = 0;
   return () => {
     const m = S.master;
     main.querySelector("#cluster").textContent = m.cluster || "mesonb";
@@ -322,12 +324,16 @@ pages.home = (main) => {
       [["Activated", by("ACTIVE")], ["Deactivated", agents.length - by("ACTIVE") - by("UNREACHABLE")],
        ["Unreachable", by("UNREACHABLE")]].map(([k, v]) =>
         `<tr><td>${k}</td><td class="num" id="agents-${k.toLowerCase()}">${v}</td></tr>`).join("");
-    let orphans = 0;
-    for (const r of S.tables.tasks.values()) if (isOrphan(r)) orphans++;
+    if (Date.now() - orphansAt > 1000 || S.tables.tasks.size < 2000) {
+      orphans = 0;
+      for (const r of S.tables.tasks.values()) if (isOrphan(r)) orphans++;
+      orphansAt = Date.now();
+    }
     const states = ["STAGING", "STARTING", "RUNNING", "KILLING", "FINISHED", "KILLED", "FAILED", "LOST", "UNREACHABLE"];
     main.querySelector("#task-counts").innerHTML = states.map((s) =>
       `<tr><td>${cap(s.toLowerCase())}</td><td class="num" id="tasks-${s.toLowerCase()}">${S.stateCounts["TASK_" + s] || 0}</td></tr>`).join("") +
-      `<tr><td>Orphan</td><td class="num" id="tasks-orphan">${orphans}</td></tr>`;
+      `<tr><td>Orphan</td><td class="num" id="tasks-orphan">${orphans}</td></tr>` +
+      (m.tasks_loading ? `<tr><td colspan="2" class="muted" id="tasks-loading">loading older tasks…</td></tr>` : "");
     const live = agents.filter((a) => a.state !== "UNREACHABLE");
     main.querySelector("#resources").innerHTML = resourceTable(sums(live, "total"), sums(live, "used"), sums(live, "offered"));
     if (logShown !== S.log.length || S.log.length >= 500) {
@@ -405,7 +411,7 @@ pages.agent = (main, [id]) => {
     main.querySelector("#agent-name").textContent = a ? a.hostname : id;
     if (a) {
       main.querySelector("#agent-info").innerHTML = [["ID", a.id], ["Address", a.address],
-        ["State", stateText(a.state)], ["Version", a.version], ["Registered", fmtTime(a.registered_time)],
+        ["State", stateText(a.state)], ["Version", a.version || S.master.version], ["Registered", fmtTime(a.registered_time)],
         ["Re-registered", fmtTime(a.reregistered_time)], ["Unreachable since", fmtTime(a.unreachable_time)],
         ["Ports", a.ports]].filter(([, v]) => v).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join("");
       main.querySelector("#agent-res").innerHTML = resourceTable(a.total || {}, a.used || {}, a.offered || {});
