@@ -171,3 +171,35 @@ async def test_tasks_load_newest_first_in_chunks(monkeypatch):
     assert tasks[f"{fw.framework_id} t0"][STATE] == "TASK_RUNNING"  # the book's, current
     feed.close()
     assert tasks == {}
+
+
+async def test_with_a_secret_the_feed_and_files_need_the_token(tmp_path):
+    from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+    from tornado.websocket import websocket_connect
+
+    cluster = LocalCluster(agents=1, port=0, work_dir=tmp_path, secret="s3cret",
+                           resources="cpus:1;mem:256;disk:100")
+    await cluster.start()
+    try:
+        await cluster.wait_ready()
+        client = AsyncHTTPClient()
+        page = await client.fetch(cluster.url + "/")  # the page itself holds no data
+        assert b"ui/static/app.js" in page.body
+        ws_url = cluster.url.replace("http://", "ws://") + "/ui/feed"
+        for url in (ws_url, ws_url + "?token=wrong"):
+            try:
+                await websocket_connect(url)
+                raise AssertionError("a feed without the token")
+            except HTTPClientError as exc:
+                assert exc.code == 401
+        try:
+            await client.fetch(cluster.url + "/ui/files/browse?agent_id=x&path=/")
+            raise AssertionError("files without the token")
+        except HTTPClientError as exc:
+            assert exc.code == 401
+        feed = await websocket_connect(ws_url + "?token=s3cret")
+        snapshot = json.loads(await feed.read_message())
+        assert len(snapshot["tables"]["agents"]) == 1
+        feed.close()
+    finally:
+        await cluster.stop()

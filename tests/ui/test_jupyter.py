@@ -73,6 +73,9 @@ def test_clusters_and_proxy_behind_jupyter_auth(jupyter, ui_page):
     assert requests.get(jupyter + "/mesonb/clusters").status_code == 403
     assert requests.put(jupyter + "/mesonb/clusters", data="{}").status_code == 403
     assert requests.get(jupyter + "/mesonb/clusters", headers=auth()).json() == []
+    for bad in ("not json", "[]", '{"agents": 0}', '{"address": "10.1.2.3:5050"}'):
+        refused = requests.put(jupyter + "/mesonb/clusters", headers=auth(), data=bad)
+        assert refused.status_code == 400, bad
 
     answer = requests.put(jupyter + "/mesonb/clusters", headers=auth(), timeout=60,
                           data=json.dumps({"agents": 1, "resources": "cpus:1;mem:256;disk:100"}))
@@ -152,3 +155,23 @@ def test_dashboard_link_follows_jupyterhub(monkeypatch):
     assert cluster.dashboard_link == "http://127.0.0.1:5050/"
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ann/")
     assert cluster.dashboard_link == "/user/ann/mesonb/proxy/127.0.0.1:5050/"
+
+
+def test_a_local_cluster_links_its_dashboard_and_records_history(tmp_path, monkeypatch):
+    from mesonb import Cluster
+
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
+    with Cluster.local(agents=1, resources="cpus:1;mem:512;disk:100",
+                       history_dir=str(tmp_path / "history")) as cluster:
+        link = cluster.dashboard_link
+        assert link == cluster.local.url + "/"
+        assert requests.get(link, timeout=5).status_code == 200
+        assert f'href="{link}"' in cluster._repr_html_()
+    assert list((tmp_path / "history").glob("history-*.jsonl"))
+
+
+def test_mesonb_ui_without_a_history_says_so(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "mesonb", "ui", "--history", str(tmp_path),
+                           "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "no history-*.jsonl file" in done.stderr
