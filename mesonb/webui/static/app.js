@@ -320,8 +320,23 @@ function showConn() {
   else if (S.connected) { el.textContent = "live"; el.className = "conn live"; }
   else { el.textContent = "disconnected — retrying"; el.className = "conn down"; }
 }
+function showLeader() {
+  let el = document.getElementById("standby");
+  const m = S.master;
+  const standby = S.version > 0 && !S.readOnly && m.leading === false;
+  if (!standby) { if (el) el.remove(); return; }
+  if (!el) {
+    el = document.createElement("div");
+    el.id = "standby";
+    el.className = "card";
+    document.getElementById("main").before(el);
+  }
+  el.innerHTML = m.leader ? `This master is standing by; the leading master is
+    <a href="//${esc(m.leader)}/">${esc(m.leader)}</a>.` : "This master is standing by; no leader is elected yet.";
+}
 function render() {
   showConn();
+  showLeader();
   if (current && S.version > 0) current();
   document.body.dataset.version = String(S.version);
 }
