@@ -69,7 +69,8 @@ pages.home = (main) => {
     if (logShown !== S.log.length || S.log.length >= 500) {
       const pre = main.querySelector("#log");
       const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-      pre.textContent = S.log.join("\n");
+      pre.textContent = S.log.length ? S.log.join("\n")
+        : "(no lines yet: the master logs at INFO and above under mesonb.master, when its process logs them)";
       if (atEnd) pre.scrollTop = pre.scrollHeight;
       logShown = S.log.length;
     }
