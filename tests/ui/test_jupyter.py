@@ -99,6 +99,16 @@ def test_clusters_and_proxy_behind_jupyter_auth(jupyter, ui_page):
     assert requests.get(f"{jupyter}/mesonb/proxy/10.1.2.3:5050/master/state",
                         headers=auth()).status_code == 404
 
+    # An event stream passes through as it comes (the operator API's SUBSCRIBE).
+    with requests.post(proxy + "/api/v1", json={"type": "SUBSCRIBE"}, stream=True, timeout=10,
+                       headers={**auth(), "Accept": "application/json"}) as events:
+        assert events.status_code == 200
+        raw = events.raw
+        length = int(b"".join(iter(lambda: raw.read(1), b"\n")))
+        first = json.loads(raw.read(length))
+        assert first["type"] == "SUBSCRIBED"
+        assert len(first["subscribed"]["get_state"]["get_agents"]["agents"]) == 1
+
     # WebSocket: an upgrade without credentials is refused before it happens.
     ws_url = proxy.replace("http://", "ws://") + "/ui/feed"
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
