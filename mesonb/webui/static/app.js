@@ -200,7 +200,9 @@ class Table {
   // screen at the next render.
   update(full) {
     const now = Date.now();
-    if (full || this.total < 2000 || now - this.lastFull > this.every || this.total === undefined) {
+    // A table is big by what it filters (a task table scans every task), not by what shows.
+    const scanned = this.sourceSize ? this.sourceSize() : this.total;
+    if (full || scanned < 2000 || now - this.lastFull > this.every || this.total === undefined) {
       this.lastFull = now;
       let rows = this.rows();
       this.total = rows.length;
@@ -252,6 +254,7 @@ function taskTable(title, filter, opts) {
   const c = () => S.cols;
   return new Table(Object.assign({
     title, id: opts && opts.id, empty: `No ${title.toLowerCase()}`, sort: 4, desc: true,
+    sourceSize: () => S.tables.tasks.size,
     rows: () => { const out = []; for (const r of S.tables.tasks.values()) if (filter(r)) out.push(r); return out; },
     keyOf: taskKey, get: (k) => S.tables.tasks.get(k),
     columns: [
