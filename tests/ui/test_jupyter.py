@@ -132,7 +132,12 @@ def test_clusters_and_proxy_behind_jupyter_auth(jupyter, ui_page):
     page.wait_for_function("document.querySelector('#agents-activated')?.textContent === '1'",
                            timeout=15_000)
     ui_page.screenshot("jupyter-proxy")
+    # A panel, as JupyterLab would embed it, through the same proxy.
+    page.goto(f"{proxy}/panel/usage?token={TOKEN}")
+    page.wait_for_function("document.querySelectorAll('#usage-table tbody tr').length === 1",
+                           timeout=15_000)
     assert ui_page.outside_loopback() == []
+    assert ui_page.failed == []
 
     assert requests.delete(f"{jupyter}/mesonb/clusters/{key}", headers=auth()).status_code == 204
     assert requests.get(jupyter + "/mesonb/clusters", headers=auth()).json() == []
