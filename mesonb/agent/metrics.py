@@ -32,6 +32,9 @@ _ZERO_KEYS = (
     "gc/path_removals_failed", "gc/path_removals_pending", "gc/path_removals_succeeded",
     "volume_gid_manager/volume_gids_total", "volume_gid_manager/volume_gids_free",
     "resource_provider_manager/subscribed", "slave/recovery_time_secs",
+    "containerizer/mesos/filesystem/containers_new_rootfs",
+    "containerizer/mesos/provisioner/bind/remove_rootfs_errors",
+    "containerizer/mesos/provisioner/overlay/remove_rootfs_errors",
 )
 
 

@@ -26,7 +26,8 @@ _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriz
                "authorization", "cookie", "accept-encoding"}
 _ANSWER_SKIP = {"connection", "transfer-encoding", "content-length", "content-encoding",
                 "set-cookie", "server", "date"}
-PROXY_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 10.0
+STREAM_TIMEOUT = 24 * 3600.0  # event streams stay open; the page ends them by leaving
 
 
 class ClustersHandler(APIHandler):
@@ -122,31 +123,57 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, JupyterHandler):
         await self._proxy(key, path)
 
     async def _proxy(self, key: str, path: str) -> None:
+        """Relay one request; the answer streams through as it comes (an operator
+        SUBSCRIBE, a file download), chunk by chunk."""
         if self.current_user is None:
             raise tornado.web.HTTPError(403, "not authenticated")
         url = self._target(key, path, "http")
         headers = {k: v for k, v in self.request.headers.get_all()
                    if k.lower() not in _HOP_BY_HOP}
         body = self.request.body if self.request.method in ("POST", "PUT", "PATCH") else None
+        answer_head = tornado.httputil.HTTPHeaders()
+        status: list[Any] = [502, None]
+        started = False
+
+        def on_header(line: str) -> None:
+            if line.startswith("HTTP/"):  # a status line (again after a 100 Continue)
+                start = tornado.httputil.parse_response_start_line(line.strip())
+                status[:] = [start.code, start.reason]
+                answer_head.clear()
+            elif line.strip():
+                answer_head.parse_line(line)
+
+        def begin() -> None:
+            nonlocal started
+            started = True
+            self.set_status(status[0], status[1])
+            self._headers = tornado.httputil.HTTPHeaders()
+            for name, value in answer_head.get_all():
+                if name.lower() not in _ANSWER_SKIP:
+                    self.add_header(name, value)
+
+        def on_chunk(chunk: bytes) -> None:
+            if not started:
+                begin()
+            self.write(chunk)
+            self.flush()
+
         request = tornado.httpclient.HTTPRequest(
             url, method=self.request.method or "GET", headers=headers, body=body,
-            follow_redirects=False, request_timeout=PROXY_TIMEOUT,
-            allow_nonstandard_methods=True)
+            follow_redirects=False, connect_timeout=CONNECT_TIMEOUT,
+            request_timeout=STREAM_TIMEOUT, allow_nonstandard_methods=True,
+            header_callback=on_header, streaming_callback=on_chunk, decompress_response=False)
         client = tornado.httpclient.AsyncHTTPClient()
         try:
             answer = await client.fetch(request, raise_error=False)
         except OSError as exc:
             raise tornado.web.HTTPError(502, f"the master at {url} did not answer: {exc}") from None
-        if answer.code == 599:
+        if answer.code == 599 and not started:
             raise tornado.web.HTTPError(502, f"the master did not answer: {answer.error}")
-        self.set_status(answer.code, answer.reason)
-        self._headers = tornado.httputil.HTTPHeaders()
-        for name, value in answer.headers.get_all():
-            if name.lower() not in _ANSWER_SKIP:
-                self.add_header(name, value)
-        if answer.body:
-            self.write(answer.body)
-        self.finish()
+        if not started:
+            begin()
+        if not self._finished:
+            self.finish()
 
     # -- WebSocket -------------------------------------------------------------------
     async def open(self, *args: str, **kwargs: str) -> None:

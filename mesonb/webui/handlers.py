@@ -91,12 +91,28 @@ class FeedSocket(tornado.websocket.WebSocketHandler):
                 self.set_header("WWW-Authenticate", 'Bearer realm="mesonb"')
             self.finish(exc.message)
 
+    max_unsent = 64 * 1024 * 1024  # a page that stops reading is dropped past this
+
     def open(self, *args: str, **kwargs: str) -> None:
         self.set_nodelay(True)
+        self.unsent = 0
         self.hub.attach(self)
 
     def send_text(self, text: str) -> None:
-        self.write_message(text)
+        """Send, unless the page has left more than :attr:`max_unsent` bytes unread (then
+        it is dropped: the master's memory must not grow for a stuck browser tab)."""
+        if self.unsent > self.max_unsent:
+            log.warning("web UI page %s is not reading (%d bytes unsent); dropping it",
+                        self.request.remote_ip, self.unsent)
+            self.hub.detach(self)
+            self.close(1013, "too slow")
+            return
+        size = len(text)
+        self.unsent += size
+        self.write_message(text).add_done_callback(lambda _f: self._sent(size))
+
+    def _sent(self, size: int) -> None:
+        self.unsent -= size
 
     def on_message(self, message: str | bytes) -> None:
         pass  # the page only listens

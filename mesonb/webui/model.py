@@ -72,6 +72,12 @@ class Table:
             self.removed.add(key)
         self.changed.discard(key)
 
+    def forget(self) -> None:
+        """Drop every row without telling anyone (a source that stops following it)."""
+        self.rows.clear()
+        self.changed.clear()
+        self.removed.clear()
+
     def take(self) -> dict[str, Any] | None:
         if not self.changed and not self.removed:
             return None

@@ -111,12 +111,12 @@ async def test_history_replays_into_the_same_model(tmp_path):
     feed.sample()
     await asyncio.sleep(0)
     recorder.close()
-    feed.close()
     replayed = UiModel()
     replayed.apply_all(read_history(tmp_path))
     for name, table in hub.model.tables.items():
         assert replayed.tables[name].rows == table.rows, name
     assert replayed.master == hub.model.master
+    feed.close()
     # A file cut short by a crash replays up to the cut.
     path = recorder.path
     path.write_text(path.read_text() + '{"type": "ROWS", "tab')
@@ -150,3 +150,56 @@ async def wait_until(condition, timeout: float = 10.0) -> None:
     while not condition():
         assert loop.time() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def test_tasks_load_newest_first_in_chunks(monkeypatch):
+    monkeypatch.setattr("mesonb.master.http.ui_feed.LOAD_CHUNK", 2)
+    h = MasterHarness()
+    hub = Hub()
+    feed = MasterFeed(h.master, hub)
+    agent = h.add_agent()
+    fw = h.subscribe("demo")
+    for i in range(5):
+        launch(h, fw, agent, f"t{i}")
+    feed.watch()
+    tasks = hub.model.tables["tasks"].rows
+    assert sorted(k.split(" ")[1] for k in tasks) == ["t3", "t4"]  # the newest, at once
+    assert hub.model.master["tasks_loading"] is True
+    agent.update(fw.framework_id, "t0", TaskState.TASK_RUNNING)  # not loaded yet: skipped
+    await wait_until(lambda: len(tasks) == 5)
+    await wait_until(lambda: hub.model.master["tasks_loading"] is False)
+    assert tasks[f"{fw.framework_id} t0"][STATE] == "TASK_RUNNING"  # the book's, current
+    feed.close()
+    assert tasks == {}
+
+
+async def test_with_a_secret_the_feed_and_files_need_the_token(tmp_path):
+    from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+    from tornado.websocket import websocket_connect
+
+    cluster = LocalCluster(agents=1, port=0, work_dir=tmp_path, secret="s3cret",
+                           resources="cpus:1;mem:256;disk:100")
+    await cluster.start()
+    try:
+        await cluster.wait_ready()
+        client = AsyncHTTPClient()
+        page = await client.fetch(cluster.url + "/")  # the page itself holds no data
+        assert b"ui/static/app.js" in page.body
+        ws_url = cluster.url.replace("http://", "ws://") + "/ui/feed"
+        for url in (ws_url, ws_url + "?token=wrong"):
+            try:
+                await websocket_connect(url)
+                raise AssertionError("a feed without the token")
+            except HTTPClientError as exc:
+                assert exc.code == 401
+        try:
+            await client.fetch(cluster.url + "/ui/files/browse?agent_id=x&path=/")
+            raise AssertionError("files without the token")
+        except HTTPClientError as exc:
+            assert exc.code == 401
+        feed = await websocket_connect(ws_url + "?token=s3cret")
+        snapshot = json.loads(await feed.read_message())
+        assert len(snapshot["tables"]["agents"]) == 1
+        feed.close()
+    finally:
+        await cluster.stop()

@@ -73,6 +73,9 @@ def test_clusters_and_proxy_behind_jupyter_auth(jupyter, ui_page):
     assert requests.get(jupyter + "/mesonb/clusters").status_code == 403
     assert requests.put(jupyter + "/mesonb/clusters", data="{}").status_code == 403
     assert requests.get(jupyter + "/mesonb/clusters", headers=auth()).json() == []
+    for bad in ("not json", "[]", '{"agents": 0}', '{"address": "10.1.2.3:5050"}'):
+        refused = requests.put(jupyter + "/mesonb/clusters", headers=auth(), data=bad)
+        assert refused.status_code == 400, bad
 
     answer = requests.put(jupyter + "/mesonb/clusters", headers=auth(), timeout=60,
                           data=json.dumps({"agents": 1, "resources": "cpus:1;mem:256;disk:100"}))
@@ -95,6 +98,16 @@ def test_clusters_and_proxy_behind_jupyter_auth(jupyter, ui_page):
     assert by_address.status_code == 200
     assert requests.get(f"{jupyter}/mesonb/proxy/10.1.2.3:5050/master/state",
                         headers=auth()).status_code == 404
+
+    # An event stream passes through as it comes (the operator API's SUBSCRIBE).
+    with requests.post(proxy + "/api/v1", json={"type": "SUBSCRIBE"}, stream=True, timeout=10,
+                       headers={**auth(), "Accept": "application/json"}) as events:
+        assert events.status_code == 200
+        raw = events.raw
+        length = int(b"".join(iter(lambda: raw.read(1), b"\n")))
+        first = json.loads(raw.read(length))
+        assert first["type"] == "SUBSCRIBED"
+        assert len(first["subscribed"]["get_state"]["get_agents"]["agents"]) == 1
 
     # WebSocket: an upgrade without credentials is refused before it happens.
     ws_url = proxy.replace("http://", "ws://") + "/ui/feed"
@@ -119,7 +132,12 @@ def test_clusters_and_proxy_behind_jupyter_auth(jupyter, ui_page):
     page.wait_for_function("document.querySelector('#agents-activated')?.textContent === '1'",
                            timeout=15_000)
     ui_page.screenshot("jupyter-proxy")
+    # A panel, as JupyterLab would embed it, through the same proxy.
+    page.goto(f"{proxy}/panel/usage?token={TOKEN}")
+    page.wait_for_function("document.querySelectorAll('#usage-table tbody tr').length === 1",
+                           timeout=15_000)
     assert ui_page.outside_loopback() == []
+    assert ui_page.failed == []
 
     assert requests.delete(f"{jupyter}/mesonb/clusters/{key}", headers=auth()).status_code == 204
     assert requests.get(jupyter + "/mesonb/clusters", headers=auth()).json() == []
@@ -152,3 +170,23 @@ def test_dashboard_link_follows_jupyterhub(monkeypatch):
     assert cluster.dashboard_link == "http://127.0.0.1:5050/"
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ann/")
     assert cluster.dashboard_link == "/user/ann/mesonb/proxy/127.0.0.1:5050/"
+
+
+def test_a_local_cluster_links_its_dashboard_and_records_history(tmp_path, monkeypatch):
+    from mesonb import Cluster
+
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
+    with Cluster.local(agents=1, resources="cpus:1;mem:512;disk:100",
+                       history_dir=str(tmp_path / "history")) as cluster:
+        link = cluster.dashboard_link
+        assert link == cluster.local.url + "/"
+        assert requests.get(link, timeout=5).status_code == 200
+        assert f'href="{link}"' in cluster._repr_html_()
+    assert list((tmp_path / "history").glob("history-*.jsonl"))
+
+
+def test_mesonb_ui_without_a_history_says_so(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "mesonb", "ui", "--history", str(tmp_path),
+                           "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "no history-*.jsonl file" in done.stderr

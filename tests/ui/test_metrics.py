@@ -80,3 +80,14 @@ async def test_prometheus_and_snapshot_over_http_on_master_and_agents(tmp_path):
             assert families["mesonb_slave_cpus_total"].samples[0].value == 2.0
     finally:
         await cluster.stop()
+
+
+def test_prometheus_names_put_ids_in_labels():
+    from mesonb.webui.prometheus import metric_name
+
+    assert metric_name("master/cpus_total") == ("mesonb_master_cpus_total", {})
+    assert metric_name("master/frameworks/my%20fw/F-1/tasks/active/task_running") == (
+        "mesonb_master_framework_tasks_active_task_running",
+        {"framework": "my fw", "framework_id": "F-1"})
+    assert metric_name("allocator/mesos/roles/a/b/shares/dominant") == (
+        "mesonb_allocator_mesos_role_shares_dominant", {"role": "a/b"})

@@ -69,6 +69,9 @@ _DOCUMENTED_COUNTERS = (
     "slave_unreachable_scheduled", "slave_unreachable_canceled",
     "valid_framework_to_executor_messages", "valid_executor_to_framework_messages",
     "valid_operation_status_update_acknowledgements", "invalid_status_update_acknowledgements",
+    # offer operations other than launches (mesonb carries out none yet)
+    "operations/pending", "operations/recovered", "operations/finished", "operations/failed",
+    "operations/error", "operations/dropped", "operations/gone_by_operator",
 )
 _PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99),
                 ("p999", 0.999), ("p9999", 0.9999))

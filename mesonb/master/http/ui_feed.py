@@ -29,7 +29,8 @@ from mesonb.webui.model import TASK_INDEX, task_key
 if TYPE_CHECKING:
     from mesonb.master.master import Master
 
-SAMPLE_SECONDS = 0.25
+SAMPLE_SECONDS = 0.5
+LOAD_CHUNK = 5000
 _TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
 _STATE = TASK_INDEX["state"]
 _STOPPED = TASK_INDEX["stopped"]
@@ -127,6 +128,7 @@ class MasterFeed:
         self._master_row: dict[str, Any] = {}
         self._timer: tornado.ioloop.PeriodicCallback | None = None
         self.watchers = 0  # pages and recorders that need samples
+        self._loading: list[Any] = []  # book tasks still to send, newest first
         self.log_tail = LogTail()
         logging.getLogger("mesonb.master").addHandler(self.log_tail)
 
@@ -152,6 +154,8 @@ class MasterFeed:
             self._timer = None
         if self._on_event in self.master.observers:
             self.master.observers.remove(self._on_event)
+        self._loading = []
+        self.hub.model.tables["tasks"].forget()  # no longer followed: reloaded at next watch
 
     def close(self) -> None:
         self.watchers = 1
@@ -160,24 +164,49 @@ class MasterFeed:
 
     # -- tasks, from events ------------------------------------------------------------
     def _load_tasks(self) -> None:
-        """All tasks from the book, once, when watching starts (events keep them after)."""
+        """The book's tasks, when watching starts; events keep them current after.
+
+        Rows go newest first: :data:`LOAD_CHUNK` of them now (a first page shows them),
+        the rest in chunks on later loop turns, so neither the master nor a page waits for
+        100,000 rows at once. A row an event already brought is newer, and stays."""
         self._completed.clear()
         self._task_keys.clear()
-        rows: list[list[Any]] = []
+        tasks: list[Any] = []
         for framework in views.all_frameworks(self.master.book):
-            for group in (framework.tasks.values(), framework.unreachable_tasks.values(),
-                          framework.completed_tasks):
-                rows.extend(book_task_row(t) for t in group)
-        for row in rows:
-            framework_id = row[TASK_INDEX["framework_id"]]
-            key = task_key(framework_id, row[TASK_INDEX["id"]])
-            self._task_keys[framework_id].add(key)
-            if row[_STATE] in _TERMINAL:
-                self._completed[framework_id].append(key)
-        table = self.hub.model.tables["tasks"]
-        keys = {task_key(r[TASK_INDEX["framework_id"]], r[TASK_INDEX["id"]]) for r in rows}
-        gone = [k for k in table.rows if k not in keys]
-        self.hub.apply({"type": "ROWS", "table": "tasks", "rows": rows, "removed": gone})
+            fid = framework.id
+            keys, completed = self._task_keys[fid], self._completed[fid]
+            for group in (framework.tasks.values(), framework.unreachable_tasks.values()):
+                for task in group:
+                    keys.add(f"{fid} {task.id}")
+                    tasks.append(task)
+            for task in framework.completed_tasks:
+                key = f"{fid} {task.id}"
+                keys.add(key)
+                completed.append(key)
+                tasks.append(task)
+        tasks.reverse()
+        self._loading = tasks
+        self._load_chunk()
+        if self._loading:
+            self.hub.apply({"type": "MASTER", "master": {"tasks_loading": True}})
+            tornado.ioloop.IOLoop.current().add_callback(self._load_more)
+
+    def _load_chunk(self) -> None:
+        chunk, self._loading = self._loading[:LOAD_CHUNK], self._loading[LOAD_CHUNK:]
+        have = self.hub.model.tables["tasks"].rows
+        rows = [book_task_row(t) for t in chunk if f"{t.framework_id} {t.id}" not in have]
+        if rows:
+            self.hub.apply({"type": "ROWS", "table": "tasks", "rows": rows})
+
+    def _load_more(self) -> None:
+        if self.watchers == 0:
+            self._loading = []
+            return
+        self._load_chunk()
+        if self._loading:
+            tornado.ioloop.IOLoop.current().add_callback(self._load_more)
+        else:
+            self.hub.apply({"type": "MASTER", "master": {"tasks_loading": False}})
 
     def _on_event(self, event: dict[str, Any]) -> None:
         try:
@@ -227,7 +256,7 @@ class MasterFeed:
     def sample(self) -> None:
         try:
             self._sample_master()
-            self._sample("agents", self._agent_signatures())
+            self._sample_agents()
             self._sample("frameworks", self._framework_signatures())
             self._sample("offers", self._offer_signatures())
             self._sample_roles()
@@ -260,29 +289,47 @@ class MasterFeed:
         if rows or removed:
             self.hub.apply({"type": "ROWS", "table": table, "rows": rows, "removed": removed})
 
-    def _agent_signatures(self) -> dict[str, tuple[tuple[Any, ...], Any]]:
-        out = {}
-        for agent in self.master.book.agents.values():
+    def _sample_agents(self) -> None:
+        """Rows of the agents whose record changed (10,000 agents: a few ms)."""
+        known = self._signatures["agents"]
+        agents = self.master.book.agents
+        rows = []
+        for agent in agents.values():
             signature = (agent.state, agent.total, agent.used, agent.offered,
                          agent.reregistered_time, agent.upid)
-            out[agent.id] = (signature, lambda a=agent: self._agent_row(a))
-        return out
+            if known.get(agent.id) != signature:  # tuples compare items by identity first
+                known[agent.id] = signature
+                rows.append(self._agent_row(agent))
+        removed = [key for key in known if key not in agents] if len(known) > len(agents) else []
+        for key in removed:
+            del known[key]
+        if rows or removed:
+            self.hub.apply({"type": "ROWS", "table": "agents", "rows": rows, "removed": removed})
 
     def _agent_row(self, agent: Any) -> dict[str, Any]:
+        """An agent's row; fields without a value are left out (10,000 rows travel at
+        once to a new page)."""
         state = agent.state.value
-        return {
+        row: dict[str, Any] = {
             "id": agent.id, "hostname": agent.hostname,
             "address": agent.pid.rpartition("@")[2],
             "state": "ACTIVE" if state == "REGISTERED" else state,
-            "registered_time": agent.registered_time,
-            "reregistered_time": agent.reregistered_time,
-            "unreachable_time": agent.unreachable_time,
-            "version": agent.version,
-            "attributes": {k: str(v) for k, v in agent.attributes.items()},
+            "registered_time": round(agent.registered_time, 3),
             "total": scalars(agent.total), "used": scalars(agent.used),
-            "offered": scalars(agent.offered),
-            "ports": agent.total.to_flat().get("ports", ""),
         }
+        if agent.offered:
+            row["offered"] = scalars(agent.offered)
+        if agent.reregistered_time is not None:
+            row["reregistered_time"] = round(agent.reregistered_time, 3)
+        if agent.unreachable_time is not None:
+            row["unreachable_time"] = round(agent.unreachable_time, 3)
+        if agent.version and agent.version != VERSION:
+            row["version"] = agent.version
+        if agent.attributes:
+            row["attributes"] = {k: str(v) for k, v in agent.attributes.items()}
+        if "ports" in agent.total.ranges:
+            row["ports"] = agent.total.to_flat()["ports"]
+        return row
 
     def _framework_signatures(self) -> dict[str, tuple[tuple[Any, ...], Any]]:
         book = self.master.book
