@@ -14,6 +14,7 @@ import tornado.web
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol import recordio
 from mesonb.protocol.errors import BadRequest
+from mesonb.protocol.mesos import Operation
 from mesonb.testing.frameworks import Recorder
 
 
@@ -102,11 +103,13 @@ async def test_every_call_goes_out_as_the_mesos_json_it_always_was() -> None:
             # no roles: every role (an empty list is not written out)
             {"type": "SUPPRESS", "framework_id": fid, "suppress": {}},
         ]
+        # Typed operations are written out by the protocol's codec.
+        operation = Operation.from_json({"type": "LAUNCH", "launch": {"task_infos": [task]}})
+        await driver.accept(["o4"], [operation])
+        assert master.calls[-1]["accept"]["operations"] == [operation.to_json()]
         sent = len(master.calls)
         with pytest.raises(BadRequest):  # read into a typed Call before anything is sent
             await driver.call("KILL", {"task_id": "not an ID object"})
-        with pytest.raises(BadRequest):
-            await driver.launch(["o4"], [{"name": "no ids"}])
         assert len(master.calls) == sent
     finally:
         await driver.stop()
