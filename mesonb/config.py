@@ -6,6 +6,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+from mesonb.protocol.mesos import DEFAULT_MASTER_PORT
+
 VERSION = "1.11.0"  # the Mesos API level mesonb speaks; pymesos checks >= 1.0
 MESONB_VERSION = "0.1.0"
 SECRET_ENV = "MESONB_SECRET"
@@ -19,7 +21,7 @@ def default_work_dir(kind: str) -> Path:
 @dataclasses.dataclass
 class MasterConfig:
     ip: str = "127.0.0.1"
-    port: int = 5050
+    port: int = DEFAULT_MASTER_PORT
     hostname: str | None = None
     work_dir: Path = dataclasses.field(default_factory=lambda: default_work_dir("master"))
     cluster: str = "mesonb"
@@ -46,7 +48,7 @@ class MasterConfig:
 
 @dataclasses.dataclass
 class AgentConfig:
-    master: str = "127.0.0.1:5050"
+    master: str = f"127.0.0.1:{DEFAULT_MASTER_PORT}"
     ip: str = "127.0.0.1"
     port: int = 5051
     hostname: str | None = None

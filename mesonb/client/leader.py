@@ -25,11 +25,37 @@ from collections.abc import Mapping
 from typing import Any
 
 from mesonb import discovery
-from mesonb.frameworks.driver import master_url
-from mesonb.http.client import Connection, HTTPError, Response
+from mesonb.frameworks.driver import master_url, resolve_master_url
+from mesonb.http.client import Connection, HTTPError, Response, Stream, open_stream
 
 log = logging.getLogger(__name__)
 RETRY_STATUSES = (307, 503)
+MAX_REDIRECTS = 3
+
+
+async def open_master_stream(master: str, path: str, payload: Any,
+                             headers: Mapping[str, str] | None = None,
+                             timeout: float = 30.0) -> tuple[Stream, str]:
+    """Open a streaming call (an operator or scheduler SUBSCRIBE) on the leading master.
+
+    ``master`` is ``host:port`` or a ``zk://`` URL (looked up in ZooKeeper); a standby's
+    307 is followed to the leader it names. Returns the stream and the leader's
+    ``http://host:port``; raises HTTPError for any other refusal, ConnectionError after
+    too many redirects, TimeoutError when no master leads::
+
+        stream, url = await open_master_stream("zk://zk1:2181/mesonb", "/api/v1",
+                                               {"type": "SUBSCRIBE"})
+    """
+    url = await resolve_master_url(master, timeout)
+    for _ in range(MAX_REDIRECTS):
+        try:
+            return await open_stream(url, path, payload, headers), url
+        except HTTPError as exc:  # a standby names the leader
+            location = exc.headers.get("location")
+            if exc.status != 307 or not location:
+                raise
+            url = master_url(discovery.redirected_master(location))
+    raise ConnectionError(f"{master}: too many redirects")
 
 
 class LeaderConnection:

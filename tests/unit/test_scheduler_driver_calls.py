@@ -1,0 +1,116 @@
+"""The scheduler driver's calls are typed protocol messages; on the wire they are the
+Mesos v1 JSON they always were (a master that records what it is sent)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import pytest
+import tornado.web
+
+from mesonb.frameworks.driver import SchedulerDriver
+from mesonb.protocol import recordio
+from mesonb.protocol.errors import BadRequest
+from mesonb.protocol.mesos import Operation
+from mesonb.testing.frameworks import Recorder
+
+
+class RecordingMaster:
+    """SUBSCRIBED on the stream, 202 for every other call, whose JSON it keeps."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+        master = self
+
+        class Scheduler(tornado.web.RequestHandler):
+            async def post(self) -> None:
+                call = json.loads(self.request.body)
+                if isinstance(call, dict) and call.get("type") == "SUBSCRIBE":
+                    master.subscribe = call
+                    self._gone = asyncio.Event()
+                    self.set_header("Mesos-Stream-Id", "stream-1")
+                    self.write(recordio.encode_json({"type": "SUBSCRIBED", "subscribed": {
+                        "framework_id": {"value": "fw"}, "heartbeat_interval_seconds": 60}}))
+                    await self.flush()
+                    await self._gone.wait()
+                    return
+                assert self.request.headers["Mesos-Stream-Id"] == "stream-1"
+                master.calls.append(call)
+                self.set_status(202)
+
+            def on_connection_close(self) -> None:
+                if hasattr(self, "_gone"):
+                    self._gone.set()
+
+        class Version(tornado.web.RequestHandler):
+            def get(self) -> None:
+                self.write(json.dumps({"version": "1.11.0"}))
+
+        app = tornado.web.Application([("/api/v1/scheduler", Scheduler), ("/version", Version)])
+        self.server = app.listen(0, "127.0.0.1")
+        port = next(iter(self.server._sockets.values())).getsockname()[1]
+        self.address = f"127.0.0.1:{port}"
+
+
+async def test_every_call_goes_out_as_the_mesos_json_it_always_was() -> None:
+    master = RecordingMaster()
+    driver = SchedulerDriver(master.address, {"user": "u", "name": "calls"}, Recorder())
+    fid = {"value": "fw"}
+    task = {"name": "t", "task_id": {"value": "t1"}, "agent_id": {"value": "a1"},
+            "command": {"value": "true", "shell": True},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5},
+                           "role": "*"}]}
+    uuid = base64.b64encode(b"0123456789abcdef").decode()
+    try:
+        assert await driver.start(timeout=10) == "fw"
+        # (the typed FrameworkInfo writes the proto's defaults out)
+        assert master.subscribe == {"type": "SUBSCRIBE", "subscribe": {"framework_info": {
+            "user": "u", "name": "calls", "failover_timeout": 0.0, "checkpoint": False}}}
+        await driver.launch(["o1"], [task], refuse_seconds=5)
+        await driver.decline(["o2", "o3"])
+        await driver.kill("t1", "a1", grace_seconds=1.5)
+        await driver.acknowledge({"agent_id": {"value": "a1"}, "task_id": {"value": "t1"},
+                                  "uuid": uuid, "state": "TASK_RUNNING"})
+        await driver.reconcile([("t1", "a1"), ("t2", None)])
+        await driver.message("a1", "e1", b"hi")
+        await driver.shutdown_executor("a1", "e1")
+        await driver.revive(["r"])
+        await driver.suppress()
+        assert master.calls == [
+            {"type": "ACCEPT", "framework_id": fid, "accept": {
+                "offer_ids": [{"value": "o1"}],
+                "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}],
+                "filters": {"refuse_seconds": 5}}},
+            {"type": "DECLINE", "framework_id": fid, "decline": {
+                "offer_ids": [{"value": "o2"}, {"value": "o3"}]}},
+            {"type": "KILL", "framework_id": fid, "kill": {
+                "task_id": {"value": "t1"}, "agent_id": {"value": "a1"},
+                "kill_policy": {"grace_period": {"nanoseconds": 1_500_000_000}}}},
+            {"type": "ACKNOWLEDGE", "framework_id": fid, "acknowledge": {
+                "agent_id": {"value": "a1"}, "task_id": {"value": "t1"}, "uuid": uuid}},
+            {"type": "RECONCILE", "framework_id": fid, "reconcile": {"tasks": [
+                {"task_id": {"value": "t1"}, "agent_id": {"value": "a1"}},
+                {"task_id": {"value": "t2"}}]}},
+            {"type": "MESSAGE", "framework_id": fid, "message": {
+                "agent_id": {"value": "a1"}, "executor_id": {"value": "e1"},
+                "data": base64.b64encode(b"hi").decode()}},
+            {"type": "SHUTDOWN", "framework_id": fid, "shutdown": {
+                "executor_id": {"value": "e1"}, "agent_id": {"value": "a1"}}},
+            {"type": "REVIVE", "framework_id": fid, "revive": {"roles": ["r"]}},
+            # no roles: every role (an empty list is not written out)
+            {"type": "SUPPRESS", "framework_id": fid, "suppress": {}},
+        ]
+        # Typed operations are written out by the protocol's codec.
+        operation = Operation.from_json({"type": "LAUNCH", "launch": {"task_infos": [task]}})
+        await driver.accept(["o4"], [operation])
+        assert master.calls[-1]["accept"]["operations"] == [operation.to_json()]
+        sent = len(master.calls)
+        with pytest.raises(BadRequest):  # read into a typed Call before anything is sent
+            await driver.call("KILL", {"task_id": "not an ID object"})
+        assert len(master.calls) == sent
+    finally:
+        await driver.stop()
+        master.server.stop()
