@@ -195,7 +195,7 @@ STEPS = st.lists(st.tuples(
 ), max_size=40)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(STEPS, st.sampled_from([None, 15.0]))
 def test_every_offer_ends_once_and_its_resources_go_back_once(steps, timeout):
     world = World(timeout)
