@@ -9,17 +9,18 @@ its tasks are reported unreachable once that mark is in the registry. An agent s
 is DRAINING: not offered, its tasks killed, until it is reactivated (it stays draining when
 it re-registers)::
 
-                  Register (write pending)             Admitted
-      (new) ──► REGISTERING ─────────────────────────────────────► REGISTERED ◄──┐
-                  ▲     │ LinkClosed, AdmissionFailed    Register  │  │   ▲      │
-       Register   │     ▼                               (nothing   │  │   │Reactivate
-       (any state)│  DISCONNECTED ◄──────── LinkClosed ──to write)─┘  │   │      │
-                  │     │                                             ▼   │      │
-                  │     │  missed pings ≥ limit             Drain  DRAINING ─────┘
-                  │     ▼  (REGISTERING, REGISTERED, DISCONNECTED, DRAINING)
-                  └── UNREACHABLE      (UnreachableWritten: frameworks are told)
+                 Register, write pending              Admitted (or Register with
+      (new) ──► REGISTERING ──────────────────────────────── nothing to write)
+                  │    ▲                                         │
+      LinkClosed, │    │ Register (from any live state)          ▼
+      write failed▼    │                         ┌────────── REGISTERED ◄──────┐
+               DISCONNECTED ◄───── LinkClosed ───┤              │ Drain        │ Reactivate
+                                                 │              ▼              │
+                                                 └─────────── DRAINING ────────┘
 
-      any state ── Remove ──► GONE (terminal)
+      missed pings ≥ limit, from any state above ──► UNREACHABLE
+                         (frameworks are told once the mark is in the registry)
+      Remove (UNREGISTER, or marked gone), from any state ──► GONE (terminal)
 
 Transitions (``admitted`` is REGISTERED, or DRAINING for an agent being drained):
 
@@ -28,6 +29,7 @@ from          event                                 to            actions
 ============  ====================================  ============  ==========================
 (none)        a REGISTER with a new or unknown id   REGISTERING   (none)
 any live      Register(written=False)               REGISTERING   CloseLink, RescindOffers
+                                                                  (when it was admitted)
 any live      Register(written=True)                admitted      CloseLink, Admit
 REGISTERING   Admitted                              admitted      Admit
 REGISTERING   AdmissionFailed                       DISCONNECTED  CloseLink, (Forget if new)

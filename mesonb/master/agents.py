@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mesonb.protocol.agent import (
     AcknowledgeUpdate,
@@ -41,11 +41,9 @@ from mesonb.protocol.states import Reason, TaskState
 from . import agent_fsm
 from .book import Agent, AgentState, Task
 from .reports import ReportAdoption
+from .services import MasterServices
 from .updates import master_status
 from .views import agent_json
-
-if TYPE_CHECKING:
-    from .master import Master
 
 log = logging.getLogger(__name__)
 Send = Callable[[Any], None]  # a MasterCommand, or its JSON
@@ -70,7 +68,7 @@ class Admission:
 class AgentMessages:
     """Carries out agent messages on the master's book."""
 
-    def __init__(self, master: Master) -> None:
+    def __init__(self, master: MasterServices) -> None:
         self.master = master
         self.book = master.book
         self.clock = master.clock

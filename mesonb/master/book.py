@@ -13,7 +13,6 @@ incremental so that building an allocator snapshot or a metrics snapshot never w
 from __future__ import annotations
 
 import collections
-import copy
 import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -59,8 +58,7 @@ class Task:
         """Remember a status (bounded: the first one and the most recent), without its
         ``data``, as the Mesos master does: executors may put large payloads there."""
         if status.data is not None:
-            status = copy.copy(status)  # the sender's status stays as it is
-            status.data = None
+            status = dataclasses.replace(status, data=None)
         self.statuses.append(status)
         if len(self.statuses) > keep:
             del self.statuses[1]

@@ -8,16 +8,17 @@ kind of deadline, until its scheduler subscribes. A TEARDOWN (from the framework
 operator) or an elapsed failover timeout ends it: TORN_DOWN, and a SUBSCRIBE with its id
 is refused from then on::
 
-                    SUBSCRIBE (a new stream: the old one gets ERROR and closes)
-                        ┌────┐
-                        ▼    │        stream closes, failover_timeout > 0
-      SUBSCRIBE ──► SUBSCRIBED ─────────────────────────────► DISCONNECTED
-                     ▲  ▲   │ └──── SUBSCRIBE ◄──────────────────┘ │
-                     │  │   │ stream closes, failover_timeout 0    │ Tick(now ≥ deadline),
-      recovered ──► INACTIVE│ or TEARDOWN                          │ or TEARDOWN
-                     │      ▼                                      ▼
-                     └────► TORN_DOWN ◄────────────────────────────┘
-                   Tick(now ≥ deadline), TEARDOWN
+                      SUBSCRIBE on a new stream (the old one gets ERROR and closes)
+                             ┌────┐
+                             ▼    │    stream closes, failover_timeout > 0
+      first SUBSCRIBE ──► SUBSCRIBED ─────────────────────────────► DISCONNECTED
+                           ▲   ▲  │                                    │   │
+                 SUBSCRIBE │   └──┼─────────── SUBSCRIBE ──────────────┘   │
+                           │      │ TEARDOWN, or stream closes             │ TEARDOWN, or
+      recovered ──────► INACTIVE  │ with failover_timeout 0                │ Tick(now ≥
+                           │      ▼                                        │ deadline)
+                           └──► TORN_DOWN ◄────────────────────────────────┘
+         TEARDOWN, or Tick(now ≥ deadline)
 
 Transitions:
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mesonb.allocator.snapshot import Filter
 from mesonb.protocol.agent import (
@@ -48,10 +48,8 @@ from .framework_fsm import EndStream, Refuse, StreamClosed, Subscribe
 from .launch import Launcher
 from .offer_fsm import Accept, Decline
 from .reconciliation import Reconciler
+from .services import MasterServices
 from .views import framework_json
-
-if TYPE_CHECKING:
-    from .master import Master
 
 log = logging.getLogger(__name__)
 MAX_REFUSE_SECONDS = 365 * 24 * 3600.0
@@ -68,7 +66,7 @@ def validate_roles(info: FrameworkInfo) -> None:
 class SchedulerCalls:
     """Carries out scheduler calls on the master's book."""
 
-    def __init__(self, master: Master) -> None:
+    def __init__(self, master: MasterServices) -> None:
         self.master = master
         self.book = master.book
         self.out = master.out

@@ -44,22 +44,10 @@ from mesonb.protocol.scheduler import Event, EventType, Offers
 from mesonb.protocol.scheduler import Rescind as RescindBody
 from mesonb.protocol.states import Reason, TaskState
 
-from . import framework_fsm
+from . import framework_fsm, offer_fsm
 from .agents import AgentMessages
 from .book import Agent, Book, Framework, Offer, Task
 from .frameworks import SchedulerCalls
-from .offer_fsm import Action as OfferAction
-from .offer_fsm import (
-    Made,
-    OfferLifecycle,
-    Pooled,
-    Refuse,
-    Release,
-    Rescind,
-    TellRescinded,
-    Withdraw,
-)
-from .offer_fsm import Tick as OfferTick
 from .outbox import Observer, Outbox
 from .recovery import Recovery
 from .registry import Registry, RegistryState, log_failure
@@ -97,7 +85,7 @@ class Master:
                                  self.counters)
         self.recovered_agents = self.recovery.agents
         self._packed_ip: int | None = None
-        self.offer_lifecycle = OfferLifecycle(self.book.offers, config.offer_timeout)
+        self.offer_lifecycle = offer_fsm.OfferLifecycle(self.book.offers, config.offer_timeout)
         self.calls = SchedulerCalls(self)
         self.agents = AgentMessages(self)
         self._ids = collections.Counter[str]()
@@ -258,7 +246,7 @@ class Master:
                 now,
             )
             book.add_offer(offer)
-            self.offer_lifecycle.handle(Made(offer))
+            self.offer_lifecycle.handle(offer_fsm.Made(offer))
             by_framework[offer.framework_id].append(offer.to_json(agent))
         for framework_id, offers in by_framework.items():
             event = Event(type=EventType.OFFERS, offers=Offers(offers=offers)).to_json()
@@ -279,23 +267,23 @@ class Master:
 
     def rescind_offer(self, offer: Offer, *, notify: bool = True) -> None:
         """Take an offer back, telling its framework (RESCIND) and freeing its resources."""
-        self.carry_out_offers(self.offer_lifecycle.handle(Rescind(offer, notify)))
+        self.carry_out_offers(self.offer_lifecycle.handle(offer_fsm.Rescind(offer, notify)))
 
-    def carry_out_offers(self, actions: list[OfferAction]) -> Pooled | None:
+    def carry_out_offers(self, actions: list[offer_fsm.Action]) -> offer_fsm.Pooled | None:
         """Carry out what the offer machine decided; returns its Pooled, if any."""
         pooled = None
         for action in actions:
-            if isinstance(action, Withdraw):
+            if isinstance(action, offer_fsm.Withdraw):
                 self.book.remove_offer(action.offer)
-            elif isinstance(action, Release):
+            elif isinstance(action, offer_fsm.Release):
                 self.resources_changed(action.agent_id)
-            elif isinstance(action, TellRescinded):
+            elif isinstance(action, offer_fsm.TellRescinded):
                 offer = action.offer
                 framework = self.book.frameworks.get(offer.framework_id)
                 if framework is not None:
                     event = Event(type=EventType.RESCIND, rescind=RescindBody(offer_id=offer.id))
                     self.out.to_framework(framework, event.to_json())
-            elif isinstance(action, Refuse):
+            elif isinstance(action, offer_fsm.Refuse):
                 offer = action.offer
                 framework = self.book.frameworks.get(offer.framework_id)
                 if framework is not None:
@@ -408,7 +396,7 @@ class Master:
                 if self.registry is not None:
                     self.persist(self.registry.mark_unreachable(agent_id, info, when),
                                  f"agent {agent_id} unreachable")
-        self.carry_out_offers(self.offer_lifecycle.handle(OfferTick(now)))
+        self.carry_out_offers(self.offer_lifecycle.handle(offer_fsm.Tick(now)))
 
     def _expire_frameworks(self, now: float) -> None:
         tick = framework_fsm.Tick(now)

@@ -83,27 +83,30 @@ class OfferRecord(Protocol):
     state: OfferState
 
 
+# Events and actions are values, but not frozen dataclasses: one of each is made for every
+# offer, and a frozen dataclass's __init__ costs about 0.3 µs more per field.
+
 # -- events ------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Made:
     """The allocator offered it, at ``offer.created``."""
 
     offer: OfferRecord
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Accept:
     framework_id: str
     offer_ids: list[str]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Decline:
     framework_id: str
     offer_ids: list[str]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Rescind:
     """The master takes it back; ``notify``: tell its framework (RESCIND)."""
 
@@ -111,7 +114,7 @@ class Rescind:
     notify: bool = True
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Tick:
     now: float
 
@@ -120,28 +123,28 @@ Event = Made | Accept | Decline | Rescind | Tick
 
 
 # -- actions -----------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Withdraw:
     """Take the offer out of the book (its resources are no longer offered)."""
 
     offer: OfferRecord
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Release:
     """Resources on this agent are free again: allocate them soon."""
 
     agent_id: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class TellRescinded:
     """Send RESCIND for the offer to its framework."""
 
     offer: OfferRecord
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Refuse:
     """Filter the offer's resources from its framework for ``seconds``, as a DECLINE
     without filters would."""
@@ -150,7 +153,7 @@ class Refuse:
     seconds: float = DEFAULT_REFUSE_SECONDS
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Pooled:
     """What an ACCEPT or DECLINE took: the offers' agent, resources and role (of the last
     offer taken, ``"*"`` when none was), and the call's first problem, if any."""

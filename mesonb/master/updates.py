@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from mesonb.protocol.mesos import TaskStatus
@@ -74,7 +73,6 @@ def reconciliation_status(task: Task, now: float) -> TaskStatus:
 
 
 def _copy(status: TaskStatus, **changes: Any) -> TaskStatus:
-    status = copy.copy(status)
-    for name, value in changes.items():
-        setattr(status, name, value)
-    return status
+    fields = {name: getattr(status, name) for name in status.__dataclass_fields__}
+    fields.update(changes)
+    return TaskStatus(**fields)

@@ -25,7 +25,7 @@ import gc
 import re
 from collections.abc import Iterator
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from mesonb.config import VERSION, MasterConfig
 from mesonb.protocol.mesos import TaskStatus
@@ -33,8 +33,13 @@ from mesonb.protocol.resources import SCALAR_NAMES
 
 from .book import Agent, AgentState, Book, Framework, Task
 
-if TYPE_CHECKING:
-    from .master import Master
+
+class RoleSource(Protocol):
+    """What the role views read of the master (not imported: master.py imports views)."""
+
+    book: Book
+    role_weights: dict[str, float]
+
 
 DEFAULT_WEIGHT = 1.0
 AGENT_CAPABILITIES = ("MULTI_ROLE", "HIERARCHICAL_ROLE")
@@ -234,7 +239,7 @@ def _ancestors(role: str) -> Iterator[str]:
         yield "/".join(parts[:i])
 
 
-def role_usage(master: Master) -> dict[str, RoleUsage]:
+def role_usage(master: RoleSource) -> dict[str, RoleUsage]:
     """Mesos's ``knownRoles()`` (sorted, with ancestors) and what each holds."""
     book = master.book
     usage: dict[str, RoleUsage] = collections.defaultdict(RoleUsage)
@@ -262,7 +267,7 @@ def role_usage(master: Master) -> dict[str, RoleUsage]:
     return {name: usage[name] for name in sorted(usage)}
 
 
-def get_roles(master: Master) -> dict[str, Any]:
+def get_roles(master: RoleSource) -> dict[str, Any]:
     """``Response.GetRoles``: only cpus/mem/disk/gpus in ``resources``, as Mesos does."""
     roles = []
     for name, use in role_usage(master).items():
@@ -285,7 +290,7 @@ def quantities(counter: collections.Counter[str]) -> dict[str, float]:
     return {k: round(v, 3) for k, v in sorted(counter.items()) if v > 0}
 
 
-def weight_infos(master: Master) -> list[dict[str, Any]]:
+def weight_infos(master: RoleSource) -> list[dict[str, Any]]:
     return [{"role": r, "weight": w} for r, w in sorted(master.role_weights.items())]
 
 

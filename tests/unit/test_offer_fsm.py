@@ -7,6 +7,8 @@ import dataclasses
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mesonb.master.offer_fsm import (
     TRANSITIONS,
@@ -143,7 +145,8 @@ def test_accept_problems_end_the_offers_all_the_same(ids, problem):
     agents = {"O1": "A1", "O2": "A2"}
     taken = [i for i in dict.fromkeys(ids) if i in agents]
     assert not set(taken) & set(world.outstanding)  # they ended all the same
-    assert {a for a in actions if isinstance(a, Release)} == {Release(agents[i]) for i in taken}
+    released = sorted(a.agent_id for a in actions if isinstance(a, Release))
+    assert released == sorted({agents[i] for i in taken})
     assert other.state is OfferState.OUTSTANDING
 
 
@@ -181,3 +184,57 @@ def test_a_timeout_is_a_positive_number_of_seconds(bad):
 def test_unknown_events_fail_fast():
     with pytest.raises(TypeError):
         OfferLifecycle({}).handle("ACCEPT")  # type: ignore[arg-type]
+
+
+# -- a property: whatever happens, each offer ends once and its resources go back once ----
+STEPS = st.lists(st.tuples(
+    st.sampled_from(["make", "accept", "decline", "rescind", "quiet", "tick"]),
+    st.lists(st.integers(0, 7), max_size=3),
+    st.sampled_from(["F1", "F2"]),
+    st.floats(0, 20),
+), max_size=40)
+
+
+@settings(max_examples=120, deadline=None)
+@given(STEPS, st.sampled_from([None, 15.0]))
+def test_every_offer_ends_once_and_its_resources_go_back_once(steps, timeout):
+    world = World(timeout)
+    made: list[Rec] = []
+    withdrawn: dict[str, int] = {}
+    for kind, picks, framework, seconds in steps:
+        ids = [f"O{i}" for i in picks]
+        if kind == "make":
+            made.append(world.make(f"O{len(made)}", framework_id=framework,
+                                   agent_id=f"A{len(made) % 3}"))
+            continue
+        if kind == "accept":
+            actions = world.handle(Accept(framework, ids))
+        elif kind == "decline":
+            actions = world.handle(Decline(framework, ids))
+        elif kind in ("rescind", "quiet"):
+            actions = []
+            for offer_id in ids:
+                offer = next((o for o in made if o.id == offer_id), None)
+                if offer is not None:
+                    actions += world.handle(Rescind(offer, notify=kind == "rescind"))
+        else:
+            actions = world.handle(Tick(world.clock.advance(seconds)))
+        for action in actions:
+            if isinstance(action, Withdraw):
+                withdrawn[action.offer.id] = withdrawn.get(action.offer.id, 0) + 1
+        ended = [a.offer for a in actions if isinstance(a, Withdraw)]
+        for offer in ended:  # its resources go back to the allocator
+            assert Release(offer.agent_id) in actions
+        pooled = [a for a in actions if isinstance(a, Pooled)]
+        if kind in ("accept", "decline"):
+            assert len(pooled) == 1
+            assert all(o.framework_id == framework for o in ended)
+        else:
+            assert pooled == []
+    assert all(n == 1 for n in withdrawn.values())
+    for offer in made:
+        outstanding = offer.state is OfferState.OUTSTANDING
+        assert (offer.id in world.outstanding) == outstanding
+        assert (offer.id in withdrawn) == (not outstanding)
+        if timeout is not None and outstanding:
+            assert offer.created > world.clock.monotonic() - timeout
