@@ -160,7 +160,9 @@ class Agent:
         self.recovered = asyncio.Event()  # set once recovery is over and registering began
 
     def _host(self) -> Host:
-        """What the executor side gets of this agent (it never holds the agent itself)."""
+        """What the executor side gets of this agent (it never holds the agent itself).
+        A containerizer object plugs in here: ``launch_container`` (its launch(executor,
+        spec, on_limitation)) and ``executor_changed`` (its update(executor))."""
         def addresses() -> Addresses:
             return Addresses(self.endpoint, self.executor_socket_address, self.pid)
 

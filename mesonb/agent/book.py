@@ -137,22 +137,23 @@ class Executor:
         return self.info.executor_id
 
     @property
-    def lifecycle(self) -> ContainerLife:
+    def container_life(self) -> ContainerLife:
+        """The container machine's record of this executor's container."""
         assert self.life is not None
         return self.life
 
     @property
     def state(self) -> ExecutorState:
-        return _SHOWN[self.lifecycle.state]
+        return _SHOWN[self.container_life.state]
 
     @property
     def recovered(self) -> bool:
         """Read back from checkpoints by a restarted agent."""
-        return self.lifecycle.recovered
+        return self.container_life.recovered
 
     @property
     def termination(self) -> Termination | None:
-        return self.lifecycle.termination
+        return self.container_life.termination
 
     def task(self, task_id: str) -> Task | None:
         return self.queued.get(task_id) or self.launched.get(task_id)

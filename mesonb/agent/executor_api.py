@@ -39,7 +39,7 @@ from mesonb.protocol.executor import (
 from mesonb.protocol.jsontext import loads
 
 if TYPE_CHECKING:
-    from .agent import Agent
+    from .executors import Executors
 
 __all__ = ["TOKEN_ENV", "EventStream", "ExecutorApiHandler"]
 
@@ -52,6 +52,13 @@ Principal = tuple[str, str] | None  # (framework_id, executor_id) a token speaks
 LAZY = frozenset({ExecutorEventType.ACKNOWLEDGED, ExecutorEventType.HEARTBEAT})
 LAZY_DELAY = 0.002
 _GONE = (StreamClosedError, RuntimeError, ConnectionError)
+
+
+class AgentSide(Protocol):
+    """What the executor API needs of the agent: its executors."""
+
+    @property
+    def executors(self) -> Executors: ...
 
 
 class Sink(Protocol):
@@ -170,7 +177,7 @@ def authorize(principal: Principal, calls: ExecutorCall | list[ExecutorCall]) ->
                 f" framework '{call.framework_id}'")
 
 
-def carry_out(agent: Agent, calls: ExecutorCall | list[ExecutorCall]) -> None:
+def carry_out(agent: AgentSide, calls: ExecutorCall | list[ExecutorCall]) -> None:
     """Carry out UPDATE and MESSAGE calls in order, each update recorded before the
     answer; a call refused while carried out stops a batch, the calls before it done."""
     executors = agent.executors
@@ -210,7 +217,7 @@ class _HandlerSink:
 class ExecutorApiHandler(BaseHandler):
     """The executor endpoint on the agent's HTTP port; the work is the functions above."""
 
-    agent: Agent
+    agent: AgentSide
     stream: EventStream | None = None
     principal: Principal = None
 

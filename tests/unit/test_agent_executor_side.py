@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from mesonb.agent import containerizer
+from mesonb.agent import containerizer, paths, recovery
 from mesonb.agent.book import Executor, ExecutorState
 from mesonb.agent.executors import Executors
 from mesonb.agent.host import Addresses, Host
 from mesonb.agent.recovery import RecoveryConfig
+from mesonb.agent.status_updates import StatusUpdateManager, update_record
 from mesonb.config import AgentConfig
 from mesonb.protocol.agent import (
     AgentCall,
@@ -26,6 +27,7 @@ from mesonb.protocol.agent import (
     MasterCommandType,
     RunTask,
 )
+from mesonb.protocol.errors import Unauthorized
 from mesonb.protocol.executor import (
     ExecutorCall,
     ExecutorCallType,
@@ -33,7 +35,14 @@ from mesonb.protocol.executor import (
     ExecutorSubscribe,
     ExecutorUpdate,
 )
-from mesonb.protocol.mesos import AgentInfo, CommandInfo, FrameworkInfo, TaskInfo, TaskStatus
+from mesonb.protocol.mesos import (
+    AgentInfo,
+    CommandInfo,
+    ExecutorInfo,
+    FrameworkInfo,
+    TaskInfo,
+    TaskStatus,
+)
 from mesonb.protocol.states import Reason, Source, TaskState
 from mesonb.testing.clock import FakeClock
 
@@ -217,3 +226,74 @@ async def test_a_limitation_fails_the_task_before_the_executor_can_say_otherwise
     assert side.metrics["invalid_status_updates"] == 1
     await until(lambda: executor.state is ExecutorState.TERMINATED)
     assert [s for s, _, _ in side.states("t4")] == ["TASK_RUNNING", "TASK_FAILED"]
+
+
+# -- agent restart: reattach to the executors of an earlier run ------------------------------
+async def earlier_run(side: Side, work_dir: Path) -> recovery.AgentCheckpoint:
+    """What an earlier run checkpointed: a live executor (a real process leading its own
+    session in its sandbox) and one whose process is gone, each with a RUNNING task whose
+    update was never acknowledged."""
+
+    def ckpt(name: str, pid: int | None, directory: Path) -> recovery.ExecutorCheckpoint:
+        running = TaskStatus(task_id=f"t-{name}", state=TaskState.TASK_RUNNING,
+                             uuid=name.encode(), source=Source.SOURCE_EXECUTOR)
+        return recovery.ExecutorCheckpoint(
+            framework_id=FW, info=ExecutorInfo(executor_id=f"e-{name}",
+                                               command=CommandInfo(value="my-executor")),
+            container_id=f"c-{name}", directory=directory, pid=pid, token=f"token-{name}",
+            tasks=[recovery.TaskCheckpoint(
+                info=TaskInfo(name=name, task_id=f"t-{name}", agent_id="agent-1"),
+                records=[update_record(FW, running)])])
+
+    live_dir = paths.sandbox_dir(work_dir, "agent-1", FW, "e-live", "c-live")
+    live_dir.mkdir(parents=True)
+    live = await containerizer.launch("c-live", containerizer.LaunchSpec(
+        argv=["sleep", "60"], env={}, sandbox=live_dir))
+    side.pids.append(live.pid)
+    dead_dir = paths.sandbox_dir(work_dir, "agent-1", FW, "e-dead", "c-dead")
+    return recovery.AgentCheckpoint(agent_id="agent-1", rebooted=False, frameworks=[
+        recovery.FrameworkCheckpoint(
+            info=FrameworkInfo(user="u", name="n", id=FW, checkpoint=True),
+            executors=[ckpt("live", live.pid, live_dir), ckpt("dead", None, dead_dir)])])
+
+
+async def test_agent_restart_reattaches_a_live_executor_and_ends_a_dead_ones_tasks(
+    side: Side, tmp_path: Path,
+) -> None:
+    updates = StatusUpdateManager()
+    side.executors.recover(await earlier_run(side, tmp_path), updates)
+    framework = side.executors.frameworks[FW]
+    live, dead = framework.executors.get("e-live"), framework.completed_executors
+    assert live is not None and live.recovered and live.state is ExecutorState.REGISTERING
+    assert side.executors.reregistering()
+    assert updates.pending(FW, "t-live")  # resent once the agent registers again
+    # the dead one: its task FAILED by the agent, EXECUTOR_EXITED (status unknown)
+    gone = framework.executors["e-dead"]
+    assert gone.state is ExecutorState.TERMINATED and not dead
+    assert side.states("t-dead") == [("TASK_FAILED", Source.SOURCE_AGENT,
+                                      Reason.REASON_EXECUTOR_TERMINATED)]
+    assert side.exited() == ["e-dead"]
+    # the live one re-subscribes with its checkpointed token
+    assert side.executors.authenticate("Bearer token-live") == (FW, "e-live")
+    stream = side.subscribe(live)
+    assert stream.types() == ["SUBSCRIBED"]
+    assert live.state is ExecutorState.RUNNING and not side.executors.reregistering()
+    side.clock.advance(10.0)
+    side.executors.lifecycle.tick()  # no re-registration deadline any more
+    assert live.state is ExecutorState.RUNNING
+
+
+async def test_agent_restart_kills_an_executor_that_does_not_resubscribe(
+    side: Side, tmp_path: Path,
+) -> None:
+    side.executors.recover(await earlier_run(side, tmp_path), StatusUpdateManager())
+    live = side.executors.frameworks[FW].executors["e-live"]
+    side.clock.advance(RecoveryConfig().executor_reregistration_timeout)
+    side.executors.lifecycle.tick()
+    assert live.state is ExecutorState.TERMINATING
+    await until(lambda: live.state is ExecutorState.TERMINATED)  # its process really died
+    assert side.states("t-live") == [("TASK_FAILED", Source.SOURCE_AGENT,
+                                      Reason.REASON_EXECUTOR_REREGISTRATION_TIMEOUT)]
+    assert sorted(side.exited()) == ["e-dead", "e-live"]
+    with pytest.raises(Unauthorized, match="Invalid executor token"):
+        side.executors.authenticate("Bearer token-live")
