@@ -118,7 +118,8 @@ class Agent:
         self.port = config.port
         self.registered = False
         self.master_hostname: str | None = None
-        self.containerizer = Containerizer(containerizer_config, config.work_dir)  # issue 16
+        self.containerizer = Containerizer(  # containerizer (issue 16)
+            containerizer_config, config.work_dir, lambda: self.executors)
         self.monitor = ResourceMonitor()
         self.status_updates = status_updates.StatusUpdateManager(
             config.status_update_retry_min, config.status_update_retry_max)

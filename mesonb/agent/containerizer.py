@@ -20,21 +20,24 @@ import logging
 import os
 import shutil
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from mesonb.executor.process import command_argv, task_environment
 from mesonb.protocol.mesos import ExecutorType
 
 from .fetcher import Fetcher, FetcherCache, FetchFailed, FetchURI, uris_of
 from .isolation import ContainerizerConfig, Handle, Isolator, Limitation, Limits, choose
 from .isolation.limits import container_limits
+from .reaper import Reaper
 
 if TYPE_CHECKING:
     from .book import Executor
+    from .executors import Executors
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +109,23 @@ class Container:
             os.killpg(self.pid, sig)
 
     def kill_session(self, sig: int = signal.SIGKILL) -> int:
-        """Send ``sig`` to every process of the container's session; how many were hit."""
-        return kill_session(self.pid, sig)
+        """Send ``sig`` to every process of the container (its cgroup's, else its
+        session's); how many were hit."""
+        procs = self.isolator.procs_file(self.handle) if (
+            self.isolator is not None and self.handle is not None) else None
+        if procs is None:
+            return kill_session(self.pid, sig)
+        hit = 0
+        try:
+            with open(procs) as f:
+                pids = [int(p) for p in f.read().split()]
+        except (OSError, ValueError):
+            return 0  # the cgroup is gone: so is everything that was in it
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+                hit += 1
+        return hit
 
 
 def session_members(sid: int) -> list[int]:
@@ -242,6 +260,9 @@ async def launch(container_id: str, spec: LaunchSpec) -> Container:
 
 async def destroy(container: Container, timeout: float = 5.0) -> int | None:
     """SIGKILL the whole container and reap the executor; its return code."""
+    runner = getattr(container, "runner", None)
+    if runner is not None:  # an in-agent command executor (command_runner)
+        runner.stop()
     container.kill_session(signal.SIGKILL)
     await container.cleanup()
     if container.running:
@@ -306,7 +327,7 @@ def uris_to_fetch(executor: Executor) -> list[FetchURI]:
         raise ContainerLaunchFailed(str(exc)) from None
 
 
-def _findable(name: str, env: dict[str, str], cwd: Path) -> bool:
+def _findable(name: str, env: Mapping[str, str], cwd: Path) -> bool:
     """Whether ``exec`` would find ``name`` (so a missing command still fails the launch
     rather than the shell that joins the cgroups)."""
     if os.sep in name:
@@ -319,8 +340,11 @@ class Containerizer:
     """One agent's containers: the isolation backend and the limits of each container."""
 
     def __init__(self, config: ContainerizerConfig | None = None,
-                 work_dir: Path | None = None) -> None:
+                 work_dir: Path | None = None,
+                 executors: Callable[[], Executors] | None = None) -> None:
         self.config = c = config or ContainerizerConfig()
+        self.executors = executors  # for the in-agent command executor
+        self.reaper = Reaper()
         self.isolator, self.isolation = choose(c)
         cache_dir = Path(c.fetcher_cache_dir) if c.fetcher_cache_dir else (
             Path(work_dir or ".") / "fetch_cache")
@@ -368,6 +392,8 @@ class Containerizer:
                     spec.executable or spec.argv[0], spec.env, spec.sandbox):
                 raise FileNotFoundError(
                     f"No such file or directory: {spec.executable or spec.argv[0]!r}")
+            if self._in_agent(executor):
+                return await self._start_command(executor, spec, handle, on_limitation)
             wrapped = LaunchSpec(argv, spec.env, spec.sandbox, executable)
             container = await launch(executor.container_id, wrapped)
             container.isolator, container.handle = isolator, handle
@@ -379,6 +405,48 @@ class Containerizer:
             raise
         return container
 
+    def _in_agent(self, executor: Executor) -> bool:
+        """Whether the agent itself runs this command task (see command_runner)."""
+        if (not executor.command_executor or self.executors is None
+                or self.config.command_executor != "agent" or len(executor.tasks()) != 1):
+            return False
+        framework = self.executors().frameworks.get(executor.framework_id)
+        if framework is None or framework.checkpoint:
+            return False
+        command = executor.tasks()[0].info.command
+        try:  # a missing program: the executor process reports it as Mesos's does
+            argv, executable = command_argv(command) if command else ([], None)
+        except ValueError:
+            return False
+        return bool(argv) and _findable(executable or argv[0], os.environ, Path("."))
+
+    async def _start_command(self, executor: Executor, spec: LaunchSpec, handle: Handle,
+                       on_limitation: Callable[[Limitation], None]) -> Container:
+        from . import command_runner
+
+        assert self.executors is not None
+        task = executor.tasks()[0].info
+        if task.command is None:
+            raise ContainerLaunchFailed("the task has no command")
+        try:
+            argv, executable = command_argv(task.command)
+        except ValueError as exc:
+            raise ContainerLaunchFailed(str(exc)) from None
+        env = task_environment(spec.env, task, str(spec.sandbox))
+        wrapped, wrapped_exe, joined = self.isolator.wrap(handle, argv, executable)
+        container = await command_runner.start(self.executors, executor, wrapped, wrapped_exe,
+                                         env, spec.sandbox)
+        container.isolator, container.handle = self.isolator, handle
+        if not joined:
+            self.isolator.join(handle, container.pid)
+        self.isolator.watch(handle, container.pid, on_limitation)
+        container.runner.limited = lambda: handle.limited is not None
+        session = container.pid
+        self.reaper.add(session, self.isolator.procs_file(handle))
+        container.runner.finished.add_done_callback(lambda _: self.reaper.remove(session))
+        container.subscribe()
+        return container
+
     def update(self, executor: Executor) -> None:
         """Tasks came or went: the container's limits follow (memory only rises)."""
         container = executor.container
@@ -388,3 +456,4 @@ class Containerizer:
 
     def close(self) -> None:
         self.isolator.close()
+        self.reaper.close()

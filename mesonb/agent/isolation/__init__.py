@@ -48,6 +48,7 @@ class ContainerizerConfig:
     fetcher_cache_size: int = 2 * 1024**3  # bytes
     fetcher_cache_dir: str | None = None  # default: <work_dir>/fetch_cache
     fetcher_stall_timeout: float = 60.0
+    command_executor: str = "agent"  # "agent": in the agent; "process": python -m ...
 
 
 def resolve(isolation: str) -> tuple[str, list[str]]:

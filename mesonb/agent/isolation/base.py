@@ -82,6 +82,10 @@ class Isolator(abc.ABC):
         ``joined`` False when :meth:`join` must move the process after the spawn."""
         return argv, executable, True
 
+    def procs_file(self, handle: Handle) -> str | None:
+        """A file listing the container's processes (a cgroup's), if the backend has one."""
+        return None
+
     def join(self, handle: Handle, pid: int) -> None:  # noqa: B027 - optional hook
         """Move ``pid`` into the container (when :meth:`wrap` could not)."""
 

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 from mesonb.protocol.states import Reason
@@ -34,10 +35,12 @@ from .limits import CFS_PERIOD_US, Limitation, Limits, memory_message
 log = logging.getLogger(__name__)
 
 WANTED = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices")
+OPTIONAL = ("pids", "freezer", "devices")  # the freezer is not used: kills loop instead
 REQUIRED = ("memory", "cpu")
 # Writes its own pid into each cgroup.procs given before "--", then execs the rest.
 JOIN_SCRIPT = ('for f; do shift; [ "$f" = -- ] && break; echo $$ > "$f" || exit 127; done;'
                ' exec "$@"')
+STALE_AFTER = 60.0
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -122,6 +125,19 @@ class CgroupsV1(Isolator):
         probe = self.bases["memory"] / f".probe-{os.getpid()}"
         probe.mkdir(exist_ok=True)
         probe.rmdir()
+        self.sweep()
+
+    def sweep(self, older_than: float = STALE_AFTER) -> None:
+        """Remove empty container cgroups left by agents that died (older than
+        ``older_than`` seconds: a cgroup being prepared right now is never empty for long)."""
+        now = time.time()
+        for base in set(self.bases.values()):
+            with contextlib.suppress(OSError):
+                for path in base.iterdir():
+                    with contextlib.suppress(OSError):
+                        if path.is_dir() and now - path.stat().st_mtime > older_than and \
+                                not _read(path / "cgroup.procs").split():
+                            path.rmdir()
 
     def isolation(self) -> list[str]:
         names = ["cgroups/cpu", "cgroups/mem"]
@@ -129,7 +145,15 @@ class CgroupsV1(Isolator):
         return names
 
     def _dirs(self, handle: Handle) -> dict[str, Path]:
-        return {c: base / handle.container_id for c, base in self.bases.items()}
+        """The container's cgroup in each hierarchy it uses (making a memory cgroup costs
+        the kernel most: only what the limits need; devices only to narrow GPUs)."""
+        used = handle.extra.get("controllers")
+        if used is None:
+            used = [c for c in self.bases if c not in OPTIONAL
+                    or (c == "devices" and handle.limits.gpus > 0)
+                    or (c == "pids" and handle.limits.pids is not None)]
+            handle.extra["controllers"] = used
+        return {c: self.bases[c] / handle.container_id for c in used}
 
     def prepare(self, container_id: str, limits: Limits) -> Handle:
         handle = Handle(container_id, limits)
@@ -147,7 +171,13 @@ class CgroupsV1(Isolator):
         quota = limits.cfs_quota_us
         if first or quota is not None or handle.limits.cfs_quota_us is not None:
             _write(cpu / "cpu.cfs_period_us", str(CFS_PERIOD_US))
+            if quota is None or quota < int(_read(cpu / "cpu.cfs_quota_us", "-1") or -1):
+                with contextlib.suppress(OSError):  # burst <= quota: lower it first
+                    _write(cpu / "cpu.cfs_burst_us", "0")
             _write(cpu / "cpu.cfs_quota_us", str(quota if quota is not None else -1))
+            if quota is not None:  # a short burst (a start-up) may use a period's unused quota
+                with contextlib.suppress(OSError):
+                    _write(cpu / "cpu.cfs_burst_us", str(quota))
         memory = dirs["memory"]
         wanted = limits.mem_bytes
         if wanted is None:
@@ -166,6 +196,9 @@ class CgroupsV1(Isolator):
             return argv, executable, False  # sh cannot set argv[0]: join after the spawn
         procs = sorted({str(d / "cgroup.procs") for d in self._dirs(handle).values()})
         return ["/bin/sh", "-c", JOIN_SCRIPT, "mesonb-join", *procs, "--", *argv], None, True
+
+    def procs_file(self, handle: Handle) -> str | None:
+        return str(self._dirs(handle)["memory"] / "cgroup.procs")
 
     def join(self, handle: Handle, pid: int) -> None:
         for path in sorted(set(self._dirs(handle).values())):
