@@ -120,7 +120,7 @@ class Agent:
         self.master_hostname: str | None = None
         self.containerizer = Containerizer(  # containerizer (issue 16)
             containerizer_config, config.work_dir, lambda: self.executors)
-        self.monitor = ResourceMonitor()
+        self.monitor = ResourceMonitor(self.containerizer)
         self.status_updates = status_updates.StatusUpdateManager(
             config.status_update_retry_min, config.status_update_retry_max)
         self.executors = Executors(self)

@@ -32,6 +32,7 @@ from mesonb.protocol.mesos import ExecutorType
 
 from .fetcher import Fetcher, FetcherCache, FetchFailed, FetchURI, uris_of
 from .isolation import ContainerizerConfig, Handle, Isolator, Limitation, Limits, choose
+from .isolation.disk import DiskWatcher
 from .isolation.limits import container_limits
 from .reaper import Reaper
 
@@ -72,6 +73,7 @@ class Container:
     isolator: Isolator | None = field(default=None, repr=False)
     handle: Handle | None = field(default=None, repr=False)
     _cleanup: asyncio.Future[None] | None = field(default=None, repr=False)
+    finalizers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @property
     def running(self) -> bool:
@@ -100,6 +102,8 @@ class Container:
         if self.isolator is None or self.handle is None:
             return
         if self._cleanup is None:
+            for finalize in self.finalizers:
+                finalize()
             self._cleanup = asyncio.ensure_future(self.isolator.destroy(self.handle))
         await asyncio.shield(self._cleanup)
 
@@ -346,6 +350,9 @@ class Containerizer:
         self.executors = executors  # for the in-agent command executor
         self.reaper = Reaper()
         self.isolator, self.isolation = choose(c)
+        self.disk = DiskWatcher(c.container_disk_watch_interval,
+                                c.enforce_container_disk_quota) if (
+            "disk/du" in self.isolation) else None
         cache_dir = Path(c.fetcher_cache_dir) if c.fetcher_cache_dir else (
             Path(work_dir or ".") / "fetch_cache")
         self.fetcher = Fetcher(FetcherCache(cache_dir, c.fetcher_cache_size),
@@ -400,6 +407,7 @@ class Containerizer:
             if not joined:
                 isolator.join(handle, container.pid)
             isolator.watch(handle, container.pid, on_limitation)
+            self._watch_disk(container, on_limitation)
         except BaseException:
             await isolator.destroy(handle)
             raise
@@ -440,12 +448,35 @@ class Containerizer:
         if not joined:
             self.isolator.join(handle, container.pid)
         self.isolator.watch(handle, container.pid, on_limitation)
+        self._watch_disk(container, on_limitation)
         container.runner.limited = lambda: handle.limited is not None
         session = container.pid
         self.reaper.add(session, self.isolator.procs_file(handle))
         container.runner.finished.add_done_callback(lambda _: self.reaper.remove(session))
         container.subscribe()
         return container
+
+    @staticmethod
+    def disk_mb(executor: Executor) -> float:
+        """The container's ``disk``: its executor's and its live tasks' (MB)."""
+        container = executor.container
+        handle = container.handle if container is not None else None
+        cached = handle.extra.get("disk_mb") if handle is not None else None
+        if cached is not None and cached[0] == len(executor.tasks()):
+            return float(cached[1])
+        disk = executor.resources.get("disk") + sum(
+            t.resources.get("disk") for t in executor.tasks() if not t.state.terminal)
+        if handle is not None:
+            handle.extra["disk_mb"] = (len(executor.tasks()), disk)
+        return disk
+
+    def _watch_disk(self, container: Container,
+                    on_limitation: Callable[[Limitation], None]) -> None:
+        if self.disk is None or container.handle is None:
+            return
+        self.disk.watch(container.handle, container.sandbox, on_limitation)
+        disk, cid = self.disk, container.container_id
+        container.finalizers.append(lambda: disk.forget(cid))
 
     def update(self, executor: Executor) -> None:
         """Tasks came or went: the container's limits follow (memory only rises)."""
@@ -456,4 +487,6 @@ class Containerizer:
 
     def close(self) -> None:
         self.isolator.close()
+        if self.disk is not None:
+            self.disk.close()
         self.reaper.close()

@@ -35,6 +35,7 @@ from .limits import CFS_PERIOD_US, Limitation, Limits, memory_message
 log = logging.getLogger(__name__)
 
 WANTED = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices")
+MEMORY_STAT = ("total_rss", "total_cache", "rss", "cache")
 OPTIONAL = ("pids", "freezer", "devices")  # the freezer is not used: kills loop instead
 REQUIRED = ("memory", "cpu")
 # Writes its own pid into each cgroup.procs given before "--", then execs the rest.
@@ -82,18 +83,25 @@ def _write(path: Path, value: str) -> None:
         f.write(value)
 
 
-def _read(path: Path, default: str = "") -> str:
+def _read(path: Path | str, default: str = "") -> str:
     try:
-        return path.read_text()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return default
+    try:
+        return os.read(fd, 1 << 16).decode()
+    except OSError:
+        return default
+    finally:
+        os.close(fd)
 
 
-def _keyed(text: str) -> dict[str, int]:
+def _keyed(text: str, wanted: tuple[str, ...] | None = None) -> dict[str, int]:
+    """``key value`` lines as a dict (only the ``wanted`` keys, when given)."""
     out = {}
     for line in text.splitlines():
         key, _, value = line.partition(" ")
-        with contextlib.suppress(ValueError):
+        if (wanted is None or key in wanted) and value.lstrip("-").isdigit():
             out[key] = int(value)
     return out
 
@@ -147,13 +155,14 @@ class CgroupsV1(Isolator):
     def _dirs(self, handle: Handle) -> dict[str, Path]:
         """The container's cgroup in each hierarchy it uses (making a memory cgroup costs
         the kernel most: only what the limits need; devices only to narrow GPUs)."""
-        used = handle.extra.get("controllers")
-        if used is None:
+        dirs: dict[str, Path] | None = handle.extra.get("dirs")
+        if dirs is None:
             used = [c for c in self.bases if c not in OPTIONAL
                     or (c == "devices" and handle.limits.gpus > 0)
                     or (c == "pids" and handle.limits.pids is not None)]
-            handle.extra["controllers"] = used
-        return {c: self.bases[c] / handle.container_id for c in used}
+            dirs = handle.extra["dirs"] = {c: self.bases[c] / handle.container_id
+                                           for c in used}
+        return dirs
 
     def prepare(self, container_id: str, limits: Limits) -> Handle:
         handle = Handle(container_id, limits)
@@ -273,7 +282,7 @@ class CgroupsV1(Isolator):
             usage.cpus_nr_throttled = cpu.get("nr_throttled", 0)
             usage.cpus_throttled_time_secs = cpu.get("throttled_time", 0) / 1e9
         memory = dirs["memory"]
-        stat = _keyed(_read(memory / "memory.stat"))
+        stat = _keyed(_read(memory / "memory.stat"), MEMORY_STAT)
         usage.mem_rss_bytes = stat.get("total_rss", stat.get("rss", 0))
         usage.mem_cache_bytes = stat.get("total_cache", stat.get("cache", 0))
         with contextlib.suppress(ValueError):
