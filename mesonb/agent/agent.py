@@ -47,7 +47,7 @@ from mesonb.protocol.states import TaskState
 
 from . import checkpoint, recovery, status_updates
 from .book import ExecutorState
-from .containerizer import Containerizer
+from .containers import Containerizer
 from .executor_socket import ExecutorSocket
 from .executors import Executors
 from .files import SandboxPaths

@@ -33,7 +33,7 @@ from .containerizer import session_members
 from .isolation import Usage
 
 if TYPE_CHECKING:
-    from .containerizer import Containerizer
+    from .containers import Containerizer
 
 MB = 1024 * 1024
 log = logging.getLogger(__name__)
