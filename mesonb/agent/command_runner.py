@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mesonb.executor.driver import SOCKET_ENV
+from mesonb.executor.health import start_checks
 from mesonb.executor.process import terminal_status
 from mesonb.protocol.executor import (
     ExecutorCall,
@@ -97,7 +98,7 @@ class CommandRunner:
     """Runs the single task of one command executor inside the agent."""
 
     def __init__(self, executors: Callable[[], Executors], executor: Executor,
-                 env: dict[str, str], popen: subprocess.Popen[bytes]) -> None:
+                 env: dict[str, str], popen: subprocess.Popen[bytes], cwd: str) -> None:
         self._executors = executors
         self.framework_id = executor.framework_id
         self.executor_id = executor.executor_id
@@ -117,6 +118,9 @@ class CommandRunner:
         self._sent_terminal = False
         self._pidfd: int | None = None
         self._pending: set[asyncio.Future[None]] = set()
+        self.checks: list[Any] = []
+        self.unhealthy = False
+        self.popen_cwd = cwd
         try:
             self._pidfd = os.pidfd_open(popen.pid)
             loop.add_reader(self._pidfd, self._poll)
@@ -167,13 +171,16 @@ class CommandRunner:
             framework_id=self.framework_id, subscribe=ExecutorSubscribe()), stream)  # type: ignore[arg-type]
 
     def update(self, state: TaskState, message: str | None = None,
-               reason: Reason | None = None) -> None:
+               reason: Reason | None = None, healthy: bool | None = None,
+               check_status: dict[str, Any] | None = None) -> None:
         if self.task is None or self.destroying or self._sent_terminal:
             return
         if state.terminal:
             self._sent_terminal = True
         status = TaskStatus(task_id=self.task.task_id, state=state, message=message,
-                            reason=reason, uuid=uuid.uuid4().bytes)
+                            reason=reason, uuid=uuid.uuid4().bytes, healthy=healthy)
+        if check_status is not None:
+            status.extra["check_status"] = check_status
         with contextlib.suppress(Exception):
             self._executors().update(ExecutorCall(
                 type=ExecutorCallType.UPDATE, executor_id=self.executor_id,
@@ -209,8 +216,24 @@ class CommandRunner:
             seconds = max(0.0, task.max_completion_time.nanoseconds / 1e9)
             self._deadline = asyncio.get_running_loop().call_later(
                 seconds, self._max_completion_reached)
+        self.checks = start_checks(
+            task, self.env, self.popen_cwd,
+            lambda healthy: self.update(TaskState.TASK_RUNNING, healthy=healthy,
+                                        reason=Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED),
+            self._health_kill,
+            lambda status: self.update(TaskState.TASK_RUNNING, check_status=status,
+                                       reason=Reason.REASON_TASK_CHECK_STATUS_UPDATED))
         if self._exited.done():
             self._later(self._conclude())
+
+    def _health_kill(self) -> None:
+        """The health check failed too often: kill the task (TASK_KILLED, unhealthy)."""
+        if self.kill_requested or self.task is None:
+            return
+        self.unhealthy = True
+        policy = self.task.kill_policy
+        default = shutdown_grace(self.env)
+        self._later(self.kill(policy.grace_seconds(default) if policy else default))
 
     def _kill(self, task_id: str, policy: KillPolicy | None) -> None:
         if self.task is None or task_id != self.task.task_id or self.kill_requested:
@@ -236,10 +259,12 @@ class CommandRunner:
         if self._deadline is not None:
             self._deadline.cancel()
         code = self._exited.result()
+        for checker in self.checks:
+            checker.stop()
         if not self.limited():
             state, reason, message = terminal_status(
                 code, killed=self.kill_requested, timed_out=self.timed_out)
-            self.update(state, message, reason)
+            self.update(state, message, reason, healthy=False if self.unhealthy else None)
         self.signal_group(signal.SIGKILL)  # whatever the task left in its group
         self.finished.set_result(None)
 
@@ -276,7 +301,7 @@ async def start(executors: Callable[[], Executors], executor: Executor, argv: li
     loop = asyncio.get_running_loop()
     popen = await loop.run_in_executor(SPAWNER, spawn, argv, executable, task_env(env),
                                        sandbox)
-    runner = CommandRunner(executors, executor, env, popen)
+    runner = CommandRunner(executors, executor, env, popen, str(sandbox))
     container = TaskContainer(executor.container_id, popen.pid, sandbox, None)
     container.runner = runner
 
