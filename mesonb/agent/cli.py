@@ -125,6 +125,9 @@ def add_containerizer_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--container-disk-watch-interval", type=float,
                         default=d.container_disk_watch_interval, metavar="SECONDS",
                         help="how often sandboxes are measured (%(default)s)")
+    parser.add_argument("--nvidia-gpu-devices", default=None, metavar="INDICES",
+                        help="only these GPUs (e.g. 0,2); default: every one nvidia-smi"
+                             " lists")
     parser.add_argument("--fetcher-cache-size", type=_bytes, default=d.fetcher_cache_size,
                         metavar="BYTES", help="e.g. 2GB, 500MB (%(default)s bytes)")
     parser.add_argument("--fetcher-cache-dir", default=None,
@@ -149,6 +152,7 @@ def containerizer_from_args(args: argparse.Namespace) -> ContainerizerConfig:
         container_disk_watch_interval=getattr(args, "container_disk_watch_interval",
                                               d.container_disk_watch_interval),
         fetcher_cache_size=getattr(args, "fetcher_cache_size", d.fetcher_cache_size),
+        nvidia_gpu_devices=getattr(args, "nvidia_gpu_devices", None),
         fetcher_cache_dir=getattr(args, "fetcher_cache_dir", None),
         fetcher_stall_timeout=getattr(args, "fetcher_stall_timeout", d.fetcher_stall_timeout),
     )

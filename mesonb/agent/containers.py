@@ -22,6 +22,8 @@ from mesonb.protocol.mesos import ExecutorType
 
 from .containerizer import Container, LaunchSpec, container_pids, launch
 from .fetcher import Fetcher, FetcherCache, FetchFailed, FetchURI, uris_of
+from .gpus import Gpu, GpuAllocator, device_rules, invalid_gpus, visible_env
+from .gpus import detect as detect_gpus
 from .isolation import ContainerizerConfig, Handle, Limitation, Limits, choose
 from .isolation.disk import DiskWatcher
 from .isolation.limits import container_limits
@@ -108,6 +110,9 @@ class Containerizer:
             "disk/du" in self.isolation) else None
         self.ports = PortsWatcher(self._agent_ports) if (
             "network/ports" in self.isolation) else None
+        self.gpus = GpuAllocator(detect_gpus(c.nvidia_gpu_devices))
+        if self.gpus.gpus and "gpu/nvidia" not in self.isolation:
+            self.isolation.append("gpu/nvidia")
         cache_dir = Path(c.fetcher_cache_dir) if c.fetcher_cache_dir else (
             Path(work_dir or ".") / "fetch_cache")
         self.fetcher = Fetcher(FetcherCache(cache_dir, c.fetcher_cache_size),
@@ -142,13 +147,30 @@ class Containerizer:
                      on_limitation: Callable[[Limitation], None]) -> Container:
         """Start ``executor`` inside its isolation; OSError when it cannot be started."""
         refuse_images(executor)
+        limits = self.limits(executor)
+        try:
+            gpus = self.gpus.allocate(executor.container_id, limits.gpus)
+        except ValueError as exc:
+            raise ContainerLaunchFailed(str(exc)) from None
+        spec.env.update(visible_env(gpus) if gpus else {})
+        try:
+            return await self._launch(executor, spec, on_limitation, limits, gpus)
+        except BaseException:
+            self.gpus.release(executor.container_id)
+            raise
+
+    async def _launch(self, executor: Executor, spec: LaunchSpec,
+                      on_limitation: Callable[[Limitation], None], limits: Limits,
+                      gpus: list[Gpu]) -> Container:
         try:
             await self.fetcher.fetch(uris_to_fetch(executor), spec.sandbox)
         except FetchFailed as exc:
             raise ContainerLaunchFailed(str(exc)) from None
         isolator = self.isolator
-        handle = isolator.prepare(executor.container_id, self.limits(executor))
+        handle = isolator.prepare(executor.container_id, limits)
         try:
+            if gpus:
+                isolator.restrict_devices(handle, *device_rules(gpus))
             argv, executable, joined = isolator.wrap(handle, spec.argv, spec.executable)
             if argv is not spec.argv and not _findable(
                     spec.executable or spec.argv[0], spec.env, spec.sandbox):
@@ -229,6 +251,8 @@ class Containerizer:
                       on_limitation: Callable[[Limitation], None]) -> None:
         """disk/du and network/ports for a started container."""
         handle, cid = container.handle, container.container_id
+        allocator = self.gpus
+        container.finalizers.append(lambda: allocator.release(cid))
         if handle is None:
             return
         if self.disk is not None:
@@ -252,6 +276,16 @@ class Containerizer:
         if self.executors is None:
             return []
         return list(self.executors().agent.resources.ranges.get("ports", ()))
+
+    @staticmethod
+    def invalid(task: Any) -> str | None:
+        """Why a task cannot run here at all (TASK_ERROR), e.g. fractional ``gpus``."""
+        for resource in task.resources or ():
+            if resource.get("name") == "gpus":
+                problem = invalid_gpus(float((resource.get("scalar") or {}).get("value", 0)))
+                if problem:
+                    return problem
+        return None
 
     def update(self, executor: Executor) -> None:
         """Tasks came or went: the container's limits follow (memory only rises)."""

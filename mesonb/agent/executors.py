@@ -158,6 +158,11 @@ class Executors:
         if framework is None:
             return
         task = run.task
+        invalid = self.agent.containerizer.invalid(task)  # containerizer (issue 16)
+        if invalid:
+            self._refuse(framework, [task.task_id], None, invalid, TaskState.TASK_ERROR,
+                         Reason.REASON_TASK_INVALID)
+            return
         info = run.executor or task.executor
         command_executor = info is None
         if info is None:
@@ -187,6 +192,11 @@ class Executors:
             return
         tasks = run.task_group.tasks
         ids = [t.task_id for t in tasks]
+        invalid = next(filter(None, map(self.agent.containerizer.invalid, tasks)), None)
+        if invalid:  # containerizer (issue 16)
+            self._refuse(framework, ids, None, invalid, TaskState.TASK_ERROR,
+                         Reason.REASON_TASK_GROUP_INVALID)
+            return
         info = run.executor  # the master's too (in-process): changed on a copy
         if info.type is None:
             info = dataclasses.replace(info, type=ExecutorType.DEFAULT)

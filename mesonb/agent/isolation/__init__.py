@@ -49,6 +49,7 @@ class ContainerizerConfig:
     fetcher_cache_dir: str | None = None  # default: <work_dir>/fetch_cache
     fetcher_stall_timeout: float = 60.0
     command_executor: str = "agent"  # "agent": in the agent; "process": python -m ...
+    nvidia_gpu_devices: str | None = None  # e.g. "0,2": only these GPUs
 
 
 def resolve(isolation: str) -> tuple[str, list[str]]:

@@ -86,6 +86,11 @@ class Isolator(abc.ABC):
         """A file listing the container's processes (a cgroup's), if the backend has one."""
         return None
 
+    def restrict_devices(self, handle: Handle, deny: list[str], allow: list[str]) -> bool:
+        """Let the container open only the ``allow``ed of the ``deny``ed devices (cgroup
+        ``devices`` rules); False where the backend cannot."""
+        return False
+
     def join(self, handle: Handle, pid: int) -> None:  # noqa: B027 - optional hook
         """Move ``pid`` into the container (when :meth:`wrap` could not)."""
 

@@ -206,6 +206,16 @@ class CgroupsV1(Isolator):
         procs = sorted({str(d / "cgroup.procs") for d in self._dirs(handle).values()})
         return ["/bin/sh", "-c", JOIN_SCRIPT, "mesonb-join", *procs, "--", *argv], None, True
 
+    def restrict_devices(self, handle: Handle, deny: list[str], allow: list[str]) -> bool:
+        devices = self._dirs(handle).get("devices")
+        if devices is None:
+            return False
+        for rule in deny:
+            _write(devices / "devices.deny", rule)
+        for rule in allow:
+            _write(devices / "devices.allow", rule)
+        return True
+
     def procs_file(self, handle: Handle) -> str | None:
         return str(self._dirs(handle)["memory"] / "cgroup.procs")
 
