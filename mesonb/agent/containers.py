@@ -29,6 +29,7 @@ from .isolation.disk import DiskWatcher
 from .isolation.limits import container_limits
 from .isolation.ports import PortsWatcher
 from .reaper import Reaper
+from .sandbox_gc import LogRotator, SandboxGC
 
 if TYPE_CHECKING:
     from .book import Executor
@@ -110,6 +111,10 @@ class Containerizer:
             "disk/du" in self.isolation) else None
         self.ports = PortsWatcher(self._agent_ports) if (
             "network/ports" in self.isolation) else None
+        self.gc = SandboxGC(Path(work_dir or "."), c.gc_delay, c.gc_disk_headroom,
+                            c.disk_watch_interval)
+        self.logs = LogRotator(c.logrotate_max_size, c.logrotate_max_files) if (
+            c.logrotate_max_size) else None
         self.gpus = GpuAllocator(detect_gpus(c.nvidia_gpu_devices))
         if self.gpus.gpus and "gpu/nvidia" not in self.isolation:
             self.isolation.append("gpu/nvidia")
@@ -132,6 +137,9 @@ class Containerizer:
             "fetcher_cache_size": f"{c.fetcher_cache_size}B",
             "fetcher_cache_dir": str(self.fetcher.cache.directory),
             "fetcher_stall_timeout": f"{c.fetcher_stall_timeout:g}secs",
+            "gc_delay": f"{c.gc_delay:g}secs",
+            "gc_disk_headroom": f"{c.gc_disk_headroom:g}",
+            "logrotate_max_size": f"{c.logrotate_max_size or 0}B",
         }
 
     def limits(self, executor: Executor) -> Limits:
@@ -251,8 +259,13 @@ class Containerizer:
                       on_limitation: Callable[[Limitation], None]) -> None:
         """disk/du and network/ports for a started container."""
         handle, cid = container.handle, container.container_id
-        allocator = self.gpus
+        allocator, gc, sandbox = self.gpus, self.gc, container.sandbox
         container.finalizers.append(lambda: allocator.release(cid))
+        container.finalizers.append(lambda: gc.schedule(sandbox))
+        if self.logs is not None:
+            logs = self.logs
+            logs.watch(cid, sandbox)
+            container.finalizers.append(lambda: logs.forget(cid))
         if handle is None:
             return
         if self.disk is not None:
@@ -300,4 +313,7 @@ class Containerizer:
             self.disk.close()
         if self.ports is not None:
             self.ports.close()
+        if self.logs is not None:
+            self.logs.close()
+        self.gc.close()
         self.reaper.close()
