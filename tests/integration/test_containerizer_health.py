@@ -39,6 +39,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def ended(updates: list[Any]) -> bool:
+    return bool(updates) and updates[-1].status.state.terminal
+
+
 async def acked_updates(m: Any, task_id: str, predicate: Any, acked: set[bytes]) -> list[Any]:
     def step() -> list[Any] | None:
         updates = m.updates(task_id)
@@ -81,15 +85,14 @@ def test_health_checks_and_checks(tmp_path: Path, checkpoint: bool) -> None:
         doomed.extra["health_check"] = {"type": "TCP", "tcp": {"port": free_port()},
                                         "consecutive_failures": 2, **FAST}
         m.run_task(doomed, framework)
-        updates = await acked_updates(m, "doomed", lambda us: bool(us) and us[-1].status.state.terminal,
-                                      set())
+        updates = await acked_updates(m, "doomed", ended, set())
         unhealthy = [u.status for u in updates if u.status.healthy is False
                      and u.status.state is TaskState.TASK_RUNNING]
         assert len(unhealthy) >= 2
         final = updates[-1].status
         assert final.state is TaskState.TASK_KILLED and final.healthy is False
         m.kill("healthy")
-        await acked_updates(m, "healthy", lambda us: bool(us) and us[-1].status.state.terminal, acked)
+        await acked_updates(m, "healthy", ended, acked)
 
     async def main() -> None:
         async with Harness(tmp_path, ContainerizerConfig()) as harness:
@@ -108,13 +111,11 @@ def test_an_unhealthy_task_of_a_group_is_killed_with_its_group(tmp_path: Path) -
                                       "consecutive_failures": 2, **FAST}
         m.run_group([sick, other], ExecutorInfo.from_json(
             {"executor_id": {"value": "pod"}, "type": "DEFAULT"}))
-        updates = await acked_updates(m, "sick", lambda us: bool(us)
-                                      and us[-1].status.state.terminal, set())
+        updates = await acked_updates(m, "sick", ended, set())
         assert sum(u.status.healthy is False for u in updates) >= 2
         assert updates[-1].status.state is TaskState.TASK_KILLED
         assert updates[-1].status.healthy is False
-        others = await acked_updates(m, "other", lambda us: bool(us)
-                                     and us[-1].status.state.terminal, set())
+        others = await acked_updates(m, "other", ended, set())
         assert others[-1].status.state is TaskState.TASK_KILLED
 
     async def main() -> None:

@@ -31,7 +31,7 @@ def test_logs_rotate_and_sandboxes_are_collected(tmp_path: Path) -> None:
         await m.until(lambda: (sandbox / "stdout.1").exists())
         rotated = (sandbox / "stdout.1").read_text()
         assert rotated and len(rotated) >= 500
-        path = quote(f"/frameworks/fw-1/executors/chatty/runs/latest/stdout")
+        path = quote("/frameworks/fw-1/executors/chatty/runs/latest/stdout")
 
         async def live() -> str:
             body = (await h.http(f"/files/read?path={path}&offset=0&length=100000")).body
