@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
+import os
 import sys
 import tempfile
 import time
@@ -80,18 +82,21 @@ class Launcher:
             self.done.set()
 
 
-def container_cgroups(agent_pid: int, root: str = "mesonb") -> list[Path]:
-    """The agent's container cgroups that still exist (cgroups v1)."""
-    found = mounts()
-    own = own_cgroups(f"/proc/{agent_pid}/cgroup")
-    out: list[Path] = []
-    for controller, (mount, mount_root) in found.items():
+def cgroup_roots(pid: int, root: str) -> list[Path]:
+    """The agent's ``--cgroups-root`` directory in each v1 hierarchy."""
+    own = own_cgroups(f"/proc/{pid}/cgroup")
+    out = []
+    for controller, (mount, mount_root) in mounts().items():
         path = own.get(controller, "/")
-        base = mount / Path(path).relative_to(mount_root) / root if path.startswith(
-            mount_root) else mount / root
-        if base.is_dir():
-            out += [p for p in base.iterdir() if p.is_dir()]
+        relative = os.path.relpath(path, mount_root) if path.startswith(mount_root) else "."
+        out.append((mount if relative == "." else mount / relative) / root)
     return out
+
+
+def container_cgroups(pid: int, root: str) -> list[Path]:
+    """The agent's container cgroups that still exist (cgroups v1)."""
+    return [p for base in cgroup_roots(pid, root) if base.is_dir()
+            for p in base.iterdir() if p.is_dir()]
 
 
 async def wait(condition: Any, timeout: float, step: float = 0.02) -> float | None:
@@ -103,19 +108,18 @@ async def wait(condition: Any, timeout: float, step: float = 0.02) -> float | No
     return None
 
 
-def agent_done(url: str, count: int) -> bool:
+def agent_done(url: str) -> bool:
+    """Every executor completed: each task's terminal update was acknowledged."""
     state = get_json(url + "/state", timeout=30)
-    live = sum(len(e["tasks"]) for f in state["frameworks"] for e in f["executors"])
-    return live == 0 and sum(
-        len(e["completed_tasks"]) for f in state["frameworks"] + state["completed_frameworks"]
-        for e in f["executors"] + f["completed_executors"]) >= count
+    return not any(f["executors"] for f in state["frameworks"])
 
 
 async def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-launch-") as tmp:
+        root = f"bench-launch-{os.getpid()}"
         cluster = ProcessCluster(
             Path(tmp), agents=1, agent_resources="cpus:64;mem:65536;disk:100000",
-            agent_args=["--isolation", args.isolation])
+            agent_args=["--isolation", args.isolation, "--cgroups-root", root])
         cluster.start()
         launcher = Launcher(args.tasks)
         driver = SchedulerDriver(cluster.address, {"user": getpass.getuser(),
@@ -125,15 +129,16 @@ async def main(args: argparse.Namespace) -> int:
             await driver.start()
             cpu = {name: psutil.Process(d.proc.pid) for name, d in
                    (("master", cluster.master), ("agent", cluster.agents[0]))}
+            cpu["framework"] = psutil.Process()
             before = {name: sum(p.cpu_times()[:2]) for name, p in cpu.items()}
             await asyncio.wait_for(launcher.done.wait(), args.timeout)
             used = {name: sum(p.cpu_times()[:2]) - before[name] for name, p in cpu.items()}
             assert launcher.launched_at is not None
             t0 = launcher.launched_at
             agent = cluster.agents[0]
-            acked = await wait(lambda: agent_done(agent.url, args.tasks), 120, 0.1)
+            acked = await wait(lambda: agent_done(agent.url), 120, 0.1)
             pid = agent.proc.pid
-            removed = await wait(lambda: not container_cgroups(pid), 120)
+            removed = await wait(lambda: not container_cgroups(pid, root), 120)
             running = (launcher.all_running_at or launcher.all_finished_at or t0) - t0
             finished = (launcher.all_finished_at or t0) - t0
             print(f"tasks: {args.tasks} ({len(launcher.finished)} finished,"
@@ -153,6 +158,9 @@ async def main(args: argparse.Namespace) -> int:
         finally:
             await driver.stop(teardown=True)
             cluster.stop()
+            for base in cgroup_roots(os.getpid(), root):  # the agent was our child: same cgroups
+                with contextlib.suppress(OSError):
+                    base.rmdir()
 
 
 if __name__ == "__main__":

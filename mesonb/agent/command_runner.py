@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from .executors import Executors
 
 log = logging.getLogger(__name__)
-SPAWNER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mesonb-spawn")
+SPAWNER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mesonb-spawn")
 
 
 def shutdown_grace(env: dict[str, str], default: float = 5.0) -> float:

@@ -11,6 +11,7 @@ destroy, recovery) is :mod:`.containerizer`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import Callable, Mapping
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mesonb.executor.process import command_argv, task_environment, task_ports
 from mesonb.protocol.mesos import ExecutorType
 
+from .command_runner import SPAWNER
 from .containerizer import Container, LaunchSpec, container_pids, launch
 from .fetcher import Fetcher, FetcherCache, FetchFailed, FetchURI, uris_of
 from .gpus import Gpu, GpuAllocator, device_rules, invalid_gpus, visible_env
@@ -175,7 +177,9 @@ class Containerizer:
         except FetchFailed as exc:
             raise ContainerLaunchFailed(str(exc)) from None
         isolator = self.isolator
-        handle = isolator.prepare(executor.container_id, limits)
+        # Making cgroups is the kernel's slowest step of a launch: off the event loop.
+        handle = await asyncio.get_running_loop().run_in_executor(
+            SPAWNER, isolator.prepare, executor.container_id, limits)
         try:
             if gpus:
                 isolator.restrict_devices(handle, *device_rules(gpus))

@@ -106,6 +106,19 @@ def _keyed(text: str, wanted: tuple[str, ...] | None = None) -> dict[str, int]:
     return out
 
 
+def _remove_all(paths: list[Path]) -> list[Path]:
+    """rmdir each cgroup; those that are still busy."""
+    busy = []
+    for path in paths:
+        try:
+            path.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            busy.append(path)
+    return busy
+
+
 class CgroupsV1(Isolator):
     """The cgroups v1 backend (see the module docstring)."""
 
@@ -321,7 +334,9 @@ class CgroupsV1(Isolator):
                 with contextlib.suppress(OSError):
                     _write(freezer / "freezer.state", "THAWED")
             await asyncio.sleep(0.005)
-        for path in sorted(set(dirs.values())):
+        remaining = await asyncio.get_running_loop().run_in_executor(
+            None, _remove_all, sorted(set(dirs.values())))  # off the event loop
+        for path in remaining:
             for attempt in range(50):
                 try:
                     path.rmdir()
