@@ -27,6 +27,9 @@ from .isolation import Handle, Isolator
 
 log = logging.getLogger(__name__)
 
+# Containerizers that re-attach the isolation of a recovered container (True when one did).
+ADOPTERS: list[Callable[[Container], bool]] = []
+
 
 @dataclass
 class LaunchSpec:
@@ -174,7 +177,11 @@ def recover(container_id: str, pid: int, sandbox: Path) -> Container | None:
         with contextlib.suppress(OSError):
             pidfd = os.pidfd_open(pid)
     log.info("recovered container %s: pid %d", container_id, pid)
-    return Container(container_id, pid, sandbox, None, _pidfd=pidfd)
+    container = Container(container_id, pid, sandbox, None, _pidfd=pidfd)
+    for adopt in ADOPTERS:  # an agent's containerizer takes its isolation back
+        if adopt(container):
+            break
+    return container
 
 
 def orphans(root: Path, known: set[int]) -> list[int]:

@@ -22,7 +22,7 @@ from mesonb.executor.process import command_argv, task_environment, task_ports
 from mesonb.protocol.mesos import ExecutorType
 
 from .command_runner import SPAWNER
-from .containerizer import Container, LaunchSpec, container_pids, launch
+from .containerizer import ADOPTERS, Container, LaunchSpec, container_pids, launch
 from .fetcher import Fetcher, FetcherCache, FetchFailed, FetchURI, uris_of
 from .gpus import Gpu, GpuAllocator, device_rules, invalid_gpus, visible_env
 from .gpus import detect as detect_gpus
@@ -118,6 +118,8 @@ class Containerizer:
         self.logs = LogRotator(c.logrotate_max_size, c.logrotate_max_files) if (
             c.logrotate_max_size) else None
         self.gpus = GpuAllocator(detect_gpus(c.nvidia_gpu_devices))
+        self.work_dir = Path(work_dir or ".").resolve()
+        ADOPTERS.append(self._adopt)
         if self.gpus.gpus and "gpu/nvidia" not in self.isolation:
             self.isolation.append("gpu/nvidia")
         cache_dir = Path(c.fetcher_cache_dir) if c.fetcher_cache_dir else (
@@ -311,7 +313,29 @@ class Containerizer:
             assert container.isolator is not None
             container.isolator.update(container.handle, self.limits(executor))
 
+    def _adopt(self, container: Container) -> bool:
+        """A container recovered from an earlier run of this agent: watch its cgroups
+        again (at its memory limit, it waited for us)."""
+        if self.work_dir not in container.sandbox.resolve().parents:
+            return False
+        handle = self.isolator.adopt(container.container_id, container.pid)
+        if handle is None:
+            return False
+        container.isolator, container.handle = self.isolator, handle
+        cid = container.container_id
+        self.isolator.watch(handle, container.pid, lambda lim: self._limited(cid, lim))
+        return True
+
+    def _limited(self, container_id: str, limitation: Limitation) -> None:
+        executors = self.executors() if self.executors is not None else None
+        for executor in executors.all_executors() if executors is not None else ():
+            if executor.container_id == container_id:
+                executors._limited(executor, limitation)  # type: ignore[union-attr]
+                return
+
     def close(self) -> None:
+        if self._adopt in ADOPTERS:
+            ADOPTERS.remove(self._adopt)
         self.isolator.close()
         if self.disk is not None:
             self.disk.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_peer import MACHINE, AgentHarness, command_task, new_id
+from agent_peer import MACHINE, AgentHarness, command_task, framework_info, new_id
 
 from mesonb.agent import Agent
 from mesonb.agent.isolation import ContainerizerConfig
@@ -95,12 +95,14 @@ HOG = (f"{sys.executable} -c \"import time; open('started', 'w').write(repr(time
        " b = bytearray(300 * 2**20); time.sleep(60)\"")
 
 
-async def memory_limit_kills_only_the_hog(h: AgentHarness) -> list[str]:
+async def memory_limit_kills_only_the_hog(h: AgentHarness, checkpoint: bool = False
+                                          ) -> list[str]:
     m = h.master
+    framework = framework_info(checkpoint=checkpoint)  # checkpoint: an executor process
     neighbour, hog = new_id("neighbour"), new_id("hog")
-    m.run_task(task(neighbour, "sleep 60"))
+    m.run_task(task(neighbour, "sleep 60"), framework)
     await reach(m, neighbour, TaskState.TASK_RUNNING)
-    m.run_task(task(hog, HOG, mem=48))  # + the command executor's 32 MB
+    m.run_task(task(hog, HOG, mem=48), framework)  # + the command executor's 32 MB
     failed = await m.terminal(hog)
     seen = time.time()
     status = failed.status
@@ -124,12 +126,13 @@ async def memory_limit_kills_only_the_hog(h: AgentHarness) -> list[str]:
 
 
 @needs_v1
-def test_cgroups_v1_memory_limit(tmp_path: Path) -> None:
+@pytest.mark.parametrize("checkpoint", [False, True], ids=["in-agent", "executor"])
+def test_cgroups_v1_memory_limit(tmp_path: Path, checkpoint: bool) -> None:
     async def body(h: AgentHarness) -> None:
         assert h.agent.containerizer.isolator.name == "cgroups v1"
         state = json.loads((await h.http("/state")).body)
         assert state["flags"]["isolation"].startswith("cgroups/cpu,cgroups/mem,cgroups/pids")
-        containers = await memory_limit_kills_only_the_hog(h)
+        containers = await memory_limit_kills_only_the_hog(h, checkpoint)
         # The cgroups are gone once their containers were destroyed.
         bases = h.agent.containerizer.isolator.bases.values()
         await h.master.until(lambda: not any((b / c).exists() for b in bases for c in containers))

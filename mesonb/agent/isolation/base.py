@@ -94,6 +94,11 @@ class Isolator(abc.ABC):
     def join(self, handle: Handle, pid: int) -> None:  # noqa: B027 - optional hook
         """Move ``pid`` into the container (when :meth:`wrap` could not)."""
 
+    def adopt(self, container_id: str, pid: int) -> Handle | None:
+        """The isolation an earlier agent run made for a container still running (None
+        when there is none to take back)."""
+        return None
+
     @abc.abstractmethod
     def watch(self, handle: Handle, pid: int, on_limitation: OnLimitation) -> None:
         """Start enforcing: call ``on_limitation`` once when a limit is passed."""

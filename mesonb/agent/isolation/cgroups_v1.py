@@ -212,6 +212,21 @@ class CgroupsV1(Isolator):
             _write(dirs["pids"] / "pids.max", str(limits.pids))
         handle.limits = limits
 
+    def adopt(self, container_id: str, pid: int) -> Handle | None:
+        dirs = {c: base / container_id for c, base in self.bases.items()
+                if (base / container_id).is_dir()}
+        if "memory" not in dirs or "cpu" not in dirs:
+            return None
+        memory = dirs["memory"]
+        limit = int(_read(memory / "memory.limit_in_bytes", "0") or 0)
+        shares = int(_read(dirs["cpu"] / "cpu.shares", "1024") or 1024)
+        limits = Limits(cpus=shares / 1024, mem_mb=limit / (1 << 20) if limit < 1 << 60
+                        else None)
+        handle = Handle(container_id, limits)
+        handle.extra["dirs"] = dirs
+        log.info("container %s: took its cgroups back", container_id)
+        return handle
+
     def wrap(self, handle: Handle, argv: list[str], executable: str | None
              ) -> tuple[list[str], str | None, bool]:
         if executable is not None and argv and executable != argv[0]:
@@ -249,7 +264,9 @@ class CgroupsV1(Isolator):
             os.close(ofd)
             raise
         handle.extra.update(efd=efd, ofd=ofd)
-        asyncio.get_running_loop().add_reader(efd, self._oom_event, handle)
+        loop = asyncio.get_running_loop()
+        loop.add_reader(efd, self._oom_event, handle)
+        loop.call_soon(self._oom_event, handle)  # already at its limit (adopted): act now
 
     def _oom_event(self, handle: Handle) -> None:
         efd = handle.extra.get("efd")
