@@ -46,7 +46,7 @@ from mesonb.protocol.mesos import AgentInfo, TaskStatus
 from mesonb.security import tokens
 
 from . import checkpoint, recovery, status_updates, views
-from .containerizer import Containerizer
+from .containers import Containerizer
 from .executor_socket import ExecutorSocket
 from .executors import Executors
 from .files import SandboxPaths
@@ -124,8 +124,10 @@ class Agent:
         self.port = config.port
         self.registered = False
         self.master_hostname: str | None = None
-        self.containerizer = Containerizer(containerizer_config, config.work_dir)  # issue 16
-        self.monitor = ResourceMonitor()
+        self.containerizer = Containerizer(  # containerizer (issue 16)
+            containerizer_config, config.work_dir, lambda: self.executors,
+            lambda: list(self.resources.ranges.get("ports", ())))
+        self.monitor = ResourceMonitor(self.containerizer)
         self.status_updates = status_updates.StatusUpdateManager(
             config.status_update_retry_min, config.status_update_retry_max)
         self.metrics: dict[str, int] = {
@@ -176,7 +178,8 @@ class Agent:
             forget_updates=self.forget_framework_updates,
             token_key=tokens.agent_key(Path(self.config.work_dir) / "executor-token.key"),
             launch_container=self.containerizer.launch,
-            executor_changed=self.containerizer.update)
+            executor_changed=self.containerizer.update,
+            invalid_task=self.containerizer.invalid)
 
     # -- life cycle -----------------------------------------------------------------
     @property

@@ -105,6 +105,23 @@ def _bytes(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a size such as 2GB, not {text!r}") from None
 
 
+DURATIONS = {"weeks": 604800, "days": 86400, "hrs": 3600, "mins": 60, "secs": 1, "ms": 0.001,
+             "w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _seconds(text: str) -> float:
+    """Mesos durations ("1weeks", "30secs") or plain seconds."""
+    value = text.strip().lower()
+    for unit, factor in DURATIONS.items():
+        if value.endswith(unit) and value[: -len(unit)].replace(".", "", 1).isdigit():
+            return float(value[: -len(unit)]) * factor
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 1weeks, not {text!r}"
+                                         ) from None
+
+
 def add_containerizer_flags(parser: argparse.ArgumentParser) -> None:
     """The containerizer's flags (Mesos's names with dashes)."""
     d = ContainerizerConfig()
@@ -131,6 +148,23 @@ def add_containerizer_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--container-disk-watch-interval", type=float,
                         default=d.container_disk_watch_interval, metavar="SECONDS",
                         help="how often sandboxes are measured (%(default)s)")
+    parser.add_argument("--nvidia-gpu-devices", default=None, metavar="INDICES",
+                        help="only these GPUs (e.g. 0,2); default: every one nvidia-smi"
+                             " lists")
+    parser.add_argument("--gc-delay", type=_seconds, default=d.gc_delay, metavar="DURATION",
+                        help="how long finished sandboxes are kept, e.g. 1weeks, 2days,"
+                             " 3600 (%(default)s s)")
+    parser.add_argument("--gc-disk-headroom", type=float, default=d.gc_disk_headroom,
+                        help="free disk fraction kept; fuller disks prune sooner"
+                             " (%(default)s)")
+    parser.add_argument("--disk-watch-interval", type=_seconds,
+                        default=d.disk_watch_interval, metavar="DURATION",
+                        help="how often the disk's fill is checked for GC (%(default)s s)")
+    parser.add_argument("--logrotate-max-size", type=_bytes, default=d.logrotate_max_size,
+                        metavar="BYTES", help="rotate stdout/stderr past this size; 0: never"
+                                              " (%(default)s)")
+    parser.add_argument("--logrotate-max-files", type=int, default=d.logrotate_max_files,
+                        metavar="N", help="rotated copies kept (%(default)s)")
     parser.add_argument("--fetcher-cache-size", type=_bytes, default=d.fetcher_cache_size,
                         metavar="BYTES", help="e.g. 2GB, 500MB (%(default)s bytes)")
     parser.add_argument("--fetcher-cache-dir", default=None,
@@ -155,6 +189,12 @@ def containerizer_from_args(args: argparse.Namespace) -> ContainerizerConfig:
         container_disk_watch_interval=getattr(args, "container_disk_watch_interval",
                                               d.container_disk_watch_interval),
         fetcher_cache_size=getattr(args, "fetcher_cache_size", d.fetcher_cache_size),
+        nvidia_gpu_devices=getattr(args, "nvidia_gpu_devices", None),
+        gc_delay=getattr(args, "gc_delay", d.gc_delay),
+        gc_disk_headroom=getattr(args, "gc_disk_headroom", d.gc_disk_headroom),
+        disk_watch_interval=getattr(args, "disk_watch_interval", d.disk_watch_interval),
+        logrotate_max_size=getattr(args, "logrotate_max_size", d.logrotate_max_size) or None,
+        logrotate_max_files=getattr(args, "logrotate_max_files", d.logrotate_max_files),
         fetcher_cache_dir=getattr(args, "fetcher_cache_dir", None),
         fetcher_stall_timeout=getattr(args, "fetcher_stall_timeout", d.fetcher_stall_timeout),
     )

@@ -5,11 +5,9 @@ This is Mesos's POSIX launcher in miniature. Each executor runs in a new session
 own process groups included — stays in that session unless it calls ``setsid`` itself.
 Destroying a container kills every process of the session, so nothing is left behind.
 
-Limits come from the isolation backend chosen when the agent starts
-(:mod:`mesonb.agent.isolation`): :class:`Containerizer` prepares a container's cgroups (or
-its posix monitor) before the executor starts, starts the executor already inside them,
-raises the limits as tasks arrive, reports a :class:`~.isolation.Limitation` to the agent,
-and removes the cgroups once everything in the container is dead.
+A container may also carry its isolation (``isolator`` and ``handle``, set by
+:class:`mesonb.agent.containers.Containerizer`): its processes are then its cgroup's, and
+once it has exited :meth:`Container.cleanup` kills what is left and removes the cgroups.
 """
 
 from __future__ import annotations
@@ -18,25 +16,19 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from mesonb.protocol.mesos import ExecutorType
-
-from .fetcher import Fetcher, FetcherCache, FetchFailed, FetchURI, uris_of
-from .isolation import ContainerizerConfig, Handle, Isolator, Limitation, Limits, choose
-from .isolation.limits import container_limits
-
-if TYPE_CHECKING:
-    from .book import Executor
+from .isolation import Handle, Isolator
 
 log = logging.getLogger(__name__)
+
+# Containerizers that re-attach the isolation of a recovered container (True when one did).
+ADOPTERS: list[Callable[[Container], bool]] = []
 
 
 @dataclass
@@ -69,6 +61,7 @@ class Container:
     isolator: Isolator | None = field(default=None, repr=False)
     handle: Handle | None = field(default=None, repr=False)
     _cleanup: asyncio.Future[None] | None = field(default=None, repr=False)
+    finalizers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @property
     def running(self) -> bool:
@@ -97,6 +90,8 @@ class Container:
         if self.isolator is None or self.handle is None:
             return
         if self._cleanup is None:
+            for finalize in self.finalizers:
+                finalize()
             self._cleanup = asyncio.ensure_future(self.isolator.destroy(self.handle))
         await asyncio.shield(self._cleanup)
 
@@ -106,8 +101,17 @@ class Container:
             os.killpg(self.pid, sig)
 
     def kill_session(self, sig: int = signal.SIGKILL) -> int:
-        """Send ``sig`` to every process of the container's session; how many were hit."""
-        return kill_session(self.pid, sig)
+        """Send ``sig`` to every process of the container (its cgroup's, else its
+        session's); how many were hit."""
+        if self.isolator is None or self.handle is None or \
+                self.isolator.procs_file(self.handle) is None:
+            return kill_session(self.pid, sig)
+        hit = 0
+        for pid in container_pids(self):  # a removed cgroup: everything in it is dead
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+                hit += 1
+        return hit
 
 
 def session_members(sid: int) -> list[int]:
@@ -173,7 +177,11 @@ def recover(container_id: str, pid: int, sandbox: Path) -> Container | None:
         with contextlib.suppress(OSError):
             pidfd = os.pidfd_open(pid)
     log.info("recovered container %s: pid %d", container_id, pid)
-    return Container(container_id, pid, sandbox, None, _pidfd=pidfd)
+    container = Container(container_id, pid, sandbox, None, _pidfd=pidfd)
+    for adopt in ADOPTERS:  # an agent's containerizer takes its isolation back
+        if adopt(container):
+            break
+    return container
 
 
 def orphans(root: Path, known: set[int]) -> list[int]:
@@ -242,6 +250,9 @@ async def launch(container_id: str, spec: LaunchSpec) -> Container:
 
 async def destroy(container: Container, timeout: float = 5.0) -> int | None:
     """SIGKILL the whole container and reap the executor; its return code."""
+    runner = getattr(container, "runner", None)
+    if runner is not None:  # an in-agent command executor (command_runner)
+        runner.stop()
     container.kill_session(signal.SIGKILL)
     await container.cleanup()
     if container.running:
@@ -255,136 +266,14 @@ async def destroy(container: Container, timeout: float = 5.0) -> int | None:
     return container.returncode
 
 
-IMAGES_UNSUPPORTED = "container images are not supported by this agent"
-
-
-class ContainerLaunchFailed(OSError):
-    """A container that this agent refuses or fails to set up (the tasks get TASK_FAILED
-    with REASON_CONTAINER_LAUNCH_FAILED and this message)."""
-
-
-def image_of(container: Any) -> str | None:
-    """The image a ``ContainerInfo`` (raw JSON) asks for: any DOCKER container, or a MESOS
-    one with an ``image``; None when it runs on the host."""
-    if not isinstance(container, dict):
-        return None
-    kind = container.get("type")
-    if kind == "DOCKER" or kind == 2:
-        docker = container.get("docker") or {}
-        return str(docker.get("image") or "a Docker container")
-    mesos = container.get("mesos") or {}
-    image = mesos.get("image") if isinstance(mesos, dict) else None
-    if not image:
-        return None
-    if isinstance(image, dict):
-        inner = image.get(str(image.get("type", "")).lower())
-        if isinstance(inner, dict) and inner.get("name"):
-            return str(inner["name"])
-    return str(image)
-
-
-def refuse_images(executor: Executor) -> None:
-    """ContainerLaunchFailed when the executor or one of its tasks names an image: never
-    run such a task on the host as if it had none."""
-    infos = [executor.info.extra.get("container"),
-             *(t.info.extra.get("container") for t in executor.tasks())]
-    for container in infos:
-        image = image_of(container)
-        if image is not None:
-            raise ContainerLaunchFailed(f"{IMAGES_UNSUPPORTED} (asked for {image})")
-
-
-def uris_to_fetch(executor: Executor) -> list[FetchURI]:
-    """What the fetcher gets for a new container: the executor's command URIs, and for
-    the agent's own executors (command, default) those of their tasks' commands."""
-    commands = [executor.info.command]
-    if executor.command_executor or executor.info.type is ExecutorType.DEFAULT:
-        commands += [t.info.command for t in executor.tasks()]
+def container_pids(container: Container) -> list[int]:
+    """The processes of ``container``: its cgroup's, else its session's."""
+    procs = container.isolator.procs_file(container.handle) if (
+        container.isolator is not None and container.handle is not None) else None
+    if procs is None:
+        return session_members(container.pid)
     try:
-        return uris_of(c for c in commands if c is not None)
-    except FetchFailed as exc:
-        raise ContainerLaunchFailed(str(exc)) from None
-
-
-def _findable(name: str, env: dict[str, str], cwd: Path) -> bool:
-    """Whether ``exec`` would find ``name`` (so a missing command still fails the launch
-    rather than the shell that joins the cgroups)."""
-    if os.sep in name:
-        path = cwd / name
-        return path.is_file() and os.access(path, os.X_OK)
-    return shutil.which(name, path=env.get("PATH", os.defpath)) is not None
-
-
-class Containerizer:
-    """One agent's containers: the isolation backend and the limits of each container."""
-
-    def __init__(self, config: ContainerizerConfig | None = None,
-                 work_dir: Path | None = None) -> None:
-        self.config = c = config or ContainerizerConfig()
-        self.isolator, self.isolation = choose(c)
-        cache_dir = Path(c.fetcher_cache_dir) if c.fetcher_cache_dir else (
-            Path(work_dir or ".") / "fetch_cache")
-        self.fetcher = Fetcher(FetcherCache(cache_dir, c.fetcher_cache_size),
-                               c.fetcher_stall_timeout)
-
-    def flags(self) -> dict[str, str]:
-        """The containerizer's entries of the agent's ``/flags`` (Mesos's names)."""
-        c = self.config
-        return {
-            "isolation": ",".join(self.isolation),
-            "launcher": "linux" if self.isolator.name.startswith("cgroups") else "posix",
-            "cgroups_root": c.cgroups_root,
-            "cgroups_enable_cfs": str(c.cgroups_enable_cfs).lower(),
-            "enforce_container_disk_quota": str(c.enforce_container_disk_quota).lower(),
-            "container_disk_watch_interval": f"{c.container_disk_watch_interval:g}secs",
-            "isolation_backend": self.isolator.name,
-            "fetcher_cache_size": f"{c.fetcher_cache_size}B",
-            "fetcher_cache_dir": str(self.fetcher.cache.directory),
-            "fetcher_stall_timeout": f"{c.fetcher_stall_timeout:g}secs",
-        }
-
-    def limits(self, executor: Executor) -> Limits:
-        """The limits of ``executor``'s container: its resources plus its live tasks'."""
-        tasks = [(t.resources, t.info.extra.get("limits"))
-                 for t in executor.tasks() if not t.state.terminal]
-        c = self.config
-        return container_limits(executor.resources, tasks, enable_cfs=c.cgroups_enable_cfs,
-                                pids_max=c.container_pids_limit,
-                                enforce_disk=c.enforce_container_disk_quota)
-
-    async def launch(self, executor: Executor, spec: LaunchSpec,
-                     on_limitation: Callable[[Limitation], None]) -> Container:
-        """Start ``executor`` inside its isolation; OSError when it cannot be started."""
-        refuse_images(executor)
-        try:
-            await self.fetcher.fetch(uris_to_fetch(executor), spec.sandbox)
-        except FetchFailed as exc:
-            raise ContainerLaunchFailed(str(exc)) from None
-        isolator = self.isolator
-        handle = isolator.prepare(executor.container_id, self.limits(executor))
-        try:
-            argv, executable, joined = isolator.wrap(handle, spec.argv, spec.executable)
-            if argv is not spec.argv and not _findable(
-                    spec.executable or spec.argv[0], spec.env, spec.sandbox):
-                raise FileNotFoundError(
-                    f"No such file or directory: {spec.executable or spec.argv[0]!r}")
-            wrapped = LaunchSpec(argv, spec.env, spec.sandbox, executable)
-            container = await launch(executor.container_id, wrapped)
-            container.isolator, container.handle = isolator, handle
-            if not joined:
-                isolator.join(handle, container.pid)
-            isolator.watch(handle, container.pid, on_limitation)
-        except BaseException:
-            await isolator.destroy(handle)
-            raise
-        return container
-
-    def update(self, executor: Executor) -> None:
-        """Tasks came or went: the container's limits follow (memory only rises)."""
-        container = executor.container
-        if container is not None and container.handle is not None and container.running:
-            assert container.isolator is not None
-            container.isolator.update(container.handle, self.limits(executor))
-
-    def close(self) -> None:
-        self.isolator.close()
+        with open(procs) as f:
+            return [int(p) for p in f.read().split()]
+    except (OSError, ValueError):
+        return []

@@ -81,6 +81,11 @@ class MasterCommands:
         if framework is None:
             return
         task = run.task
+        invalid = self.host.invalid_task(task) if self.host.invalid_task else None
+        if invalid:
+            self._refuse(framework, [task.task_id], None, invalid, TaskState.TASK_ERROR,
+                         Reason.REASON_TASK_INVALID)
+            return
         info = run.executor or task.executor
         command_executor = info is None
         if info is None:
@@ -105,6 +110,12 @@ class MasterCommands:
             return
         tasks = run.task_group.tasks
         ids = [t.task_id for t in tasks]
+        check = self.host.invalid_task
+        invalid = next(filter(None, map(check, tasks)), None) if check else None
+        if invalid:
+            self._refuse(framework, ids, None, invalid, TaskState.TASK_ERROR,
+                         Reason.REASON_TASK_GROUP_INVALID)
+            return
         info = run.executor  # the master's too (in-process): changed on a copy
         if info.type is None:
             info = dataclasses.replace(info, type=ExecutorType.DEFAULT)

@@ -219,17 +219,17 @@ class ExecutorApiHandler(BaseHandler):
 
     agent: AgentSide
     stream: EventStream | None = None
-    principal: Principal = None
+    executor_principal: Principal = None  # (framework, executor) of a container's token
 
     def prepare(self) -> None:
-        self.principal = self.agent.executors.authenticate(
+        self.executor_principal = self.agent.executors.authenticate(
             self.request.headers.get("Authorization")
         )
 
     async def post(self) -> None:
         self.require_json_body()
         calls = parse_calls(self.request.body)
-        authorize(self.principal, calls)
+        authorize(self.executor_principal, calls)
         if not isinstance(calls, list) and calls.type is ExecutorCallType.SUBSCRIBE:
             self.require_json_accept((RECORDIO,))
             stream = EventStream(_HandlerSink(self, lambda: stream.mark_closed()))

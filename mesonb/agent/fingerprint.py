@@ -8,8 +8,8 @@ agent started without ``--resources``:
 * ``disk``  the work dir's filesystem size - 5 GB when ≥ 10 GB, else half (MB);
 * ``ports`` ``[31000-32000]``.
 
-Names given in ``--resources`` win; the others are filled in from detection. GPUs are
-not detected yet (see :func:`detect_gpus`).
+Names given in ``--resources`` win; the others are filled in from detection, GPUs with
+``nvidia-smi`` (:mod:`mesonb.agent.gpus`).
 """
 
 from __future__ import annotations
@@ -87,11 +87,10 @@ def merge_resources(given: Resources | None, detected: Resources) -> Resources:
 
 
 def detect_gpus() -> int:
-    """GPU detection is a later issue (nvidia-smi / NVML); until then an agent has none.
+    """How many NVIDIA GPUs ``nvidia-smi`` lists (:mod:`mesonb.agent.gpus`); 0 without it."""
+    from .gpus import detect
 
-    Operators can still advertise GPUs with ``--resources "gpus:N"``.
-    """
-    return 0
+    return len(detect())
 
 
 def detect_machine(work_dir: Path) -> Machine:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mesonb.clock import Clock
 from mesonb.config import AgentConfig
 from mesonb.protocol.agent import AgentCall
-from mesonb.protocol.mesos import AgentInfo, TaskStatus
+from mesonb.protocol.mesos import AgentInfo, TaskInfo, TaskStatus
 
 from .recovery import RecoveryConfig
 
@@ -61,3 +61,6 @@ class Host:
     token_key: bytes | None = None  # signs executors' per-container tokens (HMAC)
     launch_container: LaunchContainer | None = None
     executor_changed: Callable[[Executor], None] | None = None  # its tasks changed
+    # What the containerizer cannot run (an image, ports outside the offer, fractional
+    # gpus, ...): the reason, or None; such a task gets TASK_ERROR before any launch.
+    invalid_task: Callable[[TaskInfo], str | None] | None = None

@@ -63,12 +63,22 @@ class MetricsHandler(BaseHandler):
 
 
 class MonitorHandler(BaseHandler):
-    """``/monitor/statistics``: measured usage of each running executor (psutil)."""
+    """``/monitor/statistics``: measured usage of each running executor."""
 
     agent: Agent
 
     def get(self) -> None:
         self.write_jsonp_or_json(self.agent.monitor_statistics())
+
+
+class ContainersHandler(BaseHandler):
+    """``/containers``: each running container, its ids and measured usage (Mesos)."""
+
+    agent: Agent
+
+    def get(self) -> None:
+        self.write_jsonp_or_json(self.agent.monitor.containers(
+            self.agent.executors.all_executors()))
 
 
 def make_app(agent: Agent, security: Security) -> SlashCollapsingApplication:
@@ -88,6 +98,7 @@ def make_app(agent: Agent, security: Security) -> SlashCollapsingApplication:
         (r"/metrics/snapshot", metrics.MetricsHandler, kw),
         (r"/metrics/?", metrics.PrometheusHandler, kw),
         (slave + r"/monitor/statistics(?:\.json)?", MonitorHandler, kw),
+        (slave + r"/containers(?:\.json)?", ContainersHandler, kw),
         (r"/files/browse(?:\.json)?", BrowseHandler, kw),
         (r"/files/read(?:\.json)?", ReadHandler, kw),
         (r"/files/download(?:\.json)?", DownloadHandler, kw),

@@ -29,11 +29,13 @@ import contextlib
 import logging
 import os
 import sys
+from typing import Any
 
 from mesonb.protocol.mesos import KillPolicy, TaskInfo
 from mesonb.protocol.states import Reason, TaskState
 
 from .driver import ExecutorDriver, ExecutorHandler
+from .health import check_update, start_checks
 from .process import TaskProcess, executor_main, task_environment, terminal_status
 
 log = logging.getLogger("mesonb.executor.command")
@@ -60,6 +62,9 @@ class CommandExecutor(ExecutorHandler):
         self.done = asyncio.Event()  # set once the terminal update was sent
         self._deadline: asyncio.TimerHandle | None = None
         self._killer: asyncio.Future[None] | None = None
+        self.checks: list[Any] = []
+        self.unhealthy = False
+        self._pending: set[asyncio.Future[Any]] = set()
 
     async def launch(self, driver: ExecutorDriver, task: TaskInfo) -> None:
         if self.task is not None:
@@ -85,6 +90,13 @@ class CommandExecutor(ExecutorHandler):
             self._killer = asyncio.ensure_future(process.kill(self.kill_grace))
         else:
             await driver.update(task.task_id, TaskState.TASK_RUNNING)
+            self.checks = start_checks(
+                task, env, driver.sandbox,
+                lambda healthy: self._later(driver.update(
+                    task.task_id, TaskState.TASK_RUNNING, healthy=healthy,
+                    reason=Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED)),
+                lambda: self._health_kill(driver),
+                lambda status: self._later(driver.send_status(check_update(task, status))))
         if task.max_completion_time is not None:
             seconds = max(0.0, task.max_completion_time.nanoseconds / 1e9)
             self._deadline = asyncio.get_running_loop().call_later(
@@ -92,10 +104,13 @@ class CommandExecutor(ExecutorHandler):
         returncode = await process.wait()
         if self._deadline is not None:
             self._deadline.cancel()
+        for checker in self.checks:
+            checker.stop()
         state, reason, message = terminal_status(
             returncode, killed=process.kill_requested, timed_out=self.timed_out)
         log.info("task %s: %s (%s)", task.task_id, state.value, message)
-        await driver.update(task.task_id, state, message=message, reason=reason)
+        await driver.update(task.task_id, state, message=message, reason=reason,
+                            healthy=False if self.unhealthy else None)
         self.done.set()
 
     async def kill(
@@ -125,6 +140,21 @@ class CommandExecutor(ExecutorHandler):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.done.wait(), grace + 1.0)
         await driver.wait_acknowledged(timeout=min(ACK_TIMEOUT, grace))
+
+    def _later(self, coro: Any) -> None:
+        fut = asyncio.ensure_future(coro)
+        self._pending.add(fut)
+        fut.add_done_callback(self._pending.discard)
+
+    def _health_kill(self, driver: ExecutorDriver) -> None:
+        """Too many failed health checks: kill the task (TASK_KILLED, unhealthy)."""
+        if self.process is None or self.kill_grace is not None or self.task is None:
+            return
+        self.unhealthy = True
+        default = driver.shutdown_grace_period
+        policy = self.task.kill_policy
+        self.kill_grace = policy.grace_seconds(default) if policy else default
+        self._later(self.process.kill(self.kill_grace))
 
     def _max_completion_reached(self, driver: ExecutorDriver) -> None:
         if self.process is None or self.process.returncode is not None:

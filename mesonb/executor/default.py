@@ -20,12 +20,14 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mesonb.protocol.mesos import KillPolicy, TaskGroupInfo, TaskInfo
 from mesonb.protocol.states import Reason, TaskState
 
 from .command import ACK_TIMEOUT, shutdown_kill_grace
 from .driver import ExecutorDriver, ExecutorHandler
+from .health import check_update, start_checks
 from .process import TaskProcess, executor_main, task_environment, terminal_status
 
 log = logging.getLogger("mesonb.executor.default")
@@ -39,6 +41,8 @@ class _Running:
     killed: bool = False
     terminal: bool = False
     started: asyncio.Event = field(default_factory=asyncio.Event)
+    checks: list[Any] = field(default_factory=list)
+    unhealthy: bool = False
 
 
 class DefaultExecutor(ExecutorHandler):
@@ -48,6 +52,7 @@ class DefaultExecutor(ExecutorHandler):
         self.env = dict(os.environ if env is None else env)
         self.tasks: dict[str, _Running] = {}
         self.idle = asyncio.Event()  # every task given so far is terminal (and there was one)
+        self._pending: set[asyncio.Future[Any]] = set()
 
     async def launch(self, driver: ExecutorDriver, task: TaskInfo) -> None:
         await driver.update(task.task_id, TaskState.TASK_FAILED,
@@ -83,6 +88,7 @@ class DefaultExecutor(ExecutorHandler):
         for entry in entries:
             if not entry.killed:
                 await driver.update(entry.info.task_id, TaskState.TASK_RUNNING)
+                self._start_checks(driver, entry)
         await asyncio.gather(*(self._watch(driver, e) for e in entries))
 
     async def kill(
@@ -117,9 +123,33 @@ class DefaultExecutor(ExecutorHandler):
         log.info("started task %s: pid %s", task.task_id, process.pid)
         return process
 
+    def _start_checks(self, driver: ExecutorDriver, entry: _Running) -> None:
+        """The task's health check and check (mesonb.executor.health); too many failed
+        health checks kill its group, the task ending TASK_KILLED and unhealthy."""
+        task = entry.info
+        sandbox = str(Path(driver.sandbox) / "tasks" / task.task_id)
+
+        def later(coro: Any) -> None:
+            fut = asyncio.ensure_future(coro)
+            self._pending.add(fut)
+            fut.add_done_callback(self._pending.discard)
+
+        def kill() -> None:
+            entry.unhealthy = True
+            later(self._kill_group(driver, entry.group, None))
+
+        entry.checks = start_checks(
+            task, task_environment(self.env, task, sandbox), sandbox,
+            lambda healthy: later(driver.update(
+                task.task_id, TaskState.TASK_RUNNING, healthy=healthy,
+                reason=Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED)),
+            kill, lambda status: later(driver.send_status(check_update(task, status))))
+
     async def _watch(self, driver: ExecutorDriver, entry: _Running) -> None:
         assert entry.process is not None
         returncode = await entry.process.wait()
+        for checker in entry.checks:
+            checker.stop()
         state, reason, message = terminal_status(returncode, killed=entry.killed)
         await self._terminal(driver, entry, state, message, reason)
         if state is not TaskState.TASK_FINISHED:
@@ -151,7 +181,8 @@ class DefaultExecutor(ExecutorHandler):
             return
         entry.terminal = True
         log.info("task %s: %s (%s)", entry.info.task_id, state.value, message)
-        await driver.update(entry.info.task_id, state, message=message, reason=reason)
+        await driver.update(entry.info.task_id, state, message=message, reason=reason,
+                            healthy=False if entry.unhealthy else None)
         if all(e.terminal for e in self.tasks.values()):
             self.idle.set()
 

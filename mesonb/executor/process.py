@@ -5,7 +5,8 @@ Mesos's rules (src/launcher/executor.cpp):
 * ``shell=true``: ``/bin/sh -c <value>``;
 * ``shell=false``: exec ``value`` with ``arguments`` as argv (``arguments[0]`` is argv[0]);
 * the task sees the executor's environment, plus ``MESOS_SANDBOX`` and ``MESOS_TASK_ID``,
-  plus ``CommandInfo.environment``, minus the executor's authentication token;
+  plus ``PORT0``, ``PORT1``, ... ``PORT`` and ``PORTS`` for the ports it was given (what
+  Marathon exports), plus ``CommandInfo.environment``, minus the executor's token;
 * the exit maps to TASK_FINISHED (status 0), TASK_KILLED (killed on request) or
   TASK_FAILED, with the message ``"Command exited with status N"`` or
   ``"Command terminated with signal SIGNAME"``.
@@ -74,6 +75,21 @@ def terminal_status(
     return TaskState.TASK_FAILED, None, message
 
 
+def task_ports(task: TaskInfo) -> list[int]:
+    """The ports a task was given, in the order of its ``ports`` resource's ranges."""
+    ports: list[int] = []
+    for resource in task.resources or ():
+        if resource.get("name") != "ports":
+            continue
+        for r in (resource.get("ranges") or {}).get("range") or ():
+            try:
+                begin, end = int(r["begin"]), int(r["end"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            ports.extend(range(begin, min(end, begin + 65535) + 1))
+    return ports
+
+
 def task_environment(
     base: Mapping[str, str], task: TaskInfo, sandbox: str, command: CommandInfo | None = None
 ) -> dict[str, str]:
@@ -88,6 +104,11 @@ def task_environment(
             del env["PYTHONPATH"]
     env["MESOS_SANDBOX"] = sandbox
     env["MESOS_TASK_ID"] = task.task_id
+    ports = task_ports(task)
+    if ports:  # as Marathon gives them: PORT0, PORT1, ... and PORTS
+        env.update({f"PORT{i}": str(p) for i, p in enumerate(ports)})
+        env["PORT"] = str(ports[0])
+        env["PORTS"] = ",".join(str(p) for p in ports)
     command = command or task.command
     if command is not None and command.environment is not None:
         for var in command.environment.variables or ():

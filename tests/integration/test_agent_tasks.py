@@ -313,7 +313,9 @@ def test_the_executor_event_stream_sends_each_event_at_once(tmp_path: Path, monk
     async def body(h: AgentHarness) -> None:
         m = h.master
         task_id = new_id()
-        m.run_task(command_task(task_id, "sleep 30"))
+        # A checkpointing framework's command task has an executor process (the others
+        # are run by the agent itself: mesonb.agent.command_runner).
+        m.run_task(command_task(task_id, "sleep 30"), framework_info(checkpoint=True))
         await m.update(task_id, TaskState.TASK_STARTING)
         await m.update(task_id, TaskState.TASK_RUNNING)
         streams = [c.stream for c in h.agent._server._connections

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_peer import MACHINE, AgentHarness, command_task, new_id
+from agent_peer import MACHINE, AgentHarness, command_task, framework_info, new_id
 
 from mesonb.agent import Agent
 from mesonb.agent.isolation import ContainerizerConfig
@@ -95,12 +95,14 @@ HOG = (f"{sys.executable} -c \"import time; open('started', 'w').write(repr(time
        " b = bytearray(300 * 2**20); time.sleep(60)\"")
 
 
-async def memory_limit_kills_only_the_hog(h: AgentHarness) -> None:
+async def memory_limit_kills_only_the_hog(h: AgentHarness, checkpoint: bool = False
+                                          ) -> list[str]:
     m = h.master
+    framework = framework_info(checkpoint=checkpoint)  # checkpoint: an executor process
     neighbour, hog = new_id("neighbour"), new_id("hog")
-    m.run_task(task(neighbour, "sleep 60"))
+    m.run_task(task(neighbour, "sleep 60"), framework)
     await reach(m, neighbour, TaskState.TASK_RUNNING)
-    m.run_task(task(hog, HOG, mem=48))  # + the command executor's 32 MB
+    m.run_task(task(hog, HOG, mem=48), framework)  # + the command executor's 32 MB
     failed = await m.terminal(hog)
     seen = time.time()
     status = failed.status
@@ -109,28 +111,31 @@ async def memory_limit_kills_only_the_hog(h: AgentHarness) -> None:
     assert status.reason is Reason.REASON_CONTAINER_LIMITATION_MEMORY
     assert status.message.startswith("Memory limit exceeded: Requested: 80MB Maximum Used: ")
     assert m.states(hog)[-1] is TaskState.TASK_FAILED
-    sandbox = h.executor(hog).directory
+    hog_executor = h.executor(hog)
+    sandbox = hog_executor.directory
     started = float((sandbox / "started").read_text())
     assert seen - started < 0.5 + 0.5  # the allocation itself takes a moment
     # The neighbour was not touched.
     assert m.states(neighbour)[-1] is TaskState.TASK_RUNNING
-    container = h.executor(neighbour).container
-    assert container.running
+    neighbour_executor = h.executor(neighbour)
+    assert neighbour_executor.container.running
     m.kill(neighbour)
     killed = await m.terminal(neighbour)
     assert killed.status.state is TaskState.TASK_KILLED
+    return [hog_executor.container_id, neighbour_executor.container_id]
 
 
 @needs_v1
-def test_cgroups_v1_memory_limit(tmp_path: Path) -> None:
+@pytest.mark.parametrize("checkpoint", [False, True], ids=["in-agent", "executor"])
+def test_cgroups_v1_memory_limit(tmp_path: Path, checkpoint: bool) -> None:
     async def body(h: AgentHarness) -> None:
         assert h.agent.containerizer.isolator.name == "cgroups v1"
         state = json.loads((await h.http("/state")).body)
         assert state["flags"]["isolation"].startswith("cgroups/cpu,cgroups/mem,cgroups/pids")
-        await memory_limit_kills_only_the_hog(h)
-        # The hog's cgroups are gone once it was destroyed.
-        base = h.agent.containerizer.isolator.bases["memory"]
-        await h.master.until(lambda: not any(p.is_dir() for p in base.iterdir()))
+        containers = await memory_limit_kills_only_the_hog(h, checkpoint)
+        # The cgroups are gone once their containers were destroyed.
+        bases = h.agent.containerizer.isolator.bases.values()
+        await h.master.until(lambda: not any((b / c).exists() for b in bases for c in containers))
 
     run(body, tmp_path, ContainerizerConfig(isolation="auto"))
 
@@ -166,8 +171,9 @@ def test_cgroups_v1_cpu_cap_and_pids_limit(tmp_path: Path) -> None:
         used = (last.cpus_user_time_secs + last.cpus_system_time_secs
                 - first.cpus_user_time_secs - first.cpus_system_time_secs)
         rate = used / (time.monotonic() - t0)
-        assert rate <= 0.55, rate
-        assert last.cpus_nr_throttled > first.cpus_nr_throttled
+        assert rate <= 0.55, rate  # the cap holds (on a busy machine it may get less)
+        if rate > 0.45:
+            assert last.cpus_nr_throttled > first.cpus_nr_throttled
         bomb_handle = h.executor(bomb).container.handle
         await m.until(lambda: "fork" in (h.executor(bomb).directory / "stderr").read_text())
         assert isolator.usage(bomb_handle).processes <= 40

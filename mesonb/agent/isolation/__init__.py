@@ -48,6 +48,13 @@ class ContainerizerConfig:
     fetcher_cache_size: int = 2 * 1024**3  # bytes
     fetcher_cache_dir: str | None = None  # default: <work_dir>/fetch_cache
     fetcher_stall_timeout: float = 60.0
+    command_executor: str = "agent"  # "agent": in the agent; "process": python -m ...
+    nvidia_gpu_devices: str | None = None  # e.g. "0,2": only these GPUs
+    gc_delay: float = 7 * 86400.0  # seconds a finished sandbox is kept (Mesos: 1 week)
+    gc_disk_headroom: float = 0.1
+    disk_watch_interval: float = 60.0
+    logrotate_max_size: int | None = 10 * 1024**2  # stdout/stderr; None: never rotated
+    logrotate_max_files: int = 5
 
 
 def resolve(isolation: str) -> tuple[str, list[str]]:

@@ -82,8 +82,22 @@ class Isolator(abc.ABC):
         ``joined`` False when :meth:`join` must move the process after the spawn."""
         return argv, executable, True
 
+    def procs_file(self, handle: Handle) -> str | None:
+        """A file listing the container's processes (a cgroup's), if the backend has one."""
+        return None
+
+    def restrict_devices(self, handle: Handle, deny: list[str], allow: list[str]) -> bool:
+        """Let the container open only the ``allow``ed of the ``deny``ed devices (cgroup
+        ``devices`` rules); False where the backend cannot."""
+        return False
+
     def join(self, handle: Handle, pid: int) -> None:  # noqa: B027 - optional hook
         """Move ``pid`` into the container (when :meth:`wrap` could not)."""
+
+    def adopt(self, container_id: str, pid: int) -> Handle | None:
+        """The isolation an earlier agent run made for a container still running (None
+        when there is none to take back)."""
+        return None
 
     @abc.abstractmethod
     def watch(self, handle: Handle, pid: int, on_limitation: OnLimitation) -> None:

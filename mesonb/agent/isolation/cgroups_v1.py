@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 from mesonb.protocol.states import Reason
@@ -34,10 +35,13 @@ from .limits import CFS_PERIOD_US, Limitation, Limits, memory_message
 log = logging.getLogger(__name__)
 
 WANTED = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices")
+MEMORY_STAT = ("total_rss", "total_cache", "rss", "cache")
+OPTIONAL = ("pids", "freezer", "devices")  # the freezer is not used: kills loop instead
 REQUIRED = ("memory", "cpu")
 # Writes its own pid into each cgroup.procs given before "--", then execs the rest.
 JOIN_SCRIPT = ('for f; do shift; [ "$f" = -- ] && break; echo $$ > "$f" || exit 127; done;'
                ' exec "$@"')
+STALE_AFTER = 60.0
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -79,20 +83,40 @@ def _write(path: Path, value: str) -> None:
         f.write(value)
 
 
-def _read(path: Path, default: str = "") -> str:
+def _read(path: Path | str, default: str = "") -> str:
     try:
-        return path.read_text()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return default
+    try:
+        return os.read(fd, 1 << 16).decode()
+    except OSError:
+        return default
+    finally:
+        os.close(fd)
 
 
-def _keyed(text: str) -> dict[str, int]:
+def _keyed(text: str, wanted: tuple[str, ...] | None = None) -> dict[str, int]:
+    """``key value`` lines as a dict (only the ``wanted`` keys, when given)."""
     out = {}
     for line in text.splitlines():
         key, _, value = line.partition(" ")
-        with contextlib.suppress(ValueError):
+        if (wanted is None or key in wanted) and value.lstrip("-").isdigit():
             out[key] = int(value)
     return out
+
+
+def _remove_all(paths: list[Path]) -> list[Path]:
+    """rmdir each cgroup; those that are still busy."""
+    busy = []
+    for path in paths:
+        try:
+            path.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            busy.append(path)
+    return busy
 
 
 class CgroupsV1(Isolator):
@@ -122,6 +146,19 @@ class CgroupsV1(Isolator):
         probe = self.bases["memory"] / f".probe-{os.getpid()}"
         probe.mkdir(exist_ok=True)
         probe.rmdir()
+        self.sweep()
+
+    def sweep(self, older_than: float = STALE_AFTER) -> None:
+        """Remove empty container cgroups left by agents that died (older than
+        ``older_than`` seconds: a cgroup being prepared right now is never empty for long)."""
+        now = time.time()
+        for base in set(self.bases.values()):
+            with contextlib.suppress(OSError):
+                for path in base.iterdir():
+                    with contextlib.suppress(OSError):
+                        if path.is_dir() and now - path.stat().st_mtime > older_than and \
+                                not _read(path / "cgroup.procs").split():
+                            path.rmdir()
 
     def isolation(self) -> list[str]:
         names = ["cgroups/cpu", "cgroups/mem"]
@@ -129,7 +166,16 @@ class CgroupsV1(Isolator):
         return names
 
     def _dirs(self, handle: Handle) -> dict[str, Path]:
-        return {c: base / handle.container_id for c, base in self.bases.items()}
+        """The container's cgroup in each hierarchy it uses (making a memory cgroup costs
+        the kernel most: only what the limits need; devices only to narrow GPUs)."""
+        dirs: dict[str, Path] | None = handle.extra.get("dirs")
+        if dirs is None:
+            used = [c for c in self.bases if c not in OPTIONAL
+                    or (c == "devices" and handle.limits.gpus > 0)
+                    or (c == "pids" and handle.limits.pids is not None)]
+            dirs = handle.extra["dirs"] = {c: self.bases[c] / handle.container_id
+                                           for c in used}
+        return dirs
 
     def prepare(self, container_id: str, limits: Limits) -> Handle:
         handle = Handle(container_id, limits)
@@ -147,7 +193,13 @@ class CgroupsV1(Isolator):
         quota = limits.cfs_quota_us
         if first or quota is not None or handle.limits.cfs_quota_us is not None:
             _write(cpu / "cpu.cfs_period_us", str(CFS_PERIOD_US))
+            if quota is None or quota < int(_read(cpu / "cpu.cfs_quota_us", "-1") or -1):
+                with contextlib.suppress(OSError):  # burst <= quota: lower it first
+                    _write(cpu / "cpu.cfs_burst_us", "0")
             _write(cpu / "cpu.cfs_quota_us", str(quota if quota is not None else -1))
+            if quota is not None:  # a short burst (a start-up) may use a period's unused quota
+                with contextlib.suppress(OSError):
+                    _write(cpu / "cpu.cfs_burst_us", str(quota))
         memory = dirs["memory"]
         wanted = limits.mem_bytes
         if wanted is None:
@@ -160,12 +212,40 @@ class CgroupsV1(Isolator):
             _write(dirs["pids"] / "pids.max", str(limits.pids))
         handle.limits = limits
 
+    def adopt(self, container_id: str, pid: int) -> Handle | None:
+        dirs = {c: base / container_id for c, base in self.bases.items()
+                if (base / container_id).is_dir()}
+        if "memory" not in dirs or "cpu" not in dirs:
+            return None
+        memory = dirs["memory"]
+        limit = int(_read(memory / "memory.limit_in_bytes", "0") or 0)
+        shares = int(_read(dirs["cpu"] / "cpu.shares", "1024") or 1024)
+        limits = Limits(cpus=shares / 1024, mem_mb=limit / (1 << 20) if limit < 1 << 60
+                        else None)
+        handle = Handle(container_id, limits)
+        handle.extra["dirs"] = dirs
+        log.info("container %s: took its cgroups back", container_id)
+        return handle
+
     def wrap(self, handle: Handle, argv: list[str], executable: str | None
              ) -> tuple[list[str], str | None, bool]:
         if executable is not None and argv and executable != argv[0]:
             return argv, executable, False  # sh cannot set argv[0]: join after the spawn
         procs = sorted({str(d / "cgroup.procs") for d in self._dirs(handle).values()})
         return ["/bin/sh", "-c", JOIN_SCRIPT, "mesonb-join", *procs, "--", *argv], None, True
+
+    def restrict_devices(self, handle: Handle, deny: list[str], allow: list[str]) -> bool:
+        devices = self._dirs(handle).get("devices")
+        if devices is None:
+            return False
+        for rule in deny:
+            _write(devices / "devices.deny", rule)
+        for rule in allow:
+            _write(devices / "devices.allow", rule)
+        return True
+
+    def procs_file(self, handle: Handle) -> str | None:
+        return str(self._dirs(handle)["memory"] / "cgroup.procs")
 
     def join(self, handle: Handle, pid: int) -> None:
         for path in sorted(set(self._dirs(handle).values())):
@@ -184,7 +264,9 @@ class CgroupsV1(Isolator):
             os.close(ofd)
             raise
         handle.extra.update(efd=efd, ofd=ofd)
-        asyncio.get_running_loop().add_reader(efd, self._oom_event, handle)
+        loop = asyncio.get_running_loop()
+        loop.add_reader(efd, self._oom_event, handle)
+        loop.call_soon(self._oom_event, handle)  # already at its limit (adopted): act now
 
     def _oom_event(self, handle: Handle) -> None:
         efd = handle.extra.get("efd")
@@ -240,7 +322,7 @@ class CgroupsV1(Isolator):
             usage.cpus_nr_throttled = cpu.get("nr_throttled", 0)
             usage.cpus_throttled_time_secs = cpu.get("throttled_time", 0) / 1e9
         memory = dirs["memory"]
-        stat = _keyed(_read(memory / "memory.stat"))
+        stat = _keyed(_read(memory / "memory.stat"), MEMORY_STAT)
         usage.mem_rss_bytes = stat.get("total_rss", stat.get("rss", 0))
         usage.mem_cache_bytes = stat.get("total_cache", stat.get("cache", 0))
         with contextlib.suppress(ValueError):
@@ -269,7 +351,9 @@ class CgroupsV1(Isolator):
                 with contextlib.suppress(OSError):
                     _write(freezer / "freezer.state", "THAWED")
             await asyncio.sleep(0.005)
-        for path in sorted(set(dirs.values())):
+        remaining = await asyncio.get_running_loop().run_in_executor(
+            None, _remove_all, sorted(set(dirs.values())))  # off the event loop
+        for path in remaining:
             for attempt in range(50):
                 try:
                     path.rmdir()

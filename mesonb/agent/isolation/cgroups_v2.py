@@ -108,6 +108,9 @@ class CgroupsV2(Isolator):
         procs = str(self._dir(handle) / "cgroup.procs")
         return ["/bin/sh", "-c", JOIN_SCRIPT, "mesonb-join", procs, "--", *argv], None, True
 
+    def procs_file(self, handle: Handle) -> str | None:
+        return str(self._dir(handle) / "cgroup.procs")
+
     def join(self, handle: Handle, pid: int) -> None:
         _write(self._dir(handle) / "cgroup.procs", str(pid))
 

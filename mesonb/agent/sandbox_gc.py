@@ -1,0 +1,161 @@
+"""Sandboxes outlive their executors for a while, then go; logs are rotated meanwhile.
+
+Garbage collection (Mesos's ``--gc_delay``, ``--gc_disk_headroom``, ``--disk_watch_interval``):
+a sandbox is removed ``gc_delay`` (a week) after its container ended, and sooner when the
+work directory's disk fills up: every ``disk_watch_interval`` (60 s) the age allowed is
+``gc_delay x max(0, 1 - headroom - used fraction)``, so a disk over 90 % full (headroom
+0.1) prunes every finished sandbox at once. An executor directory whose last run is gone
+goes with it. Only sandboxes of containers that ended while this agent ran are collected.
+
+Log rotation (as Mesos's logrotate container logger): each live sandbox's ``stdout`` and
+``stderr`` (and those of task group members under ``tasks/``) past ``--logrotate-max-size``
+are copied to ``stdout.1`` (older copies shifted up to ``--logrotate-max-files``) and
+truncated in place: writers append, so the files API keeps reading the live file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+LOG_NAMES = ("stdout", "stderr")
+
+
+class SandboxGC:
+    """Removes finished sandboxes after ``delay`` seconds (sooner under disk pressure)."""
+
+    def __init__(self, work_dir: Path, delay: float = 7 * 86400.0, headroom: float = 0.1,
+                 interval: float = 60.0) -> None:
+        self.work_dir = work_dir
+        self.delay = delay
+        self.headroom = headroom
+        self.interval = interval
+        self.scheduled: dict[Path, float] = {}  # sandbox -> when its container ended
+        self._task: asyncio.Task[None] | None = None
+
+    def schedule(self, sandbox: Path, ended: float | None = None) -> None:
+        self.scheduled[sandbox] = time.time() if ended is None else ended
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+
+    def unschedule(self, sandbox: Path) -> None:
+        self.scheduled.pop(sandbox, None)
+
+    def max_age(self) -> float:
+        """The age a finished sandbox may reach now, given the disk's fill."""
+        try:
+            usage = shutil.disk_usage(self.work_dir)
+            used = usage.used / usage.total if usage.total else 0.0
+        except OSError:
+            used = 0.0
+        return self.delay * max(0.0, 1.0 - self.headroom - used)
+
+    def prune(self, now: float | None = None) -> list[Path]:
+        """Remove every sandbox older than :meth:`max_age`; the ones removed."""
+        now = time.time() if now is None else now
+        limit = self.max_age()
+        removed = []
+        for sandbox, ended in sorted(self.scheduled.items(), key=lambda kv: kv[1]):
+            if now - ended < limit:
+                continue
+            self.scheduled.pop(sandbox, None)
+            remove_run(sandbox)
+            removed.append(sandbox)
+        if removed:
+            log.info("garbage collected %d sandboxes (allowed age %.0fs)", len(removed), limit)
+        return removed
+
+    async def _run(self) -> None:
+        while self.scheduled:
+            wait = self.interval
+            if self.scheduled:  # wake for the oldest one's deadline, at the latest
+                oldest = min(self.scheduled.values())
+                wait = min(wait, max(0.0, oldest + self.max_age() - time.time()) + 0.01)
+            await asyncio.sleep(wait)
+            await asyncio.get_running_loop().run_in_executor(None, self.prune)
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+def remove_run(sandbox: Path) -> None:
+    """Remove a run directory, its ``latest`` link when it points there, and the executor
+    directory when no run is left."""
+    shutil.rmtree(sandbox, ignore_errors=True)
+    runs = sandbox.parent
+    latest = runs / "latest"
+    with contextlib.suppress(OSError):
+        if latest.is_symlink() and not latest.exists():
+            latest.unlink()
+    with contextlib.suppress(OSError):
+        if runs.is_dir() and not any(runs.iterdir()):
+            runs.rmdir()
+            runs.parent.rmdir()
+
+
+def rotate(path: Path, max_size: int, keep: int) -> bool:
+    """Copy ``path`` to ``path.1`` (shifting older copies, at most ``keep``) and truncate it
+    when it is over ``max_size`` bytes; whether it was rotated."""
+    try:
+        if path.stat().st_size <= max_size:
+            return False
+    except OSError:
+        return False
+    for i in range(keep - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{i}")
+        if older.exists():
+            os.replace(older, path.with_name(f"{path.name}.{i + 1}"))
+    shutil.copyfile(path, path.with_name(f"{path.name}.1"))
+    with open(path, "r+b") as f:
+        f.truncate(0)
+    return True
+
+
+class LogRotator:
+    """Rotates the logs of live sandboxes every ``interval`` seconds."""
+
+    def __init__(self, max_size: int, keep: int = 5, interval: float = 1.0) -> None:
+        self.max_size = max_size
+        self.keep = max(1, keep)
+        self.interval = interval
+        self.sandboxes: dict[str, Path] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self, container_id: str, sandbox: Path) -> None:
+        self.sandboxes[container_id] = sandbox
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+
+    def forget(self, container_id: str) -> None:
+        self.sandboxes.pop(container_id, None)
+
+    def check(self) -> int:
+        """One pass over every live sandbox; how many files were rotated."""
+        rotated = 0
+        for sandbox in list(self.sandboxes.values()):
+            logs = [sandbox / n for n in LOG_NAMES]
+            tasks = sandbox / "tasks"
+            if tasks.is_dir():
+                logs += [t / n for t in tasks.iterdir() for n in LOG_NAMES]
+            for path in logs:
+                with contextlib.suppress(OSError):
+                    rotated += rotate(path, self.max_size, self.keep)
+        return rotated
+
+    async def _run(self) -> None:
+        while self.sandboxes:
+            await asyncio.sleep(self.interval)
+            await asyncio.get_running_loop().run_in_executor(None, self.check)
+
+    def close(self) -> None:
+        self.sandboxes.clear()
+        if self._task is not None:
+            self._task.cancel()

@@ -1,0 +1,125 @@
+"""Health checks and checks of command tasks, run by the agent itself (frameworks that do
+not checkpoint) and by the command executor process (frameworks that do)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent_peer import framework_info
+from test_containerizer_limits import Harness, task
+
+from mesonb.agent.isolation import ContainerizerConfig
+from mesonb.protocol.states import Reason, TaskState
+
+pytestmark = pytest.mark.slow
+
+FAST = {"delay_seconds": 0, "interval_seconds": 0.2, "timeout_seconds": 1,
+        "grace_period_seconds": 0}
+
+
+def serve(port: int) -> str:
+    code = ("import socket, time\n"
+            "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            f"s.bind(('127.0.0.1', {port})); s.listen()\n"
+            "while True:\n"
+            "    c, _ = s.accept(); c.recv(1024)\n"
+            "    c.sendall(b'HTTP/1.0 204 No Content\\r\\n\\r\\n'); c.close()\n")
+    return f"{sys.executable} -c \"{code}\""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ended(updates: list[Any]) -> bool:
+    return bool(updates) and updates[-1].status.state.terminal
+
+
+async def acked_updates(m: Any, task_id: str, predicate: Any, acked: set[bytes]) -> list[Any]:
+    def step() -> list[Any] | None:
+        updates = m.updates(task_id)
+        for u in updates:
+            if u.status.uuid not in acked:
+                acked.add(u.status.uuid)
+                m.ack(u)
+        return updates if predicate(updates) else None
+
+    return await m.until(step, 30)
+
+
+@pytest.mark.parametrize("checkpoint", [False, True], ids=["in-agent", "executor"])
+def test_health_checks_and_checks(tmp_path: Path, checkpoint: bool) -> None:
+    framework = framework_info(checkpoint=checkpoint)
+
+    async def body(h: Any) -> None:
+        m = h.master
+        port = free_port()
+        healthy = task("healthy", serve(port))
+        healthy.extra["health_check"] = {  # failures while it starts: in the grace period
+            "type": "HTTP", "http": {"port": port, "path": "/"}, **FAST,
+            "grace_period_seconds": 20}
+        healthy.extra["check"] = {"type": "TCP", "tcp": {"port": port}, **FAST}
+        m.run_task(healthy, framework)
+        acked: set[bytes] = set()
+        updates = await acked_updates(m, "healthy", lambda us: any(
+            u.status.healthy is True for u in us) and any(
+            u.status.extra.get("check_status", {}).get("tcp") == {"succeeded": True}
+            for u in us), acked)
+        health = [u.status for u in updates if u.status.healthy is not None]
+        assert health[0].healthy is True and health[0].state is TaskState.TASK_RUNNING
+        assert health[0].reason is Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
+        checks = [u.status for u in updates if "check_status" in u.status.extra]
+        assert checks[-1].extra["check_status"] == {"type": "TCP", "tcp": {"succeeded": True}}
+        check = checks[-1]
+        assert check.reason is Reason.REASON_TASK_CHECK_STATUS_UPDATED
+
+        doomed = task("doomed", "sleep 60")
+        doomed.extra["health_check"] = {"type": "TCP", "tcp": {"port": free_port()},
+                                        "consecutive_failures": 2, **FAST}
+        m.run_task(doomed, framework)
+        updates = await acked_updates(m, "doomed", ended, set())
+        unhealthy = [u.status for u in updates if u.status.healthy is False
+                     and u.status.state is TaskState.TASK_RUNNING]
+        assert len(unhealthy) >= 2
+        final = updates[-1].status
+        assert final.state is TaskState.TASK_KILLED and final.healthy is False
+        m.kill("healthy")
+        await acked_updates(m, "healthy", ended, acked)
+
+    async def main() -> None:
+        async with Harness(tmp_path, ContainerizerConfig()) as harness:
+            await asyncio.wait_for(body(harness), 90)
+
+    asyncio.run(main())
+
+
+def test_an_unhealthy_task_of_a_group_is_killed_with_its_group(tmp_path: Path) -> None:
+    from mesonb.protocol.mesos import ExecutorInfo
+
+    async def body(h: Any) -> None:
+        m = h.master
+        sick, other = task("sick", "sleep 60"), task("other", "sleep 60")
+        sick.extra["health_check"] = {"type": "COMMAND", "command": {"value": "exit 1"},
+                                      "consecutive_failures": 2, **FAST}
+        m.run_group([sick, other], ExecutorInfo.from_json(
+            {"executor_id": {"value": "pod"}, "type": "DEFAULT"}))
+        updates = await acked_updates(m, "sick", ended, set())
+        assert sum(u.status.healthy is False for u in updates) >= 2
+        assert updates[-1].status.state is TaskState.TASK_KILLED
+        assert updates[-1].status.healthy is False
+        others = await acked_updates(m, "other", ended, set())
+        assert others[-1].status.state is TaskState.TASK_KILLED
+
+    async def main() -> None:
+        async with Harness(tmp_path, ContainerizerConfig()) as harness:
+            await asyncio.wait_for(body(harness), 90)
+
+    asyncio.run(main())
