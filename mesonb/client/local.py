@@ -20,9 +20,10 @@ def quiet_daemons() -> None:
 
 async def start_local(agents: int = 1, *, resources: str | None = None,
                       work_dir: Path | str | None = None, secret: str | None = None,
-                      **options: Any) -> Any:
+                      warm: bool = True, **options: Any) -> Any:
     """A started :class:`mesonb.local.LocalCluster` on a free loopback port, agents
-    registered. Imported here, lazily, so that connecting to a remote cluster does not
+    registered (``warm`` is the client's: it starts the functions executor). Imported
+    here, lazily, so that connecting to a remote cluster does not
     load the master and agent code. The process's garbage collector is tuned as for a
     daemon (:mod:`mesonb.gctune`)."""
     from mesonb.gctune import tune_for_daemon
