@@ -388,9 +388,10 @@ class Cluster(ClusterViews):
 
     def _frame(self, kind: str, **options: Any) -> Any:
         from . import state
+        from .frames import shown
 
-        return state.frame(self._lt.run(self._records(kind, **options), 30),
-                           getattr(state, f"{kind[:-1].upper()}_COLUMNS"))
+        return shown(state.frame(self._lt.run(self._records(kind, **options), 30),
+                                 getattr(state, f"{kind[:-1].upper()}_COLUMNS")))
 
     async def _records(self, kind: str, all_frameworks: bool = False) -> list[dict[str, Any]]:
         from . import state
