@@ -198,6 +198,7 @@ class Cluster(ClusterViews):
         self._scheduler = FunctionsScheduler(executor_env=_executor_env())
         self._scheduler.on_fatal = self._fatal
         self._scheduler.on_starved = self._release_held_offers
+        self._scheduler.on_launched = self._on_launched
         framework = {"user": getpass.getuser(), "name": self.name,
                      "failover_timeout": FAILOVER_TIMEOUT, "hostname": os.uname().nodename}
         self._driver = SchedulerDriver(self.address, framework, self._scheduler,
@@ -487,7 +488,7 @@ class Cluster(ClusterViews):
         record.logs = record.running_logs = None  # a retry's output is its own
         task_id = f"{fut.key}-{uuid.uuid4().hex[:8]}"
         record.task_id = task_id
-        fut.started = None
+        fut.started = fut.launched = None
         spec = TaskSpec(task_id=task_id, name=job.name, resources=job.resources,
                         on_status=self._on_status, command=job.command,
                         data=None if job.command else call.encode())
@@ -527,6 +528,9 @@ class Cluster(ClusterViews):
         if status["state"] == "TASK_RUNNING" and job.future.started is None:
             job.future.started = time.time()
         self._results.on_status(job, spec.agent_url, status)
+
+    def _on_launched(self, spec: TaskSpec) -> None:
+        spec.extra["job"].future.launched = time.time()
 
     def _release_held_offers(self) -> None:
         """The functions framework waits for offers: this client's notebook frameworks

@@ -44,10 +44,8 @@ def describe(fut: Any, job: Any, scheduler: Any, agents: list[dict[str, Any]],
     spec = scheduler.launched.get(fut.task_id) if fut.task_id else None
     if spec is not None:
         where = _agent_of(agents, spec.agent_id)
-        if spec.state == "RUNNING" or fut.started is not None:
-            since = f" for {time.time() - fut.started:.1f} s" if fut.started else ""
-            return f"running on {where}{since}"
-        return f"starting on {where}"
+        since = fut.started or fut.launched  # running, or sent to the agent
+        return f"running on {where}" + (f" for {time.time() - since:.1f} s" if since else "")
     return "pending: " + queued_reason(job.resources, scheduler, agents, holders or [],
                                        fut.task_id)
 

@@ -78,29 +78,31 @@ class ClusterViews:
         """The active agents as the client last read them (``/master/state`` entries)."""
         return list(self._agents)
 
-    def queue(self) -> list[dict[str, Any]]:
-        """This client's calls not running yet, oldest first: ``name``, ``key`` and
-        ``status`` (``"pending: <reason>"``, ``"starting on host:port"``)."""
+    def queue(self, explain: int = 3) -> list[dict[str, Any]]:
+        """This client's calls not sent to an agent yet, oldest first: ``name``, ``key``
+        and, for the first ``explain`` of them, ``status`` (``"pending: <reason>"``; the
+        others' is ``""``: saying why costs a look at the whole queue)."""
         if self.closed:
             return []
         if self._lt.in_loop_thread():
-            return self._queue_now()
+            return self._queue_now(explain)
 
         async def look() -> list[dict[str, Any]]:
-            return self._queue_now()
+            return self._queue_now(explain)
 
         try:
             return self._lt.run(look(), 5)
         except (TimeoutError, RuntimeError):
             return []
 
-    def _queue_now(self) -> list[dict[str, Any]]:
-        rows = []
+    def _queue_now(self, explain: int) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
         for job in list(self._jobs.values()):
             fut = job.future
-            if fut.started is None and not fut.done():
-                rows.append({"name": fut.name, "key": fut.key, "status": pending.describe(
-                    fut, job, self._scheduler, self._agents, self._offer_holders)})
+            if fut.launched is None and not fut.done():
+                status = pending.describe(fut, job, self._scheduler, self._agents,
+                                          self._offer_holders) if len(rows) < explain else ""
+                rows.append({"name": fut.name, "key": fut.key, "status": status})
         return rows
 
     async def web_ui(self) -> str | None:
