@@ -24,7 +24,6 @@ from mesonb.frameworks.functions.results import CallRecord, CommandResult, Logs
 if TYPE_CHECKING:
     from mesonb.frameworks.functions.protocol import LogSlice, Ref
 
-    from .cluster import Cluster
 
 __all__ = ["CommandResult", "Future", "FutureInCall", "Logs", "as_completed", "wait"]
 
@@ -39,7 +38,8 @@ class Future(concurrent.futures.Future):
     ``task_id`` is the current Mesos task id (it changes when ``retries`` relaunch).
     """
 
-    def __init__(self, cluster: Cluster, key: str, name: str, command: bool = False) -> None:
+    def __init__(self, cluster: Any, key: str, name: str, command: bool = False) -> None:
+        """``cluster``: the :class:`~.cluster.Cluster` whose call this is."""
         super().__init__()
         self._cluster = cluster
         self.key = key
