@@ -144,6 +144,9 @@ def test_interactive_offers():
     tasks = [w["value"] for w in tree if w["name"] == "HTMLModel" and "<div><code>" in w["value"]]
     assert len(tasks) == 1 and tasks[0].count("<div>") == 2  # both launches listed
     assert "pow-" in tasks[0] and "command-" in tasks[0]
+    # each launch shows its agent (hostname:port) and its result once done
+    assert re.search(r"on [^<:]+:\d+: TASK_FINISHED → 81", tasks[0]), tasks[0]
+    assert "TASK_FINISHED → CommandResult(returncode=0)" in tasks[0]
 
 
 def test_dashboard():
