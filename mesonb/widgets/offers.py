@@ -144,7 +144,8 @@ class OffersModel:
             self.offers.pop(offer.id, None)
             self.launched.append(task)
         self._tell("launched", task)
-        task.add_done_callback(lambda t: self._tell("result", t))
+        if hasattr(task, "add_done_callback"):  # a LaunchedTask: a future
+            task.add_done_callback(lambda t: self._tell("result", t))
         return task
 
     def decline(self, which: Any, refuse_seconds: float | None = DEFAULT_REFUSE) -> None:
@@ -363,7 +364,7 @@ def _amount(name: str, value: float) -> str:
 
 def outcome(task: Any) -> str:
     """A launched task's state, and once done its result (or error) in short."""
-    if not task.done():
+    if not getattr(task, "done", lambda: False)():
         return str(task.state)
     if task.cancelled():
         return f"{task.state}: cancelled"
