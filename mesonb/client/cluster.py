@@ -36,6 +36,7 @@ import time
 import uuid
 import warnings
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,6 +125,8 @@ class Cluster(ClusterViews):
         self._results = Results(self._sandboxes, self._headers, finish=self._finish,
                                 relaunch=self._launch)
         self._offer_holders: list[Any] = []  # notebook frameworks of this client
+        self._posted: deque[_Job] = deque()  # submitted, not yet on the loop
+        self._drain_scheduled = False
         self._shm_dir: str | None = None
         self._jobs: dict[str, _Job] = {}
         self._agents: list[dict[str, Any]] = []
@@ -387,29 +390,6 @@ class Cluster(ClusterViews):
 
         return Dashboard(self, **options).show()
 
-    def _frame(self, kind: str, **options: Any) -> Any:
-        from . import state
-        from .frames import shown
-
-        return shown(state.frame(self._lt.run(self._records(kind, **options), 30),
-                                 getattr(state, f"{kind[:-1].upper()}_COLUMNS")))
-
-    async def _records(self, kind: str, all_frameworks: bool = False) -> list[dict[str, Any]]:
-        from . import state
-
-        if kind == "agents":
-            agents = await state.operator_call(self._master, "GET_AGENTS")
-            return state.agent_records(agents, await state.agents_used(agents, self._headers))
-        if kind == "frameworks":
-            return state.framework_records(
-                await state.operator_call(self._master, "GET_FRAMEWORKS"))
-        if kind == "offers":
-            return state.offer_records(await state.operator_call(self._master, "GET_FRAMEWORKS"))
-        answer = await state.operator_call(self._master, "GET_STATE")
-        return state.task_records(answer.get("get_tasks", {}), answer.get("get_agents"),
-                                  answer.get("get_frameworks"),
-                                  None if all_frameworks else self.framework_id)
-
     def _repr_html_(self) -> str:
         from mesonb.widgets.templates import cluster_html
 
@@ -422,8 +402,19 @@ class Cluster(ClusterViews):
         return Resources(resource_scalars(cpus, mem, disk, gpus))
 
     def _post(self, job: _Job) -> None:
+        """Hand ``job`` to the loop (any thread). A burst of submits wakes the loop once:
+        jobs wait in a deque, and only the first of a burst schedules the drain."""
         self._jobs[job.future.key] = job
-        self._lt.call_soon(self._spawn_admit, job)
+        self._posted.append(job)
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            self._lt.call_soon(self._drain_posted)
+
+    def _drain_posted(self) -> None:
+        self._drain_scheduled = False  # first: a job posted from now on schedules again
+        posted = self._posted
+        while posted:
+            self._spawn_admit(posted.popleft())
 
     def _spawn_admit(self, job: _Job) -> None:
         if not job.deps and (job.call is None or len(job.call) <= INLINE_MAX) and \

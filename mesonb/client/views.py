@@ -30,6 +30,7 @@ class ClusterViews:
     _jobs: dict[str, Any]
     _scheduler: Any
     _offer_holders: list[Any]
+    framework_id: str
 
     def run_on_loop(self, coro: Coroutine[Any, Any, Any], timeout: float) -> Any:
         """Run ``coro`` on the client's event loop thread and return its result (a
@@ -118,6 +119,30 @@ class ClusterViews:
             return None
         kind = answer.headers.get("content-type", "")
         return f"{url}/" if answer.status == 200 and "html" in kind else None
+
+    # -- the DataFrames of Cluster.agents(), tasks(), frameworks(), offers() ----------
+    def _frame(self, kind: str, **options: Any) -> Any:
+        from . import state
+        from .frames import shown
+
+        return shown(state.frame(self._lt.run(self._records(kind, **options), 30),
+                                 getattr(state, f"{kind[:-1].upper()}_COLUMNS")))
+
+    async def _records(self, kind: str, all_frameworks: bool = False) -> list[dict[str, Any]]:
+        from . import state
+
+        if kind == "agents":
+            agents = await state.operator_call(self._master, "GET_AGENTS")
+            return state.agent_records(agents, await state.agents_used(agents, self._headers))
+        if kind == "frameworks":
+            return state.framework_records(
+                await state.operator_call(self._master, "GET_FRAMEWORKS"))
+        if kind == "offers":
+            return state.offer_records(await state.operator_call(self._master, "GET_FRAMEWORKS"))
+        answer = await state.operator_call(self._master, "GET_STATE")
+        return state.task_records(answer.get("get_tasks", {}), answer.get("get_agents"),
+                                  answer.get("get_frameworks"),
+                                  None if all_frameworks else self.framework_id)
 
     @property
     def calls_in_flight(self) -> int:

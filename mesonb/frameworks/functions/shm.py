@@ -75,6 +75,8 @@ def dump(value: Any, directory: str | None) -> tuple[bytes, Shm | None]:
         return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
     buffers: list[pickle.PickleBuffer] = []
     inband = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    if not buffers:  # the usual small value: that pickle is the whole of it
+        return inband, None
     raws = []
     for buffer in buffers:
         try:
