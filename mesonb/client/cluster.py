@@ -85,6 +85,7 @@ class _Job:
     deps: list[Future] = field(default_factory=list)
     call_url: str | None = None
     shm: Shm | None = None  # the call's large buffers, in shared memory
+    fn: bytes | None = None  # the function, pickled apart from its arguments
     closed: bool = False  # the cluster closed under it
 
     @property
@@ -126,6 +127,7 @@ class Cluster(ClusterViews):
                                 relaunch=self._launch)
         self._offer_holders: list[Any] = []  # notebook frameworks of this client
         self._posted: deque[_Job] = deque()  # submitted, not yet on the loop
+        self._functions: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
         self._drain_scheduled = False
         self._shm_dir: str | None = None
         self._jobs: dict[str, _Job] = {}
@@ -282,6 +284,8 @@ class Cluster(ClusterViews):
                **kwargs: Any) -> Future:
         """Run ``fn(*args, **kwargs)`` as one task; a :class:`~.futures.Future` of its result.
 
+        ``fn`` is pickled once per function object, as Dask does: the globals it uses
+        by value are those of its first call (redefine it to change them).
         Futures among the arguments (top level, or inside a list, tuple, set or dict) are
         dependencies: the call waits for them and gets their values. A future nested deeper
         is refused (TypeError): pass its value.
@@ -297,14 +301,32 @@ class Cluster(ClusterViews):
         deps: list[Future] = []
         held = tuple(placehold(a, deps) for a in args)
         held_kw = {k: placehold(v, deps) for k, v in kwargs.items()}
+        pickled_fn: bytes | None = self._pickled(fn)
+        whole = len(pickled_fn or b"") > INLINE_MAX // 2  # a big closure goes out of band
         try:
-            call, shared = shm.dump((fn, held, held_kw), self._shm_dir)
+            call, shared = shm.dump((fn, held, held_kw) if whole else (held, held_kw),
+                                    self._shm_dir)
         except FutureInCall as exc:  # a future nested deeper than placeholders go
             raise TypeError(nested_future(args, kwargs) or str(exc)) from None
+        if whole:
+            pickled_fn = None
         name = name or str(getattr(fn, "__name__", "call"))
         fut = Future(self, f"{_slug(name)}-{next(self._ids)}", name)
-        self._post(_Job(fut, name, resources, retries, call=call, deps=deps, shm=shared))
+        self._post(_Job(fut, name, resources, retries, call=call, deps=deps, shm=shared,
+                        fn=pickled_fn))
         return fut
+
+    def _pickled(self, fn: Callable[..., Any]) -> bytes:
+        """``fn`` pickled, once per function object while it lives (as Dask does: a
+        function's globals are captured at its first call)."""
+        try:
+            pickled = self._functions.get(fn)
+        except TypeError:  # not weakly referable (a builtin): cheap to pickle anyway
+            return cloudpickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+        if pickled is None:
+            pickled = cloudpickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+            self._functions[fn] = pickled
+        return pickled
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any],
             progress: bool | None = None, **resources: Any) -> list[Future]:
@@ -473,7 +495,7 @@ class Cluster(ClusterViews):
                         Ref(data=cloudpickle.dumps(dep.result())))
         call = Call(call=None if job.call_url else job.call,
                     call_url=Ref(url=job.call_url) if job.call_url else None, deps=refs,
-                    shm=job.shm, shm_dir=self._shm_dir)
+                    shm=job.shm, shm_dir=self._shm_dir, fn=job.fn)
         record = fut.record
         record.attempts += 1
         record.logs = record.running_logs = None  # a retry's output is its own

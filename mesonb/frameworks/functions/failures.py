@@ -10,6 +10,7 @@ import pickle
 import sys
 import time
 import traceback
+from typing import Any
 
 import cloudpickle
 
@@ -72,13 +73,31 @@ def exception_text(exc: BaseException) -> str:
         return name
 
 
+_FUNCTIONS: dict[bytes, Any] = {}  # a worker's functions, by their pickle
+FUNCTIONS_KEPT = 64
+
+
+def function(pickled: bytes) -> Any:
+    """The function of these bytes, unpickled once per worker (the last 64 kept)."""
+    fn = _FUNCTIONS.get(pickled)
+    if fn is None:
+        fn = cloudpickle.loads(pickled)
+        if len(_FUNCTIONS) >= FUNCTIONS_KEPT:
+            _FUNCTIONS.pop(next(iter(_FUNCTIONS)))
+        _FUNCTIONS[pickled] = fn
+    return fn
+
+
 def run_call(payload: bytes, result_path: str) -> Outcome:
     start = time.perf_counter()
     try:
         call = Call.decode(payload)
         data = call.call if call.call is not None else call.call_url.fetch()  # type: ignore
-        fn, args, kwargs = call.shm.load(data) if call.shm is not None else \
-            cloudpickle.loads(data)
+        parts = call.shm.load(data) if call.shm is not None else cloudpickle.loads(data)
+        if call.fn is not None:
+            fn, (args, kwargs) = function(call.fn), parts
+        else:
+            fn, args, kwargs = parts
         if call.deps:
             values = [ref.load() for ref in call.deps]
             args = tuple(substitute(a, values) for a in args)

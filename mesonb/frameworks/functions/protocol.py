@@ -74,6 +74,9 @@ class Call:
     # and puts a large result there too
     shm: Any = None
     shm_dir: str | None = None
+    # the function pickled on its own (the same bytes for every call of one function,
+    # which the worker unpickles once); ``call`` then holds ``(args, kwargs)`` only
+    fn: bytes | None = None
 
     def encode(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
