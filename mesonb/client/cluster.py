@@ -31,7 +31,6 @@ import logging
 import os
 import pickle
 import shutil
-import sys
 import time
 import uuid
 import warnings
@@ -61,7 +60,7 @@ from mesonb.protocol.resources import Resources
 
 from . import pending
 from .blobs import BlobServer
-from .calls import nested_future, placehold
+from .calls import executor_env, nested_future, placehold, slug, this_host
 from .errors import ResourceError
 from .futures import Future, FutureInCall, Logs
 from .leader import LeaderConnection
@@ -199,8 +198,8 @@ class Cluster(ClusterViews):
         self._blobs.start(url)
         # values share memory with workers when every agent is on this host
         self._shm_dir = shm.client_dir() if self._agents and all(
-            a.get("hostname") in _this_host() for a in self._agents) else None
-        self._scheduler = FunctionsScheduler(executor_env=_executor_env())
+            a.get("hostname") in this_host() for a in self._agents) else None
+        self._scheduler = FunctionsScheduler(executor_env=executor_env())
         self._scheduler.on_fatal = self._fatal
         self._scheduler.on_starved = self._release_held_offers
         self._scheduler.on_launched = self._on_launched
@@ -311,7 +310,7 @@ class Cluster(ClusterViews):
         if whole:
             pickled_fn = None
         name = name or str(getattr(fn, "__name__", "call"))
-        fut = Future(self, f"{_slug(name)}-{next(self._ids)}", name)
+        fut = Future(self, f"{slug(name)}-{next(self._ids)}", name)
         self._post(_Job(fut, name, resources, retries, call=call, deps=deps, shm=shared,
                         fn=pickled_fn))
         return fut
@@ -364,7 +363,7 @@ class Cluster(ClusterViews):
         resources = self._resources(cpus, mem, disk, None)
         retries = check_retries(retries)
         name = name or "command"
-        fut = Future(self, f"{_slug(name)}-{next(self._ids)}", name, command=True)
+        fut = Future(self, f"{slug(name)}-{next(self._ids)}", name, command=True)
         self._post(_Job(fut, name, resources, retries, command=command))
         return fut
 
@@ -402,7 +401,7 @@ class Cluster(ClusterViews):
         from .interactive import NotebookFramework
 
         framework = NotebookFramework(self, name, role=role, sandboxes=self._sandboxes,
-                                      executor_env=_executor_env(), **info)
+                                      executor_env=executor_env(), **info)
         self._offer_holders.append(framework)
         return framework
 
@@ -596,23 +595,3 @@ class Cluster(ClusterViews):
 
 
 # -- helpers -------------------------------------------------------------------------
-def _this_host() -> set[str]:
-    """The names an agent on this host may go by."""
-    import socket
-
-    names = {"localhost", "127.0.0.1", os.uname().nodename, socket.gethostname()}
-    with contextlib.suppress(OSError):
-        names.add(socket.gethostbyname(socket.gethostname()))
-    return names
-
-
-def _slug(name: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:40]
-    return safe.strip("-.") or "call"
-
-
-def _executor_env() -> dict[str, str]:
-    """The executor imports what the client can (functions pickled by reference)."""
-    paths = [os.getcwd() if p == "" else p for p in sys.path]
-    paths = [p for p in dict.fromkeys(paths) if os.path.isdir(p)]
-    return {"PYTHONPATH": os.pathsep.join(paths)}
