@@ -8,6 +8,9 @@ replaces with the future's value. What comes back is the functions framework's
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -63,3 +66,25 @@ def _future_depth(value: Any, depth: int, seen: set[int]) -> int | None:
         if found is not None:
             return found
     return None
+
+
+def this_host() -> set[str]:
+    """The names an agent on this host may go by."""
+    import socket
+
+    names = {"localhost", "127.0.0.1", os.uname().nodename, socket.gethostname()}
+    with contextlib.suppress(OSError):
+        names.add(socket.gethostbyname(socket.gethostname()))
+    return names
+
+
+def slug(name: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:40]
+    return safe.strip("-.") or "call"
+
+
+def executor_env() -> dict[str, str]:
+    """The executor imports what the client can (functions pickled by reference)."""
+    paths = [os.getcwd() if p == "" else p for p in sys.path]
+    paths = [p for p in dict.fromkeys(paths) if os.path.isdir(p)]
+    return {"PYTHONPATH": os.pathsep.join(paths)}

@@ -30,11 +30,12 @@ import itertools
 import logging
 import os
 import pickle
-import sys
+import shutil
 import time
 import uuid
 import warnings
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,7 @@ import cloudpickle
 
 from mesonb.discovery import is_zk, parse_zk_url
 from mesonb.frameworks.driver import SchedulerDriver, master_url
+from mesonb.frameworks.functions import shm
 from mesonb.frameworks.functions.protocol import INLINE_MAX, Call, Ref
 from mesonb.frameworks.functions.results import CallRecord, Results, TaskError
 from mesonb.frameworks.functions.sandbox import Sandboxes
@@ -52,18 +54,18 @@ from mesonb.frameworks.functions.scheduler import (
     FunctionsScheduler,
     TaskSpec,
 )
+from mesonb.frameworks.functions.shm import Shm
 from mesonb.http.client import Connection
 from mesonb.protocol.resources import Resources
 
 from . import pending
 from .blobs import BlobServer
-from .calls import nested_future, placehold
+from .calls import executor_env, nested_future, placehold, slug, this_host
 from .errors import ResourceError
 from .futures import Future, FutureInCall, Logs
 from .leader import LeaderConnection
 from .loop import LoopThread, at_exit
-from .sizes import check_retries, format_mb, resource_scalars
-from .state import agent_name
+from .sizes import check_retries, resource_scalars
 from .views import ClusterViews, in_kernel, wants_progress
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,8 @@ class _Job:
     command: str | None = None
     deps: list[Future] = field(default_factory=list)
     call_url: str | None = None
+    shm: Shm | None = None  # the call's large buffers, in shared memory
+    fn: bytes | None = None  # the function, pickled apart from its arguments
     closed: bool = False  # the cluster closed under it
 
     @property
@@ -121,6 +125,10 @@ class Cluster(ClusterViews):
         self._results = Results(self._sandboxes, self._headers, finish=self._finish,
                                 relaunch=self._launch)
         self._offer_holders: list[Any] = []  # notebook frameworks of this client
+        self._posted: deque[_Job] = deque()  # submitted, not yet on the loop
+        self._functions: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+        self._drain_scheduled = False
+        self._shm_dir: str | None = None
         self._jobs: dict[str, _Job] = {}
         self._agents: list[dict[str, Any]] = []
         self._background: set[asyncio.Future[Any]] = set()
@@ -138,14 +146,15 @@ class Cluster(ClusterViews):
     @classmethod
     def local(cls, agents: int = 1, *, resources: str | None = None,
               work_dir: str | None = None, secret: str | None = None, reuse: bool = False,
-              **options: Any) -> Cluster:
+              warm: bool = True, **options: Any) -> Cluster:
         """Start a master and ``agents`` agents in this process (no ZooKeeper).
 
-        One agent holds the whole machine by default, as on a Mesos cluster (one agent per
-        machine): on an N-core machine a call may ask for ``cpus=1`` up to ``cpus=N``, and
-        N ``cpus=1`` calls run at once. ``resources`` is each agent's resource flag
-        (``"cpus:2;mem:4096"``); by default the machine is split evenly between the
-        agents. Everything stops with :meth:`close`.
+        The functions executor is started before this returns (``warm=False``: by the
+        first call instead). One agent holds the whole machine by default, as on a Mesos
+        cluster (one agent per machine): on an N-core machine a call may ask for
+        ``cpus=1`` up to ``cpus=N``, and N ``cpus=1`` calls run at once. ``resources``
+        is each agent's resource flag (``"cpus:2;mem:4096"``); by default the machine is
+        split evenly between the agents. Everything stops with :meth:`close`.
 
         Re-running a notebook cell is safe: while a local cluster of this process is open,
         ``Cluster.local(reuse=True)`` returns it, and ``Cluster.local()`` warns (naming it)
@@ -166,7 +175,7 @@ class Cluster(ClusterViews):
                 RuntimeWarning, stacklevel=2)
         cluster = cls(secret=secret, _local={"agents": agents, "resources": resources,
                                              "work_dir": work_dir, "secret": secret,
-                                             **options})
+                                             "warm": warm, **options})
         _LOCAL.add(cluster)
         return cluster
 
@@ -187,15 +196,35 @@ class Cluster(ClusterViews):
         await self._refresh_agents()
         self._blobs = BlobServer()
         self._blobs.start(url)
-        self._scheduler = FunctionsScheduler(executor_env=_executor_env())
+        # values share memory with workers when every agent is on this host
+        self._shm_dir = shm.client_dir() if self._agents and all(
+            a.get("hostname") in this_host() for a in self._agents) else None
+        self._scheduler = FunctionsScheduler(executor_env=executor_env())
         self._scheduler.on_fatal = self._fatal
         self._scheduler.on_starved = self._release_held_offers
+        self._scheduler.on_launched = self._on_launched
         framework = {"user": getpass.getuser(), "name": self.name,
                      "failover_timeout": FAILOVER_TIMEOUT, "hostname": os.uname().nodename}
         self._driver = SchedulerDriver(self.address, framework, self._scheduler,
                                        secret=self.secret)
         self.framework_id = await self._driver.start()
         self._scheduler.start(self._driver)
+        if local is not None and local.get("warm", True):
+            await self._warm_up()
+
+    async def _warm_up(self) -> None:
+        """Start the functions executor now (one small call, ``mesonb-warmup``, listed
+        as a task like any other), so that the first call a user makes after
+        :meth:`local` finds it running: interpreter start and imports are paid while
+        the cluster starts, not by the first call."""
+        fut = Future(self, "mesonb-warmup", "mesonb-warmup")
+        call = cloudpickle.dumps((abs, (0,), {}), protocol=pickle.HIGHEST_PROTOCOL)
+        self._post(_Job(fut, "mesonb-warmup", Resources({"cpus": 0.01, "mem": 32.0}), 0,
+                        call=call))
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(fut), 60)
+        except Exception as exc:  # the cluster works without it: calls start it then
+            log.info("warming the functions executor up failed: %s", exc)
 
     async def _stop(self) -> None:
         for job in list(self._jobs.values()):
@@ -216,6 +245,8 @@ class Cluster(ClusterViews):
             await driver.stop(teardown=True)
         if getattr(self, "_blobs", None) is not None:
             self._blobs.stop()
+        if self._shm_dir is not None:
+            shutil.rmtree(self._shm_dir, ignore_errors=True)
         if getattr(self, "_master", None) is not None:
             self._master.close()
         embedded: Any = self.local
@@ -242,7 +273,7 @@ class Cluster(ClusterViews):
     def __repr__(self) -> str:
         kind = "local " if self.local is not None else ""
         state = "closed" if self.closed else f"{len(self._jobs)} calls in flight"
-        return (f"<mesonb.Cluster {kind}{self.address}: {_agents_text(self._agents)}, "
+        return (f"<mesonb.Cluster {kind}{self.address}: {pending.agents_text(self._agents)}, "
                 f"{state}>")
 
     # -- public API --------------------------------------------------------------------
@@ -252,6 +283,8 @@ class Cluster(ClusterViews):
                **kwargs: Any) -> Future:
         """Run ``fn(*args, **kwargs)`` as one task; a :class:`~.futures.Future` of its result.
 
+        ``fn`` is pickled once per function object, as Dask does: the globals it uses
+        by value are those of its first call (redefine it to change them).
         Futures among the arguments (top level, or inside a list, tuple, set or dict) are
         dependencies: the call waits for them and gets their values. A future nested deeper
         is refused (TypeError): pass its value.
@@ -267,14 +300,32 @@ class Cluster(ClusterViews):
         deps: list[Future] = []
         held = tuple(placehold(a, deps) for a in args)
         held_kw = {k: placehold(v, deps) for k, v in kwargs.items()}
+        pickled_fn: bytes | None = self._pickled(fn)
+        whole = len(pickled_fn or b"") > INLINE_MAX // 2  # a big closure goes out of band
         try:
-            call = cloudpickle.dumps((fn, held, held_kw), protocol=pickle.HIGHEST_PROTOCOL)
+            call, shared = shm.dump((fn, held, held_kw) if whole else (held, held_kw),
+                                    self._shm_dir)
         except FutureInCall as exc:  # a future nested deeper than placeholders go
             raise TypeError(nested_future(args, kwargs) or str(exc)) from None
+        if whole:
+            pickled_fn = None
         name = name or str(getattr(fn, "__name__", "call"))
-        fut = Future(self, f"{_slug(name)}-{next(self._ids)}", name)
-        self._post(_Job(fut, name, resources, retries, call=call, deps=deps))
+        fut = Future(self, f"{slug(name)}-{next(self._ids)}", name)
+        self._post(_Job(fut, name, resources, retries, call=call, deps=deps, shm=shared,
+                        fn=pickled_fn))
         return fut
+
+    def _pickled(self, fn: Callable[..., Any]) -> bytes:
+        """``fn`` pickled, once per function object while it lives (as Dask does: a
+        function's globals are captured at its first call)."""
+        try:
+            pickled = self._functions.get(fn)
+        except TypeError:  # not weakly referable (a builtin): cheap to pickle anyway
+            return cloudpickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+        if pickled is None:
+            pickled = cloudpickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+            self._functions[fn] = pickled
+        return pickled
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any],
             progress: bool | None = None, **resources: Any) -> list[Future]:
@@ -312,7 +363,7 @@ class Cluster(ClusterViews):
         resources = self._resources(cpus, mem, disk, None)
         retries = check_retries(retries)
         name = name or "command"
-        fut = Future(self, f"{_slug(name)}-{next(self._ids)}", name, command=True)
+        fut = Future(self, f"{slug(name)}-{next(self._ids)}", name, command=True)
         self._post(_Job(fut, name, resources, retries, command=command))
         return fut
 
@@ -350,7 +401,7 @@ class Cluster(ClusterViews):
         from .interactive import NotebookFramework
 
         framework = NotebookFramework(self, name, role=role, sandboxes=self._sandboxes,
-                                      executor_env=_executor_env(), **info)
+                                      executor_env=executor_env(), **info)
         self._offer_holders.append(framework)
         return framework
 
@@ -390,28 +441,6 @@ class Cluster(ClusterViews):
         self._closers.append(close)
         return flow
 
-    def _frame(self, kind: str, **options: Any) -> Any:
-        from . import state
-
-        return state.frame(self._lt.run(self._records(kind, **options), 30),
-                           getattr(state, f"{kind[:-1].upper()}_COLUMNS"))
-
-    async def _records(self, kind: str, all_frameworks: bool = False) -> list[dict[str, Any]]:
-        from . import state
-
-        if kind == "agents":
-            agents = await state.operator_call(self._master, "GET_AGENTS")
-            return state.agent_records(agents, await state.agents_used(agents, self._headers))
-        if kind == "frameworks":
-            return state.framework_records(
-                await state.operator_call(self._master, "GET_FRAMEWORKS"))
-        if kind == "offers":
-            return state.offer_records(await state.operator_call(self._master, "GET_FRAMEWORKS"))
-        answer = await state.operator_call(self._master, "GET_STATE")
-        return state.task_records(answer.get("get_tasks", {}), answer.get("get_agents"),
-                                  answer.get("get_frameworks"),
-                                  None if all_frameworks else self.framework_id)
-
     @property
     def dashboard_link(self) -> str:
         """The master's web UI. Under JupyterHub (``JUPYTERHUB_SERVICE_PREFIX`` set) the
@@ -444,8 +473,19 @@ class Cluster(ClusterViews):
         return Resources(resource_scalars(cpus, mem, disk, gpus))
 
     def _post(self, job: _Job) -> None:
+        """Hand ``job`` to the loop (any thread). A burst of submits wakes the loop once:
+        jobs wait in a deque, and only the first of a burst schedules the drain."""
         self._jobs[job.future.key] = job
-        self._lt.call_soon(self._spawn_admit, job)
+        self._posted.append(job)
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            self._lt.call_soon(self._drain_posted)
+
+    def _drain_posted(self) -> None:
+        self._drain_scheduled = False  # first: a job posted from now on schedules again
+        posted = self._posted
+        while posted:
+            self._spawn_admit(posted.popleft())
 
     def _spawn_admit(self, job: _Job) -> None:
         if not job.deps and (job.call is None or len(job.call) <= INLINE_MAX) and \
@@ -503,13 +543,14 @@ class Cluster(ClusterViews):
             refs.append(dep._ref if dep._ref is not None else
                         Ref(data=cloudpickle.dumps(dep.result())))
         call = Call(call=None if job.call_url else job.call,
-                    call_url=Ref(url=job.call_url) if job.call_url else None, deps=refs)
+                    call_url=Ref(url=job.call_url) if job.call_url else None, deps=refs,
+                    shm=job.shm, shm_dir=self._shm_dir, fn=job.fn)
         record = fut.record
         record.attempts += 1
         record.logs = record.running_logs = None  # a retry's output is its own
         task_id = f"{fut.key}-{uuid.uuid4().hex[:8]}"
         record.task_id = task_id
-        fut.started = None
+        fut.started = fut.launched = None
         spec = TaskSpec(task_id=task_id, name=job.name, resources=job.resources,
                         on_status=self._on_status, command=job.command,
                         data=None if job.command else call.encode())
@@ -535,6 +576,9 @@ class Cluster(ClusterViews):
                 settle: bool = True) -> None:
         self._jobs.pop(job.future.key, None)
         self._blobs.drop(job.call_url)
+        if job.shm is not None:
+            job.shm.remove()
+            job.shm = None
         job.call = job.call_url = None  # dependency callbacks may hold the job a while
         job.deps = []
         if settle:
@@ -546,6 +590,9 @@ class Cluster(ClusterViews):
         if status["state"] == "TASK_RUNNING" and job.future.started is None:
             job.future.started = time.time()
         self._results.on_status(job, spec.agent_url, status)
+
+    def _on_launched(self, spec: TaskSpec) -> None:
+        spec.extra["job"].future.launched = time.time()
 
     def _release_held_offers(self) -> None:
         """The functions framework waits for offers: this client's notebook frameworks
@@ -576,21 +623,7 @@ class Cluster(ClusterViews):
         return False
 
     def _too_big(self, job: _Job) -> str:
-        need = job.resources
-        asked = ", ".join(f"{k} {_amount(k, v)}" for k, v in need.scalars.items())
-        if not self._agents:
-            return f"no agent is registered, so nothing can hold {asked}"
-        biggest = max(self._agents, key=lambda a: tuple(
-            a.get("resources", {}).get(k, 0.0) for k in need.scalars))
-        res = biggest.get("resources", {})
-        has = ", ".join(f"{k} {_amount(k, res.get(k, 0.0))}" for k in need.scalars)
-        if job.command is None:
-            what = (f"this call ({asked}; only the call's own resources count: "
-                    f"{_executor_share()})")
-        else:
-            what = f"this command ({asked})"
-        return (f"no registered agent could ever hold {what}; the largest agent, "
-                f"{agent_name(biggest)}, has {has} in all ({_agents_text(self._agents)})")
+        return pending.too_big(job.resources, job.command is not None, self._agents)
 
     def _logs(self, fut: Future, timeout: float) -> Logs:
         out, err = self._lt.run(self._sandboxes.task_logs(fut.record), timeout)
@@ -612,37 +645,3 @@ class Cluster(ClusterViews):
 
 
 # -- helpers -------------------------------------------------------------------------
-def _agents_text(agents: list[dict[str, Any]]) -> str:
-    """``1 agent (cpus 2, mem 22.5 GiB)``: how many, and what they hold in all."""
-    total: dict[str, float] = {}
-    for agent in agents:
-        for k, v in (agent.get("resources") or {}).items():
-            if k in ("cpus", "mem", "gpus") and isinstance(v, int | float) and v:
-                total[k] = total.get(k, 0.0) + v
-    held = ", ".join(f"{k} {_amount(k, v)}" for k, v in total.items())
-    return f"{len(agents)} agent{'s' if len(agents) != 1 else ''}" + \
-        (f" ({held})" if held else "")
-
-
-def _executor_share() -> str:
-    """What the functions executor adds to a call's resources, in words."""
-    if not EXECUTOR_RESOURCES:
-        return "the functions executor's own overhead is not charged"
-    extra = ", ".join(f"{k} {_amount(k, v)}" for k, v in EXECUTOR_RESOURCES.scalars.items())
-    return f"plus {extra} for the functions executor"
-
-
-def _amount(name: str, value: float) -> str:
-    return format_mb(value) if name in ("mem", "disk") else f"{value:g}"
-
-
-def _slug(name: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:40]
-    return safe.strip("-.") or "call"
-
-
-def _executor_env() -> dict[str, str]:
-    """The executor imports what the client can (functions pickled by reference)."""
-    paths = [os.getcwd() if p == "" else p for p in sys.path]
-    paths = [p for p in dict.fromkeys(paths) if os.path.isdir(p)]
-    return {"PYTHONPATH": os.pathsep.join(paths)}

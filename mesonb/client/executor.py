@@ -12,14 +12,14 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
     from .futures import Future
 
 
 class ClusterExecutor(concurrent.futures.Executor):
     """Each ``submit`` is ``cluster.submit(fn, *args, **resources, **kwargs)``."""
 
-    def __init__(self, cluster: Cluster, resources: dict[str, Any]) -> None:
+    def __init__(self, cluster: Any, resources: dict[str, Any]) -> None:
+        """``cluster``: the :class:`~.cluster.Cluster` that runs the calls."""
         self.cluster = cluster
         self.resources = dict(resources)
         self._futures: set[Future] = set()

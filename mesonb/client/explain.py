@@ -38,6 +38,8 @@ from typing import Any
 from mesonb.allocator.explain import REASONS, SUPPRESSED
 from mesonb.frameworks.functions.scheduler import EXECUTOR_RESOURCES
 
+from .frames import short_id
+
 SCALARS = ("cpus", "mem", "disk", "gpus")
 
 
@@ -102,11 +104,12 @@ class Explanation:
                        "next offer")
         for agent in [a for a in self.agents if not a.fits][:3]:
             short = ", ".join(f"{k} {_fmt(k, v)}" for k, v in agent.short.items())
-            out.append(f"  closest: {agent.hostname} ({agent.agent_id}): short of {short}")
+            out.append(f"  closest: {agent.hostname} ({short_id(agent.agent_id)}): short of "
+                       f"{short}")
         for agent in self.agents:
             for holder, res in agent.held.items():
                 amounts = ", ".join(f"{k} {_fmt(k, v)}" for k, v in res.items() if v)
-                out.append(f"  {agent.hostname} ({agent.agent_id}): {amounts} held in "
+                out.append(f"  {agent.hostname} ({short_id(agent.agent_id)}): {amounts} held in "
                            f"offers to {holder}")
         if not self.fits_somewhere and any(a.fits_without_offers for a in self.agents):
             out.append("  the call fits once those offers are used, declined or rescinded")
@@ -164,7 +167,10 @@ def explain(need: dict[str, float], agent_rows: list[dict[str, Any]],
         free = {k: max(0.0, float(row.get(f"{k}_total") or 0.0)
                        - float(row.get(f"{k}_allocated") or 0.0) - in_offers[k]) for k in need}
         short = {k: need[k] - free[k] for k in need if free[k] + 1e-9 < need[k]}
-        fits.append(AgentFit(agent_id, row.get("hostname", ""), free, short, mine))
+        name = row.get("hostname", "")
+        if row.get("port"):  # agents are named hostname:port, as everywhere else
+            name = f"{name}:{row['port']}"
+        fits.append(AgentFit(agent_id, name, free, short, mine))
     fits.sort(key=lambda a: (a.score(need), a.hostname))
     short_everywhere = {}
     for k in need:

@@ -24,7 +24,6 @@ from mesonb.frameworks.functions.results import CallRecord, CommandResult, Logs
 if TYPE_CHECKING:
     from mesonb.frameworks.functions.protocol import LogSlice, Ref
 
-    from .cluster import Cluster
 
 __all__ = ["CommandResult", "Future", "FutureInCall", "Logs", "as_completed", "wait"]
 
@@ -39,13 +38,15 @@ class Future(concurrent.futures.Future):
     ``task_id`` is the current Mesos task id (it changes when ``retries`` relaunch).
     """
 
-    def __init__(self, cluster: Cluster, key: str, name: str, command: bool = False) -> None:
+    def __init__(self, cluster: Any, key: str, name: str, command: bool = False) -> None:
+        """``cluster``: the :class:`~.cluster.Cluster` whose call this is."""
         super().__init__()
         self._cluster = cluster
         self.key = key
         self.name = name
         self.record = CallRecord(command=command)  # the current attempt, as the framework sees it
         self.submitted = time.time()
+        self.launched: float | None = None  # when its task was sent to an agent
         self.started: float | None = None  # when its task was last seen running
 
     # the current attempt (retries relaunch under a new task id)
@@ -79,12 +80,13 @@ class Future(concurrent.futures.Future):
 
     @property
     def phase(self) -> str:
-        """``"pending"``, ``"running"``, ``"finished"``, ``"error"`` or ``"cancelled"``."""
+        """``"pending"``, ``"running"`` (sent to an agent), ``"finished"``, ``"error"`` or
+        ``"cancelled"``."""
         if self.cancelled():
             return "cancelled"
         if self.done():
             return "error" if self.exception() is not None else "finished"
-        return "running" if self.started is not None else "pending"
+        return "running" if self.launched is not None else "pending"
 
     def __repr__(self) -> str:
         return f"<mesonb.Future {self.name} {self.key} {self.phase}>"
@@ -96,8 +98,8 @@ class Future(concurrent.futures.Future):
 
     def status(self, timeout: float = 5.0) -> str:
         """What the call is doing, in words: ``"pending: <reason>"`` (waiting for its
-        dependencies, for resources — and which — or for an offer), ``"starting on
-        host:port"``, ``"running on host:port for 2.0 s"``, ``"done"``,
+        dependencies, for resources — and which — or for an offer), ``"running on
+        host:port for 2.0 s"`` (since it was sent there), ``"done"``,
         ``"failed: <error>"``, ``"refused: <why>"`` or ``"cancelled"``."""
         return self._cluster._status(self, timeout)
 

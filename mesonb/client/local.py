@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+OFFER_TIMEOUT = 60.0  # seconds: an embedded master's offer timeout unless given
+
 
 def quiet_daemons() -> None:
     """The daemons now run in the user's process: their loggers (mesonb's, tornado's)
@@ -20,17 +22,23 @@ def quiet_daemons() -> None:
 
 async def start_local(agents: int = 1, *, resources: str | None = None,
                       work_dir: Path | str | None = None, secret: str | None = None,
-                      **options: Any) -> Any:
+                      warm: bool = True, **options: Any) -> Any:
     """A started :class:`mesonb.local.LocalCluster` on a free loopback port, agents
-    registered. Imported here, lazily, so that connecting to a remote cluster does not
+    registered (``warm`` is the client's: it starts the functions executor). Imported
+    here, lazily, so that connecting to a remote cluster does not
     load the master and agent code. The process's garbage collector is tuned as for a
     daemon (:mod:`mesonb.gctune`)."""
     from mesonb.gctune import tune_for_daemon
     from mesonb.local import LocalCluster
 
     quiet_daemons()
+    # offers no framework acts on go back to the master after a minute (Mesos's
+    # --offer_timeout): another client's framework cannot starve this one's calls for long
+    master_options = {"offer_timeout": OFFER_TIMEOUT, **(options.pop("master_options", None)
+                                                         or {})}
     cluster = LocalCluster(agents, port=0, work_dir=Path(work_dir) if work_dir else None,
-                           resources=resources, secret=secret, **options)
+                           resources=resources, secret=secret,
+                           master_options=master_options, **options)
     await cluster.start()
     try:
         await cluster.wait_ready()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from mesonb.frameworks.functions.scheduler import EXECUTOR_RESOURCES
 from mesonb.protocol.resources import Resources
 
 from .errors import ResourceError
@@ -43,10 +44,8 @@ def describe(fut: Any, job: Any, scheduler: Any, agents: list[dict[str, Any]],
     spec = scheduler.launched.get(fut.task_id) if fut.task_id else None
     if spec is not None:
         where = _agent_of(agents, spec.agent_id)
-        if spec.state == "RUNNING" or fut.started is not None:
-            since = f" for {time.time() - fut.started:.1f} s" if fut.started else ""
-            return f"running on {where}{since}"
-        return f"starting on {where}"
+        since = fut.started or fut.launched  # running, or sent to the agent
+        return f"running on {where}" + (f" for {time.time() - since:.1f} s" if since else "")
     return "pending: " + queued_reason(job.resources, scheduler, agents, holders or [],
                                        fut.task_id)
 
@@ -105,3 +104,42 @@ def _amount(name: str, value: float) -> str:
 
 def _amounts(scalars: dict[str, float]) -> str:
     return ", ".join(f"{k} {_amount(k, v)}" for k, v in scalars.items() if v)
+
+
+def too_big(need: Resources, command: bool, agents: list[dict[str, Any]]) -> str:
+    """Why no registered agent could ever hold a call (or a shell ``command``) that
+    needs ``need``: what was asked, what was counted, the largest agent."""
+    asked = ", ".join(f"{k} {_amount(k, v)}" for k, v in need.scalars.items())
+    if not agents:
+        return f"no agent is registered, so nothing can hold {asked}"
+    biggest = max(agents, key=lambda a: tuple(
+        a.get("resources", {}).get(k, 0.0) for k in need.scalars))
+    res = biggest.get("resources", {})
+    has = ", ".join(f"{k} {_amount(k, res.get(k, 0.0))}" for k in need.scalars)
+    if not command:
+        what = (f"this call ({asked}; only the call's own resources count: "
+                f"{_executor_share()})")
+    else:
+        what = f"this command ({asked})"
+    return (f"no registered agent could ever hold {what}; the largest agent, "
+            f"{agent_name(biggest)}, has {has} in all ({agents_text(agents)})")
+
+
+def agents_text(agents: list[dict[str, Any]]) -> str:
+    """``1 agent (cpus 2, mem 22.5 GiB)``: how many, and what they hold in all."""
+    total: dict[str, float] = {}
+    for agent in agents:
+        for k, v in (agent.get("resources") or {}).items():
+            if k in ("cpus", "mem", "gpus") and isinstance(v, int | float) and v:
+                total[k] = total.get(k, 0.0) + v
+    held = ", ".join(f"{k} {_amount(k, v)}" for k, v in total.items())
+    return f"{len(agents)} agent{'s' if len(agents) != 1 else ''}" + \
+        (f" ({held})" if held else "")
+
+
+def _executor_share() -> str:
+    """What the functions executor adds to a call's resources, in words."""
+    if not EXECUTOR_RESOURCES:
+        return "the functions executor's own overhead is not charged"
+    extra = ", ".join(f"{k} {_amount(k, v)}" for k, v in EXECUTOR_RESOURCES.scalars.items())
+    return f"plus {extra} for the functions executor"

@@ -30,6 +30,7 @@ class ClusterViews:
     _jobs: dict[str, Any]
     _scheduler: Any
     _offer_holders: list[Any]
+    framework_id: str
 
     def run_on_loop(self, coro: Coroutine[Any, Any, Any], timeout: float) -> Any:
         """Run ``coro`` on the client's event loop thread and return its result (a
@@ -78,29 +79,31 @@ class ClusterViews:
         """The active agents as the client last read them (``/master/state`` entries)."""
         return list(self._agents)
 
-    def queue(self) -> list[dict[str, Any]]:
-        """This client's calls not running yet, oldest first: ``name``, ``key`` and
-        ``status`` (``"pending: <reason>"``, ``"starting on host:port"``)."""
+    def queue(self, explain: int = 3) -> list[dict[str, Any]]:
+        """This client's calls not sent to an agent yet, oldest first: ``name``, ``key``
+        and, for the first ``explain`` of them, ``status`` (``"pending: <reason>"``; the
+        others' is ``""``: saying why costs a look at the whole queue)."""
         if self.closed:
             return []
         if self._lt.in_loop_thread():
-            return self._queue_now()
+            return self._queue_now(explain)
 
         async def look() -> list[dict[str, Any]]:
-            return self._queue_now()
+            return self._queue_now(explain)
 
         try:
             return self._lt.run(look(), 5)
         except (TimeoutError, RuntimeError):
             return []
 
-    def _queue_now(self) -> list[dict[str, Any]]:
-        rows = []
+    def _queue_now(self, explain: int) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
         for job in list(self._jobs.values()):
             fut = job.future
-            if fut.started is None and not fut.done():
-                rows.append({"name": fut.name, "key": fut.key, "status": pending.describe(
-                    fut, job, self._scheduler, self._agents, self._offer_holders)})
+            if fut.launched is None and not fut.done():
+                status = pending.describe(fut, job, self._scheduler, self._agents,
+                                          self._offer_holders) if len(rows) < explain else ""
+                rows.append({"name": fut.name, "key": fut.key, "status": status})
         return rows
 
     async def web_ui(self) -> str | None:
@@ -116,6 +119,30 @@ class ClusterViews:
             return None
         kind = answer.headers.get("content-type", "")
         return f"{url}/" if answer.status == 200 and "html" in kind else None
+
+    # -- the DataFrames of Cluster.agents(), tasks(), frameworks(), offers() ----------
+    def _frame(self, kind: str, **options: Any) -> Any:
+        from . import state
+        from .frames import shown
+
+        return shown(state.frame(self._lt.run(self._records(kind, **options), 30),
+                                 getattr(state, f"{kind[:-1].upper()}_COLUMNS")))
+
+    async def _records(self, kind: str, all_frameworks: bool = False) -> list[dict[str, Any]]:
+        from . import state
+
+        if kind == "agents":
+            agents = await state.operator_call(self._master, "GET_AGENTS")
+            return state.agent_records(agents, await state.agents_used(agents, self._headers))
+        if kind == "frameworks":
+            return state.framework_records(
+                await state.operator_call(self._master, "GET_FRAMEWORKS"))
+        if kind == "offers":
+            return state.offer_records(await state.operator_call(self._master, "GET_FRAMEWORKS"))
+        answer = await state.operator_call(self._master, "GET_STATE")
+        return state.task_records(answer.get("get_tasks", {}), answer.get("get_agents"),
+                                  answer.get("get_frameworks"),
+                                  None if all_frameworks else self.framework_id)
 
     @property
     def calls_in_flight(self) -> int:

@@ -144,7 +144,8 @@ class OffersModel:
             self.offers.pop(offer.id, None)
             self.launched.append(task)
         self._tell("launched", task)
-        task.add_done_callback(lambda t: self._tell("result", t))
+        if hasattr(task, "add_done_callback"):  # a LaunchedTask: a future
+            task.add_done_callback(lambda t: self._tell("result", t))
         return task
 
     def decline(self, which: Any, refuse_seconds: float | None = DEFAULT_REFUSE) -> None:
@@ -194,7 +195,7 @@ class OffersText:
                     f"command=) runs {model.what}; decline(i, refuse_seconds)"
         lines = [head]
         for i, offer in enumerate(offers):
-            res = ", ".join(f"{r} {offer.resources.get(r, 0.0):g}" for r in SCALARS
+            res = ", ".join(f"{r} {_amount(r, offer.resources.get(r, 0.0))}" for r in SCALARS
                             if offer.resources.get(r))
             lines.append(f"  [{i}] {_agent(offer)}: {res}  (offer {offer.id})")
         for task in model.launched:
@@ -305,6 +306,9 @@ class OffersView:
 
     def _on_change(self, kind: str, payload: Any) -> None:
         self._redraw()
+        if kind == "closed":  # the last picture, sent whole from the closing cell:
+            for widget in (self.title, self.box, self.tasks, self.message):
+                widget.send_state()  # changes made between cells belong to no cell
 
     def _act(self, action: Callable[[], Any]) -> None:
         """A button's action; its failure shows in the view (a click has no caller)."""
@@ -360,7 +364,7 @@ def _amount(name: str, value: float) -> str:
 
 def outcome(task: Any) -> str:
     """A launched task's state, and once done its result (or error) in short."""
-    if not task.done():
+    if not getattr(task, "done", lambda: False)():
         return str(task.state)
     if task.cancelled():
         return f"{task.state}: cancelled"

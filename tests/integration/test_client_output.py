@@ -25,9 +25,9 @@ SCRIPT = textwrap.dedent("""
     c = Cluster.local()
     assert c.submit(abs, -2).result(30) == 2
     f = c.run("echo started; sleep 30")
-    while f.phase != "running" and not f.status().startswith("running"):
-        time.sleep(0.05)
-    time.sleep(0.3)
+    deadline = time.monotonic() + 60
+    while "started" not in f.logs().stdout and time.monotonic() < deadline:
+        time.sleep(0.05)  # the command runs: it printed its first line
     f.cancel()
     logs = f.logs()
     print("STDOUT", repr(logs.stdout))

@@ -45,6 +45,13 @@ def test_submit_works_while_a_notebook_framework_holds_every_offer(cluster):
         fw.close()
 
 
+def test_the_embedded_master_takes_back_offers_nobody_acts_on(cluster):
+    from mesonb.client.local import OFFER_TIMEOUT
+
+    # another client's framework cannot hold the embedded master's offers for ever
+    assert cluster.local.master.config.offer_timeout == OFFER_TIMEOUT
+
+
 def test_a_call_that_cannot_start_says_why_in_status_and_timeout(cluster):
     busy = [cluster.submit(time.sleep, 60, cpus=1, mem=64) for _ in range(2)]
     try:

@@ -23,7 +23,8 @@ def wait_for(path: str) -> bool:
 def test_the_rest_of_an_offer_is_declined_and_revived_for_new_work(monkeypatch, tmp_path):
     monkeypatch.setattr(functions_scheduler, "REMAINDER_REFUSE", 60.0)
     gate = tmp_path / "go"
-    with Cluster.local(agents=1, resources="cpus:2;mem:2048") as cluster:
+    # warm=False: no warm-up call, whose own remainder filter this test would see first
+    with Cluster.local(agents=1, resources="cpus:2;mem:2048", warm=False) as cluster:
         blocker = cluster.submit(wait_for, str(gate), cpus=0.5, mem=64)
         master = cluster.local.master.master
         framework = master.book.frameworks[cluster.framework_id]

@@ -144,6 +144,9 @@ def test_interactive_offers():
     tasks = [w["value"] for w in tree if w["name"] == "HTMLModel" and "<div><code>" in w["value"]]
     assert len(tasks) == 1 and tasks[0].count("<div>") == 2  # both launches listed
     assert "pow-" in tasks[0] and "command-" in tasks[0]
+    # each launch shows its agent (hostname:port) and its result once done
+    assert re.search(r"on [^<:]+:\d+: TASK_FINISHED → 81", tasks[0]), tasks[0]
+    assert "TASK_FINISHED → CommandResult(returncode=0)" in tasks[0]
 
 
 def test_dashboard():
@@ -154,7 +157,8 @@ def test_dashboard():
     assert "finished on the dashboard: 6" in text
     assert "allocated agrees with the master: True" in text
     assert "memory measured in use: True" in text
-    assert "Running 0" in text and "Finished 6" in text
+    # the six calls and Cluster.local()'s warm-up call, which started the executor
+    assert "Running 0" in text and "Finished 7" in text
     height = int(re.search(r"dashboard height for 4 agents: (\d+) px", text)[1])
     assert height <= 600
     assert int(re.search(r"task stream bars: (\d+)", text)[1]) >= 6  # the six calls
@@ -168,7 +172,7 @@ def test_dashboard():
                and "mesonb cluster" in w["value"]]
     assert "<small>stopped</small>" in title  # drawn last by stop()
     [counts] = [w["value"] for w in tree if w["name"] == "HTMLModel" and "Finished" in w["value"]]
-    assert "Finished <b>6</b>" in counts and "Running <b>0</b>" in counts  # one line
+    assert "Finished <b>7</b>" in counts and "Running <b>0</b>" in counts  # one line
     rows = [w for w in tree if w["name"] == "HBoxModel"]
     names = [w["value"] for w in tree if w["name"] == "LabelModel" and
              re.fullmatch(r".+:\d+", w["value"])]

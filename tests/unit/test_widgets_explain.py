@@ -6,6 +6,7 @@ import concurrent.futures
 import doctest
 from types import SimpleNamespace
 
+import mesonb.client.explain
 import mesonb.widgets.explain
 from mesonb.client import reprs as templates
 from mesonb.widgets.explain import explain
@@ -41,6 +42,8 @@ def test_fits_when_one_agent_has_everything_and_split_resources():
 
 def test_module_doctest():
     assert doctest.testmod(mesonb.widgets.explain).failed == 0
+    assert doctest.testmod(mesonb.client.explain).attempted >= 3
+    assert doctest.testmod(mesonb.client.explain).failed == 0
 
 
 def test_future_and_offer_html():

@@ -202,8 +202,9 @@ def test_text_view_outside_a_kernel():
     text = OffersText(OffersModel(fw))
     out = repr(text)
     assert out.splitlines()[0].startswith("test: 2 offers held; accept(i")
-    assert "  [0] O1 on host-A1 (A1): cpus 2, mem 512" in out
-    assert "  [1] O2 on host-A2 (A2)" in out
+    # agents named hostname:port, sizes with units
+    assert "  [0] host-A1:5051: cpus 2, mem 512 MiB  (offer O1)" in out
+    assert "  [1] host-A2:5051: cpus 1, mem 512 MiB  (offer O2)" in out
     with pytest.raises(ValueError, match="give a shell command"):
         text.accept(0)
     task = text.accept(1, command="hostname", cpus=0.2)

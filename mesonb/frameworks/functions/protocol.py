@@ -38,11 +38,19 @@ class Dep:
 
 @dataclasses.dataclass
 class Ref:
-    """A pickled value: inline ``data``, or ``url`` to GET (with ``headers``)."""
+    """A pickled value: inline ``data``, or ``url`` to GET (with ``headers``); with
+    ``shm``, ``data`` is the in-band pickle and its buffers are in shared memory."""
 
     data: bytes | None = None
     url: str | None = None
     headers: dict[str, str] | None = None
+    shm: Any = None  # shm.Shm
+
+    def load(self) -> Any:
+        """The value."""
+        if self.shm is not None:
+            return self.shm.load(self.data or b"")
+        return pickle.loads(self.fetch())
 
     def fetch(self, timeout: float = 300.0) -> bytes:
         if self.data is not None:
@@ -61,6 +69,14 @@ class Call:
     call_url: Ref | None = None
     deps: list[Ref] = dataclasses.field(default_factory=list)
     version: int = VERSION
+    # the buffers of ``call`` (pickle protocol 5) in shared memory (shm.Shm), and the
+    # client's shared-memory directory: a worker that sees it shares the client's host
+    # and puts a large result there too
+    shm: Any = None
+    shm_dir: str | None = None
+    # the function pickled on its own (the same bytes for every call of one function,
+    # which the worker unpickles once); ``call`` then holds ``(args, kwargs)`` only
+    fn: bytes | None = None
 
     def encode(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
@@ -125,6 +141,7 @@ class Outcome:
     died: bool = False
     # the user's frames of the traceback, outermost first: (file, line, function)
     frames: list[tuple[str, int, str]] | None = None
+    shm: Any = None  # the result's buffers in shared memory (shm.Shm); value is in band
 
     def encode(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)

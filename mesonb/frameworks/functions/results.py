@@ -16,6 +16,7 @@ import base64
 import contextlib
 import logging
 import pickle
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from html import escape
@@ -310,6 +311,12 @@ class Results:
         try:
             if outcome is not None:
                 record.logs = (outcome.stdout, outcome.stderr)
+                if outcome.ok and outcome.shm is not None:  # buffers in shared memory
+                    record.ref = Ref(data=outcome.value, shm=outcome.shm)
+                    # the file goes with the future (a dependent call may still read it)
+                    weakref.finalize(record, outcome.shm.remove)
+                    self.finish(job, outcome.shm.load(outcome.value or b""))
+                    return
                 if outcome.ok:
                     record.ref = Ref(data=outcome.value) if outcome.path is None else Ref(
                         url=f"{record.agent_url}/files/download?path={quote(outcome.path)}",

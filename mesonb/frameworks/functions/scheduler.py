@@ -109,6 +109,7 @@ class FunctionsScheduler:
         # Called (at most every STARVED_EVERY seconds) while tasks wait and no offer is
         # held: the client asks its other frameworks to give back the offers they hold.
         self.on_starved: Callable[[], Any] | None = None
+        self.on_launched: Callable[[TaskSpec], Any] | None = None  # sent to an agent
         self._starved_at = -math.inf
 
     def start(self, driver: driver_mod.SchedulerDriver) -> None:
@@ -304,6 +305,8 @@ class FunctionsScheduler:
             for spec in placed:
                 spec.agent_id, spec.agent_url, spec.state = agent_id, url, "LAUNCHED"
                 self.launched[spec.task_id] = spec
+                if self.on_launched is not None:
+                    self.on_launched(spec)
             ids = [o["id"]["value"] for o in offers]
             if tasks:
                 for offer_id in ids:

@@ -37,15 +37,13 @@ import pickle
 import signal
 import struct
 import sys
-import time
-import traceback
 from collections import deque
 from dataclasses import dataclass, field
 
-import cloudpickle
 import psutil
 
-from .protocol import INLINE_MAX, Call, LogSlice, Outcome, substitute
+from .failures import run_call
+from .protocol import LogSlice, Outcome
 
 log = logging.getLogger(__name__)
 _LEN = struct.Struct(">I")
@@ -117,7 +115,7 @@ def _child_main(rfd: int, wfd: int) -> None:
             if logs[fd - 1] != path:
                 _redirect(fd, path)
                 logs[fd - 1] = path
-        outcome = _run_call(payload, result_path)
+        outcome = run_call(payload, result_path)
         _write_frame(wfd, outcome.encode())
 
 
@@ -125,94 +123,6 @@ def _redirect(target: int, path: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, target)
     os.close(fd)
-
-
-def _run_call(payload: bytes, result_path: str) -> Outcome:
-    start = time.perf_counter()
-    try:
-        call = Call.decode(payload)
-        data = call.call if call.call is not None else call.call_url.fetch()  # type: ignore
-        fn, args, kwargs = cloudpickle.loads(data)
-        if call.deps:
-            values = [pickle.loads(ref.fetch()) for ref in call.deps]
-            args = tuple(substitute(a, values) for a in args)
-            kwargs = {k: substitute(v, values) for k, v in kwargs.items()}
-        result = fn(*args, **kwargs)
-        value = cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-        outcome = Outcome(ok=True, size=len(value))
-        if len(value) > INLINE_MAX:
-            with open(result_path, "wb") as f:
-                f.write(value)
-            outcome.path = result_path
-        else:
-            outcome.value = value
-    except BaseException as exc:
-        text, frames = user_traceback(exc)
-        value, parts = _pickle_exception(exc)
-        outcome = Outcome(ok=False, value=value, exc_parts=parts, traceback=text,
-                          exc_type=_exception_text(exc), frames=frames)
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-    outcome.duration = time.perf_counter() - start
-    return outcome
-
-
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def user_traceback(exc: BaseException) -> tuple[str, list[tuple[str, int, str]]]:
-    """The traceback of a call's exception as the user wants it: their frames (mesonb's
-    own, the worker's, left out) and the error, chained exceptions included; and the
-    frames of the exception itself as ``(file, line, function)``."""
-    tb = traceback.TracebackException.from_exception(exc)
-    for one in _chain(tb):
-        frames = [f for f in one.stack if not (f.filename or "").startswith(_PACKAGE)]
-        one.stack = traceback.StackSummary.from_list(frames)
-    own = [(f.filename, f.lineno or 0, f.name) for f in tb.stack]
-    return "".join(tb.format()), own
-
-
-def _chain(tb: traceback.TracebackException) -> list[traceback.TracebackException]:
-    out, seen = [], set()
-    todo: list[traceback.TracebackException | None] = [tb]
-    while todo:
-        one = todo.pop()
-        if one is None or id(one) in seen:
-            continue
-        seen.add(id(one))
-        out.append(one)
-        todo += [one.__cause__, one.__context__]
-    return out
-
-
-def _pickle_exception(exc: BaseException) -> tuple[bytes | None, bytes | None]:
-    """``(value, None)``: the exception, pickled and checked to unpickle; else ``(None,
-    parts)``: its ``(type, args, __dict__)`` (``__dict__`` left out if it does not pickle),
-    for the client to rebuild it with ``type.__new__``; ``(None, None)`` when neither works.
-    Only a failed call pays for this."""
-    try:
-        value = cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
-        pickle.loads(value)
-        return value, None
-    except Exception:
-        pass
-    for state in (getattr(exc, "__dict__", {}), {}):
-        try:
-            return None, cloudpickle.dumps((type(exc), exc.args, state),
-                                           protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:
-            pass
-    return None, None
-
-
-def _exception_text(exc: BaseException) -> str:
-    name = f"{type(exc).__module__}.{type(exc).__qualname__}"
-    try:
-        return f"{name}: {exc}"
-    except Exception:  # a __str__ that fails
-        return name
 
 
 # -- the parent side -------------------------------------------------------------------

@@ -1,0 +1,101 @@
+"""Large values between the client and a worker on the same host: pickle protocol 5 with
+out-of-band buffers in a shared-memory file.
+
+A value whose out-of-band buffers (numpy arrays, bytes-like data, anything that supports
+:class:`pickle.PickleBuffer`) add up to :data:`SHM_MIN` bytes or more is pickled with
+``buffer_callback``: the small in-band pickle travels as before (inline), the buffers are
+written once into one file under the client's directory in ``/dev/shm``
+(:class:`Shm`: its path and the buffers' sizes). The reader maps the file
+copy-on-write and unpickles with ``buffers=`` slices of the map: no copy, no HTTP,
+nothing through the master, and the result is writable (pages copied only when
+written). The writer's side of a call decides: only when the worker sees the client's
+directory (the same host, the same ``/dev/shm``) does it use one; otherwise values go
+out of band over HTTP as before (:mod:`.protocol`).
+
+Lifetimes: an argument's file is removed when its call ends; a result's when its future
+is collected (a dependent call may still read it) or the cluster closes. A mapped file
+that is removed stays readable by whoever mapped it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import mmap
+import os
+import pickle
+import uuid
+from typing import Any
+
+import cloudpickle
+
+SHM_MIN = 1 << 20  # out-of-band bytes from which a value goes through shared memory
+SHM_ROOT = "/dev/shm"
+
+
+@dataclasses.dataclass
+class Shm:
+    """The out-of-band buffers of one pickle: a file and each buffer's size in it."""
+
+    path: str
+    sizes: list[int]
+
+    def load(self, inband: bytes) -> Any:
+        """The value: ``inband`` unpickled with this file's buffers (mapped, not read)."""
+        total = sum(self.sizes)
+        if not total:
+            return pickle.loads(inband, buffers=[b"" for _ in self.sizes])
+        with open(self.path, "rb") as f:
+            mapped = mmap.mmap(f.fileno(), total, access=mmap.ACCESS_COPY)
+        view = memoryview(mapped)
+        buffers, offset = [], 0
+        for size in self.sizes:
+            buffers.append(view[offset:offset + size])
+            offset += size
+        return pickle.loads(inband, buffers=buffers)
+
+    def remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+def client_dir() -> str | None:
+    """A new directory of this client's in ``/dev/shm`` (None where there is none)."""
+    if not os.path.isdir(SHM_ROOT) or not os.access(SHM_ROOT, os.W_OK):
+        return None
+    path = os.path.join(SHM_ROOT, f"mesonb-{uuid.uuid4().hex[:12]}")
+    os.mkdir(path, 0o700)
+    return path
+
+
+def dump(value: Any, directory: str | None) -> tuple[bytes, Shm | None]:
+    """``value`` as an in-band pickle and, when its out-of-band buffers are big enough
+    and ``directory`` is given, a :class:`Shm` holding them; else one whole pickle."""
+    if directory is None:
+        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
+    buffers: list[pickle.PickleBuffer] = []
+    inband = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    if not buffers:  # the usual small value: that pickle is the whole of it
+        return inband, None
+    raws = []
+    for buffer in buffers:
+        try:
+            raws.append(buffer.raw())
+        except BufferError:  # not contiguous: in band after all
+            return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
+    if sum(r.nbytes for r in raws) < SHM_MIN:
+        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
+    path = os.path.join(directory, uuid.uuid4().hex)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        for raw in raws:
+            view = raw.cast("B")
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+    except BaseException:
+        os.close(fd)
+        os.unlink(path)
+        raise
+    os.close(fd)
+    return inband, Shm(path, [r.nbytes for r in raws])
