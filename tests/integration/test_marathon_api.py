@@ -214,3 +214,27 @@ def test_state_survives_a_restart_of_the_framework(marathon: MarathonProcess) ->
     assert {t["id"] for t in marathon.get("/v2/apps/keep/web/tasks")["tasks"]} == before
     marathon.request("DELETE", "/v2/groups/keep")
     marathon.deployed()
+
+
+def test_a_shared_executor_runs_the_instances_of_an_agent(marathon: MarathonProcess) -> None:
+    shared = MarathonProcess(marathon.directory, marathon.master, ["--shared-executor"],
+                             name="shared").start()
+    try:
+        shared.request("POST", "/v2/apps", {"id": "/pool", "cmd": "sleep 600", "instances": 6,
+                                            **SMALL})
+        shared.deployed()
+        tasks = shared.running("/pool", 6)
+        framework_id = shared.get("/v2/info")["frameworkId"]
+        state = requests.get(f"http://{marathon.master}/master/state", timeout=10).json()
+        ours = next(f for f in state["frameworks"] if f["id"] == framework_id)
+        executors = {(t["slave_id"], t["executor_id"]) for t in ours["tasks"]}
+        agents = {t["slave_id"] for t in ours["tasks"]}
+        assert len(executors) == len(agents)  # one executor per agent, all its instances
+        killed = shared.request("DELETE", f"/v2/apps/pool/tasks/{tasks[0]['id']}?scale=true")
+        assert killed.status_code == 200
+        shared.deployed()
+        assert len(shared.running("/pool", 5)) == 5
+        shared.request("DELETE", "/v2/apps/pool")
+        shared.deployed()
+    finally:
+        shared.stop()

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 DECLINE_SECONDS = 120.0  # Marathon's decline_offer_duration
 TICK = 0.25
 KILL_RETRY = 10.0
+SHARED_EXECUTOR = {"cpus": 0.01, "mem": 32.0}
 
 
 @dataclasses.dataclass
@@ -69,7 +71,7 @@ class MarathonCore:
     """State and behaviour of the framework (see the module docstring)."""
 
     def __init__(self, store: Store | None = None, clock: Callable[[], float] | None = None,
-                 role: str = "*") -> None:
+                 role: str = "*", shared_executor: bool = False) -> None:
         self.store: Store = store or MemoryStore()
         self.clock = clock or (lambda: asyncio.get_running_loop().time())
         self.role = role
@@ -89,6 +91,11 @@ class MarathonCore:
         self._background: set[asyncio.Task[Any]] = set()
         self.on_change: Callable[[], None] | None = None  # widgets, tests
         self.runner = DeploymentRunner(self)
+        # With shared_executor, every instance on an agent is a task group of one task in
+        # one default executor per agent (as Marathon runs pods), not a command executor
+        # process per task: the executor ids in use, per agent.
+        self.shared_executor = shared_executor
+        self.executors: dict[str, str] = {}
 
     # -- life cycle ---------------------------------------------------------------------
     async def load(self) -> None:
@@ -200,7 +207,9 @@ class MarathonCore:
             if not self._waiting(now):
                 await self._suppress()
             return
-        result = launcher.match(offers, demands)
+        overhead = SHARED_EXECUTOR if self.shared_executor else None
+        result = launcher.match(offers, demands, overhead=overhead,
+                                overhead_done=frozenset(self.executors))
         by_offer: dict[str, list[dict[str, Any]]] = {}
         stamp = timestamp()
         for p in result.placements:
@@ -228,11 +237,35 @@ class MarathonCore:
                                      for offer, reasons in
                                      result.unused_detail.get(demand.app.id, [])][-10:]
         self.counters["launched"] += len(result.placements)
-        await asyncio.gather(*(self.driver.launch([oid], tasks) for oid, tasks in
+        roles = {p.offer_id: p.role for p in result.placements}
+        await asyncio.gather(*(self._launch(oid, tasks, roles[oid]) for oid, tasks in
                                by_offer.items()), return_exceptions=True)
         if result.unused_offers:
             await self._decline(result.unused_offers, 1.0)
         self._changed()
+
+    async def _launch(self, offer_id: str, tasks: list[dict[str, Any]], role: str) -> None:
+        if not self.shared_executor:
+            await self.driver.launch([offer_id], tasks)
+            return
+        agent_id = tasks[0]["agent_id"]["value"]
+        executor_id = self.executors.get(agent_id)
+        if executor_id is None:
+            executor_id = self.executors[agent_id] = f"marathon-{uuid.uuid4().hex[:12]}"
+        executor = {"executor_id": {"value": executor_id}, "type": "DEFAULT",
+                    "name": "marathon shared executor",
+                    "resources": [{"name": k, "type": "SCALAR", "scalar": {"value": v},
+                                   "role": role} for k, v in SHARED_EXECUTOR.items()]}
+        operations = [{"type": "LAUNCH_GROUP", "launch_group": {
+            "executor": executor, "task_group": {"tasks": [task]}}} for task in tasks]
+        await self.driver.accept([offer_id], operations)
+
+    async def on_failure(self, body: dict[str, Any]) -> None:
+        """An executor ended: the next instance on that agent starts a new one."""
+        executor_id = (body.get("executor_id") or {}).get("value")
+        agent_id = (body.get("agent_id") or {}).get("value")
+        if executor_id and agent_id and self.executors.get(agent_id) == executor_id:
+            del self.executors[agent_id]
 
     async def on_rescind(self, offer_id: str) -> None:
         return
@@ -309,6 +342,8 @@ class MarathonCore:
                 self.counters["failures"] += 1
             elif action is Action.EXPUNGE:
                 self.instances.pop(inst.id, None)
+                if not any(i.agent_id == inst.agent_id for i in self.instances.values()):
+                    self.executors.pop(inst.agent_id, None)  # it exits with its last task
                 checks = self.checks.pop(inst.id, None)
                 if checks is not None:
                     checks.stop()
