@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from mesonb.frameworks.marathon.core import MarathonCore
@@ -59,8 +60,8 @@ def update(core: MarathonCore, task_id: str, state: str, **extra: Any) -> Any:
 async def settle(core: MarathonCore) -> None:
     """Let the calls the core sends in the background go out."""
     while core._background:
-        for task in list(core._background):
-            await task
+        await asyncio.gather(*list(core._background))
+        await asyncio.sleep(0)  # the done callbacks drop them from the set
 
 
 async def setup(**kw: Any) -> tuple[MarathonCore, Operations, Driver, FakeClock]:
