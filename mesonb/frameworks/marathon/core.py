@@ -453,10 +453,13 @@ class MarathonCore:
             app = state.definition
             instances = self.app_instances(app.id)
             live = [i for i in instances if i.active]
-            count = controller.plan(app, live).launch
+            plan = controller.plan(app, live)
+            for inst in plan.kill:  # the launches assume these are gone: kill them now
+                self.kill(inst)
+            count = plan.launch
             if count > 0:
                 placed = [{c[0]: self._field(i, c[0]) for c in app.constraints}
-                          for i in live] if app.constraints else []
+                          for i in live if i.active] if app.constraints else []
                 roles = tuple(app.accepted_resource_roles or ("*", self.role))
                 out.append(launcher.Demand(app, count, placed, roles))
         return out
