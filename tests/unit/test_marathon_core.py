@@ -171,3 +171,23 @@ async def test_unknown_tasks_found_by_reconciliation_are_adopted_or_killed() -> 
     await update(core, stranger, "TASK_RUNNING")
     await settle(core)
     assert stranger in driver.killed and stranger not in core.instances
+
+
+async def test_mesos_health_checks_travel_in_the_task_and_healthy_comes_back() -> None:
+    core, ops, driver, _clock = await setup()
+    changes = core.bus.subscribe(["health_status_changed_event"])
+    _app, dep_id = await ops.create_app({
+        "id": "/h", "cmd": "sleep 9", "instances": 1, "cpus": 0.1, "mem": 8,
+        "healthChecks": [{"protocol": "MESOS_TCP", "intervalSeconds": 1}]})
+    await core.on_offers([offer()])
+    task = driver.launched[-1]
+    assert task["health_check"]["type"] == "TCP"
+    task_id = task["task_id"]["value"]
+    await update(core, task_id, "TASK_RUNNING")
+    assert dep_id in core.deployments  # running but not yet healthy
+    await update(core, task_id, "TASK_RUNNING", healthy=True)
+    assert dep_id not in core.deployments
+    assert core.instances[task_id].health["alive"] is True
+    await update(core, task_id, "TASK_RUNNING", healthy=False)
+    assert [e["alive"] for e in (changes.queue.get_nowait(), changes.queue.get_nowait())] \
+        == [True, False]
