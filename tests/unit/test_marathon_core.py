@@ -20,10 +20,12 @@ class Driver:
         self.revives = 0
         self.suppresses = 0
 
-    async def launch(self, offer_ids: list[str], tasks: list[dict[str, Any]]) -> None:
+    async def launch(self, offer_ids: list[str], tasks: list[dict[str, Any]],
+                     refuse_seconds: float | None = None) -> None:
         self.launched.extend(tasks)
 
-    async def accept(self, offer_ids: list[str], operations: list[dict[str, Any]]) -> None:
+    async def accept(self, offer_ids: list[str], operations: list[dict[str, Any]],
+                     refuse_seconds: float | None = None) -> None:
         for op in operations:
             self.launched.extend(op["launch_group"]["task_group"]["tasks"])
 

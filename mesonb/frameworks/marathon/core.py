@@ -36,6 +36,7 @@ from .taskinfo import task_info
 log = logging.getLogger(__name__)
 DECLINE_SECONDS = 120.0  # Marathon's decline_offer_duration
 TICK = 0.25
+LEFTOVER_SECONDS = 1.0  # what an offer had left, or an offer that fit nothing, comes back
 KILL_RETRY = 10.0
 SHARED_EXECUTOR = {"cpus": 0.01, "mem": 32.0}
 
@@ -241,12 +242,12 @@ class MarathonCore:
         await asyncio.gather(*(self._launch(oid, tasks, roles[oid]) for oid, tasks in
                                by_offer.items()), return_exceptions=True)
         if result.unused_offers:
-            await self._decline(result.unused_offers, 1.0)
+            await self._decline(result.unused_offers, LEFTOVER_SECONDS)
         self._changed()
 
     async def _launch(self, offer_id: str, tasks: list[dict[str, Any]], role: str) -> None:
         if not self.shared_executor:
-            await self.driver.launch([offer_id], tasks)
+            await self.driver.launch([offer_id], tasks, LEFTOVER_SECONDS)
             return
         agent_id = tasks[0]["agent_id"]["value"]
         executor_id = self.executors.get(agent_id)
@@ -258,7 +259,7 @@ class MarathonCore:
                                    "role": role} for k, v in SHARED_EXECUTOR.items()]}
         operations = [{"type": "LAUNCH_GROUP", "launch_group": {
             "executor": executor, "task_group": {"tasks": [task]}}} for task in tasks]
-        await self.driver.accept([offer_id], operations)
+        await self.driver.accept([offer_id], operations, LEFTOVER_SECONDS)
 
     async def on_failure(self, body: dict[str, Any]) -> None:
         """An executor ended: the next instance on that agent starts a new one."""
