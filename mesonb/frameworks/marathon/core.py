@@ -22,11 +22,12 @@ from typing import Any
 
 from . import controller, launcher
 from .backoff import Backoff
+from .checks import HealthRecorder
 from .deployment_fsm import Deployment
 from .deployment_fsm import Event as DEvent
 from .deployments import DeploymentRunner
 from .events import EventBus
-from .health import FRAMEWORK_CHECKS, TaskChecks
+from .health import TaskChecks
 from .instance_fsm import Action, Event, InstanceState, event_of, transition
 from .instances import Instance, app_of_task, new_task_id, service_ports
 from .model import AppDefinition, timestamp
@@ -92,6 +93,7 @@ class MarathonCore:
         self._background: set[asyncio.Task[Any]] = set()
         self.on_change: Callable[[], None] | None = None  # widgets, tests
         self.runner = DeploymentRunner(self)
+        self.health = HealthRecorder(self)
         # With shared_executor, every instance on an agent is a task group of one task in
         # one default executor per agent (as Marathon runs pods), not a command executor
         # process per task: the executor ids in use, per agent.
@@ -292,9 +294,9 @@ class MarathonCore:
             inst.started_at = inst.started_at or timestamp()
             inst.running_since = self.clock()
             if app is not None:
-                self._start_checks(app, inst)
+                self.health.start(app, inst)
         if "healthy" in status and status["healthy"] is not None:
-            self._health(inst, bool(status["healthy"]), None, kill=False)
+            self.health.record(inst, bool(status["healthy"]), None, kill=False)
         self._carry_out(inst, actions, status)
         self._dirty.add(inst.app_id)
         await self.converge(inst.app_id)
@@ -369,56 +371,6 @@ class MarathonCore:
         inst.state = _state
         self._carry_out(inst, actions)
         self._dirty.add(inst.app_id)
-
-    # -- health -------------------------------------------------------------------------
-    def _start_checks(self, app: AppDefinition, inst: Instance) -> None:
-        framework_checks = [c for c in app.health_checks
-                            if c.get("protocol", "HTTP") in FRAMEWORK_CHECKS]
-        if not framework_checks and not app.readiness_checks:
-            return
-        names = [p.get("name") for p in app.ports]
-        self.checks[inst.id] = TaskChecks(inst.id, inst.ip or inst.host, inst.ports,
-                                          framework_checks, app.readiness_checks, names,
-                                          self._on_health, self._on_ready)
-
-    def _on_health(self, task_id: str, alive: bool, result: dict[str, Any], kill: bool
-                   ) -> None:
-        inst = self.instances.get(task_id)
-        if inst is not None:
-            self._health(inst, alive, result, kill)
-            self._spawn(self.converge(inst.app_id))
-
-    def _health(self, inst: Instance, alive: bool, result: dict[str, Any] | None,
-                kill: bool) -> None:
-        if result is not None:
-            inst.health = result
-        elif not inst.health or inst.health.get("alive") != alive:
-            now = timestamp()
-            inst.health = {"alive": alive, "consecutiveFailures": 0 if alive else 1,
-                           "firstSuccess": now if alive else None,
-                           "lastSuccess": now if alive else None,
-                           "lastFailure": None if alive else now,
-                           "lastFailureCause": None if alive else "Mesos health check failed"}
-        if inst.healthy is not alive:
-            inst.healthy = alive
-            self.bus.publish("health_status_changed_event", appId=inst.app_id,
-                             taskId=inst.id, instanceId=inst.id, version=inst.version,
-                             alive=alive)
-        if not alive:
-            self.bus.publish("failed_health_check_event", appId=inst.app_id, taskId=inst.id,
-                             instanceId=inst.id, version=inst.version)
-        if kill:
-            state, actions = transition(inst.state, Event.UNHEALTHY)
-            inst.state = state
-            self._carry_out(inst, actions, {"message": "health checks failed",
-                                            "state": "TASK_KILLED"})
-        self._dirty.add(inst.app_id)
-
-    def _on_ready(self, task_id: str) -> None:
-        inst = self.instances.get(task_id)
-        if inst is not None:
-            inst.ready = True
-            self._spawn(self.converge(inst.app_id))
 
     # -- converging apps ----------------------------------------------------------------
     def app_instances(self, app_id: str) -> list[Instance]:
