@@ -193,3 +193,21 @@ async def test_mesos_health_checks_travel_in_the_task_and_healthy_comes_back() -
     await update(core, task_id, "TASK_RUNNING", healthy=False)
     assert [e["alive"] for e in (changes.queue.get_nowait(), changes.queue.get_nowait())] \
         == [True, False]
+
+
+async def test_an_unreachable_instance_is_replaced_and_one_too_many_goes_later() -> None:
+    core, ops, driver, clock = await setup()
+    await ops.create_app({"id": "/u", "cmd": "sleep 9", "instances": 1, "cpus": 0.1,
+                          "mem": 8})
+    await core.on_offers([offer()])
+    first = driver.launched[-1]["task_id"]["value"]
+    await update(core, first, "TASK_RUNNING")
+    await update(core, first, "TASK_UNREACHABLE")
+    clock.advance(1.0)
+    await core.on_offers([offer(1)])
+    second = driver.launched[-1]["task_id"]["value"]
+    assert second != first
+    await update(core, second, "TASK_RUNNING")
+    await update(core, first, "TASK_RUNNING")  # the agent came back
+    await settle(core)
+    assert driver.killed == [second]  # YOUNGEST_FIRST
