@@ -214,3 +214,66 @@ def test_state_survives_a_restart_of_the_framework(marathon: MarathonProcess) ->
     assert {t["id"] for t in marathon.get("/v2/apps/keep/web/tasks")["tasks"]} == before
     marathon.request("DELETE", "/v2/groups/keep")
     marathon.deployed()
+
+
+def test_a_shared_executor_runs_the_instances_of_an_agent(marathon: MarathonProcess) -> None:
+    shared = MarathonProcess(marathon.directory, marathon.master, ["--shared-executor"],
+                             name="shared").start()
+    try:
+        shared.request("POST", "/v2/apps", {"id": "/pool", "cmd": "sleep 600", "instances": 6,
+                                            **SMALL})
+        shared.deployed()
+        tasks = shared.running("/pool", 6)
+        framework_id = shared.get("/v2/info")["frameworkId"]
+        state = requests.get(f"http://{marathon.master}/master/state", timeout=10).json()
+        ours = next(f for f in state["frameworks"] if f["id"] == framework_id)
+        executors = {(t["slave_id"], t["executor_id"]) for t in ours["tasks"]}
+        agents = {t["slave_id"] for t in ours["tasks"]}
+        assert len(executors) == len(agents)  # one executor per agent, all its instances
+        killed = shared.request("DELETE", f"/v2/apps/pool/tasks/{tasks[0]['id']}?scale=true")
+        assert killed.status_code == 200
+        shared.deployed()
+        assert len(shared.running("/pool", 5)) == 5
+        shared.request("DELETE", "/v2/apps/pool")
+        shared.deployed()
+    finally:
+        shared.stop()
+
+
+def test_readiness_checks_gate_the_deployment(marathon: MarathonProcess) -> None:
+    ready = {"id": "/ready", "cmd": SERVER, "instances": 1, "cpus": 0.05, "mem": 64,
+             "portDefinitions": [{"port": 0, "name": "http"}],
+             "readinessChecks": [{"portName": "http", "path": "/", "intervalSeconds": 1}]}
+    created = marathon.request("POST", "/v2/apps", ready)
+    assert created.status_code == 201
+    marathon.deployed(30)  # the server answered 200 on "/"
+    never = {**ready, "id": "/never", "labels": {"MESONB_DEPLOY_TIMEOUT": "4"},
+             "readinessChecks": [{"portName": "http", "path": "/missing",
+                                  "intervalSeconds": 1}]}
+    dep = marathon.request("POST", "/v2/apps", never).headers["Marathon-Deployment-Id"]
+    marathon.running("/never", 1, 30)
+    assert [d["id"] for d in marathon.get("/v2/deployments")] == [dep]  # running, not ready
+    marathon.deployed(30)  # the deadline ends it
+    marathon.request("DELETE", "/v2/apps/ready")
+    marathon.request("DELETE", "/v2/apps/never")
+    marathon.deployed()
+
+
+def test_a_group_starts_dependencies_first(marathon: MarathonProcess) -> None:
+    group = {"id": "/stack", "apps": [
+        {"id": "web", "cmd": "sleep 600", "instances": 1, **SMALL,
+         "dependencies": ["/stack/db"]},
+        {"id": "db", "cmd": "sleep 600", "instances": 1, **SMALL}]}
+    created = marathon.request("POST", "/v2/groups", group)
+    assert created.status_code == 201
+    steps = marathon.get("/v2/deployments")[0]["steps"]
+    assert [[a["app"] for a in s["actions"]] for s in steps] == [["/stack/db"], ["/stack/web"]]
+    marathon.deployed()
+    tasks = {t["appId"]: t for t in marathon.get("/v2/tasks")["tasks"]
+             if t["appId"].startswith("/stack/")}
+    assert tasks["/stack/web"]["stagedAt"] >= tasks["/stack/db"]["startedAt"]
+    tree = marathon.get("/v2/groups/stack")
+    assert sorted(a["id"] for a in tree["apps"]) == ["/stack/db", "/stack/web"]
+    assert marathon.request("POST", "/v2/groups", group).status_code == 409
+    marathon.request("DELETE", "/v2/groups/stack")
+    marathon.deployed()

@@ -1,5 +1,6 @@
-"""Two ``mesonb marathon --zk`` instances: one leads, the other proxies; kill -9 of the
-leader hands over within 3 s (ZooKeeper session 2 s) and no task is killed."""
+"""Two ``mesonb marathon --zk`` instances: one leads, the other proxies; the leader
+abdicates (DELETE /v2/leader), then kill -9 of the new leader hands over within 3 s
+(ZooKeeper session 2 s); no task is killed on the way."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.slow,
 INSTANCES = 20
 
 
-def test_kill_9_of_the_leader_hands_over_without_killing_tasks(tmp_path: Path) -> None:
+def test_abdication_and_kill_9_hand_over_without_killing_tasks(tmp_path: Path) -> None:
     with ZooKeeperServer(tmp_path / "zk") as zk, \
             ProcessCluster(tmp_path, agents=1, agent_resources="cpus:4;mem:4096;disk:4096",
                            master_args=["--allocation-interval", "0.1"]) as cluster:
@@ -36,23 +37,30 @@ def test_kill_9_of_the_leader_hands_over_without_killing_tasks(tmp_path: Path) -
             before = {t["id"] for t in first.running("/ha", INSTANCES, 30)}
             framework_id = first.get("/v2/info")["frameworkId"]
 
-            first.daemon.kill()
+            # the leader steps down (asked through the standby): the standby leads
+            assert "abdicated" in second.request("DELETE", "/v2/leader").json()["message"]
+            wait_for(lambda: get_json(second.url + "/v2/info")["elected"], 10,
+                     what="the standby to lead")
+            assert first.get("/v2/leader") == {"leader": second.daemon.address}
+            assert {t["id"] for t in second.running("/ha", INSTANCES, 20)} == before
+
+            second.daemon.kill()
             killed_at = time.monotonic()
 
             def serving() -> bool:
-                answer = requests.get(second.url + "/v2/apps", timeout=2)
+                answer = requests.get(first.url + "/v2/apps", timeout=2)
                 return answer.status_code == 200 and \
                     [a["id"] for a in answer.json()["apps"]] == ["/ha"]
 
             wait_for(serving, 10, interval=0.05, what="the new leader")
             took = time.monotonic() - killed_at
             assert took < 3.0, f"the new leader served /v2/apps after {took:.2f}s"
-            info = second.get("/v2/info")
-            assert info["elected"] and info["leader"] == second.daemon.address
-            wait_for(lambda: second.get("/v2/info")["frameworkId"] == framework_id, 10)
-            assert {t["id"] for t in second.running("/ha", INSTANCES, 20)} == before
+            info = first.get("/v2/info")
+            assert info["elected"] and info["leader"] == first.daemon.address
+            wait_for(lambda: first.get("/v2/info")["frameworkId"] == framework_id, 10)
+            assert {t["id"] for t in first.running("/ha", INSTANCES, 20)} == before
             time.sleep(2)  # reconciliation has answered; the tasks are still the same
-            tasks = second.get("/v2/apps/ha/tasks")["tasks"]
+            tasks = first.get("/v2/apps/ha/tasks")["tasks"]
             assert {t["id"] for t in tasks} == before
             state = cluster.state()
             ours = [f for f in state["frameworks"] if f["id"] == framework_id]
@@ -61,6 +69,6 @@ def test_kill_9_of_the_leader_hands_over_without_killing_tasks(tmp_path: Path) -
             assert not [t for t in ours[0].get("completed_tasks", [])
                         if t["id"] in before]
         finally:
-            second.request("DELETE", "/v2/apps/ha?force=true")
+            first.request("DELETE", "/v2/apps/ha?force=true")
             second.stop()
             first.stop()

@@ -8,7 +8,10 @@ through ``cluster.apps`` (:mod:`.apps_client`). The modules, one concept each:
 * :mod:`.controller` — what an app needs next (scaling, rolling upgrades);
 * :mod:`.launcher`, :mod:`.constraints`, :mod:`.taskinfo` — offers to TaskInfos;
 * :mod:`.backoff`, :mod:`.health` — launch delays, Marathon-side health/readiness checks;
-* :mod:`.core` — the scheduler handler that owns the state; :mod:`.operations` — changes;
+* :mod:`.core` — the scheduler handler that owns the state, with :mod:`.deployments`
+  (carrying out deployments) and :mod:`.checks` (recording health); :mod:`.operations` —
+  changes (create, update, scale, delete, groups, cancel);
 * :mod:`.storage`, :mod:`.election` — persistence (disk or ZooKeeper), leader election;
-* :mod:`.api` — the REST API; :mod:`.views` — its JSON; :mod:`.service` — one instance.
+* :mod:`.api` — the REST API; :mod:`.views` — its JSON; :mod:`.service` — one instance;
+* :mod:`.apps_client`, :mod:`.progress` — ``cluster.apps`` and its deployment widget.
 """

@@ -38,6 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="bearer token clients of the REST API must send")
     p.add_argument("--master-secret", default=os.environ.get(SECRET_ENV),
                    help=f"bearer token for the master (default ${SECRET_ENV})")
+    p.add_argument("--shared-executor", action="store_true",
+                   help="run the instances on each agent in one default executor (task "
+                        "groups of one task) instead of a command executor per task")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
     return p
@@ -49,7 +52,8 @@ async def serve(args: argparse.Namespace) -> int:
     service = Marathon(args.master, port=args.port, ip=args.ip, zk=args.zk,
                        work_dir=args.work_dir, secret=args.secret,
                        master_secret=args.master_secret, name=args.framework_name,
-                       role=args.role, zk_session_timeout=args.zk_session_timeout)
+                       role=args.role, zk_session_timeout=args.zk_session_timeout,
+                       shared_executor=args.shared_executor)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

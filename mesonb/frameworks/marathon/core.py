@@ -15,17 +15,19 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from . import controller, launcher
 from .backoff import Backoff
+from .checks import HealthRecorder
 from .deployment_fsm import Deployment
 from .deployment_fsm import Event as DEvent
 from .deployments import DeploymentRunner
 from .events import EventBus
-from .health import FRAMEWORK_CHECKS, TaskChecks
+from .health import TaskChecks
 from .instance_fsm import Action, Event, InstanceState, event_of, transition
 from .instances import Instance, app_of_task, new_task_id, service_ports
 from .model import AppDefinition, timestamp
@@ -35,7 +37,9 @@ from .taskinfo import task_info
 log = logging.getLogger(__name__)
 DECLINE_SECONDS = 120.0  # Marathon's decline_offer_duration
 TICK = 0.25
+LEFTOVER_SECONDS = 1.0  # what an offer had left, or an offer that fit nothing, comes back
 KILL_RETRY = 10.0
+SHARED_EXECUTOR = {"cpus": 0.01, "mem": 32.0}
 
 
 @dataclasses.dataclass
@@ -69,7 +73,7 @@ class MarathonCore:
     """State and behaviour of the framework (see the module docstring)."""
 
     def __init__(self, store: Store | None = None, clock: Callable[[], float] | None = None,
-                 role: str = "*") -> None:
+                 role: str = "*", shared_executor: bool = False) -> None:
         self.store: Store = store or MemoryStore()
         self.clock = clock or (lambda: asyncio.get_running_loop().time())
         self.role = role
@@ -89,6 +93,12 @@ class MarathonCore:
         self._background: set[asyncio.Task[Any]] = set()
         self.on_change: Callable[[], None] | None = None  # widgets, tests
         self.runner = DeploymentRunner(self)
+        self.health = HealthRecorder(self)
+        # With shared_executor, every instance on an agent is a task group of one task in
+        # one default executor per agent (as Marathon runs pods), not a command executor
+        # process per task: the executor ids in use, per agent.
+        self.shared_executor = shared_executor
+        self.executors: dict[str, str] = {}
 
     # -- life cycle ---------------------------------------------------------------------
     async def load(self) -> None:
@@ -200,7 +210,9 @@ class MarathonCore:
             if not self._waiting(now):
                 await self._suppress()
             return
-        result = launcher.match(offers, demands)
+        overhead = SHARED_EXECUTOR if self.shared_executor else None
+        result = launcher.match(offers, demands, overhead=overhead,
+                                overhead_done=frozenset(self.executors))
         by_offer: dict[str, list[dict[str, Any]]] = {}
         stamp = timestamp()
         for p in result.placements:
@@ -228,11 +240,35 @@ class MarathonCore:
                                      for offer, reasons in
                                      result.unused_detail.get(demand.app.id, [])][-10:]
         self.counters["launched"] += len(result.placements)
-        await asyncio.gather(*(self.driver.launch([oid], tasks) for oid, tasks in
+        roles = {p.offer_id: p.role for p in result.placements}
+        await asyncio.gather(*(self._launch(oid, tasks, roles[oid]) for oid, tasks in
                                by_offer.items()), return_exceptions=True)
         if result.unused_offers:
-            await self._decline(result.unused_offers, 1.0)
+            await self._decline(result.unused_offers, LEFTOVER_SECONDS)
         self._changed()
+
+    async def _launch(self, offer_id: str, tasks: list[dict[str, Any]], role: str) -> None:
+        if not self.shared_executor:
+            await self.driver.launch([offer_id], tasks, LEFTOVER_SECONDS)
+            return
+        agent_id = tasks[0]["agent_id"]["value"]
+        executor_id = self.executors.get(agent_id)
+        if executor_id is None:
+            executor_id = self.executors[agent_id] = f"marathon-{uuid.uuid4().hex[:12]}"
+        executor = {"executor_id": {"value": executor_id}, "type": "DEFAULT",
+                    "name": "marathon shared executor",
+                    "resources": [{"name": k, "type": "SCALAR", "scalar": {"value": v},
+                                   "role": role} for k, v in SHARED_EXECUTOR.items()]}
+        operations = [{"type": "LAUNCH_GROUP", "launch_group": {
+            "executor": executor, "task_group": {"tasks": [task]}}} for task in tasks]
+        await self.driver.accept([offer_id], operations, LEFTOVER_SECONDS)
+
+    async def on_failure(self, body: dict[str, Any]) -> None:
+        """An executor ended: the next instance on that agent starts a new one."""
+        executor_id = (body.get("executor_id") or {}).get("value")
+        agent_id = (body.get("agent_id") or {}).get("value")
+        if executor_id and agent_id and self.executors.get(agent_id) == executor_id:
+            del self.executors[agent_id]
 
     async def on_rescind(self, offer_id: str) -> None:
         return
@@ -258,9 +294,9 @@ class MarathonCore:
             inst.started_at = inst.started_at or timestamp()
             inst.running_since = self.clock()
             if app is not None:
-                self._start_checks(app, inst)
+                self.health.start(app, inst)
         if "healthy" in status and status["healthy"] is not None:
-            self._health(inst, bool(status["healthy"]), None, kill=False)
+            self.health.record(inst, bool(status["healthy"]), None, kill=False)
         self._carry_out(inst, actions, status)
         self._dirty.add(inst.app_id)
         await self.converge(inst.app_id)
@@ -309,6 +345,8 @@ class MarathonCore:
                 self.counters["failures"] += 1
             elif action is Action.EXPUNGE:
                 self.instances.pop(inst.id, None)
+                if not any(i.agent_id == inst.agent_id for i in self.instances.values()):
+                    self.executors.pop(inst.agent_id, None)  # it exits with its last task
                 checks = self.checks.pop(inst.id, None)
                 if checks is not None:
                     checks.stop()
@@ -333,56 +371,6 @@ class MarathonCore:
         inst.state = _state
         self._carry_out(inst, actions)
         self._dirty.add(inst.app_id)
-
-    # -- health -------------------------------------------------------------------------
-    def _start_checks(self, app: AppDefinition, inst: Instance) -> None:
-        framework_checks = [c for c in app.health_checks
-                            if c.get("protocol", "HTTP") in FRAMEWORK_CHECKS]
-        if not framework_checks and not app.readiness_checks:
-            return
-        names = [p.get("name") for p in app.ports]
-        self.checks[inst.id] = TaskChecks(inst.id, inst.ip or inst.host, inst.ports,
-                                          framework_checks, app.readiness_checks, names,
-                                          self._on_health, self._on_ready)
-
-    def _on_health(self, task_id: str, alive: bool, result: dict[str, Any], kill: bool
-                   ) -> None:
-        inst = self.instances.get(task_id)
-        if inst is not None:
-            self._health(inst, alive, result, kill)
-            self._spawn(self.converge(inst.app_id))
-
-    def _health(self, inst: Instance, alive: bool, result: dict[str, Any] | None,
-                kill: bool) -> None:
-        if result is not None:
-            inst.health = result
-        elif not inst.health or inst.health.get("alive") != alive:
-            now = timestamp()
-            inst.health = {"alive": alive, "consecutiveFailures": 0 if alive else 1,
-                           "firstSuccess": now if alive else None,
-                           "lastSuccess": now if alive else None,
-                           "lastFailure": None if alive else now,
-                           "lastFailureCause": None if alive else "Mesos health check failed"}
-        if inst.healthy is not alive:
-            inst.healthy = alive
-            self.bus.publish("health_status_changed_event", appId=inst.app_id,
-                             taskId=inst.id, instanceId=inst.id, version=inst.version,
-                             alive=alive)
-        if not alive:
-            self.bus.publish("failed_health_check_event", appId=inst.app_id, taskId=inst.id,
-                             instanceId=inst.id, version=inst.version)
-        if kill:
-            state, actions = transition(inst.state, Event.UNHEALTHY)
-            inst.state = state
-            self._carry_out(inst, actions, {"message": "health checks failed",
-                                            "state": "TASK_KILLED"})
-        self._dirty.add(inst.app_id)
-
-    def _on_ready(self, task_id: str) -> None:
-        inst = self.instances.get(task_id)
-        if inst is not None:
-            inst.ready = True
-            self._spawn(self.converge(inst.app_id))
 
     # -- converging apps ----------------------------------------------------------------
     def app_instances(self, app_id: str) -> list[Instance]:
@@ -418,10 +406,13 @@ class MarathonCore:
             app = state.definition
             instances = self.app_instances(app.id)
             live = [i for i in instances if i.active]
-            count = controller.plan(app, live).launch
+            plan = controller.plan(app, live)
+            for inst in plan.kill:  # the launches assume these are gone: kill them now
+                self.kill(inst)
+            count = plan.launch
             if count > 0:
                 placed = [{c[0]: self._field(i, c[0]) for c in app.constraints}
-                          for i in live] if app.constraints else []
+                          for i in live if i.active] if app.constraints else []
                 roles = tuple(app.accepted_resource_roles or ("*", self.role))
                 out.append(launcher.Demand(app, count, placed, roles))
         return out

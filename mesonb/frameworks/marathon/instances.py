@@ -64,8 +64,11 @@ class Instance:
 
     @property
     def active(self) -> bool:
-        """Counted as one of the app's instances (not being killed, not gone)."""
-        return not self.state.terminal and self.state is not InstanceState.KILLING
+        """Counted as one of the app's instances: not being killed, not gone, and not
+        unreachable (Marathon's default unreachableStrategy replaces those at once; one
+        that comes back is an extra instance, scaled away by ``killSelection``)."""
+        return not self.state.terminal and self.state not in (InstanceState.KILLING,
+                                                              InstanceState.UNREACHABLE)
 
     def to_json(self) -> dict[str, Any]:
         """Marathon's task JSON (only fields marathon-python's MarathonTask knows)."""

@@ -151,8 +151,12 @@ def _address(offer: dict[str, Any]) -> str:
 
 
 def match(offers: list[dict[str, Any]], demands: list[Demand], *,
-          max_per_offer: int = 1000) -> Result:
-    """Place as many waiting instances as the offers hold (see the module docstring)."""
+          max_per_offer: int = 1000, overhead: dict[str, float] | None = None,
+          overhead_done: frozenset[str] = frozenset()) -> Result:
+    """Place as many waiting instances as the offers hold (see the module docstring).
+
+    ``overhead`` (e.g. a shared executor's cpus and mem) is taken from the first offer of
+    each agent not in ``overhead_done`` that gets an instance."""
     result = Result()
     waiting = [d for d in demands if d.count > 0]
     known_values: dict[str, set[str]] = {}
@@ -168,6 +172,15 @@ def match(offers: list[dict[str, Any]], demands: list[Demand], *,
     for offer in offers:
         offer_id = offer["id"]["value"]
         free = _Free(offer)
+        if overhead and offer["agent_id"]["value"] not in overhead_done:
+            role = next((r for r in free.roles()
+                         if all(free.scalars.get(r, {}).get(k, 0.0) + EPS >= v
+                                for k, v in overhead.items())), None)
+            if role is None:
+                result.unused_offers.append(offer_id)
+                continue
+            for name, amount in overhead.items():
+                free.scalars[role][name] -= amount
         launched = 0
         maintenance = bool(offer.get("unavailability"))
         for demand in waiting:

@@ -20,7 +20,6 @@ dropped on input.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import re
 import time
@@ -221,12 +220,14 @@ class AppDefinition:
     # -- JSON -----------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         """Marathon's app JSON: the definition, with only fields marathon-python knows."""
+        # Nested values are shared with the definition, not copied (GET /v2/groups writes
+        # hundreds of apps): callers change only the top level of what they get.
         out: dict[str, Any] = {}
         for name, attr, _type, _default in _FIELDS:
             value = getattr(self, attr)
             if value is not None:
-                out[name] = copy.deepcopy(value)
-        out["portDefinitions"] = copy.deepcopy(self.ports)
+                out[name] = value
+        out["portDefinitions"] = self.ports
         out["upgradeStrategy"] = {"minimumHealthCapacity": self.minimum_health_capacity,
                                   "maximumOverCapacity": self.maximum_over_capacity}
         out["healthChecks"] = [{**HEALTH_DEFAULTS, **hc} for hc in self.health_checks]

@@ -49,7 +49,7 @@ class Marathon:
                  zk: str | None = None, work_dir: Path | None = None, secret: str | None = None,
                  master_secret: str | None = None, name: str = FRAMEWORK_NAME,
                  role: str = "*", zk_session_timeout: float = 2.0,
-                 in_memory: bool = False) -> None:
+                 in_memory: bool = False, shared_executor: bool = False) -> None:
         self.master = master
         self.ip = ip
         self.port = port
@@ -61,6 +61,7 @@ class Marathon:
         self.role = role
         self.zk_session_timeout = zk_session_timeout
         self.in_memory = in_memory
+        self.shared_executor = shared_executor
         self.security = Security(secret)
         self.groups_latency: list[float] = []
         self.is_leader = False
@@ -130,7 +131,8 @@ class Marathon:
         async with self._transition:
             if self.is_leader and self.driver is not None:
                 return
-            core = MarathonCore(self._store(), role=self.role)
+            core = MarathonCore(self._store(), role=self.role,
+                                shared_executor=self.shared_executor)
             core.on_change = self.core.on_change
             log.info("elected: loading the state")
             await core.load()

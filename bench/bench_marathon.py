@@ -1,0 +1,225 @@
+"""Marathon on mesonb: deployment times on a local cluster of real processes.
+
+A ``mesonb master``, ``--agents`` ``mesonb agent`` processes and ``mesonb marathon``
+run on this machine; every instance is a real ``sleep`` process started by an agent.
+
+1. One app of ``--instances`` (500) instances (``sleep``, cpus 0.001, mem 8, no ports):
+   the time from ``POST /v2/apps`` until all are running and its deployment succeeded.
+   Marathon's figure for the same: 14.2 s on 189 agents (its performance README).
+2. Marathon's scale matrix: n apps x 1 instance and 1 app x n instances for n = 50, 100, ...
+   500 (``--matrix 50,100`` to shorten), printing per-app and overall deployment time,
+   failed deployments and ``GET /v2/groups`` p50/p99 latency while it deploys, the columns
+   of Marathon's performance README.
+
+    python bench/bench_marathon.py [--agents 4] [--instances 500] [--matrix 50,100,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mesonb.testing.processes import Daemon, ProcessCluster, wait_for
+
+APP = {"cmd": "sleep 3600", "cpus": 0.001, "mem": 8, "portDefinitions": []}
+
+
+class Events:
+    """Reads ``/v2/events`` in a thread: when each deployment succeeded or failed."""
+
+    def __init__(self, url: str) -> None:
+        self.done: dict[str, tuple[float, str]] = {}
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self._answer = requests.get(url + "/v2/events", stream=True, timeout=None,
+                                    params={"event_type": ["deployment_success",
+                                                           "deployment_failed",
+                                                           "event_stream_attached"]},
+                                    headers={"Accept": "text/event-stream"})
+        threading.Thread(target=self._read, daemon=True).start()
+        self.ready.wait(10)
+
+    def _read(self) -> None:
+        try:
+            for line in self._answer.iter_lines():
+                if not line.startswith(b"data:"):
+                    continue
+                event = json.loads(line[5:])
+                if event["eventType"] == "event_stream_attached":
+                    self.ready.set()
+                    continue
+                with self.lock:
+                    self.done[event["id"]] = (time.perf_counter(), event["eventType"])
+        except Exception:  # closed at the end
+            return
+
+    def wait(self, ids: list[str], timeout: float) -> dict[str, tuple[float, str]]:
+        wait_for(lambda: all(i in self.done for i in ids), timeout, interval=0.01,
+                 what=f"{len(ids)} deployments")
+        with self.lock:
+            return {i: self.done[i] for i in ids}
+
+    def close(self) -> None:
+        self._answer.close()
+
+
+class GroupsLatency:
+    """Polls ``GET /v2/groups`` while a deployment runs; p50/p99 of the answers."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        session = requests.Session()
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            session.get(self.url + "/v2/groups", timeout=30).raise_for_status()
+            self.samples.append(time.perf_counter() - started)
+            self._stop.wait(0.1)
+
+    def stop(self) -> tuple[float, float]:
+        self._stop.set()
+        self._thread.join(30)
+        ordered = sorted(self.samples) or [0.0]
+        return (statistics.median(ordered),
+                ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))])
+
+
+def post(url: str, path: str, body: Any) -> requests.Response:
+    answer = requests.post(url + path, json=body, timeout=60)
+    if answer.status_code >= 300:
+        raise RuntimeError(f"{path}: {answer.status_code} {answer.text[:300]}")
+    return answer
+
+
+def clear(url: str, master: str, timeout: float = 300.0) -> None:
+    """Delete every app and wait until the master shows no task of ours running."""
+    requests.delete(url + "/v2/groups/?force=true", timeout=60)
+    wait_for(lambda: requests.get(url + "/v2/deployments", timeout=30).json() == [], timeout,
+             interval=0.1, what="the deletions")
+
+    def no_tasks() -> bool:
+        state = requests.get(master + "/master/state", timeout=30).json()
+        return not any(f["tasks"] for f in state["frameworks"])
+
+    wait_for(no_tasks, timeout, interval=0.2, what="the tasks to end")
+
+
+def cpu_seconds(cluster: ProcessCluster, marathon: Daemon) -> dict[str, float]:
+    """User + system CPU of the daemons (agents with their executors and tasks)."""
+    def of(pid: int, children: bool) -> float:
+        try:
+            proc = psutil.Process(pid)
+            procs = [proc, *proc.children(recursive=True)] if children else [proc]
+            return sum(sum(p.cpu_times()[:2]) for p in procs)
+        except psutil.Error:
+            return 0.0
+
+    assert cluster.master is not None
+    return {"master": of(cluster.master.pid, False), "marathon": of(marathon.pid, False),
+            "agents": sum(of(a.pid, False) for a in cluster.agents),
+            "executors+tasks": sum(of(a.pid, True) - of(a.pid, False) for a in cluster.agents)}
+
+
+def one_big_app(url: str, events: Events, instances: int, timeout: float) -> float:
+    started = time.perf_counter()
+    answer = post(url, "/v2/apps", {"id": "/big", "instances": instances, **APP})
+    deployment = answer.headers["Marathon-Deployment-Id"]
+    when, kind = events.wait([deployment], timeout)[deployment]
+    app = requests.get(url + "/v2/apps/big", timeout=30).json()["app"]
+    if kind != "deployment_success" or app["tasksRunning"] != instances:
+        raise RuntimeError(f"the deployment ended with {kind}, {app['tasksRunning']} running")
+    return when - started
+
+
+def matrix_row(url: str, events: Events, apps: int, instances: int, timeout: float
+               ) -> dict[str, Any]:
+    latency = GroupsLatency(url)
+    started = time.perf_counter()
+    posted: dict[str, float] = {}
+    for i in range(apps):
+        app_id = f"/m/a{i}"
+        t = time.perf_counter()
+        answer = post(url, "/v2/apps", {"id": app_id, "instances": instances, **APP})
+        posted[answer.headers["Marathon-Deployment-Id"]] = t
+    results = events.wait(list(posted), timeout)
+    p50, p99 = latency.stop()
+    per_app = [results[d][0] - t for d, t in posted.items()]
+    return {"apps": apps, "instances": instances,
+            "per_app_s": statistics.mean(per_app),
+            "overall_s": max(r[0] for r in results.values()) - started,
+            "failed": sum(r[1] != "deployment_success" for r in results.values()),
+            "groups_p50_ms": p50 * 1000, "groups_p99_ms": p99 * 1000}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=4)
+    parser.add_argument("--instances", type=int, default=500)
+    parser.add_argument("--matrix", default="50,100,150,200,250,300,350,400,450,500",
+                        help="the n of the scale matrix (comma separated; '' skips it)")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--command-executor", action="store_true",
+                        help="a command executor process per task (Marathon's default for "
+                             "apps) instead of one shared default executor per agent")
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.matrix.split(",") if n.strip()]
+    directory = Path(tempfile.mkdtemp(prefix="bench-marathon-"))
+    with ProcessCluster(directory, agents=args.agents,
+                        agent_resources="cpus:64;mem:262144;disk:100000",
+                        master_args=["--allocation-interval", "0.1"]) as cluster:
+        marathon = Daemon(["marathon", "--master", cluster.address, "--port", "0",
+                           "--work-dir", str(directory / "marathon"), "--log-level", "WARNING",
+                           *([] if args.command_executor else ["--shared-executor"])],
+                          directory / "marathon.log")
+        try:
+            marathon.wait_listening()
+            url = marathon.url
+            wait_for(lambda: requests.get(url + "/v2/info", timeout=5).json()["frameworkId"],
+                     30, what="the framework to subscribe")
+            events = Events(url)
+            print(f"cluster: 1 master, {args.agents} agents, marathon: processes on this "
+                  "machine", flush=True)
+            before = cpu_seconds(cluster, marathon)
+            took = one_big_app(url, events, args.instances, args.timeout)
+            print(f"1 app x {args.instances} instances: all running and the deployment "
+                  f"succeeded in {took:.2f} s (Marathon: 14.2 s on 189 agents)", flush=True)
+            after = cpu_seconds(cluster, marathon)
+            print("  CPU seconds meanwhile: " + ", ".join(
+                f"{k} {after[k] - before.get(k, 0.0):.2f}" for k in after), flush=True)
+            clear(url, cluster.url)
+            if sizes:
+                print(f"{'apps':>5} {'inst':>5} {'per app s':>10} {'overall s':>10} "
+                      f"{'failed':>7} {'groups p50 ms':>14} {'p99 ms':>8}", flush=True)
+            for n in sizes:
+                for apps, instances in ((n, 1), (1, n)):
+                    row = matrix_row(url, events, apps, instances, args.timeout)
+                    print(f"{row['apps']:>5} {row['instances']:>5} {row['per_app_s']:>10.2f} "
+                          f"{row['overall_s']:>10.2f} {row['failed']:>7} "
+                          f"{row['groups_p50_ms']:>14.1f} {row['groups_p99_ms']:>8.1f}",
+                          flush=True)
+                    clear(url, cluster.url)
+            events.close()
+        finally:
+            marathon.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
