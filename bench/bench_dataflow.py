@@ -165,15 +165,15 @@ def mesonb_runs(text: Path, table: Path, buckets: int, reference: dict[str, Any]
 
         # One agent killed once the map stage is done.
         shuffled = df.shuffle("k", buckets)
+        known = len(flow.record.stages)  # stages of earlier jobs
         done: dict[str, Any] = {}
         thread = threading.Thread(target=lambda: done.setdefault("n", shuffled.count()))
         began = time.perf_counter()
         thread.start()
 
         def maps_done() -> bool:
-            stages = flow.stages()
-            last = stages[(stages.job_id == stages.job_id.max()) & (stages.kind != "result")]
-            return bool(len(last)) and int(last.tasks_done.max()) >= df.partitions
+            return any(s.kind == "shuffle map" and s.tasks_done >= df.partitions
+                       for s in flow.record.stages[known:])
 
         wait_for(maps_done, 120, interval=0.005, what="the map stage")
         victim = flow.pool.alive()[0]

@@ -71,14 +71,13 @@ def test_agent_killed_mid_job_recomputes_only_its_partitions(cluster):
             except BaseException as exc:
                 outcome["error"] = exc
 
+        known = len(flow.record.stages)  # those of earlier jobs
         thread = threading.Thread(target=run)
         thread.start()
 
         def map_stage_done() -> bool:
-            stages = flow.stages()
-            mine = stages[(stages.job_id == stages.job_id.max()) &
-                          (stages.kind == "shuffle map")]
-            return bool(len(mine)) and int(mine.tasks_done.iloc[0]) == 8
+            return any(s.kind == "shuffle map" and s.tasks_done == 8
+                       for s in flow.record.stages[known:])
 
         wait_for(map_stage_done, 30, what="the map stage")
         [stage] = [s for s in flow.dag.map_stages.values() if s.partitions == 8
