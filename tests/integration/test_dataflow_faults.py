@@ -4,6 +4,7 @@ only the partitions it held."""
 
 from __future__ import annotations
 
+import operator
 import threading
 import time
 from pathlib import Path
@@ -11,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from mesonb.frameworks.dataflow import Dataflow
-from mesonb.testing.processes import ProcessCluster, kill_processes_under, wait_for
+from mesonb.testing.processes import (
+    Daemon,
+    ProcessCluster,
+    get_json,
+    kill_processes_under,
+    wait_for,
+)
+from mesonb.testing.zookeeper import ZooKeeperServer, zookeeper_jar
 
 pytestmark = pytest.mark.slow
 # Room for one executor (1 cpu + a little for the executor) per agent, not two.
@@ -104,3 +112,34 @@ def test_agent_killed_mid_job_recomputes_only_its_partitions(cluster):
         assert record.status == "succeeded"
         assert record.executors_lost == 1
         assert held > 0 and record.recomputed == held  # only the lost map outputs
+
+
+@pytest.mark.skipif(zookeeper_jar() is None, reason="ZooKeeper is not installed")
+def test_dataflow_from_a_zk_url(tmp_path):
+    zk = ZooKeeperServer(tmp_path / "zk")
+    daemons: list[Daemon] = []
+    try:
+        zk.start()
+        url = zk.url("/mesonb")
+        master = Daemon(["master", "--port", "0", "--work-dir", str(tmp_path / "m"),
+                         "--zk", url], tmp_path / "m.log")
+        daemons.append(master)
+        master.wait_listening()
+        agent = Daemon(["agent", "--master", url, "--port", "0", "--work-dir",
+                        str(tmp_path / "agent"), "--resources", "cpus:2;mem:2048"],
+                       tmp_path / "agent.log")
+        daemons.append(agent)
+        agent.wait_listening()
+        wait_for(lambda: len(get_json(master.url + "/master/state")["slaves"]) == 1, 20,
+                 what="the agent")
+        with Dataflow(url, executors=1, cpus=1, mem="256MiB", progress=False) as flow:
+            pairs = flow.parallelize([(i % 3, i) for i in range(30)], 3)
+            assert dict(pairs.reduce_by_key(operator.add).collect()) == \
+                {k: sum(i for i in range(30) if i % 3 == k) for k in range(3)}
+            names = {f["name"] for f in get_json(master.url + "/master/state")["frameworks"]}
+            assert "mesonb-dataflow" in names
+    finally:
+        for d in daemons:
+            d.stop()
+        kill_processes_under(tmp_path)
+        zk.stop()

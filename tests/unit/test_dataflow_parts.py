@@ -153,3 +153,17 @@ def test_remote_exception_keeps_type_and_traceback():
     assert "Trace" in str(exc.__cause__)
     exc = remote_exception(None, "x.Unpicklable", "Traceback...\nx.Unpicklable: boom")
     assert isinstance(exc, RemoteError) and "Unpicklable" in str(exc)
+
+
+def test_terminal_progress_is_a_tqdm_bar(capsys):
+    from mesonb.frameworks.dataflow.progress import TextView, view_for
+    from mesonb.frameworks.dataflow.record import JobRecord
+
+    record = JobRecord(3, "count", 0.0, tasks_total=4)
+    assert view_for(record, False) is None
+    view = view_for(record, True)  # forced: stderr is not a terminal under pytest
+    assert isinstance(view, TextView)
+    record.tasks_done = 4
+    record.status = "succeeded"
+    view.close(record)
+    assert view.bar.n == 4 and "job 3 count" in capsys.readouterr().err
