@@ -330,6 +330,8 @@ class ExecutorPool:
         else:
             self.lost.append((executor.executor_id, reason, time.time()))
             log.warning("executor %s lost: %s", executor.executor_id, reason)
+            if self.busy and self._launched() < self.wanted:
+                self._spawn(self._revive())  # a replacement, where offers allow
         self.listener.executor_lost(executor, reason)
 
     def _spawn(self, coro: Any) -> None:
