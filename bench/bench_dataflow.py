@@ -7,9 +7,10 @@ Data (generated once into ``--data``, reused when the sizes match): a Zipf-distr
 text corpus of ``--text-mb`` MB in ``--files`` files, and a parquet table of ``--rows``
 rows x 3 columns (``k``: ``--keys`` keys, ``v`` float, ``w`` int) in 16 files.
 
-Workloads, each timed once after a warm-up: word count (mesonb as records through
-``flat_map``/``map``/``reduce_by_key``, and with a Counter per partition through
-``map_partitions``; dask.bag ``str.split().flatten().frequencies()``; Python ``Counter``),
+Workloads, each timed once after a warm-up: word count (mesonb over lines as records
+through ``flat_map``/``map``/``reduce_by_key``, and with ``Counter(text.split())`` per
+file of ``whole_text``; dask.bag ``str.split().flatten().frequencies()``; Python the same
+``Counter`` per file),
 a group-by ``{"v": "sum", "w": "mean"}`` on the table held in memory (persisted), and a
 full hash shuffle of the table by ``k`` (mesonb ``shuffle``, dask ``shuffle``; pandas:
 the same split into buckets in one process). mesonb runs 2 executors x 1 cpu on a
@@ -125,11 +126,8 @@ def plain(text: Path, table: Path, buckets: int) -> dict[str, Any]:
 
 
 # -- mesonb -----------------------------------------------------------------------------
-def _counter(lines: Any) -> Any:
-    counts: Counter = Counter()
-    for line in lines:
-        counts.update(line.split())
-    return counts.items()
+def _file_counts(path_text: tuple[str, str]) -> Any:
+    return Counter(path_text[1].split()).items()
 
 
 def mesonb_runs(text: Path, table: Path, buckets: int, reference: dict[str, Any]
@@ -151,7 +149,8 @@ def mesonb_runs(text: Path, table: Path, buckets: int, reference: dict[str, Any]
                                        .reduce_by_key(operator.add).collect()))
         assert counts == reference["counts"], "word counts differ"
         out["wordcount records"] = t
-        t, counts = timed(lambda: dict(lines.map_partitions(_counter)
+        files = flow.whole_text(str(text))
+        t, counts = timed(lambda: dict(files.flat_map(_file_counts)
                                        .reduce_by_key(operator.add).collect()))
         assert counts == reference["counts"], "word counts differ"
         out["wordcount"] = t

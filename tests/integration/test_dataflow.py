@@ -303,3 +303,14 @@ def test_examples_run_as_scripts(cluster, flow, script):
         assert "executor" in done.stdout and "took" in done.stdout
     else:
         assert "groups, equal to pandas" in done.stdout
+
+
+def test_whole_text_files(flow, tmp_path):
+    for i in range(3):
+        (tmp_path / f"f{i}.txt").write_text(f"a b\nc {i}\n")
+    records = flow.whole_text(str(tmp_path)).collect()
+    assert [(Path(p).name, t) for p, t in records] == \
+        [(f"f{i}.txt", f"a b\nc {i}\n") for i in range(3)]
+    counts = flow.whole_text(str(tmp_path)).flat_map(lambda pt: Counter(pt[1].split()).items())
+    assert dict(counts.reduce_by_key(operator.add).collect()) == \
+        {"a": 3, "b": 3, "c": 3, "0": 1, "1": 1, "2": 1}

@@ -34,7 +34,7 @@ from .dag import DAGScheduler
 from .dataframe import DataFrame, parquet_files
 from .dataset import Dataset
 from .framework import ExecutorPool, PoolConfig, executor_env
-from .lineage import Node, ParquetNode, SourceNode, TextNode, text_splits
+from .lineage import Node, ParquetNode, SourceNode, TextNode, WholeTextNode, text_splits
 from .progress import view_for
 from .record import JobRecord, Record
 
@@ -172,15 +172,12 @@ class Dataflow:
     def text(self, path: str, split_size: int = SPLIT_SIZE) -> Dataset:
         """The lines of a text file, of the files in a directory, or of a glob's files: a
         partition per file, files over ``split_size`` bytes cut into several."""
-        if os.path.isdir(path):
-            files = sorted(p for p in glob.glob(os.path.join(path, "*")) if os.path.isfile(p))
-        else:
-            files = sorted(glob.glob(path)) if any(c in path for c in "*?[") else \
-                ([path] if os.path.isfile(path) else [])
-        if not files:
-            raise FileNotFoundError(f"text: no file at {path!r}")
-        return Dataset(self, TextNode(text_splits([os.path.abspath(f) for f in files],
-                                                  split_size)))
+        return Dataset(self, TextNode(text_splits(_text_files(path, "text"), split_size)))
+
+    def whole_text(self, path: str) -> Dataset:
+        """One record ``(path, text)`` per file (a partition each): for work on whole
+        files, such as ``Counter(text.split())``."""
+        return Dataset(self, WholeTextNode(_text_files(path, "whole_text")))
 
     def from_pandas(self, frame: Any, partitions: int | None = None) -> DataFrame:
         """A :class:`~.dataframe.DataFrame` of a pandas frame, cut into row ranges."""
@@ -248,3 +245,15 @@ class Dataflow:
 
     def _unpersist(self, node: Node) -> None:
         self._loop.loop.call_soon_threadsafe(self.dag.unpersist, node)
+
+
+def _text_files(path: str, what: str) -> list[str]:
+    """The files a path names: a file, a directory's files, or a glob's."""
+    if os.path.isdir(path):
+        files = sorted(p for p in glob.glob(os.path.join(path, "*")) if os.path.isfile(p))
+    else:
+        files = sorted(glob.glob(path)) if any(c in path for c in "*?[") else \
+            ([path] if os.path.isfile(path) else [])
+    if not files:
+        raise FileNotFoundError(f"{what}: no file at {path!r}")
+    return [os.path.abspath(f) for f in files]
