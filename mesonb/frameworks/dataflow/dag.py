@@ -214,9 +214,10 @@ class DAGScheduler:
         return found
 
     def _runnable(self, job: _Job, stage: Stage, out: list[tuple[Stage, int]],
-                  seen: set[int]) -> bool:
-        """Add the tasks of ``stage`` (or of its missing parents) that may run now;
-        True when ``stage`` is complete."""
+                  seen: set[int], left: list[int]) -> bool:
+        """Add the tasks of ``stage`` (or of its missing parents) that may run now, and
+        count in ``left[0]`` the partitions still to compute; True when ``stage`` is
+        complete."""
         if stage.id in seen:
             return stage is not job.final and not stage.missing()
         seen.add(stage.id)
@@ -226,9 +227,10 @@ class DAGScheduler:
             missing = stage.missing()
         if not missing:
             return True
+        left[0] += len(missing)
         ready = True
         for parent in self.parents(stage.node):
-            if not self._runnable(job, parent, out, seen):
+            if not self._runnable(job, parent, out, seen, left):
                 ready = False
         if ready:
             busy = {(t.stage.id, t.partition) for t in self.running.values()}
@@ -273,12 +275,11 @@ class DAGScheduler:
                 job.record.error = f"{type(job.error).__name__}: {job.error}"
                 raise job.error
             todo: list[tuple[Stage, int]] = []
+            left = [0]
             self._wake.clear()
-            if self._runnable(job, job.final, todo, set()) or (
-                    not todo and not self.running and len(job.results) == len(job.partitions)):
+            if self._runnable(job, job.final, todo, set(), left):
                 return
-            job.record.tasks_total = max(job.record.tasks_total,
-                                         job.record.tasks_done + len(todo) + len(self.running))
+            job.record.tasks_total = job.record.tasks_done + left[0]
             self._dispatch(job, todo)
             if job.on_progress is not None:
                 job.on_progress(job.record)

@@ -14,6 +14,8 @@ import bisect
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+_MISSING = object()
+
 
 def _bucket(combined: dict[Any, Any], n: int) -> list[Any]:
     """One dict per reduce partition: each key in bucket ``hash(key) % n``."""
@@ -47,13 +49,11 @@ def reduce_split(fn: Callable[[Any, Any], Any]) -> Callable[..., list[Any]]:
 
     def split(records: Iterator[tuple[Any, Any]], n: int) -> list[Any]:
         combined: dict[Any, Any] = {}
+        get = combined.get
+        missing = _MISSING
         for k, v in records:
-            try:
-                combined[k] = fn(combined[k], v)
-            except KeyError:
-                if k in combined:
-                    raise  # fn's own KeyError
-                combined[k] = v
+            old = get(k, missing)
+            combined[k] = v if old is missing else fn(old, v)
         return _bucket(combined, n)
 
     return split
