@@ -20,6 +20,7 @@ Jupyter kernel.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
 import glob
@@ -27,6 +28,7 @@ import logging
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -59,6 +61,36 @@ def parse_mem(value: str | float) -> float:
     if not prefix and suffix and suffix.lower() == "b":
         unit = 1 / 2**20
     return float(number) * unit
+
+
+def _exit_hook(fn: Callable[[], None], remove: bool = False) -> None:
+    """Run ``fn`` at interpreter exit while threads still work: in ``threading``'s exit
+    hooks (last in, first out, before ``concurrent.futures`` stops), else ``atexit``."""
+    hooks = getattr(threading, "_threading_atexits", None)
+    register = getattr(threading, "_register_atexit", None)
+    if remove:
+        if hooks is not None and fn in hooks:
+            hooks.remove(fn)
+        atexit.unregister(fn)
+        return
+    if register is not None and hooks is not None:
+        with contextlib.suppress(RuntimeError):  # RuntimeError: already shutting down
+            register(fn)
+            return
+    atexit.register(fn)
+
+
+def _closer(ref: weakref.ref[Dataflow]) -> Callable[[], None]:
+    """At interpreter exit, close the context if it is still open (before what was made
+    earlier, such as its cluster: atexit runs last in, first out)."""
+
+    def close() -> None:
+        flow = ref()
+        if flow is not None:
+            with contextlib.suppress(Exception):
+                flow.close()
+
+    return close
 
 
 class _Loop:
@@ -114,6 +146,8 @@ class Dataflow:
         self._loop = _Loop()
         self.pool = ExecutorPool(config, self)
         self.dag = DAGScheduler(self.pool, self.record, retries)
+        self._at_exit = _closer(weakref.ref(self))
+        _exit_hook(self._at_exit)
         try:
             self.framework_id = self._loop.run(self.pool.start(master, secret, timeout))
         except BaseException:
@@ -138,6 +172,7 @@ class Dataflow:
         if self.closed:
             return
         self.closed = True
+        _exit_hook(self._at_exit, remove=True)
         try:
             self._loop.run(self.pool.stop(), 30)
         finally:
@@ -149,10 +184,6 @@ class Dataflow:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        if not getattr(self, "closed", True):
-            with contextlib.suppress(Exception):
-                self.close()
 
     def __repr__(self) -> str:
         ready = len(self.pool.alive())
