@@ -73,6 +73,7 @@ class Stage:
 @dataclass(eq=False)
 class _Task:
     task_id: int
+    job: _Job
     stage: Stage
     partition: int
     executor: Executor
@@ -145,14 +146,22 @@ class DAGScheduler:
             executor.idle_since = time.monotonic()
         self._wake.set()
         job = self._job
-        if task is None or job is None:
+        if task is None:
             return
+        for key in result.cached:  # persisted partitions are good whatever the job
+            self.block_locations.setdefault(key, set()).add(executor.executor_id)
+            executor.blocks.add(key)
+        if task.job is not job:
+            # A task of a job that has ended (it failed or was cancelled): a map output
+            # is still good for later jobs; anything else is dropped.
+            if result.ok and task.stage.dep is not None:
+                task.stage.ever_done.add(task.partition)
+                task.stage.outputs[task.partition] = (executor.executor_id, result.sizes or [])
+            return
+        assert job is not None
         srec = self._stage_record(job, task.stage)
         srec.task_seconds += result.duration
         srec.bytes_read += result.bytes_read
-        for key in result.cached:
-            self.block_locations.setdefault(key, set()).add(executor.executor_id)
-            executor.blocks.add(key)
         if result.ok:
             srec.tasks_done += 1
             job.record.tasks_done += 1
@@ -342,7 +351,7 @@ class DAGScheduler:
                 for dep in node.deps:
                     locations[dep.shuffle_id] = self._locations(dep)
         task_id = next(self._task_ids)
-        self.running[task_id] = _Task(task_id, stage, p, executor, time.monotonic())
+        self.running[task_id] = _Task(task_id, job, stage, p, executor, time.monotonic())
         executor.running.add(task_id)
         srec = self._stage_record(job, stage)
         srec.tasks_launched += 1
