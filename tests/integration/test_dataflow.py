@@ -303,3 +303,39 @@ def test_examples_run_as_scripts(cluster, flow, script):
         assert "executor" in done.stdout and "took" in done.stdout
     else:
         assert "groups, equal to pandas" in done.stdout
+
+
+def test_whole_text_files(flow, tmp_path):
+    for i in range(3):
+        (tmp_path / f"f{i}.txt").write_text(f"a b\nc {i}\n")
+    records = flow.whole_text(str(tmp_path)).collect()
+    assert [(Path(p).name, t) for p, t in records] == \
+        [(f"f{i}.txt", f"a b\nc {i}\n") for i in range(3)]
+    counts = flow.whole_text(str(tmp_path)).flat_map(lambda pt: Counter(pt[1].split()).items())
+    assert dict(counts.reduce_by_key(operator.add).collect()) == \
+        {"a": 3, "b": 3, "c": 3, "0": 1, "1": 1, "2": 1}
+
+
+def _fail_fast_or_linger(x):
+    import time
+
+    if x == 0:
+        raise ValueError("the first partition fails at once")
+    time.sleep(0.05)  # the other partition is still running when the job fails
+    return x
+
+
+def _slowly(x):
+    import time
+
+    time.sleep(0.2)
+    return x
+
+
+def test_tasks_of_a_failed_job_do_not_leak_into_the_next(flow):
+    with pytest.raises(ValueError):
+        flow.parallelize(range(40), 2).map(_fail_fast_or_linger).collect()
+    # The next job's partitions have the same numbers, and its partition 1 waits for a
+    # slot while the failed job's partition 1 ends: only its own results count.
+    assert flow.parallelize(range(100, 106), 2).map(_slowly).collect() == \
+        list(range(100, 106))

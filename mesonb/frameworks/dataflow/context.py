@@ -20,6 +20,7 @@ Jupyter kernel.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
 import glob
@@ -27,6 +28,7 @@ import logging
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -34,7 +36,7 @@ from .dag import DAGScheduler
 from .dataframe import DataFrame, parquet_files
 from .dataset import Dataset
 from .framework import ExecutorPool, PoolConfig, executor_env
-from .lineage import Node, ParquetNode, SourceNode, TextNode, text_splits
+from .lineage import Node, ParquetNode, SourceNode, TextNode, WholeTextNode, text_splits
 from .progress import view_for
 from .record import JobRecord, Record
 
@@ -59,6 +61,36 @@ def parse_mem(value: str | float) -> float:
     if not prefix and suffix and suffix.lower() == "b":
         unit = 1 / 2**20
     return float(number) * unit
+
+
+def _exit_hook(fn: Callable[[], None], remove: bool = False) -> None:
+    """Run ``fn`` at interpreter exit while threads still work: in ``threading``'s exit
+    hooks (last in, first out, before ``concurrent.futures`` stops), else ``atexit``."""
+    hooks = getattr(threading, "_threading_atexits", None)
+    register = getattr(threading, "_register_atexit", None)
+    if remove:
+        if hooks is not None and fn in hooks:
+            hooks.remove(fn)
+        atexit.unregister(fn)
+        return
+    if register is not None and hooks is not None:
+        with contextlib.suppress(RuntimeError):  # RuntimeError: already shutting down
+            register(fn)
+            return
+    atexit.register(fn)
+
+
+def _closer(ref: weakref.ref[Dataflow]) -> Callable[[], None]:
+    """At interpreter exit, close the context if it is still open (before what was made
+    earlier, such as its cluster: atexit runs last in, first out)."""
+
+    def close() -> None:
+        flow = ref()
+        if flow is not None:
+            with contextlib.suppress(Exception):
+                flow.close()
+
+    return close
 
 
 class _Loop:
@@ -114,6 +146,8 @@ class Dataflow:
         self._loop = _Loop()
         self.pool = ExecutorPool(config, self)
         self.dag = DAGScheduler(self.pool, self.record, retries)
+        self._at_exit = _closer(weakref.ref(self))
+        _exit_hook(self._at_exit)
         try:
             self.framework_id = self._loop.run(self.pool.start(master, secret, timeout))
         except BaseException:
@@ -138,6 +172,7 @@ class Dataflow:
         if self.closed:
             return
         self.closed = True
+        _exit_hook(self._at_exit, remove=True)
         try:
             self._loop.run(self.pool.stop(), 30)
         finally:
@@ -149,10 +184,6 @@ class Dataflow:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        if not getattr(self, "closed", True):
-            with contextlib.suppress(Exception):
-                self.close()
 
     def __repr__(self) -> str:
         ready = len(self.pool.alive())
@@ -172,15 +203,12 @@ class Dataflow:
     def text(self, path: str, split_size: int = SPLIT_SIZE) -> Dataset:
         """The lines of a text file, of the files in a directory, or of a glob's files: a
         partition per file, files over ``split_size`` bytes cut into several."""
-        if os.path.isdir(path):
-            files = sorted(p for p in glob.glob(os.path.join(path, "*")) if os.path.isfile(p))
-        else:
-            files = sorted(glob.glob(path)) if any(c in path for c in "*?[") else \
-                ([path] if os.path.isfile(path) else [])
-        if not files:
-            raise FileNotFoundError(f"text: no file at {path!r}")
-        return Dataset(self, TextNode(text_splits([os.path.abspath(f) for f in files],
-                                                  split_size)))
+        return Dataset(self, TextNode(text_splits(_text_files(path, "text"), split_size)))
+
+    def whole_text(self, path: str) -> Dataset:
+        """One record ``(path, text)`` per file (a partition each): for work on whole
+        files, such as ``Counter(text.split())``."""
+        return Dataset(self, WholeTextNode(_text_files(path, "whole_text")))
 
     def from_pandas(self, frame: Any, partitions: int | None = None) -> DataFrame:
         """A :class:`~.dataframe.DataFrame` of a pandas frame, cut into row ranges."""
@@ -248,3 +276,15 @@ class Dataflow:
 
     def _unpersist(self, node: Node) -> None:
         self._loop.loop.call_soon_threadsafe(self.dag.unpersist, node)
+
+
+def _text_files(path: str, what: str) -> list[str]:
+    """The files a path names: a file, a directory's files, or a glob's."""
+    if os.path.isdir(path):
+        files = sorted(p for p in glob.glob(os.path.join(path, "*")) if os.path.isfile(p))
+    else:
+        files = sorted(glob.glob(path)) if any(c in path for c in "*?[") else \
+            ([path] if os.path.isfile(path) else [])
+    if not files:
+        raise FileNotFoundError(f"{what}: no file at {path!r}")
+    return [os.path.abspath(f) for f in files]

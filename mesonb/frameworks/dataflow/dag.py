@@ -73,6 +73,7 @@ class Stage:
 @dataclass(eq=False)
 class _Task:
     task_id: int
+    job: _Job
     stage: Stage
     partition: int
     executor: Executor
@@ -145,14 +146,22 @@ class DAGScheduler:
             executor.idle_since = time.monotonic()
         self._wake.set()
         job = self._job
-        if task is None or job is None:
+        if task is None:
             return
+        for key in result.cached:  # persisted partitions are good whatever the job
+            self.block_locations.setdefault(key, set()).add(executor.executor_id)
+            executor.blocks.add(key)
+        if task.job is not job:
+            # A task of a job that has ended (it failed or was cancelled): a map output
+            # is still good for later jobs; anything else is dropped.
+            if result.ok and task.stage.dep is not None:
+                task.stage.ever_done.add(task.partition)
+                task.stage.outputs[task.partition] = (executor.executor_id, result.sizes or [])
+            return
+        assert job is not None
         srec = self._stage_record(job, task.stage)
         srec.task_seconds += result.duration
         srec.bytes_read += result.bytes_read
-        for key in result.cached:
-            self.block_locations.setdefault(key, set()).add(executor.executor_id)
-            executor.blocks.add(key)
         if result.ok:
             srec.tasks_done += 1
             job.record.tasks_done += 1
@@ -214,9 +223,10 @@ class DAGScheduler:
         return found
 
     def _runnable(self, job: _Job, stage: Stage, out: list[tuple[Stage, int]],
-                  seen: set[int]) -> bool:
-        """Add the tasks of ``stage`` (or of its missing parents) that may run now;
-        True when ``stage`` is complete."""
+                  seen: set[int], left: list[int]) -> bool:
+        """Add the tasks of ``stage`` (or of its missing parents) that may run now, and
+        count in ``left[0]`` the partitions still to compute; True when ``stage`` is
+        complete."""
         if stage.id in seen:
             return stage is not job.final and not stage.missing()
         seen.add(stage.id)
@@ -226,9 +236,10 @@ class DAGScheduler:
             missing = stage.missing()
         if not missing:
             return True
+        left[0] += len(missing)
         ready = True
         for parent in self.parents(stage.node):
-            if not self._runnable(job, parent, out, seen):
+            if not self._runnable(job, parent, out, seen, left):
                 ready = False
         if ready:
             busy = {(t.stage.id, t.partition) for t in self.running.values()}
@@ -273,12 +284,11 @@ class DAGScheduler:
                 job.record.error = f"{type(job.error).__name__}: {job.error}"
                 raise job.error
             todo: list[tuple[Stage, int]] = []
+            left = [0]
             self._wake.clear()
-            if self._runnable(job, job.final, todo, set()) or (
-                    not todo and not self.running and len(job.results) == len(job.partitions)):
+            if self._runnable(job, job.final, todo, set(), left):
                 return
-            job.record.tasks_total = max(job.record.tasks_total,
-                                         job.record.tasks_done + len(todo) + len(self.running))
+            job.record.tasks_total = job.record.tasks_done + left[0]
             self._dispatch(job, todo)
             if job.on_progress is not None:
                 job.on_progress(job.record)
@@ -341,7 +351,7 @@ class DAGScheduler:
                 for dep in node.deps:
                     locations[dep.shuffle_id] = self._locations(dep)
         task_id = next(self._task_ids)
-        self.running[task_id] = _Task(task_id, stage, p, executor, time.monotonic())
+        self.running[task_id] = _Task(task_id, job, stage, p, executor, time.monotonic())
         executor.running.add(task_id)
         srec = self._stage_record(job, stage)
         srec.tasks_launched += 1

@@ -42,8 +42,10 @@ def hash_split(on: list[str]) -> Callable[[Iterator[Any], int], list[Any]]:
         if n == 1:
             return [frame]
         hashes = pd.util.hash_pandas_object(frame[on], index=False).to_numpy() % n
-        order = np.argsort(hashes, kind="stable")
-        bounds = np.searchsorted(hashes[order], np.arange(n + 1))
+        # Small integers sort stably by radix: linear in the rows.
+        buckets = hashes.astype(np.uint8 if n <= 256 else np.uint16 if n <= 65536 else np.int64)
+        order = np.argsort(buckets, kind="stable")
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(buckets, minlength=n))))
         ordered = frame.take(order)
         return [ordered.iloc[bounds[b]:bounds[b + 1]] for b in range(n)]
 
@@ -226,27 +228,29 @@ class GroupBy:
                     raise ValueError(f"agg: {fn!r} is not one of {', '.join(AGGREGATIONS)}")
                 wanted.append((col, fn))
         by = self.by
-        partial: dict[str, tuple[str, str]] = {}  # partial column -> (column, pandas agg)
-        for i, (col, fn) in enumerate(wanted):
-            if fn == "mean":
-                partial[f"p{i}s"] = (col, "sum")
-                partial[f"p{i}c"] = (col, "count")
-            else:
-                partial[f"p{i}"] = (col, fn)
+        # Partial aggregates per column, before the shuffle: a mean is a sum and a count.
+        partial: dict[str, list[str]] = {}
+        for col, fn in wanted:
+            for how in (("sum", "count") if fn == "mean" else (fn,)):
+                if how not in partial.setdefault(col, []):
+                    partial[col].append(how)
+        names = [f"{col}\x00{how}" for col, hows in partial.items() for how in hows]
+        combine = {name: _COMBINE[name.split("\x00")[1]] for name in names}
 
         def pre(frame: Any) -> Any:
-            return frame.groupby(by, sort=False, observed=True).agg(**partial).reset_index()
+            out = frame.groupby(by, sort=False, observed=True).agg(partial)
+            out.columns = names
+            return out.reset_index()
 
         def finish(frame: Any) -> Any:
-            combined = frame.groupby(by, sort=True, observed=True).agg(
-                **{name: (name, _COMBINE[how]) for name, (_, how) in partial.items()})
+            combined = frame.groupby(by, sort=True, observed=True).agg(combine)
             out = pd.DataFrame(index=combined.index)
-            for i, (col, fn) in enumerate(wanted):
+            for col, fn in wanted:
                 key = (col, fn) if multi else col
                 if fn == "mean":
-                    out[key] = combined[f"p{i}s"] / combined[f"p{i}c"]
+                    out[key] = combined[f"{col}\x00sum"] / combined[f"{col}\x00count"]
                 else:
-                    out[key] = combined[f"p{i}"]
+                    out[key] = combined[f"{col}\x00{fn}"]
             if multi:
                 out.columns = pd.MultiIndex.from_tuples(out.columns)
             return out

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import pickle
+import socket
 import sys
 import time
 import traceback
@@ -170,6 +171,19 @@ class Worker:
         self.blocks.close()
 
 
+def _serving_host(agent_endpoint: str) -> str:
+    """Where other executors reach this one: the address its agent serves on (this
+    machine's name when the agent listens on every interface)."""
+    host = agent_endpoint.rsplit(":", 1)[0].strip("[]") if ":" in agent_endpoint \
+        else "127.0.0.1"
+    if host in ("", "0.0.0.0", "::"):
+        try:
+            host = socket.gethostbyname(socket.gethostname())
+        except OSError:
+            host = "127.0.0.1"
+    return host
+
+
 def _pickle_exception(exc: BaseException) -> bytes | None:
     try:
         data = cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
@@ -195,8 +209,7 @@ class DataflowExecutor(ExecutorHandler):
                                 message="task data is not a dataflow executor config")
             driver.stop()
             return
-        host = driver.agent_endpoint.rsplit(":", 1)[0] if ":" in driver.agent_endpoint \
-            else "127.0.0.1"
+        host = _serving_host(driver.agent_endpoint)
         self.worker = Worker(config, driver.sandbox)
 
         async def connected() -> None:
@@ -205,7 +218,7 @@ class DataflowExecutor(ExecutorHandler):
         self._serving = asyncio.current_task()  # type: ignore[assignment]
         state, message = TaskState.TASK_FINISHED, "the driver went away"
         try:
-            await self.worker.serve(host.strip("[]"), connected)
+            await self.worker.serve(host, connected)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

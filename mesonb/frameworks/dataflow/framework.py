@@ -42,6 +42,9 @@ EXECUTOR_RESOURCES = Resources({"cpus": 0.05, "mem": 32.0})
 TERMINAL = frozenset({"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR",
                       "TASK_LOST", "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR",
                       "TASK_UNREACHABLE", "TASK_UNKNOWN"})
+# The master keeps the executors this long while the driver re-subscribes (a master
+# failover); a driver that is gone for good closes their control connections, and they end.
+FAILOVER_TIMEOUT = 300.0
 HASH_SEED = "4217"  # one PYTHONHASHSEED for every executor: keys hash alike everywhere
 
 
@@ -113,7 +116,8 @@ class ExecutorPool:
     # -- life cycle ---------------------------------------------------------------------
     async def start(self, master: str, secret: str | None = None, timeout: float = 30.0) -> str:
         framework = {"user": getpass.getuser(), "name": self.config.name,
-                     "hostname": socket.gethostname(), "failover_timeout": 0.0,
+                     "hostname": socket.gethostname(),
+                     "failover_timeout": FAILOVER_TIMEOUT,
                      "roles": [self.config.role], "capabilities": [{"type": "MULTI_ROLE"}]}
         url = await driver_mod.resolve_master_url(master, timeout)
         await self._check_fits(url, secret)
@@ -326,6 +330,8 @@ class ExecutorPool:
         else:
             self.lost.append((executor.executor_id, reason, time.time()))
             log.warning("executor %s lost: %s", executor.executor_id, reason)
+            if self.busy and self._launched() < self.wanted:
+                self._spawn(self._revive())  # a replacement, where offers allow
         self.listener.executor_lost(executor, reason)
 
     def _spawn(self, coro: Any) -> None:

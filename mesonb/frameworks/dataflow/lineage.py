@@ -122,6 +122,20 @@ class TextNode(Node):
         return iter(data.decode("utf-8", errors="replace").splitlines())
 
 
+class WholeTextNode(Node):
+    """One record ``(path, text)`` per file, a partition per file (Spark's
+    ``wholeTextFiles``)."""
+
+    def __init__(self, files: list[str]) -> None:
+        super().__init__(len(files), "whole_text")
+        self.files = files
+
+    def compute(self, partition: int, ctx: TaskContext) -> Iterator[tuple[str, str]]:
+        path = self.files[partition]
+        with open(path, encoding="utf-8", errors="replace") as f:
+            yield path, f.read()
+
+
 class ParquetNode(Node):
     """One pandas DataFrame per parquet file (pyarrow)."""
 

@@ -14,20 +14,32 @@ import bisect
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+_MISSING = object()
+
+
+def _bucket(combined: dict[Any, Any], n: int) -> list[Any]:
+    """One dict per reduce partition: each key in bucket ``hash(key) % n``."""
+    if n == 1:
+        return [combined]
+    buckets: list[dict[Any, Any]] = [{} for _ in range(n)]
+    for k, c in combined.items():
+        buckets[hash(k) % n][k] = c
+    return buckets
+
 
 def combine_split(create: Callable[[Any], Any],
                   merge_value: Callable[[Any, Any], Any]) -> Callable[..., list[Any]]:
-    """Pairs ``(k, v)`` combined per key in each bucket (the map-side combine)."""
+    """Pairs ``(k, v)`` combined per key (the map-side combine), then put in buckets: a
+    key is hashed once per map partition, not once per record."""
 
     def split(records: Iterator[tuple[Any, Any]], n: int) -> list[Any]:
-        buckets: list[dict[Any, Any]] = [{} for _ in range(n)]
+        combined: dict[Any, Any] = {}
         for k, v in records:
-            bucket = buckets[hash(k) % n]
-            if k in bucket:
-                bucket[k] = merge_value(bucket[k], v)
+            if k in combined:
+                combined[k] = merge_value(combined[k], v)
             else:
-                bucket[k] = create(v)
-        return buckets
+                combined[k] = create(v)
+        return _bucket(combined, n)
 
     return split
 
@@ -36,16 +48,13 @@ def reduce_split(fn: Callable[[Any, Any], Any]) -> Callable[..., list[Any]]:
     """The map-side combine of ``reduce_by_key(fn)``."""
 
     def split(records: Iterator[tuple[Any, Any]], n: int) -> list[Any]:
-        buckets: list[dict[Any, Any]] = [{} for _ in range(n)]
-        if n == 1:
-            only = buckets[0]
-            for k, v in records:
-                only[k] = fn(only[k], v) if k in only else v
-            return buckets
+        combined: dict[Any, Any] = {}
+        get = combined.get
+        missing = _MISSING
         for k, v in records:
-            bucket = buckets[hash(k) % n]
-            bucket[k] = fn(bucket[k], v) if k in bucket else v
-        return buckets
+            old = get(k, missing)
+            combined[k] = v if old is missing else fn(old, v)
+        return _bucket(combined, n)
 
     return split
 
@@ -68,15 +77,14 @@ def combine_merge(merge_combiners: Callable[[Any, Any], Any]
 
 
 def group_split(records: Iterator[tuple[Any, Any]], n: int) -> list[Any]:
-    """Values listed per key in each bucket."""
-    buckets: list[dict[Any, list[Any]]] = [{} for _ in range(n)]
+    """Values listed per key, then put in buckets."""
+    grouped: dict[Any, list[Any]] = {}
     for k, v in records:
-        bucket = buckets[hash(k) % n]
-        if k in bucket:
-            bucket[k].append(v)
+        if k in grouped:
+            grouped[k].append(v)
         else:
-            bucket[k] = [v]
-    return buckets
+            grouped[k] = [v]
+    return _bucket(grouped, n)
 
 
 def _concat(a: list[Any], b: list[Any]) -> list[Any]:
