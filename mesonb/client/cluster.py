@@ -32,6 +32,7 @@ import os
 import pickle
 import shutil
 import time
+import types
 import uuid
 import warnings
 import weakref
@@ -317,11 +318,11 @@ class Cluster(ClusterViews):
 
     def _pickled(self, fn: Callable[..., Any]) -> bytes:
         """``fn`` pickled, once per function object while it lives (as Dask does: a
-        function's globals are captured at its first call)."""
-        try:
-            pickled = self._functions.get(fn)
-        except TypeError:  # not weakly referable (a builtin): cheap to pickle anyway
+        function's globals are captured at its first call). Other callables (objects
+        whose state may change between calls, builtins) are pickled every time."""
+        if type(fn) is not types.FunctionType:
             return cloudpickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+        pickled = self._functions.get(fn)
         if pickled is None:
             pickled = cloudpickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
             self._functions[fn] = pickled

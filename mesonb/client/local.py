@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 OFFER_TIMEOUT = 60.0  # seconds: an embedded master's offer timeout unless given
+QUIET = ("tornado.access", "tornado.general")  # 4xx answers are logged there
 
 
 def quiet_daemons() -> None:
@@ -18,6 +19,13 @@ def quiet_daemons() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
             logger.addHandler(logging.NullHandler())
+    # A bad request to an embedded daemon (a browser opening the master's URL) is the
+    # requester's business, not a warning for the notebook: a kernel often has a root
+    # handler (any logging.warning() call installs one) that would print it in a cell.
+    for name in QUIET:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.ERROR)
 
 
 async def start_local(agents: int = 1, *, resources: str | None = None,

@@ -107,18 +107,10 @@ class ClusterViews:
         return rows
 
     async def web_ui(self) -> str | None:
-        """The leading master's web UI (``http://host:port/``) when it serves one."""
-        try:
-            url = await events.leader_url(self._master, self.address)
-            conn = Connection.to(url, self._headers)
-            try:
-                answer = await asyncio.wait_for(conn.request("GET", "/"), 5)
-            finally:
-                conn.close()
-        except Exception:  # no answer: no link
-            return None
-        kind = answer.headers.get("content-type", "")
-        return f"{url}/" if answer.status == 200 and "html" in kind else None
+        """The master's web UI when it serves one (the client's ``dashboard_link``);
+        None otherwise. Never probed with a request the master would answer 404."""
+        link = getattr(self, "dashboard_link", None)
+        return link if isinstance(link, str) and link.startswith("http") else None
 
     # -- the DataFrames of Cluster.agents(), tasks(), frameworks(), offers() ----------
     def _frame(self, kind: str, **options: Any) -> Any:

@@ -369,9 +369,14 @@ class NotebookFramework:
         on the client's loop; the number of offers released."""
         with self._cond:
             held = list(self._offers.values())
-        offers = [o for o in held if self._forget(o, "released")]
+        offers = []
+        for offer in held:
+            self.released += 1  # counted before listeners hear of it (a view shows it)
+            if self._forget(offer, "released"):
+                offers.append(offer)
+            else:
+                self.released -= 1
         if offers:
-            self.released += len(offers)
             log.info("%s: released %d offers for the client's waiting calls", self.name,
                      len(offers))
             self._spawn(self.driver.decline([o.id for o in offers], refuse_seconds))

@@ -326,7 +326,10 @@ class OffersView:
         if self.model.closed:
             self.title.value = f"<b>{name}</b>: the framework is closed"
         else:
-            self.title.value = (f"<b>{name}</b>: {len(rows)} offers held; Accept runs "
+            released = getattr(self.framework, "released", 0)
+            given = (f" ({released} given back to the client's waiting calls)"
+                     if released else "")
+            self.title.value = (f"<b>{name}</b>: {len(rows)} offers held{given}; Accept runs "
                                 f"{escape(self.model.what)}")
         self.box.children = [r.widget for r in rows]
         self.tasks.value = "".join(

@@ -52,6 +52,11 @@ def test_no_library_logs_reach_the_users_stderr_unless_asked():
     assert quiet.stderr == ""  # nothing red in the cell: no tornado, no mesonb records
     assert "STDOUT 'started\\n'" in quiet.stdout  # the killed task's own output
     assert "STDERR ''" in quiet.stdout  # not the daemon's
+    # a root handler, as a kernel often has (any logging.warning() call installs one):
+    # the embedded daemons' answers to bad requests still print nothing
+    rooted = run_script('import logging; logging.warning("the user\'s own")')
+    assert rooted.returncode == 0, rooted.stderr
+    assert rooted.stderr == "WARNING:root:the user's own\n", rooted.stderr
     loud = run_script('mesonb.config(log_level="INFO")')
     assert loud.returncode == 0, loud.stderr
     assert " INFO mesonb." in loud.stderr  # asked for: shown

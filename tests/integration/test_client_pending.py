@@ -65,6 +65,15 @@ def test_a_call_that_cannot_start_says_why_in_status_and_timeout(cluster):
             waiting.result(timeout=0.3)
         message = str(info.value)
         assert "did not finish within 0.3 s" in message and "pending: needs cpus 1" in message
+        # the progress bar over the waiting call says so
+        from mesonb.widgets.progress import ProgressModel
+
+        model = ProgressModel([waiting])
+        model.refresh(ask_why=True)
+        assert (model.pending, model.running) == (1, 0)
+        assert model.why_pending.startswith("pending: needs cpus 1")
+        assert model.summary().startswith("abs: 0/1 done, 1 pending · ")
+        assert " · pending: needs cpus 1" in model.summary()
         dependent = cluster.submit(abs, waiting)
         assert dependent.status().startswith("pending: waiting for 1 of its 1 dependencies")
         assert "waiting for 1 of its 1 dependencies" in str(dependent.explain())

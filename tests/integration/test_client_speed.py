@@ -37,3 +37,30 @@ def test_a_function_is_pickled_once_and_calls_carry_only_their_arguments():
 def test_a_worker_unpickles_a_function_once():
     pickled = __import__("cloudpickle").dumps(double)
     assert failures.function(pickled) is failures.function(bytes(pickled))
+
+
+class Offset:
+    """A callable object: its state may change between calls."""
+
+    def __init__(self, by):
+        self.by = by
+
+    def __call__(self, x):
+        return x + self.by
+
+
+def test_a_callable_object_is_pickled_with_its_state_of_each_call():
+    with Cluster.local(warm=False) as cluster:
+        add = Offset(1)
+        assert cluster.submit(add, 1).result(30) == 2
+        add.by = 10
+        assert cluster.submit(add, 1).result(30) == 11
+
+
+def test_a_value_too_big_for_shared_memory_space_goes_in_band(tmp_path):
+    from mesonb.frameworks.functions import shm
+
+    np = pytest.importorskip("numpy")
+    value = np.ones(shm.SHM_MIN)  # 8 MB of buffers
+    inband, shared = shm.dump(value, str(tmp_path / "gone"))  # no such directory
+    assert shared is None and len(inband) > shm.SHM_MIN

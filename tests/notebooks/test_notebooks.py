@@ -31,6 +31,9 @@ class Run:
         assert not errors, [(e.ename, e.evalue) for e in errors]
         self.text = "".join(o.get("text", "") for o in self.outputs
                             if o.output_type == "stream")
+        # red text in the cells: library logs must not land there unless asked
+        self.stderr = "".join(o.get("text", "") for o in self.outputs
+                              if o.output_type == "stream" and o.get("name") == "stderr")
         self.states = self.book.metadata.get("widgets", {}).get(STATE, {}).get("state", {})
 
     def cell(self, marker: str) -> nbformat.NotebookNode:
@@ -73,6 +76,7 @@ def one_bar(run: Run, marker: str) -> tuple[dict, str]:
 def test_quickstart():
     run = Run("quickstart.ipynb")
     text = run.text
+    assert run.stderr == ""
     assert "same cluster: True" in text  # re-running Cluster.local is safe
     assert "square(7) = 49" in text
     assert re.search(r"(\d+) cpus=1 calls on \1 cores: all ran", text)
@@ -124,6 +128,7 @@ def test_quickstart():
 def test_interactive_offers():
     run = Run("interactive-offers.ipynb")
     text = run.text
+    assert run.stderr == ""
     assert "offer from" in text
     assert "pow(2, 10) on" in text and "= 1024" in text
     assert "after the decline, offers come from the other agent: True" in text
@@ -152,6 +157,7 @@ def test_interactive_offers():
 def test_dashboard():
     run = Run("dashboard.ipynb")
     text = run.text
+    assert run.stderr == ""  # no tornado or mesonb log lines in the cells
     assert "agents on the stream: 2" in text
     assert "done: True" in text
     assert "finished on the dashboard: 6" in text

@@ -86,13 +86,20 @@ def dump(value: Any, directory: str | None) -> tuple[bytes, Shm | None]:
     if sum(r.nbytes for r in raws) < SHM_MIN:
         return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
     path = os.path.join(directory, uuid.uuid4().hex)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:  # gone, or not ours to write: in band after all
+        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
     try:
         for raw in raws:
             view = raw.cast("B")
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
+    except OSError:  # /dev/shm full: in band after all
+        os.close(fd)
+        os.unlink(path)
+        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
     except BaseException:
         os.close(fd)
         os.unlink(path)
