@@ -58,6 +58,7 @@ from mesonb.frameworks.functions.scheduler import (
 from mesonb.frameworks.functions.shm import Shm
 from mesonb.http.client import Connection
 from mesonb.protocol.resources import Resources
+from mesonb.tasks import spawn
 
 from . import pending
 from .blobs import BlobServer
@@ -493,9 +494,7 @@ class Cluster(ClusterViews):
                 self._could_hold(self._need(job)):
             self._launch(job)  # the usual case, at once
             return
-        task = asyncio.ensure_future(self._admit(job))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        spawn(self._admit(job), self._background, "admitting a call", logger=log)
 
     def _need(self, job: _Job) -> Resources:
         """What the task needs on one agent: with the executor's share for a call."""

@@ -73,6 +73,7 @@ from mesonb.frameworks.functions.scheduler import (
     _agent_url,
 )
 from mesonb.protocol.resources import Resources
+from mesonb.tasks import spawn
 
 log = logging.getLogger(__name__)
 SCALARS = ("cpus", "mem", "disk", "gpus")
@@ -466,9 +467,7 @@ class NotebookFramework:
         return info
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        spawn(coro, self._background, "notebook framework work", logger=log)
 
     async def _conclude(self, task: LaunchedTask, status: dict[str, Any]) -> None:
         try:

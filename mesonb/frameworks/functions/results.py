@@ -24,6 +24,8 @@ from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from mesonb.tasks import spawn
+
 from .protocol import LogSlice, Outcome, Ref, Running
 
 log = logging.getLogger(__name__)
@@ -278,9 +280,8 @@ class Results:
             if outcome is None or outcome.path is None or not outcome.ok:
                 self._conclude_call(job, status, outcome)  # all here: at once
                 return
-        task = asyncio.ensure_future(self._conclude(job, status, data))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        spawn(self._conclude(job, status, data), self._background, "concluding a call",
+              logger=log)
 
     async def _conclude(self, job: Job, status: dict[str, Any], data: bytes | None) -> None:
         """What needs the agent first: a command's output, a result stored out of band."""
