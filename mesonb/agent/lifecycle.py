@@ -182,7 +182,7 @@ class Lifecycle:
         if waits:
             await asyncio.wait(waits, timeout=grace)
         for c in containers:
-            await containerizer.destroy(c)
+            await self._destroy(c)
         await self.io.drain(5.0)
         self.io.closed = True
         self.io.disarm()
@@ -202,7 +202,7 @@ class Lifecycle:
                 self.io.spawn(self._watch_recovered(executor))
             elif isinstance(action, fsm.Destroy):
                 if executor.container is not None and executor.container.running:
-                    self.io.spawn(containerizer.destroy(executor.container))
+                    self.io.spawn(self._destroy(executor.container))
             elif isinstance(action, fsm.SendShutdown):
                 if not self.io.send(executor, ExecutorEvent(type=ExecutorEventType.SHUTDOWN)):
                     self._carry_out(self.machine.shutdown_unsent(executor.container_id,
@@ -222,6 +222,15 @@ class Lifecycle:
             elif isinstance(action, fsm.Completed):
                 self._completed(executor)
         self._rearm()
+
+    @staticmethod
+    async def _destroy(container: containerizer.Container) -> None:
+        """Freeze the container's processes, then kill them (as Mesos's freezer does):
+        nothing in it may see another part die and report that instead of the agent's
+        reason (an executor whose task is killed first would say TASK_FAILED by SIGKILL)."""
+        if container.running:
+            container.kill_session(signal.SIGSTOP)
+        await containerizer.destroy(container)
 
     def _release(self, executor: Executor) -> None:
         self.tokens.pop(executor.token, None)

@@ -171,6 +171,10 @@ async def test_agent_restart_recovers_checkpointed_executors(tmp_path: Path) -> 
         # "long" runs on in the same executor process, which the new agent can still drive.
         assert is_alive(pids["long"])
         assert ckpt.states("long")[-1] == "TASK_RUNNING"
+        # The other executors leave /state once the framework's acknowledgements of their
+        # tasks' terminal updates reach the agent (the framework saw the updates already).
+        await until(lambda: set(executors_by_task(restarted)) == {"long"}, 20,
+                    "the acknowledged executors to leave /state")
         now = await asyncio.to_thread(executors_by_task, restarted)
         assert set(now) == {"long"}
         assert session_leader(now["long"]["directory"]) == pids["long"]
