@@ -152,8 +152,10 @@ class Lifecycle:
 
     def maybe_complete(self, executor: Executor) -> None:
         """A terminated executor with no task left is completed (and maybe its framework)."""
+        if executor.state is not ExecutorState.TERMINATED:
+            return
         framework = self.book.frameworks.get(executor.framework_id)
-        if framework is None or executor.state is not ExecutorState.TERMINATED:
+        if framework is None:
             return
         if framework.terminating or self.stopping:
             executor.completed.extend(executor.tasks())
