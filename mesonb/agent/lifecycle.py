@@ -140,7 +140,8 @@ class Lifecycle:
 
     def stream_closed(self, framework_id: str, task_id: str) -> None:
         """The terminal update of a task was acknowledged: the task is completed."""
-        executor = self.book.executor_of(framework_id, task_id)
+        framework = self.book.frameworks.get(framework_id)
+        executor = framework.executor_of(task_id) if framework is not None else None
         if executor is None:
             return
         task = executor.launched.pop(task_id, None) or executor.queued.pop(task_id, None)
