@@ -174,7 +174,7 @@ class Agent:
             agent_info=self.agent_info, addresses=addresses,
             registered=lambda: self.registered, to_master=self.send,
             record_update=self.record_update,
-            update_seen=lambda fw, task, uuid: self.status_updates.seen(fw, task, uuid),
+            update_seen=self.status_updates.seen,  # a new manager comes with new Executors
             forget_updates=self.forget_framework_updates,
             token_key=tokens.agent_key(Path(self.config.work_dir) / "executor-token.key"),
             launch_container=self.containerizer.launch,
@@ -394,9 +394,9 @@ class Agent:
         for framework_id in list(self.executors.frameworks):
             self.forget_framework_updates(framework_id)
         await self.executors.shutdown_all(self.config.executor_shutdown_grace_period)
-        self.executors = Executors(self._host())
         self.status_updates = status_updates.StatusUpdateManager(
             self.config.status_update_retry_min, self.config.status_update_retry_max)
+        self.executors = Executors(self._host())
         checkpoint.forget_agent_id(self.config.work_dir)
         self.agent_id = None
         self.registered = False

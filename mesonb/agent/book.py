@@ -144,7 +144,9 @@ class Executor:
 
     @property
     def state(self) -> ExecutorState:
-        return _SHOWN[self.container_life.state]
+        life = self.life
+        assert life is not None
+        return _SHOWN[life.state]
 
     @property
     def recovered(self) -> bool:

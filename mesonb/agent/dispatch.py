@@ -184,8 +184,9 @@ class MasterCommands:
     # -- internals ------------------------------------------------------------------
     def _changed(self, executor: Executor) -> None:
         """The executor got tasks: its container's limits follow (the containerizer's)."""
-        if self.host.executor_changed is not None:
-            self.host.executor_changed(executor)
+        changed = self.host.executor_changed
+        if changed is not None:
+            changed(executor)
 
     def _framework(self, info: FrameworkInfo) -> Framework | None:
         framework_id = info.id

@@ -54,13 +54,13 @@ class ExecutorIO:
         return launcher.Checkpointer(self.host.config.work_dir, agent_id) if agent_id else None
 
     def checkpoint_framework(self, framework: Framework) -> None:
-        ckpt = self.checkpointer()
-        if framework.checkpoint and ckpt is not None:
+        ckpt = self.checkpointer() if framework.checkpoint else None
+        if ckpt is not None:
             ckpt.framework(framework)
 
     def checkpoint_task(self, framework: Framework, executor: Executor, task: Task) -> None:
-        ckpt = self.checkpointer()
-        if framework.checkpoint and ckpt is not None:
+        ckpt = self.checkpointer() if framework.checkpoint else None
+        if ckpt is not None:
             ckpt.task(executor, task)
 
     def checkpoint_update(self, executor: Executor, task_id: str,

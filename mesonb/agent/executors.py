@@ -20,7 +20,7 @@ update manager.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from mesonb.protocol.agent import (
@@ -57,6 +57,14 @@ class Executors:
         self.lifecycle = Lifecycle(host, self.book, self.io, self.tasks)
         self.commands = MasterCommands(host, self.book, self.io, self.lifecycle, self.tasks)
         self.calls = ExecutorCalls(host, self.book, self.lifecycle, self.tasks)
+        # The entries taken once per task go straight to their part (no extra call).
+        self.handle: Callable[[MasterCommand], bool] = self.commands.handle
+        """Carry out a command about frameworks, executors or tasks; False if it is not."""
+        self.run_task: Callable[[RunTask], None] = self.commands.run_task
+        self.update: Callable[[ExecutorCall], None] = self.calls.update
+        """An executor's UPDATE (``call.validate()`` passed)."""
+        self.stream_closed: Callable[[str, str], None] = self.lifecycle.stream_closed
+        """The terminal update of a task was acknowledged: the task is completed."""
 
     # -- the book -------------------------------------------------------------------
     @property
@@ -78,13 +86,6 @@ class Executors:
         return self.book.register_payload()
 
     # -- the master's commands ------------------------------------------------------
-    def handle(self, command: MasterCommand) -> bool:
-        """Carry out a command about frameworks, executors or tasks; False if it is not."""
-        return self.commands.handle(command)
-
-    def run_task(self, run: RunTask) -> None:
-        self.commands.run_task(run)
-
     def run_task_group(self, run: RunTaskGroup) -> None:
         self.commands.run_task_group(run)
 
@@ -113,9 +114,6 @@ class Executors:
     def subscribe(self, call: ExecutorCall, stream: EventStream) -> None:
         self.calls.subscribe(call, stream)
 
-    def update(self, call: ExecutorCall) -> None:
-        self.calls.update(call)
-
     def message(self, call: ExecutorCall) -> None:
         self.calls.message(call)
 
@@ -124,10 +122,6 @@ class Executors:
         executor = self.book.executor_of(framework_id, task_id)
         if executor is not None:
             self.io.checkpoint_update(executor, task_id, record)
-
-    def stream_closed(self, framework_id: str, task_id: str) -> None:
-        """The terminal update of a task was acknowledged: the task is completed."""
-        self.lifecycle.stream_closed(framework_id, task_id)
 
     # -- the agent's life -----------------------------------------------------------
     def flush_exited(self) -> None:

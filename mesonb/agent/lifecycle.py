@@ -144,7 +144,8 @@ class Lifecycle:
 
     def stream_closed(self, framework_id: str, task_id: str) -> None:
         """The terminal update of a task was acknowledged: the task is completed."""
-        executor = self.book.executor_of(framework_id, task_id)
+        framework = self.book.frameworks.get(framework_id)
+        executor = framework.executor_of(task_id) if framework is not None else None
         if executor is None:
             return
         task = executor.launched.pop(task_id, None) or executor.queued.pop(task_id, None)
@@ -156,8 +157,10 @@ class Lifecycle:
 
     def maybe_complete(self, executor: Executor) -> None:
         """A terminated executor with no task left is completed (and maybe its framework)."""
+        if executor.state is not ExecutorState.TERMINATED:
+            return
         framework = self.book.frameworks.get(executor.framework_id)
-        if framework is None or executor.state is not ExecutorState.TERMINATED:
+        if framework is None:
             return
         if framework.terminating or self.stopping:
             executor.completed.extend(executor.tasks())
@@ -186,7 +189,7 @@ class Lifecycle:
         if waits:
             await asyncio.wait(waits, timeout=grace)
         for c in containers:
-            await containerizer.destroy(c)
+            await self._destroy(c)
         await self.io.drain(5.0)
         self.io.closed = True
         self.io.disarm()
@@ -206,7 +209,7 @@ class Lifecycle:
                 self.io.spawn(self._watch_recovered(executor))
             elif isinstance(action, fsm.Destroy):
                 if executor.container is not None and executor.container.running:
-                    self.io.spawn(containerizer.destroy(executor.container))
+                    self.io.spawn(self._destroy(executor.container))
             elif isinstance(action, fsm.SendShutdown):
                 if not self.io.send(executor, ExecutorEvent(type=ExecutorEventType.SHUTDOWN)):
                     self._carry_out(self.machine.shutdown_unsent(executor.container_id,
@@ -226,6 +229,15 @@ class Lifecycle:
             elif isinstance(action, fsm.Completed):
                 self._completed(executor)
         self._rearm()
+
+    @staticmethod
+    async def _destroy(container: containerizer.Container) -> None:
+        """Freeze the container's processes, then kill them (as Mesos's freezer does):
+        nothing in it may see another part die and report that instead of the agent's
+        reason (an executor whose task is killed first would say TASK_FAILED by SIGKILL)."""
+        if container.running:
+            container.kill_session(signal.SIGSTOP)
+        await containerizer.destroy(container)
 
     def _release(self, executor: Executor) -> None:
         self.tokens.pop(executor.token, None)

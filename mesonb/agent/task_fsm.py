@@ -138,6 +138,7 @@ class Complete:
 
 
 Action = Deliver | SendKill | AgentUpdate | Record | Invalid | Ignored | Complete
+_DELIVER, _COMPLETE = Deliver(), Complete()  # (they carry nothing: one of each will do)
 
 KILLED_DURING_LAUNCH = "Killed before delivery to the executor"
 
@@ -183,7 +184,7 @@ def deliver(task: TaskLife) -> list[Action]:
     if task.phase is not TaskPhase.QUEUED:
         return []
     task.phase = TaskPhase.LAUNCHED
-    return [Deliver()]
+    return [_DELIVER]
 
 
 def kill(task: TaskLife, executor_running: bool,
@@ -235,4 +236,4 @@ def acknowledged(task: TaskLife) -> list[Action]:
     if task.phase is TaskPhase.COMPLETED:
         return []
     task.phase = TaskPhase.COMPLETED
-    return [Complete()]
+    return [_COMPLETE]

@@ -118,18 +118,18 @@ class Tasks:
             self.host.metrics["invalid_status_updates"] += 1
         else:
             previous = task.state
-            for action in task_fsm.update(task, status):
-                if isinstance(action, task_fsm.Invalid):
-                    log.warning("dropping %s for task %s: it is already %s",
-                                status.state.value, task.task_id, previous.value)
-                    self.host.metrics["invalid_status_updates"] += 1
-                elif isinstance(action, task_fsm.Record):
-                    status.source = Source.SOURCE_EXECUTOR
-                    status.agent_id = self.host.agent_id()
-                    status.executor_id = executor.executor_id
-                    if status.timestamp is None:
-                        status.timestamp = self.host.clock.time()
-                    self._record(framework, task, status)
+            (action,) = task_fsm.update(task, status)  # Record or Invalid
+            if type(action) is task_fsm.Record:
+                status.source = Source.SOURCE_EXECUTOR
+                status.agent_id = self.host.agent_id()
+                status.executor_id = executor.executor_id
+                if status.timestamp is None:
+                    status.timestamp = self.host.clock.time()
+                self._record(framework, task, status)
+            else:
+                log.warning("dropping %s for task %s: it is already %s",
+                            status.state.value, task.task_id, previous.value)
+                self.host.metrics["invalid_status_updates"] += 1
         if executor.stream is not None and status.uuid is not None:
             self.io.send(executor, ExecutorEvent(
                 type=ExecutorEventType.ACKNOWLEDGED,

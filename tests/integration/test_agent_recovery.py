@@ -25,10 +25,38 @@ from mesonb.agent import checkpoint, paths
 from mesonb.agent.containerizer import is_alive, kill_session
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol.resources import Resources
-from mesonb.testing.frameworks import Tracker
 from mesonb.testing.processes import Daemon, ProcessCluster, get_json
 
 pytestmark = pytest.mark.slow
+
+
+class Tracker:
+    """Launches the tasks it is given on the first offer and records every status."""
+
+    def __init__(self, tasks: list[dict]) -> None:
+        self.to_launch = list(tasks)
+        self.statuses: list[dict] = []
+        self.driver: SchedulerDriver | None = None
+
+    async def on_offers(self, offers: list[dict]) -> None:
+        assert self.driver is not None
+        for offer in offers:
+            if not self.to_launch:
+                await self.driver.decline([offer["id"]["value"]], 3600)
+                continue
+            tasks, self.to_launch = self.to_launch, []
+            for task in tasks:
+                task["agent_id"] = offer["agent_id"]
+            await self.driver.launch([offer["id"]["value"]], tasks)
+
+    def on_update(self, status: dict) -> None:
+        self.statuses.append(status)
+
+    def states(self, task_id: str) -> list[str]:
+        return [s["state"] for s in self.statuses if s["task_id"]["value"] == task_id]
+
+    def last(self, task_id: str) -> dict:
+        return [s for s in self.statuses if s["task_id"]["value"] == task_id][-1]
 
 
 def task(task_id: str, command: str) -> dict:
@@ -143,11 +171,12 @@ async def test_agent_restart_recovers_checkpointed_executors(tmp_path: Path) -> 
         # "long" runs on in the same executor process, which the new agent can still drive.
         assert is_alive(pids["long"])
         assert ckpt.states("long")[-1] == "TASK_RUNNING"
-        # The ended tasks leave the agent's live list once their updates are acknowledged
-        # (the framework's acknowledgements reach the agent a moment after it heard them).
+        # The other executors leave /state once the framework's acknowledgements of their
+        # tasks' terminal updates reach the agent (the framework saw the updates already).
         await until(lambda: set(executors_by_task(restarted)) == {"long"}, 20,
-                    "only long's executor live on the agent")
+                    "the acknowledged executors to leave /state")
         now = await asyncio.to_thread(executors_by_task, restarted)
+        assert set(now) == {"long"}
         assert session_leader(now["long"]["directory"]) == pids["long"]
         before = len(ckpt.statuses)
         await ckpt_driver.reconcile([("long", None)])
