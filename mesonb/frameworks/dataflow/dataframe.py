@@ -112,7 +112,7 @@ class DataFrame:
     def shuffle(self, on: str | list[str], partitions: int | None = None) -> DataFrame:
         """The rows hash-partitioned by ``on``: equal keys in one partition."""
         keys = [on] if isinstance(on, str) else list(on)
-        n = partitions or self.node.partitions
+        n = partitions or self.flow._reducers(self.node.partitions)
         dep = ShuffleDependency(self.node, n, hash_split(keys))
         meta = self.meta
         node = ShuffledNode([dep], lambda b: [_concat(b[0], meta)], "shuffle")
@@ -127,7 +127,7 @@ class DataFrame:
         if how not in ("inner", "left", "right", "outer"):
             raise ValueError(f"merge: how must be inner, left, right or outer, not {how!r}")
         keys = [on] if isinstance(on, str) else list(on)
-        n = partitions or max(self.node.partitions, other.node.partitions)
+        n = partitions or self.flow._reducers(max(self.node.partitions, other.node.partitions))
         deps = [ShuffleDependency(self.node, n, hash_split(keys)),
                 ShuffleDependency(other.node, n, hash_split(keys))]
         left_meta, right_meta = self.meta, other.meta
@@ -256,7 +256,7 @@ class GroupBy:
             return out
 
         pre_frame = self.frame.map_partitions(pre)
-        n = partitions or self.frame.node.partitions
+        n = partitions or self.frame.flow._reducers(self.frame.node.partitions)
         dep = ShuffleDependency(pre_frame.node, n, hash_split(by))
         pre_meta = pre_frame.meta
 
