@@ -44,5 +44,5 @@ def test_dataflow_notebook():
     children = [states[c.removeprefix("IPY_MODEL_")] for c in box["children"]]
     [bar] = [c["state"] for c in children if c["model_name"] == "IntProgressModel"]
     [label] = [c["state"]["value"] for c in children if c["model_name"] == "HTMLModel"]
-    assert bar["value"] == bar["max"] == 6 + 6  # 6 map tasks (a file each), 6 reduce
+    assert bar["value"] == bar["max"] == 6 + 4  # 6 map tasks (a file each), 2 x 2 reduce
     assert "succeeded" in label and "count" in label

@@ -110,6 +110,13 @@ def test_hash_split_sends_equal_keys_together():
     assert sum(len(b) for b in buckets) == 7
     homes = {k: [i for i, b in enumerate(buckets) if k in set(b.k)] for k in (1, 2, 3, 4)}
     assert all(len(h) == 1 for h in homes.values())
+    narrow = pd.DataFrame({"k": pd.array([1, 2, 3, 4], dtype="int32")})
+    narrow_buckets = hash_split(["k"])(iter([narrow]), 3)  # a merge's other side
+    assert {k: [i for i, b in enumerate(narrow_buckets) if k in set(b.k)]
+            for k in (1, 2, 3, 4)} == homes
+    text = pd.DataFrame({"k": ["a", "b", "a"], "v": [1, 2, 3]})
+    homes_of_a = {i for i, b in enumerate(hash_split(["k"])(iter([text]), 4)) if "a" in set(b.k)}
+    assert len(homes_of_a) == 1  # strings: one bucket per key too
 
 
 def test_block_store_spills_past_its_limit(tmp_path):

@@ -123,13 +123,16 @@ class Dataflow:
     ``"zk://..."``). Executors: up to ``executors``, each one Mesos task of ``cpus`` and
     ``mem``; one idle for ``idle_timeout`` seconds is given back (None: never). A task
     that raises is tried ``retries`` more times. ``progress``: None shows a bar in
-    Jupyter or on a terminal, True always, False never."""
+    Jupyter or on a terminal, True always, False never. A shuffle has
+    ``shuffle_partitions`` reduce partitions unless its call says (default: two per
+    executor cpu, at most the input's partitions)."""
 
     def __init__(self, master: str, *, name: str = "mesonb-dataflow", executors: int = 2,
                  cpus: float = 1.0, mem: str | float = "1GB",
                  idle_timeout: float | None = 60.0, retries: int = 2,
                  secret: str | None = None, progress: bool | None = None,
-                 role: str = "*", timeout: float = 30.0) -> None:
+                 role: str = "*", shuffle_partitions: int | None = None,
+                 timeout: float = 30.0) -> None:
         if not isinstance(executors, int) or executors < 1:
             raise ValueError(f"executors: expected a positive integer, not {executors!r}")
         if not cpus > 0:
@@ -138,6 +141,9 @@ class Dataflow:
             raise ValueError(f"retries: expected 0 or more, not {retries!r}")
         self.master = master
         self.progress = progress
+        # Reduce partitions of a shuffle, unless given: two per task slot (Spark's default
+        # parallelism), fewer when the input has fewer partitions.
+        self.shuffle_partitions = shuffle_partitions or 2 * executors * max(1, int(cpus))
         self.record = Record()
         self.closed = False
         config = PoolConfig(name=name, executors=executors, cpus=float(cpus),
@@ -227,6 +233,10 @@ class Dataflow:
         if columns is not None:
             meta = meta[columns]
         return DataFrame(self, ParquetNode(files, columns), meta)
+
+    def _reducers(self, inputs: int) -> int:
+        """A shuffle's reduce partitions when its call names none."""
+        return max(1, min(inputs, self.shuffle_partitions))
 
     # -- records -----------------------------------------------------------------------
     def jobs(self) -> Any:

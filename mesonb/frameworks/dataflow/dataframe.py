@@ -2,10 +2,9 @@
 
 Each partition is one pandas DataFrame. ``groupby().agg()`` aggregates each partition
 first (sum, count, min, max, size; a mean as a sum and a count), shuffles those partial
-results by a hash of the keys (``pandas.util.hash_pandas_object``, the same in every
-process) and finishes each key in one reduce partition; ``merge`` shuffles both sides by
-their keys. Results equal pandas' (``to_pandas()`` puts group keys in order, as pandas'
-``groupby`` does).
+results by a hash of the keys (the same in every process) and finishes each key in one
+reduce partition; ``merge`` shuffles both sides by their keys. Results equal pandas'
+(``to_pandas()`` puts group keys in order, as pandas' ``groupby`` does).
 
 Example::
 
@@ -41,7 +40,7 @@ def hash_split(on: list[str]) -> Callable[[Iterator[Any], int], list[Any]]:
         frame = parts[0] if len(parts) == 1 else pd.concat(parts)
         if n == 1:
             return [frame]
-        hashes = pd.util.hash_pandas_object(frame[on], index=False).to_numpy() % n
+        hashes = _key_hashes(frame, on) % n
         # Small integers sort stably by radix: linear in the rows.
         buckets = hashes.astype(np.uint8 if n <= 256 else np.uint16 if n <= 65536 else np.int64)
         order = np.argsort(buckets, kind="stable")
@@ -50,6 +49,19 @@ def hash_split(on: list[str]) -> Callable[[Iterator[Any], int], list[Any]]:
         return [ordered.iloc[bounds[b]:bounds[b + 1]] for b in range(n)]
 
     return split
+
+
+def _key_hashes(frame: Any, on: list[str]) -> Any:
+    """A hash per row of the ``on`` columns, the same in every process: one integer
+    column is mixed by a multiplication (Fibonacci hashing), anything else goes through
+    ``pandas.util.hash_pandas_object``."""
+    import numpy as np
+    import pandas as pd
+
+    if len(on) == 1 and pd.api.types.is_integer_dtype(frame[on[0]].dtype):
+        values = frame[on[0]].to_numpy().astype(np.uint64, copy=False)
+        return (values * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(33)
+    return pd.util.hash_pandas_object(frame[on], index=False).to_numpy()
 
 
 def _concat(buckets: list[Any], meta: Any) -> Any:
@@ -112,7 +124,7 @@ class DataFrame:
     def shuffle(self, on: str | list[str], partitions: int | None = None) -> DataFrame:
         """The rows hash-partitioned by ``on``: equal keys in one partition."""
         keys = [on] if isinstance(on, str) else list(on)
-        n = partitions or self.node.partitions
+        n = partitions or self.flow._reducers(self.node.partitions)
         dep = ShuffleDependency(self.node, n, hash_split(keys))
         meta = self.meta
         node = ShuffledNode([dep], lambda b: [_concat(b[0], meta)], "shuffle")
@@ -127,7 +139,7 @@ class DataFrame:
         if how not in ("inner", "left", "right", "outer"):
             raise ValueError(f"merge: how must be inner, left, right or outer, not {how!r}")
         keys = [on] if isinstance(on, str) else list(on)
-        n = partitions or max(self.node.partitions, other.node.partitions)
+        n = partitions or self.flow._reducers(max(self.node.partitions, other.node.partitions))
         deps = [ShuffleDependency(self.node, n, hash_split(keys)),
                 ShuffleDependency(other.node, n, hash_split(keys))]
         left_meta, right_meta = self.meta, other.meta
@@ -256,7 +268,7 @@ class GroupBy:
             return out
 
         pre_frame = self.frame.map_partitions(pre)
-        n = partitions or self.frame.node.partitions
+        n = partitions or self.frame.flow._reducers(self.frame.node.partitions)
         dep = ShuffleDependency(pre_frame.node, n, hash_split(by))
         pre_meta = pre_frame.meta
 

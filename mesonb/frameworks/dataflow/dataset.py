@@ -112,7 +112,7 @@ class Dataset:
     def _shuffled(self, split: Callable[..., list[Any]],
                   merge: Callable[[list[list[Any]]], Iterable[Any]], partitions: int | None,
                   name: str) -> Dataset:
-        n = _partitions(partitions, self.node.partitions)
+        n = _partitions(partitions, self.flow._reducers(self.node.partitions))
         dep = ShuffleDependency(self.node, n, split)
         return Dataset(self.flow, ShuffledNode([dep], merge, name))
 
@@ -143,7 +143,8 @@ class Dataset:
         ``how="left_outer"`` also gives ``(k, (v, None))`` where ``other`` has no ``k``."""
         if how not in ("inner", "left_outer"):
             raise ValueError(f"join: how must be 'inner' or 'left_outer', not {how!r}")
-        n = _partitions(partitions, max(self.node.partitions, other.node.partitions))
+        n = _partitions(partitions, self.flow._reducers(max(self.node.partitions,
+                                                            other.node.partitions)))
         deps = [ShuffleDependency(self.node, n, parts.group_split),
                 ShuffleDependency(other.node, n, parts.group_split)]
         return Dataset(self.flow, ShuffledNode(deps, parts.join_merge(how), f"join {how}"))

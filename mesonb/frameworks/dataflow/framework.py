@@ -353,6 +353,6 @@ def _local_address(url: str) -> str:
 
 def executor_env() -> dict[str, str]:
     """Executors import what the driver can (functions pickled by reference)."""
-    paths = [os.getcwd() if p == "" else p for p in sys.path]
+    paths = [os.path.abspath(p or os.getcwd()) for p in sys.path]  # executors run elsewhere
     paths = [p for p in dict.fromkeys(paths) if os.path.isdir(p)]
     return {"PYTHONPATH": os.pathsep.join(paths)}
