@@ -168,7 +168,7 @@ class CommandRunner:
     def subscribe(self, stream: InAgentStream) -> None:
         self._executors().subscribe(ExecutorCall(
             type=ExecutorCallType.SUBSCRIBE, executor_id=self.executor_id,
-            framework_id=self.framework_id, subscribe=ExecutorSubscribe()), stream)  # type: ignore[arg-type]
+            framework_id=self.framework_id, subscribe=ExecutorSubscribe()), stream)
 
     def update(self, state: TaskState, message: str | None = None,
                reason: Reason | None = None, healthy: bool | None = None,

@@ -31,7 +31,7 @@ from mesonb.protocol.executor import BATCH_HEADER, EXECUTOR_PATH, SOCKET_ENV, Ex
 from .executor_api import EventStream, authorize, carry_out, parse_calls
 
 if TYPE_CHECKING:
-    from .agent import Agent
+    from .surface import AgentSurface
 
 log = logging.getLogger(__name__)
 __all__ = ["SOCKET_ENV", "ExecutorSocket", "socket_name", "socket_path"]
@@ -53,7 +53,7 @@ def socket_path(address: str) -> str:
 class ExecutorSocket:
     """The socket server; see the module docstring."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: AgentSurface) -> None:
         self.agent = agent
         self.address: str | None = None
         self._server: asyncio.AbstractServer | None = None

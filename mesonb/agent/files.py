@@ -27,7 +27,7 @@ from mesonb.protocol.errors import BadRequest, Forbidden, NotFound
 from . import paths
 
 if TYPE_CHECKING:
-    from .agent import Agent
+    from .surface import AgentSurface
 
 READ_CAP = 16 * 4096  # Mesos caps one read at 16 pages
 CHUNK = 64 * 1024
@@ -140,7 +140,7 @@ def read_range(real: Path, offset: int, length: int) -> dict[str, Any]:
 
 
 class _FilesHandler(BaseHandler):
-    agent: Agent
+    agent: AgentSurface
 
     def resolve(self) -> tuple[str, Path]:
         path = self.get_query_argument("path", None)

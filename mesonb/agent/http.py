@@ -20,13 +20,13 @@ from .nested import NestedContainers
 from .operator_api import OPERATOR_PATH, AgentOperatorHandler
 
 if TYPE_CHECKING:
-    from .agent import Agent
+    from .surface import AgentSurface
 
 from mesonb.http.base import BaseHandler
 
 
 class StateHandler(BaseHandler):
-    agent: Agent
+    agent: AgentSurface
 
     def get(self) -> None:
         self.write_jsonp_or_json(self.agent.state())
@@ -42,21 +42,21 @@ class HealthHandler(BaseHandler):
 
 class VersionHandler(BaseHandler):
     public = True
-    agent: Agent
+    agent: AgentSurface
 
     def get(self) -> None:
         self.write_json(self.agent.version_info())
 
 
 class FlagsHandler(BaseHandler):
-    agent: Agent
+    agent: AgentSurface
 
     def get(self) -> None:
         self.write_jsonp_or_json({"flags": self.agent.flags()})
 
 
 class MetricsHandler(BaseHandler):
-    agent: Agent
+    agent: AgentSurface
 
     def get(self) -> None:
         self.write_jsonp_or_json(self.agent.metrics_snapshot())
@@ -65,7 +65,7 @@ class MetricsHandler(BaseHandler):
 class MonitorHandler(BaseHandler):
     """``/monitor/statistics``: measured usage of each running executor."""
 
-    agent: Agent
+    agent: AgentSurface
 
     def get(self) -> None:
         self.write_jsonp_or_json(self.agent.monitor_statistics())
@@ -74,14 +74,14 @@ class MonitorHandler(BaseHandler):
 class ContainersHandler(BaseHandler):
     """``/containers``: each running container, its ids and measured usage (Mesos)."""
 
-    agent: Agent
+    agent: AgentSurface
 
     def get(self) -> None:
         self.write_jsonp_or_json(self.agent.monitor.containers(
             self.agent.executors.all_executors()))
 
 
-def make_app(agent: Agent, security: Security) -> SlashCollapsingApplication:
+def make_app(agent: AgentSurface, security: Security) -> SlashCollapsingApplication:
     """The agent's tornado application."""
     kw = {"security": security, "agent": agent}
     slave = r"(?:/slave\(1\))?"

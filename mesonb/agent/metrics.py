@@ -18,7 +18,7 @@ from mesonb.http.base import BaseHandler
 from mesonb.webui import prometheus
 
 if TYPE_CHECKING:
-    from .agent import Agent
+    from .surface import AgentSurface
 
 _RESOURCES = ("cpus", "mem", "disk", "gpus")
 _ZERO_KEYS = (
@@ -38,7 +38,7 @@ _ZERO_KEYS = (
 )
 
 
-def snapshot(agent: Agent) -> dict[str, float]:
+def snapshot(agent: AgentSurface) -> dict[str, float]:
     """Every agent metric, name -> value, sorted by name."""
     m: dict[str, float] = dict(agent.metrics_snapshot())
     for name in _RESOURCES:
@@ -64,7 +64,7 @@ def snapshot(agent: Agent) -> dict[str, float]:
 class MetricsHandler(BaseHandler):
     """``GET /metrics/snapshot`` (``?jsonp=`` supported)."""
 
-    agent: Agent
+    agent: AgentSurface
 
     def get(self) -> None:
         self.write_jsonp_or_json(snapshot(self.agent))
@@ -73,7 +73,7 @@ class MetricsHandler(BaseHandler):
 class PrometheusHandler(BaseHandler):
     """``GET /metrics``: the snapshot in Prometheus's text format."""
 
-    agent: Agent
+    agent: AgentSurface
 
     def get(self) -> None:
         body, content_type = prometheus.exposition(snapshot(self.agent))

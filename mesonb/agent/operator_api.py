@@ -37,8 +37,8 @@ from .files import READ_CAP, file_entry
 from .nested import NestedContainers
 
 if TYPE_CHECKING:
-    from .agent import Agent
     from .book import Executor, Framework, Task
+    from .surface import AgentSurface
 
 log = logging.getLogger(__name__)
 
@@ -160,13 +160,13 @@ def framework_v1(framework: Framework) -> dict[str, Any]:
     return {"framework_info": framework.info.to_json()}
 
 
-def get_frameworks(agent: Agent) -> dict[str, Any]:
+def get_frameworks(agent: AgentSurface) -> dict[str, Any]:
     book = agent.executors
     return {"frameworks": [framework_v1(f) for f in book.frameworks.values()],
             "completed_frameworks": [framework_v1(f) for f in book.completed_frameworks]}
 
 
-def get_executors(agent: Agent) -> dict[str, Any]:
+def get_executors(agent: AgentSurface) -> dict[str, Any]:
     live: list[dict[str, Any]] = []
     done: list[dict[str, Any]] = []
     for framework in [*agent.executors.frameworks.values(), *agent.executors.completed_frameworks]:
@@ -175,7 +175,7 @@ def get_executors(agent: Agent) -> dict[str, Any]:
     return {"executors": live, "completed_executors": done}
 
 
-def get_tasks(agent: Agent) -> dict[str, Any]:
+def get_tasks(agent: AgentSurface) -> dict[str, Any]:
     """Queued tasks wait for their executor; launched ones are not terminal or not yet
     acknowledged; terminated ones are terminal but unacknowledged; completed ones done."""
     agent_id = agent.agent_id or ""
@@ -193,7 +193,8 @@ def get_tasks(agent: Agent) -> dict[str, Any]:
             "terminated_tasks": terminated, "completed_tasks": completed}
 
 
-def get_containers(agent: Agent, show_nested: bool, nested: NestedContainers) -> dict[str, Any]:
+def get_containers(agent: AgentSurface, show_nested: bool,
+                   nested: NestedContainers) -> dict[str, Any]:
     usage = {(s["framework_id"], s["executor_id"]): s["statistics"]
              for s in agent.monitor_statistics()}
     out = []
@@ -218,7 +219,7 @@ def get_containers(agent: Agent, show_nested: bool, nested: NestedContainers) ->
     return {"containers": out}
 
 
-def list_files(agent: Agent, path: str) -> dict[str, Any]:
+def list_files(agent: AgentSurface, path: str) -> dict[str, Any]:
     real = agent.sandbox_paths.resolve(path, agent.virtual_sandboxes())
     if real.is_dir():
         entries = [file_entry(f"{path.rstrip('/')}/{child.name}", child)
@@ -244,7 +245,7 @@ def _mode_bits(text: str) -> int:
     return bits
 
 
-def read_file(agent: Agent, body: dict[str, Any]) -> dict[str, Any]:
+def read_file(agent: AgentSurface, body: dict[str, Any]) -> dict[str, Any]:
     path = body.get("path")
     offset = body.get("offset")
     length = body.get("length")
@@ -268,22 +269,22 @@ def read_file(agent: Agent, body: dict[str, Any]) -> dict[str, Any]:
     return {"size": size, "data": base64.b64encode(data).decode()}
 
 
-def flags_v1(agent: Agent) -> dict[str, Any]:
+def flags_v1(agent: AgentSurface) -> dict[str, Any]:
     return {"flags": [{"name": k, "value": v} for k, v in sorted(agent.flags().items())]}
 
 
-def metrics_v1(agent: Agent) -> dict[str, Any]:
+def metrics_v1(agent: AgentSurface) -> dict[str, Any]:
     return {"metrics": [{"name": k, "value": v}
                         for k, v in sorted(agent.metrics_snapshot().items())]}
 
 
-def version_v1(agent: Agent) -> dict[str, Any]:
+def version_v1(agent: AgentSurface) -> dict[str, Any]:
     fields = ("version", "build_date", "build_time", "build_user", "git_sha")
     info = agent.version_info()
     return {"version_info": {k: info[k] for k in fields if k in info}}
 
 
-def agent_v1(agent: Agent) -> dict[str, Any]:
+def agent_v1(agent: AgentSurface) -> dict[str, Any]:
     return {"agent_info": agent.agent_info().to_json()}
 
 
@@ -303,7 +304,7 @@ _UNSUPPORTED = {
 class AgentOperatorHandler(BaseHandler):
     """The agent's operator endpoint; the work is the functions above and :mod:`.nested`."""
 
-    agent: Agent
+    agent: AgentSurface
     nested: NestedContainers
     logging_level: LoggingLevel
 

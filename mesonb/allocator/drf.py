@@ -178,7 +178,7 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
             if not single_min.met_by(avail):
                 n_small += 1
                 continue
-            min_ok = (True,)
+            min_ok: tuple[bool, ...] = (True,)
         else:
             min_ok = tuple(m.met_by(avail) for m in mins)
             if not any(min_ok):

@@ -64,6 +64,7 @@ from . import pending
 from .blobs import BlobServer
 from .calls import executor_env, nested_future, placehold, slug, this_host
 from .errors import ResourceError
+from .frameworks import ClusterFrameworks
 from .futures import Future, FutureInCall, Logs
 from .leader import LeaderConnection
 from .loop import LoopThread, at_exit
@@ -98,7 +99,7 @@ class _Job:
         return self.future.done() or self.closed
 
 
-class Cluster(ClusterViews):
+class Cluster(ClusterViews, ClusterFrameworks):
     """A connection to a mesonb cluster (see the module docstring).
 
     ``Cluster("HOST:PORT")`` connects to a running master, ``Cluster("zk://h1:2181,h2:2181/
@@ -394,70 +395,11 @@ class Cluster(ClusterViews):
         """A DataFrame of every outstanding offer in the cluster (any framework)."""
         return self._frame("offers")
 
-    def framework(self, name: str = "notebook", *, role: str = "*", **info: Any) -> Any:
-        """A framework of your own, driven from the notebook: see offers, launch on one,
-        decline, revive, suppress (:class:`~mesonb.client.interactive.NotebookFramework`).
-        The offers it holds go back to the master whenever this client's own calls wait
-        for resources, so ``submit`` keeps working while it (or its offers widget) is
-        open."""
-        from .interactive import NotebookFramework
-
-        framework = NotebookFramework(self, name, role=role, sandboxes=self._sandboxes,
-                                      executor_env=executor_env(), **info)
-        self._offer_holders.append(framework)
-        return framework
-
-    @property
-    def apps(self) -> Any:
-        """Long-running apps: a Marathon framework run by this client (started on first
-        use; its v2 REST API at ``cluster.apps.url``). Deploy from a dict or JSON file,
-        scale, restart, destroy, ``list()`` as a DataFrame; a deployment's ``progress()``
-        is a widget (:mod:`mesonb.frameworks.marathon.apps_client`)."""
-        apps = getattr(self, "_apps", None)
-        if apps is None:
-            from mesonb.frameworks.marathon.apps_client import Apps
-
-            apps = self._apps = Apps(self.address, self._lt.run, secret=self.secret)
-            self._closers.insert(0, apps.close)
-        return apps
-
     def dashboard(self, **options: Any) -> Any:
         """A live dashboard fed by the master's operator event stream (SUBSCRIBE)."""
         from mesonb.widgets.dashboard import Dashboard
 
         return Dashboard(self, **options).show()
-
-    def dataflow(self, name: str = "mesonb-dataflow", *, executors: int = 2,
-                 cpus: float = 1.0, mem: str | float = "1GB", **options: Any) -> Any:
-        """A Spark-like dataflow context on this cluster's master: a framework of its own
-        with ``executors`` long-running executors of ``cpus``/``mem`` each
-        (:class:`~mesonb.frameworks.dataflow.Dataflow`; closed with this cluster too)."""
-        from mesonb.frameworks.dataflow import Dataflow
-
-        flow = Dataflow(self.address, name=name, executors=executors, cpus=cpus, mem=mem,
-                        secret=self.secret, **options)
-
-        async def close() -> None:
-            await asyncio.to_thread(flow.close)
-
-        self._closers.append(close)
-        return flow
-
-    @property
-    def dashboard_link(self) -> str:
-        """The master's web UI. Under JupyterHub (``JUPYTERHUB_SERVICE_PREFIX`` set) the
-        link goes through the mesonb jupyter-server extension's proxy, behind the Hub's
-        login, as dask's ``dashboard_link`` does: ``/user/<name>/mesonb/proxy/<host:port>/``.
-        """
-        address = self.address
-        if is_zk(address):  # the leader ZooKeeper last named ("" until one is known)
-            address = getattr(getattr(self, "_master", None), "_leader", None) or ""
-            if not address:
-                return ""
-        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
-        if prefix:
-            return f"{prefix.rstrip('/')}/mesonb/proxy/{address}/"
-        return master_url(address).rstrip("/") + "/"
 
     def _repr_html_(self) -> str:
         from html import escape

@@ -77,7 +77,7 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, JupyterHandler):
 
     manager: ClusterManager
 
-    def initialize(self, manager: ClusterManager) -> None:  # type: ignore[override]
+    def initialize(self, manager: ClusterManager) -> None:
         self.manager = manager
         self.upstream: tornado.websocket.WebSocketClientConnection | None = None
 
@@ -97,14 +97,14 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, JupyterHandler):
                 if k != "token" for v in values]
         return urlencode(args)
 
-    def check_origin(self, origin: str | None = None) -> bool:  # type: ignore[override]
+    def check_origin(self, origin: str | None = None) -> bool:
         """WebSocket upgrades: same origin only (tornado's rule); plain HTTP: Jupyter's."""
         if self.request.headers.get("Upgrade", "").lower() == "websocket":
             return tornado.websocket.WebSocketHandler.check_origin(self, origin or "")
         return JupyterHandler.check_origin(self)
 
     # -- HTTP ------------------------------------------------------------------------
-    async def get(self, key: str, path: str = "") -> None:  # type: ignore[override]
+    async def get(self, key: str, path: str = "") -> None:
         if self.request.headers.get("Upgrade", "").lower() == "websocket":
             if self.current_user is None:  # before the upgrade: never an anonymous socket
                 raise tornado.web.HTTPError(403, "WebSocket upgrade without credentials")

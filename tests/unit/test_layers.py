@@ -25,53 +25,19 @@ PACKAGE = ROOT / "mesonb"
 MAX_LINES = 600
 
 # ---------------------------------------------------------------------------------------------
-# Known violations, to be emptied by the lead after merging the branches that reshape these
-# files. Each entry names the issue (and engineer) that owns the file. Entries no longer needed
-# make the test fail too (see test_the_allow_lists_hold_only_live_violations), so the lists
-# cannot rot.
+# Known violations: none. A violation that must wait gets an entry here naming the issue that
+# owns it; an entry no longer needed makes the test fail too
+# (test_the_allow_lists_hold_only_live_violations), so the lists cannot rot.
 # ---------------------------------------------------------------------------------------------
 
 # Modules allowed past MAX_LINES for now: module -> owner.
-KNOWN_LONG_MODULES: dict[str, str] = {
-    "mesonb.agent.executors": "issue 15, fsm-agent: executors.py is being split into machines",
-    "mesonb.master.frameworks": "issue 15, fsm-master: the framework machine moves out",
-    "mesonb.client.cluster": "issue 15/18, client: result handling moves to frameworks/functions",
-    "mesonb.frameworks.functions.worker": "issue 18, client: the functions worker",
-}
+KNOWN_LONG_MODULES: dict[str, str] = {}
 
-# Import edges allowed to close a cycle for now: (importer, imported) -> owner. These are the
-# back-references from a part to its owner (mostly type hints under TYPE_CHECKING).
-KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
-    # agent: parts typed against the Agent that owns them.
-    ("mesonb.agent.executor_api", "mesonb.agent.agent"): "issue 15, fsm-agent",
-    ("mesonb.agent.executors", "mesonb.agent.agent"): "issue 15, fsm-agent",
-    ("mesonb.agent.reattach", "mesonb.agent.executors"): "issue 15, fsm-agent",
-    ("mesonb.agent.files", "mesonb.agent.agent"): "issue 16, containerizer",
-    # wire's executor socket hands calls to executor_api.carry_out(agent, ...), whose Agent
-    # parameter is fsm-agent's to reshape; the socket follows that shape after the merge.
-    ("mesonb.agent.executor_socket", "mesonb.agent.agent"): "issue 15, wire after fsm-agent",
-    ("mesonb.agent.http", "mesonb.agent.agent"): "issue 16, containerizer",
-    # master: parts typed against the Master that owns them.
-    ("mesonb.master.agents", "mesonb.master.master"): "issue 15, fsm-master",
-    ("mesonb.master.frameworks", "mesonb.master.master"): "issue 15, fsm-master",
-    ("mesonb.master.views", "mesonb.master.master"): "issue 15, fsm-master",
-    # client <-> widgets and the client's own parts typed against Cluster.
-    ("mesonb.client.executor", "mesonb.client.cluster"): "issue 15/18, client",
-    ("mesonb.client.futures", "mesonb.client.cluster"): "issue 15/18, client",
-    ("mesonb.client.interactive", "mesonb.client.cluster"): "issue 15/18, client",
-    ("mesonb.client.interactive", "mesonb.widgets.offers"): "issue 15/18, client",
-}
+# Import edges allowed to close a cycle for now: (importer, imported) -> owner.
+KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {}
 
 # Imports across layers allowed for now: (importer, imported) -> owner.
-KNOWN_LAYER_IMPORTS: dict[tuple[str, str], str] = {
-    # widgets reach the cluster through client only once the client engineer's reshaping lands.
-    ("mesonb.widgets.dashboard", "mesonb.frameworks.driver"): "issue 15/18, client",
-    ("mesonb.widgets.dashboard", "mesonb.http.client"): "issue 15/18, client",
-    ("mesonb.widgets.dashboard", "mesonb.protocol.recordio"): "issue 15/18, client",
-    ("mesonb.widgets.explain", "mesonb.allocator.explain"): "issue 15/18, client",
-    ("mesonb.widgets.explain", "mesonb.frameworks.functions.scheduler"): "issue 15/18, client",
-    ("mesonb.widgets.templates", "mesonb.http.client"): "issue 15/18, client",
-}
+KNOWN_LAYER_IMPORTS: dict[tuple[str, str], str] = {}
 
 # Layer rules: layer -> (allowed layers or None, forbidden layers, the rule in words).
 # A module's layer is its first name under mesonb (mesonb.master.http.state -> "master",

@@ -17,12 +17,10 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .lineage import MapPartitionsNode, Node, ShuffleDependency, ShuffledNode
-
-if TYPE_CHECKING:
-    from .context import Dataflow
+from .runner import Runner
 
 AGGREGATIONS = ("sum", "mean", "count", "min", "max", "size")
 # How each partial column is combined on the reduce side.
@@ -77,7 +75,7 @@ class DataFrame:
     """A lazy DataFrame of ``flow`` (see the module docstring). ``meta`` is an empty
     pandas frame with its columns and dtypes."""
 
-    def __init__(self, flow: Dataflow, node: Node, meta: Any, *, sort_index: bool = False,
+    def __init__(self, flow: Runner, node: Node, meta: Any, *, sort_index: bool = False,
                  series: bool = False) -> None:
         self.flow = flow
         self.node = node
@@ -318,7 +316,7 @@ def parquet_files(path: str) -> list[str]:
     return [os.path.abspath(f) for f in files]
 
 
-def write_parquet(flow: Dataflow, node: Node, directory: str) -> list[str]:
+def write_parquet(flow: Runner, node: Node, directory: str) -> list[str]:
     directory = os.path.abspath(directory)
     os.makedirs(directory, exist_ok=True)
 

@@ -18,13 +18,11 @@ import itertools
 import os
 import random
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import partitioning as parts
 from .lineage import MapPartitionsNode, Node, ShuffleDependency, ShuffledNode, UnionNode
-
-if TYPE_CHECKING:
-    from .context import Dataflow
+from .runner import Runner
 
 
 def _map(fn: Callable[[Any], Any]) -> Callable[[int, Iterator[Any]], Iterable[Any]]:
@@ -50,7 +48,7 @@ def _collect(i: int, it: Iterator[Any]) -> list[Any]:
 class Dataset:
     """A lazy dataset of ``flow`` (see the module docstring)."""
 
-    def __init__(self, flow: Dataflow, node: Node) -> None:
+    def __init__(self, flow: Runner, node: Node) -> None:
         self.flow = flow
         self.node = node
 

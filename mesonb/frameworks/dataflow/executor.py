@@ -215,7 +215,7 @@ class DataflowExecutor(ExecutorHandler):
         async def connected() -> None:
             await driver.update(task.task_id, TaskState.TASK_RUNNING)
 
-        self._serving = asyncio.current_task()  # type: ignore[assignment]
+        self._serving = asyncio.current_task()
         state, message = TaskState.TASK_FINISHED, "the driver went away"
         try:
             await self.worker.serve(host, connected)

@@ -205,7 +205,7 @@ def remote_exception(outcome: Outcome) -> BaseException:
     exc.__suppress_context__ = True
     exc.__traceback__ = remote
     with contextlib.suppress(AttributeError):  # Future.result raises it with these frames
-        exc._mesonb_remote_traceback = remote  # type: ignore[union-attr]
+        exc._mesonb_remote_traceback = remote
     return exc
 
 

@@ -16,7 +16,7 @@ INTERVAL = 0.2
 
 def in_kernel() -> bool:
     try:
-        from IPython import get_ipython  # type: ignore[attr-defined]
+        from IPython import get_ipython
     except ImportError:
         return False
     shell = get_ipython()

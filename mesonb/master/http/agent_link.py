@@ -104,7 +104,7 @@ class AgentSocket(BaseHandler, tornado.websocket.WebSocketHandler):
         super().prepare()
         self.master.check_leader()
 
-    def open(self) -> None:  # type: ignore[override]
+    def open(self) -> None:
         self.session = AgentSession(self.master, self._write, self.close,
                                     self.request.remote_ip or "?")
         self.set_nodelay(True)
