@@ -80,6 +80,7 @@ class MarathonCore:
         self.bus = EventBus()
         self.apps: dict[str, AppState] = {}
         self.instances: dict[str, Instance] = {}
+        self._by_app: dict[str, dict[str, Instance]] = {}  # the same, by app id
         self.deployments: dict[str, Deployment] = {}
         self.groups: dict[str, list[str]] = {}  # explicit groups -> their dependencies
         self.driver: Any = None
@@ -115,7 +116,7 @@ class MarathonCore:
             self.apps[app.id] = AppState(app, versions, since=timestamp())
             for item in await self.store.get(f"instances/{part}") or []:
                 inst = Instance.from_store(item, now)
-                self.instances[inst.id] = inst
+                self.add_instance(inst)
         for dep_id in await self.store.children("deployments"):
             data = await self.store.get(f"deployments/{dep_id}")
             if data:
@@ -170,7 +171,7 @@ class MarathonCore:
         """Write the instances of apps that changed."""
         dirty, self._dirty = self._dirty, set()
         for app_id in dirty:
-            items = [i.to_store() for i in self.instances.values() if i.app_id == app_id]
+            items = [i.to_store() for i in self.app_instances(app_id)]
             try:
                 if items or app_id in self.apps:
                     await self.store.put(f"instances/{key_part(app_id)}", items)
@@ -222,7 +223,7 @@ class MarathonCore:
                             staged_at=stamp, launched_at=now, fields=p.fields,
                             service_ports=service_ports(app.id, app.ports, len(p.ports)))
             inst.ready = not app.readiness_checks
-            self.instances[inst.id] = inst
+            self.add_instance(inst)
             self._dirty.add(app.id)
             by_offer.setdefault(p.offer_id, []).append(
                 task_info(app, inst.id, p.agent_id, p.host, p.ports, p.role))
@@ -317,7 +318,7 @@ class MarathonCore:
                         agent_id, state=reported, staged_at=timestamp(),
                         launched_at=self.clock())
         inst.ready = True
-        self.instances[task_id] = inst
+        self.add_instance(inst)
         self._dirty.add(app.id)
 
     def _carry_out(self, inst: Instance, actions: tuple[Action, ...],
@@ -344,8 +345,9 @@ class MarathonCore:
                     "timestamp": timestamp(), "version": inst.version}
                 self.counters["failures"] += 1
             elif action is Action.EXPUNGE:
-                self.instances.pop(inst.id, None)
-                if not any(i.agent_id == inst.agent_id for i in self.instances.values()):
+                self.remove_instance(inst)
+                if self.shared_executor and not any(
+                        i.agent_id == inst.agent_id for i in self.instances.values()):
                     self.executors.pop(inst.agent_id, None)  # it exits with its last task
                 checks = self.checks.pop(inst.id, None)
                 if checks is not None:
@@ -374,7 +376,19 @@ class MarathonCore:
 
     # -- converging apps ----------------------------------------------------------------
     def app_instances(self, app_id: str) -> list[Instance]:
-        return [i for i in self.instances.values() if i.app_id == app_id]
+        return list(self._by_app.get(app_id, {}).values())
+
+    def add_instance(self, inst: Instance) -> None:
+        self.instances[inst.id] = inst
+        self._by_app.setdefault(inst.app_id, {})[inst.id] = inst
+
+    def remove_instance(self, inst: Instance) -> None:
+        self.instances.pop(inst.id, None)
+        mine = self._by_app.get(inst.app_id)
+        if mine is not None:
+            mine.pop(inst.id, None)
+            if not mine:
+                del self._by_app[inst.app_id]
 
     def _target(self, state: AppState) -> AppDefinition:
         if state.deleting:
@@ -459,8 +473,16 @@ class MarathonCore:
 
     def locks(self, app_id: str) -> list[Deployment]:
         """The running deployments that hold ``app_id``."""
-        return [d for d in self.deployments.values()
-                if not d.state.finished and app_id in d.affected_apps]
+        return self.lock_map().get(app_id, [])
+
+    def lock_map(self) -> dict[str, list[Deployment]]:
+        """App id -> the running deployments that hold it (for many apps at once)."""
+        out: dict[str, list[Deployment]] = {}
+        for dep in self.deployments.values():
+            if not dep.state.finished:
+                for app_id in dep.affected_apps:
+                    out.setdefault(app_id, []).append(dep)
+        return out
 
     async def cancel(self, dep: Deployment, reason: str, event: DEvent = DEvent.CANCEL
                      ) -> None:
