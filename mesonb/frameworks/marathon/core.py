@@ -242,8 +242,17 @@ class MarathonCore:
                                      result.unused_detail.get(demand.app.id, [])][-10:]
         self.counters["launched"] += len(result.placements)
         roles = {p.offer_id: p.role for p in result.placements}
-        await asyncio.gather(*(self._launch(oid, tasks, roles[oid]) for oid, tasks in
-                               by_offer.items()), return_exceptions=True)
+        outcomes = await asyncio.gather(*(self._launch(oid, tasks, roles[oid]) for oid, tasks
+                                          in by_offer.items()), return_exceptions=True)
+        for tasks, outcome in zip(by_offer.values(), outcomes, strict=True):
+            if isinstance(outcome, BaseException):  # the master never got them
+                log.warning("launching %d tasks failed (%s); they go back to the queue",
+                            len(tasks), outcome)
+                for task in tasks:
+                    inst = self.instances.get(task["task_id"]["value"])
+                    if inst is not None:
+                        self.remove_instance(inst)
+                        self._spawn(self.converge(inst.app_id))
         if result.unused_offers:
             await self._decline(result.unused_offers, LEFTOVER_SECONDS)
         self._changed()
