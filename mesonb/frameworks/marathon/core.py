@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import controller, launcher
-from .backoff import Backoff
+from .appstate import AppState
 from .checks import HealthRecorder
 from .deployment_fsm import Deployment
 from .deployment_fsm import Event as DEvent
@@ -40,33 +40,6 @@ TICK = 0.25
 LEFTOVER_SECONDS = 1.0  # what an offer had left, or an offer that fit nothing, comes back
 KILL_RETRY = 10.0
 SHARED_EXECUTOR = {"cpus": 0.01, "mem": 32.0}
-
-
-@dataclasses.dataclass
-class OfferStats:
-    """Per app: what the last offers said (``processedOffersSummary``)."""
-
-    processed: int = 0
-    unused: int = 0
-    last_unused_at: str | None = None
-    last_used_at: str | None = None
-    last_rejections: Counter[str] = dataclasses.field(default_factory=Counter)
-    launch_rejections: Counter[str] = dataclasses.field(default_factory=Counter)
-    last_unused: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-
-
-@dataclasses.dataclass
-class AppState:
-    """One app: its current definition and what the framework knows about it."""
-
-    definition: AppDefinition
-    versions: list[str] = dataclasses.field(default_factory=list)
-    backoff: Backoff = dataclasses.field(default_factory=Backoff)
-    last_failure: dict[str, Any] | None = None
-    since: str = ""
-    held: bool = False  # waiting for an earlier step of its deployment
-    deleting: bool = False
-    offers: OfferStats = dataclasses.field(default_factory=OfferStats)
 
 
 class MarathonCore:
@@ -249,10 +222,10 @@ class MarathonCore:
                 log.warning("launching %d tasks failed (%s); they go back to the queue",
                             len(tasks), outcome)
                 for task in tasks:
-                    inst = self.instances.get(task["task_id"]["value"])
-                    if inst is not None:
-                        self.remove_instance(inst)
-                        self._spawn(self.converge(inst.app_id))
+                    lost = self.instances.get(task["task_id"]["value"])
+                    if lost is not None:
+                        self.remove_instance(lost)
+                        self._spawn(self.converge(lost.app_id))
         if result.unused_offers:
             await self._decline(result.unused_offers, LEFTOVER_SECONDS)
         self._changed()

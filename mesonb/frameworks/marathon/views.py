@@ -11,7 +11,8 @@ from typing import Any
 from mesonb.config import MESONB_VERSION
 
 from . import controller, launcher
-from .core import AppState, MarathonCore
+from .appstate import AppState
+from .core import MarathonCore
 from .model import timestamp
 
 MARATHON_VERSION = "1.9.109"
