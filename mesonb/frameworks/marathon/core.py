@@ -39,6 +39,7 @@ DECLINE_SECONDS = 120.0  # Marathon's decline_offer_duration
 TICK = 0.25
 LEFTOVER_SECONDS = 1.0  # what an offer had left, or an offer that fit nothing, comes back
 KILL_RETRY = 10.0
+RECONCILE_EVERY = 600.0
 SHARED_EXECUTOR = {"cpus": 0.01, "mem": 32.0}
 
 
@@ -60,6 +61,7 @@ class MarathonCore:
         self.framework_id: str | None = None
         self.suppressed = False  # the master holds offers back (SUPPRESS or long DECLINE)
         self.hold_launches_until = 0.0
+        self.reconciled_at = 0.0
         self.checks: dict[str, TaskChecks] = {}
         self.counters: Counter[str] = Counter()
         self._dirty: set[str] = set()
@@ -138,6 +140,10 @@ class MarathonCore:
                 self._send_kill(inst)
         if self._demand(now) and self.suppressed:
             await self._revive()
+        if self.driver is not None and now - self.reconciled_at >= RECONCILE_EVERY:
+            self.reconciled_at = now  # Marathon's reconciliation_interval
+            self._spawn(self._reconcile([(i.id, i.agent_id or None)
+                                         for i in self.instances.values()]))
         await self.flush()
 
     async def flush(self) -> None:
@@ -162,6 +168,7 @@ class MarathonCore:
             await self.store.put("framework_id", fid)
         self.suppressed = False
         known = [(i.id, i.agent_id or None) for i in self.instances.values()]
+        self.reconciled_at = self.clock()
         self._spawn(self._reconcile(known))
 
     async def _reconcile(self, known: list[tuple[str, str | None]]) -> None:
