@@ -6,7 +6,10 @@ run on this machine; every instance is a real ``sleep`` process started by an ag
 1. One app of ``--instances`` (500) instances (``sleep``, cpus 0.001, mem 8, no ports):
    the time from ``POST /v2/apps`` until all are running and its deployment succeeded.
    Marathon's figure for the same: 14.2 s on 189 agents (its performance README).
-2. Marathon's scale matrix: n apps x 1 instance and 1 app x n instances for n = 50, 100, ...
+2. With ZooKeeper installed (``--no-failover`` skips it), two marathon instances elect a
+   leader; kill -9 of the leader with those instances running: the time until the
+   standby serves ``/v2/apps``, and how many tasks survived (all, none killed).
+3. Marathon's scale matrix: n apps x 1 instance and 1 app x n instances for n = 50, 100, ...
    500 (``--matrix 50,100`` to shorten), printing per-app and overall deployment time,
    failed deployments and ``GET /v2/groups`` p50/p99 latency while it deploys, the columns
    of Marathon's performance README.
@@ -17,6 +20,7 @@ run on this machine; every instance is a real ``sleep`` process started by an ag
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -32,6 +36,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mesonb.testing.processes import Daemon, ProcessCluster, wait_for
+from mesonb.testing.zookeeper import ZooKeeperServer, zookeeper_jar
 
 APP = {"cmd": "sleep 3600", "cpus": 0.001, "mem": 8, "portDefinitions": []}
 
@@ -168,6 +173,38 @@ def matrix_row(url: str, events: Events, apps: int, instances: int, timeout: flo
             "groups_p50_ms": p50 * 1000, "groups_p99_ms": p99 * 1000}
 
 
+def start_marathon(directory: Path, master: str, name: str, flags: list[str]) -> Daemon:
+    daemon = Daemon(["marathon", "--master", master, "--port", "0", "--log-level", "WARNING",
+                     *flags], directory / f"{name}.log")
+    daemon.wait_listening()
+    return daemon
+
+
+def failover(first: Daemon, second: Daemon, instances: int) -> tuple[float, int, int]:
+    """kill -9 of the leader: seconds until the standby serves /v2/apps, tasks before and
+    after (the same ones when none was killed)."""
+    before = {t["id"] for t in get(first.url, "/v2/apps/big/tasks")["tasks"]}
+    first.kill()
+    killed_at = time.perf_counter()
+
+    def serving() -> bool:
+        answer = requests.get(second.url + "/v2/apps", timeout=2)
+        return answer.status_code == 200 and bool(answer.json()["apps"])
+
+    wait_for(serving, 30, interval=0.02, what="the new leader")
+    took = time.perf_counter() - killed_at
+    time.sleep(3)  # reconciliation answers; then count what still runs
+    after = {t["id"] for t in get(second.url, "/v2/apps/big/tasks")["tasks"]
+             if t["state"] == "TASK_RUNNING"}
+    return took, len(before), len(before & after)
+
+
+def get(url: str, path: str) -> Any:
+    answer = requests.get(url + path, timeout=30)
+    answer.raise_for_status()
+    return answer.json()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=4)
@@ -178,46 +215,59 @@ def main() -> int:
     parser.add_argument("--command-executor", action="store_true",
                         help="a command executor process per task (Marathon's default for "
                              "apps) instead of one shared default executor per agent")
+    parser.add_argument("--no-failover", action="store_true",
+                        help="skip kill -9 of the leading marathon (two instances on "
+                             "ZooKeeper) after the big app")
     args = parser.parse_args()
     sizes = [int(n) for n in args.matrix.split(",") if n.strip()]
     directory = Path(tempfile.mkdtemp(prefix="bench-marathon-"))
-    with ProcessCluster(directory, agents=args.agents,
-                        agent_resources="cpus:64;mem:262144;disk:100000",
-                        master_args=["--allocation-interval", "0.1"]) as cluster:
-        marathon = Daemon(["marathon", "--master", cluster.address, "--port", "0",
-                           "--work-dir", str(directory / "marathon"), "--log-level", "WARNING",
-                           *([] if args.command_executor else ["--shared-executor"])],
-                          directory / "marathon.log")
-        try:
-            marathon.wait_listening()
-            url = marathon.url
-            wait_for(lambda: requests.get(url + "/v2/info", timeout=5).json()["frameworkId"],
-                     30, what="the framework to subscribe")
-            events = Events(url)
-            print(f"cluster: 1 master, {args.agents} agents, marathon: processes on this "
-                  "machine", flush=True)
-            before = cpu_seconds(cluster, marathon)
-            took = one_big_app(url, events, args.instances, args.timeout)
-            print(f"1 app x {args.instances} instances: all running and the deployment "
-                  f"succeeded in {took:.2f} s (Marathon: 14.2 s on 189 agents)", flush=True)
-            after = cpu_seconds(cluster, marathon)
-            print("  CPU seconds meanwhile: " + ", ".join(
-                f"{k} {after[k] - before.get(k, 0.0):.2f}" for k in after), flush=True)
-            clear(url, cluster.url)
-            if sizes:
-                print(f"{'apps':>5} {'inst':>5} {'per app s':>10} {'overall s':>10} "
-                      f"{'failed':>7} {'groups p50 ms':>14} {'p99 ms':>8}", flush=True)
-            for n in sizes:
-                for apps, instances in ((n, 1), (1, n)):
-                    row = matrix_row(url, events, apps, instances, args.timeout)
-                    print(f"{row['apps']:>5} {row['instances']:>5} {row['per_app_s']:>10.2f} "
-                          f"{row['overall_s']:>10.2f} {row['failed']:>7} "
-                          f"{row['groups_p50_ms']:>14.1f} {row['groups_p99_ms']:>8.1f}",
-                          flush=True)
-                    clear(url, cluster.url)
-            events.close()
-        finally:
-            marathon.stop()
+    use_zk = not args.no_failover and zookeeper_jar() is not None
+    executor = [] if args.command_executor else ["--shared-executor"]
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(ProcessCluster(
+            directory, agents=args.agents, agent_resources="cpus:64;mem:262144;disk:100000",
+            master_args=["--allocation-interval", "0.1"]))
+        flags = [*executor, "--work-dir", str(directory / "marathon")]
+        if use_zk:
+            zk = stack.enter_context(ZooKeeperServer(directory / "zk", tick_ms=200))
+            flags = [*executor, "--zk", zk.url("/marathon"), "--zk-session-timeout", "2"]
+        daemons = [start_marathon(directory, cluster.address, "m1", flags)]
+        stack.callback(lambda: [d.stop() for d in daemons])
+        url = daemons[0].url
+        wait_for(lambda: get(url, "/v2/info")["frameworkId"], 30, what="a subscription")
+        if use_zk:
+            daemons.append(start_marathon(directory, cluster.address, "m2", flags))
+        events = Events(url)
+        print(f"cluster: 1 master, {args.agents} agents, {len(daemons)} marathon: processes on "
+              f"this machine ({'shared' if executor else 'command'} executors)", flush=True)
+        before = cpu_seconds(cluster, daemons[0])
+        took = one_big_app(url, events, args.instances, args.timeout)
+        print(f"1 app x {args.instances} instances: all running and the deployment "
+              f"succeeded in {took:.2f} s (Marathon: 14.2 s on 189 agents)", flush=True)
+        after = cpu_seconds(cluster, daemons[0])
+        print("  CPU seconds meanwhile: " + ", ".join(
+            f"{k} {after[k] - before.get(k, 0.0):.2f}" for k in after), flush=True)
+        events.close()
+        if use_zk:
+            took, count, kept = failover(daemons[0], daemons[1], args.instances)
+            print(f"kill -9 of the leading marathon with {count} instances: the standby served "
+                  f"/v2/apps after {took:.2f} s (ZooKeeper session 2 s); {kept} of {count} "
+                  "tasks still running, the same ones", flush=True)
+            url = daemons[1].url
+        events = Events(url)
+        clear(url, cluster.url)
+        if sizes:
+            print(f"{'apps':>5} {'inst':>5} {'per app s':>10} {'overall s':>10} "
+                  f"{'failed':>7} {'groups p50 ms':>14} {'p99 ms':>8}", flush=True)
+        for n in sizes:
+            for apps, instances in ((n, 1), (1, n)):
+                row = matrix_row(url, events, apps, instances, args.timeout)
+                print(f"{row['apps']:>5} {row['instances']:>5} {row['per_app_s']:>10.2f} "
+                      f"{row['overall_s']:>10.2f} {row['failed']:>7} "
+                      f"{row['groups_p50_ms']:>14.1f} {row['groups_p99_ms']:>8.1f}",
+                      flush=True)
+                clear(url, cluster.url)
+        events.close()
     return 0
 
 

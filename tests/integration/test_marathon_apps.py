@@ -43,3 +43,31 @@ def test_deploy_scale_restart_destroy(tmp_path: Path) -> None:
         apps.destroy("/web").wait(30)
         apps.destroy("/batch").wait(30)
         assert apps.list().empty and apps.tasks().empty
+
+
+def test_the_rest_api_can_require_a_secret(tmp_path: Path) -> None:
+    from marathon import MarathonClient
+    from marathon.exceptions import MarathonHttpError
+
+    from mesonb.testing.processes import Daemon, ProcessCluster
+
+    with ProcessCluster(tmp_path, agents=1) as cluster:
+        daemon = Daemon(["marathon", "--master", cluster.address, "--port", "0",
+                         "--work-dir", str(tmp_path / "m"), "--secret", "s3cret"],
+                        tmp_path / "marathon.log")
+        try:
+            daemon.wait_listening()
+            assert requests.get(daemon.url + "/v2/apps", timeout=5).status_code == 401
+            bearer = {"Authorization": "Bearer s3cret"}
+            assert requests.get(daemon.url + "/v2/apps", headers=bearer,
+                                timeout=5).json() == {"apps": []}
+            assert MarathonClient(daemon.url, auth_token="s3cret").list_apps() == []
+            with pytest.raises(MarathonHttpError):
+                MarathonClient(daemon.url, auth_token="wrong").list_apps()
+        finally:
+            daemon.stop()
+    refused = Daemon(["marathon", "--master", "127.0.0.1:5050", "--ip", "0.0.0.0",
+                      "--port", "0"], tmp_path / "open.log")
+    assert refused.proc.wait(20) == 2
+    refused.stop()  # joins the thread that copies its output
+    assert "--secret" in refused.output()

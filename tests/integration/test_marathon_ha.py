@@ -20,7 +20,9 @@ INSTANCES = 20
 
 
 def test_abdication_and_kill_9_hand_over_without_killing_tasks(tmp_path: Path) -> None:
-    with ZooKeeperServer(tmp_path / "zk") as zk, \
+    # a 200 ms tick: ZooKeeper expires sessions on tick boundaries (500 ms would add up to
+    # half a second to the 2 s session timeout)
+    with ZooKeeperServer(tmp_path / "zk", tick_ms=200) as zk, \
             ProcessCluster(tmp_path, agents=1, agent_resources="cpus:4;mem:4096;disk:4096",
                            master_args=["--allocation-interval", "0.1"]) as cluster:
         flags = ["--zk", zk.url("/marathon"), "--zk-session-timeout", "2"]

@@ -211,3 +211,19 @@ async def test_an_unreachable_instance_is_replaced_and_one_too_many_goes_later()
     await update(core, first, "TASK_RUNNING")  # the agent came back
     await settle(core)
     assert driver.killed == [second]  # YOUNGEST_FIRST
+
+
+async def test_a_launch_the_master_never_got_goes_back_to_the_queue() -> None:
+    core, ops, driver, _clock = await setup()
+    await ops.create_app({"id": "/q", "cmd": "sleep 9", "instances": 2, "cpus": 0.1,
+                          "mem": 8})
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("not subscribed to the master")
+
+    driver.launch = broken  # type: ignore[method-assign]
+    await core.on_offers([offer()])
+    assert core.instances == {}
+    del driver.launch
+    await core.on_offers([offer(1)])
+    assert len(driver.launched) == 2 and len(core.instances) == 2

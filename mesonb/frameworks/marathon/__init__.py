@@ -8,6 +8,7 @@ through ``cluster.apps`` (:mod:`.apps_client`). The modules, one concept each:
 * :mod:`.controller` — what an app needs next (scaling, rolling upgrades);
 * :mod:`.launcher`, :mod:`.constraints`, :mod:`.taskinfo` — offers to TaskInfos;
 * :mod:`.backoff`, :mod:`.health` — launch delays, Marathon-side health/readiness checks;
+* :mod:`.appstate` — what is kept per app (backoff, last failure, offer statistics);
 * :mod:`.core` — the scheduler handler that owns the state, with :mod:`.deployments`
   (carrying out deployments) and :mod:`.checks` (recording health); :mod:`.operations` —
   changes (create, update, scale, delete, groups, cancel);

@@ -66,6 +66,10 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.ip not in ("127.0.0.1", "::1", "localhost") and not args.secret:
+        print("mesonb marathon: serving on a non-loopback address needs --secret (the REST "
+              "API can launch any command on the cluster)", file=sys.stderr)
+        return 2
     if args.zk is not None and not args.zk.startswith(("zk://", "zoo://")):
         print("--zk must be a zk://HOSTS/PATH URL", file=sys.stderr)
         return 2

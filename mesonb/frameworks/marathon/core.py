@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import controller, launcher
-from .backoff import Backoff
+from .appstate import AppState
 from .checks import HealthRecorder
 from .deployment_fsm import Deployment
 from .deployment_fsm import Event as DEvent
@@ -39,34 +39,8 @@ DECLINE_SECONDS = 120.0  # Marathon's decline_offer_duration
 TICK = 0.25
 LEFTOVER_SECONDS = 1.0  # what an offer had left, or an offer that fit nothing, comes back
 KILL_RETRY = 10.0
+RECONCILE_EVERY = 600.0
 SHARED_EXECUTOR = {"cpus": 0.01, "mem": 32.0}
-
-
-@dataclasses.dataclass
-class OfferStats:
-    """Per app: what the last offers said (``processedOffersSummary``)."""
-
-    processed: int = 0
-    unused: int = 0
-    last_unused_at: str | None = None
-    last_used_at: str | None = None
-    last_rejections: Counter[str] = dataclasses.field(default_factory=Counter)
-    launch_rejections: Counter[str] = dataclasses.field(default_factory=Counter)
-    last_unused: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-
-
-@dataclasses.dataclass
-class AppState:
-    """One app: its current definition and what the framework knows about it."""
-
-    definition: AppDefinition
-    versions: list[str] = dataclasses.field(default_factory=list)
-    backoff: Backoff = dataclasses.field(default_factory=Backoff)
-    last_failure: dict[str, Any] | None = None
-    since: str = ""
-    held: bool = False  # waiting for an earlier step of its deployment
-    deleting: bool = False
-    offers: OfferStats = dataclasses.field(default_factory=OfferStats)
 
 
 class MarathonCore:
@@ -80,12 +54,14 @@ class MarathonCore:
         self.bus = EventBus()
         self.apps: dict[str, AppState] = {}
         self.instances: dict[str, Instance] = {}
+        self._by_app: dict[str, dict[str, Instance]] = {}  # the same, by app id
         self.deployments: dict[str, Deployment] = {}
         self.groups: dict[str, list[str]] = {}  # explicit groups -> their dependencies
         self.driver: Any = None
         self.framework_id: str | None = None
         self.suppressed = False  # the master holds offers back (SUPPRESS or long DECLINE)
         self.hold_launches_until = 0.0
+        self.reconciled_at = 0.0
         self.checks: dict[str, TaskChecks] = {}
         self.counters: Counter[str] = Counter()
         self._dirty: set[str] = set()
@@ -115,7 +91,7 @@ class MarathonCore:
             self.apps[app.id] = AppState(app, versions, since=timestamp())
             for item in await self.store.get(f"instances/{part}") or []:
                 inst = Instance.from_store(item, now)
-                self.instances[inst.id] = inst
+                self.add_instance(inst)
         for dep_id in await self.store.children("deployments"):
             data = await self.store.get(f"deployments/{dep_id}")
             if data:
@@ -164,13 +140,17 @@ class MarathonCore:
                 self._send_kill(inst)
         if self._demand(now) and self.suppressed:
             await self._revive()
+        if self.driver is not None and now - self.reconciled_at >= RECONCILE_EVERY:
+            self.reconciled_at = now  # Marathon's reconciliation_interval
+            self._spawn(self._reconcile([(i.id, i.agent_id or None)
+                                         for i in self.instances.values()]))
         await self.flush()
 
     async def flush(self) -> None:
         """Write the instances of apps that changed."""
         dirty, self._dirty = self._dirty, set()
         for app_id in dirty:
-            items = [i.to_store() for i in self.instances.values() if i.app_id == app_id]
+            items = [i.to_store() for i in self.app_instances(app_id)]
             try:
                 if items or app_id in self.apps:
                     await self.store.put(f"instances/{key_part(app_id)}", items)
@@ -188,6 +168,7 @@ class MarathonCore:
             await self.store.put("framework_id", fid)
         self.suppressed = False
         known = [(i.id, i.agent_id or None) for i in self.instances.values()]
+        self.reconciled_at = self.clock()
         self._spawn(self._reconcile(known))
 
     async def _reconcile(self, known: list[tuple[str, str | None]]) -> None:
@@ -222,7 +203,7 @@ class MarathonCore:
                             staged_at=stamp, launched_at=now, fields=p.fields,
                             service_ports=service_ports(app.id, app.ports, len(p.ports)))
             inst.ready = not app.readiness_checks
-            self.instances[inst.id] = inst
+            self.add_instance(inst)
             self._dirty.add(app.id)
             by_offer.setdefault(p.offer_id, []).append(
                 task_info(app, inst.id, p.agent_id, p.host, p.ports, p.role))
@@ -241,8 +222,17 @@ class MarathonCore:
                                      result.unused_detail.get(demand.app.id, [])][-10:]
         self.counters["launched"] += len(result.placements)
         roles = {p.offer_id: p.role for p in result.placements}
-        await asyncio.gather(*(self._launch(oid, tasks, roles[oid]) for oid, tasks in
-                               by_offer.items()), return_exceptions=True)
+        outcomes = await asyncio.gather(*(self._launch(oid, tasks, roles[oid]) for oid, tasks
+                                          in by_offer.items()), return_exceptions=True)
+        for tasks, outcome in zip(by_offer.values(), outcomes, strict=True):
+            if isinstance(outcome, BaseException):  # the master never got them
+                log.warning("launching %d tasks failed (%s); they go back to the queue",
+                            len(tasks), outcome)
+                for task in tasks:
+                    lost = self.instances.get(task["task_id"]["value"])
+                    if lost is not None:
+                        self.remove_instance(lost)
+                        self._spawn(self.converge(lost.app_id))
         if result.unused_offers:
             await self._decline(result.unused_offers, LEFTOVER_SECONDS)
         self._changed()
@@ -317,7 +307,7 @@ class MarathonCore:
                         agent_id, state=reported, staged_at=timestamp(),
                         launched_at=self.clock())
         inst.ready = True
-        self.instances[task_id] = inst
+        self.add_instance(inst)
         self._dirty.add(app.id)
 
     def _carry_out(self, inst: Instance, actions: tuple[Action, ...],
@@ -344,8 +334,9 @@ class MarathonCore:
                     "timestamp": timestamp(), "version": inst.version}
                 self.counters["failures"] += 1
             elif action is Action.EXPUNGE:
-                self.instances.pop(inst.id, None)
-                if not any(i.agent_id == inst.agent_id for i in self.instances.values()):
+                self.remove_instance(inst)
+                if self.shared_executor and not any(
+                        i.agent_id == inst.agent_id for i in self.instances.values()):
                     self.executors.pop(inst.agent_id, None)  # it exits with its last task
                 checks = self.checks.pop(inst.id, None)
                 if checks is not None:
@@ -374,7 +365,19 @@ class MarathonCore:
 
     # -- converging apps ----------------------------------------------------------------
     def app_instances(self, app_id: str) -> list[Instance]:
-        return [i for i in self.instances.values() if i.app_id == app_id]
+        return list(self._by_app.get(app_id, {}).values())
+
+    def add_instance(self, inst: Instance) -> None:
+        self.instances[inst.id] = inst
+        self._by_app.setdefault(inst.app_id, {})[inst.id] = inst
+
+    def remove_instance(self, inst: Instance) -> None:
+        self.instances.pop(inst.id, None)
+        mine = self._by_app.get(inst.app_id)
+        if mine is not None:
+            mine.pop(inst.id, None)
+            if not mine:
+                del self._by_app[inst.app_id]
 
     def _target(self, state: AppState) -> AppDefinition:
         if state.deleting:
@@ -459,8 +462,16 @@ class MarathonCore:
 
     def locks(self, app_id: str) -> list[Deployment]:
         """The running deployments that hold ``app_id``."""
-        return [d for d in self.deployments.values()
-                if not d.state.finished and app_id in d.affected_apps]
+        return self.lock_map().get(app_id, [])
+
+    def lock_map(self) -> dict[str, list[Deployment]]:
+        """App id -> the running deployments that hold it (for many apps at once)."""
+        out: dict[str, list[Deployment]] = {}
+        for dep in self.deployments.values():
+            if not dep.state.finished:
+                for app_id in dep.affected_apps:
+                    out.setdefault(app_id, []).append(dep)
+        return out
 
     async def cancel(self, dep: Deployment, reason: str, event: DEvent = DEvent.CANCEL
                      ) -> None:

@@ -278,10 +278,7 @@ def parse_app(body: Any, base: str = "/", require_id: bool = True) -> AppDefinit
         values["id"] = "" if require_id else base
     elif values["id"] is not None:
         values["id"] = normalize_path(values["id"], base)
-    app = AppDefinition(**{k: v for k, v in values.items() if v is not None or k in (
-        "cmd", "args", "user", "container", "upgrade_strategy", "accepted_resource_roles",
-        "port_definitions", "task_kill_grace_period_seconds", "unreachable_strategy", "role",
-        "networks")})
+    app = AppDefinition(**values)
     if app.port_definitions is None and isinstance(body.get("ports"), list):
         app.port_definitions = [{"port": p, "protocol": "tcp"} for p in body["ports"]
                                 if isinstance(p, int)]

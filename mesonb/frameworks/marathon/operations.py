@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .core import AppState, MarathonCore
+from .appstate import AppState
+from .core import MarathonCore
 from .deployment_fsm import Deployment
 from .deployment_fsm import Event as DEvent
 from .instances import Instance

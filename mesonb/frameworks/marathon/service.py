@@ -135,7 +135,14 @@ class Marathon:
                                 shared_executor=self.shared_executor)
             core.on_change = self.core.on_change
             log.info("elected: loading the state")
-            await core.load()
+            try:
+                await core.load()
+            except Exception:
+                log.exception("cannot load the state; stepping down")
+                if self._election is not None:
+                    await self._election.abdicate()
+                    return
+                raise
             core.bus = self.core.bus  # SSE subscribers stay attached
             self.core = core
             self.ops = Operations(core)

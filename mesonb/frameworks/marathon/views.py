@@ -11,7 +11,8 @@ from typing import Any
 from mesonb.config import MESONB_VERSION
 
 from . import controller, launcher
-from .core import AppState, MarathonCore
+from .appstate import AppState
+from .core import MarathonCore
 from .model import timestamp
 
 MARATHON_VERSION = "1.9.109"
@@ -27,7 +28,9 @@ def parse_embeds(values: list[str]) -> set[str]:
     return out
 
 
-def app_json(core: MarathonCore, state: AppState, embeds: set[str]) -> dict[str, Any]:
+def app_json(core: MarathonCore, state: AppState, embeds: set[str],
+             locks: dict[str, list[Any]] | None = None) -> dict[str, Any]:
+    """One app's JSON; ``locks`` (:meth:`~.core.MarathonCore.lock_map`) when writing many."""
     app = state.definition
     out = app.to_json()
     instances = core.app_instances(app.id)
@@ -37,7 +40,8 @@ def app_json(core: MarathonCore, state: AppState, embeds: set[str]) -> dict[str,
     healthy = sum(i.healthy is True for i in instances) if app.health_checks else 0
     out["tasksHealthy"] = healthy
     out["tasksUnhealthy"] = sum(i.healthy is False for i in instances)
-    out["deployments"] = [{"id": d.id} for d in core.locks(app.id)]
+    held = locks.get(app.id, []) if locks is not None else core.locks(app.id)
+    out["deployments"] = [{"id": d.id} for d in held]
     if "tasks" in embeds:
         out["tasks"] = [i.to_json() for i in instances]
     if "lastTaskFailure" in embeds and state.last_failure:
@@ -108,10 +112,11 @@ def _offer_view(offer: dict[str, Any]) -> dict[str, Any]:
             "attributes": offer.get("attributes", [])}
 
 
-def group_json(core: MarathonCore, group_id: str, embeds: set[str] | None = None
-               ) -> dict[str, Any] | None:
+def group_json(core: MarathonCore, group_id: str, embeds: set[str] | None = None,
+               locks: dict[str, list[Any]] | None = None) -> dict[str, Any] | None:
     """The group tree under ``group_id`` (None if there is no such group)."""
     embeds = embeds if embeds is not None else set()
+    locks = locks if locks is not None else core.lock_map()
     apps = [s for s in visible_apps(core) if _parent(s.definition.id) == group_id]
     children: set[str] = set()
     prefix = group_id.rstrip("/") + "/"
@@ -123,10 +128,10 @@ def group_json(core: MarathonCore, group_id: str, embeds: set[str] | None = None
     exists = group_id == "/" or group_id in core.groups or apps or children
     if not exists:
         return None
-    groups = [g for g in (group_json(core, c, embeds) for c in sorted(children)) if g]
+    groups = [g for g in (group_json(core, c, embeds, locks) for c in sorted(children)) if g]
     versions = [s.definition.version for s in apps] + [g["version"] for g in groups]
     return {"id": group_id,
-            "apps": [app_json(core, s, embeds) for s in apps],
+            "apps": [app_json(core, s, embeds, locks) for s in apps],
             "groups": groups,
             "dependencies": core.groups.get(group_id, []),
             "version": max(versions) if versions else timestamp(),

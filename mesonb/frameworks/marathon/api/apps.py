@@ -19,6 +19,7 @@ class AppsHandler(MarathonHandler):
         cmd = self.get_query_argument("cmd", None)
         ident = self.get_query_argument("id", None)
         label = self.get_query_argument("label", None)
+        locks = core.lock_map()
         apps = []
         for state in visible_apps(core):
             app = state.definition
@@ -28,7 +29,7 @@ class AppsHandler(MarathonHandler):
                 continue
             if label and not _label_matches(app.labels, label):
                 continue
-            apps.append(app_json(core, state, embeds))
+            apps.append(app_json(core, state, embeds, locks))
         self.write_json({"apps": apps})
 
     async def post(self) -> None:

@@ -39,8 +39,11 @@ class MarathonHandler(tornado.web.RequestHandler):
         self.set_header("Cache-Control", "no-cache, no-store, must-revalidate")
 
     async def prepare(self) -> None:
+        authorization = self.request.headers.get("Authorization")
+        if authorization and authorization.startswith("token="):  # DC/OS, marathon-python
+            authorization = "Bearer " + authorization[len("token="):]
         try:
-            self.security.check(self.request.headers.get("Authorization"))
+            self.security.check(authorization)
         except ProtocolError as exc:
             self.write_json({"message": exc.message}, exc.status)
             return

@@ -14,6 +14,7 @@ from ..model import timestamp
 from .base import MarathonHandler
 
 KEEPALIVE = 15.0
+CLOSED: dict = {"eventType": "__closed__"}  # put in the queue when the connection closes
 
 
 class EventsHandler(MarathonHandler):
@@ -33,7 +34,7 @@ class EventsHandler(MarathonHandler):
         types = [t for value in self.get_query_arguments("event_type")
                  for t in value.split(",") if t]
         bus = self.service.core.bus
-        sub = bus.subscribe(types)
+        sub = self._sub = bus.subscribe(types)
         self.set_header("Content-Type", "text/event-stream")
         stream = getattr(self.request.connection, "stream", None)
         if stream is not None:
@@ -48,6 +49,8 @@ class EventsHandler(MarathonHandler):
             while True:
                 try:
                     event = await asyncio.wait_for(sub.queue.get(), KEEPALIVE)
+                    if event is CLOSED:
+                        return
                     chunk = sse(event)
                     while not sub.queue.empty():
                         chunk += sse(sub.queue.get_nowait())
@@ -61,3 +64,11 @@ class EventsHandler(MarathonHandler):
             bus.unsubscribe(sub)
             with contextlib.suppress(Exception):
                 self.finish()
+
+    def on_connection_close(self) -> None:
+        """The client left (or the server stops): end the wait for the next event."""
+        sub = getattr(self, "_sub", None)
+        if sub is not None:
+            with contextlib.suppress(asyncio.QueueFull):
+                sub.queue.put_nowait(CLOSED)
+        super().on_connection_close()
