@@ -59,7 +59,8 @@ def test_gpus_are_detected_and_handed_out(tmp_path: Path, fake_gpus: None) -> No
         assert "gpus" in error.status.message
 
         def shown(task_id: str) -> str:
-            return (h.executor(task_id).directory / "stdout").read_text()
+            path = h.executor(task_id).directory / "stdout"
+            return path.read_text() if path.exists() else ""
 
         await m.until(lambda: "gpus=" in shown("one") and "gpus=" in shown("two"))
         seen = sorted(shown(t).splitlines()[0] for t in ("one", "two"))
