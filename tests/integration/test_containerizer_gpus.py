@@ -87,3 +87,14 @@ def test_gpus_are_detected_and_handed_out(tmp_path: Path, fake_gpus: None) -> No
             await asyncio.wait_for(body(harness), 90)
 
     asyncio.run(main())
+
+
+def visible_devices() -> str | None:
+    return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_cluster_submit_with_a_gpu(fake_gpus: None) -> None:
+    from mesonb import Cluster
+
+    with Cluster.local(agents=1) as cluster:
+        assert cluster.submit(visible_devices, gpus=1, cpus=0.1, mem="64MB").result(60) == "0"
