@@ -178,13 +178,14 @@ class Executors:
         record = Task(info=task, framework_id=framework.framework_id,
                       executor_id=executor.executor_id)
         self._checkpoint_task(framework, executor, record)
-        self.agent.containerizer.update(executor)  # containerizer (issue 16): limits follow
         if executor.state is ExecutorState.RUNNING:
             executor.launched[task.task_id] = record
+            self.agent.containerizer.update(executor)  # containerizer (issue 16): limits
             self._send(executor, ExecutorEvent(type=ExecutorEventType.LAUNCH,
                                                launch=ExecutorLaunch(task=task)))
         else:
             executor.queued[task.task_id] = record
+            self.agent.containerizer.update(executor)  # containerizer (issue 16): limits
 
     def run_task_group(self, run: RunTaskGroup) -> None:
         framework = self._framework(run.framework_info)
@@ -211,10 +212,10 @@ class Executors:
                         executor_id=executor.executor_id, group=ids) for t in tasks]
         for record in records:
             self._checkpoint_task(framework, executor, record)
-        self.agent.containerizer.update(executor)  # containerizer (issue 16): limits follow
         if executor.state is ExecutorState.RUNNING:
             for record in records:
                 executor.launched[record.task_id] = record
+            self.agent.containerizer.update(executor)  # containerizer (issue 16): limits
             self._send(executor, ExecutorEvent(
                 type=ExecutorEventType.LAUNCH_GROUP,
                 launch_group=ExecutorLaunchGroup(task_group=TaskGroupInfo(tasks=tasks))))
@@ -222,6 +223,7 @@ class Executors:
             for record in records:
                 executor.queued[record.task_id] = record
             executor.queued_groups.append(ids)
+            self.agent.containerizer.update(executor)  # containerizer (issue 16): limits
 
     def kill_task(self, kill: KillTask) -> None:
         framework = self.frameworks.get(kill.framework_id)
@@ -599,6 +601,8 @@ class Executors:
             task_id=status.task_id, state=status.state, timestamp=status.timestamp,
             message=status.message, reason=status.reason, source=status.source,
             healthy=status.healthy))
+        if status.state.terminal and framework is not None:  # containerizer (issue 16)
+            self.agent.containerizer.task_ended(framework.executors.get(task.executor_id))
         if framework is not None and framework.terminating:
             # Mesos: updates of a framework being shut down are not forwarded.
             log.info("not forwarding %s of task %s: framework %s is terminating",

@@ -28,3 +28,16 @@ def test_calls_run_in_the_executor_container() -> None:
         assert limit >= (64 + 100) * 2**20  # the executor's 64 MB and the call's, at least
         again, _ = cluster.submit(my_memory_cgroup, cpus=0.1, mem="100MiB").result(60)
         assert again == path  # a reused worker, the same container
+
+
+def my_cpu_quota() -> int:
+    text = Path("/proc/self/cgroup").read_text()
+    path = re.search(r"^\d+:cpu:(.*)$", text, re.M).group(1)  # type: ignore[union-attr]
+    return int(Path(f"/sys/fs/cgroup/cpu{path}/cpu.cfs_quota_us").read_text())
+
+
+def test_the_cpu_cap_follows_the_calls_running() -> None:
+    with Cluster.local(agents=1, resources="cpus:2;mem:2048;disk:1024") as cluster:
+        assert cluster.submit(my_cpu_quota, cpus=1, mem="64MiB").result(60) == 110_000
+        # That call ended: the next one shares the executor's 0.1 cpus with its own 0.1.
+        assert cluster.submit(my_cpu_quota, cpus=0.1, mem="64MiB").result(60) == 20_000
