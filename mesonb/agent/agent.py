@@ -179,7 +179,8 @@ class Agent:
             token_key=tokens.agent_key(Path(self.config.work_dir) / "executor-token.key"),
             launch_container=self.containerizer.launch,
             executor_changed=self.containerizer.update,
-            invalid_task=self.containerizer.invalid)
+            invalid_task=self.containerizer.invalid,
+            task_ended=self.containerizer.task_ended)
 
     # -- life cycle -----------------------------------------------------------------
     @property

@@ -23,12 +23,14 @@ import logging
 import os
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mesonb.executor.command import LOG_FILE
 from mesonb.executor.driver import SOCKET_ENV
 from mesonb.executor.health import start_checks
 from mesonb.executor.process import terminal_status
@@ -203,11 +205,19 @@ class CommandRunner:
                 self.task = task
                 self.update(TaskState.TASK_FAILED, "The command executor runs no task groups")
 
+    def note(self, line: str) -> None:
+        """A line in the sandbox's ``executor.log``, as the command executor process
+        writes there (the task's own stdout/stderr hold only what it wrote)."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with contextlib.suppress(OSError), open(f"{self.popen_cwd}/{LOG_FILE}", "a") as f:
+            f.write(f"{stamp} INFO mesonb.agent.command_runner: {line}\n")
+
     def _launch(self, task: TaskInfo) -> None:
         if self.task is not None:
             log.warning("command executor %s: a second task %s", self.executor_id, task.task_id)
             return
         self.task = task
+        self.note(f"started task {task.task_id}: pid {self.popen.pid}")
         self.update(TaskState.TASK_STARTING)
         if self.kill_requested:
             return
@@ -264,6 +274,8 @@ class CommandRunner:
         if not self.limited():
             state, reason, message = terminal_status(
                 code, killed=self.kill_requested, timed_out=self.timed_out)
+            if self.task is not None:
+                self.note(f"task {self.task.task_id}: {state.value} ({message})")
             self.update(state, message, reason, healthy=False if self.unhealthy else None)
         self.signal_group(signal.SIGKILL)  # whatever the task left in its group
         self.finished.set_result(None)

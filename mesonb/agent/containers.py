@@ -313,6 +313,13 @@ class Containerizer:
             assert container.isolator is not None
             container.isolator.update(container.handle, self.limits(executor))
 
+    def task_ended(self, executor: Executor | None) -> None:
+        """A task of a multi-task executor ended: its share of the CPU cap goes (memory
+        stays: lowering a hard limit under the usage would start the OOM killer)."""
+        container = executor.container if executor is not None else None
+        if container is not None and getattr(container, "runner", None) is None:
+            self.update(executor)  # type: ignore[arg-type]
+
     def _adopt(self, container: Container) -> bool:
         """A container recovered from an earlier run of this agent: watch its cgroups
         again (at its memory limit, it waited for us)."""

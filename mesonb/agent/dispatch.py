@@ -101,7 +101,6 @@ class MasterCommands:
         record = Task(info=task, framework_id=framework.framework_id,
                       executor_id=executor.executor_id)
         self.io.checkpoint_task(framework, executor, record)
-        self._changed(executor)
         self.tasks.run(executor, [record], group=False)
 
     def run_task_group(self, run: RunTaskGroup) -> None:
@@ -130,7 +129,6 @@ class MasterCommands:
                         executor_id=executor.executor_id, group=ids) for t in tasks]
         for record in records:
             self.io.checkpoint_task(framework, executor, record)
-        self._changed(executor)
         self.tasks.run(executor, records, group=True)
 
     def kill_task(self, kill: KillTask) -> None:
@@ -182,12 +180,6 @@ class MasterCommands:
             self.io.checkpoint_framework(framework)
 
     # -- internals ------------------------------------------------------------------
-    def _changed(self, executor: Executor) -> None:
-        """The executor got tasks: its container's limits follow (the containerizer's)."""
-        changed = self.host.executor_changed
-        if changed is not None:
-            changed(executor)
-
     def _framework(self, info: FrameworkInfo) -> Framework | None:
         framework_id = info.id
         if not framework_id or not paths.is_safe_id(framework_id):

@@ -64,3 +64,4 @@ class Host:
     # What the containerizer cannot run (an image, ports outside the offer, fractional
     # gpus, ...): the reason, or None; such a task gets TASK_ERROR before any launch.
     invalid_task: Callable[[TaskInfo], str | None] | None = None
+    task_ended: Callable[[Executor | None], None] | None = None  # a task of it ended

@@ -19,6 +19,7 @@ import subprocess
 import sys
 
 log = logging.getLogger(__name__)
+FLUSH_DELAY = 0.05
 
 WATCHDOG = r"""
 import os, signal, sys
@@ -78,8 +79,8 @@ class Reaper:
 
     def _send(self, line: str) -> None:
         """Queue ``line``; the lines of one loop turn are written together."""
-        if not self._buffer:
-            asyncio.get_running_loop().call_soon(self._flush)
+        if not self._buffer:  # batched: each write wakes the watchdog up
+            asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush)
         self._buffer.append(line)
 
     def _flush(self) -> None:

@@ -122,7 +122,7 @@ def rotate(path: Path, max_size: int, keep: int) -> bool:
 class LogRotator:
     """Rotates the logs of live sandboxes every ``interval`` seconds."""
 
-    def __init__(self, max_size: int, keep: int = 5, interval: float = 1.0) -> None:
+    def __init__(self, max_size: int, keep: int = 5, interval: float = 2.0) -> None:
         self.max_size = max_size
         self.keep = max(1, keep)
         self.interval = interval
@@ -141,14 +141,31 @@ class LogRotator:
         """One pass over every live sandbox; how many files were rotated."""
         rotated = 0
         for sandbox in list(self.sandboxes.values()):
-            logs = [sandbox / n for n in LOG_NAMES]
-            tasks = sandbox / "tasks"
-            if tasks.is_dir():
-                logs += [t / n for t in tasks.iterdir() for n in LOG_NAMES]
-            for path in logs:
+            for path in self._big_logs(sandbox):
                 with contextlib.suppress(OSError):
                     rotated += rotate(path, self.max_size, self.keep)
         return rotated
+
+    def _big_logs(self, directory: Path, depth: int = 0) -> list[Path]:
+        """The logs over the limit in a sandbox (and its task group members' under
+        ``tasks/``), from one directory listing each: a pass stays cheap with thousands of
+        sandboxes."""
+        big: list[Path] = []
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            return big
+        for entry in entries:
+            try:
+                if entry.name in LOG_NAMES:
+                    if entry.stat().st_size > self.max_size:
+                        big.append(Path(entry.path))
+                elif entry.name == "tasks" and depth == 0 and entry.is_dir():
+                    for member in os.scandir(entry.path):
+                        big += self._big_logs(Path(member.path), depth + 1)
+            except OSError:
+                continue
+        return big
 
     async def _run(self) -> None:
         while self.sandboxes:

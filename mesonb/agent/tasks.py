@@ -42,6 +42,8 @@ class Tasks:
             task_fsm.run(record, running)
             where = executor.launched if record.phase is TaskPhase.LAUNCHED else executor.queued
             where[record.task_id] = record
+        if self.host.executor_changed is not None:  # limits follow, before any LAUNCH
+            self.host.executor_changed(executor)
         if running:
             self._launch(executor, records, group)
         elif group:
@@ -190,6 +192,9 @@ class Tasks:
             task_id=status.task_id, state=status.state, timestamp=status.timestamp,
             message=status.message, reason=status.reason, source=status.source,
             healthy=status.healthy))
+        if status.state.terminal and framework is not None and self.host.task_ended:
+            # a task of a multi-task executor ended: its share of the CPU cap goes
+            self.host.task_ended(framework.executors.get(task.executor_id))
         if framework is not None and framework.terminating:
             # Mesos: updates of a framework being shut down are not forwarded.
             log.info("not forwarding %s of task %s: framework %s is terminating",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -91,15 +92,16 @@ class Schedule:
 async def run_probe(probe: Probe, timeout: float, env: Mapping[str, str], cwd: str
                     ) -> tuple[bool, dict[str, Any]]:
     """``(succeeded, check_status body)`` of one probe."""
-    if probe.kind == "TCP":
+    if probe.kind == "TCP":  # a bare non-blocking connect: the cheapest probe there is
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
         try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", probe.port), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", probe.port))
         except (OSError, TimeoutError):
             return False, {"tcp": {"succeeded": False}}
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+        finally:
+            sock.close()
         return True, {"tcp": {"succeeded": True}}
     if probe.kind == "HTTP":
         code = await _http_status(probe, timeout)

@@ -59,7 +59,8 @@ def test_gpus_are_detected_and_handed_out(tmp_path: Path, fake_gpus: None) -> No
         assert "gpus" in error.status.message
 
         def shown(task_id: str) -> str:
-            return (h.executor(task_id).directory / "stdout").read_text()
+            path = h.executor(task_id).directory / "stdout"
+            return path.read_text() if path.exists() else ""
 
         await m.until(lambda: "gpus=" in shown("one") and "gpus=" in shown("two"))
         seen = sorted(shown(t).splitlines()[0] for t in ("one", "two"))
@@ -86,3 +87,14 @@ def test_gpus_are_detected_and_handed_out(tmp_path: Path, fake_gpus: None) -> No
             await asyncio.wait_for(body(harness), 90)
 
     asyncio.run(main())
+
+
+def visible_devices() -> str | None:
+    return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_cluster_submit_with_a_gpu(fake_gpus: None) -> None:
+    from mesonb import Cluster
+
+    with Cluster.local(agents=1) as cluster:
+        assert cluster.submit(visible_devices, gpus=1, cpus=0.1, mem="64MB").result(60) == "0"

@@ -25,9 +25,11 @@ def cgroups_v1_reason() -> str | None:
     from mesonb.agent.isolation.cgroups_v1 import CgroupsV1
 
     try:
-        CgroupsV1("mesonb-probe")
+        probe = CgroupsV1("mesonb-probe")
     except OSError as exc:
         return str(exc)
+    for base in set(probe.bases.values()):
+        base.rmdir()
     return None
 
 

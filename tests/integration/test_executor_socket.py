@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from agent_peer import AgentHarness, command_task, new_id
+from agent_peer import AgentHarness, command_task, framework_info, new_id
 
 from mesonb.agent.executor_socket import SOCKET_ENV, socket_name, socket_path
 from mesonb.protocol.states import TaskState
@@ -133,10 +133,13 @@ async def test_mesonb_executors_use_the_socket_and_fall_back_to_the_port(tmp_pat
                 for fw in h.agent.executors.frameworks.values() for e in fw.executors.values()
                 if e.stream is not None}
 
+    # A checkpointing framework's command tasks have an executor process (the others
+    # are run by the agent itself: mesonb.agent.command_runner).
+    framework = framework_info(checkpoint=True)
     async with AgentHarness(tmp_path) as h:
         m = h.master
         task_id = new_id()
-        m.run_task(command_task(task_id, "sleep 30"))
+        m.run_task(command_task(task_id, "sleep 30"), framework)
         await m.update(task_id, TaskState.TASK_STARTING)
         await m.update(task_id, TaskState.TASK_RUNNING)
         assert sinks(h) == {task_id: "_ChunkedSink"}  # subscribed on the socket
@@ -144,7 +147,7 @@ async def test_mesonb_executors_use_the_socket_and_fall_back_to_the_port(tmp_pat
         # An executor told of a socket that is not there subscribes on the HTTP port.
         monkeypatch.setattr(h.agent, "executor_socket_address", "unix:@mesonb-no-such-agent")
         second = new_id()
-        m.run_task(command_task(second, "sleep 30"))
+        m.run_task(command_task(second, "sleep 30"), framework)
         await m.update(second, TaskState.TASK_STARTING)
         await m.update(second, TaskState.TASK_RUNNING)
         assert sinks(h) == {task_id: "_ChunkedSink", second: "_HandlerSink"}
