@@ -9,21 +9,19 @@ of the instance machine, which kills it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .health import FRAMEWORK_CHECKS, TaskChecks
 from .instance_fsm import Event, transition
 from .instances import Instance
 from .model import AppDefinition, timestamp
-
-if TYPE_CHECKING:
-    from .core import MarathonCore
+from .surface import CoreSurface
 
 
 class HealthRecorder:
     """Starts an instance's checks and records what they find (see the module docstring)."""
 
-    def __init__(self, core: MarathonCore) -> None:
+    def __init__(self, core: CoreSurface) -> None:
         self.core = core
 
     def start(self, app: AppDefinition, inst: Instance) -> None:

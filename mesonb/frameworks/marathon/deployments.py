@@ -9,22 +9,18 @@ Marathon's deployment events, persists running deployments and removes an app wh
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from . import controller
 from .deployment_fsm import Action as DAction
 from .deployment_fsm import Deployment
 from .deployment_fsm import Event as DEvent
 from .storage import key_part
-
-if TYPE_CHECKING:
-    from .core import MarathonCore
+from .surface import CoreSurface
 
 
 class DeploymentRunner:
     """The owner of a core's deployments' actions (see the module docstring)."""
 
-    def __init__(self, core: MarathonCore) -> None:
+    def __init__(self, core: CoreSurface) -> None:
         self.core = core
 
     async def start(self, dep: Deployment, timeout: float | None = None) -> None:
