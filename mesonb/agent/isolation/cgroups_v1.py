@@ -249,7 +249,10 @@ class CgroupsV1(Isolator):
 
     def join(self, handle: Handle, pid: int) -> None:
         for path in sorted(set(self._dirs(handle).values())):
-            _write(path / "cgroup.procs", str(pid))
+            try:
+                _write(path / "cgroup.procs", str(pid))
+            except ProcessLookupError:  # it already exited (a fast command): nothing to hold
+                return
 
     def watch(self, handle: Handle, pid: int, on_limitation: OnLimitation) -> None:
         handle.pid = pid

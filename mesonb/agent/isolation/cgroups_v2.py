@@ -112,7 +112,8 @@ class CgroupsV2(Isolator):
         return str(self._dir(handle) / "cgroup.procs")
 
     def join(self, handle: Handle, pid: int) -> None:
-        _write(self._dir(handle) / "cgroup.procs", str(pid))
+        with contextlib.suppress(ProcessLookupError):  # it already exited: nothing to hold
+            _write(self._dir(handle) / "cgroup.procs", str(pid))
 
     def watch(self, handle: Handle, pid: int, on_limitation: OnLimitation) -> None:
         handle.pid = pid
