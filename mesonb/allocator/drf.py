@@ -80,11 +80,13 @@ class Allocation:
 class _Fw:
     """Per-run bookkeeping for one framework that takes part (not fully suppressed)."""
 
-    __slots__ = ("counts", "filters", "last_agent", "min_index")
+    __slots__ = ("counts", "filters", "gpu_aware", "last_agent", "min_index")
 
-    def __init__(self, filters: Mapping[str, Filter] | None, min_index: int) -> None:
+    def __init__(self, filters: Mapping[str, Filter] | None, min_index: int,
+                 gpu_aware: bool = True) -> None:
         self.filters = filters  # None when it has no filters: skip the lookup
         self.min_index = min_index
+        self.gpu_aware = gpu_aware
         self.counts = empty_counts()
         # Index of the last agent it turned down. Minimum and filters do not depend on
         # the role, so a framework that turned an agent down in one of its roles would
@@ -135,7 +137,7 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
         by_role = _split_by_role(view, roles)
         live = [r for r in roles if r not in view.suppressed_roles]
         if live:
-            fws[fid] = _Fw(view.filters or None, min_index_of(view))
+            fws[fid] = _Fw(view.filters or None, min_index_of(view), view.gpu_aware)
         for role in roles:
             total = role_alloc.setdefault(role, {})
             for name, value in by_role[role].items():
@@ -208,10 +210,15 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
         if chosen_fid is None or chosen_role is None:
             n_unoffered += 1
             continue
-        received = fractions(avail.scalars, inv_total)
+        offered = avail
+        if not fws[chosen_fid].gpu_aware and avail.get("gpus"):
+            # Mesos: gpus go only to frameworks with the GPU_RESOURCES capability; the
+            # others are offered the rest of the agent, its gpus staying free.
+            offered = avail - Resources({"gpus": avail.get("gpus")})
+        received = fractions(offered.scalars, inv_total)
         framework_sorters[chosen_role].allocated(chosen_fid, received)
         role_sorter.allocated(chosen_role, received)
-        offers.append(OfferDecision(chosen_fid, agent_id, chosen_role, avail))
+        offers.append(OfferDecision(chosen_fid, agent_id, chosen_role, offered))
         fws[chosen_fid].counts[OFFERED] += 1
 
     # -- why-not: fill in the buckets that were counted in bulk ---------------------------

@@ -91,6 +91,7 @@ class FrameworkView:
     filters: Mapping[str, Filter] = field(default_factory=dict)
     min_allocatable: tuple[Resources, ...] | None = None
     allocated_by_role: Mapping[str, Resources] = field(default_factory=dict)
+    gpu_aware: bool = True  # has the GPU_RESOURCES capability: may be offered gpus
 
     @property
     def role_list(self) -> tuple[str, ...]:

@@ -207,7 +207,8 @@ class Cluster(ClusterViews, ClusterFrameworks):
         self._scheduler.on_starved = self._release_held_offers
         self._scheduler.on_launched = self._on_launched
         framework = {"user": getpass.getuser(), "name": self.name,
-                     "failover_timeout": FAILOVER_TIMEOUT, "hostname": os.uname().nodename}
+                     "failover_timeout": FAILOVER_TIMEOUT, "hostname": os.uname().nodename,
+                     "capabilities": [{"type": "GPU_RESOURCES"}]}  # calls may ask for gpus
         self._driver = SchedulerDriver(self.address, framework, self._scheduler,
                                        secret=self.secret)
         self.framework_id = await self._driver.start()

@@ -185,7 +185,8 @@ class NotebookFramework:
         self._listeners: list[Callable[[str, Any], Any]] = []
         self._background: set[asyncio.Future[Any]] = set()
         framework = {"user": getpass.getuser(), "name": name, "roles": [role],
-                     "capabilities": [{"type": "MULTI_ROLE"}], "failover_timeout": 0.0,
+                     "capabilities": [{"type": "MULTI_ROLE"}, {"type": "GPU_RESOURCES"}],
+                     "failover_timeout": 0.0,
                      "hostname": os.uname().nodename, **info}
         self.driver = SchedulerDriver(cluster.address, framework, self, secret=cluster.secret)
         self.framework_id: str = self._run(self.driver.start(), 30)

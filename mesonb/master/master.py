@@ -224,7 +224,8 @@ class Master:
             else:
                 continue
             frameworks.append(
-                FrameworkView(fw.id, fw.roles, fw.used + fw.offered, suppressed, fw.filters)
+                FrameworkView(fw.id, fw.roles, fw.used + fw.offered, suppressed, fw.filters,
+                              gpu_aware=fw.info.has_capability("GPU_RESOURCES"))
             )
         if not eligible:
             return 0

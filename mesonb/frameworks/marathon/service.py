@@ -154,7 +154,8 @@ class Marathon:
                 "user": getpass.getuser(), "name": self.name, "checkpoint": True,
                 "failover_timeout": FAILOVER_TIMEOUT, "hostname": socket.gethostname(),
                 "webui_url": self.url, "roles": [self.role],
-                "capabilities": [{"type": "MULTI_ROLE"}, {"type": "PARTITION_AWARE"}],
+                "capabilities": [{"type": "MULTI_ROLE"}, {"type": "PARTITION_AWARE"},
+                                 {"type": "GPU_RESOURCES"}],
             }
             if core.framework_id:
                 framework["id"] = {"value": core.framework_id}
