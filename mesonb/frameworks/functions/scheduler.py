@@ -91,7 +91,7 @@ class FunctionsScheduler:
         self.queue: deque[TaskSpec] = deque()
         self.launched: dict[str, TaskSpec] = {}
         self.offers: dict[str, dict[str, Any]] = {}
-        self.executor_ids: dict[str, str] = {}  # agent id -> our executor id there
+        self.executor_ids: dict[str, str] = {}  # executor_key -> our executor id there
         self.executor_env = executor_env or {}
         self.suppressed = False
         # What launches left of agents' offers, declined for REMAINDER_REFUSE; an agent's
@@ -170,7 +170,7 @@ class FunctionsScheduler:
             if state != "TASK_FINISHED" and status.get("reason") in (
                     "REASON_EXECUTOR_TERMINATED", "REASON_EXECUTOR_UNREGISTERED",
                     "REASON_CONTAINER_LAUNCH_FAILED", "REASON_EXECUTOR_REGISTRATION_TIMEOUT"):
-                self.executor_ids.pop(spec.agent_id or "", None)
+                self.executor_ids.pop(executor_key(spec.agent_id or "", spec), None)
         try:
             spec.on_status(spec, status)
         except Exception:
@@ -274,13 +274,14 @@ class FunctionsScheduler:
             for offer in offers:
                 free = free + self._offer_resources[offer["id"]["value"]]
                 running.update(e["value"] for e in offer.get("executor_ids", ()))
-            executor_id = self.executor_ids.get(agent_id)
-            executor_up = executor_id is not None and executor_id in running
             tasks, placed = [], []
             skipped: list[TaskSpec] = []
             queue = self.queue
             while queue and len(skipped) < LOOK_AHEAD:
                 spec = queue.popleft()
+                key = executor_key(agent_id, spec)
+                executor_id = self.executor_ids.get(key)
+                executor_up = executor_id is not None and executor_id in running
                 need = spec.resources
                 new_executor = spec.command is None and not executor_up
                 if new_executor:
@@ -290,8 +291,8 @@ class FunctionsScheduler:
                     continue
                 if new_executor:
                     executor_id = f"functions-{uuid.uuid4().hex[:12]}"
-                    self.executor_ids[agent_id] = executor_id
-                    executor_up = True
+                    self.executor_ids[key] = executor_id
+                    running.add(executor_id)
                     info = self._task_info(spec, agent_id, executor_id, with_executor=True)
                 else:
                     info = self._task_info(spec, agent_id, executor_id, with_executor=False)
@@ -373,3 +374,11 @@ def _agent_url(offer: dict[str, Any]) -> str:
     address = offer.get("url", {}).get("address", {})
     host = address.get("ip") or address.get("hostname") or offer.get("hostname")
     return f"http://{host}:{address.get('port', 5051)}"
+
+
+def executor_key(agent_id: str, spec: TaskSpec) -> str:
+    """Which of our executors on an agent runs a call: one for calls without gpus, one per
+    number of gpus asked for, whose container holds those devices (an agent gives a
+    container its devices when it starts, so a GPU call cannot join a GPU-less one)."""
+    gpus = spec.resources.get("gpus")
+    return f"{agent_id}/gpus={gpus:g}" if gpus else agent_id
