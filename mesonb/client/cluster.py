@@ -223,7 +223,13 @@ class Cluster(ClusterViews, ClusterFrameworks):
         the cluster starts, not by the first call."""
         fut = Future(self, "mesonb-warmup", "mesonb-warmup")
         call = cloudpickle.dumps((abs, (0,), {}), protocol=pickle.HIGHEST_PROTOCOL)
-        self._post(_Job(fut, "mesonb-warmup", Resources({"cpus": 0.01, "mem": 32.0}), 0,
+        # A whole core while it lasts (the largest agent's cpus if smaller): the agent caps
+        # a container's CPU at its tasks' cpus, and an interpreter starting under a cap
+        # of 0.01 of a core takes seconds.
+        largest = max((float(a.get("resources", {}).get("cpus", 0.0)) for a in self._agents),
+                      default=0.0)
+        cpus = min(1.0, largest) if largest > 0 else 0.01
+        self._post(_Job(fut, "mesonb-warmup", Resources({"cpus": cpus, "mem": 32.0}), 0,
                         call=call))
         try:
             await asyncio.wait_for(asyncio.wrap_future(fut), 60)

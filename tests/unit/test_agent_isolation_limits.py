@@ -26,7 +26,7 @@ def test_limits_sum_the_executor_and_its_tasks():
 
 
 def test_without_cfs_there_is_no_cap_and_shares_have_a_floor():
-    got = limits(("cpus:0.001;mem:1", None), cfs=False, executor="cpus:0;mem:0")
+    got = limits(("cpus:0.001;mem:1", None), cfs=False, executor="cpus:0.001;mem:0.001")
     assert got.cfs_quota_us is None
     assert got.cpu_shares == 2
     assert got.mem_bytes == 32 * 2**20  # Mesos's MIN_MEMORY
@@ -62,3 +62,9 @@ def test_isolation_flag():
         resolve("cgroups/cpu,docker/runtime")
     with pytest.raises(ValueError, match="cannot mix"):
         resolve("cgroups/mem,posix/mem")
+
+
+def test_an_executor_declaring_nothing_runs_on_the_agents_overhead():
+    got = limits(("cpus:0.5;mem:100", None), executor="cpus:0;mem:0")
+    assert got.cpus_cap == pytest.approx(0.6)  # Mesos's 0.1 cpus for the executor itself
+    assert got.mem_mb == pytest.approx(132)  # and its 32 MB

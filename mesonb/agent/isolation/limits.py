@@ -92,6 +92,10 @@ def _limit_value(limits: Any, name: str) -> float | None:
     return number if number >= 0 else None
 
 
+EXECUTOR_OVERHEAD_CPUS = 0.1  # Mesos: DEFAULT_EXECUTOR_CPUS, added by the agent
+EXECUTOR_OVERHEAD_MEM = 32.0  # MB; Mesos: DEFAULT_EXECUTOR_MEM
+
+
 def container_limits(
     executor_resources: Resources,
     tasks: Iterable[tuple[Resources, Any]],
@@ -104,10 +108,14 @@ def container_limits(
     ``tasks`` (each its resources and its ``limits`` field, or None)."""
     cpus = executor_resources.get("cpus")
     mem = executor_resources.get("mem")
+    # An executor that declares no cpus or mem of its own (Mesos's command executor, the
+    # functions executor) runs on the agent's overhead, added uncharged as Mesos does.
+    overhead_cpus = 0.0 if cpus else EXECUTOR_OVERHEAD_CPUS
+    overhead_mem = 0.0 if mem else EXECUTOR_OVERHEAD_MEM
     disk = executor_resources.get("disk")
     gpus = executor_resources.get("gpus")
-    cap: float | None = cpus
-    mem_cap: float | None = mem
+    cap: float | None = cpus + overhead_cpus
+    mem_cap: float | None = mem + overhead_mem
     for resources, task_limits in tasks:
         cpus += resources.get("cpus")
         mem += resources.get("mem")
