@@ -44,6 +44,7 @@ from mesonb.protocol.executor import (
 )
 from mesonb.protocol.mesos import FrameworkInfo, KillPolicy, TaskInfo, TaskStatus
 from mesonb.protocol.states import Reason, TaskState
+from mesonb.tasks import spawn as spawn_background
 
 from .containerizer import Container
 
@@ -131,9 +132,7 @@ class CommandRunner:
         self._poll()
 
     def _later(self, coro: Coroutine[Any, Any, None]) -> None:
-        fut = asyncio.ensure_future(coro)
-        self._pending.add(fut)
-        fut.add_done_callback(self._pending.discard)
+        spawn_background(coro, self._pending, "command task work", logger=log)
 
     # -- the process ----------------------------------------------------------------
     def _poll(self) -> None:

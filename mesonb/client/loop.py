@@ -17,6 +17,10 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from mesonb.tasks import spawn
+
+__all__ = ["spawn"]  # for views, which reach mesonb only through the client
+
 T = TypeVar("T")
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from mesonb.protocol.mesos import KillPolicy, TaskInfo
 from mesonb.protocol.states import Reason, TaskState
+from mesonb.tasks import spawn
 
 from .driver import ExecutorDriver, ExecutorHandler
 from .health import check_update, start_checks
@@ -142,9 +143,7 @@ class CommandExecutor(ExecutorHandler):
         await driver.wait_acknowledged(timeout=min(ACK_TIMEOUT, grace))
 
     def _later(self, coro: Any) -> None:
-        fut = asyncio.ensure_future(coro)
-        self._pending.add(fut)
-        fut.add_done_callback(self._pending.discard)
+        spawn(coro, self._pending, "command executor work", logger=log)
 
     def _health_kill(self, driver: ExecutorDriver) -> None:
         """Too many failed health checks: kill the task (TASK_KILLED, unhealthy)."""

@@ -24,6 +24,7 @@ from typing import Any
 
 from mesonb.protocol.mesos import KillPolicy, TaskGroupInfo, TaskInfo
 from mesonb.protocol.states import Reason, TaskState
+from mesonb.tasks import spawn
 
 from .command import ACK_TIMEOUT, shutdown_kill_grace
 from .driver import ExecutorDriver, ExecutorHandler
@@ -130,9 +131,7 @@ class DefaultExecutor(ExecutorHandler):
         sandbox = str(Path(driver.sandbox) / "tasks" / task.task_id)
 
         def later(coro: Any) -> None:
-            fut = asyncio.ensure_future(coro)
-            self._pending.add(fut)
-            fut.add_done_callback(self._pending.discard)
+            spawn(coro, self._pending, "task health work", logger=log)
 
         def kill() -> None:
             entry.unhealthy = True

@@ -31,6 +31,7 @@ from mesonb.config import MasterConfig
 from mesonb.discovery import parse_zk_url
 from mesonb.http import inproc
 from mesonb.http.base import UNBOUNDED_BODY, Security
+from mesonb.tasks import spawn
 
 from .election import Abort, Action, Follow, Lead, ZooKeeperContender
 from .http import make_app
@@ -234,9 +235,7 @@ class MasterDaemon:
             self._spawn(self.stop())
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        spawn(coro, self._tasks, "master daemon work", logger=log)
 
     def _tick(self) -> None:
         assert self.master is not None

@@ -39,6 +39,7 @@ from html import escape
 from typing import Any
 
 from mesonb.client import state
+from mesonb.client.loop import spawn
 
 from . import panels
 
@@ -354,9 +355,7 @@ class Dashboard:
             if self.model.stale and not self.stopped:
                 self._schedule_agents()
 
-        task = asyncio.ensure_future(later())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        spawn(later(), self._background, "dashboard: reading the agents", logger=log)
 
     async def _poll(self) -> None:
         """Usage changes without master events: ask every ``usage_interval``."""

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from mesonb.http.client import Connection, HTTPError
 from mesonb.protocol.resources import Resources
+from mesonb.tasks import spawn
 
 from .. import driver as driver_mod
 from . import messages
@@ -335,9 +336,7 @@ class ExecutorPool:
         self.listener.executor_lost(executor, reason)
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        spawn(coro, self._background, "dataflow framework work", logger=log)
 
 
 def _local_address(url: str) -> str:

@@ -20,6 +20,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from mesonb.tasks import spawn
+
 from . import controller, launcher
 from .appstate import AppState
 from .checks import HealthRecorder
@@ -66,7 +68,7 @@ class MarathonCore:
         self.counters: Counter[str] = Counter()
         self._dirty: set[str] = set()
         self._ticker: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
         self.on_change: Callable[[], None] | None = None  # widgets, tests
         self.runner = DeploymentRunner(self)
         self.health = HealthRecorder(self)
@@ -481,12 +483,11 @@ class MarathonCore:
     # -- helpers ------------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
         try:
-            task = asyncio.get_running_loop().create_task(coro)
-        except RuntimeError:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a unit test's bare core): nothing can run it
             coro.close()
             return
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        spawn(coro, self._background, "marathon work", logger=log)
 
     def _changed(self) -> None:
         if self.on_change is not None:

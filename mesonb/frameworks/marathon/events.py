@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from mesonb.tasks import spawn
+
 from .model import timestamp
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ class EventBus:
         self.subscriptions: set[Subscription] = set()
         self.callback_urls: list[str] = []
         self.counts: Counter[str] = Counter()
-        self._posts: set[asyncio.Task[None]] = set()
+        self._posts: set[asyncio.Future[Any]] = set()
 
     def subscribe(self, types: Iterable[str] = ()) -> Subscription:
         sub = Subscription(types)
@@ -61,9 +63,8 @@ class EventBus:
             sub.offer(event)
         if self.callback_urls:
             with contextlib.suppress(RuntimeError):  # no loop: nothing to post from
-                task = asyncio.get_running_loop().create_task(self._post(event))
-                self._posts.add(task)
-                task.add_done_callback(self._posts.discard)
+                asyncio.get_running_loop()
+                spawn(self._post(event), self._posts, "posting an event", logger=log)
         return event
 
     async def _post(self, event: dict[str, Any]) -> None:

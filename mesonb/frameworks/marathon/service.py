@@ -29,6 +29,7 @@ import tornado.netutil
 from mesonb import discovery
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.http.base import Security
+from mesonb.tasks import spawn
 
 from .api import make_application
 from .core import MarathonCore
@@ -74,7 +75,7 @@ class Marathon:
         self._election: Election | None = None
         self._transition = asyncio.Lock()
         self._stopping = False
-        self._pending: set[asyncio.Task[Any]] = set()
+        self._pending: set[asyncio.Future[Any]] = set()
         self._memory = MemoryStore()
 
     @property
@@ -113,9 +114,8 @@ class Marathon:
     def _on_election(self, is_leader: bool, leader: str | None) -> None:
         self.leader_address = leader
         if is_leader != self.is_leader and not self._stopping:
-            task = asyncio.create_task(self._lead() if is_leader else self._follow())
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            spawn(self._lead() if is_leader else self._follow(), self._pending,
+                  "taking up leadership" if is_leader else "following the leader", logger=log)
 
     def _store(self) -> Store:
         if self.in_memory:
@@ -179,9 +179,7 @@ class Marathon:
     async def abdicate(self) -> None:
         """``DELETE /v2/leader``: step down; another instance (or this one) leads next."""
         if self._election is None:
-            task = asyncio.create_task(self._relead())
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            spawn(self._relead(), self._pending, "leading again", logger=log)
             return
         await self._election.abdicate()
 
