@@ -337,7 +337,8 @@ class Containerizer:
         executors = self.executors() if self.executors is not None else None
         for executor in executors.all_executors() if executors is not None else ():
             if executor.container_id == container_id:
-                executors._limited(executor, limitation)  # type: ignore[union-attr]
+                assert executors is not None
+                executors.lifecycle.limited(executor, limitation.reason, limitation.message)
                 return
 
     def close(self) -> None:

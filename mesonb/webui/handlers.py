@@ -67,6 +67,11 @@ class StaticHandler(tornado.web.StaticFileHandler):
     def set_extra_headers(self, path: str) -> None:
         self.set_header("Cache-Control", "no-cache")
 
+    async def get(self, path: str, include_body: bool = True) -> None:
+        if "\0" in path:  # os.stat would raise ValueError (a 500): no such asset
+            raise tornado.web.HTTPError(404)
+        await super().get(path, include_body)
+
 
 class FeedSocket(tornado.websocket.WebSocketHandler):
     """``/ui/feed``: snapshot, then deltas, until the page goes away."""
