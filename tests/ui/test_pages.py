@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from ui_support import execute, stop
 
-from mesonb.testing.processes import Daemon, ProcessCluster
+from mesonb.testing.processes import Daemon, ProcessCluster, wait_for
 
 pytestmark = pytest.mark.slow
 TASK_COMMAND = "for i in $(seq 1 60); do echo tick$i; sleep 0.2; done"
@@ -119,6 +121,13 @@ def test_history_serves_the_pages_of_a_stopped_cluster(tmp_path, ui_page):
             assert framework.wait(60) == 0
         finally:
             stop(framework)
+        # Agents are sampled every 0.5 s: both are in the record before the master dies
+        # first (kill -9), as a crashed cluster's would, so the history ends with both
+        # registered. (Stopped in order, the agents would leave first.)
+        agent_ids = {a["id"] for a in cluster.state()["slaves"]}
+        wait_for(lambda: agent_ids <= recorded_agents(history), 10,
+                 what="both agents in the history")
+        cluster.master.kill()
     assert list(history.glob("history-*.jsonl"))
 
     ui = Daemon(["ui", "--history", str(history), "--port", "0"], tmp_path / "ui.log")
@@ -130,10 +139,21 @@ def test_history_serves_the_pages_of_a_stopped_cluster(tmp_path, ui_page):
         page.wait_for_selector("#completed-tasks td:has-text('kept')", timeout=10_000)
         assert page.inner_text("#tasks-finished") == "1"
         ui_page.screenshot("history")
-        # The agents as they were last seen (the cluster stopped its agents first).
+        # The agents as they were last seen.
         page.click("#nav a[data-nav=agents]")
         page.wait_for_function(
             "document.querySelectorAll('#agents-table tbody tr').length === 2", timeout=5_000)
         assert ui_page.outside_loopback() == []
     finally:
         ui.stop()
+
+
+def recorded_agents(history) -> set[str]:
+    """The ids of the agents in a history's agents table records so far."""
+    ids = set()
+    for path in history.glob("history-*.jsonl"):
+        for line in path.read_text().splitlines():
+            record = json.loads(line) if line.strip() else {}
+            if record.get("type") == "ROWS" and record.get("table") == "agents":
+                ids.update(row["id"] for row in record.get("rows", []))
+    return ids
