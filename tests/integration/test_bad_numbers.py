@@ -12,9 +12,11 @@ import sys
 import time
 
 import pytest
+import requests
 import tornado.websocket
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPResponse
 
+from mesonb import Cluster
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol.agent import AGENT_PATH
 from mesonb.protocol.resources import Resources
@@ -147,3 +149,13 @@ async def next_command(conn: tornado.websocket.WebSocketClientConnection) -> dic
     assert message is not None, "the master closed the link"
     frame = json.loads(message)
     return frame[0] if isinstance(frame, list) else frame
+
+
+def test_a_batch_of_non_objects_is_refused_with_400():
+    """Found by the fuzzer: ``[null]`` as a batch of scheduler calls answered 500."""
+    with Cluster.local(agents=1) as cluster:
+        for body in (b"[null]", b"[1, 2]", b'["SUBSCRIBE"]', b"[[]]"):
+            answer = requests.post(f"http://{cluster.address}/api/v1/scheduler", data=body,
+                               headers={"Content-Type": "application/json"}, timeout=10)
+            assert answer.status_code == 400, (body, answer.status_code, answer.text)
+            assert "call 0 of the batch" in answer.text

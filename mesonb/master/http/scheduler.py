@@ -34,8 +34,12 @@ def parse(body: bytes) -> Call | list[Call]:
     items = loads(body, "Failed to parse body into Calls")
     if not items:
         raise BadRequest("Expecting at least one call in the batch")
+    if not isinstance(items, list):
+        raise BadRequest("Failed to parse body into Calls: expected a JSON array")
     calls = []
     for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadRequest(f"call {i} of the batch: expected a JSON object")
         try:
             call = Call.parse(item)
         except BadRequest as exc:
