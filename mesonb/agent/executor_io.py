@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from mesonb.protocol.executor import ExecutorEvent, ExecutorEventType
+from mesonb.tasks import spawn
 
 from . import launcher
 from .book import Executor, ExecutorState, Framework, Task
@@ -72,14 +73,7 @@ class ExecutorIO:
     # -- the event loop -------------------------------------------------------------
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` in the background; a failure is logged."""
-        fut = asyncio.ensure_future(coro)
-        self._background.add(fut)
-        fut.add_done_callback(self._reap)
-
-    def _reap(self, fut: asyncio.Future[Any]) -> None:
-        self._background.discard(fut)
-        if not fut.cancelled() and fut.exception() is not None:
-            log.error("background work failed", exc_info=fut.exception())
+        spawn(coro, self._background, "background work", logger=log, level=logging.ERROR)
 
     async def drain(self, timeout: float) -> None:
         """Wait (up to ``timeout``) for the background work to finish."""
