@@ -7,10 +7,9 @@ import asyncio
 import json
 
 import pytest
-from kazoo.client import KazooClient
 
 from mesonb.discovery import LeaderWatch
-from mesonb.testing.zookeeper import ZooKeeperServer, zookeeper_jar
+from mesonb.testing.zookeeper import zookeeper_jar
 
 pytestmark = pytest.mark.skipif(zookeeper_jar() is None, reason="ZooKeeper is not installed")
 
@@ -18,27 +17,6 @@ pytestmark = pytest.mark.skipif(zookeeper_jar() is None, reason="ZooKeeper is no
 def _info(port: int) -> bytes:
     return json.dumps({"id": f"m{port}", "ip": 0, "port": port, "hostname": "h",
                        "address": {"ip": "127.0.0.1", "port": port, "hostname": "h"}}).encode()
-
-
-@pytest.fixture(scope="module")
-def zk():
-    server = ZooKeeperServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def client(zk):
-    c = KazooClient(zk.connect_string)
-    c.start(10)
-    try:
-        yield c
-    finally:
-        c.stop()
-        c.close()
 
 
 async def test_the_watch_waits_for_a_leader_and_follows_it_on_the_loop(zk, client):

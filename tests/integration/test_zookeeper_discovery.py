@@ -6,10 +6,9 @@ import json
 import queue
 
 import pytest
-from kazoo.client import KazooClient
 
 from mesonb.discovery import LeaderDetector, resolve_master
-from mesonb.testing.zookeeper import ZooKeeperServer, zookeeper_jar
+from mesonb.testing.zookeeper import zookeeper_jar
 
 pytestmark = pytest.mark.skipif(zookeeper_jar() is None, reason="ZooKeeper is not installed")
 
@@ -17,27 +16,6 @@ pytestmark = pytest.mark.skipif(zookeeper_jar() is None, reason="ZooKeeper is no
 def _info(ip: str, port: int) -> bytes:
     return json.dumps({"id": f"m{port}", "ip": 0, "port": port, "hostname": "h",
                        "address": {"ip": ip, "port": port, "hostname": "h"}}).encode()
-
-
-@pytest.fixture(scope="module")
-def zk():
-    server = ZooKeeperServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def client(zk):
-    c = KazooClient(zk.connect_string)
-    c.start(10)
-    try:
-        yield c
-    finally:
-        c.stop()
-        c.close()
 
 
 async def test_resolve_master_picks_lowest_sequence(zk, client):
