@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mesonb.executor.process import command_argv, task_environment, task_ports
+from mesonb.protocol.checks import validate_check
 from mesonb.protocol.mesos import ExecutorType
 
 from .command_runner import SPAWNER
@@ -298,12 +299,21 @@ class Containerizer:
 
     @staticmethod
     def invalid(task: Any) -> str | None:
-        """Why a task cannot run here at all (TASK_ERROR), e.g. fractional ``gpus``."""
+        """Why a task cannot run here at all (TASK_ERROR): fractional ``gpus``, a malformed
+        ``health_check`` or ``check`` (Mesos's master refuses those)."""
         for resource in task.resources or ():
             if resource.get("name") == "gpus":
                 problem = invalid_gpus(float((resource.get("scalar") or {}).get("value", 0)))
                 if problem:
                     return problem
+        extra = getattr(task, "extra", None) or {}
+        for key, health, words in (("health_check", True, "health check"),
+                                   ("check", False, "check")):
+            if extra.get(key) is not None:
+                try:
+                    validate_check(extra[key], key, health)
+                except ValueError as exc:
+                    return f"Task's {words} is invalid: {exc}"
         return None
 
     def update(self, executor: Executor) -> None:
