@@ -360,6 +360,8 @@ class Containerizer:
         cache = self.fetcher.cache
         return {"gc/path_removals_pending": float(len(self.gc.scheduled)),
                 "gc/path_removals_succeeded": float(self.gc.removed),
+                "containerizer/fetcher/task_fetches_succeeded": float(self.fetcher.succeeded),
+                "containerizer/fetcher/task_fetches_failed": float(self.fetcher.failed),
                 "containerizer/fetcher/cache_size_total_bytes": float(cache.size),
                 "containerizer/fetcher/cache_size_used_bytes": float(cache.used())}
 

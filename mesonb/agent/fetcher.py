@@ -256,9 +256,20 @@ class Fetcher:
                  ) -> None:
         self.cache = cache
         self.stall_timeout = stall_timeout
+        self.succeeded = self.failed = 0  # containers' fetches (Mesos's task_fetches_*)
 
     async def fetch(self, uris: list[FetchURI], sandbox: Path) -> None:
         """Fetch every URI in order into ``sandbox``; FetchFailed on the first failure."""
+        if not uris:
+            return
+        try:
+            await self._all(uris, sandbox)
+        except FetchFailed:
+            self.failed += 1
+            raise
+        self.succeeded += 1
+
+    async def _all(self, uris: list[FetchURI], sandbox: Path) -> None:
         for uri in uris:
             _note(sandbox, f"Fetching '{uri.value}'")
             try:
