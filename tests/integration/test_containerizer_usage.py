@@ -71,6 +71,10 @@ def test_statistics_and_containers_in_mesos_shape(tmp_path: Path) -> None:
         assert container["container_id"] == executor.container_id
         assert container["status"]["container_id"] == {"value": executor.container_id}
         assert container["statistics"]["mem_limit_bytes"] == s["mem_limit_bytes"]
+        # An occasional reader gets today's usage, not that of its previous visit.
+        h.agent.monitor._last[executor.container_id].wall -= 60
+        later = (await stats())["statistics"]
+        assert later["timestamp"] > time.time() - 5
         m.kill(task_id)
         await m.terminal(task_id)
 
