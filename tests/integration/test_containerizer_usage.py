@@ -125,7 +125,7 @@ def test_usage_endpoints_list_200_live_containers(tmp_path: Path) -> None:
             stats = entry["statistics"]
             assert stats["cpus_limit"] == pytest.approx(0.11)  # the executor's 0.1 on top
             assert stats["mem_limit_bytes"] == (16 + 32) * 2**20
-            assert stats["mem_rss_bytes"] > 0 and stats["timestamp"] > 0
+            assert stats["mem_rss_bytes"] >= 0 and stats["timestamp"] > 0  # a sleep: ~0 anon
             assert stats["cpus_user_time_secs"] >= 0 and stats["cpus_system_time_secs"] >= 0
         listed = json.loads((await h.http("/containers")).body)
         assert {c["container_id"]: c["executor_id"] for c in listed} == containers
