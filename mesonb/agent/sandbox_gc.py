@@ -61,6 +61,10 @@ class SandboxGC:
             self.trees.add(sandbox)
         if meta is not None:
             self.metas[sandbox] = meta
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a script, a test): prune() by hand
+            return
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._run())
 
