@@ -201,3 +201,42 @@ def test_a_call_with_a_health_check_reports_healthy_and_an_unhealthy_one_is_kill
         unhealthy = [s for s in call_statuses(cluster, "sick") if s.get("healthy") is False]
         assert [s["state"] for s in unhealthy][-1] == "TASK_KILLED"
         assert sum(s["state"] == "TASK_RUNNING" for s in unhealthy) >= 1
+
+
+def test_the_functions_executor_sends_health_and_check_updates(tmp_path: Path) -> None:
+    """What the client cannot show: the updates themselves, as the agent forwards them."""
+    import cloudpickle
+
+    from mesonb.client.calls import executor_env
+    from mesonb.frameworks.functions.protocol import Call
+    from mesonb.frameworks.functions.scheduler import FunctionsScheduler
+    from mesonb.protocol.mesos import ExecutorInfo
+
+    async def body(h: Any) -> None:
+        m = h.master
+        port = free_port()
+        info = FunctionsScheduler(executor_env()).executor_info()
+        executor = ExecutorInfo.from_json({**info, "executor_id": {"value": "functions-1"}})
+        call = task("call", "unused", mem=256)  # a worker holds its interpreter
+        call.command = None
+        call.data = Call(call=cloudpickle.dumps((listen_for, (port, 2.0), {}))).encode()
+        call.extra["health_check"] = {"type": "TCP", "tcp": {"port": port}, **FAST,
+                                      "grace_period_seconds": 20}
+        call.extra["check"] = {"type": "TCP", "tcp": {"port": port}, **FAST}
+        m.run_task(call, framework_info(), executor)
+        updates = [u.status for u in await acked_updates(m, "call", ended, set())]
+        assert updates[-1].state is TaskState.TASK_FINISHED
+        health = [s for s in updates if s.healthy is not None]
+        assert health[0].healthy is True and health[0].state is TaskState.TASK_RUNNING
+        assert health[0].reason is Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
+        checks = [s for s in updates if "check_status" in s.extra]
+        assert {"type": "TCP", "tcp": {"succeeded": True}} in [
+            s.extra["check_status"] for s in checks]
+        assert all(s.reason is Reason.REASON_TASK_CHECK_STATUS_UPDATED for s in checks)
+        assert updates.index(checks[-1]) < len(updates) - 1  # none after the terminal one
+
+    async def main() -> None:
+        async with Harness(tmp_path, ContainerizerConfig()) as harness:
+            await asyncio.wait_for(body(harness), 60)
+
+    asyncio.run(main())
