@@ -338,17 +338,21 @@ class Containerizer:
         destroyed (with any process still in them), and the fetcher cache, whose index
         an earlier run kept in memory, is emptied."""
         found = Leftovers()
-        try:
+        loop = asyncio.get_running_loop()
+
+        def look() -> tuple[Leftovers, list[Handle]]:  # disk reads only: on a thread
             found = leftovers(self.work_dir, agent_id, live)
-            for container_id in found.container_ids:
-                handle = self.isolator.adopt(container_id, 0)
-                if handle is not None:
-                    log.info("destroying the cgroups of container %s, left by an earlier run",
-                             container_id)
-                    await self.isolator.destroy(handle)
+            return found, [h for h in map(lambda c: self.isolator.adopt(c, 0),
+                                          found.container_ids) if h is not None]
+
+        try:
+            found, handles = await loop.run_in_executor(None, look)
+            for handle in handles:
+                log.info("destroying the cgroups of container %s, left by an earlier run",
+                         handle.container_id)
+                await self.isolator.destroy(handle)
             self.gc.schedule_leftovers(found)
-            removed = await asyncio.get_running_loop().run_in_executor(
-                None, self.fetcher.cache.clear_leftovers)
+            removed = await loop.run_in_executor(None, self.fetcher.cache.clear_leftovers)
             if removed:
                 log.info("removed %d fetcher cache files of an earlier run", removed)
         except Exception:  # what is left stays; the agent must start all the same

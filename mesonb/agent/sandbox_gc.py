@@ -75,8 +75,8 @@ class SandboxGC:
 
     def schedule_leftovers(self, found: Leftovers) -> None:
         """Schedule what an earlier run of the agent left (see :func:`leftovers`)."""
-        for run, meta in found.runs:
-            self.schedule(run, _mtime(run), meta=meta)
+        for run, meta, mtime in found.runs:
+            self.schedule(run, mtime, meta=meta)
         now = time.time()
         for tree in found.trees:
             with contextlib.suppress(OSError):
@@ -161,7 +161,8 @@ def remove_meta_run(run: Path) -> None:
 class Leftovers:
     """What an earlier run of the agent left under its work directory."""
 
-    runs: list[tuple[Path, Path]] = field(default_factory=list)  # (sandbox, its meta run)
+    # (sandbox, its meta run, the sandbox's mtime: when its container ended, at the latest)
+    runs: list[tuple[Path, Path, float]] = field(default_factory=list)
     trees: list[Path] = field(default_factory=list)  # old agent ids' sandboxes and meta
     # the containers of all those runs (a run directory is named after its container),
     # whose cgroups may be left too
@@ -170,7 +171,8 @@ class Leftovers:
 
 def leftovers(work_dir: Path, agent_id: str | None, live: set[Path]) -> Leftovers:
     """The run directories under ``work_dir``'s sandboxes of ``agent_id`` that are not in
-    ``live`` (the sandboxes of containers running now), and the trees of other agent ids."""
+    ``live`` (the sandboxes of containers running now), and the trees of other agent ids.
+    Only reads the disk (a thread may run it)."""
     found = Leftovers()
     live = {p.resolve() for p in live}
     sandboxes, meta = work_dir / "slaves", work_dir / "meta" / "slaves"
@@ -181,7 +183,7 @@ def leftovers(work_dir: Path, agent_id: str | None, live: set[Path]) -> Leftover
             continue
         for run in _runs(agent_dir):
             if run.resolve() not in live:
-                found.runs.append((run, meta / run.relative_to(sandboxes)))
+                found.runs.append((run, meta / run.relative_to(sandboxes), _mtime(run)))
                 found.container_ids.append(run.name)
     found.trees += [d for d in _dirs(meta) if d.name != agent_id]
     return found

@@ -62,7 +62,11 @@ async def test_a_restarted_agent_collects_what_its_earlier_run_left(tmp_path: Pa
             assert (cgroups.bases["memory"] / live.name).is_dir()
 
         restarted = cluster.start_agent(0)
-        await until(lambda: not old.exists(), 20, "the old sandbox collected")
+        def metric(name: str) -> float:
+            return float(get_json(restarted.url + "/metrics/snapshot")[name])
+
+        await until(lambda: metric("gc/path_removals_succeeded") == 1, 20, "one removal")
+        assert not old.exists()
         metrics = get_json(restarted.url + "/metrics/snapshot")
         # the live task's sandbox (ended now) and the old agent id's two trees wait
         assert metrics["gc/path_removals_pending"] == 3
