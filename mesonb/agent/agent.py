@@ -236,6 +236,8 @@ class Agent:
                          len(state.executors()))
                 self.executors.recover(state, self.status_updates, cleanup=cleanup)
             recovery.write_boot_id(work_dir)
+            await self.containerizer.collect_leftovers(self.agent_id, {  # issue 16: sandbox GC
+                e.directory for e in self.executors.all_executors() if e.container is not None})
             while self.executors.reregistering() or (cleanup and
                                                      self.executors.recovered_alive()):
                 await asyncio.sleep(0.05)

@@ -12,6 +12,7 @@ destroy, recovery) is :mod:`.containerizer`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 from collections.abc import Callable, Mapping
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mesonb.executor.process import command_argv, task_environment, task_ports
+from mesonb.protocol.checks import validate_check
 from mesonb.protocol.mesos import ExecutorType
 
 from .command_runner import SPAWNER
@@ -31,13 +33,13 @@ from .isolation.disk import DiskWatcher
 from .isolation.limits import container_limits
 from .isolation.ports import PortsWatcher
 from .reaper import Reaper
-from .sandbox_gc import LogRotator, SandboxGC
+from .sandbox_gc import Leftovers, LogRotator, SandboxGC, leftovers
 
 if TYPE_CHECKING:
     from .book import Executor
     from .executors import Executors
 
-
+log = logging.getLogger(__name__)
 IMAGES_UNSUPPORTED = "container images are not supported by this agent"
 
 
@@ -298,12 +300,21 @@ class Containerizer:
 
     @staticmethod
     def invalid(task: Any) -> str | None:
-        """Why a task cannot run here at all (TASK_ERROR), e.g. fractional ``gpus``."""
+        """Why a task cannot run here at all (TASK_ERROR): fractional ``gpus``, a malformed
+        ``health_check`` or ``check`` (Mesos's master refuses those)."""
         for resource in task.resources or ():
             if resource.get("name") == "gpus":
                 problem = invalid_gpus(float((resource.get("scalar") or {}).get("value", 0)))
                 if problem:
                     return problem
+        extra = getattr(task, "extra", None) or {}
+        for key, health, words in (("health_check", True, "health check"),
+                                   ("check", False, "check")):
+            if extra.get(key) is not None:
+                try:
+                    validate_check(extra[key], key, health)
+                except ValueError as exc:
+                    return f"Task's {words} is invalid: {exc}"
         return None
 
     def update(self, executor: Executor) -> None:
@@ -320,6 +331,44 @@ class Containerizer:
         if container is not None and getattr(container, "runner", None) is None:
             self.update(executor)  # type: ignore[arg-type]
 
+    async def collect_leftovers(self, agent_id: str | None, live: set[Path]) -> Leftovers:
+        """At start-up, after recovery: what an earlier run of the agent left whose
+        containers are gone (``live``: the sandboxes of those running now) is scheduled
+        for garbage collection (:func:`.sandbox_gc.leftovers`), their cgroups are
+        destroyed (with any process still in them), and the fetcher cache, whose index
+        an earlier run kept in memory, is emptied."""
+        found = Leftovers()
+        loop = asyncio.get_running_loop()
+
+        def look() -> tuple[Leftovers, list[Handle]]:  # disk reads only: on a thread
+            found = leftovers(self.work_dir, agent_id, live)
+            return found, [h for h in map(lambda c: self.isolator.adopt(c, 0),
+                                          found.container_ids) if h is not None]
+
+        try:
+            found, handles = await loop.run_in_executor(None, look)
+            for handle in handles:
+                log.info("destroying the cgroups of container %s, left by an earlier run",
+                         handle.container_id)
+                await self.isolator.destroy(handle)
+            self.gc.schedule_leftovers(found)
+            removed = await loop.run_in_executor(None, self.fetcher.cache.clear_leftovers)
+            if removed:
+                log.info("removed %d fetcher cache files of an earlier run", removed)
+        except Exception:  # what is left stays; the agent must start all the same
+            log.exception("collecting what an earlier run of the agent left failed")
+        return found
+
+    def metrics(self) -> dict[str, float]:
+        """The containerizer's entries of the agent's ``/metrics/snapshot`` (Mesos's)."""
+        cache = self.fetcher.cache
+        return {"gc/path_removals_pending": float(len(self.gc.scheduled)),
+                "gc/path_removals_succeeded": float(self.gc.removed),
+                "containerizer/fetcher/task_fetches_succeeded": float(self.fetcher.succeeded),
+                "containerizer/fetcher/task_fetches_failed": float(self.fetcher.failed),
+                "containerizer/fetcher/cache_size_total_bytes": float(cache.size),
+                "containerizer/fetcher/cache_size_used_bytes": float(cache.used())}
+
     def _adopt(self, container: Container) -> bool:
         """A container recovered from an earlier run of this agent: watch its cgroups
         again (at its memory limit, it waited for us)."""
@@ -329,8 +378,9 @@ class Containerizer:
         if handle is None:
             return False
         container.isolator, container.handle = self.isolator, handle
-        cid = container.container_id
+        cid, gc, sandbox = container.container_id, self.gc, container.sandbox
         self.isolator.watch(handle, container.pid, lambda lim: self._limited(cid, lim))
+        container.finalizers.append(lambda: gc.schedule(sandbox))
         return True
 
     def _limited(self, container_id: str, limitation: Limitation) -> None:

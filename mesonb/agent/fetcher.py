@@ -211,6 +211,31 @@ class FetcherCache:
         self._evict(keep=key)
         return final
 
+    def used(self) -> int:
+        """Bytes the cached files take."""
+        return sum(e[1] for e in self._entries.values())
+
+    def clear_leftovers(self) -> int:
+        """Remove the files in the cache directory that the index does not hold (an
+        earlier run's, whose index was in memory); how many."""
+        known = {path.name for path, _, _ in self._entries.values()}
+        removed = 0
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return 0
+        for name in names:
+            if name in known or any(name.startswith(f"{key}.") for key in self._inflight):
+                continue
+            path = self.directory / name
+            with contextlib.suppress(OSError):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+                removed += 1
+        return removed
+
     def _evict(self, keep: str) -> None:
         total = sum(e[1] for e in self._entries.values())
         for key, (path, size, _) in sorted(self._entries.items(), key=lambda kv: kv[1][2]):
@@ -231,9 +256,20 @@ class Fetcher:
                  ) -> None:
         self.cache = cache
         self.stall_timeout = stall_timeout
+        self.succeeded = self.failed = 0  # containers' fetches (Mesos's task_fetches_*)
 
     async def fetch(self, uris: list[FetchURI], sandbox: Path) -> None:
         """Fetch every URI in order into ``sandbox``; FetchFailed on the first failure."""
+        if not uris:
+            return
+        try:
+            await self._all(uris, sandbox)
+        except FetchFailed:
+            self.failed += 1
+            raise
+        self.succeeded += 1
+
+    async def _all(self, uris: list[FetchURI], sandbox: Path) -> None:
         for uri in uris:
             _note(sandbox, f"Fetching '{uri.value}'")
             try:

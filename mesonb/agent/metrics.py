@@ -41,6 +41,9 @@ _ZERO_KEYS = (
 def snapshot(agent: AgentSurface) -> dict[str, float]:
     """Every agent metric, name -> value, sorted by name."""
     m: dict[str, float] = dict(agent.metrics_snapshot())
+    containerizer = agent.monitor.containerizer
+    if containerizer is not None:  # sandbox GC, fetcher cache
+        m.update(containerizer.metrics())
     for name in _RESOURCES:
         for kind in ("total", "used", "percent"):
             m.setdefault(f"slave/{name}_{kind}", 0.0)

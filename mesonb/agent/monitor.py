@@ -79,6 +79,11 @@ class ResourceMonitor:
     """Samples containers on demand and remembers the last sample of each."""
 
     MIN_INTERVAL = 0.5  # closer requests than this get the previous sample
+    # A sample older than this (nobody asked for a while: a script reading usage now and
+    # then) is taken anew before answering, for up to INLINE_MAX containers a request;
+    # the others are answered as they are and refreshed on a thread.
+    STALE_AFTER = 5.0
+    INLINE_MAX = 50
 
     def __init__(self, containerizer: Containerizer | None = None) -> None:
         self.containerizer = containerizer
@@ -126,10 +131,13 @@ class ResourceMonitor:
 
         A container's first sample is taken now; after that, samples older than
         :data:`MIN_INTERVAL` are answered as they are and refreshed on a thread for the
-        next request, so an answer never waits for hundreds of cgroup reads."""
+        next request, so an answer never waits for hundreds of cgroup reads; those older
+        than :data:`STALE_AFTER` (up to :data:`INLINE_MAX` of them) are taken anew first,
+        so an occasional reader does not get the usage of its previous visit."""
         out = []
         live = set()
         stale = []
+        inline = self.INLINE_MAX
         now = time.time()
         for executor in executors:
             container = executor.container
@@ -137,7 +145,10 @@ class ResourceMonitor:
                 continue
             live.add(executor.container_id)
             previous = self._last.get(executor.container_id)
-            if previous is not None and now - previous.wall >= self.MIN_INTERVAL:
+            if previous is not None and now - previous.wall >= self.STALE_AFTER and inline:
+                inline -= 1
+                self.sample(executor.container_id, container.pid, container, fresh=True)
+            elif previous is not None and now - previous.wall >= self.MIN_INTERVAL:
                 stale.append((executor.container_id, container.pid, container))
             out.append({
                 "container_id": executor.container_id,

@@ -5,7 +5,14 @@ a sandbox is removed ``gc_delay`` (a week) after its container ended, and sooner
 work directory's disk fills up: every ``disk_watch_interval`` (60 s) the age allowed is
 ``gc_delay x max(0, 1 - headroom - used fraction)``, so a disk over 90 % full (headroom
 0.1) prunes every finished sandbox at once. An executor directory whose last run is gone
-goes with it. Only sandboxes of containers that ended while this agent ran are collected.
+goes with it.
+
+At start-up (as Mesos's agent does on recovery) what an earlier run of the agent left is
+scheduled too (:func:`leftovers`): every run directory whose container is not running any
+more, ``gc_delay`` after its mtime (its checkpoint directory under ``meta/`` with it), and
+the whole sandbox and ``meta/`` trees of other agent ids (an agent that started afresh), a
+full ``gc_delay`` from now (Mesos touches them first). The containerizer destroys the
+cgroups those runs left and empties the fetcher cache (Mesos does not recover it either).
 
 Log rotation (as Mesos's logrotate container logger): each live sandbox's ``stdout`` and
 ``stderr`` (and those of task group members under ``tasks/``) past ``--logrotate-max-size``
@@ -21,6 +28,7 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -38,15 +46,45 @@ class SandboxGC:
         self.headroom = headroom
         self.interval = interval
         self.scheduled: dict[Path, float] = {}  # sandbox -> when its container ended
+        self.trees: set[Path] = set()  # scheduled paths removed whole (not run directories)
+        self.metas: dict[Path, Path] = {}  # a leftover sandbox -> its run's meta directory
+        self.removed = 0  # paths removed so far (Mesos's gc/path_removals_succeeded)
         self._task: asyncio.Task[None] | None = None
 
-    def schedule(self, sandbox: Path, ended: float | None = None) -> None:
+    def schedule(self, sandbox: Path, ended: float | None = None, *, tree: bool = False,
+                 meta: Path | None = None) -> None:
+        """Remove ``sandbox`` (a run directory; any directory with ``tree``) once it is
+        old enough, counted from ``ended`` (now by default); ``meta``, its checkpoints,
+        goes with it."""
         self.scheduled[sandbox] = time.time() if ended is None else ended
+        if tree:
+            self.trees.add(sandbox)
+        if meta is not None:
+            self.metas[sandbox] = meta
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a script, a test): prune() by hand
+            return
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._run())
 
     def unschedule(self, sandbox: Path) -> None:
         self.scheduled.pop(sandbox, None)
+        self.trees.discard(sandbox)
+        self.metas.pop(sandbox, None)
+
+    def schedule_leftovers(self, found: Leftovers) -> None:
+        """Schedule what an earlier run of the agent left (see :func:`leftovers`)."""
+        for run, meta, mtime in found.runs:
+            self.schedule(run, mtime, meta=meta)
+        now = time.time()
+        for tree in found.trees:
+            with contextlib.suppress(OSError):
+                os.utime(tree)  # Mesos: a full gc_delay from now, whatever its age
+            self.schedule(tree, now, tree=True)
+        if found.runs or found.trees:
+            log.info("scheduled %d sandboxes and %d directories of old agent ids left by an "
+                     "earlier run for garbage collection", len(found.runs), len(found.trees))
 
     def max_age(self) -> float:
         """The age a finished sandbox may reach now, given the disk's fill."""
@@ -66,8 +104,16 @@ class SandboxGC:
             if now - ended < limit:
                 continue
             self.scheduled.pop(sandbox, None)
-            remove_run(sandbox)
+            meta = self.metas.pop(sandbox, None)
+            if sandbox in self.trees:
+                self.trees.discard(sandbox)
+                shutil.rmtree(sandbox, ignore_errors=True)
+            else:
+                remove_run(sandbox)
+            if meta is not None:
+                remove_meta_run(meta)
             removed.append(sandbox)
+            self.removed += 1
         if removed:
             log.info("garbage collected %d sandboxes (allowed age %.0fs)", len(removed), limit)
         return removed
@@ -99,6 +145,69 @@ def remove_run(sandbox: Path) -> None:
         if runs.is_dir() and not any(runs.iterdir()):
             runs.rmdir()
             runs.parent.rmdir()
+
+
+def remove_meta_run(run: Path) -> None:
+    """Remove a run's checkpoints under ``meta/``, and its executor's when no run is left
+    (recovery then no longer reads the executor)."""
+    shutil.rmtree(run, ignore_errors=True)
+    runs = run.parent
+    with contextlib.suppress(OSError):
+        if not any(p.is_dir() and not p.is_symlink() for p in runs.iterdir()):
+            shutil.rmtree(runs.parent, ignore_errors=True)
+
+
+@dataclass
+class Leftovers:
+    """What an earlier run of the agent left under its work directory."""
+
+    # (sandbox, its meta run, the sandbox's mtime: when its container ended, at the latest)
+    runs: list[tuple[Path, Path, float]] = field(default_factory=list)
+    trees: list[Path] = field(default_factory=list)  # old agent ids' sandboxes and meta
+    # the containers of all those runs (a run directory is named after its container),
+    # whose cgroups may be left too
+    container_ids: list[str] = field(default_factory=list)
+
+
+def leftovers(work_dir: Path, agent_id: str | None, live: set[Path]) -> Leftovers:
+    """The run directories under ``work_dir``'s sandboxes of ``agent_id`` that are not in
+    ``live`` (the sandboxes of containers running now), and the trees of other agent ids.
+    Only reads the disk (a thread may run it)."""
+    found = Leftovers()
+    live = {p.resolve() for p in live}
+    sandboxes, meta = work_dir / "slaves", work_dir / "meta" / "slaves"
+    for agent_dir in _dirs(sandboxes):
+        if agent_dir.name != agent_id:
+            found.trees.append(agent_dir)
+            found.container_ids += [run.name for run in _runs(agent_dir)]
+            continue
+        for run in _runs(agent_dir):
+            if run.resolve() not in live:
+                found.runs.append((run, meta / run.relative_to(sandboxes), _mtime(run)))
+                found.container_ids.append(run.name)
+    found.trees += [d for d in _dirs(meta) if d.name != agent_id]
+    return found
+
+
+def _dirs(directory: Path) -> list[Path]:
+    try:
+        return sorted(p for p in directory.iterdir() if p.is_dir() and not p.is_symlink())
+    except OSError:
+        return []
+
+
+def _runs(agent_dir: Path) -> list[Path]:
+    """``<agent_dir>/frameworks/*/executors/*/runs/*`` (not the ``latest`` links)."""
+    return [run for framework in _dirs(agent_dir / "frameworks")
+            for executor in _dirs(framework / "executors")
+            for run in _dirs(executor / "runs")]
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return time.time()
 
 
 def rotate(path: Path, max_size: int, keep: int) -> bool:

@@ -57,6 +57,7 @@ from mesonb.frameworks.functions.scheduler import (
 )
 from mesonb.frameworks.functions.shm import Shm
 from mesonb.http.client import Connection
+from mesonb.protocol.checks import HealthCheck, health_check_json
 from mesonb.protocol.resources import Resources
 from mesonb.tasks import spawn
 
@@ -88,6 +89,7 @@ class _Job:
     call_url: str | None = None
     shm: Shm | None = None  # the call's large buffers, in shared memory
     fn: bytes | None = None  # the function, pickled apart from its arguments
+    health_check: dict[str, Any] | None = None  # Mesos's HealthCheck JSON
     closed: bool = False  # the cluster closed under it
 
     @property
@@ -290,14 +292,15 @@ class Cluster(ClusterViews, ClusterFrameworks):
     def submit(self, fn: Callable[..., Any], *args: Any, cpus: float = 0.2,
                mem: str | float = "1GB", disk: str | float | None = None,
                gpus: float | None = None, name: str | None = None, retries: int = 0,
-               **kwargs: Any) -> Future:
+               health_check: HealthCheck | dict[str, Any] | None = None, **kwargs: Any) -> Future:
         """Run ``fn(*args, **kwargs)`` as one task; a :class:`~.futures.Future` of its result.
 
         ``fn`` is pickled once per function object, as Dask does: the globals it uses
         by value are those of its first call (redefine it to change them).
         Futures among the arguments (top level, or inside a list, tuple, set or dict) are
         dependencies: the call waits for them and gets their values. A future nested deeper
-        is refused (TypeError): pass its value.
+        is refused (TypeError): pass its value. ``health_check``: a failing
+        :class:`~mesonb.protocol.checks.HealthCheck` (or its JSON) kills the call.
 
         >>> fut = cluster.submit(pow, 2, 8, cpus=0.1, mem="256MiB")  # doctest: +SKIP
         >>> fut.result()                                              # doctest: +SKIP
@@ -306,7 +309,7 @@ class Cluster(ClusterViews, ClusterFrameworks):
         if not callable(fn):
             raise TypeError(f"submit needs a callable, not {type(fn).__name__}")
         resources = self._resources(cpus, mem, disk, gpus)
-        retries = check_retries(retries)
+        retries, check = check_retries(retries), health_check_json(health_check)
         deps: list[Future] = []
         held = tuple(placehold(a, deps) for a in args)
         held_kw = {k: placehold(v, deps) for k, v in kwargs.items()}
@@ -322,7 +325,7 @@ class Cluster(ClusterViews, ClusterFrameworks):
         name = name or str(getattr(fn, "__name__", "call"))
         fut = Future(self, f"{slug(name)}-{next(self._ids)}", name)
         self._post(_Job(fut, name, resources, retries, call=call, deps=deps, shm=shared,
-                        fn=pickled_fn))
+                        fn=pickled_fn, health_check=check))
         return fut
 
     def _pickled(self, fn: Callable[..., Any]) -> bytes:
@@ -502,7 +505,8 @@ class Cluster(ClusterViews, ClusterFrameworks):
         fut.started = fut.launched = None
         spec = TaskSpec(task_id=task_id, name=job.name, resources=job.resources,
                         on_status=self._on_status, command=job.command,
-                        data=None if job.command else call.encode())
+                        data=None if job.command else call.encode(),
+                        health_check=job.health_check)
         spec.extra["job"] = job
         self._scheduler.enqueue(spec)
 

@@ -18,7 +18,8 @@
 {"status_code": 200}}``, ``{"tcp": {"succeeded": true}}``).
 
 The owner (an executor, or the agent running a command task itself) gives callbacks; one
-asyncio task per check, so a thousand TCP checks a second cost little.
+asyncio task per check, so a thousand TCP checks a second cost little. An executor of many
+tasks (the functions executor: a call per task) keeps them in a :class:`TaskChecks`.
 """
 
 from __future__ import annotations
@@ -26,14 +27,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mesonb.protocol.checks import describe_check
 from mesonb.protocol.mesos import CommandInfo, TaskStatus
 from mesonb.protocol.states import Reason, TaskState
+from mesonb.tasks import spawn
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,8 @@ class Probe:
         kind = str(obj.get("type") or ("COMMAND" if obj.get("command") else "")).upper()
         if kind == "COMMAND":
             command = obj.get("command") or {}
+            if isinstance(command.get("command"), dict):  # CheckInfo.Command wraps it
+                command = command["command"]
             return cls(kind, command=CommandInfo.from_json(command, "health_check.command"))
         if kind == "HTTP":
             http = obj.get("http") or {}
@@ -166,6 +172,7 @@ class HealthChecker:
 
     def __init__(self, spec: dict[str, Any], env: Mapping[str, str], cwd: str,
                  report: Callable[[bool], None], kill: Callable[[], None]) -> None:
+        self.spec = spec
         self.probe = Probe.from_json(spec)
         self.schedule = Schedule.from_json(spec, HEALTH_DEFAULTS)
         self.env, self.cwd = dict(env), cwd
@@ -182,6 +189,11 @@ class HealthChecker:
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+
+    def why(self) -> str:
+        """Why the task is (to be) killed, naming the check: ``health check TCP port 8080
+        failed 3 times in a row``."""
+        return f"health check {describe_check(self.spec)} failed {self.failures} times in a row"
 
     async def _run(self) -> None:
         s = self.schedule
@@ -207,7 +219,7 @@ class HealthChecker:
         self.reported = False
         self.report(False)
         if self.failures >= self.schedule.consecutive_failures:
-            log.info("health check failed %d times in a row: killing the task", self.failures)
+            log.info("%s: killing the task", self.why())
             self.kill()
             return True
         return False
@@ -272,3 +284,60 @@ def start_checks(task: Any, env: Mapping[str, str], cwd: str,
         checker.start()
         running.append(checker)
     return running
+
+
+class TaskChecks:
+    """The checks of the tasks of one multi-task executor (the functions executor runs a
+    call per task): each task's health check and check run while it does, their updates
+    go through the executor's driver (as Mesos's built-in executors send them), and
+    ``kill(task_id, why)`` is called once a task's health check failed
+    ``consecutive_failures`` times in a row (``why`` names the check)."""
+
+    def __init__(self, kill: Callable[[str, str], Any], env: Mapping[str, str] | None = None,
+                 cwd: str | None = None) -> None:
+        self.kill = kill
+        self.env = dict(os.environ if env is None else env)
+        self.cwd = cwd or os.getcwd()
+        self.running: dict[str, list[Any]] = {}
+        self.sick: set[str] = set()  # tasks killed by their health check
+        self._updates: dict[str, set[asyncio.Future[Any]]] = {}
+
+    def start(self, driver: Any, task: Any) -> None:
+        """Start what ``task`` asks for (nothing when it asks for no check)."""
+        task_id = task.task_id
+        checkers: list[Any] = []
+
+        def later(coro: Any) -> None:
+            spawn(coro, self._updates.setdefault(task_id, set()), "a check's update",
+                  logger=log)
+
+        def kill() -> None:
+            self.sick.add(task_id)
+            health = next((c for c in checkers if isinstance(c, HealthChecker)), None)
+            self.kill(task_id, health.why() if health else "its health check failed")
+
+        checkers += start_checks(
+            task, self.env, self.cwd,
+            lambda healthy: later(driver.update(
+                task_id, TaskState.TASK_RUNNING, healthy=healthy,
+                reason=Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED)),
+            kill, lambda status: later(driver.send_status(check_update(task, status))))
+        if checkers:
+            self.running[task_id] = checkers
+
+    async def stop(self, task_id: str) -> None:
+        """The task ended: stop its checks; return once their updates went out (the
+        terminal update must not overtake them)."""
+        for checker in self.running.pop(task_id, ()):
+            checker.stop()
+        pending = self._updates.pop(task_id, None)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def unhealthy(self, task_id: str) -> bool | None:
+        """``False`` for a task its health check killed (its terminal update says so),
+        else None."""
+        if task_id in self.sick:
+            self.sick.discard(task_id)
+            return False
+        return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -54,5 +55,9 @@ def test_fetched_archive_and_script_are_there_when_the_task_starts(tmp_path: Pat
         assert "No such file" in status.message
         stderr = (h.executor(bad).directory / "stderr").read_text()
         assert f"Failed to fetch '{missing}'" in stderr
+        metrics = json.loads((await h.http("/metrics/snapshot")).body)
+        assert metrics["containerizer/fetcher/task_fetches_succeeded"] == 1
+        assert metrics["containerizer/fetcher/task_fetches_failed"] == 1
+        assert metrics["containerizer/fetcher/cache_size_used_bytes"] == archive.stat().st_size
 
     run(body, tmp_path / "work")

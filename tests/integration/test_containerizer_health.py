@@ -123,3 +123,120 @@ def test_an_unhealthy_task_of_a_group_is_killed_with_its_group(tmp_path: Path) -
             await asyncio.wait_for(body(harness), 90)
 
     asyncio.run(main())
+
+
+def test_a_malformed_health_check_is_task_error(tmp_path: Path) -> None:
+    async def body(h: Any) -> None:
+        m = h.master
+        bad = task("bad-check", "sleep 60")
+        bad.extra["health_check"] = {"type": "HTTP", "http": {"port": 0}}
+        m.run_task(bad, framework_info())
+        update = await m.terminal("bad-check")
+        assert update.status.state is TaskState.TASK_ERROR
+        assert update.status.reason is Reason.REASON_TASK_INVALID
+        assert update.status.message == ("Task's health check is invalid: health_check.http.port:"
+                                         " must be a port number (1-65535), not 0")
+
+    async def main() -> None:
+        async with Harness(tmp_path, ContainerizerConfig()) as harness:
+            await asyncio.wait_for(body(harness), 60)
+
+    asyncio.run(main())
+
+
+# -- functions calls: the functions executor runs the call's checks ----------------------
+def listen_for(port: int, seconds: float) -> str:
+    """A call that serves ``port`` for a while (what a health check probes)."""
+    import socket
+    import time
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        time.sleep(seconds)
+    return "served"
+
+
+def sleep_for(seconds: float) -> str:
+    import time
+
+    time.sleep(seconds)
+    return "slept"
+
+
+def call_statuses(cluster: Any, name: str) -> list[dict[str, Any]]:
+    """Every status the master recorded for the calls named ``name``."""
+    state = cluster._lt.run(cluster._get_json("/master/state"), 10)
+    return [s for f in state["frameworks"] for t in f["tasks"] + f["completed_tasks"]
+            if t["name"] == name for s in t.get("statuses", ())]
+
+
+def test_a_call_with_a_health_check_reports_healthy_and_an_unhealthy_one_is_killed() -> None:
+    from mesonb import Cluster
+    from mesonb.client import TaskError
+    from mesonb.protocol.checks import HealthCheck
+
+    port, dead_port = free_port(), free_port()
+    with Cluster.local(agents=1, resources="cpus:2;mem:2048;disk:1024") as cluster:
+        with pytest.raises(ValueError, match=r"health_check.tcp.port: must be a port"):
+            cluster.submit(sleep_for, 1, health_check={"type": "TCP", "tcp": {}})
+        check = HealthCheck.tcp(port, delay_seconds=0, interval_seconds=0.2,
+                                timeout_seconds=1, grace_period_seconds=20)
+        healthy = cluster.submit(listen_for, port, 2.5, name="served", cpus=0.1,
+                                 mem="64MiB", health_check=check)
+        sick = cluster.submit(sleep_for, 60, name="sick", cpus=0.1, mem="64MiB",
+                              health_check={"type": "TCP", "tcp": {"port": dead_port},
+                                            "consecutive_failures": 2, **FAST})
+        assert healthy.result(60) == "served"
+        with pytest.raises(TaskError) as failed:
+            sick.result(60)
+        assert failed.value.state == "TASK_KILLED"
+        assert failed.value.message == (f"health check TCP port {dead_port} failed 2 times "
+                                        "in a row")
+        served = call_statuses(cluster, "served")
+        marked = [s for s in served if "healthy" in s]
+        assert marked and marked[0]["healthy"] is True and marked[0]["state"] == "TASK_RUNNING"
+        assert served[-1]["state"] == "TASK_FINISHED"
+        unhealthy = [s for s in call_statuses(cluster, "sick") if s.get("healthy") is False]
+        assert [s["state"] for s in unhealthy][-1] == "TASK_KILLED"
+        assert sum(s["state"] == "TASK_RUNNING" for s in unhealthy) >= 1
+
+
+def test_the_functions_executor_sends_health_and_check_updates(tmp_path: Path) -> None:
+    """What the client cannot show: the updates themselves, as the agent forwards them."""
+    import cloudpickle
+
+    from mesonb.client.calls import executor_env
+    from mesonb.frameworks.functions.protocol import Call
+    from mesonb.frameworks.functions.scheduler import FunctionsScheduler
+    from mesonb.protocol.mesos import ExecutorInfo
+
+    async def body(h: Any) -> None:
+        m = h.master
+        port = free_port()
+        info = FunctionsScheduler(executor_env()).executor_info()
+        executor = ExecutorInfo.from_json({**info, "executor_id": {"value": "functions-1"}})
+        call = task("call", "unused", mem=256)  # a worker holds its interpreter
+        call.command = None
+        call.data = Call(call=cloudpickle.dumps((listen_for, (port, 2.0), {}))).encode()
+        call.extra["health_check"] = {"type": "TCP", "tcp": {"port": port}, **FAST,
+                                      "grace_period_seconds": 20}
+        call.extra["check"] = {"type": "TCP", "tcp": {"port": port}, **FAST}
+        m.run_task(call, framework_info(), executor)
+        updates = [u.status for u in await acked_updates(m, "call", ended, set())]
+        assert updates[-1].state is TaskState.TASK_FINISHED
+        health = [s for s in updates if s.healthy is not None]
+        assert health[0].healthy is True and health[0].state is TaskState.TASK_RUNNING
+        assert health[0].reason is Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
+        checks = [s for s in updates if "check_status" in s.extra]
+        assert {"type": "TCP", "tcp": {"succeeded": True}} in [
+            s.extra["check_status"] for s in checks]
+        assert all(s.reason is Reason.REASON_TASK_CHECK_STATUS_UPDATED for s in checks)
+        assert updates.index(checks[-1]) < len(updates) - 1  # none after the terminal one
+
+    async def main() -> None:
+        async with Harness(tmp_path, ContainerizerConfig()) as harness:
+            await asyncio.wait_for(body(harness), 60)
+
+    asyncio.run(main())

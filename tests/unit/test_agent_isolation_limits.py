@@ -68,3 +68,18 @@ def test_an_executor_declaring_nothing_runs_on_the_agents_overhead():
     got = limits(("cpus:0.5;mem:100", None), executor="cpus:0;mem:0")
     assert got.cpus_cap == pytest.approx(0.6)  # Mesos's 0.1 cpus for the executor itself
     assert got.mem_mb == pytest.approx(132)  # and its 32 MB
+
+
+def test_cgroups_v2_takes_a_left_cgroup_back_with_its_limits(tmp_path):
+    """(The v2 backend cannot run here: its adopt reads a cgroup directory's files.)"""
+    from mesonb.agent.isolation.cgroups_v2 import CgroupsV2
+
+    backend = object.__new__(CgroupsV2)
+    backend.base = tmp_path
+    left = tmp_path / "c1"
+    left.mkdir()
+    (left / "memory.max").write_text("100663296\n")
+    (left / "cpu.max").write_text("50000 100000\n")
+    handle = backend.adopt("c1", 0)
+    assert handle.limits.mem_mb == 96 and handle.limits.cpus_cap == 0.5
+    assert backend.adopt("c2", 0) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -60,3 +61,51 @@ def test_the_rotator_covers_task_group_members(tmp_path: Path) -> None:
     rotator.sandboxes["c"] = tmp_path
     assert rotator.check() == 1
     assert (member / "stderr.1").exists() and (member / "stderr").stat().st_size == 0
+
+
+def agent_run(work_dir: Path, agent_id: str, executor: str, run: str) -> tuple[Path, Path]:
+    """A sandbox and its checkpoints, as an agent lays them out."""
+    framework = Path(agent_id) / "frameworks" / "fw"
+    tail = framework / "executors" / executor / "runs"
+    sandbox = make_run(work_dir / "slaves" / framework, executor, run)
+    meta = work_dir / "meta" / "slaves" / tail / run
+    meta.mkdir(parents=True)
+    (meta.parent / "latest").symlink_to(run)
+    (meta.parent.parent / "executor.info").write_text("{}")
+    return sandbox, meta
+
+
+def test_leftovers_of_an_earlier_run_wait_from_their_mtime(tmp_path: Path) -> None:
+    from mesonb.agent.sandbox_gc import leftovers
+
+    old, old_meta = agent_run(tmp_path, "a1", "old", "r1")
+    fresh, _ = agent_run(tmp_path, "a1", "fresh", "r2")
+    live, _ = agent_run(tmp_path, "a1", "live", "r3")
+    stale, _ = agent_run(tmp_path, "a0", "x", "r4")  # an agent id of an earlier start
+    week_ago = time.time() - 7 * 86400
+    os.utime(old, (week_ago, week_ago))
+    os.utime(stale.parents[5], (week_ago, week_ago))  # old, but given a full delay
+    found = leftovers(tmp_path, "a1", {live})
+    assert sorted(found.container_ids) == ["r1", "r2", "r4"]
+    gc = SandboxGC(tmp_path, delay=86400, headroom=0.0)
+    gc.max_age = lambda: 86400.0  # type: ignore[method-assign]
+    gc.schedule_leftovers(found)
+    assert gc.prune() == [old]  # a week old; the others ended "now" at the earliest
+    assert not old.parent.parent.exists()
+    assert not old_meta.parent.parent.exists()  # its checkpoints went with it
+    assert fresh.exists() and live.exists() and stale.exists()
+    assert set(gc.scheduled) == {fresh, tmp_path / "slaves" / "a0",
+                                 tmp_path / "meta" / "slaves" / "a0"}
+
+
+def test_leftovers_go_at_once_under_disk_pressure(tmp_path: Path) -> None:
+    from mesonb.agent.sandbox_gc import leftovers
+
+    fresh, _ = agent_run(tmp_path, "a1", "fresh", "r1")
+    agent_run(tmp_path, "a0", "x", "r2")
+    gc = SandboxGC(tmp_path, delay=7 * 86400, headroom=1.0)  # as if the disk were full
+    gc.schedule_leftovers(leftovers(tmp_path, "a1", set()))
+    assert len(gc.prune()) == 3 and gc.removed == 3
+    assert not fresh.exists()
+    assert not (tmp_path / "slaves" / "a0").exists()
+    assert not (tmp_path / "meta" / "slaves" / "a0").exists()

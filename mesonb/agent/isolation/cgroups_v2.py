@@ -101,6 +101,18 @@ class CgroupsV2(Isolator):
             _write(path / "pids.max", str(limits.pids))
         handle.limits = limits
 
+    def adopt(self, container_id: str, pid: int) -> Handle | None:
+        """The cgroup an earlier agent run made for ``container_id`` (a container still
+        running, or one whose leftovers are to be destroyed), with its limits read back."""
+        path = self.base / container_id
+        if not path.is_dir():
+            return None
+        memory = _read(path / "memory.max", "max").strip()
+        quota, _, period = _read(path / "cpu.max", "max").strip().partition(" ")
+        cap = int(quota) / int(period) if quota.isdigit() and period.isdigit() else None
+        return Handle(container_id, Limits(cpus=cap or 0.0, cpus_cap=cap, mem_mb=int(
+            memory) / (1 << 20) if memory.isdigit() else None))
+
     def wrap(self, handle: Handle, argv: list[str], executable: str | None
              ) -> tuple[list[str], str | None, bool]:
         if executable is not None and argv and executable != argv[0]:

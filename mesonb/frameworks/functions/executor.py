@@ -25,6 +25,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from mesonb.executor.driver import ExecutorDriver, ExecutorHandler
+from mesonb.executor.health import TaskChecks
 from mesonb.protocol.mesos import KillPolicy, TaskInfo
 from mesonb.protocol.states import Reason, TaskState
 
@@ -43,6 +44,9 @@ class FunctionsExecutor(ExecutorHandler):
         self.pool = pool
         self.killed: set[str] = set()
         self._running_updates: dict[str, asyncio.Task[Any]] = {}
+        # the health checks and checks calls ask for (a failing one kills its call)
+        self.checks = TaskChecks(lambda task_id, why: self.kill_call(task_id, why),
+                                 cwd=pool.sandbox)
 
     def launch(self, driver: ExecutorDriver, task: TaskInfo) -> Coroutine[Any, Any, None]:
         """Hand the call to a worker in this turn; the driver runs the returned coroutine,
@@ -52,6 +56,8 @@ class FunctionsExecutor(ExecutorHandler):
                   if r.get("name") == "mem")
         loop = asyncio.get_running_loop()
         timer = loop.call_later(RUNNING_AFTER, self._send_running, driver, task_id)
+        if "health_check" in task.extra or "check" in task.extra:
+            self.checks.start(driver, task)
         return self._conclude(driver, task_id, timer, self.pool.submit(task_id, task.data or b"",
                                                                        mem))
 
@@ -65,7 +71,8 @@ class FunctionsExecutor(ExecutorHandler):
             logs = Outcome(ok=False, died=True, stdout=exc.stdout, stderr=exc.stderr).encode()
             if task_id in self.killed:
                 self.killed.discard(task_id)
-                await driver.update(task_id, TaskState.TASK_KILLED, message=str(exc), data=logs)
+                await driver.update(task_id, TaskState.TASK_KILLED, message=str(exc), data=logs,
+                                    healthy=self.checks.unhealthy(task_id))
                 return
             reason = Reason[exc.reason] if exc.reason else Reason.REASON_EXECUTOR_TERMINATED
             await driver.update(task_id, TaskState.TASK_FAILED, message=str(exc), reason=reason,
@@ -84,7 +91,8 @@ class FunctionsExecutor(ExecutorHandler):
             driver.update(task_id, TaskState.TASK_RUNNING, data=data))
 
     async def _after_running(self, task_id: str) -> None:
-        """Terminal updates follow the RUNNING one, never overtake it."""
+        """Terminal updates follow the RUNNING one (and health updates), never overtake it."""
+        await self.checks.stop(task_id)
         pending = self._running_updates.pop(task_id, None)
         if pending is not None:
             try:
@@ -92,9 +100,15 @@ class FunctionsExecutor(ExecutorHandler):
             except Exception:
                 log.exception("TASK_RUNNING update for %s failed", task_id)
 
-    def kill(self, driver: ExecutorDriver, task_id: str, kill_policy: KillPolicy | None) -> Any:
-        if self.pool.kill(task_id, "Killed by the framework"):
+    def kill_call(self, task_id: str, why: str) -> bool:
+        """Kill a call's worker (its update: TASK_KILLED with ``why``); False if not here."""
+        if self.pool.kill(task_id, why):
             self.killed.add(task_id)
+            return True
+        return False
+
+    def kill(self, driver: ExecutorDriver, task_id: str, kill_policy: KillPolicy | None) -> Any:
+        if self.kill_call(task_id, "Killed by the framework"):
             return None
         return driver.update(task_id, TaskState.TASK_KILLED, message="not running here")
 

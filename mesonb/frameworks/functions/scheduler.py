@@ -77,6 +77,7 @@ class TaskSpec:
     agent_url: str | None = None
     state: str = "QUEUED"
     extra: dict[str, Any] = field(default_factory=dict)
+    health_check: dict[str, Any] | None = None  # Mesos's HealthCheck JSON, for the task
 
 
 def fits(spec: Resources, free: Resources) -> bool:
@@ -327,6 +328,8 @@ class FunctionsScheduler:
         info: dict[str, Any] = {"name": spec.name, "task_id": {"value": spec.task_id},
                                 "agent_id": {"value": agent_id},
                                 "resources": spec.resources.to_json()}
+        if spec.health_check is not None:
+            info["health_check"] = spec.health_check
         if spec.command is not None:
             info["command"] = {"shell": True, "value": spec.command}
             return info
