@@ -189,6 +189,8 @@ class Framework:
     registered_time: float = 0.0
     reregistered_time: float | None = None
     unregistered_time: float | None = None
+    # per-framework metrics (calls/<type>, events/<type>, offers/sent, ...): see metrics_framework
+    metrics: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     lifecycle: FrameworkLifecycle = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
