@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+import requests
 from prometheus_client.parser import text_string_to_metric_families
 from tornado.httpclient import AsyncHTTPClient
 from ui_support import execute, stop
@@ -243,6 +244,10 @@ def test_real_daemons_serve_every_documented_key_and_counters_move(tmp_path):
         assert [k for k in keys if k not in agent0] == []
         assert master0["registrar/state_store_ms/count"] >= 1  # the agent's admission
         assert agent0["slave/tasks_running"] == 0
+        for url, snap in ((c.url, master0), (agent_url, agent0)):  # Prometheus: every key
+            text = requests.get(url + "/metrics", timeout=10).text
+            samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+            assert len(samples) == len(snap), url
 
         proc = execute(c, "sleep 60", "metrics probe")
         try:
