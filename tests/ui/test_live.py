@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from conftest import ARTIFACTS, chromium_path
+from ui_support import ARTIFACTS, chromium_path
 
 pytestmark = pytest.mark.slow
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_ui.py"
