@@ -24,6 +24,7 @@ from mesonb.protocol.states import TaskState
 
 from .agent_fsm import AgentLifecycle, AgentState
 from .framework_fsm import FrameworkLifecycle, FrameworkState
+from .metrics_framework import TERMINAL_KEYS
 from .offer_fsm import OfferRecord, OfferState
 
 Send = Callable[[Any], None]  # a MasterCommand, or its JSON
@@ -260,6 +261,10 @@ class Book:
             return
         self.task_counts[task.state] -= 1
         self.task_counts[state] += 1
+        if state.terminal and not task.state.terminal:
+            framework = self.frameworks.get(task.framework_id)
+            if framework is not None:
+                framework.metrics[TERMINAL_KEYS[state]] += 1
         task.state = state
 
     def finish_task(self, task: Task) -> None:

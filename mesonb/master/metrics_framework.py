@@ -7,7 +7,12 @@ the ready-made keys below (no string building per call or event):
 * ``calls/<call type>`` for every scheduler call the framework made (SUBSCRIBE included),
 * ``events/<event type>`` for every event sent on its stream,
 * ``offers/sent|accepted|declined|rescinded``, counted per offer,
-* ``operations/<offer operation type>`` for every operation of an accepted offer.
+* ``operations/<offer operation type>`` for every operation of an accepted offer,
+* ``tasks/terminal/<state>`` for every task that reached that terminal state (counted
+  when the book moves it there, or when a launch is refused with TASK_ERROR/DROPPED).
+
+The active tasks by state (``tasks/active/<state>``) are counted from its tasks when a
+snapshot is taken.
 
 :func:`framework_metrics` turns a record into the documented keys (mesos:
 src/master/metrics.cpp ``FrameworkMetrics``, docs/monitoring.md), every call, event and
@@ -31,6 +36,8 @@ EVENT_KEYS: dict[str, str] = {
     t.value: f"events/{t.value.lower()}" for t in EventType if t is not EventType.UNKNOWN}
 OPERATION_KEYS: dict[OperationType, str] = {
     t: f"operations/{t.value.lower()}" for t in OperationType if t is not OperationType.UNKNOWN}
+TERMINAL_KEYS: dict[TaskState, str] = {
+    s: f"tasks/terminal/{s.value.lower()}" for s in TaskState if s.terminal}
 OFFERS_SENT, OFFERS_ACCEPTED = "offers/sent", "offers/accepted"
 OFFERS_DECLINED, OFFERS_RESCINDED = "offers/declined", "offers/rescinded"
 _OFFER_KEYS = (OFFERS_SENT, OFFERS_ACCEPTED, OFFERS_DECLINED, OFFERS_RESCINDED)
@@ -67,14 +74,12 @@ def framework_metrics(framework: Any) -> dict[str, float]:
     for name in _OFFER_KEYS:
         out[f"{key}/{name}"] = counted.get(name, 0)
     out[f"{key}/offers/outstanding"] = len(framework.offers)
-    active: collections.Counter[str] = collections.Counter(
-        t.state.value.lower() for t in framework.tasks.values())
-    terminal: collections.Counter[str] = collections.Counter(
-        t.state.value.lower() for t in framework.completed_tasks)
+    active: collections.Counter[TaskState] = collections.Counter(
+        t.state for t in framework.tasks.values())
     for state in TaskState:
-        name = state.value.lower()
         if state.terminal:
-            out[f"{key}/tasks/terminal/{name}"] = terminal.get(name, 0)
+            name = TERMINAL_KEYS[state]
+            out[f"{key}/{name}"] = counted.get(name, 0)
         else:
-            out[f"{key}/tasks/active/{name}"] = active.get(name, 0)
+            out[f"{key}/tasks/active/{state.value.lower()}"] = active.get(state, 0)
     return out

@@ -195,6 +195,30 @@ def test_per_framework_counters_move_with_calls_events_offers_and_operations():
     assert m["allocator/mesos/allocation_run_latency_ms/count"] >= 2
 
 
+def test_terminal_task_counters_count_every_task_not_only_those_kept():
+    h = MasterHarness(max_completed_tasks_per_framework=2)
+    agent = h.add_agent("cpus:8;mem:1024")
+    fw = h.subscribe("many")
+    h.settle()
+    (offer,) = fw.offers()
+    fw.call("ACCEPT", accept={"offer_ids": [offer["id"]], "operations": [
+        {"type": "LAUNCH", "launch": {"task_infos": [
+            command_task(f"t{i}", agent.agent_id, "cpus:0.1;mem:8") for i in range(5)]
+            + [command_task("bad", agent.agent_id, "cpus:100;mem:8")]}}]})
+    for i in range(5):
+        agent.update(fw.framework_id, f"t{i}", TaskState.TASK_RUNNING)
+        agent.update(fw.framework_id, f"t{i}",
+                     TaskState.TASK_FAILED if i == 4 else TaskState.TASK_FINISHED)
+    agent.update(fw.framework_id, "t0", TaskState.TASK_FINISHED)  # a repeat: counted once
+    prefix = f"master/frameworks/many/{fw.framework_id}"
+    m = snapshot(h.master)
+    assert len(h.master.book.frameworks[fw.framework_id].completed_tasks) == 2
+    assert m[f"{prefix}/tasks/terminal/task_finished"] == 4
+    assert m[f"{prefix}/tasks/terminal/task_failed"] == 1
+    assert m[f"{prefix}/tasks/terminal/task_error"] == 1  # more than the offer holds
+    assert m[f"{prefix}/tasks/active/task_running"] == 0
+
+
 def test_registrar_timers_move_with_each_write_and_the_recovery(tmp_path):
     h = MasterHarness()
     assert snapshot(h.master)["registrar/state_store_ms/count"] == 0
