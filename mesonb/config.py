@@ -44,6 +44,8 @@ class MasterConfig:
     registry: str = "in_memory"
     agent_reregister_timeout: float = 600.0  # recovered agents' time to re-register
     history_dir: Path | None = None  # where the web UI's event log is recorded (mesonb ui)
+    history_max_size: int = 64 * 1024 * 1024  # bytes per history segment before rotating
+    history_max_files: int = 4  # history segments of a run kept (older ones are deleted)
 
 
 @dataclasses.dataclass

@@ -24,6 +24,7 @@ from mesonb.protocol.states import TaskState
 
 from .agent_fsm import AgentLifecycle, AgentState
 from .framework_fsm import FrameworkLifecycle, FrameworkState
+from .metrics_framework import TERMINAL_KEYS
 from .offer_fsm import OfferRecord, OfferState
 
 Send = Callable[[Any], None]  # a MasterCommand, or its JSON
@@ -189,6 +190,8 @@ class Framework:
     registered_time: float = 0.0
     reregistered_time: float | None = None
     unregistered_time: float | None = None
+    # per-framework metrics (calls/<type>, events/<type>, offers/sent, ...): see metrics_framework
+    metrics: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     lifecycle: FrameworkLifecycle = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
@@ -258,6 +261,10 @@ class Book:
             return
         self.task_counts[task.state] -= 1
         self.task_counts[state] += 1
+        if state.terminal and not task.state.terminal:
+            framework = self.frameworks.get(task.framework_id)
+            if framework is not None:
+                framework.metrics[TERMINAL_KEYS[state]] += 1
         task.state = state
 
     def finish_task(self, task: Task) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mesonb.config import SECRET_ENV, MasterConfig
 from mesonb.gctune import tune_for_daemon
+from mesonb.webui.history import parse_size
 
 from .daemon import MasterDaemon
 
@@ -50,9 +51,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "before they are marked unreachable (default 600)")
     p.add_argument("--history-dir", type=Path, metavar="DIR",
                    help="record the master's event log here for `mesonb ui --history DIR`")
+    p.add_argument("--history-max-size", type=_history_size, default="64MB", metavar="SIZE",
+                   help="rotate the history once a file holds this much (default 64MB)")
+    p.add_argument("--history-max-files", type=_history_files, default=4, metavar="N",
+                   help="history files of a run kept; older ones are deleted (default 4)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
     return p
+
+
+def _history_size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _history_files(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of files, 1 or more")
+    return int(text)
 
 
 def config_from_args(args: argparse.Namespace) -> MasterConfig:
@@ -77,6 +95,8 @@ def config_from_args(args: argparse.Namespace) -> MasterConfig:
     if args.work_dir is not None:
         config.work_dir = args.work_dir
     config.history_dir = args.history_dir
+    config.history_max_size = args.history_max_size
+    config.history_max_files = args.history_max_files
     return config
 
 

@@ -46,6 +46,13 @@ from mesonb.protocol.states import Reason, TaskState
 from .book import Agent, AgentState, Framework
 from .framework_fsm import EndStream, Refuse, StreamClosed, Subscribe
 from .launch import Launcher
+from .metrics_framework import (
+    CALL_KEYS,
+    OFFERS_ACCEPTED,
+    OFFERS_DECLINED,
+    OPERATION_KEYS,
+    count_event,
+)
 from .offer_fsm import Accept, Decline
 from .reconciliation import Reconciler
 from .services import MasterServices
@@ -121,6 +128,9 @@ class SchedulerCalls:
             log.info("framework %s (%s) re-subscribed", framework_id, info.name)
         framework.send, framework.close = send, close
         framework.suppressed_roles = set(call.subscribe.suppressed_roles or ())
+        framework.metrics[CALL_KEYS[CallType.SUBSCRIBE]] += 1
+        self.counters["messages_register_framework" if added
+                      else "messages_reregister_framework"] += 1
         self.master.persist_framework(framework)
         if added:
             self.out.emit({"type": "FRAMEWORK_ADDED", "framework_added": {
@@ -138,6 +148,8 @@ class SchedulerCalls:
             ).to_json()
         )
         send(_HEARTBEAT)  # as Mesos's Heartbeater, which beats once as soon as it starts
+        count_event(framework.metrics, _SUBSCRIBED_EVENT)
+        count_event(framework.metrics, _HEARTBEAT)
         self._allocate_everywhere()
         return framework
 
@@ -172,6 +184,7 @@ class SchedulerCalls:
             )
         name = _HANDLERS.get(call.type)
         self.counters[_COUNTERS[call.type]] += 1
+        framework.metrics[CALL_KEYS[call.type]] += 1
         if name is None:
             return None  # inverse offers / operation feedback: accepted, nothing to do
         return getattr(self, name)(framework, call)
@@ -189,7 +202,10 @@ class SchedulerCalls:
                                          TaskState.TASK_DROPPED)
             return
         assert agent is not None
+        counted = framework.metrics
+        counted[OFFERS_ACCEPTED] += len(accept.offer_ids)
         for op in operations:
+            counted[OPERATION_KEYS.get(op.type, "operations/unknown")] += 1
             if op.launch is not None:
                 for task in op.launch.task_infos:
                     pool = self.launcher.launch(framework, agent, role, task, None, pool)
@@ -205,6 +221,7 @@ class SchedulerCalls:
         assert decline is not None
         agent, pool, _role, _invalid = self._take_offers(Decline(framework.id, decline.offer_ids))
         if agent is not None:
+            framework.metrics[OFFERS_DECLINED] += len(decline.offer_ids)
             self._filter(framework, agent, pool, decline.filters)
 
     def _take_offers(
@@ -351,6 +368,7 @@ _HANDLERS = {
 
 
 _HEARTBEAT = heartbeat().to_json()
+_SUBSCRIBED_EVENT = {"type": EventType.SUBSCRIBED.value}  # what count_event reads of it
 
 
 def _error(message: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from mesonb.protocol.resources import Resources
 from mesonb.protocol.states import Reason, TaskState
 
 from .book import Agent, Book, Framework, Task
+from .metrics_framework import TERMINAL_KEYS
 from .outbox import Outbox
 from .updates import master_status
 from .views import task_json
@@ -183,3 +184,4 @@ class Launcher:
                                message=message, agent_id=task.agent_id)
         self.out.status(framework, status)
         self.counters["invalid_tasks"] += 1
+        framework.metrics[TERMINAL_KEYS[state]] += 1

@@ -48,6 +48,7 @@ from . import framework_fsm, offer_fsm
 from .agents import AgentMessages
 from .book import Agent, Book, Framework, Offer, Task
 from .frameworks import SchedulerCalls
+from .metrics_framework import OFFERS_RESCINDED, OFFERS_SENT, count_event
 from .outbox import Observer, Outbox
 from .recovery import Recovery
 from .registry import Registry, RegistryState, log_failure
@@ -75,6 +76,9 @@ class Master:
         self._why_not: Any = None  # the last allocation run's WhyNot
         self.allocation_runs = 0
         self.allocation_ms: collections.deque[float] = collections.deque(maxlen=1000)
+        # from a run's trigger (resources freed, the interval due) to its start
+        self.allocation_latency_ms: collections.deque[float] = collections.deque(maxlen=1000)
+        self._allocation_requested = 0.0
         self.observers: list[Observer] = []
         self.out = Outbox(self.book, self.counters, self.observers)
         self.leader: str | None = None  # "host:port" of another leader when standing by
@@ -173,6 +177,7 @@ class Master:
         self._dirty_agents.add(agent_id)
         if not self._allocation_pending and self._schedule is not None:
             self._allocation_pending = True
+            self._allocation_requested = self.clock.monotonic()
             self._schedule(self._allocate_next_turn)
 
     def _allocate_next_turn(self) -> None:
@@ -183,6 +188,8 @@ class Master:
 
     def _run_dirty_allocation(self) -> None:
         self._allocation_pending = False
+        self.allocation_latency_ms.append(
+            (self.clock.monotonic() - self._allocation_requested) * 1000)
         dirty, self._dirty_agents = self._dirty_agents, set()
         if dirty:
             self.allocate(dirty)
@@ -251,7 +258,9 @@ class Master:
             by_framework[offer.framework_id].append(offer.to_json(agent))
         for framework_id, offers in by_framework.items():
             event = Event(type=EventType.OFFERS, offers=Offers(offers=offers)).to_json()
-            self.out.to_framework(book.frameworks[framework_id], event)
+            framework = book.frameworks[framework_id]
+            if self.out.to_framework(framework, event):
+                framework.metrics[OFFERS_SENT] += len(offers)
         return len(result.offers)
 
     def _wanted(self, view: AgentView, now: float) -> bool:
@@ -283,7 +292,8 @@ class Master:
                 framework = self.book.frameworks.get(offer.framework_id)
                 if framework is not None:
                     event = Event(type=EventType.RESCIND, rescind=RescindBody(offer_id=offer.id))
-                    self.out.to_framework(framework, event.to_json())
+                    if self.out.to_framework(framework, event.to_json()):
+                        framework.metrics[OFFERS_RESCINDED] += 1
             elif isinstance(action, offer_fsm.Refuse):
                 offer = action.offer
                 framework = self.book.frameworks.get(offer.framework_id)
@@ -380,6 +390,7 @@ class Master:
         """Run the periodic work that is due (called every tick by the daemon)."""
         now = self.clock.monotonic()
         if now >= self._next_allocation:
+            self.allocation_latency_ms.append((now - self._next_allocation) * 1000)
             self._next_allocation = now + self.config.allocation_interval
             self.allocate()
         if now >= self._next_heartbeat:
@@ -388,6 +399,7 @@ class Master:
             for framework in self.book.frameworks.values():
                 if framework.send is not None:
                     framework.send(heartbeat)
+                    count_event(framework.metrics, heartbeat)
         if now >= self._next_ping:
             self._next_ping = now + self.config.agent_ping_timeout
             self.agents.ping_all(now)

@@ -17,6 +17,7 @@ from mesonb.protocol.agent import MasterCommand
 from mesonb.protocol.mesos import TaskStatus
 
 from .book import Agent, Book, Framework, Task
+from .metrics_framework import count_event
 from .updates import update_event
 from .views import framework_json
 
@@ -40,6 +41,7 @@ class Outbox:
             self.counters["dropped_messages"] += 1
             return False
         framework.send(event)
+        count_event(framework.metrics, event)
         return True
 
     def to_agent(self, agent: Agent, command: MasterCommand) -> bool:

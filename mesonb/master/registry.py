@@ -23,6 +23,7 @@ None when the store already holds that record; a write counts only once it succe
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -31,6 +32,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
@@ -233,13 +235,23 @@ class Registry:
         self._written: Records = {kind: {} for kind in KINDS}  # what the store holds
         # kind -> id -> the latest write submitted and not finished: [record or None, future]
         self._pending: dict[str, dict[str, list[Any]]] = {kind: {} for kind in KINDS}
+        # Mesos's registrar timers (ms): the recovery's read, and each write to the store
+        self.fetch_ms: float | None = None
+        self.store_ms: collections.deque[float] = collections.deque(maxlen=1000)
+
+    @property
+    def queued(self) -> int:
+        """Writes submitted and not finished (``registrar/queued_operations``)."""
+        return sum(len(pending) for pending in self._pending.values())
 
     # -- reading -------------------------------------------------------------------
     def recover(self) -> concurrent.futures.Future[RegistryState]:
         return self._worker.submit(self._recover)
 
     def _recover(self) -> RegistryState:
+        started = time.monotonic()
         records = self.store.load()
+        self.fetch_ms = (time.monotonic() - started) * 1000
         with self._lock:
             self._written = {kind: dict(records.get(kind, {})) for kind in KINDS}
             known = {kind: dict(items) for kind, items in self._written.items()}
@@ -275,11 +287,13 @@ class Registry:
     def _store_write(self, kind: str, key: str, entry: list[Any]) -> None:
         """On the worker: write, and only once that succeeded count it as written."""
         record = entry[0]
+        started = time.monotonic()
         try:
             if record is None:
                 self.store.delete(kind, key)
             else:
                 self.store.put(kind, key, record)
+            self.store_ms.append((time.monotonic() - started) * 1000)
         except BaseException:
             with self._lock:
                 if self._pending[kind].get(key) is entry:

@@ -1,8 +1,9 @@
 """``mesonb ui --history DIR``: the web UI of a cluster that has stopped, read-only.
 
 Replays the latest history a master recorded under ``DIR`` (``mesonb master
---history-dir DIR``, ``Cluster.local(history_dir=DIR)``) and serves the same pages as the
-live master, from the state the cluster was in when it stopped.
+--history-dir DIR``, ``Cluster.local(history_dir=DIR)``), read across the files the
+recording was rotated into, and serves the same pages as the live master, from the state
+the cluster was in when it stopped.
 """
 
 from __future__ import annotations

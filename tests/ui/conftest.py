@@ -7,28 +7,20 @@ Screenshots go to ``$MESONB_TEST_ARTIFACTS`` (default ``tests/ui/artifacts``).
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from ui_support import ARTIFACTS, chromium_path
 
 from mesonb.testing.processes import ProcessCluster
 
-CHROMIUM = os.environ.get("MESONB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync"]
-ARTIFACTS = Path(os.environ.get("MESONB_TEST_ARTIFACTS",
-                                Path(__file__).resolve().parent / "artifacts"))
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-def chromium_path() -> str | None:
-    return CHROMIUM if os.access(CHROMIUM, os.X_OK) else shutil.which("chromium")
 
 
 @pytest.fixture(scope="module")  # not longer: Playwright's sync API holds a loop meanwhile

@@ -203,3 +203,21 @@ async def test_with_a_secret_the_feed_and_files_need_the_token(tmp_path):
         feed.close()
     finally:
         await cluster.stop()
+
+
+async def test_tasks_an_agent_brings_back_show_without_a_task_added_event():
+    from mesonb.protocol.agent import AgentTask
+    from mesonb.protocol.mesos import FrameworkInfo, TaskInfo
+
+    h = MasterHarness()
+    hub = Hub()
+    feed = MasterFeed(h.master, hub)
+    feed.watch()
+    task = TaskInfo.from_json(command_task("kept", "agent-S7", "cpus:0.1;mem:16"))
+    info = FrameworkInfo.from_json({"id": {"value": "fw-before"}, "name": "before",
+                                    "user": "ann", "failover_timeout": 60})
+    h.add_agent(agent_id="agent-S7", frameworks=[info], tasks=[AgentTask(
+        framework_id="fw-before", task=task, state=TaskState.TASK_RUNNING)])
+    row = hub.model.tables["tasks"].rows["fw-before kept"]
+    assert row[STATE] == "TASK_RUNNING" and row[TASK_INDEX["agent_id"]] == "agent-S7"
+    feed.close()

@@ -10,7 +10,7 @@ from ui_support import execute, stop
 from mesonb.testing.processes import Daemon, ProcessCluster, wait_for
 
 pytestmark = pytest.mark.slow
-TASK_COMMAND = "for i in $(seq 1 60); do echo tick$i; sleep 0.2; done"
+TASK_COMMAND = "for i in $(seq 1 60); do echo tick$i; echo tock$i >&2; sleep 0.2; done"
 
 
 def test_home_page_task_lifecycle_sandbox_tail_and_unreachable_agent(cluster, ui_page):
@@ -43,6 +43,17 @@ def test_home_page_task_lifecycle_sandbox_tail_and_unreachable_agent(cluster, ui
             f"(document.querySelector('#file')?.textContent.match(/tick/g) || []).length > {first}",
             timeout=10_000)
         ui_page.screenshot("stdout-tail")
+        # And stderr, from the sandbox's listing.
+        page.go_back()
+        page.click("#files a:has-text('stderr')")
+        page.wait_for_function("document.querySelector('#file')?.textContent.includes('tock')",
+                               timeout=10_000)
+        first = page.inner_text("#file").count("tock")
+        page.wait_for_function(
+            f"(document.querySelector('#file')?.textContent.match(/tock/g) || []).length > {first}",
+            timeout=10_000)
+        assert "tick" not in page.inner_text("#file")
+        ui_page.screenshot("stderr-tail")
 
         # Back home: the task moves to Finished when it ends, still without a reload.
         page.goto(cluster.url + "/#/")
@@ -114,8 +125,9 @@ def test_pages_link_to_each_other_and_tables_sort_filter_paginate(cluster, ui_pa
 
 def test_history_serves_the_pages_of_a_stopped_cluster(tmp_path, ui_page):
     history = tmp_path / "history"
-    with ProcessCluster(tmp_path / "run", agents=2,
-                        master_args=["--history-dir", str(history)]) as cluster:
+    # Rotated small, so that the pages come from a history read across several files.
+    with ProcessCluster(tmp_path / "run", agents=2, master_args=[
+            "--history-dir", str(history), "--history-max-size", "1KB"]) as cluster:
         framework = execute(cluster, "echo recorded", "kept")
         try:
             assert framework.wait(60) == 0
@@ -128,7 +140,7 @@ def test_history_serves_the_pages_of_a_stopped_cluster(tmp_path, ui_page):
         wait_for(lambda: agent_ids <= recorded_agents(history), 10,
                  what="both agents in the history")
         cluster.master.kill()
-    assert list(history.glob("history-*.jsonl"))
+    assert len(list(history.glob("history-*.jsonl"))) >= 2
 
     ui = Daemon(["ui", "--history", str(history), "--port", "0"], tmp_path / "ui.log")
     try:

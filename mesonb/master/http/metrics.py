@@ -5,24 +5,28 @@ Every figure comes from the book's incremental accounting or the master's counte
 snapshot costs one pass over the agents and frameworks, never over the tasks. The same
 snapshot answers the operator API's ``GET_METRICS``.
 
-Timers follow libprocess: ``allocator/mesos/allocation_run_ms`` is the latest run, and
-``/count``, ``/min``, ``/max`` and percentiles (linear interpolation) appear once at
-least two runs have been measured.
+Timers follow libprocess: ``allocator/mesos/allocation_run_ms`` is the latest run, with
+``/count``, ``/min``, ``/max`` and percentiles (linear interpolation) over the last 1000;
+the registrar's ``registrar/state_store_ms`` times each write to the registry's store and
+``registrar/state_fetch_ms`` its read at recovery. Every documented master key is present
+(0 until it happens; per framework: :mod:`mesonb.master.metrics_framework`), as the test
+against the list taken from Mesos's docs/monitoring.md checks.
 """
 
 from __future__ import annotations
 
 import collections
 import os
-import urllib.parse
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psutil
 
 from mesonb.http.base import BaseHandler
 from mesonb.master import views
+from mesonb.master.metrics_framework import framework_metrics
 from mesonb.master.views import framework_active, registered_agents
+from mesonb.protocol.mesos import OperationType
 from mesonb.protocol.resources import SCALAR_NAMES
 from mesonb.protocol.states import TaskState
 from mesonb.webui import prometheus
@@ -69,10 +73,19 @@ _DOCUMENTED_COUNTERS = (
     "slave_unreachable_scheduled", "slave_unreachable_canceled",
     "valid_framework_to_executor_messages", "valid_executor_to_framework_messages",
     "valid_operation_status_update_acknowledgements", "invalid_status_update_acknowledgements",
-    # offer operations other than launches (mesonb carries out none yet)
-    "operations/pending", "operations/recovered", "operations/finished", "operations/failed",
-    "operations/error", "operations/dropped", "operations/gone_by_operator",
 )
+# Always shown, as Mesos registers them up front (mesos: src/master/metrics.cpp).
+_TASK_REASONS_ALWAYS = (
+    "master/task_lost/source_master/reason_invalid_offers",
+    "master/task_lost/source_master/reason_slave_removed",
+    "master/task_lost/source_slave/reason_executor_terminated",
+)
+# Offer operations with status feedback (LAUNCH and LAUNCH_GROUP have none, as in Mesos),
+# and the states Mesos counts them in; ``master.counters["operations/<type>/<state>"]``.
+OPERATION_TYPES = tuple(t.value.lower() for t in OperationType if t not in (
+    OperationType.UNKNOWN, OperationType.LAUNCH, OperationType.LAUNCH_GROUP))
+OPERATION_STATES = ("pending", "recovering", "unreachable", "finished", "failed", "error",
+                    "dropped", "gone_by_operator")
 _PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99),
                 ("p999", 0.999), ("p9999", 0.9999))
 
@@ -140,13 +153,17 @@ def snapshot(master: Master) -> dict[str, float]:
         for kind in ("total", "used", "percent"):
             m[f"master/{name}_revocable_{kind}"] = 0.0
     m.update(task_reason_counts(master))
-    m.update(framework_metrics(master))
+    for key in _TASK_REASONS_ALWAYS:
+        m.setdefault(key, 0)
+    m.update(operation_metrics(master))
+    for framework in book.frameworks.values():
+        m.update(framework_metrics(framework))
 
     # Allocator.
     m["allocator/mesos/allocation_runs"] = master.allocation_runs
     m["allocator/event_queue_dispatches"] = 0
-    m["allocator/mesos/allocation_run_latency_ms"] = (
-        master.allocation_ms[-1] if master.allocation_ms else 0.0)
+    m.update(documented_timer("allocator/mesos/allocation_run_latency_ms",
+                              master.allocation_latency_ms))
     shares = (master.last_why_not or {}).get("role_shares") or {}
     for role, share in shares.items():
         m[f"allocator/mesos/roles/{role}/shares/dominant"] = share
@@ -156,13 +173,17 @@ def snapshot(master: Master) -> dict[str, float]:
     for role, count in filters.items():
         m[f"allocator/mesos/offer_filters/roles/{role}/active"] = count
 
-    # The registrar.
-    m["registrar/queued_operations"] = 0
+    # The registrar (a master without one, --registry in_memory in tests, shows zeros).
+    registry = master.registry
+    m["registrar/queued_operations"] = registry.queued if registry is not None else 0
     m["registrar/registry_size_bytes"] = 0
+    m["registrar/state_fetch_ms"] = (registry.fetch_ms or 0.0) if registry is not None else 0.0
+    m.update(documented_timer("registrar/state_store_ms",
+                              registry.store_ms if registry is not None else ()))
     m["registrar/log/recovered"] = 1.0 if master.leading else 0.0
     m["registrar/log/ensemble_size"] = 1
     m["allocator/mesos/event_queue_dispatches"] = 0
-    m.update(timer("allocator/mesos/allocation_run_ms", master.allocation_ms))
+    m.update(documented_timer("allocator/mesos/allocation_run_ms", master.allocation_ms))
 
     # The machine the master runs on.
     m["system/cpus_total"] = psutil.cpu_count() or 0
@@ -193,30 +214,23 @@ def task_reason_counts(master: Master) -> dict[str, float]:
     return dict(counts)
 
 
-def framework_key(framework: Any) -> str:
-    """``master/frameworks/<name, URL-encoded>/<id>``, as Mesos names a framework's metrics."""
-    return f"master/frameworks/{urllib.parse.quote(framework.name, safe='')}/{framework.id}"
-
-
-def framework_metrics(master: Master) -> dict[str, float]:
-    """Mesos's per-framework metrics, for the frameworks the master holds now."""
+def operation_metrics(master: Master) -> dict[str, float]:
+    """``master/operations/...``: by state, by type and state, and totals; from the
+    counters ``operations/<type>/<state>`` that the code carrying out operations bumps."""
+    counters = master.counters
     out: dict[str, float] = {}
-    for framework in master.book.frameworks.values():
-        key = framework_key(framework)
-        out[f"{key}/subscribed"] = 1.0 if framework.connected else 0.0
-        for role in framework.roles:
-            out[f"{key}/roles/{role}/suppressed"] = float(role in framework.suppressed_roles)
-        active: collections.Counter[str] = collections.Counter(
-            t.state.value.lower() for t in framework.tasks.values())
-        terminal: collections.Counter[str] = collections.Counter(
-            t.state.value.lower() for t in framework.completed_tasks)
-        for state in TaskState:
-            name = state.value.lower()
-            if state.terminal:
-                out[f"{key}/tasks/terminal/{name}"] = terminal.get(name, 0)
-            else:
-                out[f"{key}/tasks/active/{name}"] = active.get(name, 0)
-        out[f"{key}/offers/outstanding"] = len(framework.offers)
+    by_state = dict.fromkeys(OPERATION_STATES, 0)
+    for kind in OPERATION_TYPES:
+        total = 0
+        for state in OPERATION_STATES:
+            value = counters.get(f"operations/{kind}/{state}", 0)
+            out[f"master/operations/{kind}/{state}"] = value
+            by_state[state] += value
+            total += value
+        out[f"master/operations/{kind}/total"] = total
+    for state, value in by_state.items():
+        out[f"master/operations/{state}"] = value
+    out["master/operations/total"] = sum(by_state.values())
     return out
 
 
@@ -234,6 +248,18 @@ def timer(key: str, samples: Iterable[float]) -> dict[str, float]:
     out[f"{key}/max"] = values[-1]
     for name, p in _PERCENTILES:
         out[f"{key}/{name}"] = percentile(values, p)
+    return out
+
+
+def documented_timer(key: str, samples: Iterable[float]) -> dict[str, float]:
+    """A timer whose every key Mesos documents: shown from the start (0 before the first
+    sample) and with its statistics from the first sample on, so that tools reading the
+    documented keys find them all."""
+    values = list(samples)
+    out = dict.fromkeys((key, f"{key}/count", f"{key}/min", f"{key}/max",
+                         *(f"{key}/{name}" for name, _ in _PERCENTILES)), 0.0)
+    out.update(timer(key, values * 2 if len(values) == 1 else values))
+    out[f"{key}/count"] = float(len(values))
     return out
 
 

@@ -28,5 +28,6 @@ def routes(deps: dict[str, Any]) -> list[tuple[str, type, dict[str, Any]]]:
     hub.source = feed
     history_dir = getattr(master.config, "history_dir", None)
     if history_dir:
-        HistoryRecorder(history_dir, master.id).attach(hub, feed)
+        HistoryRecorder(history_dir, master.id, max_size=master.config.history_max_size,
+                        max_files=master.config.history_max_files).attach(hub, feed)
     return ui_routes(security, hub)

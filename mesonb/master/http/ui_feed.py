@@ -14,7 +14,10 @@ Records go into a :class:`~mesonb.webui.hub.Hub`, whose model the pages render.
 from __future__ import annotations
 
 import collections
+import functools
+import importlib.metadata
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 import tornado.ioloop
@@ -221,6 +224,20 @@ class MasterFeed:
             framework_id = row[TASK_INDEX["framework_id"]]
             self._task_keys[framework_id].add(task_key(framework_id, row[0]))
             self._put_tasks([row], framework_id)
+        elif kind == "AGENT_ADDED":
+            # A re-registering agent brings tasks the master adopts without a TASK_ADDED
+            # (after a failover, or an agent back from unreachable): show those it lacks.
+            agent = self.master.book.agents.get(
+                event["agent_added"]["agent"]["agent_info"]["id"]["value"])
+            rows = self.hub.model.tables["tasks"].rows
+            adopted: dict[str, list[list[Any]]] = collections.defaultdict(list)
+            for (framework_id, task_id), task in (agent.tasks.items() if agent else ()):
+                key = task_key(framework_id, task_id)
+                if key not in rows:
+                    self._task_keys[framework_id].add(key)
+                    adopted[framework_id].append(book_task_row(task))
+            for framework_id, new in adopted.items():
+                self._put_tasks(new, framework_id)
         elif kind == "TASK_UPDATED":
             body = event["task_updated"]
             framework_id = body["framework_id"]["value"]
@@ -393,6 +410,7 @@ class MasterFeed:
             "address": f"{master.hostname}:{master.port}", "pid": master.pid,
             "version": VERSION, "mesonb_version": MESONB_VERSION,
             "start_time": master.start_time, "elected_time": master.elected_time,
+            "build_time": install_time(),
             "leading": master.leading,
             "leader": f"{master.hostname}:{master.port}" if master.leading else master.leader,
             "why_not": master.last_why_not,
@@ -401,3 +419,15 @@ class MasterFeed:
         if row != self._master_row:
             self._master_row = row
             self.hub.apply({"type": "MASTER", "master": row})
+
+
+@functools.cache
+def install_time() -> float | None:
+    """When this mesonb was built into the environment (its distribution's metadata file):
+    the home page's "Built", as Mesos shows its build date. None when not installed."""
+    try:
+        dist = importlib.metadata.distribution("mesonb")
+        metadata = next(f for f in dist.files or () if f.name == "METADATA")
+        return os.path.getmtime(str(dist.locate_file(metadata)))
+    except (importlib.metadata.PackageNotFoundError, StopIteration, OSError):
+        return None

@@ -64,7 +64,7 @@ function fmtMem(mb) {
   mb = Number(mb) || 0;
   if (mb >= 1024 * 1024) return (mb / 1048576).toFixed(1) + " TB";
   if (mb >= 1024) return (mb / 1024).toFixed(1) + " GB";
-  return mb.toFixed(0) + " MB";
+  return mb.toFixed(mb > 0 && mb < 10 ? 1 : 0) + " MB";  // a small container is not "0 MB"
 }
 const fmtNum = (v) => (Number(v) || 0).toLocaleString("en-US", { maximumFractionDigits: 2 });
 const fmtRes = (name, v) => (name === "mem" || name === "disk" ? fmtMem(v) : fmtNum(v));

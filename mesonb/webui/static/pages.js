@@ -45,7 +45,7 @@ pages.home = (main) => {
     main.querySelector("#cluster").textContent = m.cluster || "mesonb";
     main.querySelector("#info").innerHTML = [
       ["Leader", m.leader || "(none)"], ["Version", `${m.version || ""} (mesonb ${m.mesonb_version || ""})`],
-      ["Built", m.build_date || "—"], ["Started", fmtTime(m.start_time)],
+      ["Built", m.build_time ? fmtTime(m.build_time) : "—"], ["Started", fmtTime(m.start_time)],
       ["Elected", m.elected_time ? fmtTime(m.elected_time) : "not elected"], ["Master ID", m.id],
     ].map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join("");
     const agents = [...S.tables.agents.values()];
