@@ -44,6 +44,7 @@ class MasterConfig:
     registry: str = "in_memory"
     agent_reregister_timeout: float = 600.0  # recovered agents' time to re-register
     history_dir: Path | None = None  # where the web UI's event log is recorded (mesonb ui)
+    log_dir: Path | None = None  # the master's log file goes here; served at /master/log
 
 
 @dataclasses.dataclass

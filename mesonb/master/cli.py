@@ -13,6 +13,7 @@ from mesonb.config import SECRET_ENV, MasterConfig
 from mesonb.gctune import tune_for_daemon
 
 from .daemon import MasterDaemon
+from .files import attach_log_file
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "before they are marked unreachable (default 600)")
     p.add_argument("--history-dir", type=Path, metavar="DIR",
                    help="record the master's event log here for `mesonb ui --history DIR`")
+    p.add_argument("--log-dir", type=Path, metavar="DIR",
+                   help="also write the master's log to DIR/mesonb-master.log, served by the "
+                        "files API at /master/log (as Mesos's --log_dir)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
     return p
@@ -77,11 +81,14 @@ def config_from_args(args: argparse.Namespace) -> MasterConfig:
     if args.work_dir is not None:
         config.work_dir = args.work_dir
     config.history_dir = args.history_dir
+    config.log_dir = args.log_dir
     return config
 
 
 async def serve(config: MasterConfig) -> int:
     stop = asyncio.Event()
+    if config.log_dir is not None:
+        attach_log_file(config.log_dir)
     daemon = MasterDaemon(config, on_abort=lambda _reason: stop.set())
     await daemon.start()
     print(f"mesonb master listening on {daemon.url}", flush=True)

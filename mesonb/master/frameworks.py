@@ -207,6 +207,12 @@ class SchedulerCalls:
         if agent is not None:
             self._filter(framework, agent, pool, decline.filters)
 
+    def _accept_inverse_offers(self, framework: Framework, call: Call) -> None:
+        self.master.maintenance.answer(framework, _inverse_offer_ids(call), True)
+
+    def _decline_inverse_offers(self, framework: Framework, call: Call) -> None:
+        self.master.maintenance.answer(framework, _inverse_offer_ids(call), False)
+
     def _take_offers(
         self, event: Accept | Decline
     ) -> tuple[Agent | None, Resources, str, str | None]:
@@ -365,3 +371,14 @@ def _tasks_of(operations: list[Any]) -> list[TaskInfo]:
         elif op.launch_group is not None:
             tasks.extend(op.launch_group.task_group.tasks)
     return tasks
+
+
+def _inverse_offer_ids(call: Call) -> list[str]:
+    """The ``inverse_offer_ids`` of ACCEPT_INVERSE_OFFERS / DECLINE_INVERSE_OFFERS."""
+    name = call.type.value.lower()
+    body = call.extra.get(name)
+    ids = body.get("inverse_offer_ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not all(
+            isinstance(i, dict) and isinstance(i.get("value"), str) for i in ids):
+        raise BadRequest(f"Expecting '{name}.inverse_offer_ids' to be a list of OfferIDs")
+    return [i["value"] for i in ids]

@@ -39,7 +39,8 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 AGENTS, FRAMEWORKS = "agents", "frameworks"
-KINDS = (AGENTS, FRAMEWORKS)
+SETTINGS = "settings"  # operator settings by name: weights, quota, maintenance (settings.py)
+KINDS = (AGENTS, FRAMEWORKS, SETTINGS)
 ADMITTED, UNREACHABLE, GONE = "admitted", "unreachable", "gone"
 Record = dict[str, Any]
 Records = dict[str, dict[str, Record]]  # kind -> id -> record
@@ -215,6 +216,7 @@ class RegistryState:
     unreachable: dict[str, tuple[Record, float]]  # agent id -> (AgentInfo JSON, time)
     gone: dict[str, float]  # agent id -> time
     frameworks: dict[str, Record]  # framework id -> FrameworkInfo JSON
+    settings: dict[str, Record] = dataclasses.field(default_factory=dict)  # name -> record
 
 
 class Registry:
@@ -254,6 +256,7 @@ class Registry:
                 state.admitted[agent_id] = info
         for framework_id, record in known[FRAMEWORKS].items():
             state.frameworks[framework_id] = record.get("info") or {}
+        state.settings = dict(known[SETTINGS])
         return state
 
     # -- writing -------------------------------------------------------------------
@@ -310,6 +313,10 @@ class Registry:
 
     def remove_framework(self, framework_id: str) -> Any:
         return self._write(FRAMEWORKS, framework_id, None)
+
+    def put_setting(self, name: str, record: Record) -> Any:
+        """Keep an operator setting (weights, quota, the maintenance schedule)."""
+        return self._write(SETTINGS, name, record)
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait (blocking) until every write submitted so far is done."""

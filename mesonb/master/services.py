@@ -25,8 +25,17 @@ from .outbox import Outbox
 from .registry import Registry
 
 
+class MaintenanceView(Protocol):
+    """The master's maintenance (inverse_offers.py), as agents and schedulers reach it."""
+
+    def refusal(self, hostname: str, upid: str | None) -> str | None: ...
+
+    def answer(self, framework: Framework, ids: list[str], accepted: bool) -> None: ...
+
+
 class MasterServices(Protocol):
     book: Book
+    maintenance: MaintenanceView
     out: Outbox
     clock: Clock
     config: MasterConfig

@@ -136,7 +136,7 @@ def agent_json(agent: Agent) -> dict[str, Any]:
     out: dict[str, Any] = {
         "agent_info": info,
         "active": agent.active,
-        "deactivated": False,
+        "deactivated": agent.deactivated,
         "version": agent.version or VERSION,
         "pid": agent.pid,
         "registered_time": _ns(agent.registered_time),
@@ -147,6 +147,8 @@ def agent_json(agent: Agent) -> dict[str, Any]:
     }
     if agent.reregistered_time is not None:
         out["reregistered_time"] = _ns(agent.reregistered_time)
+    if agent.drain is not None:
+        out["drain_info"] = agent.drain.to_json()
     return out
 
 

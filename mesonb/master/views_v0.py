@@ -250,7 +250,8 @@ def v0_slave(agent: Agent, full: bool = False) -> dict[str, Any]:
         "reserved_resources": {},
         "unreserved_resources": total,
         "active": agent.active,
-        "deactivated": False,
+        "deactivated": agent.deactivated,
+        **({"drain_info": agent.drain.to_json()} if agent.drain is not None else {}),
         "version": agent.version or VERSION,
         "capabilities": list(AGENT_CAPABILITIES),
     })

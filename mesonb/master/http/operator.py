@@ -31,10 +31,11 @@ import tornado.ioloop
 
 from mesonb.http.base import JSON, RECORDIO, BaseHandler, method_not_allowed
 from mesonb.logging_level import LoggingLevel
-from mesonb.master import views
+from mesonb.master import settings, views
 from mesonb.master.http import authorize
 from mesonb.master.http.metrics import snapshot
 from mesonb.master.http.misc import version_json
+from mesonb.master.http.operator_maintenance import MAINTENANCE_CALLS
 from mesonb.master.master import Master
 from mesonb.protocol import recordio
 from mesonb.protocol.agent import MasterCommand, MasterCommandType, Notice
@@ -158,6 +159,7 @@ class OperatorHandler(BaseHandler):
                                  "positive")
             updates[role] = info.weight
         self.master.role_weights.update(updates)
+        settings.save(self.master, settings.WEIGHTS)  # kept across failover
         in_use = {r for f in self.master.book.frameworks.values() for r in f.roles}
         if in_use & updates.keys():  # as Mesos: take offers back so DRF redoes its shares
             for offer in list(self.master.book.offers.values()):
@@ -270,3 +272,4 @@ _CALLS: dict[CallType, Callable[[OperatorHandler, Call], dict[str, Any] | None]]
     for kind in CallType
     if kind.value.lower() in OperatorHandler.__dict__
 }
+_CALLS.update(MAINTENANCE_CALLS)  # quota, roles, maintenance, draining, files
