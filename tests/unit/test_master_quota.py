@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from operator_support import operator
 
 from mesonb.allocator.drf import allocate
 from mesonb.allocator.snapshot import AgentView, FrameworkView, Snapshot
-from mesonb.http.base import Security
-from mesonb.master.http.operator_maintenance import MAINTENANCE_CALLS
-from mesonb.master.master import Master
 from mesonb.master.registry import MemoryStore, Registry
 from mesonb.protocol.errors import BadRequest
-from mesonb.protocol.operator import Call, CallType
 from mesonb.protocol.resources import Resources
 from mesonb.protocol.states import TaskState
 from mesonb.testing.harness import MasterHarness, command_task
-
-
-def operator(master: Master, kind: str, **body: Any) -> Any:
-    """Carry out an operator call as the HTTP handler does (an open, permissive master)."""
-    call = Call.from_json({"type": kind, **body}, "Call")
-    caller = SimpleNamespace(master=master, security=Security(), principal=None)
-    return MAINTENANCE_CALLS[CallType(kind)](caller, call)
 
 
 def limit(role: str, **limits: float) -> dict[str, Any]:
