@@ -138,11 +138,6 @@ def get_roles(caller: Caller, call: Call) -> dict[str, Any]:
     master = caller.master
     answer = views.get_roles(master)
     consumed = consumed_by_role(master)
-    known = {r["name"] for r in answer["roles"]}
-    for role in master.quotas.configs:  # a role with quota is known, as one with a weight
-        if role not in known:
-            answer["roles"].append({"name": role, "weight": master.role_weights.get(role, 1.0)})
-    answer["roles"].sort(key=lambda r: r["name"])
     for role in answer["roles"]:
         role["quota"] = role_quota(master, role["name"], consumed.get(role["name"], {}))
     return answer
