@@ -191,3 +191,11 @@ def test_deactivated_agents_get_no_offers_but_keep_their_tasks_until_reactivated
         operator(h.master, "DRAIN_AGENT", drain_agent={"agent_id": {"value": "nope"}})
     with pytest.raises(BadRequest, match="agent_id"):
         operator(h.master, "DEACTIVATE_AGENT", deactivate_agent={})
+
+
+def test_get_frameworks_shows_outstanding_inverse_offers():
+    h, _box1, _box2, fw = setup()
+    schedule(h, window("box1"))
+    (event,) = fw.take("INVERSE_OFFERS")
+    (framework,) = operator(h.master, "GET_FRAMEWORKS")["frameworks"]
+    assert framework["inverse_offers"] == event["inverse_offers"]["inverse_offers"]

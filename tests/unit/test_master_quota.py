@@ -149,3 +149,35 @@ def test_quota_weights_and_the_schedule_survive_a_new_leader():
         {"machine_ids": [{"hostname": "box1"}],
          "unavailability": {"start": {"nanoseconds": 5}}}]}
     recovered.close()
+
+
+def test_the_acls_decide_who_sets_and_who_sees_quota():
+    from types import SimpleNamespace
+
+    from mesonb.http.base import Security
+    from mesonb.master.http.operator_maintenance import MAINTENANCE_CALLS
+    from mesonb.protocol.errors import Forbidden
+    from mesonb.protocol.operator import Call, CallType
+    from mesonb.security.acls import Acls
+
+    h = MasterHarness()
+    acls = Acls.parse({"permissive": False,
+                       "update_quotas": [{"principals": {"values": ["ops"]},
+                                          "roles": {"type": "ANY"}}],
+                       "get_quotas": [{"principals": {"values": ["dev"]},
+                                       "roles": {"values": ["dev"]}}]})
+
+    def call(principal: str, kind: str, **body: Any) -> Any:
+        caller = SimpleNamespace(master=h.master, security=Security(acls=acls),
+                                 principal=principal)
+        return MAINTENANCE_CALLS[CallType(kind)](caller, Call.from_json({"type": kind, **body}))
+
+    update = {"quota_configs": [limit("dev", cpus=1), limit("ml", cpus=1)]}
+    with pytest.raises(Forbidden):
+        call("dev", "UPDATE_QUOTA", update_quota=update)
+    assert h.master.quotas.configs == {}
+    call("ops", "UPDATE_QUOTA", update_quota=update)
+    seen = call("dev", "GET_QUOTA")["status"]["configs"]
+    assert [c["role"] for c in seen] == ["dev"]  # ml is left out, not refused
+    with pytest.raises(Forbidden):
+        call("dev", "DRAIN_AGENT", drain_agent={"agent_id": {"value": "x"}})

@@ -6,8 +6,9 @@ operator client posts to ``/api/v1/operator`` and libprocess routes it by prefix
 Every call but SUBSCRIBE is answered synchronously, ``200`` with a ``Response``
 (``{"type": "GET_STATE", "get_state": {...}}``, master.proto) or an empty ``200`` for
 UPDATE_WEIGHTS, TEARDOWN and MARK_AGENT_GONE. Bad calls answer ``400`` with the reason;
-calls mesonb does not carry out yet (maintenance, quota, reservations, volumes, files,
-logging) answer ``501`` naming the call.
+calls mesonb does not carry out yet (reservations, volumes) answer ``501`` naming the
+call. Quota, roles, maintenance, draining and the files calls are in
+:mod:`.operator_maintenance`.
 
 SUBSCRIBE keeps the response open as a chunked RecordIO stream: ``SUBSCRIBED`` with the
 whole state, then the events the master emits (TASK_ADDED, TASK_UPDATED, AGENT_ADDED,

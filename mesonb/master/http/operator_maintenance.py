@@ -9,6 +9,7 @@ UPDATE_QUOTA                   ``update_quota{force, quota_configs}``: all or no
 SET_QUOTA / REMOVE_QUOTA       the deprecated forms: ``set_quota{quota_request}``,
                                ``remove_quota{role}``; 200
 GET_ROLES                      ``get_roles{roles}``, each with its weight and ``quota``
+GET_FRAMEWORKS                 as before, each framework with its ``inverse_offers``
 GET_MAINTENANCE_SCHEDULE       ``get_maintenance_schedule{schedule{windows}}``
 UPDATE_MAINTENANCE_SCHEDULE    ``update_maintenance_schedule{schedule}``; 200
 GET_MAINTENANCE_STATUS         ``get_maintenance_status{status{draining_machines,
@@ -144,6 +145,17 @@ def get_roles(caller: Caller, call: Call) -> dict[str, Any]:
 
 
 # -- maintenance ---------------------------------------------------------------------------
+def get_frameworks(caller: Caller, call: Call) -> dict[str, Any]:
+    """GET_FRAMEWORKS, each framework with its outstanding ``inverse_offers``."""
+    answer = views.get_frameworks(caller.master.book)
+    for framework in answer["frameworks"]:
+        ids = framework["framework_info"].get("id") or {}
+        offers = caller.master.maintenance.framework_inverse_offers(ids.get("value", ""))
+        if offers:
+            framework["inverse_offers"] = offers
+    return answer
+
+
 def _authorize_machines(caller: Caller, action: Action, machines: list[MachineID]) -> None:
     for machine in machines:
         caller.security.authorize(action, caller.principal, str(machine))
@@ -271,6 +283,7 @@ MAINTENANCE_CALLS: dict[CallType, Callable[[Any, Call], dict[str, Any] | None]] 
     CallType.SET_QUOTA: set_quota,
     CallType.REMOVE_QUOTA: remove_quota,
     CallType.GET_ROLES: get_roles,
+    CallType.GET_FRAMEWORKS: get_frameworks,
     CallType.GET_MAINTENANCE_SCHEDULE: get_maintenance_schedule,
     CallType.UPDATE_MAINTENANCE_SCHEDULE: update_maintenance_schedule,
     CallType.GET_MAINTENANCE_STATUS: get_maintenance_status,
