@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 AGENTS, FRAMEWORKS = "agents", "frameworks"
 SETTINGS = "settings"  # operator settings by name: weights, quota, maintenance (settings.py)
 KINDS = (AGENTS, FRAMEWORKS, SETTINGS)
+
+
+def _loaded() -> Records:
+    """What ``load()`` starts from: agents and frameworks always, settings when held."""
+    return {AGENTS: {}, FRAMEWORKS: {}}
 ADMITTED, UNREACHABLE, GONE = "admitted", "unreachable", "gone"
 Record = dict[str, Any]
 Records = dict[str, dict[str, Record]]  # kind -> id -> record
@@ -74,7 +79,8 @@ class MemoryStore:
         self.records: Records = {kind: {} for kind in KINDS}
 
     def load(self) -> Records:
-        return {kind: dict(items) for kind, items in self.records.items()}
+        return {kind: dict(items) for kind, items in self.records.items()
+                if items or kind != SETTINGS}
 
     def put(self, kind: str, key: str, record: Record) -> None:
         self.records[kind][key] = json.loads(_encode(record))
@@ -93,14 +99,14 @@ class DirectoryStore:
         self.directory = Path(directory)
 
     def load(self) -> Records:
-        records: Records = {kind: {} for kind in KINDS}
+        records = _loaded()
         for kind in KINDS:
             folder = self.directory / kind
             if not folder.is_dir():
                 continue
             for path in folder.glob("*.json"):
                 try:
-                    records[kind][_key(path.stem)] = json.loads(path.read_bytes())
+                    records.setdefault(kind, {})[_key(path.stem)] = json.loads(path.read_bytes())
                 except (OSError, ValueError) as exc:
                     log.warning("registry: skipping unreadable %s: %s", path, exc)
         return records
@@ -143,7 +149,7 @@ class ZooKeeperStore:
         agent: this is on the failover's critical path."""
         from kazoo.exceptions import NoNodeError
 
-        records: Records = {kind: {} for kind in KINDS}
+        records = _loaded()
         listings = {kind: self.client.get_children_async(f"{self.path}/{kind}")
                     for kind in KINDS}
         reads = []
@@ -157,7 +163,7 @@ class ZooKeeperStore:
         for kind, name, read in reads:
             try:
                 data, _ = read.get()
-                records[kind][_key(name)] = json.loads(data)
+                records.setdefault(kind, {})[_key(name)] = json.loads(data)
             except NoNodeError:
                 continue  # removed since the listing
             except ValueError as exc:

@@ -216,3 +216,18 @@ def test_quota_weights_and_schedule_survive_a_master_restart_and_the_master_log(
                 .json()["configs"]] == ["ml"]
     finally:
         cluster.stop()
+
+
+def test_settings_are_kept_in_zookeeper_for_the_next_leader(client):
+    from mesonb.master.registry import Registry, ZooKeeperStore
+
+    writer = Registry(ZooKeeperStore(client, "/maint-registry"))
+    quota = {"configs": [{"role": "dev", "limits": {"cpus": {"value": 2.0}}}]}
+    writer.put_setting("quota", quota).result(10)
+    writer.put_setting("weights", {"weights": {"dev": 3.0}}).result(10)
+    assert writer.put_setting("quota", quota) is None  # held already: nothing to write
+    writer.close()
+    reader = Registry(ZooKeeperStore(client, "/maint-registry"))
+    state = reader.recover().result(10)
+    assert state.settings == {"quota": quota, "weights": {"weights": {"dev": 3.0}}}
+    reader.close()
