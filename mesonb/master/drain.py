@@ -108,14 +108,14 @@ class Drains:
             drain.state = "DRAINED"
             log.info("agent %s (%s) is drained", agent.id, agent.hostname)
             if drain.mark_gone:
-                mark_gone(self.master, agent, "drained with mark_gone")
+                mark_gone(self.master, agent, "marked gone once drained (mark_gone)")
 
 
 def mark_gone(master: DrainHost, agent: Agent, why: str = "marked gone by an operator") -> None:
     """The agent is gone for good: told to shut down, its tasks TASK_GONE_BY_OPERATOR."""
     book = master.book
     book.gone_agents[agent.id] = master.clock.time()
-    message = f"Agent {agent.id} was marked gone: {why}"
+    message = f"Agent {agent.id} was {why}"
     master.send_to_agent(agent, MasterCommand(type=MasterCommandType.SHUTDOWN,
                                               shutdown=Notice(message=message)))
     master.agents.remove(agent, why, TaskState.TASK_GONE_BY_OPERATOR,

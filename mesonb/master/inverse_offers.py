@@ -88,6 +88,16 @@ class MaintenanceService:
     def machine_of(self, agent: Agent) -> MachineID | None:
         return self.schedule.machine_of(agent.hostname, agent_ip(agent.upid))
 
+    def annotate(self, offer: dict[str, Any], agent: Agent) -> None:
+        """Give an offer of an agent on a DRAINING machine its ``unavailability``, as Mesos
+        does, so frameworks can avoid placing long tasks there."""
+        machine = self.machine_of(agent)
+        if machine is None or self.schedule.mode(machine) is not Mode.DRAINING:
+            return
+        window = self.schedule.window_of(machine)
+        if window is not None:
+            offer["unavailability"] = window.unavailability_json()
+
     def refusal(self, hostname: str, upid: str | None) -> str | None:
         """Why an agent may not register (its machine is DOWN), or None."""
         machine = self.schedule.machine_of(hostname, agent_ip(upid))

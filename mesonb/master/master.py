@@ -255,7 +255,10 @@ class Master:
             )
             book.add_offer(offer)
             self.offer_lifecycle.handle(offer_fsm.Made(offer))
-            by_framework[offer.framework_id].append(offer.to_json(agent))
+            offer_json = offer.to_json(agent)
+            if self.maintenance.schedule.windows:  # Offer.unavailability on draining machines
+                self.maintenance.annotate(offer_json, agent)
+            by_framework[offer.framework_id].append(offer_json)
         for framework_id, offers in by_framework.items():
             event = Event(type=EventType.OFFERS, offers=Offers(offers=offers)).to_json()
             self.out.to_framework(book.frameworks[framework_id], event)

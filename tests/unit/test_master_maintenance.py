@@ -199,3 +199,15 @@ def test_get_frameworks_shows_outstanding_inverse_offers():
     (event,) = fw.take("INVERSE_OFFERS")
     (framework,) = operator(h.master, "GET_FRAMEWORKS")["frameworks"]
     assert framework["inverse_offers"] == event["inverse_offers"]["inverse_offers"]
+
+
+def test_offers_of_agents_on_draining_machines_carry_their_unavailability():
+    h = MasterHarness()
+    box1 = h.add_agent("cpus:2;mem:1024", hostname="box1")
+    box2 = h.add_agent("cpus:2;mem:1024", hostname="box2")
+    schedule(h, window("box1"))
+    fw = h.subscribe()
+    h.settle()
+    offers = {o["agent_id"]["value"]: o for o in fw.offers()}
+    assert offers[box1.agent_id]["unavailability"]["start"] == {"nanoseconds": 10**18}
+    assert "unavailability" not in offers[box2.agent_id]

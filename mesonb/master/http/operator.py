@@ -33,17 +33,16 @@ import tornado.ioloop
 from mesonb.http.base import JSON, RECORDIO, BaseHandler, method_not_allowed
 from mesonb.logging_level import LoggingLevel
 from mesonb.master import settings, views
+from mesonb.master.drain import mark_gone
 from mesonb.master.http import authorize
 from mesonb.master.http.metrics import snapshot
 from mesonb.master.http.misc import version_json
 from mesonb.master.http.operator_maintenance import MAINTENANCE_CALLS
 from mesonb.master.master import Master
 from mesonb.protocol import recordio
-from mesonb.protocol.agent import MasterCommand, MasterCommandType, Notice
 from mesonb.protocol.errors import BadRequest, NotFound
 from mesonb.protocol.operator import Call, CallType, NotImplementedCall
 from mesonb.protocol.roles import validate_role
-from mesonb.protocol.states import Reason, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -182,13 +181,7 @@ class OperatorHandler(BaseHandler):
         agent = book.agents.get(agent_id)
         if agent is None:
             raise NotFound(f"Agent '{agent_id}' not found")
-        book.gone_agents[agent_id] = self.master.clock.time()
-        message = f"Agent {agent_id} was marked gone by an operator"
-        self.master.send_to_agent(agent, MasterCommand(type=MasterCommandType.SHUTDOWN,
-                                                       shutdown=Notice(message=message)))
-        self.master.agents.remove(agent, "marked gone by an operator",
-                                  TaskState.TASK_GONE_BY_OPERATOR,
-                                  Reason.REASON_AGENT_REMOVED_BY_OPERATOR)
+        mark_gone(self.master, agent)
 
     # -- SUBSCRIBE: the event stream -------------------------------------------------
     async def _subscribe(self) -> None:
