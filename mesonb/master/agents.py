@@ -124,6 +124,7 @@ class AgentMessages:
             self.counters["slave_reregistrations"] += 1
             log.info("agent %s (%s) re-registered", agent_id, agent.hostname)
         agent.attributes = {a.name: a.value() for a in msg.agent_info.attributes or ()}
+        master.drains.adopt(agent)  # a deactivation or drain a new leader recovered
         agent.upid = msg.pid or agent.upid
         agent.unreachable_time = None
         master.recovered_agents.pop(agent_id, None)

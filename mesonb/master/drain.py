@@ -12,6 +12,10 @@ As Mesos 1.9+ (docs/maintenance.md, "Draining"):
 * REACTIVATE_AGENT: a deactivated, draining or drained agent is offered again and its
   drain forgotten.
 
+Deactivations and drains are kept in the registry (the ``agents`` setting, as Mesos keeps
+them in its registry): a new leader applies them when the agent re-registers
+(:meth:`Drains.adopt`), and kills what a draining agent still reports once it is admitted.
+
 The agent's own life (REGISTERED / DRAINING) is its :mod:`.agent_fsm` machine; this module
 keeps the drain's configuration and moves it to DRAINED.
 """
@@ -19,22 +23,23 @@ keeps the drain's configuration and moves it to DRAINED.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 from mesonb.clock import Clock
-from mesonb.protocol.agent import MasterCommand, MasterCommandType, Notice
+from mesonb.protocol.agent import KillTask, MasterCommand, MasterCommandType, Notice
 from mesonb.protocol.errors import BadRequest, NotFound
 from mesonb.protocol.states import Reason, TaskState
 
 from .agent_fsm import AgentState
 from .agents import AgentMessages
 from .book import Agent, Book
-from .drain_info import DrainInfo
+from .drain_info import DrainInfo, capped_kill_policy
+from .settings import AGENTS, SettingsHost, save
 
 log = logging.getLogger(__name__)
 
 
-class DrainHost(Protocol):
+class DrainHost(SettingsHost, Protocol):
     book: Book
     clock: Clock
     agents: AgentMessages
@@ -52,6 +57,9 @@ class Drains:
     def __init__(self, master: DrainHost) -> None:
         self.master = master
         self.draining: set[str] = set()  # ids of agents whose drain is not DRAINED yet
+        # agent id -> its record from the registry, until it re-registers (a new leader)
+        self.recovered: dict[str, dict[str, Any]] = {}
+        self._kill_after_admission: set[str] = set()
 
     def _agent(self, agent_id: str) -> Agent:
         agent = self.master.book.agents.get(agent_id)
@@ -65,6 +73,7 @@ class Drains:
             log.info("agent %s (%s) deactivated by an operator", agent.id, agent.hostname)
         agent.deactivated = True
         self.master.rescind_agent_offers(agent)
+        self.persist()
 
     def drain(self, agent_id: str, max_grace_ns: int | None, mark_gone: bool) -> None:
         agent = self._agent(agent_id)
@@ -79,6 +88,7 @@ class Drains:
         self.draining.add(agent.id)
         self.master.agents.drain(agent)
         self.master.rescind_agent_offers(agent)
+        self.persist()
         self.tick()
 
     def reactivate(self, agent_id: str) -> None:
@@ -90,10 +100,63 @@ class Drains:
         self.draining.discard(agent.id)
         self.master.agents.reactivate(agent)
         self.master.resources_changed(agent.id)
+        self.persist()
         log.info("agent %s (%s) reactivated by an operator", agent.id, agent.hostname)
+
+    # -- the registry ------------------------------------------------------------------
+    def record(self) -> dict[str, Any]:
+        """The ``agents`` setting: each deactivated agent and its drain."""
+        out = {agent_id: rec for agent_id, rec in self.recovered.items()}
+        for agent in self.master.book.agents.values():
+            if agent.deactivated or agent.drain is not None:
+                out[agent.id] = {"deactivated": agent.deactivated,
+                                 "drain": agent.drain.to_json() if agent.drain else None}
+        return {"agents": out}
+
+    def restore(self, record: dict[str, Any]) -> None:
+        self.recovered = {str(k): v for k, v in (record.get("agents") or {}).items()
+                          if isinstance(v, dict)}
+
+    def persist(self) -> None:
+        save(self.master, AGENTS)
+
+    def adopt(self, agent: Agent) -> None:
+        """An agent (re-)registers: a deactivation or drain kept for it applies again."""
+        kept = self.recovered.pop(agent.id, None)
+        if kept is None:
+            return
+        agent.deactivated = bool(kept.get("deactivated", True))
+        drain = kept.get("drain")
+        if isinstance(drain, dict):
+            config = drain.get("config") or {}
+            grace = (config.get("max_grace_period") or {}).get("nanoseconds")
+            agent.drain = DrainInfo(grace if isinstance(grace, int) else None,
+                                    bool(config.get("mark_gone", False)),
+                                    "DRAINED" if drain.get("state") == "DRAINED" else "DRAINING")
+            agent.lifecycle.draining = True  # its registration admits it as DRAINING
+            if agent.drain.state == "DRAINING":
+                self.draining.add(agent.id)
+                self._kill_after_admission.add(agent.id)
+        log.info("agent %s (%s) re-registered deactivated%s", agent.id, agent.hostname,
+                 f", its drain {agent.drain.state}" if agent.drain else "")
+
+    def _kill_reported_tasks(self) -> None:
+        for agent_id in list(self._kill_after_admission):
+            agent = self.master.book.agents.get(agent_id)
+            if agent is None or agent.drain is None:
+                self._kill_after_admission.discard(agent_id)
+            elif agent.state is AgentState.DRAINING and agent.send is not None:
+                self._kill_after_admission.discard(agent_id)
+                for (framework_id, task_id), task in agent.tasks.items():
+                    self.master.send_to_agent(agent, MasterCommand(
+                        type=MasterCommandType.KILL_TASK, kill_task=KillTask(
+                            framework_id=framework_id, task_id=task_id,
+                            kill_policy=capped_kill_policy(task.info.kill_policy, agent.drain))))
 
     def tick(self) -> None:
         """Draining agents with no task left are DRAINED (and gone, with ``mark_gone``)."""
+        if self._kill_after_admission:
+            self._kill_reported_tasks()
         if not self.draining:
             return
         for agent_id in list(self.draining):
@@ -107,6 +170,7 @@ class Drains:
             self.draining.discard(agent_id)
             drain.state = "DRAINED"
             log.info("agent %s (%s) is drained", agent.id, agent.hostname)
+            self.persist()
             if drain.mark_gone:
                 mark_gone(self.master, agent, "marked gone once drained (mark_gone)")
 

@@ -33,9 +33,16 @@ class MaintenanceView(Protocol):
     def answer(self, framework: Framework, ids: list[str], accepted: bool) -> None: ...
 
 
+class DrainView(Protocol):
+    """The master's drains (drain.py), as a registering agent meets them."""
+
+    def adopt(self, agent: Agent) -> None: ...
+
+
 class MasterServices(Protocol):
     book: Book
     maintenance: MaintenanceView
+    drains: DrainView
     out: Outbox
     clock: Clock
     config: MasterConfig

@@ -1,4 +1,5 @@
-"""Operator settings kept in the registry: role weights, quota, the maintenance schedule.
+"""Operator settings kept in the registry: role weights, quota, the maintenance schedule,
+and the agents deactivated or drained.
 
 Each is one record under the registry's ``settings`` kind, written (in the background,
 a failure logged) whenever an operator changes it, and taken in by a new leader in
@@ -23,6 +24,12 @@ class _HasSchedule(Protocol):
     def schedule(self) -> Schedule: ...
 
 
+class _HasAgentRecords(Protocol):
+    def record(self) -> dict[str, Any]: ...
+
+    def restore(self, record: dict[str, Any]) -> None: ...
+
+
 class SettingsHost(Protocol):
     """What the settings are read from and restored into (the master)."""
 
@@ -33,9 +40,12 @@ class SettingsHost(Protocol):
     @property
     def maintenance(self) -> _HasSchedule: ...
 
+    @property
+    def drains(self) -> _HasAgentRecords: ...
+
     def persist(self, future: Any, what: str) -> None: ...
 
-WEIGHTS, QUOTA, MAINTENANCE = "weights", "quota", "maintenance"
+WEIGHTS, QUOTA, MAINTENANCE, AGENTS = "weights", "quota", "maintenance", "agents"
 
 
 def record(master: SettingsHost, name: str) -> dict[str, Any]:
@@ -45,6 +55,8 @@ def record(master: SettingsHost, name: str) -> dict[str, Any]:
         return master.quotas.to_record()
     if name == MAINTENANCE:
         return master.maintenance.schedule.to_record()
+    if name == AGENTS:
+        return master.drains.record()
     raise ValueError(f"unknown setting {name!r}")
 
 
@@ -67,6 +79,8 @@ def restore(master: SettingsHost, settings: dict[str, dict[str, Any]]) -> None:
                 master.quotas.restore(value)
             elif name == MAINTENANCE:
                 master.maintenance.schedule.restore(value)
+            elif name == AGENTS:
+                master.drains.restore(value)
             else:
                 log.warning("registry: unknown setting %r ignored", name)
         except Exception as exc:  # a record we cannot read must not stop recovery

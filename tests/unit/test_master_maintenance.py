@@ -211,3 +211,37 @@ def test_offers_of_agents_on_draining_machines_carry_their_unavailability():
     offers = {o["agent_id"]["value"]: o for o in fw.offers()}
     assert offers[box1.agent_id]["unavailability"]["start"] == {"nanoseconds": 10**18}
     assert "unavailability" not in offers[box2.agent_id]
+
+
+def test_a_new_leader_keeps_deactivations_and_drains_and_kills_what_a_drained_agent_reports():
+    from mesonb.master.registry import MemoryStore, Registry
+    from mesonb.protocol.agent import AgentTask
+    from mesonb.protocol.mesos import TaskInfo
+
+    store = MemoryStore()
+    h, box1, box2, fw = setup()
+    h.master.registry = registry = Registry(store)
+    task_info = fw.record.tasks["t1"].info
+    operator(h.master, "DEACTIVATE_AGENT", deactivate_agent={
+        "agent_id": {"value": box2.agent_id}})
+    operator(h.master, "DRAIN_AGENT", drain_agent={
+        "agent_id": {"value": box1.agent_id}, "max_grace_period": {"nanoseconds": 2 * 10**9}})
+    registry.flush(5)
+    registry.close()
+
+    second = MasterHarness()
+    recovered = Registry(store)
+    second.master.recover(recovered.recover().result(5))
+    fw2 = second.subscribe(framework_id=fw.framework_id)
+    report = AgentTask(framework_id=fw.framework_id, task=TaskInfo.from_json(task_info.to_json()),
+                       state=TaskState.TASK_RUNNING)
+    again1 = second.add_agent("cpus:2;mem:1024", hostname="box1", agent_id=box1.agent_id,
+                              tasks=[report])
+    again2 = second.add_agent("cpus:2;mem:1024", hostname="box2", agent_id=box2.agent_id)
+    second.advance(1.0)
+    assert again1.record.state is AgentState.DRAINING and again1.record.deactivated
+    assert again2.record.deactivated and not again2.record.active
+    (kill,) = again1.commands("KILL_TASK")
+    assert kill["kill_task"]["kill_policy"] == {"grace_period": {"nanoseconds": 2 * 10**9}}
+    assert fw2.offers() == []  # neither agent is offered
+    recovered.close()
