@@ -50,6 +50,7 @@ from .explain import (
     LOST_TO_LOWER_SHARE,
     NOTHING_AVAILABLE,
     OFFERED,
+    QUOTA_LIMIT,
     SUPPRESSED,
     WhyNot,
     empty_counts,
@@ -192,10 +193,12 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
         agent_id = agent.agent_id
         chosen_role = chosen_fid = None
         offered = avail
+        held_back: list[str] = []  # frameworks of roles at their quota limit on this agent
         for _, role in role_order:
             if quota is not None:  # clipped to the role's quota headroom; none left: skip
                 clipped = quota.clip(role, avail, mins[0])
                 if clipped is None:
+                    held_back.extend(fid for _, fid in framework_sorters[role].order)
                     continue
                 offered = clipped
             for _, fid in framework_sorters[role].order:
@@ -215,6 +218,11 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
             if chosen_fid is not None:
                 break
 
+        for fid in held_back:  # counted once per agent, unless asked in another role
+            fw = fws[fid]
+            if fw.last_agent != index and fid != chosen_fid:
+                fw.last_agent = index
+                fw.counts[QUOTA_LIMIT] += 1
         if chosen_fid is None or chosen_role is None:
             n_unoffered += 1
             continue

@@ -31,13 +31,26 @@ def test_the_allocator_never_offers_a_role_beyond_its_limit_and_sub_roles_count(
     frameworks = [FrameworkView("dev", ("eng/dev",), Resources({"cpus": 1})),
                   FrameworkView("web", ("web",), Resources())]
     snapshot = Snapshot(agents, frameworks, Resources({"cpus": 12, "mem": 3072}),
-                        quota_limits={"eng": {"cpus": 3.0}})
+                        quota_limits={"eng": {"cpus": 3.0, "mem": 1024.0}})
     result = allocate(snapshot, 0.0)
-    dev = [d.resources.get("cpus") for d in result.offers if d.framework_id == "dev"]
-    assert sum(dev) == pytest.approx(2.0)  # 3 minus the 1 it holds
-    assert all(d.resources.get("mem") == 1024 for d in result.offers)  # mem has no limit
-    web = [d for d in result.offers if d.framework_id == "web"]
-    assert len(web) + len(dev) == 3  # agents dev cannot take go to web
+    (dev,) = [d.resources for d in result.offers if d.framework_id == "dev"]
+    assert dev.scalars == {"cpus": 2.0, "mem": 1024.0}  # 3 cpus minus the 1 it holds
+    web = [d.resources for d in result.offers if d.framework_id == "web"]
+    assert web == [Resources({"cpus": 4, "mem": 1024})] * 2  # the agents dev may not take
+    counts = result.why_not.frameworks["dev"]
+    # web (share 0) goes first on one agent; on the next dev is at its limit
+    assert counts["offered"] == 1 and counts["quota_limit"] >= 1
+    assert counts["offered"] + counts["quota_limit"] + counts["lost_to_lower_share"] == 3
+
+
+def test_a_limit_on_one_resource_leaves_the_others_offered():
+    agents = [AgentView("a", "h", Resources({"cpus": 4, "mem": 1024}),
+                        Resources({"cpus": 4, "mem": 1024}))]
+    frameworks = [FrameworkView("dev", ("dev",), Resources({"cpus": 2}))]
+    snapshot = Snapshot(agents, frameworks, Resources({"cpus": 4, "mem": 1024}),
+                        quota_limits={"dev": {"cpus": 2.0}})
+    (decision,) = allocate(snapshot, 0.0).offers
+    assert decision.resources.scalars == {"mem": 1024.0}  # as Mesos: no cpus, mem unlimited
 
 
 def test_a_role_at_its_limit_gets_no_offers_until_its_tasks_end():
