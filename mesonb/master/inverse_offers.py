@@ -5,11 +5,13 @@ inverse offers:
 
 * every master tick (and right after a schedule update) each framework with tasks or
   executors on an agent of a DRAINING machine, and neither an outstanding inverse offer
-  for that agent nor an answer for that machine, gets an ``INVERSE_OFFERS`` event
+  for that agent nor a filter from its last answer, gets an ``INVERSE_OFFERS`` event
   (``{"inverse_offers": {"inverse_offers": [{id, framework_id, agent_id,
   unavailability, resources: []}]}}``, nested as the proto);
 * ACCEPT_INVERSE_OFFERS / DECLINE_INVERSE_OFFERS from the framework record its answer for
-  the machine (``GET_MAINTENANCE_STATUS`` shows it);
+  the machine (``GET_MAINTENANCE_STATUS`` shows it) and, as Mesos, filter that agent's
+  inverse offers to the framework for ``filters.refuse_seconds`` (5 s by default): then
+  it is asked again, while it still holds resources there;
 * a machine leaving the schedule, changing its window or going DOWN takes its outstanding
   inverse offers back (``RESCIND_INVERSE_OFFER``);
 * START_MAINTENANCE removes the machines' agents, as Mesos's ``removeSlave`` does: the
@@ -83,6 +85,8 @@ class MaintenanceService:
         self.master = master
         self.schedule = Schedule()
         self.outstanding: dict[str, InverseOffer] = {}
+        # (framework id, agent id) -> monotonic time before which it is not asked again
+        self.filters: dict[tuple[str, str], float] = {}
 
     # -- where agents are ---------------------------------------------------------------
     def machine_of(self, agent: Agent) -> MachineID | None:
@@ -113,6 +117,8 @@ class MaintenanceService:
     def update_schedule(self, windows: list[Window]) -> None:
         changed = self.schedule.update(windows)
         self._rescind(lambda io: io.machine in changed)
+        moved = {a.id for a in self.agents_on(changed)}  # a new window: ask afresh
+        self.filters = {k: t for k, t in self.filters.items() if k[1] not in moved}
         self.persist()
         self.tick()
 
@@ -148,7 +154,9 @@ class MaintenanceService:
         if not schedule.windows:
             return
         have = {(io.framework_id, io.agent_id) for io in self.outstanding.values()}
-        now = self.master.clock.time()
+        now, mono = self.master.clock.time(), self.master.clock.monotonic()
+        if self.filters:
+            self.filters = {k: t for k, t in self.filters.items() if t > mono}
         batches: dict[str, list[dict[str, Any]]] = {}
         for agent in book.agents.values():
             machine = self.machine_of(agent)
@@ -156,12 +164,11 @@ class MaintenanceService:
                 continue
             window = schedule.window_of(machine)
             assert window is not None
-            answered = schedule.answers.get(machine, {})
             holders = {fw_id for fw_id, _ in agent.tasks} | set(agent.executors)
             for fw_id in sorted(holders):
                 framework = book.frameworks.get(fw_id)
-                if (framework is None or not framework.connected or fw_id in answered
-                        or (fw_id, agent.id) in have):
+                if (framework is None or not framework.connected
+                        or (fw_id, agent.id) in have or (fw_id, agent.id) in self.filters):
                     continue
                 io = InverseOffer(self.master.new_id("O"), fw_id, agent.id, machine, window, now)
                 self.outstanding[io.id] = io
@@ -171,10 +178,12 @@ class MaintenanceService:
             self.master.send_to_framework(book.frameworks[fw_id], {
                 "type": "INVERSE_OFFERS", "inverse_offers": {"inverse_offers": offers}})
 
-    def answer(self, framework: Framework, ids: list[str], accepted: bool) -> None:
-        """ACCEPT_INVERSE_OFFERS / DECLINE_INVERSE_OFFERS: recorded per machine; ids that
-        are not this framework's outstanding inverse offers are ignored (logged)."""
-        now = self.master.clock.time()
+    def answer(self, framework: Framework, ids: list[str], accepted: bool,
+               refuse_seconds: float = 5.0) -> None:
+        """ACCEPT_INVERSE_OFFERS / DECLINE_INVERSE_OFFERS: recorded per machine, the agent's
+        inverse offers to the framework filtered for ``refuse_seconds``; ids that are not
+        this framework's outstanding inverse offers are ignored (logged)."""
+        now, mono = self.master.clock.time(), self.master.clock.monotonic()
         for io_id in ids:
             io = self.outstanding.get(io_id)
             if io is None or io.framework_id != framework.id:
@@ -182,6 +191,7 @@ class MaintenanceService:
                             io_id)
                 continue
             del self.outstanding[io_id]
+            self.filters[(framework.id, io.agent_id)] = mono + refuse_seconds
             status = "ACCEPT" if accepted else "DECLINE"
             self.schedule.answer(io.machine, Answer(framework.id, status, now))
 

@@ -30,7 +30,8 @@ class MaintenanceView(Protocol):
 
     def refusal(self, hostname: str, upid: str | None) -> str | None: ...
 
-    def answer(self, framework: Framework, ids: list[str], accepted: bool) -> None: ...
+    def answer(self, framework: Framework, ids: list[str], accepted: bool,
+               refuse_seconds: float = 5.0) -> None: ...
 
 
 class DrainView(Protocol):

@@ -75,7 +75,15 @@ def test_frameworks_with_tasks_on_draining_machines_get_inverse_offers_and_answe
     with pytest.raises(BadRequest, match="inverse_offer_ids"):
         fw.call("ACCEPT_INVERSE_OFFERS", accept_inverse_offers={"inverse_offer_ids": "x"})
     h.advance(2.0)
-    assert fw.of_type("INVERSE_OFFERS") == []  # answered: not asked again for this window
+    assert fw.of_type("INVERSE_OFFERS") == []  # answered: filtered for 5 s (the default)
+    h.advance(4.0)
+    (again,) = fw.take("INVERSE_OFFERS")  # still holding resources there: asked again
+    assert again["inverse_offers"]["inverse_offers"][0]["id"] != inverse["id"]
+    (answer,) = status(h)["draining_machines"][0]["statuses"]
+    assert answer["status"] == "DECLINE"  # its last answer stands meanwhile
+    with pytest.raises(BadRequest, match="refuse_seconds"):
+        fw.call("ACCEPT_INVERSE_OFFERS", accept_inverse_offers={
+            "inverse_offer_ids": [], "filters": {"refuse_seconds": -1}})
 
 
 def test_a_changed_window_rescinds_outstanding_inverse_offers_and_asks_again():
