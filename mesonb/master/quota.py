@@ -5,7 +5,8 @@ As Mesos 1.9+ (include/mesos/v1/quota/quota.proto, docs/quota.md):
 * ``UPDATE_QUOTA{force, quota_configs: [{role, guarantees, limits}]}`` sets the quota of
   each role in the list, all or nothing; a config with neither guarantees nor limits
   resets the role to the default (no quota). Without ``force`` it is refused when a role
-  already consumes more than its new limits. Guarantees may not exceed limits, and a
+  already consumes more than its new limits, or when the guarantees of all roles together
+  would exceed the cluster's total (409). Guarantees may not exceed limits, and a
   sub-role's limits may not exceed its parent's.
 * The older ``SET_QUOTA{quota_request: {role, guarantee: [Resource], force}}`` sets both
   guarantees and limits to the guarantee (refused when the role has quota already), and
@@ -26,7 +27,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mesonb.protocol.errors import BadRequest
+from mesonb.protocol.errors import BadRequest, Conflict
 from mesonb.protocol.roles import validate_role
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-/]{1,64}$")
@@ -157,6 +158,16 @@ def parse_request(body: Any, where: str = "quota_request") -> tuple[bool, QuotaC
     return force, config
 
 
+def _guaranteed(configs: Mapping[str, QuotaConfig]) -> dict[str, float]:
+    """The guarantees of top-level roles summed (a sub-role's are inside its parent's)."""
+    out: dict[str, float] = {}
+    for role, config in configs.items():
+        if "/" not in role:
+            for name, value in config.guarantees.items():
+                out[name] = out.get(name, 0.0) + value
+    return out
+
+
 class Quotas:
     """The roles' quota configs (only roles with some quota are held)."""
 
@@ -174,9 +185,11 @@ class Quotas:
                 "configs": [self.configs[r].to_json() for r in roles]}
 
     def check(self, configs: list[QuotaConfig], force: bool,
-              consumed: Mapping[str, Mapping[str, float]]) -> None:
-        """Refuse (BadRequest) an update that cannot be applied; ``consumed``: what each
-        role and its sub-roles hold now."""
+              consumed: Mapping[str, Mapping[str, float]],
+              total: Mapping[str, float] | None = None) -> None:
+        """Refuse an update that cannot be applied (BadRequest; Conflict when the
+        guarantees overcommit the cluster's ``total``); ``consumed``: what each role and
+        its sub-roles hold now."""
         after = dict(self.configs)
         for config in configs:
             after[config.role] = config
@@ -200,6 +213,14 @@ class Quotas:
                             f"{name}:{parent.limits[name]:g}")
         if force:
             return
+        if total is not None:  # only an update that adds guarantees is checked
+            now, then = _guaranteed(self.configs), _guaranteed(after)
+            over = {n: v for n, v in then.items()
+                    if v > total.get(n, 0.0) + 1e-9 and v > now.get(n, 0.0)}
+            if over:
+                text = ";".join(f"{n}:{v:g}" for n, v in sorted(over.items()))
+                raise Conflict(f"Total quota guarantees '{text}' exceed the cluster's "
+                               "resources (use 'force' to bypass this check)")
         for config in configs:
             held = consumed.get(config.role, {})
             over = {n: held.get(n, 0.0) for n, limit in config.limits.items()

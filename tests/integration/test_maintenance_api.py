@@ -156,6 +156,9 @@ def test_quota_weights_and_schedule_survive_a_master_restart_and_the_master_log(
         url = cluster.url
         request = {"role": "dev", "guarantee": [
             {"name": "cpus", "type": "SCALAR", "scalar": {"value": 2}}]}
+        r = requests.post(url + "/master/quota", json=request, timeout=10)
+        assert r.status_code == 409 and "force" in r.text  # no agent: nothing to guarantee
+        request["force"] = True
         assert requests.post(url + "/master/quota", json=request, timeout=10).status_code == 200
         r = requests.post(url + "/master/quota", json=request, timeout=10)
         assert r.status_code == 400 and "already has quota" in r.text

@@ -10,7 +10,7 @@ from operator_support import operator
 from mesonb.allocator.drf import allocate
 from mesonb.allocator.snapshot import AgentView, FrameworkView, Snapshot
 from mesonb.master.registry import MemoryStore, Registry
-from mesonb.protocol.errors import BadRequest
+from mesonb.protocol.errors import BadRequest, Conflict
 from mesonb.protocol.resources import Resources
 from mesonb.protocol.states import TaskState
 from mesonb.testing.harness import MasterHarness, command_task
@@ -123,6 +123,9 @@ def test_set_and_remove_quota_the_older_calls():
     h = MasterHarness()
     request = {"role": "ml", "guarantee": [
         {"name": "cpus", "type": "SCALAR", "scalar": {"value": 2}}]}
+    with pytest.raises(Conflict, match="exceed the cluster"):  # no agent yet: no cpus
+        operator(h.master, "SET_QUOTA", set_quota={"quota_request": request})
+    h.add_agent("cpus:4;mem:1024")
     operator(h.master, "SET_QUOTA", set_quota={"quota_request": request})
     config = h.master.quotas.configs["ml"]
     assert config.limits == config.guarantees == {"cpus": 2.0}

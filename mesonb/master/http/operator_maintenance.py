@@ -82,7 +82,7 @@ def apply_quota(caller: Caller, configs: list[QuotaConfig], force: bool) -> None
     master = caller.master
     for config in configs:
         caller.security.authorize(Action.UPDATE_QUOTA, caller.principal, config.role)
-    master.quotas.check(configs, force, consumed_by_role(master))
+    master.quotas.check(configs, force, consumed_by_role(master), master.book.total.scalars)
     master.quotas.apply(configs)
     settings.save(master, settings.QUOTA)
     roles = [c.role for c in configs]
