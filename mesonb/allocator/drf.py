@@ -193,12 +193,12 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
         agent_id = agent.agent_id
         chosen_role = chosen_fid = None
         offered = avail
-        held_back: list[str] = []  # frameworks of roles at their quota limit on this agent
+        held_back: list[str] | None = None  # frameworks of roles at their quota limit here
         for _, role in role_order:
             if quota is not None:  # clipped to the role's quota headroom; none left: skip
                 clipped = quota.clip(role, avail, mins[0])
                 if clipped is None:
-                    held_back.extend(fid for _, fid in framework_sorters[role].order)
+                    held_back = (held_back or []) + [f for _, f in framework_sorters[role].order]
                     continue
                 offered = clipped
             for _, fid in framework_sorters[role].order:
@@ -218,7 +218,7 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
             if chosen_fid is not None:
                 break
 
-        for fid in held_back:  # counted once per agent, unless asked in another role
+        for fid in held_back or ():  # counted once per agent, unless asked in another role
             fw = fws[fid]
             if fw.last_agent != index and fid != chosen_fid:
                 fw.last_agent = index
