@@ -234,3 +234,39 @@ def test_settings_are_kept_in_zookeeper_for_the_next_leader(client):
     state = reader.recover().result(10)
     assert state.settings == {"quota": quota, "weights": {"weights": {"dev": 3.0}}}
     reader.close()
+
+
+def test_a_role_is_never_offered_beyond_its_quota_limit(tmp_path: Path):
+    with ProcessCluster(tmp_path, agents=2, agent_resources="cpus:1;mem:512;disk:512",
+                        master_args=["--allocation-interval", "0.2"]) as cluster:
+        r = api(cluster, "UPDATE_QUOTA", update_quota={"quota_configs": [
+            {"role": "dev", "limits": {"cpus": {"value": 0.5}}}]})
+        assert r.status_code == 200, r.text
+        asyncio.run(_offers_within_quota(cluster))
+
+
+async def _offers_within_quota(cluster: ProcessCluster) -> None:
+    offers: list[dict[str, Any]] = []
+
+    class Holder:  # keeps its offers: what it holds counts against the quota
+        def on_offers(self, batch: list[dict[str, Any]]) -> None:
+            offers.extend(batch)
+
+    driver = SchedulerDriver(cluster.address, {"user": "root", "name": "q", "roles": ["dev"],
+                                               "capabilities": [{"type": "MULTI_ROLE"}]},
+                             Holder())
+    await driver.start()
+    try:
+        await until(lambda: len({o["agent_id"]["value"] for o in offers}) == 2,
+                    "offers of both agents (mem is not limited)")
+
+        def cpus() -> float:
+            return sum(r["scalar"]["value"] for o in offers for r in o["resources"]
+                       if r["name"] == "cpus")
+
+        assert cpus() == pytest.approx(0.5)  # 2 cpus free, 0.5 offered in all
+        roles = {r["name"]: r for r in api(cluster, "GET_ROLES").json()["get_roles"]["roles"]}
+        assert roles["dev"]["quota"]["limit"] == [
+            {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}}]
+    finally:
+        await driver.stop()
