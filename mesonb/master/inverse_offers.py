@@ -3,8 +3,9 @@
 :class:`MaintenanceService` owns the :class:`~.maintenance.Schedule` and the outstanding
 inverse offers:
 
-* every master tick (and right after a schedule update) each framework with tasks or
-  executors on an agent of a DRAINING machine, and neither an outstanding inverse offer
+* every master tick (and right after a schedule update) each framework with tasks,
+  executors or outstanding offers (all allocated to it, in Mesos's allocator) on an agent
+  of a DRAINING machine, and neither an outstanding inverse offer
   for that agent nor a filter from its last answer, gets an ``INVERSE_OFFERS`` event
   (``{"inverse_offers": {"inverse_offers": [{id, framework_id, agent_id,
   unavailability, resources: []}]}}``, nested as the proto);
@@ -165,6 +166,7 @@ class MaintenanceService:
             window = schedule.window_of(machine)
             assert window is not None
             holders = {fw_id for fw_id, _ in agent.tasks} | set(agent.executors)
+            holders.update(book.offers[o].framework_id for o in agent.offers if o in book.offers)
             for fw_id in sorted(holders):
                 framework = book.frameworks.get(fw_id)
                 if (framework is None or not framework.connected
