@@ -214,6 +214,12 @@ def test_quota_weights_and_schedule_survive_a_master_restart_and_the_master_log(
             {"role": "dev", "weight": 2.5}]
         got = api(cluster, "GET_MAINTENANCE_SCHEDULE").json()
         assert got["get_maintenance_schedule"]["schedule"] == schedule
+        r = api(cluster, "UPDATE_QUOTA", update_quota={"quota_configs": [
+            {"role": "ml/deep", "limits": {"mem": {"value": 512}}}]})
+        assert r.status_code == 200, r.text
+        assert requests.delete(url + "/master/quota/ml/deep", timeout=10).status_code == 200
+        r = requests.delete(url + "/master/quota/ml/deep", timeout=10)
+        assert r.status_code == 400 and "no quota" in r.text
         assert requests.delete(url + "/master/quota/dev", timeout=10).status_code == 200
         assert [c["role"] for c in requests.get(url + "/master/quota", timeout=10)
                 .json()["configs"]] == ["ml"]

@@ -134,7 +134,7 @@ def routes(deps: dict[str, Any]) -> list[tuple[str, type, dict[str, Any]]]:
         (r"/master/maintenance/status()", StatusHandler),
         (r"/master/machine/down()", MachineDownHandler),
         (r"/master/machine/up()", MachineUpHandler),
-        (r"/master/quota(?:/([^/]+))?", QuotaHandler),
+        (r"/master/quota(?:/(.+?))?", QuotaHandler),  # a role may hold '/' (eng/dev)
         (r"/master/weights()", WeightsHandler),
     ]
     return [(rf"{path}(?:\.json)?/?", handler, deps) for path, handler in table]
