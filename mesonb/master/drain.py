@@ -87,6 +87,8 @@ class Drains:
         agent.drain = DrainInfo(max_grace_ns, mark_gone)
         self.draining.add(agent.id)
         self.master.agents.drain(agent)
+        if agent.state is not AgentState.DRAINING:  # not connected now: once it is back
+            self._kill_after_admission.add(agent.id)
         self.master.rescind_agent_offers(agent)
         self.persist()
         self.tick()

@@ -255,3 +255,24 @@ def test_a_new_leader_keeps_deactivations_and_drains_and_kills_what_a_drained_ag
     assert kill["kill_task"]["kill_policy"] == {"grace_period": {"nanoseconds": 2 * 10**9}}
     assert fw2.offers() == []  # neither agent is offered
     recovered.close()
+
+
+def test_an_agent_drained_while_disconnected_has_its_tasks_killed_when_it_returns():
+    from mesonb.protocol.agent import AgentTask
+    from mesonb.protocol.mesos import TaskInfo
+
+    h, box1, _box2, fw = setup()
+    task_info = fw.record.tasks["t1"].info
+    h.master.agents.disconnected(box1.record, box1.record.send)
+    box1.take()
+    operator(h.master, "DRAIN_AGENT", drain_agent={"agent_id": {"value": box1.agent_id}})
+    h.advance(0.5)
+    assert box1.of_type("KILL_TASK") == []  # nowhere to send it yet
+    report = AgentTask(framework_id=fw.framework_id, task=TaskInfo.from_json(task_info.to_json()),
+                       state=TaskState.TASK_RUNNING)
+    h.add_agent("cpus:2;mem:1024", hostname="box1", agent_id=box1.agent_id, tasks=[report],
+                end=box1)
+    h.advance(0.5)
+    assert box1.record.state is AgentState.DRAINING
+    (kill,) = box1.commands("KILL_TASK")
+    assert kill["kill_task"]["task_id"]["value"] == "t1"
