@@ -88,6 +88,7 @@ class MaintenanceService:
         self.outstanding: dict[str, InverseOffer] = {}
         # (framework id, agent id) -> monotonic time before which it is not asked again
         self.filters: dict[tuple[str, str], float] = {}
+        self._next_sweep = 0.0  # monotonic: the agents are swept at most once a second
 
     # -- where agents are ---------------------------------------------------------------
     def machine_of(self, agent: Agent) -> MachineID | None:
@@ -121,7 +122,7 @@ class MaintenanceService:
         moved = {a.id for a in self.agents_on(changed)}  # a new window: ask afresh
         self.filters = {k: t for k, t in self.filters.items() if k[1] not in moved}
         self.persist()
-        self.tick()
+        self.tick(force=True)
 
     def start(self, machines: list[MachineID]) -> None:
         self.schedule.check_start(machines)
@@ -145,8 +146,13 @@ class MaintenanceService:
         save(self.master, MAINTENANCE)
 
     # -- inverse offers -------------------------------------------------------------------
-    def tick(self) -> None:
-        """Send inverse offers where they are due (see the module docstring)."""
+    def tick(self, force: bool = False) -> None:
+        """Send inverse offers where they are due (see the module docstring); the master
+        calls this every tick, the sweep runs at most once a second unless ``force``."""
+        mono = self.master.clock.monotonic()
+        if not force and mono < self._next_sweep:
+            return
+        self._next_sweep = mono + 1.0
         schedule, book = self.schedule, self.master.book
         for io_id, io in list(self.outstanding.items()):
             framework = book.frameworks.get(io.framework_id)
@@ -155,7 +161,7 @@ class MaintenanceService:
         if not schedule.windows:
             return
         have = {(io.framework_id, io.agent_id) for io in self.outstanding.values()}
-        now, mono = self.master.clock.time(), self.master.clock.monotonic()
+        now = self.master.clock.time()
         if self.filters:
             self.filters = {k: t for k, t in self.filters.items() if t > mono}
         batches: dict[str, list[dict[str, Any]]] = {}

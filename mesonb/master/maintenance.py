@@ -179,10 +179,27 @@ class Schedule:
     """The schedule, the machines that are DOWN, and the frameworks' answers."""
 
     def __init__(self) -> None:
-        self.windows: list[Window] = []
+        self._windows: list[Window] = []
+        # machines by hostname, and the ones named by ip alone by ip: agent lookups
+        self._by_host: dict[str, list[MachineID]] = {}
+        self._by_ip: dict[str, list[MachineID]] = {}
         self.down: set[MachineID] = set()
         # machine -> framework id -> its latest answer
         self.answers: dict[MachineID, dict[str, Answer]] = {}
+
+    @property
+    def windows(self) -> list[Window]:
+        return self._windows
+
+    @windows.setter
+    def windows(self, windows: list[Window]) -> None:
+        self._windows = list(windows)
+        self._by_host, self._by_ip = {}, {}
+        for machine in self.machines():
+            if machine.hostname is not None:
+                self._by_host.setdefault(machine.hostname, []).append(machine)
+            elif machine.ip is not None:
+                self._by_ip.setdefault(machine.ip, []).append(machine)
 
     def window_of(self, machine: MachineID) -> Window | None:
         for window in self.windows:
@@ -200,11 +217,11 @@ class Schedule:
 
     def machine_of(self, hostname: str | None, ip: str | None) -> MachineID | None:
         """The scheduled machine an agent with this hostname and ip is on, if any."""
-        for window in self.windows:
-            for machine in window.machines:
-                if machine.matches(hostname, ip):
-                    return machine
-        return None
+        for machine in self._by_host.get((hostname or "").lower(), ()):
+            if machine.ip is None or machine.ip == ip:
+                return machine
+        found = self._by_ip.get(ip or "")
+        return found[0] if found else None
 
     def update(self, windows: list[Window]) -> set[MachineID]:
         """Replace the schedule; returns the machines whose window changed or that left
