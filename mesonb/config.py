@@ -46,6 +46,7 @@ class MasterConfig:
     history_dir: Path | None = None  # where the web UI's event log is recorded (mesonb ui)
     history_max_size: int = 64 * 1024 * 1024  # bytes per history segment before rotating
     history_max_files: int = 4  # history segments of a run kept (older ones are deleted)
+    log_dir: Path | None = None  # the master's log file goes here; served at /master/log
 
 
 @dataclasses.dataclass

@@ -50,11 +50,13 @@ from .explain import (
     LOST_TO_LOWER_SHARE,
     NOTHING_AVAILABLE,
     OFFERED,
+    QUOTA_LIMIT,
     SUPPRESSED,
     WhyNot,
     empty_counts,
 )
 from .filters import MinAllocatable
+from .quota import QuotaHeadroom
 from .snapshot import Filter, FrameworkView, Snapshot
 from .sorter import DRFSorter, dominant_share, fractions
 
@@ -147,6 +149,7 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
     if len(set(all_ids)) != len(all_ids):
         raise ValueError("a framework id appears twice in the snapshot")
 
+    quota = QuotaHeadroom(snapshot.quota_limits, role_alloc) if snapshot.quota_limits else None
     role_sorter = DRFSorter(inv_total)
     framework_sorters: dict[str, DRFSorter] = {}
     for role, members in active.items():
@@ -189,7 +192,15 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
 
         agent_id = agent.agent_id
         chosen_role = chosen_fid = None
+        offered = avail
+        held_back: list[str] | None = None  # frameworks of roles at their quota limit here
         for _, role in role_order:
+            if quota is not None:  # clipped to the role's quota headroom; none left: skip
+                clipped = quota.clip(role, avail, mins[0])
+                if clipped is None:
+                    held_back = (held_back or []) + [f for _, f in framework_sorters[role].order]
+                    continue
+                offered = clipped
             for _, fid in framework_sorters[role].order:
                 fw = fws[fid]
                 if fw.last_agent == index:  # turned down in another of its roles
@@ -198,7 +209,7 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
                     reason = BELOW_MIN_ALLOCATABLE
                 else:
                     flt = fw.filters.get(agent_id) if fw.filters is not None else None
-                    if flt is None or not flt.applies(avail, now):
+                    if flt is None or not flt.applies(offered, now):
                         chosen_role, chosen_fid = role, fid
                         break
                     reason = FILTERED
@@ -207,10 +218,14 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
             if chosen_fid is not None:
                 break
 
+        for fid in held_back or ():  # counted once per agent, unless asked in another role
+            fw = fws[fid]
+            if fw.last_agent != index and fid != chosen_fid:
+                fw.last_agent = index
+                fw.counts[QUOTA_LIMIT] += 1
         if chosen_fid is None or chosen_role is None:
             n_unoffered += 1
             continue
-        offered = avail
         if not fws[chosen_fid].gpu_aware and avail.get("gpus"):
             # Mesos: gpus go only to frameworks with the GPU_RESOURCES capability; the
             # others are offered the rest of the agent, its gpus staying free.
@@ -218,6 +233,8 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
         received = fractions(offered.scalars, inv_total)
         framework_sorters[chosen_role].allocated(chosen_fid, received)
         role_sorter.allocated(chosen_role, received)
+        if quota is not None:
+            quota.consume(chosen_role, offered.scalars)
         offers.append(OfferDecision(chosen_fid, agent_id, chosen_role, offered))
         fws[chosen_fid].counts[OFFERED] += 1
 

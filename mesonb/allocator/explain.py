@@ -11,6 +11,7 @@ agent in the run lands in exactly one bucket:
 ``below_min_allocatable``  what was free is smaller than the framework's minimum
                            (its ``min_allocatable`` or the cluster's)
 ``filtered``               a ``refuse_seconds`` filter of this framework hides it
+``quota_limit``            its role (or an ancestor) is at its quota limit
 ``lost_to_lower_share``    it went to a framework ahead in DRF order (a role or a
                            framework with a lower share) before this one was asked
 =========================  ==========================================================
@@ -29,6 +30,7 @@ NOTHING_AVAILABLE = "nothing_available"
 SUPPRESSED = "suppressed"
 BELOW_MIN_ALLOCATABLE = "below_min_allocatable"
 FILTERED = "filtered"
+QUOTA_LIMIT = "quota_limit"
 LOST_TO_LOWER_SHARE = "lost_to_lower_share"
 
 REASONS: tuple[str, ...] = (
@@ -36,6 +38,7 @@ REASONS: tuple[str, ...] = (
     SUPPRESSED,
     BELOW_MIN_ALLOCATABLE,
     FILTERED,
+    QUOTA_LIMIT,
     LOST_TO_LOWER_SHARE,
 )
 BUCKETS: tuple[str, ...] = (OFFERED, *REASONS)
@@ -45,6 +48,7 @@ _PHRASES = {
     SUPPRESSED: "were skipped because offers are suppressed",
     BELOW_MIN_ALLOCATABLE: "had less free than the minimum offer size",
     FILTERED: "are hidden by refuse_seconds filters",
+    QUOTA_LIMIT: "were held back by a role's quota limit",
     LOST_TO_LOWER_SHARE: "went to frameworks with a lower DRF share",
 }
 

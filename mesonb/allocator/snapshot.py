@@ -114,6 +114,8 @@ class Snapshot:
     total: Resources
     role_weights: Mapping[str, float] = field(default_factory=dict)
     min_allocatable: tuple[Resources, ...] = DEFAULT_MIN_ALLOCATABLE
+    # role -> scalar name -> quota limit (mesonb.allocator.quota): never offered beyond
+    quota_limits: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for role, weight in self.role_weights.items():

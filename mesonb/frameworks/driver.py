@@ -18,6 +18,8 @@ A handler is any object with some of these methods (plain or ``async``)::
     on_subscribed(body)         # {"framework_id": {...}, "heartbeat_interval_seconds": ..}
     on_offers(offers)           # list of Offer dicts
     on_rescind(offer_id)        # str
+    on_inverse_offers(offers)   # list of InverseOffer JSON (maintenance)
+    on_rescind_inverse_offer(inverse_offer_id)  # str
     on_update(status)           # TaskStatus dict; acknowledged after this returns
     on_message(body), on_failure(body), on_heartbeat()
     on_error(message)           # the master sent ERROR; the driver stops after this
@@ -384,6 +386,10 @@ class SchedulerDriver:
             await self._dispatch("on_offers", body.get("offers", []))
         elif kind == "RESCIND":
             await self._dispatch("on_rescind", body["offer_id"]["value"])
+        elif kind == "INVERSE_OFFERS":  # maintenance: answer with ACCEPT/DECLINE_INVERSE_OFFERS
+            await self._dispatch("on_inverse_offers", body.get("inverse_offers", []))
+        elif kind == "RESCIND_INVERSE_OFFER":
+            await self._dispatch("on_rescind_inverse_offer", body["inverse_offer_id"]["value"])
         elif kind == "UPDATE":
             status = body["status"]
             await self._dispatch("on_update", status)

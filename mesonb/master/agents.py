@@ -40,6 +40,7 @@ from mesonb.protocol.states import Reason, TaskState
 
 from . import agent_fsm
 from .book import Agent, AgentState, Task
+from .drain_info import capped_kill_policy
 from .reports import ReportAdoption
 from .services import MasterServices
 from .updates import master_status
@@ -90,6 +91,11 @@ class AgentMessages:
                         "work dir")).to_json())
             close()
             return None
+        refusal = master.maintenance.refusal(msg.agent_info.hostname, msg.pid)
+        if refusal is not None:  # its machine is DOWN for maintenance (inverse_offers.py)
+            send(_command(MasterCommandType.SHUTDOWN, shutdown=Notice(message=refusal)).to_json())
+            close()
+            return None
         total = Resources.from_json(msg.agent_info.resources, "agent_info.resources")
         agent = book.agents.get(msg.agent_id) if msg.agent_id else None
         new = agent is None
@@ -118,6 +124,7 @@ class AgentMessages:
             self.counters["slave_reregistrations"] += 1
             log.info("agent %s (%s) re-registered", agent_id, agent.hostname)
         agent.attributes = {a.name: a.value() for a in msg.agent_info.attributes or ()}
+        master.drains.adopt(agent)  # a deactivation or drain a new leader recovered
         agent.upid = msg.pid or agent.upid
         agent.unreachable_time = None
         master.recovered_agents.pop(agent_id, None)
@@ -210,7 +217,8 @@ class AgentMessages:
                     self.out.to_agent(agent, _command(
                         MasterCommandType.KILL_TASK, kill_task=KillTask(
                             framework_id=framework_id, task_id=task_id,
-                            kill_policy=task.info.kill_policy)))
+                            kill_policy=capped_kill_policy(task.info.kill_policy,
+                                                           agent.drain))))
             elif isinstance(action, agent_fsm.Reoffer):
                 self.master.resources_changed(agent.id)
             else:
@@ -255,6 +263,8 @@ class AgentMessages:
         master, book = self.master, self.book
         status = update.status
         status.agent_id = agent.id
+        if agent.drain is not None and status.state.terminal and status.reason is None:
+            status.reason = Reason.REASON_AGENT_DRAINING  # killed by DRAIN_AGENT (drain.py)
         framework = book.frameworks.get(update.framework_id)
         if framework is None:
             if update.framework_id in book.completed_frameworks and status.uuid:

@@ -23,6 +23,7 @@ from mesonb.protocol.resources import EMPTY, Resources
 from mesonb.protocol.states import TaskState
 
 from .agent_fsm import AgentLifecycle, AgentState
+from .drain_info import DrainInfo
 from .framework_fsm import FrameworkLifecycle, FrameworkState
 from .metrics_framework import TERMINAL_KEYS
 from .offer_fsm import OfferRecord, OfferState
@@ -84,6 +85,8 @@ class Agent:
     unreachable_time: float | None = None
     attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
     upid: str | None = None  # ``slave(1)@ip:port`` from the agent's REGISTER, when it said
+    deactivated: bool = False  # by DEACTIVATE_AGENT or DRAIN_AGENT: not offered (drain.py)
+    drain: DrainInfo | None = None  # set by DRAIN_AGENT until REACTIVATE_AGENT
 
     _available: tuple[Resources, Resources, Resources, Resources] | None = None
     lifecycle: AgentLifecycle = dataclasses.field(init=False)
@@ -113,8 +116,8 @@ class Agent:
 
     @property
     def active(self) -> bool:
-        """Admitted, connected and not draining: offered."""
-        return self.lifecycle.state is AgentState.REGISTERED
+        """Admitted, connected, not draining and not deactivated: offered."""
+        return self.lifecycle.state is AgentState.REGISTERED and not self.deactivated
 
     @property
     def hostname(self) -> str:

@@ -14,6 +14,7 @@ from mesonb.gctune import tune_for_daemon
 from mesonb.webui.history import parse_size
 
 from .daemon import MasterDaemon
+from .files import attach_log_file
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="rotate the history once a file holds this much (default 64MB)")
     p.add_argument("--history-max-files", type=_history_files, default=4, metavar="N",
                    help="history files of a run kept; older ones are deleted (default 4)")
+    p.add_argument("--log-dir", type=Path, metavar="DIR",
+                   help="also write the master's log to DIR/mesonb-master.log, served by the "
+                        "files API at /master/log (as Mesos's --log_dir)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
     return p
@@ -97,11 +101,14 @@ def config_from_args(args: argparse.Namespace) -> MasterConfig:
     config.history_dir = args.history_dir
     config.history_max_size = args.history_max_size
     config.history_max_files = args.history_max_files
+    config.log_dir = args.log_dir
     return config
 
 
 async def serve(config: MasterConfig) -> int:
     stop = asyncio.Event()
+    if config.log_dir is not None:
+        attach_log_file(config.log_dir)
     daemon = MasterDaemon(config, on_abort=lambda _reason: stop.set())
     await daemon.start()
     print(f"mesonb master listening on {daemon.url}", flush=True)

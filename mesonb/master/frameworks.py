@@ -224,6 +224,14 @@ class SchedulerCalls:
             framework.metrics[OFFERS_DECLINED] += len(decline.offer_ids)
             self._filter(framework, agent, pool, decline.filters)
 
+    def _accept_inverse_offers(self, framework: Framework, call: Call) -> None:
+        ids, refuse_seconds = _inverse_offer_answer(call)
+        self.master.maintenance.answer(framework, ids, True, refuse_seconds)
+
+    def _decline_inverse_offers(self, framework: Framework, call: Call) -> None:
+        ids, refuse_seconds = _inverse_offer_answer(call)
+        self.master.maintenance.answer(framework, ids, False, refuse_seconds)
+
     def _take_offers(
         self, event: Accept | Decline
     ) -> tuple[Agent | None, Resources, str, str | None]:
@@ -383,3 +391,22 @@ def _tasks_of(operations: list[Any]) -> list[TaskInfo]:
         elif op.launch_group is not None:
             tasks.extend(op.launch_group.task_group.tasks)
     return tasks
+
+
+def _inverse_offer_answer(call: Call) -> tuple[list[str], float]:
+    """The ``inverse_offer_ids`` and ``filters.refuse_seconds`` (5 s by default) of
+    ACCEPT_INVERSE_OFFERS / DECLINE_INVERSE_OFFERS."""
+    name = call.type.value.lower()
+    body = call.extra.get(name)
+    ids = body.get("inverse_offer_ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not all(
+            isinstance(i, dict) and isinstance(i.get("value"), str) for i in ids):
+        raise BadRequest(f"Expecting '{name}.inverse_offer_ids' to be a list of OfferIDs")
+    assert isinstance(body, dict)
+    filters = body.get("filters") or {}
+    refuse = filters.get("refuse_seconds", 5.0) if isinstance(filters, dict) else None
+    if (isinstance(refuse, bool) or not isinstance(refuse, (int, float))
+            or not 0 <= refuse < float("inf")):
+        raise BadRequest(f"Expecting '{name}.filters.refuse_seconds' to be a non-negative "
+                         "number")
+    return [i["value"] for i in ids], float(refuse)

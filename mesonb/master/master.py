@@ -44,12 +44,15 @@ from mesonb.protocol.scheduler import Event, EventType, Offers
 from mesonb.protocol.scheduler import Rescind as RescindBody
 from mesonb.protocol.states import Reason, TaskState
 
-from . import framework_fsm, offer_fsm
+from . import framework_fsm, offer_fsm, settings
 from .agents import AgentMessages
 from .book import Agent, Book, Framework, Offer, Task
+from .drain import Drains
 from .frameworks import SchedulerCalls
 from .metrics_framework import OFFERS_RESCINDED, OFFERS_SENT, count_event
+from .inverse_offers import MaintenanceService
 from .outbox import Observer, Outbox
+from .quota import Quotas
 from .recovery import Recovery
 from .registry import Registry, RegistryState, log_failure
 from .updates import master_status
@@ -92,6 +95,10 @@ class Master:
         self.offer_lifecycle = offer_fsm.OfferLifecycle(self.book.offers, config.offer_timeout)
         self.calls = SchedulerCalls(self)
         self.agents = AgentMessages(self)
+        # quota, maintenance and drains (kept in the registry: settings.py)
+        self.quotas = Quotas()
+        self.maintenance = MaintenanceService(self)
+        self.drains = Drains(self)
         self._ids = collections.Counter[str]()
         self._dirty_agents: set[str] = set()
         self._rng = random.Random()  # shuffles the agents of each allocation run
@@ -237,8 +244,8 @@ class Master:
         if not eligible:
             return 0
         started = self.clock.monotonic()
-        result = allocate(Snapshot(agents, frameworks, book.total, self.role_weights), now,
-                          self._rng)
+        result = allocate(Snapshot(agents, frameworks, book.total, self.role_weights,
+                                   quota_limits=self.quotas.limits()), now, self._rng)
         self.allocation_runs += 1
         self.allocation_ms.append((self.clock.monotonic() - started) * 1000)
         self._why_not = result.why_not
@@ -255,7 +262,10 @@ class Master:
             )
             book.add_offer(offer)
             self.offer_lifecycle.handle(offer_fsm.Made(offer))
-            by_framework[offer.framework_id].append(offer.to_json(agent))
+            offer_json = offer.to_json(agent)
+            if self.maintenance.schedule.windows:  # Offer.unavailability on draining machines
+                self.maintenance.annotate(offer_json, agent)
+            by_framework[offer.framework_id].append(offer_json)
         for framework_id, offers in by_framework.items():
             event = Event(type=EventType.OFFERS, offers=Offers(offers=offers)).to_json()
             framework = book.frameworks[framework_id]
@@ -404,6 +414,8 @@ class Master:
             self._next_ping = now + self.config.agent_ping_timeout
             self.agents.ping_all(now)
         self._expire_frameworks(now)
+        self.maintenance.tick()
+        self.drains.tick()
         if self.recovery.deadline is not None and now >= self.recovery.deadline:
             for agent_id, info, when in self.recovery.expire():
                 if self.registry is not None:
@@ -433,6 +445,7 @@ class Master:
         """A new leader's starting point: the registry's agents and frameworks (see
         :class:`~.recovery.Recovery`)."""
         self.recovery.recover(state)
+        settings.restore(self, state.settings)
 
     # -- figures for state and metrics ---------------------------------------------
     def task_count(self, state: TaskState) -> int:

@@ -41,7 +41,13 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 AGENTS, FRAMEWORKS = "agents", "frameworks"
-KINDS = (AGENTS, FRAMEWORKS)
+SETTINGS = "settings"  # operator settings by name: weights, quota, maintenance (settings.py)
+KINDS = (AGENTS, FRAMEWORKS, SETTINGS)
+
+
+def _loaded() -> Records:
+    """What ``load()`` starts from: agents and frameworks always, settings when held."""
+    return {AGENTS: {}, FRAMEWORKS: {}}
 ADMITTED, UNREACHABLE, GONE = "admitted", "unreachable", "gone"
 Record = dict[str, Any]
 Records = dict[str, dict[str, Record]]  # kind -> id -> record
@@ -75,7 +81,8 @@ class MemoryStore:
         self.records: Records = {kind: {} for kind in KINDS}
 
     def load(self) -> Records:
-        return {kind: dict(items) for kind, items in self.records.items()}
+        return {kind: dict(items) for kind, items in self.records.items()
+                if items or kind != SETTINGS}
 
     def put(self, kind: str, key: str, record: Record) -> None:
         self.records[kind][key] = json.loads(_encode(record))
@@ -94,14 +101,14 @@ class DirectoryStore:
         self.directory = Path(directory)
 
     def load(self) -> Records:
-        records: Records = {kind: {} for kind in KINDS}
+        records = _loaded()
         for kind in KINDS:
             folder = self.directory / kind
             if not folder.is_dir():
                 continue
             for path in folder.glob("*.json"):
                 try:
-                    records[kind][_key(path.stem)] = json.loads(path.read_bytes())
+                    records.setdefault(kind, {})[_key(path.stem)] = json.loads(path.read_bytes())
                 except (OSError, ValueError) as exc:
                     log.warning("registry: skipping unreadable %s: %s", path, exc)
         return records
@@ -144,7 +151,7 @@ class ZooKeeperStore:
         agent: this is on the failover's critical path."""
         from kazoo.exceptions import NoNodeError
 
-        records: Records = {kind: {} for kind in KINDS}
+        records = _loaded()
         listings = {kind: self.client.get_children_async(f"{self.path}/{kind}")
                     for kind in KINDS}
         reads = []
@@ -158,7 +165,7 @@ class ZooKeeperStore:
         for kind, name, read in reads:
             try:
                 data, _ = read.get()
-                records[kind][_key(name)] = json.loads(data)
+                records.setdefault(kind, {})[_key(name)] = json.loads(data)
             except NoNodeError:
                 continue  # removed since the listing
             except ValueError as exc:
@@ -217,6 +224,7 @@ class RegistryState:
     unreachable: dict[str, tuple[Record, float]]  # agent id -> (AgentInfo JSON, time)
     gone: dict[str, float]  # agent id -> time
     frameworks: dict[str, Record]  # framework id -> FrameworkInfo JSON
+    settings: dict[str, Record] = dataclasses.field(default_factory=dict)  # name -> record
 
 
 class Registry:
@@ -266,6 +274,7 @@ class Registry:
                 state.admitted[agent_id] = info
         for framework_id, record in known[FRAMEWORKS].items():
             state.frameworks[framework_id] = record.get("info") or {}
+        state.settings = dict(known[SETTINGS])
         return state
 
     # -- writing -------------------------------------------------------------------
@@ -324,6 +333,10 @@ class Registry:
 
     def remove_framework(self, framework_id: str) -> Any:
         return self._write(FRAMEWORKS, framework_id, None)
+
+    def put_setting(self, name: str, record: Record) -> Any:
+        """Keep an operator setting (weights, quota, the maintenance schedule)."""
+        return self._write(SETTINGS, name, record)
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait (blocking) until every write submitted so far is done."""

@@ -25,8 +25,25 @@ from .outbox import Outbox
 from .registry import Registry
 
 
+class MaintenanceView(Protocol):
+    """The master's maintenance (inverse_offers.py), as agents and schedulers reach it."""
+
+    def refusal(self, hostname: str, upid: str | None) -> str | None: ...
+
+    def answer(self, framework: Framework, ids: list[str], accepted: bool,
+               refuse_seconds: float = 5.0) -> None: ...
+
+
+class DrainView(Protocol):
+    """The master's drains (drain.py), as a registering agent meets them."""
+
+    def adopt(self, agent: Agent) -> None: ...
+
+
 class MasterServices(Protocol):
     book: Book
+    maintenance: MaintenanceView
+    drains: DrainView
     out: Outbox
     clock: Clock
     config: MasterConfig

@@ -32,6 +32,7 @@ from mesonb.protocol.mesos import TaskStatus
 from mesonb.protocol.resources import SCALAR_NAMES
 
 from .book import Agent, AgentState, Book, Framework, Task
+from .quota import Quotas
 
 
 class RoleSource(Protocol):
@@ -39,6 +40,7 @@ class RoleSource(Protocol):
 
     book: Book
     role_weights: dict[str, float]
+    quotas: Quotas
 
 
 DEFAULT_WEIGHT = 1.0
@@ -136,7 +138,7 @@ def agent_json(agent: Agent) -> dict[str, Any]:
     out: dict[str, Any] = {
         "agent_info": info,
         "active": agent.active,
-        "deactivated": False,
+        "deactivated": agent.deactivated,
         "version": agent.version or VERSION,
         "pid": agent.pid,
         "registered_time": _ns(agent.registered_time),
@@ -147,6 +149,8 @@ def agent_json(agent: Agent) -> dict[str, Any]:
     }
     if agent.reregistered_time is not None:
         out["reregistered_time"] = _ns(agent.reregistered_time)
+    if agent.drain is not None:
+        out["drain_info"] = agent.drain.to_json()
     return out
 
 
@@ -260,6 +264,8 @@ def role_usage(master: RoleSource) -> dict[str, RoleUsage]:
         for offer in framework.offers.values():
             usage[offer.role].offered.update(offer.resources.scalars)
     for role in master.role_weights:  # a role with a weight is known
+        usage.setdefault(role, RoleUsage())
+    for role in master.quotas.configs:  # so is one with quota
         usage.setdefault(role, RoleUsage())
     for role in list(usage):
         for ancestor in _ancestors(role):

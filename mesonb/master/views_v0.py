@@ -45,7 +45,7 @@ def v0_roles(master: Master) -> dict[str, Any]:
         roles.append({
             "name": name,
             "weight": master.role_weights.get(name, DEFAULT_WEIGHT),
-            "quota": {"role": name, "guarantee": {}, "limit": {}, "consumed": allocated},
+            "quota": {"role": name, **_quota(master, name), "consumed": allocated},
             "resources": quantities(use.allocated + use.offered),
             "allocated": allocated,
             "offered": offered,
@@ -54,6 +54,14 @@ def v0_roles(master: Master) -> dict[str, Any]:
         })
     return {"roles": roles}
 
+
+
+def _quota(master: Master, role: str) -> dict[str, dict[str, float]]:
+    """A role's quota guarantee and limit as flat maps (master/quota.py)."""
+    config = master.quotas.configs.get(role)
+    if config is None:
+        return {"guarantee": {}, "limit": {}}
+    return {"guarantee": dict(config.guarantees), "limit": dict(config.limits)}
 
 
 def _labels(labels: Any) -> list[dict[str, Any]]:
@@ -250,7 +258,8 @@ def v0_slave(agent: Agent, full: bool = False) -> dict[str, Any]:
         "reserved_resources": {},
         "unreserved_resources": total,
         "active": agent.active,
-        "deactivated": False,
+        "deactivated": agent.deactivated,
+        **({"drain_info": agent.drain.to_json()} if agent.drain is not None else {}),
         "version": agent.version or VERSION,
         "capabilities": list(AGENT_CAPABILITIES),
     })

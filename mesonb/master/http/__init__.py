@@ -11,7 +11,7 @@ from mesonb.logging_level import LoggingLevel, LoggingToggleHandler
 from mesonb.master.master import Master
 from mesonb.protocol.agent import AGENT_PATH
 
-from . import state, ui
+from . import endpoints_files, endpoints_maintenance, state, ui
 from .agent_link import AgentSocket
 from .allocation import ALLOCATION_PATH, AllocationHandler
 from .metrics import MetricsHandler, PrometheusHandler
@@ -35,6 +35,8 @@ def make_app(master: Master, security: Security) -> tornado.web.Application:
         (r"/metrics/snapshot/?", MetricsHandler, deps),
         (r"/metrics/?", PrometheusHandler, deps),
         (ALLOCATION_PATH, AllocationHandler, deps),
+        *endpoints_maintenance.routes(deps),  # before state's: /master/weights takes PUT
+        *endpoints_files.routes(deps),  # the master's log at /master/log
         *state.routes(deps),
         *ui.routes(deps),  # the web UI: /, /panel/<name>, /ui/*
     ]

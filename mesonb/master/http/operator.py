@@ -6,8 +6,9 @@ operator client posts to ``/api/v1/operator`` and libprocess routes it by prefix
 Every call but SUBSCRIBE is answered synchronously, ``200`` with a ``Response``
 (``{"type": "GET_STATE", "get_state": {...}}``, master.proto) or an empty ``200`` for
 UPDATE_WEIGHTS, TEARDOWN and MARK_AGENT_GONE. Bad calls answer ``400`` with the reason;
-calls mesonb does not carry out yet (maintenance, quota, reservations, volumes, files,
-logging) answer ``501`` naming the call.
+calls mesonb does not carry out yet (reservations, volumes) answer ``501`` naming the
+call. Quota, roles, maintenance, draining and the files calls are in
+:mod:`.operator_maintenance`.
 
 SUBSCRIBE keeps the response open as a chunked RecordIO stream: ``SUBSCRIBED`` with the
 whole state, then the events the master emits (TASK_ADDED, TASK_UPDATED, AGENT_ADDED,
@@ -31,17 +32,17 @@ import tornado.ioloop
 
 from mesonb.http.base import JSON, RECORDIO, BaseHandler, method_not_allowed
 from mesonb.logging_level import LoggingLevel
-from mesonb.master import views
+from mesonb.master import settings, views
+from mesonb.master.drain import mark_gone
 from mesonb.master.http import authorize
 from mesonb.master.http.metrics import snapshot
 from mesonb.master.http.misc import version_json
+from mesonb.master.http.operator_maintenance import MAINTENANCE_CALLS
 from mesonb.master.master import Master
 from mesonb.protocol import recordio
-from mesonb.protocol.agent import MasterCommand, MasterCommandType, Notice
 from mesonb.protocol.errors import BadRequest, NotFound
 from mesonb.protocol.operator import Call, CallType, NotImplementedCall
 from mesonb.protocol.roles import validate_role
-from mesonb.protocol.states import Reason, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ class OperatorHandler(BaseHandler):
                                  "positive")
             updates[role] = info.weight
         self.master.role_weights.update(updates)
+        settings.save(self.master, settings.WEIGHTS)  # kept across failover
         in_use = {r for f in self.master.book.frameworks.values() for r in f.roles}
         if in_use & updates.keys():  # as Mesos: take offers back so DRF redoes its shares
             for offer in list(self.master.book.offers.values()):
@@ -179,13 +181,7 @@ class OperatorHandler(BaseHandler):
         agent = book.agents.get(agent_id)
         if agent is None:
             raise NotFound(f"Agent '{agent_id}' not found")
-        book.gone_agents[agent_id] = self.master.clock.time()
-        message = f"Agent {agent_id} was marked gone by an operator"
-        self.master.send_to_agent(agent, MasterCommand(type=MasterCommandType.SHUTDOWN,
-                                                       shutdown=Notice(message=message)))
-        self.master.agents.remove(agent, "marked gone by an operator",
-                                  TaskState.TASK_GONE_BY_OPERATOR,
-                                  Reason.REASON_AGENT_REMOVED_BY_OPERATOR)
+        mark_gone(self.master, agent)
 
     # -- SUBSCRIBE: the event stream -------------------------------------------------
     async def _subscribe(self) -> None:
@@ -270,3 +266,4 @@ _CALLS: dict[CallType, Callable[[OperatorHandler, Call], dict[str, Any] | None]]
     for kind in CallType
     if kind.value.lower() in OperatorHandler.__dict__
 }
+_CALLS.update(MAINTENANCE_CALLS)  # quota, roles, maintenance, draining, files

@@ -266,9 +266,52 @@ pages.roles = (main) => {
   return () => t.update();
 };
 
+// The maintenance page: the schedule and each scheduled machine's mode and the frameworks'
+// answers to its inverse offers, read from the master's /master/maintenance/{schedule,status}
+// when the page opens and every 3 s while it shows; then the agents that are not active.
 pages.maintenance = (main) => {
-  main.innerHTML = `<h1>Maintenance</h1><div class="card"><p>No maintenance schedule is set
-    (mesonb does not carry out Mesos maintenance calls yet). Agents that are not active:</p></div>`;
+  main.innerHTML = `<h1>Maintenance</h1>
+    <div class="card"><h2>Schedule</h2><div id="maint-schedule">Loading…</div></div>
+    <div class="card"><h2>Machines</h2><div id="maint-machines"></div></div>`;
+  const ns = (t) => (t && t.nanoseconds !== undefined ? Number(t.nanoseconds) / 1e9 : null);
+  const machine = (m) => esc([m.hostname, m.ip].filter(Boolean).join(" / "));
+  const dur = (s) => (s === null ? "—" : s >= 3600 ? fmtNum(s / 3600) + " h" : fmtNum(s) + " s");
+  const show = (schedule, status) => {
+    const windows = schedule.windows || [];
+    main.querySelector("#maint-schedule").innerHTML = windows.length ? `<table id="maint-windows">
+      <thead><tr><th>Window</th><th>Machines</th><th>Starts</th><th>Duration</th></tr></thead>
+      <tbody>${windows.map((w, i) => `<tr><td>${i + 1}</td>
+        <td>${(w.machine_ids || []).map(machine).join("<br>")}</td>
+        <td>${esc(fmtTime(ns(w.unavailability.start)))}</td>
+        <td>${esc(dur(ns(w.unavailability.duration)))}</td></tr>`).join("")}</tbody></table>`
+      : `<p class="muted">No maintenance is scheduled.</p>`;
+    const rows = [
+      ...(status.draining_machines || []).map((d) => [d.id, "Draining", d.statuses || []]),
+      ...(status.down_machines || []).map((m) => [m, "Down", []])];
+    const answers = (list) => list.map((a) => `${frameworkLink(a.framework_id.value)}:
+      <span class="answer">${esc(a.status)}</span>`).join("<br>") || "—";
+    main.querySelector("#maint-machines").innerHTML = rows.length ? `<table id="maint-status">
+      <thead><tr><th>Machine</th><th>Mode</th><th>Inverse offer answers</th></tr></thead>
+      <tbody>${rows.map(([m, mode, list]) => `<tr><td>${machine(m)}</td>
+        <td class="mode">${mode}</td><td>${answers(list)}</td></tr>`).join("")}</tbody></table>`
+      : `<p class="muted">Every machine is up.</p>`;
+  };
+  let last = 0;
+  const refresh = async () => {
+    if (!S.version) return;  // the feed's snapshot first: it says whether this is a history
+    if (S.readOnly) {
+      main.querySelector("#maint-schedule").textContent = "Not recorded in the history.";
+      return;
+    }
+    last = Date.now();
+    try {
+      show(await M.getJSON("master/maintenance/schedule"), await M.getJSON("master/maintenance/status"));
+    } catch (e) {
+      main.querySelector("#maint-schedule").innerHTML = `<p class="err">${esc(String(e))}</p>`;
+    }
+  };
+  const timer = setInterval(() => (main.isConnected && main.contains(t.el) ? refresh()
+    : clearInterval(timer)), 3000);
   const t = new Table({
     title: "Agents not active", empty: "Every agent is active",
     rows: () => [...S.tables.agents.values()].filter((a) => a.state !== "ACTIVE"),
@@ -278,7 +321,8 @@ pages.maintenance = (main) => {
               { title: "Since", key: (a) => a.unreachable_time, html: (a) => esc(fmtTime(a.unreachable_time)) }],
   });
   main.appendChild(t.el);
-  return () => t.update();
+  refresh();
+  return () => { t.update(); if (Date.now() - last > 3000) refresh(); };
 };
 
 // ---- sandbox browsing and tailing ---------------------------------------------------------

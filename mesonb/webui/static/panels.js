@@ -139,6 +139,7 @@
     offered: "offered", nothing_available: "had nothing free", suppressed: "suppressed by the framework",
     below_min_allocatable: "less free than the minimum offer", filtered: "hidden by refuse_seconds filters",
     lost_to_lower_share: "went to a lower DRF share first",
+    quota_limit: "held back by a role's quota limit",
   };
   PANELS.pending = { title: "Pending work", about: "frameworks waiting for resources, and why the last allocation did not offer them more",
     mount(el) {
