@@ -49,8 +49,8 @@ from .agents import AgentMessages
 from .book import Agent, Book, Framework, Offer, Task
 from .drain import Drains
 from .frameworks import SchedulerCalls
-from .metrics_framework import OFFERS_RESCINDED, OFFERS_SENT, count_event
 from .inverse_offers import MaintenanceService
+from .metrics_framework import OFFERS_RESCINDED, OFFERS_SENT, count_event
 from .outbox import Observer, Outbox
 from .quota import Quotas
 from .recovery import Recovery
