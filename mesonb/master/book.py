@@ -19,12 +19,14 @@ from typing import Any
 
 from mesonb.allocator.snapshot import Filter
 from mesonb.protocol.mesos import AgentInfo, ExecutorInfo, FrameworkInfo, TaskInfo, TaskStatus
+from mesonb.protocol.reservations import Portion, render
 from mesonb.protocol.resources import EMPTY, Resources
 from mesonb.protocol.states import TaskState
 
 from .agent_fsm import AgentLifecycle, AgentState
 from .framework_fsm import FrameworkLifecycle, FrameworkState
 from .offer_fsm import OfferRecord, OfferState
+from .reservations import Ledger
 
 Send = Callable[[Any], None]  # a MasterCommand, or its JSON
 
@@ -83,6 +85,7 @@ class Agent:
     unreachable_time: float | None = None
     attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
     upid: str | None = None  # ``slave(1)@ip:port`` from the agent's REGISTER, when it said
+    ledger: Ledger = dataclasses.field(default_factory=Ledger)  # what of total is reserved
 
     _available: tuple[Resources, Resources, Resources, Resources] | None = None
     lifecycle: AgentLifecycle = dataclasses.field(init=False)
@@ -141,6 +144,7 @@ class Offer:
     resources: Resources
     created: float  # monotonic seconds
     state: OfferState = OfferState.OUTSTANDING
+    portion: Portion | None = None  # the part of ``resources`` reserved to ``role``
 
     def to_json(self, agent: Agent) -> dict[str, Any]:
         """The ``Offer`` message as sent in an OFFERS event."""
@@ -150,7 +154,8 @@ class Offer:
             "agent_id": {"value": self.agent_id},
             "hostname": agent.hostname,
             "allocation_info": {"role": self.role},
-            "resources": self.resources.to_json("*", self.role),
+            "resources": (render(self.resources - self.portion.total(), self.portion, self.role)
+                          if self.portion else self.resources.to_json("*", self.role)),
         }
         if agent.info.attributes:
             out["attributes"] = [a.to_json() for a in agent.info.attributes]

@@ -40,14 +40,18 @@ from mesonb.config import VERSION, MasterConfig
 from mesonb.protocol.agent import MasterCommand, MasterCommandType, ShutdownFramework
 from mesonb.protocol.errors import Redirect, ServiceUnavailable
 from mesonb.protocol.mesos import Address, MasterInfo
+from mesonb.protocol.reservations import Portion
+from mesonb.protocol.resources import Resources
 from mesonb.protocol.scheduler import Event, EventType, Offers
 from mesonb.protocol.scheduler import Rescind as RescindBody
 from mesonb.protocol.states import Reason, TaskState
+from mesonb.security.acls import PERMISSIVE, Acls
 
-from . import framework_fsm, offer_fsm
+from . import framework_fsm, offer_fsm, reservations
 from .agents import AgentMessages
 from .book import Agent, Book, Framework, Offer, Task
 from .frameworks import SchedulerCalls
+from .operation_status import OperationStatuses
 from .outbox import Observer, Outbox
 from .recovery import Recovery
 from .registry import Registry, RegistryState, log_failure
@@ -80,6 +84,8 @@ class Master:
         self.leader: str | None = None  # "host:port" of another leader when standing by
         self.leading = True
         self.registry: Registry | None = None
+        self.acls: Acls = PERMISSIVE  # the daemon gives its --acls
+        self.operation_statuses = OperationStatuses()
         # agent id -> AgentInfo JSON: in the registry, not re-registered since recovery
         self.recovery = Recovery(self.book, clock, config.agent_reregister_timeout,
                                  self.counters)
@@ -196,14 +202,19 @@ class Master:
         else:
             candidates = (book.agents[a] for a in agent_ids if a in book.agents)
         agents = []
+        free: dict[str, Portion] = {}  # agents with reservations: their free reserved part
         for agent in candidates:
             if not agent.active or agent.send is None:
                 continue
             available = agent.available
-            if available:
-                agents.append(
-                    AgentView(agent.id, agent.hostname, available, agent.total, agent.attributes)
-                )
+            reserved: dict[str, Resources] = {}
+            if agent.ledger:
+                free[agent.id] = part = reservations.free_portion(agent, book.offers)
+                available = reservations.unreserved_available(agent, part)
+                reserved = reservations.free_by_role(part)
+            if available or reserved:
+                agents.append(AgentView(agent.id, agent.hostname, available, agent.total,
+                                        agent.attributes, reserved))
         if agent_ids is not None:  # event-triggered: skip agents every framework refused
             agents = [a for a in agents if self._wanted(a, now)]
         if not agents:
@@ -246,6 +257,8 @@ class Master:
                 decision.resources,
                 now,
             )
+            if decision.reserved:
+                offer.portion = free[decision.agent_id].for_role(decision.role)
             book.add_offer(offer)
             self.offer_lifecycle.handle(offer_fsm.Made(offer))
             by_framework[offer.framework_id].append(offer.to_json(agent))
@@ -262,7 +275,7 @@ class Master:
             if not (fw.active and fw.connected) or set(fw.roles) <= fw.suppressed_roles:
                 continue
             flt = fw.filters.get(view.agent_id)
-            if flt is None or not flt.applies(view.available, now):
+            if flt is None or view.reserved or not flt.applies(view.available, now):
                 return True
         return False
 

@@ -249,11 +249,13 @@ def test_bad_calls_get_4xx_with_a_message(master):
         response = op(master, body)
         assert response.status_code == 400, body
         assert needle in response.text
-    for kind in ("GET_QUOTA", "RESERVE_RESOURCES", "UPDATE_MAINTENANCE_SCHEDULE",
-                 "CREATE_VOLUMES", "DRAIN_AGENT"):
+    for kind in ("GET_QUOTA", "UPDATE_MAINTENANCE_SCHEDULE", "DRAIN_AGENT"):
         response = op(master, {"type": kind})
         assert response.status_code == 501
         assert kind in response.text
+    for kind in ("RESERVE_RESOURCES", "CREATE_VOLUMES"):  # answered: a body is needed
+        response = op(master, {"type": kind})
+        assert response.status_code == 400 and kind.lower() in response.text
     unknown_fw = op(master, {"type": "TEARDOWN", "teardown": {"framework_id": {"value": "x"}}})
     assert unknown_fw.status_code == 400 and "No framework" in unknown_fw.text
     unknown_agent = op(master, {"type": "MARK_AGENT_GONE",
