@@ -142,3 +142,11 @@ def adopt(agent: _AgentLike, reported: Any, known: Portion | None) -> bool:
 def known_portion(resources: Any) -> Portion:
     """The dynamic reservations and volumes in a registry record's ``resources``."""
     return Ledger(portion_of(resources)).dynamic()
+
+
+def reserved_by_role(ledger: Ledger) -> dict[str, Resources]:
+    """All of the agent's reserved resources (volumes included) per role, as bags."""
+    out: dict[str, Resources] = {}
+    for role in ledger.reserved.roles():
+        out[role] = ledger.reserved.for_role(role).total()
+    return out
