@@ -127,6 +127,9 @@ class OfferOperations:
         ctx = self._context(framework, role)
         for op in operations:
             if op.type in (OperationType.LAUNCH, OperationType.LAUNCH_GROUP):
+                if changed:  # the agent checkpoints its new volumes before it runs the task
+                    commit(self.master, agent)
+                    changed = False
                 self._launch(framework, agent, role, op, pool)
                 continue
             record = None
