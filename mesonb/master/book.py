@@ -25,8 +25,8 @@ from mesonb.protocol.states import TaskState
 
 from .agent_fsm import AgentLifecycle, AgentState
 from .framework_fsm import FrameworkLifecycle, FrameworkState
+from .ledger import Ledger
 from .offer_fsm import OfferRecord, OfferState
-from .reservations import Ledger
 
 Send = Callable[[Any], None]  # a MasterCommand, or its JSON
 

@@ -349,6 +349,7 @@ class Master:
     def _tear_down(self, framework: Framework, reason: str) -> None:
         log.info("removing framework %s (%s): %s", framework.id, framework.name, reason)
         self.rescind_framework_offers(framework, notify=False)
+        self.operation_statuses.forget_framework(framework.id)
         now = self.clock.time()
         agent_ids = {t.agent_id for t in framework.tasks.values()}
         agent_ids.update(t.agent_id for t in framework.unreachable_tasks.values())

@@ -118,19 +118,18 @@ class OperationStatuses:
                              " its latest status update")
         del self.records[(framework_id, operation_id)]
 
-    def reconcile(self, framework_id: str, body: Any,
-                  agent_known: Any = None) -> list[dict[str, Any]]:
+    def reconcile(self, framework_id: str, body: Any) -> list[dict[str, Any]]:
         """RECONCILE_OPERATIONS: the events answering it (latest states, without uuid)."""
-        wanted = (body or {}).get("operations") if isinstance(body, dict | None) else None
         if body is not None and not isinstance(body, dict):
             raise BadRequest("Expecting 'reconcile_operations' to be an object")
+        wanted = (body or {}).get("operations")
         if wanted is not None and not isinstance(wanted, list):
             raise BadRequest("reconcile_operations.operations: expected an array")
         out: list[dict[str, Any]] = []
         if not wanted:
-            for (fid, _), record in self.records.items():
-                if fid == framework_id and record.latest is not None:
-                    out.append(event(_without_uuid(record.latest)))
+            for (fid, _), known in self.records.items():
+                if fid == framework_id and known.latest is not None:
+                    out.append(event(_without_uuid(known.latest)))
             return out
         for i, item in enumerate(wanted):
             where = f"reconcile_operations.operations[{i}]"

@@ -19,51 +19,17 @@ free reserved part goes only to frameworks in the reservation's role (see
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 from mesonb.protocol.reservations import DYNAMIC, Portion, portion_of, render, split
 from mesonb.protocol.resources import EMPTY, Resources
 
-
-class _Offer(Protocol):
-    portion: Portion | None
-
-
-class _Task(Protocol):
-    info: Any
+from .book import Agent, Offer
+from .ledger import Ledger
 
 
-class _AgentLike(Protocol):
-    ledger: Ledger
-    tasks: Mapping[Any, Any]
-    executors: Mapping[str, Mapping[str, Any]]
-    offers: Iterable[str]
-    total: Resources
-    available: Resources
-
-
-@dataclasses.dataclass(slots=True)
-class Ledger:
-    """One agent's reserved resources and persistent volumes (all of them, held or not)."""
-
-    reserved: Portion = dataclasses.field(default_factory=Portion)
-
-    def __bool__(self) -> bool:
-        return bool(self.reserved)
-
-    def dynamic(self) -> Portion:
-        """What the master, not the agent's flags, decided: dynamic reservations and
-        volumes (the part the registry and the agent's checkpoint keep)."""
-        return Portion({k: v for k, v in self.reserved.reserved.items() if k.type == DYNAMIC},
-                       dict(self.reserved.volumes))
-
-    def to_json(self) -> list[dict[str, Any]]:
-        return self.dynamic().to_json()
-
-
-def held_portion(agent: _AgentLike, offers: Mapping[str, _Offer]) -> Portion:
+def held_portion(agent: Agent, offers: Mapping[str, Offer]) -> Portion:
     """The reserved resources and volumes the agent's offers, tasks and executors hold."""
     held = Portion()
     for offer_id in agent.offers:
@@ -82,14 +48,14 @@ def held_portion(agent: _AgentLike, offers: Mapping[str, _Offer]) -> Portion:
     return held
 
 
-def free_portion(agent: _AgentLike, offers: Mapping[str, _Offer]) -> Portion:
+def free_portion(agent: Agent, offers: Mapping[str, Offer]) -> Portion:
     """The agent's reserved resources and volumes that nothing holds."""
     if not agent.ledger:
         return Portion()
     return agent.ledger.reserved - held_portion(agent, offers)
 
 
-def unreserved_available(agent: _AgentLike, free: Portion) -> Resources:
+def unreserved_available(agent: Agent, free: Portion) -> Resources:
     """What of the agent's available resources any role may be offered."""
     return agent.available - free.total() if free else agent.available
 
@@ -123,7 +89,7 @@ def reserved_resources_json(ledger: Ledger) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def adopt(agent: _AgentLike, reported: Any, known: Portion | None) -> bool:
+def adopt(agent: Agent, reported: Any, known: Portion | None) -> bool:
     """Set ``agent.ledger`` from a (re-)registration: the static reservations the agent
     reports, and the dynamic ones and volumes the master knew (``known``: from its book or
     registry), else the ones the agent checkpointed. True when the agent's checkpoint must

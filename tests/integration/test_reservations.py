@@ -137,3 +137,32 @@ def test_operator_reservations_and_volumes_survive_agent_and_master_restarts(tmp
         raise
     finally:
         cluster.stop()
+
+
+def test_acls_refuse_operator_reservations_and_volumes_with_403(tmp_path: Path):
+    acls = tmp_path / "acls.json"
+    acls.write_text(json.dumps({
+        "reserve_resources": [{"principals": {"type": "ANY"}, "roles": {"values": ["dev"]}},
+                              {"principals": {"type": "ANY"}, "roles": {"type": "NONE"}}],
+        "create_volumes": [{"principals": {"type": "ANY"}, "roles": {"type": "NONE"}}]}))
+    cluster = ProcessCluster(tmp_path, agents=1, master_args=["--acls", str(acls)])
+    try:
+        cluster.start()
+        [agent] = cluster.wait_agents(1)
+        agent_id = {"value": agent["id"]}
+        refused = call(cluster, {"type": "RESERVE_RESOURCES", "reserve_resources": {
+            "agent_id": agent_id, "resources": [disk(10, "db")]}})
+        assert refused.status_code == 403 and "reserve resources" in refused.text
+        allowed = call(cluster, {"type": "RESERVE_RESOURCES", "reserve_resources": {
+            "agent_id": agent_id, "resources": [disk(10, "dev")]}})
+        assert allowed.status_code == 202, allowed.text
+        refused = call(cluster, {"type": "CREATE_VOLUMES", "create_volumes": {
+            "agent_id": agent_id, "volumes": [vol("v", 5, "dev")]}})
+        assert refused.status_code == 403 and "volumes" in refused.text
+        assert not has_volume(cluster, "v")
+        assert {r.get("role") for r in agent_resources(cluster)} == {"*", "dev"}
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.stop()
