@@ -35,7 +35,15 @@ from mesonb.security.acls import Acls, Action
 from . import operation_status as st
 from .book import Agent, Framework
 from .launch import Launcher
-from .operations import RESOURCE_OPERATIONS, Context, OperationError, Pool, apply, body_of
+from .operations import (
+    RESOURCE_OPERATIONS,
+    Context,
+    OperationError,
+    Pool,
+    apply,
+    body_of,
+    converted,
+)
 from .reservations import agent_resources_json
 from .services import MasterServices
 
@@ -151,9 +159,8 @@ class OfferOperations:
             changed = True
             self.master.counters["operations_finished"] += 1
             if record is not None:
-                converted = pool.portion.for_role(role).to_json(role) if role else None
                 self._tell(framework, st.OperationStatuses.status(
-                    record, st.FINISHED, converted=converted))
+                    record, st.FINISHED, converted=converted(op.type, body_of(op))))
         if changed:
             commit(self.master, agent)
         return pool.total()
@@ -175,24 +182,42 @@ class OfferOperations:
         group = op.launch_group
         tasks: list[TaskInfo] = (list(op.launch.task_infos) if op.launch is not None
                                  else list(group.task_group.tasks) if group is not None else [])
-        problem = None
+        reason = (Reason.REASON_TASK_GROUP_INVALID if group is not None
+                  else Reason.REASON_TASK_INVALID)
         if op.id is not None:
-            problem = f"An operation id is not supported on {op.type.value} operations"
-        needed = Portion()
+            for task in tasks:
+                self.launcher.task_error(framework, task, "An operation id is not supported"
+                                         f" on {op.type.value} operations", reason)
+            return
+        if group is None:
+            for task in tasks:
+                self._launch_one(framework, agent, role, [task], task.executor, None, pool)
+        else:
+            self._launch_one(framework, agent, role, tasks, group.executor, group, pool)
+
+    def _launch_one(self, framework: Framework, agent: Agent, role: str,
+                    tasks: list[TaskInfo], executor: Any, group: Any, pool: Pool) -> None:
+        """One task (LAUNCH) or one task group: its reserved resources and volumes must
+        be in the pool's reserved portion, its other resources in the unreserved part."""
+        plain, part = Resources(), Portion()
+        problem = None
         try:
             for task in tasks:
-                needed = needed + self._portion(framework, agent, task.resources,
-                                                task.executor.resources if task.executor
-                                                else None, task.executor)
-            if group is not None:
-                needed = needed + self._portion(framework, agent, group.executor.resources,
-                                                None, None)
+                bag, mine = split(task.resources or [], "task.resources")
+                plain, part = plain + bag, part + mine
+            if executor is not None and executor.executor_id not in (
+                    agent.executors.get(framework.id) or {}):
+                bag, mine = split(executor.resources or [], "executor.resources")
+                plain, part = plain + bag, part + mine
         except BadRequest as exc:
-            problem = problem or exc.message
-        if problem is None and needed:
-            missing = pool.portion.missing(needed)
+            problem = exc.message
+        if problem is None and part:
+            missing = pool.portion.missing(part)
             if missing is not None:
                 problem = f"Task uses reserved resources the offers do not hold: {missing}"
+        if problem is None and pool.portion and not pool.unreserved.contains(plain):
+            problem = (f"Task uses unreserved resources {plain} but the offers hold"
+                       f" {pool.unreserved} unreserved")
         if problem is not None:
             reason = (Reason.REASON_TASK_GROUP_INVALID if group is not None
                       else Reason.REASON_TASK_INVALID)
@@ -203,22 +228,7 @@ class OfferOperations:
         if group is not None:
             left = self.launcher.launch_group(framework, agent, role, group, total)
         else:
-            left = total
-            for task in tasks:
-                part = self._portion(framework, agent, task.resources, None, None)
-                before = left
-                left = self.launcher.launch(framework, agent, role, task, None, left)
-                if left is not before and part:
-                    pool.portion = pool.portion - part
-            needed = Portion()
-        if left is not total and needed:
-            pool.portion = pool.portion - needed
+            left = self.launcher.launch(framework, agent, role, tasks[0], None, total)
+        if left is not total:  # launched: what it took is no longer in the pool
+            pool.portion = pool.portion - part
         pool.unreserved = left - pool.portion.total()
-
-    def _portion(self, framework: Framework, agent: Agent, resources: Any,
-                 executor_resources: Any, executor: Any) -> Portion:
-        part = split(resources, "task.resources")[1] if resources else Portion()
-        if executor_resources and executor is not None and executor.executor_id not in (
-                agent.executors.get(framework.id) or {}):
-            part = part + split(executor_resources, "executor.resources")[1]
-        return part

@@ -287,3 +287,17 @@ _HANDLERS: dict[OperationType, Callable[[OperationType, Any, Pool, Portion, Cont
 def body_of(op: Any) -> Any:
     """The raw body of an ``Offer.Operation`` (``op.reserve`` for a RESERVE, ...)."""
     return getattr(op, op.type.value.lower(), None)
+
+
+def converted(op_type: OperationType, body: Any) -> list[dict[str, Any]] | None:
+    """``OperationStatus.converted_resources`` of an operation that finished: what its
+    resources became (None for a resize, which converts nothing)."""
+    if op_type is OperationType.RESERVE:
+        return list(body["resources"])
+    if op_type is OperationType.CREATE:
+        return list(body["volumes"])
+    if op_type is OperationType.UNRESERVE:
+        return split(body["resources"])[1].total().to_json("*")
+    if op_type is OperationType.DESTROY:
+        return [{k: v for k, v in item.items() if k != "disk"} for item in body["volumes"]]
+    return None

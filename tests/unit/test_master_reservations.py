@@ -249,6 +249,7 @@ def test_acknowledge_and_reconcile_operations():
     events = fw.take("UPDATE_OPERATION_STATUS")
     final = events[-1]["update_operation_status"]["status"]
     assert final["state"] == "OPERATION_FINISHED" and final["uuid"]["value"]
+    assert final["converted_resources"] == [reserved("cpus", 1, "db")]
     assert "uuid" not in events[0]["update_operation_status"]["status"]  # PENDING: no ack
     fw.call("RECONCILE_OPERATIONS", reconcile_operations={"operations": [
         {"operation_id": {"value": "r1"}}, {"operation_id": {"value": "zz"}}]})
@@ -293,3 +294,21 @@ def test_a_new_master_keeps_the_reservations_the_registry_held():
     assert set(ledger.reserved.volumes) == {"v"}
     [fix] = end.commands("CHECKPOINT_RESOURCES")
     assert any(r.get("disk") for r in fix["checkpoint_resources"]["resources"])
+
+
+def test_a_task_cannot_take_reserved_resources_as_unreserved_ones():
+    h, agent, fw = setup("cpus:1;mem:1024;cpus(db):1")
+    offer = fw.offers()[0]
+    greedy = command_task("greedy", agent.agent_id, "cpus:1.5;mem:64")  # 1 unreserved cpu
+    fine = command_task("fine", agent.agent_id, "cpus:0.5;mem:64")
+    fine["resources"].append({**reserved("cpus", 1, "db"),
+                              "reservations": [{"type": "STATIC", "role": "db"}]})
+    accept(fw, offer, op("LAUNCH", launch={"task_infos": [greedy, fine]}))
+    [update] = fw.updates()
+    assert update["task_id"]["value"] == "greedy" and update["state"] == "TASK_ERROR"
+    assert "unreserved" in update["message"]
+    assert [c["run_task"]["task"]["task_id"]["value"]
+            for c in agent.commands("RUN_TASK")] == ["fine"]
+    h.settle()
+    for o in fw.offers():  # the reservation is in use by "fine": not offered again
+        assert not by_kind(o)["reserved"]
