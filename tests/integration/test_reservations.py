@@ -166,3 +166,95 @@ def test_acls_refuse_operator_reservations_and_volumes_with_403(tmp_path: Path):
         raise
     finally:
         cluster.stop()
+
+
+class OperationsFramework:
+    """Records offers and UPDATE_OPERATION_STATUS events (mesonb's scheduler driver hands
+    an event it has no method for to ``on_<type>``)."""
+
+    def __init__(self) -> None:
+        self.offers: list[dict[str, Any]] = []
+        self.operation_updates: list[dict[str, Any]] = []
+        self.task_updates: list[dict[str, Any]] = []
+
+    def on_offers(self, offers: list[dict[str, Any]]) -> None:
+        self.offers.extend(offers)
+
+    def on_update_operation_status(self, body: dict[str, Any]) -> None:
+        self.operation_updates.append(body["status"])
+
+    def on_update(self, status: dict[str, Any]) -> None:
+        self.task_updates.append(status)
+
+    def states(self, op_id: str) -> list[str]:
+        return [s["state"] for s in self.operation_updates
+                if s["operation_id"]["value"] == op_id]
+
+
+async def test_operation_ids_get_status_updates_acknowledgements_and_reconciliation(
+        tmp_path: Path):
+    import asyncio
+
+    from mesonb.frameworks.driver import SchedulerDriver
+    from mesonb.http.client import HTTPError
+
+    async def until(condition: Any, what: str) -> Any:
+        for _ in range(500):
+            value = condition()
+            if value:
+                return value
+            await asyncio.sleep(0.02)
+        raise TimeoutError(what)
+
+    cluster = ProcessCluster(tmp_path, agents=1)
+    fw = OperationsFramework()
+    info = {"user": "tester", "name": "ops", "roles": ["db"],
+            "capabilities": [{"type": "MULTI_ROLE"}]}
+    driver = None
+    try:
+        await asyncio.to_thread(cluster.start)
+        driver = SchedulerDriver(cluster.address, info, fw)
+        await driver.start()
+        offer = await until(lambda: fw.offers and fw.offers[-1], "an offer")
+        # Without ids, an operation that cannot be done fails the whole ACCEPT (400).
+        with pytest.raises(HTTPError) as refused:
+            await driver.accept([offer["id"]["value"]], [
+                {"type": "RESERVE", "reserve": {"resources": [disk(10, "db")]}},
+                {"type": "CREATE_DISK", "create_disk": {"source": disk(10, "db")}}])
+        assert refused.value.status == 400 and b"storage resource provider" in (
+            refused.value.body or b"")
+        await driver.accept([offer["id"]["value"]], [
+            {"type": "RESERVE", "id": {"value": "r1"},
+             "reserve": {"resources": [disk(100, "db")]}},
+            {"type": "CREATE", "id": {"value": "c1"},
+             "create": {"volumes": [vol("v1", 40)]}},
+            {"type": "DESTROY_DISK", "id": {"value": "dd"},
+             "destroy_disk": {"source": disk(1, "db")}}], refuse_seconds=0)
+        await until(lambda: len(fw.operation_updates) >= 6, "six operation updates")
+        assert fw.states("r1") == ["OPERATION_PENDING", "OPERATION_FINISHED"]
+        assert fw.states("c1") == ["OPERATION_PENDING", "OPERATION_FINISHED"]
+        assert fw.states("dd") == ["OPERATION_PENDING", "OPERATION_ERROR"]
+        listed = call(cluster, {"type": "GET_OPERATIONS"}).json()["get_operations"]
+        assert {o["info"]["id"]["value"] for o in listed["operations"]} == {"r1", "c1", "dd"}
+        finished = [s for s in fw.operation_updates if s["state"] == "OPERATION_FINISHED"]
+        for status in finished:
+            await driver.call("ACKNOWLEDGE_OPERATION_STATUS", {
+                "agent_id": status["agent_id"], "operation_id": status["operation_id"],
+                "uuid": status["uuid"]["value"]})
+        listed = call(cluster, {"type": "GET_OPERATIONS"}).json()["get_operations"]
+        assert [o["info"]["id"]["value"] for o in listed["operations"]] == ["dd"]
+        seen = len(fw.operation_updates)
+        await driver.call("RECONCILE_OPERATIONS", {"operations": [
+            {"operation_id": {"value": "dd"}}, {"operation_id": {"value": "r1"}}]})
+        await until(lambda: len(fw.operation_updates) >= seen + 2, "reconciliation")
+        assert [(s["operation_id"]["value"], s["state"])
+                for s in fw.operation_updates[seen:]] == [("dd", "OPERATION_ERROR"),
+                                                          ("r1", "OPERATION_UNKNOWN")]
+        assert has_volume(cluster, "v1")
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        if driver is not None:
+            await driver.stop()
+        await asyncio.to_thread(cluster.stop)
