@@ -128,9 +128,10 @@ class MasterCommands:
         executor = self._executor_for(framework, info, False, ids)
         if executor is None:
             return
-        if self.host.mount_volumes is not None:
-            self.host.mount_volumes(executor.directory, [
-                *(info.resources or ()), *(r for t in tasks for r in t.resources or ())])
+        if self.host.mount_volumes is not None:  # each task runs in tasks/<id>/ (default.py)
+            self.host.mount_volumes(executor.directory, info.resources)
+            for t in tasks:
+                self.host.mount_volumes(executor.directory / "tasks" / t.task_id, t.resources)
         records = [Task(info=t, framework_id=framework.framework_id,
                         executor_id=executor.executor_id, group=ids) for t in tasks]
         for record in records:

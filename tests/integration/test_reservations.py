@@ -251,6 +251,26 @@ async def test_operation_ids_get_status_updates_acknowledgements_and_reconciliat
                 for s in fw.operation_updates[seen:]] == [("dd", "OPERATION_ERROR"),
                                                           ("r1", "OPERATION_UNKNOWN")]
         assert has_volume(cluster, "v1")
+
+        # A task group using the volume finds it in its own sandbox and writes through.
+        with_volume = await until(lambda: next((o for o in fw.offers if any(
+            (r.get("disk") or {}).get("persistence") for r in o["resources"])), None),
+            "an offer holding the volume")
+        [volume] = [r for r in with_volume["resources"] if r.get("disk")]
+        plain = [{"name": n, "type": "SCALAR", "scalar": {"value": v}}
+                 for n, v in (("cpus", 0.1), ("mem", 32))]
+        await driver.accept([with_volume["id"]["value"]], [{"type": "LAUNCH_GROUP",
+            "launch_group": {
+                "executor": {"executor_id": {"value": "grp"}, "type": "DEFAULT",
+                             "resources": plain},
+                "task_group": {"tasks": [{
+                    "name": "g", "task_id": {"value": "g"}, "agent_id": with_volume["agent_id"],
+                    "command": {"value": "echo from-group > data/g.txt"},
+                    "resources": [*plain, volume]}]}}}])
+        await until(lambda: any(s["state"] == "TASK_FINISHED" for s in fw.task_updates),
+                    "the group's task to finish")
+        written = tmp_path / "agent0" / "volumes" / "roles" / "db" / "v1" / "g.txt"
+        assert written.read_text() == "from-group\n"
     except BaseException:
         print(cluster.logs())
         raise
