@@ -495,6 +495,7 @@ class Agent:
             "hostname": self.hostname,
             "port": self.port,
             "resources": self.resources.to_flat(),
+            **self.volumes.state_json(self.resources),
             "attributes": flat_attributes(self.attributes),
             "master_hostname": self.master_hostname or "",
             "registered": self.registered,

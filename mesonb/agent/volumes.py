@@ -134,3 +134,14 @@ class AgentVolumes:
                 continue
             target.symlink_to(source, target_is_directory=True)
             log.info("persistent volume %s linked at %s", vid, target)
+
+    def state_json(self, total: Resources) -> dict[str, Any]:
+        """``reserved_resources`` (role -> flat), ``unreserved_resources`` and
+        ``reserved_resources_full`` of the agent's ``/state``, as Mesos shows them."""
+        portion = self.static + self.checkpointed
+        roles = sorted(portion.roles())
+        return {
+            "reserved_resources": {r: portion.for_role(r).total().to_flat() for r in roles},
+            "unreserved_resources": (total - portion.total()).to_flat(),
+            "reserved_resources_full": {r: portion.for_role(r).to_json() for r in roles},
+        }

@@ -42,6 +42,10 @@ def test_checkpoint_creates_and_destroys_volume_directories_and_survives_a_resta
         "", "a", "b"]
     assert next(r for r in disks if not r.get("disk"))["scalar"]["value"] == 80
     assert any(r.get("reservations") == [{"type": "STATIC", "role": "db"}] for r in reported)
+    state = again.state_json(Resources({"cpus": 3, "disk": 100}))
+    assert state["reserved_resources"] == {"db": {"cpus": 1.0, "mem": 0.0, "disk": 20.0,
+                                                  "gpus": 0.0}}
+    assert state["unreserved_resources"]["disk"] == 80
     again.checkpoint([vol("a")])  # "b" destroyed
     assert not (tmp_path / "volumes" / "roles" / "db" / "b").exists()
     assert (where / "x").read_text() == "1"
