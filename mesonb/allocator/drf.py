@@ -104,6 +104,9 @@ def _split_by_role(view: FrameworkView, roles: tuple[str, ...]) -> dict[str, dic
     return {r: {k: v * part for k, v in view.allocated.scalars.items()} for r in roles}
 
 
+_NO_MERGE: dict[tuple[str, str], int] = {}  # shared, never written: no reservations
+
+
 def _offer_reserved(agent: AgentView, framework_sorters: dict[str, DRFSorter],
                     role_sorter: DRFSorter, fws: dict[str, _Fw], inv_total: dict[str, float],
                     now: float, offers: list[OfferDecision]) -> dict[tuple[str, str], int]:
@@ -200,7 +203,7 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
 
     for index, agent in enumerate(agents):
         avail = agent.available
-        merge_into: dict[tuple[str, str], int] = {}
+        merge_into = _NO_MERGE
         if agent.reserved:
             merge_into = _offer_reserved(agent, framework_sorters, role_sorter, fws, inv_total,
                                          now, offers)
@@ -252,7 +255,7 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
         received = fractions(offered.scalars, inv_total)
         framework_sorters[chosen_role].allocated(chosen_fid, received)
         role_sorter.allocated(chosen_role, received)
-        at = merge_into.get((chosen_fid, chosen_role))
+        at = merge_into.get((chosen_fid, chosen_role)) if merge_into else None
         if at is not None:  # the same framework and role got this agent's reservation
             earlier = offers[at]
             offers[at] = OfferDecision(chosen_fid, agent_id, chosen_role,
