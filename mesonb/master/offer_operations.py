@@ -118,6 +118,7 @@ class OfferOperations:
         ctx = self._context(framework, role)
         for i, op in enumerate(operations):
             if op.type not in RESOURCE_OPERATIONS:
+                _take_launch(op, pool)  # what a launch before a RESERVE would take
                 continue
             try:
                 apply(op.type, body_of(op), pool, reserved, ctx)
@@ -232,3 +233,17 @@ class OfferOperations:
         if left is not total:  # launched: what it took is no longer in the pool
             pool.portion = pool.portion - part
         pool.unreserved = left - pool.portion.total()
+
+
+def _take_launch(op: Any, pool: Pool) -> None:
+    """Take a LAUNCH's or LAUNCH_GROUP's resources out of a dry run's pool (best effort:
+    a malformed task fails on its own when carried out)."""
+    tasks = (list(op.launch.task_infos) if op.launch is not None else
+             list(op.launch_group.task_group.tasks) if op.launch_group is not None else [])
+    for task in tasks:
+        try:
+            plain, part = split(task.resources or [], "task.resources")
+        except BadRequest:
+            continue
+        pool.unreserved = pool.unreserved - plain
+        pool.portion = pool.portion - part

@@ -312,3 +312,13 @@ def test_a_task_cannot_take_reserved_resources_as_unreserved_ones():
     h.settle()
     for o in fw.offers():  # the reservation is in use by "fine": not offered again
         assert not by_kind(o)["reserved"]
+
+
+def test_a_launch_before_a_reserve_in_the_same_accept_counts_in_the_check():
+    _h, agent, fw = setup("cpus:2;mem:1024")
+    offer = fw.offers()[0]
+    task = command_task("t", agent.agent_id, "cpus:1.5;mem:64")
+    with pytest.raises(BadRequest, match="RESERVE"):
+        accept(fw, offer, op("LAUNCH", launch={"task_infos": [task]}),
+               op("RESERVE", reserve={"resources": [reserved("cpus", 1, "db")]}))
+    assert fw.updates() == [] and not agent.commands("RUN_TASK")  # nothing happened
