@@ -71,9 +71,17 @@ class AgentVolumes:
             log.error("ignoring unreadable checkpointed resources %s: %s", self.path, exc)
             return Portion()
 
+    def portion(self) -> Portion:
+        """Static reservations (less the volumes carved out of them) and checkpointed ones."""
+        static = self.static.copy()
+        for volume in self.checkpointed.volumes.values():
+            if volume.reservation.type != DYNAMIC:
+                static.take(volume.reservation, Resources({"disk": volume.disk}))
+        return static + self.checkpointed
+
     def resources_json(self, total: Resources) -> list[dict[str, Any]]:
         """The agent's ``resources`` for its REGISTER: unreserved, static, checkpointed."""
-        portion = self.static + self.checkpointed
+        portion = self.portion()
         return render(total - portion.total(), portion)
 
     def checkpoint(self, resources: list[dict[str, Any]]) -> None:
@@ -138,7 +146,7 @@ class AgentVolumes:
     def state_json(self, total: Resources) -> dict[str, Any]:
         """``reserved_resources`` (role -> flat), ``unreserved_resources`` and
         ``reserved_resources_full`` of the agent's ``/state``, as Mesos shows them."""
-        portion = self.static + self.checkpointed
+        portion = self.portion()
         roles = sorted(portion.roles())
         return {
             "reserved_resources": {r: portion.for_role(r).total().to_flat() for r in roles},

@@ -101,6 +101,14 @@ def adopt(agent: Agent, reported: Any, known: Portion | None) -> bool:
     static = Portion({k: v for k, v in portion.reserved.items() if k.type != DYNAMIC})
     agent_dynamic = Ledger(portion).dynamic()
     dynamic = agent_dynamic if known is None else known
+    # A volume on statically reserved disk is carved out of that reservation: give the
+    # agent's volumes back to it, then carve out the ones that stay.
+    for volume in agent_dynamic.volumes.values():
+        if volume.reservation.type != DYNAMIC:
+            static.add(volume.reservation, Resources({"disk": volume.disk}))
+    for volume in dynamic.volumes.values():
+        if volume.reservation.type != DYNAMIC:
+            static.take(volume.reservation, Resources({"disk": volume.disk}))
     agent.ledger = Ledger(static + dynamic)
     return dynamic != agent_dynamic
 

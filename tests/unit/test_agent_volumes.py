@@ -69,3 +69,13 @@ def test_a_task_finds_its_volume_linked_at_its_container_path(tmp_path):
     assert (tmp_path / "work" / "volumes" / "roles" / "db" / "a" / "f").read_text() == "hi"
     assert os.path.isdir(tmp_path / "work" / "volumes")
     assert not Path(sandbox).exists()
+
+
+def test_a_volume_on_statically_reserved_disk_is_carved_out_of_it(tmp_path):
+    volumes = AgentVolumes(tmp_path, "cpus:1;disk(db):100")
+    static_vol = {**vol("s", 40), "reservations": [{"type": "STATIC", "role": "db"}]}
+    volumes.checkpoint([static_vol])
+    reported = volumes.resources_json(Resources({"cpus": 1, "disk": 100}))
+    disks = sorted((r["scalar"]["value"], bool(r.get("disk"))) for r in reported
+                   if r["name"] == "disk")
+    assert disks == [(40.0, True), (60.0, False)]

@@ -8,7 +8,11 @@ from typing import Any
 
 import pytest
 
+from mesonb.protocol.agent import Register
 from mesonb.protocol.errors import BadRequest, Forbidden
+from mesonb.protocol.mesos import AgentInfo
+from mesonb.protocol.reservations import flag_to_json
+from mesonb.protocol.resources import Resources
 from mesonb.security.acls import Acls
 from mesonb.testing.harness import FrameworkEnd, MasterHarness, command_task
 
@@ -322,3 +326,24 @@ def test_a_launch_before_a_reserve_in_the_same_accept_counts_in_the_check():
         accept(fw, offer, op("LAUNCH", launch={"task_infos": [task]}),
                op("RESERVE", reserve={"resources": [reserved("cpus", 1, "db")]}))
     assert fw.updates() == [] and not agent.commands("RUN_TASK")  # nothing happened
+
+
+def test_a_volume_on_statically_reserved_disk_is_counted_once_across_registrations():
+    h = MasterHarness()
+    agent = h.add_agent("cpus:2;mem:1024;disk(db):100")
+    fw = h.subscribe("db", roles=["db"], capabilities=("MULTI_ROLE",))
+    h.settle()
+    static_vol = {**volume("s", 40, "db"), "reservations": [{"type": "STATIC", "role": "db"}]}
+    accept(fw, fw.offers()[0], op("CREATE", create={"volumes": [static_vol]}))
+    record = h.master.book.agents[agent.agent_id]
+    assert record.ledger.reserved.total() == Resources({"disk": 100})
+    # The agent re-registers reporting its flag's reservation and its checkpoint.
+    checkpointed = agent.commands("CHECKPOINT_RESOURCES")[-1]["checkpoint_resources"]
+    reported = [r for r in flag_to_json("cpus:2;mem:1024;disk(db):60")] + checkpointed[
+        "resources"]
+    h.master.agents.register(Register.from_json(Register(
+        agent_info=AgentInfo(hostname="agent.local", port=5051, resources=reported),
+        version="1.11.0", agent_id=agent.agent_id).to_json()), agent.send, agent.close)
+    ledger = h.master.book.agents[agent.agent_id].ledger
+    assert ledger.reserved.total() == Resources({"disk": 100})
+    assert set(ledger.reserved.volumes) == {"s"}
