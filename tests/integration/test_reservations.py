@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 import requests
 
+from mesonb.testing.ha import ZooKeeperCluster, active_agents, leading
 from mesonb.testing.processes import Daemon, ProcessCluster, wait_for
+from mesonb.testing.zookeeper import zookeeper_jar
 
 pytestmark = pytest.mark.slow
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -278,3 +280,41 @@ async def test_operation_ids_get_status_updates_acknowledgements_and_reconciliat
         if driver is not None:
             await driver.stop()
         await asyncio.to_thread(cluster.stop)
+
+
+@pytest.mark.skipif(zookeeper_jar() is None, reason="ZooKeeper is not installed")
+def test_a_new_leader_keeps_volumes_from_the_zookeeper_registry(tmp_path: Path):
+    with ZooKeeperCluster(tmp_path).start() as ha:
+        first = ha.start_master("m1")
+        wait_for(lambda: leading(first), 20, what="m1 to lead")
+        second = ha.start_master("m2")
+        agent = ha.start_agent(resources="cpus:1;mem:512;disk:500")
+        wait_for(lambda: active_agents(first) == 1, 20, what="the agent on m1")
+        url = first.url + "/api/v1"
+        [info] = requests.post(url, json={"type": "GET_AGENTS"}, headers=JSON,
+                               timeout=10).json()["get_agents"]["agents"]
+        agent_id = info["agent_info"]["id"]
+        for body in ({"type": "RESERVE_RESOURCES", "reserve_resources": {
+                         "agent_id": agent_id, "resources": [disk(200, "db")]}},
+                     {"type": "CREATE_VOLUMES", "create_volumes": {
+                         "agent_id": agent_id, "volumes": [vol("zk-vol", 50)]}}):
+            answer = requests.post(url, json=body, headers=JSON, timeout=10)
+            assert answer.status_code == 202, answer.text
+        checkpoint = tmp_path / "agent" / "meta" / "resources" / "resources.json"
+        wait_for(checkpoint.exists, 10, what="the agent's checkpoint")
+        agent.kill()
+        checkpoint.unlink()  # only the registry in ZooKeeper still knows the volume
+        first.kill()
+        wait_for(lambda: leading(second), 30, what="m2 to take over")
+        ha.start_agent(resources="cpus:1;mem:512;disk:500")
+        wait_for(lambda: active_agents(second) == 1, 30, what="the agent on m2")
+
+        def volume_known() -> bool:
+            body = requests.post(second.url + "/api/v1", json={"type": "GET_AGENTS"},
+                                 headers=JSON, timeout=10).json()["get_agents"]
+            return any((r.get("disk") or {}).get("persistence", {}).get("id") == "zk-vol"
+                       for a in body["agents"] for r in a["total_resources"])
+
+        wait_for(volume_known, 10, what="m2 to know the volume")
+        wait_for(checkpoint.exists, 10, what="the agent to checkpoint it again")
+        assert (tmp_path / "agent" / "volumes" / "roles" / "db" / "zk-vol").is_dir()
