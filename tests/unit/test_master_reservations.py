@@ -347,3 +347,15 @@ def test_a_volume_on_statically_reserved_disk_is_counted_once_across_registratio
     ledger = h.master.book.agents[agent.agent_id].ledger
     assert ledger.reserved.total() == Resources({"disk": 100})
     assert set(ledger.reserved.volumes) == {"s"}
+
+
+def test_operations_on_offers_no_longer_valid_are_dropped_visibly():
+    h, _agent, fw = setup()
+    offer = fw.offers()[0]
+    fw.call("DECLINE", decline={"offer_ids": [offer["id"]]})
+    accept(fw, offer, op("RESERVE", "late", reserve={"resources": [reserved("cpus", 1, "db")]}))
+    [(op_id, state, message)] = statuses(fw)
+    assert (op_id, state) == ("late", "OPERATION_DROPPED") and "no longer valid" in message
+    with pytest.raises(BadRequest, match="no longer valid"):  # without an id: refused
+        accept(fw, offer, op("RESERVE", reserve={"resources": [reserved("cpus", 1, "db")]}))
+    assert not h.master.book.agents[_agent.agent_id].ledger
