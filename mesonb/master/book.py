@@ -23,9 +23,9 @@ from mesonb.protocol.reservations import Portion, render
 from mesonb.protocol.resources import EMPTY, Resources
 from mesonb.protocol.states import TaskState
 
+from . import ledger as ledgers
 from .agent_fsm import AgentLifecycle, AgentState
 from .framework_fsm import FrameworkLifecycle, FrameworkState
-from .ledger import Ledger
 from .offer_fsm import OfferRecord, OfferState
 
 Send = Callable[[Any], None]  # a MasterCommand, or its JSON
@@ -85,7 +85,7 @@ class Agent:
     unreachable_time: float | None = None
     attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
     upid: str | None = None  # ``slave(1)@ip:port`` from the agent's REGISTER, when it said
-    ledger: Ledger = dataclasses.field(default_factory=Ledger)  # what of total is reserved
+    ledger: ledgers.Ledger = dataclasses.field(default_factory=ledgers.Ledger)  # reserved part
 
     _available: tuple[Resources, Resources, Resources, Resources] | None = None
     lifecycle: AgentLifecycle = dataclasses.field(init=False)

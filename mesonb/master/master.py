@@ -47,11 +47,10 @@ from mesonb.protocol.scheduler import Rescind as RescindBody
 from mesonb.protocol.states import Reason, TaskState
 from mesonb.security.acls import PERMISSIVE, Acls
 
-from . import framework_fsm, offer_fsm, reservations
+from . import framework_fsm, offer_fsm, operation_status, reservations
 from .agents import AgentMessages
 from .book import Agent, Book, Framework, Offer, Task
 from .frameworks import SchedulerCalls
-from .operation_status import OperationStatuses
 from .outbox import Observer, Outbox
 from .recovery import Recovery
 from .registry import Registry, RegistryState, log_failure
@@ -85,7 +84,7 @@ class Master:
         self.leading = True
         self.registry: Registry | None = None
         self.acls: Acls = PERMISSIVE  # the daemon gives its --acls
-        self.operation_statuses = OperationStatuses()
+        self.operation_statuses = operation_status.OperationStatuses()
         # agent id -> AgentInfo JSON: in the registry, not re-registered since recovery
         self.recovery = Recovery(self.book, clock, config.agent_reregister_timeout,
                                  self.counters)
