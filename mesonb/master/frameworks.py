@@ -3,8 +3,10 @@
 A SUBSCRIBE is answered SUBSCRIBED and at once a HEARTBEAT, as Mesos does; later
 HEARTBEATs come on the master's tick (:meth:`Master.tick`). The framework's life
 (subscribed, failing over, inactive, torn down) is its :mod:`.framework_fsm` machine; an
-ACCEPT's or DECLINE's offers end through the :mod:`.offer_fsm` machine; tasks launch in
-:mod:`.launch`; reconciliation is answered in :mod:`.reconciliation`.
+ACCEPT's or DECLINE's offers end through the :mod:`.offer_fsm` machine; an ACCEPT's
+operations are carried out in :mod:`.offer_operations` (tasks launch in :mod:`.launch`,
+reservations and volumes in :mod:`.operations`, feedback in :mod:`.operation_status`);
+reconciliation is answered in :mod:`.reconciliation`.
 
 Validation errors in a call answer 400 before anything changes. Errors in a task inside
 an ACCEPT do not fail the call: that task gets ``TASK_ERROR`` (as in Mesos) and the

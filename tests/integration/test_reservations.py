@@ -5,6 +5,7 @@ agent restart and a master restart on its registry."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -200,13 +201,14 @@ async def test_operation_ids_get_status_updates_acknowledgements_and_reconciliat
     from mesonb.frameworks.driver import SchedulerDriver
     from mesonb.http.client import HTTPError
 
-    async def until(condition: Any, what: str) -> Any:
-        for _ in range(500):
+    async def until(condition: Any, what: str, timeout: float = 30.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             value = condition()
             if value:
                 return value
             await asyncio.sleep(0.02)
-        raise TimeoutError(what)
+        raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
 
     cluster = ProcessCluster(tmp_path, agents=1)
     fw = OperationsFramework()
