@@ -42,7 +42,7 @@ from mesonb.protocol.agent import (
     Register,
     StatusUpdate,
 )
-from mesonb.protocol.mesos import AgentInfo, TaskStatus
+from mesonb.protocol.mesos import AgentInfo, TaskInfo, TaskStatus
 from mesonb.security import tokens
 
 from . import checkpoint, recovery, status_updates, views
@@ -57,6 +57,7 @@ from .isolation import ContainerizerConfig
 from .master_link import Backoff, MasterLink, parse_master
 from .monitor import ResourceMonitor
 from .paths import executor_virtual_path
+from .volumes import AgentVolumes
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ class Agent:
         self.clock = clock
         self.security = Security.from_flags(config.secret, config.credentials)
         self.resources = agent_resources(config.resources, config.work_dir, machine)
+        self.volumes = AgentVolumes(config.work_dir, config.resources)  # reservations too
         self.attributes = agent_attributes(config.attributes)
         self.hostname = config.hostname or socket.gethostname()
         self._pid_ip: str | None = None  # the hostname's address, for a wildcard --ip
@@ -179,8 +181,15 @@ class Agent:
             token_key=tokens.agent_key(Path(self.config.work_dir) / "executor-token.key"),
             launch_container=self.containerizer.launch,
             executor_changed=self.containerizer.update,
-            invalid_task=self.containerizer.invalid,
-            task_ended=self.containerizer.task_ended)
+            invalid_task=self._invalid_task,
+            task_ended=self.containerizer.task_ended,
+            mount_volumes=self.volumes.mount)
+
+    def _invalid_task(self, task: TaskInfo) -> str | None:
+        """Why the containerizer cannot run ``task``, or a volume it names is not here."""
+        return self.containerizer.invalid(task) or self.volumes.invalid(
+            [*(task.resources or ()), *((task.executor.resources or ()) if task.executor
+                                        else ())])
 
     # -- life cycle -----------------------------------------------------------------
     @property
@@ -294,7 +303,8 @@ class Agent:
 
     def agent_info(self) -> AgentInfo:
         return AgentInfo(hostname=self.hostname, port=self.port,
-                         resources=self.resources.to_json(), attributes=self.attributes or None,
+                         resources=self.volumes.resources_json(self.resources),
+                         attributes=self.attributes or None,
                          id=self.agent_id)
 
     def _on_open(self) -> None:
@@ -342,6 +352,8 @@ class Agent:
         elif kind is MasterCommandType.SHUTDOWN:
             message = command.shutdown.message if command.shutdown else ""
             self._spawn_shutdown(message)
+        elif kind is MasterCommandType.CHECKPOINT_RESOURCES and command.checkpoint_resources:
+            self.volumes.checkpoint(command.checkpoint_resources.resources)
         elif not self.registered:
             log.warning("ignoring %s from the master: not registered yet", kind.value)
         elif kind is MasterCommandType.ACKNOWLEDGE and command.acknowledge is not None:
@@ -485,6 +497,7 @@ class Agent:
             "hostname": self.hostname,
             "port": self.port,
             "resources": self.resources.to_flat(),
+            **self.volumes.state_json(self.resources),
             "attributes": flat_attributes(self.attributes),
             "master_hostname": self.master_hostname or "",
             "registered": self.registered,

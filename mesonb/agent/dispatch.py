@@ -98,6 +98,9 @@ class MasterCommands:
         executor = self._executor_for(framework, info, command_executor, [task.task_id])
         if executor is None:
             return
+        if self.host.mount_volumes is not None:
+            self.host.mount_volumes(executor.directory, [*(task.resources or ()),
+                                                         *(info.resources or ())])
         record = Task(info=task, framework_id=framework.framework_id,
                       executor_id=executor.executor_id)
         self.io.checkpoint_task(framework, executor, record)
@@ -125,6 +128,10 @@ class MasterCommands:
         executor = self._executor_for(framework, info, False, ids)
         if executor is None:
             return
+        if self.host.mount_volumes is not None:  # each task runs in tasks/<id>/ (default.py)
+            self.host.mount_volumes(executor.directory, info.resources)
+            for t in tasks:
+                self.host.mount_volumes(executor.directory / "tasks" / t.task_id, t.resources)
         records = [Task(info=t, framework_id=framework.framework_id,
                         executor_id=executor.executor_id, group=ids) for t in tasks]
         for record in records:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mesonb.clock import Clock
@@ -65,3 +66,5 @@ class Host:
     # gpus, ...): the reason, or None; such a task gets TASK_ERROR before any launch.
     invalid_task: Callable[[TaskInfo], str | None] | None = None
     task_ended: Callable[[Executor | None], None] | None = None  # a task of it ended
+    # Links the persistent volumes named in some resources into a sandbox (volumes.py).
+    mount_volumes: Callable[[Path, Any], None] | None = None

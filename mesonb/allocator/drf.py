@@ -27,8 +27,9 @@ and changes none of its inputs. The master turns the decisions into offers.
 Updating the shares after every agent is what spreads one run's offers across
 frameworks: the next agent sees the framework that just received one further back.
 A framework in several roles (MULTI_ROLE) sits in each role's sorter; the decision names
-the role. Quota (stage 1) and reservations come later: they slot in before this loop
-and as a per-role view of ``available``.
+the role. Resources reserved to a role (``AgentView.reserved``) are offered first, to the
+lowest-share framework of that role alone (``_offer_reserved``); when the unreserved
+stage then picks the same framework and role, both go in one offer.
 
 Cost per agent: one list walk that stops at the first eligible framework (usually the
 first one), two incremental sorter updates and one decision. An event-triggered run
@@ -57,7 +58,7 @@ from .explain import (
 )
 from .filters import MinAllocatable
 from .quota import QuotaHeadroom
-from .snapshot import Filter, FrameworkView, Snapshot
+from .snapshot import AgentView, Filter, FrameworkView, Snapshot
 from .sorter import DRFSorter, dominant_share, fractions
 
 
@@ -69,6 +70,7 @@ class OfferDecision:
     agent_id: str
     role: str
     resources: Resources
+    reserved: Resources = EMPTY  # the part of ``resources`` reserved to ``role``
 
 
 @dataclass(slots=True)
@@ -102,6 +104,37 @@ def _split_by_role(view: FrameworkView, roles: tuple[str, ...]) -> dict[str, dic
         return {r: dict(view.allocated_by_role.get(r, EMPTY).scalars) for r in roles}
     part = 1.0 / len(roles)
     return {r: {k: v * part for k, v in view.allocated.scalars.items()} for r in roles}
+
+
+_NO_MERGE: dict[tuple[str, str], int] = {}  # shared, never written: no reservations
+
+
+def _offer_reserved(agent: AgentView, framework_sorters: dict[str, DRFSorter],
+                    role_sorter: DRFSorter, fws: dict[str, _Fw], inv_total: dict[str, float],
+                    now: float, offers: list[OfferDecision]) -> dict[tuple[str, str], int]:
+    """Offer each role's reservation on ``agent`` to the lowest-share framework of that
+    role that does not filter it (Mesos offers reserved resources to their role only).
+    Returns (framework, role) -> index of its decision in ``offers``, so that the
+    unreserved stage can add to the same offer."""
+    made: dict[tuple[str, str], int] = {}
+    for role in sorted(agent.reserved):
+        res = agent.reserved[role]
+        sorter = framework_sorters.get(role)
+        if sorter is None or not res:
+            continue
+        for _, fid in sorter.order:
+            fw = fws[fid]
+            flt = fw.filters.get(agent.agent_id) if fw.filters is not None else None
+            if flt is not None and flt.applies(res, now):
+                continue
+            received = fractions(res.scalars, inv_total)
+            sorter.allocated(fid, received)
+            role_sorter.allocated(role, received)
+            made[(fid, role)] = len(offers)
+            offers.append(OfferDecision(fid, agent.agent_id, role, res, res))
+            fw.counts[OFFERED] += 1
+            break
+    return made
 
 
 def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -> Allocation:
@@ -173,6 +206,10 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
 
     for index, agent in enumerate(agents):
         avail = agent.available
+        merge_into = _NO_MERGE
+        if agent.reserved:
+            merge_into = _offer_reserved(agent, framework_sorters, role_sorter, fws, inv_total,
+                                         now, offers)
         if not avail:
             n_empty += 1
             continue
@@ -235,6 +272,12 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
         role_sorter.allocated(chosen_role, received)
         if quota is not None:
             quota.consume(chosen_role, offered.scalars)
+        at = merge_into.get((chosen_fid, chosen_role)) if merge_into else None
+        if at is not None:  # the same framework and role got this agent's reservation
+            earlier = offers[at]
+            offers[at] = OfferDecision(chosen_fid, agent_id, chosen_role,
+                                       earlier.resources + offered, earlier.reserved)
+            continue
         offers.append(OfferDecision(chosen_fid, agent_id, chosen_role, offered))
         fws[chosen_fid].counts[OFFERED] += 1
 

@@ -66,6 +66,9 @@ class AgentView:
     available: Resources  # free and not offered
     total: Resources
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    # role -> free resources reserved to it (offered only to that role's frameworks);
+    # ``available`` is then the unreserved part alone
+    reserved: Mapping[str, Resources] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

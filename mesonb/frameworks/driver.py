@@ -22,6 +22,7 @@ A handler is any object with some of these methods (plain or ``async``)::
     on_rescind_inverse_offer(inverse_offer_id)  # str
     on_update(status)           # TaskStatus dict; acknowledged after this returns
     on_message(body), on_failure(body), on_heartbeat()
+    on_update_operation_status(body)  # {"status": OperationStatus} of an operation with an id
     on_error(message)           # the master sent ERROR; the driver stops after this
     on_disconnected()           # the stream broke; the driver is reconnecting
 
@@ -405,6 +406,8 @@ class SchedulerDriver:
             await self._dispatch("on_heartbeat")
         elif kind in ("MESSAGE", "FAILURE"):
             await self._dispatch(f"on_{kind.lower()}", body)
+        elif kind == "UPDATE_OPERATION_STATUS":  # {"status": OperationStatus}
+            await self._dispatch("on_update_operation_status", body)
         else:
             log.debug("ignoring event %s", kind)
 

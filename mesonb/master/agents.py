@@ -26,6 +26,7 @@ from mesonb.protocol.agent import (
     AcknowledgeUpdate,
     AgentCall,
     AgentCallType,
+    CheckpointResources,
     KillTask,
     MasterCommand,
     MasterCommandType,
@@ -38,7 +39,7 @@ from mesonb.protocol.resources import EMPTY, Resources
 from mesonb.protocol.scheduler import Event, EventMessage, EventType, Failure
 from mesonb.protocol.states import Reason, TaskState
 
-from . import agent_fsm
+from . import agent_fsm, reservations
 from .book import Agent, AgentState, Task
 from .drain_info import capped_kill_policy
 from .reports import ReportAdoption
@@ -127,12 +128,21 @@ class AgentMessages:
         master.drains.adopt(agent)  # a deactivation or drain a new leader recovered
         agent.upid = msg.pid or agent.upid
         agent.unreachable_time = None
-        master.recovered_agents.pop(agent_id, None)
+        recovered = master.recovered_agents.pop(agent_id, None)
+        known = (agent.ledger.dynamic() if not new
+                 else reservations.known_portion(recovered.get("resources"))
+                 if recovered is not None else None)
+        fix_checkpoint = reservations.adopt(agent, msg.agent_info.resources, known)
+        msg.agent_info.resources = reservations.agent_resources_json(total, agent.ledger)
         after = (ReportAdoption(book, now, mono, self.out.status)
                  .adopt(agent, msg, was_unreachable) if msg.agent_id else [])
         registered = [_command(MasterCommandType.REGISTERED, registered=Registered(
             agent_id=agent_id, ping_interval_seconds=self.config.agent_ping_timeout,
             master_info=master.info())).to_json(), *after]
+        if fix_checkpoint:
+            registered.append(_command(
+                MasterCommandType.CHECKPOINT_RESOURCES, checkpoint_resources=CheckpointResources(
+                    resources=agent.ledger.to_json())).to_json())
         written = (master.registry.admit_agent(agent_id, msg.agent_info.to_json())
                    if master.registry is not None else None)
         admission = Admission(agent, send, close, registered, new)

@@ -19,9 +19,11 @@ from typing import Any
 
 from mesonb.allocator.snapshot import Filter
 from mesonb.protocol.mesos import AgentInfo, ExecutorInfo, FrameworkInfo, TaskInfo, TaskStatus
+from mesonb.protocol.reservations import Portion, render
 from mesonb.protocol.resources import EMPTY, Resources
 from mesonb.protocol.states import TaskState
 
+from . import ledger as ledgers
 from .agent_fsm import AgentLifecycle, AgentState
 from .drain_info import DrainInfo
 from .framework_fsm import FrameworkLifecycle, FrameworkState
@@ -87,6 +89,7 @@ class Agent:
     upid: str | None = None  # ``slave(1)@ip:port`` from the agent's REGISTER, when it said
     deactivated: bool = False  # by DEACTIVATE_AGENT or DRAIN_AGENT: not offered (drain.py)
     drain: DrainInfo | None = None  # set by DRAIN_AGENT until REACTIVATE_AGENT
+    ledger: ledgers.Ledger = dataclasses.field(default_factory=ledgers.Ledger)  # reserved part
 
     _available: tuple[Resources, Resources, Resources, Resources] | None = None
     lifecycle: AgentLifecycle = dataclasses.field(init=False)
@@ -145,6 +148,7 @@ class Offer:
     resources: Resources
     created: float  # monotonic seconds
     state: OfferState = OfferState.OUTSTANDING
+    portion: Portion | None = None  # the part of ``resources`` reserved to ``role``
 
     def to_json(self, agent: Agent) -> dict[str, Any]:
         """The ``Offer`` message as sent in an OFFERS event."""
@@ -154,7 +158,8 @@ class Offer:
             "agent_id": {"value": self.agent_id},
             "hostname": agent.hostname,
             "allocation_info": {"role": self.role},
-            "resources": self.resources.to_json("*", self.role),
+            "resources": (render(self.resources - self.portion.total(), self.portion, self.role)
+                          if self.portion else self.resources.to_json("*", self.role)),
         }
         if agent.info.attributes:
             out["attributes"] = [a.to_json() for a in agent.info.attributes]

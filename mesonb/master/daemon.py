@@ -136,6 +136,7 @@ class MasterDaemon:
         port = sockets[0].getsockname()[1]
         self.config.port = port
         self.master = master = Master(self.config, self.clock)
+        master.acls = self.security.acls  # reservations and volumes are authorized in the core
         loop = tornado.ioloop.IOLoop.current()
         master.attach(loop.add_callback)
         if self._zk_url is not None:

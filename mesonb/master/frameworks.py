@@ -3,8 +3,10 @@
 A SUBSCRIBE is answered SUBSCRIBED and at once a HEARTBEAT, as Mesos does; later
 HEARTBEATs come on the master's tick (:meth:`Master.tick`). The framework's life
 (subscribed, failing over, inactive, torn down) is its :mod:`.framework_fsm` machine; an
-ACCEPT's or DECLINE's offers end through the :mod:`.offer_fsm` machine; tasks launch in
-:mod:`.launch`; reconciliation is answered in :mod:`.reconciliation`.
+ACCEPT's or DECLINE's offers end through the :mod:`.offer_fsm` machine; an ACCEPT's
+operations are carried out in :mod:`.offer_operations` (tasks launch in :mod:`.launch`,
+reservations and volumes in :mod:`.operations`, feedback in :mod:`.operation_status`);
+reconciliation is answered in :mod:`.reconciliation`.
 
 Validation errors in a call answer 400 before anything changes. Errors in a task inside
 an ACCEPT do not fail the call: that task gets ``TASK_ERROR`` (as in Mesos) and the
@@ -29,6 +31,7 @@ from mesonb.protocol.agent import (
 )
 from mesonb.protocol.errors import BadRequest, Forbidden
 from mesonb.protocol.mesos import FrameworkInfo, TaskInfo
+from mesonb.protocol.reservations import Portion
 from mesonb.protocol.resources import Resources
 from mesonb.protocol.roles import check_roles
 from mesonb.protocol.scheduler import (
@@ -54,6 +57,7 @@ from .metrics_framework import (
     count_event,
 )
 from .offer_fsm import Accept, Decline
+from .offer_operations import OfferOperations
 from .reconciliation import Reconciler
 from .services import MasterServices
 from .views import framework_json
@@ -84,6 +88,7 @@ class SchedulerCalls:
         self.launcher = Launcher(master.book, master.out, master.clock, master.counters)
         self.reconciler = Reconciler(master.book, master.out, master.clock,
                                      master.recovered_agents)
+        self.operations = OfferOperations(master, self.launcher, master.operation_statuses)
 
     # -- subscription ------------------------------------------------------------------
     def subscribe(self, call: Call, stream_id: str, send: Send, close: Close) -> Framework | None:
@@ -194,9 +199,16 @@ class SchedulerCalls:
         accept = call.accept
         assert accept is not None
         operations = accept.operations or []
+        self.operations.check(framework, accept.offer_ids, operations)  # 400: nothing done
+        portion = Portion()
+        for offer_id in accept.offer_ids:  # the reserved part, read before the offers end
+            offer = self.book.offers.get(offer_id)
+            if offer is not None and offer.portion and offer.framework_id == framework.id:
+                portion = portion + offer.portion
         agent, pool, role, invalid = self._take_offers(Accept(framework.id, accept.offer_ids))
         if invalid is not None:
             log.warning("ACCEPT from %s with invalid offers: %s", framework.id, invalid)
+            self.operations.drop(framework, operations, agent.id if agent else None, invalid)
             for task in _tasks_of(operations):
                 self.launcher.task_error(framework, task, invalid, Reason.REASON_INVALID_OFFERS,
                                          TaskState.TASK_DROPPED)
@@ -206,15 +218,17 @@ class SchedulerCalls:
         counted[OFFERS_ACCEPTED] += len(accept.offer_ids)
         for op in operations:
             counted[OPERATION_KEYS.get(op.type, "operations/unknown")] += 1
-            if op.launch is not None:
-                for task in op.launch.task_infos:
-                    pool = self.launcher.launch(framework, agent, role, task, None, pool)
-            elif op.launch_group is not None:
-                pool = self.launcher.launch_group(framework, agent, role, op.launch_group, pool)
-            else:
-                log.warning("framework %s: operation %s is not supported", framework.id, op.type)
-                self.counters["unsupported_operations"] += 1
+        pool = self.operations.carry_out(framework, agent, role, pool, portion, operations)
         self._filter(framework, agent, pool, accept.filters)
+
+    def _acknowledge_operation_status(self, framework: Framework, call: Call) -> None:
+        self.master.operation_statuses.acknowledge(framework.id,
+                                                   call.acknowledge_operation_status)
+
+    def _reconcile_operations(self, framework: Framework, call: Call) -> None:
+        for event in self.master.operation_statuses.reconcile(framework.id,
+                                                              call.reconcile_operations):
+            self.out.to_framework(framework, event)
 
     def _decline(self, framework: Framework, call: Call) -> None:
         decline = call.decline

@@ -40,11 +40,14 @@ from mesonb.config import VERSION, MasterConfig
 from mesonb.protocol.agent import MasterCommand, MasterCommandType, ShutdownFramework
 from mesonb.protocol.errors import Redirect, ServiceUnavailable
 from mesonb.protocol.mesos import Address, MasterInfo
+from mesonb.protocol.reservations import Portion
+from mesonb.protocol.resources import Resources
 from mesonb.protocol.scheduler import Event, EventType, Offers
 from mesonb.protocol.scheduler import Rescind as RescindBody
 from mesonb.protocol.states import Reason, TaskState
+from mesonb.security.acls import PERMISSIVE, Acls
 
-from . import framework_fsm, offer_fsm, settings
+from . import framework_fsm, offer_fsm, operation_status, reservations, settings
 from .agents import AgentMessages
 from .book import Agent, Book, Framework, Offer, Task
 from .drain import Drains
@@ -87,6 +90,8 @@ class Master:
         self.leader: str | None = None  # "host:port" of another leader when standing by
         self.leading = True
         self.registry: Registry | None = None
+        self.acls: Acls = PERMISSIVE  # the daemon gives its --acls
+        self.operation_statuses = operation_status.OperationStatuses()
         # agent id -> AgentInfo JSON: in the registry, not re-registered since recovery
         self.recovery = Recovery(self.book, clock, config.agent_reregister_timeout,
                                  self.counters)
@@ -210,14 +215,19 @@ class Master:
         else:
             candidates = (book.agents[a] for a in agent_ids if a in book.agents)
         agents = []
+        free: dict[str, Portion] = {}  # agents with reservations: their free reserved part
         for agent in candidates:
             if not agent.active or agent.send is None:
                 continue
             available = agent.available
-            if available:
-                agents.append(
-                    AgentView(agent.id, agent.hostname, available, agent.total, agent.attributes)
-                )
+            reserved: dict[str, Resources] = {}
+            if agent.ledger:
+                free[agent.id] = part = reservations.free_portion(agent, book.offers)
+                available = reservations.unreserved_available(agent, part)
+                reserved = reservations.free_by_role(part)
+            if available or reserved:
+                agents.append(AgentView(agent.id, agent.hostname, available, agent.total,
+                                        agent.attributes, reserved))
         if agent_ids is not None:  # event-triggered: skip agents every framework refused
             agents = [a for a in agents if self._wanted(a, now)]
         if not agents:
@@ -260,6 +270,8 @@ class Master:
                 decision.resources,
                 now,
             )
+            if decision.reserved:
+                offer.portion = free[decision.agent_id].for_role(decision.role)
             book.add_offer(offer)
             self.offer_lifecycle.handle(offer_fsm.Made(offer))
             offer_json = offer.to_json(agent)
@@ -281,7 +293,7 @@ class Master:
             if not (fw.active and fw.connected) or set(fw.roles) <= fw.suppressed_roles:
                 continue
             flt = fw.filters.get(view.agent_id)
-            if flt is None or not flt.applies(view.available, now):
+            if flt is None or view.reserved or not flt.applies(view.available, now):
                 return True
         return False
 
@@ -356,6 +368,7 @@ class Master:
     def _tear_down(self, framework: Framework, reason: str) -> None:
         log.info("removing framework %s (%s): %s", framework.id, framework.name, reason)
         self.rescind_framework_offers(framework, notify=False)
+        self.operation_statuses.forget_framework(framework.id)
         now = self.clock.time()
         agent_ids = {t.agent_id for t in framework.tasks.values()}
         agent_ids.update(t.agent_id for t in framework.unreachable_tasks.values())

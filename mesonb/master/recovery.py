@@ -20,6 +20,7 @@ from .agent_fsm import AgentLifecycle
 from .book import Agent, Book, Framework
 from .framework_fsm import FrameworkLifecycle
 from .registry import RegistryState
+from .reservations import ledger_from_agent
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,9 @@ class Recovery:
         info = AgentInfo.from_json(info_json)
         info.id = agent_id
         total = Resources.from_json(info.resources or [], "agent_info.resources")
-        return Agent(agent_id, info, total, "", registered_time=self.clock.time())
+        agent = Agent(agent_id, info, total, "", registered_time=self.clock.time())
+        agent.ledger = ledger_from_agent(info.resources)  # its reservations and volumes
+        return agent
 
     def expire(self) -> list[tuple[str, dict[str, Any], float]]:
         """agent_reregister_timeout passed: recovered agents not back are unreachable.

@@ -16,11 +16,13 @@ from mesonb.clock import Clock
 from mesonb.config import MasterConfig
 from mesonb.protocol.mesos import MasterInfo
 from mesonb.protocol.states import TaskState
+from mesonb.security.acls import Acls
 
 from .book import Agent, Book, Framework, Task
 from .framework_fsm import Action as FrameworkAction
 from .offer_fsm import Action as OfferAction
 from .offer_fsm import OfferLifecycle, Pooled
+from .operation_status import OperationStatuses
 from .outbox import Outbox
 from .registry import Registry
 
@@ -51,6 +53,8 @@ class MasterServices(Protocol):
     offer_lifecycle: OfferLifecycle
     recovered_agents: dict[str, dict[str, Any]]
     registry: Registry | None
+    acls: Acls  # the local authorizer (reservations and volumes are checked in the core)
+    operation_statuses: OperationStatuses
 
     def new_id(self, kind: str) -> str: ...
 

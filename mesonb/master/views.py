@@ -31,6 +31,7 @@ from mesonb.config import VERSION, MasterConfig
 from mesonb.protocol.mesos import TaskStatus
 from mesonb.protocol.resources import SCALAR_NAMES
 
+from . import reservations
 from .book import Agent, AgentState, Book, Framework, Task
 from .quota import Quotas
 
@@ -142,7 +143,7 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         "version": agent.version or VERSION,
         "pid": agent.pid,
         "registered_time": _ns(agent.registered_time),
-        "total_resources": agent.total.to_json(),
+        "total_resources": reservations.agent_resources_json(agent.total, agent.ledger),
         "allocated_resources": agent.used.to_json(),
         "offered_resources": agent.offered.to_json(),
         "capabilities": [{"type": c} for c in AGENT_CAPABILITIES],

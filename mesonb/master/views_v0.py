@@ -19,6 +19,7 @@ from mesonb.protocol.mesos import Attribute, ExecutorInfo, TaskStatus
 from mesonb.protocol.resources import Resources
 from mesonb.protocol.states import TaskState
 
+from . import reservations
 from .book import Agent, AgentState, Book, Framework, Offer, Task
 from .views import (
     AGENT_CAPABILITIES,
@@ -255,8 +256,9 @@ def v0_slave(agent: Agent, full: bool = False) -> dict[str, Any]:
         "resources": total,
         "used_resources": agent.used.to_flat(),
         "offered_resources": agent.offered.to_flat(),
-        "reserved_resources": {},
-        "unreserved_resources": total,
+        "reserved_resources": {role: res.to_flat() for role, res in
+                               reservations.reserved_by_role(agent.ledger).items()},
+        "unreserved_resources": (agent.total - agent.ledger.reserved.total()).to_flat(),
         "active": agent.active,
         "deactivated": agent.deactivated,
         **({"drain_info": agent.drain.to_json()} if agent.drain is not None else {}),
@@ -265,8 +267,8 @@ def v0_slave(agent: Agent, full: bool = False) -> dict[str, Any]:
     })
     if full:
         out.update({
-            "reserved_resources_full": {},
-            "unreserved_resources_full": agent.total.to_json(),
+            "reserved_resources_full": reservations.reserved_resources_json(agent.ledger),
+            "unreserved_resources_full": (agent.total - agent.ledger.reserved.total()).to_json(),
             "used_resources_full": agent.used.to_json(),
             "offered_resources_full": agent.offered.to_json(),
         })

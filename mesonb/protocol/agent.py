@@ -134,6 +134,7 @@ class MasterCommandType(ProtoEnum):
     UPDATE_FRAMEWORK = "UPDATE_FRAMEWORK", 10
     SHUTDOWN = "SHUTDOWN", 11
     ERROR = "ERROR", 12
+    CHECKPOINT_RESOURCES = "CHECKPOINT_RESOURCES", 13
 
 
 @message
@@ -193,6 +194,14 @@ class Notice(Message):
 
 
 @message
+class CheckpointResources(Message):
+    """The agent's dynamic reservations and persistent volumes (a ``Resource`` list), all
+    of them: the agent checkpoints the list and makes its volumes' directories match."""
+
+    resources: list[dict]
+
+
+@message
 class MasterCommand(Message):
     """A message from the master to an agent."""
 
@@ -208,6 +217,7 @@ class MasterCommand(Message):
     update_framework: UpdateFrameworkInfo | None = None
     shutdown: Notice | None = None
     error: Notice | None = None
+    checkpoint_resources: CheckpointResources | None = None
 
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))

@@ -193,11 +193,22 @@ class LaunchGroup(Message):
 
 @message
 class Operation(Message):
-    """``Offer.Operation``; reservations and volumes arrive with the allocator work."""
+    """``Offer.Operation``. The bodies of the resource operations stay raw JSON: they are
+    read by :mod:`mesonb.protocol.reservations` (``reserve.resources``, ``create.volumes``,
+    ``grow_volume.volume`` and ``.addition``, ``shrink_volume.subtract.value``, ...)."""
 
     type: OperationType
+    id: ID | None = None  # ``OperationID``: the framework wants UPDATE_OPERATION_STATUS
     launch: Launch | None = None
     launch_group: LaunchGroup | None = None
+    reserve: dict | None = None
+    unreserve: dict | None = None
+    create: dict | None = None
+    destroy: dict | None = None
+    grow_volume: dict | None = None
+    shrink_volume: dict | None = None
+    create_disk: dict | None = None
+    destroy_disk: dict | None = None
 
 
 @message

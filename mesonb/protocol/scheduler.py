@@ -131,6 +131,8 @@ class Call(Message):
     message: FrameworkMessage | None = None
     request: Request | None = None
     update_framework: UpdateFramework | None = None
+    acknowledge_operation_status: dict | None = None  # read by master/operation_status.py
+    reconcile_operations: dict | None = None
 
     # Calls whose body must be present.
     _BODY_REQUIRED = frozenset(
@@ -143,6 +145,7 @@ class Call(Message):
             CallType.ACKNOWLEDGE,
             CallType.MESSAGE,
             CallType.UPDATE_FRAMEWORK,
+            CallType.ACKNOWLEDGE_OPERATION_STATUS,
         }
     )
 
@@ -246,6 +249,7 @@ class Event(Message):
     message: EventMessage | None = None
     failure: Failure | None = None
     error: Error | None = None
+    update_operation_status: dict | None = None  # {"status": OperationStatus JSON}
 
 
 def heartbeat() -> Event:

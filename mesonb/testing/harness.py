@@ -28,6 +28,7 @@ from mesonb.protocol.agent import (
     StatusUpdate,
 )
 from mesonb.protocol.mesos import AgentInfo, FrameworkInfo, TaskStatus
+from mesonb.protocol.reservations import flag_to_json
 from mesonb.protocol.resources import Resources
 from mesonb.protocol.scheduler import Call
 from mesonb.protocol.states import Source, TaskState
@@ -161,7 +162,7 @@ class MasterHarness:
     ) -> AgentEnd:
         end = end or AgentEnd(self)
         info = AgentInfo(hostname=hostname, port=5051,
-                         resources=Resources.parse(resources).to_json())
+                         resources=flag_to_json(resources))  # cpus(role):N: static
         register = Register(agent_info=info, version="1.11.0", agent_id=agent_id, tasks=tasks,
                             frameworks=frameworks)
         agent = self.master.agents.register(Register.from_json(register.to_json()), end.send,

@@ -38,6 +38,7 @@ from mesonb.master.http import authorize
 from mesonb.master.http.metrics import snapshot
 from mesonb.master.http.misc import version_json
 from mesonb.master.http.operator_maintenance import MAINTENANCE_CALLS
+from mesonb.master.http.operator_resources import OPERATOR_RESOURCE_CALLS
 from mesonb.master.master import Master
 from mesonb.protocol import recordio
 from mesonb.protocol.errors import BadRequest, NotFound
@@ -74,8 +75,7 @@ class OperatorHandler(BaseHandler):
         authorize.operator_call(self.security, self.principal, self.master, call)
         with views.no_gc():
             body = answer(self, call)
-            if body is None:
-                self.set_status(200)
+            if body is None:  # 200, or the 202 a call set (RESERVE_RESOURCES, ...)
                 self.finish()
             else:
                 self.write_json({"type": call.type.value, call.type.value.lower(): body})
@@ -127,9 +127,6 @@ class OperatorHandler(BaseHandler):
 
     def get_tasks(self, call: Call) -> dict[str, Any]:
         return views.get_tasks(self.master.book)
-
-    def get_operations(self, call: Call) -> dict[str, Any]:
-        return {}  # mesonb has no offer operations besides launches, which are tasks
 
     def get_roles(self, call: Call) -> dict[str, Any]:
         return views.get_roles(self.master)
@@ -267,3 +264,4 @@ _CALLS: dict[CallType, Callable[[OperatorHandler, Call], dict[str, Any] | None]]
     if kind.value.lower() in OperatorHandler.__dict__
 }
 _CALLS.update(MAINTENANCE_CALLS)  # quota, roles, maintenance, draining, files
+_CALLS.update(OPERATOR_RESOURCE_CALLS)  # reservations, volumes, GET_OPERATIONS

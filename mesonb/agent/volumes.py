@@ -1,0 +1,155 @@
+"""The agent's reserved resources and persistent volumes.
+
+* Static reservations come from ``--resources`` (``cpus(ads):2;mem(ads):512``); the agent
+  reports them in its REGISTER with their role (``reservations`` of type STATIC).
+* Dynamic reservations and persistent volumes are decided by the master, which sends the
+  whole list in CHECKPOINT_RESOURCES after each change. The agent checkpoints it in
+  ``<work_dir>/meta/resources/resources.json`` and reports it again when it (re-)registers
+  after a restart, so they survive both an agent restart and a master failover.
+* Each persistent volume is a directory ``<work_dir>/volumes/roles/<role>/<id>``, created
+  when the volume appears in a checkpoint and deleted (with its data) when a DESTROY
+  removes it. It outlives every task that uses it, and agent restarts.
+* A task (or executor) whose resources hold a volume finds it in its sandbox at the
+  volume's ``container_path``: a **symbolic link** to the volume's directory, whether the
+  agent runs as root or not. A link, not a bind mount, because the sandbox garbage
+  collector deletes sandboxes with ``shutil.rmtree``, which removes a link but would
+  empty a bind-mounted volume. ``mode: RO`` is recorded and reported but not enforced
+  (a link cannot be read-only).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from mesonb.protocol.errors import BadRequest
+from mesonb.protocol.reservations import (
+    DYNAMIC,
+    Portion,
+    Volume,
+    parse_flag,
+    render,
+    split,
+    static_portion,
+)
+from mesonb.protocol.resources import Resources
+
+from .checkpoint import write_json
+
+log = logging.getLogger(__name__)
+
+
+def volume_dir(work_dir: Path, volume: Volume) -> Path:
+    """Where a persistent volume's data lives on the agent."""
+    role = urllib.parse.quote(volume.role, safe="")
+    return Path(work_dir) / "volumes" / "roles" / role / volume.id
+
+
+class AgentVolumes:
+    """Static reservations, the checkpointed dynamic ones, and the volumes' directories."""
+
+    def __init__(self, work_dir: Path, resources_flag: str | None) -> None:
+        self.work_dir = Path(work_dir)
+        self.static = static_portion(parse_flag(resources_flag)[1]) if resources_flag \
+            else Portion()
+        self.path = self.work_dir / "meta" / "resources" / "resources.json"
+        self.checkpointed = self._read()
+        self._sync_dirs()
+
+    def _read(self) -> Portion:
+        try:
+            items = json.loads(self.path.read_text())
+            return split(items, "checkpointed resources")[1]
+        except FileNotFoundError:
+            return Portion()
+        except (ValueError, BadRequest) as exc:
+            log.error("ignoring unreadable checkpointed resources %s: %s", self.path, exc)
+            return Portion()
+
+    def portion(self) -> Portion:
+        """Static reservations (less the volumes carved out of them) and checkpointed ones."""
+        static = self.static.copy()
+        for volume in self.checkpointed.volumes.values():
+            if volume.reservation.type != DYNAMIC:
+                static.take(volume.reservation, Resources({"disk": volume.disk}))
+        return static + self.checkpointed
+
+    def resources_json(self, total: Resources) -> list[dict[str, Any]]:
+        """The agent's ``resources`` for its REGISTER: unreserved, static, checkpointed."""
+        portion = self.portion()
+        return render(total - portion.total(), portion)
+
+    def checkpoint(self, resources: list[dict[str, Any]]) -> None:
+        """CHECKPOINT_RESOURCES: keep the master's list and make the volumes' directories
+        match it (new volumes created, destroyed ones deleted)."""
+        try:
+            portion = split(resources, "checkpoint_resources.resources")[1]
+        except BadRequest as exc:
+            log.error("ignoring CHECKPOINT_RESOURCES: %s", exc.message)
+            return
+        portion = Portion({k: v for k, v in portion.reserved.items() if k.type == DYNAMIC},
+                          portion.volumes)
+        gone = [v for i, v in self.checkpointed.volumes.items() if i not in portion.volumes]
+        write_json(self.path, portion.to_json())
+        self.checkpointed = portion
+        self._sync_dirs()
+        for volume in gone:
+            path = volume_dir(self.work_dir, volume)
+            log.info("persistent volume %s destroyed: deleting %s", volume.id, path)
+            shutil.rmtree(path, ignore_errors=True)
+
+    def _sync_dirs(self) -> None:
+        for volume in self.checkpointed.volumes.values():
+            volume_dir(self.work_dir, volume).mkdir(parents=True, exist_ok=True)
+
+    def invalid(self, resources: Any) -> str | None:
+        """Why a task or executor with these resources cannot run here: a volume it names
+        that this agent does not hold."""
+        try:
+            wanted = split(resources or [], "task.resources")[1].volumes
+        except BadRequest as exc:
+            return exc.message
+        for vid in wanted:
+            if vid not in self.checkpointed.volumes:
+                return f"Persistent volume {vid!r} does not exist on this agent"
+        return None
+
+    def mount(self, sandbox: Path, resources: Any) -> None:
+        """Link each volume in ``resources`` into ``sandbox`` at its container_path."""
+        try:
+            wanted = split(resources or [], "task.resources")[1].volumes
+        except BadRequest:
+            return
+        for vid in wanted:
+            volume = self.checkpointed.volumes.get(vid)
+            if volume is None:
+                continue
+            source = volume_dir(self.work_dir, volume)
+            source.mkdir(parents=True, exist_ok=True)
+            target = Path(sandbox) / volume.container_path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_symlink():
+                if os.readlink(target) == str(source):
+                    continue
+                target.unlink()
+            elif target.exists():
+                log.error("cannot mount volume %s at %s: the path exists", vid, target)
+                continue
+            target.symlink_to(source, target_is_directory=True)
+            log.info("persistent volume %s linked at %s", vid, target)
+
+    def state_json(self, total: Resources) -> dict[str, Any]:
+        """``reserved_resources`` (role -> flat), ``unreserved_resources`` and
+        ``reserved_resources_full`` of the agent's ``/state``, as Mesos shows them."""
+        portion = self.portion()
+        roles = sorted(portion.roles())
+        return {
+            "reserved_resources": {r: portion.for_role(r).total().to_flat() for r in roles},
+            "unreserved_resources": (total - portion.total()).to_flat(),
+            "reserved_resources_full": {r: portion.for_role(r).to_json() for r in roles},
+        }
