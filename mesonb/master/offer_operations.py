@@ -151,6 +151,7 @@ class OfferOperations:
                 apply(op.type, body_of(op), pool, agent.ledger.reserved, ctx)
             except OperationError as exc:
                 self.master.counters["operations_error"] += 1
+                self.master.counters[f"operations/{op.type.value.lower()}/error"] += 1
                 log.info("framework %s: %s operation refused: %s", framework.id,
                          op.type.value, exc.message)
                 if record is not None:
@@ -159,6 +160,7 @@ class OfferOperations:
                 continue
             changed = True
             self.master.counters["operations_finished"] += 1
+            self.master.counters[f"operations/{op.type.value.lower()}/finished"] += 1
             if record is not None:
                 self._tell(framework, st.OperationStatuses.status(
                     record, st.FINISHED, converted=converted(op.type, body_of(op))))
@@ -170,6 +172,8 @@ class OfferOperations:
              message: str) -> None:
         """The offers were not valid: each resource operation with an id is DROPPED."""
         for op in operations:
+            if op.type in RESOURCE_OPERATIONS:
+                self.master.counters[f"operations/{op.type.value.lower()}/dropped"] += 1
             if op.id is not None and op.type in RESOURCE_OPERATIONS:
                 record = self.statuses.start(framework.id, agent_id or "", op.id, op.to_json())
                 self._tell(framework, st.OperationStatuses.status(record, st.DROPPED, message))

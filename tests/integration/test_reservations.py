@@ -240,6 +240,11 @@ async def test_operation_ids_get_status_updates_acknowledgements_and_reconciliat
         assert fw.states("dd") == ["OPERATION_PENDING", "OPERATION_ERROR"]
         listed = call(cluster, {"type": "GET_OPERATIONS"}).json()["get_operations"]
         assert {o["info"]["id"]["value"] for o in listed["operations"]} == {"r1", "c1", "dd"}
+        metrics = requests.get(cluster.url + "/metrics/snapshot", timeout=10).json()
+        assert metrics["master/operations/reserve/finished"] == 1
+        assert metrics["master/operations/create/finished"] == 1
+        assert metrics["master/operations/destroy_disk/error"] == 1
+        assert metrics["master/operations/total"] == 3
         finished = [s for s in fw.operation_updates if s["state"] == "OPERATION_FINISHED"]
         for status in finished:
             await driver.call("ACKNOWLEDGE_OPERATION_STATUS", {

@@ -15,17 +15,13 @@ from ui_support import execute, stop
 
 from mesonb.local import LocalCluster
 from mesonb.master.http.metrics import snapshot
+from mesonb.master.quota import QuotaConfig
 from mesonb.master.registry import DirectoryStore, Registry
 from mesonb.protocol.states import TaskState
 from mesonb.testing.harness import MasterHarness, command_task
 from mesonb.testing.processes import ProcessCluster, get_json, wait_for
 
 DATA = Path(__file__).resolve().parent / "data"
-# Patterns that name something mesonb does not have yet: quota (no quota on this master).
-NO_INSTANCE_YET = {
-    "allocator/mesos/quota/roles/<role>/resources/<resource>/offered_or_allocated",
-    "allocator/mesos/quota/roles/<role>/resources/<resource>/guarantee",
-}
 
 
 def documented(name: str) -> tuple[list[str], list[str]]:
@@ -145,14 +141,16 @@ def launched(h: MasterHarness, name: str = "my framework"):
 def test_every_documented_master_key_and_pattern_is_in_the_snapshot():
     h = MasterHarness()
     launched(h)
+    h.master.quotas.apply([QuotaConfig("ops", guarantees={"cpus": 1.0},
+                                       limits={"cpus": 2.0})])
     h.advance(1.0)
     m = snapshot(h.master)
     keys, patterns = documented("mesos_master_metrics.txt")
     assert [k for k in keys if k not in m] == []
     for doc in patterns:
-        if doc in NO_INSTANCE_YET:
-            continue
         assert any(pattern(doc).match(k) for k in m), doc
+    assert m["allocator/mesos/quota/roles/ops/resources/cpus/guarantee"] == 1.0
+    assert m["allocator/mesos/quota/roles/ops/resources/cpus/offered_or_allocated"] == 0.0
     assert all(isinstance(v, float) for v in m.values())
 
 

@@ -167,6 +167,7 @@ def snapshot(master: Master) -> dict[str, float]:
     shares = (master.last_why_not or {}).get("role_shares") or {}
     for role, share in shares.items():
         m[f"allocator/mesos/roles/{role}/shares/dominant"] = share
+    m.update(quota_metrics(master))
     filters: collections.Counter[str] = collections.Counter()
     for framework in book.frameworks.values():
         filters[framework.roles[0] if framework.roles else "*"] += len(framework.filters)
@@ -196,6 +197,27 @@ def snapshot(master: Master) -> dict[str, float]:
         load = (0.0, 0.0, 0.0)
     m["system/load_1min"], m["system/load_5min"], m["system/load_15min"] = load
     return {k: float(v) for k, v in sorted(m.items())}
+
+
+def quota_metrics(master: Master) -> dict[str, float]:
+    """``allocator/mesos/quota/roles/<role>/resources/<name>/{guarantee,offered_or_allocated}``
+    for every role with quota (with its sub-roles' holdings, as the limit counts them)."""
+    configs = master.quotas.configs
+    if not configs:
+        return {}
+    held: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for role, use in views.role_usage(master).items():
+        parts = role.split("/")
+        for i in range(1, len(parts) + 1):
+            held["/".join(parts[:i])].update(use.allocated)
+            held["/".join(parts[:i])].update(use.offered)
+    out: dict[str, float] = {}
+    for role, config in configs.items():
+        for name in sorted({*config.guarantees, *config.limits}):
+            prefix = f"allocator/mesos/quota/roles/{role}/resources/{name}"
+            out[f"{prefix}/guarantee"] = config.guarantees.get(name, 0.0)
+            out[f"{prefix}/offered_or_allocated"] = held[role][name]
+    return out
 
 
 def task_reason_counts(master: Master) -> dict[str, float]:
