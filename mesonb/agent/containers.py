@@ -122,6 +122,7 @@ class Containerizer:
         self.agent_ports = agent_ports or (lambda: [])  # the agent's ``ports`` ranges
         self.reaper = Reaper()
         self._settling: set[str] = set()  # containers whose limits drop soon
+        self._peaks: dict[str, Limits] = {}  # their highest limits since
         self.isolator, self.isolation = choose(c)
         self.disk = DiskWatcher(c.container_disk_watch_interval,
                                 c.enforce_container_disk_quota) if (
@@ -331,9 +332,15 @@ class Containerizer:
             assert container.isolator is not None
             handle = container.handle
             wanted = handle.limits.raised_to(self.limits(executor))
+            cid = executor.container_id
             if not settled and sum(not t.state.terminal for t in executor.tasks()) > 1:
-                wanted = _at_least(wanted, handle.limits)  # lowered when ends settle
+                # lowered when ends settle; until then, straight back to the peak they
+                # had since the last settling (a burst rises again after a task alone)
+                wanted = _at_least(_at_least(wanted, handle.limits),
+                                   self._peaks.get(cid, wanted))
             if wanted != handle.limits:
+                peak = self._peaks.get(cid)
+                self._peaks[cid] = wanted if peak is None else _at_least(peak, wanted)
                 container.isolator.update(handle, wanted)
 
     def task_ended(self, executor: Executor | None) -> None:
@@ -352,6 +359,7 @@ class Containerizer:
 
         def settle() -> None:
             self._settling.discard(executor.container_id)
+            self._peaks.pop(executor.container_id, None)
             self.update(executor, settled=True)
 
         asyncio.get_running_loop().call_later(SETTLE_LIMITS, settle)

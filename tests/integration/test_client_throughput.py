@@ -47,7 +47,8 @@ def test_a_burst_of_calls_writes_few_cgroup_limits() -> None:
             on_loop(cluster, lambda: setattr(isolator, "update", update))
         # Each call used to raise them and lower them again: two updates (of five cgroup
         # files) per call. Now a call joining others raises them only past what is applied
-        # (ends are applied together later); one launched alone gets the exact limits.
-        assert 0 < len(writes) < len(futures), len(writes)
+        # (ends are applied together later; a burst goes straight back to its peak after
+        # a call alone, which gets the exact limits): a few dozen updates in all.
+        assert 0 < len(writes) < len(futures) // 2, len(writes)
         # Once the burst is over the cap is that of the executor alone (0.1 cpus).
         wait_for(lambda: quota.read_text().strip() == "10000", "the cap to settle")
