@@ -117,6 +117,7 @@ class FunctionsScheduler:
         self.on_launched: Callable[[TaskSpec], Any] | None = None  # sent to an agent
         self._starved_at = -math.inf
         self._offer_due = -math.inf  # loop time until which an offer is on its way
+        self._due_timer = False
 
     def start(self, driver: driver_mod.SchedulerDriver) -> None:
         self.driver = driver
@@ -217,7 +218,9 @@ class FunctionsScheduler:
                         self._starved(loop.time())
                     if not self.offers and not self.suppressed and \
                             loop.time() < self._offer_due:
-                        self._wake_later(self._offer_due - loop.time())  # or the offer
+                        if not self._due_timer:  # look again then (or when it comes)
+                            self._due_timer = True
+                            loop.call_later(self._offer_due - loop.time(), self._due)
                     elif not self.offers and (self.suppressed or self._declined_would_do()):
                         self.suppressed = False
                         self.declined.clear()
@@ -243,6 +246,10 @@ class FunctionsScheduler:
         except Exception:
             log.exception("on_starved failed")
         self._wake_later(STARVED_EVERY)  # look again then, offers or not
+
+    def _due(self) -> None:
+        self._due_timer = False
+        self._wake_if_queued()
 
     def _wake_later(self, delay: float) -> None:
         asyncio.get_running_loop().call_later(delay, self._wake_if_queued)
