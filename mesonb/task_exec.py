@@ -84,19 +84,27 @@ def locate(master: str, task_id: str, headers: dict[str, str]) -> tuple[str, str
     address = agent["pid"].split("@", 1)[1] if "@" in agent.get("pid", "") else (
         f"{agent['hostname']}:{agent['port']}")
     agent_url = f"http://{address}"
+    return agent_url, container_of(agent_url, task_id, headers)
+
+
+def container_of(agent_url: str, task_id: str, headers: dict[str, str]) -> str:
+    """The id of the container running ``task_id`` on the agent at ``agent_url``."""
     agent_state = _get_json(agent_url + "/state", headers)
     for framework in agent_state.get("frameworks", []):
         for executor in framework.get("executors", []):
             if any(t.get("id") == task_id for t in executor.get("tasks", [])):
-                return agent_url, executor["container"]
-    raise TaskExecError(f"Task '{task_id}' has no running container on {address}")
+                return str(executor["container"])
+    raise TaskExecError(f"Task '{task_id}' has no running container on "
+                        f"{urlsplit(agent_url).netloc}")
 
 
 def exec_in_container(agent_url: str, container_id: str, argv: list[str],
-                      headers: dict[str, str], stdout: IO[bytes], stderr: IO[bytes]) -> int:
+                      headers: dict[str, str], stdout: IO[bytes], stderr: IO[bytes],
+                      child_id: str | None = None) -> int:
     """Run ``argv`` in the container; its output goes to ``stdout``/``stderr`` as it
-    comes; the exit code (128 + N when killed by signal N, as a shell says)."""
-    child = {"value": str(uuid.uuid4()), "parent": {"value": container_id}}
+    comes; the exit code (128 + N when killed by signal N, as a shell says).
+    ``child_id``: the nested container's id (default: a new uuid)."""
+    child = {"value": child_id or str(uuid.uuid4()), "parent": {"value": container_id}}
     command = ({"shell": True, "value": argv[0]} if len(argv) == 1 and " " in argv[0]
                else {"shell": False, "value": argv[0], "arguments": argv})
     response = _request(
@@ -121,6 +129,18 @@ def exec_in_container(agent_url: str, container_id: str, argv: list[str],
     body = json.loads(waited.read() or b"{}")
     status = int((body.get("wait_nested_container") or {}).get("exit_status", 0))
     return os.waitstatus_to_exitcode(status) if status & 0x7F == 0 else 128 + (status & 0x7F)
+
+
+def kill_nested(agent_url: str, container_id: str, child_id: str,
+                headers: dict[str, str], signal: int = 9) -> None:
+    """Send ``signal`` to the nested container ``child_id`` (a session's command)."""
+    response = _request(
+        agent_url + "/api/v1", "POST",
+        {"type": "KILL_NESTED_CONTAINER",
+         "kill_nested_container": {"container_id": {"value": child_id,
+                                                    "parent": {"value": container_id}},
+                                   "signal": signal}}, headers)
+    response.read()
 
 
 def exec_in_task(master: str, task_id: str, argv: list[str], *,

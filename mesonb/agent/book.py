@@ -12,6 +12,7 @@ the framework acknowledged its terminal update.
 from __future__ import annotations
 
 import enum
+import functools
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -83,8 +84,10 @@ class Task:
     def task_id(self) -> str:
         return self.info.task_id
 
-    @property
+    @functools.cached_property
     def resources(self) -> Resources:
+        """The task's resources, parsed once (the containerizer sums them at every launch
+        and end of a task in the same executor)."""
         return Resources.from_json(self.info.resources)
 
     def to_v0(self, agent_id: str | None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ destroy, recovery) is :mod:`.containerizer`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import shutil
@@ -40,6 +41,11 @@ if TYPE_CHECKING:
     from .executors import Executors
 
 log = logging.getLogger(__name__)
+
+# Seconds after a task of a multi-task executor ends within which its container's limits
+# drop (Containerizer.task_ended): ends in a burst are applied once.
+SETTLE_LIMITS = 0.2
+
 IMAGES_UNSUPPORTED = "container images are not supported by this agent"
 
 
@@ -100,6 +106,13 @@ def _findable(name: str, env: Mapping[str, str], cwd: Path) -> bool:
     return shutil.which(name, path=env.get("PATH", os.defpath)) is not None
 
 
+def _at_least(wanted: Limits, applied: Limits) -> Limits:
+    """``wanted``, with no CPU share or cap under ``applied``'s (None: no cap)."""
+    cap = None if wanted.cpus_cap is None or applied.cpus_cap is None else max(
+        wanted.cpus_cap, applied.cpus_cap)
+    return dataclasses.replace(wanted, cpus=max(wanted.cpus, applied.cpus), cpus_cap=cap)
+
+
 class Containerizer:
     """One agent's containers: the isolation backend and the limits of each container."""
 
@@ -111,6 +124,8 @@ class Containerizer:
         self.executors = executors  # for the in-agent command executor
         self.agent_ports = agent_ports or (lambda: [])  # the agent's ``ports`` ranges
         self.reaper = Reaper()
+        self._settling: set[str] = set()  # containers whose limits drop soon
+        self._peaks: dict[str, Limits] = {}  # their highest limits since
         self.isolator, self.isolation = choose(c)
         self.disk = DiskWatcher(c.container_disk_watch_interval,
                                 c.enforce_container_disk_quota) if (
@@ -317,19 +332,49 @@ class Containerizer:
                     return f"Task's {words} is invalid: {exc}"
         return None
 
-    def update(self, executor: Executor) -> None:
-        """Tasks came or went: the container's limits follow (memory only rises)."""
+    def update(self, executor: Executor, settled: bool = False) -> None:
+        """Tasks came or went: the container's limits follow (memory only rises). Limits
+        equal to those applied write nothing: each cgroup write costs the agent's loop
+        tens of microseconds. A task joining others only raises them (what ended
+        meanwhile is taken off when ends settle, :meth:`task_ended`), so a burst of
+        short calls ending and starting mostly finds nothing to write; a task alone in
+        its container (or ``settled``) gets the exact limits of the tasks running."""
         container = executor.container
         if container is not None and container.handle is not None and container.running:
             assert container.isolator is not None
-            container.isolator.update(container.handle, self.limits(executor))
+            handle = container.handle
+            wanted = handle.limits.raised_to(self.limits(executor))
+            cid = executor.container_id
+            if not settled and sum(not t.state.terminal for t in executor.tasks()) > 1:
+                # lowered when ends settle; until then, straight back to the peak they
+                # had since the last settling (a burst rises again after a task alone)
+                wanted = _at_least(_at_least(wanted, handle.limits),
+                                   self._peaks.get(cid, wanted))
+            if wanted != handle.limits:
+                peak = self._peaks.get(cid)
+                self._peaks[cid] = wanted if peak is None else _at_least(peak, wanted)
+                container.isolator.update(handle, wanted)
 
     def task_ended(self, executor: Executor | None) -> None:
         """A task of a multi-task executor ended: its share of the CPU cap goes (memory
-        stays: lowering a hard limit under the usage would start the OOM killer)."""
+        stays: lowering a hard limit under the usage would start the OOM killer), at
+        most :data:`SETTLE_LIMITS` seconds later. Ends are coalesced: a burst of short
+        calls ending and starting mostly finds the limits unchanged and writes no cgroup
+        file (a start raises them at once, before its task runs: :meth:`update`)."""
         container = executor.container if executor is not None else None
-        if container is not None and getattr(container, "runner", None) is None:
-            self.update(executor)  # type: ignore[arg-type]
+        if container is None or getattr(container, "runner", None) is not None:
+            return
+        assert executor is not None
+        if executor.container_id in self._settling:
+            return
+        self._settling.add(executor.container_id)
+
+        def settle() -> None:
+            self._settling.discard(executor.container_id)
+            self._peaks.pop(executor.container_id, None)
+            self.update(executor, settled=True)
+
+        asyncio.get_running_loop().call_later(SETTLE_LIMITS, settle)
 
     async def collect_leftovers(self, agent_id: str | None, live: set[Path]) -> Leftovers:
         """At start-up, after recovery: what an earlier run of the agent left whose

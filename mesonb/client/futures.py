@@ -150,6 +150,20 @@ class Future(concurrent.futures.Future):
         """The task's stdout and stderr so far (read from its agent's sandbox)."""
         return self._cluster._logs(self, timeout)
 
+    def exec(self, command: str | list[str], timeout: float | None = None) -> CommandResult:
+        """Run ``command`` inside this running call's container and return its
+        :class:`CommandResult` (returncode, stdout, stderr), as ``mesonb task exec`` does:
+        a shell line (``"ls -l logs"``) or an argv list, in the executor's sandbox, under
+        the container's limits. RuntimeError when the call is not running; TimeoutError
+        (the command killed) after ``timeout`` seconds.
+
+        >>> fut.exec("ls").stdout  # doctest: +SKIP
+        'logs\nresults\n'
+        """
+        from .exec_call import exec_in_call
+
+        return exec_in_call(self, command, timeout)
+
     def _settle(self, value: Any = None, exc: BaseException | None = None) -> None:
         """Set the outcome unless it was cancelled meanwhile."""
         try:

@@ -43,3 +43,31 @@ def test_the_rest_of_an_offer_is_declined_and_revived_for_new_work(monkeypatch, 
         assert time.monotonic() - started < 15
         gate.touch()
         assert blocker.result(30) is True
+
+
+
+def test_calls_made_one_after_another_wait_for_the_offer_on_its_way(tmp_path):
+    """A script's loop (each call submitted when the last returned), against a master and
+    an agent in processes of their own: the ended call's agent is offered again by
+    itself, so calls do not REVIVE (an HTTP call and an allocation run each)."""
+    import json
+    import urllib.request
+
+    from mesonb.testing.processes import ProcessCluster
+
+    processes = ProcessCluster(tmp_path, agents=1, agent_resources="cpus:2;mem:2048;disk:1024")
+    processes.start()
+    try:
+        def revives() -> float:
+            url = f"http://{processes.address}/metrics/snapshot"
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                return json.load(answer)["master/messages_revive_offers"]
+
+        with Cluster(processes.address) as cluster:
+            assert cluster.submit(abs, -1).result(60) == 1
+            before = revives()
+            for i in range(40):
+                assert cluster.submit(abs, -i).result(20) == i
+            assert revives() - before <= 4  # was about one call in two
+    finally:
+        processes.stop()

@@ -21,9 +21,10 @@ from mesonb.testing.frameworks import Recorder
 class RecordingMaster:
     """SUBSCRIBED on the stream, 202 for every other call, whose JSON it keeps."""
 
-    def __init__(self) -> None:
+    def __init__(self, version: dict[str, str] | None = None) -> None:
         self.calls: list[Any] = []
         master = self
+        answer = version or {"version": "1.11.0"}
 
         class Scheduler(tornado.web.RequestHandler):
             async def post(self) -> None:
@@ -47,7 +48,7 @@ class RecordingMaster:
 
         class Version(tornado.web.RequestHandler):
             def get(self) -> None:
-                self.write(json.dumps({"version": "1.11.0"}))
+                self.write(json.dumps(answer))
 
         app = tornado.web.Application([("/api/v1/scheduler", Scheduler), ("/version", Version)])
         self.server = app.listen(0, "127.0.0.1")
@@ -111,6 +112,36 @@ async def test_every_call_goes_out_as_the_mesos_json_it_always_was() -> None:
         with pytest.raises(BadRequest):  # read into a typed Call before anything is sent
             await driver.call("KILL", {"task_id": "not an ID object"})
         assert len(master.calls) == sent
+    finally:
+        await driver.stop()
+        master.server.stop()
+
+
+async def test_waiting_acknowledgements_ride_with_the_next_accept() -> None:
+    """Against a mesonb master (it takes arrays of calls) the acknowledgements waiting go
+    out in the same request as an ACCEPT made meanwhile: one request, not two."""
+    master = RecordingMaster({"version": "1.11.0", "mesonb_version": "0"})
+    driver = SchedulerDriver(master.address, {"user": "u", "name": "acks"}, Recorder())
+    uuid = base64.b64encode(b"0123456789abcdef").decode()
+    status = {"agent_id": {"value": "a1"}, "task_id": {"value": "t1"}, "uuid": uuid,
+              "state": "TASK_FINISHED"}
+    ack = {"type": "ACKNOWLEDGE", "framework_id": {"value": "fw"}, "acknowledge": {
+        "agent_id": {"value": "a1"}, "task_id": {"value": "t1"}, "uuid": uuid}}
+    try:
+        assert await driver.start(timeout=10) == "fw"
+        driver._queue_ack(status)  # what an UPDATE event does
+        await driver.launch(["o1"], [])
+        assert len(master.calls) == 1
+        (batch,) = master.calls
+        assert [c["type"] for c in batch] == ["ACKNOWLEDGE", "ACCEPT"] and batch[0] == ack
+        driver._queue_ack(status)  # nothing to ride with: sent on its own, soon
+        for _ in range(200):
+            if len(master.calls) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert master.calls[1] == [ack]
+        await asyncio.sleep(0.05)
+        assert len(master.calls) == 2  # and only once
     finally:
         await driver.stop()
         master.server.stop()

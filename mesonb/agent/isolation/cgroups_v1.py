@@ -187,11 +187,16 @@ class CgroupsV1(Isolator):
         return handle
 
     def _apply(self, handle: Handle, limits: Limits, first: bool = False) -> None:
+        """Write ``limits`` (all of them when ``first``; later only the values that
+        differ from those applied, ``handle.limits``: a burst of calls changes the CPU
+        share and cap, and each write is a syscall on the agent's loop)."""
         dirs = self._dirs(handle)
         cpu = dirs["cpu"]
-        _write(cpu / "cpu.shares", str(limits.cpu_shares))
+        old = handle.limits
+        if first or limits.cpu_shares != old.cpu_shares:
+            _write(cpu / "cpu.shares", str(limits.cpu_shares))
         quota = limits.cfs_quota_us
-        if first or quota is not None or handle.limits.cfs_quota_us is not None:
+        if first or quota != old.cfs_quota_us:
             _write(cpu / "cpu.cfs_period_us", str(CFS_PERIOD_US))
             if quota is None or quota < int(_read(cpu / "cpu.cfs_quota_us", "-1") or -1):
                 with contextlib.suppress(OSError):  # burst <= quota: lower it first
@@ -203,12 +208,13 @@ class CgroupsV1(Isolator):
         memory = dirs["memory"]
         wanted = limits.mem_bytes
         if wanted is None:
-            _write(memory / "memory.limit_in_bytes", "-1")
-        else:
+            if first or old.mem_bytes is not None:
+                _write(memory / "memory.limit_in_bytes", "-1")
+        elif first or wanted != old.mem_bytes:
             current = int(_read(memory / "memory.limit_in_bytes", "0") or 0)
             if first or wanted > current:
                 _write(memory / "memory.limit_in_bytes", str(wanted))
-        if "pids" in dirs and limits.pids is not None:
+        if "pids" in dirs and limits.pids is not None and (first or limits.pids != old.pids):
             _write(dirs["pids"] / "pids.max", str(limits.pids))
         handle.limits = limits
 

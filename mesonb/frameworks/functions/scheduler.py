@@ -61,6 +61,11 @@ FAILOVER_TIMEOUT = 3600.0
 EXECUTOR_MODULE = "mesonb.frameworks.functions.executor"
 # While tasks wait with no offer held, the client is told this often (on_starved).
 STARVED_EVERY = 0.5
+# A task of ours ended on an agent whose remainder we declined: the master offers that
+# agent again (what is free now is more than was declined). New work waits this long for
+# that offer before it REVIVEs: a call submitted when the last one returned (the usual
+# loop of a script) then costs no REVIVE and no allocation run of its own.
+OFFER_DUE = 0.05
 
 
 @dataclass(eq=False)
@@ -112,6 +117,8 @@ class FunctionsScheduler:
         self.on_starved: Callable[[], Any] | None = None
         self.on_launched: Callable[[TaskSpec], Any] | None = None  # sent to an agent
         self._starved_at = -math.inf
+        self._offer_due = -math.inf  # loop time until which an offer is on its way
+        self._due_timer = False
 
     def start(self, driver: driver_mod.SchedulerDriver) -> None:
         self.driver = driver
@@ -168,6 +175,8 @@ class FunctionsScheduler:
             spec.state = "RUNNING"
         if state in driver_terminal():
             self.launched.pop(task_id, None)
+            if spec.agent_id in self.declined:  # its agent is offered to us again
+                self._offer_due = asyncio.get_running_loop().time() + OFFER_DUE
             if state != "TASK_FINISHED" and status.get("reason") in (
                     "REASON_EXECUTOR_TERMINATED", "REASON_EXECUTOR_UNREGISTERED",
                     "REASON_CONTAINER_LAUNCH_FAILED", "REASON_EXECUTOR_REGISTRATION_TIMEOUT"):
@@ -208,7 +217,12 @@ class FunctionsScheduler:
                     self._idle_since = None
                     if not self.offers:
                         self._starved(loop.time())
-                    if not self.offers and (self.suppressed or self._declined_would_do()):
+                    if not self.offers and not self.suppressed and \
+                            loop.time() < self._offer_due:
+                        if not self._due_timer:  # look again then (or when it comes)
+                            self._due_timer = True
+                            loop.call_later(self._offer_due - loop.time(), self._due)
+                    elif not self.offers and (self.suppressed or self._declined_would_do()):
                         self.suppressed = False
                         self.declined.clear()
                         await self.driver.revive()  # type: ignore[union-attr]
@@ -233,6 +247,10 @@ class FunctionsScheduler:
         except Exception:
             log.exception("on_starved failed")
         self._wake_later(STARVED_EVERY)  # look again then, offers or not
+
+    def _due(self) -> None:
+        self._due_timer = False
+        self._wake_if_queued()
 
     def _wake_later(self, delay: float) -> None:
         asyncio.get_running_loop().call_later(delay, self._wake_if_queued)
