@@ -20,6 +20,7 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
+from mesonb import tls
 from mesonb.config import SECRET_ENV
 from mesonb.http.client import Connection
 from mesonb.protocol.resources import Resources
@@ -86,7 +87,7 @@ class Execute:
         """The task's stdout and stderr, read from its agent's sandbox."""
         offer = self.launched[task_id]
         address = offer.get("url", {}).get("address", {})
-        agent = f"http://{address.get('ip') or offer['hostname']}:{address.get('port', 5051)}"
+        agent = tls.url(address.get('ip') or offer['hostname'], address.get('port', 5051))
         conn = Connection.to(agent, headers)
         try:
             state = (await conn.request("GET", "/state")).json()

@@ -16,6 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
+from mesonb import tls
 from mesonb.config import SECRET_ENV
 
 
@@ -59,7 +60,7 @@ async def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await service.start()
-    print(f"marathon listening on http://{service.ip}:{service.port}", flush=True)
+    print(f"marathon listening on {tls.url(service.ip, service.port)}", flush=True)
     await stop.wait()
     await service.stop(teardown=False)
     return 0
