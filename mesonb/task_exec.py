@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from mesonb import tls
 from mesonb.config import SECRET_ENV
 from mesonb.protocol import recordio
+from mesonb.security import local_secret
 
 
 class TaskExecError(RuntimeError):
@@ -159,7 +160,8 @@ def _run(args: argparse.Namespace) -> int:
         print("mesonb task exec: give the command after --", file=sys.stderr)
         return 2
     try:
-        return exec_in_task(args.master, args.task_id, argv, secret=os.environ.get(SECRET_ENV))
+        secret = local_secret.secret_for(args.master, os.environ.get(SECRET_ENV))
+        return exec_in_task(args.master, args.task_id, argv, secret=secret)
     except (TaskExecError, OSError) as exc:
         print(f"mesonb task exec: {exc}", file=sys.stderr)
         return 1

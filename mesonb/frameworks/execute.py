@@ -25,6 +25,7 @@ from mesonb.config import SECRET_ENV
 from mesonb.http.client import Connection
 from mesonb.protocol.resources import Resources
 from mesonb.protocol.states import TERMINAL_STATE_NAMES
+from mesonb.security import local_secret
 
 from .driver import SchedulerDriver
 
@@ -132,6 +133,7 @@ async def execute(args: argparse.Namespace) -> int:
     resources = Resources.parse(f"cpus:{args.cpus};mem:{args.mem}"
                                 + (f";disk:{args.disk}" if args.disk else ""))
     job = Execute(command_info(args), resources, args.instances, args.name)
+    args.secret = local_secret.secret_for(args.master, args.secret)
     framework = {"user": getpass.getuser(), "name": f"mesonb-execute ({args.name})",
                  "failover_timeout": 0.0}
     driver = SchedulerDriver(args.master, framework, job, secret=args.secret)

@@ -152,7 +152,13 @@ def kill_processes_under(directory: Path) -> list[int]:
 
 
 def get_json(url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> Any:
-    request = urllib.request.Request(url, headers=headers or {})
+    """GET ``url`` as JSON. Without ``headers``, a local cluster's own secret is sent
+    (``Cluster.local()`` and ``mesonb local`` require one: :mod:`mesonb.security.local_secret`)."""
+    if headers is None:
+        from mesonb.security import local_secret
+
+        headers = local_secret.headers_for(url)
+    request = urllib.request.Request(url, headers=headers)
     context = tls.client_context() if url.startswith("https:") else None
     with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
         return json.loads(response.read())

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mesonb import tls
 from mesonb.config import SECRET_ENV
+from mesonb.security import local_secret
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -52,7 +53,8 @@ async def serve(args: argparse.Namespace) -> int:
 
     service = Marathon(args.master, port=args.port, ip=args.ip, zk=args.zk,
                        work_dir=args.work_dir, secret=args.secret,
-                       master_secret=args.master_secret, name=args.framework_name,
+                       master_secret=local_secret.secret_for(args.master, args.master_secret),
+                       name=args.framework_name,
                        role=args.role, zk_session_timeout=args.zk_session_timeout,
                        shared_executor=args.shared_executor)
     stop = asyncio.Event()
