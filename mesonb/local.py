@@ -82,6 +82,8 @@ class LocalCluster:
             self._tmp = tempfile.TemporaryDirectory(prefix="mesonb-local-")
             work_dir = Path(self._tmp.name)
         self.work_dir = Path(work_dir)
+        if secret is None and publish_secret:
+            secret = local_secret.generate()
         self.secret = secret
         # secure by default (Cluster.local, `mesonb local`): the secret is written where
         # only this user can read it (mesonb.security.local_secret); with tls, a CA and a
@@ -148,7 +150,7 @@ class LocalCluster:
         from mesonb import tls
         from mesonb.security import certs
 
-        directory = Path(tempfile.mkdtemp(prefix="tls-", dir=local_secret._private_dir()))
+        directory = Path(tempfile.mkdtemp(prefix="tls-", dir=local_secret.private_dir()))
         hosts = [self.master.config.ip, "localhost"]
         self.tls_bundle = bundle = certs.make_bundle(directory, hosts)
         self._tls_previous = tls.configure(tls.TlsSettings(cert=bundle.cert, key=bundle.key,
@@ -217,8 +219,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 async def serve(args: argparse.Namespace) -> int:
     cluster = LocalCluster(args.agents, port=args.port, ip=args.ip, work_dir=args.work_dir,
                            resources=args.resources,
-                           secret=args.secret or local_secret.generate(),
-                           publish_secret=not args.secret, tls=getattr(args, "tls", False))
+                           secret=args.secret or None, publish_secret=not args.secret,
+                           tls=getattr(args, "tls", False))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

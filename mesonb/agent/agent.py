@@ -116,7 +116,7 @@ class Agent:
         config.work_dir = Path(config.work_dir)
         parse_master(config.master)  # ValueError now rather than in the background
         self.clock = clock
-        self.security = Security.from_flags(config.secret, config.credentials)
+        self.security = Security.from_flags(config.secret, config.credentials, config.acls)
         self.resources = agent_resources(config.resources, config.work_dir, machine)
         self.attributes = agent_attributes(config.attributes)
         self.hostname = config.hostname or socket.gethostname()

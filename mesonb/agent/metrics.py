@@ -64,6 +64,7 @@ def snapshot(agent: AgentSurface) -> dict[str, float]:
 class MetricsHandler(BaseHandler):
     """``GET /metrics/snapshot`` (``?jsonp=`` supported)."""
 
+    endpoint_acl = True  # get_endpoints
     agent: AgentSurface
 
     def get(self) -> None:
@@ -73,6 +74,7 @@ class MetricsHandler(BaseHandler):
 class PrometheusHandler(BaseHandler):
     """``GET /metrics``: the snapshot in Prometheus's text format."""
 
+    endpoint_acl = True  # get_endpoints
     agent: AgentSurface
 
     def get(self) -> None:

@@ -58,6 +58,7 @@ from mesonb.frameworks.functions.scheduler import (
 from mesonb.frameworks.functions.shm import Shm
 from mesonb.http.client import Connection
 from mesonb.protocol.resources import Resources
+from mesonb.security.local_secret import secret_for
 from mesonb.tasks import spawn
 
 from . import pending
@@ -99,15 +100,6 @@ class _Job:
         return self.future.done() or self.closed
 
 
-def _local_credentials(address: str) -> str | None:
-    """The secret of the local cluster at ``address`` if this user started one there
-    (``Cluster.local``, ``mesonb local``); its CA is trusted from then on, when it has one
-    and this process has no TLS settings of its own."""
-    from mesonb.security import local_secret
-
-    return local_secret.secret_for(address)
-
-
 class Cluster(ClusterViews, ClusterFrameworks):
     """A connection to a mesonb cluster (see the module docstring).
 
@@ -126,15 +118,13 @@ class Cluster(ClusterViews, ClusterFrameworks):
             parse_zk_url(address)  # validates; the leader is found (and followed) in _start
         elif address is not None:
             master_url(address)  # validates
-            if secret is None:  # a local cluster of this user's: its secret (and CA)
-                secret = _local_credentials(address)
-        self.secret = secret
+        self.secret = secret or (secret_for(address) if address and not is_zk(address) else None)
         self.name = name
         # the embedded cluster (mesonb.local.LocalCluster) of Cluster.local(), else None
         self.local: Any = None  # type: ignore[method-assign,assignment]
         self.address = address or ""
         self.closed = False
-        self._headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        self._headers = {"Authorization": f"Bearer {self.secret}"} if self.secret else {}
         self._sandboxes = Sandboxes(self._headers)
         self._results = Results(self._sandboxes, self._headers, finish=self._finish,
                                 relaunch=self._launch)
@@ -160,7 +150,7 @@ class Cluster(ClusterViews, ClusterFrameworks):
     @classmethod
     def local(cls, agents: int = 1, *, resources: str | None = None,
               work_dir: str | None = None, secret: str | None = None, reuse: bool = False,
-              warm: bool = True, tls: bool = False, **options: Any) -> Cluster:
+              warm: bool = True, **options: Any) -> Cluster:
         """Start a master and ``agents`` agents in this process (no ZooKeeper).
 
         The functions executor is started before this returns (``warm=False``: by the
@@ -168,14 +158,8 @@ class Cluster(ClusterViews, ClusterFrameworks):
         cluster (one agent per machine): on an N-core machine a call may ask for
         ``cpus=1`` up to ``cpus=N``, and N ``cpus=1`` calls run at once. ``resources``
         is each agent's resource flag (``"cpus:2;mem:4096"``); by default the machine is
-        split evenly between the agents. Everything stops with :meth:`close`.
-
-        Secure by default: unless given a ``secret``, a random one is made, every API of
-        the cluster requires it, and it is written to a file only this user can read
-        (:mod:`mesonb.security.local_secret`), where ``Cluster("127.0.0.1:PORT")`` and
-        ``mesonb`` commands on this machine find it. ``tls=True`` also makes a CA and a
-        certificate for the cluster and speaks HTTPS (this whole process then does).
-
+        split evenly between the agents; all stops with :meth:`close`. Secure by default: a
+        secret is made unless given (:mod:`mesonb.security.local_secret`); ``tls=True``: HTTPS.
         Re-running a notebook cell is safe: while a local cluster of this process is open,
         ``Cluster.local(reuse=True)`` returns it, and ``Cluster.local()`` warns (naming it)
         before starting a second one, whose agents would claim the same cores again.
@@ -193,15 +177,9 @@ class Cluster(ClusterViews, ClusterFrameworks):
                 "this starts a second one whose agents claim the same cores again. "
                 "Use Cluster.local(reuse=True) to get the first, or close it first.",
                 RuntimeWarning, stacklevel=2)
-        publish = secret is None  # a secret the user chose is theirs to hand out
-        if secret is None:
-            from mesonb.security import local_secret
-
-            secret = local_secret.generate()
         cluster = cls(secret=secret, _local={"agents": agents, "resources": resources,
                                              "work_dir": work_dir, "secret": secret,
-                                             "warm": warm, "publish_secret": publish,
-                                             "tls": tls, **options})
+                                             "warm": warm, **options})
         _LOCAL.add(cluster)
         return cluster
 
@@ -212,6 +190,9 @@ class Cluster(ClusterViews, ClusterFrameworks):
 
             embedded = await start_local(**local)
             self.local = embedded  # type: ignore[method-assign]
+            self.secret = self.secret or embedded.secret  # made by the embedded cluster
+            for held in (self._headers, self._sandboxes.headers, self._results.headers):
+                held.update({"Authorization": f"Bearer {self.secret}"} if self.secret else {})
             self.address = embedded.master_address
         if is_zk(self.address):  # every master call goes to the current leader
             self._master = LeaderConnection(self.address, self._headers)

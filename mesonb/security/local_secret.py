@@ -61,7 +61,8 @@ def runtime_dir() -> Path:
     return Path.home() / ".config" / "mesonb" / "run"
 
 
-def _private_dir() -> Path:
+def private_dir() -> Path:
+    """:func:`runtime_dir`, made (mode 0700) if missing."""
     directory = runtime_dir()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(directory, 0o700)
@@ -103,7 +104,7 @@ def normalize(address: str) -> str:
 
 def publish(addresses: list[str], secret: str, ca: Path | None = None) -> list[Path]:
     """Write ``secret`` for each of ``addresses`` (the master's first); the files written."""
-    _private_dir()
+    private_dir()
     record = {"secret": secret, "master": normalize(addresses[0]), "pid": os.getpid(),
               "ca": str(ca) if ca else None}
     written = []
