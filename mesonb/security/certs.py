@@ -56,6 +56,7 @@ def _private(path: Path) -> None:
 def make_ca(directory: Path, name: str = "mesonb local CA") -> tuple[Path, Path]:
     """A self-signed CA in ``directory``: ``(ca.pem, ca-key.pem)``."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    directory = directory.resolve()
     key, cert = directory / "ca-key.pem", directory / "ca.pem"
     _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key.name,
              cwd=directory)
@@ -72,6 +73,7 @@ def make_cert(directory: Path, stem: str, ca: Path, ca_key: Path,
     """A certificate signed by the CA for ``hosts`` (IP addresses or names): ``(cert, key)``
     named ``<stem>.pem`` and ``<stem>-key.pem``."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ca, ca_key = ca.resolve(), ca_key.resolve()  # openssl runs in ``directory``
     key, csr, cert = (directory / f"{stem}-key.pem", directory / f"{stem}.csr",
                       directory / f"{stem}.pem")
     names = []

@@ -109,6 +109,28 @@ def test_mesonb_local_is_secure_by_default_and_serves_its_user(tmp_path: Path,
     assert not file.exists()
 
 
+def test_mesonb_local_tls_is_trusted_by_the_users_clients_through_its_file(
+        tmp_path: Path, runtime_dir: Path) -> None:
+    env = {local_secret.ENV: str(runtime_dir), "MESONB_SECRET": ""}
+    daemon = Daemon(["local", "--tls", "--port", "0", "--resources", "cpus:1;mem:512;disk:100",
+                     "--log-level", "INFO"], tmp_path / "local.log", env)
+    previous = tls.settings()
+    try:
+        daemon.wait_listening()
+        assert daemon.scheme == "https"
+        wait_for(lambda: "CA: " in daemon.output(), 20, what="the CA's path printed")
+        with pytest.raises(urllib.error.URLError):  # the system's CAs do not know it
+            urllib.request.urlopen(daemon.url + "/health", timeout=5,
+                                   context=ssl.create_default_context())
+        with Cluster(daemon.address) as cluster:  # the secret and the CA, from the file
+            assert tls.enabled() and tls.settings().ca == local_secret.lookup(
+                daemon.address).ca
+            assert cluster.submit(abs, -8, **SMALL).result(timeout=60) == 8
+    finally:
+        tls.configure(previous)
+        daemon.stop()
+
+
 def test_cluster_local_with_tls_makes_a_ca_and_speaks_https(runtime_dir: Path) -> None:
     with Cluster.local(agents=1, resources="cpus:1;mem:1024;disk:100", tls=True) as cluster:
         local = cluster.local
