@@ -374,7 +374,7 @@ TERMINAL = TERMINAL_STATE_NAMES  # mesonb.protocol.states's; this framework is n
 def _agent_url(offer: dict[str, Any]) -> str:
     address = offer.get("url", {}).get("address", {})
     host = address.get("ip") or address.get("hostname") or offer.get("hostname")
-    return tls.url(host, address.get('port', 5051))
+    return tls.url(str(host), int(address.get('port', 5051)))
 
 
 def executor_key(agent_id: str, spec: TaskSpec) -> str:
