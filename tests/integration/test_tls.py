@@ -19,7 +19,7 @@ import pytest
 from mesonb import tls
 from mesonb.http.client import Connection
 from mesonb.security.certs import Bundle, make_bundle
-from mesonb.testing.processes import Daemon, ProcessCluster, get_json
+from mesonb.testing.processes import Daemon, ProcessCluster, get_json, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -162,3 +162,22 @@ def test_a_daemon_given_a_bad_tls_flag_exits_with_the_reason(tmp_path: Path,
     finally:
         daemon.stop()
     assert "--ssl-cert and --ssl-key go together" in daemon.output()
+
+
+def test_the_marathon_server_serves_https_and_registers_over_tls(master: Daemon, tmp_path: Path,
+                                                                bundle: Bundle,
+                                                                trust: tls.TlsSettings) -> None:
+    marathon = Daemon(["marathon", "--master", master.address, "--port", "0",
+                       "--work-dir", str(tmp_path / "marathon")], tmp_path / "marathon.log",
+                      server_env(bundle))
+    try:
+        marathon.wait_listening()
+        assert marathon.scheme == "https"
+        info = get_json(marathon.url + "/v2/info")
+        assert info["name"] == "marathon"
+        # it subscribed to the TLS master as a framework (its driver verified the master)
+        wait_for(lambda: any(f["name"] == "marathon" for f in
+                             get_json(master.url + "/master/state")["frameworks"]), 20,
+                 what="marathon registered with the master")
+    finally:
+        marathon.stop()
