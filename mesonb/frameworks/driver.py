@@ -63,6 +63,7 @@ from mesonb.protocol.scheduler import (
     Shutdown,
     Subscribe,
 )
+from mesonb.security.local_secret import secret_for
 from mesonb.tasks import spawn
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ class SchedulerDriver:
         self.handler = handler
         self.implicit_acknowledgements = implicit_acknowledgements
         self.backoff_max = backoff_max
+        secret = secret or secret_for(master)  # a local cluster of this user's: its secret
         self.headers = {"Authorization": f"Bearer {secret}"} if secret else {}
         self.framework_id: str | None = (framework_info.get("id") or {}).get("value")
         self.stream_id: str | None = None

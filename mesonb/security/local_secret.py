@@ -159,7 +159,7 @@ def secret_for(address: str, given: str | None = None) -> str | None:
     (``--secret``, ``MESONB_SECRET``), else a local cluster's of this user's there.
     With TLS off in this process and the local cluster's CA known, TLS is turned on to
     trust it (a ``mesonb local --tls`` cluster)."""
-    if given:
+    if given or address.strip().lower().startswith(("zk://", "zoo://")):
         return given
     found = lookup(address)
     if found is None:
