@@ -7,6 +7,7 @@ with two frameworks of two users, each running a task."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 import requests
+import tornado.websocket
 
 from mesonb import Cluster
 from mesonb.frameworks.driver import SchedulerDriver
@@ -216,3 +218,33 @@ def test_sandboxes_and_endpoints_answer_403_unless_allowed(setup: Setup,
     assert get(setup, setup.agent + "/metrics/snapshot", principal).status_code == metrics
     assert get(setup, setup.master + "/master/flags", principal).status_code == flags
     assert get(setup, setup.agent + "/flags", principal).status_code == flags
+
+
+@pytest.mark.parametrize("principal", sorted(TABLE))
+def test_the_web_ui_applies_the_same_rules(setup: Setup, principal: str) -> None:
+    frameworks, tasks, roles, sandboxes, _, _ = TABLE[principal]
+    # the master's files proxy asks the agent with the caller's credentials, not its own
+    agent_id = get(setup, setup.agent + "/state", "operator").json()["id"]
+
+    async def with_a_page_open() -> None:  # (the UI's model knows agents while watched)
+        page = await tornado.websocket.websocket_connect(
+            setup.master.replace("http://", "ws://") + f"/ui/feed?token={SECRET}")
+        try:
+            await page.read_message()
+            for user, directory in setup.sandboxes.items():
+                if user in MINE:
+                    answer = get(setup, setup.master + "/ui/files/browse", principal,
+                                 agent_id=agent_id, path=directory)
+                    assert answer.status_code == (200 if user in sandboxes else 403), (
+                        user, answer.text)
+        finally:
+            page.close()
+
+    asyncio.run(with_a_page_open())
+    # the feed carries the whole cluster: refused to a principal confined to part of it
+    feed = get(setup, setup.master + "/ui/feed", principal)
+    sees_all = frameworks == tasks == MINE and roles == {"batch", "dev"}
+    if sees_all:
+        assert feed.status_code == 400  # past the gate: only the WebSocket upgrade missing
+    else:
+        assert feed.status_code == 403 and "web UI's feed" in feed.text
