@@ -178,3 +178,8 @@ def test_daemons_refuse_other_addresses_without_authentication_unless_insecure(
                                "127.0.0.1:1", "--ip", "0.0.0.0"], capture_output=True,
                               text=True, timeout=60)
     assert marathon.returncode == 2 and "needs --secret" in marathon.stderr
+    history_ui = subprocess.run([sys.executable, "-m", "mesonb", "ui", "--history",
+                                 str(tmp_path), "--ip", "0.0.0.0", "--port", "0"],
+                                capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "MESONB_SECRET": ""})
+    assert history_ui.returncode == 2 and "refusing to serve" in history_ui.stderr
