@@ -38,6 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--role", default="*", help="the Mesos role to register with")
     p.add_argument("--secret", default=None,
                    help="bearer token clients of the REST API must send")
+    p.add_argument("--insecure", action="store_true",
+                   help="serve beyond loopback without --secret")
     p.add_argument("--master-secret", default=os.environ.get(SECRET_ENV),
                    help=f"bearer token for the master (default ${SECRET_ENV})")
     p.add_argument("--shared-executor", action="store_true",
@@ -69,7 +71,8 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.ip not in ("127.0.0.1", "::1", "localhost") and not args.secret:
+    if (args.ip not in ("127.0.0.1", "::1", "localhost") and not args.secret
+            and not getattr(args, "insecure", False)):
         print("mesonb marathon: serving on a non-loopback address needs --secret (the REST "
               "API can launch any command on the cluster)", file=sys.stderr)
         return 2
