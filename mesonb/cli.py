@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from mesonb import tls
 from mesonb.config import MESONB_VERSION
 
 
@@ -32,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     task_exec.add_parser(sub)
     ui_cli.add_parser(sub)
     marathon_cli.add_parser(sub)
+    for command in sub.choices.values():  # every command speaks TLS the same way
+        tls.add_arguments(command)
     return parser
 
 
@@ -40,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
+        return 2
+    try:
+        tls.configure_from_args(args)
+    except tls.TlsError as exc:
+        print(f"mesonb {args.command}: {exc}", file=sys.stderr)
         return 2
     level = getattr(logging, str(getattr(args, "log_level", "INFO")).upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -60,6 +60,7 @@ class AgentConfig:
     attributes: str | None = None
     secret: str | None = None
     credentials: Path | None = None  # principals and secrets callers of this agent may use
+    acls: str | None = None  # Mesos ACLs (view_*, access_sandboxes, get_endpoints, ...)
     insecure: bool = False  # allow binding beyond loopback with no authentication
     executor_shutdown_grace_period: float = 5.0
     executor_registration_timeout: float = 60.0

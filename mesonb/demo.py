@@ -70,7 +70,7 @@ TERMINAL = TERMINAL_STATE_NAMES
 
 async def demo(agents: int, limit: int, slices: int) -> int:
     started = time.perf_counter()
-    cluster = LocalCluster(agents, port=0)
+    cluster = LocalCluster(agents, port=0, publish_secret=True)  # secure by default
     await cluster.start()
     try:
         await cluster.wait_ready()
@@ -79,7 +79,8 @@ async def demo(agents: int, limit: int, slices: int) -> int:
         step = limit // slices
         framework = PrimeCounter([(i * step, (i + 1) * step) for i in range(slices)])
         driver = SchedulerDriver(cluster.master_address,
-                                 {"user": getpass.getuser(), "name": "prime-counter"}, framework)
+                                 {"user": getpass.getuser(), "name": "prime-counter"}, framework,
+                                 secret=cluster.secret)
         framework.driver = driver
         await driver.start()
         await asyncio.wait_for(framework.done.wait(), 300)

@@ -15,6 +15,7 @@ import os
 import signal
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from mesonb.agent.agent import Agent
 from mesonb.agent.fingerprint import DEFAULT_PORTS, default_resources, detect_machine
@@ -22,6 +23,7 @@ from mesonb.config import SECRET_ENV, AgentConfig, MasterConfig
 from mesonb.gctune import tune_for_daemon
 from mesonb.master.daemon import MasterDaemon
 from mesonb.protocol.resources import Resources
+from mesonb.security import local_secret
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,8 @@ class LocalCluster:
         master_options: dict | None = None,
         agent_options: dict | None = None,
         history_dir: Path | str | None = None,
+        publish_secret: bool = False,
+        tls: bool = False,
     ) -> None:
         if agents < 1:
             raise ValueError("a local cluster needs at least one agent")
@@ -78,7 +82,17 @@ class LocalCluster:
             self._tmp = tempfile.TemporaryDirectory(prefix="mesonb-local-")
             work_dir = Path(self._tmp.name)
         self.work_dir = Path(work_dir)
+        if secret is None and publish_secret:
+            secret = local_secret.generate()
         self.secret = secret
+        # secure by default (Cluster.local, `mesonb local`): the secret is written where
+        # only this user can read it (mesonb.security.local_secret); with tls, a CA and a
+        # certificate are made for the cluster and this process speaks TLS
+        self.publish_secret = publish_secret
+        self.tls = tls
+        self.tls_bundle: Any = None
+        self._published: list[Path] = []
+        self._tls_previous: Any = None
         self.resources = resources
         master_options = dict(master_options or {})
         if history_dir is not None:  # the web UI's event log: `mesonb ui --history DIR`
@@ -104,6 +118,8 @@ class LocalCluster:
         return split_resources(default_resources(machine), self.agent_count)
 
     async def start(self) -> None:
+        if self.tls:
+            self._start_tls()
         await self.master.start()
         try:
             for i, flag in enumerate(self._agent_flags()):
@@ -119,9 +135,26 @@ class LocalCluster:
                 agent = Agent(config)
                 self.agents.append(agent)
                 await agent.start()
+            if self.publish_secret and self.secret:
+                addresses = [self.master.address] + [
+                    f"{self.master.config.ip}:{agent.port}" for agent in self.agents]
+                ca = self.tls_bundle.ca if self.tls_bundle is not None else None
+                self._published = local_secret.publish(addresses, self.secret, ca)
         except BaseException:
             await self.stop()
             raise
+
+    def _start_tls(self) -> None:
+        """A CA and a certificate for this cluster's address, under the user's private
+        runtime directory; this process then serves and verifies TLS with them."""
+        from mesonb import tls
+        from mesonb.security import certs
+
+        directory = Path(tempfile.mkdtemp(prefix="tls-", dir=local_secret.private_dir()))
+        hosts = [self.master.config.ip, "localhost"]
+        self.tls_bundle = bundle = certs.make_bundle(directory, hosts)
+        self._tls_previous = tls.configure(tls.TlsSettings(cert=bundle.cert, key=bundle.key,
+                                                           ca=bundle.ca))
 
     async def wait_ready(self, timeout: float = 10.0) -> None:
         """Wait until every agent has registered with the master."""
@@ -145,6 +178,16 @@ class LocalCluster:
                 log.exception("stopping agent failed")
         self.agents.clear()
         await self.master.stop()
+        local_secret.withdraw(self._published)
+        self._published = []
+        if self.tls_bundle is not None:
+            import shutil
+
+            from mesonb import tls
+
+            tls.configure(self._tls_previous)
+            shutil.rmtree(self.tls_bundle.ca.parent, ignore_errors=True)
+            self.tls_bundle = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -163,7 +206,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--work-dir", type=Path, help="keep sandboxes here (default: a temp dir)")
     p.add_argument("--resources", help="each agent's resources (default: machine split evenly)")
     p.add_argument("--secret", default=os.environ.get(SECRET_ENV),
-                   help=f"bearer token for every API call (env {SECRET_ENV})")
+                   help=f"bearer token for every API call (env {SECRET_ENV}; default: a "
+                        "random one, written to a file only you can read, where mesonb's "
+                        "clients on this machine find it)")
+    p.add_argument("--tls", action="store_true",
+                   help="serve HTTPS with a CA and certificate made for this cluster")
     p.add_argument("--log-level", default="WARNING")
     p.set_defaults(func=run)
     return p
@@ -171,7 +218,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 async def serve(args: argparse.Namespace) -> int:
     cluster = LocalCluster(args.agents, port=args.port, ip=args.ip, work_dir=args.work_dir,
-                           resources=args.resources, secret=args.secret or None)
+                           resources=args.resources,
+                           secret=args.secret or None, publish_secret=not args.secret,
+                           tls=getattr(args, "tls", False))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -183,6 +232,11 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"mesonb local cluster: master {cluster.url} with {agents}", flush=True)
         print(f"  frameworks and pymesos: {cluster.master_address}", flush=True)
         print(f"  state: {cluster.url}/master/state   (Ctrl-C to stop)", flush=True)
+        if cluster._published:
+            print(f"  secret: in {cluster._published[0]} (mode 0600; mesonb's clients "
+                  "on this machine read it)", flush=True)
+        if cluster.tls_bundle is not None:
+            print(f"  CA: {cluster.tls_bundle.ca}", flush=True)
         await stop.wait()
     finally:
         await cluster.stop()

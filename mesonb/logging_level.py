@@ -73,6 +73,7 @@ class LoggingToggleHandler(BaseHandler):
 
     Without arguments it answers the current level, as ``GET_LOGGING_LEVEL`` does."""
 
+    endpoint_acl = True  # get_endpoints
     logging_level: LoggingLevel
 
     def get(self) -> None:

@@ -23,8 +23,10 @@ import uuid
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from mesonb import tls
 from mesonb.config import SECRET_ENV
 from mesonb.protocol import recordio
+from mesonb.security import local_secret
 
 
 class TaskExecError(RuntimeError):
@@ -35,7 +37,12 @@ def _request(url: str, method: str = "GET", body: Any = None,
              headers: dict[str, str] | None = None, timeout: float = 30.0
              ) -> http.client.HTTPResponse:
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.netloc, timeout=timeout)
+    conn: http.client.HTTPConnection
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(parts.netloc, timeout=timeout,
+                                           context=tls.client_context())
+    else:
+        conn = http.client.HTTPConnection(parts.netloc, timeout=timeout)
     payload = None if body is None else json.dumps(body).encode()
     all_headers = dict(headers or {})
     if payload is not None:
@@ -51,7 +58,7 @@ def _get_json(url: str, headers: dict[str, str]) -> Any:
         if response.status == 307:
             location = response.getheader("Location") or ""
             leader = urlsplit(location if "//" in location else "//" + location).netloc
-            url = f"http://{leader}{urlsplit(url).path}"
+            url = tls.address_url(leader, urlsplit(url).path)
             continue
         data = response.read()
         if response.status != 200:
@@ -65,7 +72,7 @@ def master_url(master: str) -> str:
     """``http://host:port`` of the leading master named by ``HOST:PORT`` or ``zk://``."""
     from mesonb.discovery import detect_leader, is_zk, parse_master
     address = detect_leader(master) if is_zk(master) else parse_master(master)
-    return f"http://{address}"
+    return tls.address_url(address)
 
 
 def locate(master: str, task_id: str, headers: dict[str, str]) -> tuple[str, str]:
@@ -83,7 +90,7 @@ def locate(master: str, task_id: str, headers: dict[str, str]) -> tuple[str, str
         raise TaskExecError(f"The agent of task '{task_id}' ({task['slave_id']}) is unknown")
     address = agent["pid"].split("@", 1)[1] if "@" in agent.get("pid", "") else (
         f"{agent['hostname']}:{agent['port']}")
-    agent_url = f"http://{address}"
+    agent_url = tls.address_url(address)
     return agent_url, container_of(agent_url, task_id, headers)
 
 
@@ -173,7 +180,8 @@ def _run(args: argparse.Namespace) -> int:
         print("mesonb task exec: give the command after --", file=sys.stderr)
         return 2
     try:
-        return exec_in_task(args.master, args.task_id, argv, secret=os.environ.get(SECRET_ENV))
+        secret = local_secret.secret_for(args.master, os.environ.get(SECRET_ENV))
+        return exec_in_task(args.master, args.task_id, argv, secret=secret)
     except (TaskExecError, OSError) as exc:
         print(f"mesonb task exec: {exc}", file=sys.stderr)
         return 1

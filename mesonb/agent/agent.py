@@ -31,6 +31,7 @@ from typing import Any
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from mesonb import tls
 from mesonb.clock import REAL_CLOCK, Clock
 from mesonb.config import MESONB_VERSION, VERSION, AgentConfig
 from mesonb.http.base import UNBOUNDED_BODY, Security, SlashCollapsingApplication
@@ -116,7 +117,7 @@ class Agent:
         config.work_dir = Path(config.work_dir)
         parse_master(config.master)  # ValueError now rather than in the background
         self.clock = clock
-        self.security = Security.from_flags(config.secret, config.credentials)
+        self.security = Security.from_flags(config.secret, config.credentials, config.acls)
         self.resources = agent_resources(config.resources, config.work_dir, machine)
         self.volumes = AgentVolumes(config.work_dir, config.resources)  # reservations too
         self.attributes = agent_attributes(config.attributes)
@@ -224,12 +225,12 @@ class Agent:
         self.port = sockets[0].getsockname()[1]
         self.app = make_app(self, self.security)  # its router lists every route
         self._server = HTTPServer(self.app, idle_connection_timeout=3600,
-                                  max_body_size=UNBOUNDED_BODY)
+                                  max_body_size=UNBOUNDED_BODY, ssl_options=tls.server_options())
         self._server.add_sockets(sockets)
         self.executor_socket_address = await self._executor_socket.start()
         self._start_time = time.time()
         self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
-        log.info("agent listening on http://%s:%d", self.config.ip, self.port)
+        log.info("agent listening on %s", tls.url(self.config.ip, self.port))
         self._recovering = asyncio.ensure_future(self._recover())
 
     async def _recover(self) -> None:

@@ -56,6 +56,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--insecure", action="store_true",
                         help="allow listening beyond loopback without --secret or "
                              "--credentials")
+    parser.add_argument("--acls", metavar="FILE", default=None,
+                        help="Mesos ACLs (JSON): what each principal may view (view_*), "
+                             "whose sandboxes it may read (access_sandboxes), which "
+                             "endpoints it may GET (get_endpoints)")
     parser.add_argument("--executor-shutdown-grace-period", type=float,
                         default=defaults.executor_shutdown_grace_period, metavar="SECONDS",
                         help="time executors get to shut down (%(default)s)")
@@ -211,6 +215,7 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         secret=args.secret or None,
         credentials=getattr(args, "credentials", None),
         insecure=getattr(args, "insecure", False),
+        acls=getattr(args, "acls", None),
         executor_shutdown_grace_period=args.executor_shutdown_grace_period,
         executor_registration_timeout=getattr(
             args, "executor_registration_timeout", AgentConfig.executor_registration_timeout),

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from mesonb.http.base import BaseHandler
 from mesonb.protocol.errors import BadRequest, Forbidden, NotFound
+from mesonb.security.acls import Action
 
 from . import paths
 
@@ -146,7 +147,22 @@ class _FilesHandler(BaseHandler):
         path = self.get_query_argument("path", None)
         real = self.agent.sandbox_paths.resolve(path, self.agent.virtual_sandboxes())
         assert path is not None
+        self.authorize_sandbox(real)
         return path, real
+
+    def authorize_sandbox(self, real: Path) -> None:
+        """403 unless ``access_sandboxes`` lets the caller read the sandbox of this
+        framework's user (the cluster's operator may read any)."""
+        acls = self.security.acls
+        if self.operator or (acls.permissive and not acls.rules.get(Action.ACCESS_SANDBOX)):
+            return
+        parts = real.parts
+        framework_id = next((parts[i + 1] for i in range(len(parts) - 1)
+                             if parts[i] == "frameworks"), None)
+        state = self.agent.state()
+        users = {f.get("id"): f.get("user") for key in ("frameworks", "completed_frameworks")
+                 for f in state.get(key, [])}
+        self.authorize(Action.ACCESS_SANDBOX, str(users.get(framework_id) or ""))
 
 
 class BrowseHandler(_FilesHandler):
@@ -230,5 +246,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
 
 
 class DebugHandler(_FilesHandler):
+    endpoint_acl = True  # get_endpoints: it lists every sandbox
+
     def get(self) -> None:
         self.write_json({k: str(v) for k, v in self.agent.virtual_sandboxes().items()})

@@ -29,7 +29,8 @@ class StateHandler(BaseHandler):
     agent: AgentSurface
 
     def get(self) -> None:
-        self.write_jsonp_or_json(self.agent.state())
+        # what the caller may see of it (view_frameworks/tasks/executors), as Mesos filters
+        self.write_jsonp_or_json(self.viewer().v0_frameworks(self.agent.state()))
 
 
 class HealthHandler(BaseHandler):
@@ -49,6 +50,7 @@ class VersionHandler(BaseHandler):
 
 
 class FlagsHandler(BaseHandler):
+    endpoint_acl = True  # get_endpoints
     agent: AgentSurface
 
     def get(self) -> None:
@@ -65,6 +67,7 @@ class MetricsHandler(BaseHandler):
 class MonitorHandler(BaseHandler):
     """``/monitor/statistics``: measured usage of each running executor."""
 
+    endpoint_acl = True  # get_endpoints
     agent: AgentSurface
 
     def get(self) -> None:
@@ -74,6 +77,7 @@ class MonitorHandler(BaseHandler):
 class ContainersHandler(BaseHandler):
     """``/containers``: each running container, its ids and measured usage (Mesos)."""
 
+    endpoint_acl = True  # get_endpoints
     agent: AgentSurface
 
     def get(self) -> None:

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
-from mesonb import discovery
+from mesonb import discovery, tls
 from mesonb.http import inproc
 from mesonb.protocol.agent import (
     AGENT_PATH,
@@ -301,7 +301,7 @@ class MasterLink:
             address = self._leader
         else:
             address = await resolve_master(self.master, self.connect_timeout)
-        url = f"ws://{address}{AGENT_PATH}"
+        url = f"{tls.ws_scheme()}://{address}{AGENT_PATH}"
         headers = {"Authorization": f"Bearer {self.secret}"} if self.secret else {}
         host, _, port = address.rpartition(":")
         endpoint = inproc.find_endpoint(host.strip("[]"), int(port)) if port.isdigit() else None
@@ -316,6 +316,7 @@ class MasterLink:
                 headers=headers,
                 connect_timeout=self.connect_timeout,
                 request_timeout=self.connect_timeout,
+                ssl_options=tls.client_context() if tls.wants_tls(url) else None,
             )
             try:
                 conn = await websocket_connect(request, max_message_size=64 * 1024 * 1024)

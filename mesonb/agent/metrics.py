@@ -72,6 +72,7 @@ def snapshot(agent: AgentSurface) -> dict[str, float]:
 class MetricsHandler(BaseHandler):
     """``GET /metrics/snapshot`` (``?jsonp=`` supported)."""
 
+    endpoint_acl = True  # get_endpoints
     agent: AgentSurface
 
     def get(self) -> None:
@@ -81,6 +82,7 @@ class MetricsHandler(BaseHandler):
 class PrometheusHandler(BaseHandler):
     """``GET /metrics``: the snapshot in Prometheus's text format."""
 
+    endpoint_acl = True  # get_endpoints
     agent: AgentSurface
 
     def get(self) -> None:

@@ -7,12 +7,17 @@ machine uses to reach the master. Blobs are dropped when their call ends.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import socket
 from urllib.parse import urlsplit
 
 import tornado.httpserver
 import tornado.web
+
+from mesonb import tls
+
+log = logging.getLogger(__name__)
 
 
 class _BlobHandler(tornado.web.RequestHandler):
@@ -40,11 +45,19 @@ class BlobServer:
         ip = "127.0.0.1" if host in ("127.0.0.1", "localhost") else _route_to(host)
         app = tornado.web.Application([(r"/blobs/([A-Za-z0-9_-]+)", _BlobHandler,
                                         {"store": self.store})])
-        self.server = tornado.httpserver.HTTPServer(app, max_buffer_size=2**31)
+        # TLS when this client has a certificate (--ssl-cert/MESONB_SSL_CERT): executors
+        # fetch large values from here and verify it against the cluster's CA.
+        secure = tls.can_serve()
+        if tls.enabled() and not secure:
+            log.warning("TLS is on but this client has no certificate (MESONB_SSL_CERT, "
+                        "MESONB_SSL_KEY): executors fetch values over 64 KiB from it "
+                        "in plain HTTP")
+        self.server = tornado.httpserver.HTTPServer(
+            app, max_buffer_size=2**31, ssl_options=tls.server_context() if secure else None)
         sockets = tornado.netutil.bind_sockets(0, ip)
         self.server.add_sockets(sockets)
         port = sockets[0].getsockname()[1]
-        self.base = f"http://{ip}:{port}/blobs/"
+        self.base = f"{'https' if secure else 'http'}://{tls.netloc(ip, port)}/blobs/"
 
     def put(self, data: bytes) -> str:
         key = secrets.token_urlsafe(24)

@@ -59,6 +59,7 @@ from mesonb.frameworks.functions.shm import Shm
 from mesonb.http.client import Connection
 from mesonb.protocol.checks import HealthCheck, health_check_json
 from mesonb.protocol.resources import Resources
+from mesonb.security.local_secret import secret_for
 from mesonb.tasks import spawn
 
 from . import pending
@@ -119,13 +120,13 @@ class Cluster(ClusterViews, ClusterFrameworks):
             parse_zk_url(address)  # validates; the leader is found (and followed) in _start
         elif address is not None:
             master_url(address)  # validates
-        self.secret = secret
+        self.secret = secret or (secret_for(address) if address and not is_zk(address) else None)
         self.name = name
         # the embedded cluster (mesonb.local.LocalCluster) of Cluster.local(), else None
         self.local: Any = None  # type: ignore[method-assign,assignment]
         self.address = address or ""
         self.closed = False
-        self._headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        self._headers = {"Authorization": f"Bearer {self.secret}"} if self.secret else {}
         self._sandboxes = Sandboxes(self._headers)
         self._results = Results(self._sandboxes, self._headers, finish=self._finish,
                                 relaunch=self._launch)
@@ -159,8 +160,8 @@ class Cluster(ClusterViews, ClusterFrameworks):
         cluster (one agent per machine): on an N-core machine a call may ask for
         ``cpus=1`` up to ``cpus=N``, and N ``cpus=1`` calls run at once. ``resources``
         is each agent's resource flag (``"cpus:2;mem:4096"``); by default the machine is
-        split evenly between the agents. Everything stops with :meth:`close`.
-
+        split evenly between the agents; all stops with :meth:`close`. Secure by default: a
+        secret is made unless given (:mod:`mesonb.security.local_secret`); ``tls=True``: HTTPS.
         Re-running a notebook cell is safe: while a local cluster of this process is open,
         ``Cluster.local(reuse=True)`` returns it, and ``Cluster.local()`` warns (naming it)
         before starting a second one, whose agents would claim the same cores again.
@@ -191,6 +192,9 @@ class Cluster(ClusterViews, ClusterFrameworks):
 
             embedded = await start_local(**local)
             self.local = embedded  # type: ignore[method-assign]
+            self.secret = self.secret or embedded.secret  # made by the embedded cluster
+            for held in (self._headers, self._sandboxes.headers, self._results.headers):
+                held.update({"Authorization": f"Bearer {self.secret}"} if self.secret else {})
             self.address = embedded.master_address
         if is_zk(self.address):  # every master call goes to the current leader
             self._master = LeaderConnection(self.address, self._headers)

@@ -46,6 +46,7 @@ async def start_local(agents: int = 1, *, resources: str | None = None,
                                                          or {})}
     cluster = LocalCluster(agents, port=0, work_dir=Path(work_dir) if work_dir else None,
                            resources=resources, secret=secret,
+                           publish_secret=secret is None,  # secure by default: one is made
                            master_options=master_options, **options)
     await cluster.start()
     try:

@@ -95,11 +95,12 @@ async def _get_agents(cluster: Any, timeout: float) -> dict[str, Any]:
     not leave its answer in the client's shared connection)."""
     import asyncio
 
+    from mesonb import tls
     from mesonb.client import state
     from mesonb.http.client import Connection
 
     master = cluster._master
-    url = getattr(master, "url", "") or f"http://{master.host}:{master.port}"
+    url = getattr(master, "url", "") or tls.url(master.host, master.port)
     conn = Connection.to(url, cluster._headers)
     try:
         return await asyncio.wait_for(state.operator_call(conn, "GET_AGENTS"), timeout)

@@ -33,6 +33,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from mesonb import tls
 from mesonb.http.client import Connection
 
 SCALARS = ("cpus", "mem", "disk", "gpus")
@@ -256,7 +257,7 @@ async def agents_used(get_agents: dict[str, Any], headers: dict[str, str],
     async def one(agent: dict[str, Any]) -> tuple[str, dict[str, float] | None]:
         info = agent["agent_info"]
         gpus_total = scalars(agent.get("total_resources")).get("gpus", 0.0)
-        conn = Connection.to(f"http://{info['hostname']}:{info.get('port', 5051)}", headers)
+        conn = Connection.to(tls.url(info['hostname'], info.get('port', 5051)), headers)
         try:
             answer = await asyncio.wait_for(conn.request("GET", "/metrics/snapshot"), timeout)
             metrics = answer.json() if answer.status == 200 else {}

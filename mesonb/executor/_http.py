@@ -14,7 +14,9 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from mesonb import tls
 from mesonb.http import wire
 
 MAX_HEADER_BYTES = wire.MAX_HEAD
@@ -68,7 +70,10 @@ async def _open(endpoint: str) -> tuple[asyncio.StreamReader, asyncio.StreamWrit
         return await asyncio.open_unix_connection("\0" + rest[1:] if rest.startswith("@")
                                                   else rest)
     host, port = split_endpoint(endpoint)
-    reader, writer = await asyncio.open_connection(host, port)
+    options: dict[str, Any] = {}
+    if tls.enabled():  # the agent's HTTP port speaks TLS as the whole cluster does
+        options = {"ssl": tls.client_context(), "server_hostname": host}
+    reader, writer = await asyncio.open_connection(host, port, **options)
     _no_delay(writer)
     return reader, writer
 

@@ -47,7 +47,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from mesonb import discovery
+from mesonb import discovery, tls
 from mesonb.http.client import Connection, HTTPError, open_stream
 from mesonb.protocol.mesos import Duration, Filters, FrameworkInfo, KillPolicy, Operation
 from mesonb.protocol.recordio import Decoder
@@ -66,6 +66,7 @@ from mesonb.protocol.scheduler import (
     Shutdown,
     Subscribe,
 )
+from mesonb.security.local_secret import secret_for
 from mesonb.tasks import spawn
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,8 @@ CARRY_ACKS = frozenset({CallType.ACCEPT, CallType.DECLINE, CallType.REVIVE, Call
 
 
 def master_url(master: str) -> str:
-    """``host:port``, ``host`` (port 5050) or ``http://host:port`` -> ``http://host:port``
+    """``host:port``, ``host`` (port 5050) or ``http(s)://host:port`` -> ``http(s)://host:port``
+    (``https`` when given, or when this process speaks TLS: :mod:`mesonb.tls`)
     (read by :func:`mesonb.discovery.parse_master`).
 
     A ``zk://`` URL names no single master: resolve it with :func:`resolve_master_url`.
@@ -87,7 +89,9 @@ def master_url(master: str) -> str:
     if discovery.is_zk(master):
         raise ValueError(f"{master!r} must be resolved to the leading master first: "
                          "await resolve_master_url(master)")
-    scheme = "https" if master.strip().lower().startswith("https://") else "http"
+    explicit = master.strip().lower()
+    secure = tls.wants_tls(explicit if explicit.startswith(URL_SCHEMES) else "")
+    scheme = "https" if secure else "http"
     return f"{scheme}://{discovery.parse_master(master, schemes=URL_SCHEMES)}"
 
 
@@ -127,12 +131,13 @@ class SchedulerDriver:
         self.handler = handler
         self.implicit_acknowledgements = implicit_acknowledgements
         self.backoff_max = backoff_max
+        secret = secret or secret_for(master)  # a local cluster of this user's: its secret
         self.headers = {"Authorization": f"Bearer {secret}"} if secret else {}
         self.framework_id: str | None = (framework_info.get("id") or {}).get("value")
         self.stream_id: str | None = None
         self.heartbeat_interval = 15.0
         self.master_info: dict[str, Any] = {}
-        self._calls = Connection.to(self.url or "http://127.0.0.1:5050", self.headers,
+        self._calls = Connection.to(self.url or tls.url("127.0.0.1", 5050), self.headers,
                                     inproc=True)
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()

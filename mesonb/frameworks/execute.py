@@ -20,10 +20,12 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
+from mesonb import tls
 from mesonb.config import SECRET_ENV
 from mesonb.http.client import Connection
 from mesonb.protocol.resources import Resources
 from mesonb.protocol.states import TERMINAL_STATE_NAMES
+from mesonb.security import local_secret
 
 from .driver import SchedulerDriver
 
@@ -86,7 +88,7 @@ class Execute:
         """The task's stdout and stderr, read from its agent's sandbox."""
         offer = self.launched[task_id]
         address = offer.get("url", {}).get("address", {})
-        agent = f"http://{address.get('ip') or offer['hostname']}:{address.get('port', 5051)}"
+        agent = tls.url(address.get('ip') or offer['hostname'], address.get('port', 5051))
         conn = Connection.to(agent, headers)
         try:
             state = (await conn.request("GET", "/state")).json()
@@ -131,6 +133,7 @@ async def execute(args: argparse.Namespace) -> int:
     resources = Resources.parse(f"cpus:{args.cpus};mem:{args.mem}"
                                 + (f";disk:{args.disk}" if args.disk else ""))
     job = Execute(command_info(args), resources, args.instances, args.name)
+    args.secret = local_secret.secret_for(args.master, args.secret)
     framework = {"user": getpass.getuser(), "name": f"mesonb-execute ({args.name})",
                  "failover_timeout": 0.0}
     driver = SchedulerDriver(args.master, framework, job, secret=args.secret)

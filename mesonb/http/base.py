@@ -32,6 +32,7 @@ from mesonb.protocol.errors import (
 from mesonb.protocol.jsontext import loads
 from mesonb.security.acls import PERMISSIVE, Acls, Action
 from mesonb.security.credentials import Credentials
+from mesonb.security.views import Viewer
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,11 @@ class BaseHandler(tornado.web.RequestHandler):
 
     security: Security
     public = False  # True for endpoints open without credentials (health, version)
+    # True for endpoints Mesos guards with get_endpoints (ACL object: the path): 403 unless
+    # the caller may GET it
+    endpoint_acl = False
     principal: str | None = None  # who called, once prepare() authenticated them
+    operator = False  # the caller holds the cluster's shared secret: it may see everything
 
     def initialize(self, security: Security, **kwargs: Any) -> None:
         self.security = security
@@ -145,6 +150,18 @@ class BaseHandler(tornado.web.RequestHandler):
     def prepare(self) -> None:
         if not self.public:
             self.principal = self.security.authenticate(self.request.headers.get("Authorization"))
+            self.operator = self.security.secret is not None and self.principal is None
+            if self.endpoint_acl and not self.operator:
+                path = self.request.path.rstrip("/").removesuffix(".json") or "/"
+                self.authorize(Action.GET_ENDPOINT, path)
+
+    def viewer(self, user_of: Any = None) -> Viewer:
+        """The ``view_*`` ACLs for this caller (:mod:`mesonb.security.views`);
+        ``user_of(framework_id)`` names a framework's user for answers naming only ids."""
+        if user_of is None:
+            return Viewer(self.security.acls, self.principal, everything=self.operator)
+        return Viewer(self.security.acls, self.principal, everything=self.operator,
+                      user_of=user_of)
 
     def authorize(self, action: Action, obj: str | None = None) -> None:
         """403 with the reason unless the caller may do ``action`` on ``obj``."""

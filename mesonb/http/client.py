@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from mesonb import tls
+
 from . import wire
 from .inproc import Channel, find_endpoint
 
@@ -43,12 +45,16 @@ class Response:
 
 
 class Connection:
-    """One keep-alive connection to ``host:port``; requests on it run one at a time."""
+    """One keep-alive connection to ``host:port``; requests on it run one at a time.
+
+    ``secure``: speak TLS, verifying the server with :func:`mesonb.tls.client_context`
+    (None: as this process does, :func:`mesonb.tls.enabled`)."""
 
     def __init__(self, host: str, port: int, headers: Mapping[str, str] | None = None,
-                 *, inproc: bool = False) -> None:
+                 *, inproc: bool = False, secure: bool | None = None) -> None:
         self.host, self.port = host, port
         self.inproc = inproc
+        self.secure = tls.enabled() if secure is None else secure
         self.default_headers = dict(headers or {})
         self._answers: wire.ResponseReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -57,12 +63,18 @@ class Connection:
     @classmethod
     def to(cls, url: str, headers: Mapping[str, str] | None = None, *,
            inproc: bool = False) -> Connection:
-        parts = urlsplit(url if "//" in url else f"http://{url}")
-        return cls(parts.hostname or "127.0.0.1", parts.port or 80, headers, inproc=inproc)
+        secure = tls.wants_tls(url)
+        parts = urlsplit(url if "//" in url else f"//{url}")
+        return cls(parts.hostname or "127.0.0.1", parts.port or (443 if secure else 80),
+                   headers, inproc=inproc, secure=secure)
 
     async def _open(self) -> tuple[wire.ResponseReader, asyncio.StreamWriter]:
         if self._writer is None or self._writer.is_closing():
-            reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            options: dict[str, Any] = {}
+            if self.secure:
+                options = {"ssl": tls.client_context(), "server_hostname": self.host}
+            reader, self._writer = await asyncio.open_connection(self.host, self.port,
+                                                                 **options)
             self._answers = wire.ResponseReader(reader)
             sock = self._writer.get_extra_info("socket")
             if sock is not None:

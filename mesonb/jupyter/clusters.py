@@ -74,7 +74,8 @@ class ClusterManager:
                 raise ValueError("'agents' must be from 1 to 64")
             if resources is not None and not isinstance(resources, str):
                 raise ValueError("'resources' must be a string like 'cpus:1;mem:1024'")
-            local = LocalCluster(agents, port=0, resources=resources)
+            # secure by default: a secret only this user's clients (the proxy) can read
+            local = LocalCluster(agents, port=0, resources=resources, publish_secret=True)
             await local.start()
             try:
                 await local.wait_ready()

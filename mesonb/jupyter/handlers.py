@@ -18,6 +18,9 @@ import tornado.websocket
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 
+from mesonb import tls
+from mesonb.security import local_secret
+
 from .clusters import ClusterManager
 
 log = logging.getLogger(__name__)
@@ -108,7 +111,7 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, JupyterHandler):
         if self.request.headers.get("Upgrade", "").lower() == "websocket":
             if self.current_user is None:  # before the upgrade: never an anonymous socket
                 raise tornado.web.HTTPError(403, "WebSocket upgrade without credentials")
-            self._ws_target = self._target(key, path, "ws")
+            self._ws_target = self._target(key, path, tls.ws_scheme())
             await tornado.websocket.WebSocketHandler.get(self, key, path)
             return
         await self._proxy(key, path)
@@ -127,9 +130,12 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, JupyterHandler):
         SUBSCRIBE, a file download), chunk by chunk."""
         if self.current_user is None:
             raise tornado.web.HTTPError(403, "not authenticated")
-        url = self._target(key, path, "http")
+        url = self._target(key, path, tls.scheme())
         headers = {k: v for k, v in self.request.headers.get_all()
                    if k.lower() not in _HOP_BY_HOP}
+        # a local cluster of this user's (secure by default): its secret, behind Jupyter's
+        # own authentication, in place of Jupyter's token
+        headers.update(local_secret.headers_for(url))
         body = self.request.body if self.request.method in ("POST", "PUT", "PATCH") else None
         answer_head = tornado.httputil.HTTPHeaders()
         status: list[Any] = [502, None]
@@ -162,7 +168,8 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, JupyterHandler):
             url, method=self.request.method or "GET", headers=headers, body=body,
             follow_redirects=False, connect_timeout=CONNECT_TIMEOUT,
             request_timeout=STREAM_TIMEOUT, allow_nonstandard_methods=True,
-            header_callback=on_header, streaming_callback=on_chunk, decompress_response=False)
+            header_callback=on_header, streaming_callback=on_chunk, decompress_response=False,
+            ssl_options=tls.client_context() if tls.enabled() else None)
         client = tornado.httpclient.AsyncHTTPClient()
         try:
             answer = await client.fetch(request, raise_error=False)
@@ -179,7 +186,10 @@ class ProxyHandler(tornado.websocket.WebSocketHandler, JupyterHandler):
     async def open(self, *args: str, **kwargs: str) -> None:
         try:
             self.upstream = await tornado.websocket.websocket_connect(
-                self._ws_target, on_message_callback=self._from_upstream)
+                tornado.httpclient.HTTPRequest(
+                    self._ws_target, headers=local_secret.headers_for(self._ws_target),
+                    ssl_options=tls.client_context() if tls.enabled() else None),
+                on_message_callback=self._from_upstream)
         except Exception as exc:
             log.info("mesonb proxy: cannot reach %s: %s", self._ws_target, exc)
             self.close(1011, "the master did not answer")

@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from mesonb import tls
 from mesonb.allocator.snapshot import Filter
 from mesonb.protocol.mesos import AgentInfo, ExecutorInfo, FrameworkInfo, TaskInfo, TaskStatus
 from mesonb.protocol.reservations import Portion, render
@@ -167,7 +168,7 @@ class Offer:
         if executors:
             out["executor_ids"] = [{"value": e} for e in executors]
         out["url"] = {
-            "scheme": "http",
+            "scheme": tls.scheme(),
             "address": {"hostname": agent.hostname, "ip": agent.ip, "port": agent.info.port},
             "path": "/slave(1)",
         }

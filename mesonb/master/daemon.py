@@ -26,6 +26,7 @@ import tornado.ioloop
 import tornado.netutil
 import tornado.web
 
+from mesonb import tls
 from mesonb.clock import REAL_CLOCK, Clock
 from mesonb.config import MasterConfig
 from mesonb.discovery import parse_zk_url
@@ -123,7 +124,7 @@ class MasterDaemon:
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.ip}:{self.port}"
+        return tls.url(self.config.ip, self.port)
 
     @property
     def address(self) -> str:
@@ -152,13 +153,14 @@ class MasterDaemon:
         security = self.security
         self.app = app = make_app(master, security)  # its router lists every route
         self._server = tornado.httpserver.HTTPServer(app, idle_connection_timeout=3600,
-                                                     max_body_size=UNBOUNDED_BODY)
+                                                     max_body_size=UNBOUNDED_BODY,
+                                                     ssl_options=tls.server_options())
         self._server.add_sockets(sockets)
         self._endpoint = MasterEndpoint(master, security, asyncio.get_running_loop())
         inproc.serve(self.config.ip, port, self._endpoint)
         self._ticker = tornado.ioloop.PeriodicCallback(self._tick, TICK_SECONDS * 1000)
         self._ticker.start()
-        log.info("master %s listening on http://%s:%d", master.id, self.config.ip, port)
+        log.info("master %s listening on %s", master.id, tls.url(self.config.ip, port))
         if self.contender is not None:
             try:
                 await asyncio.to_thread(self.contender.start, 30.0)

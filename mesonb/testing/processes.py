@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 
 import psutil
 
+from mesonb import tls
+
 T = TypeVar("T")
 _LISTENING = re.compile(r"listening on (https?)://([\d.]+|\[[^\]]+\]|[\w.-]+):(\d+)")
 
@@ -61,6 +63,7 @@ class Daemon:
         self.log_path = log_path
         self.port: int | None = None
         self.host: str | None = None
+        self.scheme = "http"  # what the daemon said it listens on
         self._listening = threading.Event()
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
@@ -83,7 +86,7 @@ class Daemon:
                 if not self._listening.is_set():
                     m = _LISTENING.search(line.decode(errors="replace"))
                     if m:
-                        self.host, self.port = m[2], int(m[3])
+                        self.scheme, self.host, self.port = m[1], m[2], int(m[3])
                         self._listening.set()
 
     def wait_listening(self, timeout: float = 20.0) -> None:
@@ -101,7 +104,7 @@ class Daemon:
 
     @property
     def url(self) -> str:
-        return f"http://{self.address}"
+        return f"{self.scheme}://{self.address}"
 
     @property
     def pid(self) -> int:
@@ -149,8 +152,15 @@ def kill_processes_under(directory: Path) -> list[int]:
 
 
 def get_json(url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> Any:
-    request = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    """GET ``url`` as JSON. Without ``headers``, a local cluster's own secret is sent
+    (``Cluster.local()`` and ``mesonb local`` require one: :mod:`mesonb.security.local_secret`)."""
+    if headers is None:
+        from mesonb.security import local_secret
+
+        headers = local_secret.headers_for(url)
+    request = urllib.request.Request(url, headers=headers)
+    context = tls.client_context() if url.startswith("https:") else None
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
         return json.loads(response.read())
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from pathlib import Path
 
 import tornado.httpserver
 import tornado.netutil
 
+from mesonb import tls
+from mesonb.config import SECRET_ENV
 from mesonb.http.base import NotFoundHandler, Security, SlashCollapsingApplication
 
 from .handlers import routes
@@ -33,6 +36,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="a master's --history-dir (or one history-*.jsonl file in it)")
     p.add_argument("--ip", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=5055, help="port (default 5055; 0 = any free)")
+    p.add_argument("--secret", default=os.environ.get(SECRET_ENV),
+                   help=f"bearer token the pages must send (?token=; env {SECRET_ENV})")
+    p.add_argument("--insecure", action="store_true",
+                   help="serve beyond loopback without --secret")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
     return p
@@ -48,14 +55,14 @@ def history_hub(path: Path) -> Hub:
 
 async def serve(args: argparse.Namespace) -> int:
     hub = history_hub(args.history)
-    security = Security(None)
+    security = Security(getattr(args, "secret", None) or None)
     app = SlashCollapsingApplication(routes(security, hub), default_handler_class=NotFoundHandler,
                                      default_handler_args={"security": security})
     sockets = tornado.netutil.bind_sockets(args.port, args.ip)
-    server = tornado.httpserver.HTTPServer(app)
+    server = tornado.httpserver.HTTPServer(app, ssl_options=tls.server_options())
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
-    print(f"mesonb ui (history of {args.history}) listening on http://{args.ip}:{port}",
+    print(f"mesonb ui (history of {args.history}) listening on {tls.url(args.ip, port)}",
           flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -68,7 +75,11 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.ip not in ("127.0.0.1", "localhost", "::1"):
+    if args.ip not in ("127.0.0.1", "localhost", "::1") and not getattr(args, "secret", None):
+        if not getattr(args, "insecure", False):
+            log.error("refusing to serve a recorded history on %s without --secret (anyone "
+                      "who reaches it could read it), unless --insecure", args.ip)
+            return 2
         log.warning("serving a recorded history on %s: anyone who reaches it can read it",
                     args.ip)
     try:

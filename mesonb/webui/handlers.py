@@ -30,7 +30,9 @@ import tornado.websocket
 
 from mesonb.http.base import BaseHandler, Security
 from mesonb.http.client import Connection
-from mesonb.protocol.errors import BadRequest, NotFound, ProtocolError
+from mesonb.protocol.errors import BadRequest, Forbidden, NotFound, ProtocolError
+from mesonb.security.acls import Action
+from mesonb.security.views import Viewer
 
 from .hub import Hub
 
@@ -89,7 +91,14 @@ class FeedSocket(tornado.websocket.WebSocketHandler):
         header = self.request.headers.get("Authorization") or (
             f"Bearer {token}" if token else None)
         try:
-            self.security.check(header)
+            principal = self.security.authenticate(header)
+            operator = self.security.secret is not None and principal is None
+            # the feed carries the whole cluster: a principal the view_* ACLs confine to
+            # part of it reads the filtered state endpoints instead
+            if not operator and not Viewer(self.security.acls, principal).sees_everything():
+                raise Forbidden(f"{self.security.acls.explain(Action.VIEW_FRAMEWORK, principal)}"
+                                " (the web UI's feed shows every framework, task, executor "
+                                "and role; the state endpoints show what may be viewed)")
         except ProtocolError as exc:
             self.set_status(exc.status)
             if exc.status == 401:
@@ -139,6 +148,13 @@ class AgentHandler(BaseHandler):
         if url is None:
             raise NotFound(f"No agent '{agent_id}' is known")
         headers = {"Authorization": f"Bearer {self.hub.secret}"} if self.hub.secret else {}
+        caller = self.request.headers.get("Authorization") or (
+            f"Bearer {self.get_query_argument('token', '')}"
+            if self.get_query_argument("token", None) else None)
+        if not self.operator and caller:
+            # the agent decides with the caller's own credentials (access_sandboxes), not
+            # with the cluster secret the master holds
+            headers = {"Authorization": caller}
         connection = Connection.to(url, headers, inproc=True)
         try:
             return await asyncio.wait_for(connection.request("GET", target), AGENT_TIMEOUT)

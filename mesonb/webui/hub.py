@@ -107,8 +107,10 @@ class Hub:
                 self.detach(client)
 
     def agent_url(self, agent_id: str) -> str | None:
-        """``http://ip:port`` of an agent the model knows."""
+        """``http(s)://ip:port`` of an agent the model knows."""
         row = self.model.tables["agents"].rows.get(agent_id)
         if row is None or not row.get("address"):
             return None
-        return f"http://{row['address']}"
+        from mesonb import tls
+
+        return tls.address_url(row['address'])

@@ -144,6 +144,9 @@ class Client:
         self.sent = 0
         self.closed = 0  # requests the server closed the connection on, unanswered
         self.targets: list[tuple[str, str]] = []  # (daemon, sample path) of every route
+        # sent when a request draws no Authorization: the local cluster's own secret, so
+        # that what lies behind authentication is fuzzed too
+        self.credentials: dict[str, str] = {}
 
     def request(self, daemon: str, method: str, path: str, headers: dict[str, str],
                 body: bytes) -> tuple[int, bytes]:
@@ -154,6 +157,8 @@ class Client:
                     self.addresses[daemon], timeout=10)
             try:
                 conn.putrequest(method, path, skip_accept_encoding=True)
+                if "Authorization" not in headers:
+                    headers = {**headers, **self.credentials}
                 for key, value in headers.items():
                     conn.putheader(key, value)
                 if method not in ("GET", "HEAD", "OPTIONS") or body:
@@ -208,6 +213,7 @@ def client():
         client = Client({"master": cluster.address,
                          "agent": f"{row['hostname']}:{int(row['port'])}"})
         client.targets = [(daemon, path) for daemon, path, _, _ in routes(cluster)]
+        client.credentials = {"Authorization": f"Bearer {cluster.secret}"}
         yield client
         assert cluster.submit(abs, -5).result(timeout=60) == 5  # still serving
     for logger, level in zip(quiet, levels, strict=True):

@@ -30,6 +30,9 @@ ACLS = {
     "teardown_frameworks": [{"principals": {"values": ["ops"]},
                              "framework_principals": {"type": "ANY"}}],
     "update_weights": [{"principals": {"values": ["ops"]}, "roles": {"type": "ANY"}}],
+    # not permissive: what a principal may view is listed too (tests/integration/
+    # test_security_views.py covers the view_* actions)
+    "view_frameworks": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}],
 }
 
 

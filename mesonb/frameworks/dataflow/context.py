@@ -32,6 +32,8 @@ import weakref
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 
+from mesonb.security.local_secret import secret_for
+
 from .dag import DAGScheduler
 from .dataframe import DataFrame, parquet_files
 from .dataset import Dataset
@@ -155,6 +157,7 @@ class Dataflow:
         self._at_exit = _closer(weakref.ref(self))
         _exit_hook(self._at_exit)
         try:
+            secret = secret or secret_for(master)  # a local cluster's, from its file
             self.framework_id = self._loop.run(self.pool.start(master, secret, timeout))
         except BaseException:
             self.closed = True

@@ -25,6 +25,8 @@ import pickle
 import urllib.request
 from typing import Any
 
+from mesonb import tls
+
 INLINE_MAX = 64 * 1024
 VERSION = 1
 
@@ -57,7 +59,8 @@ class Ref:
             return self.data
         assert self.url is not None
         request = urllib.request.Request(self.url, headers=self.headers or {})
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
+        context = tls.client_context() if self.url.startswith("https:") else None
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:
             return answer.read()
 
 

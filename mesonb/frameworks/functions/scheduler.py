@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mesonb import tls
 from mesonb.protocol.resources import Resources
 from mesonb.protocol.states import TERMINAL_STATE_NAMES
 from mesonb.tasks import spawn
@@ -394,7 +395,7 @@ TERMINAL = TERMINAL_STATE_NAMES  # mesonb.protocol.states's; this framework is n
 def _agent_url(offer: dict[str, Any]) -> str:
     address = offer.get("url", {}).get("address", {})
     host = address.get("ip") or address.get("hostname") or offer.get("hostname")
-    return f"http://{host}:{address.get('port', 5051)}"
+    return tls.url(str(host), int(address.get('port', 5051)))
 
 
 def executor_key(agent_id: str, spec: TaskSpec) -> str:

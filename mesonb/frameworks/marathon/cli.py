@@ -16,7 +16,9 @@ import signal
 import sys
 from pathlib import Path
 
+from mesonb import tls
 from mesonb.config import SECRET_ENV
+from mesonb.security import local_secret
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -36,6 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--role", default="*", help="the Mesos role to register with")
     p.add_argument("--secret", default=None,
                    help="bearer token clients of the REST API must send")
+    p.add_argument("--insecure", action="store_true",
+                   help="serve beyond loopback without --secret")
     p.add_argument("--master-secret", default=os.environ.get(SECRET_ENV),
                    help=f"bearer token for the master (default ${SECRET_ENV})")
     p.add_argument("--shared-executor", action="store_true",
@@ -51,7 +55,8 @@ async def serve(args: argparse.Namespace) -> int:
 
     service = Marathon(args.master, port=args.port, ip=args.ip, zk=args.zk,
                        work_dir=args.work_dir, secret=args.secret,
-                       master_secret=args.master_secret, name=args.framework_name,
+                       master_secret=local_secret.secret_for(args.master, args.master_secret),
+                       name=args.framework_name,
                        role=args.role, zk_session_timeout=args.zk_session_timeout,
                        shared_executor=args.shared_executor)
     stop = asyncio.Event()
@@ -59,14 +64,15 @@ async def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await service.start()
-    print(f"marathon listening on http://{service.ip}:{service.port}", flush=True)
+    print(f"marathon listening on {tls.url(service.ip, service.port)}", flush=True)
     await stop.wait()
     await service.stop(teardown=False)
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.ip not in ("127.0.0.1", "::1", "localhost") and not args.secret:
+    if (args.ip not in ("127.0.0.1", "::1", "localhost") and not args.secret
+            and not getattr(args, "insecure", False)):
         print("mesonb marathon: serving on a non-loopback address needs --secret (the REST "
               "API can launch any command on the cluster)", file=sys.stderr)
         return 2

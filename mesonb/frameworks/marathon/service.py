@@ -26,7 +26,7 @@ from typing import Any
 import tornado.httpserver
 import tornado.netutil
 
-from mesonb import discovery
+from mesonb import discovery, tls
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.http.base import Security
 from mesonb.tasks import spawn
@@ -84,14 +84,15 @@ class Marathon:
 
     @property
     def url(self) -> str:
-        return f"http://{self.address}"
+        return tls.address_url(self.address)
 
     # -- life cycle -----------------------------------------------------------------------
     async def start(self) -> None:
         """Serve the API, then lead (alone) or join the election."""
         sockets = tornado.netutil.bind_sockets(self.port, self.ip)
         self.port = sockets[0].getsockname()[1]
-        self._server = tornado.httpserver.HTTPServer(make_application(self))
+        self._server = tornado.httpserver.HTTPServer(make_application(self),
+                                                     ssl_options=tls.server_options())
         self._server.add_sockets(sockets)
         log.info("marathon API bound to %s:%d", self.ip, self.port)
         if self.zk:

@@ -297,6 +297,7 @@ def percentile(ordered: list[float], p: float) -> float:
 class MetricsHandler(BaseHandler):
     """``GET /metrics/snapshot`` (``?jsonp=`` supported; ``timeout`` is accepted and unused)."""
 
+    endpoint_acl = True  # get_endpoints
     master: Master
 
     def get(self) -> None:
@@ -306,6 +307,7 @@ class MetricsHandler(BaseHandler):
 class PrometheusHandler(BaseHandler):
     """``GET /metrics``: the same figures in Prometheus's text format."""
 
+    endpoint_acl = True  # get_endpoints
     master: Master
 
     def get(self) -> None:

@@ -39,6 +39,7 @@ from mesonb.master.http.metrics import snapshot
 from mesonb.master.http.misc import version_json
 from mesonb.master.http.operator_maintenance import MAINTENANCE_CALLS
 from mesonb.master.http.operator_resources import OPERATOR_RESOURCE_CALLS
+from mesonb.master.http.state import framework_user
 from mesonb.master.master import Master
 from mesonb.protocol import recordio
 from mesonb.protocol.errors import BadRequest, NotFound
@@ -75,6 +76,9 @@ class OperatorHandler(BaseHandler):
         authorize.operator_call(self.security, self.principal, self.master, call)
         with views.no_gc():
             body = answer(self, call)
+            if body is not None:  # what the caller may see (view_* ACLs), as Mesos filters
+                body = self.viewer(framework_user(self.master)).operator_answer(
+                    call.type.value, body)
             if body is None:  # 200, or the 202 a call set (RESERVE_RESOURCES, ...)
                 self.finish()
             else:
@@ -190,9 +194,10 @@ class OperatorHandler(BaseHandler):
         self.stream_events()
         self.set_status(200)
         self.set_header("Content-Type", JSON)
+        self._viewer = self.viewer(framework_user(master))
         with views.no_gc():
             first = recordio.encode_json({"type": "SUBSCRIBED", "subscribed": {
-                "get_state": views.get_state(master.book),
+                "get_state": self._viewer.get_state(views.get_state(master.book)),
                 "heartbeat_interval_seconds": interval}})
         self._limit = self.max_pending_bytes + len(first)
         self._write(first)
@@ -211,6 +216,8 @@ class OperatorHandler(BaseHandler):
         log.info("operator subscriber %s gone: %s", self.request.remote_ip, reason)
 
     def _observe(self, event: dict[str, Any]) -> None:
+        if not self._viewer.event(event):
+            return
         try:
             self._write(recordio.encode_json(event))
         except Exception:  # never let one subscriber break the master's emit()

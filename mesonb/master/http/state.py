@@ -13,12 +13,14 @@ leader is, which is how the Mesos web UI finds it); teardown redirects to the le
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 from mesonb.http.base import BaseHandler, method_not_allowed
 from mesonb.master import views, views_v0
 from mesonb.master.master import Master
 from mesonb.protocol.errors import BadRequest
+from mesonb.security.views import Viewer
 
 TASK_LIMIT = 100  # mesos: src/master/constants.hpp
 
@@ -30,10 +32,17 @@ class ReadOnlyHandler(BaseHandler):
 
     def get(self) -> None:
         with views.no_gc():
-            self.write_jsonp_or_json(self.build())
+            self.write_jsonp_or_json(self.view(self.build()))
 
     def build(self) -> Any:
         raise NotImplementedError
+
+    def view(self, answer: Any) -> Any:
+        """What of ``answer`` the caller may see (the ``view_*`` ACLs, Mesos's filters)."""
+        return answer
+
+    def framework_viewer(self) -> Viewer:
+        return self.viewer(user_of=framework_user(self.master))
 
     def post(self) -> None:
         raise method_not_allowed("GET")
@@ -41,20 +50,41 @@ class ReadOnlyHandler(BaseHandler):
     put = delete = patch = post
 
 
+def framework_user(master: Master) -> Callable[[str], str | None]:
+    """A framework's user by id, for the view filters (completed frameworks too)."""
+    book = master.book
+
+    def user_of(framework_id: str) -> str | None:
+        framework = book.frameworks.get(framework_id) or book.completed_frameworks.get(
+            framework_id)
+        return framework.info.user if framework is not None else None
+
+    return user_of
+
+
 class StateHandler(ReadOnlyHandler):
     def build(self) -> Any:
         return views_v0.v0_state(self.master)
+
+    def view(self, answer: Any) -> Any:
+        return self.framework_viewer().v0_frameworks(answer)
 
 
 class StateSummaryHandler(ReadOnlyHandler):
     def build(self) -> Any:
         return views_v0.v0_state_summary(self.master)
 
+    def view(self, answer: Any) -> Any:
+        return self.framework_viewer().v0_frameworks(answer)
+
 
 class FrameworksHandler(ReadOnlyHandler):
     def build(self) -> Any:
         select = self.get_query_argument("framework_id", None)
         return views_v0.v0_frameworks(self.master.book, select)
+
+    def view(self, answer: Any) -> Any:
+        return self.framework_viewer().v0_frameworks(answer)
 
 
 class SlavesHandler(ReadOnlyHandler):
@@ -76,6 +106,9 @@ class TasksHandler(ReadOnlyHandler):
             task_id=self.get_query_argument("task_id", None),
         )
 
+    def view(self, answer: Any) -> Any:
+        return self.framework_viewer().v0_tasks(answer)
+
     def _count(self, name: str, default: int) -> int:
         """Mesos falls back to the default when the value is not a number."""
         try:
@@ -88,8 +121,12 @@ class RolesHandler(ReadOnlyHandler):
     def build(self) -> Any:
         return views_v0.v0_roles(self.master)
 
+    def view(self, answer: Any) -> Any:
+        return self.viewer().roles(answer)
+
 
 class FlagsHandler(ReadOnlyHandler):
+    endpoint_acl = True
     def build(self) -> Any:
         return {"flags": views.master_flags(self.master.config)}
 

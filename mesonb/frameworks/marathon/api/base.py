@@ -10,6 +10,7 @@ from typing import Any
 import tornado.web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from mesonb import tls
 from mesonb.http.base import Security
 from mesonb.protocol.errors import ProtocolError
 
@@ -56,7 +57,7 @@ class MarathonHandler(tornado.web.RequestHandler):
         if not leader:
             self.write_json({"message": "Could not determine the current leader"}, 503)
             return
-        url = f"http://{leader}{self.request.uri}"
+        url = tls.address_url(leader, self.request.uri or "")
         headers = {k: v for k, v in self.request.headers.get_all()
                    if k.lower() not in HOP_HEADERS}
         headers["X-Marathon-Via"] = self.service.address
@@ -65,7 +66,8 @@ class MarathonHandler(tornado.web.RequestHandler):
             answer = await AsyncHTTPClient().fetch(HTTPRequest(
                 url, method=self.request.method, headers=headers, body=body,
                 allow_nonstandard_methods=True, follow_redirects=False, connect_timeout=1.0,
-                request_timeout=30), raise_error=False)
+                request_timeout=30,
+                ssl_options=tls.client_context() if tls.enabled() else None), raise_error=False)
         except Exception as exc:  # refused, reset, timed out: the leader is going away
             self.write_json({"message": f"Could not reach the leader {leader}: {exc}"}, 503)
             return
@@ -73,7 +75,7 @@ class MarathonHandler(tornado.web.RequestHandler):
         for name, value in answer.headers.get_all():
             if name.lower() not in HOP_HEADERS:
                 self.set_header(name, value)
-        self.set_header("X-Marathon-Leader", f"http://{leader}")
+        self.set_header("X-Marathon-Leader", tls.address_url(leader))
         self.finish(answer.body or b"")
 
     # -- helpers ------------------------------------------------------------------------

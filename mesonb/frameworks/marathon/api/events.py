@@ -9,6 +9,8 @@ import contextlib
 
 from tornado.iostream import StreamClosedError
 
+from mesonb import tls
+
 from ..events import sse
 from ..model import timestamp
 from .base import MarathonHandler
@@ -29,7 +31,7 @@ class EventsHandler(MarathonHandler):
             if not leader:
                 self.write_json({"message": "Could not determine the current leader"}, 503)
                 return
-            self.redirect(f"http://{leader}{self.request.uri}", status=307)
+            self.redirect(tls.address_url(leader, self.request.uri or ""), status=307)
             return
         types = [t for value in self.get_query_arguments("event_type")
                  for t in value.split(",") if t]
