@@ -153,18 +153,13 @@ class Cluster(ClusterViews, ClusterFrameworks):
     def local(cls, agents: int = 1, *, resources: str | None = None,
               work_dir: str | None = None, secret: str | None = None, reuse: bool = False,
               warm: bool = True, **options: Any) -> Cluster:
-        """Start a master and ``agents`` agents in this process (no ZooKeeper).
-
-        The functions executor is started before this returns (``warm=False``: by the
-        first call instead). One agent holds the whole machine by default, as on a Mesos
-        cluster (one agent per machine): on an N-core machine a call may ask for
-        ``cpus=1`` up to ``cpus=N``, and N ``cpus=1`` calls run at once. ``resources``
-        is each agent's resource flag (``"cpus:2;mem:4096"``); by default the machine is
-        split evenly between the agents; all stops with :meth:`close`. Secure by default: a
-        secret is made unless given (:mod:`mesonb.security.local_secret`); ``tls=True``: HTTPS.
-        Re-running a notebook cell is safe: while a local cluster of this process is open,
-        ``Cluster.local(reuse=True)`` returns it, and ``Cluster.local()`` warns (naming it)
-        before starting a second one, whose agents would claim the same cores again.
+        """Start a master and ``agents`` agents in this process (no ZooKeeper), and the
+        functions executor (``warm=False``: by the first call). One agent holds the whole
+        machine by default (on N cores, ``cpus=1`` to ``cpus=N`` fit and N ``cpus=1``
+        calls run at once); ``resources``: each agent's flag (``"cpus:2;mem:4096"``).
+        Secure by default: a secret is made unless given (:mod:`mesonb.security.local_secret`);
+        ``tls=True``: HTTPS. While one is open, ``reuse=True`` returns it, and a second
+        ``local()`` warns, naming it (its agents would claim the same cores again).
 
         >>> with Cluster.local() as cluster:  # doctest: +SKIP
         ...     cluster.submit(abs, -3).result()
