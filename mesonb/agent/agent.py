@@ -180,7 +180,8 @@ class Agent:
             launch_container=self.containerizer.launch,
             executor_changed=self.containerizer.update,
             invalid_task=self.containerizer.invalid,
-            task_ended=self.containerizer.task_ended)
+            task_ended=self.containerizer.task_ended,
+            adopt_task=self.containerizer.adopt_task)
 
     # -- life cycle -----------------------------------------------------------------
     @property

@@ -65,3 +65,6 @@ class Host:
     # gpus, ...): the reason, or None; such a task gets TASK_ERROR before any launch.
     invalid_task: Callable[[TaskInfo], str | None] | None = None
     task_ended: Callable[[Executor | None], None] | None = None  # a task of it ended
+    # A restarted agent takes back an in-agent command task that outlived it (its
+    # recovered container in, the container that now supervises it out).
+    adopt_task: Callable[[Executor, Container], Container] | None = None

@@ -156,6 +156,9 @@ class Marathon:
                 "webui_url": self.url, "roles": [self.role],
                 "capabilities": [{"type": "MULTI_ROLE"}, {"type": "PARTITION_AWARE"},
                                  {"type": "GPU_RESOURCES"}],
+                # command tasks run by the agent itself, not an interpreter each; they
+                # outlive an agent restart all the same (mesonb.agent.command_runner)
+                "labels": {"labels": [{"key": "mesonb.command_executor", "value": "agent"}]},
             }
             if core.framework_id:
                 framework["id"] = {"value": core.framework_id}
