@@ -31,9 +31,10 @@ from .deployments import DeploymentRunner
 from .events import EventBus
 from .health import TaskChecks
 from .instance_fsm import Action, Event, InstanceState, event_of, transition
+from .instance_store import InstanceStore
 from .instances import Instance, app_of_task, new_task_id, service_ports
 from .model import AppDefinition, timestamp
-from .storage import MemoryStore, Store, key_part
+from .storage import MemoryStore, Store
 from .taskinfo import task_info
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class MarathonCore:
     def __init__(self, store: Store | None = None, clock: Callable[[], float] | None = None,
                  role: str = "*", shared_executor: bool = False) -> None:
         self.store: Store = store or MemoryStore()
+        self.instance_store = InstanceStore(self.store)
         self.clock = clock or (lambda: asyncio.get_running_loop().time())
         self.role = role
         self.bus = EventBus()
@@ -91,7 +93,7 @@ class MarathonCore:
             app = AppDefinition.from_store(data)
             versions = await self.store.get(f"versionlist/{part}") or [app.version]
             self.apps[app.id] = AppState(app, versions, since=timestamp())
-            for item in await self.store.get(f"instances/{part}") or []:
+            for item in await self.instance_store.load(app.id):
                 inst = Instance.from_store(item, now)
                 self.add_instance(inst)
         for dep_id in await self.store.children("deployments"):
@@ -149,15 +151,15 @@ class MarathonCore:
         await self.flush()
 
     async def flush(self) -> None:
-        """Write the instances of apps that changed."""
+        """Write the instances of apps that changed (the shards that changed)."""
         dirty, self._dirty = self._dirty, set()
         for app_id in dirty:
-            items = [i.to_store() for i in self.app_instances(app_id)]
+            instances = self.app_instances(app_id)
             try:
-                if items or app_id in self.apps:
-                    await self.store.put(f"instances/{key_part(app_id)}", items)
+                if instances or app_id in self.apps:
+                    await self.instance_store.save(app_id, instances)
                 else:
-                    await self.store.delete(f"instances/{key_part(app_id)}")
+                    await self.instance_store.forget(app_id)
             except Exception:
                 log.exception("storing the instances of %s failed", app_id)
                 self._dirty.add(app_id)
@@ -272,6 +274,8 @@ class MarathonCore:
             reported = InstanceState(status["state"])
         except ValueError:
             return
+        if status.get("reason") == "REASON_RECONCILIATION":
+            self.counters["reconciled"] += 1
         if inst is None:
             self._unknown_task(task_id, status, reported)
             return

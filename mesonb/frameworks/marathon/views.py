@@ -189,6 +189,7 @@ def metrics_json(core: MarathonCore, groups_latency: list[float]) -> dict[str, A
         "marathon.mesos.offers.incoming.counter": {"count": core.counters["offers"]},
         "marathon.tasks.launched.counter": {"count": core.counters["launched"]},
         "marathon.tasks.failures.counter": {"count": core.counters["failures"]},
+        "marathon.tasks.reconciled.counter": {"count": core.counters["reconciled"]},
         "marathon.deployments.success.counter": {
             "count": core.counters["deployments_succeeded"]},
         "marathon.deployments.failure.counter": {"count": core.counters["deployments_failed"]},
