@@ -79,6 +79,8 @@ class MarathonCore:
         # process per task: the executor ids in use, per agent.
         self.shared_executor = shared_executor
         self.executors: dict[str, str] = {}
+        # Instances expunged while unreachable (unreachableStrategy): killed if they return.
+        self.expunged: dict[str, str] = {}  # task id -> agent id
 
     # -- life cycle ---------------------------------------------------------------------
     async def load(self) -> None:
@@ -139,9 +141,11 @@ class MarathonCore:
                 dep.reason = (f"deployment did not finish within its deadline "
                               f"({dep.deadline - dep.started_at:g}s, label MESONB_DEPLOY_TIMEOUT)")
                 await self.runner.event(dep, DEvent.DEADLINE)
-        for inst in self.instances.values():
+        for inst in list(self.instances.values()):
             if inst.state is InstanceState.KILLING and now - inst.kill_sent_at > KILL_RETRY:
                 self._send_kill(inst)
+            elif inst.unreachable_since is not None:
+                await self._unreachable(inst, now)
         if self._demand(now) and self.suppressed:
             await self._revive()
         if self.driver is not None and now - self.reconciled_at >= RECONCILE_EVERY:
@@ -174,6 +178,29 @@ class MarathonCore:
         known = [(i.id, i.agent_id or None) for i in self.instances.values()]
         self.reconciled_at = self.clock()
         self._spawn(self._reconcile(known))
+
+    async def _unreachable(self, inst: Instance, now: float) -> None:
+        """Marathon's ``unreachableStrategy``: an instance unreachable for longer than
+        ``inactiveAfterSeconds`` is replaced, after ``expungeAfterSeconds`` forgotten (and
+        killed should it come back); "disabled": it waits as long as it takes."""
+        state = self.apps.get(inst.app_id)
+        strategy = state.definition.unreachable if state is not None else (0.0, 0.0)
+        if strategy is None or inst.unreachable_since is None:
+            return
+        inactive_after, expunge_after = strategy
+        gone_for = now - inst.unreachable_since
+        if gone_for >= expunge_after:
+            log.info("expunging instance %s: unreachable for %.0fs", inst.id, gone_for)
+            self.expunged[inst.id] = inst.agent_id
+            while len(self.expunged) > 10_000:
+                del self.expunged[next(iter(self.expunged))]
+            self._carry_out(inst, (Action.EXPUNGE,))
+            self._dirty.add(inst.app_id)
+            await self.converge(inst.app_id)
+        elif gone_for >= inactive_after and not inst.inactive:
+            inst.inactive = True
+            self._dirty.add(inst.app_id)
+            await self.converge(inst.app_id)
 
     async def _reconcile(self, known: list[tuple[str, str | None]]) -> None:
         if self.driver is None:
@@ -277,6 +304,12 @@ class MarathonCore:
         if status.get("reason") == "REASON_RECONCILIATION":
             self.counters["reconciled"] += 1
         if inst is None:
+            if task_id in self.expunged:  # it came back after it was expunged
+                agent_id = self.expunged.pop(task_id) if reported.terminal else \
+                    self.expunged[task_id]
+                if not reported.terminal and self.driver is not None:
+                    self._spawn(self.driver.kill(task_id, agent_id or None))
+                return
             self._unknown_task(task_id, status, reported)
             return
         if "agent_id" in status and not inst.agent_id:
@@ -286,6 +319,12 @@ class MarathonCore:
         app = app_state.definition if app_state else None
         was_running = inst.state is InstanceState.RUNNING
         inst.state = state
+        if state is not InstanceState.UNREACHABLE:
+            inst.unreachable_since, inst.inactive = None, False
+        elif inst.unreachable_since is None:
+            inst.unreachable_since = self.clock()
+            strategy = app.unreachable if app is not None else (0.0, 0.0)
+            inst.inactive = strategy is not None and strategy[0] <= 0
         if state is InstanceState.RUNNING and not was_running:
             inst.started_at = inst.started_at or timestamp()
             inst.running_since = self.clock()
