@@ -79,9 +79,9 @@ def plan(app: AppDefinition, live: list[Instance]) -> Plan:
 
 def step_done(action: str, app: AppDefinition | None, instances: list[Instance]) -> bool:
     """Whether a deployment action on an app has reached its target."""
-    if action == "StartApplication":
+    if action in ("StartApplication", "StartPod"):
         return True
-    if action == "StopApplication" or app is None:
+    if action in ("StopApplication", "StopPod") or app is None:
         return not instances
     config = app.last_config_change_at or app.version
     if any(i.config_version != config for i in instances):

@@ -22,7 +22,7 @@ from typing import Any
 
 from mesonb.tasks import spawn
 
-from . import controller, launcher
+from . import controller, launcher, pods, unreachable
 from .appstate import AppState
 from .checks import HealthRecorder
 from .deployment_fsm import Deployment
@@ -35,7 +35,7 @@ from .instance_store import InstanceStore
 from .instances import Instance, app_of_task, new_task_id, service_ports
 from .model import AppDefinition, timestamp
 from .storage import MemoryStore, Store
-from .taskinfo import task_info
+from .taskinfo import environment, task_info
 
 log = logging.getLogger(__name__)
 DECLINE_SECONDS = 120.0  # Marathon's decline_offer_duration
@@ -145,13 +145,12 @@ class MarathonCore:
             if inst.state is InstanceState.KILLING and now - inst.kill_sent_at > KILL_RETRY:
                 self._send_kill(inst)
             elif inst.unreachable_since is not None:
-                await self._unreachable(inst, now)
+                await unreachable.check(self, inst, now)
         if self._demand(now) and self.suppressed:
             await self._revive()
         if self.driver is not None and now - self.reconciled_at >= RECONCILE_EVERY:
             self.reconciled_at = now  # Marathon's reconciliation_interval
-            self._spawn(self._reconcile([(i.id, i.agent_id or None)
-                                         for i in self.instances.values()]))
+            self._spawn(self._reconcile(self._known_tasks()))
         await self.flush()
 
     async def flush(self) -> None:
@@ -175,32 +174,13 @@ class MarathonCore:
             self.framework_id = fid
             await self.store.put("framework_id", fid)
         self.suppressed = False
-        known = [(i.id, i.agent_id or None) for i in self.instances.values()]
+        known = self._known_tasks()
         self.reconciled_at = self.clock()
         self._spawn(self._reconcile(known))
 
-    async def _unreachable(self, inst: Instance, now: float) -> None:
-        """Marathon's ``unreachableStrategy``: an instance unreachable for longer than
-        ``inactiveAfterSeconds`` is replaced, after ``expungeAfterSeconds`` forgotten (and
-        killed should it come back); "disabled": it waits as long as it takes."""
-        state = self.apps.get(inst.app_id)
-        strategy = state.definition.unreachable if state is not None else (0.0, 0.0)
-        if strategy is None or inst.unreachable_since is None:
-            return
-        inactive_after, expunge_after = strategy
-        gone_for = now - inst.unreachable_since
-        if gone_for >= expunge_after:
-            log.info("expunging instance %s: unreachable for %.0fs", inst.id, gone_for)
-            self.expunged[inst.id] = inst.agent_id
-            while len(self.expunged) > 10_000:
-                del self.expunged[next(iter(self.expunged))]
-            self._carry_out(inst, (Action.EXPUNGE,))
-            self._dirty.add(inst.app_id)
-            await self.converge(inst.app_id)
-        elif gone_for >= inactive_after and not inst.inactive:
-            inst.inactive = True
-            self._dirty.add(inst.app_id)
-            await self.converge(inst.app_id)
+    def _known_tasks(self) -> list[tuple[str, str | None]]:
+        return [(task_id, i.agent_id or None) for i in self.instances.values()
+                for task_id in self._task_ids(i)]
 
     async def _reconcile(self, known: list[tuple[str, str | None]]) -> None:
         if self.driver is None:
@@ -226,6 +206,7 @@ class MarathonCore:
         result = launcher.match(offers, demands, overhead=overhead,
                                 overhead_done=frozenset(self.executors))
         by_offer: dict[str, list[dict[str, Any]]] = {}
+        groups: dict[str, list[dict[str, Any]]] = {}  # pods' LAUNCH_GROUP operations
         stamp = timestamp()
         for p in result.placements:
             app = p.app
@@ -236,8 +217,14 @@ class MarathonCore:
             inst.ready = not app.readiness_checks
             self.add_instance(inst)
             self._dirty.add(app.id)
-            by_offer.setdefault(p.offer_id, []).append(
-                task_info(app, inst.id, p.agent_id, p.host, p.ports, p.role))
+            if app.pod is not None:  # a pod instance: one task group
+                groups.setdefault(p.offer_id, []).append(pods.launch_group(
+                    app, inst.id, p.agent_id, p.host, p.role,
+                    environment(app, inst.id, p.host, [])))
+                by_offer.setdefault(p.offer_id, [])
+            else:
+                by_offer.setdefault(p.offer_id, []).append(
+                    task_info(app, inst.id, p.agent_id, p.host, p.ports, p.role))
             self.apps[app.id].offers.last_used_at = stamp
         for demand in demands:
             stats = self.apps[demand.app.id].offers
@@ -253,14 +240,19 @@ class MarathonCore:
                                      result.unused_detail.get(demand.app.id, [])][-10:]
         self.counters["launched"] += len(result.placements)
         roles = {p.offer_id: p.role for p in result.placements}
-        outcomes = await asyncio.gather(*(self._launch(oid, tasks, roles[oid]) for oid, tasks
-                                          in by_offer.items()), return_exceptions=True)
-        for tasks, outcome in zip(by_offer.values(), outcomes, strict=True):
+        outcomes = await asyncio.gather(*(self._launch(oid, tasks, roles[oid],
+                                                       groups.get(oid, []))
+                                          for oid, tasks in by_offer.items()),
+                                        return_exceptions=True)
+        for oid, outcome in zip(by_offer, outcomes, strict=True):
             if isinstance(outcome, BaseException):  # the master never got them
+                ids = [t["task_id"]["value"] for t in by_offer[oid]] + [
+                    pods.split_task_id(g["launch_group"]["task_group"]["tasks"][0]["task_id"][
+                        "value"])[0] for g in groups.get(oid, [])]
                 log.warning("launching %d tasks failed (%s); they go back to the queue",
-                            len(tasks), outcome)
-                for task in tasks:
-                    lost = self.instances.get(task["task_id"]["value"])
+                            len(ids), outcome)
+                for task_id in ids:
+                    lost = self.instances.get(task_id)
                     if lost is not None:
                         self.remove_instance(lost)
                         self._spawn(self.converge(lost.app_id))
@@ -268,7 +260,12 @@ class MarathonCore:
             await self._decline(result.unused_offers, LEFTOVER_SECONDS)
         self._changed()
 
-    async def _launch(self, offer_id: str, tasks: list[dict[str, Any]], role: str) -> None:
+    async def _launch(self, offer_id: str, tasks: list[dict[str, Any]], role: str,
+                      groups: list[dict[str, Any]] | None = None) -> None:
+        if groups:  # pods' task groups (and the apps' tasks beside them)
+            launch = [{"type": "LAUNCH", "launch": {"task_infos": tasks}}] if tasks else []
+            await self.driver.accept([offer_id], launch + groups, LEFTOVER_SECONDS)
+            return
         if not self.shared_executor:
             await self.driver.launch([offer_id], tasks, LEFTOVER_SECONDS)
             return
@@ -301,16 +298,18 @@ class MarathonCore:
             reported = InstanceState(status["state"])
         except ValueError:
             return
+        pod = pods.container_update(self.instances, self.apps, task_id, reported) \
+            if inst is None else None
+        if pod is not None:  # a pod's container: its instance's state follows theirs
+            self._dirty.add(pod[0].app_id)
+            if pod[1] is None:
+                return
+            inst, reported = pod[0], pod[1]
         if status.get("reason") == "REASON_RECONCILIATION":
             self.counters["reconciled"] += 1
         if inst is None:
-            if task_id in self.expunged:  # it came back after it was expunged
-                agent_id = self.expunged.pop(task_id) if reported.terminal else \
-                    self.expunged[task_id]
-                if not reported.terminal and self.driver is not None:
-                    self._spawn(self.driver.kill(task_id, agent_id or None))
-                return
-            self._unknown_task(task_id, status, reported)
+            if not unreachable.came_back(self, task_id, reported):
+                self._unknown_task(task_id, status, reported)
             return
         if "agent_id" in status and not inst.agent_id:
             inst.agent_id = status["agent_id"]["value"]
@@ -319,12 +318,7 @@ class MarathonCore:
         app = app_state.definition if app_state else None
         was_running = inst.state is InstanceState.RUNNING
         inst.state = state
-        if state is not InstanceState.UNREACHABLE:
-            inst.unreachable_since, inst.inactive = None, False
-        elif inst.unreachable_since is None:
-            inst.unreachable_since = self.clock()
-            strategy = app.unreachable if app is not None else (0.0, 0.0)
-            inst.inactive = strategy is not None and strategy[0] <= 0
+        unreachable.note_state(inst, app, self.clock())
         if state is InstanceState.RUNNING and not was_running:
             inst.started_at = inst.started_at or timestamp()
             inst.running_since = self.clock()
@@ -399,7 +393,15 @@ class MarathonCore:
         state = self.apps.get(inst.app_id)
         grace = state.definition.task_kill_grace_period_seconds if state else None
         if self.driver is not None:
-            self._spawn(self.driver.kill(inst.id, inst.agent_id or None, grace))
+            for task_id in self._task_ids(inst):
+                self._spawn(self.driver.kill(task_id, inst.agent_id or None, grace))
+
+    def _task_ids(self, inst: Instance) -> list[str]:
+        """The Mesos tasks of an instance: itself, or a pod instance's containers."""
+        state = self.apps.get(inst.app_id)
+        if state is None or state.definition.pod is None:
+            return [inst.id]
+        return [pods.task_id(inst.id, name) for name in pods.container_names(state.definition)]
 
     def kill(self, inst: Instance) -> None:
         """The operator's kill (scale down, restart, delete, the tasks API)."""

@@ -85,7 +85,7 @@ class DeploymentRunner:
         for action, app_id in dep.current_actions():
             state = self.core.apps.get(app_id)
             instances = self.core.app_instances(app_id)
-            if action == "StopApplication":
+            if action in ("StopApplication", "StopPod"):
                 if instances:
                     return False
                 if state is not None and state.deleting:

@@ -63,6 +63,7 @@ class Instance:
     service_ports: list[int] = dataclasses.field(default_factory=list)
     unreachable_since: float | None = None  # monotonic, while TASK_UNREACHABLE
     inactive: bool = False  # unreachable past the app's inactiveAfterSeconds: replaced
+    containers: dict[str, str] = dataclasses.field(default_factory=dict)  # a pod's: states
 
     @property
     def active(self) -> bool:
@@ -101,7 +102,8 @@ class Instance:
                 "ip": self.ip, "ports": self.ports, "role": self.role,
                 "state": self.state.value, "staged": self.staged_at,
                 "started": self.started_at, "healthy": self.healthy, "ready": self.ready,
-                "fields": self.fields, "service_ports": self.service_ports}
+                "fields": self.fields, "service_ports": self.service_ports,
+                "containers": self.containers}
 
     @classmethod
     def from_store(cls, data: dict[str, Any], now: float) -> Instance:
@@ -113,5 +115,6 @@ class Instance:
                    launched_at=now, running_since=now if data["started"] else None,
                    fields=data.get("fields") or {},
                    service_ports=data.get("service_ports") or [],
+                   containers=data.get("containers") or {},
                    unreachable_since=now if data["state"] == InstanceState.UNREACHABLE.value
                    else None)

@@ -192,6 +192,7 @@ class AppDefinition:
     version: str = ""  # this definition's version (a timestamp)
     last_config_change_at: str = ""  # the version whose config tasks must run
     last_scaling_at: str = ""
+    pod: dict[str, Any] | None = None  # a pod's spec (see .pods); None for an app
 
     # -- derived ------------------------------------------------------------------------
     @property
@@ -230,6 +231,9 @@ class AppDefinition:
 
     def same_config(self, other: AppDefinition) -> bool:
         """Whether tasks of ``other`` run this definition unchanged (scaling aside)."""
+        if self.pod is not None or other.pod is not None:
+            return {**(self.pod or {}), "scaling": None} == {**(other.pod or {}),
+                                                             "scaling": None}
         a, b = self.to_json(), other.to_json()
         for key in ("instances", "version", "versionInfo"):
             a.pop(key, None)
@@ -263,8 +267,11 @@ class AppDefinition:
         return out
 
     def to_store(self) -> dict[str, Any]:
-        """What persistence keeps (the JSON plus the version info)."""
-        return self.to_json()
+        """What persistence keeps (the JSON plus the version info, and a pod's spec)."""
+        out = self.to_json()
+        if self.pod is not None:
+            out["pod"] = self.pod
+        return out
 
     @classmethod
     def from_store(cls, data: dict[str, Any]) -> AppDefinition:
@@ -273,6 +280,7 @@ class AppDefinition:
         info = data.get("versionInfo") or {}
         app.last_config_change_at = info.get("lastConfigChangeAt", app.version)
         app.last_scaling_at = info.get("lastScalingAt", app.version)
+        app.pod = data.get("pod")
         return app
 
 

@@ -33,6 +33,8 @@ class CoreSurface(Protocol):
     deployments: dict[str, Deployment]
     checks: dict[str, TaskChecks]
     counters: Counter[str]
+    expunged: dict[str, str]
+    driver: Any
     _dirty: set[str]
 
     def app_instances(self, app_id: str) -> list[Instance]: ...

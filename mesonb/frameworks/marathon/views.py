@@ -68,7 +68,12 @@ def task_stats(app: Any, instances: list[Any]) -> dict[str, Any]:
 
 
 def visible_apps(core: MarathonCore) -> list[AppState]:
-    return [s for s in core.apps.values() if not s.deleting]
+    """The apps (not pods: /v2/pods) that are not being deleted."""
+    return [s for s in core.apps.values() if not s.deleting and s.definition.pod is None]
+
+
+def visible_pods(core: MarathonCore) -> list[AppState]:
+    return [s for s in core.apps.values() if not s.deleting and s.definition.pod is not None]
 
 
 def queue_json(core: MarathonCore, embed_offers: bool) -> list[dict[str, Any]]:
