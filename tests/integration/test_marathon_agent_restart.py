@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import requests
 from marathon_support import SMALL, MarathonProcess
 
 from mesonb.agent.containerizer import is_alive
@@ -50,6 +51,13 @@ def test_instances_outlive_an_agent_restart_without_an_executor_each(tmp_path: P
                 **SMALL})
             assert created.status_code == 201, created.text
             before = {t["id"] for t in marathon.running("/keep", 3, 30)}
+            # Marathon's FrameworkInfo: checkpointing, a week of failover, the agent's runner
+            answer = requests.post(cluster.url + "/api/v1", json={"type": "GET_FRAMEWORKS"},
+                                   timeout=10).json()
+            info = answer["get_frameworks"]["frameworks"][0]["framework_info"]
+            assert info["checkpoint"] is True and info["failover_timeout"] == 604800
+            assert {"key": "mesonb.command_executor", "value": "agent"} in \
+                info["labels"]["labels"]
             agent = cluster.agents[0]
             pids = wait_for(lambda: (p := task_pids(agent)) and len(p) == 3 and p, 10,
                             what="the tasks' processes")
