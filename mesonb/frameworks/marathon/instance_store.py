@@ -10,7 +10,6 @@ rewrites one shard, not the whole list). An app's list stored whole under
 
 from __future__ import annotations
 
-import json
 import logging
 import zlib
 from typing import Any
@@ -32,7 +31,8 @@ class InstanceStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._written: dict[str, dict[str, str]] = {}  # app id -> shard -> stored JSON
+        # app id -> shard -> the items last stored (compared by value: no serialising)
+        self._written: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self._legacy: set[str] = set()  # apps whose whole list is still stored unsharded
 
     async def load(self, app_id: str) -> list[dict[str, Any]]:
@@ -49,7 +49,7 @@ class InstanceStore:
             if not isinstance(items, list):
                 continue
             if app_id not in self._legacy:
-                written[shard] = json.dumps(items, sort_keys=True)
+                written[shard] = sorted(items, key=lambda item: str(item.get("id")))
             by_id.update((item["id"], item) for item in items if isinstance(item, dict))
         return list(by_id.values())
 
@@ -62,10 +62,9 @@ class InstanceStore:
         written = self._written.setdefault(app_id, {})
         for shard, items in shards.items():
             items.sort(key=lambda item: item["id"])
-            text = json.dumps(items, sort_keys=True)
-            if written.get(shard) != text:
+            if written.get(shard) != items:
                 await self.store.put(f"{base}/{shard}", items)
-                written[shard] = text
+                written[shard] = items
         for shard in [s for s in written if s not in shards]:
             await self.store.delete(f"{base}/{shard}")
             del written[shard]

@@ -97,13 +97,14 @@ class Instance:
         return out
 
     def to_store(self) -> dict[str, Any]:
+        """What persistence keeps (copies: the instance's own lists and dicts change)."""
         return {"id": self.id, "app": self.app_id, "config": self.config_version,
                 "version": self.version, "agent": self.agent_id, "host": self.host,
-                "ip": self.ip, "ports": self.ports, "role": self.role,
+                "ip": self.ip, "ports": list(self.ports), "role": self.role,
                 "state": self.state.value, "staged": self.staged_at,
                 "started": self.started_at, "healthy": self.healthy, "ready": self.ready,
-                "fields": self.fields, "service_ports": self.service_ports,
-                "containers": self.containers}
+                "fields": dict(self.fields), "service_ports": list(self.service_ports),
+                "containers": dict(self.containers)}
 
     @classmethod
     def from_store(cls, data: dict[str, Any], now: float) -> Instance:
