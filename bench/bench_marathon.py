@@ -1,7 +1,10 @@
 """Marathon on mesonb: deployment times on a local cluster of real processes.
 
 A ``mesonb master``, ``--agents`` ``mesonb agent`` processes and ``mesonb marathon``
-run on this machine; every instance is a real ``sleep`` process started by an agent.
+run on this machine with their default settings (what users run); every instance is a
+real ``sleep`` process started by an agent (Marathon's command tasks, which the agent
+runs itself). ``--shared-executor`` and ``--master-args`` measure other settings, and
+``BENCH_MARATHON_LOG_LEVEL=DEBUG`` keeps the framework's log for a timeline.
 
 1. One app of ``--instances`` (500) instances (``sleep``, cpus 0.001, mem 8, no ports):
    the time from ``POST /v2/apps`` until all are running and its deployment succeeded.
