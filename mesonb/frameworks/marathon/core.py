@@ -262,23 +262,26 @@ class MarathonCore:
 
     async def _launch(self, offer_id: str, tasks: list[dict[str, Any]], role: str,
                       groups: list[dict[str, Any]] | None = None) -> None:
-        if groups:  # pods' task groups (and the apps' tasks beside them)
-            launch = [{"type": "LAUNCH", "launch": {"task_infos": tasks}}] if tasks else []
-            await self.driver.accept([offer_id], launch + groups, LEFTOVER_SECONDS)
-            return
-        if not self.shared_executor:
+        """Launch an offer's tasks (plain command tasks, or one-task groups in the shared
+        executor) and pods' task groups (``groups``: LAUNCH_GROUP operations)."""
+        if not self.shared_executor and not groups:
             await self.driver.launch([offer_id], tasks, LEFTOVER_SECONDS)
             return
-        agent_id = tasks[0]["agent_id"]["value"]
-        executor_id = self.executors.get(agent_id)
-        if executor_id is None:
-            executor_id = self.executors[agent_id] = f"marathon-{uuid.uuid4().hex[:12]}"
-        executor = {"executor_id": {"value": executor_id}, "type": "DEFAULT",
-                    "name": "marathon shared executor",
-                    "resources": [{"name": k, "type": "SCALAR", "scalar": {"value": v},
-                                   "role": role} for k, v in SHARED_EXECUTOR.items()]}
-        operations = [{"type": "LAUNCH_GROUP", "launch_group": {
-            "executor": executor, "task_group": {"tasks": [task]}}} for task in tasks]
+        operations: list[dict[str, Any]] = []
+        if tasks and not self.shared_executor:
+            operations.append({"type": "LAUNCH", "launch": {"task_infos": tasks}})
+        elif tasks:
+            agent_id = tasks[0]["agent_id"]["value"]
+            executor_id = self.executors.get(agent_id)
+            if executor_id is None:
+                executor_id = self.executors[agent_id] = f"marathon-{uuid.uuid4().hex[:12]}"
+            executor = {"executor_id": {"value": executor_id}, "type": "DEFAULT",
+                        "name": "marathon shared executor",
+                        "resources": [{"name": k, "type": "SCALAR", "scalar": {"value": v},
+                                       "role": role} for k, v in SHARED_EXECUTOR.items()]}
+            operations.extend({"type": "LAUNCH_GROUP", "launch_group": {
+                "executor": executor, "task_group": {"tasks": [task]}}} for task in tasks)
+        operations.extend(groups or ())
         await self.driver.accept([offer_id], operations, LEFTOVER_SECONDS)
 
     async def on_failure(self, body: dict[str, Any]) -> None:

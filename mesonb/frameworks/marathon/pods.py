@@ -169,22 +169,26 @@ def launch_group(app: AppDefinition, instance_id: str, agent_id: str, host: str,
             "launch_group": {"executor": executor, "task_group": {"tasks": tasks}}}
 
 
+_FAILURES = (InstanceState.FAILED, InstanceState.ERROR, InstanceState.LOST,
+             InstanceState.DROPPED, InstanceState.GONE, InstanceState.GONE_BY_OPERATOR,
+             InstanceState.UNKNOWN)
+
+
 def aggregate(containers: dict[str, str], names: list[str]) -> InstanceState | None:
     """A pod instance's state from its containers' (None: nothing to report yet).
 
-    Terminal once every container is (failed if one failed, else killed, else finished);
-    killing while one has ended and the others are taken down; running once all run;
-    unreachable or killing if one is; else staging/starting."""
+    Failed as soon as one container failed; else terminal once every container is
+    (killed, else finished); killing while one has ended and the others are taken down;
+    running once all run; unreachable or killing if one is; else staging/starting."""
     states = [InstanceState(containers[n]) for n in names if n in containers]
     if not states:
         return None
+    failed = [s for s in states if s in _FAILURES]
+    if failed:  # the instance failed (the executor takes the other containers down)
+        return failed[0]
     if len(states) == len(names) and all(s.terminal for s in states):
-        for worst in (InstanceState.FAILED, InstanceState.ERROR, InstanceState.LOST,
-                      InstanceState.KILLED, InstanceState.GONE, InstanceState.DROPPED):
-            if worst in states:
-                return worst
-        return states[0]
-    if any(s.terminal for s in states):  # the executor takes the others down
+        return InstanceState.KILLED if InstanceState.KILLED in states else states[0]
+    if any(s.terminal for s in states):  # one ended: the executor takes the others down
         return InstanceState.KILLING
     for state in (InstanceState.UNREACHABLE, InstanceState.KILLING):
         if state in states:
