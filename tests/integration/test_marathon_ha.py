@@ -82,12 +82,14 @@ def test_kill_9_of_the_leader_with_500_instances_running(tmp_path: Path) -> None
     same 500 run (the master completed none of them)."""
     count = 500
     with ZooKeeperServer(tmp_path / "zk", tick_ms=200) as zk, \
-            ProcessCluster(tmp_path, agents=2,
-                           agent_resources="cpus:8;mem:8192;disk:4096") as cluster:
+            ProcessCluster(tmp_path, agents=2, agent_resources="cpus:8;mem:8192;disk:4096",
+                           master_args=["--zk", zk.url("/mesos")]) as cluster:
+        # the framework finds the master through ZooKeeper too (--master zk://...)
         flags = ["--zk", zk.url("/marathon"), "--zk-session-timeout", "2"]
-        first = MarathonProcess(tmp_path, cluster.address, flags, name="m1").start()
+        master = zk.url("/mesos")
+        first = MarathonProcess(tmp_path, master, flags, name="m1").start()
         wait_for(lambda: get_json(first.url + "/v2/info")["elected"], 20, what="a leader")
-        second = MarathonProcess(tmp_path, cluster.address, flags, name="m2").start()
+        second = MarathonProcess(tmp_path, master, flags, name="m2").start()
         try:
             created = first.request("POST", "/v2/apps", {
                 "id": "/many", "cmd": "sleep 600", "instances": count, "cpus": 0.001,
