@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from mesonb.frameworks.marathon.instance_fsm import InstanceState
-from mesonb.frameworks.marathon.instance_store import SHARDS, InstanceStore, shard_of
+from mesonb.frameworks.marathon.instance_store import InstanceStore, shard_count, shard_of
 from mesonb.frameworks.marathon.instances import Instance, new_task_id
 from mesonb.frameworks.marathon.storage import MemoryStore
 
@@ -37,8 +37,8 @@ async def test_ten_thousand_instances_fit_in_znodes_and_load_back() -> None:
     instances = many("/big/app", 10_000)
     await InstanceStore(store).save("/big/app", instances)
     sizes = {k: len(json.dumps(v).encode()) for k, v in store.data.items()}
-    assert len(sizes) == SHARDS
-    assert max(sizes.values()) < ZNODE_LIMIT / 8
+    assert len(sizes) == shard_count(10_000) == 32
+    assert max(sizes.values()) < ZNODE_LIMIT / 4
     assert sum(sizes.values()) > 2 * ZNODE_LIMIT  # one value would not have fitted
     loaded = await InstanceStore(store).load("/big/app")
     assert sorted(i["id"] for i in loaded) == sorted(i.id for i in instances)
@@ -55,10 +55,19 @@ async def test_a_change_rewrites_only_its_shard_and_an_emptied_shard_goes() -> N
     assert store.puts == []  # nothing changed, nothing written
     instances[0].state = InstanceState.KILLING
     await shards.save("/web", instances)
-    assert store.puts == [f"instances/%2Fweb/{shard_of(instances[0].id)}"]
+    assert store.puts == ["instances/%2Fweb/00"]  # one shard up to 500 instances
+    grown = instances + many("/web", 400)
+    await shards.save("/web", grown)  # 600: two shards now, each instance in its own
+    assert await store.children("instances/%2Fweb") == ["00", "01"]
+    assert {i["id"] for i in await InstanceStore(store).load("/web")} == {
+        i.id for i in grown}
+    store.puts.clear()
+    grown[-1].state = InstanceState.KILLING
+    await shards.save("/web", grown)
+    assert store.puts == [f"instances/%2Fweb/{shard_of(grown[-1].id, 2)}"]
     lonely = many("/solo", 1)
     await shards.save("/solo", lonely)
-    assert await store.children("instances/%2Fsolo") == [shard_of(lonely[0].id)]
+    assert await store.children("instances/%2Fsolo") == ["00"]
     await shards.save("/solo", [])
     assert await store.children("instances/%2Fsolo") == []
     await shards.forget("/web")

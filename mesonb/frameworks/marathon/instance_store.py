@@ -1,11 +1,13 @@
 """The instances of each app, persisted in shards so that no key outgrows ZooKeeper.
 
 A znode holds at most 1 MB (``jute.maxbuffer``), about 2,300 instances in one list: an
-app's instances are spread over up to :data:`SHARDS` keys by a hash of their id,
-``instances/<app>/<shard>``, so 10,000 instances make 64 values of ~70 KB, and 100,000
-still fit. Only the shards whose content changed are written again (one status update
-rewrites one shard, not the whole list). An app's list stored whole under
-``instances/<app>`` by an earlier version is read, rewritten as shards and cleared.
+app's instances are spread over keys ``instances/<app>/<shard>`` by a hash of their id,
+as many shards as it takes to keep each near :data:`SHARD_SIZE` instances (a power of
+two: 1 up to 500 instances, 32 for 10,000, ~150 KB each). Only the shards whose content
+changed are written again (one status update rewrites one shard, not the whole list);
+when the count changes the instances move and stale shards are removed. An app's list
+stored whole under ``instances/<app>`` by an earlier version is read, rewritten as
+shards and cleared.
 """
 
 from __future__ import annotations
@@ -18,12 +20,20 @@ from .instances import Instance
 from .storage import Store, key_part
 
 log = logging.getLogger(__name__)
-SHARDS = 64
+SHARD_SIZE = 500
 
 
-def shard_of(instance_id: str) -> str:
-    """The shard an instance is kept in (stable: it depends on the id only)."""
-    return f"{zlib.crc32(instance_id.encode()) % SHARDS:02d}"
+def shard_count(instances: int) -> int:
+    """How many shards ``instances`` instances take: a power of two."""
+    count = 1
+    while count * SHARD_SIZE < instances:
+        count *= 2
+    return count
+
+
+def shard_of(instance_id: str, count: int) -> str:
+    """The shard an instance is kept in among ``count`` (by its id only)."""
+    return f"{zlib.crc32(instance_id.encode()) % count:02d}"
 
 
 class InstanceStore:
@@ -57,8 +67,9 @@ class InstanceStore:
         """Write the shards of ``app_id`` whose instances changed (remove emptied ones)."""
         base = f"instances/{key_part(app_id)}"
         shards: dict[str, list[dict[str, Any]]] = {}
+        count = shard_count(len(instances))
         for inst in instances:
-            shards.setdefault(shard_of(inst.id), []).append(inst.to_store())
+            shards.setdefault(shard_of(inst.id, count), []).append(inst.to_store())
         written = self._written.setdefault(app_id, {})
         for shard, items in shards.items():
             items.sort(key=lambda item: item["id"])
