@@ -210,7 +210,10 @@ def test_state_survives_a_restart_of_the_framework(marathon: MarathonProcess) ->
     assert marathon.get("/v2/apps/keep/web/versions")["versions"] == [app["version"]]
     assert {t["id"] for t in marathon.running("/keep/web", 2)} == before  # none killed
     wait_for(lambda: marathon.get("/v2/info")["frameworkId"] == framework_id, 10)
-    time.sleep(2)  # reconciliation has answered: still the same two tasks, no extra
+    # reconciliation has answered for both (explicitly, then implicitly): the same two
+    # tasks, no extra
+    wait_for(lambda: marathon.get("/metrics")["counters"][
+        "marathon.tasks.reconciled.counter"]["count"] >= 4, 20, what="reconciliation")
     assert {t["id"] for t in marathon.get("/v2/apps/keep/web/tasks")["tasks"]} == before
     marathon.request("DELETE", "/v2/groups/keep")
     marathon.deployed()

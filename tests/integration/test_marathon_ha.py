@@ -61,7 +61,10 @@ def test_abdication_and_kill_9_hand_over_without_killing_tasks(tmp_path: Path) -
             assert info["elected"] and info["leader"] == first.daemon.address
             wait_for(lambda: first.get("/v2/info")["frameworkId"] == framework_id, 10)
             assert {t["id"] for t in first.running("/ha", INSTANCES, 20)} == before
-            time.sleep(2)  # reconciliation has answered; the tasks are still the same
+            # reconciliation has answered for every task; they are still the same
+            wait_for(lambda: first.get("/metrics")["counters"][
+                "marathon.tasks.reconciled.counter"]["count"] >= 2 * INSTANCES, 20,
+                what="reconciliation")
             tasks = first.get("/v2/apps/ha/tasks")["tasks"]
             assert {t["id"] for t in tasks} == before
             state = cluster.state()
