@@ -301,6 +301,8 @@ class MarathonCore:
             reported = InstanceState(status["state"])
         except ValueError:
             return
+        if status.get("reason") == "REASON_RECONCILIATION":
+            self.counters["reconciled"] += 1
         pod = pods.container_update(self.instances, self.apps, task_id, reported) \
             if inst is None else None
         if pod is not None:  # a pod's container: its instance's state follows theirs
@@ -308,8 +310,6 @@ class MarathonCore:
             if pod[1] is None:
                 return
             inst, reported = pod[0], pod[1]
-        if status.get("reason") == "REASON_RECONCILIATION":
-            self.counters["reconciled"] += 1
         if inst is None:
             if not unreachable.came_back(self, task_id, reported):
                 self._unknown_task(task_id, status, reported)
