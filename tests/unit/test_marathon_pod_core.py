@@ -94,3 +94,17 @@ async def test_a_pod_launches_as_a_task_group_and_is_killed_container_by_contain
     clock.advance(5.0)
     await core.on_offers([offer(3)])
     assert len(groups.operations) == 3 and len(core.app_instances("/p")) == 1
+
+
+async def test_a_pod_deployment_names_its_pod_for_marathon_python() -> None:
+    marathon_models = pytest.importorskip("marathon.models")
+    core, ops, _driver, _clock = await setup()
+    events = core.bus.subscribe(["pod_created_event"])
+    _pod, dep_id = await PodOperations(ops).create({**POD, "executorResources": {"disk": 0}})
+    body = core.deployments[dep_id].to_json()
+    assert body["affectedPods"] == ["/p"] and body["affectedApps"] == []
+    assert body["steps"][0]["actions"] == [{"action": "StartPod", "pod": "/p"}]
+    parsed = marathon_models.MarathonDeployment.from_json(body)  # strict: no unknown field
+    assert parsed.affected_pods == ["/p"]
+    created = events.queue.get_nowait()
+    assert created["eventType"] == "pod_created_event" and created["uri"] == "/v2/pods/p"
