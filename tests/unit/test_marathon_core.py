@@ -274,3 +274,26 @@ async def test_a_disabled_unreachable_strategy_waits_for_the_instance() -> None:
     await update(core, first, "TASK_RUNNING")
     await settle(core)
     assert driver.killed == [] and core.instances[first].active
+
+
+async def test_new_demand_revives_past_our_filters_and_unmet_demand_waits_them_out() -> None:
+    core, ops, driver, clock = await setup()
+    await ops.create_app({"id": "/a", "cmd": "sleep 9", "instances": 1, "cpus": 0.1,
+                          "mem": 8})
+    await core.on_offers([offer()])  # /a launches; the rest of the offer is filtered 1 s
+    assert len(driver.launched) == 1
+    revives = driver.revives
+    clock.advance(0.2)
+    await ops.create_app({"id": "/b", "cmd": "sleep 9", "instances": 1, "cpus": 0.1,
+                          "mem": 8})
+    assert driver.revives == revives + 1  # at once, not when the filter expires
+    clock.advance(0.2)
+    await ops.create_app({"id": "/huge", "cmd": "sleep 9", "instances": 1, "cpus": 100,
+                          "mem": 8})
+    await core.on_offers([offer(1)])  # /b launches, /huge fits nowhere
+    assert len(driver.launched) == 2
+    revives = driver.revives
+    for _ in range(8):  # two seconds of ticks: unmet demand does not revive in a loop
+        clock.advance(0.25)  # (the filter expires by itself and offers come again)
+        await core.tick()
+    assert driver.revives - revives <= 1

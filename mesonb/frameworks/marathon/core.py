@@ -42,6 +42,7 @@ DECLINE_SECONDS = 120.0  # Marathon's decline_offer_duration
 TICK = 0.25
 LEFTOVER_SECONDS = 1.0  # what an offer had left, or an offer that fit nothing, comes back
 KILL_RETRY = 10.0
+REVIVE_MIN_INTERVAL = 0.1
 RECONCILE_EVERY = 600.0
 SHARED_EXECUTOR = {"cpus": 0.01, "mem": 32.0}
 
@@ -64,6 +65,10 @@ class MarathonCore:
         self.driver: Any = None
         self.framework_id: str | None = None
         self.suppressed = False  # the master holds offers back (SUPPRESS or long DECLINE)
+        # Until then the master filters our offers (the refuse_seconds of our last declines
+        # and launches): new demand revives (clearing them) instead of waiting them out.
+        self.filtered_until = 0.0
+        self.revived_at = float("-inf")
         self.hold_launches_until = 0.0
         self.reconciled_at = 0.0
         self.checks: dict[str, TaskChecks] = {}
@@ -146,7 +151,7 @@ class MarathonCore:
                 self._send_kill(inst)
             elif inst.unreachable_since is not None:
                 await unreachable.check(self, inst, now)
-        if self._demand(now) and self.suppressed:
+        if self._demand(now) and self._should_revive(now, patient=True):
             await self._revive()
         if self.driver is not None and now - self.reconciled_at >= RECONCILE_EVERY:
             self.reconciled_at = now  # Marathon's reconciliation_interval
@@ -239,6 +244,8 @@ class MarathonCore:
                                      for offer, reasons in
                                      result.unused_detail.get(demand.app.id, [])][-10:]
         self.counters["launched"] += len(result.placements)
+        if by_offer:  # what the launches leave of those offers is filtered as long
+            self.filtered_until = max(self.filtered_until, now + LEFTOVER_SECONDS)
         roles = {p.offer_id: p.role for p in result.placements}
         outcomes = await asyncio.gather(*(self._launch(oid, tasks, roles[oid],
                                                        groups.get(oid, []))
@@ -443,7 +450,9 @@ class MarathonCore:
             plan = controller.plan(self._target(state), live)
             for inst in plan.kill:
                 self.kill(inst)
-            if plan.launch and not state.held and self.suppressed:
+            now = self.clock()
+            if plan.launch and not state.held and state.backoff.ready(now) and \
+                    self._should_revive(now, patient=False):
                 await self._revive()
         await self.check_deployments()
         self._changed()
@@ -483,9 +492,22 @@ class MarathonCore:
                 return True
         return False
 
+    def _should_revive(self, now: float, patient: bool) -> bool:
+        """Whether to revive for demand: always when suppressed; while filters of ours
+        hold offers back, at most every REVIVE_MIN_INTERVAL for new demand (an app posted,
+        a task ended) and every LEFTOVER_SECONDS for demand offers did not meet (``patient``:
+        no more often than the filters would expire anyway)."""
+        if self.suppressed:
+            return True
+        if now >= self.filtered_until:
+            return False
+        return now - self.revived_at >= (LEFTOVER_SECONDS if patient else REVIVE_MIN_INTERVAL)
+
     async def _revive(self) -> None:
         log.debug("reviving offers")
         self.suppressed = False
+        self.filtered_until = 0.0
+        self.revived_at = self.clock()
         if self.driver is not None:
             with contextlib.suppress(Exception):
                 await self.driver.revive()
@@ -499,6 +521,8 @@ class MarathonCore:
             await self.driver.suppress()
 
     async def _decline(self, offer_ids: list[str], seconds: float) -> None:
+        if offer_ids:
+            self.filtered_until = max(self.filtered_until, self.clock() + seconds)
         if offer_ids and self.driver is not None:
             with contextlib.suppress(Exception):
                 await self.driver.decline(offer_ids, seconds)
