@@ -35,7 +35,7 @@ from .instance_store import InstanceStore
 from .instances import Instance, app_of_task, new_task_id, service_ports
 from .model import AppDefinition, timestamp
 from .storage import MemoryStore, Store
-from .taskinfo import environment, task_info
+from .taskinfo import environment, shared_executor_groups, task_info
 
 log = logging.getLogger(__name__)
 DECLINE_SECONDS = 120.0  # Marathon's decline_offer_duration
@@ -232,17 +232,9 @@ class MarathonCore:
                     task_info(app, inst.id, p.agent_id, p.host, p.ports, p.role))
             self.apps[app.id].offers.last_used_at = stamp
         for demand in demands:
-            stats = self.apps[demand.app.id].offers
-            rejections = result.rejections.get(demand.app.id, Counter())
-            stats.processed += len(offers)
-            stats.unused += sum(rejections.values())
-            stats.last_rejections = rejections
-            stats.launch_rejections.update(rejections)
-            if rejections:
-                stats.last_unused_at = stamp
-                stats.last_unused = [{"offer": offer, "reason": reasons, "timestamp": stamp}
-                                     for offer, reasons in
-                                     result.unused_detail.get(demand.app.id, [])][-10:]
+            app_id = demand.app.id
+            self.apps[app_id].offers.record(len(offers), result.rejections.get(app_id),
+                                            result.unused_detail.get(app_id, []), stamp)
         self.counters["launched"] += len(result.placements)
         if by_offer:  # what the launches leave of those offers is filtered as long
             self.filtered_until = max(self.filtered_until, now + LEFTOVER_SECONDS)
@@ -282,12 +274,8 @@ class MarathonCore:
             executor_id = self.executors.get(agent_id)
             if executor_id is None:
                 executor_id = self.executors[agent_id] = f"marathon-{uuid.uuid4().hex[:12]}"
-            executor = {"executor_id": {"value": executor_id}, "type": "DEFAULT",
-                        "name": "marathon shared executor",
-                        "resources": [{"name": k, "type": "SCALAR", "scalar": {"value": v},
-                                       "role": role} for k, v in SHARED_EXECUTOR.items()]}
-            operations.extend({"type": "LAUNCH_GROUP", "launch_group": {
-                "executor": executor, "task_group": {"tasks": [task]}}} for task in tasks)
+            operations.extend(shared_executor_groups(tasks, executor_id, SHARED_EXECUTOR,
+                                                     role))
         operations.extend(groups or ())
         await self.driver.accept([offer_id], operations, LEFTOVER_SECONDS)
 
