@@ -1,7 +1,10 @@
 """Marathon on mesonb: deployment times on a local cluster of real processes.
 
 A ``mesonb master``, ``--agents`` ``mesonb agent`` processes and ``mesonb marathon``
-run on this machine; every instance is a real ``sleep`` process started by an agent.
+run on this machine with their default settings (what users run); every instance is a
+real ``sleep`` process started by an agent (Marathon's command tasks, which the agent
+runs itself). ``--shared-executor`` and ``--master-args`` measure other settings, and
+``BENCH_MARATHON_LOG_LEVEL=DEBUG`` keeps the framework's log for a timeline.
 
 1. One app of ``--instances`` (500) instances (``sleep``, cpus 0.001, mem 8, no ports):
    the time from ``POST /v2/apps`` until all are running and its deployment succeeded.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -174,7 +178,8 @@ def matrix_row(url: str, events: Events, apps: int, instances: int, timeout: flo
 
 
 def start_marathon(directory: Path, master: str, name: str, flags: list[str]) -> Daemon:
-    daemon = Daemon(["marathon", "--master", master, "--port", "0", "--log-level", "WARNING",
+    level = os.environ.get("BENCH_MARATHON_LOG_LEVEL", "WARNING")
+    daemon = Daemon(["marathon", "--master", master, "--port", "0", "--log-level", level,
                      *flags], directory / f"{name}.log")
     daemon.wait_listening()
     return daemon
@@ -218,9 +223,11 @@ def main() -> int:
     parser.add_argument("--matrix", default="50,100,150,200,250,300,350,400,450,500",
                         help="the n of the scale matrix (comma separated; '' skips it)")
     parser.add_argument("--timeout", type=float, default=600.0)
-    parser.add_argument("--command-executor", action="store_true",
-                        help="a command executor process per task (Marathon's default for "
-                             "apps) instead of one shared default executor per agent")
+    parser.add_argument("--shared-executor", action="store_true",
+                        help="one shared default executor per agent runs the instances as "
+                             "task groups (default: Marathon's, a command task each)")
+    parser.add_argument("--master-args", default="",
+                        help="extra flags for the master (default: none, its defaults)")
     parser.add_argument("--no-failover", action="store_true",
                         help="skip kill -9 of the leading marathon (two instances on "
                              "ZooKeeper) after the big app")
@@ -228,11 +235,11 @@ def main() -> int:
     sizes = [int(n) for n in args.matrix.split(",") if n.strip()]
     directory = Path(tempfile.mkdtemp(prefix="bench-marathon-"))
     use_zk = not args.no_failover and zookeeper_jar() is not None
-    executor = [] if args.command_executor else ["--shared-executor"]
+    executor = ["--shared-executor"] if args.shared_executor else []
     with contextlib.ExitStack() as stack:
         cluster = stack.enter_context(ProcessCluster(
             directory, agents=args.agents, agent_resources="cpus:64;mem:262144;disk:100000",
-            master_args=["--allocation-interval", "0.1"]))
+            master_args=args.master_args.split()))
         flags = [*executor, "--work-dir", str(directory / "marathon")]
         if use_zk:
             zk = stack.enter_context(ZooKeeperServer(directory / "zk", tick_ms=200))
@@ -244,8 +251,9 @@ def main() -> int:
         if use_zk:
             daemons.append(start_marathon(directory, cluster.address, "m2", flags))
         events = Events(url)
+        extra = " + a shared executor" if executor else ""
         print(f"cluster: 1 master, {args.agents} agents, {len(daemons)} marathon: processes on "
-              f"this machine ({'shared' if executor else 'command'} executors)", flush=True)
+              f"this machine, default settings{extra}", flush=True)
         before = cpu_seconds(cluster, daemons[0])
         took = one_big_app(url, events, args.instances, args.timeout)
         print(f"1 app x {args.instances} instances: all running and the deployment "

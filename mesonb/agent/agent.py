@@ -184,7 +184,8 @@ class Agent:
             executor_changed=self.containerizer.update,
             invalid_task=self._invalid_task,
             task_ended=self.containerizer.task_ended,
-            mount_volumes=self.volumes.mount)
+            mount_volumes=self.volumes.mount,
+            adopt_task=self.containerizer.adopt_task)
 
     def _invalid_task(self, task: TaskInfo) -> str | None:
         """Why the containerizer cannot run ``task``, or a volume it names is not here."""

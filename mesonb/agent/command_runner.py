@@ -12,7 +12,13 @@ the grace), SHUTDOWN and ``max_completion_time`` behave as in
 thread and no interpreter per task.
 
 Frameworks that checkpoint keep the separate executor process (it outlives an agent
-restart and re-subscribes); so does ``--command-executor=process``.
+restart and re-subscribes); so does ``--command-executor=process``. A checkpointing
+framework may ask for the in-agent runner with the FrameworkInfo label
+``mesonb.command_executor=agent`` (the Marathon framework does: hundreds of instances,
+not hundreds of interpreters): its tasks outlive the agent (no watchdog kills them) and
+a restarted agent adopts those still running (:func:`adopt`) — it re-subscribes for
+them, kills them on request, and reports their end, whose exit status it cannot know
+(a task that ends while the agent is down fails as its executor would have vanished).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from mesonb.executor.command import LOG_FILE
 from mesonb.executor.driver import SOCKET_ENV
 from mesonb.executor.health import start_checks
-from mesonb.executor.process import terminal_status
+from mesonb.executor.process import task_environment, terminal_status
 from mesonb.protocol.executor import (
     ExecutorCall,
     ExecutorCallType,
@@ -46,13 +52,14 @@ from mesonb.protocol.mesos import FrameworkInfo, KillPolicy, TaskInfo, TaskStatu
 from mesonb.protocol.states import Reason, TaskState
 from mesonb.tasks import spawn as spawn_background
 
-from .containerizer import Container
+from .containerizer import Container, is_alive
 
 if TYPE_CHECKING:
     from .book import Executor
     from .executors import Executors
 
 log = logging.getLogger(__name__)
+IN_AGENT_LABEL = ("mesonb.command_executor", "agent")
 SPAWNER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mesonb-spawn")
 
 
@@ -62,6 +69,13 @@ def shutdown_grace(env: dict[str, str], default: float = 5.0) -> float:
         return float(text)
     except ValueError:
         return default
+
+
+def asks_in_agent(framework: FrameworkInfo) -> bool:
+    """Whether a (checkpointing) framework asks for in-agent command tasks (its label)."""
+    labels = (framework.labels or {}).get("labels") or []
+    return any(isinstance(item, dict) and (item.get("key"), item.get("value")) == IN_AGENT_LABEL
+               for item in labels)
 
 
 class TaskContainer(Container):
@@ -101,8 +115,10 @@ class CommandRunner:
     """Runs the single task of one command executor inside the agent."""
 
     def __init__(self, executors: Callable[[], Executors], executor: Executor,
-                 env: dict[str, str], popen: subprocess.Popen[bytes], cwd: str) -> None:
+                 env: dict[str, str], popen: subprocess.Popen[bytes] | None, cwd: str,
+                 pid: int | None = None) -> None:
         self._executors = executors
+        self.pid = popen.pid if popen is not None else int(pid or 0)
         self.framework_id = executor.framework_id
         self.executor_id = executor.executor_id
         self.env = env
@@ -116,7 +132,7 @@ class CommandRunner:
         self.limited: Callable[[], bool] = lambda: False
         loop = asyncio.get_running_loop()
         self.finished: asyncio.Future[None] = loop.create_future()
-        self._exited: asyncio.Future[int] = loop.create_future()
+        self._exited: asyncio.Future[int | None] = loop.create_future()
         self._deadline: asyncio.TimerHandle | None = None
         self._sent_terminal = False
         self._pidfd: int | None = None
@@ -125,7 +141,7 @@ class CommandRunner:
         self.unhealthy = False
         self.popen_cwd = cwd
         try:
-            self._pidfd = os.pidfd_open(popen.pid)
+            self._pidfd = os.pidfd_open(self.pid)
             loop.add_reader(self._pidfd, self._poll)
         except OSError:  # pragma: no cover - kernels without pidfds
             self._later(self._poll_slowly())
@@ -136,9 +152,16 @@ class CommandRunner:
 
     # -- the process ----------------------------------------------------------------
     def _poll(self) -> None:
-        code = self.popen.poll()
-        if code is None or self._exited.done():
+        if self._exited.done():
             return
+        if self.popen is not None:
+            code = self.popen.poll()
+            if code is None:
+                return
+        elif is_alive(self.pid):  # adopted: not our child, its status stays unknown
+            return
+        else:
+            code = None
         if self._pidfd is not None:
             asyncio.get_running_loop().remove_reader(self._pidfd)
             os.close(self._pidfd)
@@ -154,7 +177,7 @@ class CommandRunner:
 
     def signal_group(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, sig)
+            os.killpg(self.pid, sig)
 
     async def kill(self, grace: float) -> None:
         """SIGTERM the task's process group, SIGKILL it after ``grace`` seconds."""
@@ -167,9 +190,11 @@ class CommandRunner:
 
     # -- executor calls -------------------------------------------------------------
     def subscribe(self, stream: InAgentStream) -> None:
+        adopted = [self.task] if self.task is not None else None  # re-subscribing for it
         self._executors().subscribe(ExecutorCall(
             type=ExecutorCallType.SUBSCRIBE, executor_id=self.executor_id,
-            framework_id=self.framework_id, subscribe=ExecutorSubscribe()), stream)
+            framework_id=self.framework_id,
+            subscribe=ExecutorSubscribe(unacknowledged_tasks=adopted)), stream)
 
     def update(self, state: TaskState, message: str | None = None,
                reason: Reason | None = None, healthy: bool | None = None,
@@ -216,11 +241,15 @@ class CommandRunner:
             log.warning("command executor %s: a second task %s", self.executor_id, task.task_id)
             return
         self.task = task
-        self.note(f"started task {task.task_id}: pid {self.popen.pid}")
+        self.note(f"started task {task.task_id}: pid {self.pid}")
         self.update(TaskState.TASK_STARTING)
         if self.kill_requested:
             return
         self.update(TaskState.TASK_RUNNING)
+        self._supervise(task)
+
+    def _supervise(self, task: TaskInfo) -> None:
+        """Deadline and health checks of the running task."""
         if task.max_completion_time is not None:
             seconds = max(0.0, task.max_completion_time.nanoseconds / 1e9)
             self._deadline = asyncio.get_running_loop().call_later(
@@ -272,7 +301,8 @@ class CommandRunner:
             checker.stop()
         if not self.limited():
             state, reason, message = terminal_status(
-                code, killed=self.kill_requested, timed_out=self.timed_out)
+                code, killed=self.kill_requested, timed_out=self.timed_out
+            ) if code is not None else unknown_status(self.kill_requested)
             if self.task is not None:
                 self.note(f"task {self.task.task_id}: {state.value} ({message})")
             self.update(state, message, reason, healthy=False if self.unhealthy else None)
@@ -288,6 +318,46 @@ class CommandRunner:
         self.destroying = True
         if not self.finished.done() and self._exited.done():
             self.finished.set_result(None)
+
+
+def unknown_status(killed: bool) -> tuple[TaskState, Reason | None, str]:
+    """The end of an adopted task, whose exit status a restarted agent cannot know."""
+    if killed:
+        return TaskState.TASK_KILLED, None, "Command killed (exit status unknown: adopted" \
+            " after an agent restart)"
+    return (TaskState.TASK_FAILED, Reason.REASON_EXECUTOR_TERMINATED,
+            "Command exited (exit status unknown: adopted after an agent restart)")
+
+
+def adopt(executors: Callable[[], Executors], executor: Executor, found: Container
+          ) -> TaskContainer:
+    """A restarted agent takes back an in-agent command task of a checkpointing framework
+    that outlived the agent (``found``: its recovered container): the runner re-subscribes
+    for it once the agent is ready (the next loop turn) and supervises it again."""
+    container = TaskContainer(found.container_id, found.pid, found.sandbox, None,
+                              isolator=found.isolator, handle=found.handle,
+                              finalizers=found.finalizers)
+    if found._pidfd is not None:  # the runner watches the pid with its own
+        os.close(found._pidfd)
+        found._pidfd = None
+    tasks = executor.tasks()
+    task = tasks[0].info if tasks else None
+    env = dict(os.environ) if task is None else task_environment(
+        dict(os.environ), task, str(found.sandbox))
+    runner = CommandRunner(executors, executor, env, None, str(found.sandbox), pid=found.pid)
+    runner.task = task
+    container.runner = runner
+    if runner.task is not None:
+        runner._supervise(runner.task)
+        runner.note(f"adopted task {runner.task.task_id} after an agent restart: "
+                    f"pid {found.pid}")
+
+    def finished(_: object) -> None:
+        container.returncode = None
+
+    runner.finished.add_done_callback(finished)
+    asyncio.get_running_loop().call_soon(container.subscribe)
+    return container
 
 
 def spawn(argv: list[str], executable: str | None, env: dict[str, str], sandbox: Path

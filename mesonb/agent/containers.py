@@ -24,6 +24,7 @@ from mesonb.executor.process import command_argv, task_environment, task_ports
 from mesonb.protocol.checks import validate_check
 from mesonb.protocol.mesos import ExecutorType
 
+from . import command_runner
 from .command_runner import SPAWNER
 from .containerizer import ADOPTERS, Container, LaunchSpec, container_pids, launch
 from .fetcher import Fetcher, FetcherCache, FetchFailed, FetchURI, uris_of
@@ -229,7 +230,8 @@ class Containerizer:
                 or self.config.command_executor != "agent" or len(executor.tasks()) != 1):
             return False
         framework = self.executors().frameworks.get(executor.framework_id)
-        if framework is None or framework.checkpoint:
+        if framework is None or (framework.checkpoint
+                                 and not command_runner.asks_in_agent(framework.info)):
             return False
         command = executor.tasks()[0].info.command
         try:  # a missing program: the executor process reports it as Mesos's does
@@ -240,8 +242,6 @@ class Containerizer:
 
     async def _start_command(self, executor: Executor, spec: LaunchSpec, handle: Handle,
                        on_limitation: Callable[[Limitation], None]) -> Container:
-        from . import command_runner
-
         assert self.executors is not None
         task = executor.tasks()[0].info
         if task.command is None:
@@ -260,11 +260,20 @@ class Containerizer:
         self.isolator.watch(handle, container.pid, on_limitation)
         self._watch_extras(executor, container, on_limitation)
         container.runner.limited = lambda: handle.limited is not None
-        session = container.pid
-        self.reaper.add(session, self.isolator.procs_file(handle))
-        container.runner.finished.add_done_callback(lambda _: self.reaper.remove(session))
+        framework = self.executors().frameworks.get(executor.framework_id)
+        if framework is None or not framework.checkpoint:  # those outlive the agent
+            session = container.pid
+            self.reaper.add(session, self.isolator.procs_file(handle))
+            container.runner.finished.add_done_callback(lambda _: self.reaper.remove(session))
         container.subscribe()
         return container
+
+    def adopt_task(self, executor: Executor, found: Container) -> Container:
+        """A restarted agent's in-agent command task that outlived the agent (see
+        :func:`.command_runner.adopt`); unchanged without the executors to report to."""
+        if self.executors is None:
+            return found
+        return command_runner.adopt(self.executors, executor, found)
 
     @staticmethod
     def disk_mb(executor: Executor) -> float:

@@ -15,7 +15,7 @@ from typing import Any
 from mesonb.protocol.executor import ExecutorEvent, ExecutorEventType
 from mesonb.tasks import spawn
 
-from . import launcher
+from . import launcher, paths
 from .book import Executor, ExecutorState, Framework, Task
 from .host import Host
 
@@ -31,6 +31,9 @@ class ExecutorIO:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.closed = False  # no timer is armed once closed
+        # The FrameworkInfo last checkpointed per (agent id, framework id): a RUN_TASK
+        # with the same info does not write (and fsync) it again.
+        self._framework_written: dict[tuple[str, str], dict[str, Any]] = {}
 
     # -- executors ------------------------------------------------------------------
     def send(self, executor: Executor, event: ExecutorEvent) -> bool:
@@ -56,8 +59,14 @@ class ExecutorIO:
 
     def checkpoint_framework(self, framework: Framework) -> None:
         ckpt = self.checkpointer() if framework.checkpoint else None
-        if ckpt is not None:
-            ckpt.framework(framework)
+        if ckpt is None:
+            return
+        key, info = (ckpt.agent_id, framework.framework_id), framework.info.to_json()
+        if self._framework_written.get(key) == info and paths.framework_info_path(
+                ckpt.work_dir, ckpt.agent_id, framework.framework_id).exists():
+            return
+        ckpt.framework(framework)
+        self._framework_written[key] = info
 
     def checkpoint_task(self, framework: Framework, executor: Executor, task: Task) -> None:
         ckpt = self.checkpointer() if framework.checkpoint else None

@@ -68,3 +68,6 @@ class Host:
     task_ended: Callable[[Executor | None], None] | None = None  # a task of it ended
     # Links the persistent volumes named in some resources into a sandbox (volumes.py).
     mount_volumes: Callable[[Path, Any], None] | None = None
+    # A restarted agent takes back an in-agent command task that outlived it (its
+    # recovered container in, the container that now supervises it out).
+    adopt_task: Callable[[Executor, Container], Container] | None = None

@@ -170,11 +170,15 @@ class Checkpointer:
         except OSError as exc:
             log.error("cannot checkpoint executor %s: %s", executor.executor_id, exc)
 
-    def forked_pid(self, executor: Executor, pid: int) -> None:
+    def forked_pid(self, executor: Executor, pid: int, in_agent: bool = False) -> None:
+        """The container's pid (``in_agent``: the task itself, run by the agent's command
+        runner, which a restarted agent adopts; see :mod:`.command_runner`)."""
         path = paths.forked_pid_path(self.work_dir, self.agent_id, executor.framework_id,
                                      executor.executor_id, executor.container_id)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if in_agent:
+                (path.parent / paths.IN_AGENT_MARKER).touch()
             path.write_text(str(pid))
         except OSError as exc:
             log.error("cannot checkpoint the pid of executor %s: %s", executor.executor_id, exc)

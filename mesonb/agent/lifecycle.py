@@ -289,7 +289,8 @@ class Lifecycle:
             return
         executor.container = container
         if ckpt is not None:
-            ckpt.forked_pid(executor, container.pid)
+            ckpt.forked_pid(executor, container.pid,
+                            in_agent=getattr(container, "runner", None) is not None)
         self._carry_out(self.machine.launched(executor.container_id, self._now()))
         returncode = await container.wait()
         self.exited(executor, returncode)

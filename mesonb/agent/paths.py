@@ -75,6 +75,9 @@ def run_meta_dir(
     return executor_meta_dir(work_dir, agent_id, framework_id, executor_id) / "runs" / container_id
 
 
+IN_AGENT_MARKER = "in_agent"  # beside forked.pid: the pid is an in-agent command task's
+
+
 def forked_pid_path(
     work_dir: Path, agent_id: str, framework_id: str, executor_id: str, container_id: str
 ) -> Path:

@@ -49,6 +49,9 @@ def recover(lifecycle: Lifecycle, updates: StatusUpdateManager, state: recovery.
                                                       ckpt.directory)
                 if container is not None:
                     known.add(container.pid)
+                    adopt = lifecycle.host.adopt_task
+                    if ckpt.in_agent and adopt is not None and not cleanup:
+                        container = adopt(executor, container)
                     executor.container = container
                 why = "the machine rebooted" if state.rebooted else "its process is gone"
                 lifecycle.recovered(executor, alive=container is not None, cleanup=cleanup,

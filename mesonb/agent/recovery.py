@@ -68,6 +68,7 @@ class ExecutorCheckpoint:
     pid: int | None
     token: str | None
     tasks: list[TaskCheckpoint] = field(default_factory=list)
+    in_agent: bool = False  # the pid is the task's own, run by the agent (command_runner)
 
 
 @dataclass
@@ -158,6 +159,7 @@ def _read_executor(
     pid = None
     with contextlib.suppress(OSError, ValueError):
         pid = int((run / "pids" / "forked.pid").read_text().strip())
+    in_agent = (run / "pids" / paths.IN_AGENT_MARKER).exists()
     token = None
     with contextlib.suppress(OSError):
         token = paths.executor_token_path(work_dir, agent_id, framework_id, info.executor_id,
@@ -166,7 +168,7 @@ def _read_executor(
         framework_id=framework_id, info=info, container_id=container_id,
         directory=paths.sandbox_dir(work_dir, agent_id, framework_id, info.executor_id,
                                     container_id),
-        pid=pid, token=token)
+        pid=pid, token=token, in_agent=in_agent)
     for task_dir in _children(run / "tasks"):
         task = _load(task_dir / "task.info", TaskInfo)
         if task is None or task.task_id != task_dir.name:

@@ -210,7 +210,10 @@ def test_state_survives_a_restart_of_the_framework(marathon: MarathonProcess) ->
     assert marathon.get("/v2/apps/keep/web/versions")["versions"] == [app["version"]]
     assert {t["id"] for t in marathon.running("/keep/web", 2)} == before  # none killed
     wait_for(lambda: marathon.get("/v2/info")["frameworkId"] == framework_id, 10)
-    time.sleep(2)  # reconciliation has answered: still the same two tasks, no extra
+    # reconciliation has answered for both (explicitly, then implicitly): the same two
+    # tasks, no extra
+    wait_for(lambda: marathon.get("/metrics")["counters"][
+        "marathon.tasks.reconciled.counter"]["count"] >= 4, 20, what="reconciliation")
     assert {t["id"] for t in marathon.get("/v2/apps/keep/web/tasks")["tasks"]} == before
     marathon.request("DELETE", "/v2/groups/keep")
     marathon.deployed()
@@ -277,3 +280,42 @@ def test_a_group_starts_dependencies_first(marathon: MarathonProcess) -> None:
     assert marathon.request("POST", "/v2/groups", group).status_code == 409
     marathon.request("DELETE", "/v2/groups/stack")
     marathon.deployed()
+
+
+def test_an_instance_gets_its_fetch_args_env_ports_and_labels(
+        marathon: MarathonProcess, tmp_path: Path) -> None:
+    payload = tmp_path / "payload.txt"
+    payload.write_text("fetched by the agent\n")
+    script = ("cat payload.txt > seen; "
+              "echo $PORT0 $PORT_HTTP $GREETING $MARATHON_APP_LABEL_TEAM $MARATHON_APP_ID > envs; "
+              "exec sleep 600")
+    created = marathon.request("POST", "/v2/apps", {
+        "id": "/fetching", "args": ["/bin/sh", "-c", script], "instances": 1, **SMALL,
+        "fetch": [{"uri": f"file://{payload}"}], "env": {"GREETING": "hi"},
+        "labels": {"team": "blue"}, "portDefinitions": [{"port": 0, "name": "http"}],
+        "taskKillGracePeriodSeconds": 1, "acceptedResourceRoles": ["*"]})
+    assert created.status_code == 201, created.text
+    task = marathon.running("/fetching", 1, 30)[0]
+
+    def written() -> tuple[str, str] | None:
+        for envs in Path(marathon.directory).rglob("envs"):
+            if task["id"] in str(envs) and envs.read_text().strip():
+                return (envs.parent / "seen").read_text(), envs.read_text().split()
+        return None
+
+    seen, envs = wait_for(written, 20, what="the task's files")
+    assert seen == "fetched by the agent\n"
+    port = task["ports"][0]
+    assert envs == [str(port), str(port), "hi", "blue", "/fetching"]
+    # PATCH changes what it names only; wipe kills an instance, which is replaced
+    patched = marathon.request("PATCH", "/v2/apps/fetching", {"instances": 2})
+    assert patched.status_code == 200, patched.text
+    marathon.deployed(30)
+    assert marathon.get("/v2/apps/fetching")["app"]["env"] == {"GREETING": "hi"}
+    two = {t["id"] for t in marathon.running("/fetching", 2, 30)}
+    wiped = marathon.request("DELETE", f"/v2/apps/fetching/tasks/{task['id']}?wipe=true")
+    assert wiped.status_code == 200, wiped.text
+    wait_for(lambda: (ids := {t["id"] for t in marathon.running("/fetching", 2, 30)})
+             and task["id"] not in ids and ids - two, 30, what="the wiped task's successor")
+    assert marathon.request("DELETE", "/v2/apps/fetching?force=true").status_code == 200
+    marathon.deployed(30)

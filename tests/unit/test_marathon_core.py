@@ -227,3 +227,73 @@ async def test_a_launch_the_master_never_got_goes_back_to_the_queue() -> None:
     del driver.launch
     await core.on_offers([offer(1)])
     assert len(driver.launched) == 2 and len(core.instances) == 2
+
+
+async def test_unreachable_strategy_replaces_after_inactive_and_expunges_after_expunge() -> None:
+    core, ops, driver, clock = await setup()
+    await ops.create_app({"id": "/u", "cmd": "sleep 9", "instances": 1, "cpus": 0.1,
+                          "mem": 8, "unreachableStrategy": {"inactiveAfterSeconds": 60,
+                                                            "expungeAfterSeconds": 120}})
+    await core.on_offers([offer()])
+    first = driver.launched[-1]["task_id"]["value"]
+    await update(core, first, "TASK_RUNNING")
+    await update(core, first, "TASK_UNREACHABLE")
+    clock.advance(30.0)
+    await core.tick()
+    await core.on_offers([offer(1)])
+    assert len(driver.launched) == 1  # still counted: not inactive yet
+    clock.advance(31.0)
+    await core.tick()
+    await core.on_offers([offer(2)])
+    second = driver.launched[-1]["task_id"]["value"]
+    assert second != first  # inactive: replaced, still known
+    await update(core, second, "TASK_RUNNING")
+    assert first in core.instances
+    clock.advance(60.0)
+    await core.tick()
+    assert first not in core.instances  # expunged
+    await update(core, first, "TASK_RUNNING")  # it comes back: killed, not adopted
+    await settle(core)
+    assert driver.killed == [first] and first not in core.instances
+    assert [i.id for i in core.app_instances("/u")] == [second]
+
+
+async def test_a_disabled_unreachable_strategy_waits_for_the_instance() -> None:
+    core, ops, driver, clock = await setup()
+    await ops.create_app({"id": "/d", "cmd": "sleep 9", "instances": 1, "cpus": 0.1,
+                          "mem": 8, "unreachableStrategy": "disabled"})
+    assert core.apps["/d"].definition.to_json()["unreachableStrategy"] == "disabled"
+    await core.on_offers([offer()])
+    first = driver.launched[-1]["task_id"]["value"]
+    await update(core, first, "TASK_RUNNING")
+    await update(core, first, "TASK_UNREACHABLE")
+    clock.advance(3600.0)
+    await core.tick()
+    await core.on_offers([offer(1)])
+    assert len(driver.launched) == 1 and first in core.instances
+    await update(core, first, "TASK_RUNNING")
+    await settle(core)
+    assert driver.killed == [] and core.instances[first].active
+
+
+async def test_new_demand_revives_past_our_filters_and_unmet_demand_waits_them_out() -> None:
+    core, ops, driver, clock = await setup()
+    await ops.create_app({"id": "/a", "cmd": "sleep 9", "instances": 1, "cpus": 0.1,
+                          "mem": 8})
+    await core.on_offers([offer()])  # /a launches; the rest of the offer is filtered 1 s
+    assert len(driver.launched) == 1
+    revives = driver.revives
+    clock.advance(0.2)
+    await ops.create_app({"id": "/b", "cmd": "sleep 9", "instances": 1, "cpus": 0.1,
+                          "mem": 8})
+    assert driver.revives == revives + 1  # at once, not when the filter expires
+    clock.advance(0.2)
+    await ops.create_app({"id": "/huge", "cmd": "sleep 9", "instances": 1, "cpus": 100,
+                          "mem": 8})
+    await core.on_offers([offer(1)])  # /b launches, /huge fits nowhere
+    assert len(driver.launched) == 2
+    revives = driver.revives
+    for _ in range(8):  # two seconds of ticks: unmet demand does not revive in a loop
+        clock.advance(0.25)  # (the filter expires by itself and offers come again)
+        await core.tick()
+    assert driver.revives - revives <= 1

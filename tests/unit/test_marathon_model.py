@@ -109,3 +109,33 @@ def test_an_update_merges_into_the_current_definition() -> None:
     assert parse_app(merged).same_config(app)
     changed = parse_app(merge_update(app, {"cmd": "y"}))
     assert not changed.same_config(app)
+
+
+def test_unreachable_strategy_defaults_disabled_and_validation() -> None:
+    app = parse_app({"id": "/a", "cmd": "x"})
+    assert app.unreachable == (0.0, 0.0)  # Marathon's default: replaced at once
+    assert app.to_json()["unreachableStrategy"] == {"inactiveAfterSeconds": 0,
+                                                    "expungeAfterSeconds": 0}
+    timed = parse_app({"id": "/a", "cmd": "x", "unreachableStrategy": {
+        "inactiveAfterSeconds": 60, "expungeAfterSeconds": 120}})
+    assert timed.unreachable == (60.0, 120.0)
+    disabled = parse_app({"id": "/a", "cmd": "x", "unreachableStrategy": "disabled"})
+    assert disabled.unreachable is None
+    # marathon-python reads all three back (its model turns "disabled" into the string)
+    for one in (app, timed, disabled):
+        parsed = marathon_models.MarathonApp.from_json(one.to_json())
+        assert parsed.unreachable_strategy is not None
+    assert marathon_models.MarathonApp.from_json(disabled.to_json()).unreachable_strategy \
+        == "disabled"
+    assert errors({"id": "/a", "cmd": "x", "unreachableStrategy": {
+        "inactiveAfterSeconds": 100, "expungeAfterSeconds": 10}}) == {
+        "/unreachableStrategy/inactiveAfterSeconds": [
+            "inactiveAfterSeconds (100) must be less or equal to expungeAfterSeconds, "
+            "which is 10"]}
+    assert set(errors({"id": "/a", "cmd": "x", "unreachableStrategy": {
+        "inactiveAfterSeconds": -1, "bogus": 1}})) == {
+        "/unreachableStrategy/inactiveAfterSeconds", "/unreachableStrategy/bogus"}
+    assert errors({"id": "/a", "cmd": "x", "unreachableStrategy": "sometimes"}) == {
+        "/unreachableStrategy": ["must be an object or 'disabled'"]}
+    with pytest.raises(InvalidJSON):
+        parse_app({"id": "/a", "cmd": "x", "unreachableStrategy": 5})

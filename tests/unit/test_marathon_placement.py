@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 
 import pytest
 
@@ -193,3 +194,18 @@ def test_task_info_sets_marathons_environment() -> None:
     ports = next(r for r in info["resources"] if r["name"] == "ports")
     assert ports["ranges"]["range"] == [{"begin": 31000, "end": 31000},
                                         {"begin": 31001, "end": 31001}]
+
+
+def test_instances_spread_evenly_over_the_offers_of_one_round() -> None:
+    """500 small instances and 4 roomy offers: 125 on each agent (they start them in
+    parallel), not 500 on the first offer that could hold them all."""
+    small = app(cpus=0.001, mem=8, portDefinitions=[])
+    result = launcher.match([offer(h, cpus=64, mem=1e6) for h in "abcd"],
+                            [launcher.Demand(small, 500)])
+    assert Counter(p.agent_id for p in result.placements) == {
+        f"agent-{h}": 125 for h in "abcd"}
+    assert result.unused_offers == []
+    # what one offer cannot take (its even share does not fit) goes to the others
+    tight = launcher.match([offer("a", cpus=0.01, mem=1e6), offer("b", cpus=64, mem=1e6)],
+                           [launcher.Demand(small, 100)])
+    assert Counter(p.agent_id for p in tight.placements) == {"agent-a": 10, "agent-b": 90}

@@ -24,6 +24,19 @@ class OfferStats:
     launch_rejections: Counter[str] = dataclasses.field(default_factory=Counter)
     last_unused: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
+    def record(self, processed: int, rejections: Counter[str] | None,
+               unused: list[tuple[dict[str, Any], list[str]]], stamp: str) -> None:
+        """One offer round: how many offers were looked at and why the unused did not fit."""
+        rejections = rejections or Counter()
+        self.processed += processed
+        self.unused += sum(rejections.values())
+        self.last_rejections = rejections
+        self.launch_rejections.update(rejections)
+        if rejections:
+            self.last_unused_at = stamp
+            self.last_unused = [{"offer": offer, "reason": reasons, "timestamp": stamp}
+                                for offer, reasons in unused][-10:]
+
 
 @dataclasses.dataclass
 class AppState:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from .instance_fsm import InstanceState
 from .instances import Instance
 from .model import AppDefinition
 
@@ -31,7 +32,7 @@ class Plan:
 
 def counts_healthy(app: AppDefinition, instance: Instance) -> bool:
     """Running, healthy (when the app has health checks) and ready (readiness checks)."""
-    if instance.state.value != "TASK_RUNNING":
+    if instance.state is not InstanceState.RUNNING:
         return False
     if app.health_checks and instance.healthy is not True:
         return False
@@ -41,7 +42,7 @@ def counts_healthy(app: AppDefinition, instance: Instance) -> bool:
 def kill_order(app: AppDefinition, instances: list[Instance]) -> list[Instance]:
     """Which to kill first: not yet running ones, then by ``killSelection``."""
     youngest = app.kill_selection != "OLDEST_FIRST"
-    return sorted(instances, key=lambda i: (i.state.value == "TASK_RUNNING",
+    return sorted(instances, key=lambda i: (i.state is InstanceState.RUNNING,
                                             -i.launched_at if youngest else i.launched_at))
 
 
@@ -79,9 +80,9 @@ def plan(app: AppDefinition, live: list[Instance]) -> Plan:
 
 def step_done(action: str, app: AppDefinition | None, instances: list[Instance]) -> bool:
     """Whether a deployment action on an app has reached its target."""
-    if action == "StartApplication":
+    if action in ("StartApplication", "StartPod"):
         return True
-    if action == "StopApplication" or app is None:
+    if action in ("StopApplication", "StopPod") or app is None:
         return not instances
     config = app.last_config_change_at or app.version
     if any(i.config_version != config for i in instances):

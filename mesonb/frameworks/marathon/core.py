@@ -22,7 +22,7 @@ from typing import Any
 
 from mesonb.tasks import spawn
 
-from . import controller, launcher
+from . import controller, launcher, pods, unreachable
 from .appstate import AppState
 from .checks import HealthRecorder
 from .deployment_fsm import Deployment
@@ -31,16 +31,18 @@ from .deployments import DeploymentRunner
 from .events import EventBus
 from .health import TaskChecks
 from .instance_fsm import Action, Event, InstanceState, event_of, transition
+from .instance_store import InstanceStore
 from .instances import Instance, app_of_task, new_task_id, service_ports
 from .model import AppDefinition, timestamp
-from .storage import MemoryStore, Store, key_part
-from .taskinfo import task_info
+from .storage import MemoryStore, Store
+from .taskinfo import environment, shared_executor_groups, task_info
 
 log = logging.getLogger(__name__)
 DECLINE_SECONDS = 120.0  # Marathon's decline_offer_duration
 TICK = 0.25
 LEFTOVER_SECONDS = 1.0  # what an offer had left, or an offer that fit nothing, comes back
 KILL_RETRY = 10.0
+REVIVE_MIN_INTERVAL = 0.1
 RECONCILE_EVERY = 600.0
 SHARED_EXECUTOR = {"cpus": 0.01, "mem": 32.0}
 
@@ -51,6 +53,7 @@ class MarathonCore:
     def __init__(self, store: Store | None = None, clock: Callable[[], float] | None = None,
                  role: str = "*", shared_executor: bool = False) -> None:
         self.store: Store = store or MemoryStore()
+        self.instance_store = InstanceStore(self.store)
         self.clock = clock or (lambda: asyncio.get_running_loop().time())
         self.role = role
         self.bus = EventBus()
@@ -62,6 +65,10 @@ class MarathonCore:
         self.driver: Any = None
         self.framework_id: str | None = None
         self.suppressed = False  # the master holds offers back (SUPPRESS or long DECLINE)
+        # Until then the master filters our offers (the refuse_seconds of our last declines
+        # and launches): new demand revives (clearing them) instead of waiting them out.
+        self.filtered_until = 0.0
+        self.revived_at = float("-inf")
         self.hold_launches_until = 0.0
         self.reconciled_at = 0.0
         self.checks: dict[str, TaskChecks] = {}
@@ -77,6 +84,8 @@ class MarathonCore:
         # process per task: the executor ids in use, per agent.
         self.shared_executor = shared_executor
         self.executors: dict[str, str] = {}
+        # Instances expunged while unreachable (unreachableStrategy): killed if they return.
+        self.expunged: dict[str, str] = {}  # task id -> agent id
 
     # -- life cycle ---------------------------------------------------------------------
     async def load(self) -> None:
@@ -91,7 +100,7 @@ class MarathonCore:
             app = AppDefinition.from_store(data)
             versions = await self.store.get(f"versionlist/{part}") or [app.version]
             self.apps[app.id] = AppState(app, versions, since=timestamp())
-            for item in await self.store.get(f"instances/{part}") or []:
+            for item in await self.instance_store.load(app.id):
                 inst = Instance.from_store(item, now)
                 self.add_instance(inst)
         for dep_id in await self.store.children("deployments"):
@@ -137,27 +146,28 @@ class MarathonCore:
                 dep.reason = (f"deployment did not finish within its deadline "
                               f"({dep.deadline - dep.started_at:g}s, label MESONB_DEPLOY_TIMEOUT)")
                 await self.runner.event(dep, DEvent.DEADLINE)
-        for inst in self.instances.values():
+        for inst in list(self.instances.values()):
             if inst.state is InstanceState.KILLING and now - inst.kill_sent_at > KILL_RETRY:
                 self._send_kill(inst)
-        if self._demand(now) and self.suppressed:
+            elif inst.unreachable_since is not None:
+                await unreachable.check(self, inst, now)
+        if self._demand(now) and self._should_revive(now, patient=True):
             await self._revive()
         if self.driver is not None and now - self.reconciled_at >= RECONCILE_EVERY:
             self.reconciled_at = now  # Marathon's reconciliation_interval
-            self._spawn(self._reconcile([(i.id, i.agent_id or None)
-                                         for i in self.instances.values()]))
+            self._spawn(self._reconcile(self._known_tasks()))
         await self.flush()
 
     async def flush(self) -> None:
-        """Write the instances of apps that changed."""
+        """Write the instances of apps that changed (the shards that changed)."""
         dirty, self._dirty = self._dirty, set()
         for app_id in dirty:
-            items = [i.to_store() for i in self.app_instances(app_id)]
+            instances = self.app_instances(app_id)
             try:
-                if items or app_id in self.apps:
-                    await self.store.put(f"instances/{key_part(app_id)}", items)
+                if instances or app_id in self.apps:
+                    await self.instance_store.save(app_id, instances)
                 else:
-                    await self.store.delete(f"instances/{key_part(app_id)}")
+                    await self.instance_store.forget(app_id)
             except Exception:
                 log.exception("storing the instances of %s failed", app_id)
                 self._dirty.add(app_id)
@@ -169,9 +179,13 @@ class MarathonCore:
             self.framework_id = fid
             await self.store.put("framework_id", fid)
         self.suppressed = False
-        known = [(i.id, i.agent_id or None) for i in self.instances.values()]
+        known = self._known_tasks()
         self.reconciled_at = self.clock()
         self._spawn(self._reconcile(known))
+
+    def _known_tasks(self) -> list[tuple[str, str | None]]:
+        return [(task_id, i.agent_id or None) for i in self.instances.values()
+                for task_id in self._task_ids(i)]
 
     async def _reconcile(self, known: list[tuple[str, str | None]]) -> None:
         if self.driver is None:
@@ -197,6 +211,7 @@ class MarathonCore:
         result = launcher.match(offers, demands, overhead=overhead,
                                 overhead_done=frozenset(self.executors))
         by_offer: dict[str, list[dict[str, Any]]] = {}
+        groups: dict[str, list[dict[str, Any]]] = {}  # pods' LAUNCH_GROUP operations
         stamp = timestamp()
         for p in result.placements:
             app = p.app
@@ -207,31 +222,36 @@ class MarathonCore:
             inst.ready = not app.readiness_checks
             self.add_instance(inst)
             self._dirty.add(app.id)
-            by_offer.setdefault(p.offer_id, []).append(
-                task_info(app, inst.id, p.agent_id, p.host, p.ports, p.role))
+            if app.pod is not None:  # a pod instance: one task group
+                groups.setdefault(p.offer_id, []).append(pods.launch_group(
+                    app, inst.id, p.agent_id, p.host, p.role,
+                    environment(app, inst.id, p.host, [])))
+                by_offer.setdefault(p.offer_id, [])
+            else:
+                by_offer.setdefault(p.offer_id, []).append(
+                    task_info(app, inst.id, p.agent_id, p.host, p.ports, p.role))
             self.apps[app.id].offers.last_used_at = stamp
         for demand in demands:
-            stats = self.apps[demand.app.id].offers
-            rejections = result.rejections.get(demand.app.id, Counter())
-            stats.processed += len(offers)
-            stats.unused += sum(rejections.values())
-            stats.last_rejections = rejections
-            stats.launch_rejections.update(rejections)
-            if rejections:
-                stats.last_unused_at = stamp
-                stats.last_unused = [{"offer": offer, "reason": reasons, "timestamp": stamp}
-                                     for offer, reasons in
-                                     result.unused_detail.get(demand.app.id, [])][-10:]
+            app_id = demand.app.id
+            self.apps[app_id].offers.record(len(offers), result.rejections.get(app_id),
+                                            result.unused_detail.get(app_id, []), stamp)
         self.counters["launched"] += len(result.placements)
+        if by_offer:  # what the launches leave of those offers is filtered as long
+            self.filtered_until = max(self.filtered_until, now + LEFTOVER_SECONDS)
         roles = {p.offer_id: p.role for p in result.placements}
-        outcomes = await asyncio.gather(*(self._launch(oid, tasks, roles[oid]) for oid, tasks
-                                          in by_offer.items()), return_exceptions=True)
-        for tasks, outcome in zip(by_offer.values(), outcomes, strict=True):
+        outcomes = await asyncio.gather(*(self._launch(oid, tasks, roles[oid],
+                                                       groups.get(oid, []))
+                                          for oid, tasks in by_offer.items()),
+                                        return_exceptions=True)
+        for oid, outcome in zip(by_offer, outcomes, strict=True):
             if isinstance(outcome, BaseException):  # the master never got them
+                ids = [t["task_id"]["value"] for t in by_offer[oid]] + [
+                    pods.split_task_id(g["launch_group"]["task_group"]["tasks"][0]["task_id"][
+                        "value"])[0] for g in groups.get(oid, [])]
                 log.warning("launching %d tasks failed (%s); they go back to the queue",
-                            len(tasks), outcome)
-                for task in tasks:
-                    lost = self.instances.get(task["task_id"]["value"])
+                            len(ids), outcome)
+                for task_id in ids:
+                    lost = self.instances.get(task_id)
                     if lost is not None:
                         self.remove_instance(lost)
                         self._spawn(self.converge(lost.app_id))
@@ -239,20 +259,24 @@ class MarathonCore:
             await self._decline(result.unused_offers, LEFTOVER_SECONDS)
         self._changed()
 
-    async def _launch(self, offer_id: str, tasks: list[dict[str, Any]], role: str) -> None:
-        if not self.shared_executor:
+    async def _launch(self, offer_id: str, tasks: list[dict[str, Any]], role: str,
+                      groups: list[dict[str, Any]] | None = None) -> None:
+        """Launch an offer's tasks (plain command tasks, or one-task groups in the shared
+        executor) and pods' task groups (``groups``: LAUNCH_GROUP operations)."""
+        if not self.shared_executor and not groups:
             await self.driver.launch([offer_id], tasks, LEFTOVER_SECONDS)
             return
-        agent_id = tasks[0]["agent_id"]["value"]
-        executor_id = self.executors.get(agent_id)
-        if executor_id is None:
-            executor_id = self.executors[agent_id] = f"marathon-{uuid.uuid4().hex[:12]}"
-        executor = {"executor_id": {"value": executor_id}, "type": "DEFAULT",
-                    "name": "marathon shared executor",
-                    "resources": [{"name": k, "type": "SCALAR", "scalar": {"value": v},
-                                   "role": role} for k, v in SHARED_EXECUTOR.items()]}
-        operations = [{"type": "LAUNCH_GROUP", "launch_group": {
-            "executor": executor, "task_group": {"tasks": [task]}}} for task in tasks]
+        operations: list[dict[str, Any]] = []
+        if tasks and not self.shared_executor:
+            operations.append({"type": "LAUNCH", "launch": {"task_infos": tasks}})
+        elif tasks:
+            agent_id = tasks[0]["agent_id"]["value"]
+            executor_id = self.executors.get(agent_id)
+            if executor_id is None:
+                executor_id = self.executors[agent_id] = f"marathon-{uuid.uuid4().hex[:12]}"
+            operations.extend(shared_executor_groups(tasks, executor_id, SHARED_EXECUTOR,
+                                                     role))
+        operations.extend(groups or ())
         await self.driver.accept([offer_id], operations, LEFTOVER_SECONDS)
 
     async def on_failure(self, body: dict[str, Any]) -> None:
@@ -272,8 +296,18 @@ class MarathonCore:
             reported = InstanceState(status["state"])
         except ValueError:
             return
+        if status.get("reason") == "REASON_RECONCILIATION":
+            self.counters["reconciled"] += 1
+        pod = pods.container_update(self.instances, self.apps, task_id, reported) \
+            if inst is None else None
+        if pod is not None:  # a pod's container: its instance's state follows theirs
+            self._dirty.add(pod[0].app_id)
+            if pod[1] is None:
+                return
+            inst, reported = pod[0], pod[1]
         if inst is None:
-            self._unknown_task(task_id, status, reported)
+            if not unreachable.came_back(self, task_id, reported):
+                self._unknown_task(task_id, status, reported)
             return
         if "agent_id" in status and not inst.agent_id:
             inst.agent_id = status["agent_id"]["value"]
@@ -282,6 +316,7 @@ class MarathonCore:
         app = app_state.definition if app_state else None
         was_running = inst.state is InstanceState.RUNNING
         inst.state = state
+        unreachable.note_state(inst, app, self.clock())
         if state is InstanceState.RUNNING and not was_running:
             inst.started_at = inst.started_at or timestamp()
             inst.running_since = self.clock()
@@ -356,7 +391,15 @@ class MarathonCore:
         state = self.apps.get(inst.app_id)
         grace = state.definition.task_kill_grace_period_seconds if state else None
         if self.driver is not None:
-            self._spawn(self.driver.kill(inst.id, inst.agent_id or None, grace))
+            for task_id in self._task_ids(inst):
+                self._spawn(self.driver.kill(task_id, inst.agent_id or None, grace))
+
+    def _task_ids(self, inst: Instance) -> list[str]:
+        """The Mesos tasks of an instance: itself, or a pod instance's containers."""
+        state = self.apps.get(inst.app_id)
+        if state is None or state.definition.pod is None:
+            return [inst.id]
+        return [pods.task_id(inst.id, name) for name in pods.container_names(state.definition)]
 
     def kill(self, inst: Instance) -> None:
         """The operator's kill (scale down, restart, delete, the tasks API)."""
@@ -395,7 +438,9 @@ class MarathonCore:
             plan = controller.plan(self._target(state), live)
             for inst in plan.kill:
                 self.kill(inst)
-            if plan.launch and not state.held and self.suppressed:
+            now = self.clock()
+            if plan.launch and not state.held and state.backoff.ready(now) and \
+                    self._should_revive(now, patient=False):
                 await self._revive()
         await self.check_deployments()
         self._changed()
@@ -435,9 +480,22 @@ class MarathonCore:
                 return True
         return False
 
+    def _should_revive(self, now: float, patient: bool) -> bool:
+        """Whether to revive for demand: always when suppressed; while filters of ours
+        hold offers back, at most every REVIVE_MIN_INTERVAL for new demand (an app posted,
+        a task ended) and every LEFTOVER_SECONDS for demand offers did not meet (``patient``:
+        no more often than the filters would expire anyway)."""
+        if self.suppressed:
+            return True
+        if now >= self.filtered_until:
+            return False
+        return now - self.revived_at >= (LEFTOVER_SECONDS if patient else REVIVE_MIN_INTERVAL)
+
     async def _revive(self) -> None:
         log.debug("reviving offers")
         self.suppressed = False
+        self.filtered_until = 0.0
+        self.revived_at = self.clock()
         if self.driver is not None:
             with contextlib.suppress(Exception):
                 await self.driver.revive()
@@ -451,6 +509,8 @@ class MarathonCore:
             await self.driver.suppress()
 
     async def _decline(self, offer_ids: list[str], seconds: float) -> None:
+        if offer_ids:
+            self.filtered_until = max(self.filtered_until, self.clock() + seconds)
         if offer_ids and self.driver is not None:
             with contextlib.suppress(Exception):
                 await self.driver.decline(offer_ids, seconds)

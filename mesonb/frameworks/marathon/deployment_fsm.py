@@ -126,14 +126,15 @@ class Deployment:
 
     def to_json(self) -> dict[str, Any]:
         """Marathon's deployment JSON (only the fields marathon-python knows)."""
+        pods = {app for step in self.steps for a, app in step if a.endswith("Pod")}
         return {
             "id": self.id,
             "version": self.version,
-            "affectedApps": self.affected_apps,
-            "affectedPods": [],
-            "steps": [{"actions": [{"action": a, "app": app} for a, app in step]}
+            "affectedApps": [a for a in self.affected_apps if a not in pods],
+            "affectedPods": sorted(pods),
+            "steps": [{"actions": [_action(a, app) for a, app in step]}
                       for step in self.steps],
-            "currentActions": [{"action": a, "app": app, "readinessCheckResults": []}
+            "currentActions": [{**_action(a, app), "readinessCheckResults": []}
                                for a, app in self.current_actions()],
             "currentStep": self.current_step,
             "totalSteps": len(self.steps),
@@ -158,3 +159,8 @@ class Deployment:
         return cls(version=data["version"], id=data["id"],
                    steps=[[(a, app) for a, app in step] for step in data["steps"]],
                    state=DeploymentState(data["state"]), current_step=data["current_step"])
+
+
+def _action(action: str, path: str) -> dict[str, str]:
+    """One action of a step: ``{"action", "app"}``, or ``"pod"`` for a pod's."""
+    return {"action": action, "pod" if action.endswith("Pod") else "app": path}

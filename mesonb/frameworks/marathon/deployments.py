@@ -85,7 +85,7 @@ class DeploymentRunner:
         for action, app_id in dep.current_actions():
             state = self.core.apps.get(app_id)
             instances = self.core.app_instances(app_id)
-            if action == "StopApplication":
+            if action in ("StopApplication", "StopPod"):
                 if instances:
                     return False
                 if state is not None and state.deleting:
@@ -98,7 +98,7 @@ class DeploymentRunner:
     def _forget_app(self, app_id: str) -> None:
         self.core.apps.pop(app_id, None)
         part = key_part(app_id)
-        for key in (f"apps/{part}", f"versionlist/{part}", f"versions/{part}",
-                    f"instances/{part}"):
+        for key in (f"apps/{part}", f"versionlist/{part}", f"versions/{part}"):
             self.core._spawn(self.core.store.delete(key))
+        self.core._spawn(self.core.instance_store.forget(app_id))
         self.core.bus.publish("app_terminated_event", appId=app_id)

@@ -41,11 +41,13 @@ class InstanceState(enum.Enum):
 
     @property
     def kind(self) -> Kind:
-        return _KIND[self]
+        return _KIND_OF[self._value_]
 
     @property
     def terminal(self) -> bool:
-        return _KIND[self] is Kind.TERMINAL
+        # by the value string: hashing an enum member runs Python code, and this is asked
+        # of every instance of an app on every status update
+        return _KIND_OF[self._value_] is Kind.TERMINAL
 
 
 class Kind(enum.Enum):
@@ -61,6 +63,7 @@ _KIND = {s: Kind.TERMINAL for s in InstanceState}
 _KIND.update({InstanceState.STAGING: Kind.ACTIVE, InstanceState.STARTING: Kind.ACTIVE,
               InstanceState.RUNNING: Kind.ACTIVE, InstanceState.KILLING: Kind.KILLING,
               InstanceState.UNREACHABLE: Kind.UNREACHABLE})
+_KIND_OF = {s.value: kind for s, kind in _KIND.items()}
 
 
 class Event(enum.Enum):

@@ -61,14 +61,19 @@ class Instance:
     kill_sent_at: float = 0.0
     fields: dict[str, str | None] = dataclasses.field(default_factory=dict)  # constraints'
     service_ports: list[int] = dataclasses.field(default_factory=list)
+    unreachable_since: float | None = None  # monotonic, while TASK_UNREACHABLE
+    inactive: bool = False  # unreachable past the app's inactiveAfterSeconds: replaced
+    containers: dict[str, str] = dataclasses.field(default_factory=dict)  # a pod's: states
 
     @property
     def active(self) -> bool:
         """Counted as one of the app's instances: not being killed, not gone, and not
-        unreachable (Marathon's default unreachableStrategy replaces those at once; one
-        that comes back is an extra instance, scaled away by ``killSelection``)."""
-        return not self.state.terminal and self.state not in (InstanceState.KILLING,
-                                                              InstanceState.UNREACHABLE)
+        unreachable for longer than its app's ``unreachableStrategy`` allows (Marathon's
+        default replaces those at once; one that comes back is an extra instance, scaled
+        away by ``killSelection``)."""
+        if self.state is InstanceState.UNREACHABLE:
+            return not self.inactive
+        return not self.state.terminal and self.state is not InstanceState.KILLING
 
     def to_json(self) -> dict[str, Any]:
         """Marathon's task JSON (only fields marathon-python's MarathonTask knows)."""
@@ -92,12 +97,14 @@ class Instance:
         return out
 
     def to_store(self) -> dict[str, Any]:
+        """What persistence keeps (copies: the instance's own lists and dicts change)."""
         return {"id": self.id, "app": self.app_id, "config": self.config_version,
                 "version": self.version, "agent": self.agent_id, "host": self.host,
-                "ip": self.ip, "ports": self.ports, "role": self.role,
+                "ip": self.ip, "ports": list(self.ports), "role": self.role,
                 "state": self.state.value, "staged": self.staged_at,
                 "started": self.started_at, "healthy": self.healthy, "ready": self.ready,
-                "fields": self.fields, "service_ports": self.service_ports}
+                "fields": dict(self.fields), "service_ports": list(self.service_ports),
+                "containers": dict(self.containers)}
 
     @classmethod
     def from_store(cls, data: dict[str, Any], now: float) -> Instance:
@@ -108,4 +115,7 @@ class Instance:
                    started_at=data["started"], healthy=data["healthy"], ready=data["ready"],
                    launched_at=now, running_since=now if data["started"] else None,
                    fields=data.get("fields") or {},
-                   service_ports=data.get("service_ports") or [])
+                   service_ports=data.get("service_ports") or [],
+                   containers=data.get("containers") or {},
+                   unreachable_since=now if data["state"] == InstanceState.UNREACHABLE.value
+                   else None)

@@ -155,8 +155,11 @@ def match(offers: list[dict[str, Any]], demands: list[Demand], *,
           overhead_done: frozenset[str] = frozenset()) -> Result:
     """Place as many waiting instances as the offers hold (see the module docstring).
 
-    ``overhead`` (e.g. a shared executor's cpus and mem) is taken from the first offer of
-    each agent not in ``overhead_done`` that gets an instance."""
+    Instances are spread: a first pass gives each offer at most its even share of what
+    waits, a second fills the offers up to ``max_per_offer`` with the rest (500 instances
+    and 4 agents: 125 on each, so the agents start them in parallel). ``overhead`` (e.g.
+    a shared executor's cpus and mem) is taken from the first offer of each agent not in
+    ``overhead_done``."""
     result = Result()
     waiting = [d for d in demands if d.count > 0]
     known_values: dict[str, set[str]] = {}
@@ -169,24 +172,47 @@ def match(offers: list[dict[str, Any]], demands: list[Demand], *,
     known = {k: len(v) for k, v in known_values.items()}
     offers = list(offers)
     random.shuffle(offers)  # spread instances over agents
+    usable: list[_OfferFill] = []
     for offer in offers:
-        offer_id = offer["id"]["value"]
         free = _Free(offer)
         if overhead and offer["agent_id"]["value"] not in overhead_done:
             role = next((r for r in free.roles()
                          if all(free.scalars.get(r, {}).get(k, 0.0) + EPS >= v
                                 for k, v in overhead.items())), None)
             if role is None:
-                result.unused_offers.append(offer_id)
+                result.unused_offers.append(offer["id"]["value"])
                 continue
             for name, amount in overhead.items():
                 free.scalars[role][name] -= amount
-        launched = 0
+        usable.append(_OfferFill(offer, free))
+    share = -(-sum(d.count for d in waiting) // max(1, len(usable)))
+    for cap in (min(share, max_per_offer), max_per_offer):
+        for fill in usable:
+            waiting = [d for d in waiting if d.count > 0]
+            fill.place(waiting, cap, known, result)
+    result.unused_offers.extend(f.offer["id"]["value"] for f in usable if not f.launched)
+    return result
+
+
+class _OfferFill:
+    """One offer being filled, over the passes of :func:`match`."""
+
+    def __init__(self, offer: dict[str, Any], free: _Free) -> None:
+        self.offer = offer
+        self.free = free
+        self.launched = 0
+        self.refused: set[str] = set()  # apps this offer cannot take another of
+
+    def place(self, waiting: list[Demand], cap: int, known: dict[str, int],
+              result: Result) -> None:
+        offer, free = self.offer, self.free
         maintenance = bool(offer.get("unavailability"))
         for demand in waiting:
             app = demand.app
+            if app.id in self.refused:
+                continue
             reasons: list[str] = []
-            while demand.count > 0 and launched < max_per_offer:
+            while demand.count > 0 and self.launched < cap:
                 reason = _why_not(app, offer, free, demand, known, maintenance)
                 if isinstance(reason, str):
                     reasons.append(reason)
@@ -195,20 +221,16 @@ def match(offers: list[dict[str, Any]], demands: list[Demand], *,
                 ports = free.pick_ports(app, role, take=True) or []
                 free.take(app, role)
                 demand.count -= 1
-                launched += 1
+                self.launched += 1
                 fields = {c[0]: field_value(c[0], offer) for c in app.constraints}
-                placement = Placement(app, offer_id, offer["agent_id"]["value"],
-                                      str(offer.get("hostname", "")), _address(offer), role,
-                                      ports, fields)
-                result.placements.append(placement)
+                result.placements.append(Placement(
+                    app, offer["id"]["value"], offer["agent_id"]["value"],
+                    str(offer.get("hostname", "")), _address(offer), role, ports, fields))
                 demand.placed.append(fields)
             if reasons:
+                self.refused.add(app.id)
                 result.rejections.setdefault(app.id, Counter()).update(reasons)
                 result.unused_detail.setdefault(app.id, []).append((offer, reasons))
-        if not launched:
-            result.unused_offers.append(offer_id)
-        waiting = [d for d in waiting if d.count > 0]
-    return result
 
 
 def _why_not(app: AppDefinition, offer: dict[str, Any], free: _Free, demand: Demand,

@@ -136,13 +136,19 @@ _FIELDS: tuple[tuple[str, str, Any, Any], ...] = (
     ("requirePorts", "require_ports", bool, False),
     ("portDefinitions", "port_definitions", list, None),
     ("taskKillGracePeriodSeconds", "task_kill_grace_period_seconds", _NUMBER, None),
-    ("unreachableStrategy", "unreachable_strategy", dict, None),
+    ("unreachableStrategy", "unreachable_strategy", (dict, str), None),
     ("secrets", "secrets", dict, dict),
     ("role", "role", str, None),
     ("networks", "networks", list, None),
 )
 _JS_TYPE = {str: "jsstring", list: "jsarray", dict: "jsobject", int: "jsnumber",
-            _NUMBER: "jsnumber", bool: "jsboolean"}
+            _NUMBER: "jsnumber", bool: "jsboolean", (dict, str): "jsobject"}
+UNREACHABLE_DISABLED = "disabled"
+UNREACHABLE_KEYS = {"inactiveAfterSeconds": "inactiveAfterSeconds",
+                    "expungeAfterSeconds": "expungeAfterSeconds",
+                    # marathon-python's older names for the same
+                    "unreachableInactiveAfterSeconds": "inactiveAfterSeconds",
+                    "unreachableExpungeAfterSeconds": "expungeAfterSeconds"}
 UPDATABLE = {name for name, _attr, _t, _d in _FIELDS} - {"id"}
 
 
@@ -179,13 +185,14 @@ class AppDefinition:
     require_ports: bool = False
     port_definitions: list[dict[str, Any]] | None = None
     task_kill_grace_period_seconds: float | None = None
-    unreachable_strategy: dict[str, Any] | None = None
+    unreachable_strategy: dict[str, Any] | str | None = None
     secrets: dict[str, Any] = dataclasses.field(default_factory=dict)
     role: str | None = None
     networks: list[dict[str, Any]] | None = None
     version: str = ""  # this definition's version (a timestamp)
     last_config_change_at: str = ""  # the version whose config tasks must run
     last_scaling_at: str = ""
+    pod: dict[str, Any] | None = None  # a pod's spec (see .pods); None for an app
 
     # -- derived ------------------------------------------------------------------------
     @property
@@ -204,6 +211,19 @@ class AppDefinition:
         return self.port_definitions
 
     @property
+    def unreachable(self) -> tuple[float, float] | None:
+        """``unreachableStrategy`` as (inactiveAfterSeconds, expungeAfterSeconds); None when
+        "disabled" (an unreachable instance is never replaced nor expunged). Marathon's
+        default is (0, 0): replaced at once, forgotten (and killed if it comes back)."""
+        strategy = self.unreachable_strategy
+        if isinstance(strategy, str):  # "disabled" (validated)
+            return None
+        values = {UNREACHABLE_KEYS[k]: v for k, v in (strategy or {}).items()
+                  if k in UNREACHABLE_KEYS and v is not None}
+        return (float(values.get("inactiveAfterSeconds", 0)),
+                float(values.get("expungeAfterSeconds", 0)))
+
+    @property
     def deploy_timeout(self) -> float | None:
         """Seconds a deployment of this app may take (label MESONB_DEPLOY_TIMEOUT)."""
         value = self.labels.get(DEPLOY_TIMEOUT_LABEL)
@@ -211,6 +231,9 @@ class AppDefinition:
 
     def same_config(self, other: AppDefinition) -> bool:
         """Whether tasks of ``other`` run this definition unchanged (scaling aside)."""
+        if self.pod is not None or other.pod is not None:
+            return {**(self.pod or {}), "scaling": None} == {**(other.pod or {}),
+                                                             "scaling": None}
         a, b = self.to_json(), other.to_json()
         for key in ("instances", "version", "versionInfo"):
             a.pop(key, None)
@@ -232,6 +255,10 @@ class AppDefinition:
                                   "maximumOverCapacity": self.maximum_over_capacity}
         out["healthChecks"] = [{**HEALTH_DEFAULTS, **hc} for hc in self.health_checks]
         out["readinessChecks"] = [{**READINESS_DEFAULTS, **rc} for rc in self.readiness_checks]
+        unreachable = self.unreachable
+        out["unreachableStrategy"] = UNREACHABLE_DISABLED if unreachable is None else {
+            "inactiveAfterSeconds": int(unreachable[0]),
+            "expungeAfterSeconds": int(unreachable[1])}
         if not self.version:
             return out
         out["version"] = self.version
@@ -240,8 +267,11 @@ class AppDefinition:
         return out
 
     def to_store(self) -> dict[str, Any]:
-        """What persistence keeps (the JSON plus the version info)."""
-        return self.to_json()
+        """What persistence keeps (the JSON plus the version info, and a pod's spec)."""
+        out = self.to_json()
+        if self.pod is not None:
+            out["pod"] = self.pod
+        return out
 
     @classmethod
     def from_store(cls, data: dict[str, Any]) -> AppDefinition:
@@ -250,6 +280,7 @@ class AppDefinition:
         info = data.get("versionInfo") or {}
         app.last_config_change_at = info.get("lastConfigChangeAt", app.version)
         app.last_scaling_at = info.get("lastScalingAt", app.version)
+        app.pod = data.get("pod")
         return app
 
 
@@ -382,6 +413,36 @@ def validate(app: AppDefinition, require_id: bool = True) -> list[dict[str, Any]
     grace = app.task_kill_grace_period_seconds
     if grace is not None and grace < 0:
         bad("/taskKillGracePeriodSeconds", "got a negative number, expected 0 or more")
+    for path, problem in unreachable_problems(app.unreachable_strategy):
+        bad(f"/unreachableStrategy{path}", problem)
+    return out
+
+
+def unreachable_problems(strategy: Any) -> list[tuple[str, str]]:
+    """Why an ``unreachableStrategy`` (an object or "disabled") is not valid."""
+    if strategy is None or strategy == UNREACHABLE_DISABLED:
+        return []
+    if isinstance(strategy, str):
+        return [("", f"must be an object or '{UNREACHABLE_DISABLED}'")]
+    out: list[tuple[str, str]] = []
+    for key in sorted(set(strategy) - set(UNREACHABLE_KEYS)):
+        out.append((f"/{key}", "error.path.unknown"))
+    values: dict[str, float] = {}
+    for key, value in strategy.items():
+        if key not in UNREACHABLE_KEYS or value is None:  # marathon-python sends nulls
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            out.append((f"/{key}", "error.expected.jsnumber"))
+        elif value < 0:
+            out.append((f"/{key}", f"{UNREACHABLE_KEYS[key]} ({value}) must be greater than "
+                                   "or equal to 0"))
+        else:
+            values[UNREACHABLE_KEYS[key]] = value
+    inactive = values.get("inactiveAfterSeconds", 0)
+    expunge = values.get("expungeAfterSeconds", 0)
+    if not out and inactive > expunge:
+        out.append(("/inactiveAfterSeconds", f"inactiveAfterSeconds ({inactive:g}) must be less "
+                    f"or equal to expungeAfterSeconds, which is {expunge:g}"))
     return out
 
 

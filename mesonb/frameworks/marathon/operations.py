@@ -84,7 +84,7 @@ class Operations:
 
     def _require(self, app_id: str) -> AppState:
         state = self.core.apps.get(app_id)
-        if state is None or state.deleting:
+        if state is None or state.deleting or state.definition.pod is not None:
             raise ApiError(404, f"App '{app_id}' does not exist")
         return state
 
@@ -147,6 +147,8 @@ class Operations:
         if state is None or state.deleting:
             app, dep_id = await self.create_app({**body, "id": app_id}, force)
             return {"deploymentId": dep_id, "version": app.version}, 201
+        if state.definition.pod is not None:
+            raise ApiError(409, f"A pod with id [{app_id}] already exists.")
         await self._check_locks([app_id], force)
         current = state.definition
         if set(body) == {"version"}:
@@ -161,7 +163,8 @@ class Operations:
         app = parse_app(merged)
         return await self._replace(state, app), 200
 
-    async def _replace(self, state: AppState, app: AppDefinition) -> dict[str, Any]:
+    async def _replace(self, state: AppState, app: AppDefinition, kind: str = "Application"
+                       ) -> dict[str, Any]:
         current = state.definition
         version = self.new_version()
         scale_only = app.same_config(current)
@@ -170,7 +173,7 @@ class Operations:
             state.backoff.reset()
         state.definition = app
         await self._save(state)
-        action = "ScaleApplication" if scale_only else "RestartApplication"
+        action = f"Scale{kind}" if scale_only else f"Restart{kind}"
         dep = await self._deploy([[(action, app.id)]], version, [app])
         return {"deploymentId": dep.id, "version": version}
 
@@ -191,7 +194,8 @@ class Operations:
         await self._check_locks([app_id], force)
         return await self._delete_apps([app_id])
 
-    async def _delete_apps(self, app_ids: list[str]) -> dict[str, Any]:
+    async def _delete_apps(self, app_ids: list[str], kind: str = "Application"
+                           ) -> dict[str, Any]:
         version = self.new_version()
         apps = []
         for app_id in app_ids:
@@ -199,7 +203,7 @@ class Operations:
             state.deleting = True
             apps.append(state.definition)
             await self.core.store.delete(f"apps/{key_part(app_id)}")
-        dep = await self._deploy([[("StopApplication", a) for a in app_ids]], version, apps)
+        dep = await self._deploy([[(f"Stop{kind}", a) for a in app_ids]], version, apps)
         return {"deploymentId": dep.id, "version": version}
 
     async def scale_to(self, app_id: str, instances: int, force: bool = True
@@ -245,7 +249,7 @@ class Operations:
         wanted: dict[str, AppDefinition] = {}
         self._collect(group_id, body, wanted)
         existing = [a for a, s in self.core.apps.items()
-                    if _under(a, group_id) and not s.deleting]
+                    if _under(a, group_id) and not s.deleting and s.definition.pod is None]
         removed = [a for a in existing if a not in wanted and not create]
         await self._check_locks([*wanted, *removed], force)
         version = self.new_version()

@@ -66,6 +66,7 @@ class Marathon:
         self.security = Security(secret)
         self.groups_latency: list[float] = []
         self.is_leader = False
+        self._leading = asyncio.Event()  # set while is_leader
         self.leader_address: str | None = None
         self.core = MarathonCore(role=role)
         self.ops = Operations(self.core)
@@ -77,6 +78,13 @@ class Marathon:
         self._stopping = False
         self._pending: set[asyncio.Future[Any]] = set()
         self._memory = MemoryStore()
+
+    async def wait_leading(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until this instance leads: elected, it is loading
+        the state; True if it leads."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._leading.wait(), timeout)
+        return self.is_leader
 
     @property
     def address(self) -> str:
@@ -148,6 +156,7 @@ class Marathon:
             self.core = core
             self.ops = Operations(core)
             self.is_leader = True
+            self._leading.set()
             self.leader_address = self.address
             log.info("leading with %d apps and %d instances", len(core.apps),
                      len(core.instances))
@@ -157,6 +166,9 @@ class Marathon:
                 "webui_url": self.url, "roles": [self.role],
                 "capabilities": [{"type": "MULTI_ROLE"}, {"type": "PARTITION_AWARE"},
                                  {"type": "GPU_RESOURCES"}],
+                # command tasks run by the agent itself, not an interpreter each; they
+                # outlive an agent restart all the same (mesonb.agent.command_runner)
+                "labels": {"labels": [{"key": "mesonb.command_executor", "value": "agent"}]},
             }
             if core.framework_id:
                 framework["id"] = {"value": core.framework_id}
@@ -172,6 +184,7 @@ class Marathon:
         """Lost the lead: stop the framework (tasks keep running) and proxy."""
         async with self._transition:
             self.is_leader = False
+            self._leading.clear()
             driver, self.driver = self.driver, None
             await self.core.stop()
             if driver is not None:

@@ -16,6 +16,7 @@ from .deployment_fsm import Deployment
 from .events import EventBus
 from .health import TaskChecks
 from .instance_fsm import Action
+from .instance_store import InstanceStore
 from .instances import Instance
 from .storage import Store
 
@@ -24,6 +25,7 @@ class CoreSurface(Protocol):
     """The part of :class:`~.core.MarathonCore` its helpers use."""
 
     store: Store
+    instance_store: InstanceStore
     clock: Callable[[], float]
     bus: EventBus
     apps: dict[str, AppState]
@@ -31,6 +33,8 @@ class CoreSurface(Protocol):
     deployments: dict[str, Deployment]
     checks: dict[str, TaskChecks]
     counters: Counter[str]
+    expunged: dict[str, str]
+    driver: Any
     _dirty: set[str]
 
     def app_instances(self, app_id: str) -> list[Instance]: ...

@@ -142,3 +142,13 @@ def task_info(app: AppDefinition, task_id: str, agent_id: str, host: str,
             "ports": [{"number": p, "protocol": (app.ports[i].get("protocol") or "tcp")
                        if i < len(app.ports) else "tcp"} for i, p in enumerate(ports)]}}
     return info
+
+
+def shared_executor_groups(tasks: list[dict[str, Any]], executor_id: str,
+                           resources: dict[str, float], role: str) -> list[dict[str, Any]]:
+    """``tasks`` as one-task groups in one default executor (``--shared-executor``)."""
+    executor = {"executor_id": {"value": executor_id}, "type": "DEFAULT",
+                "name": "marathon shared executor",
+                "resources": [_scalar(k, v, role) for k, v in resources.items()]}
+    return [{"type": "LAUNCH_GROUP", "launch_group": {
+        "executor": executor, "task_group": {"tasks": [task]}}} for task in tasks]

@@ -68,7 +68,12 @@ def task_stats(app: Any, instances: list[Any]) -> dict[str, Any]:
 
 
 def visible_apps(core: MarathonCore) -> list[AppState]:
-    return [s for s in core.apps.values() if not s.deleting]
+    """The apps (not pods: /v2/pods) that are not being deleted."""
+    return [s for s in core.apps.values() if not s.deleting and s.definition.pod is None]
+
+
+def visible_pods(core: MarathonCore) -> list[AppState]:
+    return [s for s in core.apps.values() if not s.deleting and s.definition.pod is not None]
 
 
 def queue_json(core: MarathonCore, embed_offers: bool) -> list[dict[str, Any]]:
@@ -189,6 +194,7 @@ def metrics_json(core: MarathonCore, groups_latency: list[float]) -> dict[str, A
         "marathon.mesos.offers.incoming.counter": {"count": core.counters["offers"]},
         "marathon.tasks.launched.counter": {"count": core.counters["launched"]},
         "marathon.tasks.failures.counter": {"count": core.counters["failures"]},
+        "marathon.tasks.reconciled.counter": {"count": core.counters["reconciled"]},
         "marathon.deployments.success.counter": {
             "count": core.counters["deployments_succeeded"]},
         "marathon.deployments.failure.counter": {"count": core.counters["deployments_failed"]},

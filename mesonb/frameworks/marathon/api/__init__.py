@@ -11,6 +11,15 @@ from .base import NotFound
 from .deployments import DeploymentHandler, DeploymentsHandler
 from .events import EventsHandler
 from .groups import GroupsHandler, GroupVersionHandler, GroupVersionsHandler
+from .pods import (
+    PluginsHandler,
+    PodHandler,
+    PodInstancesHandler,
+    PodsHandler,
+    PodsStatusHandler,
+    PodStatusHandler,
+    PodVersionsHandler,
+)
 from .queue import QueueDelayHandler, QueueHandler
 from .system import (
     EventSubscriptionsHandler,
@@ -22,6 +31,7 @@ from .system import (
 from .tasks import AppTaskHandler, AppTasksHandler, TasksDeleteHandler, TasksHandler
 
 APP = r"(/?[^?]+?)"
+POD = r"(/?[^?:]+?)"
 
 
 def make_application(service: Any) -> SlashCollapsingApplication:
@@ -49,6 +59,15 @@ def make_application(service: Any) -> SlashCollapsingApplication:
         (r"/v2/leader/?", LeaderHandler),
         (r"/v2/events/?", EventsHandler),
         (r"/v2/eventSubscriptions/?", EventSubscriptionsHandler),
+        (r"/v2/pods/?", PodsHandler),
+        (r"/v2/pods/?::status/?", PodsStatusHandler),
+        (rf"/v2/pods{POD}::status/?", PodStatusHandler),
+        (rf"/v2/pods{POD}::versions/?", PodVersionsHandler),
+        (rf"/v2/pods{POD}::instances/?", PodInstancesHandler),
+        (rf"/v2/pods{POD}::instances/([^/]+)/?", PodInstancesHandler),
+        (rf"/v2/pods{POD}/?", PodHandler),
+        (r"/v2/plugins/?", PluginsHandler),
+        (r"/v2/plugins/(.+)", PluginsHandler),
         (r"/ping/?", PingHandler),
         (r"/metrics/?", MetricsHandler),
     ]

@@ -84,7 +84,7 @@ class AppHandler(MarathonHandler):
 
     def _state(self, app_id: str) -> Any:
         state = self.service.core.apps.get(normalize_path(app_id))
-        if state is None or state.deleting:
+        if state is None or state.deleting or state.definition.pod is not None:
             raise ApiError(404, f"App '{normalize_path(app_id)}' does not exist")
         return state
 
@@ -93,7 +93,7 @@ class AppHandler(MarathonHandler):
         core = self.service.core
         state = core.apps.get(path)
         embeds = parse_embeds(self.get_query_arguments("embed"))
-        if state is None or state.deleting:
+        if state is None or state.deleting or state.definition.pod is not None:
             # Marathon answers /v2/apps/{group}/ with the apps under that group
             under = [s for s in visible_apps(core) if s.definition.id.startswith(path + "/")]
             if under and app_id.endswith("/"):
@@ -129,7 +129,7 @@ class RestartHandler(MarathonHandler):
 class VersionsHandler(MarathonHandler):
     async def get(self, app_id: str) -> None:
         state = self.service.core.apps.get(normalize_path(app_id))
-        if state is None or state.deleting:
+        if state is None or state.deleting or state.definition.pod is not None:
             raise ApiError(404, f"App '{normalize_path(app_id)}' does not exist")
         self.write_json({"versions": sorted(state.versions, reverse=True)})
 

@@ -18,6 +18,7 @@ from ..model import InvalidJSON, InvalidObject
 from ..operations import ApiError
 
 log = logging.getLogger(__name__)
+LOADING_WAIT = 10.0  # seconds a request waits for an elected instance to lead
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host",
                "content-encoding"}
 
@@ -49,6 +50,10 @@ class MarathonHandler(tornado.web.RequestHandler):
             self.write_json({"message": exc.message}, exc.status)
             return
         if not self.local and not self.service.is_leader:
+            # elected and loading the state: answer once it leads, never proxy to itself
+            if self.service.leader_address == self.service.address and \
+                    await self.service.wait_leading(LOADING_WAIT):
+                return
             await self.proxy()
 
     async def proxy(self) -> None:

@@ -73,7 +73,8 @@ class GroupVersionHandler(MarathonHandler):
         path = normalize_path(group_id)
         apps = []
         for app_id, state in list(core.apps.items()):
-            if not app_id.startswith(path.rstrip("/") + "/") or state.deleting:
+            if not app_id.startswith(path.rstrip("/") + "/") or state.deleting \
+                    or state.definition.pod is not None:
                 continue
             earlier = [v for v in state.versions if v <= version]
             if earlier:

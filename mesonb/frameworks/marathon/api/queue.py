@@ -19,7 +19,7 @@ class QueueDelayHandler(MarathonHandler):
     async def delete(self, app_id: str) -> None:
         core = self.service.core
         state = core.apps.get(normalize_path(app_id))
-        if state is None or state.deleting:
+        if state is None or state.deleting or state.definition.pod is not None:
             raise ApiError(404, f"Application {normalize_path(app_id)} not found in tasks queue.")
         state.backoff.reset()
         await core.converge(state.definition.id)

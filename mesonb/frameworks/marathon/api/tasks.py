@@ -22,8 +22,10 @@ class TasksHandler(MarathonHandler):
         for name in (*self.get_query_arguments("status"),
                      *self.get_query_arguments("status[]")):
             wanted.update(STATUS_FILTER.get(name.lower(), ()))
+        apps = self.service.core.apps
         tasks = [i.to_json() for i in self.service.core.instances.values()
-                 if not wanted or i.state.value in wanted]
+                 if (not wanted or i.state.value in wanted) and i.app_id in apps
+                 and apps[i.app_id].definition.pod is None]  # pods' instances: /v2/pods
         if "text/plain" in (self.request.headers.get("Accept") or "") and \
                 "json" not in (self.request.headers.get("Accept") or ""):
             lines = [f"{t['appId']}\t{t['host']}\t{t['ports']}" for t in tasks]
@@ -55,7 +57,7 @@ class AppTasksHandler(MarathonHandler):
     def _instances(self, app_id: str) -> list[Any]:
         path = normalize_path(app_id)
         state = self.service.core.apps.get(path)
-        if state is None or state.deleting:
+        if state is None or state.deleting or state.definition.pod is not None:
             raise ApiError(404, f"App '{path}' does not exist")
         return self.service.core.app_instances(path)
 
