@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -78,6 +79,9 @@ class ClusterFrameworks:
         """The master's web UI. Under JupyterHub (``JUPYTERHUB_SERVICE_PREFIX`` set) the
         link goes through the mesonb jupyter-server extension's proxy, behind the Hub's
         login, as dask's ``dashboard_link`` does: ``/user/<name>/mesonb/proxy/<host:port>/``.
+        Otherwise, with a secret (every local cluster has one), the link carries it as
+        ``?token=``, as Jupyter's own links do: the page needs it to read the cluster, and
+        it is no more exposed than the notebook that holds the cluster object.
         """
         address = self.address
         if is_zk(address):  # the leader ZooKeeper last named ("" until one is known)
@@ -87,4 +91,6 @@ class ClusterFrameworks:
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
         if prefix:
             return f"{prefix.rstrip('/')}/mesonb/proxy/{address}/"
-        return master_url(address).rstrip("/") + "/"
+        link = master_url(address).rstrip("/") + "/"
+        secret = getattr(self, "secret", None)
+        return f"{link}?token={urllib.parse.quote(secret, safe='')}" if secret else link

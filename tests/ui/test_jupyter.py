@@ -166,6 +166,7 @@ def test_dashboard_link_follows_jupyterhub(monkeypatch):
 
     cluster = Cluster.__new__(Cluster)
     cluster.address = "127.0.0.1:5050"
+    cluster.secret = None
     monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
     assert cluster.dashboard_link == "http://127.0.0.1:5050/"
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ann/")
@@ -179,7 +180,8 @@ def test_a_local_cluster_links_its_dashboard_and_records_history(tmp_path, monke
     with Cluster.local(agents=1, resources="cpus:1;mem:512;disk:100",
                        history_dir=str(tmp_path / "history")) as cluster:
         link = cluster.dashboard_link
-        assert link == cluster.local.url + "/"
+        # secure by default: the link carries the cluster's secret, which the page needs
+        assert cluster.secret and link == cluster.local.url + f"/?token={cluster.secret}"
         assert requests.get(link, timeout=5).status_code == 200
         assert f'href="{link}"' in cluster._repr_html_()
     assert list((tmp_path / "history").glob("history-*.jsonl"))
