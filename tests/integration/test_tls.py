@@ -181,3 +181,42 @@ def test_the_marathon_server_serves_https_and_registers_over_tls(master: Daemon,
                  what="marathon registered with the master")
     finally:
         marathon.stop()
+
+
+def test_a_dataflow_job_shuffles_between_executors_over_tls(tmp_path: Path, bundle: Bundle,
+                                                            trust: tls.TlsSettings) -> None:
+    """The dataflow framework's own sockets (the driver's control socket, the executors'
+    shuffle servers) speak TLS when the cluster does: a plaintext peer is refused."""
+    import operator
+    import socket
+    import ssl
+
+    from mesonb import Cluster
+
+    with ProcessCluster(tmp_path, agents=2, env=server_env(bundle),
+                        agent_resources="cpus:1;mem:1024;disk:1024") as processes, \
+            Cluster(processes.address) as cluster:
+        flow = cluster.dataflow(executors=2, cpus=0.5, mem="256MiB", progress=False)
+        try:
+            pool = flow.pool
+            wait_for(lambda: len(pool.alive()) == 2, timeout=60,
+                     what="an executor on each agent")
+            pairs = flow.parallelize(range(1000), 8).map(lambda x: (x % 10, 1))
+            assert dict(pairs.reduce_by_key(operator.add, 4).collect()) == {
+                k: 100 for k in range(10)}  # reducers fetch map outputs from both executors
+            assert pool.tls
+            for address in [pool.address, *(e.address for e in pool.alive())]:
+                host, port = address.rsplit(":", 1)
+                with socket.create_connection((host, int(port)), timeout=10) as plain:
+                    plain.sendall(b"\x00\x00\x00\x04abcd")  # a token frame, in plaintext
+                    try:
+                        answer = plain.recv(64)
+                    except ConnectionResetError:
+                        answer = b""
+                    assert answer == b"" or answer.startswith(b"\x15")  # closed, or a TLS alert
+                with socket.create_connection((host, int(port)), timeout=10) as raw, \
+                        tls.client_context().wrap_socket(raw, server_hostname=host) as secure:
+                    assert secure.version() is not None  # a TLS handshake with our CA
+                    assert isinstance(secure, ssl.SSLSocket)
+        finally:
+            flow.close()

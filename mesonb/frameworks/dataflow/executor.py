@@ -26,6 +26,7 @@ from typing import Any
 
 import cloudpickle
 
+from mesonb import tls
 from mesonb.executor.driver import ExecutorDriver, ExecutorHandler
 from mesonb.protocol.mesos import KillPolicy, TaskInfo
 from mesonb.protocol.states import TaskState
@@ -73,8 +74,8 @@ class Worker:
         self.config = config
         self.store = ShuffleStore(os.path.join(sandbox, "shuffle"))
         self.blocks = BlockStore(os.path.join(sandbox, "blocks"), config.memory_limit)
-        self.server = ShuffleServer(self.store, config.token)
-        self.fetcher = Fetcher(self.store, config.executor_id, config.token)
+        self.server = ShuffleServer(self.store, config.token, secure=config.tls)
+        self.fetcher = Fetcher(self.store, config.executor_id, config.token, secure=config.tls)
         self.pool = concurrent.futures.ThreadPoolExecutor(max(1, config.slots),
                                                           thread_name_prefix="dataflow-task")
         self.stages: OrderedDict[str, Any] = OrderedDict()
@@ -85,7 +86,8 @@ class Worker:
         """Connect to the driver and run its tasks until it goes away."""
         address = await self.server.start(host)
         driver_host, driver_port = self.config.driver.rsplit(":", 1)
-        reader, writer = await asyncio.open_connection(driver_host, int(driver_port))
+        reader, writer = await asyncio.open_connection(
+            driver_host, int(driver_port), ssl=tls.client_context() if self.config.tls else None)
         self.writer = writer
         writer.write(messages.frame(self.config.token.encode()))
         writer.write(messages.dumps(messages.Hello(self.config.executor_id, address, host,

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mesonb import tls
 from mesonb.http.client import Connection, HTTPError
 from mesonb.protocol.resources import Resources
 from mesonb.tasks import spawn
@@ -106,6 +107,7 @@ class ExecutorPool:
         self.driver: driver_mod.SchedulerDriver | None = None
         self.framework_id = ""
         self.address = ""
+        self.tls = False  # the control socket (and the executors' shuffles) over TLS
         self.lost: list[tuple[str, str, float]] = []  # (executor id, reason, when)
         self._server: asyncio.Server | None = None
         self._ids = itertools.count(1)
@@ -124,7 +126,14 @@ class ExecutorPool:
         await self._check_fits(url, secret)
         # The control server first: offers may come as soon as the framework subscribes.
         host = _local_address(url)
-        self._server = await asyncio.start_server(self._accept, host, 0)
+        # With TLS on, executors connect (and fetch shuffles) over TLS; a driver without a
+        # certificate of its own cannot serve it (its own calls to Mesos still use TLS).
+        self.tls = tls.can_serve()
+        if tls.enabled() and not self.tls:
+            log.warning("TLS is on but this process has no certificate (--ssl-cert/"
+                        "--ssl-key): the dataflow control and shuffle sockets are plaintext")
+        self._server = await asyncio.start_server(
+            self._accept, host, 0, ssl=tls.server_context() if self.tls else None)
         self.address = f"{host}:{self._server.sockets[0].getsockname()[1]}"
         self.driver = driver_mod.SchedulerDriver(master, framework, self, secret=secret)
         self.framework_id = await self.driver.start(timeout)
@@ -251,6 +260,7 @@ class ExecutorPool:
         slots = max(1, int(self.config.cpus))
         config = messages.ExecutorConfig(
             driver=self.address, token=self.token, executor_id=executor_id, slots=slots,
+            tls=self.tls,
             memory_limit=int(self.config.mem * self.config.memory_fraction * 2**20))
         self.executors[executor_id] = Executor(executor_id, agent_id,
                                                offer.get("hostname", ""), slots)

@@ -34,6 +34,9 @@ class ExecutorConfig:
     executor_id: str
     slots: int = 1
     memory_limit: int = 256 * 2**20  # bytes of persisted partitions kept before spilling
+    # The driver serves its control socket over TLS (it runs with mesonb.tls on and a
+    # certificate): the executor connects with TLS and serves its shuffle over TLS too.
+    tls: bool = False
 
 
 @dataclasses.dataclass

@@ -24,6 +24,8 @@ import socket
 import threading
 from typing import Any
 
+from mesonb import tls
+
 from . import messages
 
 log = logging.getLogger(__name__)
@@ -95,15 +97,17 @@ class _suppress_oserror:
 class ShuffleServer:
     """Serves this executor's map outputs to other executors (asyncio, on its loop)."""
 
-    def __init__(self, store: ShuffleStore, token: str) -> None:
+    def __init__(self, store: ShuffleStore, token: str, secure: bool = False) -> None:
         self.store = store
         self.token = token
+        self.secure = secure  # over TLS (mesonb.tls's certificate), as the driver asked
         self.server: asyncio.Server | None = None
         self.address = ""
         self.bytes_served = 0
 
     async def start(self, host: str) -> str:
-        self.server = await asyncio.start_server(self._serve, host, 0)
+        self.server = await asyncio.start_server(
+            self._serve, host, 0, ssl=tls.server_context() if self.secure else None)
         port = self.server.sockets[0].getsockname()[1]
         self.address = f"{host}:{port}"
         return self.address
@@ -143,7 +147,8 @@ class Fetcher:
     """Reads reduce buckets for tasks (blocking; runs in the task's thread)."""
 
     def __init__(self, store: ShuffleStore, executor_id: str, token: str,
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, secure: bool = False) -> None:
+        self.secure = secure
         self.store = store
         self.executor_id = executor_id
         self.token = token
@@ -169,11 +174,21 @@ class Fetcher:
                 by_map[m] = pickle.loads(data)
         return [by_map[m] for m in sorted(by_map)], total
 
+    def _connect(self, host: str, port: int) -> socket.socket:
+        sock = socket.create_connection((host, port), timeout=self.timeout)
+        if not self.secure:
+            return sock
+        try:
+            return tls.client_context().wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+
     def _remote(self, executor_id: str, address: str, shuffle_id: int, partition: int,
                 map_ids: list[int]) -> list[bytes]:
         host, port = address.rsplit(":", 1)
         try:
-            with socket.create_connection((host, int(port)), timeout=self.timeout) as sock:
+            with self._connect(host, int(port)) as sock:
                 sock.sendall(messages.frame(self.token.encode()))
                 sock.sendall(messages.frame(pickle.dumps((shuffle_id, partition, map_ids))))
                 sizes = pickle.loads(messages.recv_frame(sock))
