@@ -201,6 +201,9 @@ class Framework:
     unregistered_time: float | None = None
     # per-framework metrics (calls/<type>, events/<type>, offers/sent, ...): see metrics_framework
     metrics: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    # Subscribed through the in-process endpoint: code in the master's own process, trusted
+    # as the process is (it could reach these objects directly); ACLs do not apply to it.
+    in_process: bool = False
     lifecycle: FrameworkLifecycle = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:

@@ -85,7 +85,8 @@ class SchedulerCalls:
         self.counters = master.counters
         self.config = master.config
         self.offers = master.offer_lifecycle
-        self.launcher = Launcher(master.book, master.out, master.clock, master.counters)
+        self.launcher = Launcher(master.book, master.out, master.clock, master.counters,
+                                 lambda: master.acls)
         self.reconciler = Reconciler(master.book, master.out, master.clock,
                                      master.recovered_agents)
         self.operations = OfferOperations(master, self.launcher, master.operation_statuses)

@@ -1,13 +1,17 @@
 """Launching tasks from an ACCEPT: Mesos's checks of each task, then RUN_TASK to its agent.
 
 An error in a task does not fail the call: that task gets ``TASK_ERROR`` (as in Mesos) with
-the reason, and the other tasks launch. A LAUNCH_GROUP is all or nothing.
+the reason, and the other tasks launch. A LAUNCH_GROUP is all or nothing. So is
+authorization: a task whose user the ACLs' ``run_tasks`` refuse to the framework's
+principal gets ``TASK_ERROR`` with ``REASON_TASK_UNAUTHORIZED`` (a group's tasks
+``REASON_TASK_GROUP_UNAUTHORIZED``), as Mesos's master does; the ACCEPT itself succeeds.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from mesonb.clock import Clock
@@ -16,6 +20,7 @@ from mesonb.protocol.errors import BadRequest
 from mesonb.protocol.mesos import ExecutorInfo, TaskInfo
 from mesonb.protocol.resources import Resources
 from mesonb.protocol.states import Reason, TaskState
+from mesonb.security.acls import PERMISSIVE, Acls, Action
 
 from .book import Agent, Book, Framework, Task
 from .metrics_framework import TERMINAL_KEYS
@@ -30,11 +35,31 @@ class Launcher:
     """Launches tasks on the master's book and tells agents and frameworks."""
 
     def __init__(self, book: Book, out: Outbox, clock: Clock,
-                 counters: collections.Counter[str]) -> None:
+                 counters: collections.Counter[str],
+                 acls: Callable[[], Acls] = lambda: PERMISSIVE) -> None:
         self.book = book
         self.out = out
         self.clock = clock
         self.counters = counters
+        self.acls = acls  # the master's --acls (set by its daemon after start)
+
+    def unauthorized(self, framework: Framework, task: TaskInfo,
+                     executor: ExecutorInfo | None = None) -> str | None:
+        """Why ``run_tasks`` refuses ``task``'s user (its command's, else its executor's,
+        else the framework's) to the framework's principal, or None."""
+        acls = self.acls()
+        if acls is PERMISSIVE or framework.in_process:
+            return None
+        user = ((task.command.user if task.command is not None else None)
+                or (task.executor.command.user if task.executor is not None
+                    and task.executor.command is not None else None)
+                or (executor.command.user if executor is not None
+                    and executor.command is not None else None)
+                or framework.info.user)
+        principal = framework.info.principal
+        if acls.allowed(Action.RUN_TASK, principal, user):
+            return None
+        return acls.explain(Action.RUN_TASK, principal, user)
 
     def check_task(
         self, framework: Framework, agent: Agent, task: TaskInfo, pool: Resources
@@ -86,6 +111,10 @@ class Launcher:
         except BadRequest as exc:
             self.task_error(framework, task, exc.message, Reason.REASON_TASK_INVALID)
             return pool
+        refused = self.unauthorized(framework, task)
+        if refused is not None:
+            self.task_error(framework, task, refused, Reason.REASON_TASK_UNAUTHORIZED)
+            return pool
         pool = pool - resources
         if new_executor is not None:
             pool = pool - Resources.from_json(new_executor.resources)
@@ -126,6 +155,13 @@ class Launcher:
         except BadRequest as exc:
             for task in tasks:
                 self.task_error(framework, task, exc.message, Reason.REASON_TASK_GROUP_INVALID)
+            return pool
+        refused = next(filter(None, (self.unauthorized(framework, t, executor)
+                                     for t in tasks)), None)
+        if refused is not None:
+            for task in tasks:
+                self.task_error(framework, task, refused,
+                                Reason.REASON_TASK_GROUP_UNAUTHORIZED)
             return pool
         pool = pool - needed
         if known is None:

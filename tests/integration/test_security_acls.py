@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 
 import pytest
 import requests
@@ -73,6 +74,16 @@ class Subscribed:
         while not events:
             events = list(decoder.feed_json(next(self.chunks)))
         self.framework_id = events[0]["subscribed"]["framework_id"]["value"]
+        self.decoder = decoder
+
+    def next_event(self, kind: str, timeout: float = 30.0) -> dict:
+        """The next event of ``kind`` on the stream (others are skipped)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.decoder.feed_json(next(self.chunks)):
+                if event.get("type") == kind:
+                    return event
+        raise TimeoutError(f"no {kind} event within {timeout:g}s")
 
     def call(self, body: dict, auth: dict[str, str] | None = None) -> requests.Response:
         return requests.post(self.url + "/api/v1/scheduler", data=json.dumps(
@@ -131,19 +142,31 @@ def test_a_framework_acts_only_on_its_own(master):
         assert web.call(teardown, auth=basic("etl")).status_code == 403
         state = requests.get(url + "/master/state", headers=basic("ops"), timeout=10).json()
         assert {etl.framework_id, web.framework_id} <= {f["id"] for f in state["frameworks"]}
-
-        def launch(user: str) -> requests.Response:
-            return web.call({"type": "ACCEPT", "accept": {
-                "offer_ids": [{"value": "no-such-offer"}],
-                "operations": [{"type": "LAUNCH", "launch": {"task_infos": [{
-                    "name": "t", "task_id": {"value": "t1"}, "agent_id": {"value": "a"},
-                    "resources": [], "command": {"value": "true", "user": user}}]}}]}})
-        denied = launch("root")
-        assert denied.status_code == 403 and "run tasks (users: 'root')" in denied.text
-        assert launch("nobody").status_code != 403  # allowed; the offer itself is unknown
     finally:
         etl.close()
         web.close()
+
+
+def test_run_tasks_is_decided_per_task_with_task_unauthorized(master):
+    """As Mesos's master: the ACCEPT is taken, the task whose user ``run_tasks`` refuses
+    gets TASK_ERROR with REASON_TASK_UNAUTHORIZED (and its message), nothing runs."""
+    url, _ = master
+    fw = Subscribed(url, "web", "dev")
+    try:
+        fw.call({"type": "REVIVE", "revive": {"roles": []}})
+        offer = fw.next_event("OFFERS")["offers"]["offers"][0]
+        accepted = fw.call({"type": "ACCEPT", "accept": {
+            "offer_ids": [offer["id"]],
+            "operations": [{"type": "LAUNCH", "launch": {"task_infos": [{
+                "name": "t", "task_id": {"value": "t1"}, "agent_id": offer["agent_id"],
+                "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}],
+                "command": {"value": "true", "user": "root"}}]}}]}})
+        assert accepted.status_code == 202, accepted.text
+        status = fw.next_event("UPDATE")["update"]["status"]
+        assert (status["state"], status["reason"]) == ("TASK_ERROR", "REASON_TASK_UNAUTHORIZED")
+        assert "run tasks (users: 'root')" in status["message"]
+    finally:
+        fw.close()
 
 
 @pytest.mark.parametrize("principal, status", [("etl", 403), ("web", 403), ("ops", 200)])

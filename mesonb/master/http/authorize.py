@@ -8,8 +8,9 @@ Mesos's rules (src/master/master.cpp, src/master/http.cpp), with its words:
 - Every other scheduler call acts on the caller's own framework only: a framework
   registered by principal P is driven only by P (the cluster secret, which speaks for the
   cluster's operator, may drive any).
-- ACCEPT with LAUNCH or LAUNCH_GROUP: each task's user (its command's, else its
-  executor's, else the framework's) must pass ``run_tasks``.
+- ACCEPT with LAUNCH or LAUNCH_GROUP: each task's user must pass ``run_tasks``; that is
+  checked per task where it launches (:meth:`mesonb.master.launch.Launcher.unauthorized`),
+  a refused task getting TASK_ERROR with REASON_TASK_UNAUTHORIZED as in Mesos.
 - Operator TEARDOWN: ``teardown_frameworks`` on the framework's principal;
   UPDATE_WEIGHTS: ``update_weights`` on each role; MARK_AGENT_GONE: ``mark_agents_gone``.
 
@@ -19,12 +20,10 @@ is done before it passes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from mesonb.http.base import Security
 from mesonb.master.master import Master
 from mesonb.protocol.errors import Forbidden
-from mesonb.protocol.mesos import FrameworkInfo, OperationType, TaskInfo
+from mesonb.protocol.mesos import FrameworkInfo
 from mesonb.protocol.operator import Call as OperatorCall
 from mesonb.protocol.operator import CallType as OperatorCallType
 from mesonb.protocol.scheduler import Call, CallType
@@ -56,29 +55,6 @@ def scheduler_call(security: Security, principal: str | None, master: Master,
                         f"'{call.framework_id}' of principal '{info.principal or ''}'")
     if call.type is CallType.UPDATE_FRAMEWORK and call.update_framework is not None:
         subscribe(security, principal, call.update_framework.framework_info)
-    if call.type is CallType.ACCEPT and call.accept is not None:
-        for user in _task_users(call, info):
-            security.authorize(Action.RUN_TASK, principal or info.principal, user)
-
-
-def _task_users(call: Call, framework: FrameworkInfo) -> Iterator[str]:
-    assert call.accept is not None
-    for operation in call.accept.operations or ():
-        tasks: list[TaskInfo] = []
-        executor_user = None
-        if operation.type is OperationType.LAUNCH and operation.launch is not None:
-            tasks = list(operation.launch.task_infos)
-        elif operation.type is OperationType.LAUNCH_GROUP and operation.launch_group:
-            tasks = list(operation.launch_group.task_group.tasks or ())
-            command = operation.launch_group.executor.command
-            executor_user = command.user if command is not None else None
-        for task in tasks:
-            user = None
-            if task.command is not None and task.command.user:
-                user = task.command.user
-            elif task.executor is not None and task.executor.command is not None:
-                user = task.executor.command.user
-            yield user or executor_user or framework.user
 
 
 def operator_call(security: Security, principal: str | None, master: Master,

@@ -3,8 +3,10 @@ agent link for frameworks and agents running in the master's own process and loo
 
 Calls pass the same checks as over HTTP (credentials, the leader check, parsing and
 validation, 4xx answers with a message) through the same functions as the HTTP handlers;
-only the socket and the HTTP parser are left out. Everything else (operator API, state,
-metrics) is served over HTTP only.
+only the socket and the HTTP parser are left out, and authorization: a caller in the
+master's own process is trusted as the process is (it could reach the master's objects
+directly), so the ACLs (``--acls``) apply to frameworks over the network only.
+Everything else (operator API, state, metrics) is served over HTTP only.
 """
 
 from __future__ import annotations
@@ -107,6 +109,8 @@ class _Subscription:
         self.done = False
         chunks.on_hang_up = self.gone
         self.framework = master.calls.subscribe(call, stream_id, self.send, self.close)
+        if self.framework is not None:
+            self.framework.in_process = True
 
     def send(self, event: dict[str, Any]) -> None:
         if self.done:

@@ -111,6 +111,7 @@ class SchedulerHandler(BaseHandler):
         framework = self.master.calls.subscribe(call, stream_id, self._send, self._close)
         if framework is None:
             return
+        framework.in_process = False  # over the network: the ACLs apply
         self.flush()
         try:
             await self._done
