@@ -24,16 +24,15 @@ from __future__ import annotations
 import base64
 import enum
 import logging
-import stat
 from typing import TYPE_CHECKING, Any
 
+from mesonb.http import files as files_api
 from mesonb.http.base import JSON, RECORDIO, BaseHandler, method_not_allowed
 from mesonb.logging_level import LoggingLevel
 from mesonb.protocol import recordio
 from mesonb.protocol.errors import BadRequest, NotFound
 from mesonb.protocol.jsontext import loads
 
-from .files import READ_CAP, file_entry
 from .nested import NestedContainers
 
 if TYPE_CHECKING:
@@ -221,52 +220,13 @@ def get_containers(agent: AgentSurface, show_nested: bool,
 
 def list_files(agent: AgentSurface, path: str) -> dict[str, Any]:
     real = agent.sandbox_paths.resolve(path, agent.virtual_sandboxes())
-    if real.is_dir():
-        entries = [file_entry(f"{path.rstrip('/')}/{child.name}", child)
-                   for child in sorted(real.iterdir())]
-    else:
-        entries = [file_entry(path, real)]
-    return {"file_infos": [_file_info(e) for e in entries]}
-
-
-def _file_info(entry: dict[str, Any]) -> dict[str, Any]:
-    """``mesos.v1.FileInfo`` from a ``/files/browse`` entry (mtime as TimeInfo)."""
-    return {"path": entry["path"], "nlink": entry["nlink"], "size": entry["size"],
-            "mtime": {"nanoseconds": int(entry["mtime"] * 1e9)},
-            "mode": _mode_bits(entry["mode"]), "uid": entry["uid"], "gid": entry["gid"]}
-
-
-def _mode_bits(text: str) -> int:
-    """The permission and type bits of an ``ls -l`` mode string (``drwxr-xr-x``)."""
-    bits = stat.S_IFDIR if text[0] == "d" else stat.S_IFLNK if text[0] == "l" else stat.S_IFREG
-    for i, ch in enumerate(text[1:10]):
-        if ch not in "-":
-            bits |= 1 << (8 - i)
-    return bits
+    return {"file_infos": [files_api.file_info(e) for e in files_api.browse(path, real)]}
 
 
 def read_file(agent: AgentSurface, body: dict[str, Any]) -> dict[str, Any]:
-    path = body.get("path")
-    offset = body.get("offset")
-    length = body.get("length")
-    if not isinstance(path, str):
-        raise BadRequest("Expecting 'read_file.path' to be a string")
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise BadRequest("Expecting 'read_file.offset' to be an unsigned integer")
-    if length is not None and (not isinstance(length, int) or isinstance(length, bool)
-                               or length < 0):
-        raise BadRequest("Expecting 'read_file.length' to be an unsigned integer")
+    path, offset, length = files_api.read_file_call(body)
     real = agent.sandbox_paths.resolve(path, agent.virtual_sandboxes())
-    if real.is_dir():
-        raise BadRequest(f"Cannot read a directory: {path}")
-    size = real.stat().st_size
-    count = min(size - offset if length is None else length, READ_CAP)
-    data = b""
-    if offset < size and count > 0:
-        with open(real, "rb") as f:
-            f.seek(offset)
-            data = f.read(count)
-    return {"size": size, "data": base64.b64encode(data).decode()}
+    return files_api.read_file(real, path, offset, length)
 
 
 def flags_v1(agent: AgentSurface) -> dict[str, Any]:

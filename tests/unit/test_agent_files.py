@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mesonb.agent.files import SandboxPaths, file_entry, parse_range, read_range
+from mesonb.agent.files import SandboxPaths
+from mesonb.http.files import file_entry, parse_range, read_range
 from mesonb.protocol.errors import BadRequest, Forbidden, NotFound
 
 

@@ -7,13 +7,12 @@ The Mesos files API over what the master attached (:mod:`mesonb.master.files`: i
 
 from __future__ import annotations
 
-import mimetypes
 from typing import Any
 
+from mesonb.http import files as files_api
 from mesonb.http.base import BaseHandler, method_not_allowed
-from mesonb.master.files import CHUNK, MasterFiles
+from mesonb.master.files import MasterFiles
 from mesonb.master.master import Master
-from mesonb.protocol.errors import BadRequest
 from mesonb.security.acls import Action
 
 
@@ -26,13 +25,7 @@ class _FilesHandler(BaseHandler):
         return MasterFiles(self.master.config.log_dir)
 
     def _int(self, name: str, default: int) -> int:
-        value = self.get_query_argument(name, None)
-        if value is None or value == "":
-            return default
-        try:
-            return int(value)
-        except ValueError:
-            raise BadRequest(f"Failed to parse {name}: '{value}' is not an integer") from None
+        return files_api.int_arg(self.get_query_argument(name, None), name, default)
 
     def post(self) -> None:
         raise method_not_allowed("GET")
@@ -55,15 +48,7 @@ class ReadHandler(_FilesHandler):
 class DownloadHandler(_FilesHandler):
     async def get(self) -> None:
         _, real = self.files.resolve(self.get_query_argument("path", None))
-        if real.is_dir():
-            raise BadRequest("Cannot download a directory")
-        self.set_header("Content-Type", mimetypes.guess_type(real.name)[0] or "text/plain")
-        self.set_header("Content-Disposition", f'attachment; filename="{real.name}"')
-        with open(real, "rb") as f:
-            while chunk := f.read(CHUNK):
-                self.write(chunk)
-                await self.flush()
-        self.finish()
+        await files_api.download(self, real)
 
 
 class DebugHandler(_FilesHandler):
