@@ -25,31 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol.resources import Resources
+from mesonb.testing.frameworks import Tracker
 from mesonb.testing.processes import ProcessCluster, get_json
-
-
-class Launcher:
-    def __init__(self, cpus: float) -> None:
-        self.cpus = cpus
-        self.driver: SchedulerDriver | None = None
-        self.launched = False
-        self.running = asyncio.Event()
-
-    async def on_offers(self, offers: list[dict[str, Any]]) -> None:
-        assert self.driver is not None
-        for offer in offers:
-            if self.launched:
-                await self.driver.decline([offer["id"]["value"]], 3600)
-                continue
-            self.launched = True
-            resources = Resources.parse(f"cpus:{self.cpus};mem:32").to_json()
-            await self.driver.launch([offer["id"]["value"]], [{
-                "name": "busy", "task_id": {"value": "busy"}, "agent_id": offer["agent_id"],
-                "command": {"value": "while :; do :; done"}, "resources": resources}])
-
-    def on_update(self, status: dict[str, Any]) -> None:
-        if status["state"] == "TASK_RUNNING":
-            self.running.set()
 
 
 async def sample(agent_url: str) -> tuple[float, float, float]:
@@ -69,13 +46,18 @@ async def sample(agent_url: str) -> tuple[float, float, float]:
 async def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-cpu-") as tmp:
         cluster = ProcessCluster(Path(tmp), agents=1).start()
-        launcher = Launcher(args.cpus)
+        tracker = Tracker([{
+            "name": "busy", "task_id": {"value": "busy"},
+            "command": {"value": "while :; do :; done"},
+            "resources": Resources.parse(f"cpus:{args.cpus};mem:32").to_json()}])
         driver = SchedulerDriver(cluster.address, {"user": getpass.getuser(),
-                                                   "name": "bench-cpu-cap"}, launcher)
-        launcher.driver = driver
+                                                   "name": "bench-cpu-cap"}, tracker)
+        tracker.driver = driver
         try:
             await driver.start()
-            await asyncio.wait_for(launcher.running.wait(), 60)
+            if await tracker.until(lambda s: s["state"] == "TASK_RUNNING", 1, 60):
+                print("the busy loop ended:", tracker.last("busy").get("message"))
+                return 1
             url = cluster.agents[0].url
             first, t0, limit = await sample(url)
             await asyncio.sleep(args.seconds)  # a rate over a window

@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import psutil
 
@@ -26,38 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol.resources import Resources
+from mesonb.testing.frameworks import Tracker
 from mesonb.testing.processes import ProcessCluster
-
-
-class Launcher:
-    def __init__(self, count: int, port: int) -> None:
-        self.count, self.port = count, port
-        self.driver: SchedulerDriver | None = None
-        self.launched = False
-        self.healthy: set[str] = set()
-        self.all_healthy = asyncio.Event()
-
-    async def on_offers(self, offers: list[dict[str, Any]]) -> None:
-        assert self.driver is not None
-        for offer in offers:
-            if self.launched:
-                await self.driver.decline([offer["id"]["value"]], 3600)
-                continue
-            self.launched = True
-            resources = Resources.parse("cpus:0.01;mem:16").to_json()
-            check = {"type": "TCP", "tcp": {"port": self.port}, "delay_seconds": 0,
-                     "interval_seconds": 1, "timeout_seconds": 5, "grace_period_seconds": 60}
-            tasks = [{"name": f"s{i}", "task_id": {"value": f"s{i}"},
-                      "agent_id": offer["agent_id"], "command": {"value": "sleep 600"},
-                      "resources": resources, "health_check": check}
-                     for i in range(self.count)]
-            await self.driver.launch([offer["id"]["value"]], tasks)
-
-    def on_update(self, status: dict[str, Any]) -> None:
-        if status.get("healthy") is True:
-            self.healthy.add(status["task_id"]["value"])
-            if len(self.healthy) >= self.count:
-                self.all_healthy.set()
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -66,14 +35,23 @@ async def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-health-") as tmp:
         cluster = ProcessCluster(Path(tmp), agents=1,
                                  agent_resources="cpus:64;mem:65536;disk:100000").start()
-        launcher = Launcher(args.tasks, port)
+        resources = Resources.parse("cpus:0.01;mem:16").to_json()
+        check = {"type": "TCP", "tcp": {"port": port}, "delay_seconds": 0,
+                 "interval_seconds": 1, "timeout_seconds": 5, "grace_period_seconds": 60}
+        tracker = Tracker([{"name": f"s{i}", "task_id": {"value": f"s{i}"},
+                            "command": {"value": "sleep 600"}, "resources": resources,
+                            "health_check": check} for i in range(args.tasks)])
         driver = SchedulerDriver(cluster.address, {"user": getpass.getuser(),
-                                                   "name": "bench-health"}, launcher)
-        launcher.driver = driver
+                                                   "name": "bench-health"}, tracker)
+        tracker.driver = driver
         try:
             await driver.start()
             started = time.monotonic()
-            await asyncio.wait_for(launcher.all_healthy.wait(), args.timeout)
+            failed = await tracker.until(lambda s: s.get("healthy") is True, args.tasks,
+                                         args.timeout)
+            if failed:
+                print("a task ended:", failed[0].get("message"))
+                return 1
             print(f"{args.tasks} tasks healthy after {time.monotonic() - started:.1f} s")
             agent = psutil.Process(cluster.agents[0].proc.pid)
             before, t0 = sum(agent.cpu_times()[:2]), time.monotonic()

@@ -24,46 +24,13 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol.resources import Resources
+from mesonb.testing.frameworks import Tracker
 from mesonb.testing.processes import ProcessCluster
-
-
-class Launcher:
-    """Launches every container on the first offer; counts them running."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self.driver: SchedulerDriver | None = None
-        self.launched = False
-        self.running: set[str] = set()
-        self.failed: list[dict[str, Any]] = []
-        self.ready = asyncio.Event()
-
-    async def on_offers(self, offers: list[dict[str, Any]]) -> None:
-        assert self.driver is not None
-        for offer in offers:
-            if self.launched:
-                await self.driver.decline([offer["id"]["value"]], 3600)
-                continue
-            self.launched = True
-            resources = Resources.parse("cpus:0.01;mem:16").to_json()
-            tasks = [{"name": f"sleep-{i}", "task_id": {"value": f"sleep-{i}"},
-                      "agent_id": offer["agent_id"], "command": {"value": "sleep 600"},
-                      "resources": resources} for i in range(self.count)]
-            await self.driver.launch([offer["id"]["value"]], tasks)
-
-    def on_update(self, status: dict[str, Any]) -> None:
-        if status["state"] == "TASK_RUNNING":
-            self.running.add(status["task_id"]["value"])
-        elif status["state"] != "TASK_STARTING":
-            self.failed.append(status)
-        if len(self.running) + len(self.failed) >= self.count:
-            self.ready.set()
 
 
 def timed_get(url: str, expected: int) -> float:
@@ -86,16 +53,20 @@ async def main(args: argparse.Namespace) -> int:
         cluster = ProcessCluster(Path(tmp), agents=1,
                                  agent_resources="cpus:64;mem:65536;disk:100000",
                                  agent_args=["--isolation", args.isolation]).start()
-        launcher = Launcher(args.containers)
+        resources = Resources.parse("cpus:0.01;mem:16").to_json()
+        tracker = Tracker([{"name": f"sleep-{i}", "task_id": {"value": f"sleep-{i}"},
+                            "command": {"value": "sleep 600"}, "resources": resources}
+                           for i in range(args.containers)])
         driver = SchedulerDriver(cluster.address, {"user": getpass.getuser(),
-                                                   "name": "bench-monitor"}, launcher)
-        launcher.driver = driver
+                                                   "name": "bench-monitor"}, tracker)
+        tracker.driver = driver
         try:
             await driver.start()
             started = time.monotonic()
-            await asyncio.wait_for(launcher.ready.wait(), args.timeout)
-            if launcher.failed:
-                print("a container failed:", launcher.failed[0].get("message"))
+            failed = await tracker.until(lambda s: s["state"] == "TASK_RUNNING",
+                                         args.containers, args.timeout)
+            if failed:
+                print("a container failed:", failed[0].get("message"))
                 return 1
             print(f"{args.containers} containers running after "
                   f"{time.monotonic() - started:.1f} s; load average "

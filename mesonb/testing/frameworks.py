@@ -15,7 +15,12 @@ queues a test can await::
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from mesonb.protocol.states import TERMINAL_STATE_NAMES
 
 if TYPE_CHECKING:
     from mesonb.frameworks.driver import SchedulerDriver
@@ -34,6 +39,7 @@ class Tracker:
         self.failures: list[dict[str, Any]] = []
         self.subscriptions = 0
         self.driver: SchedulerDriver | None = None
+        self._changed: asyncio.Event | None = None
 
     def on_subscribed(self, body: dict[str, Any]) -> None:
         self.subscriptions += 1
@@ -51,9 +57,31 @@ class Tracker:
 
     def on_update(self, status: dict[str, Any]) -> None:
         self.statuses.append(status)
+        if self._changed is not None:
+            self._changed.set()
 
     def on_error(self, message: str) -> None:
         self.errors.append(message)
+
+    async def until(self, reached: Callable[[dict[str, Any]], bool], count: int,
+                    timeout: float) -> list[dict[str, Any]]:
+        """Wait until ``count`` tasks had a status for which ``reached`` holds (e.g.
+        ``lambda s: s["state"] == "TASK_RUNNING"``), counting a task that ended without
+        it as done; returns those tasks' terminal statuses. TimeoutError at the deadline."""
+        deadline = time.monotonic() + timeout
+        self._changed = asyncio.Event()
+        while True:
+            good = {s["task_id"]["value"] for s in self.statuses if reached(s)}
+            ended = {s["task_id"]["value"]: s for s in self.statuses
+                     if s["state"] in TERMINAL_STATE_NAMES and s["task_id"]["value"] not in good}
+            if len(good) + len(ended) >= count:
+                return list(ended.values())
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{len(good)} of {count} tasks got there in {timeout:g}s")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
 
     def on_failure(self, body: dict[str, Any]) -> None:
         self.failures.append(body)
