@@ -20,6 +20,11 @@ from .book import Executor, ExecutorState, Framework, Task
 from .host import Host
 
 log = logging.getLogger("mesonb.agent.executors")
+# How long an ACKNOWLEDGED may wait when nothing waits on it (the executor has other live
+# tasks, so it does not exit on it): in a burst of short calls on one executor it then
+# rides with a LAUNCH rather than waking the executor on its own (the stream's LAZY events
+# wait 2 ms otherwise).
+ACK_RIDE_DELAY = 0.025
 
 
 class ExecutorIO:
@@ -34,8 +39,18 @@ class ExecutorIO:
 
     # -- executors ------------------------------------------------------------------
     def send(self, executor: Executor, event: ExecutorEvent) -> bool:
-        """Write ``event`` on the executor's stream; False when it is not connected."""
-        if executor.stream is None or not executor.stream.send(event):
+        """Write ``event`` on the executor's stream; False when it is not connected. An
+        ACKNOWLEDGED to an executor with live tasks (it will not exit on it) waits up to
+        :data:`ACK_RIDE_DELAY` to ride with the next event."""
+        stream = executor.stream
+        sent = False
+        if stream is not None:
+            if event.type is ExecutorEventType.ACKNOWLEDGED \
+                    and any(not t.state.terminal for t in executor.launched.values()):
+                sent = stream.send(event, ACK_RIDE_DELAY)
+            else:
+                sent = stream.send(event)
+        if not sent:
             # An executor that already went away needs no SHUTDOWN; anything else is news.
             level = logging.INFO if event.type is ExecutorEventType.SHUTDOWN else logging.WARNING
             log.log(level, "cannot send %s to executor %s: not connected", event.type.value,
