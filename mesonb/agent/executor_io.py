@@ -20,10 +20,11 @@ from .book import Executor, ExecutorState, Framework, Task
 from .host import Host
 
 log = logging.getLogger("mesonb.agent.executors")
-# How long an ACKNOWLEDGED may wait when nothing waits on it (the executor has other live
-# tasks, so it does not exit on it): in a burst of short calls on one executor it then
-# rides with a LAUNCH rather than waking the executor on its own (the stream's LAZY events
-# wait 2 ms otherwise).
+# How long an ACKNOWLEDGED may wait when nothing waits on it: the executor has other live
+# tasks (it does not exit on it), or it is one that is reused (it completed tasks before
+# and lived on, as mesonb's functions executor does). A burst or a loop of short calls on
+# one executor then has it ride with the next LAUNCH rather than wake the executor on its
+# own. Otherwise it waits the stream's 2 ms: an executor of one task exits on it.
 ACK_RIDE_DELAY = 0.025
 
 
@@ -40,13 +41,13 @@ class ExecutorIO:
     # -- executors ------------------------------------------------------------------
     def send(self, executor: Executor, event: ExecutorEvent) -> bool:
         """Write ``event`` on the executor's stream; False when it is not connected. An
-        ACKNOWLEDGED to an executor with live tasks (it will not exit on it) waits up to
+        ACKNOWLEDGED to an executor with live tasks or a reused one waits up to
         :data:`ACK_RIDE_DELAY` to ride with the next event."""
         stream = executor.stream
         sent = False
         if stream is not None:
-            if event.type is ExecutorEventType.ACKNOWLEDGED \
-                    and any(not t.state.terminal for t in executor.launched.values()):
+            if event.type is ExecutorEventType.ACKNOWLEDGED and (executor.completed or any(
+                    not t.state.terminal for t in executor.launched.values())):
                 sent = stream.send(event, ACK_RIDE_DELAY)
             else:
                 sent = stream.send(event)

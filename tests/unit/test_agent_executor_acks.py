@@ -87,3 +87,18 @@ async def test_the_ack_an_executor_may_exit_on_is_not_held_back(side: Side) -> N
     side.update(executor, "t1", TaskState.TASK_FINISHED)
     assert stream.types()[-1] == "ACKNOWLEDGED"
     assert stream.delays[-1] is None  # its last task ended: it exits on this one
+
+
+async def test_a_reused_executors_acks_ride_even_with_no_task_live(side: Side) -> None:
+    """An executor that completed a task and lived on (mesonb's functions executor runs
+    every call of a framework) does not exit on an ACKNOWLEDGED: it may wait."""
+    executor = side.run("t1")
+    await until(lambda: executor.container is not None)
+    stream = side.subscribe(executor)
+    side.update(executor, "t1", TaskState.TASK_FINISHED)
+    assert stream.delays[-1] is None
+    side.executors.lifecycle.stream_closed(executor.framework_id, "t1")  # acknowledged
+    assert [t.task_id for t in executor.completed] == ["t1"]
+    side.executors.io.send(executor, ack("t2"))
+    assert stream.types()[-1] == "ACKNOWLEDGED"
+    assert stream.delays[-1] == executor_io.ACK_RIDE_DELAY
