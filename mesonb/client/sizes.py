@@ -21,7 +21,6 @@ units are both read as powers of 1024, as Mesos and most schedulers do.
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 import re
@@ -120,17 +119,21 @@ def call_resources(cpus: Any, mem: Any, disk: Any, gpus: Any) -> Resources:
     """The :class:`Resources` of one call (:func:`resource_scalars`). A loop of submits
     asks for the same again and again: the answer for hashable arguments is kept (a
     Resources never changes), so each is parsed and checked once."""
+    key = (type(cpus), cpus, type(mem), mem, type(disk), disk, type(gpus), gpus)
     try:
-        return _call_resources(type(cpus), cpus, type(mem), mem, type(disk), disk,
-                               type(gpus), gpus)
+        return _RESOURCES[key]
+    except KeyError:
+        pass
     except TypeError:  # an unhashable argument (refused by resource_scalars, or not)
         return Resources(resource_scalars(cpus, mem, disk, gpus))
+    resources = Resources(resource_scalars(cpus, mem, disk, gpus))
+    if len(_RESOURCES) >= 64:
+        _RESOURCES.clear()
+    _RESOURCES[key] = resources
+    return resources
 
 
-@functools.lru_cache(maxsize=64)
-def _call_resources(_c: type, cpus: Any, _m: type, mem: Any, _d: type, disk: Any,
-                    _g: type, gpus: Any) -> Resources:
-    return Resources(resource_scalars(cpus, mem, disk, gpus))
+_RESOURCES: dict[tuple[Any, ...], Resources] = {}
 
 
 def check_retries(retries: Any) -> int:
