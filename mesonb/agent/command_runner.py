@@ -101,8 +101,8 @@ class InAgentStream:
         self.runner = runner
         self.closed = False
 
-    def send(self, event: ExecutorEvent) -> bool:
-        if self.closed:
+    def send(self, event: ExecutorEvent, delay: float = 0.0) -> bool:
+        if self.closed:  # handed over next turn whatever the delay
             return False
         asyncio.get_running_loop().call_soon(self.runner.on_event, event)
         return True

@@ -79,24 +79,30 @@ class EventStream:
         self._closed = asyncio.Event()
         self._flush_pending = False
         self._lazy_flush: asyncio.TimerHandle | None = None
+        self._lazy_due = 0.0  # when the LAZY events waiting go out on their own (loop time)
         self._lazy: list[bytes] = []  # LAZY events, written after the others of a flush
 
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
 
-    def send(self, event: ExecutorEvent) -> bool:
+    def send(self, event: ExecutorEvent, delay: float = LAZY_DELAY) -> bool:
         """Write ``event``; False when the executor has gone away. Events written in one
         loop turn are flushed together (one send() for a burst of LAUNCHes); :data:`LAZY`
-        ones wait up to :data:`LAZY_DELAY` for company."""
+        ones wait up to ``delay`` (:data:`LAZY_DELAY`) for company."""
         if self.closed:
             return False
         data = recordio.encode_json(event.to_json())
         loop = asyncio.get_running_loop()
         if event.type in LAZY:
             self._lazy.append(data)
-            if not self._flush_pending and self._lazy_flush is None:
-                self._lazy_flush = loop.call_later(LAZY_DELAY, self._flush)
+            if not self._flush_pending:
+                due = loop.time() + delay
+                if self._lazy_flush is None or due < self._lazy_due:
+                    if self._lazy_flush is not None:
+                        self._lazy_flush.cancel()
+                    self._lazy_due = due
+                    self._lazy_flush = loop.call_at(due, self._flush)
             return True
         try:
             self._sink.write(data)

@@ -38,6 +38,10 @@ class ExecutorCalls:
         self.book = book
         self.lifecycle = lifecycle
         self.tasks = tasks
+        # Tokens whose signature this agent checked, and the principal it names: an
+        # executor's every call carries its token, and the HMAC needs checking once.
+        # Whether the token is still live is looked up in ``lifecycle.tokens`` each time.
+        self._verified: dict[str, tuple[str, str]] = {}
 
     def authenticate(self, authorization: str | None) -> tuple[str, str] | None:
         """Who is calling: ``(framework_id, executor_id)`` for a container token, None for
@@ -57,14 +61,22 @@ class ExecutorCalls:
         principal = self.lifecycle.tokens.get(token)  # a live container's token only
         if principal is None:
             raise Unauthorized("Invalid executor token")
-        if token.startswith(tokens.PREFIX) and self.host.token_key is not None:
+        if token.startswith(tokens.PREFIX) and self.host.token_key is not None \
+                and self._verified.get(token) != principal:
             try:  # signed by this agent for this very executor (HMAC, as Mesos's JWTs)
                 claims = tokens.verify(self.host.token_key, token)
             except tokens.InvalidToken as exc:
                 raise Unauthorized(f"Invalid executor token: {exc}") from None
             if (claims.framework_id, claims.executor_id) != principal:
                 raise Unauthorized("Invalid executor token: it names another executor")
+            self._remember(token, principal)
         return principal
+
+    def _remember(self, token: str, principal: tuple[str, str]) -> None:
+        live = self.lifecycle.tokens
+        if len(self._verified) >= 2 * len(live) + 16:  # forget tokens of gone containers
+            self._verified = {t: p for t, p in self._verified.items() if t in live}
+        self._verified[token] = principal
 
     def subscribe(self, call: ExecutorCall, stream: EventStream) -> None:
         """SUBSCRIBE: ``stream`` carries the executor's events from now on."""

@@ -20,6 +20,12 @@ from .book import Executor, ExecutorState, Framework, Task
 from .host import Host
 
 log = logging.getLogger("mesonb.agent.executors")
+# How long an ACKNOWLEDGED may wait when nothing waits on it: the executor has other live
+# tasks (it does not exit on it), or it is one that is reused (it completed tasks before
+# and lived on, as mesonb's functions executor does). A burst or a loop of short calls on
+# one executor then has it ride with the next LAUNCH rather than wake the executor on its
+# own. Otherwise it waits the stream's 2 ms: an executor of one task exits on it.
+ACK_RIDE_DELAY = 0.025
 
 
 class ExecutorIO:
@@ -37,8 +43,18 @@ class ExecutorIO:
 
     # -- executors ------------------------------------------------------------------
     def send(self, executor: Executor, event: ExecutorEvent) -> bool:
-        """Write ``event`` on the executor's stream; False when it is not connected."""
-        if executor.stream is None or not executor.stream.send(event):
+        """Write ``event`` on the executor's stream; False when it is not connected. An
+        ACKNOWLEDGED to an executor with live tasks or a reused one waits up to
+        :data:`ACK_RIDE_DELAY` to ride with the next event."""
+        stream = executor.stream
+        sent = False
+        if stream is not None:
+            if event.type is ExecutorEventType.ACKNOWLEDGED and (executor.completed or any(
+                    not t.state.terminal for t in executor.launched.values())):
+                sent = stream.send(event, ACK_RIDE_DELAY)
+            else:
+                sent = stream.send(event)
+        if not sent:
             # An executor that already went away needs no SHUTDOWN; anything else is news.
             level = logging.INFO if event.type is ExecutorEventType.SHUTDOWN else logging.WARNING
             log.log(level, "cannot send %s to executor %s: not connected", event.type.value,

@@ -70,7 +70,7 @@ from .frameworks import ClusterFrameworks
 from .futures import Future, FutureInCall, Logs
 from .leader import LeaderConnection
 from .loop import LoopThread, at_exit
-from .sizes import check_retries, resource_scalars
+from .sizes import call_resources, check_retries
 from .views import ClusterViews, in_kernel, wants_progress
 
 log = logging.getLogger(__name__)
@@ -423,7 +423,7 @@ class Cluster(ClusterViews, ClusterFrameworks):
     def _resources(self, cpus: float, mem: Any, disk: Any, gpus: Any) -> Resources:
         if self.closed:
             raise RuntimeError("this cluster is closed")
-        return Resources(resource_scalars(cpus, mem, disk, gpus))
+        return call_resources(cpus, mem, disk, gpus)
 
     def _post(self, job: _Job) -> None:
         """Hand ``job`` to the loop (any thread). A burst of submits wakes the loop once:

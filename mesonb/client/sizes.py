@@ -26,6 +26,8 @@ import numbers
 import re
 from typing import Any
 
+from mesonb.protocol.resources import Resources
+
 _UNITS = {"": 1.0, "b": 1 / 2**20, "k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0**2}
 _PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKmMgGtT]?)(i?[bB])?\s*$")
 
@@ -111,6 +113,27 @@ def resource_scalars(cpus: Any, mem: Any, disk: Any, gpus: Any) -> dict[str, flo
         if amount:
             scalars["gpus"] = amount
     return scalars
+
+
+def call_resources(cpus: Any, mem: Any, disk: Any, gpus: Any) -> Resources:
+    """The :class:`Resources` of one call (:func:`resource_scalars`). A loop of submits
+    asks for the same again and again: the answer for hashable arguments is kept (a
+    Resources never changes), so each is parsed and checked once."""
+    key = (type(cpus), cpus, type(mem), mem, type(disk), disk, type(gpus), gpus)
+    try:
+        return _RESOURCES[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable argument (refused by resource_scalars, or not)
+        return Resources(resource_scalars(cpus, mem, disk, gpus))
+    resources = Resources(resource_scalars(cpus, mem, disk, gpus))
+    if len(_RESOURCES) >= 64:
+        _RESOURCES.clear()
+    _RESOURCES[key] = resources
+    return resources
+
+
+_RESOURCES: dict[tuple[Any, ...], Resources] = {}
 
 
 def check_retries(retries: Any) -> int:

@@ -66,6 +66,7 @@ from mesonb.protocol.scheduler import (
     Shutdown,
     Subscribe,
 )
+from mesonb.protocol.states import TERMINAL_STATE_NAMES
 from mesonb.security.local_secret import secret_for
 from mesonb.tasks import spawn
 
@@ -74,6 +75,11 @@ log = logging.getLogger(__name__)
 # call): the updates of a burst share a call, and a caller waiting on the update that was
 # just handed over gets the CPU before the loop goes on to acknowledge it.
 ACK_DELAY = 0.001
+# The acknowledgement of a terminal update holds nothing up (the agent has no later update
+# of that task to send; the master freed the task's resources when the update passed), so
+# it waits longer for a call to ride with: in a burst of short tasks each would otherwise
+# cost a request of its own, in the master as much CPU as the ACCEPT that follows it.
+TERMINAL_ACK_DELAY = 0.025
 URL_SCHEMES = ("http://", "https://")
 # Calls (answered 202, no body) that carry the acknowledgements waiting, in one batch.
 CARRY_ACKS = frozenset({CallType.ACCEPT, CallType.DECLINE, CallType.REVIVE, CallType.SUPPRESS})
@@ -147,6 +153,7 @@ class SchedulerDriver:
         self._batching = False  # the master takes arrays of calls (mesonb, not Mesos)
         self._ack_queue: list[dict[str, Any]] = []
         self._ack_timer: asyncio.TimerHandle | None = None
+        self._ack_due = 0.0  # when the acks waiting go out on their own (loop time)
         # With a zk:// master: a watch on the election, so a new leader is met at once.
         self._detector: discovery.LeaderWatch | None = None
         self._leader: str | None = None  # the host:port ZooKeeper names, None if unknown
@@ -437,12 +444,20 @@ class SchedulerDriver:
             return False
 
     def _queue_ack(self, status: dict[str, Any]) -> None:
-        """Acknowledge soon; against a mesonb master, acks pending together go in one call."""
+        """Acknowledge soon; against a mesonb master, acks pending together go in one call,
+        or in the request of the next ACCEPT, DECLINE, REVIVE or SUPPRESS made meanwhile
+        (:data:`ACK_DELAY`, :data:`TERMINAL_ACK_DELAY` for a terminal update's)."""
         if not self._batching:
             self._spawn(self.acknowledge(status))
             return
-        if not self._ack_queue:
-            self._ack_timer = asyncio.get_running_loop().call_later(ACK_DELAY, self._ack_soon)
+        loop = asyncio.get_running_loop()
+        terminal = status.get("state") in TERMINAL_STATE_NAMES
+        due = loop.time() + (TERMINAL_ACK_DELAY if terminal else ACK_DELAY)
+        if self._ack_timer is None or due < self._ack_due:
+            if self._ack_timer is not None:
+                self._ack_timer.cancel()
+            self._ack_due = due
+            self._ack_timer = loop.call_at(due, self._ack_soon)
         self._ack_queue.append(status)
 
     def _ack_soon(self) -> None:

@@ -184,6 +184,11 @@ class Master:
         return self._why_not.to_json() if self._why_not is not None else {}
 
     # -- allocation ----------------------------------------------------------------
+    @property
+    def allocation_pending(self) -> bool:
+        """An allocation run is due within the next two loop turns (resources changed)."""
+        return self._allocation_pending
+
     def resources_changed(self, agent_id: str) -> None:
         """Resources on this agent became free: allocate them soon (batched)."""
         self._dirty_agents.add(agent_id)

@@ -54,12 +54,14 @@ class Stream:
 
     def __init__(self) -> None:
         self.events: list[ExecutorEvent] = []
+        self.delays: list[float | None] = []  # how long each could wait (None: default)
         self.closed = False
 
-    def send(self, event: ExecutorEvent) -> bool:
+    def send(self, event: ExecutorEvent, delay: float | None = None) -> bool:
         if self.closed:
             return False
         self.events.append(event)
+        self.delays.append(delay)
         return True
 
     def close(self) -> None:

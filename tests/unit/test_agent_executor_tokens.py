@@ -49,3 +49,28 @@ def test_the_key_is_kept_private_and_reused(tmp_path: Path) -> None:
     key = tokens.agent_key(path)
     assert path.stat().st_mode & 0o777 == 0o600
     assert tokens.agent_key(path) == key  # recovered executors keep their tokens
+
+
+async def test_a_tokens_signature_is_checked_once_and_its_liveness_every_call(
+        side: Side, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every executor call carries its token: the HMAC is checked on the first call only
+    (it cannot change), whether its container still lives on every call."""
+    first = side.run("a")
+    checked: list[str] = []
+    verify = tokens.verify
+
+    def counting(key: bytes, token: str) -> tokens.ExecutorClaims:
+        checked.append(token)
+        return verify(key, token)
+
+    monkeypatch.setattr(tokens, "verify", counting)
+    for _ in range(5):
+        assert side.executors.authenticate(f"Bearer {first.token}") == (FW, "a")
+    assert checked == [first.token]
+    await until(lambda: first.container is not None)
+    side.executors.shutdown_executor(first)
+    side.clock.advance(3.0)
+    side.executors.lifecycle.tick()
+    await until(lambda: first.state.value == "TERMINATED")
+    with pytest.raises(Unauthorized):  # checked once, but gone with its container
+        side.executors.authenticate(f"Bearer {first.token}")

@@ -2,8 +2,9 @@
 
 import pytest
 
-from mesonb.client.sizes import format_mb, parse_size
+from mesonb.client.sizes import call_resources, format_mb, parse_size, resource_scalars
 from mesonb.frameworks.functions.protocol import Call, Dep, Outcome, Ref, substitute
+from mesonb.protocol.resources import Resources
 
 
 @pytest.mark.parametrize(("text", "mb"), [
@@ -42,3 +43,19 @@ def test_call_and_outcome_round_trip():
     assert Outcome.decode(outcome.encode()) == outcome
     with pytest.raises(ValueError):
         Call.decode(outcome.encode())
+
+
+def test_call_resources_are_parsed_once_per_distinct_arguments() -> None:
+    """A loop of submits with the same keywords parses and checks them once; the answer
+    is the same immutable Resources, and bad arguments still fail with their name."""
+    first = call_resources(0.2, "1GB", None, None)
+    assert call_resources(0.2, "1GB", None, None) is first
+    assert first == Resources(resource_scalars(0.2, "1GB", None, None))
+    assert call_resources(0.2, 512, None, None).scalars["mem"] == 512.0
+    assert call_resources(1, "1GB", None, None).scalars["cpus"] == 1.0
+    with pytest.raises(ValueError, match="cpus"):
+        call_resources(-1, "1GB", None, None)
+    with pytest.raises(ValueError, match="cpus"):  # errors are not kept: raised again
+        call_resources(-1, "1GB", None, None)
+    with pytest.raises(ValueError, match="mem"):  # unhashable: checked all the same
+        call_resources(0.2, ["1GB"], None, None)

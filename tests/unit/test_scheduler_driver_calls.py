@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import tornado.web
 
+from mesonb.frameworks import driver as driver_module
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol import recordio
 from mesonb.protocol.errors import BadRequest
@@ -142,6 +143,55 @@ async def test_waiting_acknowledgements_ride_with_the_next_accept() -> None:
         assert master.calls[1] == [ack]
         await asyncio.sleep(0.05)
         assert len(master.calls) == 2  # and only once
+    finally:
+        await driver.stop()
+        master.server.stop()
+
+
+async def test_a_terminal_updates_acknowledgement_waits_longer_for_a_call_to_ride_with() -> None:
+    """A terminal update's acknowledgement holds nothing up at the agent, so it waits
+    TERMINAL_ACK_DELAY (not ACK_DELAY) for the next ACCEPT: in a burst of short tasks
+    the acknowledgements then cost no request of their own. A non-terminal update's
+    (the agent holds the task's next update until it) still goes within ACK_DELAY and
+    takes the terminal ones waiting with it."""
+    master = RecordingMaster({"version": "1.11.0", "mesonb_version": "0"})
+    driver = SchedulerDriver(master.address, {"user": "u", "name": "acks"}, Recorder())
+
+    def status(task: str, state: str) -> dict[str, Any]:
+        return {"agent_id": {"value": "a1"}, "task_id": {"value": task}, "state": state,
+                "uuid": base64.b64encode(task.encode().ljust(16, b"-")).decode()}
+
+    try:
+        assert await driver.start(timeout=10) == "fw"
+        loop = asyncio.get_running_loop()
+        driver._queue_ack(status("t1", "TASK_FINISHED"))
+        driver._queue_ack(status("t2", "TASK_FAILED"))
+        assert driver._ack_due - loop.time() > driver_module.ACK_DELAY * 5
+        await asyncio.sleep(driver_module.ACK_DELAY * 5)  # long past ACK_DELAY
+        assert master.calls == []
+        await driver.launch(["o1"], [])
+        (batch,) = master.calls
+        assert [(c["type"], c.get("acknowledge", {}).get("task_id")) for c in batch] == [
+            ("ACKNOWLEDGE", {"value": "t1"}), ("ACKNOWLEDGE", {"value": "t2"}),
+            ("ACCEPT", None)]
+
+        # A terminal ack waiting, then a RUNNING one: both go out at ACK_DELAY's pace.
+        driver._queue_ack(status("t3", "TASK_FINISHED"))
+        started = loop.time()
+        driver._queue_ack(status("t4", "TASK_RUNNING"))
+        assert driver._ack_due - started <= driver_module.ACK_DELAY + 0.001
+        for _ in range(200):
+            if len(master.calls) == 2:
+                break
+            await asyncio.sleep(0.005)
+        assert [c["acknowledge"]["task_id"]["value"] for c in master.calls[1]] == ["t3", "t4"]
+        # And an ack left alone still goes out on its own, soon.
+        driver._queue_ack(status("t5", "TASK_FINISHED"))
+        for _ in range(200):
+            if len(master.calls) == 3:
+                break
+            await asyncio.sleep(0.005)
+        assert [c["acknowledge"]["task_id"]["value"] for c in master.calls[2]] == ["t5"]
     finally:
         await driver.stop()
         master.server.stop()

@@ -24,6 +24,10 @@ from mesonb.protocol.scheduler import SCHEDULER_PATH as SCHEDULER_PATH  # routes
 from mesonb.protocol.scheduler import Call, CallType
 
 log = logging.getLogger(__name__)
+# Loop turns an event stream's write may wait for an allocation run that is due: the
+# offers a task's end frees then leave in the same write as its UPDATE (one send, and one
+# wake-up of the framework, instead of two; the UPDATE is still first).
+FLUSH_WAITS = 3
 
 
 def parse(body: bytes) -> Call | list[Call]:
@@ -105,6 +109,7 @@ class SchedulerHandler(BaseHandler):
         self.stream_events()
         self._done = asyncio.get_running_loop().create_future()
         self._flush_pending = False
+        self._flush_waits = 0
         self.set_status(200)
         self.set_header("Content-Type", JSON)
         self.set_header("Mesos-Stream-Id", stream_id)
@@ -127,7 +132,13 @@ class SchedulerHandler(BaseHandler):
             tornado.ioloop.IOLoop.current().add_callback(self._flush)
 
     def _flush(self) -> None:
+        if self.master.allocation_pending and self._flush_waits < FLUSH_WAITS \
+                and not self._done.done():
+            self._flush_waits += 1
+            tornado.ioloop.IOLoop.current().add_callback(self._flush)
+            return
         self._flush_pending = False
+        self._flush_waits = 0
         if not self._done.done() and not self._finished:
             self.flush()
 
