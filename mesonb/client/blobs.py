@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 import tornado.httpserver
 import tornado.web
 
+from mesonb.http.base import log_request
+
 
 class _BlobHandler(tornado.web.RequestHandler):
     def initialize(self, store: dict[str, bytes]) -> None:
@@ -39,7 +41,8 @@ class BlobServer:
         host = urlsplit(master_url).hostname or "127.0.0.1"
         ip = "127.0.0.1" if host in ("127.0.0.1", "localhost") else _route_to(host)
         app = tornado.web.Application([(r"/blobs/([A-Za-z0-9_-]+)", _BlobHandler,
-                                        {"store": self.store})])
+                                        {"store": self.store})],
+                                      log_function=log_request)  # mesonb's access log
         self.server = tornado.httpserver.HTTPServer(app, max_buffer_size=2**31)
         sockets = tornado.netutil.bind_sockets(0, ip)
         self.server.add_sockets(sockets)

@@ -34,6 +34,10 @@ from mesonb.security.acls import PERMISSIVE, Acls, Action
 from mesonb.security.credentials import Credentials
 
 log = logging.getLogger(__name__)
+# mesonb's daemons log each request here, not on tornado.access (and the log message of
+# an HTTPError here, not on tornado.general): an embedded cluster quiets this logger and
+# leaves the loggers of the user's own tornado applications alone (mesonb.client.local)
+access_log = logging.getLogger("mesonb.http.access")
 
 JSON = "application/json"
 PROTOBUF = "application/x-protobuf"
@@ -130,8 +134,31 @@ def check_json_accept(accept: str | None, extra: tuple[str, ...] = ()) -> None:
         raise NotAcceptable(f"Expecting 'Accept' to allow application/json, got '{accept}'")
 
 
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Tornado's access line for a request to a mesonb daemon (the ``log_function`` of its
+    Applications), on :data:`access_log`: INFO for 1xx-3xx, WARNING 4xx, ERROR 5xx."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    if access_log.isEnabledFor(level):
+        request = handler.request
+        access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method, request.uri,
+                       request.remote_ip, 1000.0 * request.request_time())
+
+
 class BaseHandler(tornado.web.RequestHandler):
     """Authentication, media types and error answers for every endpoint."""
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """An HTTPError's log message on :data:`access_log` (tornado: tornado.general)."""
+        if isinstance(value, tornado.web.HTTPError):
+            if value.log_message:
+                request = self.request
+                access_log.warning("%d %s %s (%s): %s", value.status_code, request.method,
+                                   request.uri, request.remote_ip,
+                                   value.log_message % value.args if value.args
+                                   else value.log_message)
+            return
+        super().log_exception(typ, value, tb)
 
     security: Security
     public = False  # True for endpoints open without credentials (health, version)
@@ -274,6 +301,10 @@ class SlashCollapsingApplication(tornado.web.Application):
     and refuses a request body over ``max_body_bytes`` with ``413`` before reading it."""
 
     max_body_bytes = MAX_BODY_BYTES
+
+    def __init__(self, *args: Any, **settings: Any) -> None:
+        settings.setdefault("log_function", log_request)
+        super().__init__(*args, **settings)
 
     def find_handler(self, request: Any, **kwargs: Any) -> Any:
         if "//" in request.path:
