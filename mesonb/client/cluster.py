@@ -365,15 +365,16 @@ class Cluster(ClusterViews, ClusterFrameworks):
         return [f.result(timeout) for f in futures]
 
     def run(self, command: str, *, cpus: float = 0.1, mem: str | float = "128MiB",
-            disk: str | float | None = None, name: str | None = None,
-            retries: int = 0) -> Future:
+            disk: str | float | None = None, gpus: float | None = None,
+            name: str | None = None, retries: int = 0) -> Future:
         """Run a shell command as a Mesos command task; the future yields a
-        :class:`~.futures.CommandResult` (returncode, stdout, stderr).
+        :class:`~.futures.CommandResult` (returncode, stdout, stderr). ``gpus``: a whole
+        number of GPUs, as for :meth:`submit` (the command sees ``CUDA_VISIBLE_DEVICES``).
 
         >>> cluster.run("echo hi").result().stdout  # doctest: +SKIP
         'hi\\n'
         """
-        resources = self._resources(cpus, mem, disk, None)
+        resources = self._resources(cpus, mem, disk, gpus)
         retries = check_retries(retries)
         name = name or "command"
         fut = Future(self, f"{slug(name)}-{next(self._ids)}", name, command=True)
