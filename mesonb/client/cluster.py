@@ -30,7 +30,6 @@ import itertools
 import logging
 import os
 import pickle
-import shutil
 import time
 import types
 import uuid
@@ -258,7 +257,7 @@ class Cluster(ClusterViews, ClusterFrameworks):
         if getattr(self, "_blobs", None) is not None:
             self._blobs.stop()
         if self._shm_dir is not None:
-            shutil.rmtree(self._shm_dir, ignore_errors=True)
+            shm.remove_dir(self._shm_dir)  # and its lock (bugs: /dev/shm sweep)
         if getattr(self, "_master", None) is not None:
             self._master.close()
         embedded: Any = self.local
