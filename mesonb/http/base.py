@@ -153,10 +153,10 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, tornado.web.HTTPError):
             if value.log_message:
                 request = self.request
-                access_log.warning("%d %s %s (%s): %s", value.status_code, request.method,
-                                   request.uri, request.remote_ip,
-                                   value.log_message % value.args if value.args
-                                   else value.log_message)
+                # formatted lazily, as tornado does: logging reports a bad format itself
+                access_log.warning("%d %s %s (%s): " + value.log_message, value.status_code,
+                                   request.method, request.uri, request.remote_ip,
+                                   *value.args)
             return
         super().log_exception(typ, value, tb)
 
