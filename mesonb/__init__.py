@@ -57,7 +57,7 @@ class _Config:
             logger.addHandler(handler)
             if logger.getEffectiveLevel() > level or logger.level == logging.NOTSET:
                 logger.setLevel(level)
-        for name in ("tornado.access", "tornado.general"):  # quieted for embedded daemons
+        for name in ("mesonb.http.access",):  # quieted for embedded daemons
             if logging.getLogger(name).level > level:
                 logging.getLogger(name).setLevel(level)
         _Config._handler = handler

@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         # A line per answered request is debugging output: at a few thousand scheduler
         # calls a second, formatting and writing them cost the master a sixth of its CPU
         # (and whoever reads its log). Requests answered 4xx/5xx are still logged.
-        logging.getLogger("tornado.access").setLevel(logging.WARNING)
+        logging.getLogger("mesonb.http.access").setLevel(logging.WARNING)
+        logging.getLogger("tornado.access").setLevel(logging.WARNING)  # others' servers
     return int(args.func(args) or 0)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import functools
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -195,6 +195,8 @@ class Framework:
     executors: dict[str, Executor] = field(default_factory=dict)
     completed_executors: list[Executor] = field(default_factory=list)
     terminating: bool = False
+    # task id → id of the executor holding it: a status update finds its executor in O(1)
+    task_index: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def framework_id(self) -> str:
@@ -210,12 +212,27 @@ class Framework:
         return self.info.has_capability("PARTITION_AWARE")
 
     def executor_of(self, task_id: str) -> Executor | None:
-        for executor in self.executors.values():
-            if executor.task(task_id) is not None:
-                return executor
+        """The live executor whose queued or launched tasks hold ``task_id`` (an index
+        look-up: the agent does this for every status update and acknowledgement)."""
+        executor_id = self.task_index.get(task_id)
+        executor = self.executors.get(executor_id) if executor_id is not None else None
+        if executor is not None and executor.task(task_id) is not None:
+            return executor
         return None
 
+    def index_tasks(self, executor: Executor, task_ids: Iterable[str]) -> None:
+        """``executor`` holds these tasks now (queued or launched)."""
+        for task_id in task_ids:
+            self.task_index[task_id] = executor.executor_id
+
+    def unindex_task(self, executor: Executor, task_id: str) -> None:
+        """``executor`` no longer holds ``task_id`` (its terminal update was acknowledged)."""
+        if self.task_index.get(task_id) == executor.executor_id:
+            del self.task_index[task_id]
+
     def complete_executor(self, executor: Executor) -> None:
+        for task in [*executor.completed, *executor.tasks()]:
+            self.unindex_task(executor, task.task_id)
         self.executors.pop(executor.executor_id, None)
         self.completed_executors.append(executor)
         del self.completed_executors[:-MAX_COMPLETED_EXECUTORS]

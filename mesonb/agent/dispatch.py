@@ -104,6 +104,7 @@ class MasterCommands:
         record = Task(info=task, framework_id=framework.framework_id,
                       executor_id=executor.executor_id)
         self.io.checkpoint_task(framework, executor, record)
+        framework.index_tasks(executor, [record.task_id])
         self.tasks.run(executor, [record], group=False)
 
     def run_task_group(self, run: RunTaskGroup) -> None:
@@ -136,6 +137,7 @@ class MasterCommands:
                         executor_id=executor.executor_id, group=ids) for t in tasks]
         for record in records:
             self.io.checkpoint_task(framework, executor, record)
+        framework.index_tasks(executor, ids)
         self.tasks.run(executor, records, group=True)
 
     def kill_task(self, kill: KillTask) -> None:

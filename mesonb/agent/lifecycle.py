@@ -75,6 +75,7 @@ class Lifecycle:
     def adopt(self, framework: Framework, executor: Executor) -> None:
         """Put ``executor`` in the book (a new one, or one recovered from checkpoints)."""
         framework.executors[executor.executor_id] = executor
+        framework.index_tasks(executor, (t.task_id for t in executor.tasks()))
         self._executors[executor.container_id] = executor
         self.tokens[executor.token] = (framework.framework_id, executor.executor_id)
 
@@ -146,9 +147,10 @@ class Lifecycle:
         """The terminal update of a task was acknowledged: the task is completed."""
         framework = self.book.frameworks.get(framework_id)
         executor = framework.executor_of(task_id) if framework is not None else None
-        if executor is None:
+        if framework is None or executor is None:
             return
         task = executor.launched.pop(task_id, None) or executor.queued.pop(task_id, None)
+        framework.unindex_task(executor, task_id)
         if task is not None:
             task_fsm.acknowledged(task)
             executor.completed.append(task)

@@ -40,7 +40,7 @@ LAUNCHED/live         kill(executor running)      unchanged         SendKill
 LAUNCHED/live         kill(executor not running)  unchanged         Ignored
 any/terminal          kill                        unchanged         Ignored
 active/live           update(s)                   same/s            Record
-active/terminal       update(same state)          unchanged         Record (a resend)
+active/terminal       update(same state)          unchanged         Invalid (a second one)
 active/terminal       update(other state)         unchanged         Invalid
 COMPLETED/terminal    update                      unchanged         Invalid
 active/live           executor_terminated         same/term         AgentUpdate(term)
@@ -154,7 +154,7 @@ TRANSITIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("LAUNCHED/live", "kill(executor not running)", "unchanged", ("Ignored",)),
     ("any/terminal", "kill", "unchanged", ("Ignored",)),
     ("active/live", "update(s)", "same/s", ("Record",)),
-    ("active/terminal", "update(same state)", "unchanged", ("Record",)),
+    ("active/terminal", "update(same state)", "unchanged", ("Invalid",)),
     ("active/terminal", "update(other state)", "unchanged", ("Invalid",)),
     ("COMPLETED/terminal", "update", "unchanged", ("Invalid",)),
     ("active/live", "executor_terminated", "same/term", ("AgentUpdate",)),
@@ -205,7 +205,7 @@ def update(task: TaskLife, status: TaskStatus) -> list[Action]:
     """An update the executor sent for the task (not a duplicate)."""
     if task.phase is TaskPhase.COMPLETED:
         return [Invalid("not active here")]
-    if task.state.terminal and status.state is not task.state:
+    if task.state.terminal:  # Mesos: "Task is already terminated", a second one too
         return [Invalid(f"already {task.state.value}")]
     task.state = status.state
     return [Record(status)]

@@ -16,6 +16,7 @@ import tornado.httpserver
 import tornado.web
 
 from mesonb import tls
+from mesonb.http.base import log_request
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ class BlobServer:
         host = urlsplit(master_url).hostname or "127.0.0.1"
         ip = "127.0.0.1" if host in ("127.0.0.1", "localhost") else _route_to(host)
         app = tornado.web.Application([(r"/blobs/([A-Za-z0-9_-]+)", _BlobHandler,
-                                        {"store": self.store})])
+                                        {"store": self.store})],
+                                      log_function=log_request)  # mesonb's access log
         # TLS when this client has a certificate (--ssl-cert/MESONB_SSL_CERT): executors
         # fetch large values from here and verify it against the cluster's CA.
         secure = tls.can_serve()

@@ -30,7 +30,6 @@ import itertools
 import logging
 import os
 import pickle
-import shutil
 import time
 import types
 import uuid
@@ -257,7 +256,7 @@ class Cluster(ClusterViews, ClusterFrameworks):
         if getattr(self, "_blobs", None) is not None:
             self._blobs.stop()
         if self._shm_dir is not None:
-            shutil.rmtree(self._shm_dir, ignore_errors=True)
+            shm.remove_dir(self._shm_dir)  # and its lock (bugs: /dev/shm sweep)
         if getattr(self, "_master", None) is not None:
             self._master.close()
         embedded: Any = self.local
@@ -364,15 +363,16 @@ class Cluster(ClusterViews, ClusterFrameworks):
         return [f.result(timeout) for f in futures]
 
     def run(self, command: str, *, cpus: float = 0.1, mem: str | float = "128MiB",
-            disk: str | float | None = None, name: str | None = None,
-            retries: int = 0) -> Future:
+            disk: str | float | None = None, gpus: float | None = None,
+            name: str | None = None, retries: int = 0) -> Future:
         """Run a shell command as a Mesos command task; the future yields a
-        :class:`~.futures.CommandResult` (returncode, stdout, stderr).
+        :class:`~.futures.CommandResult` (returncode, stdout, stderr). ``gpus``: a whole
+        number of GPUs, as for :meth:`submit` (the command sees ``CUDA_VISIBLE_DEVICES``).
 
         >>> cluster.run("echo hi").result().stdout  # doctest: +SKIP
         'hi\\n'
         """
-        resources = self._resources(cpus, mem, disk, None)
+        resources = self._resources(cpus, mem, disk, gpus)
         retries = check_retries(retries)
         name = name or "command"
         fut = Future(self, f"{slug(name)}-{next(self._ids)}", name, command=True)

@@ -7,15 +7,18 @@ from pathlib import Path
 from typing import Any
 
 OFFER_TIMEOUT = 60.0  # seconds: an embedded master's offer timeout unless given
-QUIET = ("tornado.access", "tornado.general")  # 4xx answers are logged there
+# the daemons' request lines and HTTPError messages (4xx answers are logged there); the
+# tornado loggers themselves are left alone: they are the user's tornado applications' too
+QUIET = ("mesonb.http.access",)
 
 
 def quiet_daemons() -> None:
-    """The daemons now run in the user's process: their loggers (mesonb's, tornado's)
-    print nothing in the user's cells unless asked (``logging`` configured, or
+    """The daemons now run in the user's process: their loggers (mesonb's) print nothing
+    in the user's cells unless asked (``logging`` configured, or
     ``mesonb.config(log_level=...)``). A NullHandler stops Python's last-resort handler,
-    which would print warnings to stderr; records still reach handlers the user sets."""
-    for name in ("mesonb", "tornado"):
+    which would print warnings to stderr; records still reach handlers the user sets.
+    Tornado's own loggers keep their handlers and levels: the daemons do not log there."""
+    for name in ("mesonb",):
         logger = logging.getLogger(name)
         if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
             logger.addHandler(logging.NullHandler())

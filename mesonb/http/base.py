@@ -35,6 +35,10 @@ from mesonb.security.credentials import Credentials
 from mesonb.security.views import Viewer
 
 log = logging.getLogger(__name__)
+# mesonb's daemons log each request here, not on tornado.access (and the log message of
+# an HTTPError here, not on tornado.general): an embedded cluster quiets this logger and
+# leaves the loggers of the user's own tornado applications alone (mesonb.client.local)
+access_log = logging.getLogger("mesonb.http.access")
 
 JSON = "application/json"
 PROTOBUF = "application/x-protobuf"
@@ -131,8 +135,31 @@ def check_json_accept(accept: str | None, extra: tuple[str, ...] = ()) -> None:
         raise NotAcceptable(f"Expecting 'Accept' to allow application/json, got '{accept}'")
 
 
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Tornado's access line for a request to a mesonb daemon (the ``log_function`` of its
+    Applications), on :data:`access_log`: INFO for 1xx-3xx, WARNING 4xx, ERROR 5xx."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    if access_log.isEnabledFor(level):
+        request = handler.request
+        access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method, request.uri,
+                       request.remote_ip, 1000.0 * request.request_time())
+
+
 class BaseHandler(tornado.web.RequestHandler):
     """Authentication, media types and error answers for every endpoint."""
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """An HTTPError's log message on :data:`access_log` (tornado: tornado.general)."""
+        if isinstance(value, tornado.web.HTTPError):
+            if value.log_message:
+                request = self.request
+                # formatted lazily, as tornado does: logging reports a bad format itself
+                access_log.warning("%d %s %s (%s): " + value.log_message, value.status_code,
+                                   request.method, request.uri, request.remote_ip,
+                                   *value.args)
+            return
+        super().log_exception(typ, value, tb)
 
     security: Security
     public = False  # True for endpoints open without credentials (health, version)
@@ -291,6 +318,10 @@ class SlashCollapsingApplication(tornado.web.Application):
     and refuses a request body over ``max_body_bytes`` with ``413`` before reading it."""
 
     max_body_bytes = MAX_BODY_BYTES
+
+    def __init__(self, *args: Any, **settings: Any) -> None:
+        settings.setdefault("log_function", log_request)
+        super().__init__(*args, **settings)
 
     def find_handler(self, request: Any, **kwargs: Any) -> Any:
         if "//" in request.path:

@@ -293,6 +293,11 @@ class AgentMessages:
                 log.warning("status update for unknown task %s from agent %s", status.task_id,
                             agent.id)
                 return
+            # Completed when an earlier update's latest_state was terminal: its terminal
+            # status comes now and belongs in its statuses (the v0/v1 views show it).
+            task.record(status)
+            task.status_update_state = status.state
+            task.status_update_uuid = status.uuid
         else:
             latest = update.latest_state or status.state
             task.record(status)

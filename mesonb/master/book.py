@@ -61,9 +61,13 @@ class Task:
 
     def record(self, status: TaskStatus, keep: int = 8) -> None:
         """Remember a status (bounded: the first one and the most recent), without its
-        ``data``, as the Mesos master does: executors may put large payloads there."""
+        ``data``, as the Mesos master does: executors may put large payloads there. A
+        status of the same state as the last one replaces it (Master::updateTask: a
+        resend, a health check's update)."""
         if status.data is not None:
             status = dataclasses.replace(status, data=None)
+        if self.statuses and self.statuses[-1].state is status.state:
+            self.statuses.pop()
         self.statuses.append(status)
         if len(self.statuses) > keep:
             del self.statuses[1]

@@ -299,3 +299,67 @@ async def test_agent_restart_kills_an_executor_that_does_not_resubscribe(
     assert sorted(side.exited()) == ["e-dead", "e-live"]
     with pytest.raises(Unauthorized, match="Invalid executor token"):
         side.executors.authenticate("Bearer token-live")
+
+
+# -- left-over bugs: terminal updates, the task index ----------------------------------------
+def executor_update(side: Side, executor: Executor, task_id: str, state: TaskState,
+                    uuid: bytes) -> None:
+    side.executors.update(ExecutorCall(
+        type=ExecutorCallType.UPDATE, executor_id=executor.executor_id, framework_id=FW,
+        update=ExecutorUpdate(status=TaskStatus(task_id=task_id, state=state, uuid=uuid))))
+
+
+async def test_updates_after_a_terminal_one_are_acknowledged_but_not_forwarded(
+    side: Side,
+) -> None:
+    """Mesos (Executor::updateTaskState): once a task is terminal, any later update of it,
+    a second TASK_FAILED included, is an error: acknowledged to the executor, dropped."""
+    executor = side.run("t5")
+    await until(lambda: executor.container is not None)
+    stream = side.subscribe(executor)
+    executor_update(side, executor, "t5", TaskState.TASK_RUNNING, b"u1")
+    executor_update(side, executor, "t5", TaskState.TASK_FAILED, b"u2")
+    executor_update(side, executor, "t5", TaskState.TASK_FAILED, b"u3")  # a second one
+    executor_update(side, executor, "t5", TaskState.TASK_FINISHED, b"u4")
+    assert [s for s, _, _ in side.states("t5")] == ["TASK_RUNNING", "TASK_FAILED"]
+    assert side.metrics["invalid_status_updates"] == 2
+    acks = [e.acknowledged.uuid for e in stream.events if e.acknowledged]
+    assert acks == [b"u1", b"u2", b"u3", b"u4"]  # the executor stops resending them
+    (task,) = executor.tasks()
+    assert [s.state for s in task.statuses] == [TaskState.TASK_RUNNING, TaskState.TASK_FAILED]
+
+
+async def test_the_task_index_finds_each_tasks_executor_with_one_look(
+    side: Side, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """executor_of is an index look-up, not a scan of every executor (status updates at
+    thousands of tasks per agent would be quadratic), and follows a task until the
+    acknowledgement of its terminal update completes it."""
+    executors = {f"t{i}": side.run(f"t{i}") for i in range(300)}
+    framework = side.executors.frameworks[FW]
+    looks = 0
+    task = Executor.task
+
+    def counted(self: Executor, task_id: str) -> Any:
+        nonlocal looks
+        looks += 1
+        return task(self, task_id)
+
+    monkeypatch.setattr(Executor, "task", counted)
+    for task_id, executor in executors.items():
+        assert framework.executor_of(task_id) is executor
+    assert framework.executor_of("nope") is None
+    assert looks == len(executors)  # one look per task found, none for an unknown one
+    monkeypatch.undo()
+    side.executors.kill_task(KillTask(framework_id=FW, task_id="t7"))  # KILLED, queued
+    assert framework.executor_of("t7") is executors["t7"]  # terminal, not acknowledged
+    side.executors.stream_closed(FW, "t7")
+    assert framework.executor_of("t7") is None and "t7" not in framework.task_index
+
+
+async def test_the_task_index_holds_the_tasks_of_reattached_executors(
+    side: Side, tmp_path: Path,
+) -> None:
+    side.executors.recover(await earlier_run(side, tmp_path), StatusUpdateManager())
+    framework = side.executors.frameworks[FW]
+    assert framework.executor_of("t-live") is framework.executors["e-live"]

@@ -434,3 +434,41 @@ def test_state_of_a_big_book_is_built_in_one_pass():
     v1 = views.get_state(book)
     assert len(v1["get_tasks"]["tasks"]) == 10_000
     assert snapshot(w.master)["master/cpus_used"] == pytest.approx(1000.0)
+
+
+def test_v0_completed_task_statuses_end_with_the_terminal_status(world):
+    """The status update manager forwards in order: a RUNNING retried after the task
+    failed carries latest_state FAILED, and the master completes the task at once. The
+    TASK_FAILED update that follows must still land in the completed task's statuses (the
+    web UI and tools read the terminal status there), once even if the agent resends it;
+    a status of the same state as the last replaces it, as Mesos's Master::updateTask."""
+    w = world
+    offers = {o["agent_id"]["value"]: o for o in w.offers(w.fw)}
+    w.launch(w.fw, offers[w.a1], task_info("t3", w.a1, "cpus:0.5;mem:64"))
+    agent = w.master.book.agents[w.a1]
+
+    def send(state: str, uid: bytes, latest: str | None = None, **status: Any) -> None:
+        w.clock.advance(1)
+        w.master.agents.handle(agent, AgentCall.from_json({
+            "type": "STATUS_UPDATE", "status_update": {
+                "framework_id": {"value": w.fw}, **({"latest_state": latest} if latest else {}),
+                "status": {"task_id": {"value": "t3"}, "state": state,
+                           "source": "SOURCE_EXECUTOR", "timestamp": w.clock.time(),
+                           "uuid": base64.b64encode(uid).decode(), **status}}}))
+
+    send("TASK_RUNNING", b"r1")
+    send("TASK_RUNNING", b"r2", healthy=True)  # a health check's update replaces it
+    send("TASK_RUNNING", b"r2", "TASK_FAILED", healthy=True)  # retried; failed meanwhile
+    send("TASK_FAILED", b"f1", message="exit 1", reason="REASON_COMMAND_EXECUTOR_FAILED")
+    failed_at = w.clock.time()
+    send("TASK_FAILED", b"f1", message="exit 1", reason="REASON_COMMAND_EXECUTOR_FAILED",
+         timestamp=failed_at)  # the agent's resend: not acknowledged in time
+    state = views_v0.v0_state(w.master)
+    (fw,) = state["frameworks"]
+    t3 = next(t for t in fw["completed_tasks"] if t["id"] == "t3")
+    assert t3["state"] == "TASK_FAILED"
+    assert [s["state"] for s in t3["statuses"]] == ["TASK_RUNNING", "TASK_FAILED"]
+    assert t3["statuses"][0]["healthy"] is True
+    assert t3["statuses"][-1]["timestamp"] == pytest.approx(failed_at)
+    v1 = views.task_json(w.master.book.find_completed_task(w.fw, "t3"))
+    assert [s["state"] for s in v1["statuses"]] == ["TASK_RUNNING", "TASK_FAILED"]

@@ -29,6 +29,7 @@ from mesonb.executor.health import TaskChecks
 from mesonb.protocol.mesos import KillPolicy, TaskInfo
 from mesonb.protocol.states import Reason, TaskState
 
+from . import shm
 from .protocol import Outcome, Running
 from .worker import Pool, WorkerDied
 
@@ -122,6 +123,7 @@ def main() -> None:
     logging.basicConfig(level=os.environ.get("MESONB_LOG_LEVEL", "WARNING"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sandbox = os.environ.get("MESOS_SANDBOX") or os.getcwd()
+    shm.sweep()  # blocks of clients killed with values in /dev/shm
     count = int(os.environ.get(POOL_ENV) or max(2, os.cpu_count() or 2))
     pool = Pool.prefork(count, sandbox)  # before any thread or event loop exists
     handler = FunctionsExecutor(pool)

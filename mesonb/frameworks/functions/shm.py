@@ -15,6 +15,14 @@ out of band over HTTP as before (:mod:`.protocol`).
 Lifetimes: an argument's file is removed when its call ends; a result's when its future
 is collected (a dependent call may still read it) or the cluster closes. A mapped file
 that is removed stays readable by whoever mapped it.
+
+A client killed with ``kill -9`` never closes: its directory, ``mesonb-<pid>-<id>``, is
+held locked (``flock`` on the directory) for the client's life, and the kernel drops the
+lock with the process. :func:`sweep` (run when a client makes its directory and when a
+functions executor starts) removes the directories whose lock is free; a live client's
+is never touched, whatever its pid namespace. The directory is made as ``<name>.new``
+and renamed once locked, so a sweep never sees it unlocked; a ``.new`` one left by a
+client killed in between goes once its pid is gone.
 """
 
 from __future__ import annotations
@@ -22,9 +30,13 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import fcntl
+import logging
 import mmap
 import os
 import pickle
+import re
+import shutil
 import uuid
 from typing import Any
 
@@ -34,6 +46,9 @@ SHM_MIN = 1 << 20  # out-of-band bytes from which a value goes through shared me
 SHM_ROOT = "/dev/shm"
 WRITERS = 4  # threads that write one large value's bytes at once (at most the cores)
 PARALLEL_SLICE = 16 << 20  # bytes each of them writes at least
+_DIR_NAME = re.compile(r"mesonb-(\d+)-[0-9a-f]{12}(\.new)?")
+_held: dict[str, int] = {}  # this process's directories -> the fd holding their lock
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -94,12 +109,74 @@ def _write_all(fd: int, views: list[memoryview]) -> None:
 
 
 def client_dir() -> str | None:
-    """A new directory of this client's in ``/dev/shm`` (None where there is none)."""
+    """A new directory of this client's in ``/dev/shm`` (None where there is none),
+    locked for this process's life; the leftovers of killed clients are swept first."""
     if not os.path.isdir(SHM_ROOT) or not os.access(SHM_ROOT, os.W_OK):
         return None
-    path = os.path.join(SHM_ROOT, f"mesonb-{uuid.uuid4().hex[:12]}")
-    os.mkdir(path, 0o700)
+    sweep()
+    path = os.path.join(SHM_ROOT, f"mesonb-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    os.mkdir(path + ".new", 0o700)
+    fd = os.open(path + ".new", os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.rename(path + ".new", path)  # the lock goes with the directory
+    _held[path] = fd
     return path
+
+
+def remove_dir(path: str) -> None:
+    """Remove this client's directory (the cluster closes) and release its lock."""
+    shutil.rmtree(path, ignore_errors=True)
+    fd = _held.pop(path, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
+def _abandoned(path: str, pid: int, locked: bool) -> bool:
+    """No live process owns the directory: its lock is free (a ``.new`` one, never
+    locked for good: its pid is gone)."""
+    if not locked:
+        return not _pid_alive(pid)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False  # gone, or not ours to judge
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # held: its client lives
+    finally:
+        os.close(fd)
+    return True
+
+
+def sweep(root: str | None = None) -> list[str]:
+    """Remove the shared-memory directories of clients that died without closing (kill
+    -9 of a ``Cluster.local()`` process, say) with the blocks left in them; returns the
+    directories removed."""
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(root or SHM_ROOT))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _DIR_NAME.fullmatch(entry.name)
+        if match is None or entry.path in _held or not entry.is_dir(follow_symlinks=False):
+            continue
+        if _abandoned(entry.path, int(match.group(1)), locked=match.group(2) is None):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            log.info("removed %s, left in shared memory by a dead client", entry.path)
+            removed.append(entry.path)
+    return removed
 
 
 def dump(value: Any, directory: str | None) -> tuple[bytes, Shm | None]:
