@@ -1,0 +1,108 @@
+"""Mesos fidelity of operator reservations with real master and agent processes: an
+operator call rescinds only the offers holding what it needs, and reserved resources
+count against a role's quota."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from mesonb.testing.processes import ProcessCluster
+
+pytestmark = pytest.mark.slow
+JSON = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+def call(cluster: ProcessCluster, body: dict[str, Any]) -> requests.Response:
+    return requests.post(cluster.url + "/api/v1", json=body, headers=JSON, timeout=10)
+
+
+def disk(value: float, role: str) -> dict[str, Any]:
+    return {"name": "disk", "type": "SCALAR", "scalar": {"value": value},
+            "reservations": [{"type": "DYNAMIC", "role": role, "principal": "ops"}]}
+
+
+def reserve(cluster: ProcessCluster, agent_id: str, kind: str,
+            resources: list[dict[str, Any]]) -> requests.Response:
+    field = kind.lower()
+    return call(cluster, {"type": kind, field: {"agent_id": {"value": agent_id},
+                                                "resources": resources}})
+
+
+class Recorder:
+    """Offers and rescinds one framework sees."""
+
+    def __init__(self) -> None:
+        self.offers: list[dict[str, Any]] = []
+        self.rescinded: list[str] = []
+
+    def on_offers(self, offers: list[dict[str, Any]]) -> None:
+        self.offers.extend(offers)
+
+    def on_rescind(self, offer_id: str) -> None:
+        self.rescinded.append(offer_id)
+
+    def outstanding(self) -> list[str]:
+        return [o["id"]["value"] for o in self.offers if o["id"]["value"] not in self.rescinded]
+
+
+async def until(condition: Any, what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+async def test_operator_calls_rescind_only_the_offers_holding_what_they_need(tmp_path: Path):
+    from mesonb.frameworks.driver import SchedulerDriver
+
+    cluster = ProcessCluster(tmp_path, agents=1, agent_resources="cpus:2;mem:1024;disk:1024")
+    drivers: list[SchedulerDriver] = []
+    try:
+        await asyncio.to_thread(cluster.start)
+        [agent] = await asyncio.to_thread(cluster.wait_agents, 1)
+        for role in ("db", "web"):
+            answer = reserve(cluster, agent["id"], "RESERVE_RESOURCES", [disk(100, role)])
+            assert answer.status_code == 202, answer.text
+        frameworks = {}
+        for role in ("db", "web"):
+            fw = Recorder()
+            info = {"user": "tester", "name": role, "roles": [role],
+                    "capabilities": [{"type": "MULTI_ROLE"}]}
+            driver = SchedulerDriver(cluster.address, info, fw)
+            drivers.append(driver)
+            await driver.start()
+            await until(fw.outstanding, f"an offer to {role}")
+            frameworks[role] = fw
+        db, web = frameworks["db"], frameworks["web"]
+        db_offers, web_offers = db.outstanding(), web.outstanding()
+
+        # web's reservation is only in web's offer: db keeps its offer.
+        answer = reserve(cluster, agent["id"], "UNRESERVE_RESOURCES", [disk(100, "web")])
+        assert answer.status_code == 202, answer.text
+        await until(lambda: set(web_offers) <= set(web.rescinded), "web's offer rescinded")
+        assert db.rescinded == [] and db.outstanding() == db_offers
+
+        # db's reservation is in db's offer: that one goes.
+        answer = reserve(cluster, agent["id"], "UNRESERVE_RESOURCES", [disk(100, "db")])
+        assert answer.status_code == 202, answer.text
+        await until(lambda: set(db_offers) <= set(db.rescinded), "db's offer rescinded")
+
+        # More than the agent has: refused with 409 once no offer can help.
+        answer = reserve(cluster, agent["id"], "RESERVE_RESOURCES", [disk(5000, "db")])
+        assert answer.status_code == 409 and "more than" in answer.text, answer.text
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        for driver in drivers:
+            await driver.stop()
+        cluster.stop()
