@@ -182,7 +182,8 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
     if len(set(all_ids)) != len(all_ids):
         raise ValueError("a framework id appears twice in the snapshot")
 
-    quota = QuotaHeadroom(snapshot.quota_limits, role_alloc) if snapshot.quota_limits else None
+    quota = (QuotaHeadroom(snapshot.quota_limits, role_alloc, snapshot.unheld_reserved)
+             if snapshot.quota_limits else None)
     role_sorter = DRFSorter(inv_total)
     framework_sorters: dict[str, DRFSorter] = {}
     for role, members in active.items():

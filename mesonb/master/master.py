@@ -254,8 +254,12 @@ class Master:
         if not eligible:
             return 0
         started = self.clock.monotonic()
+        limits = self.quotas.limits()
+        unheld = reservations.unheld_by_role(book.agents.values(), book.offers, free) \
+            if limits else {}
         result = allocate(Snapshot(agents, frameworks, book.total, self.role_weights,
-                                   quota_limits=self.quotas.limits()), now, self._rng)
+                                   quota_limits=limits, unheld_reserved=unheld),
+                          now, self._rng)
         self.allocation_runs += 1
         self.allocation_ms.append((self.clock.monotonic() - started) * 1000)
         self._why_not = result.why_not

@@ -106,3 +106,57 @@ async def test_operator_calls_rescind_only_the_offers_holding_what_they_need(tmp
         for driver in drivers:
             await driver.stop()
         cluster.stop()
+
+
+def cpus(value: float, role: str) -> dict[str, Any]:
+    return {"name": "cpus", "type": "SCALAR", "scalar": {"value": value},
+            "reservations": [{"type": "DYNAMIC", "role": role, "principal": "ops"}]}
+
+
+def quota(cluster: ProcessCluster, role: str, limit: float) -> requests.Response:
+    return call(cluster, {"type": "UPDATE_QUOTA", "update_quota": {"quota_configs": [
+        {"role": role, "limits": {"cpus": {"value": limit}}}]}})
+
+
+def offered_cpus(offer: dict[str, Any]) -> tuple[float, float]:
+    """(reserved, unreserved) cpus in one offer."""
+    reserved = unreserved = 0.0
+    for r in offer["resources"]:
+        if r["name"] == "cpus":
+            if r.get("reservations"):
+                reserved += r["scalar"]["value"]
+            else:
+                unreserved += r["scalar"]["value"]
+    return reserved, unreserved
+
+
+async def test_reservations_count_against_quota_in_the_check_and_in_offers(tmp_path: Path):
+    from mesonb.frameworks.driver import SchedulerDriver
+
+    cluster = ProcessCluster(tmp_path, agents=1, agent_resources="cpus:6;mem:1024;disk:1024")
+    driver = None
+    try:
+        await asyncio.to_thread(cluster.start)
+        [agent] = await asyncio.to_thread(cluster.wait_agents, 1)
+        answer = reserve(cluster, agent["id"], "RESERVE_RESOURCES", [cpus(3, "db")])
+        assert answer.status_code == 202, answer.text
+        # UPDATE_QUOTA's check: db consumes its 3 reserved cpus, no task needed.
+        answer = quota(cluster, "db", 2)
+        assert answer.status_code == 400 and "consuming 'cpus:3'" in answer.text, answer.text
+        answer = quota(cluster, "db", 4)
+        assert answer.status_code == 200, answer.text
+        # The allocator: 3 reserved cpus offered, and only 1 unreserved of the 3 free.
+        fw = Recorder()
+        info = {"user": "tester", "name": "db", "roles": ["db"],
+                "capabilities": [{"type": "MULTI_ROLE"}]}
+        driver = SchedulerDriver(cluster.address, info, fw)
+        await driver.start()
+        await until(fw.outstanding, "an offer to db")
+        assert [offered_cpus(o) for o in fw.offers] == [(3.0, 1.0)]
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        if driver is not None:
+            await driver.stop()
+        cluster.stop()
