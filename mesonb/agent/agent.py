@@ -245,6 +245,8 @@ class Agent:
                          len(state.executors()))
                 self.executors.recover(state, self.status_updates, cleanup=cleanup)
             recovery.write_boot_id(work_dir)
+            self.volumes.unmount_stale([  # a killed agent's mounts, before the GC
+                e.directory for e in self.executors.all_executors() if e.container is not None])
             await self.containerizer.collect_leftovers(self.agent_id, {  # issue 16: sandbox GC
                 e.directory for e in self.executors.all_executors() if e.container is not None})
             while self.executors.reregistering() or (cleanup and
@@ -484,6 +486,7 @@ class Agent:
             "executor_shutdown_grace_period": f"{c.executor_shutdown_grace_period:g}secs",
             "executor_registration_timeout": f"{c.executor_registration_timeout:g}secs",
             "registration_backoff_factor": f"{c.registration_backoff_factor:g}secs",
+            "persistent_volumes": self.volumes.mode,  # bind_mount (root) or symlink
             **self.containerizer.flags(),
         }
 
