@@ -38,6 +38,7 @@ from mesonb.protocol.reservations import (
     DYNAMIC,
     Portion,
     Volume,
+    carved_from_static,
     parse_flag,
     render,
     split,
@@ -84,12 +85,9 @@ class AgentVolumes:
             return Portion()
 
     def portion(self) -> Portion:
-        """Static reservations (less the volumes carved out of them) and checkpointed ones."""
-        static = self.static.copy()
-        for volume in self.checkpointed.volumes.values():
-            if volume.reservation.type != DYNAMIC:
-                static.take(volume.reservation, Resources({"disk": volume.disk}))
-        return static + self.checkpointed
+        """Static reservations (less the volumes and refinements carved out of them) and
+        the checkpointed ones."""
+        return (self.static - carved_from_static(self.checkpointed)) + self.checkpointed
 
     def resources_json(self, total: Resources) -> list[dict[str, Any]]:
         """The agent's ``resources`` for its REGISTER: unreserved, static, checkpointed."""

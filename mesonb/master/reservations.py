@@ -22,7 +22,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mesonb.protocol.reservations import DYNAMIC, Portion, portion_of, render, split
+from mesonb.protocol.reservations import (
+    DYNAMIC,
+    Portion,
+    carved_from_static,
+    portion_of,
+    render,
+    split,
+)
 from mesonb.protocol.resources import EMPTY, Resources
 
 from .book import Agent, Offer
@@ -136,14 +143,10 @@ def adopt(agent: Agent, reported: Any, known: Portion | None) -> bool:
     static = Portion({k: v for k, v in portion.reserved.items() if k.type != DYNAMIC})
     agent_dynamic = Ledger(portion).dynamic()
     dynamic = agent_dynamic if known is None else known
-    # A volume on statically reserved disk is carved out of that reservation: give the
-    # agent's volumes back to it, then carve out the ones that stay.
-    for volume in agent_dynamic.volumes.values():
-        if volume.reservation.type != DYNAMIC:
-            static.add(volume.reservation, Resources({"disk": volume.disk}))
-    for volume in dynamic.volumes.values():
-        if volume.reservation.type != DYNAMIC:
-            static.take(volume.reservation, Resources({"disk": volume.disk}))
+    # A volume on statically reserved disk, or a refinement of a static reservation, is
+    # carved out of that reservation: give the agent's back to it, then carve out the
+    # ones that stay.
+    static = (static + carved_from_static(agent_dynamic)) - carved_from_static(dynamic)
     agent.ledger = Ledger(static + dynamic)
     return dynamic != agent_dynamic
 
