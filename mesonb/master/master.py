@@ -275,7 +275,7 @@ class Master:
                 now,
             )
             if decision.reserved:
-                offer.portion = free[decision.agent_id].for_role(decision.role)
+                offer.portion = reservations.portion_for(free[decision.agent_id], decision)
             book.add_offer(offer)
             self.offer_lifecycle.handle(offer_fsm.Made(offer))
             offer_json = offer.to_json(agent)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from mesonb.allocator.drf import OfferDecision
 from mesonb.protocol.reservations import (
     DYNAMIC,
     Portion,
@@ -66,6 +67,16 @@ def free_portion(agent: Agent, offers: Mapping[str, Offer]) -> Portion:
 def unreserved_available(agent: Agent, free: Portion) -> Resources:
     """What of the agent's available resources any role may be offered."""
     return agent.available - free.total() if free else agent.available
+
+
+def portion_for(free: Portion, decision: OfferDecision) -> Portion:
+    """The reserved part of an allocator decision: the free reservations of the roles it
+    names (its own role, or ancestors of it: Mesos offers those to sub-roles)."""
+    roles = decision.reserved_roles or (decision.role,)
+    out = Portion()
+    for role in roles:
+        out = out + free.for_role(role)
+    return out
 
 
 def free_by_role(free: Portion) -> dict[str, Resources]:

@@ -160,3 +160,90 @@ async def test_reservations_count_against_quota_in_the_check_and_in_offers(tmp_p
         if driver is not None:
             await driver.stop()
         cluster.stop()
+
+
+class Operations(Recorder):
+    """Offers, rescinds and operation status updates."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.operation_states: dict[str, list[str]] = {}
+
+    def on_update_operation_status(self, body: dict[str, Any]) -> None:
+        status = body["status"]
+        self.operation_states.setdefault(status["operation_id"]["value"], []).append(
+            status["state"])
+
+
+def stacks(resources: list[dict[str, Any]], name: str = "cpus") -> dict[tuple[str, ...], float]:
+    """Reserved ``name`` by reservation stack (its roles, bottom first)."""
+    out: dict[tuple[str, ...], float] = {}
+    for r in resources:
+        if r["name"] == name and r.get("reservations"):
+            key = tuple(e["role"] for e in r["reservations"])
+            out[key] = out.get(key, 0.0) + r["scalar"]["value"]
+    return out
+
+
+def refined(value: float) -> dict[str, Any]:
+    item = cpus(value, "eng")
+    item["reservations"].append({"type": "DYNAMIC", "role": "eng/dev", "principal": "ops"})
+    return item
+
+
+async def test_a_sub_role_refines_its_parents_reservation_and_unreserve_pops_it(
+        tmp_path: Path):
+    from mesonb.frameworks.driver import SchedulerDriver
+
+    cluster = ProcessCluster(tmp_path, agents=1, agent_resources="cpus:4;mem:1024;disk:1024")
+    driver = None
+    try:
+        await asyncio.to_thread(cluster.start)
+        [agent] = await asyncio.to_thread(cluster.wait_agents, 1)
+        answer = reserve(cluster, agent["id"], "RESERVE_RESOURCES", [cpus(3, "eng")])
+        assert answer.status_code == 202, answer.text
+        fw = Operations()
+        info = {"user": "tester", "name": "dev", "roles": ["eng/dev"],
+                "capabilities": [{"type": "MULTI_ROLE"}]}
+        driver = SchedulerDriver(cluster.address, info, fw)
+        await driver.start()
+        # eng's reservation is offered to eng/dev (a sub-role), allocated to eng/dev.
+        offer = (await until(fw.outstanding, "an offer to eng/dev")) and fw.offers[-1]
+        assert stacks(offer["resources"]) == {("eng",): 3.0}
+        assert offer["allocation_info"] == {"role": "eng/dev"}
+        # The framework refines 2 of them: pushed on eng's reservation.
+        await driver.accept([offer["id"]["value"]], [
+            {"type": "RESERVE", "id": {"value": "push"},
+             "reserve": {"resources": [refined(2)]}}], refuse_seconds=0)
+        await until(lambda: "OPERATION_FINISHED" in fw.operation_states.get("push", []),
+                    "the refinement")
+        await until(lambda: len(fw.outstanding()) and stacks(fw.offers[-1]["resources"]) == {
+            ("eng",): 1.0, ("eng", "eng/dev"): 2.0}, "an offer carrying the stack")
+        state = requests.get(cluster.url + "/master/slaves", timeout=10).json()["slaves"][0]
+        assert state["reserved_resources"]["eng"]["cpus"] == 1.0
+        assert state["reserved_resources"]["eng/dev"]["cpus"] == 2.0
+
+        # The agent keeps the stack across a restart (its checkpoint).
+        cluster.agents[0].stop()
+        cluster.agents.clear()
+        cluster.start_agent(0)
+        await asyncio.to_thread(cluster.wait_agents, 1)
+        checkpoint = (tmp_path / "agent0" / "meta" / "resources" / "resources.json")
+        assert '"eng/dev"' in checkpoint.read_text()
+        agent_state = requests.get(cluster.agents[0].url + "/state", timeout=10).json()
+        assert agent_state["reserved_resources"]["eng/dev"]["cpus"] == 2.0
+
+        # UNRESERVE pops eng/dev: the cpus go back to eng, not to the unreserved pool.
+        answer = reserve(cluster, agent["id"], "UNRESERVE_RESOURCES", [refined(2)])
+        assert answer.status_code == 202, answer.text
+        body = call(cluster, {"type": "GET_AGENTS"}).json()["get_agents"]["agents"][0]
+        assert stacks(body["total_resources"]) == {("eng",): 3.0}
+        answer = reserve(cluster, agent["id"], "UNRESERVE_RESOURCES", [refined(1)])
+        assert answer.status_code == 409, answer.text
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        if driver is not None:
+            await driver.stop()
+        cluster.stop()

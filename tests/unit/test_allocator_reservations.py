@@ -116,3 +116,20 @@ def test_a_sub_roles_reservation_counts_against_the_parents_limit():
     [offer] = run_with_quota([agent(reserved={})], [fw("ops", "eng/ops")],
                              {"eng": {"cpus": 2.0}}, unheld)
     assert offer.resources == Resources({"mem": 1024})  # mem has no limit
+
+
+def test_a_roles_reservation_is_offered_to_its_sub_roles_and_not_to_its_parent():
+    # eng's reservation goes to eng/dev (Mesos: allocatable to a role and its sub-roles).
+    [offer] = run([agent(available=EMPTY, reserved={"eng": DB})], [fw("dev", "eng/dev")])
+    assert (offer.role, offer.reserved, offer.reserved_roles) == ("eng/dev", DB, ("eng",))
+    # eng/dev's reservation never goes to eng.
+    assert run([agent(available=EMPTY, reserved={"eng/dev": DB})], [fw("eng", "eng")]) == []
+    # Both reservations to the one eng/dev framework: one offer holding both.
+    both = agent(reserved={"eng": DB, "eng/dev": DB})
+    [offer] = run([both], [fw("dev", "eng/dev")])
+    assert offer.reserved == DB + DB and set(offer.reserved_roles) == {"eng", "eng/dev"}
+    assert offer.resources == UNRESERVED + DB + DB
+    # With a framework in eng too, the lower-share role gets eng's reservation.
+    offers = run([agent(available=EMPTY, reserved={"eng": DB})],
+                 [fw("eng", "eng", allocated=Resources({"cpus": 50})), fw("dev", "eng/dev")])
+    assert [(o.framework_id, o.role) for o in offers] == [("dev", "eng/dev")]
