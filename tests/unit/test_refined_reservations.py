@@ -108,3 +108,19 @@ def test_a_refinement_of_a_static_reservation_is_carved_out_of_it():
     refined = Reservation("eng/dev", principal="ops", parents=(static,))
     dynamic = Portion({refined: Resources({"cpus": 1})})
     assert carved_from_static(dynamic).reserved == {static: Resources({"cpus": 1})}
+
+
+def test_an_operator_refinement_needs_the_offers_holding_the_parents_reservation():
+    from mesonb.master.book import Offer
+    from mesonb.master.http.operator_resources import holds, needed
+
+    body = {"resources": [cpus(1, ("DYNAMIC", "eng"), ("DYNAMIC", "eng/dev"))]}
+    plain, portion = needed(OperationType.RESERVE, body)
+    assert not plain and portion.reserved == {ENG: Resources({"cpus": 1})}
+    unreserved = Offer("o1", "f", "a", "web", Resources({"cpus": 4}), 0.0)
+    engs = Offer("o2", "f", "a", "eng/dev", Resources({"cpus": 2}), 0.0,
+                 portion=Portion({ENG: Resources({"cpus": 2})}))
+    assert not holds(unreserved, plain, portion) and holds(engs, plain, portion)
+    plain, portion = needed(OperationType.RESERVE, {"resources": [cpus(1, ("DYNAMIC", "x"))]})
+    assert plain == Resources({"cpus": 1}) and holds(unreserved, plain, portion)
+    assert not holds(engs, plain, portion)

@@ -95,8 +95,9 @@ def resource_call(handler: Any, call: Call) -> None:
 
 def needed(op_type: OperationType, body: Any) -> tuple[Resources, Portion]:
     """What an operation needs of the agent: unreserved resources (a RESERVE's) and a
-    reserved portion (the reservations an UNRESERVE or CREATE takes, the volumes a
-    DESTROY or resize names, a GROW's addition)."""
+    reserved portion (the reservation a refining RESERVE pushes on, the reservations an
+    UNRESERVE or CREATE takes, the volumes a DESTROY or resize names, a GROW's
+    addition)."""
     items: list[Any] = []
     for key in ("resources", "volumes", "volume", "addition"):
         value = body.get(key) if isinstance(body, dict) else None
@@ -105,8 +106,15 @@ def needed(op_type: OperationType, body: Any) -> tuple[Resources, Portion]:
         portion = split(items, "operation")[1]
     except BadRequest:
         return EMPTY, Portion()
-    if op_type is OperationType.RESERVE:
-        return portion.total(), Portion()
+    if op_type is OperationType.RESERVE:  # unreserved resources, or the reservation refined
+        plain, below = EMPTY, Portion()
+        for k, res in portion.reserved.items():
+            parent = k.popped()
+            if parent is None:
+                plain = plain + res
+            else:
+                below.add(parent, res)
+        return plain, below
     if op_type is OperationType.CREATE:
         need = Portion()
         for volume in portion.volumes.values():
