@@ -247,6 +247,8 @@ class Agent:
                          len(state.executors()))
                 self.executors.recover(state, self.status_updates, cleanup=cleanup)
             recovery.write_boot_id(work_dir)
+            self.volumes.unmount_stale([  # a killed agent's mounts, before the GC
+                e.directory for e in self.executors.all_executors() if e.container is not None])
             await self.containerizer.collect_leftovers(self.agent_id, {  # issue 16: sandbox GC
                 e.directory for e in self.executors.all_executors() if e.container is not None})
             while self.executors.reregistering() or (cleanup and
@@ -402,24 +404,25 @@ class Agent:
                 lambda: self.link.reconnect(f"no PING from the master in {self._ping_timeout:g}s"))
 
     def _spawn_shutdown(self, message: str) -> None:
-        log.warning("the master removed this agent (%s): killing every task and registering"
-                    " again as a new agent", message or "no reason given")
-        fut = asyncio.ensure_future(self._removed_by_master())
+        """SHUTDOWN from the master (Mesos's ShutdownMessage: the agent was removed, its
+        machine went DOWN for maintenance, it was marked gone): as Mesos's agent, kill
+        every executor and terminate. The process exits with 0; its agent id is forgotten,
+        so a restarted agent registers as a new one (Mesos removes ``meta/slaves/latest``)."""
+        log.warning("agent asked to shut down by the master because '%s': killing its"
+                    " executors and exiting", message or "no reason given")
+        fut = asyncio.ensure_future(self._shut_down_by_master())
         fut.add_done_callback(_log_failure)
 
-    async def _removed_by_master(self) -> None:
+    async def _shut_down_by_master(self) -> None:
+        if self._stopping:
+            return
         for framework_id in list(self.executors.frameworks):
             self.forget_framework_updates(framework_id)
-        await self.executors.shutdown_all(self.config.executor_shutdown_grace_period)
-        self.status_updates = status_updates.StatusUpdateManager(
-            self.config.status_update_retry_min, self.config.status_update_retry_max)
-        self.executors = Executors(self._host())
         checkpoint.forget_agent_id(self.config.work_dir)
-        self.agent_id = None
-        self.registered = False
+        self.registered = False  # the master removed it: no UNREGISTER (as Mesos)
         self._registered_event.clear()
-        if not self._stopping:
-            self.link.reconnect("removed by the master")
+        self.exit_code = 0
+        await self.stop()
 
     # -- status updates -------------------------------------------------------------
     def record_update(self, framework_id: str, status: TaskStatus, checkpoint: bool) -> None:
@@ -485,6 +488,7 @@ class Agent:
             "executor_shutdown_grace_period": f"{c.executor_shutdown_grace_period:g}secs",
             "executor_registration_timeout": f"{c.executor_registration_timeout:g}secs",
             "registration_backoff_factor": f"{c.registration_backoff_factor:g}secs",
+            "persistent_volumes": self.volumes.mode,  # bind_mount (root) or symlink
             **self.containerizer.flags(),
         }
 

@@ -34,6 +34,7 @@ from .isolation import ContainerizerConfig, Handle, Limitation, Limits, choose
 from .isolation.disk import DiskWatcher
 from .isolation.limits import container_limits
 from .isolation.ports import PortsWatcher
+from .mounts import release as release_mounts
 from .reaper import Reaper
 from .sandbox_gc import Leftovers, LogRotator, SandboxGC, leftovers
 
@@ -295,6 +296,7 @@ class Containerizer:
         handle, cid = container.handle, container.container_id
         allocator, gc, sandbox = self.gpus, self.gc, container.sandbox
         container.finalizers.append(lambda: allocator.release(cid))
+        container.finalizers.append(lambda: release_mounts(sandbox))  # its volumes
         container.finalizers.append(lambda: gc.schedule(sandbox))
         if self.logs is not None:
             logs = self.logs
@@ -434,6 +436,7 @@ class Containerizer:
         container.isolator, container.handle = self.isolator, handle
         cid, gc, sandbox = container.container_id, self.gc, container.sandbox
         self.isolator.watch(handle, container.pid, lambda lim: self._limited(cid, lim))
+        container.finalizers.append(lambda: release_mounts(sandbox))  # its volumes
         container.finalizers.append(lambda: gc.schedule(sandbox))
         return True
 

@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .mounts import remove_tree
+
 log = logging.getLogger(__name__)
 
 LOG_NAMES = ("stdout", "stderr")
@@ -107,7 +109,7 @@ class SandboxGC:
             meta = self.metas.pop(sandbox, None)
             if sandbox in self.trees:
                 self.trees.discard(sandbox)
-                shutil.rmtree(sandbox, ignore_errors=True)
+                remove_tree(sandbox)
             else:
                 remove_run(sandbox)
             if meta is not None:
@@ -134,8 +136,10 @@ class SandboxGC:
 
 def remove_run(sandbox: Path) -> None:
     """Remove a run directory, its ``latest`` link when it points there, and the executor
-    directory when no run is left."""
-    shutil.rmtree(sandbox, ignore_errors=True)
+    directory when no run is left. A persistent volume mounted in it is unmounted first,
+    never emptied (:func:`.mounts.remove_tree`)."""
+    if not remove_tree(sandbox):
+        return
     runs = sandbox.parent
     latest = runs / "latest"
     with contextlib.suppress(OSError):

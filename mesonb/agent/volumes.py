@@ -10,15 +10,21 @@
   when the volume appears in a checkpoint and deleted (with its data) when a DESTROY
   removes it. It outlives every task that uses it, and agent restarts.
 * A task (or executor) whose resources hold a volume finds it in its sandbox at the
-  volume's ``container_path``: a **symbolic link** to the volume's directory, whether the
-  agent runs as root or not. A link, not a bind mount, because the sandbox garbage
-  collector deletes sandboxes with ``shutil.rmtree``, which removes a link but would
-  empty a bind-mounted volume. ``mode: RO`` is recorded and reported but not enforced
-  (a link cannot be read-only).
+  volume's ``container_path``. As root the volume is **bind-mounted** there, as Mesos's
+  ``filesystem/linux`` isolator does, and a ``mode: RO`` volume is remounted read-only (a
+  write into it fails with EROFS). Not as root (or where the kernel refuses the mount)
+  the agent falls back to a **symbolic link** to the volume's directory, and ``RO`` is
+  recorded but not enforced. ``flags.persistent_volumes`` in the agent's ``/state``
+  says which (``bind_mount`` or ``symlink``).
+* A bind mount must never let a sandbox's removal empty the volume: the mounts are taken
+  down when the container ends, every removal of a sandbox goes through
+  :func:`mesonb.agent.mounts.remove_tree` (unmount first, never descend into a mount),
+  and recovery unmounts what a killed agent left (:meth:`AgentVolumes.unmount_stale`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -32,6 +38,7 @@ from mesonb.protocol.reservations import (
     DYNAMIC,
     Portion,
     Volume,
+    carved_from_static,
     parse_flag,
     render,
     split,
@@ -39,9 +46,13 @@ from mesonb.protocol.reservations import (
 )
 from mesonb.protocol.resources import Resources
 
+from . import mounts
 from .checkpoint import write_json
 
 log = logging.getLogger(__name__)
+
+
+BIND, SYMLINK = "bind_mount", "symlink"
 
 
 def volume_dir(work_dir: Path, volume: Volume) -> Path:
@@ -60,6 +71,8 @@ class AgentVolumes:
         self.path = self.work_dir / "meta" / "resources" / "resources.json"
         self.checkpointed = self._read()
         self._sync_dirs()
+        # bind mounts as root (as Mesos); symbolic links otherwise, or once refused
+        self.mode = BIND if os.geteuid() == 0 else SYMLINK
 
     def _read(self) -> Portion:
         try:
@@ -72,12 +85,9 @@ class AgentVolumes:
             return Portion()
 
     def portion(self) -> Portion:
-        """Static reservations (less the volumes carved out of them) and checkpointed ones."""
-        static = self.static.copy()
-        for volume in self.checkpointed.volumes.values():
-            if volume.reservation.type != DYNAMIC:
-                static.take(volume.reservation, Resources({"disk": volume.disk}))
-        return static + self.checkpointed
+        """Static reservations (less the volumes and refinements carved out of them) and
+        the checkpointed ones."""
+        return (self.static - carved_from_static(self.checkpointed)) + self.checkpointed
 
     def resources_json(self, total: Resources) -> list[dict[str, Any]]:
         """The agent's ``resources`` for its REGISTER: unreserved, static, checkpointed."""
@@ -120,7 +130,8 @@ class AgentVolumes:
         return None
 
     def mount(self, sandbox: Path, resources: Any) -> None:
-        """Link each volume in ``resources`` into ``sandbox`` at its container_path."""
+        """Put each volume in ``resources`` into ``sandbox`` at its container_path: a bind
+        mount (read-only for RO) as root, else a symbolic link."""
         try:
             wanted = split(resources or [], "task.resources")[1].volumes
         except BadRequest:
@@ -133,15 +144,53 @@ class AgentVolumes:
             source.mkdir(parents=True, exist_ok=True)
             target = Path(sandbox) / volume.container_path
             target.parent.mkdir(parents=True, exist_ok=True)
-            if target.is_symlink():
-                if os.readlink(target) == str(source):
-                    continue
-                target.unlink()
-            elif target.exists():
-                log.error("cannot mount volume %s at %s: the path exists", vid, target)
+            if self.mode == BIND and self._bind(vid, volume, source, target):
                 continue
-            target.symlink_to(source, target_is_directory=True)
-            log.info("persistent volume %s linked at %s", vid, target)
+            self._link(vid, source, target)
+
+    def _bind(self, vid: str, volume: Volume, source: Path, target: Path) -> bool:
+        """Bind-mount the volume; False when it must be linked instead."""
+        if target.is_symlink():
+            target.unlink()
+        if mounts.mount_points(target)[-1:] == [Path(os.path.realpath(target))]:
+            return True  # already there (a second task of the same executor)
+        try:
+            target.mkdir(exist_ok=True)
+        except OSError as exc:
+            log.error("cannot mount volume %s at %s: %s", vid, target, exc)
+            return True
+        try:
+            mounts.bind(source, target, read_only=volume.mode == "RO")
+        except OSError as exc:
+            log.warning("cannot bind-mount persistent volume %s (%s): linking volumes into"
+                        " sandboxes from now on (mode RO is then not enforced)", vid, exc)
+            self.mode = SYMLINK
+            with contextlib.suppress(OSError):
+                target.rmdir()
+            return False
+        log.info("persistent volume %s mounted at %s (%s)", vid, target, volume.mode)
+        return True
+
+    @staticmethod
+    def _link(vid: str, source: Path, target: Path) -> None:
+        if target.is_symlink():
+            if os.readlink(target) == str(source):
+                return
+            target.unlink()
+        elif target.exists():
+            log.error("cannot mount volume %s at %s: the path exists", vid, target)
+            return
+        target.symlink_to(source, target_is_directory=True)
+        log.info("persistent volume %s linked at %s", vid, target)
+
+    def unmount_stale(self, live: list[Path]) -> list[Path]:
+        """At recovery: unmount the mounts under the work directory's sandboxes that are
+        not in a ``live`` sandbox (a killed agent left them)."""
+        done = mounts.unmount_stale(self.work_dir / "slaves", live)
+        if done:
+            log.info("unmounted %d stale persistent volume mounts: %s", len(done),
+                     ", ".join(map(str, done)))
+        return done
 
     def state_json(self, total: Resources) -> dict[str, Any]:
         """``reserved_resources`` (role -> flat), ``unreserved_resources`` and

@@ -70,7 +70,10 @@ class OfferDecision:
     agent_id: str
     role: str
     resources: Resources
-    reserved: Resources = EMPTY  # the part of ``resources`` reserved to ``role``
+    reserved: Resources = EMPTY  # the part of ``resources`` reserved (to ``role`` or above)
+    # the roles whose reservations ``reserved`` holds: ``role`` itself or ancestors of it
+    # (Mesos offers a role's reservation to its sub-roles too); empty: ``(role,)``
+    reserved_roles: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -109,30 +112,54 @@ def _split_by_role(view: FrameworkView, roles: tuple[str, ...]) -> dict[str, dic
 _NO_MERGE: dict[tuple[str, str], int] = {}  # shared, never written: no reservations
 
 
+def _candidates(reserved_role: str, framework_sorters: dict[str, DRFSorter],
+                role_sorter: DRFSorter) -> list[str]:
+    """The roles a reservation for ``reserved_role`` may go to, in role order: itself and
+    its sub-roles (Mesos's ``Resources::isAllocatableTo``)."""
+    prefix = reserved_role + "/"
+    if not any(r.startswith(prefix) for r in framework_sorters):
+        return [reserved_role] if reserved_role in framework_sorters else []
+    return [r for _, r in role_sorter.order if r == reserved_role or r.startswith(prefix)]
+
+
 def _offer_reserved(agent: AgentView, framework_sorters: dict[str, DRFSorter],
                     role_sorter: DRFSorter, fws: dict[str, _Fw], inv_total: dict[str, float],
                     now: float, offers: list[OfferDecision]) -> dict[tuple[str, str], int]:
-    """Offer each role's reservation on ``agent`` to the lowest-share framework of that
-    role that does not filter it (Mesos offers reserved resources to their role only).
-    Returns (framework, role) -> index of its decision in ``offers``, so that the
-    unreserved stage can add to the same offer."""
+    """Offer each role's reservation on ``agent`` to the lowest-share framework, in role
+    order, of that role or one of its sub-roles that does not filter it (Mesos offers
+    reserved resources to their role and its sub-roles only: ``eng``'s to ``eng/dev``
+    too). Returns (framework, role) -> index of its decision in ``offers``, so that a
+    second reservation and the unreserved stage add to the same offer."""
     made: dict[tuple[str, str], int] = {}
-    for role in sorted(agent.reserved):
-        res = agent.reserved[role]
-        sorter = framework_sorters.get(role)
-        if sorter is None or not res:
+    for reserved_role in sorted(agent.reserved):
+        res = agent.reserved[reserved_role]
+        if not res:
             continue
-        for _, fid in sorter.order:
-            fw = fws[fid]
-            flt = fw.filters.get(agent.agent_id) if fw.filters is not None else None
-            if flt is not None and flt.applies(res, now):
+        for role in _candidates(reserved_role, framework_sorters, role_sorter):
+            sorter = framework_sorters[role]
+            chosen = None
+            for _, fid in sorter.order:
+                fw = fws[fid]
+                flt = fw.filters.get(agent.agent_id) if fw.filters is not None else None
+                if flt is None or not flt.applies(res, now):
+                    chosen = fid
+                    break
+            if chosen is None:
                 continue
             received = fractions(res.scalars, inv_total)
-            sorter.allocated(fid, received)
+            sorter.allocated(chosen, received)
             role_sorter.allocated(role, received)
-            made[(fid, role)] = len(offers)
-            offers.append(OfferDecision(fid, agent.agent_id, role, res, res))
-            fw.counts[OFFERED] += 1
+            at = made.get((chosen, role))
+            if at is None:
+                made[(chosen, role)] = len(offers)
+                offers.append(OfferDecision(chosen, agent.agent_id, role, res, res,
+                                            (reserved_role,)))
+                fws[chosen].counts[OFFERED] += 1
+            else:
+                earlier = offers[at]
+                offers[at] = OfferDecision(chosen, agent.agent_id, role,
+                                           earlier.resources + res, earlier.reserved + res,
+                                           (*earlier.reserved_roles, reserved_role))
             break
     return made
 
@@ -182,7 +209,8 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
     if len(set(all_ids)) != len(all_ids):
         raise ValueError("a framework id appears twice in the snapshot")
 
-    quota = QuotaHeadroom(snapshot.quota_limits, role_alloc) if snapshot.quota_limits else None
+    quota = (QuotaHeadroom(snapshot.quota_limits, role_alloc, snapshot.unheld_reserved)
+             if snapshot.quota_limits else None)
     role_sorter = DRFSorter(inv_total)
     framework_sorters: dict[str, DRFSorter] = {}
     for role, members in active.items():
@@ -276,7 +304,8 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
         if at is not None:  # the same framework and role got this agent's reservation
             earlier = offers[at]
             offers[at] = OfferDecision(chosen_fid, agent_id, chosen_role,
-                                       earlier.resources + offered, earlier.reserved)
+                                       earlier.resources + offered, earlier.reserved,
+                                       earlier.reserved_roles)
             continue
         offers.append(OfferDecision(chosen_fid, agent_id, chosen_role, offered))
         fws[chosen_fid].counts[OFFERED] += 1

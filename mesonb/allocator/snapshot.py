@@ -119,6 +119,9 @@ class Snapshot:
     min_allocatable: tuple[Resources, ...] = DEFAULT_MIN_ALLOCATABLE
     # role -> scalar name -> quota limit (mesonb.allocator.quota): never offered beyond
     quota_limits: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # role -> scalar name -> its reserved resources, across the whole cluster, that no
+    # task, executor or offer holds: consumed quota too (Mesos counts reservations)
+    unheld_reserved: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for role, weight in self.role_weights.items():

@@ -259,8 +259,12 @@ class Master:
         if not eligible:
             return 0
         started = self.clock.monotonic()
+        limits = self.quotas.limits()
+        unheld = reservations.unheld_by_role(book.agents.values(), book.offers, free) \
+            if limits else {}
         result = allocate(Snapshot(agents, frameworks, book.total, self.role_weights,
-                                   quota_limits=self.quotas.limits()), now, self._rng)
+                                   quota_limits=limits, unheld_reserved=unheld),
+                          now, self._rng)
         self.allocation_runs += 1
         self.allocation_ms.append((self.clock.monotonic() - started) * 1000)
         self._why_not = result.why_not
@@ -276,7 +280,7 @@ class Master:
                 now,
             )
             if decision.reserved:
-                offer.portion = free[decision.agent_id].for_role(decision.role)
+                offer.portion = reservations.portion_for(free[decision.agent_id], decision)
             book.add_offer(offer)
             self.offer_lifecycle.handle(offer_fsm.Made(offer))
             offer_json = offer.to_json(agent)

@@ -12,7 +12,10 @@ part, a reservation and a volume.
 
 Mesos's rules kept here (src/master/validation.cpp): a RESERVE takes unreserved resources
 and names a DYNAMIC reservation for the offer's role, with the framework's principal if it
-names one; UNRESERVE gives back dynamically reserved resources that are not volumes;
+names one; a RESERVE whose ``reservations`` stack has more than one entry *refines* the
+reservation below the last one (``[eng, eng/dev]`` takes resources reserved to ``eng``
+and pushes ``eng/dev`` on them); UNRESERVE pops the last reservation of dynamically
+reserved resources that are not volumes (back to the one below it, or unreserved);
 CREATE turns reserved disk into a volume whose persistence id is new on the agent, DESTROY
 turns a volume nobody uses back into reserved disk; GROW/SHRINK resize a volume with disk
 of the same reservation. The ACLs ``reserve_resources`` (object: the role),
@@ -134,10 +137,19 @@ def _reserve(op_type: OperationType, body: Any, pool: Pool, reserved: Portion,
                 f"Invalid RESERVE operation: the reservation names principal {k.principal!r}"
                 f" but the request comes from principal {ctx.principal!r}")
         _check(ctx, Action.RESERVE_RESOURCES, k.role)
-        if not pool.unreserved.contains(res):
+        below = k.popped()
+        if below is not None:  # a refinement: pushed on the reservation below it
+            if not pool.portion.reserved.get(below, EMPTY).contains(res):
+                raise OperationError(f"Invalid RESERVE operation: {res} of the"
+                                     f" {below.describe()} is not available to refine",
+                                     conflict=True)
+            pool.portion.take(below, res)
+            reserved.take(below, res)
+        elif not pool.unreserved.contains(res):
             raise OperationError(f"Invalid RESERVE operation: {res} is more than the"
                                  f" unreserved {pool.unreserved} available", conflict=True)
-        pool.unreserved = pool.unreserved - res
+        else:
+            pool.unreserved = pool.unreserved - res
         pool.portion.add(k, res)
         reserved.add(k, res)
 
@@ -160,8 +172,13 @@ def _unreserve(op_type: OperationType, body: Any, pool: Pool, reserved: Portion,
             raise OperationError(f"Invalid UNRESERVE operation: {res} of the {k.describe()}"
                                  " is not available to unreserve", conflict=True)
         pool.portion.take(k, res)
-        pool.unreserved = pool.unreserved + res
         reserved.take(k, res)
+        below = k.popped()
+        if below is not None:  # pops the last: back to the reservation below it
+            pool.portion.add(below, res)
+            reserved.add(below, res)
+        else:
+            pool.unreserved = pool.unreserved + res
 
 
 def _volumes(op_type: OperationType, body: Any, where: str) -> list[Volume]:
@@ -297,7 +314,12 @@ def converted(op_type: OperationType, body: Any) -> list[dict[str, Any]] | None:
     if op_type is OperationType.CREATE:
         return list(body["volumes"])
     if op_type is OperationType.UNRESERVE:
-        return split(body["resources"])[1].total().to_json("*")
+        out: list[dict[str, Any]] = []
+        for k, res in split(body["resources"])[1].reserved.items():
+            below = k.popped()
+            out.extend(res.to_json("*") if below is None
+                       else Portion({below: res}).to_json())
+        return out
     if op_type is OperationType.DESTROY:
         return [{k: v for k, v in item.items() if k != "disk"} for item in body["volumes"]]
     return None

@@ -19,21 +19,30 @@ free reserved part goes only to frameworks in the reservation's role (see
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mesonb.protocol.reservations import DYNAMIC, Portion, portion_of, render, split
+from mesonb.allocator.drf import OfferDecision
+from mesonb.protocol.reservations import (
+    DYNAMIC,
+    Portion,
+    carved_from_static,
+    portion_of,
+    render,
+    split,
+)
 from mesonb.protocol.resources import EMPTY, Resources
 
 from .book import Agent, Offer
 from .ledger import Ledger
 
 
-def held_portion(agent: Agent, offers: Mapping[str, Offer]) -> Portion:
-    """The reserved resources and volumes the agent's offers, tasks and executors hold."""
+def held_portion(agent: Agent, offers: Mapping[str, Offer] | None) -> Portion:
+    """The reserved resources and volumes the agent's offers (none when ``offers`` is
+    None), tasks and executors hold."""
     held = Portion()
-    for offer_id in agent.offers:
-        offer = offers.get(offer_id)
+    for offer_id in agent.offers if offers is not None else ():
+        offer = offers.get(offer_id) if offers is not None else None
         if offer is not None and offer.portion:
             held = held + offer.portion
     for task in agent.tasks.values():
@@ -60,6 +69,16 @@ def unreserved_available(agent: Agent, free: Portion) -> Resources:
     return agent.available - free.total() if free else agent.available
 
 
+def portion_for(free: Portion, decision: OfferDecision) -> Portion:
+    """The reserved part of an allocator decision: the free reservations of the roles it
+    names (its own role, or ancestors of it: Mesos offers those to sub-roles)."""
+    roles = decision.reserved_roles or (decision.role,)
+    out = Portion()
+    for role in roles:
+        out = out + free.for_role(role)
+    return out
+
+
 def free_by_role(free: Portion) -> dict[str, Resources]:
     """The free reserved resources per role, as bags (what the allocator sees)."""
     out: dict[str, Resources] = {}
@@ -68,6 +87,40 @@ def free_by_role(free: Portion) -> dict[str, Resources]:
     for volume in free.volumes.values():
         out[volume.role] = out.get(volume.role, EMPTY) + Resources({"disk": volume.disk})
     return {role: res for role, res in out.items() if res}
+
+
+def unheld_by_role(agents: Iterable[Agent], offers: Mapping[str, Offer],
+                   known: Mapping[str, Portion]) -> dict[str, dict[str, float]]:
+    """Per role, the scalars of its reservations (volumes included) that no offer, task
+    or executor holds, over all ``agents`` (``known``: free portions already worked
+    out). With what the role's frameworks hold, that is its consumed quota."""
+    out: dict[str, dict[str, float]] = {}
+    for agent in agents:
+        if not agent.ledger:
+            continue
+        free = known.get(agent.id)
+        if free is None:
+            free = free_portion(agent, offers)
+        for role, res in free_by_role(free).items():
+            into = out.setdefault(role, {})
+            for name, value in res.scalars.items():
+                into[name] = into.get(name, 0.0) + value
+    return out
+
+
+def quota_consumed(agents: Iterable[Agent]) -> dict[str, dict[str, float]]:
+    """Per role, its reservations (all of them) less what of them tasks and executors
+    hold: added to the role's tasks and executors, Mesos's consumed quota."""
+    out: dict[str, dict[str, float]] = {}
+    for agent in agents:
+        if not agent.ledger:
+            continue
+        unheld = agent.ledger.reserved - held_portion(agent, None)
+        for role, res in free_by_role(unheld).items():
+            into = out.setdefault(role, {})
+            for name, value in res.scalars.items():
+                into[name] = into.get(name, 0.0) + value
+    return out
 
 
 def agent_resources_json(total: Resources, ledger: Ledger) -> list[dict[str, Any]]:
@@ -101,14 +154,10 @@ def adopt(agent: Agent, reported: Any, known: Portion | None) -> bool:
     static = Portion({k: v for k, v in portion.reserved.items() if k.type != DYNAMIC})
     agent_dynamic = Ledger(portion).dynamic()
     dynamic = agent_dynamic if known is None else known
-    # A volume on statically reserved disk is carved out of that reservation: give the
-    # agent's volumes back to it, then carve out the ones that stay.
-    for volume in agent_dynamic.volumes.values():
-        if volume.reservation.type != DYNAMIC:
-            static.add(volume.reservation, Resources({"disk": volume.disk}))
-    for volume in dynamic.volumes.values():
-        if volume.reservation.type != DYNAMIC:
-            static.take(volume.reservation, Resources({"disk": volume.disk}))
+    # A volume on statically reserved disk, or a refinement of a static reservation, is
+    # carved out of that reservation: give the agent's back to it, then carve out the
+    # ones that stay.
+    static = (static + carved_from_static(agent_dynamic)) - carved_from_static(dynamic)
     agent.ledger = Ledger(static + dynamic)
     return dynamic != agent_dynamic
 

@@ -31,12 +31,30 @@ _ROLE_IN_NAME = re.compile(r"^\s*([^()\s]+)\s*\(\s*([^()]*?)\s*\)\s*$")
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Reservation:
-    """``Resource.ReservationInfo``: who a reservation is for, and who made it."""
+    """``Resource.ReservationInfo``: who a reservation is for, and who made it.
+
+    A *refined* (hierarchical) reservation sits on a stack: ``parents`` are the
+    reservations below it, oldest first (``reservations: [eng, eng/dev]`` is
+    ``Reservation("eng/dev", parents=(Reservation("eng"),))``), each for an ancestor
+    role of the next. A RESERVE pushes one, an UNRESERVE pops the last (:meth:`popped`).
+    """
 
     role: str
     type: str = DYNAMIC
     principal: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    parents: tuple[Reservation, ...] = ()
+
+    def popped(self) -> Reservation | None:
+        """The reservation below this one on its stack (None: the resources become
+        unreserved when this one goes)."""
+        if not self.parents:
+            return None
+        return dataclasses.replace(self.parents[-1], parents=self.parents[:-1])
+
+    def stack_json(self) -> list[dict[str, Any]]:
+        """``Resource.reservations``: the whole stack, this one last."""
+        return [*(p.to_json() for p in self.parents), self.to_json()]
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type, "role": self.role}
@@ -63,7 +81,9 @@ class Reservation:
 
     def describe(self) -> str:
         who = f" by {self.principal!r}" if self.principal else ""
-        return f"{self.type.lower()} reservation for role {self.role!r}{who}"
+        below = f" (refining {' > '.join(p.role for p in self.parents)})" if self.parents \
+            else ""
+        return f"{self.type.lower()} reservation for role {self.role!r}{who}{below}"
 
 
 def _labels(data: Any, where: str) -> tuple[tuple[str, str], ...]:
@@ -190,7 +210,7 @@ def _resources_json(res: Resources, reservation: Reservation | None,
     items = res.to_json("*" if reservation is None else reservation.role, allocation_role)
     if reservation is not None:
         for item in items:
-            item["reservations"] = [reservation.to_json()]
+            item["reservations"] = reservation.stack_json()
             if reservation.type == DYNAMIC:
                 legacy: dict[str, Any] = {}
                 if reservation.principal is not None:
@@ -220,12 +240,27 @@ def _special(item: Any) -> bool:
 
 
 def reservation_of(item: dict[str, Any], where: str) -> Reservation | None:
-    """The effective (last) reservation of one JSON ``Resource``, or None: unreserved."""
+    """The effective (last) reservation of one JSON ``Resource``, with the ones below it
+    on its stack as ``parents``, or None: unreserved."""
     stack = item.get("reservations")
     if stack:
         if not isinstance(stack, list):
             raise BadRequest(f"{where}.reservations: expected an array")
-        return Reservation.from_json(stack[-1], f"{where}.reservations[{len(stack) - 1}]")
+        entries = [Reservation.from_json(e, f"{where}.reservations[{i}]")
+                   for i, e in enumerate(stack)]
+        for i in range(1, len(entries)):
+            below, above = entries[i - 1], entries[i]
+            if not above.role.startswith(below.role + "/"):
+                raise BadRequest(
+                    f"{where}.reservations[{i}]: a refined reservation's role must be a"
+                    f" sub-role of the one below it, but {above.role!r} is not a sub-role"
+                    f" of {below.role!r}")
+            if above.type == STATIC:
+                raise BadRequest(f"{where}.reservations[{i}]: only the first (bottom)"
+                                 " reservation may be STATIC")
+        if len(entries) == 1:
+            return entries[0]
+        return dataclasses.replace(entries[-1], parents=tuple(entries[:-1]))
     role = item.get("role")
     if not isinstance(role, str) or role in ("", "*"):
         if item.get("reservation") is not None:
@@ -336,6 +371,27 @@ def parse_flag(text: str) -> tuple[Resources, dict[str, Resources]]:
             reserved.setdefault(role, []).append(f"{m[1]}{sep}{value}")
     static = {role: Resources.parse(";".join(parts)) for role, parts in reserved.items()}
     return Resources.parse(text), static
+
+
+def static_base(reservation: Reservation) -> Reservation | None:
+    """The STATIC reservation at the bottom of ``reservation``'s stack, if any."""
+    bottom = reservation.parents[0] if reservation.parents else reservation
+    return dataclasses.replace(bottom, parents=()) if bottom.type == STATIC else None
+
+
+def carved_from_static(dynamic: Portion) -> Portion:
+    """What of the agent's static reservations ``dynamic`` (the checkpointed part) took:
+    volumes made on statically reserved disk and refinements of static reservations."""
+    out = Portion()
+    for k, res in dynamic.reserved.items():
+        base = static_base(k) if k.parents else None
+        if base is not None:
+            out.add(base, res)
+    for volume in dynamic.volumes.values():
+        base = static_base(volume.reservation)
+        if base is not None:
+            out.add(base, Resources({"disk": volume.disk}))
+    return out
 
 
 def static_portion(static: Mapping[str, Resources]) -> Portion:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import textwrap
@@ -205,23 +206,23 @@ def test_shutdown_framework_kills_its_executors_quietly(tmp_path: Path) -> None:
     run(body, tmp_path)
 
 
-def test_master_shutdown_kills_everything_and_registers_afresh(tmp_path: Path) -> None:
+def test_master_shutdown_kills_everything_and_stops_the_agent(tmp_path: Path) -> None:
+    """Mesos's ShutdownMessage: the agent kills its executors and terminates (it used to
+    register again as a new agent); its id is forgotten, so a restart registers afresh."""
     async def body(h: AgentHarness) -> None:
         m = h.master
         task_id = new_id()
         m.run_task(command_task(task_id, "sleep 60"))
         await m.update(task_id, TaskState.TASK_STARTING)
         sid = h.executor(task_id).container.pid
-        m.agent_id = "agent-2"
+        assert (tmp_path / "meta/slaves/latest").is_symlink()
         m.send(MasterCommand(type=MasterCommandType.SHUTDOWN,
                              shutdown=Notice(message="removed by test")))
-        await m.until(lambda: len(m.of_type(AgentCallType.REGISTER)) >= 2)
-        again = m.of_type(AgentCallType.REGISTER)[-1].register
-        assert again.agent_id is None
-        assert not again.tasks
-        await h.agent.wait_registered(timeout=10)
-        assert h.agent.agent_id == "agent-2"
-        assert (tmp_path / "meta/slaves/latest").readlink().name == "agent-2"
+        await asyncio.wait_for(h.agent.wait_stopped(), 30)
+        assert h.agent.exit_code == 0
+        assert len(m.of_type(AgentCallType.REGISTER)) == 1
+        assert not m.of_type(AgentCallType.UNREGISTER)
+        assert not (tmp_path / "meta/slaves/latest").exists()
         assert not leftovers({sid})
 
     run(body, tmp_path)

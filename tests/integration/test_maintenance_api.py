@@ -125,8 +125,8 @@ async def _maintenance(cluster: ProcessCluster) -> None:
 
         await until(drain_state, "the agent to be DRAINED")
 
-        # Machine DOWN: its agent is removed (told to shut down: a mesonb agent then kills
-        # what it runs and registers afresh, which the master refuses while it is DOWN).
+        # Machine DOWN: its agent is removed (told to shut down: as Mesos's, a mesonb agent
+        # then kills what it runs and exits; see test_agent_shutdown.py).
         machine = [{"hostname": host}]
         r = requests.post(cluster.url + "/master/machine/down", json=machine, timeout=10)
         assert r.status_code == 200, r.text

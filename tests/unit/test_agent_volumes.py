@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mesonb.agent.volumes import AgentVolumes, volume_dir
+from mesonb.agent.volumes import SYMLINK, AgentVolumes, volume_dir
 from mesonb.protocol.reservations import Reservation, Volume, flag_to_json, parse_flag
 from mesonb.protocol.resources import Resources
 
@@ -53,6 +53,7 @@ def test_checkpoint_creates_and_destroys_volume_directories_and_survives_a_resta
 
 def test_a_task_finds_its_volume_linked_at_its_container_path(tmp_path):
     volumes = AgentVolumes(tmp_path / "work", None)
+    volumes.mode = SYMLINK  # not root (as root: bind mounts, test_agent_volume_mounts.py)
     volumes.checkpoint([vol("a", path="deep/data")])
     sandbox = tmp_path / "sandbox"
     assert volumes.invalid([vol("nope")]) == "Persistent volume 'nope' does not exist on this agent"

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from mesonb.http.base import Security
-from mesonb.master import settings, views
+from mesonb.master import reservations, settings, views
 from mesonb.master.files import MasterFiles
 from mesonb.master.maintenance import MachineID, parse_machines, parse_schedule
 from mesonb.master.master import Master
@@ -66,13 +66,21 @@ def _allowed(caller: Caller, action: Action, obj: str | None) -> bool:
 
 # -- quota -------------------------------------------------------------------------------
 def consumed_by_role(master: Master) -> dict[str, dict[str, float]]:
-    """What each role (with its sub-roles) holds in tasks and executors (not offers)."""
+    """What each role (with its sub-roles) consumes of quota, as Mesos counts it: what it
+    holds in tasks and executors (not offers) and all of its reservations, held or not
+    (a reservation held by a task is counted once)."""
     usage = views.role_usage(master)
+    held: dict[str, dict[str, float]] = {
+        role: dict(use.allocated) for role, use in usage.items()}
+    for role, reserved in reservations.quota_consumed(master.book.agents.values()).items():
+        into = held.setdefault(role, {})
+        for name, value in reserved.items():
+            into[name] = into.get(name, 0.0) + value
     out: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    for role, use in usage.items():
+    for role, use in held.items():
         parts = role.split("/")
         for i in range(1, len(parts) + 1):
-            out["/".join(parts[:i])].update(use.allocated)
+            out["/".join(parts[:i])].update(use)
     return {role: dict(held) for role, held in out.items()}
 
 
