@@ -182,14 +182,16 @@ class Agent:
             token_key=tokens.agent_key(Path(self.config.work_dir) / "executor-token.key"),
             launch_container=self.containerizer.launch,
             executor_changed=self.containerizer.update,
-            invalid_task=self._invalid_task,
+            invalid_task=self.containerizer.invalid,
+            unknown_resources=self._unknown_resources,
             task_ended=self.containerizer.task_ended,
             mount_volumes=self.volumes.mount,
             adopt_task=self.containerizer.adopt_task)
 
-    def _invalid_task(self, task: TaskInfo) -> str | None:
-        """Why the containerizer cannot run ``task``, or a volume it names is not here."""
-        return self.containerizer.invalid(task) or self.volumes.invalid(
+    def _unknown_resources(self, task: TaskInfo) -> str | None:
+        """A persistent volume ``task`` (or its executor) names that this agent does not
+        hold: Mesos drops such a task with REASON_RESOURCES_UNKNOWN."""
+        return self.volumes.invalid(
             [*(task.resources or ()), *((task.executor.resources or ()) if task.executor
                                         else ())])
 

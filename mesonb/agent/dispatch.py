@@ -25,7 +25,7 @@ from mesonb.protocol.agent import (
     RunTaskGroup,
 )
 from mesonb.protocol.executor import ExecutorEvent, ExecutorEventType, ExecutorMessageBody
-from mesonb.protocol.mesos import ExecutorInfo, ExecutorType, FrameworkInfo
+from mesonb.protocol.mesos import ExecutorInfo, ExecutorType, FrameworkInfo, TaskInfo
 from mesonb.protocol.states import Reason, TaskState
 
 from . import launcher, paths
@@ -86,6 +86,8 @@ class MasterCommands:
             self._refuse(framework, [task.task_id], None, invalid, TaskState.TASK_ERROR,
                          Reason.REASON_TASK_INVALID)
             return
+        if self._resources_unknown(framework, [task]):
+            return
         info = run.executor or task.executor
         command_executor = info is None
         if info is None:
@@ -118,6 +120,8 @@ class MasterCommands:
         if invalid:
             self._refuse(framework, ids, None, invalid, TaskState.TASK_ERROR,
                          Reason.REASON_TASK_GROUP_INVALID)
+            return
+        if self._resources_unknown(framework, tasks):
             return
         info = run.executor  # the master's too (in-process): changed on a copy
         if info.type is None:
@@ -234,6 +238,18 @@ class MasterCommands:
                 info = dataclasses.replace(info, framework_id=framework.framework_id)
             executor = self.lifecycle.launch(framework, info, command_executor)
         return executor
+
+    def _resources_unknown(self, framework: Framework, tasks: list[TaskInfo]) -> bool:
+        """Refuse ``tasks`` (all of them) when one names checkpointed resources this agent
+        does not hold (Mesos's checkResourcesUnknown); True when refused."""
+        check = self.host.unknown_resources
+        unknown = next(filter(None, map(check, tasks)), None) if check else None
+        if not unknown:
+            return False
+        state = TaskState.TASK_DROPPED if framework.partition_aware else TaskState.TASK_LOST
+        self._refuse(framework, [t.task_id for t in tasks], None, unknown, state,
+                     Reason.REASON_RESOURCES_UNKNOWN)
+        return True
 
     def _refuse(self, framework: Framework, task_ids: list[str], executor: Executor | None,
                 message: str, state: TaskState, reason: Reason) -> None:

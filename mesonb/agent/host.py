@@ -65,6 +65,10 @@ class Host:
     # What the containerizer cannot run (an image, ports outside the offer, fractional
     # gpus, ...): the reason, or None; such a task gets TASK_ERROR before any launch.
     invalid_task: Callable[[TaskInfo], str | None] | None = None
+    # Checkpointed resources (persistent volumes) a task names that this agent does not
+    # hold: the reason, or None; such a task is TASK_DROPPED (TASK_LOST for a framework
+    # that is not partition-aware) with REASON_RESOURCES_UNKNOWN, as in Mesos.
+    unknown_resources: Callable[[TaskInfo], str | None] | None = None
     task_ended: Callable[[Executor | None], None] | None = None  # a task of it ended
     # Links the persistent volumes named in some resources into a sandbox (volumes.py).
     mount_volumes: Callable[[Path, Any], None] | None = None

@@ -325,3 +325,31 @@ def test_the_executor_event_stream_sends_each_event_at_once(tmp_path: Path, monk
                    for s in streams)
 
     run(body, tmp_path)
+
+
+def test_a_task_naming_a_volume_the_agent_lacks_is_dropped_with_resources_unknown(
+        tmp_path: Path) -> None:
+    """Mesos's agent drops a task whose checkpointed resources it does not hold (a
+    persistent volume it never created): TASK_LOST, or TASK_DROPPED for a partition-aware
+    framework, with REASON_RESOURCES_UNKNOWN; nothing runs."""
+    volume = {"name": "disk", "type": "SCALAR", "scalar": {"value": 10},
+              "reservations": [{"type": "DYNAMIC", "role": "db", "principal": "ops"}],
+              "disk": {"persistence": {"id": "gone"},
+                       "volume": {"container_path": "data", "mode": "RW"}}}
+
+    async def body(h: AgentHarness) -> None:
+        m = h.master
+        for task_id, framework, state in (
+                (new_id(), None, TaskState.TASK_LOST),
+                (new_id(), framework_info("fw-aware", capabilities=("PARTITION_AWARE",)),
+                 TaskState.TASK_DROPPED)):
+            task = command_task(task_id, "touch data/x")
+            task.resources = [*task.resources, volume]
+            m.run_task(task, framework=framework)
+            ended = await m.terminal(task_id)
+            assert ended.status.state is state
+            assert ended.status.reason is Reason.REASON_RESOURCES_UNKNOWN
+            assert "Persistent volume 'gone' does not exist" in (ended.status.message or "")
+            assert [u.status.state for u in m.updates(task_id)] == [state]
+
+    run(body, tmp_path)
