@@ -338,9 +338,13 @@ class Registry:
         """Keep an operator setting (weights, quota, the maintenance schedule)."""
         return self._write(SETTINGS, name, record)
 
+    def barrier(self) -> concurrent.futures.Future[None]:
+        """Done once every write submitted so far is done (the writes go in order)."""
+        return self._worker.submit(lambda: None)
+
     def flush(self, timeout: float | None = None) -> None:
         """Wait (blocking) until every write submitted so far is done."""
-        self._worker.submit(lambda: None).result(timeout)
+        self.barrier().result(timeout)
 
     def close(self) -> None:
         self._worker.shutdown(wait=True)

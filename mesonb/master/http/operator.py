@@ -79,10 +79,15 @@ class OperatorHandler(BaseHandler):
             if body is not None:  # what the caller may see (view_* ACLs), as Mesos filters
                 body = self.viewer(framework_user(self.master)).operator_answer(
                     call.type.value, body)
-            if body is None:  # 200, or the 202 a call set (RESERVE_RESOURCES, ...)
-                self.finish()
-            else:
-                self.write_json({"type": call.type.value, call.type.value.lower(): body})
+        registry = self.master.registry
+        if body is None and registry is not None:
+            # A change is answered once the registry holds it, as Mesos answers after its
+            # registrar committed: a master killed right after loses nothing acknowledged.
+            await asyncio.wrap_future(registry.barrier())
+        if body is None:  # 200, or the 202 a call set (RESERVE_RESOURCES, ...)
+            self.finish()
+        else:
+            self.write_json({"type": call.type.value, call.type.value.lower(): body})
 
     # -- synchronous calls ---------------------------------------------------------
     def get_health(self, call: Call) -> dict[str, Any]:
