@@ -27,6 +27,7 @@ import json
 import random
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -237,9 +238,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--churn", type=int, default=500, help="other updates a second")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--screenshot", default=str(Path(tempfile.gettempdir()) / "bench_ui.png"),
+                        help="where the page is saved once loaded (default: the temp dir)")
     args = parser.parse_args()
     tune_for_daemon()  # as `mesonb master` does before it starts
-    figures = measure(args.agents, args.tasks, args.samples, args.churn, args.chromium)
+    figures = measure(args.agents, args.tasks, args.samples, args.churn, args.chromium,
+                      screenshot=args.screenshot)
 
     def row(label: str, value: str, goal: str = "") -> None:
         print(f"{label:<46}{value:>14}   {goal}")
@@ -258,6 +262,7 @@ def main() -> None:
         row(f"{label} p95", f"{percentile(delays, 0.95) * 1000:.0f}ms", "(goal: <= 1 s)")
         row(f"{label} max", f"{max(delays) * 1000:.0f}ms")
     row("other updates during the samples", f"{args.churn}/s")
+    print(f"screenshot: {args.screenshot}")
 
 
 if __name__ == "__main__":
