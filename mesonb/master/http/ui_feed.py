@@ -423,11 +423,18 @@ class MasterFeed:
 
 @functools.cache
 def install_time() -> float | None:
-    """When this mesonb was built into the environment (its distribution's metadata file):
-    the home page's "Built", as Mesos shows its build date. None when not installed."""
+    """When this mesonb was built into the environment (its distribution's metadata file:
+    ``METADATA`` of a wheel's dist-info, ``PKG-INFO`` of an editable build's egg-info, which
+    a source checkout finds first): the home page's "Built", as Mesos shows its build
+    date. None when it is not installed at all."""
     try:
         dist = importlib.metadata.distribution("mesonb")
-        metadata = next(f for f in dist.files or () if f.name == "METADATA")
-        return os.path.getmtime(str(dist.locate_file(metadata)))
-    except (importlib.metadata.PackageNotFoundError, StopIteration, OSError):
+    except importlib.metadata.PackageNotFoundError:
         return None
+    for found in dist.files or ():
+        if found.name in ("METADATA", "PKG-INFO"):
+            try:
+                return os.path.getmtime(str(dist.locate_file(found)))
+            except OSError:
+                continue
+    return None
