@@ -12,6 +12,7 @@ destroy, recovery) is :mod:`.containerizer`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -31,6 +32,7 @@ from .fetcher import Fetcher, FetcherCache, FetchFailed, FetchURI, uris_of
 from .gpus import Gpu, GpuAllocator, device_rules, invalid_gpus, visible_env
 from .gpus import detect as detect_gpus
 from .isolation import ContainerizerConfig, Handle, Limitation, Limits, choose
+from .isolation.base import UpdateFailed
 from .isolation.disk import DiskWatcher
 from .isolation.limits import container_limits
 from .isolation.ports import PortsWatcher
@@ -383,7 +385,8 @@ class Containerizer:
         def settle() -> None:
             self._settling.discard(executor.container_id)
             self._peaks.pop(executor.container_id, None)
-            self.update(executor, settled=True)
+            with contextlib.suppress(UpdateFailed):  # lowering them: logged, kept higher
+                self.update(executor, settled=True)
 
         asyncio.get_running_loop().call_later(SETTLE_LIMITS, settle)
 

@@ -107,7 +107,7 @@ class MasterCommands:
                       executor_id=executor.executor_id)
         self.io.checkpoint_task(framework, executor, record)
         framework.index_tasks(executor, [record.task_id])
-        self.tasks.run(executor, [record], group=False)
+        self._update_failed(executor, self.tasks.run(executor, [record], group=False))
 
     def run_task_group(self, run: RunTaskGroup) -> None:
         framework = self._framework(run.framework_info)
@@ -142,7 +142,7 @@ class MasterCommands:
         for record in records:
             self.io.checkpoint_task(framework, executor, record)
         framework.index_tasks(executor, ids)
-        self.tasks.run(executor, records, group=True)
+        self._update_failed(executor, self.tasks.run(executor, records, group=True))
 
     def kill_task(self, kill: KillTask) -> None:
         framework = self.book.frameworks.get(kill.framework_id)
@@ -238,6 +238,12 @@ class MasterCommands:
                 info = dataclasses.replace(info, framework_id=framework.framework_id)
             executor = self.lifecycle.launch(framework, info, command_executor)
         return executor
+
+    def _update_failed(self, executor: Executor, problem: str | None) -> None:
+        """The container could not take a new task's resources: as Mesos, its tasks fail
+        with REASON_CONTAINER_UPDATE_FAILED and the container is destroyed."""
+        if problem is not None:
+            self.lifecycle.limited(executor, Reason.REASON_CONTAINER_UPDATE_FAILED, problem)
 
     def _resources_unknown(self, framework: Framework, tasks: list[TaskInfo]) -> bool:
         """Refuse ``tasks`` (all of them) when one names checkpointed resources this agent

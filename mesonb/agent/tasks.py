@@ -22,6 +22,7 @@ from . import task_fsm
 from .book import Executor, ExecutorState, Framework, Task, Termination
 from .executor_io import ExecutorIO
 from .host import Host
+from .isolation.base import UpdateFailed
 from .task_fsm import TaskPhase
 
 log = logging.getLogger("mesonb.agent.executors")
@@ -35,19 +36,25 @@ class Tasks:
         self.io = io
 
     # -- launching ------------------------------------------------------------------
-    def run(self, executor: Executor, records: list[Task], group: bool) -> None:
-        """Accepted tasks (checkpointed already): to the executor, or queued for it."""
+    def run(self, executor: Executor, records: list[Task], group: bool) -> str | None:
+        """Accepted tasks (checkpointed already): to the executor, or queued for it. Returns
+        why the executor's container could not take their resources (nothing is launched;
+        the caller fails its tasks with REASON_CONTAINER_UPDATE_FAILED), else None."""
         running = executor.state is ExecutorState.RUNNING
         for record in records:
             task_fsm.run(record, running)
             where = executor.launched if record.phase is TaskPhase.LAUNCHED else executor.queued
             where[record.task_id] = record
         if self.host.executor_changed is not None:  # limits follow, before any LAUNCH
-            self.host.executor_changed(executor)
+            try:
+                self.host.executor_changed(executor)
+            except UpdateFailed as exc:
+                return str(exc)
         if running:
             self._launch(executor, records, group)
         elif group:
             executor.queued_groups.append([t.task_id for t in records])
+        return None
 
     def deliver_queued(self, executor: Executor) -> None:
         """The executor subscribed: LAUNCH_GROUP for each queued group, then LAUNCH for each

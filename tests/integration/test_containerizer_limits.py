@@ -204,3 +204,52 @@ def test_cgroups_asked_for_where_unusable_fail_the_start() -> None:
         from mesonb.agent.isolation import choose
 
         choose(ContainerizerConfig(isolation="cgroups/bogus"))
+
+
+@needs_v1
+def test_a_container_that_cannot_take_a_new_tasks_resources_fails_with_update_failed(
+        tmp_path: Path) -> None:
+    """As Mesos: when a running executor's container cannot be given a new task's
+    resources, its tasks fail with REASON_CONTAINER_UPDATE_FAILED and it is destroyed. The
+    kernel refuses it for real here: the agent's cgroups root gets a CFS quota of 0.2 of a
+    core, and under cgroups v1 a child's quota may not exceed its parent's (EINVAL)."""
+    import uuid
+
+    from mesonb.agent.isolation.cgroups_v1 import CgroupsV1
+    from mesonb.protocol.mesos import ExecutorInfo
+
+    root = f"mesonb-test-{uuid.uuid4().hex[:8]}"
+    bases = CgroupsV1(root).bases  # makes the root in every hierarchy
+    (bases["cpu"] / "cpu.cfs_quota_us").write_text("20000")  # period 100 ms: 0.2 of a core
+    executor = ExecutorInfo.from_json({
+        "executor_id": {"value": "pod"}, "type": "DEFAULT",
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.05}},
+                      {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]})
+
+    async def body(h: AgentHarness) -> None:
+        m = h.master
+        small, big = new_id("small"), new_id("big")
+        m.run_group([task(small, "sleep 60", cpus=0.05)], executor)  # 0.1 in all: fits
+        await reach(m, small, TaskState.TASK_RUNNING)
+        m.run_group([task(big, "sleep 60", cpus=0.5)], executor)  # 0.6 > the root's 0.2
+        for task_id in (big, small):
+            ended = await m.terminal(task_id)
+            assert ended.status.state is TaskState.TASK_FAILED, ended.status
+            assert ended.status.reason is Reason.REASON_CONTAINER_UPDATE_FAILED
+            assert "Failed to update the resources" in (ended.status.message or "")
+        def destroyed() -> bool:
+            executor = h.executor(small)
+            return executor is None or executor.container is None or (
+                not executor.container.running)
+
+        await m.until(destroyed)
+
+    try:
+        run(body, tmp_path, ContainerizerConfig(cgroups_root=root))
+    finally:
+        for base in set(bases.values()):
+            for child in base.iterdir() if base.exists() else ():
+                if child.is_dir():
+                    child.rmdir()
+            if base.exists():
+                base.rmdir()

@@ -28,6 +28,12 @@ from .limits import Limitation, Limits
 OnLimitation = Callable[[Limitation], None]
 
 
+class UpdateFailed(Exception):
+    """A running container's new limits could not be applied (the kernel refused a cgroup
+    write): Mesos fails the tasks that needed them with REASON_CONTAINER_UPDATE_FAILED
+    and destroys the container."""
+
+
 @dataclass
 class Handle:
     """One container as its backend knows it."""
@@ -105,7 +111,8 @@ class Isolator(abc.ABC):
 
     @abc.abstractmethod
     def update(self, handle: Handle, limits: Limits) -> None:
-        """Apply new limits (memory limits only ever rise)."""
+        """Apply new limits (memory limits only ever rise); :class:`UpdateFailed` when the
+        kernel refuses them."""
 
     @abc.abstractmethod
     def usage(self, handle: Handle) -> Usage:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from mesonb.protocol.states import Reason
 
-from .base import Handle, Isolator, OnLimitation, Usage
+from .base import Handle, Isolator, OnLimitation, UpdateFailed, Usage
 from .limits import CFS_PERIOD_US, Limitation, Limits, memory_message
 
 log = logging.getLogger(__name__)
@@ -314,6 +314,8 @@ class CgroupsV1(Isolator):
         except OSError as exc:
             log.warning("cannot update the limits of container %s: %s",
                         handle.container_id, exc)
+            raise UpdateFailed(f"Failed to update the resources of container "
+                               f"{handle.container_id}: {exc}") from exc
 
     def pids(self, handle: Handle) -> list[int]:
         text = _read(self._dirs(handle)["memory"] / "cgroup.procs")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mesonb.protocol.states import Reason
 
-from .base import Handle, Isolator, OnLimitation, Usage
+from .base import Handle, Isolator, OnLimitation, UpdateFailed, Usage
 from .cgroups_v1 import JOIN_SCRIPT, _keyed, _read, _write
 from .limits import CFS_PERIOD_US, Limitation, Limits, memory_message
 
@@ -158,6 +158,8 @@ class CgroupsV2(Isolator):
         except OSError as exc:
             log.warning("cannot update the limits of container %s: %s",
                         handle.container_id, exc)
+            raise UpdateFailed(f"Failed to update the resources of container "
+                               f"{handle.container_id}: {exc}") from exc
 
     def usage(self, handle: Handle) -> Usage:
         path = self._dir(handle)
