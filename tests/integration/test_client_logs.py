@@ -40,7 +40,8 @@ def talk_then_wait(marker):
 def test_logs_of_a_running_call_show_what_it_printed_so_far(cluster, tmp_path):
     marker = tmp_path / "go"
     fut = cluster.submit(talk_then_wait, str(marker), **SMALL)
-    logs = wait_for(lambda: (got := fut.logs()).stdout and got)
+    # stderr is written after stdout: a read may come between the two
+    logs = wait_for(lambda: (got := fut.logs()).stdout and got.stderr and got)
     assert not fut.done()  # it is still waiting for the marker
     assert logs.stdout == "started the work\n"
     assert logs.stderr == "a warning\n"
