@@ -13,6 +13,7 @@ a failed one::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -53,6 +54,20 @@ def wait_for(
             raise TimeoutError(f"timed out after {timeout:g}s waiting for {what or condition}"
                                f"{detail}")
         time.sleep(interval)
+
+
+async def until(condition: Callable[[], T | None], what: str = "", timeout: float = 30.0,
+                interval: float = 0.02) -> T:
+    """:func:`wait_for` for a test running on an event loop: the loop keeps running (the
+    daemons or drivers it hosts go on) between polls."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what or condition}")
+        await asyncio.sleep(interval)
 
 
 class Daemon:

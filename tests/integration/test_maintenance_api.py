@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ import requests
 from mesonb.frameworks.driver import SchedulerDriver
 from mesonb.protocol.resources import Resources
 from mesonb.testing.frameworks import Tracker
-from mesonb.testing.processes import Daemon, ProcessCluster, wait_for
+from mesonb.testing.processes import Daemon, ProcessCluster, until, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -45,13 +43,6 @@ class MaintenanceTracker(Tracker):
         self.inverse_offers.extend(offers)
 
 
-async def until(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-    return value
 
 
 def start_cluster(tmp_path: Path) -> ProcessCluster:

@@ -5,14 +5,13 @@ count against a role's quota."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from mesonb.testing.processes import ProcessCluster
+from mesonb.testing.processes import ProcessCluster, until
 
 pytestmark = pytest.mark.slow
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -51,14 +50,6 @@ class Recorder:
         return [o["id"]["value"] for o in self.offers if o["id"]["value"] not in self.rescinded]
 
 
-async def until(condition: Any, what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 async def test_operator_calls_rescind_only_the_offers_holding_what_they_need(tmp_path: Path):

@@ -5,7 +5,6 @@ agent restart and a master restart on its registry."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 import requests
 
 from mesonb.testing.ha import ZooKeeperCluster, active_agents, leading
-from mesonb.testing.processes import Daemon, ProcessCluster, wait_for
+from mesonb.testing.processes import Daemon, ProcessCluster, until, wait_for
 from mesonb.testing.zookeeper import zookeeper_jar
 
 pytestmark = pytest.mark.slow
@@ -201,14 +200,6 @@ async def test_operation_ids_get_status_updates_acknowledgements_and_reconciliat
     from mesonb.frameworks.driver import SchedulerDriver
     from mesonb.http.client import HTTPError
 
-    async def until(condition: Any, what: str, timeout: float = 30.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            await asyncio.sleep(0.02)
-        raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
 
     cluster = ProcessCluster(tmp_path, agents=1)
     fw = OperationsFramework()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import requests
 
 from mesonb.agent import mounts
 from mesonb.frameworks.driver import SchedulerDriver
-from mesonb.testing.processes import ProcessCluster
+from mesonb.testing.processes import ProcessCluster, until
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="bind mounts need root")]
@@ -73,14 +72,6 @@ def task(task_id: str, command: str, volume: dict[str, Any]) -> dict[str, Any]:
             "resources": [*plain, volume]}
 
 
-async def until(condition: Any, what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 async def test_bind_mounted_volumes_ro_and_a_killed_agents_stale_mounts(tmp_path: Path):
