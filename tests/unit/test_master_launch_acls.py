@@ -11,18 +11,25 @@ ACLS = Acls.parse({"permissive": False, "run_tasks": [
     {"principals": {"values": ["web"]}, "users": {"values": ["nobody"]}}]})
 
 
+def offered(principal: str) -> tuple:
+    """A master with :data:`ACLS`, one agent, and a framework of ``principal`` (running as
+    nobody) holding its one offer."""
+    h = MasterHarness()
+    h.master.acls = ACLS
+    agent = h.add_agent("cpus:4;mem:4096")
+    fw = h.subscribe(f"{principal}-fw", principal=principal, user="nobody")
+    h.settle()
+    (offer,) = fw.offers()
+    return agent, fw, offer
+
+
 def as_user(task: dict, user: str) -> dict:
     task["command"]["user"] = user
     return task
 
 
 def test_an_unauthorized_task_gets_task_error_and_the_others_launch():
-    h = MasterHarness()
-    h.master.acls = ACLS
-    agent = h.add_agent("cpus:4;mem:4096")
-    fw = h.subscribe("web-fw", principal="web", user="nobody")
-    h.settle()
-    (offer,) = fw.offers()
+    agent, fw, offer = offered("web")
     fw.call("ACCEPT", accept={"offer_ids": [offer["id"]], "operations": [
         {"type": "LAUNCH", "launch": {"task_infos": [
             as_user(command_task("as-root", agent.agent_id), "root"),
@@ -38,12 +45,7 @@ def test_an_unauthorized_task_gets_task_error_and_the_others_launch():
 
 
 def test_a_group_with_one_unauthorized_task_fails_whole():
-    h = MasterHarness()
-    h.master.acls = ACLS
-    agent = h.add_agent("cpus:4;mem:4096")
-    fw = h.subscribe("web-fw", principal="web", user="nobody")
-    h.settle()
-    (offer,) = fw.offers()
+    agent, fw, offer = offered("web")
     tasks = [command_task("g1", agent.agent_id), as_user(command_task("g2", agent.agent_id),
                                                            "root")]
     fw.call("ACCEPT", accept={"offer_ids": [offer["id"]], "operations": [
@@ -59,12 +61,7 @@ def test_a_group_with_one_unauthorized_task_fails_whole():
 
 
 def test_another_principal_may_not_run_as_nobody():
-    h = MasterHarness()
-    h.master.acls = ACLS
-    agent = h.add_agent("cpus:4;mem:4096")
-    fw = h.subscribe("etl-fw", principal="etl", user="nobody")
-    h.settle()
-    (offer,) = fw.offers()
+    agent, fw, offer = offered("etl")
     fw.call("ACCEPT", accept={"offer_ids": [offer["id"]], "operations": [
         {"type": "LAUNCH", "launch": {"task_infos": [command_task("t", agent.agent_id)]}}]})
     (update,) = fw.updates()
