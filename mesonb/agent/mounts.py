@@ -96,10 +96,14 @@ def mount_points(under: Path, mountinfo: Path = MOUNTINFO) -> list[Path]:
     return [Path(p) for p in sorted(set(found), key=lambda p: (-p.count("/"), p))]
 
 
-def unmount_under(path: Path) -> list[Path]:
-    """Unmount everything mounted at or below ``path``; the mount points taken down."""
+def unmount_under(path: Path, keep: Iterable[Path] = ()) -> list[Path]:
+    """Unmount everything mounted at or below ``path`` but inside the ``keep``
+    directories; the mount points taken down."""
+    kept = [os.path.realpath(p).rstrip("/") + "/" for p in keep]
     done = []
     for point in mount_points(path):
+        if any((str(point) + "/").startswith(k) for k in kept):
+            continue
         try:
             unmount(point)
             done.append(point)
@@ -126,17 +130,7 @@ def remove_tree(path: Path) -> bool:
 def unmount_stale(under: Path, live: Iterable[Path]) -> list[Path]:
     """Unmount the mounts at or below ``under`` that are not inside one of the ``live``
     directories (the sandboxes of executors that survived an agent restart)."""
-    keep = [os.path.realpath(p).rstrip("/") + "/" for p in live]
-    done = []
-    for point in mount_points(under):
-        if any((str(point) + "/").startswith(k) for k in keep):
-            continue
-        try:
-            unmount(point)
-            done.append(point)
-        except OSError as exc:
-            log.error("cannot unmount the stale mount %s: %s", point, exc)
-    return done
+    return unmount_under(under, keep=live)
 
 
 def release(sandbox: Path) -> None:
