@@ -25,6 +25,7 @@ starts from :meth:`Master.recover`.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import random
@@ -452,6 +453,13 @@ class Master:
                 self.framework_event(framework, tick)
 
     # -- registry ------------------------------------------------------------------
+    async def durable(self) -> None:
+        """Return once every registry write made so far is done: a change is answered
+        then, as Mesos answers once its registrar committed, so a master killed right
+        after loses nothing it acknowledged (the writes go in order)."""
+        if self.registry is not None:
+            await asyncio.wrap_future(self.registry.barrier())
+
     def persist(self, future: Any, what: str) -> None:
         """Log (only) a failed background registry write."""
         if future is not None:

@@ -49,23 +49,28 @@ class _Handler(BaseHandler):
         super().prepare()
         self.master.check_leader()
 
-    def done(self) -> None:
+    async def done(self) -> None:
+        """200 once the change is in the registry (:meth:`Master.durable`)."""
+        await self.master.durable()
         self.set_status(200)
         self.finish()
 
     def get(self, *args: str) -> None:
         raise method_not_allowed("POST")
 
-    post = put = delete = patch = get
+    async def refused(self, *args: str) -> None:  # a write this endpoint does not take
+        raise method_not_allowed("POST")
+
+    post = put = delete = patch = refused
 
 
 class ScheduleHandler(_Handler):
     def get(self, *args: str) -> None:
         self.write_jsonp_or_json(schedule_json(self))
 
-    def post(self, *args: str) -> None:
+    async def post(self, *args: str) -> None:
         update_schedule(self, self.json_body())
-        self.done()
+        await self.done()
 
 
 class StatusHandler(_Handler):
@@ -74,15 +79,15 @@ class StatusHandler(_Handler):
 
 
 class MachineDownHandler(_Handler):
-    def post(self, *args: str) -> None:
+    async def post(self, *args: str) -> None:
         start_machines(self, self.json_body(), "machines")
-        self.done()
+        await self.done()
 
 
 class MachineUpHandler(_Handler):
-    def post(self, *args: str) -> None:
+    async def post(self, *args: str) -> None:
         stop_machines(self, self.json_body(), "machines")
-        self.done()
+        await self.done()
 
 
 class QuotaHandler(_Handler):
@@ -91,7 +96,7 @@ class QuotaHandler(_Handler):
     def get(self, *args: str) -> None:
         self.write_jsonp_or_json(quota_status(self))
 
-    def post(self, *args: str) -> None:
+    async def post(self, *args: str) -> None:
         if args and args[0]:
             raise method_not_allowed("DELETE")
         force, config = parse_request(self.json_body(), "request")
@@ -99,23 +104,23 @@ class QuotaHandler(_Handler):
             raise BadRequest(f"Failed to validate set quota request: quota cannot be set for "
                              f"role '{config.role}' which already has quota")
         apply_quota(self, [config], force)
-        self.done()
+        await self.done()
 
-    def delete(self, *args: str) -> None:
+    async def delete(self, *args: str) -> None:
         role = args[0] if args else ""
         if not role:
             raise BadRequest("Failed to parse request path: expecting /quota/<role>")
         if role not in self.master.quotas.configs:
             raise BadRequest(f"Failed to remove quota: role '{role}' has no quota set")
         apply_quota(self, [QuotaConfig(role)], True)
-        self.done()
+        await self.done()
 
 
 class WeightsHandler(_Handler):
     def get(self, *args: str) -> None:
         self.write_jsonp_or_json(views.weight_infos(self.master))
 
-    def put(self, *args: str) -> None:
+    async def put(self, *args: str) -> None:
         infos = self.json_body()
         if not isinstance(infos, list):
             raise BadRequest("Failed to validate update weights request JSON: expecting an "
@@ -124,7 +129,7 @@ class WeightsHandler(_Handler):
                                "update_weights": {"weight_infos": infos}}, "Call")
         authorize.operator_call(self.security, self.principal, self.master, call)
         _CALLS[CallType.UPDATE_WEIGHTS](self, call)  # type: ignore[arg-type]
-        self.done()
+        await self.done()
 
 
 def routes(deps: dict[str, Any]) -> list[tuple[str, type, dict[str, Any]]]:

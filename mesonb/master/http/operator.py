@@ -79,11 +79,8 @@ class OperatorHandler(BaseHandler):
             if body is not None:  # what the caller may see (view_* ACLs), as Mesos filters
                 body = self.viewer(framework_user(self.master)).operator_answer(
                     call.type.value, body)
-        registry = self.master.registry
-        if body is None and registry is not None:
-            # A change is answered once the registry holds it, as Mesos answers after its
-            # registrar committed: a master killed right after loses nothing acknowledged.
-            await asyncio.wrap_future(registry.barrier())
+        if body is None:  # a change: answered once the registry holds it
+            await self.master.durable()
         if body is None:  # 200, or the 202 a call set (RESERVE_RESOURCES, ...)
             self.finish()
         else:
