@@ -143,8 +143,8 @@ def mesonb_remote(directory: Path) -> System:
     from mesonb import Cluster
     from mesonb.testing.processes import ProcessCluster
 
-    processes = ProcessCluster(directory, agents=1,
-                               agent_resources=f"cpus:{CORES};mem:4096;disk:4096")
+    # the agent's own resources, as `mesonb agent` detects them on this machine
+    processes = ProcessCluster(directory, agents=1, agent_resources="")
 
     def start() -> Any:
         processes.start()

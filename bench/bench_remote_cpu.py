@@ -73,8 +73,8 @@ def main() -> int:
     parser.add_argument("--py-spy", type=Path, default=None, dest="py_spy")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        cluster = ProcessCluster(Path(tmp), agents=1,
-                                 agent_resources="cpus:2;mem:4096;disk:4096")
+        # the agent's own resources, as `mesonb agent` detects them on this machine
+        cluster = ProcessCluster(Path(tmp), agents=1, agent_resources="")
         cluster.start()
         try:
             c = Cluster(cluster.address)

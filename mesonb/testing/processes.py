@@ -221,7 +221,10 @@ class ProcessCluster:
         assert self.master is not None
         index = len(self.agents) if index is None else index
         first = 31000 + index * 100
-        resources = f"{self.agent_resources};ports:[{first}-{first + 99}]"
+        # an empty agent_resources leaves cpus, mem and disk to the agent's detection, as
+        # a plain `mesonb agent` has them
+        resources = ";".join(p for p in (self.agent_resources, f"ports:[{first}-{first + 99}]")
+                             if p)
         agent = Daemon(
             ["agent", "--master", self.master.address, "--port", "0",
              "--work-dir", str(work_dir or self.directory / f"agent{index}"),
