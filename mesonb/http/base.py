@@ -29,7 +29,7 @@ from mesonb.protocol.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from mesonb.protocol.jsontext import loads
+from mesonb.protocol.jsontext import dumpb, loads
 from mesonb.security.acls import PERMISSIVE, Acls, Action
 from mesonb.security.credentials import Credentials
 from mesonb.security.views import Viewer
@@ -226,7 +226,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def write_json(self, obj: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", JSON)
-        self.finish(json.dumps(obj, separators=(",", ":")))
+        self.finish(dumpb(obj))
 
     def write_jsonp_or_json(self, obj: Any) -> None:
         """Legacy endpoints accept ``?jsonp=callback`` like Mesos."""

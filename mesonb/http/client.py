@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from mesonb import tls
+from mesonb.protocol.jsontext import dumpb, loads_lenient
 
 from . import wire
 from .inproc import Channel, find_endpoint
@@ -41,7 +41,7 @@ class Response:
     body: bytes
 
     def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
+        return loads_lenient(self.body) if self.body else None
 
 
 class Connection:
@@ -124,7 +124,7 @@ class Connection:
     async def post_json(
         self, path: str, payload: Any, headers: Mapping[str, str] | None = None
     ) -> Response:
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        body = dumpb(payload)
         response = await self.request(
             "POST", path, body, {"Content-Type": "application/json",
                                  "Accept": "application/json", **(headers or {})}
@@ -159,7 +159,7 @@ async def open_stream(url: str, path: str, payload: Any,
                       inproc: bool = False) -> Stream:
     """POST ``payload`` and return the chunked answer as a stream (own connection)."""
     conn = Connection.to(url, headers, inproc=inproc)
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    body = dumpb(payload)
     request_headers = {"Content-Type": "application/json", "Accept": "application/json",
                        "Connection": "close"}
     endpoint = find_endpoint(conn.host, conn.port) if conn.inproc else None
