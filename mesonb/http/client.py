@@ -22,6 +22,9 @@ from mesonb.protocol.jsontext import dumpb, loads_lenient
 from . import wire
 from .inproc import Channel, find_endpoint
 
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+"""The headers of a JSON call (shared: requests read them, never change them)."""
+
 
 class HTTPError(Exception):
     """A non-2xx answer; ``status`` and ``body`` hold what the server said."""
@@ -126,9 +129,7 @@ class Connection:
     ) -> Response:
         body = dumpb(payload)
         response = await self.request(
-            "POST", path, body, {"Content-Type": "application/json",
-                                 "Accept": "application/json", **(headers or {})}
-        )
+            "POST", path, body, {**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS)
         if response.status >= 300:
             raise HTTPError(response.status, response.body, response.headers)
         return response
