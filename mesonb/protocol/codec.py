@@ -81,7 +81,7 @@ class Message:
     def from_json(cls: type[T], data: Any, path: str = "") -> T:
         """Build the message from its JSON object; raise BadRequest when malformed."""
         try:
-            return _codec(cls)[0](data)
+            return (_CODECS.get(cls) or _codec(cls))[0](data)
         except _Invalid as exc:
             where = (path or cls.__name__) + "".join(exc.path)
             raise BadRequest(f"{where}: {exc.message}") from None
@@ -142,7 +142,7 @@ def _compile_fields(cls: type) -> tuple[Callable[[Any], Any], Callable[[Any], di
             required.append(f.name)
         env[f"enc_{f.name}"] = encode
         test = "if v:" if kind == "container" else "if v is not None:"
-        value = "v" if encode is _identity else f"enc_{f.name}(v)"
+        value = _inline(encode) or f"enc_{f.name}(v)"
         lines += [f"    v = self.{f.name}", f"    {test}", f"        out[{f.name!r}] = {value}"]
     lines += [
         "    extra = self.extra",
@@ -293,7 +293,13 @@ def _converters(hint: Any) -> tuple[Decoder, Encoder, str]:
 
         if item_encode is _identity:
             return decode_list, list, "container"
-        return decode_list, lambda values: [item_encode(v) for v in values], "container"
+
+        def encode_list(values: list) -> list:
+            return [item_encode(v) for v in values]
+
+        if item_encode is _encode_message:  # the encoders' source calls to_json inline
+            encode_list.inline = "[x.to_json() for x in v]"  # type: ignore[attr-defined]
+        return decode_list, encode_list, "container"
     if origin is dict or hint is dict:
         return _decode_dict, _identity, "container"
     if isinstance(hint, type):
@@ -352,6 +358,20 @@ def _encode_message(value: Message) -> dict[str, Any]:
 
 def _encode_enum(value: enum.Enum) -> Any:
     return value._value_
+
+
+_INLINE: dict[Encoder, str] = {
+    _identity: "v",
+    _encode_id: "{'value': v}",
+    _encode_message: "v.to_json()",
+    _encode_enum: "v._value_",
+}
+"""Encoders the compiled ``encode`` writes inline: ``v`` is the field's value."""
+
+
+def _inline(encode: Encoder) -> str | None:
+    """The source the compiled ``encode`` writes for ``encode(v)``, where it has one."""
+    return _INLINE.get(encode) or getattr(encode, "inline", None)
 
 
 def _enum_decoder(enum_cls: type[enum.Enum]) -> Decoder:
