@@ -437,18 +437,48 @@ def _decode_str(value: Any) -> str:
 _a2b_base64 = binascii.a2b_base64
 _b2a_base64 = binascii.b2a_base64
 
+_TEXTS: dict[int, tuple[bytes, str]] = {}
+"""Base64 text of bytes decoded lately, by ``id`` (a TaskInfo's ``data`` is encoded again
+for the agent, the executor); an entry holds the bytes: their ``id`` is not reused."""
+_TEXTS_KEPT = 64
+_TEXT_SIZES = range(64, 64 * 1024 + 1)  # smaller: not worth it; larger: not kept in memory
+_LAST_WITH_ONE_PAD = frozenset("AEIMQUYcgkosw048")  # its two low bits, dropped, are zero
+_LAST_WITH_TWO_PADS = frozenset("AQgw")  # its four low bits, dropped, are zero
+
+
+def _canonical(text: str) -> bool:
+    """Whether valid Base64 ``text`` is what encoding its bytes gives back: the bits the
+    padding drops are zero (a decoder ignores them; an encoder writes zeros)."""
+    if text[-1] != "=":
+        return True
+    if text[-2] == "=":
+        return text[-3] in _LAST_WITH_TWO_PADS
+    return text[-2] in _LAST_WITH_ONE_PAD
+
 
 def _decode_bytes(value: Any) -> bytes:
     if type(value) is not str:
         raise _Invalid(f"expected a Base64 string, got {_kind(value)}")
     try:
         # base64.b64decode(value, validate=True), without its wrapper
-        return _a2b_base64(value, strict_mode=True)
+        data = _a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError):  # ValueError: a character beyond ASCII
         raise _Invalid("not valid Base64") from None
+    if len(value) in _TEXT_SIZES and _canonical(value):
+        texts = _TEXTS
+        if len(texts) >= _TEXTS_KEPT:
+            try:  # noqa: SIM105 - contextlib.suppress costs more, on every decode
+                del texts[next(iter(texts))]
+            except (RuntimeError, StopIteration, KeyError):  # another thread's turn
+                pass
+        texts[id(data)] = (data, value)
+    return data
 
 
 def _encode_bytes(value: bytes) -> str:
+    known = _TEXTS.get(id(value))
+    if known is not None and known[0] is value:
+        return known[1]
     return _b2a_base64(value, newline=False).decode("ascii")  # base64.b64encode's work
 
 

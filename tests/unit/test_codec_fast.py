@@ -211,3 +211,31 @@ def test_base64_fields_read_as_b64decode_validate(text):
     assert got == want
     if got[0] == "ok":
         assert codec._encode_bytes(got[1]) == base64.b64encode(got[1]).decode()
+
+
+@given(st.binary(min_size=40, max_size=200), st.integers(0, 63))
+def test_bytes_decoded_are_encoded_back_as_base64_of_their_value(data, bits):
+    """The text kept for decoded bytes is given back only where it is exactly what
+    encoding them writes (not for Base64 with stray bits under its padding)."""
+    text = base64.b64encode(data).decode()
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    if text.endswith("="):  # the last character before the padding, with other low bits
+        pads = len(text) - len(text.rstrip("="))
+        i = len(text) - pads - 1
+        keep = alphabet.index(text[i]) & ~(0b1111 if pads == 2 else 0b11)
+        stray = keep | (bits & (0b1111 if pads == 2 else 0b11))
+        text = text[:i] + alphabet[stray] + text[i + 1:]
+    decoded = codec._decode_bytes(text)
+    assert decoded == data
+    assert codec._canonical(text) is (base64.b64encode(decoded).decode() == text)
+    assert codec._encode_bytes(decoded) == base64.b64encode(decoded).decode()
+    assert codec._encode_bytes(bytes(decoded)) == base64.b64encode(decoded).decode()
+
+
+def test_the_text_of_decoded_bytes_is_kept_for_a_few_only():
+    kept = [codec._decode_bytes(base64.b64encode(bytes([i]) * 60).decode())
+            for i in range(codec._TEXTS_KEPT * 2)]
+    assert len(codec._TEXTS) <= codec._TEXTS_KEPT
+    for i, data in enumerate(kept):
+        assert type(data) is bytes
+        assert codec._encode_bytes(data) == base64.b64encode(bytes([i]) * 60).decode()
