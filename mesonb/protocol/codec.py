@@ -441,7 +441,7 @@ _TEXTS: dict[int, tuple[bytes, str]] = {}
 """Base64 text of bytes decoded lately, by ``id`` (a TaskInfo's ``data`` is encoded again
 for the agent, the executor); an entry holds the bytes: their ``id`` is not reused."""
 _TEXTS_KEPT = 64
-_TEXT_SIZES = range(64, 64 * 1024 + 1)  # smaller: not worth it; larger: not kept in memory
+_TEXT_SIZES = range(64, 16 * 1024 + 1)  # smaller: not worth it; larger: not kept in memory
 _LAST_WITH_ONE_PAD = frozenset("AEIMQUYcgkosw048")  # its two low bits, dropped, are zero
 _LAST_WITH_TWO_PADS = frozenset("AQgw")  # its four low bits, dropped, are zero
 
