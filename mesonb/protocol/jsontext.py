@@ -74,7 +74,7 @@ digits in a row (in a number or, harmlessly, in a string) goes to json."""
 def loads(text: str | bytes | bytearray, what: str = "Failed to parse JSON") -> Any:
     """Parse ``text``; BadRequest with ``what`` and the problem when it is not acceptable."""
     try:
-        raw = text.encode() if type(text) is str else text
+        raw = text.encode() if isinstance(text, str) else text
         if _LONG_NUMBER not in raw.translate(_DIGITS_AS_ZERO):
             data = _parse(raw)
             if len(raw) > 2 * MAX_DEPTH and not nesting_within(raw, MAX_DEPTH):
@@ -111,7 +111,7 @@ def _loads_slowly(text: str | bytes | bytearray, what: str) -> Any:
 def loads_lenient(text: str | bytes | bytearray) -> Any:
     """``json.loads(text)`` (NaN and all, any depth it manages, its exceptions), faster."""
     try:
-        raw = text.encode() if type(text) is str else text
+        raw = text.encode() if isinstance(text, str) else text
         if _LONG_NUMBER not in raw.translate(_DIGITS_AS_ZERO):
             return _parse(raw)
     except (_FAST_ERROR, UnicodeEncodeError):
@@ -152,7 +152,7 @@ _NOT_STRUCTURE = bytes(c for c in range(256) if c not in _STRUCTURE)
 _SQUARE = bytes.maketrans(b"{}", b"[]")
 
 
-def nesting_within(text: bytes, limit: int) -> bool:
+def nesting_within(text: bytes | bytearray, limit: int) -> bool:
     """True when arrays and objects in ``text`` (valid JSON, UTF-8) nest at most ``limit``
     levels deep.
 

@@ -195,7 +195,7 @@ class Resources:
                 scalar = item.get("scalar")
                 if (type(name) is str and type(scalar) is dict
                         and item.get("type", "SCALAR") == "SCALAR"):
-                    value = scalar.get("value")
+                    value: Any = scalar.get("value")
                     kind = type(value)
                     if (kind is float or kind is int) and 0 <= value <= MAX_SCALAR:
                         scalars[name] = scalars.get(name, 0.0) + value
