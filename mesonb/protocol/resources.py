@@ -29,6 +29,7 @@ SCALAR_NAMES = ("cpus", "mem", "disk", "gpus")
 MAX_SCALAR = float((2**63 - 1) // 1000)
 """The largest scalar value (about 9.2e15): Mesos keeps scalars as int64 thousandths."""
 _EPS = 0.0005
+_NO_ITEMS: frozenset[str] = frozenset()
 
 
 def _scalar_value_problem(number: float, given: Any = None) -> str | None:
@@ -355,13 +356,17 @@ class Resources:
 
     def contains(self, other: Resources) -> bool:
         """True when ``other`` fits entirely inside this bag."""
+        mine = self.scalars
         for k, v in other.scalars.items():
-            if self.scalars.get(k, 0.0) + _EPS < v:
+            if mine.get(k, 0.0) + _EPS < v:
                 return False
         for k, spans in other.ranges.items():
             if not _ranges_contain(self.ranges.get(k, ()), spans):
                 return False
-        return all(v <= self.sets.get(k, frozenset()) for k, v in other.sets.items())
+        for k, items in other.sets.items():  # noqa: SIM110 - no generator built for no sets
+            if not items <= self.sets.get(k, _NO_ITEMS):
+                return False
+        return True
 
     def shortfall(self, other: Resources) -> dict[str, float]:
         """Per scalar name, how much of ``other`` this bag lacks (only the positive gaps)."""

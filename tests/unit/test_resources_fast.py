@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mesonb.protocol.errors import BadRequest
-from mesonb.protocol.reservations import split
+from mesonb.protocol.reservations import _any_special, _special, split
 from mesonb.protocol.resources import MAX_SCALAR, Resources
 
 
@@ -167,3 +167,21 @@ def test_odd_scalars_take_the_general_path(value):
     items = [{"name": "cpus", "type": "SCALAR", "scalar": {"value": value}}]
     assert outcome(Resources.from_json, items) == outcome(reference_from_json, items) or (
         parts(Resources.from_json(items)) == parts(reference_from_json(items)))
+
+
+@given(ITEMS)
+def test_any_special_is_any_of_special(items):
+    assert _any_special(items) is any(_special(i) for i in items)
+
+
+@given(ITEMS, ITEMS)
+def test_contains_is_that_of_each_kind(a_items, b_items):
+    a, b = outcome(Resources.from_json, a_items), outcome(Resources.from_json, b_items)
+    if a[0] != "ok" or b[0] != "ok":
+        return
+    a, b = a[1], b[1]
+    want = (all(a.get(k) + 0.0005 >= v for k, v in b.scalars.items())
+            and all(any(x <= lo and hi <= y for x, y in a.ranges.get(k, ()))
+                    for k, spans in b.ranges.items() for lo, hi in spans)
+            and all(v <= a.sets.get(k, frozenset()) for k, v in b.sets.items()))
+    assert a.contains(b) is want
