@@ -78,3 +78,16 @@ def test_inproc_switch(monkeypatch, value, on):
     else:
         monkeypatch.setenv(inproc.ENV, value)
     assert inproc.enabled() is on
+
+
+@pytest.mark.parametrize("status", [100, 200, 202, 307, 400, 404, 413, 431, 500, 503,
+                                    299, 600, 0, -1, 200.0])
+def test_reason_phrases_are_http_status_s(status):
+    from http import HTTPStatus
+
+    from mesonb.http import wire
+    try:
+        want = HTTPStatus(status).phrase
+    except ValueError:
+        want = "Error"
+    assert wire.reason(status) == want
