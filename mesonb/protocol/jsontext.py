@@ -80,7 +80,7 @@ def loads(text: str | bytes | bytearray, what: str = "Failed to parse JSON") -> 
             if len(raw) > 2 * MAX_DEPTH and not nesting_within(raw, MAX_DEPTH):
                 raise BadRequest(f"{what}: JSON nested deeper than {MAX_DEPTH} levels")
             return data
-    except (_FAST_ERROR, UnicodeEncodeError):
+    except (_FAST_ERROR, UnicodeEncodeError, AttributeError):  # (a memoryview: no translate)
         pass  # json says why (or, for UTF-16/32 and lone surrogates, reads it)
     return _loads_slowly(text, what)
 
@@ -114,7 +114,7 @@ def loads_lenient(text: str | bytes | bytearray) -> Any:
         raw = text.encode() if isinstance(text, str) else text
         if _LONG_NUMBER not in raw.translate(_DIGITS_AS_ZERO):
             return _parse(raw)
-    except (_FAST_ERROR, UnicodeEncodeError):
+    except (_FAST_ERROR, UnicodeEncodeError, AttributeError):
         pass
     return json.loads(text)
 

@@ -135,3 +135,11 @@ def test_recordio_decoder_reads_json_records():
     chunk = recordio.encode_json({"type": "HEARTBEAT", "n": 2**70, "s": "é"})
     assert list(decoder.feed_json(chunk[:5])) == []
     assert list(decoder.feed_json(chunk[5:])) == [{"type": "HEARTBEAT", "n": 2**70, "s": "é"}]
+
+
+def test_any_bytes_like_input_reads_as_before():
+    for text in (b'{"a": [1]}', bytearray(b'{"a": [1]}'), '{"a": [1]}'):
+        assert jsontext.loads(text) == {"a": [1]} == jsontext.loads_lenient(text)
+    assert jsontext.loads(memoryview(b'{"a": [1]}')) == {"a": [1]}
+    with pytest.raises(TypeError):  # as json.loads
+        jsontext.loads_lenient(memoryview(b'{"a": [1]}'))
