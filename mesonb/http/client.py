@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from mesonb import tls
+from mesonb.protocol.jsontext import dumpb, loads_lenient
 
 from . import wire
 from .inproc import Channel, find_endpoint
+
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+"""The headers of a JSON call (shared: requests read them, never change them)."""
 
 
 class HTTPError(Exception):
@@ -41,7 +44,7 @@ class Response:
     body: bytes
 
     def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
+        return loads_lenient(self.body) if self.body else None
 
 
 class Connection:
@@ -124,11 +127,9 @@ class Connection:
     async def post_json(
         self, path: str, payload: Any, headers: Mapping[str, str] | None = None
     ) -> Response:
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        body = dumpb(payload)
         response = await self.request(
-            "POST", path, body, {"Content-Type": "application/json",
-                                 "Accept": "application/json", **(headers or {})}
-        )
+            "POST", path, body, {**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS)
         if response.status >= 300:
             raise HTTPError(response.status, response.body, response.headers)
         return response
@@ -159,7 +160,7 @@ async def open_stream(url: str, path: str, payload: Any,
                       inproc: bool = False) -> Stream:
     """POST ``payload`` and return the chunked answer as a stream (own connection)."""
     conn = Connection.to(url, headers, inproc=inproc)
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    body = dumpb(payload)
     request_headers = {"Content-Type": "application/json", "Accept": "application/json",
                        "Connection": "close"}
     endpoint = find_endpoint(conn.host, conn.port) if conn.inproc else None

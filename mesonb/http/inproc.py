@@ -100,7 +100,8 @@ _endpoints: dict[tuple[str, int], Endpoint] = {}
 
 
 def enabled() -> bool:
-    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    value = os.environ.get(ENV)  # read per call: tests switch it
+    return value is None or value.strip().lower() not in ("0", "false", "no", "off")
 
 
 def serve(host: str, port: int, endpoint: Endpoint) -> None:

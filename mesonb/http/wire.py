@@ -43,12 +43,12 @@ READ_SIZE = 64 * 1024
 LAST_CHUNK = b"0\r\n\r\n"
 
 
+_REASONS = {int(status): status.phrase for status in HTTPStatus}
+
+
 def reason(status: int) -> str:
     """The reason phrase of ``status`` (``"Accepted"``), or ``"Error"`` if unknown."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
+    return _REASONS.get(status, "Error")
 
 
 def _header_lines(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> str:

@@ -26,11 +26,11 @@ master failover, or the end of a partition).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .codec import ID, Message, ProtoEnum, message
 from .errors import BadRequest
+from .jsontext import dumps as _dumps
 from .jsontext import loads
 from .mesos import (
     AgentInfo,
@@ -220,16 +220,15 @@ class MasterCommand(Message):
     checkpoint_resources: CheckpointResources | None = None
 
 
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def dumps(msg: AgentCall | MasterCommand) -> str:
-    return _COMPACT.encode(msg.to_json())
+    return _dumps(msg.to_json())
 
 
 def frame(messages: list[dict[str, Any]]) -> str:
     """One frame for messages already in JSON form: an object, or an array of several."""
-    return _COMPACT.encode(messages[0] if len(messages) == 1 else messages)
+    return _dumps(messages[0] if len(messages) == 1 else messages)
 
 
 def _loads_all(cls: Any, text: str | bytes) -> list[Any]:

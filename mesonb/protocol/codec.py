@@ -23,7 +23,6 @@ Decoding errors raise :class:`BadRequest` with the dotted path of the bad field.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import dataclasses
 import enum
@@ -82,7 +81,7 @@ class Message:
     def from_json(cls: type[T], data: Any, path: str = "") -> T:
         """Build the message from its JSON object; raise BadRequest when malformed."""
         try:
-            return _codec(cls)[0](data)
+            return (_CODECS.get(cls) or _codec(cls))[0](data)
         except _Invalid as exc:
             where = (path or cls.__name__) + "".join(exc.path)
             raise BadRequest(f"{where}: {exc.message}") from None
@@ -143,7 +142,7 @@ def _compile_fields(cls: type) -> tuple[Callable[[Any], Any], Callable[[Any], di
             required.append(f.name)
         env[f"enc_{f.name}"] = encode
         test = "if v:" if kind == "container" else "if v is not None:"
-        value = "v" if encode is _identity else f"enc_{f.name}(v)"
+        value = _inline(encode) or f"enc_{f.name}(v)"
         lines += [f"    v = self.{f.name}", f"    {test}", f"        out[{f.name!r}] = {value}"]
     lines += [
         "    extra = self.extra",
@@ -181,7 +180,68 @@ def _compile_fields(cls: type) -> tuple[Callable[[Any], Any], Callable[[Any], di
             kwargs["extra"] = extra
         return cls(**kwargs)
 
-    return decoder, encoder
+    return _fast_decoder(cls, decoders, decoder), encoder
+
+
+def _fast_decoder(cls: type, decoders: dict[str, Decoder], generic: Decoder) -> Decoder:
+    """A decoder compiled for ``cls`` that reads each field's key straight off the object
+    and fills the slots without ``__init__``'s keyword parsing; ``str``, ``ID`` and enum
+    fields are read inline. At the first problem (a bad value, a missing field) it hands
+    the object to ``generic``, the decoder above, so errors and their paths are its own.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if ("extra" not in fields or hasattr(cls, "__post_init__")
+            or any(not f.init for f in fields.values())):
+        return generic
+    env: dict[str, Any] = {"cls": cls, "new": object.__new__, "generic": generic,
+                           "_Invalid": _Invalid, "known": frozenset(decoders)}
+    lines = ["def decode(data):",
+             "    if type(data) is not dict:",
+             "        return generic(data)",
+             "    try:",
+             "        o = new(cls)",
+             "        n = 0"]
+    for name, decode in decoders.items():
+        f = fields[name]
+        if f.default is not _MISSING:
+            env[f"def_{name}"] = f.default
+            absent = f"o.{name} = def_{name}"
+        elif f.default_factory is not _MISSING:
+            env[f"fac_{name}"] = f.default_factory
+            absent = f"o.{name} = fac_{name}()"
+        else:
+            absent = "return generic(data)"
+        env[f"dec_{name}"] = decode
+        members = getattr(decode, "members", None)
+        if decode is _decode_str:
+            read = ["if type(v) is not str: return generic(data)", f"o.{name} = v"]
+        elif decode is _decode_id:
+            read = ["x = v.get('value') if type(v) is dict else None",
+                    "if type(x) is not str or not x: return generic(data)",
+                    f"o.{name} = x"]
+        elif members is not None:
+            env[f"mem_{name}"] = members
+            read = [f"x = mem_{name}.get(v) if type(v) is str else None",
+                    f"o.{name} = dec_{name}(v) if x is None else x"]
+        else:
+            read = [f"o.{name} = dec_{name}(v)"]
+        lines += [f"        v = data.get({name!r})",
+                  "        if v is None:",
+                  f"            {absent}",
+                  "        else:",
+                  "            n += 1",
+                  *(f"            {line}" for line in read)]
+    lines += ["        if n == len(data):",
+              "            o.extra = {}",
+              "        else:",
+              "            o.extra = {k: x for k, x in data.items() if k not in known}",
+              "        return o",
+              "    except _Invalid:",
+              "        return generic(data)"]
+    exec("\n".join(lines), env)
+    fast = env["decode"]
+    fast.generic = generic  # the reference the tests compare with
+    return fast
 
 
 def _kind(value: Any) -> str:
@@ -233,7 +293,13 @@ def _converters(hint: Any) -> tuple[Decoder, Encoder, str]:
 
         if item_encode is _identity:
             return decode_list, list, "container"
-        return decode_list, lambda values: [item_encode(v) for v in values], "container"
+
+        def encode_list(values: list) -> list:
+            return [item_encode(v) for v in values]
+
+        if item_encode is _encode_message:  # the encoders' source calls to_json inline
+            encode_list.inline = "[x.to_json() for x in v]"  # type: ignore[attr-defined]
+        return decode_list, encode_list, "container"
     if origin is dict or hint is dict:
         return _decode_dict, _identity, "container"
     if isinstance(hint, type):
@@ -294,6 +360,20 @@ def _encode_enum(value: enum.Enum) -> Any:
     return value._value_
 
 
+_INLINE: dict[Encoder, str] = {
+    _identity: "v",
+    _encode_id: "{'value': v}",
+    _encode_message: "v.to_json()",
+    _encode_enum: "v._value_",
+}
+"""Encoders the compiled ``encode`` writes inline: ``v`` is the field's value."""
+
+
+def _inline(encode: Encoder) -> str | None:
+    """The source the compiled ``encode`` writes for ``encode(v)``, where it has one."""
+    return _INLINE.get(encode) or getattr(encode, "inline", None)
+
+
 def _enum_decoder(enum_cls: type[enum.Enum]) -> Decoder:
     members = enum_cls._value2member_map_
 
@@ -307,6 +387,7 @@ def _enum_decoder(enum_cls: type[enum.Enum]) -> Decoder:
             names = ", ".join(m.value for m in enum_cls)
             raise _Invalid(f"unknown value {value!r}; expected one of {names}") from None
 
+    decode.members = members  # type: ignore[attr-defined]  # read inline by _fast_decoder
     return decode
 
 
@@ -353,17 +434,52 @@ def _decode_str(value: Any) -> str:
     raise _Invalid(f"expected a string, got {_kind(value)}")
 
 
+_a2b_base64 = binascii.a2b_base64
+_b2a_base64 = binascii.b2a_base64
+
+_TEXTS: dict[int, tuple[bytes, str]] = {}
+"""Base64 text of bytes decoded lately, by ``id`` (a TaskInfo's ``data`` is encoded again
+for the agent, the executor); an entry holds the bytes: their ``id`` is not reused."""
+_TEXTS_KEPT = 64
+_TEXT_SIZES = range(64, 16 * 1024 + 1)  # smaller: not worth it; larger: not kept in memory
+_LAST_WITH_ONE_PAD = frozenset("AEIMQUYcgkosw048")  # its two low bits, dropped, are zero
+_LAST_WITH_TWO_PADS = frozenset("AQgw")  # its four low bits, dropped, are zero
+
+
+def _canonical(text: str) -> bool:
+    """Whether valid Base64 ``text`` is what encoding its bytes gives back: the bits the
+    padding drops are zero (a decoder ignores them; an encoder writes zeros)."""
+    if text[-1] != "=":
+        return True
+    if text[-2] == "=":
+        return text[-3] in _LAST_WITH_TWO_PADS
+    return text[-2] in _LAST_WITH_ONE_PAD
+
+
 def _decode_bytes(value: Any) -> bytes:
     if type(value) is not str:
         raise _Invalid(f"expected a Base64 string, got {_kind(value)}")
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
+        # base64.b64decode(value, validate=True), without its wrapper
+        data = _a2b_base64(value, strict_mode=True)
+    except (binascii.Error, ValueError):  # ValueError: a character beyond ASCII
         raise _Invalid("not valid Base64") from None
+    if len(value) in _TEXT_SIZES and _canonical(value):
+        texts = _TEXTS
+        if len(texts) >= _TEXTS_KEPT:
+            try:  # noqa: SIM105 - contextlib.suppress costs more, on every decode
+                del texts[next(iter(texts))]
+            except (RuntimeError, StopIteration, KeyError):  # another thread's turn
+                pass
+        texts[id(data)] = (data, value)
+    return data
 
 
 def _encode_bytes(value: bytes) -> str:
-    return base64.b64encode(value).decode("ascii")
+    known = _TEXTS.get(id(value))
+    if known is not None and known[0] is value:
+        return known[1]
+    return _b2a_base64(value, newline=False).decode("ascii")  # base64.b64encode's work
 
 
 class ProtoEnum(enum.StrEnum):

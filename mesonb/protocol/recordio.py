@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
+from . import jsontext
 from .errors import BadRequest
 
 
@@ -14,14 +14,14 @@ def encode(record: bytes) -> bytes:
     return b"%d\n%s" % (len(record), record)
 
 
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
-dumps = _COMPACT.encode
-"""Compact JSON text, with one encoder reused (json.dumps with options builds a new one)."""
+dumps = jsontext.dumps
+"""Compact JSON text (as ``json.dumps(obj, separators=(",", ":"))``, with orjson)."""
+_dumpb = jsontext.dumpb
 
 
 def encode_json(obj: Any) -> bytes:
     """Frame one JSON object (compact separators, as Mesos sends)."""
-    data = dumps(obj).encode()
+    data = _dumpb(obj)
     return b"%d\n%s" % (len(data), data)
 
 
@@ -63,4 +63,4 @@ class Decoder:
 
     def feed_json(self, chunk: bytes) -> Iterator[Any]:
         for record in self.feed(chunk):
-            yield json.loads(record)
+            yield jsontext.loads_lenient(record)

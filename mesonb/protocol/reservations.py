@@ -239,6 +239,18 @@ def _special(item: Any) -> bool:
     return isinstance(role, str) and role not in ("", "*")
 
 
+def _any_special(items: list[Any]) -> bool:
+    """Whether any item is reserved, a volume or of a role: :func:`_special` of each,
+    with its usual answer (a plain dict of role ``*`` or none) read inline."""
+    for item in items:
+        if type(item) is dict and "reservations" not in item and "reservation" not in item \
+                and "disk" not in item and item.get("role", "*") == "*":
+            continue
+        if _special(item):
+            return True
+    return False
+
+
 def reservation_of(item: dict[str, Any], where: str) -> Reservation | None:
     """The effective (last) reservation of one JSON ``Resource``, with the ones below it
     on its stack as ``parents``, or None: unreserved."""
@@ -316,7 +328,7 @@ def volume_of(item: dict[str, Any], reservation: Reservation | None, where: str)
 def split(items: Any, path: str = "resources") -> tuple[Resources, Portion]:
     """A JSON ``Resource`` list as (unreserved bag, reserved portion); BadRequest when
     malformed. The common case (nothing reserved) costs one scan of the list."""
-    if not isinstance(items, list) or not any(_special(i) for i in items):
+    if not isinstance(items, list) or not _any_special(items):
         return Resources.from_json(items, path), Portion()
     plain: list[Any] = []
     portion = Portion()
@@ -345,7 +357,7 @@ def split(items: Any, path: str = "resources") -> tuple[Resources, Portion]:
 def portion_of(items: Any) -> Portion:
     """The reserved portion of a JSON ``Resource`` list (empty when malformed: the list
     was validated where it came in)."""
-    if not isinstance(items, list) or not any(_special(i) for i in items):
+    if not isinstance(items, list) or not _any_special(items):
         return Portion()
     try:
         return split(items)[1]

@@ -29,6 +29,7 @@ SCALAR_NAMES = ("cpus", "mem", "disk", "gpus")
 MAX_SCALAR = float((2**63 - 1) // 1000)
 """The largest scalar value (about 9.2e15): Mesos keeps scalars as int64 thousandths."""
 _EPS = 0.0005
+_NO_ITEMS: frozenset[str] = frozenset()
 
 
 def _scalar_value_problem(number: float, given: Any = None) -> str | None:
@@ -76,6 +77,16 @@ def _round(value: float) -> float:
     return round(value * 1000) / 1000
 
 
+def _rounded(scalars: Mapping[str, float]) -> dict[str, float]:
+    """The scalars rounded as :func:`_round` does (inlined: a hot path), the zeros left out."""
+    out: dict[str, float] = {}
+    for name, value in scalars.items():
+        value = round(value * 1000) / 1000
+        if value > 0:
+            out[name] = value
+    return out
+
+
 def _merge(ranges: Iterable[Range]) -> tuple[Range, ...]:
     out: list[list[int]] = []
     for begin, end in sorted(ranges):
@@ -118,17 +129,16 @@ class Resources:
         ranges: Mapping[str, Iterable[Range]] | None = None,
         sets: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
-        self.scalars: dict[str, float] = {
-            k: _round(v) for k, v in (scalars or {}).items() if _round(v) > 0
-        }
+        self.scalars: dict[str, float] = _rounded(scalars) if scalars else {}
         self.ranges: dict[str, tuple[Range, ...]] = {}
-        for name, rs in (ranges or {}).items():
-            merged = _merge(rs)
-            if merged:
-                self.ranges[name] = merged
-        self.sets: dict[str, frozenset[str]] = {
-            k: frozenset(v) for k, v in (sets or {}).items() if v
-        }
+        if ranges:
+            for name, rs in ranges.items():
+                merged = _merge(rs)
+                if merged:
+                    self.ranges[name] = merged
+        self.sets: dict[str, frozenset[str]] = (
+            {k: frozenset(v) for k, v in sets.items() if v} if sets else {}
+        )
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -179,6 +189,18 @@ class Resources:
         ranges: dict[str, list[Range]] = {}
         sets: dict[str, list[str]] = {}
         for i, item in enumerate(items):
+            # The usual item, a plain scalar with a number in range, read without the checks
+            # of the general case below (which reads it the same way).
+            if type(item) is dict:
+                name = item.get("name")
+                scalar = item.get("scalar")
+                if (type(name) is str and type(scalar) is dict
+                        and item.get("type", "SCALAR") == "SCALAR"):
+                    value: Any = scalar.get("value")
+                    kind = type(value)
+                    if (kind is float or kind is int) and 0 <= value <= MAX_SCALAR:
+                        scalars[name] = scalars.get(name, 0.0) + value
+                        continue
             where = f"{path}[{i}]"
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
                 raise BadRequest(f"{where}: expected an object with a 'name'")
@@ -206,7 +228,9 @@ class Resources:
                     " (expected e.g. {\"scalar\": {\"value\": 1.0}} with a finite,"
                     " non-negative value)"
                 ) from None
-        return cls(scalars, ranges, sets)
+        if ranges or sets or cls is not Resources:
+            return cls(scalars, ranges, sets)
+        return Resources._make(_rounded(scalars), {}, {})
 
     def to_json(self, role: str | None = "*", allocation_role: str | None = None) -> list[dict]:
         """The ``Resource`` list Mesos sends; ``allocation_role`` adds allocation_info."""
@@ -282,7 +306,7 @@ class Resources:
             return other
         scalars = dict(self.scalars)
         for k, v in other.scalars.items():
-            scalars[k] = _round(scalars.get(k, 0.0) + v)
+            scalars[k] = round((scalars.get(k, 0.0) + v) * 1000) / 1000  # _round, inlined
         ranges = self.ranges
         if other.ranges:
             ranges = dict(ranges)
@@ -303,7 +327,7 @@ class Resources:
         for k, v in other.scalars.items():
             have = scalars.get(k)
             if have is not None:
-                left = _round(have - v)
+                left = round((have - v) * 1000) / 1000  # _round, inlined
                 if left > 0:
                     scalars[k] = left
                 else:
@@ -332,13 +356,17 @@ class Resources:
 
     def contains(self, other: Resources) -> bool:
         """True when ``other`` fits entirely inside this bag."""
+        mine = self.scalars
         for k, v in other.scalars.items():
-            if self.scalars.get(k, 0.0) + _EPS < v:
+            if mine.get(k, 0.0) + _EPS < v:
                 return False
         for k, spans in other.ranges.items():
             if not _ranges_contain(self.ranges.get(k, ()), spans):
                 return False
-        return all(v <= self.sets.get(k, frozenset()) for k, v in other.sets.items())
+        for k, items in other.sets.items():  # noqa: SIM110 - no generator built for no sets
+            if not items <= self.sets.get(k, _NO_ITEMS):
+                return False
+        return True
 
     def shortfall(self, other: Resources) -> dict[str, float]:
         """Per scalar name, how much of ``other`` this bag lacks (only the positive gaps)."""

@@ -43,19 +43,20 @@ TERMINAL_STATES = frozenset(
 TERMINAL_STATE_NAMES: frozenset[str] = frozenset(state.value for state in TERMINAL_STATES)
 
 
+_LOST_TO_OLD_FRAMEWORKS = frozenset({
+    TaskState.TASK_DROPPED,
+    TaskState.TASK_UNREACHABLE,
+    TaskState.TASK_GONE,
+    TaskState.TASK_GONE_BY_OPERATOR,
+    TaskState.TASK_UNKNOWN,
+})
+
+
 def for_framework(state: TaskState, partition_aware: bool) -> TaskState:
     """The state a framework without PARTITION_AWARE sees: the new states become LOST."""
-    if partition_aware:
+    if partition_aware or state not in _LOST_TO_OLD_FRAMEWORKS:
         return state
-    if state in (
-        TaskState.TASK_DROPPED,
-        TaskState.TASK_UNREACHABLE,
-        TaskState.TASK_GONE,
-        TaskState.TASK_GONE_BY_OPERATOR,
-        TaskState.TASK_UNKNOWN,
-    ):
-        return TaskState.TASK_LOST
-    return state
+    return TaskState.TASK_LOST
 
 
 class Source(ProtoEnum):
