@@ -37,6 +37,7 @@ from mesonb.tasks import spawn
 from .election import Abort, Action, Follow, Lead, ZooKeeperContender
 from .http import make_app
 from .http.inproc import MasterEndpoint
+from .http.scheduler_lane import SchedulerLane
 from .master import Master
 from .registry import DirectoryStore, MemoryStore, Registry, RegistryStore, ZooKeeperStore
 
@@ -99,6 +100,7 @@ class MasterDaemon:
         self._sockets: list[socket.socket] = []
         self._accepting = True
         self._endpoint: MasterEndpoint | None = None  # frameworks and agents in-process
+        self._lane: SchedulerLane | None = None  # mesonb drivers' calls (http.lane)
         self._ticker: tornado.ioloop.PeriodicCallback | None = None
         self.on_abort = on_abort
         self.aborted: str | None = None
@@ -151,7 +153,13 @@ class MasterDaemon:
         if self.contender is None:
             await self._lead()  # standalone: recover the registry, then serve
         security = self.security
-        self.app = app = make_app(master, security)  # its router lists every route
+        self._lane = SchedulerLane(master, security)
+        try:
+            lane_port: int | None = await self._lane.start(self.config.ip)
+        except OSError as exc:  # frameworks then send every call to the HTTP port
+            log.warning("no calls lane for frameworks: %s", exc)
+            lane_port = None
+        self.app = app = make_app(master, security, lane_port)  # its router lists every route
         self._server = tornado.httpserver.HTTPServer(app, idle_connection_timeout=3600,
                                                      max_body_size=UNBOUNDED_BODY,
                                                      ssl_options=tls.server_options())
@@ -267,6 +275,9 @@ class MasterDaemon:
                         agent.close()
             await self._server.close_all_connections()
             self._server = None
+        if self._lane is not None:
+            lane, self._lane = self._lane, None
+            await lane.stop()
         if self.contender is not None:
             contender, self.contender = self.contender, None
             await asyncio.to_thread(contender.stop)
