@@ -17,6 +17,7 @@ import ipaddress
 import json
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,23 @@ def raise_open_files_limit() -> int:
         return hard
     except (ImportError, ValueError, OSError):
         return -1
+
+
+def next_turn(loop: asyncio.AbstractEventLoop) -> Callable[[Callable[[], None]], None]:
+    """A thread-safe "run this on the loop's next turn": ``call_soon`` on the loop's own
+    thread, ``call_soon_threadsafe`` (which also wakes the loop) from any other. What
+    tornado's ``IOLoop.add_callback`` does, less its wrapping of every callback, which
+    cost the master about 3% of its CPU (it schedules a few callbacks per task)."""
+    thread = threading.get_ident()
+    call_soon, call_soon_threadsafe = loop.call_soon, loop.call_soon_threadsafe
+
+    def schedule(fn: Callable[[], None]) -> None:
+        if threading.get_ident() == thread:
+            call_soon(fn)
+        else:
+            call_soon_threadsafe(fn)
+
+    return schedule
 
 
 def is_loopback(ip: str) -> bool:
@@ -141,7 +159,7 @@ class MasterDaemon:
         self.master = master = Master(self.config, self.clock)
         master.acls = self.security.acls  # reservations and volumes are authorized in the core
         loop = tornado.ioloop.IOLoop.current()
-        master.attach(loop.add_callback)
+        master.attach(next_turn(asyncio.get_running_loop()))
         if self._zk_url is not None:
             master.leading, master.elected_time = False, None
             info = json.dumps(master.info().to_json()).encode()

@@ -16,8 +16,6 @@ import logging
 import uuid
 from typing import Any
 
-import tornado.ioloop
-
 from mesonb.http.base import (
     JSON,
     RECORDIO,
@@ -136,7 +134,8 @@ class SchedulerHandler(BaseHandler):
         check_subscribe(self.request.headers)
         stream_id = str(uuid.uuid4())
         self.stream_events()
-        self._done = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._done = self._loop.create_future()
         self._flush_pending = False
         self._flush_waits = 0
         self.set_status(200)
@@ -160,13 +159,13 @@ class SchedulerHandler(BaseHandler):
         self.write(recordio.encode_json(event))
         if not self._flush_pending:
             self._flush_pending = True
-            tornado.ioloop.IOLoop.current().add_callback(self._flush)
+            self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         if self.master.allocation_pending and self._flush_waits < FLUSH_WAITS \
                 and not self._done.done():
             self._flush_waits += 1
-            tornado.ioloop.IOLoop.current().add_callback(self._flush)
+            self._loop.call_soon(self._flush)
             return
         self._flush_pending = False
         self._flush_waits = 0
