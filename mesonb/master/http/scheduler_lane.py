@@ -136,8 +136,9 @@ class _Connection(asyncio.Protocol):
 
     def _carry_out(self, request: wire.Request) -> dict[str, Any] | None:
         lane, headers = self.lane, request.headers
-        target = request.target.split("?", 1)[0]
-        path = _SLASHES.sub("/", target).rstrip("/") or "/"
+        path = request.target
+        if path not in _PATHS:
+            path = _SLASHES.sub("/", path.split("?", 1)[0]).rstrip("/") or "/"
         if path not in _PATHS:
             raise ProtocolError(f"404 No endpoint at {path}", 404)
         principal = lane.security.authenticate(headers.get("authorization"))
