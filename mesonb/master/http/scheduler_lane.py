@@ -127,6 +127,9 @@ class _Connection(asyncio.Protocol):
             log.exception("scheduler call failed")
             self._answer(500, "500 Internal Server Error", close=True)
             return
+        if access_log.isEnabledFor(logging.INFO):  # as tornado's log_request: DEBUG runs
+            access_log.info("%d %s %s (calls lane)", 202 if answer is None else 200,
+                            request.method, request.target)
         if answer is None:
             self._write(_ACCEPTED_CLOSE if close else _ACCEPTED, close)
         else:
