@@ -209,3 +209,31 @@ async def test_the_lane_speaks_tls_when_the_master_does(tmp_path: Path,
     finally:
         await daemon.stop()
         tls.configure(previous)
+
+
+async def test_a_silent_connection_is_closed_after_the_idle_time(master: MasterDaemon) -> None:
+    from mesonb.master.http.scheduler_lane import SchedulerLane
+
+    lane = SchedulerLane(master.master, master.security, idle_seconds=0.3)  # type: ignore[arg-type]
+    port = await lane.start("127.0.0.1")
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        busy, busy_writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 0.6
+            while loop.time() < deadline:  # this one keeps talking: it stays open
+                busy_writer.write(f"GET {PATH} HTTP/1.1\r\nHost: m\r\n"
+                                  f"Authorization: Bearer {SECRET}\r\n\r\n".encode())
+                head = await asyncio.wait_for(busy.readuntil(b"\r\n\r\n"), 5)
+                assert head.startswith(b"HTTP/1.1 405")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                await busy.readexactly(length)
+                await asyncio.sleep(0.05)
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # the silent one: closed
+            assert not busy_writer.is_closing() and len(lane._connections) == 1
+        finally:
+            writer.close()
+            busy_writer.close()
+    finally:
+        await lane.stop()

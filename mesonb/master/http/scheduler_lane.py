@@ -40,14 +40,17 @@ _PATHS = (scheduler.SCHEDULER_PATH, "/master" + scheduler.SCHEDULER_PATH)
 # the methods tornado's handler answers with Mesos's 405 message (others: its bare 405)
 _NAMED_METHODS = ("GET", "PUT", "DELETE", "PATCH")
 _SLASHES = re.compile(r"/{2,}")
+IDLE_SECONDS = 3600.0  # the HTTP port's idle_connection_timeout (daemon.py)
 
 
 class SchedulerLane:
     """The lane's listening socket and its connections; see the module docstring."""
 
-    def __init__(self, master: Master, security: Security) -> None:
+    def __init__(self, master: Master, security: Security,
+                 idle_seconds: float = IDLE_SECONDS) -> None:
         self.master = master
         self.security = security
+        self.idle_seconds = idle_seconds
         self.port: int | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[_Connection] = set()
@@ -81,11 +84,15 @@ class _Connection(asyncio.Protocol):
         self.lane = lane
         self.transport: asyncio.Transport | None = None
         self.parser = wire.RequestParser()
+        self.loop = asyncio.get_running_loop()
+        self.active = self.loop.time()  # when data last came in
+        self.idle_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.lane._connections.add(self)
+        self.idle_timer = self.loop.call_later(self.lane.idle_seconds, self._idle_check)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -93,12 +100,27 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lane._connections.discard(self)
         self.transport = None
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+
+    def _idle_check(self) -> None:
+        """Close a connection silent for ``idle_seconds`` (a framework that went away
+        without closing it), as the HTTP port's ``idle_connection_timeout`` does."""
+        idle = self.loop.time() - self.active
+        if idle >= self.lane.idle_seconds:
+            self.idle_timer = None
+            self.close()
+        else:
+            self.idle_timer = self.loop.call_later(self.lane.idle_seconds - idle,
+                                                   self._idle_check)
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        self.active = self.loop.time()
         try:
             requests = self.parser.feed(data)
         except ProtocolError as exc:
