@@ -350,6 +350,11 @@ class SchedulerDriver:
             stream.close()
             raise ConnectionAbortedError("ZooKeeper named another leader")
         self.stream_id = stream.headers.get("mesos-stream-id")
+        # -- a mesonb master's calls lane (mesonb.http.lane): the other calls go there ----
+        from mesonb.http.lane import calls_for
+
+        self._calls = calls_for(self._calls, stream.headers)
+        # ----------------------------------------------------------------------------------
         decoder = Decoder()
         loop = asyncio.get_running_loop()
         last = loop.time()

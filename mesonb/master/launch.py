@@ -62,9 +62,11 @@ class Launcher:
         return acls.explain(Action.RUN_TASK, principal, user)
 
     def check_task(
-        self, framework: Framework, agent: Agent, task: TaskInfo, pool: Resources
+        self, framework: Framework, agent: Agent, task: TaskInfo, pool: Resources,
+        resources: Resources | None = None,
     ) -> tuple[Resources, ExecutorInfo | None, bool]:
-        """Validate one task against the offer pool; raise BadRequest with the reason."""
+        """Validate one task against the offer pool; raise BadRequest with the reason.
+        ``resources``: ``task.resources`` already read (``Resources.from_json``)."""
         if task.task_id in framework.tasks or task.task_id in framework.unreachable_tasks:
             raise BadRequest(f"Task has duplicate ID: {task.task_id}")
         if task.agent_id != agent.id:
@@ -73,7 +75,8 @@ class Launcher:
             raise BadRequest(
                 "Task should have at least one (but not both) of CommandInfo or ExecutorInfo"
             )
-        resources = Resources.from_json(task.resources, "task.resources")
+        if resources is None:
+            resources = Resources.from_json(task.resources, "task.resources")
         if not resources.scalars and not resources.ranges:
             raise BadRequest("Task uses no resources")
         needed = resources
@@ -105,9 +108,13 @@ class Launcher:
         task: TaskInfo,
         group_executor: ExecutorInfo | None,
         pool: Resources,
+        resources: Resources | None = None,
     ) -> Resources:
+        """Launch one task from ``pool`` (``resources``: its ``task.resources`` already
+        read); what is left of the pool (``pool`` itself when the task failed)."""
         try:
-            resources, new_executor, _ = self.check_task(framework, agent, task, pool)
+            resources, new_executor, _ = self.check_task(framework, agent, task, pool,
+                                                         resources)
         except BadRequest as exc:
             self.task_error(framework, task, exc.message, Reason.REASON_TASK_INVALID)
             return pool

@@ -206,10 +206,13 @@ class OfferOperations:
         be in the pool's reserved portion, its other resources in the unreserved part."""
         plain, part = Resources(), Portion()
         problem = None
+        parsed: Resources | None = None  # a lone task's resources, read once
         try:
             for task in tasks:
                 bag, mine = split(task.resources or [], "task.resources")
                 plain, part = plain + bag, part + mine
+                if not mine and task.resources is not None:
+                    parsed = bag  # what Resources.from_json(task.resources) reads
             if executor is not None and executor.executor_id not in (
                     agent.executors.get(framework.id) or {}):
                 bag, mine = split(executor.resources or [], "executor.resources")
@@ -233,7 +236,8 @@ class OfferOperations:
         if group is not None:
             left = self.launcher.launch_group(framework, agent, role, group, total)
         else:
-            left = self.launcher.launch(framework, agent, role, tasks[0], None, total)
+            left = self.launcher.launch(framework, agent, role, tasks[0], None, total,
+                                        parsed)
         if left is not total:  # launched: what it took is no longer in the pool
             pool.portion = pool.portion - part
         pool.unreserved = left - pool.portion.total()

@@ -89,15 +89,27 @@ async def master(tmp_path):
     await daemon.stop()
 
 
-@pytest.fixture(params=["http", "inproc"])
+@pytest.fixture(params=["http", "lane", "inproc"])
 def transport(request, monkeypatch):
-    """How the driver reaches the master; asserts afterwards that it really went that way."""
+    """How the driver reaches the master (over HTTP only, with its other calls on the
+    master's calls lane, or in-process); asserts afterwards that it really went that way."""
+    from mesonb.http import lane
     from mesonb.master.http import inproc as master_inproc
+    from mesonb.master.http import scheduler_lane
     from mesonb.master.http.scheduler import SchedulerHandler
 
     monkeypatch.setenv("MESONB_INPROC", "1" if request.param == "inproc" else "0")
-    seen = {"http": 0, "inproc": 0}
+    seen = {"http": 0, "inproc": 0, "lane": 0}
     http_post, inproc_request = SchedulerHandler.post, master_inproc.MasterEndpoint.request
+    lane_call = scheduler_lane._Connection._carry_out
+    if request.param == "http":  # the driver ignores the lane the master names
+        monkeypatch.setattr(lane, "calls_for", lambda current, headers: current)
+
+    def counted_lane_call(self, *args, **kwargs):
+        seen["lane"] += 1
+        return lane_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(scheduler_lane._Connection, "_carry_out", counted_lane_call)
 
     async def counted_post(self):
         seen["http"] += 1
@@ -114,6 +126,7 @@ def transport(request, monkeypatch):
         assert seen["inproc"] > 0, "the driver's calls should have stayed in-process"
     else:
         assert seen["inproc"] == 0 and seen["http"] > 0, seen
+        assert (seen["lane"] > 0) == (request.param == "lane"), seen
 
 
 def call_headers(stream_id: str | None = None) -> dict[str, str]:

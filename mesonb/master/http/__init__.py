@@ -20,11 +20,15 @@ from .operator import OPERATOR_PATH, OperatorHandler
 from .scheduler import SCHEDULER_PATH, SchedulerHandler
 
 
-def make_app(master: Master, security: Security) -> tornado.web.Application:
+def make_app(master: Master, security: Security,
+             lane_port: int | None = None) -> tornado.web.Application:
+    """The master's routes; ``lane_port``: the calls lane's port, named in SUBSCRIBE
+    answers (:mod:`.scheduler_lane`)."""
     deps: dict[str, Any] = {"security": security, "master": master}
     logging_level = {**deps, "logging_level": LoggingLevel()}
     routes = [
-        (r"(?:/master)?" + SCHEDULER_PATH + "/?", SchedulerHandler, deps),
+        (r"(?:/master)?" + SCHEDULER_PATH + "/?", SchedulerHandler,
+         {**deps, "lane_port": lane_port}),
         (AGENT_PATH, AgentSocket, deps),
         (r"/version/?", VersionHandler, deps),
         (r"/health/?", HealthHandler, deps),

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import tornado.websocket
+from tornado.iostream import StreamClosedError
 
 from mesonb.http.base import BaseHandler
 from mesonb.master.book import Agent
@@ -32,6 +33,7 @@ from mesonb.protocol.agent import (
 from mesonb.protocol.errors import ProtocolError
 
 log = logging.getLogger(__name__)
+TEXT_OPCODE = 0x1  # RFC 6455: a text frame
 
 
 class AgentSession:
@@ -97,6 +99,15 @@ class AgentSession:
             self.master.agents.disconnected(self.agent, self.send)
 
 
+def frame_writer(conn: Any) -> Callable[..., Any] | None:
+    """tornado's ``_write_frame(fin, opcode, data)`` of a WebSocket connection, where this
+    tornado has it and the link is not compressed; None: use ``write_message``."""
+    write_frame = getattr(conn, "_write_frame", None)
+    if not callable(write_frame) or getattr(conn, "_compressor", True) is not None:
+        return None
+    return write_frame
+
+
 class AgentSocket(BaseHandler, tornado.websocket.WebSocketHandler):
     master: Master
 
@@ -110,8 +121,21 @@ class AgentSocket(BaseHandler, tornado.websocket.WebSocketHandler):
         self.set_nodelay(True)
 
     def _write(self, messages: list[Any]) -> None:
-        with contextlib.suppress(tornado.websocket.WebSocketClosedError):
-            self.write_message(frame([m if type(m) is dict else m.to_json() for m in messages]))
+        text = frame([m if type(m) is dict else m.to_json() for m in messages])
+        conn = self.ws_connection
+        if conn is None or conn.is_closing():
+            return  # the link is going: the agent re-registers and is told again
+        write_frame = frame_writer(conn)
+        if write_frame is None:
+            with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+                self.write_message(text)
+            return
+        # write_message less the asyncio Task it wraps around every write to turn a
+        # StreamClosedError into a WebSocketClosedError (~3% of the master's CPU): the
+        # frame itself is the same one text frame (no compression on this link), and
+        # tornado retrieves a failed write's error itself when the stream closes.
+        with contextlib.suppress(StreamClosedError):
+            write_frame(True, TEXT_OPCODE, text.encode())
 
     def on_message(self, message: str | bytes) -> None:
         self.session.received(message)

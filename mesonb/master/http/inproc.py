@@ -156,6 +156,7 @@ class AgentLink:
         self._inbox = Channel()  # master -> agent: lists of messages, until deliver_to()
         self._deliver: Callable[[list[Any]], Any] | None = None
         self._closed = False
+        self._written: asyncio.Future[None] | None = None
         self.session = AgentSession(master, self._from_master, self._master_closes,
                                     "in-process")
 
@@ -176,12 +177,12 @@ class AgentLink:
     def write_message(self, message: str | list[AgentCall]) -> asyncio.Future[None]:
         """The agent's calls (its link flushes them on a turn of their own): the master
         carries them out now."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._closed:
             from tornado.websocket import WebSocketClosedError
 
-            done.set_exception(WebSocketClosedError())
-            return done
+            refused: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            refused.set_exception(WebSocketClosedError())
+            return refused
         try:
             if isinstance(message, list):
                 self.session.handle(message)
@@ -189,7 +190,10 @@ class AgentLink:
                 self.session.received(message)
         except Exception:
             log.exception("the master failed to take the agent's messages")
-        done.set_result(None)
+        done = self._written
+        if done is None:  # one finished future serves every write (awaiting it is free)
+            done = self._written = asyncio.get_running_loop().create_future()
+            done.set_result(None)
         return done
 
     async def read_message(self) -> Any:
