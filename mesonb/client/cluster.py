@@ -30,9 +30,9 @@ import itertools
 import logging
 import os
 import pickle
+import random
 import time
 import types
-import uuid
 import warnings
 import weakref
 from collections import deque
@@ -75,6 +75,8 @@ from .views import ClusterViews, in_kernel, wants_progress
 log = logging.getLogger(__name__)
 # The local clusters alive in this process (a second Cluster.local() warns, naming them).
 _LOCAL: weakref.WeakSet[Cluster] = weakref.WeakSet()
+_SUFFIXES = random.Random()  # a task id's 8 hex digits (seeded from os.urandom; the user's
+# random.seed() leaves it alone): as unique as uuid4's first 8, a tenth of the cost
 
 
 @dataclass(eq=False)
@@ -217,24 +219,13 @@ class Cluster(ClusterViews, ClusterFrameworks):
             await self._warm_up()
 
     async def _warm_up(self) -> None:
-        """Start the functions executor now (one small call, ``mesonb-warmup``, listed
-        as a task like any other), so that the first call a user makes after
-        :meth:`local` finds it running: interpreter start and imports are paid while
-        the cluster starts, not by the first call."""
+        """Start the functions executor now (:func:`.local.warm_up`)."""
+        from .local import warm_up, warm_up_resources
+
         fut = Future(self, "mesonb-warmup", "mesonb-warmup")
         call = cloudpickle.dumps((abs, (0,), {}), protocol=pickle.HIGHEST_PROTOCOL)
-        # A whole core while it lasts (the largest agent's cpus if smaller): the agent caps
-        # a container's CPU at its tasks' cpus, and an interpreter starting under a cap
-        # of 0.01 of a core takes seconds.
-        largest = max((float(a.get("resources", {}).get("cpus", 0.0)) for a in self._agents),
-                      default=0.0)
-        cpus = min(1.0, largest) if largest > 0 else 0.01
-        self._post(_Job(fut, "mesonb-warmup", Resources({"cpus": cpus, "mem": 32.0}), 0,
-                        call=call))
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(fut), 60)
-        except Exception as exc:  # the cluster works without it: calls start it then
-            log.info("warming the functions executor up failed: %s", exc)
+        self._post(_Job(fut, "mesonb-warmup", warm_up_resources(self._agents), 0, call=call))
+        await warm_up(fut)
 
     async def _stop(self) -> None:
         for job in list(self._jobs.values()):
@@ -499,7 +490,7 @@ class Cluster(ClusterViews, ClusterFrameworks):
         record = fut.record
         record.attempts += 1
         record.logs = record.running_logs = None  # a retry's output is its own
-        task_id = f"{fut.key}-{uuid.uuid4().hex[:8]}"
+        task_id = f"{fut.key}-{_SUFFIXES.getrandbits(32):08x}"
         record.task_id = task_id
         fut.started = fut.launched = None
         spec = TaskSpec(task_id=task_id, name=job.name, resources=job.resources,
