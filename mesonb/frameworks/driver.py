@@ -498,7 +498,7 @@ class SchedulerDriver:
         acks = self._take_acks() if carry_acks else []
         response = await self._calls.post_json(SCHEDULER_PATH, [*acks, payload] if acks
                                                 else payload,
-                                                {"Mesos-Stream-Id": self.stream_id})
+                                                {"Mesos-Stream-Id": self.stream_id or ""})
         return response.json() if response.status == 200 else None
 
     def _take_acks(self) -> list[dict[str, Any]]:
@@ -533,7 +533,8 @@ class SchedulerDriver:
             accept.operations = typed
             await self.send(Call(type=CallType.ACCEPT, accept=accept))
         elif not typed and self.framework_id and self.stream_id:  # a launch: built directly
-            await self._post(accept_call(self.framework_id, accept.offer_ids, list(operations),
+            raw = [op for op in operations if not isinstance(op, Operation)]
+            await self._post(accept_call(self.framework_id, accept.offer_ids, raw,
                                          refuse_seconds), True)
         else:
             raw = [op.to_json() if isinstance(op, Operation) else op for op in operations]
