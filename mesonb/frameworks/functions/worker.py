@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from . import proctree
 from .failures import run_call
 from .protocol import LogSlice, Outcome
 
@@ -452,6 +453,10 @@ class Pool:
         if last_pid == self._last_pid:
             return
         self._last_pid = last_pid
+        if proctree.available():  # the workers' trees alone, not every process's stat
+            for worker in [*self.idle, *self.busy.values()]:
+                worker.tree = proctree.descendants(worker.pid)
+            return
         children = _children()
         for worker in [*self.idle, *self.busy.values()]:
             worker.tree = _descendants(worker.pid, children)
