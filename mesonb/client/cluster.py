@@ -63,7 +63,7 @@ from mesonb.tasks import spawn
 
 from . import pending
 from .blobs import BlobServer
-from .calls import executor_env, nested_future, placehold, slug, this_host
+from .calls import executor_env, nested_future, placehold, plain_call, slug, this_host
 from .errors import ResourceError
 from .frameworks import ClusterFrameworks
 from .futures import Future, FutureInCall, Logs
@@ -305,8 +305,12 @@ class Cluster(ClusterViews, ClusterFrameworks):
         pickled_fn: bytes | None = self._pickled(fn)
         whole = len(pickled_fn or b"") > INLINE_MAX // 2  # a big closure goes out of band
         try:
-            call, shared = shm.dump((fn, held, held_kw) if whole else (held, held_kw),
-                                    self._shm_dir)
+            if not whole and plain_call(held, held_kw):  # the same bytes, sooner
+                call, shared = pickle.dumps((held, held_kw), protocol=pickle.HIGHEST_PROTOCOL
+                                            if self._shm_dir is None else 5), None
+            else:
+                call, shared = shm.dump((fn, held, held_kw) if whole else (held, held_kw),
+                                        self._shm_dir)
         except FutureInCall as exc:  # a future nested deeper than placeholders go
             raise TypeError(nested_future(args, kwargs) or str(exc)) from None
         if whole:
