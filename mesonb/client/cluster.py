@@ -69,7 +69,7 @@ from .frameworks import ClusterFrameworks
 from .futures import Future, FutureInCall, Logs
 from .leader import LeaderConnection
 from .loop import LoopThread, at_exit
-from .sizes import call_resources, check_retries
+from .sizes import call_resources, check_retries, could_hold
 from .views import ClusterViews, in_kernel, wants_progress
 
 log = logging.getLogger(__name__)
@@ -563,11 +563,7 @@ class Cluster(ClusterViews, ClusterFrameworks):
         self._agents = [a for a in state.get("slaves", []) if a.get("active", True)]
 
     def _could_hold(self, need: Resources) -> bool:
-        for agent in self._agents:
-            total = agent.get("resources", {})
-            if all(total.get(k, 0.0) >= v - 1e-9 for k, v in need.scalars.items()):
-                return True
-        return False
+        return could_hold(self._agents, need)
 
     def _too_big(self, job: _Job) -> str:
         return pending.too_big(job.resources, job.command is not None, self._agents)
