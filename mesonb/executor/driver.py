@@ -41,7 +41,7 @@ import random
 import time
 import uuid as uuidlib
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mesonb.protocol.errors import BadRequest
@@ -63,6 +63,8 @@ from mesonb.tasks import spawn
 from . import _http
 
 log = logging.getLogger(__name__)
+# who waits for a queued call's answer: a future, or a function given None or the error
+Answered = asyncio.Future[None] | Callable[[BaseException | None], None]
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0,
           "days": 86400.0, "weeks": 604800.0}
@@ -185,7 +187,7 @@ class ExecutorDriver:
         # The agent takes a JSON array of calls in one POST (mesonb's agent says so in a
         # header of its SUBSCRIBE answer): updates of one loop turn then go together.
         self._batching = False
-        self._outbox: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._outbox: list[tuple[dict[str, Any], Answered]] = []
         self._flusher: asyncio.Future[None] | None = None
 
     # -- public API -----------------------------------------------------------------
@@ -260,12 +262,9 @@ class ExecutorDriver:
         if not self._batching:
             self._spawn(self.send_status(status))
             return
-        body = self._stamp(status)
-        fut = self._queue_call(body)
-        fut.add_done_callback(lambda f: self._posted(status, f))
+        self._queue_call(self._stamp(status), lambda exc: self._posted(status, exc))
 
-    def _posted(self, status: TaskStatus, fut: asyncio.Future[None]) -> None:
-        exc = None if fut.cancelled() else fut.exception()
+    def _posted(self, status: TaskStatus, exc: BaseException | None) -> None:
         if exc is None:
             return
         try:
@@ -484,19 +483,20 @@ class ExecutorDriver:
 
     async def _batched_call(self, body: dict[str, Any]) -> None:
         """Send ``body`` with the other calls queued in this loop turn, in order."""
-        await self._queue_call(body)
-
-    def _queue_call(self, body: dict[str, Any]) -> asyncio.Future[None]:
-        """Queue ``body`` for the next batch; the future of its answer."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._outbox.append((body, fut))
+        self._queue_call(body, fut)
+        await fut
+
+    def _queue_call(self, body: dict[str, Any], answered: Answered) -> None:
+        """Queue ``body`` for the next batch; ``answered`` gets its outcome (a future, or
+        a function called with None or the exception)."""
+        self._outbox.append((body, answered))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush_outbox())
-        return fut
 
     async def _flush_outbox(self) -> None:
         # A task's first step runs on the next loop turn: this turn's calls are all queued.
-        batch: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        batch: list[tuple[dict[str, Any], Answered]] = []
         try:
             while self._outbox:
                 batch, self._outbox = self._outbox, []
@@ -547,7 +547,10 @@ class ExecutorDriver:
         spawn(coro, self._tasks, "executor handler", logger=log, level=logging.ERROR)
 
 
-def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
+def _settle(fut: Answered, exc: BaseException | None) -> None:
+    if not isinstance(fut, asyncio.Future):
+        fut(exc)
+        return
     if fut.done():
         return
     if exc is None:
