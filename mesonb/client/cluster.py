@@ -30,9 +30,9 @@ import itertools
 import logging
 import os
 import pickle
+import random
 import time
 import types
-import uuid
 import warnings
 import weakref
 from collections import deque
@@ -63,18 +63,20 @@ from mesonb.tasks import spawn
 
 from . import pending
 from .blobs import BlobServer
-from .calls import executor_env, nested_future, placehold, slug, this_host
+from .calls import executor_env, nested_future, placehold, plain_call, slug, this_host
 from .errors import ResourceError
 from .frameworks import ClusterFrameworks
 from .futures import Future, FutureInCall, Logs
 from .leader import LeaderConnection
 from .loop import LoopThread, at_exit
-from .sizes import call_resources, check_retries
+from .sizes import call_resources, check_retries, could_hold
 from .views import ClusterViews, in_kernel, wants_progress
 
 log = logging.getLogger(__name__)
 # The local clusters alive in this process (a second Cluster.local() warns, naming them).
 _LOCAL: weakref.WeakSet[Cluster] = weakref.WeakSet()
+_SUFFIXES = random.Random()  # a task id's 8 hex digits (seeded from os.urandom; the user's
+# random.seed() leaves it alone): as unique as uuid4's first 8, a tenth of the cost
 
 
 @dataclass(eq=False)
@@ -217,24 +219,13 @@ class Cluster(ClusterViews, ClusterFrameworks):
             await self._warm_up()
 
     async def _warm_up(self) -> None:
-        """Start the functions executor now (one small call, ``mesonb-warmup``, listed
-        as a task like any other), so that the first call a user makes after
-        :meth:`local` finds it running: interpreter start and imports are paid while
-        the cluster starts, not by the first call."""
+        """Start the functions executor now (:func:`.local.warm_up`)."""
+        from .local import warm_up, warm_up_resources
+
         fut = Future(self, "mesonb-warmup", "mesonb-warmup")
         call = cloudpickle.dumps((abs, (0,), {}), protocol=pickle.HIGHEST_PROTOCOL)
-        # A whole core while it lasts (the largest agent's cpus if smaller): the agent caps
-        # a container's CPU at its tasks' cpus, and an interpreter starting under a cap
-        # of 0.01 of a core takes seconds.
-        largest = max((float(a.get("resources", {}).get("cpus", 0.0)) for a in self._agents),
-                      default=0.0)
-        cpus = min(1.0, largest) if largest > 0 else 0.01
-        self._post(_Job(fut, "mesonb-warmup", Resources({"cpus": cpus, "mem": 32.0}), 0,
-                        call=call))
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(fut), 60)
-        except Exception as exc:  # the cluster works without it: calls start it then
-            log.info("warming the functions executor up failed: %s", exc)
+        self._post(_Job(fut, "mesonb-warmup", warm_up_resources(self._agents), 0, call=call))
+        await warm_up(fut)
 
     async def _stop(self) -> None:
         for job in list(self._jobs.values()):
@@ -314,8 +305,12 @@ class Cluster(ClusterViews, ClusterFrameworks):
         pickled_fn: bytes | None = self._pickled(fn)
         whole = len(pickled_fn or b"") > INLINE_MAX // 2  # a big closure goes out of band
         try:
-            call, shared = shm.dump((fn, held, held_kw) if whole else (held, held_kw),
-                                    self._shm_dir)
+            if not whole and plain_call(held, held_kw):  # the same bytes, sooner
+                call, shared = pickle.dumps((held, held_kw), protocol=pickle.HIGHEST_PROTOCOL
+                                            if self._shm_dir is None else 5), None
+            else:
+                call, shared = shm.dump((fn, held, held_kw) if whole else (held, held_kw),
+                                        self._shm_dir)
         except FutureInCall as exc:  # a future nested deeper than placeholders go
             raise TypeError(nested_future(args, kwargs) or str(exc)) from None
         if whole:
@@ -499,7 +494,7 @@ class Cluster(ClusterViews, ClusterFrameworks):
         record = fut.record
         record.attempts += 1
         record.logs = record.running_logs = None  # a retry's output is its own
-        task_id = f"{fut.key}-{uuid.uuid4().hex[:8]}"
+        task_id = f"{fut.key}-{_SUFFIXES.getrandbits(32):08x}"
         record.task_id = task_id
         fut.started = fut.launched = None
         spec = TaskSpec(task_id=task_id, name=job.name, resources=job.resources,
@@ -568,11 +563,7 @@ class Cluster(ClusterViews, ClusterFrameworks):
         self._agents = [a for a in state.get("slaves", []) if a.get("active", True)]
 
     def _could_hold(self, need: Resources) -> bool:
-        for agent in self._agents:
-            total = agent.get("resources", {})
-            if all(total.get(k, 0.0) >= v - 1e-9 for k, v in need.scalars.items()):
-                return True
-        return False
+        return could_hold(self._agents, need)
 
     def _too_big(self, job: _Job) -> str:
         return pending.too_big(job.resources, job.command is not None, self._agents)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 from pathlib import Path
 from typing import Any
+
+from mesonb.protocol.resources import Resources
+
+log = logging.getLogger(__name__)
 
 OFFER_TIMEOUT = 60.0  # seconds: an embedded master's offer timeout unless given
 # the daemons' request lines and HTTPError messages (4xx answers are logged there); the
@@ -59,3 +65,25 @@ async def start_local(agents: int = 1, *, resources: str | None = None,
         raise
     tune_for_daemon()  # the master and agents now live in this process
     return cluster
+
+
+def warm_up_resources(agents: list[dict[str, Any]]) -> Resources:
+    """What the warm-up call (``mesonb-warmup``, :meth:`Cluster.local`) asks for: a whole
+    core while it lasts (the largest agent's cpus if smaller). The agent caps a
+    container's CPU at its tasks' cpus, and an interpreter starting under a cap of 0.01
+    of a core takes seconds."""
+    largest = max((float(a.get("resources", {}).get("cpus", 0.0)) for a in agents),
+                  default=0.0)
+    cpus = min(1.0, largest) if largest > 0 else 0.01
+    return Resources({"cpus": cpus, "mem": 32.0})
+
+
+async def warm_up(fut: concurrent.futures.Future[Any]) -> None:
+    """Wait for the warm-up call, which starts the functions executor while the cluster
+    starts (one small call, listed as a task like any other): the first call a user
+    makes after :meth:`Cluster.local` then finds it running, interpreter start and
+    imports paid. A failure is logged: the cluster works without it (calls start it)."""
+    try:
+        await asyncio.wait_for(asyncio.wrap_future(fut), 60)
+    except Exception as exc:
+        log.info("warming the functions executor up failed: %s", exc)

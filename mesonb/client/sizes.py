@@ -149,3 +149,22 @@ def check_retries(retries: Any) -> int:
 def format_mb(mb: float) -> str:
     """``1536.0`` -> ``'1.5 GiB'``; ``64`` -> ``'64 MiB'``."""
     return f"{mb / 1024:g} GiB" if mb >= 1024 else f"{mb:g} MiB"
+
+
+def could_hold(agents: list[dict[str, Any]], need: Resources) -> bool:
+    """Could one of ``agents`` (the master's state of each) hold ``need`` when idle? The
+    answer is kept for this list of agents (a refresh makes a new one) and this
+    Resources (a call's, the same object for calls asking the same): a loop of
+    submits checks once."""
+    kept = _HOLDS.get(id(need))
+    if kept is not None and kept[0] is need and kept[1] is agents:
+        return kept[2]
+    answer = any(all(agent.get("resources", {}).get(k, 0.0) >= v - 1e-9
+                     for k, v in need.scalars.items()) for agent in agents)
+    if len(_HOLDS) >= 64:
+        _HOLDS.clear()
+    _HOLDS[id(need)] = (need, agents, answer)  # holding both: their ids are not reused
+    return answer
+
+
+_HOLDS: dict[int, tuple[Resources, list[dict[str, Any]], bool]] = {}

@@ -41,7 +41,7 @@ import random
 import time
 import uuid as uuidlib
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mesonb.protocol.errors import BadRequest
@@ -63,6 +63,8 @@ from mesonb.tasks import spawn
 from . import _http
 
 log = logging.getLogger(__name__)
+# who waits for a queued call's answer: a future, or a function given None or the error
+Answered = asyncio.Future[None] | Callable[[BaseException | None], None]
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0,
           "days": 86400.0, "weeks": 604800.0}
@@ -185,7 +187,7 @@ class ExecutorDriver:
         # The agent takes a JSON array of calls in one POST (mesonb's agent says so in a
         # header of its SUBSCRIBE answer): updates of one loop turn then go together.
         self._batching = False
-        self._outbox: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._outbox: list[tuple[dict[str, Any], Answered]] = []
         self._flusher: asyncio.Future[None] | None = None
 
     # -- public API -----------------------------------------------------------------
@@ -240,31 +242,60 @@ class ExecutorDriver:
     async def send_status(self, status: TaskStatus) -> bytes:
         """Send ``status`` with a fresh uuid; it is kept until ACKNOWLEDGED and re-sent on
         re-subscription. Raises :class:`_http.HTTPError` if the agent rejects it (4xx)."""
+        body = self._stamp(status)
+        try:
+            if self._batching:
+                await self._batched_call(body)
+            else:
+                await self._call(body)
+        except Exception as exc:
+            self._not_delivered(status, exc)
+        return status.uuid or b""
+
+    def post_update(self, task_id: str, state: TaskState, *, message: str | None = None,
+                    data: bytes | None = None) -> None:
+        """:meth:`update` without waiting for the agent's answer: with an agent that takes
+        batches, the update joins this loop turn's calls with no task of its own (the
+        functions executor's one update per call). Kept until ACKNOWLEDGED, as every
+        update; a refusal (4xx) is logged."""
+        status = TaskStatus(task_id=task_id, state=state, message=message, data=data)
+        if not self._batching:
+            self._spawn(self.send_status(status))
+            return
+        self._queue_call(self._stamp(status), lambda exc: self._posted(status, exc))
+
+    def _posted(self, status: TaskStatus, exc: BaseException | None) -> None:
+        if exc is None:
+            return
+        try:
+            self._not_delivered(status, exc)
+        except Exception as refused:  # what update() would raise to its caller
+            log.error("update %s of task %s refused: %s", status.state.value,
+                      status.task_id, refused)
+
+    def _stamp(self, status: TaskStatus) -> dict[str, Any]:
+        """Give ``status`` a fresh uuid, keep it until ACKNOWLEDGED; its UPDATE call."""
         status.uuid = uuidlib.uuid4().bytes
         status.source = Source.SOURCE_EXECUTOR
         status.executor_id = self.executor_id
         if status.timestamp is None:
             status.timestamp = time.time()
         self.unacknowledged_updates[status.uuid] = status
-        body = {"type": "UPDATE", "framework_id": {"value": self.framework_id},
+        return {"type": "UPDATE", "framework_id": {"value": self.framework_id},
                 "executor_id": {"value": self.executor_id},
                 "update": {"status": status.to_json()}}
-        try:
-            if self._batching:
-                await self._batched_call(body)
-            else:
-                await self._call(body)
-        except _http.HTTPError as exc:
-            if 400 <= exc.status < 500:
-                self.unacknowledged_updates.pop(status.uuid, None)
-                self._notify_acked()
-                raise
-            log.warning("update %s of task %s not delivered (%s); it is resent on"
-                        " re-subscription", status.state.value, status.task_id, exc)
-        except (OSError, TimeoutError, ConnectionError) as exc:
-            log.warning("update %s of task %s not delivered (%s); it is resent on"
-                        " re-subscription", status.state.value, status.task_id, exc)
-        return status.uuid
+
+    def _not_delivered(self, status: TaskStatus, exc: BaseException) -> None:
+        """An update's call failed: a refusal (4xx) forgets it and raises ``exc``; a
+        connection failure leaves it to be resent on re-subscription."""
+        if isinstance(exc, _http.HTTPError) and 400 <= exc.status < 500:
+            self.unacknowledged_updates.pop(status.uuid or b"", None)
+            self._notify_acked()
+            raise exc
+        if not isinstance(exc, _http.HTTPError | OSError | TimeoutError | ConnectionError):
+            raise exc
+        log.warning("update %s of task %s not delivered (%s); it is resent on"
+                    " re-subscription", status.state.value, status.task_id, exc)
 
     async def send_message(self, data: bytes) -> None:
         """Send a framework message to the scheduler (at most once)."""
@@ -453,14 +484,19 @@ class ExecutorDriver:
     async def _batched_call(self, body: dict[str, Any]) -> None:
         """Send ``body`` with the other calls queued in this loop turn, in order."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._outbox.append((body, fut))
+        self._queue_call(body, fut)
+        await fut
+
+    def _queue_call(self, body: dict[str, Any], answered: Answered) -> None:
+        """Queue ``body`` for the next batch; ``answered`` gets its outcome (a future, or
+        a function called with None or the exception)."""
+        self._outbox.append((body, answered))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush_outbox())
-        await fut
 
     async def _flush_outbox(self) -> None:
         # A task's first step runs on the next loop turn: this turn's calls are all queued.
-        batch: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        batch: list[tuple[dict[str, Any], Answered]] = []
         try:
             while self._outbox:
                 batch, self._outbox = self._outbox, []
@@ -511,7 +547,10 @@ class ExecutorDriver:
         spawn(coro, self._tasks, "executor handler", logger=log, level=logging.ERROR)
 
 
-def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
+def _settle(fut: Answered, exc: BaseException | None) -> None:
+    if not isinstance(fut, asyncio.Future):
+        fut(exc)
+        return
     if fut.done():
         return
     if exc is None:

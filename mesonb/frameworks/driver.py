@@ -70,6 +70,8 @@ from mesonb.protocol.states import TERMINAL_STATE_NAMES
 from mesonb.security.local_secret import secret_for
 from mesonb.tasks import spawn
 
+from .call_json import accept_call, acknowledge_call
+
 log = logging.getLogger(__name__)
 # Acknowledgements wait this long to go out together (a mesonb master takes them as one
 # call): the updates of a burst share a call, and a caller waiting on the update that was
@@ -396,7 +398,12 @@ class SchedulerDriver:
     async def _event(self, event: dict[str, Any]) -> None:
         kind = event.get("type", "UNKNOWN")
         body: Any = event.get(kind.lower())
-        if kind == "SUBSCRIBED":
+        if kind == "UPDATE":  # the most frequent event first
+            status = body["status"]
+            await self._dispatch("on_update", status)
+            if self.implicit_acknowledgements and status.get("uuid"):
+                self._queue_ack(status)
+        elif kind == "SUBSCRIBED":
             self.framework_id = body["framework_id"]["value"]
             self.heartbeat_interval = float(body.get("heartbeat_interval_seconds") or 15.0)
             self.master_info = body.get("master_info") or {}
@@ -410,11 +417,6 @@ class SchedulerDriver:
             await self._dispatch("on_inverse_offers", body.get("inverse_offers", []))
         elif kind == "RESCIND_INVERSE_OFFER":
             await self._dispatch("on_rescind_inverse_offer", body["inverse_offer_id"]["value"])
-        elif kind == "UPDATE":
-            status = body["status"]
-            await self._dispatch("on_update", status)
-            if self.implicit_acknowledgements and status.get("uuid"):
-                self._queue_ack(status)
         elif kind == "ERROR":
             message = body.get("message", "")
             await self._dispatch("on_error", message)
@@ -436,7 +438,7 @@ class SchedulerDriver:
             return
         try:
             result = method(*args)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 await result
         except Exception:
             log.exception("framework handler %s failed", name)
@@ -473,8 +475,7 @@ class SchedulerDriver:
         try:
             while self._ack_queue and self.framework_id and self.stream_id:
                 batch, self._ack_queue = self._ack_queue, []
-                calls = [Call(type=CallType.ACKNOWLEDGE, framework_id=self.framework_id,
-                              acknowledge=_acknowledge(s)).to_json() for s in batch]
+                calls = [acknowledge_call(self.framework_id, s) for s in batch]
                 await self._calls.post_json(SCHEDULER_PATH, calls,
                                             {"Mesos-Stream-Id": self.stream_id})
         finally:
@@ -495,10 +496,14 @@ class SchedulerDriver:
         payload = call.to_json()
         if operations is not None:
             payload["accept"]["operations"] = operations
-        acks = self._take_acks() if call.type in CARRY_ACKS else []
+        return await self._post(payload, call.type in CARRY_ACKS)
+
+    async def _post(self, payload: dict[str, Any], carry_acks: bool) -> Any:
+        """POST one call's JSON (with the acknowledgements waiting, if it may carry them)."""
+        acks = self._take_acks() if carry_acks else []
         response = await self._calls.post_json(SCHEDULER_PATH, [*acks, payload] if acks
                                                 else payload,
-                                                {"Mesos-Stream-Id": self.stream_id})
+                                                {"Mesos-Stream-Id": self.stream_id or ""})
         return response.json() if response.status == 200 else None
 
     def _take_acks(self) -> list[dict[str, Any]]:
@@ -510,8 +515,8 @@ class SchedulerDriver:
             self._ack_timer.cancel()
             self._ack_timer = None
         batch, self._ack_queue = self._ack_queue, []
-        return [Call(type=CallType.ACKNOWLEDGE, framework_id=self.framework_id,
-                     acknowledge=_acknowledge(s)).to_json() for s in batch]
+        framework_id = self.framework_id or ""
+        return [acknowledge_call(framework_id, s) for s in batch]
 
     async def call(self, kind: str, body: dict[str, Any] | None = None) -> Any:
         """Send one call given as its type and JSON body (read into a typed :class:`Call`;
@@ -532,6 +537,10 @@ class SchedulerDriver:
         if len(typed) == len(operations):
             accept.operations = typed
             await self.send(Call(type=CallType.ACCEPT, accept=accept))
+        elif not typed and self.framework_id and self.stream_id:  # a launch: built directly
+            raw = [op for op in operations if not isinstance(op, Operation)]
+            await self._post(accept_call(self.framework_id, accept.offer_ids, raw,
+                                         refuse_seconds), True)
         else:
             raw = [op.to_json() if isinstance(op, Operation) else op for op in operations]
             await self.send(Call(type=CallType.ACCEPT, accept=accept), raw)

@@ -2,7 +2,13 @@
 
 import pytest
 
-from mesonb.client.sizes import call_resources, format_mb, parse_size, resource_scalars
+from mesonb.client.sizes import (
+    call_resources,
+    could_hold,
+    format_mb,
+    parse_size,
+    resource_scalars,
+)
 from mesonb.frameworks.functions.protocol import Call, Dep, Outcome, Ref, substitute
 from mesonb.protocol.resources import Resources
 
@@ -59,3 +65,17 @@ def test_call_resources_are_parsed_once_per_distinct_arguments() -> None:
         call_resources(-1, "1GB", None, None)
     with pytest.raises(ValueError, match="mem"):  # unhashable: checked all the same
         call_resources(0.2, ["1GB"], None, None)
+
+
+def test_could_hold_answers_for_the_agents_given_not_those_it_kept() -> None:
+    small = [{"resources": {"cpus": 1.0, "mem": 1024.0}}]
+    big = [{"resources": {"cpus": 1.0, "mem": 1024.0}}, {"resources": {"cpus": 4.0,
+                                                                      "mem": 8192.0}}]
+    need = call_resources(2, "2GiB", None, None)
+    assert not could_hold(small, need)
+    assert could_hold(small, need) is False  # kept: the same answer
+    assert could_hold(big, need)  # a refresh is a new list: asked again
+    assert not could_hold([], need)
+    fits = call_resources(0.5, "512MiB", None, None)
+    assert could_hold(small, fits) and could_hold(small, call_resources(1, 1024, None, None))
+    assert not could_hold(small, call_resources(1, 1025, None, None))

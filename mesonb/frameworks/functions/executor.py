@@ -28,6 +28,7 @@ from mesonb.executor.driver import ExecutorDriver, ExecutorHandler
 from mesonb.executor.health import TaskChecks
 from mesonb.protocol.mesos import KillPolicy, TaskInfo
 from mesonb.protocol.states import Reason, TaskState
+from mesonb.tasks import spawn
 
 from . import shm
 from .protocol import Outcome, Running
@@ -45,22 +46,43 @@ class FunctionsExecutor(ExecutorHandler):
         self.pool = pool
         self.killed: set[str] = set()
         self._running_updates: dict[str, asyncio.Task[Any]] = {}
+        self._concluding: set[asyncio.Future[Any]] = set()
         # the health checks and checks calls ask for (a failing one kills its call)
         self.checks = TaskChecks(lambda task_id, why: self.kill_call(task_id, why),
                                  cwd=pool.sandbox)
 
-    def launch(self, driver: ExecutorDriver, task: TaskInfo) -> Coroutine[Any, Any, None]:
-        """Hand the call to a worker in this turn; the driver runs the returned coroutine,
-        which waits for the outcome and sends the terminal update."""
+    def launch(self, driver: ExecutorDriver, task: TaskInfo) -> Coroutine[Any, Any, None] | None:
+        """Hand the call to a worker in this turn. Its outcome sends the terminal update
+        (:meth:`_done`); for a call with checks, the driver runs the returned coroutine,
+        which waits for the outcome, stops the checks and sends the terminal update."""
         task_id = task.task_id
         mem = sum(r.get("scalar", {}).get("value", 0.0) for r in task.resources or ()
                   if r.get("name") == "mem")
         loop = asyncio.get_running_loop()
         timer = loop.call_later(RUNNING_AFTER, self._send_running, driver, task_id)
-        if "health_check" in task.extra or "check" in task.extra:
+        checked = "health_check" in task.extra or "check" in task.extra
+        if checked:
             self.checks.start(driver, task)
-        return self._conclude(driver, task_id, timer, self.pool.submit(task_id, task.data or b"",
-                                                                       mem))
+        running = self.pool.submit(task_id, task.data or b"", mem)
+        if checked:
+            return self._conclude(driver, task_id, timer, running)
+        running.add_done_callback(lambda _: self._done(driver, task_id, timer, running))
+        return None
+
+    def _done(self, driver: ExecutorDriver, task_id: str, timer: asyncio.TimerHandle,
+              running: asyncio.Future[Outcome]) -> None:
+        """The call's outcome is in (a call with no checks). The usual case, a call that
+        returned or raised with no TASK_RUNNING sent, posts its terminal update here;
+        anything else goes the whole way (:meth:`_conclude`)."""
+        if running.cancelled() or running.exception() is not None or \
+                task_id in self._running_updates:
+            spawn(self._conclude(driver, task_id, timer, running), self._concluding,
+                  "executor handler", logger=log, level=logging.ERROR)
+            return
+        timer.cancel()
+        outcome = running.result()
+        state, message = _terminal(outcome)
+        driver.post_update(task_id, state, message=message, data=outcome.encode())
 
     async def _conclude(self, driver: ExecutorDriver, task_id: str, timer: asyncio.TimerHandle,
                         running: asyncio.Future[Outcome]) -> None:
@@ -81,8 +103,7 @@ class FunctionsExecutor(ExecutorHandler):
             return
         timer.cancel()
         await self._after_running(task_id)
-        state = TaskState.TASK_FINISHED if outcome.ok else TaskState.TASK_FAILED
-        message = None if outcome.ok else (outcome.exc_type or "the function raised")[:500]
+        state, message = _terminal(outcome)
         await driver.update(task_id, state, message=message, data=outcome.encode())
 
     def _send_running(self, driver: ExecutorDriver, task_id: str) -> None:
@@ -117,6 +138,13 @@ class FunctionsExecutor(ExecutorHandler):
         self.killed.update(self.pool.busy)
         self.pool.close()
         await driver.wait_acknowledged(timeout=min(driver.shutdown_grace_period, 5.0))
+
+
+def _terminal(outcome: Outcome) -> tuple[TaskState, str | None]:
+    """The terminal state and message of a call that returned or raised."""
+    if outcome.ok:
+        return TaskState.TASK_FINISHED, None
+    return TaskState.TASK_FAILED, (outcome.exc_type or "the function raised")[:500]
 
 
 def main() -> None:

@@ -88,6 +88,23 @@ def function(pickled: bytes) -> Any:
     return fn
 
 
+_SHM_DIRS: set[str] = set()  # clients' shared-memory directories seen on this host
+
+
+def _on_this_host(shm_dir: str | None) -> bool:
+    """Is ``shm_dir`` (a client's shared-memory directory) on this host? Looked up once
+    per directory found: a directory gone since (its client closed) makes
+    :func:`shm.dump` keep the value in band, as a missing one does."""
+    if shm_dir is None:
+        return False
+    if shm_dir in _SHM_DIRS:
+        return True
+    if not os.path.isdir(shm_dir):
+        return False
+    _SHM_DIRS.add(shm_dir)
+    return True
+
+
 def run_call(payload: bytes, result_path: str) -> Outcome:
     start = time.perf_counter()
     try:
@@ -103,8 +120,7 @@ def run_call(payload: bytes, result_path: str) -> Outcome:
             args = tuple(substitute(a, values) for a in args)
             kwargs = {k: substitute(v, values) for k, v in kwargs.items()}
         result = fn(*args, **kwargs)
-        same_host = call.shm_dir is not None and os.path.isdir(call.shm_dir)
-        value, shared = shm.dump(result, call.shm_dir if same_host else None)
+        value, shared = shm.dump(result, call.shm_dir if _on_this_host(call.shm_dir) else None)
         outcome = Outcome(ok=True, size=len(value) + sum(shared.sizes if shared else ()),
                           shm=shared)
         if len(value) > INLINE_MAX:

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from . import proctree
 from .failures import run_call
 from .protocol import LogSlice, Outcome
 
@@ -237,14 +238,17 @@ class Pool:
     def result_path(self, task_id: str) -> str:
         return os.path.join(self.sandbox, "results", f"{task_id}.pkl")
 
-    def _log_files(self, worker: Worker) -> tuple[str, str]:
-        """The worker's log files for its next call (a new pair once one is big)."""
-        if worker.logs is None or _size(worker.logs[0]) > LOG_ROTATE or \
-                _size(worker.logs[1]) > LOG_ROTATE:
-            worker.log_files += 1
-            base = os.path.join(self.sandbox, "logs", f"worker-{worker.pid}-{worker.log_files}")
-            worker.logs = (f"{base}.stdout", f"{base}.stderr")
-        return worker.logs
+    def _log_files(self, worker: Worker) -> tuple[tuple[str, str], tuple[int, int]]:
+        """The worker's log files for its next call (a new pair once one is big), and
+        their sizes now: where the call's output starts (one stat of each, not two)."""
+        if worker.logs is not None:
+            sizes = (_size(worker.logs[0]), _size(worker.logs[1]))
+            if sizes[0] <= LOG_ROTATE and sizes[1] <= LOG_ROTATE:
+                return worker.logs, sizes
+        worker.log_files += 1
+        base = os.path.join(self.sandbox, "logs", f"worker-{worker.pid}-{worker.log_files}")
+        worker.logs = (f"{base}.stdout", f"{base}.stderr")
+        return worker.logs, (_size(worker.logs[0]), _size(worker.logs[1]))
 
     async def run(self, task_id: str, payload: bytes, mem_mb: float = 0.0) -> Outcome:
         """Run one call; raises :class:`WorkerDied` if its worker dies or is killed."""
@@ -277,8 +281,7 @@ class Pool:
         worker.kill_reason = None
         worker.future = future
         self.busy[task_id] = worker
-        out, err = self._log_files(worker)
-        worker.log_starts = (_size(out), _size(err))
+        (out, err), worker.log_starts = self._log_files(worker)
         try:
             _write_frame(worker.wfd, pickle.dumps(
                 (task_id, payload, out, err, self.result_path(task_id))))
@@ -450,6 +453,10 @@ class Pool:
         if last_pid == self._last_pid:
             return
         self._last_pid = last_pid
+        if proctree.available():  # the workers' trees alone, not every process's stat
+            for worker in [*self.idle, *self.busy.values()]:
+                worker.tree = proctree.descendants(worker.pid)
+            return
         children = _children()
         for worker in [*self.idle, *self.busy.values()]:
             worker.tree = _descendants(worker.pid, children)
