@@ -41,7 +41,7 @@ from .reaper import Reaper
 from .sandbox_gc import Leftovers, LogRotator, SandboxGC, leftovers
 
 if TYPE_CHECKING:
-    from .book import Executor
+    from .book import Executor, Task
     from .executors import Executors
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,8 @@ def _at_least(wanted: Limits, applied: Limits) -> Limits:
     """``wanted``, with no CPU share or cap under ``applied``'s (None: no cap)."""
     cap = None if wanted.cpus_cap is None or applied.cpus_cap is None else max(
         wanted.cpus_cap, applied.cpus_cap)
+    if cap == wanted.cpus_cap and wanted.cpus >= applied.cpus:
+        return wanted  # already (the common case in a burst): no new Limits
     return dataclasses.replace(wanted, cpus=max(wanted.cpus, applied.cpus), cpus_cap=cap)
 
 
@@ -169,10 +171,12 @@ class Containerizer:
             "logrotate_max_size": f"{c.logrotate_max_size or 0}B",
         }
 
-    def limits(self, executor: Executor) -> Limits:
-        """The limits of ``executor``'s container: its resources plus its live tasks'."""
-        tasks = [(t.resources, t.info.extra.get("limits"))
-                 for t in executor.tasks() if not t.state.terminal]
+    def limits(self, executor: Executor, live: list[Task] | None = None) -> Limits:
+        """The limits of ``executor``'s container: its resources plus its live tasks'
+        (``live``, when the caller has them)."""
+        if live is None:
+            live = [t for t in executor.tasks() if not t.state.terminal]
+        tasks = [(t.resources, t.info.extra.get("limits")) for t in live]
         c = self.config
         return container_limits(executor.resources, tasks, enable_cfs=c.cgroups_enable_cfs,
                                 pids_max=c.container_pids_limit,
@@ -356,9 +360,10 @@ class Containerizer:
         if container is not None and container.handle is not None and container.running:
             assert container.isolator is not None
             handle = container.handle
-            wanted = handle.limits.raised_to(self.limits(executor))
+            live = [t for t in executor.tasks() if not t.state.terminal]
+            wanted = handle.limits.raised_to(self.limits(executor, live))
             cid = executor.container_id
-            if not settled and sum(not t.state.terminal for t in executor.tasks()) > 1:
+            if not settled and len(live) > 1:
                 # lowered when ends settle; until then, straight back to the peak they
                 # had since the last settling (a burst rises again after a task alone)
                 wanted = _at_least(_at_least(wanted, handle.limits),

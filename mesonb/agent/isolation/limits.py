@@ -67,6 +67,8 @@ class Limits:
             mem = max(mem, self.mem_mb)
         elif self.mem_mb is None:
             mem = None
+        if mem == other.mem_mb:
+            return other
         return Limits(other.cpus, other.cpus_cap, mem, other.disk_mb, other.pids, other.gpus)
 
 
