@@ -129,7 +129,9 @@ class Executor:
     stream: EventStream | None = None
     queued: OrderedDict[str, Task] = field(default_factory=OrderedDict)
     launched: dict[str, Task] = field(default_factory=dict)
-    completed: list[Task] = field(default_factory=list)
+    # the last MAX_COMPLETED_TASKS, oldest first (a deque: dropping the oldest is O(1))
+    completed: deque[Task] = field(
+        default_factory=lambda: deque(maxlen=MAX_COMPLETED_TASKS))
     queued_groups: list[list[str]] = field(default_factory=list)  # task ids per LAUNCH_GROUP
     exit_status: int | None = None
     _resources: tuple[ExecutorInfo, Resources] | None = field(

@@ -97,20 +97,3 @@ def test_raised_to_is_the_other_limits_with_memory_that_never_drops():
         assert applied.raised_to(wanted) == Limits(wanted.cpus, wanted.cpus_cap, mem,
                                                    wanted.disk_mb, wanted.pids, wanted.gpus)
 
-
-def test_an_executors_resources_follow_its_info():
-    from pathlib import Path
-
-    from mesonb.agent.book import Executor
-    from mesonb.protocol.mesos import ExecutorInfo
-
-    def info(cpus: float) -> ExecutorInfo:
-        return ExecutorInfo.from_json({"executor_id": {"value": "e"}, "resources": [
-            {"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}}]})
-
-    executor = Executor(info=info(0.5), framework_id="f", container_id="c",
-                        directory=Path("."), token="t")
-    assert executor.resources.get("cpus") == 0.5
-    assert executor.resources is executor.resources  # parsed once
-    executor.info = info(0.25)
-    assert executor.resources.get("cpus") == 0.25
