@@ -133,7 +133,7 @@ class Containerizer:
         self.reaper = Reaper()
         self._settling: set[str] = set()  # containers whose limits drop soon
         self._peaks: dict[str, Limits] = {}  # their highest limits since
-        self._most: dict[str, int] = {}  # and the most tasks they ran at once since
+        self._most: dict[str, int] = {}  # and the most tasks they ran at once, over two
         self.isolator, self.isolation = choose(c)
         self.disk = DiskWatcher(c.container_disk_watch_interval,
                                 c.enforce_container_disk_quota) if (
@@ -369,8 +369,8 @@ class Containerizer:
             live = [t for t in executor.tasks() if not t.state.terminal]
             wanted = handle.limits.raised_to(self.limits(executor, live))
             cid = executor.container_id
-            most = self._most.get(cid, 0)
-            if len(live) > most:
+            most = self._most.get(cid, 2)
+            if len(live) > most:  # (two or fewer: nothing kept, nothing to forget)
                 self._most[cid] = most = len(live)
             if not settled and len(live) > 1:
                 # lowered when ends settle; until then, straight back to the peak they
@@ -378,7 +378,7 @@ class Containerizer:
                 wanted = _at_least(_at_least(wanted, handle.limits),
                                    self._peaks.get(cid, wanted))
             elif not settled and live and wanted != handle.limits and self._as_if_copies(
-                    executor, live, handle.limits, max(2, most)):
+                    executor, live, handle.limits, most):
                 # a task alone keeps what as many like it as ran since the last settling
                 # would have: a burst going between one call and more writes nothing
                 wanted = _at_least(wanted, handle.limits)
@@ -391,12 +391,12 @@ class Containerizer:
                       copies: int) -> bool:
         """Whether ``applied`` CPU limits are no higher than those of ``copies`` tasks
         like the one of ``live``."""
-        two = self.limits(executor, live * copies)
-        if applied.cpus > two.cpus + _EPSILON:
+        copied = self.limits(executor, live * copies)
+        if applied.cpus > copied.cpus + _EPSILON:
             return False
-        if two.cpus_cap is None or applied.cpus_cap is None:
-            return two.cpus_cap is None
-        return applied.cpus_cap <= two.cpus_cap + _EPSILON
+        if copied.cpus_cap is None or applied.cpus_cap is None:
+            return copied.cpus_cap is None
+        return applied.cpus_cap <= copied.cpus_cap + _EPSILON
 
     def task_ended(self, executor: Executor | None) -> None:
         """A task of a multi-task executor ended: its share of the CPU cap goes (memory
