@@ -81,7 +81,7 @@ def own_cgroups(path: str = "/proc/self/cgroup") -> dict[str, str]:
 def _write(path: Path | str, value: str) -> None:
     """Write ``value`` to a cgroup file: one open, write and close (no Python file object:
     the agent writes limits on its loop)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     try:
         os.write(fd, value.encode())
     finally:
