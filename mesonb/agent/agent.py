@@ -452,9 +452,15 @@ class Agent:
         self._arm_retry_timer()
 
     def _arm_retry_timer(self) -> None:
+        """One timer for the status update manager's earliest retry. A timer already set
+        no later than it stays (it fires, :meth:`_retry` sends what is due, if anything,
+        and sets it again): every update and acknowledgement moves the deadline, and a
+        burst of calls would otherwise cancel and set a timer twice per call."""
         deadline = self.status_updates.next_deadline()
-        if deadline is not None and deadline == self._retry_at and self._retry_timer is not None:
-            return  # already set for it
+        at = self._retry_at
+        if self._retry_timer is not None and at is not None and (
+                deadline is None or at <= deadline):
+            return  # set for it, or for earlier
         self._retry_at = deadline
         if self._retry_timer is not None:
             self._retry_timer.cancel()

@@ -129,9 +129,13 @@ class Executor:
     stream: EventStream | None = None
     queued: OrderedDict[str, Task] = field(default_factory=OrderedDict)
     launched: dict[str, Task] = field(default_factory=dict)
-    completed: list[Task] = field(default_factory=list)
+    # the last MAX_COMPLETED_TASKS, oldest first (a deque: dropping the oldest is O(1))
+    completed: deque[Task] = field(
+        default_factory=lambda: deque(maxlen=MAX_COMPLETED_TASKS))
     queued_groups: list[list[str]] = field(default_factory=list)  # task ids per LAUNCH_GROUP
     exit_status: int | None = None
+    _resources: tuple[ExecutorInfo, Resources] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.life is None:
@@ -170,7 +174,12 @@ class Executor:
 
     @property
     def resources(self) -> Resources:
-        return Resources.from_json(self.info.resources)
+        """The executor's own resources, parsed once per ``info`` (the containerizer
+        sums them at every launch and end of a task)."""
+        cached = self._resources
+        if cached is None or cached[0] is not self.info:
+            cached = self._resources = (self.info, Resources.from_json(self.info.resources))
+        return cached[1]
 
     def to_v0(self, agent_id: str | None) -> dict[str, Any]:
         return {

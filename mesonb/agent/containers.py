@@ -41,7 +41,7 @@ from .reaper import Reaper
 from .sandbox_gc import Leftovers, LogRotator, SandboxGC, leftovers
 
 if TYPE_CHECKING:
-    from .book import Executor
+    from .book import Executor, Task
     from .executors import Executors
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 # Seconds after a task of a multi-task executor ends within which its container's limits
 # drop (Containerizer.task_ended): ends in a burst are applied once.
 SETTLE_LIMITS = 0.2
+_EPSILON = 1e-9  # sums of CPU shares compared as floats
 
 IMAGES_UNSUPPORTED = "container images are not supported by this agent"
 
@@ -114,6 +115,8 @@ def _at_least(wanted: Limits, applied: Limits) -> Limits:
     """``wanted``, with no CPU share or cap under ``applied``'s (None: no cap)."""
     cap = None if wanted.cpus_cap is None or applied.cpus_cap is None else max(
         wanted.cpus_cap, applied.cpus_cap)
+    if cap == wanted.cpus_cap and wanted.cpus >= applied.cpus:
+        return wanted  # already (the common case in a burst): no new Limits
     return dataclasses.replace(wanted, cpus=max(wanted.cpus, applied.cpus), cpus_cap=cap)
 
 
@@ -130,6 +133,7 @@ class Containerizer:
         self.reaper = Reaper()
         self._settling: set[str] = set()  # containers whose limits drop soon
         self._peaks: dict[str, Limits] = {}  # their highest limits since
+        self._most: dict[str, int] = {}  # and the most tasks they ran at once, over two
         self.isolator, self.isolation = choose(c)
         self.disk = DiskWatcher(c.container_disk_watch_interval,
                                 c.enforce_container_disk_quota) if (
@@ -169,10 +173,12 @@ class Containerizer:
             "logrotate_max_size": f"{c.logrotate_max_size or 0}B",
         }
 
-    def limits(self, executor: Executor) -> Limits:
-        """The limits of ``executor``'s container: its resources plus its live tasks'."""
-        tasks = [(t.resources, t.info.extra.get("limits"))
-                 for t in executor.tasks() if not t.state.terminal]
+    def limits(self, executor: Executor, live: list[Task] | None = None) -> Limits:
+        """The limits of ``executor``'s container: its resources plus its live tasks'
+        (``live``, when the caller has them)."""
+        if live is None:
+            live = [t for t in executor.tasks() if not t.state.terminal]
+        tasks = [(t.resources, t.info.extra.get("limits")) for t in live]
         c = self.config
         return container_limits(executor.resources, tasks, enable_cfs=c.cgroups_enable_cfs,
                                 pids_max=c.container_pids_limit,
@@ -350,23 +356,47 @@ class Containerizer:
         equal to those applied write nothing: each cgroup write costs the agent's loop
         tens of microseconds. A task joining others only raises them (what ended
         meanwhile is taken off when ends settle, :meth:`task_ended`), so a burst of
-        short calls ending and starting mostly finds nothing to write; a task alone in
-        its container (or ``settled``) gets the exact limits of the tasks running."""
+        short calls ending and starting mostly finds nothing to write. A task alone in
+        its container (or ``settled``) gets the exact limits of the tasks running, except
+        that limits no higher than those of as many tasks like it as ran at once since
+        ends last settled (two at least) stay until ends settle: a burst going between
+        one call and more would lower and raise them at each call. A small task after
+        bigger ones gets its own at once."""
         container = executor.container
         if container is not None and container.handle is not None and container.running:
             assert container.isolator is not None
             handle = container.handle
-            wanted = handle.limits.raised_to(self.limits(executor))
+            live = [t for t in executor.tasks() if not t.state.terminal]
+            wanted = handle.limits.raised_to(self.limits(executor, live))
             cid = executor.container_id
-            if not settled and sum(not t.state.terminal for t in executor.tasks()) > 1:
+            most = self._most.get(cid, 2)
+            if len(live) > most:  # (two or fewer: nothing kept, nothing to forget)
+                self._most[cid] = most = len(live)
+            if not settled and len(live) > 1:
                 # lowered when ends settle; until then, straight back to the peak they
                 # had since the last settling (a burst rises again after a task alone)
                 wanted = _at_least(_at_least(wanted, handle.limits),
                                    self._peaks.get(cid, wanted))
+            elif not settled and live and wanted != handle.limits and self._as_if_copies(
+                    executor, live, handle.limits, most):
+                # a task alone keeps what as many like it as ran since the last settling
+                # would have: a burst going between one call and more writes nothing
+                wanted = _at_least(wanted, handle.limits)
             if wanted != handle.limits:
                 peak = self._peaks.get(cid)
                 self._peaks[cid] = wanted if peak is None else _at_least(peak, wanted)
                 container.isolator.update(handle, wanted)
+
+    def _as_if_copies(self, executor: Executor, live: list[Task], applied: Limits,
+                      copies: int) -> bool:
+        """Whether ``applied`` CPU limits are no higher than those of ``copies`` tasks
+        like the one of ``live``."""
+        copied = self.limits(executor, live * copies)
+        if applied.cpus > copied.cpus + _EPSILON:
+            return False
+        if copied.cpus_cap is None or applied.cpus_cap is None:
+            return copied.cpus_cap is None
+        return applied.cpus_cap <= copied.cpus_cap + _EPSILON
 
     def task_ended(self, executor: Executor | None) -> None:
         """A task of a multi-task executor ended: its share of the CPU cap goes (memory
@@ -385,6 +415,7 @@ class Containerizer:
         def settle() -> None:
             self._settling.discard(executor.container_id)
             self._peaks.pop(executor.container_id, None)
+            self._most.pop(executor.container_id, None)
             with contextlib.suppress(UpdateFailed):  # lowering them: logged, kept higher
                 self.update(executor, settled=True)
 

@@ -52,6 +52,7 @@ Principal = tuple[str, str] | None  # (framework_id, executor_id) a token speaks
 LAZY = frozenset({ExecutorEventType.ACKNOWLEDGED, ExecutorEventType.HEARTBEAT})
 LAZY_DELAY = 0.002
 _GONE = (StreamClosedError, RuntimeError, ConnectionError)
+_BLANK = b" \t\n\r\x0b\x0c"  # what bytes.lstrip() strips
 
 
 class AgentSide(Protocol):
@@ -154,7 +155,10 @@ def parse_calls(body: bytes) -> ExecutorCall | list[ExecutorCall]:
 
     Mesos has no batches; the agent announces them with the ``Mesonb-Batch: 1`` header of
     its SUBSCRIBE answer and only mesonb's executor driver sends them."""
-    if body.lstrip()[:1] != b"[":
+    first = body[:1]
+    if first in _BLANK:  # (b"" too) only then copy the body to find its first character
+        first = body.lstrip()[:1]
+    if first != b"[":
         return ExecutorCall.parse(body)
     items = loads(body, "Failed to parse body into executor Calls")
     if not items:

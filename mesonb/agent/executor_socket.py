@@ -160,7 +160,9 @@ class _Connection(asyncio.Protocol):
         method, headers, body = request.method, request.headers, request.body
         close = not request.keep_alive
         try:
-            path = "/" + "/".join(p for p in request.target.split("?", 1)[0].split("/") if p)
+            target = request.target
+            path = target if target == EXECUTOR_PATH else (
+                "/" + "/".join(p for p in target.split("?", 1)[0].split("/") if p))
             if path != EXECUTOR_PATH:
                 raise ProtocolError(f"No endpoint at {path}", 404)
             if method != "POST":

@@ -24,7 +24,7 @@ from mesonb.security import tokens
 
 from . import container_fsm as fsm
 from . import containerizer, launcher, paths, task_fsm
-from .book import MAX_COMPLETED_TASKS, AgentBook, Executor, ExecutorState, Framework
+from .book import AgentBook, Executor, ExecutorState, Framework
 from .executor_io import ExecutorIO
 from .host import Host
 from .tasks import Tasks
@@ -153,8 +153,7 @@ class Lifecycle:
         framework.unindex_task(executor, task_id)
         if task is not None:
             task_fsm.acknowledged(task)
-            executor.completed.append(task)
-            del executor.completed[:-MAX_COMPLETED_TASKS]
+            executor.completed.append(task)  # the oldest drops past MAX_COMPLETED_TASKS
         self.maybe_complete(executor)
 
     def maybe_complete(self, executor: Executor) -> None:

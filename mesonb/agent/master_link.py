@@ -243,11 +243,14 @@ class MasterLink:
             conn.deliver_to(self._take)  # type: ignore[attr-defined]
             await conn.wait_closed()  # type: ignore[attr-defined]
             return
-        while True:
-            message = await conn.read_message()
-            if message is None:
-                return
-            self._take(message)
+        inbox = getattr(conn, "mesonb_inbox", None)
+        if inbox is None:  # a connection made elsewhere: read it message by message
+            while True:
+                message = await conn.read_message()
+                if message is None:
+                    return
+                self._take(message)
+        await inbox.deliver_to(self._take)
 
     def _take(self, message: str | bytes | list[Any]) -> None:
         try:
@@ -318,8 +321,10 @@ class MasterLink:
                 request_timeout=self.connect_timeout,
                 ssl_options=tls.client_context() if tls.wants_tls(url) else None,
             )
+            inbox = _Inbox()
             try:
-                conn = await websocket_connect(request, max_message_size=64 * 1024 * 1024)
+                conn = await websocket_connect(request, max_message_size=64 * 1024 * 1024,
+                                               on_message_callback=inbox)
             except HTTPClientError as exc:
                 location = exc.response.headers.get("Location") if exc.response else None
                 if exc.code in (301, 302, 303, 307, 308) and location:
@@ -328,6 +333,7 @@ class MasterLink:
                     continue
                 raise
             self.master_address = urlsplit(url).netloc
+            conn.mesonb_inbox = inbox  # type: ignore[attr-defined]
             return conn
         raise ConnectionError(f"too many redirects from {self.master}")
 
@@ -337,6 +343,34 @@ class MasterLink:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
         self._wake.clear()
+
+
+class _Inbox:
+    """The master's messages on one connection, taken as tornado reads each frame (its
+    ``on_message_callback``: no queue, future and task wake-up per message); those
+    before :meth:`deliver_to` wait for it. None from tornado: the connection closed."""
+
+    def __init__(self) -> None:
+        self._take: Callable[[str | bytes], None] | None = None
+        self._early: list[str | bytes] = []
+        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def __call__(self, message: str | bytes | None) -> None:
+        if message is None:
+            if not self._closed.done():
+                self._closed.set_result(None)
+        elif self._take is not None:
+            self._take(message)
+        else:
+            self._early.append(message)
+
+    async def deliver_to(self, take: Callable[[str | bytes], None]) -> None:
+        """Hand every message to ``take``, in order, until the connection closes."""
+        early, self._early = self._early, []
+        for message in early:
+            take(message)
+        self._take = take
+        await self._closed
 
 
 def _in_process(conn: object) -> bool:

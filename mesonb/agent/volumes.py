@@ -132,6 +132,8 @@ class AgentVolumes:
     def mount(self, sandbox: Path, resources: Any) -> None:
         """Put each volume in ``resources`` into ``sandbox`` at its container_path: a bind
         mount (read-only for RO) as root, else a symbolic link."""
+        if not self.checkpointed.volumes:
+            return  # none to mount (the common case: no parse)
         try:
             wanted = split(resources or [], "task.resources")[1].volumes
         except BadRequest:

@@ -53,6 +53,27 @@ def test_shell_task_updates_are_retried_until_acknowledged(tmp_path: Path) -> No
     run(body, tmp_path)
 
 
+def test_updates_behind_an_acknowledged_one_are_still_retried(tmp_path: Path) -> None:
+    """Acknowledging one task's update moves the earliest retry later (the agent's timer,
+    set for the earlier one, fires and is set again): the other task's update and the
+    next of the acknowledged task are re-sent all the same."""
+    async def body(h: AgentHarness) -> None:
+        m = h.master
+        first, second = new_id("a"), new_id("b")
+        m.run_task(command_task(first, "sleep 30"))
+        m.run_task(command_task(second, "sleep 30"))
+        await m.update(first, TaskState.TASK_STARTING)  # acknowledged
+        await m.until(lambda: sum(u.status.state is TaskState.TASK_STARTING
+                                  for u in m.updates(second)) >= 3)
+        await m.until(lambda: sum(u.status.state is TaskState.TASK_RUNNING
+                                  for u in m.updates(first)) >= 2)
+        for task_id in (first, second):
+            m.kill(task_id)
+            await m.terminal(task_id)
+
+    run(body, tmp_path)
+
+
 def _sandbox(h: AgentHarness, task_id: str) -> Path:
     """The run directory of the command executor of ``task_id`` (via runs/latest)."""
     base = (tmp_path_of(h) / "slaves" / "agent-1" / "frameworks" / "fw-1" / "executors"

@@ -83,3 +83,17 @@ def test_cgroups_v2_takes_a_left_cgroup_back_with_its_limits(tmp_path):
     handle = backend.adopt("c1", 0)
     assert handle.limits.mem_mb == 96 and handle.limits.cpus_cap == 0.5
     assert backend.adopt("c2", 0) is None
+
+
+def test_raised_to_is_the_other_limits_with_memory_that_never_drops():
+    cases = [(Limits(1.0, 1.1, 64.0), Limits(0.5, 0.6, 64.0)),  # the same memory
+             (Limits(1.0, 1.1, 128.0), Limits(0.5, 0.6, 64.0)),  # memory kept
+             (Limits(1.0, 1.1, 64.0), Limits(0.5, None, 96.0)),  # raised
+             (Limits(1.0, 1.1, None), Limits(0.5, 0.6, 64.0)),  # no limit stays none
+             (Limits(1.0, 1.1, 64.0), Limits(0.5, 0.6, None, 10.0, 5, 1))]
+    for applied, wanted in cases:
+        mem = None if applied.mem_mb is None or wanted.mem_mb is None else max(
+            applied.mem_mb, wanted.mem_mb)
+        assert applied.raised_to(wanted) == Limits(wanted.cpus, wanted.cpus_cap, mem,
+                                                   wanted.disk_mb, wanted.pids, wanted.gpus)
+

@@ -4,6 +4,7 @@ not ready (a local tornado server), and the agent's safety check."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 import tornado.web
@@ -20,7 +21,12 @@ from mesonb.agent.master_link import (
 )
 from mesonb.agent.paths import is_safe_id
 from mesonb.config import AgentConfig
-from mesonb.protocol.agent import AGENT_PATH
+from mesonb.protocol.agent import (
+    AGENT_PATH,
+    AgentCall,
+    AgentCallType,
+    MasterCommand,
+)
 
 
 def test_backoff_doubles_from_the_factor_to_the_cap_and_resets() -> None:
@@ -145,6 +151,43 @@ async def test_a_503_from_a_master_zookeeper_does_not_name_keeps_the_back_off():
     finally:
         await link.stop()
         master.server.stop()
+
+
+async def test_the_masters_messages_are_taken_in_order_until_it_closes() -> None:
+    """Frames the master sends at once, before the link reads (its registration is not
+    even sent yet), then more: each command in order, and the close ends the read."""
+    sent = [json.dumps({"type": "ERROR", "error": {"message": f"m{i}"}}) for i in range(5)]
+
+    class AgentSocket(tornado.websocket.WebSocketHandler):
+        def open(self, *args, **kwargs):
+            for text in sent[:3]:
+                self.write_message(text)
+
+        async def on_message(self, message):  # the agent's PONG: the rest, then close
+            for text in sent[3:]:
+                await self.write_message(text)
+            self.close()
+
+    server = tornado.web.Application([(AGENT_PATH, AgentSocket)]).listen(0, "127.0.0.1")
+    port = next(iter(server._sockets.values())).getsockname()[1]
+    got: list[str] = []
+    closed = asyncio.Event()
+    link: MasterLink
+
+    def on_command(command: MasterCommand) -> None:
+        got.append(command.error.message if command.error else "")
+        if len(got) == 3:
+            link.send(AgentCall(type=AgentCallType.PONG))
+
+    link = MasterLink(f"127.0.0.1:{port}", on_open=lambda: None, on_command=on_command,
+                      on_close=closed.set, backoff=Backoff(30.0, 60.0))
+    link.start()
+    try:
+        await asyncio.wait_for(closed.wait(), 10)
+        assert got == [f"m{i}" for i in range(5)]
+    finally:
+        await link.stop()
+        server.stop()
 
 
 def test_leader_spread_and_retry_are_short() -> None:

@@ -78,9 +78,14 @@ def own_cgroups(path: str = "/proc/self/cgroup") -> dict[str, str]:
     return out
 
 
-def _write(path: Path, value: str) -> None:
-    with open(path, "w") as f:
-        f.write(value)
+def _write(path: Path | str, value: str) -> None:
+    """Write ``value`` to a cgroup file: one open, write and close (no Python file object:
+    the agent writes limits on its loop)."""
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
 
 
 def _read(path: Path | str, default: str = "") -> str:
@@ -191,20 +196,13 @@ class CgroupsV1(Isolator):
         differ from those applied, ``handle.limits``: a burst of calls changes the CPU
         share and cap, and each write is a syscall on the agent's loop)."""
         dirs = self._dirs(handle)
-        cpu = dirs["cpu"]
         old = handle.limits
         if first or limits.cpu_shares != old.cpu_shares:
-            _write(cpu / "cpu.shares", str(limits.cpu_shares))
+            _write(self._file(handle, "cpu", "cpu.shares"), str(limits.cpu_shares))
         quota = limits.cfs_quota_us
         if first or quota != old.cfs_quota_us:
-            _write(cpu / "cpu.cfs_period_us", str(CFS_PERIOD_US))
-            if quota is None or quota < int(_read(cpu / "cpu.cfs_quota_us", "-1") or -1):
-                with contextlib.suppress(OSError):  # burst <= quota: lower it first
-                    _write(cpu / "cpu.cfs_burst_us", "0")
-            _write(cpu / "cpu.cfs_quota_us", str(quota if quota is not None else -1))
-            if quota is not None:  # a short burst (a start-up) may use a period's unused quota
-                with contextlib.suppress(OSError):
-                    _write(cpu / "cpu.cfs_burst_us", str(quota))
+            self._set_quota(handle, quota, old.cfs_quota_us,
+                            first=first or old.cfs_quota_us is None)
         memory = dirs["memory"]
         wanted = limits.mem_bytes
         if wanted is None:
@@ -217,6 +215,39 @@ class CgroupsV1(Isolator):
         if "pids" in dirs and limits.pids is not None and (first or limits.pids != old.pids):
             _write(dirs["pids"] / "pids.max", str(limits.pids))
         handle.limits = limits
+
+    def _file(self, handle: Handle, controller: str, name: str) -> str:
+        """The path of one of the container's cgroup files, joined once per container."""
+        files: dict[str, str] = handle.extra.setdefault("files", {})
+        path = files.get(name)
+        if path is None:
+            path = files[name] = str(self._dirs(handle)[controller] / name)
+        return path
+
+    def _set_quota(self, handle: Handle, quota: int | None, old: int | None = None,
+                   first: bool = False) -> None:
+        """The CFS quota (None: no cap) and its burst: a short burst (a start-up) may use
+        a period's unused quota, the kernel wanting burst <= quota at each step.
+        ``first`` (a new cgroup, an adopted one, or one that had no cap): the period
+        too, and the quota in place read back. Else ``old`` is the quota applied, and a
+        change costs two writes: the burst first when the quota goes down (the new burst
+        fits under the old quota), last when it goes up."""
+        burst = self._file(handle, "cpu", "cpu.cfs_burst_us")
+        quota_file = self._file(handle, "cpu", "cpu.cfs_quota_us")
+        if first:
+            _write(self._file(handle, "cpu", "cpu.cfs_period_us"), str(CFS_PERIOD_US))
+            old = int(_read(quota_file, "-1") or -1)
+        if quota is None or (old is not None and old >= 0 and quota < old):
+            with contextlib.suppress(OSError):
+                _write(burst, "0" if quota is None or first else str(quota))
+            _write(quota_file, str(quota if quota is not None else -1))
+            if first and quota is not None:
+                with contextlib.suppress(OSError):
+                    _write(burst, str(quota))
+            return
+        _write(quota_file, str(quota))
+        with contextlib.suppress(OSError):
+            _write(burst, str(quota))
 
     def adopt(self, container_id: str, pid: int) -> Handle | None:
         dirs = {c: base / container_id for c, base in self.bases.items()

@@ -67,6 +67,8 @@ class Limits:
             mem = max(mem, self.mem_mb)
         elif self.mem_mb is None:
             mem = None
+        if mem == other.mem_mb:
+            return other
         return Limits(other.cpus, other.cpus_cap, mem, other.disk_mb, other.pids, other.gpus)
 
 
@@ -117,17 +119,19 @@ def container_limits(
     cap: float | None = cpus + overhead_cpus
     mem_cap: float | None = mem + overhead_mem
     for resources, task_limits in tasks:
-        cpus += resources.get("cpus")
-        mem += resources.get("mem")
-        disk += resources.get("disk")
-        gpus += resources.get("gpus")
-        cpu_limit = _limit_value(task_limits, "cpus")
-        mem_limit = _limit_value(task_limits, "mem")
-        share = max(resources.get("cpus"), cpu_limit) if cpu_limit is not None else (
-            resources.get("cpus"))
+        scalars = resources.scalars  # what Resources.get reads, once per task
+        share = scalars.get("cpus", 0.0)
+        grant = scalars.get("mem", 0.0)
+        cpus += share
+        mem += grant
+        disk += scalars.get("disk", 0.0)
+        gpus += scalars.get("gpus", 0.0)
+        if task_limits is not None:
+            cpu_limit = _limit_value(task_limits, "cpus")
+            mem_limit = _limit_value(task_limits, "mem")
+            share = max(share, cpu_limit) if cpu_limit is not None else share
+            grant = max(grant, mem_limit) if mem_limit is not None else grant
         cap = None if cap is None or math.isinf(share) else cap + share
-        grant = max(resources.get("mem"), mem_limit) if mem_limit is not None else (
-            resources.get("mem"))
         mem_cap = None if mem_cap is None or math.isinf(grant) else mem_cap + grant
     return Limits(
         cpus=cpus,
