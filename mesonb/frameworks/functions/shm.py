@@ -16,6 +16,20 @@ Lifetimes: an argument's file is removed when its call ends; a result's when its
 is collected (a dependent call may still read it) or the cluster closes. A mapped file
 that is removed stays readable by whoever mapped it.
 
+Reuse (:class:`Shm.remove`, :func:`dump`): filling fresh shared-memory pages costs about
+three times what writing into pages already there does (the kernel allocates and
+clears 25,600 pages per 100 MB; a write into a reused file is one copy). So a removed
+file that nobody maps any more goes to the client's pool, the directory ``<dir>.pool``
+(at most :data:`POOL_BYTES` in all), under a new name, and the next large value -- the
+client's argument or a worker's result -- is written into one of its files instead of a
+new one. Whoever maps a file holds a shared ``flock`` on it for as long as the mapping
+lives (the value's arrays); a file still locked so is never pooled, only unlinked, so a
+reused file never changes under a live value, and a path is never reused, so a late
+reader of a removed value finds it gone rather than another value's bytes. Only files
+whose pages the client made are pooled: a worker's fresh result file (named ``w-...``;
+its pages are charged to the worker's container) is unlinked, and the client makes a
+pool file of its size in the background instead, for the next result.
+
 A client killed with ``kill -9`` never closes: its directory, ``mesonb-<pid>-<id>``, is
 held locked (``flock`` on the directory) for the client's life, and the kernel drops the
 lock with the process. :func:`sweep` (run when a client makes its directory and when a
@@ -37,7 +51,9 @@ import os
 import pickle
 import re
 import shutil
+import threading
 import uuid
+import weakref
 from typing import Any
 
 import cloudpickle
@@ -46,7 +62,10 @@ SHM_MIN = 1 << 20  # out-of-band bytes from which a value goes through shared me
 SHM_ROOT = "/dev/shm"
 WRITERS = 4  # threads that write one large value's bytes at once (at most the cores)
 PARALLEL_SLICE = 16 << 20  # bytes each of them writes at least
-_DIR_NAME = re.compile(r"mesonb-(\d+)-[0-9a-f]{12}(\.new)?")
+POOL_BYTES = 1 << 30  # what a client's pool of written-once files may hold
+_DIR_NAME = re.compile(r"mesonb-(\d+)-[0-9a-f]{12}(\.new|\.pool)?")
+_BLOCK_NAME = re.compile(r"[0-9a-f]{32}")  # a pool file ready to be taken
+WORKER_PREFIX = "w-"  # a file whose pages a worker made: never pooled
 _held: dict[str, int] = {}  # this process's directories -> the fd holding their lock
 log = logging.getLogger(__name__)
 
@@ -59,12 +78,23 @@ class Shm:
     sizes: list[int]
 
     def load(self, inband: bytes) -> Any:
-        """The value: ``inband`` unpickled with this file's buffers (mapped, not read)."""
+        """The value: ``inband`` unpickled with this file's buffers (mapped, not read:
+        its arrays are views of the file, copy-on-write). The file is held (a shared
+        ``flock``) while they live, so it is not reused under them (see the module
+        docstring); FileNotFoundError when the value was removed."""
         total = sum(self.sizes)
         if not total:
             return pickle.loads(inband, buffers=[b"" for _ in self.sizes])
-        with open(self.path, "rb") as f:
-            mapped = mmap.mmap(f.fileno(), total, access=mmap.ACCESS_COPY)
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            if os.stat(self.path).st_ino != os.fstat(fd).st_ino:  # removed meanwhile
+                raise FileNotFoundError(2, "shared-memory value removed", self.path)
+            mapped = mmap.mmap(fd, total, access=mmap.ACCESS_COPY)
+        except BaseException:
+            os.close(fd)
+            raise
+        weakref.finalize(mapped, os.close, fd)  # the lock goes with the last array
         view = memoryview(mapped)
         buffers, offset = [], 0
         for size in self.sizes:
@@ -73,8 +103,10 @@ class Shm:
         return pickle.loads(inband, buffers=buffers)
 
     def remove(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        """The value is no longer needed here (its call ended, its future went): the
+        file leaves its path, for the client's pool when nobody maps it any more and
+        the client made its pages, else for good."""
+        release(self.path)
 
 
 def _write_all(fd: int, views: list[memoryview]) -> None:
@@ -86,9 +118,11 @@ def _write_all(fd: int, views: list[memoryview]) -> None:
     total = sum(v.nbytes for v in views)
     writers = min(WRITERS, os.cpu_count() or 1, total // PARALLEL_SLICE)
     if writers < 2:
+        at = 0
         for view in views:
             while view:
-                view = view[os.write(fd, view):]
+                written = os.pwrite(fd, view, at)
+                view, at = view[written:], at + written
         return
     os.ftruncate(fd, total)
     slices, offset = [], 0  # (view, offset in the file), each at most total / writers
@@ -124,8 +158,10 @@ def client_dir() -> str | None:
 
 
 def remove_dir(path: str) -> None:
-    """Remove this client's directory (the cluster closes) and release its lock."""
+    """Remove this client's directory and its pool (the cluster closes) and release its
+    lock."""
     shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(path + ".pool", ignore_errors=True)
     fd = _held.pop(path, None)
     if fd is not None:
         os.close(fd)
@@ -143,7 +179,12 @@ def _pid_alive(pid: int) -> bool:
 
 def _abandoned(path: str, pid: int, locked: bool) -> bool:
     """No live process owns the directory: its lock is free (a ``.new`` one, never
-    locked for good: its pid is gone)."""
+    locked for good: its pid is gone; a ``.pool`` one: its client's directory is gone or
+    abandoned)."""
+    if path.endswith(".pool"):
+        owner = path[:-len(".pool")]
+        return owner not in _held and (not os.path.isdir(owner)
+                                       or _abandoned(owner, pid, locked=True))
     if not locked:
         return not _pid_alive(pid)
     try:
@@ -172,7 +213,7 @@ def sweep(root: str | None = None) -> list[str]:
         match = _DIR_NAME.fullmatch(entry.name)
         if match is None or entry.path in _held or not entry.is_dir(follow_symlinks=False):
             continue
-        if _abandoned(entry.path, int(match.group(1)), locked=match.group(2) is None):
+        if _abandoned(entry.path, int(match.group(1)), locked=match.group(2) != ".new"):
             shutil.rmtree(entry.path, ignore_errors=True)
             log.info("removed %s, left in shared memory by a dead client", entry.path)
             removed.append(entry.path)
@@ -196,11 +237,15 @@ def dump(value: Any, directory: str | None) -> tuple[bytes, Shm | None]:
             return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
     if sum(r.nbytes for r in raws) < SHM_MIN:
         return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
-    path = os.path.join(directory, uuid.uuid4().hex)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError:  # gone, or not ours to write: in band after all
-        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
+    total = sum(r.nbytes for r in raws)
+    path, fd = _claim(directory, total)
+    if fd is None:
+        path = os.path.join(directory, ("" if directory in _held else WORKER_PREFIX)
+                            + uuid.uuid4().hex)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError:  # gone, or not ours to write: in band after all
+            return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
     try:
         _write_all(fd, [raw.cast("B") for raw in raws])
     except OSError:  # /dev/shm full: in band after all
@@ -213,3 +258,115 @@ def dump(value: Any, directory: str | None) -> tuple[bytes, Shm | None]:
         raise
     os.close(fd)
     return inband, Shm(path, [r.nbytes for r in raws])
+
+
+# -- the pool of written-once files (see the module docstring) -------------------------
+def _claim(directory: str, total: int) -> tuple[str, int | None]:
+    """A pool file of ``directory``'s client taken for a value of ``total`` bytes, at a new
+    path in ``directory`` and cut to ``total``: ``(path, fd)``; ``("", None)`` when none
+    fits. The smallest that holds ``total``; else, for the client only, the largest,
+    grown (a worker makes no pages in a pooled file: they would be charged to it)."""
+    try:
+        entries = [(e.stat().st_size, e.path) for e in os.scandir(directory + ".pool")
+                   if _BLOCK_NAME.fullmatch(e.name)]
+    except OSError:  # no pool yet, or a file taken meanwhile
+        return "", None
+    fitting = sorted(e for e in entries if e[0] >= total)
+    if not fitting and directory in _held:
+        fitting = sorted(entries, reverse=True)
+    for size, free in fitting:
+        path = os.path.join(directory, uuid.uuid4().hex)
+        try:
+            os.rename(free, path)  # atomic: one taker wins
+        except FileNotFoundError:
+            continue
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            return "", None
+        if size != total:
+            os.ftruncate(fd, total)  # bytes past the value's end go: nothing old is read
+        return path, fd
+    return "", None
+
+
+def release(path: str) -> None:
+    """``path`` leaves (see :meth:`Shm.remove`): renamed into the pool when the client
+    made its pages, the pool has room and nobody maps it (no shared ``flock``); else
+    unlinked, and for a worker's file, a pool file of its size made in the background."""
+    directory, name = os.path.split(path)
+    pool = directory + ".pool"
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return
+    if name.startswith(WORKER_PREFIX) or _pooled_bytes(pool) + size > POOL_BYTES:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        if name.startswith(WORKER_PREFIX) and directory in _held:
+            _refill(pool, size)
+        return
+    free = os.path.join(pool, uuid.uuid4().hex)
+    try:
+        os.rename(path, free)  # no new reader finds it (a late one sees it gone)
+    except FileNotFoundError:
+        if not os.path.isdir(directory) or os.path.isdir(pool):
+            return  # removed already, or its client's directory went
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(pool, 0o700)
+        try:
+            os.rename(path, free)
+        except FileNotFoundError:
+            return
+    try:
+        fd = os.open(free, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a reader maps it: not reused
+    except OSError:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(free)
+    finally:
+        os.close(fd)
+
+
+def _pooled_bytes(pool: str) -> int:
+    try:
+        return sum(e.stat().st_size for e in os.scandir(pool))
+    except OSError:
+        return 0
+
+
+_refills = threading.Lock()  # one pool file made at a time
+
+
+def _refill(pool: str, size: int) -> None:
+    """Make a pool file of ``size`` bytes, its pages allocated by this process, on a
+    thread of its own (a worker writes its next result of that size into it)."""
+
+    def make() -> None:
+        with _refills:
+            if _pooled_bytes(pool) + size > POOL_BYTES or not os.path.isdir(pool[:-5]):
+                return
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(pool, 0o700)
+            making = os.path.join(pool, f"new-{uuid.uuid4().hex}")
+            try:
+                fd = os.open(making, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                             0o600)
+            except OSError:
+                return
+            try:
+                os.posix_fallocate(fd, 0, size)
+                os.rename(making, os.path.join(pool, uuid.uuid4().hex))
+            except OSError as exc:  # /dev/shm full, or the pool went with its client
+                log.debug("no pool file of %d bytes in %s: %s", size, pool, exc)
+                with contextlib.suppress(OSError):
+                    os.unlink(making)
+            finally:
+                os.close(fd)
+
+    threading.Thread(target=make, name="mesonb-shm-refill", daemon=True).start()

@@ -1,0 +1,56 @@
+"""Large values through the client's pool of reused shared-memory files, with real
+workers: every call reads and returns its own bytes, and a value still held keeps them
+while later calls reuse the pool."""
+
+from __future__ import annotations
+
+import gc
+import os
+
+import pytest
+from client_support import wait_for
+
+from mesonb import Cluster
+
+np = pytest.importorskip("numpy")
+pytestmark = pytest.mark.slow
+N = 1_000_000  # 8 MB of float64
+
+
+def full(n, fill):
+    import numpy
+
+    return numpy.full(n, fill)
+
+
+def stats(a):
+    return float(a.min()), float(a.max()), a.size
+
+
+def pool_files(shm_dir):
+    try:
+        return [n for n in os.listdir(shm_dir + ".pool") if not n.startswith("new-")]
+    except FileNotFoundError:
+        return []
+
+
+def test_calls_reusing_pooled_files_read_and_return_their_own_values():
+    with Cluster.local(warm=False) as cluster:
+        shm_dir = cluster._shm_dir
+        assert shm_dir is not None
+        kept = cluster.submit(full, N, -1.0).result(60)  # held all along
+        for i in range(4):
+            arg = np.full(N, float(i))
+            assert cluster.submit(stats, arg).result(60) == (float(i), float(i), N)
+            out = cluster.submit(full, N, float(i) + 0.5)
+            value = out.result(60)
+            assert out._ref.shm is not None  # through shared memory
+            assert value.min() == value.max() == float(i) + 0.5 and value.size == N
+            del out, value
+            gc.collect()
+            # what a call left goes to the pool (or, a worker's, makes a pool file)
+            wait_for(lambda: pool_files(shm_dir), "a file in the pool")
+        assert kept.min() == kept.max() == -1.0  # never reused under the held value
+        half = np.arange(N // 2, dtype=np.float64)  # smaller than the pooled files
+        assert cluster.submit(stats, half).result(60) == (0.0, float(N // 2 - 1), N // 2)
+    assert not os.path.exists(shm_dir) and not os.path.exists(shm_dir + ".pool")
