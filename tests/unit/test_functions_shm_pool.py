@@ -185,3 +185,19 @@ def test_a_killed_clients_pool_is_swept_with_its_directory(tmp_path, monkeypatch
             proc.stdout.close()
     assert sorted(shm.sweep(str(tmp_path))) == [directory, directory + ".pool"]
     assert os.listdir(tmp_path) == []
+
+
+def test_parallel_writers_into_a_reused_file_write_the_value(directory, monkeypatch):
+    """The threaded writer (off by default: tmpfs takes one write at a time) writes each
+    slice where it belongs, into a fresh file and a reused one alike."""
+    monkeypatch.setattr(shm, "WRITERS", 2)
+    monkeypatch.setattr(shm, "PARALLEL_SLICE", MB)
+    for fill in (1, 2):
+        value = {"a": np.arange(3 * MB // 8) * fill, "b": np.full(MB + 3, fill, np.int8)}
+        inband, stored = shm.dump(value, directory)
+        assert stored is not None and os.path.getsize(stored.path) == 4 * MB + 3
+        back = stored.load(inband)
+        assert all(np.array_equal(back[k], v) for k, v in value.items())
+        del back
+        stored.remove()
+    assert len(pooled(directory)) == 1

@@ -60,7 +60,10 @@ import cloudpickle
 
 SHM_MIN = 1 << 20  # out-of-band bytes from which a value goes through shared memory
 SHM_ROOT = "/dev/shm"
-WRITERS = 4  # threads that write one large value's bytes at once (at most the cores)
+# Threads that write one large value's bytes at once (at most the cores). One: Linux's
+# tmpfs takes one write into a file at a time (the inode's lock), so on 2 cores two
+# writers took as long as one into fresh pages and ~20% longer into reused ones.
+WRITERS = 1
 PARALLEL_SLICE = 16 << 20  # bytes each of them writes at least
 POOL_BYTES = 1 << 30  # what a client's pool of written-once files may hold
 _DIR_NAME = re.compile(r"mesonb-(\d+)-[0-9a-f]{12}(\.new|\.pool)?")
@@ -110,11 +113,10 @@ class Shm:
 
 
 def _write_all(fd: int, views: list[memoryview]) -> None:
-    """Write ``views`` one after another into the new file ``fd``; a large value's bytes
-    are written by up to :data:`WRITERS` threads at once, each its own slice (``pwrite``
-    releases the GIL: filling fresh shared-memory pages is most of a large value's cost,
-    and it then takes a fraction of the time on an idle machine, as Ray's object store
-    copies large objects with several threads)."""
+    """Write ``views`` one after another from the start of the file ``fd`` (new, or taken
+    from the pool and cut to their size); with :data:`WRITERS` above one, a large value's
+    bytes are written by that many threads at once, each its own slice (``pwrite``
+    releases the GIL), for a filesystem that takes parallel writes into one file."""
     total = sum(v.nbytes for v in views)
     writers = min(WRITERS, os.cpu_count() or 1, total // PARALLEL_SLICE)
     if writers < 2:
