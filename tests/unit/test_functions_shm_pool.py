@@ -201,3 +201,18 @@ def test_parallel_writers_into_a_reused_file_write_the_value(directory, monkeypa
         del back
         stored.remove()
     assert len(pooled(directory)) == 1
+
+
+def test_a_pool_file_left_unused_is_freed(directory, monkeypatch):
+    monkeypatch.setattr(shm, "POOL_IDLE", 0.2)
+    _, stored = shm.dump(np.ones(MB // 8 + 1), directory)
+    assert stored is not None
+    stored.remove()
+    assert len(pooled(directory)) == 1
+    wait_for(lambda: not pooled(directory), what="the idle pool file to be freed")
+    wait_for(lambda: directory + ".pool" not in shm._trimmers, what="the trimmer to stop")
+    _, again = shm.dump(np.ones(MB // 8 + 1), directory)  # pooled again: trimmed again
+    assert again is not None
+    again.remove()
+    assert len(pooled(directory)) == 1
+    wait_for(lambda: not pooled(directory), what="the idle pool file to be freed")

@@ -28,7 +28,9 @@ reused file never changes under a live value, and a path is never reused, so a l
 reader of a removed value finds it gone rather than another value's bytes. Only files
 whose pages the client made are pooled: a worker's fresh result file (named ``w-...``;
 its pages are charged to the worker's container) is unlinked, and the client makes a
-pool file of its size in the background instead, for the next result.
+pool file of its size in the background instead, for the next result. A pool file not
+reused within :data:`POOL_IDLE` seconds is freed: a dropped value's memory is kept only
+while calls come.
 
 A client killed with ``kill -9`` never closes: its directory, ``mesonb-<pid>-<id>``, is
 held locked (``flock`` on the directory) for the client's life, and the kernel drops the
@@ -52,6 +54,7 @@ import pickle
 import re
 import shutil
 import threading
+import time
 import uuid
 import weakref
 from typing import Any
@@ -66,6 +69,7 @@ SHM_ROOT = "/dev/shm"
 WRITERS = 1
 PARALLEL_SLICE = 16 << 20  # bytes each of them writes at least
 POOL_BYTES = 1 << 30  # what a client's pool of written-once files may hold
+POOL_IDLE = 10.0  # seconds a pool file waits to be reused before it is freed
 _DIR_NAME = re.compile(r"mesonb-(\d+)-[0-9a-f]{12}(\.new|\.pool)?")
 _BLOCK_NAME = re.compile(r"[0-9a-f]{32}")  # a pool file ready to be taken
 WORKER_PREFIX = "w-"  # a file whose pages a worker made: never pooled
@@ -331,8 +335,10 @@ def release(path: str) -> None:
     except OSError:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(free)
+        return
     finally:
         os.close(fd)
+    _trim_later(pool)
 
 
 def _pooled_bytes(pool: str) -> int:
@@ -364,6 +370,7 @@ def _refill(pool: str, size: int) -> None:
             try:
                 os.posix_fallocate(fd, 0, size)
                 os.rename(making, os.path.join(pool, uuid.uuid4().hex))
+                _trim_later(pool)
             except OSError as exc:  # /dev/shm full, or the pool went with its client
                 log.debug("no pool file of %d bytes in %s: %s", size, pool, exc)
                 with contextlib.suppress(OSError):
@@ -372,3 +379,46 @@ def _refill(pool: str, size: int) -> None:
                 os.close(fd)
 
     threading.Thread(target=make, name="mesonb-shm-refill", daemon=True).start()
+
+
+_trimmers: set[str] = set()  # pools a thread of this process frees idle files of
+_trimming = threading.Lock()
+
+
+def _trim_later(pool: str) -> None:
+    """Free the files of ``pool`` left unused for :data:`POOL_IDLE` seconds (one thread
+    per pool while it holds files)."""
+    with _trimming:
+        if pool in _trimmers:
+            return
+        _trimmers.add(pool)
+    threading.Thread(target=_trim, args=(pool,), name="mesonb-shm-trim", daemon=True).start()
+
+
+def _trim(pool: str) -> None:
+    while True:
+        time.sleep(POOL_IDLE / 2)
+        with _trimming:  # the last look and leaving are one step: a file pooled after
+            if not _trim_idle(pool):  # it starts another thread
+                _trimmers.discard(pool)
+                return
+
+
+def _trim_idle(pool: str) -> int:
+    """Unlink ``pool``'s files unused (not renamed) for :data:`POOL_IDLE` seconds; the
+    number of files left."""
+    try:
+        entries = list(os.scandir(pool))
+    except OSError:
+        return 0
+    now, left = time.time(), 0
+    for entry in entries:
+        try:
+            idle = now - entry.stat().st_ctime  # a rename sets it
+            if _BLOCK_NAME.fullmatch(entry.name) and idle >= POOL_IDLE:
+                os.unlink(entry.path)  # taken meanwhile: FileNotFoundError
+            else:
+                left += 1
+        except FileNotFoundError:
+            pass
+    return left
