@@ -68,15 +68,22 @@ def test_a_value_still_mapped_is_never_reused_under_it(directory):
     inband, stored = shm.dump(value, directory)
     assert stored is not None
     held = stored.load(inband)  # a live array backed by the file
+    inode = os.stat(stored.path).st_ino
     stored.remove()
-    assert pooled(directory) == []  # still mapped: unlinked, not pooled
+    assert not os.path.exists(stored.path) and os.listdir(directory) == []
+    assert pooled(directory) == []  # still mapped: not to be taken
     other = np.full(2 * MB // 8, -1, dtype=np.int64)
     _, next_one = shm.dump(other, directory)  # a new file, not the one under ``held``
-    assert next_one is not None
+    assert next_one is not None and os.stat(next_one.path).st_ino != inode
     assert np.array_equal(held, value)
     held[0] = 99  # copy-on-write, as before
-    assert held[0] == 99 and next_one is not None
-    next_one.remove()
+    assert held[0] == 99
+    del held  # its last array: now the file may be taken
+    [name] = pooled(directory)
+    assert os.stat(os.path.join(directory + ".pool", name)).st_ino == inode
+    inband3, reused = shm.dump(other, directory)
+    assert reused is not None and os.stat(reused.path).st_ino == inode
+    assert np.array_equal(reused.load(inband3), other)  # not a byte of ``value`` left
 
 
 def test_a_value_mapped_by_another_process_is_not_reused(directory, tmp_path):

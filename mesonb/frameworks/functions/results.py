@@ -240,16 +240,6 @@ def command_concluded(status: dict[str, Any]) -> bool:
             ("Command exited", "Command terminated")))
 
 
-def _remove_soon(loop: asyncio.AbstractEventLoop, shared: Any) -> None:
-    """Remove a result's shared-memory file once its future is gone, on the loop's next
-    turn: the future's value, dropped with it, has let go of the file by then, so the
-    file may be reused (:mod:`.shm`) rather than only unlinked."""
-    try:
-        loop.call_soon_threadsafe(shared.remove)
-    except RuntimeError:  # the loop is closed: so is the cluster and its directory
-        shared.remove()
-
-
 class Results:
     """Settles calls from their status updates (see the module docstring).
 
@@ -325,8 +315,7 @@ class Results:
                 if outcome.ok and outcome.shm is not None:  # buffers in shared memory
                     record.ref = Ref(data=outcome.value, shm=outcome.shm)
                     # the file goes with the future (a dependent call may still read it)
-                    weakref.finalize(record, _remove_soon, asyncio.get_running_loop(),
-                                     outcome.shm)
+                    weakref.finalize(record, outcome.shm.remove)
                     self.finish(job, outcome.shm.load(outcome.value or b""))
                     return
                 if outcome.ok:

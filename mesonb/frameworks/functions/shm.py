@@ -23,9 +23,10 @@ file that nobody maps any more goes to the client's pool, the directory ``<dir>.
 (at most :data:`POOL_BYTES` in all), under a new name, and the next large value -- the
 client's argument or a worker's result -- is written into one of its files instead of a
 new one. Whoever maps a file holds a shared ``flock`` on it for as long as the mapping
-lives (the value's arrays); a file still locked so is never pooled, only unlinked, so a
-reused file never changes under a live value, and a path is never reused, so a late
-reader of a removed value finds it gone rather than another value's bytes. Only files
+lives (the value's arrays); a file still locked so is never pooled, only unlinked (one
+the client itself maps, a future dropped before its value, waits for the value's last
+array), so a reused file never changes under a live value; and a path is never reused,
+so a late reader of a removed value finds it gone rather than another value's bytes. Only files
 whose pages the client made are pooled: a worker's fresh result file (named ``w-...``;
 its pages are charged to the worker's container) is unlinked, and the client makes a
 pool file of its size in the background instead, for the next result. A pool file not
@@ -101,7 +102,9 @@ class Shm:
         except BaseException:
             os.close(fd)
             raise
-        weakref.finalize(mapped, os.close, fd)  # the lock goes with the last array
+        with _mapping:
+            _mapped[self.path] = _mapped.get(self.path, 0) + 1
+        weakref.finalize(mapped, _unmapped, self.path, fd)  # with the last array
         view = memoryview(mapped)
         buffers, offset = [], 0
         for size in self.sizes:
@@ -298,23 +301,53 @@ def _claim(directory: str, total: int) -> tuple[str, int | None]:
     return "", None
 
 
+_mapped: dict[str, int] = {}  # paths this process maps -> how many times
+_to_pool: dict[str, str] = {}  # of those, removed ones -> their file, pooled once unmapped
+_to_refill: dict[str, tuple[str, int]] = {}  # removed workers' files -> (pool, size)
+_mapping = threading.Lock()
+
+
+def _unmapped(path: str, fd: int) -> None:
+    """The last array of one load of ``path`` went: its lock goes, and a file removed
+    meanwhile (a future dropped before its value) goes to the pool now."""
+    os.close(fd)
+    with _mapping:
+        _mapped[path] -= 1
+        if _mapped[path]:
+            return
+        del _mapped[path]
+        held, refill = _to_pool.pop(path, None), _to_refill.pop(path, None)
+    if held is not None:
+        _pool(held)
+    if refill is not None:
+        _refill(*refill)
+
+
 def release(path: str) -> None:
     """``path`` leaves (see :meth:`Shm.remove`): renamed into the pool when the client
     made its pages, the pool has room and nobody maps it (no shared ``flock``); else
-    unlinked, and for a worker's file, a pool file of its size made in the background."""
+    unlinked, and for a worker's file, a pool file of its size made in the background.
+    While this process maps it, it waits in the pool as ``held-...`` for its last array
+    to go (and a worker's file's refill waits too)."""
     directory, name = os.path.split(path)
     pool = directory + ".pool"
     try:
         size = os.stat(path).st_size
     except FileNotFoundError:
         return
+    with _mapping:
+        mapped_here = path in _mapped
     if name.startswith(WORKER_PREFIX) or _pooled_bytes(pool) + size > POOL_BYTES:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         if name.startswith(WORKER_PREFIX) and directory in _held:
+            with _mapping:
+                if path in _mapped:
+                    _to_refill[path] = (pool, size)
+                    return
             _refill(pool, size)
         return
-    free = os.path.join(pool, uuid.uuid4().hex)
+    free = os.path.join(pool, ("held-" if mapped_here else "") + uuid.uuid4().hex)
     try:
         os.rename(path, free)  # no new reader finds it (a late one sees it gone)
     except FileNotFoundError:
@@ -326,6 +359,16 @@ def release(path: str) -> None:
             os.rename(path, free)
         except FileNotFoundError:
             return
+    if mapped_here:
+        with _mapping:
+            if path in _mapped:
+                _to_pool[path] = free
+                return
+    _pool(free)
+
+
+def _pool(free: str) -> None:
+    """``free`` (in its pool) is ready to be taken when nobody maps it, else unlinked."""
     try:
         fd = os.open(free, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -338,6 +381,12 @@ def release(path: str) -> None:
         return
     finally:
         os.close(fd)
+    pool, name = os.path.split(free)
+    if name.startswith("held-"):
+        try:
+            os.rename(free, os.path.join(pool, uuid.uuid4().hex))
+        except FileNotFoundError:  # the pool went with its client
+            return
     _trim_later(pool)
 
 
