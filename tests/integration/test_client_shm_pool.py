@@ -54,3 +54,20 @@ def test_calls_reusing_pooled_files_read_and_return_their_own_values():
         half = np.arange(N // 2, dtype=np.float64)  # smaller than the pooled files
         assert cluster.submit(stats, half).result(60) == (0.0, float(N // 2 - 1), N // 2)
     assert not os.path.exists(shm_dir) and not os.path.exists(shm_dir + ".pool")
+
+
+def test_without_a_shared_host_large_arrays_go_through_the_blob_server():
+    """A client that shares no ``/dev/shm`` with the workers (a remote one) sends the
+    array through its blob server and gets the result from the agent, as before."""
+    with Cluster.local(warm=False) as cluster:
+        shm_dir, cluster._shm_dir = cluster._shm_dir, None  # as a remote client is
+        try:
+            arg = np.arange(N, dtype=np.float64)
+            assert cluster.submit(stats, arg).result(60) == (0.0, float(N - 1), N)
+            out = cluster.submit(full, N, 2.5)
+            value = out.result(60)
+            assert out._ref.shm is None and out._ref.url is not None  # from the agent
+            assert value.min() == value.max() == 2.5 and value.size == N
+        finally:
+            cluster._shm_dir = shm_dir
+        assert shm_dir is not None and os.listdir(shm_dir) == [] and not pool_files(shm_dir)
