@@ -275,10 +275,13 @@ def _claim(directory: str, total: int) -> tuple[str, int | None]:
     path in ``directory`` and cut to ``total``: ``(path, fd)``; ``("", None)`` when none
     fits. The smallest that holds ``total``; else, for the client only, the largest,
     grown (a worker makes no pages in a pooled file: they would be charged to it)."""
+    entries = []
     try:
-        entries = [(e.stat().st_size, e.path) for e in os.scandir(directory + ".pool")
-                   if _BLOCK_NAME.fullmatch(e.name)]
-    except OSError:  # no pool yet, or a file taken meanwhile
+        for entry in os.scandir(directory + ".pool"):
+            if _BLOCK_NAME.fullmatch(entry.name):
+                with contextlib.suppress(FileNotFoundError):  # taken meanwhile
+                    entries.append((entry.stat().st_size, entry.path))
+    except OSError:  # no pool yet, or not ours to read
         return "", None
     fitting = sorted(e for e in entries if e[0] >= total)
     if not fitting and directory in _held:
@@ -289,14 +292,20 @@ def _claim(directory: str, total: int) -> tuple[str, int | None]:
             os.rename(free, path)  # atomic: one taker wins
         except FileNotFoundError:
             continue
+        except OSError:  # not ours to take
+            return "", None
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                if size != total:  # bytes past the value's end go: nothing old is read
+                    os.ftruncate(fd, total)
+            except OSError:
+                os.close(fd)
+                raise
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(path)
             return "", None
-        if size != total:
-            os.ftruncate(fd, total)  # bytes past the value's end go: nothing old is read
         return path, fd
     return "", None
 
