@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from mesonb.frameworks.functions import shm
+from mesonb.frameworks.functions import shm, shm_pool
 from mesonb.testing.processes import wait_for
 
 np = pytest.importorskip("numpy")
@@ -33,7 +33,7 @@ def pooled(directory: str) -> list[str]:
         names = os.listdir(directory + ".pool")
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if shm._BLOCK_NAME.fullmatch(n))
+    return sorted(n for n in names if shm_pool.BLOCK_NAME.fullmatch(n))
 
 
 def test_a_removed_value_nobody_maps_is_reused_and_shows_only_the_new_value(directory):
@@ -125,7 +125,7 @@ def test_a_workers_file_is_not_pooled_and_the_client_makes_one_of_its_size(direc
         _, made = shm.dump(np.ones(3 * MB // 8), directory)
     finally:
         shm._held[directory] = lock
-    assert made is not None and os.path.basename(made.path).startswith(shm.WORKER_PREFIX)
+    assert made is not None and os.path.basename(made.path).startswith(shm_pool.WORKER_PREFIX)
     made.remove()
     assert not os.path.exists(made.path)
     wait_for(lambda: len(pooled(directory)) == 1, what="the client's pool file of that size")
@@ -138,14 +138,14 @@ def test_a_workers_file_is_not_pooled_and_the_client_makes_one_of_its_size(direc
         inband, into_pool = shm.dump(value, directory)
     finally:
         shm._held[directory] = lock
-    assert fresh is not None and os.path.basename(fresh.path).startswith(shm.WORKER_PREFIX)
+    assert fresh is not None and os.path.basename(fresh.path).startswith(shm_pool.WORKER_PREFIX)
     assert into_pool is not None and pooled(directory) == []
-    assert not os.path.basename(into_pool.path).startswith(shm.WORKER_PREFIX)
+    assert not os.path.basename(into_pool.path).startswith(shm_pool.WORKER_PREFIX)
     assert np.array_equal(into_pool.load(inband), value)
 
 
 def test_the_pool_holds_at_most_pool_bytes(directory, monkeypatch):
-    monkeypatch.setattr(shm, "POOL_BYTES", 5 * MB)
+    monkeypatch.setattr(shm_pool, "POOL_BYTES", 5 * MB)
     stored = [shm.dump(np.ones(2 * MB // 8) + i, directory)[1] for i in range(3)]
     for one in stored:
         assert one is not None
@@ -166,7 +166,7 @@ def test_the_pool_goes_with_its_clients_directory(directory):
 
 POOL_HOLDER = textwrap.dedent("""
     import pickle, sys, time
-    from mesonb.frameworks.functions import shm
+    from mesonb.frameworks.functions import shm, shm_pool
     shm.SHM_ROOT = sys.argv[1]
     directory = shm.client_dir()
     _, block = shm.dump(pickle.PickleBuffer(bytearray(shm.SHM_MIN)), directory)
@@ -211,13 +211,13 @@ def test_parallel_writers_into_a_reused_file_write_the_value(directory, monkeypa
 
 
 def test_a_pool_file_left_unused_is_freed(directory, monkeypatch):
-    monkeypatch.setattr(shm, "POOL_IDLE", 0.2)
+    monkeypatch.setattr(shm_pool, "POOL_IDLE", 0.2)
     _, stored = shm.dump(np.ones(MB // 8 + 1), directory)
     assert stored is not None
     stored.remove()
     assert len(pooled(directory)) == 1
     wait_for(lambda: not pooled(directory), what="the idle pool file to be freed")
-    wait_for(lambda: directory + ".pool" not in shm._trimmers, what="the trimmer to stop")
+    wait_for(lambda: directory + ".pool" not in shm_pool._trimmers, what="the trimmer to stop")
     _, again = shm.dump(np.ones(MB // 8 + 1), directory)  # pooled again: trimmed again
     assert again is not None
     again.remove()

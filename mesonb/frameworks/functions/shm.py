@@ -16,22 +16,8 @@ Lifetimes: an argument's file is removed when its call ends; a result's when its
 is collected (a dependent call may still read it) or the cluster closes. A mapped file
 that is removed stays readable by whoever mapped it.
 
-Reuse (:class:`Shm.remove`, :func:`dump`): filling fresh shared-memory pages costs about
-three times what writing into pages already there does (the kernel allocates and
-clears 25,600 pages per 100 MB; a write into a reused file is one copy). So a removed
-file that nobody maps any more goes to the client's pool, the directory ``<dir>.pool``
-(at most :data:`POOL_BYTES` in all), under a new name, and the next large value -- the
-client's argument or a worker's result -- is written into one of its files instead of a
-new one. Whoever maps a file holds a shared ``flock`` on it for as long as the mapping
-lives (the value's arrays); a file still locked so is never pooled, only unlinked (one
-the client itself maps, a future dropped before its value, waits for the value's last
-array), so a reused file never changes under a live value; and a path is never reused,
-so a late reader of a removed value finds it gone rather than another value's bytes. Only files
-whose pages the client made are pooled: a worker's fresh result file (named ``w-...``;
-its pages are charged to the worker's container) is unlinked, and the client makes a
-pool file of its size in the background instead, for the next result. A pool file not
-reused within :data:`POOL_IDLE` seconds is freed: a dropped value's memory is kept only
-while calls come.
+Reuse: a removed file that nobody maps any more goes to the client's pool, and the next
+large value is written into it instead of into fresh pages (:mod:`.shm_pool`).
 
 A client killed with ``kill -9`` never closes: its directory, ``mesonb-<pid>-<id>``, is
 held locked (``flock`` on the directory) for the client's life, and the kernel drops the
@@ -39,13 +25,13 @@ lock with the process. :func:`sweep` (run when a client makes its directory and 
 functions executor starts) removes the directories whose lock is free; a live client's
 is never touched, whatever its pid namespace. The directory is made as ``<name>.new``
 and renamed once locked, so a sweep never sees it unlocked; a ``.new`` one left by a
-client killed in between goes once its pid is gone.
+client killed in between goes once its pid is gone. Its pool, ``<name>.pool``, goes
+with it.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import dataclasses
 import fcntl
 import logging
@@ -54,13 +40,13 @@ import os
 import pickle
 import re
 import shutil
-import threading
-import time
 import uuid
 import weakref
 from typing import Any
 
 import cloudpickle
+
+from . import shm_pool
 
 SHM_MIN = 1 << 20  # out-of-band bytes from which a value goes through shared memory
 SHM_ROOT = "/dev/shm"
@@ -69,11 +55,7 @@ SHM_ROOT = "/dev/shm"
 # writers took as long as one into fresh pages and ~20% longer into reused ones.
 WRITERS = 1
 PARALLEL_SLICE = 16 << 20  # bytes each of them writes at least
-POOL_BYTES = 1 << 30  # what a client's pool of written-once files may hold
-POOL_IDLE = 10.0  # seconds a pool file waits to be reused before it is freed
 _DIR_NAME = re.compile(r"mesonb-(\d+)-[0-9a-f]{12}(\.new|\.pool)?")
-_BLOCK_NAME = re.compile(r"[0-9a-f]{32}")  # a pool file ready to be taken
-WORKER_PREFIX = "w-"  # a file whose pages a worker made: never pooled
 _held: dict[str, int] = {}  # this process's directories -> the fd holding their lock
 log = logging.getLogger(__name__)
 
@@ -102,9 +84,8 @@ class Shm:
         except BaseException:
             os.close(fd)
             raise
-        with _mapping:
-            _mapped[self.path] = _mapped.get(self.path, 0) + 1
-        weakref.finalize(mapped, _unmapped, self.path, fd)  # with the last array
+        shm_pool.mapped(self.path)
+        weakref.finalize(mapped, shm_pool.unmapped, self.path, fd)  # with the last array
         view = memoryview(mapped)
         buffers, offset = [], 0
         for size in self.sizes:
@@ -116,7 +97,7 @@ class Shm:
         """The value is no longer needed here (its call ended, its future went): the
         file leaves its path, for the client's pool when nobody maps it any more and
         the client made its pages, else for good."""
-        release(self.path)
+        shm_pool.release(self.path, refill=os.path.dirname(self.path) in _held)
 
 
 def _write_all(fd: int, views: list[memoryview]) -> None:
@@ -247,9 +228,9 @@ def dump(value: Any, directory: str | None) -> tuple[bytes, Shm | None]:
     if sum(r.nbytes for r in raws) < SHM_MIN:
         return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
     total = sum(r.nbytes for r in raws)
-    path, fd = _claim(directory, total)
+    path, fd = shm_pool.claim(directory, total, grow=directory in _held)
     if fd is None:
-        path = os.path.join(directory, ("" if directory in _held else WORKER_PREFIX)
+        path = os.path.join(directory, ("" if directory in _held else shm_pool.WORKER_PREFIX)
                             + uuid.uuid4().hex)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -270,213 +251,3 @@ def dump(value: Any, directory: str | None) -> tuple[bytes, Shm | None]:
 
 
 # -- the pool of written-once files (see the module docstring) -------------------------
-def _claim(directory: str, total: int) -> tuple[str, int | None]:
-    """A pool file of ``directory``'s client taken for a value of ``total`` bytes, at a new
-    path in ``directory`` and cut to ``total``: ``(path, fd)``; ``("", None)`` when none
-    fits. The smallest that holds ``total``; else, for the client only, the largest,
-    grown (a worker makes no pages in a pooled file: they would be charged to it)."""
-    entries = []
-    try:
-        for entry in os.scandir(directory + ".pool"):
-            if _BLOCK_NAME.fullmatch(entry.name):
-                with contextlib.suppress(FileNotFoundError):  # taken meanwhile
-                    entries.append((entry.stat().st_size, entry.path))
-    except OSError:  # no pool yet, or not ours to read
-        return "", None
-    fitting = sorted(e for e in entries if e[0] >= total)
-    if not fitting and directory in _held:
-        fitting = sorted(entries, reverse=True)
-    for size, free in fitting:
-        path = os.path.join(directory, uuid.uuid4().hex)
-        try:
-            os.rename(free, path)  # atomic: one taker wins
-        except FileNotFoundError:
-            continue
-        except OSError:  # not ours to take
-            return "", None
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                if size != total:  # bytes past the value's end go: nothing old is read
-                    os.ftruncate(fd, total)
-            except OSError:
-                os.close(fd)
-                raise
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            return "", None
-        return path, fd
-    return "", None
-
-
-_mapped: dict[str, int] = {}  # paths this process maps -> how many times
-_to_pool: dict[str, str] = {}  # of those, removed ones -> their file, pooled once unmapped
-_to_refill: dict[str, tuple[str, int]] = {}  # removed workers' files -> (pool, size)
-_mapping = threading.Lock()
-
-
-def _unmapped(path: str, fd: int) -> None:
-    """The last array of one load of ``path`` went: its lock goes, and a file removed
-    meanwhile (a future dropped before its value) goes to the pool now."""
-    os.close(fd)
-    with _mapping:
-        _mapped[path] -= 1
-        if _mapped[path]:
-            return
-        del _mapped[path]
-        held, refill = _to_pool.pop(path, None), _to_refill.pop(path, None)
-    if held is not None:
-        _pool(held)
-    if refill is not None:
-        _refill(*refill)
-
-
-def release(path: str) -> None:
-    """``path`` leaves (see :meth:`Shm.remove`): renamed into the pool when the client
-    made its pages, the pool has room and nobody maps it (no shared ``flock``); else
-    unlinked, and for a worker's file, a pool file of its size made in the background.
-    While this process maps it, it waits in the pool as ``held-...`` for its last array
-    to go (and a worker's file's refill waits too)."""
-    directory, name = os.path.split(path)
-    pool = directory + ".pool"
-    try:
-        size = os.stat(path).st_size
-    except FileNotFoundError:
-        return
-    with _mapping:
-        mapped_here = path in _mapped
-    if name.startswith(WORKER_PREFIX) or _pooled_bytes(pool) + size > POOL_BYTES:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        if name.startswith(WORKER_PREFIX) and directory in _held:
-            with _mapping:
-                if path in _mapped:
-                    _to_refill[path] = (pool, size)
-                    return
-            _refill(pool, size)
-        return
-    free = os.path.join(pool, ("held-" if mapped_here else "") + uuid.uuid4().hex)
-    try:
-        os.rename(path, free)  # no new reader finds it (a late one sees it gone)
-    except FileNotFoundError:
-        if not os.path.isdir(directory) or os.path.isdir(pool):
-            return  # removed already, or its client's directory went
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(pool, 0o700)
-        try:
-            os.rename(path, free)
-        except FileNotFoundError:
-            return
-    if mapped_here:
-        with _mapping:
-            if path in _mapped:
-                _to_pool[path] = free
-                return
-    _pool(free)
-
-
-def _pool(free: str) -> None:
-    """``free`` (in its pool) is ready to be taken when nobody maps it, else unlinked."""
-    try:
-        fd = os.open(free, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a reader maps it: not reused
-    except OSError:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(free)
-        return
-    finally:
-        os.close(fd)
-    pool, name = os.path.split(free)
-    if name.startswith("held-"):
-        try:
-            os.rename(free, os.path.join(pool, uuid.uuid4().hex))
-        except FileNotFoundError:  # the pool went with its client
-            return
-    _trim_later(pool)
-
-
-def _pooled_bytes(pool: str) -> int:
-    try:
-        return sum(e.stat().st_size for e in os.scandir(pool))
-    except OSError:
-        return 0
-
-
-_refills = threading.Lock()  # one pool file made at a time
-
-
-def _refill(pool: str, size: int) -> None:
-    """Make a pool file of ``size`` bytes, its pages allocated by this process, on a
-    thread of its own (a worker writes its next result of that size into it)."""
-
-    def make() -> None:
-        with _refills:
-            if _pooled_bytes(pool) + size > POOL_BYTES or not os.path.isdir(pool[:-5]):
-                return
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(pool, 0o700)
-            making = os.path.join(pool, f"new-{uuid.uuid4().hex}")
-            try:
-                fd = os.open(making, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                             0o600)
-            except OSError:
-                return
-            try:
-                os.posix_fallocate(fd, 0, size)
-                os.rename(making, os.path.join(pool, uuid.uuid4().hex))
-                _trim_later(pool)
-            except OSError as exc:  # /dev/shm full, or the pool went with its client
-                log.debug("no pool file of %d bytes in %s: %s", size, pool, exc)
-                with contextlib.suppress(OSError):
-                    os.unlink(making)
-            finally:
-                os.close(fd)
-
-    threading.Thread(target=make, name="mesonb-shm-refill", daemon=True).start()
-
-
-_trimmers: set[str] = set()  # pools a thread of this process frees idle files of
-_trimming = threading.Lock()
-
-
-def _trim_later(pool: str) -> None:
-    """Free the files of ``pool`` left unused for :data:`POOL_IDLE` seconds (one thread
-    per pool while it holds files)."""
-    with _trimming:
-        if pool in _trimmers:
-            return
-        _trimmers.add(pool)
-    threading.Thread(target=_trim, args=(pool,), name="mesonb-shm-trim", daemon=True).start()
-
-
-def _trim(pool: str) -> None:
-    while True:
-        time.sleep(POOL_IDLE / 2)
-        with _trimming:  # the last look and leaving are one step: a file pooled after
-            if not _trim_idle(pool):  # it starts another thread
-                _trimmers.discard(pool)
-                return
-
-
-def _trim_idle(pool: str) -> int:
-    """Unlink ``pool``'s files unused (not renamed) for :data:`POOL_IDLE` seconds; the
-    number of files left."""
-    try:
-        entries = list(os.scandir(pool))
-    except OSError:
-        return 0
-    now, left = time.time(), 0
-    for entry in entries:
-        try:
-            idle = now - entry.stat().st_ctime  # a rename sets it
-            if _BLOCK_NAME.fullmatch(entry.name) and idle >= POOL_IDLE:
-                os.unlink(entry.path)  # taken meanwhile: FileNotFoundError
-            else:
-                left += 1
-        except FileNotFoundError:
-            pass
-    return left
