@@ -27,6 +27,22 @@ def stats(a):
     return float(a.min()), float(a.max()), a.size
 
 
+def stash(a):
+    """Keep the argument in the worker past its call."""
+    import builtins
+    import os
+
+    builtins.__dict__.setdefault("_mesonb_test_stash", []).append(a)
+    return os.getpid()
+
+
+def stashed():
+    import builtins
+    import os
+
+    return os.getpid(), [(float(a.min()), float(a.max())) for a in builtins._mesonb_test_stash]
+
+
 def pool_files(shm_dir):
     try:
         return [n for n in os.listdir(shm_dir + ".pool") if not n.startswith("new-")]
@@ -71,3 +87,14 @@ def test_without_a_shared_host_large_arrays_go_through_the_blob_server():
         finally:
             cluster._shm_dir = shm_dir
         assert shm_dir is not None and os.listdir(shm_dir) == [] and not pool_files(shm_dir)
+
+
+def test_an_argument_a_worker_keeps_is_never_overwritten_by_later_calls():
+    with Cluster.local(warm=False) as cluster:
+        pid = cluster.submit(stash, np.full(N, 1.0)).result(60)
+        for i in range(3):  # its file is not reused while the worker maps it
+            assert cluster.submit(stats, np.full(N, 5.0 + i)).result(60) == (5.0 + i,) * 2 + (N,)
+            out = cluster.submit(full, N, 9.0 + i)
+            assert out.result(60).max() == 9.0 + i
+            del out
+        assert cluster.submit(stashed).result(60) == (pid, [(1.0, 1.0)])

@@ -105,12 +105,18 @@ def test_a_value_mapped_by_another_process_is_not_reused(directory, tmp_path):
         assert reader.stdout is not None and reader.stdin is not None
         expected = str(int(value.sum()))
         assert reader.stdout.readline().strip() == expected
-        stored.remove()  # the reader still maps it: not pooled
-        assert pooled(directory) == []
+        inode = os.stat(stored.path).st_ino
+        stored.remove()  # the reader still maps it: held, not to be taken
+        assert pooled(directory) == [] and not os.path.exists(stored.path)
         _, after = shm.dump(np.zeros(2 * MB // 8, dtype=np.int64), directory)
+        assert after is not None and os.stat(after.path).st_ino != inode  # a new file
         reader.stdin.close()
         assert reader.stdout.readline().strip() == expected  # its value did not change
-        assert after is not None
+        assert reader.wait(30) == 0
+        value2 = np.arange(2 * MB // 8, dtype=np.int64) * 3  # its reader gone: taken
+        inband2, reused = shm.dump(value2, directory)
+        assert reused is not None and os.stat(reused.path).st_ino == inode
+        assert np.array_equal(reused.load(inband2), value2)
     finally:
         reader.kill()
         reader.wait(30)

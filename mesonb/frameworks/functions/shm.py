@@ -57,6 +57,7 @@ WRITERS = 1
 PARALLEL_SLICE = 16 << 20  # bytes each of them writes at least
 _DIR_NAME = re.compile(r"mesonb-(\d+)-[0-9a-f]{12}(\.new|\.pool)?")
 _held: dict[str, int] = {}  # this process's directories -> the fd holding their lock
+_kept: list[Any] | None = None  # a worker's: what its call loaded and dumped, until sent
 log = logging.getLogger(__name__)
 
 
@@ -86,6 +87,8 @@ class Shm:
             raise
         shm_pool.mapped(self.path)
         weakref.finalize(mapped, shm_pool.unmapped, self.path, fd)  # with the last array
+        if _kept is not None:
+            _kept.append(mapped)
         view = memoryview(mapped)
         buffers, offset = [], 0
         for size in self.sizes:
@@ -130,6 +133,21 @@ def _write_all(fd: int, views: list[memoryview]) -> None:
 
     with concurrent.futures.ThreadPoolExecutor(writers) as pool:
         list(pool.map(write, slices))  # raises what a writer raised
+
+
+def keep_until_sent() -> None:
+    """In a worker: the mappings of what each call loads and the values it dumps live
+    until :func:`sent` (its outcome is on its way), not only until the call returns:
+    unmapping 100 MB of arguments, or freeing a 100 MB result, takes milliseconds that
+    the caller then does not wait for."""
+    global _kept
+    _kept = []
+
+
+def sent() -> None:
+    """The call's outcome is sent: let go of what :func:`keep_until_sent` kept."""
+    if _kept:
+        _kept.clear()
 
 
 def client_dir() -> str | None:
@@ -213,6 +231,8 @@ def sweep(root: str | None = None) -> list[str]:
 def dump(value: Any, directory: str | None) -> tuple[bytes, Shm | None]:
     """``value`` as an in-band pickle and, when its out-of-band buffers are big enough
     and ``directory`` is given, a :class:`Shm` holding them; else one whole pickle."""
+    if _kept is not None:
+        _kept.append(value)
     if directory is None:
         return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
     buffers: list[pickle.PickleBuffer] = []

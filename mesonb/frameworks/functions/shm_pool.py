@@ -9,10 +9,10 @@ argument or a worker's result -- is written into one of its files (:func:`claim`
 instead of a new one.
 
 Safety: whoever maps a file holds a shared ``flock`` on it for as long as the mapping
-lives (the value's arrays); a file still locked so is never pooled, only unlinked (one
-the client itself maps -- a future dropped before its value -- waits in the pool as
-``held-...`` for the value's last array), so a reused file never changes under a live
-value. A path is never reused, so a late reader of a removed value finds it gone rather
+lives (the value's arrays). A removed file waits in the pool as ``held-...`` and is
+taken only once that lock is free (checked when it is removed, when the client's own
+last array of it goes, and again by :func:`claim`), so a reused file never changes
+under a live value. A path is never reused, so a late reader of a removed value finds it gone rather
 than another value's bytes; a file taken for a smaller value is cut to its size, so no
 byte of an earlier value is read after it.
 
@@ -48,18 +48,21 @@ def claim(directory: str, total: int, grow: bool) -> tuple[str, int | None]:
     fits. The smallest that holds ``total``; else, with ``grow`` (the client only), the
     largest, grown (a worker makes no pages in a pooled file: they would be charged to
     it)."""
-    entries = []
+    entries = []  # (size, path, whether it waits for its last reader: held-...)
     try:
         for entry in os.scandir(directory + ".pool"):
-            if BLOCK_NAME.fullmatch(entry.name):
+            held = entry.name.startswith("held-")
+            if held or BLOCK_NAME.fullmatch(entry.name):
                 with contextlib.suppress(FileNotFoundError):  # taken meanwhile
-                    entries.append((entry.stat().st_size, entry.path))
+                    entries.append((entry.stat().st_size, entry.path, held))
     except OSError:  # no pool yet, or not ours to read
         return "", None
     fitting = sorted(e for e in entries if e[0] >= total)
     if not fitting and grow:
         fitting = sorted(entries, reverse=True)
-    for size, free in fitting:
+    for size, free, held in fitting:
+        if held and not _unmapped_everywhere(free):
+            continue
         path = os.path.join(directory, uuid.uuid4().hex)
         try:
             os.rename(free, path)  # atomic: one taker wins
@@ -114,11 +117,10 @@ def unmapped(path: str, fd: int) -> None:
 
 def release(path: str, refill: bool) -> None:
     """``path`` leaves (see :meth:`~.shm.Shm.remove`): renamed into the pool when the
-    client made its pages, the pool has room and nobody maps it (no shared ``flock``);
-    else unlinked, and for a worker's file, with ``refill`` (the client), a pool file of
-    its size made in the background.
-    While this process maps it, it waits in the pool as ``held-...`` for its last array
-    to go (and a worker's file's refill waits too)."""
+    client made its pages and the pool has room, ready to be taken once nobody maps it
+    (no shared ``flock``: see the module docstring); else unlinked, and for a worker's
+    file, with ``refill`` (the client), a pool file of its size made in the background
+    (once this process's last array of it went)."""
     directory, name = os.path.split(path)
     pool = directory + ".pool"
     try:
@@ -137,7 +139,7 @@ def release(path: str, refill: bool) -> None:
                     return
             _refill(pool, size)
         return
-    free = os.path.join(pool, ("held-" if mapped_here else "") + uuid.uuid4().hex)
+    free = os.path.join(pool, "held-" + uuid.uuid4().hex)  # not to be taken unchecked
     try:
         os.rename(path, free)  # no new reader finds it (a late one sees it gone)
     except FileNotFoundError:
@@ -149,6 +151,7 @@ def release(path: str, refill: bool) -> None:
             os.rename(path, free)
         except FileNotFoundError:
             return
+    _trim_later(pool)
     if mapped_here:
         with _mapping:
             if path in _mapped:
@@ -157,27 +160,29 @@ def release(path: str, refill: bool) -> None:
     _pool(free)
 
 
-def _pool(free: str) -> None:
-    """``free`` (in its pool) is ready to be taken when nobody maps it, else unlinked."""
+def _unmapped_everywhere(path: str) -> bool:
+    """No process maps ``path``: its shared ``flock`` is free (see the module
+    docstring: the file has left its published path, so no reader comes after)."""
     try:
-        fd = os.open(free, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        return
+        return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a reader maps it: not reused
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
     except OSError:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(free)
-        return
+        return False
     finally:
         os.close(fd)
-    pool, name = os.path.split(free)
-    if name.startswith("held-"):
-        try:
+
+
+def _pool(free: str) -> None:
+    """``free`` (``held-...`` in its pool) is ready to be taken when nobody maps it; else
+    it stays held (:func:`claim` looks again) until freed as idle."""
+    if _unmapped_everywhere(free):
+        pool = os.path.dirname(free)
+        with contextlib.suppress(FileNotFoundError):  # taken, or gone with its client
             os.rename(free, os.path.join(pool, uuid.uuid4().hex))
-        except FileNotFoundError:  # the pool went with its client
-            return
-    _trim_later(pool)
 
 
 def _pooled_bytes(pool: str) -> int:
@@ -254,7 +259,8 @@ def _trim_idle(pool: str) -> int:
     for entry in entries:
         try:
             idle = now - entry.stat().st_ctime  # a rename sets it
-            if BLOCK_NAME.fullmatch(entry.name) and idle >= POOL_IDLE:
+            if idle >= POOL_IDLE and (BLOCK_NAME.fullmatch(entry.name)
+                                      or entry.name.startswith("held-")):
                 os.unlink(entry.path)  # taken meanwhile: FileNotFoundError
             else:
                 left += 1
