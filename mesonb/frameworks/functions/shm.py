@@ -268,6 +268,3 @@ def dump(value: Any, directory: str | None) -> tuple[bytes, Shm | None]:
         raise
     os.close(fd)
     return inband, Shm(path, [r.nbytes for r in raws])
-
-
-# -- the pool of written-once files (see the module docstring) -------------------------

@@ -12,9 +12,9 @@ Safety: whoever maps a file holds a shared ``flock`` on it for as long as the ma
 lives (the value's arrays). A removed file waits in the pool as ``held-...`` and is
 taken only once that lock is free (checked when it is removed, when the client's own
 last array of it goes, and again by :func:`claim`), so a reused file never changes
-under a live value. A path is never reused, so a late reader of a removed value finds it gone rather
-than another value's bytes; a file taken for a smaller value is cut to its size, so no
-byte of an earlier value is read after it.
+under a live value. A path is never reused, so a late reader of a removed value finds
+it gone rather than another value's bytes; a file taken for a smaller value is cut to
+its size, so no byte of an earlier value is read after it.
 
 Only files whose pages the client made are pooled (tmpfs pages are charged to the
 memory cgroup of whoever made them): a worker's fresh result file (named ``w-...``) is
