@@ -89,7 +89,9 @@ def claim(directory: str, total: int, grow: bool) -> tuple[str, int | None]:
 _mapped: dict[str, int] = {}  # paths this process maps -> how many times
 _to_pool: dict[str, str] = {}  # of those, removed ones -> their file, pooled once unmapped
 _to_refill: dict[str, tuple[str, int]] = {}  # removed workers' files -> (pool, size)
-_mapping = threading.Lock()
+# Reentrant: the collector may run a finalizer (unmapped, a future's release) on a thread
+# that holds it.
+_mapping = threading.RLock()
 
 
 def mapped(path: str) -> None:
@@ -226,7 +228,7 @@ def _refill(pool: str, size: int) -> None:
 
 
 _trimmers: set[str] = set()  # pools a thread of this process frees idle files of
-_trimming = threading.Lock()
+_trimming = threading.RLock()  # reentrant, as _mapping
 
 
 def _trim_later(pool: str) -> None:
