@@ -229,3 +229,20 @@ def test_a_pool_file_left_unused_is_freed(directory, monkeypatch):
     again.remove()
     assert len(pooled(directory)) == 1
     wait_for(lambda: not pooled(directory), what="the idle pool file to be freed")
+
+
+def test_a_workers_mappings_last_until_its_outcome_is_sent(directory, monkeypatch):
+    """In a worker, what a call loaded is unmapped after its outcome is sent (not on the
+    caller's time); until then its file is not to be reused, after that it is."""
+    monkeypatch.setattr(shm, "_kept", None)
+    shm.keep_until_sent()
+    value = np.arange(2 * MB // 8, dtype=np.float64)
+    inband, stored = shm.dump(value, directory)
+    assert stored is not None
+    assert float(stored.load(inband).sum()) == float(value.sum())  # the array is dropped
+    inode = os.stat(stored.path).st_ino
+    stored.remove()
+    assert pooled(directory) == []  # still mapped, kept until sent
+    shm.sent()
+    [name] = pooled(directory)
+    assert os.stat(os.path.join(directory + ".pool", name)).st_ino == inode
