@@ -9,5 +9,5 @@ tasks left on their agents; ``executor.py`` is the executor each agent runs once
 worker processes and ``failures.py`` what a worker runs for one call and sends back when
 it fails; ``protocol.py`` is what travels in ``TaskInfo.data`` and ``TaskStatus.data``;
 ``shm.py`` carries large values through shared memory when client and worker share a
-host.
+host, and ``shm_pool.py`` reuses its files between calls.
 """

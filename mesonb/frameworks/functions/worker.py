@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from . import proctree
+from . import proctree, shm
 from .failures import run_call
 from .protocol import LogSlice, Outcome
 
@@ -105,6 +105,7 @@ def _child_main(rfd: int, wfd: int) -> None:
     sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
                       closefd=False)
     logs = ["", ""]  # the files fds 1 and 2 point at
+    shm.keep_until_sent()  # a call's large values are unmapped and freed after its outcome
     while True:
         try:
             size = _LEN.unpack(_read_exact(rfd, 4))[0]
@@ -118,6 +119,7 @@ def _child_main(rfd: int, wfd: int) -> None:
                 logs[fd - 1] = path
         outcome = run_call(payload, result_path)
         _write_frame(wfd, outcome.encode())
+        shm.sent()
 
 
 def _redirect(target: int, path: str) -> None:
