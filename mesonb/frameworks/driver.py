@@ -48,8 +48,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mesonb import discovery, tls
+from mesonb.http import lane
 from mesonb.http.client import Connection, HTTPError, open_stream
-from mesonb.http.lane import calls_for
 from mesonb.protocol.mesos import Duration, Filters, FrameworkInfo, KillPolicy, Operation
 from mesonb.protocol.recordio import Decoder
 from mesonb.protocol.scheduler import (
@@ -353,7 +353,7 @@ class SchedulerDriver:
             stream.close()
             raise ConnectionAbortedError("ZooKeeper named another leader")
         self.stream_id = stream.headers.get("mesos-stream-id")
-        self._calls = calls_for(self._calls, stream.headers)  # a mesonb master's calls lane
+        self._calls = lane.calls_for(self._calls, stream.headers)  # a mesonb master's calls lane
         decoder = Decoder()
         loop = asyncio.get_running_loop()
         last = loop.time()
