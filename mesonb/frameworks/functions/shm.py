@@ -170,6 +170,7 @@ def remove_dir(path: str) -> None:
     lock."""
     shutil.rmtree(path, ignore_errors=True)
     shutil.rmtree(path + ".pool", ignore_errors=True)
+    shm_pool.forget_unlinked()  # the mappings kept of its files
     fd = _held.pop(path, None)
     if fd is not None:
         os.close(fd)
@@ -249,6 +250,7 @@ def dump(value: Any, directory: str | None) -> tuple[bytes, Shm | None]:
         return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
     total = sum(r.nbytes for r in raws)
     path, fd = shm_pool.claim(directory, total, grow=directory in _held)
+    claimed = fd is not None
     if fd is None:
         path = os.path.join(directory, ("" if directory in _held else shm_pool.WORKER_PREFIX)
                             + uuid.uuid4().hex)
@@ -257,7 +259,10 @@ def dump(value: Any, directory: str | None) -> tuple[bytes, Shm | None]:
         except OSError:  # gone, or not ours to write: in band after all
             return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
     try:
-        _write_all(fd, [raw.cast("B") for raw in raws])
+        views = [raw.cast("B") for raw in raws]
+        # A pool file the client took: through its mapping kept from an earlier value.
+        if not (claimed and directory in _held and shm_pool.write_mapped(fd, views, total)):
+            _write_all(fd, views)
     except OSError:  # /dev/shm full: in band after all
         os.close(fd)
         os.unlink(path)
