@@ -91,3 +91,34 @@ def test_a_kept_mapping_goes_with_its_file(directory, monkeypatch):
     assert inode in kept_inodes()
     shm.remove_dir(directory)  # the cluster closes
     assert inode not in kept_inodes()
+
+
+def test_a_workers_results_through_its_kept_mapping_read_back_exactly(directory, monkeypatch):
+    """A worker (a process that does not own ``directory``) takes the client's pool file
+    for its result and writes it through a mapping it keeps: each result reads back
+    exactly, a smaller one cut to its size."""
+    _, inode = round_trip(np.zeros(4 * MB // 8), directory)  # the client's pool file
+    monkeypatch.delitem(shm._held, directory)  # from here on, as a worker
+    for value in (np.arange(4 * MB // 8, dtype=np.float64),  # mapped now
+                  np.full(3 * MB // 8, -5, dtype=np.int64),  # through it, cut
+                  np.arange(2 * MB // 8, dtype=np.float64)[::-1].copy()):
+        back, again = round_trip(value, directory)
+        assert again == inode and inode in kept_inodes()
+        assert back.dtype == value.dtype and np.array_equal(back, value)
+    back, other = round_trip(np.ones(3 * MB // 8), directory)  # none fits (a worker
+    assert other != inode and np.array_equal(back, np.ones(3 * MB // 8))  # grows none)
+
+
+def test_kept_mappings_are_not_counted_as_the_processs_memory(directory):
+    """What a worker's memory checks leave out: its kept mappings' pages (the client's),
+    not an argument it maps copy-on-write and reads."""
+    inband, stored = shm.dump(np.ones(2 * MB // 8), directory)  # a new file
+    assert stored is not None
+    loaded = stored.load(inband)
+    assert float(loaded.sum()) == 2 * MB // 8  # read: its pages resident, but private
+    before = shm_pool.kept_rss(os.getpid())
+    assert before < 2 * MB
+    round_trip(np.zeros(4 * MB // 8), directory)
+    round_trip(np.ones(4 * MB // 8), directory)  # a mapping of 4 MB kept, populated
+    assert shm_pool.kept_rss(os.getpid()) - before >= 4 * MB
+    assert float(loaded.sum()) == 2 * MB // 8

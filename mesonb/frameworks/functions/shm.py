@@ -260,8 +260,8 @@ def dump(value: Any, directory: str | None) -> tuple[bytes, Shm | None]:
             return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
     try:
         views = [raw.cast("B") for raw in raws]
-        # A pool file the client took: through its mapping kept from an earlier value.
-        if not (claimed and directory in _held and shm_pool.write_mapped(fd, views, total)):
+        # A pool file taken: through this process's mapping kept from an earlier value.
+        if not (claimed and shm_pool.write_mapped(fd, views, total)):
             _write_all(fd, views)
     except OSError:  # /dev/shm full: in band after all
         os.close(fd)

@@ -25,13 +25,16 @@ directory (:func:`~.shm.remove_dir`, or :func:`~.shm.sweep` after ``kill -9``).
 
 Writing through a mapping: ``pwrite`` into a reused file still costs ~14 ms per 100 MB
 (the kernel looks up each page), a copy into pages already mapped ~5 ms. So the client
-keeps a shared mapping of each pool file it has written into (:func:`write_mapped`) and
-writes its next value into that file through it. A mapping kept is dropped once its file
-leaves the pool for good (unlinked: trimmed as idle, the pool full, the cluster closed),
-looked at on each write and each trim, so it never holds a freed file's pages for long.
-It is the client's own pages only (a worker never keeps one: its mapped pages would count
-as its memory), and only files whose pages are all there (a write through a mapping into
-a hole would allocate, and fail with SIGBUS, not ENOSPC, when ``/dev/shm`` is full).
+(an argument) and a worker (a result) keep a shared mapping of each pool file they wrote
+into (:func:`write_mapped`) and write their next value into that file through it; only
+after :func:`claim` (nobody else reads or writes the file then), and only files whose
+pages are all there (a write through a mapping into a hole would allocate: charged to
+the writer, and SIGBUS, not ENOSPC, when ``/dev/shm`` is full). A mapping kept is
+dropped once its file leaves the pool for good (unlinked: trimmed as idle, the pool
+full, the cluster closed), looked at on each write, each trim and, in an idle worker,
+every :data:`POOL_IDLE` / 2 seconds, so it never holds a freed file's pages for long.
+Its pages are the client's (charged to the client's memory cgroup), so a worker's
+memory checks leave them out (:func:`kept_rss`); not inherited by a fork.
 """
 
 from __future__ import annotations
@@ -312,11 +315,14 @@ def write_mapped(fd: int, views: list[memoryview], total: int) -> bool:
             except OSError:
                 return False
             try:
-                kept = _writable[key] = (mmap.mmap(
-                    own, total, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)), own)
+                mapping = mmap.mmap(own, total,
+                                    flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
             except (OSError, ValueError):
                 os.close(own)
                 return False
+            with contextlib.suppress(AttributeError, OSError):  # the client's: not a child's
+                mapping.madvise(mmap.MADV_DONTFORK)
+            kept = _writable[key] = (mapping, own)
         target, at = kept[0], 0
         for view in views:
             target[at:at + view.nbytes] = view
@@ -343,3 +349,26 @@ def _forget(key: tuple[int, int]) -> None:
     mapping, fd = _writable.pop(key)
     mapping.close()
     os.close(fd)
+
+
+
+def kept_rss(pid: int, smaps_root: str = "/proc") -> int:
+    """Resident bytes of process ``pid`` in the mappings kept by :func:`write_mapped`
+    (shared, writable, of a mesonb client's file in ``/dev/shm``): pages of the client's,
+    not the process's own. From ``/proc/<pid>/smaps`` (a walk of its page tables, so read
+    only when a memory check fails on the cheap figure); 0 when unreadable."""
+    try:
+        with open(f"{smaps_root}/{pid}/smaps", "rb") as f:
+            text = f.read()
+    except OSError:
+        return 0
+    total, counting = 0, False
+    prefix = b"/dev/shm/mesonb-"
+    for line in text.splitlines():
+        fields = line.split(None, 5)
+        if len(fields) >= 5 and b"-" in fields[0] and not fields[0].endswith(b":"):
+            counting = fields[1] == b"rw-s" and len(fields) == 6 and \
+                fields[5].startswith(prefix)
+        elif counting and fields and fields[0] == b"Rss:":
+            total += int(fields[1]) * 1024
+    return total

@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from . import proctree, shm
+from . import proctree, shm, shm_pool
 from .failures import run_call
 from .protocol import LogSlice, Outcome
 
@@ -107,6 +108,10 @@ def _child_main(rfd: int, wfd: int) -> None:
     logs = ["", ""]  # the files fds 1 and 2 point at
     shm.keep_until_sent()  # a call's large values are unmapped and freed after its outcome
     while True:
+        # Mappings kept of the client's pool files (results written through them): let
+        # go of those whose file was freed, while no call comes (see shm_pool).
+        while shm_pool._writable and not select.select([rfd], [], [], shm_pool.POOL_IDLE / 2)[0]:
+            shm_pool.forget_unlinked()
         try:
             size = _LEN.unpack(_read_exact(rfd, 4))[0]
             _task_id, payload, out_path, err_path, result_path = pickle.loads(
@@ -305,7 +310,11 @@ class Pool:
             self.base_rss = min(self.base_rss, rss)
             return True
         headroom = mem_mb * 2**20 - self.base_rss
-        return headroom <= 0 or rss - self.base_rss <= headroom / 2
+        if headroom <= 0 or rss - self.base_rss <= headroom / 2:
+            return True
+        # Its mappings of the client's pool files (kept to write results into) are not
+        # its memory: looked at only now, when the cheap figure is too big.
+        return rss - shm_pool.kept_rss(worker.pid) - self.base_rss <= headroom / 2
 
     def _pick(self, mem_mb: float) -> Worker:
         """The most recently used idle worker that fits a call of ``mem_mb``; those passed
@@ -477,6 +486,8 @@ class Pool:
                 rss = worker.rss()
                 if worker.tree:
                     rss += sum(_rss_of(pid) for pid in worker.tree)
+                if rss > worker.mem_limit:  # less its mappings kept, not its memory
+                    rss -= shm_pool.kept_rss(worker.pid)
                 if rss > worker.mem_limit:
                     log.warning("task %s uses %d MB, over its limit of %d MB; killing it",
                                 worker.task_id, rss >> 20, int(worker.mem_limit) >> 20)
