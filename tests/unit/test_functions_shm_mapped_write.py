@@ -122,3 +122,23 @@ def test_kept_mappings_are_not_counted_as_the_processs_memory(directory):
     round_trip(np.ones(4 * MB // 8), directory)  # a mapping of 4 MB kept, populated
     assert shm_pool.kept_rss(os.getpid()) - before >= 4 * MB
     assert float(loaded.sum()) == 2 * MB // 8
+
+
+def test_a_forked_child_lets_go_of_the_kept_mappings_and_writes_its_own(directory):
+    round_trip(np.zeros(2 * MB // 8), directory)
+    _, inode = round_trip(np.ones(2 * MB // 8), directory)
+    assert inode in kept_inodes()
+    pid = os.fork()
+    if pid == 0:  # the child: nothing kept, and a value it writes reads back
+        code = 1
+        try:
+            kept = kept_inodes()
+            value = np.arange(2 * MB // 8, dtype=np.float64)
+            inband, stored = shm.dump(value, directory)
+            code = 0 if stored is not None and not kept and np.array_equal(
+                stored.load(inband), value) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert inode in kept_inodes()  # the parent's stay

@@ -34,7 +34,7 @@ dropped once its file leaves the pool for good (unlinked: trimmed as idle, the p
 full, the cluster closed), looked at on each write, each trim and, in an idle worker,
 every :data:`POOL_IDLE` / 2 seconds, so it never holds a freed file's pages for long.
 Its pages are the client's (charged to the client's memory cgroup), so a worker's
-memory checks leave them out (:func:`kept_rss`); not inherited by a fork.
+memory checks leave them out (:func:`kept_rss`); a forked child lets go of them.
 """
 
 from __future__ import annotations
@@ -320,8 +320,6 @@ def write_mapped(fd: int, views: list[memoryview], total: int) -> bool:
             except (OSError, ValueError):
                 os.close(own)
                 return False
-            with contextlib.suppress(AttributeError, OSError):  # the client's: not a child's
-                mapping.madvise(mmap.MADV_DONTFORK)
             kept = _writable[key] = (mapping, own)
         target, at = kept[0], 0
         for view in views:
@@ -336,6 +334,20 @@ def forget_unlinked() -> None:
     with _writing:
         for key in [k for k, (_, fd) in _writable.items() if _unlinked(fd)]:
             _forget(key)
+
+
+def _forget_in_child() -> None:
+    """A forked child (a call's own processes) lets go of the mappings kept at once: they
+    are its parent's, and a thread of the parent may have held the lock."""
+    global _writing
+    _writing = threading.RLock()
+    for mapping, fd in _writable.values():
+        mapping.close()
+        os.close(fd)
+    _writable.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _unlinked(fd: int) -> bool:
