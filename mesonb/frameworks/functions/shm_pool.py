@@ -49,6 +49,8 @@ import threading
 import time
 import uuid
 
+from mesonb import procmem
+
 POOL_BYTES = 1 << 30  # what a client's pool of written-once files may hold
 POOL_IDLE = 10.0  # seconds a pool file waits to be reused before it is freed
 BLOCK_NAME = re.compile(r"[0-9a-f]{32}")  # a pool file ready to be taken
@@ -364,23 +366,8 @@ def _forget(key: tuple[int, int]) -> None:
 
 
 
-def kept_rss(pid: int, smaps_root: str = "/proc") -> int:
+
+def kept_rss(pid: int) -> int:
     """Resident bytes of process ``pid`` in the mappings kept by :func:`write_mapped`
-    (shared, writable, of a mesonb client's file in ``/dev/shm``): pages of the client's,
-    not the process's own. From ``/proc/<pid>/smaps`` (a walk of its page tables, so read
-    only when a memory check fails on the cheap figure); 0 when unreadable."""
-    try:
-        with open(f"{smaps_root}/{pid}/smaps", "rb") as f:
-            text = f.read()
-    except OSError:
-        return 0
-    total, counting = 0, False
-    prefix = b"/dev/shm/mesonb-"
-    for line in text.splitlines():
-        fields = line.split(None, 5)
-        if len(fields) >= 5 and b"-" in fields[0] and not fields[0].endswith(b":"):
-            counting = fields[1] == b"rw-s" and len(fields) == 6 and \
-                fields[5].startswith(prefix)
-        elif counting and fields and fields[0] == b"Rss:":
-            total += int(fields[1]) * 1024
-    return total
+    (:func:`mesonb.procmem.kept_shm_rss`)."""
+    return procmem.kept_shm_rss(pid)
