@@ -4,6 +4,7 @@ and still destroys one over its own."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -82,3 +83,21 @@ def test_a_process_without_kept_mappings_counts_none():
         proc.wait(30)
         if proc.stdin is not None:
             proc.stdin.close()
+
+
+def test_a_workers_memory_less_its_kept_mappings_reads_smaps_once_while_nothing_changes(
+        keeper, monkeypatch):
+    from mesonb.frameworks.functions import shm_pool
+    from mesonb.frameworks.functions.worker import Worker
+
+    reads = []
+    real = shm_pool.kept_rss
+    monkeypatch.setattr(shm_pool, "kept_rss", lambda pid: reads.append(pid) or real(pid))
+    worker = Worker(pid=keeper.pid, rfd=-1, wfd=-1)
+    kept = procmem.kept_shm_rss(keeper.pid)
+    assert kept >= 32 * MB
+    for _ in range(3):
+        less = worker.rss_less_kept()
+        assert abs(worker.rss() - kept - less) < MB  # idle: only its own pages move
+    assert reads == [keeper.pid]
+    os.close(worker.statm)

@@ -261,7 +261,8 @@ def dump(value: Any, directory: str | None) -> tuple[bytes, Shm | None]:
     try:
         views = [raw.cast("B") for raw in raws]
         # A pool file taken: through this process's mapping kept from an earlier value.
-        if not (claimed and shm_pool.write_mapped(fd, views, total)):
+        keep = shm_pool.POOL_BYTES if directory in _held else shm_pool.WORKER_KEEPS
+        if not (claimed and shm_pool.write_mapped(fd, views, total, keep)):
             _write_all(fd, views)
     except OSError:  # /dev/shm full: in band after all
         os.close(fd)

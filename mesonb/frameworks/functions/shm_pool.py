@@ -52,6 +52,7 @@ import uuid
 from mesonb import procmem
 
 POOL_BYTES = 1 << 30  # what a client's pool of written-once files may hold
+WORKER_KEEPS = 256 << 20  # what a worker may keep mapped of its client's files
 POOL_IDLE = 10.0  # seconds a pool file waits to be reused before it is freed
 BLOCK_NAME = re.compile(r"[0-9a-f]{32}")  # a pool file ready to be taken
 WORKER_PREFIX = "w-"  # a file whose pages a worker made: never pooled
@@ -295,11 +296,12 @@ _writable: dict[tuple[int, int], tuple[mmap.mmap, int]] = {}
 _writing = threading.RLock()  # reentrant, as _mapping
 
 
-def write_mapped(fd: int, views: list[memoryview], total: int) -> bool:
+def write_mapped(fd: int, views: list[memoryview], total: int, keep: int = POOL_BYTES
+                 ) -> bool:
     """Write ``views`` (``total`` bytes) from the start of ``fd``'s file, a pool file this
     client claimed, through a mapping of it kept for its next use (made, populated, the
     first time); False, writing nothing, when its pages are not all there (new, or grown:
-    the caller ``pwrite``s) or a mapping cannot be made."""
+    the caller ``pwrite``s) or a mapping cannot be made within ``keep`` bytes kept."""
     stat = os.fstat(fd)
     if stat.st_blocks * 512 < total or stat.st_size < total:
         return False
@@ -310,7 +312,7 @@ def write_mapped(fd: int, views: list[memoryview], total: int) -> bool:
         if kept is None or len(kept[0]) < total:
             if kept is not None:
                 _forget(key)
-            if sum(len(m) for m, _ in _writable.values()) + total > POOL_BYTES:
+            if sum(len(m) for m, _ in _writable.values()) + total > keep:
                 return False
             try:
                 own = os.dup(fd)
