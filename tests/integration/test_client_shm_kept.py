@@ -11,6 +11,7 @@ import pytest
 from client_support import wait_for
 
 from mesonb import Cluster
+from mesonb.frameworks.functions import shm_pool
 
 np = pytest.importorskip("numpy")
 pytestmark = pytest.mark.slow
@@ -58,3 +59,25 @@ def test_results_through_a_kept_mapping_read_back_and_are_not_charged_to_the_cal
                 not n.startswith("new-") for n in os.listdir(shm_dir + ".pool")),
                 what="a pool file for the next result")
         assert max(seen) >= size  # a call ran with the kept mapping resident
+
+
+def scaled(a, by):
+    return a * by
+
+
+def test_concurrent_calls_through_kept_mappings_each_get_and_return_their_own_values():
+    """Arguments written through the client's kept mappings and results through the
+    workers', several calls at once and again, pool files changing hands: every call
+    reads its own argument and the client gets back its own result."""
+    n = 2 * MB // 8
+    with Cluster.local(warm=False) as cluster:
+        for round_ in range(4):
+            args = [np.full(n, float(10 * round_ + i)) for i in range(5)]
+            futures = [cluster.submit(scaled, a, i + 1) for i, a in enumerate(args)]
+            results = [f.result(60) for f in futures]
+            for i, (a, r) in enumerate(zip(args, results, strict=True)):
+                assert r.shape == (n,)
+                assert float(r.min()) == float(r.max()) == float(a[0]) * (i + 1)
+            del futures, results
+            gc.collect()
+        assert shm_pool._writable  # the client wrote arguments through kept mappings
