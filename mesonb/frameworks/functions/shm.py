@@ -17,7 +17,8 @@ is collected (a dependent call may still read it) or the cluster closes. A mappe
 that is removed stays readable by whoever mapped it.
 
 Reuse: a removed file that nobody maps any more goes to the client's pool, and the next
-large value is written into it instead of into fresh pages (:mod:`.shm_pool`).
+large value is written into it instead of into fresh pages (:mod:`.shm_pool`), through a
+mapping of it that the writer (the client, a worker) keeps from the last time.
 
 A client killed with ``kill -9`` never closes: its directory, ``mesonb-<pid>-<id>``, is
 held locked (``flock`` on the directory) for the client's life, and the kernel drops the
