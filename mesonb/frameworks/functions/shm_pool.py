@@ -299,9 +299,10 @@ _writing = threading.RLock()  # reentrant, as _mapping
 def write_mapped(fd: int, views: list[memoryview], total: int, keep: int = POOL_BYTES
                  ) -> bool:
     """Write ``views`` (``total`` bytes) from the start of ``fd``'s file, a pool file this
-    client claimed, through a mapping of it kept for its next use (made, populated, the
-    first time); False, writing nothing, when its pages are not all there (new, or grown:
-    the caller ``pwrite``s) or a mapping cannot be made within ``keep`` bytes kept."""
+    process claimed (so cut to ``total``: pages all there means no hole), through a
+    mapping of it kept for its next use (made, populated, the first time); False, writing
+    nothing, when its pages are not all there (new, or grown: the caller ``pwrite``s) or
+    a mapping cannot be made within ``keep`` bytes kept."""
     stat = os.fstat(fd)
     if stat.st_blocks * 512 < total or stat.st_size < total:
         return False
@@ -346,8 +347,9 @@ def _forget_in_child() -> None:
     global _writing
     _writing = threading.RLock()
     for mapping, fd in _writable.values():
-        mapping.close()
-        os.close(fd)
+        with contextlib.suppress(BufferError, OSError):
+            mapping.close()
+            os.close(fd)
     _writable.clear()
 
 
@@ -365,8 +367,6 @@ def _forget(key: tuple[int, int]) -> None:
     mapping, fd = _writable.pop(key)
     mapping.close()
     os.close(fd)
-
-
 
 
 def kept_rss(pid: int) -> int:
