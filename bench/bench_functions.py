@@ -12,7 +12,8 @@ one prints "not installed"):
   throughput of ``--tasks`` no-ops, all at **default resources** (mesonb: no resource
   arguments); then 8 CPU-bound calls of ~0.5 s with ``cpus=1`` (mesonb; Ray's
   ``num_cpus=1`` default; Dask's one-thread workers) against the ideal,
-  8 x serial / cores; then a ``--mb`` MB numpy array as argument and as result.
+  8 x serial / cores; then a ``--mb`` MB numpy array as argument and as result (wall
+  time, and the CPU time of all the system's processes per call).
 * ``--mb-only``: only start, the first call and the ``--mb`` MB rows (each the best of
   ``--repeat`` runs after one to warm up), local only.
 * remote (``--no-remote`` skips it): ``mesonb master`` and ``mesonb agent`` as their own
@@ -122,25 +123,52 @@ def measure(system: System, args: argparse.Namespace, remote: bool = False
                 # CFS cap (the functions executor's container: the calls' cpus + 0.1).
                 # The best of --repeat runs after one to warm up (the default, 1: the
                 # second of two).
+                # Beside each row, the CPU time of the run (this process and all its
+                # descendants: client, daemons, executors, workers), the mean of the
+                # counted runs: it holds on a loaded machine where wall time does not.
+                overhead = cpu_overhead()
                 for suffix, kwargs in (("", {}), ("_cpu1", system.cpu)):
                     for run in range(1 + args.repeat):
-                        t = time.perf_counter()
-                        system.result(system.submit(handle, total, array, **kwargs))
-                        took = time.perf_counter() - t
-                        if run:
-                            key = f"arg_mb{suffix}_s"
-                            figures[key] = min(took, figures.get(key, took))
-                        t = time.perf_counter()
-                        system.result(system.submit(handle, ones, array.size, **kwargs))
-                        took = time.perf_counter() - t
-                        if run:
-                            key = f"result_mb{suffix}_s"
-                            figures[key] = min(took, figures.get(key, took))
+                        for row, fn, arg in (("arg", total, array), ("result", ones, array.size)):
+                            before = cpu_seconds()
+                            t = time.perf_counter()
+                            value = system.result(system.submit(handle, fn, arg, **kwargs))
+                            took = time.perf_counter() - t
+                            used = cpu_seconds() - before - overhead
+                            del value
+                            if run:
+                                key = f"{row}_mb{suffix}_s"
+                                figures[key] = min(took, figures.get(key, took))
+                                key = f"{row}_mb{suffix}_cpu_ms"
+                                figures[key] = figures.get(key, 0.0) + used * 1e3 / args.repeat
     finally:
         system.stop(handle)
     print(f"  {system.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in figures.items()),
           flush=True)
     return figures
+
+
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its live descendants (their children
+    first, so that the cost of looking is this process's, before its own figure)."""
+    import psutil
+
+    used = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        used += times.user + times.system
+    return used + time.process_time()
+
+
+def cpu_overhead() -> float:
+    """What one :func:`cpu_seconds` costs this process (taken off each figure)."""
+    start = cpu_seconds()
+    for _ in range(4):
+        end = cpu_seconds()
+    return (end - start) / 4
 
 
 # -- the systems -----------------------------------------------------------------------
@@ -288,7 +316,11 @@ def main() -> int:
             (f"{args.mb} MB numpy argument (s)", "arg_mb_s"),
             (f"{args.mb} MB numpy result (s)", "result_mb_s"),
             (f"{args.mb} MB argument, cpus=1 (s)", "arg_mb_cpu1_s"),
-            (f"{args.mb} MB result, cpus=1 (s)", "result_mb_cpu1_s")]
+            (f"{args.mb} MB result, cpus=1 (s)", "result_mb_cpu1_s"),
+            (f"{args.mb} MB argument, CPU ms (all procs)", "arg_mb_cpu_ms"),
+            (f"{args.mb} MB result, CPU ms (all procs)", "result_mb_cpu_ms"),
+            (f"{args.mb} MB argument, cpus=1, CPU ms", "arg_mb_cpu1_cpu_ms"),
+            (f"{args.mb} MB result, cpus=1, CPU ms", "result_mb_cpu1_cpu_ms")]
     table("local", rows, local)
     ideal = 8 * serial / CORES
     mine = local["mesonb"]

@@ -12,7 +12,11 @@ machine-level limit on the agent still covers its containers)::
   records the limitation (so the executor cannot report its task first) and destroys the
   container;
 * cpu: ``cpu.shares`` (1024 per cpu) and, with CFS on, ``cpu.cfs_quota_us`` of a 100 ms
-  period; usage from ``cpuacct.stat``, throttling from ``cpu.stat``;
+  period and ``cpu.cfs_burst_us`` equal to the quota where the kernel has it (5.14+; the
+  largest it takes): a container idle for a while may run a short spike (a 100 MB value
+  written or read, a start-up) at up to twice its quota in one period, while its average
+  stays capped. Mesos sets no burst (there, such a spike waits for the next periods);
+  usage from ``cpuacct.stat``, throttling from ``cpu.stat``;
 * pids: ``pids.max``; freezer: used to stop a container before killing it, so a fork bomb
   cannot outrun the kill; devices: left as the parent's (GPUs narrow it).
 """

@@ -5,7 +5,9 @@ A container is its first process's *session* (the executor leads a new session; 
 stay in it). Every :data:`INTERVAL` seconds one pass over ``/proc`` sums the resident
 memory of each watched session; a container over its ``mem`` is reported
 (REASON_CONTAINER_LIMITATION_MEMORY with the limit and the peak seen) and destroyed.
-Memory is enforced after the fact, at that granularity; CPU and pids are not capped,
+Memory is enforced after the fact, at that granularity (less the pages of a client's
+shared-memory files that workers keep mapped to write results into: the client's, see
+:mod:`mesonb.procmem`); CPU and pids are not capped,
 only measured (Mesos's ``posix/cpu`` and ``posix/mem`` do not enforce at all).
 """
 
@@ -17,6 +19,7 @@ import logging
 import os
 import signal
 
+from mesonb import procmem
 from mesonb.protocol.states import Reason
 
 from .base import Handle, Isolator, OnLimitation, Usage
@@ -99,6 +102,8 @@ class PosixMonitor(Isolator):
             rss = sum(p[1] for p in procs)
             handle.peak_rss = max(handle.peak_rss, rss)
             limit = handle.limits.mem_bytes
+            if limit is not None and rss > limit:  # less the clients' pages kept mapped
+                rss -= sum(procmem.kept_shm_rss(p[0]) for p in procs)
             if limit is not None and rss > limit and handle.limited is None:
                 log.warning("container %s uses %d MB, over its %d MB: destroying it",
                             handle.container_id, rss >> 20, limit >> 20)

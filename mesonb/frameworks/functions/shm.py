@@ -17,7 +17,8 @@ is collected (a dependent call may still read it) or the cluster closes. A mappe
 that is removed stays readable by whoever mapped it.
 
 Reuse: a removed file that nobody maps any more goes to the client's pool, and the next
-large value is written into it instead of into fresh pages (:mod:`.shm_pool`).
+large value is written into it instead of into fresh pages (:mod:`.shm_pool`), through a
+mapping of it that the writer (the client, a worker) keeps from the last time.
 
 A client killed with ``kill -9`` never closes: its directory, ``mesonb-<pid>-<id>``, is
 held locked (``flock`` on the directory) for the client's life, and the kernel drops the
@@ -170,6 +171,7 @@ def remove_dir(path: str) -> None:
     lock."""
     shutil.rmtree(path, ignore_errors=True)
     shutil.rmtree(path + ".pool", ignore_errors=True)
+    shm_pool.forget_unlinked()  # the mappings kept of its files
     fd = _held.pop(path, None)
     if fd is not None:
         os.close(fd)
@@ -249,6 +251,7 @@ def dump(value: Any, directory: str | None) -> tuple[bytes, Shm | None]:
         return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
     total = sum(r.nbytes for r in raws)
     path, fd = shm_pool.claim(directory, total, grow=directory in _held)
+    claimed = fd is not None
     if fd is None:
         path = os.path.join(directory, ("" if directory in _held else shm_pool.WORKER_PREFIX)
                             + uuid.uuid4().hex)
@@ -257,7 +260,11 @@ def dump(value: Any, directory: str | None) -> tuple[bytes, Shm | None]:
         except OSError:  # gone, or not ours to write: in band after all
             return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
     try:
-        _write_all(fd, [raw.cast("B") for raw in raws])
+        views = [raw.cast("B") for raw in raws]
+        # A pool file taken: through this process's mapping kept from an earlier value.
+        keep = shm_pool.POOL_BYTES if directory in _held else shm_pool.WORKER_KEEPS
+        if not (claimed and shm_pool.write_mapped(fd, views, total, keep)):
+            _write_all(fd, views)
     except OSError:  # /dev/shm full: in band after all
         os.close(fd)
         os.unlink(path)

@@ -22,6 +22,19 @@ unlinked, and the client makes a pool file of its size in the background instead
 the next result. A pool file not reused within :data:`POOL_IDLE` seconds is freed: a
 dropped value's memory is kept only while calls come. The pool goes with its client's
 directory (:func:`~.shm.remove_dir`, or :func:`~.shm.sweep` after ``kill -9``).
+
+Writing through a mapping: ``pwrite`` into a reused file still costs ~14 ms per 100 MB
+(the kernel looks up each page), a copy into pages already mapped ~5 ms. So the client
+(an argument) and a worker (a result) keep a shared mapping of each pool file they wrote
+into (:func:`write_mapped`) and write their next value into that file through it; only
+after :func:`claim` (nobody else reads or writes the file then), and only files whose
+pages are all there (a write through a mapping into a hole would allocate: charged to
+the writer, and SIGBUS, not ENOSPC, when ``/dev/shm`` is full). A mapping kept is
+dropped once its file leaves the pool for good (unlinked: trimmed as idle, the pool
+full, the cluster closed), looked at on each write, each trim and, in an idle worker,
+every :data:`POOL_IDLE` / 2 seconds, so it never holds a freed file's pages for long.
+Its pages are the client's (charged to the client's memory cgroup), so a worker's
+memory checks leave them out (:func:`kept_rss`); a forked child lets go of them.
 """
 
 from __future__ import annotations
@@ -29,13 +42,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import mmap
 import os
 import re
 import threading
 import time
 import uuid
 
+from mesonb import procmem
+
 POOL_BYTES = 1 << 30  # what a client's pool of written-once files may hold
+WORKER_KEEPS = 256 << 20  # what a worker may keep mapped of its client's files
 POOL_IDLE = 10.0  # seconds a pool file waits to be reused before it is freed
 BLOCK_NAME = re.compile(r"[0-9a-f]{32}")  # a pool file ready to be taken
 WORKER_PREFIX = "w-"  # a file whose pages a worker made: never pooled
@@ -71,7 +88,7 @@ def claim(directory: str, total: int, grow: bool) -> tuple[str, int | None]:
         except OSError:  # not ours to take
             return "", None
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)  # read too: to map it
             try:
                 if size != total:  # bytes past the value's end go: nothing old is read
                     os.ftruncate(fd, total)
@@ -268,4 +285,91 @@ def _trim_idle(pool: str) -> int:
                 left += 1
         except FileNotFoundError:
             pass
+    forget_unlinked()
     return left
+
+
+# The client's mappings of pool files it wrote into: (st_dev, st_ino) -> (map, an fd of
+# the file, to see whether it was unlinked). Holding them keeps each inode alive, so its
+# number is not reused while it is here.
+_writable: dict[tuple[int, int], tuple[mmap.mmap, int]] = {}
+_writing = threading.RLock()  # reentrant, as _mapping
+
+
+def write_mapped(fd: int, views: list[memoryview], total: int, keep: int = POOL_BYTES
+                 ) -> bool:
+    """Write ``views`` (``total`` bytes) from the start of ``fd``'s file, a pool file this
+    process claimed (so cut to ``total``: pages all there means no hole), through a
+    mapping of it kept for its next use (made, populated, the first time); False, writing
+    nothing, when its pages are not all there (new, or grown: the caller ``pwrite``s) or
+    a mapping cannot be made within ``keep`` bytes kept."""
+    stat = os.fstat(fd)
+    if stat.st_blocks * 512 < total or stat.st_size < total:
+        return False
+    key = (stat.st_dev, stat.st_ino)
+    with _writing:
+        forget_unlinked()
+        kept = _writable.get(key)
+        if kept is None or len(kept[0]) < total:
+            if kept is not None:
+                _forget(key)
+            if sum(len(m) for m, _ in _writable.values()) + total > keep:
+                return False
+            try:
+                own = os.dup(fd)
+            except OSError:
+                return False
+            try:
+                mapping = mmap.mmap(own, total,
+                                    flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
+            except (OSError, ValueError):
+                os.close(own)
+                return False
+            kept = _writable[key] = (mapping, own)
+        target, at = kept[0], 0
+        for view in views:
+            target[at:at + view.nbytes] = view
+            at += view.nbytes
+    return True
+
+
+def forget_unlinked() -> None:
+    """Drop the kept mappings (:func:`write_mapped`) of files unlinked since: their pages
+    are freed once nobody else maps them."""
+    with _writing:
+        for key in [k for k, (_, fd) in _writable.items() if _unlinked(fd)]:
+            _forget(key)
+
+
+def _forget_in_child() -> None:
+    """A forked child (a call's own processes) lets go of the mappings kept at once: they
+    are its parent's, and a thread of the parent may have held the lock."""
+    global _writing
+    _writing = threading.RLock()
+    for mapping, fd in _writable.values():
+        with contextlib.suppress(BufferError, OSError):
+            mapping.close()
+            os.close(fd)
+    _writable.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
+def _unlinked(fd: int) -> bool:
+    try:
+        return os.fstat(fd).st_nlink == 0
+    except OSError:
+        return True
+
+
+def _forget(key: tuple[int, int]) -> None:
+    mapping, fd = _writable.pop(key)
+    mapping.close()
+    os.close(fd)
+
+
+def kept_rss(pid: int) -> int:
+    """Resident bytes of process ``pid`` in the mappings kept by :func:`write_mapped`
+    (:func:`mesonb.procmem.kept_shm_rss`)."""
+    return procmem.kept_shm_rss(pid)

@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from . import proctree, shm
+from . import proctree, shm, shm_pool
 from .failures import run_call
 from .protocol import LogSlice, Outcome
 
@@ -107,6 +108,9 @@ def _child_main(rfd: int, wfd: int) -> None:
     logs = ["", ""]  # the files fds 1 and 2 point at
     shm.keep_until_sent()  # a call's large values are unmapped and freed after its outcome
     while True:
+        # Idle, let go of the mappings kept of client files since freed (see shm_pool).
+        while shm_pool._writable and not select.select([rfd], [], [], shm_pool.POOL_IDLE / 2)[0]:
+            shm_pool.forget_unlinked()
         try:
             size = _LEN.unpack(_read_exact(rfd, 4))[0]
             _task_id, payload, out_path, err_path, result_path = pickle.loads(
@@ -146,21 +150,35 @@ class Worker:
     calls: int = 0  # calls handed to it so far
     statm: int = -1  # its /proc/<pid>/statm, kept open: its memory in one pread
     tree: list[int] = field(default_factory=list)  # its descendants, at the last look
+    kept: tuple[int, int] = (-2, 0)  # (statm's shared pages, kept mappings' bytes) then
 
     def rss(self) -> int:
         """The worker process's resident bytes (itself only; see :attr:`tree`)."""
+        return self._statm()[0]
+
+    def rss_less_kept(self) -> int:
+        """:meth:`rss` less its kept mappings of the client's files (the client's pages,
+        :func:`~.shm_pool.kept_rss`, read from ``smaps`` only when its file-backed pages
+        changed since; before ``statm``: a mapping made in between counts)."""
+        if self.kept[0] != self._statm()[1]:
+            self.kept = (self._statm()[1], shm_pool.kept_rss(self.pid))
+        return self._statm()[0] - self.kept[1]
+
+    def _statm(self) -> tuple[int, int]:
+        """Resident bytes, and the pages of them backed by files or shared memory."""
         if self.statm < 0:
             try:
                 self.statm = os.open(f"/proc/{self.pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
             except OSError:  # no /proc
                 try:
-                    return psutil.Process(self.pid).memory_info().rss
+                    return psutil.Process(self.pid).memory_info().rss, -1
                 except psutil.Error:
-                    return 0
+                    return 0, -1
         try:
-            return int(os.pread(self.statm, 128, 0).split()[1]) * _PAGE
+            fields = os.pread(self.statm, 128, 0).split()
+            return int(fields[1]) * _PAGE, int(fields[2])
         except (OSError, IndexError, ValueError):
-            return 0
+            return 0, -1
 
     def log_slices(self) -> tuple[LogSlice | None, LogSlice | None]:
         """What the current call wrote to stdout and stderr so far."""
@@ -305,7 +323,10 @@ class Pool:
             self.base_rss = min(self.base_rss, rss)
             return True
         headroom = mem_mb * 2**20 - self.base_rss
-        return headroom <= 0 or rss - self.base_rss <= headroom / 2
+        if headroom <= 0 or rss - self.base_rss <= headroom / 2:
+            return True
+        # Its mappings kept of the client's files are not its memory (looked at only now).
+        return worker.rss_less_kept() - self.base_rss <= headroom / 2
 
     def _pick(self, mem_mb: float) -> Worker:
         """The most recently used idle worker that fits a call of ``mem_mb``; those passed
@@ -477,6 +498,8 @@ class Pool:
                 rss = worker.rss()
                 if worker.tree:
                     rss += sum(_rss_of(pid) for pid in worker.tree)
+                if rss > worker.mem_limit:  # less its mappings kept, not its memory
+                    rss += worker.rss_less_kept() - worker.rss()
                 if rss > worker.mem_limit:
                     log.warning("task %s uses %d MB, over its limit of %d MB; killing it",
                                 worker.task_id, rss >> 20, int(worker.mem_limit) >> 20)
