@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 import os
 import random
@@ -44,6 +43,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from mesonb.protocol import jsontext
 from mesonb.protocol.errors import BadRequest
 from mesonb.protocol.executor import (
     BATCH_HEADER,
@@ -385,7 +385,7 @@ class ExecutorDriver:
                                            for s in self.unacknowledged_updates.values()],
             },
         }
-        data = json.dumps(body).encode()
+        data = jsontext.dumpb(body)
         for endpoint in self._endpoints:
             try:
                 response = await _http.post(endpoint, EXECUTOR_PATH, data, self._headers(),
@@ -417,7 +417,7 @@ class ExecutorDriver:
         async for chunk in response.chunks():
             for record in decoder.feed(chunk):
                 try:
-                    event = ExecutorEvent.from_json(json.loads(record), "Event")
+                    event = ExecutorEvent.from_json(jsontext.loads_lenient(record), "Event")
                 except (ValueError, BadRequest) as exc:
                     log.warning("ignoring a malformed event from the agent: %s", exc)
                     continue
@@ -478,7 +478,7 @@ class ExecutorDriver:
         return headers
 
     async def _call(self, body: dict[str, Any] | list[dict[str, Any]]) -> None:
-        await self._conn.post_and_read(EXECUTOR_PATH, json.dumps(body).encode(),
+        await self._conn.post_and_read(EXECUTOR_PATH, jsontext.dumpb(body),
                                        self._headers(), self.http_timeout)
 
     async def _batched_call(self, body: dict[str, Any]) -> None:
