@@ -55,7 +55,7 @@ from mesonb.protocol.executor import (
     ExecutorEventType,
     ExecutorSubscribed,
 )
-from mesonb.protocol.mesos import KillPolicy, TaskGroupInfo, TaskInfo, TaskStatus
+from mesonb.protocol.mesos import ExecutorInfo, KillPolicy, TaskGroupInfo, TaskInfo, TaskStatus
 from mesonb.protocol.recordio import Decoder
 from mesonb.protocol.states import Reason, Source, TaskState
 from mesonb.tasks import spawn
@@ -189,6 +189,9 @@ class ExecutorDriver:
         self._batching = False
         self._outbox: list[tuple[dict[str, Any], Answered]] = []
         self._flusher: asyncio.Future[None] | None = None
+        # the last LAUNCH's ExecutorInfo, as JSON and parsed (see _parse_event)
+        self._executor_json: Any = None
+        self._executor_info: ExecutorInfo | None = None
 
     # -- public API -----------------------------------------------------------------
     @property
@@ -417,11 +420,32 @@ class ExecutorDriver:
         async for chunk in response.chunks():
             for record in decoder.feed(chunk):
                 try:
-                    event = ExecutorEvent.from_json(jsontext.loads_lenient(record), "Event")
+                    event = self._parse_event(record)
                 except (ValueError, BadRequest) as exc:
                     log.warning("ignoring a malformed event from the agent: %s", exc)
                     continue
                 await self._dispatch(event)
+
+    def _parse_event(self, record: bytes) -> ExecutorEvent:
+        """An event from its JSON text. A LAUNCH's ExecutorInfo, the same for every task
+        of this executor, is parsed once: a task whose ``executor`` JSON equals the last
+        one parsed gets that ExecutorInfo (the same object; nothing here changes it)."""
+        data = jsontext.loads_lenient(record)
+        launch = data.get("launch") if type(data) is dict else None
+        task = launch.get("task") if type(launch) is dict else None
+        executor = task.get("executor") if type(task) is dict else None
+        if executor is None:
+            return ExecutorEvent.from_json(data, "Event")
+        known = self._executor_json is not None and executor == self._executor_json
+        if known:
+            del task["executor"]  # type: ignore[union-attr]
+        event = ExecutorEvent.from_json(data, "Event")
+        if event.launch is not None:
+            if known:
+                event.launch.task.executor = self._executor_info
+            else:
+                self._executor_json, self._executor_info = executor, event.launch.task.executor
+        return event
 
     async def _dispatch(self, event: ExecutorEvent) -> None:
         kind = event.type
