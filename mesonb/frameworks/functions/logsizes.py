@@ -27,9 +27,8 @@ def file_size(path: str) -> int:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return 0
-        if len(_open_files) >= KEPT_OPEN:
-            oldest = next(iter(_open_files))
-            os.close(_open_files.pop(oldest))
+        while len(_open_files) >= KEPT_OPEN:
+            forget(next(iter(_open_files)))
         _open_files[path] = fd
     try:
         return os.fstat(fd).st_size
