@@ -115,7 +115,19 @@ class Future(concurrent.futures.Future):
         """The call's value, or its exception raised here (a remote one with the user's
         frames of the remote traceback as its cause). :class:`TimeoutError` after
         ``timeout`` seconds names what the call is doing (``pending: <reason>``)."""
-        return self._result_within(timeout, timeout)
+        # (_result_within's body: a call between them would be one more frame shown)
+        try:
+            return super().result(timeout)
+        except BaseException as exc:
+            if isinstance(exc, TimeoutError) and not self.done():
+                raise TimeoutError(f"{self.name} ({self.key}) did not finish within "
+                                   f"{timeout:g} s; {self.status()}") from None
+            if isinstance(exc, concurrent.futures.CancelledError):
+                raise
+            # the call's own error: its frames here are concurrent.futures' plumbing; a
+            # remote one shows the remote frames (the user's) instead
+            remote = getattr(exc, "_mesonb_remote_traceback", None)
+            raise exc.with_traceback(remote)  # noqa: B904
 
     def _result_within(self, wait: float | None, timeout: float | None) -> Any:
         """:meth:`result`, waiting at most ``wait`` seconds; a TimeoutError names ``timeout``
