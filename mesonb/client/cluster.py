@@ -66,7 +66,7 @@ from .blobs import BlobServer
 from .calls import executor_env, nested_future, placehold, plain_call, slug, this_host
 from .errors import ResourceError
 from .frameworks import ClusterFrameworks
-from .futures import Future, FutureInCall, Logs
+from .futures import Future, FutureInCall, Logs, results
 from .leader import LeaderConnection
 from .loop import LoopThread, at_exit
 from .sizes import call_resources, check_retries, could_hold
@@ -355,7 +355,7 @@ class Cluster(ClusterViews, ClusterFrameworks):
             from mesonb.widgets.progress import progress as show
 
             show(futures, wait=False)
-        return [f.result(timeout) for f in futures]
+        return results(futures, timeout)  # [f.result(timeout) for f in futures], fewer wakes
 
     def run(self, command: str, *, cpus: float = 0.1, mem: str | float = "128MiB",
             disk: str | float | None = None, gpus: float | None = None,

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 import os
 import random
@@ -44,6 +43,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from mesonb.protocol import jsontext
 from mesonb.protocol.errors import BadRequest
 from mesonb.protocol.executor import (
     BATCH_HEADER,
@@ -55,7 +55,7 @@ from mesonb.protocol.executor import (
     ExecutorEventType,
     ExecutorSubscribed,
 )
-from mesonb.protocol.mesos import KillPolicy, TaskGroupInfo, TaskInfo, TaskStatus
+from mesonb.protocol.mesos import ExecutorInfo, KillPolicy, TaskGroupInfo, TaskInfo, TaskStatus
 from mesonb.protocol.recordio import Decoder
 from mesonb.protocol.states import Reason, Source, TaskState
 from mesonb.tasks import spawn
@@ -189,6 +189,9 @@ class ExecutorDriver:
         self._batching = False
         self._outbox: list[tuple[dict[str, Any], Answered]] = []
         self._flusher: asyncio.Future[None] | None = None
+        # the last LAUNCH's ExecutorInfo, as JSON and parsed (see _parse_event)
+        self._executor_json: Any = None
+        self._executor_info: ExecutorInfo | None = None
 
     # -- public API -----------------------------------------------------------------
     @property
@@ -385,7 +388,7 @@ class ExecutorDriver:
                                            for s in self.unacknowledged_updates.values()],
             },
         }
-        data = json.dumps(body).encode()
+        data = jsontext.dumpb(body)
         for endpoint in self._endpoints:
             try:
                 response = await _http.post(endpoint, EXECUTOR_PATH, data, self._headers(),
@@ -417,11 +420,32 @@ class ExecutorDriver:
         async for chunk in response.chunks():
             for record in decoder.feed(chunk):
                 try:
-                    event = ExecutorEvent.from_json(json.loads(record), "Event")
+                    event = self._parse_event(record)
                 except (ValueError, BadRequest) as exc:
                     log.warning("ignoring a malformed event from the agent: %s", exc)
                     continue
                 await self._dispatch(event)
+
+    def _parse_event(self, record: bytes) -> ExecutorEvent:
+        """An event from its JSON text. A LAUNCH's ExecutorInfo, the same for every task
+        of this executor, is parsed once: a task whose ``executor`` JSON equals the last
+        one parsed gets that ExecutorInfo (the same object; nothing here changes it)."""
+        data = jsontext.loads_lenient(record)
+        launch = data.get("launch") if type(data) is dict else None
+        task = launch.get("task") if type(launch) is dict else None
+        executor = task.get("executor") if type(task) is dict else None
+        if executor is None:
+            return ExecutorEvent.from_json(data, "Event")
+        known = self._executor_json is not None and executor == self._executor_json
+        if known:
+            del task["executor"]  # type: ignore[union-attr]
+        event = ExecutorEvent.from_json(data, "Event")
+        if event.launch is not None:
+            if known:
+                event.launch.task.executor = self._executor_info
+            else:
+                self._executor_json, self._executor_info = executor, event.launch.task.executor
+        return event
 
     async def _dispatch(self, event: ExecutorEvent) -> None:
         kind = event.type
@@ -478,7 +502,7 @@ class ExecutorDriver:
         return headers
 
     async def _call(self, body: dict[str, Any] | list[dict[str, Any]]) -> None:
-        await self._conn.post_and_read(EXECUTOR_PATH, json.dumps(body).encode(),
+        await self._conn.post_and_read(EXECUTOR_PATH, jsontext.dumpb(body),
                                        self._headers(), self.http_timeout)
 
     async def _batched_call(self, body: dict[str, Any]) -> None:

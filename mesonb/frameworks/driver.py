@@ -40,7 +40,6 @@ import asyncio
 import base64
 import contextlib
 import inspect
-import json
 import logging
 import random
 from collections.abc import Iterable, Sequence
@@ -50,6 +49,7 @@ from urllib.parse import urlsplit
 from mesonb import discovery, tls
 from mesonb.http import lane
 from mesonb.http.client import Connection, HTTPError, open_stream
+from mesonb.protocol.jsontext import loads_lenient
 from mesonb.protocol.mesos import Duration, Filters, FrameworkInfo, KillPolicy, Operation
 from mesonb.protocol.recordio import Decoder
 from mesonb.protocol.scheduler import (
@@ -379,7 +379,7 @@ class SchedulerDriver:
                         await self._event(event)
                 else:
                     for record in decoder.feed(chunk):
-                        await self._event(json.loads(record))
+                        await self._event(loads_lenient(record))
                 if timer.when() > last + self.heartbeat_interval * 5:  # SUBSCRIBED set it
                     timer.cancel()
                     timer = loop.call_later(self.heartbeat_interval * 5, watchdog)

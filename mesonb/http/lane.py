@@ -42,6 +42,8 @@ class LaneConnection(Connection):
         self.failed = False
 
     async def _open(self) -> tuple[wire.ResponseReader, asyncio.StreamWriter]:
+        if self._writer is not None and not self._writer.is_closing():
+            return await super()._open()  # open: no wait_for (a task and 3 loop turns)
         try:
             return await asyncio.wait_for(super()._open(), CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:

@@ -46,6 +46,10 @@ class FunctionsExecutor(ExecutorHandler):
         self.pool = pool
         self.killed: set[str] = set()
         self._running_updates: dict[str, asyncio.Task[Any]] = {}
+        # calls with no TASK_RUNNING sent yet: when it is due, in launch order (so in order
+        # of due time); one timer, armed for the first, serves them all
+        self._running_due: dict[str, tuple[float, ExecutorDriver]] = {}
+        self._running_timer: asyncio.TimerHandle | None = None
         self._concluding: set[asyncio.Future[Any]] = set()
         # the health checks and checks calls ask for (a failing one kills its call)
         self.checks = TaskChecks(lambda task_id, why: self.kill_call(task_id, why),
@@ -58,38 +62,60 @@ class FunctionsExecutor(ExecutorHandler):
         task_id = task.task_id
         mem = sum(r.get("scalar", {}).get("value", 0.0) for r in task.resources or ()
                   if r.get("name") == "mem")
-        loop = asyncio.get_running_loop()
-        timer = loop.call_later(RUNNING_AFTER, self._send_running, driver, task_id)
+        self._running_due[task_id] = (asyncio.get_running_loop().time() + RUNNING_AFTER,
+                                      driver)
+        if self._running_timer is None:
+            self._arm_running_timer()
         checked = "health_check" in task.extra or "check" in task.extra
         if checked:
             self.checks.start(driver, task)
         running = self.pool.submit(task_id, task.data or b"", mem)
         if checked:
-            return self._conclude(driver, task_id, timer, running)
-        running.add_done_callback(lambda _: self._done(driver, task_id, timer, running))
+            return self._conclude(driver, task_id, running)
+        running.add_done_callback(lambda _: self._done(driver, task_id, running))
         return None
 
-    def _done(self, driver: ExecutorDriver, task_id: str, timer: asyncio.TimerHandle,
+    def _arm_running_timer(self) -> None:
+        """Wake when the first call waiting for its TASK_RUNNING update is due (none: no
+        timer)."""
+        self._running_timer = None
+        for due, _ in self._running_due.values():
+            self._running_timer = asyncio.get_running_loop().call_at(due, self._running_now)
+            return
+
+    def _running_now(self) -> None:
+        """Send TASK_RUNNING for each call still running :data:`RUNNING_AFTER` seconds after
+        its launch."""
+        now = asyncio.get_running_loop().time()
+        while self._running_due:
+            task_id, (due, driver) = next(iter(self._running_due.items()))
+            if due > now:
+                break
+            del self._running_due[task_id]
+            self._send_running(driver, task_id)
+        self._arm_running_timer()
+
+    def _done(self, driver: ExecutorDriver, task_id: str,
               running: asyncio.Future[Outcome]) -> None:
         """The call's outcome is in (a call with no checks). The usual case, a call that
         returned or raised with no TASK_RUNNING sent, posts its terminal update here;
         anything else goes the whole way (:meth:`_conclude`)."""
         if running.cancelled() or running.exception() is not None or \
                 task_id in self._running_updates:
-            spawn(self._conclude(driver, task_id, timer, running), self._concluding,
+            spawn(self._conclude(driver, task_id, running), self._concluding,
                   "executor handler", logger=log, level=logging.ERROR)
             return
-        timer.cancel()
+        self._running_due.pop(task_id, None)
         outcome = running.result()
         state, message = _terminal(outcome)
         driver.post_update(task_id, state, message=message, data=outcome.encode())
 
-    async def _conclude(self, driver: ExecutorDriver, task_id: str, timer: asyncio.TimerHandle,
+    async def _conclude(self, driver: ExecutorDriver, task_id: str,
                         running: asyncio.Future[Outcome]) -> None:
         try:
             outcome = await running
         except WorkerDied as exc:
-            timer.cancel()
+            self._running_due.pop(task_id, None)
             await self._after_running(task_id)
             logs = Outcome(ok=False, died=True, stdout=exc.stdout, stderr=exc.stderr).encode()
             if task_id in self.killed:
@@ -101,7 +127,7 @@ class FunctionsExecutor(ExecutorHandler):
             await driver.update(task_id, TaskState.TASK_FAILED, message=str(exc), reason=reason,
                                 data=logs)
             return
-        timer.cancel()
+        self._running_due.pop(task_id, None)
         await self._after_running(task_id)
         state, message = _terminal(outcome)
         await driver.update(task_id, state, message=message, data=outcome.encode())

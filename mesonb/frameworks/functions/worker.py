@@ -45,6 +45,7 @@ import psutil
 
 from . import proctree, shm, shm_pool
 from .failures import run_call
+from .logsizes import file_size as _size  # (executor's hunk: fstat, not a path walk)
 from .protocol import LogSlice, Outcome
 
 log = logging.getLogger(__name__)
@@ -582,13 +583,6 @@ def _kill_trees(pids: list[int]) -> None:
     for pid in [*pids, *family]:  # the parents first: they start no more children
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-
-
-def _size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
 
 
 def _describe(code: int | None) -> str:
