@@ -26,25 +26,20 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
+from tornado.websocket import WebSocketClosedError
 
 from mesonb import discovery, tls
+from mesonb.agent import ws_client
 from mesonb.http import inproc
-from mesonb.protocol.agent import (
-    AGENT_PATH,
-    AgentCall,
-    MasterCommand,
-    dumps,
-    frame,
-    load_commands,
-)
+from mesonb.protocol.agent import AGENT_PATH, AgentCall, MasterCommand, load_commands
 from mesonb.protocol.errors import BadRequest
+from mesonb.protocol.jsontext import dumpb
 
 log = logging.getLogger(__name__)
 
 MASTER_SCHEMES = ("http://", "ws://")  # accepted (and dropped) before --master's host:port
 MAX_REDIRECTS = 5
+MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 # After a leader change every agent reconnects within uniform(0, LEADER_SPREAD) seconds,
 # so that thousands of them do not all register in the same instant. It is a constant,
 # not scaled with the cluster: an agent does not know how many others there are, and no
@@ -137,7 +132,8 @@ class MasterLink:
         self._on_open = on_open
         self._on_command = on_command
         self._on_close = on_close
-        self._conn: WebSocketClientConnection | None = None
+        # The master's socket (ws_client.WebSocket), or an in-process link (inproc.Link)
+        self._conn: Any = None
         self._outbox: list[AgentCall] = []
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -166,9 +162,11 @@ class MasterLink:
         if conn is not None:
             self._flush(conn)  # what this turn queued goes before the farewell
             if farewell is not None:
-                with contextlib.suppress(WebSocketClosedError, OSError):
-                    payload: Any = [farewell] if _in_process(conn) else dumps(farewell)
-                    await conn.write_message(payload)
+                if _in_process(conn):
+                    with contextlib.suppress(WebSocketClosedError, OSError):
+                        await conn.write_message([farewell])
+                else:
+                    conn.send(dumpb(farewell.to_json()))
             conn.close(1000, "agent stopping")
         if self._task is not None:
             try:
@@ -188,15 +186,16 @@ class MasterLink:
         self._outbox.append(call)
         return True
 
-    def _flush(self, conn: WebSocketClientConnection) -> None:
+    def _flush(self, conn: Any) -> None:
         messages, self._outbox = self._outbox, []
         if not messages or conn is not self._conn:
             return
-        try:
-            # A master in this process takes the calls as they are (read-only from now).
-            payload: Any = (messages if _in_process(conn)
-                            else frame([m.to_json() for m in messages]))
-            fut = conn.write_message(payload)
+        if isinstance(conn, ws_client.WebSocket):  # one text frame: an object or an array
+            conn.send(dumpb(messages[0].to_json() if len(messages) == 1
+                            else [m.to_json() for m in messages]))
+            return
+        try:  # a master in this process takes the calls as they are (read-only from now)
+            fut = conn.write_message(messages)
         except WebSocketClosedError:
             return
         fut.add_done_callback(_swallow_closed)
@@ -238,19 +237,12 @@ class MasterLink:
                 log.warning("lost the master connection; reconnecting in %.2fs", delay)
                 await self._sleep(delay)
 
-    async def _read(self, conn: WebSocketClientConnection) -> None:
+    async def _read(self, conn: Any) -> None:
         if _in_process(conn):  # the master hands its messages over as it flushes them
-            conn.deliver_to(self._take)  # type: ignore[attr-defined]
-            await conn.wait_closed()  # type: ignore[attr-defined]
+            conn.deliver_to(self._take)
+            await conn.wait_closed()
             return
-        inbox = getattr(conn, "mesonb_inbox", None)
-        if inbox is None:  # a connection made elsewhere: read it message by message
-            while True:
-                message = await conn.read_message()
-                if message is None:
-                    return
-                self._take(message)
-        await inbox.deliver_to(self._take)
+        await conn.mesonb_inbox.deliver_to(self._take)
 
     def _take(self, message: str | bytes | list[Any]) -> None:
         try:
@@ -294,10 +286,10 @@ class MasterLink:
 
     def _leader_not_ready(self, exc: BaseException) -> bool:
         """The master ZooKeeper names as leader answered 503: elected, not serving yet."""
-        return (isinstance(exc, HTTPClientError) and exc.code == 503
+        return (isinstance(exc, ws_client.HandshakeRefused) and exc.code == 503
                 and self._leader is not None and self._trying == self._leader)
 
-    async def _connect(self) -> WebSocketClientConnection:
+    async def _connect(self) -> Any:
         if discovery.is_zk(self.master) and self._detector is None:
             await self._watch_leader()
         if self._leader is not None:
@@ -311,29 +303,24 @@ class MasterLink:
         link = endpoint.open_link(AGENT_PATH, headers) if endpoint is not None else None
         if link is not None:  # the master runs in this process: no socket
             self.master_address = address
-            return link  # type: ignore[return-value]
+            return link
         for _ in range(MAX_REDIRECTS + 1):
             self._trying = urlsplit(url).netloc
-            request = HTTPRequest(
-                url,
-                headers=headers,
-                connect_timeout=self.connect_timeout,
-                request_timeout=self.connect_timeout,
-                ssl_options=tls.client_context() if tls.wants_tls(url) else None,
-            )
             inbox = _Inbox()
             try:
-                conn = await websocket_connect(request, max_message_size=64 * 1024 * 1024,
-                                               on_message_callback=inbox)
-            except HTTPClientError as exc:
-                location = exc.response.headers.get("Location") if exc.response else None
+                conn = await ws_client.connect(
+                    url, headers, on_message=inbox, timeout=self.connect_timeout,
+                    ssl_context=tls.client_context() if tls.wants_tls(url) else None,
+                    max_message_size=MAX_MESSAGE_SIZE)
+            except ws_client.HandshakeRefused as exc:
+                location = exc.headers.get("location")
                 if exc.code in (301, 302, 303, 307, 308) and location:
                     url = follow_redirect(url, location)
                     log.info("master redirected the agent to %s", url)
                     continue
                 raise
             self.master_address = urlsplit(url).netloc
-            conn.mesonb_inbox = inbox  # type: ignore[attr-defined]
+            conn.mesonb_inbox = inbox
             return conn
         raise ConnectionError(f"too many redirects from {self.master}")
 
@@ -346,9 +333,9 @@ class MasterLink:
 
 
 class _Inbox:
-    """The master's messages on one connection, taken as tornado reads each frame (its
-    ``on_message_callback``: no queue, future and task wake-up per message); those
-    before :meth:`deliver_to` wait for it. None from tornado: the connection closed."""
+    """The master's messages on one connection, taken as the socket reads each frame (its
+    ``on_message``: no queue, future and task wake-up per message); those before
+    :meth:`deliver_to` wait for it. None from the socket: the connection closed."""
 
     def __init__(self) -> None:
         self._take: Callable[[str | bytes], None] | None = None
@@ -383,10 +370,8 @@ def _command(message: MasterCommand | dict) -> MasterCommand:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, HTTPClientError):
-        body = ""
-        if exc.response is not None and exc.response.body:
-            body = ": " + exc.response.body.decode("utf-8", "replace")[:200]
+    if isinstance(exc, ws_client.HandshakeRefused):
+        body = ": " + exc.body.decode("utf-8", "replace")[:200] if exc.body else ""
         return f"HTTP {exc.code}{body}"
     return f"{type(exc).__name__}: {exc}"
 
