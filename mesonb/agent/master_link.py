@@ -30,8 +30,9 @@ from tornado.websocket import WebSocketClosedError
 
 from mesonb import discovery, tls
 from mesonb.agent import ws_client
+from mesonb.agent.command_reader import CommandReader
 from mesonb.http import inproc
-from mesonb.protocol.agent import AGENT_PATH, AgentCall, MasterCommand, load_commands
+from mesonb.protocol.agent import AGENT_PATH, AgentCall, MasterCommand
 from mesonb.protocol.errors import BadRequest
 from mesonb.protocol.jsontext import dumpb
 
@@ -135,6 +136,7 @@ class MasterLink:
         # The master's socket (ws_client.WebSocket), or an in-process link (inproc.Link)
         self._conn: Any = None
         self._outbox: list[AgentCall] = []
+        self._read_commands = CommandReader()  # load_commands, RUN_TASK's parts shared
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._wake = asyncio.Event()
@@ -246,7 +248,7 @@ class MasterLink:
 
     def _take(self, message: str | bytes | list[Any]) -> None:
         try:
-            commands = (load_commands(message) if not isinstance(message, list)
+            commands = (self._read_commands(message) if not isinstance(message, list)
                         else [_command(m) for m in message])  # in-process
         except BadRequest as exc:
             log.warning("ignoring a malformed message from the master: %s", exc.message)
@@ -320,7 +322,7 @@ class MasterLink:
                     continue
                 raise
             self.master_address = urlsplit(url).netloc
-            conn.mesonb_inbox = inbox
+            conn.mesonb_inbox = inbox  # type: ignore[attr-defined]
             return conn
         raise ConnectionError(f"too many redirects from {self.master}")
 
