@@ -138,6 +138,7 @@ class MasterLink:
         self._outbox: list[AgentCall] = []
         self._read_commands = CommandReader()  # load_commands, RUN_TASK's parts shared
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by start()
         self._stopping = False
         self._wake = asyncio.Event()
         # With a zk:// master: a watch on the election, so a new leader is met at once.
@@ -151,7 +152,8 @@ class MasterLink:
 
     def start(self) -> None:
         self._stopping = False
-        self._task = asyncio.ensure_future(self._run())
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run())
 
     async def stop(self, farewell: AgentCall | None = None) -> None:
         """Send ``farewell`` (e.g. UNREGISTER) if connected, close, and stop reconnecting."""
@@ -184,7 +186,8 @@ class MasterLink:
         if conn is None:
             return False
         if not self._outbox:
-            asyncio.get_running_loop().call_soon(self._flush, conn)
+            loop = self._loop or asyncio.get_running_loop()
+            loop.call_soon(self._flush, conn)
         self._outbox.append(call)
         return True
 
