@@ -314,3 +314,45 @@ async def test_a_refusal_read_to_its_end_chunked() -> None:
         await ws._opened
     assert refused.value.code == 307 and refused.value.headers["location"] == "//other:5050/x"
     assert refused.value.body == b"hello"
+
+
+async def test_wss_verifies_the_server_and_presents_a_client_certificate(tmp_path) -> None:
+    """wss:// through the context mesonb.tls gives clients: the server's certificate is
+    checked against the CA (and its name), and a server that requires a client
+    certificate gets one; a client that does not trust the CA is refused."""
+    import ssl
+
+    from mesonb import tls
+    from mesonb.security.certs import make_bundle
+
+    bundle = make_bundle(tmp_path / "tls")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(str(bundle.cert), str(bundle.key))
+    server_ctx.load_verify_locations(cafile=str(bundle.ca))
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    seen: list[str] = []
+    got = asyncio.Event()
+
+    class Handler(tornado.websocket.WebSocketHandler):
+        def on_message(self, message: str | bytes) -> None:
+            seen.append(str(message))
+            got.set()
+
+    app = tornado.web.Application([("/ws", Handler)])
+    server = app.listen(0, "127.0.0.1", ssl_options=server_ctx)
+    port = next(iter(server._sockets.values())).getsockname()[1]
+    url = f"wss://127.0.0.1:{port}/ws"
+    previous = tls.configure(tls.TlsSettings(ca=bundle.ca, cert=bundle.client_cert,
+                                             key=bundle.client_key), export=False)
+    try:
+        ws = await connect(url, {}, on_message=Inbox(), ssl_context=tls.client_context())
+        ws.send(b"over tls")
+        await asyncio.wait_for(got.wait(), 5)
+        assert seen == ["over tls"]
+        ws.close()
+        await ws.wait_closed()
+        with pytest.raises(ssl.SSLError):  # the system's CAs do not know this one
+            await connect(url, {}, on_message=Inbox(), ssl_context=ssl.create_default_context())
+    finally:
+        tls.configure(previous, export=False)
+        server.stop()
