@@ -134,6 +134,7 @@ class WebSocket(asyncio.Protocol):
         self._fragment_opcode = 0
         self._fragment_size = 0
         self._close_sent = False
+        self._reading = True  # until the server's close frame, or a frame that fails us
         self._close_timer: asyncio.TimerHandle | None = None
         self.close_code: int | None = None  # the code of the server's close frame
         self.close_reason: str | None = None
@@ -184,6 +185,8 @@ class WebSocket(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._upgraded:
+            if not self._reading:
+                return
             if self._buf:
                 self._buf += data
                 self._read_frames(self._buf)
@@ -281,7 +284,7 @@ class WebSocket(asyncio.Protocol):
     def _read_frames(self, data: bytes | bytearray) -> None:
         """Take every whole frame in ``data``; keep the rest for the next read."""
         at, end = 0, len(data)
-        while end - at >= 2 and not self._closed.done():
+        while end - at >= 2 and self._reading:
             b0, b1 = data[at], data[at + 1]
             length = b1 & 0x7F
             head = 2
@@ -310,7 +313,7 @@ class WebSocket(asyncio.Protocol):
             payload = bytes(data[at + head:at + head + length])
             at += head + length
             self._frame(b0 & 0x80, opcode, payload)
-        if self._closed.done():
+        if not self._reading:
             return
         if at == end:
             if self._buf:
@@ -364,6 +367,7 @@ class WebSocket(asyncio.Protocol):
             log.exception("failed to take a WebSocket message")
 
     def _close_received(self, payload: bytes) -> None:
+        self._reading = False  # nothing after a close frame is read (RFC 6455 5.5.1)
         if len(payload) >= 2:
             self.close_code = int.from_bytes(payload[:2], "big")
             self.close_reason = payload[2:].decode("utf-8", "replace")
@@ -380,6 +384,7 @@ class WebSocket(asyncio.Protocol):
 
     def _fail(self, code: int, why: str) -> None:
         log.warning("closing the WebSocket to the master: %s", why)
+        self._reading = False
         if not self._close_sent:
             self._send_close(code, why)
         assert self._transport is not None

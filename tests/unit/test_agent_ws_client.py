@@ -271,6 +271,19 @@ async def test_fragments_and_control_frames_between_them_byte_by_byte() -> None:
     assert unmasked(transport.written) == [(PONG, b"p1")]
 
 
+async def test_nothing_after_the_servers_close_frame_is_read() -> None:
+    inbox = Inbox()
+    ws, transport = await opened(inbox)
+    ws.data_received(server_frame(TEXT, b"before") + server_frame(CLOSE, b"\x03\xe8bye")
+                     + server_frame(TEXT, b"after"))
+    ws.data_received(server_frame(TEXT, b"later"))
+    assert inbox.messages == [b"before"]
+    assert unmasked(transport.written) == [(CLOSE, b"\x03\xe8")]  # its code echoed
+    assert transport.closed and (ws.close_code, ws.close_reason) == (1000, "bye")
+    ws.connection_lost(None)
+    assert inbox.messages == [b"before", None]
+
+
 async def test_frames_that_break_the_protocol_fail_the_connection() -> None:
     cases = [
         (struct.pack("!BB", 0x81, 0x80 | 1) + b"\x00\x00\x00\x00x", 1002),  # masked
