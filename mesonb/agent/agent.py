@@ -186,14 +186,15 @@ class Agent:
             unknown_resources=self._unknown_resources,
             task_ended=self.containerizer.task_ended,
             mount_volumes=self.volumes.mount,
+            parsed_resources=self.volumes.take_parsed,
             adopt_task=self.containerizer.adopt_task)
 
     def _unknown_resources(self, task: TaskInfo) -> str | None:
         """A persistent volume ``task`` (or its executor) names that this agent does not
         hold: Mesos drops such a task with REASON_RESOURCES_UNKNOWN."""
-        return self.volumes.invalid(
-            [*(task.resources or ()), *((task.executor.resources or ()) if task.executor
-                                        else ())])
+        if task.executor is None or not task.executor.resources:  # the task's own list
+            return self.volumes.invalid(task.resources or [])  # (parsed once: Task)
+        return self.volumes.invalid([*(task.resources or ()), *task.executor.resources])
 
     # -- life cycle -----------------------------------------------------------------
     @property

@@ -105,6 +105,10 @@ class MasterCommands:
                                                          *(info.resources or ())])
         record = Task(info=task, framework_id=framework.framework_id,
                       executor_id=executor.executor_id)
+        parsed = self.host.parsed_resources(task.resources) if self.host.parsed_resources \
+            else None
+        if parsed is not None:  # the check above parsed this very list: not again
+            record.resources = parsed
         self.io.checkpoint_task(framework, executor, record)
         framework.index_tasks(executor, [record.task_id])
         self._update_failed(executor, self.tasks.run(executor, [record], group=False))

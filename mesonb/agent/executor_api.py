@@ -82,6 +82,7 @@ class EventStream:
         self._lazy_flush: asyncio.TimerHandle | None = None
         self._lazy_due = 0.0  # when the LAZY events waiting go out on their own (loop time)
         self._lazy: list[bytes] = []  # LAZY events, written after the others of a flush
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the first send
 
     @property
     def closed(self) -> bool:
@@ -94,7 +95,9 @@ class EventStream:
         if self.closed:
             return False
         data = recordio.encode_json(event.to_json())
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:  # (asyncio.get_running_loop() asks the OS for the pid each time)
+            loop = self._loop = asyncio.get_running_loop()
         if event.type in LAZY:
             self._lazy.append(data)
             if not self._flush_pending:

@@ -18,6 +18,7 @@ from mesonb.clock import Clock
 from mesonb.config import AgentConfig
 from mesonb.protocol.agent import AgentCall
 from mesonb.protocol.mesos import AgentInfo, TaskInfo, TaskStatus
+from mesonb.protocol.resources import Resources
 
 from .recovery import RecoveryConfig
 
@@ -69,6 +70,9 @@ class Host:
     # hold: the reason, or None; such a task is TASK_DROPPED (TASK_LOST for a framework
     # that is not partition-aware) with REASON_RESOURCES_UNKNOWN, as in Mesos.
     unknown_resources: Callable[[TaskInfo], str | None] | None = None
+    # The parse of a task's ``resources`` list that ``unknown_resources`` made, if it made
+    # one of that very list (handed out once): the task's record takes it as its own.
+    parsed_resources: Callable[[Any], Resources | None] | None = None
     task_ended: Callable[[Executor | None], None] | None = None  # a task of it ended
     # Links the persistent volumes named in some resources into a sandbox (volumes.py).
     mount_volumes: Callable[[Path, Any], None] | None = None

@@ -26,25 +26,21 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
+from tornado.websocket import WebSocketClosedError
 
 from mesonb import discovery, tls
+from mesonb.agent import ws_client
+from mesonb.agent.command_reader import CommandReader
 from mesonb.http import inproc
-from mesonb.protocol.agent import (
-    AGENT_PATH,
-    AgentCall,
-    MasterCommand,
-    dumps,
-    frame,
-    load_commands,
-)
+from mesonb.protocol.agent import AGENT_PATH, AgentCall, MasterCommand
 from mesonb.protocol.errors import BadRequest
+from mesonb.protocol.jsontext import dumpb
 
 log = logging.getLogger(__name__)
 
 MASTER_SCHEMES = ("http://", "ws://")  # accepted (and dropped) before --master's host:port
 MAX_REDIRECTS = 5
+MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 # After a leader change every agent reconnects within uniform(0, LEADER_SPREAD) seconds,
 # so that thousands of them do not all register in the same instant. It is a constant,
 # not scaled with the cluster: an agent does not know how many others there are, and no
@@ -137,9 +133,12 @@ class MasterLink:
         self._on_open = on_open
         self._on_command = on_command
         self._on_close = on_close
-        self._conn: WebSocketClientConnection | None = None
+        # The master's socket (ws_client.WebSocket), or an in-process link (inproc.Link)
+        self._conn: Any = None
         self._outbox: list[AgentCall] = []
+        self._read_commands = CommandReader()  # load_commands, RUN_TASK's parts shared
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by start()
         self._stopping = False
         self._wake = asyncio.Event()
         # With a zk:// master: a watch on the election, so a new leader is met at once.
@@ -153,7 +152,8 @@ class MasterLink:
 
     def start(self) -> None:
         self._stopping = False
-        self._task = asyncio.ensure_future(self._run())
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run())
 
     async def stop(self, farewell: AgentCall | None = None) -> None:
         """Send ``farewell`` (e.g. UNREGISTER) if connected, close, and stop reconnecting."""
@@ -166,9 +166,11 @@ class MasterLink:
         if conn is not None:
             self._flush(conn)  # what this turn queued goes before the farewell
             if farewell is not None:
-                with contextlib.suppress(WebSocketClosedError, OSError):
-                    payload: Any = [farewell] if _in_process(conn) else dumps(farewell)
-                    await conn.write_message(payload)
+                if _in_process(conn):
+                    with contextlib.suppress(WebSocketClosedError, OSError):
+                        await conn.write_message([farewell])
+                else:
+                    conn.send(dumpb(farewell.to_json()))
             conn.close(1000, "agent stopping")
         if self._task is not None:
             try:
@@ -184,19 +186,21 @@ class MasterLink:
         if conn is None:
             return False
         if not self._outbox:
-            asyncio.get_running_loop().call_soon(self._flush, conn)
+            loop = self._loop or asyncio.get_running_loop()
+            loop.call_soon(self._flush, conn)
         self._outbox.append(call)
         return True
 
-    def _flush(self, conn: WebSocketClientConnection) -> None:
+    def _flush(self, conn: Any) -> None:
         messages, self._outbox = self._outbox, []
         if not messages or conn is not self._conn:
             return
-        try:
-            # A master in this process takes the calls as they are (read-only from now).
-            payload: Any = (messages if _in_process(conn)
-                            else frame([m.to_json() for m in messages]))
-            fut = conn.write_message(payload)
+        if isinstance(conn, ws_client.WebSocket):  # one text frame: an object or an array
+            conn.send(dumpb(messages[0].to_json() if len(messages) == 1
+                            else [m.to_json() for m in messages]))
+            return
+        try:  # a master in this process takes the calls as they are (read-only from now)
+            fut = conn.write_message(messages)
         except WebSocketClosedError:
             return
         fut.add_done_callback(_swallow_closed)
@@ -238,23 +242,16 @@ class MasterLink:
                 log.warning("lost the master connection; reconnecting in %.2fs", delay)
                 await self._sleep(delay)
 
-    async def _read(self, conn: WebSocketClientConnection) -> None:
+    async def _read(self, conn: Any) -> None:
         if _in_process(conn):  # the master hands its messages over as it flushes them
-            conn.deliver_to(self._take)  # type: ignore[attr-defined]
-            await conn.wait_closed()  # type: ignore[attr-defined]
+            conn.deliver_to(self._take)
+            await conn.wait_closed()
             return
-        inbox = getattr(conn, "mesonb_inbox", None)
-        if inbox is None:  # a connection made elsewhere: read it message by message
-            while True:
-                message = await conn.read_message()
-                if message is None:
-                    return
-                self._take(message)
-        await inbox.deliver_to(self._take)
+        await conn.mesonb_inbox.deliver_to(self._take)
 
     def _take(self, message: str | bytes | list[Any]) -> None:
         try:
-            commands = (load_commands(message) if not isinstance(message, list)
+            commands = (self._read_commands(message) if not isinstance(message, list)
                         else [_command(m) for m in message])  # in-process
         except BadRequest as exc:
             log.warning("ignoring a malformed message from the master: %s", exc.message)
@@ -294,10 +291,10 @@ class MasterLink:
 
     def _leader_not_ready(self, exc: BaseException) -> bool:
         """The master ZooKeeper names as leader answered 503: elected, not serving yet."""
-        return (isinstance(exc, HTTPClientError) and exc.code == 503
+        return (isinstance(exc, ws_client.HandshakeRefused) and exc.code == 503
                 and self._leader is not None and self._trying == self._leader)
 
-    async def _connect(self) -> WebSocketClientConnection:
+    async def _connect(self) -> Any:
         if discovery.is_zk(self.master) and self._detector is None:
             await self._watch_leader()
         if self._leader is not None:
@@ -311,22 +308,17 @@ class MasterLink:
         link = endpoint.open_link(AGENT_PATH, headers) if endpoint is not None else None
         if link is not None:  # the master runs in this process: no socket
             self.master_address = address
-            return link  # type: ignore[return-value]
+            return link
         for _ in range(MAX_REDIRECTS + 1):
             self._trying = urlsplit(url).netloc
-            request = HTTPRequest(
-                url,
-                headers=headers,
-                connect_timeout=self.connect_timeout,
-                request_timeout=self.connect_timeout,
-                ssl_options=tls.client_context() if tls.wants_tls(url) else None,
-            )
             inbox = _Inbox()
             try:
-                conn = await websocket_connect(request, max_message_size=64 * 1024 * 1024,
-                                               on_message_callback=inbox)
-            except HTTPClientError as exc:
-                location = exc.response.headers.get("Location") if exc.response else None
+                conn = await ws_client.connect(
+                    url, headers, on_message=inbox, timeout=self.connect_timeout,
+                    ssl_context=tls.client_context() if tls.wants_tls(url) else None,
+                    max_message_size=MAX_MESSAGE_SIZE)
+            except ws_client.HandshakeRefused as exc:
+                location = exc.headers.get("location")
                 if exc.code in (301, 302, 303, 307, 308) and location:
                     url = follow_redirect(url, location)
                     log.info("master redirected the agent to %s", url)
@@ -346,9 +338,9 @@ class MasterLink:
 
 
 class _Inbox:
-    """The master's messages on one connection, taken as tornado reads each frame (its
-    ``on_message_callback``: no queue, future and task wake-up per message); those
-    before :meth:`deliver_to` wait for it. None from tornado: the connection closed."""
+    """The master's messages on one connection, taken as the socket reads each frame (its
+    ``on_message``: no queue, future and task wake-up per message); those before
+    :meth:`deliver_to` wait for it. None from the socket: the connection closed."""
 
     def __init__(self) -> None:
         self._take: Callable[[str | bytes], None] | None = None
@@ -383,10 +375,8 @@ def _command(message: MasterCommand | dict) -> MasterCommand:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, HTTPClientError):
-        body = ""
-        if exc.response is not None and exc.response.body:
-            body = ": " + exc.response.body.decode("utf-8", "replace")[:200]
+    if isinstance(exc, ws_client.HandshakeRefused):
+        body = ": " + exc.body.decode("utf-8", "replace")[:200] if exc.body else ""
         return f"HTTP {exc.code}{body}"
     return f"{type(exc).__name__}: {exc}"
 

@@ -55,6 +55,17 @@ log = logging.getLogger(__name__)
 BIND, SYMLINK = "bind_mount", "symlink"
 
 
+def _all_plain(items: list[Any]) -> bool:
+    """Every item a plain dict of role ``*`` (or none), neither reserved nor a disk: the
+    test :func:`mesonb.protocol.reservations.split` passes such a list by, parsing it as
+    it is."""
+    for item in items:
+        if (type(item) is not dict or "reservations" in item or "reservation" in item
+                or "disk" in item or item.get("role", "*") != "*"):
+            return False
+    return True
+
+
 def volume_dir(work_dir: Path, volume: Volume) -> Path:
     """Where a persistent volume's data lives on the agent."""
     role = urllib.parse.quote(volume.role, safe="")
@@ -73,6 +84,7 @@ class AgentVolumes:
         self._sync_dirs()
         # bind mounts as root (as Mesos); symbolic links otherwise, or once refused
         self.mode = BIND if os.geteuid() == 0 else SYMLINK
+        self._parsed: tuple[list[Any], Resources] | None = None  # invalid()'s last parse
 
     def _read(self) -> Portion:
         try:
@@ -119,7 +131,15 @@ class AgentVolumes:
 
     def invalid(self, resources: Any) -> str | None:
         """Why a task or executor with these resources cannot run here: a volume it names
-        that this agent does not hold."""
+        that this agent does not hold. A list of plain unreserved resources (the usual
+        case) is parsed once for both: its parse is kept for :meth:`take_parsed`."""
+        if type(resources) is list and _all_plain(resources):
+            try:  # what split() does with such a list: one parse, no volume named
+                parsed = Resources.from_json(resources, "task.resources")
+            except BadRequest as exc:
+                return exc.message
+            self._parsed = (resources, parsed)
+            return None
         try:
             wanted = split(resources or [], "task.resources")[1].volumes
         except BadRequest as exc:
@@ -128,6 +148,15 @@ class AgentVolumes:
             if vid not in self.checkpointed.volumes:
                 return f"Persistent volume {vid!r} does not exist on this agent"
         return None
+
+    def take_parsed(self, resources: Any) -> Resources | None:
+        """The parse :meth:`invalid` made of this very list (``is``), handed out once;
+        None when it made none (a task's ``Task.resources`` then parses the list)."""
+        kept = self._parsed
+        if kept is None or kept[0] is not resources:
+            return None
+        self._parsed = None
+        return kept[1]
 
     def mount(self, sandbox: Path, resources: Any) -> None:
         """Put each volume in ``resources`` into ``sandbox`` at its container_path: a bind

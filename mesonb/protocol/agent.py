@@ -269,3 +269,9 @@ def load_calls(text: str | bytes) -> list[AgentCall]:
 def load_commands(text: str | bytes) -> list[MasterCommand]:
     """The master messages in one frame (an object or an array of them)."""
     return _loads_all(MasterCommand, text)
+
+
+def command_from_json(data: Any) -> MasterCommand:
+    """One master message from its parsed JSON, checked as :func:`load_commands` checks
+    each message of a frame."""
+    return _check(MasterCommand, data)

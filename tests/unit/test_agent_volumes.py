@@ -80,3 +80,44 @@ def test_a_volume_on_statically_reserved_disk_is_carved_out_of_it(tmp_path):
     disks = sorted((r["scalar"]["value"], bool(r.get("disk"))) for r in reported
                    if r["name"] == "disk")
     assert disks == [(40.0, True), (60.0, False)]
+
+
+def _invalid_as_split_reads_it(volumes: AgentVolumes, items: Any) -> str | None:
+    """AgentVolumes.invalid as it was before its one-parse path: split() every time."""
+    from mesonb.protocol.errors import BadRequest
+    from mesonb.protocol.reservations import split
+
+    try:
+        wanted = split(items or [], "task.resources")[1].volumes
+    except BadRequest as exc:
+        return exc.message
+    missing = [v for v in wanted if v not in volumes.checkpointed.volumes]
+    return f"Persistent volume {missing[0]!r} does not exist on this agent" if missing else None
+
+
+def test_a_plain_task_list_is_parsed_once_for_the_check_and_the_task(tmp_path):
+    volumes = AgentVolumes(tmp_path, None)
+    volumes.checkpoint([vol("a")])
+    cpus = {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}, "role": "*"}
+    lists: list[Any] = [
+        [cpus, {"name": "mem", "type": "SCALAR", "scalar": {"value": 64}}],
+        [cpus, {"name": "ports", "type": "RANGES", "ranges": {"range": [{"begin": 1,
+                                                                          "end": 9}]}}],
+        [], None,
+        [{"name": "cpus", "type": "SCALAR", "scalar": {"value": -1}}],  # refused
+        [{"name": "cpus", "type": "SCALAR"}],  # refused
+        [cpus, "not an object"],
+        [cpus, vol("a")], [cpus, vol("gone")],  # volumes: split's path
+        [{**cpus, "role": "db"}],
+        [{**cpus, "allocation_info": {"role": "*"}}],
+    ]
+    for items in lists:
+        assert volumes.invalid(items) == _invalid_as_split_reads_it(volumes, items), items
+        parsed = volumes.take_parsed(items)
+        if parsed is not None:
+            assert parsed == Resources.from_json(items)  # what Task.resources would read
+            assert volumes.take_parsed(items) is None  # handed out once
+    same_again = [dict(cpus)]
+    assert volumes.invalid(same_again) is None
+    assert volumes.take_parsed([dict(cpus)]) is None  # an equal list is not this list
+    assert volumes.take_parsed(same_again) == Resources({"cpus": 0.5})
