@@ -147,6 +147,26 @@ def dumps(obj: Any) -> str:
     return out.decode()
 
 
+_PLAIN_OPTIONS = _WRITE_OPTIONS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def reads_back(obj: Any) -> bool:
+    """Whether ``loads(dumpb(obj))`` accepts ``obj`` and gives back an equal value of the
+    same types, so that a caller in this process may hand ``obj`` over in place of its
+    text: dicts with string keys, lists, strings, integers within 64 bits, booleans and
+    finite floats (no ``None``: NaN writes the same ``null``), nested at most
+    :data:`MAX_DEPTH` levels. Subclasses of those types do not pass; a tuple does (it
+    reads back as a list: callers hand over lists)."""
+    try:
+        out = _write(obj, option=_PLAIN_OPTIONS)
+    except TypeError:
+        return False
+    if b"null" in out:
+        return False
+    # no more brackets (in strings too) than levels allowed: no deeper (the usual case)
+    return out.count(b"[") + out.count(b"{") <= MAX_DEPTH or nesting_within(out, MAX_DEPTH)
+
+
 _STRUCTURE = b'[]{}"'
 _NOT_STRUCTURE = bytes(c for c in range(256) if c not in _STRUCTURE)
 _SQUARE = bytes.maketrans(b"{}", b"[]")
