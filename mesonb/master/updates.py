@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from mesonb.protocol.mesos import TaskStatus
-from mesonb.protocol.scheduler import Event, EventType, Update
 from mesonb.protocol.states import Reason, Source, TaskState, for_framework
 
 from .book import Framework, Task
@@ -43,7 +42,9 @@ def update_event(framework: Framework, status: TaskStatus) -> dict[str, Any]:
     state = for_framework(status.state, framework.partition_aware)
     if state is not status.state:
         status = _copy(status, state=state)
-    return Event(type=EventType.UPDATE, update=Update(status=status)).to_json()
+    # Event(type=UPDATE, update=Update(status=status)).to_json(), without building the two
+    # messages around the status for the generic encoder to take apart again
+    return {"type": "UPDATE", "update": {"status": status.to_json()}}
 
 
 def reconciliation_status(task: Task, now: float) -> TaskStatus:

@@ -239,3 +239,31 @@ def test_the_text_of_decoded_bytes_is_kept_for_a_few_only():
     for i, data in enumerate(kept):
         assert type(data) is bytes
         assert codec._encode_bytes(data) == base64.b64encode(bytes([i]) * 60).decode()
+
+
+@pytest.mark.parametrize(("cls", "data"), CASES)
+def test_copy_of_is_what_dataclasses_replace_makes(cls, data):
+    msg = cls.from_json(copy.deepcopy(data))
+    msg.extra["kept"] = {"x": 1}
+    copied = codec.copy_of(msg)
+    assert copied is not msg and same(copied, dataclasses.replace(msg))
+    assert all(getattr(copied, f.name) is getattr(msg, f.name)  # shallow, as replace
+               for f in dataclasses.fields(msg))
+
+
+def test_the_master_update_event_is_the_event_encoded():
+    from mesonb.master.book import Framework
+    from mesonb.master.updates import update_event
+    from mesonb.protocol.mesos import FrameworkInfo, TaskStatus
+    from mesonb.protocol.scheduler import EventType, Update
+
+    status = TaskStatus.from_json({**STATUS, "state": "TASK_UNREACHABLE", "surplus": [1]})
+    for aware in (True, False):
+        info = FrameworkInfo.from_json({"user": "u", "name": "n", "capabilities": [
+            {"type": "PARTITION_AWARE"}] if aware else []})
+        framework = Framework.__new__(Framework)
+        framework.info = info
+        want = Event(type=EventType.UPDATE, update=Update(
+            status=dataclasses.replace(status, state=status.state if aware
+                                       else type(status.state).TASK_LOST))).to_json()
+        assert update_event(framework, status) == want
