@@ -69,15 +69,19 @@ _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"0" * 9)
 _LONG_NUMBER = b"0" * 19
 """orjson reads an integer beyond 64 bits as a float, json as an int: text holding 19
 digits in a row (in a number or, harmlessly, in a string) goes to json."""
+_DIGITS_AS_ZERO_OPENERS_AS_SQUARE = bytes.maketrans(b"123456789{", b"0" * 9 + b"[")
+"""One pass for both checks of :func:`loads`: its digit runs, and its opening brackets
+(strings' too), which bound its depth: no more of them than levels allowed, no deeper."""
 
 
 def loads(text: str | bytes | bytearray, what: str = "Failed to parse JSON") -> Any:
     """Parse ``text``; BadRequest with ``what`` and the problem when it is not acceptable."""
     try:
         raw = text.encode() if isinstance(text, str) else text
-        if _LONG_NUMBER not in raw.translate(_DIGITS_AS_ZERO):
+        marks = raw.translate(_DIGITS_AS_ZERO_OPENERS_AS_SQUARE)
+        if _LONG_NUMBER not in marks:
             data = _parse(raw)
-            if len(raw) > 2 * MAX_DEPTH and not nesting_within(raw, MAX_DEPTH):
+            if marks.count(b"[") > MAX_DEPTH and not nesting_within(raw, MAX_DEPTH):
                 raise BadRequest(f"{what}: JSON nested deeper than {MAX_DEPTH} levels")
             return data
     except (_FAST_ERROR, UnicodeEncodeError, AttributeError):  # (a memoryview: no translate)
@@ -163,8 +167,11 @@ def reads_back(obj: Any) -> bool:
         return False
     if b"null" in out:
         return False
-    # no more brackets (in strings too) than levels allowed: no deeper (the usual case)
-    return out.count(b"[") + out.count(b"{") <= MAX_DEPTH or nesting_within(out, MAX_DEPTH)
+    return (out.translate(_OPENERS_AS_SQUARE).count(b"[") <= MAX_DEPTH
+            or nesting_within(out, MAX_DEPTH))
+
+
+_OPENERS_AS_SQUARE = bytes.maketrans(b"{", b"[")
 
 
 _STRUCTURE = b'[]{}"'
