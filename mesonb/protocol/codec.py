@@ -108,7 +108,7 @@ def copy_of(msg: T) -> T:
         exec("\n".join(["def copy(msg):", "    o = new(cls)",
                         *(f"    o.{n} = msg.{n}" for n in names), "    return o"]), env)
         copier = _COPIERS[cls] = env["copy"]
-    return copier(msg)  # type: ignore[no-any-return]
+    return copier(msg)
 
 
 @typing.dataclass_transform(kw_only_default=True, field_specifiers=(dataclasses.field,))
