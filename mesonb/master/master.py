@@ -300,8 +300,9 @@ class Master:
         unsuppressed framework has a refuse filter covering it (the usual case right after
         a framework declined the rest of an offer): the run would offer nothing."""
         for fw in self.book.frameworks.values():
-            if not (fw.active and fw.connected) or set(fw.roles) <= fw.suppressed_roles:
-                continue
+            if not (fw.active and fw.connected) or (
+                    fw.suppressed_roles and set(fw.roles) <= fw.suppressed_roles):
+                continue  # (a framework always has a role: none suppressed, not all)
             flt = fw.filters.get(view.agent_id)
             if flt is None or view.reserved or not flt.applies(view.available, now):
                 return True

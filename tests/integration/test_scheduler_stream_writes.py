@@ -27,16 +27,21 @@ async def master(tmp_path):
     await daemon.stop()
 
 
-async def test_a_tasks_update_and_the_offer_it_frees_leave_in_one_chunk(master):
+@pytest.mark.parametrize("inproc", [False, True], ids=["http", "inproc"])
+async def test_a_tasks_update_and_the_offer_it_frees_leave_in_one_chunk(master, inproc):
+    """Over HTTP one chunk; in-process (a framework on the master's loop) one list of
+    events, one wake-up of the framework too."""
     agent = await PeerAgent.connect(master, "cpus:1;mem:256")
     stream = await open_stream(master.url, "/api/v1/scheduler", {
-        "type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "u", "name": "w"}}})
+        "type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "u", "name": "w"}}},
+        inproc=inproc)
     decoder = Decoder()
     chunks: list[list[dict]] = []
 
     async def next_chunk_with(kind: str) -> list[dict]:
         while True:
-            events = list(decoder.feed_json(await asyncio.wait_for(anext(stream.chunks), 10)))
+            chunk = await asyncio.wait_for(anext(stream.chunks), 10)
+            events = chunk if inproc else list(decoder.feed_json(chunk))
             chunks.append(events)
             if any(e["type"] == kind for e in events):
                 return events
