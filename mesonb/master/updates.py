@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from mesonb.protocol.mesos import TaskStatus
-from mesonb.protocol.states import Reason, Source, TaskState, for_framework
+from mesonb.protocol.states import (
+    LOST_TO_OLD_FRAMEWORKS,
+    Reason,
+    Source,
+    TaskState,
+    for_framework,
+)
 
 from .book import Framework, Task
 
@@ -39,7 +45,9 @@ def master_status(
 
 def update_event(framework: Framework, status: TaskStatus) -> dict[str, Any]:
     """An UPDATE event for ``framework``, with partition-aware states mapped for it."""
-    state = for_framework(status.state, framework.partition_aware)
+    state = status.state
+    if state in LOST_TO_OLD_FRAMEWORKS:  # (whether it is partition-aware matters then only)
+        state = for_framework(state, framework.partition_aware)
     if state is not status.state:
         status = _copy(status, state=state)
     # Event(type=UPDATE, update=Update(status=status)).to_json(), without building the two
