@@ -73,6 +73,7 @@ def reference():
     codec._CODECS.clear()
     try:
         with mock.patch.object(codec, "_fast_decoder", lambda cls, decoders, generic: generic), \
+                mock.patch.object(codec, "_plain_list", lambda kind, decode_list: decode_list), \
                 mock.patch.object(codec, "_inline",
                                   lambda encode: "v" if encode is codec._identity else None):
             decoders = {cls: codec._codec(cls)[0] for cls, _ in CASES}
