@@ -55,6 +55,13 @@ def update_event(framework: Framework, status: TaskStatus) -> dict[str, Any]:
     return {"type": "UPDATE", "update": {"status": status.to_json()}}
 
 
+def offers_event(offers: list[dict[str, Any]]) -> dict[str, Any]:
+    """An OFFERS event for ``offers`` (ready Offer JSON, at least one): what
+    ``Event(type=OFFERS, offers=Offers(offers=offers)).to_json()`` makes, the list not
+    copied (it is the event's own)."""
+    return {"type": "OFFERS", "offers": {"offers": offers}}
+
+
 def reconciliation_status(task: Task, now: float) -> TaskStatus:
     """Mesos's reconciliation answer: the latest status without data and message, in the
     state of the status update being delivered when there is one (the agent may already

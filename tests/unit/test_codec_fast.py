@@ -268,3 +268,13 @@ def test_the_master_update_event_is_the_event_encoded():
             status=dataclasses.replace(status, state=status.state if aware
                                        else type(status.state).TASK_LOST))).to_json()
         assert update_event(framework, status) == want
+
+
+def test_the_master_offers_event_is_the_event_encoded():
+    from mesonb.master.updates import offers_event
+    from mesonb.protocol.scheduler import EventType, Offers
+
+    offers = [{"id": {"value": "O1"}, "agent_id": {"value": "S1"}, "hostname": "h",
+               "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1.0}}]}]
+    assert offers_event(offers) == Event(type=EventType.OFFERS,
+                                         offers=Offers(offers=offers)).to_json()
