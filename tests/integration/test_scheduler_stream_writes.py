@@ -27,21 +27,16 @@ async def master(tmp_path):
     await daemon.stop()
 
 
-@pytest.mark.parametrize("inproc", [False, True], ids=["http", "inproc"])
-async def test_a_tasks_update_and_the_offer_it_frees_leave_in_one_chunk(master, inproc):
-    """Over HTTP one chunk; in-process (a framework on the master's loop) one list of
-    events, one wake-up of the framework too."""
+async def test_a_tasks_update_and_the_offer_it_frees_leave_in_one_chunk(master):
     agent = await PeerAgent.connect(master, "cpus:1;mem:256")
     stream = await open_stream(master.url, "/api/v1/scheduler", {
-        "type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "u", "name": "w"}}},
-        inproc=inproc)
+        "type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "u", "name": "w"}}})
     decoder = Decoder()
     chunks: list[list[dict]] = []
 
     async def next_chunk_with(kind: str) -> list[dict]:
         while True:
-            chunk = await asyncio.wait_for(anext(stream.chunks), 10)
-            events = chunk if inproc else list(decoder.feed_json(chunk))
+            events = list(decoder.feed_json(await asyncio.wait_for(anext(stream.chunks), 10)))
             chunks.append(events)
             if any(e["type"] == kind for e in events):
                 return events

@@ -127,16 +127,13 @@ class MasterEndpoint:
 class _Subscription:
     """A SUBSCRIBE stream in-process: the events of one loop turn go over as one list of
     their JSON dicts (the driver reads them as it would the parsed RecordIO records, and
-    treats them as read-only). As over HTTP (:data:`.scheduler.FLUSH_WAITS`), a turn's
-    events wait a few turns for an allocation run that is due, so that the offers a
-    task's end frees go in the same list as its UPDATE (one wake-up of the framework)."""
+    treats them as read-only)."""
 
     def __init__(self, master: Master, call: Any, stream_id: str, chunks: Channel) -> None:
         self.master = master
         self.stream_id = stream_id
         self.chunks = chunks
         self.pending: list[dict[str, Any]] = []
-        self.waits = scheduler.FLUSH_WAITS  # SUBSCRIBED goes at once, as over HTTP
         self.done = False
         chunks.on_hang_up = self.gone
         self.framework = master.calls.subscribe(call, stream_id, self.send, self.close)
@@ -147,19 +144,10 @@ class _Subscription:
         if self.done:
             return
         if not self.pending:
-            later(self._flush_soon)
+            later(self.flush)
         self.pending.append(event)
 
-    def _flush_soon(self) -> None:
-        if self.master.allocation_pending and self.waits < scheduler.FLUSH_WAITS \
-                and not self.done:
-            self.waits += 1
-            later(self._flush_soon)
-            return
-        self.flush()
-
     def flush(self) -> None:
-        self.waits = 0
         if self.pending:
             self.chunks.put(self.pending)
             self.pending = []
