@@ -1,11 +1,12 @@
 """In-process transport: a daemon and its clients in one process talk without sockets.
 
 ``Cluster.local()`` and ``mesonb local`` run a master, its agents and the functions
-framework on one event loop. Between them, the Mesos calls and events are the same bytes
-as over HTTP (a JSON call in, a status and a JSON body out; RecordIO chunks on a
-SUBSCRIBE stream; agent-link frames), but they are handed over on the loop instead of
-through a TCP socket and an HTTP parser, as libprocess delivers messages between actors
-of one process without the network. Everything a handler does — authentication, the
+framework on one event loop. Between them, the Mesos calls and events are the messages
+sent over HTTP (a JSON call in, a status and a JSON body out; the events of a SUBSCRIBE
+stream; agent-link frames), but they are handed over on the loop as the JSON objects
+they are read into, instead of as text through a TCP socket and an HTTP parser, as
+libprocess delivers messages between actors of one process without the network. Both
+sides treat what was handed over as read-only. Everything a handler does — authentication, the
 leader check, parsing, validation, the 4xx answers — happens the same way.
 
 A daemon that serves in-process registers an :class:`Endpoint` under its ``host:port``;
@@ -89,6 +90,13 @@ class Endpoint(Protocol):
 
     def request(self, method: str, path: str, body: bytes,
                 headers: Mapping[str, str]) -> Answer | None: ...
+
+    def request_json(self, method: str, path: str, payload: Any,
+                     headers: Mapping[str, str]) -> Answer | None:
+        """:meth:`request` with a JSON body handed over as its object (one that
+        :func:`~mesonb.protocol.jsontext.reads_back`, read-only on both sides): the same
+        answer as ``request(method, path, dumpb(payload), headers)``."""
+        ...
 
     def open_stream(self, path: str, body: bytes, headers: Mapping[str, str],
                     chunks: Channel) -> Answer | None: ...

@@ -19,6 +19,7 @@ from typing import Any
 
 from mesonb import tls
 from mesonb.allocator.snapshot import Filter
+from mesonb.protocol.codec import copy_of
 from mesonb.protocol.mesos import AgentInfo, ExecutorInfo, FrameworkInfo, TaskInfo, TaskStatus
 from mesonb.protocol.reservations import Portion, render
 from mesonb.protocol.resources import EMPTY, Resources
@@ -65,7 +66,8 @@ class Task:
         status of the same state as the last one replaces it (Master::updateTask: a
         resend, a health check's update)."""
         if status.data is not None:
-            status = dataclasses.replace(status, data=None)
+            status = copy_of(status)
+            status.data = None
         if self.statuses and self.statuses[-1].state is status.state:
             self.statuses.pop()
         self.statuses.append(status)

@@ -43,7 +43,7 @@ from mesonb.protocol.errors import Redirect, ServiceUnavailable
 from mesonb.protocol.mesos import Address, MasterInfo
 from mesonb.protocol.reservations import Portion
 from mesonb.protocol.resources import Resources
-from mesonb.protocol.scheduler import Event, EventType, Offers
+from mesonb.protocol.scheduler import Event, EventType
 from mesonb.protocol.scheduler import Rescind as RescindBody
 from mesonb.protocol.states import Reason, TaskState
 from mesonb.security.acls import PERMISSIVE, Acls
@@ -59,7 +59,7 @@ from .outbox import Observer, Outbox
 from .quota import Quotas
 from .recovery import Recovery
 from .registry import Registry, RegistryState, log_failure
-from .updates import master_status
+from .updates import master_status, offers_event
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ class Master:
                 self.maintenance.annotate(offer_json, agent)
             by_framework[offer.framework_id].append(offer_json)
         for framework_id, offers in by_framework.items():
-            event = Event(type=EventType.OFFERS, offers=Offers(offers=offers)).to_json()
+            event = offers_event(offers)
             framework = book.frameworks[framework_id]
             if self.out.to_framework(framework, event):
                 framework.metrics[OFFERS_SENT] += len(offers)
@@ -300,8 +300,9 @@ class Master:
         unsuppressed framework has a refuse filter covering it (the usual case right after
         a framework declined the rest of an offer): the run would offer nothing."""
         for fw in self.book.frameworks.values():
-            if not (fw.active and fw.connected) or set(fw.roles) <= fw.suppressed_roles:
-                continue
+            if not (fw.active and fw.connected) or (
+                    fw.suppressed_roles and set(fw.roles) <= fw.suppressed_roles):
+                continue  # (a framework always has a role: none suppressed, not all)
             flt = fw.filters.get(view.agent_id)
             if flt is None or view.reserved or not flt.applies(view.available, now):
                 return True

@@ -28,7 +28,7 @@ from mesonb.protocol.agent import CheckpointResources, MasterCommand, MasterComm
 from mesonb.protocol.errors import BadRequest, Forbidden
 from mesonb.protocol.mesos import OperationType, TaskInfo
 from mesonb.protocol.reservations import Portion, split
-from mesonb.protocol.resources import Resources
+from mesonb.protocol.resources import EMPTY, Resources
 from mesonb.protocol.states import Reason
 from mesonb.security.acls import Acls, Action
 
@@ -204,19 +204,25 @@ class OfferOperations:
                     tasks: list[TaskInfo], executor: Any, group: Any, pool: Pool) -> None:
         """One task (LAUNCH) or one task group: its reserved resources and volumes must
         be in the pool's reserved portion, its other resources in the unreserved part."""
-        plain, part = Resources(), Portion()
+        # (the usual task reserves nothing: its empty portions are neither added nor
+        # subtracted, which would only copy the pool's own portion)
+        plain, part = EMPTY, Portion()
         problem = None
         parsed: Resources | None = None  # a lone task's resources, read once
         try:
             for task in tasks:
                 bag, mine = split(task.resources or [], "task.resources")
-                plain, part = plain + bag, part + mine
-                if not mine and task.resources is not None:
+                plain = plain + bag
+                if mine:
+                    part = part + mine
+                elif task.resources is not None:
                     parsed = bag  # what Resources.from_json(task.resources) reads
             if executor is not None and executor.executor_id not in (
                     agent.executors.get(framework.id) or {}):
                 bag, mine = split(executor.resources or [], "executor.resources")
-                plain, part = plain + bag, part + mine
+                plain = plain + bag
+                if mine:
+                    part = part + mine
         except BadRequest as exc:
             problem = exc.message
         if problem is None and part:
@@ -238,9 +244,9 @@ class OfferOperations:
         else:
             left = self.launcher.launch(framework, agent, role, tasks[0], None, total,
                                         parsed)
-        if left is not total:  # launched: what it took is no longer in the pool
+        if left is not total and part:  # launched: what it took is no longer in the pool
             pool.portion = pool.portion - part
-        pool.unreserved = left - pool.portion.total()
+        pool.unreserved = left - pool.portion.total() if pool.portion else left
 
 
 def _take_launch(op: Any, pool: Pool) -> None:

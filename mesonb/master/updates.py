@@ -5,8 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from mesonb.protocol.mesos import TaskStatus
-from mesonb.protocol.scheduler import Event, EventType, Update
-from mesonb.protocol.states import Reason, Source, TaskState, for_framework
+from mesonb.protocol.states import (
+    LOST_TO_OLD_FRAMEWORKS,
+    Reason,
+    Source,
+    TaskState,
+    for_framework,
+)
 
 from .book import Framework, Task
 
@@ -40,10 +45,21 @@ def master_status(
 
 def update_event(framework: Framework, status: TaskStatus) -> dict[str, Any]:
     """An UPDATE event for ``framework``, with partition-aware states mapped for it."""
-    state = for_framework(status.state, framework.partition_aware)
+    state = status.state
+    if state in LOST_TO_OLD_FRAMEWORKS:  # (whether it is partition-aware matters then only)
+        state = for_framework(state, framework.partition_aware)
     if state is not status.state:
         status = _copy(status, state=state)
-    return Event(type=EventType.UPDATE, update=Update(status=status)).to_json()
+    # Event(type=UPDATE, update=Update(status=status)).to_json(), without building the two
+    # messages around the status for the generic encoder to take apart again
+    return {"type": "UPDATE", "update": {"status": status.to_json()}}
+
+
+def offers_event(offers: list[dict[str, Any]]) -> dict[str, Any]:
+    """An OFFERS event for ``offers`` (ready Offer JSON, at least one): what
+    ``Event(type=OFFERS, offers=Offers(offers=offers)).to_json()`` makes, the list not
+    copied (it is the event's own)."""
+    return {"type": "OFFERS", "offers": {"offers": offers}}
 
 
 def reconciliation_status(task: Task, now: float) -> TaskStatus:

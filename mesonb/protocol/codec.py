@@ -93,6 +93,24 @@ class Message:
         return _codec(type(self))[1](self)
 
 
+_COPIERS: dict[type, Callable[[Any], Any]] = {}
+
+
+def copy_of(msg: T) -> T:
+    """A shallow copy of a message, as ``dataclasses.replace(msg)`` makes (the same field
+    values, ``extra`` included; ``__post_init__`` not run again), ten times faster:
+    every slot is copied by code compiled once per class."""
+    cls = type(msg)
+    copier = _COPIERS.get(cls)
+    if copier is None:
+        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        env: dict[str, Any] = {"cls": cls, "new": object.__new__}
+        exec("\n".join(["def copy(msg):", "    o = new(cls)",
+                        *(f"    o.{n} = msg.{n}" for n in names), "    return o"]), env)
+        copier = _COPIERS[cls] = env["copy"]
+    return copier(msg)
+
+
 @typing.dataclass_transform(kw_only_default=True, field_specifiers=(dataclasses.field,))
 def message(cls: type[T]) -> type[T]:
     """Class decorator: make ``cls`` a slotted dataclass with an ``extra`` field."""
@@ -291,15 +309,18 @@ def _converters(hint: Any) -> tuple[Decoder, Encoder, str]:
                         break
                 raise
 
+        list_decode: Decoder = decode_list
+        if item_decode is _decode_str or item_decode is _decode_dict:
+            list_decode = _plain_list(str if item_decode is _decode_str else dict, decode_list)
         if item_encode is _identity:
-            return decode_list, list, "container"
+            return list_decode, list, "container"
 
         def encode_list(values: list) -> list:
             return [item_encode(v) for v in values]
 
         if item_encode is _encode_message:  # the encoders' source calls to_json inline
             encode_list.inline = "[x.to_json() for x in v]"  # type: ignore[attr-defined]
-        return decode_list, encode_list, "container"
+        return list_decode, encode_list, "container"
     if origin is dict or hint is dict:
         return _decode_dict, _identity, "container"
     if isinstance(hint, type):
@@ -331,6 +352,23 @@ def _checked(decode: Decoder, checks: list[Callable[[Any], tuple[str, str] | Non
         return out
 
     return decode_checked
+
+
+def _plain_list(kind: type, decode_list: Decoder) -> Decoder:
+    """``decode_list`` for items of one plain type (strings, objects), whose decoder only
+    checks that type: the check inline, no call per item; anything else (the error and
+    its path) goes to ``decode_list``."""
+
+    def decode_plain(value: Any) -> list:
+        if type(value) is list:
+            for v in value:
+                if type(v) is not kind:
+                    break
+            else:
+                return list(value)
+        return decode_list(value)
+
+    return decode_plain
 
 
 def _decode_dict(value: Any) -> dict:

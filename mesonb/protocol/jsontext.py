@@ -69,15 +69,19 @@ _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"0" * 9)
 _LONG_NUMBER = b"0" * 19
 """orjson reads an integer beyond 64 bits as a float, json as an int: text holding 19
 digits in a row (in a number or, harmlessly, in a string) goes to json."""
+_DIGITS_AS_ZERO_OPENERS_AS_SQUARE = bytes.maketrans(b"123456789{", b"0" * 9 + b"[")
+"""One pass for both checks of :func:`loads`: its digit runs, and its opening brackets
+(strings' too), which bound its depth: no more of them than levels allowed, no deeper."""
 
 
 def loads(text: str | bytes | bytearray, what: str = "Failed to parse JSON") -> Any:
     """Parse ``text``; BadRequest with ``what`` and the problem when it is not acceptable."""
     try:
         raw = text.encode() if isinstance(text, str) else text
-        if _LONG_NUMBER not in raw.translate(_DIGITS_AS_ZERO):
+        marks = raw.translate(_DIGITS_AS_ZERO_OPENERS_AS_SQUARE)
+        if _LONG_NUMBER not in marks:
             data = _parse(raw)
-            if len(raw) > 2 * MAX_DEPTH and not nesting_within(raw, MAX_DEPTH):
+            if marks.count(b"[") > MAX_DEPTH and not nesting_within(raw, MAX_DEPTH):
                 raise BadRequest(f"{what}: JSON nested deeper than {MAX_DEPTH} levels")
             return data
     except (_FAST_ERROR, UnicodeEncodeError, AttributeError):  # (a memoryview: no translate)
@@ -145,6 +149,29 @@ def dumps(obj: Any) -> str:
     if b"null" in out or b"\x7f" in out or not out.isascii():
         return _write_slowly(obj)
     return out.decode()
+
+
+_PLAIN_OPTIONS = _WRITE_OPTIONS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def reads_back(obj: Any) -> bool:
+    """Whether ``loads(dumpb(obj))`` accepts ``obj`` and gives back an equal value of the
+    same types, so that a caller in this process may hand ``obj`` over in place of its
+    text: dicts with string keys, lists, strings, integers within 64 bits, booleans and
+    finite floats (no ``None``: NaN writes the same ``null``), nested at most
+    :data:`MAX_DEPTH` levels. Subclasses of those types do not pass; a tuple does (it
+    reads back as a list: callers hand over lists)."""
+    try:
+        out = _write(obj, option=_PLAIN_OPTIONS)
+    except TypeError:
+        return False
+    if b"null" in out:
+        return False
+    return (out.translate(_OPENERS_AS_SQUARE).count(b"[") <= MAX_DEPTH
+            or nesting_within(out, MAX_DEPTH))
+
+
+_OPENERS_AS_SQUARE = bytes.maketrans(b"{", b"[")
 
 
 _STRUCTURE = b'[]{}"'

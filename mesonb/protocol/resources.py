@@ -300,9 +300,9 @@ class Resources:
         return obj
 
     def __add__(self, other: Resources) -> Resources:
-        if not other:
+        if not (other.scalars or other.ranges or other.sets):  # (not other), inlined
             return self
-        if not self:
+        if not (self.scalars or self.ranges or self.sets):
             return other
         scalars = dict(self.scalars)
         for k, v in other.scalars.items():
@@ -317,11 +317,14 @@ class Resources:
             sets = dict(sets)
             for k, items in other.sets.items():
                 sets[k] = sets.get(k, frozenset()) | items
-        return Resources._make(scalars, ranges, sets)
+        out = _new(Resources)  # Resources._make, inlined
+        out.scalars, out.ranges, out.sets = scalars, ranges, sets
+        return out
 
     def __sub__(self, other: Resources) -> Resources:
         """What is left after taking ``other``; never negative (clamped at zero)."""
-        if not other or not self:
+        if not (other.scalars or other.ranges or other.sets) \
+                or not (self.scalars or self.ranges or self.sets):
             return self
         scalars = dict(self.scalars)
         for k, v in other.scalars.items():
@@ -352,7 +355,9 @@ class Resources:
                         sets[k] = left_set
                     else:
                         del sets[k]
-        return Resources._make(scalars, ranges, sets)
+        out = _new(Resources)  # Resources._make, inlined
+        out.scalars, out.ranges, out.sets = scalars, ranges, sets
+        return out
 
     def contains(self, other: Resources) -> bool:
         """True when ``other`` fits entirely inside this bag."""
@@ -380,4 +385,5 @@ class Resources:
         return sum(e - b + 1 for b, e in self.ranges.get("ports", ()))
 
 
+_new = object.__new__
 EMPTY = Resources()

@@ -43,18 +43,19 @@ TERMINAL_STATES = frozenset(
 TERMINAL_STATE_NAMES: frozenset[str] = frozenset(state.value for state in TERMINAL_STATES)
 
 
-_LOST_TO_OLD_FRAMEWORKS = frozenset({
+LOST_TO_OLD_FRAMEWORKS = frozenset({
     TaskState.TASK_DROPPED,
     TaskState.TASK_UNREACHABLE,
     TaskState.TASK_GONE,
     TaskState.TASK_GONE_BY_OPERATOR,
     TaskState.TASK_UNKNOWN,
 })
+"""The states a framework without PARTITION_AWARE sees as TASK_LOST."""
 
 
 def for_framework(state: TaskState, partition_aware: bool) -> TaskState:
     """The state a framework without PARTITION_AWARE sees: the new states become LOST."""
-    if partition_aware or state not in _LOST_TO_OLD_FRAMEWORKS:
+    if partition_aware or state not in LOST_TO_OLD_FRAMEWORKS:
         return state
     return TaskState.TASK_LOST
 

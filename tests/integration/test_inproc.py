@@ -135,3 +135,88 @@ def test_a_cluster_over_sockets_when_in_process_is_off(monkeypatch):
         book = cluster.local.master.master.book
         (registered,) = book.agents.values()
         assert type(registered.send.__self__._write.__self__).__name__ == "AgentSocket"
+
+
+def _calls(framework_id: str) -> list:
+    """JSON calls a framework might POST, valid and not: in-process they are handed over
+    as objects, over a socket as text; the answers must be the same."""
+    fw = {"value": framework_id}
+    deep: dict = {}
+    for _ in range(120):
+        deep = {"x": deep}
+    revive = {"type": "REVIVE", "framework_id": fw}
+    return [
+        revive,
+        {"type": "SUPPRESS", "framework_id": fw, "suppress": {"role": "*"}},
+        [revive, {"type": "REVIVE", "framework_id": fw, "revive": {"roles": []}}],
+        {"type": "NOPE", "framework_id": fw},
+        {"framework_id": fw},
+        {"type": "DECLINE", "framework_id": fw},
+        {"type": "DECLINE", "framework_id": fw, "decline": {"offer_ids": "o1"}},
+        {"type": "DECLINE", "framework_id": fw, "decline": {"offer_ids": [{"value": 5}]}},
+        {"type": "DECLINE", "framework_id": fw,
+         "decline": {"offer_ids": [], "filters": {"refuse_seconds": float("nan")}}},
+        {"type": "REVIVE", "framework_id": fw, "surplus": float("inf")},
+        {"type": "REVIVE", "framework_id": fw, "surplus": deep},
+        {"type": "REVIVE", "framework_id": fw, "surplus": None},
+        {"type": "REVIVE", "framework_id": fw, "surplus": 2**70},
+        {"type": "REVIVE", "framework_id": {"value": "someone-else"}},
+        {"type": "ACKNOWLEDGE", "framework_id": fw, "acknowledge": {
+            "agent_id": {"value": "a"}, "task_id": {"value": "t"}, "uuid": "not base64!"}},
+        [],
+        [revive, 3],
+        [revive, {"type": "SUBSCRIBE", "framework_id": fw}],
+        [revive, {"type": "KILL", "framework_id": fw}],
+        {"type": "SUBSCRIBE"},
+        "REVIVE",
+        7,
+    ]
+
+
+async def test_calls_handed_over_in_process_are_answered_as_their_text_over_a_socket(
+        master, monkeypatch):
+    """Valid and invalid calls get the same status and message in-process (the JSON
+    object handed over) as over the master's HTTP port (its text), and the object handed
+    over is left as it was."""
+    import copy
+
+    from mesonb.http.client import open_stream
+
+    stream = await open_stream(master.url, SCHEDULER_PATH, {
+        "type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "u", "name": "same"}}},
+        {"Authorization": "Bearer s3cret"}, inproc=True)
+    try:
+        first = (await anext(stream.chunks))[0]
+        framework_id = first["subscribed"]["framework_id"]["value"]
+        headers = {"Authorization": "Bearer s3cret"}
+        inproc = Connection.to(master.url, headers, inproc=True)
+        socket = Connection.to(master.url, headers)
+        stream_id = {"Mesos-Stream-Id": stream.headers["mesos-stream-id"]}
+        as_text = []  # in-process calls that went as text
+        endpoint = master._endpoint
+        text_request = endpoint.request
+        monkeypatch.setattr(endpoint, "request",
+                            lambda *args: as_text.append(args[2]) or text_request(*args))
+        handed_over = []
+        for payload in _calls(framework_id):
+            texts_before = len(as_text)
+            answers = []
+            for conn in (inproc, socket):
+                before = copy.deepcopy(payload)
+                try:
+                    answer = await conn.post_json(SCHEDULER_PATH, payload, stream_id)
+                    answers.append((answer.status, answer.body))
+                except HTTPError as exc:
+                    answers.append((exc.status, exc.body))
+                assert payload == before or payload != payload  # (NaN is not equal)
+            assert answers[0] == answers[1], (payload, answers)
+            if len(as_text) == texts_before:
+                handed_over.append(payload)
+        assert master.master.book.frameworks[framework_id].connected
+        # the valid calls went as objects; what the codec refused, and what is not plain
+        # JSON (NaN, None, too deep, beyond 64 bits, not a dict or list), as text
+        calls = _calls(framework_id)
+        assert handed_over == [*calls[:3], calls[13]]
+        socket.close()
+    finally:
+        stream.close()

@@ -101,9 +101,13 @@ def transport(request, monkeypatch):
     monkeypatch.setenv("MESONB_INPROC", "1" if request.param == "inproc" else "0")
     seen = {"http": 0, "inproc": 0, "lane": 0}
     http_post, inproc_request = SchedulerHandler.post, master_inproc.MasterEndpoint.request
+    inproc_json = master_inproc.MasterEndpoint.request_json
     lane_call = scheduler_lane._Connection._carry_out
     if request.param == "http":  # the driver ignores the lane the master names
+        from mesonb.frameworks import driver
+
         monkeypatch.setattr(lane, "calls_for", lambda current, headers: current)
+        monkeypatch.setattr(driver, "calls_for", lambda current, headers: current)
 
     def counted_lane_call(self, *args, **kwargs):
         seen["lane"] += 1
@@ -120,7 +124,12 @@ def transport(request, monkeypatch):
         return inproc_request(self, *args, **kwargs)
 
     monkeypatch.setattr(SchedulerHandler, "post", counted_post)
+    def counted_json(self, *args, **kwargs):
+        seen["inproc"] += 1
+        return inproc_json(self, *args, **kwargs)
+
     monkeypatch.setattr(master_inproc.MasterEndpoint, "request", counted_request)
+    monkeypatch.setattr(master_inproc.MasterEndpoint, "request_json", counted_json)
     yield request.param
     if request.param == "inproc":
         assert seen["inproc"] > 0, "the driver's calls should have stayed in-process"

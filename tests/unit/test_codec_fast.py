@@ -73,6 +73,7 @@ def reference():
     codec._CODECS.clear()
     try:
         with mock.patch.object(codec, "_fast_decoder", lambda cls, decoders, generic: generic), \
+                mock.patch.object(codec, "_plain_list", lambda kind, decode_list: decode_list), \
                 mock.patch.object(codec, "_inline",
                                   lambda encode: "v" if encode is codec._identity else None):
             decoders = {cls: codec._codec(cls)[0] for cls, _ in CASES}
@@ -239,3 +240,41 @@ def test_the_text_of_decoded_bytes_is_kept_for_a_few_only():
     for i, data in enumerate(kept):
         assert type(data) is bytes
         assert codec._encode_bytes(data) == base64.b64encode(bytes([i]) * 60).decode()
+
+
+@pytest.mark.parametrize(("cls", "data"), CASES)
+def test_copy_of_is_what_dataclasses_replace_makes(cls, data):
+    msg = cls.from_json(copy.deepcopy(data))
+    msg.extra["kept"] = {"x": 1}
+    copied = codec.copy_of(msg)
+    assert copied is not msg and same(copied, dataclasses.replace(msg))
+    assert all(getattr(copied, f.name) is getattr(msg, f.name)  # shallow, as replace
+               for f in dataclasses.fields(msg))
+
+
+def test_the_master_update_event_is_the_event_encoded():
+    from mesonb.master.book import Framework
+    from mesonb.master.updates import update_event
+    from mesonb.protocol.mesos import FrameworkInfo, TaskStatus
+    from mesonb.protocol.scheduler import EventType, Update
+
+    status = TaskStatus.from_json({**STATUS, "state": "TASK_UNREACHABLE", "surplus": [1]})
+    for aware in (True, False):
+        info = FrameworkInfo.from_json({"user": "u", "name": "n", "capabilities": [
+            {"type": "PARTITION_AWARE"}] if aware else []})
+        framework = Framework.__new__(Framework)
+        framework.info = info
+        want = Event(type=EventType.UPDATE, update=Update(
+            status=dataclasses.replace(status, state=status.state if aware
+                                       else type(status.state).TASK_LOST))).to_json()
+        assert update_event(framework, status) == want
+
+
+def test_the_master_offers_event_is_the_event_encoded():
+    from mesonb.master.updates import offers_event
+    from mesonb.protocol.scheduler import EventType, Offers
+
+    offers = [{"id": {"value": "O1"}, "agent_id": {"value": "S1"}, "hostname": "h",
+               "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1.0}}]}]
+    assert offers_event(offers) == Event(type=EventType.OFFERS,
+                                         offers=Offers(offers=offers)).to_json()

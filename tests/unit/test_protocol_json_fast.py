@@ -143,3 +143,31 @@ def test_any_bytes_like_input_reads_as_before():
     assert jsontext.loads(memoryview(b'{"a": [1]}')) == {"a": [1]}
     with pytest.raises(TypeError):  # as json.loads
         jsontext.loads_lenient(memoryview(b'{"a": [1]}'))
+
+
+@given(VALUES)
+def test_what_reads_back_is_what_its_text_reads_into(value):
+    """A value that ``reads_back`` may be handed over in place of its text (in-process
+    calls): reading its text gives an equal value of the same types."""
+    if jsontext.reads_back(value):
+        assert same(jsontext.loads(jsontext.dumpb(value)), value)
+
+
+@pytest.mark.parametrize("value", [
+    {"a": float("nan")}, [float("inf")], {"a": None}, None, {1: "x"}, [2**64], {"s": {1, 2}},
+    b"x", {"t": datetime.datetime(2020, 1, 1)}, "\ud800",
+    {"a": type("S", (str,), {})("x")}, {"a": type("D", (dict,), {})()},
+])
+def test_what_does_not_read_back_goes_as_text(value):
+    assert not jsontext.reads_back(value)
+
+
+def test_nesting_beyond_the_limit_does_not_read_back():
+    deep: list = []
+    for _ in range(jsontext.MAX_DEPTH - 1):
+        deep = [deep]
+    assert jsontext.reads_back(deep)  # 100 levels
+    assert not jsontext.reads_back([deep])
+    wide = [[[]] for _ in range(300)]  # many brackets, shallow
+    assert jsontext.reads_back(wide)
+    assert jsontext.reads_back({"k": "[[[[" * 100})  # brackets in a string

@@ -27,10 +27,10 @@ from mesonb.protocol.agent import (
     MasterCommand,
     MasterCommandType,
     Notice,
-    frame,
     load_calls,
 )
 from mesonb.protocol.errors import ProtocolError
+from mesonb.protocol.jsontext import dumpb
 
 log = logging.getLogger(__name__)
 TEXT_OPCODE = 0x1  # RFC 6455: a text frame
@@ -121,21 +121,22 @@ class AgentSocket(BaseHandler, tornado.websocket.WebSocketHandler):
         self.set_nodelay(True)
 
     def _write(self, messages: list[Any]) -> None:
-        text = frame([m if type(m) is dict else m.to_json() for m in messages])
+        messages = [m if type(m) is dict else m.to_json() for m in messages]
+        data = dumpb(messages[0] if len(messages) == 1 else messages)  # frame(), as bytes
         conn = self.ws_connection
         if conn is None or conn.is_closing():
             return  # the link is going: the agent re-registers and is told again
         write_frame = frame_writer(conn)
         if write_frame is None:
             with contextlib.suppress(tornado.websocket.WebSocketClosedError):
-                self.write_message(text)
+                self.write_message(data.decode())
             return
         # write_message less the asyncio Task it wraps around every write to turn a
         # StreamClosedError into a WebSocketClosedError (~3% of the master's CPU): the
         # frame itself is the same one text frame (no compression on this link), and
         # tornado retrieves a failed write's error itself when the stream closes.
         with contextlib.suppress(StreamClosedError):
-            write_frame(True, TEXT_OPCODE, text.encode())
+            write_frame(True, TEXT_OPCODE, data)
 
     def on_message(self, message: str | bytes) -> None:
         self.session.received(message)

@@ -22,7 +22,8 @@ from mesonb.http.base import Security
 from mesonb.http.inproc import Answer, Channel, later
 from mesonb.master.master import Master
 from mesonb.protocol.agent import AGENT_PATH, AgentCall
-from mesonb.protocol.errors import ProtocolError, Redirect
+from mesonb.protocol.errors import BadRequest, ProtocolError, Redirect
+from mesonb.protocol.jsontext import dumpb
 from mesonb.protocol.scheduler import CallType
 
 from . import scheduler
@@ -54,6 +55,33 @@ class MasterEndpoint:
             self.security.check(headers.get("Authorization"))
             self.master.check_leader()
             calls = scheduler.parse(body)
+            if not isinstance(calls, list) and calls.type is CallType.SUBSCRIBE:
+                return None  # streams come through open_stream
+            answer = scheduler.carry_out(self.master, calls, headers.get("Mesos-Stream-Id"))
+        except ProtocolError as exc:
+            return _refused(exc, path)
+        except Exception:
+            log.exception("scheduler call failed")
+            return Answer(500, dict(_PLAIN), b"500 Internal Server Error")
+        return Answer(202) if answer is None else _json(200, answer)
+
+    def request_json(self, method: str, path: str, payload: Any,
+                     headers: Mapping[str, str]) -> Answer | None:
+        """:meth:`request` of a JSON call handed over as its object: the checks in the
+        same order, the calls read from the object (:func:`.scheduler.parse_json`) without
+        the text between. Where the object is refused (400), it is answered as its text
+        would be (:meth:`request` of ``dumpb(payload)``): the same status and message as
+        over a socket, whatever in the object the codec tripped on."""
+        if method != "POST" or type(payload) not in (dict, list) \
+                or path.split("?", 1)[0].rstrip("/") != scheduler.SCHEDULER_PATH:
+            return self.request(method, path, dumpb(payload), headers)
+        try:
+            self.security.check(headers.get("Authorization"))
+            self.master.check_leader()
+            try:
+                calls = scheduler.parse_json(payload)
+            except BadRequest:
+                return self.request(method, path, dumpb(payload), headers)
             if not isinstance(calls, list) and calls.type is CallType.SUBSCRIBE:
                 return None  # streams come through open_stream
             answer = scheduler.carry_out(self.master, calls, headers.get("Mesos-Stream-Id"))

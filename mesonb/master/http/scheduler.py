@@ -46,7 +46,16 @@ def parse(body: bytes) -> Call | list[Call]:
     array of non-SUBSCRIBE calls, validated whole: a 400 names the bad one)."""
     if body.lstrip()[:1] != b"[":
         return Call.parse(body)
-    items = loads(body, "Failed to parse body into Calls")
+    return _batch(loads(body, "Failed to parse body into Calls"))
+
+
+def parse_json(data: dict[str, Any] | list[Any]) -> Call | list[Call]:
+    """:func:`parse` of a request body already read as JSON (an object or an array, as a
+    caller in this process hands it over): the same calls, or the same BadRequest."""
+    return Call.parse(data) if type(data) is dict else _batch(data)
+
+
+def _batch(items: Any) -> list[Call]:
     if not items:
         raise BadRequest("Expecting at least one call in the batch")
     if not isinstance(items, list):
