@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import tornado.websocket
-from tornado.iostream import StreamClosedError
+from tornado.iostream import BaseIOStream, IOStream, StreamClosedError
 
 from mesonb.http.base import BaseHandler
 from mesonb.master.book import Agent
@@ -108,8 +108,44 @@ def frame_writer(conn: Any) -> Callable[..., Any] | None:
     return write_frame
 
 
+# The private parts of tornado's IOStream that BufferedFrameReader reads; with another
+# tornado that lacks them, the agent link uses tornado's own WebSocketProtocol13 unchanged.
+_STREAM_BUFFER_API = callable(getattr(IOStream, "_consume", None)) and all(
+    name in BaseIOStream.__init__.__code__.co_names
+    for name in ("_read_buffer_size", "_read_future", "_user_read_buffer"))
+
+
+class BufferedFrameReader(tornado.websocket.WebSocketProtocol13):
+    """tornado's RFC 6455 protocol, whose frame reads take bytes already in the stream's
+    read buffer without a Future each.
+
+    tornado reads a frame in three or four ``read_bytes`` calls (header, length, mask,
+    payload), each a Future, a buffer search and an error-listener check; after the first
+    socket read the rest of a frame (and often the next frames: an agent sends them in
+    bursts) is already buffered. Those reads now take the same bytes from the same buffer
+    (``IOStream._consume``, which ``read_bytes`` uses), in the same order; a read the
+    buffer cannot satisfy still goes through ``read_bytes`` (socket read, EOF, errors).
+    """
+
+    async def _read_bytes(self, n: int) -> bytes:
+        stream: Any = self.stream
+        if (stream._read_buffer_size >= n and stream._read_future is None
+                and not stream._user_read_buffer):
+            data: bytes = stream._consume(n)
+        else:
+            data = await stream.read_bytes(n)
+        self._wire_bytes_in += n
+        return data
+
+
 class AgentSocket(BaseHandler, tornado.websocket.WebSocketHandler):
     master: Master
+
+    def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
+        protocol = super().get_websocket_protocol()
+        if _STREAM_BUFFER_API and type(protocol) is tornado.websocket.WebSocketProtocol13:
+            protocol = BufferedFrameReader(self, False, protocol.params)
+        return protocol
 
     def prepare(self) -> None:
         super().prepare()
