@@ -1,5 +1,5 @@
-"""The agent link's frame reader (mesonb.master.http.agent_link.BufferedFrameReader) takes
-buffered bytes without tornado's read_bytes: a server reads the same messages, in the
+"""The agent link's frame reader (mesonb.master.http.agent_link.BufferedFrameReader) reads
+the socket a burst at a time: a server reads the same messages, in the
 same order, as with tornado's own WebSocketProtocol13, however the bytes arrive."""
 
 from __future__ import annotations
@@ -99,5 +99,38 @@ async def test_same_messages_however_the_bytes_arrive(fast: bool, chunk: int) ->
     assert protocols == [expected]
 
 
-def test_the_agent_socket_uses_it_with_this_tornado() -> None:
-    assert agent_link._STREAM_BUFFER_API
+async def test_a_link_closed_mid_frame_is_closed() -> None:
+    received: list[str | bytes] = []
+    closed: list[bool] = []
+
+    class Handler(tornado.websocket.WebSocketHandler):
+        def get_websocket_protocol(self):  # type: ignore[no-untyped-def]
+            params = super().get_websocket_protocol().params
+            return agent_link.BufferedFrameReader(self, False, params)
+
+        def on_message(self, message: str | bytes) -> None:
+            received.append(message)
+
+        def on_close(self) -> None:
+            closed.append(True)
+
+    server = tornado.httpserver.HTTPServer(tornado.web.Application([("/ws", Handler)]))
+    sock, = tornado.netutil.bind_sockets(0, "127.0.0.1")
+    server.add_sockets([sock])
+    port = sock.getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+        writer.write(frame(0x1, b"whole") + frame(0x1, b"half a frame")[:9])
+        await writer.drain()
+        await until(lambda: received == ["whole"], "the whole frame")
+        writer.close()
+        await until(lambda: closed, "on_close")
+        assert received == ["whole"]
+    finally:
+        writer.close()
+        server.stop()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import tornado.websocket
-from tornado.iostream import BaseIOStream, IOStream, StreamClosedError
+from tornado.iostream import StreamClosedError
 
 from mesonb.http.base import BaseHandler
 from mesonb.master.book import Agent
@@ -108,32 +108,36 @@ def frame_writer(conn: Any) -> Callable[..., Any] | None:
     return write_frame
 
 
-# The private parts of tornado's IOStream that BufferedFrameReader reads; with another
-# tornado that lacks them, the agent link uses tornado's own WebSocketProtocol13 unchanged.
-_STREAM_BUFFER_API = callable(getattr(IOStream, "_consume", None)) and all(
-    name in BaseIOStream.__init__.__code__.co_names
-    for name in ("_read_buffer_size", "_read_future", "_user_read_buffer"))
-
-
 class BufferedFrameReader(tornado.websocket.WebSocketProtocol13):
-    """tornado's RFC 6455 protocol, whose frame reads take bytes already in the stream's
-    read buffer without a Future each.
+    """tornado's RFC 6455 protocol, reading the socket's bytes a burst at a time.
 
-    tornado reads a frame in three or four ``read_bytes`` calls (header, length, mask,
-    payload), each a Future, a buffer search and an error-listener check; after the first
-    socket read the rest of a frame (and often the next frames: an agent sends them in
-    bursts) is already buffered. Those reads now take the same bytes from the same buffer
-    (``IOStream._consume``, which ``read_bytes`` uses), in the same order; a read the
-    buffer cannot satisfy still goes through ``read_bytes`` (socket read, EOF, errors).
+    tornado reads a frame in three or four ``read_bytes(n)`` calls (header, length, mask,
+    payload), each a Future; and after a socket read that brought more than the ``n``
+    asked for (the usual case: a whole frame, or several, arrive together) its IOStream
+    stops listening for reads while the rest waits in its buffer, and listens again on
+    the next read: two epoll changes per socket read. Here each read takes whatever the
+    stream has (``read_bytes(..., partial=True)``, which leaves its buffer empty, so it
+    keeps listening) into a buffer of this protocol, and the frame's reads are served
+    from it: the same bytes in the same order, and the same errors (a stream that closes
+    mid-frame raises StreamClosedError on the read that needs more).
     """
 
+    READ_SIZE = 1 << 16
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._buffered = bytearray()
+
     async def _read_bytes(self, n: int) -> bytes:
-        stream: Any = self.stream
-        if (stream._read_buffer_size >= n and stream._read_future is None
-                and not stream._user_read_buffer):
-            data: bytes = stream._consume(n)
+        buffered = self._buffered
+        while len(buffered) < n:
+            buffered += await self.stream.read_bytes(self.READ_SIZE, partial=True)
+        if n == len(buffered):
+            data = bytes(buffered)
+            buffered.clear()
         else:
-            data = await stream.read_bytes(n)
+            data = bytes(buffered[:n])
+            del buffered[:n]
         self._wire_bytes_in += n
         return data
 
@@ -143,7 +147,7 @@ class AgentSocket(BaseHandler, tornado.websocket.WebSocketHandler):
 
     def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
         protocol = super().get_websocket_protocol()
-        if _STREAM_BUFFER_API and type(protocol) is tornado.websocket.WebSocketProtocol13:
+        if type(protocol) is tornado.websocket.WebSocketProtocol13:
             protocol = BufferedFrameReader(self, False, protocol.params)
         return protocol
 
