@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -30,10 +29,8 @@ from mesonb.protocol.agent import (
     Notice,
     load_calls,
 )
-from mesonb.protocol.codec import copy_of
 from mesonb.protocol.errors import ProtocolError
 from mesonb.protocol.jsontext import dumpb
-from mesonb.protocol.mesos import TaskInfo
 
 log = logging.getLogger(__name__)
 TEXT_OPCODE = 0x1  # RFC 6455: a text frame
@@ -102,41 +99,6 @@ class AgentSession:
             self.master.agents.disconnected(self.agent, self.send)
 
 
-_TASK_KEYS = [f.name for f in dataclasses.fields(TaskInfo)]
-_BEFORE_EXECUTOR = frozenset(_TASK_KEYS[:_TASK_KEYS.index("executor")])
-
-
-def command_json(message: Any) -> Any:
-    """A MasterCommand's JSON, the same dict (keys in the same order) as ``to_json()``
-    makes; a dict is already JSON. A RUN_TASK carries its task's ExecutorInfo twice
-    (``task.executor`` and ``run_task.executor``): encoded once here, for both places."""
-    if type(message) is dict:
-        return message
-    run = message.run_task
-    if (run is None or run.executor is None or run.executor is not run.task.executor
-            or run.extra or "executor" in run.task.extra):
-        return message.to_json()
-    executor = run.executor.to_json()
-    task = copy_of(run.task)
-    task.executor = None
-    bare = copy_of(run)
-    bare.task, bare.executor = task, None
-    command = copy_of(message)
-    command.run_task = bare
-    out = command.to_json()
-    run_json = out["run_task"]
-    task_json: dict[str, Any] = {}
-    for key, value in run_json["task"].items():  # "executor" back in its place
-        if key not in _BEFORE_EXECUTOR and "executor" not in task_json:
-            task_json["executor"] = executor
-        task_json[key] = value
-    if "executor" not in task_json:
-        task_json["executor"] = executor
-    run_json["task"] = task_json
-    run_json["executor"] = executor  # RunTask's last field, and no extra
-    return out
-
-
 def frame_writer(conn: Any) -> Callable[..., Any] | None:
     """tornado's ``_write_frame(fin, opcode, data)`` of a WebSocket connection, where this
     tornado has it and the link is not compressed; None: use ``write_message``."""
@@ -199,7 +161,7 @@ class AgentSocket(BaseHandler, tornado.websocket.WebSocketHandler):
         self.set_nodelay(True)
 
     def _write(self, messages: list[Any]) -> None:
-        messages = [command_json(m) for m in messages]
+        messages = [m if type(m) is dict else m.to_json() for m in messages]
         data = dumpb(messages[0] if len(messages) == 1 else messages)  # frame(), as bytes
         conn = self.ws_connection
         if conn is None or conn.is_closing():
