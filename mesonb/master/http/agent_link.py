@@ -108,8 +108,48 @@ def frame_writer(conn: Any) -> Callable[..., Any] | None:
     return write_frame
 
 
+class BufferedFrameReader(tornado.websocket.WebSocketProtocol13):
+    """tornado's RFC 6455 protocol, reading the socket's bytes a burst at a time.
+
+    tornado reads a frame in three or four ``read_bytes(n)`` calls (header, length, mask,
+    payload), each a Future; and after a socket read that brought more than the ``n``
+    asked for (the usual case: a whole frame, or several, arrive together) its IOStream
+    stops listening for reads while the rest waits in its buffer, and listens again on
+    the next read: two epoll changes per socket read. Here each read takes whatever the
+    stream has (``read_bytes(..., partial=True)``, which leaves its buffer empty, so it
+    keeps listening) into a buffer of this protocol, and the frame's reads are served
+    from it: the same bytes in the same order, and the same errors (a stream that closes
+    mid-frame raises StreamClosedError on the read that needs more).
+    """
+
+    READ_SIZE = 1 << 16
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._buffered = bytearray()
+
+    async def _read_bytes(self, n: int) -> bytes:
+        buffered = self._buffered
+        while len(buffered) < n:
+            buffered += await self.stream.read_bytes(self.READ_SIZE, partial=True)
+        if n == len(buffered):
+            data = bytes(buffered)
+            buffered.clear()
+        else:
+            data = bytes(buffered[:n])
+            del buffered[:n]
+        self._wire_bytes_in += n
+        return data
+
+
 class AgentSocket(BaseHandler, tornado.websocket.WebSocketHandler):
     master: Master
+
+    def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
+        protocol = super().get_websocket_protocol()
+        if type(protocol) is tornado.websocket.WebSocketProtocol13:
+            protocol = BufferedFrameReader(self, False, protocol.params)
+        return protocol
 
     def prepare(self) -> None:
         super().prepare()

@@ -1,0 +1,136 @@
+"""The agent link's frame reader (mesonb.master.http.agent_link.BufferedFrameReader) reads
+the socket a burst at a time: a server reads the same messages, in the
+same order, as with tornado's own WebSocketProtocol13, however the bytes arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import struct
+
+import pytest
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+import tornado.websocket
+
+from mesonb.master.http import agent_link
+from mesonb.testing.processes import until
+
+
+def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """One masked client frame (RFC 6455 section 5.2)."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+MESSAGES: list[str | bytes] = ["a", "", '{"type":"PONG"}', "é" * 100, "x" * 70_000,
+                               b"\x00\x01binary", "fragmented message"]
+
+
+def wire() -> bytes:
+    """MESSAGES as frames, with a fragmented one and a PING in between."""
+    out = b""
+    for msg in MESSAGES:
+        if msg == "fragmented message":
+            out += frame(0x1, b"fragm", fin=False) + frame(0x9, b"ping!")
+            out += frame(0x0, b"ented ", fin=False) + frame(0x0, b"message")
+        elif isinstance(msg, bytes):
+            out += frame(0x2, msg)
+        else:
+            out += frame(0x1, msg.encode())
+    return out
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 1 << 20])
+@pytest.mark.parametrize("fast", [True, False])
+async def test_same_messages_however_the_bytes_arrive(fast: bool, chunk: int) -> None:
+    received: list[str | bytes] = []
+    protocols: list[type] = []
+
+    class Handler(tornado.websocket.WebSocketHandler):
+        def get_websocket_protocol(self):  # type: ignore[no-untyped-def]
+            protocol = super().get_websocket_protocol()
+            if fast:
+                protocol = agent_link.BufferedFrameReader(self, False, protocol.params)
+            protocols.append(type(protocol))
+            return protocol
+
+        def on_message(self, message: str | bytes) -> None:
+            received.append(message)
+
+    server = tornado.httpserver.HTTPServer(tornado.web.Application([("/ws", Handler)]))
+    sock, = tornado.netutil.bind_sockets(0, "127.0.0.1")
+    server.add_sockets([sock])
+    port = sock.getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+        data = wire()
+        for i in range(0, len(data), chunk):
+            writer.write(data[i:i + chunk])
+            if chunk < 1 << 20 and i < 4000:
+                await writer.drain()
+                await asyncio.sleep(0)  # small pieces: many separate socket reads
+        await writer.drain()
+        await until(lambda: len(received) == len(MESSAGES), "all messages", timeout=20)
+        assert received == MESSAGES
+        pong = await reader.readexactly(7)  # the PING's answer: an unmasked PONG frame
+        assert pong == bytes([0x8A, 5]) + b"ping!"
+        writer.write(frame(0x8, struct.pack("!H", 1000)))
+        assert (await reader.readexactly(4))[:2] == bytes([0x88, 2])  # the close echoed
+    finally:
+        writer.close()
+        server.stop()
+    expected = agent_link.BufferedFrameReader if fast else tornado.websocket.WebSocketProtocol13
+    assert protocols == [expected]
+
+
+async def test_a_link_closed_mid_frame_is_closed() -> None:
+    received: list[str | bytes] = []
+    closed: list[bool] = []
+
+    class Handler(tornado.websocket.WebSocketHandler):
+        def get_websocket_protocol(self):  # type: ignore[no-untyped-def]
+            params = super().get_websocket_protocol().params
+            return agent_link.BufferedFrameReader(self, False, params)
+
+        def on_message(self, message: str | bytes) -> None:
+            received.append(message)
+
+        def on_close(self) -> None:
+            closed.append(True)
+
+    server = tornado.httpserver.HTTPServer(tornado.web.Application([("/ws", Handler)]))
+    sock, = tornado.netutil.bind_sockets(0, "127.0.0.1")
+    server.add_sockets([sock])
+    port = sock.getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+        writer.write(frame(0x1, b"whole") + frame(0x1, b"half a frame")[:9])
+        await writer.drain()
+        await until(lambda: received == ["whole"], "the whole frame")
+        writer.close()
+        await until(lambda: closed, "on_close")
+        assert received == ["whole"]
+    finally:
+        writer.close()
+        server.stop()
