@@ -296,9 +296,18 @@ class FunctionsScheduler:
                 running.update(e["value"] for e in offer.get("executor_ids", ()))
             tasks, placed = [], []
             skipped: list[TaskSpec] = []
+            # What did not fit as things stand: (id of the spec's Resources, is a call).
+            # The same Resources object of another spec (a loop of submits shares one)
+            # would not fit either until a placement changes ``free``, ``running`` and
+            # the executors (each spec is alive meanwhile, so no id is reused).
+            unfit: set[tuple[int, bool]] = set()
             queue = self.queue
             while queue and len(skipped) < LOOK_AHEAD:
                 spec = queue.popleft()
+                seen = (id(spec.resources), spec.command is None)
+                if seen in unfit:
+                    skipped.append(spec)
+                    continue
                 key = executor_key(agent_id, spec)
                 executor_id = self.executor_ids.get(key)
                 executor_up = executor_id is not None and executor_id in running
@@ -307,8 +316,10 @@ class FunctionsScheduler:
                 if new_executor:
                     need = need + EXECUTOR_RESOURCES
                 if not free.contains(need):
+                    unfit.add(seen)
                     skipped.append(spec)
                     continue
+                unfit.clear()
                 if new_executor:
                     executor_id = f"functions-{uuid.uuid4().hex[:12]}"
                     self.executor_ids[key] = executor_id

@@ -1,0 +1,71 @@
+"""The functions scheduler's placement pass over its queue: which calls go on an offer,
+and what stays queued in which order. Specs sharing one Resources object (a loop of
+submits) are judged once per state of the offer; the answers must be those of judging
+each spec on its own."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from mesonb.frameworks.functions import scheduler as functions_scheduler
+from mesonb.frameworks.functions.scheduler import FunctionsScheduler, TaskSpec
+from mesonb.protocol.resources import Resources
+
+
+class RecordingDriver:
+    def __init__(self) -> None:
+        self.launches: list[tuple[list[str], list[str]]] = []
+
+    async def launch(self, offer_ids: list[str], tasks: list[dict[str, Any]],
+                     refuse_seconds: float | None = None) -> None:
+        self.launches.append((offer_ids, [t["task_id"]["value"] for t in tasks]))
+
+
+def spec(task_id: str, resources: Resources, command: str | None = None) -> TaskSpec:
+    return TaskSpec(task_id=task_id, name=task_id, resources=resources,
+                    on_status=lambda s, st: None, data=None if command else b"call",
+                    command=command)
+
+
+def place(queue: list[TaskSpec], offered: dict[str, float]) -> tuple[FunctionsScheduler,
+                                                                       RecordingDriver]:
+    sched = FunctionsScheduler()
+    driver = RecordingDriver()
+    sched.driver = driver  # type: ignore[assignment]
+    sched.offers["o1"] = {"id": {"value": "o1"}, "agent_id": {"value": "a1"},
+                          "hostname": "127.0.0.1",
+                          "url": {"address": {"ip": "127.0.0.1", "port": 5051}}}
+    sched._offer_resources["o1"] = Resources(offered)
+    for s in queue:
+        sched.enqueue(s)
+    asyncio.run(sched._place())
+    return sched, driver
+
+
+def test_shared_and_equal_resources_place_as_each_judged_alone():
+    big, small = Resources({"cpus": 2.0, "mem": 64.0}), Resources({"cpus": 0.3, "mem": 64.0})
+    queue = [spec(f"big{i}", big) for i in range(5)]
+    queue += [spec(f"small{i}", small) for i in range(3)]
+    queue += [spec("cmd-big", big, command="true"), spec("big5", big),
+              spec("equal", Resources({"cpus": 0.3, "mem": 64.0})),  # 0.1 cpus left: no
+              spec("tiny", Resources({"cpus": 0.1, "mem": 64.0}))]   # fits the rest
+    sched, driver = place(queue, {"cpus": 1.0, "mem": 1024.0})
+    assert driver.launches == [(["o1"], ["small0", "small1", "small2", "tiny"])]
+    assert [s.task_id for s in sched.queue] == [
+        "big0", "big1", "big2", "big3", "big4", "cmd-big", "big5", "equal"]
+    assert all(s.state == "QUEUED" for s in sched.queue)
+
+
+def test_skipped_specs_still_count_against_the_look_ahead():
+    big, small = Resources({"cpus": 2.0, "mem": 64.0}), Resources({"cpus": 0.5, "mem": 64.0})
+    n = functions_scheduler.LOOK_AHEAD
+    queue = [spec(f"big{i}", big) for i in range(n)] + [spec("small", small)]
+    sched, driver = place(queue, {"cpus": 1.0, "mem": 1024.0})
+    assert driver.launches == []  # beyond the look-ahead: not reached this round
+    assert [s.task_id for s in sched.queue] == [s.task_id for s in queue]
+
+    queue = [spec(f"big{i}", big) for i in range(n - 1)] + [spec("small", small)]
+    sched, driver = place(queue, {"cpus": 1.0, "mem": 1024.0})
+    assert driver.launches == [(["o1"], ["small"])]
+    assert [s.task_id for s in sched.queue] == [f"big{i}" for i in range(n - 1)]
