@@ -9,6 +9,7 @@ replaces with the future's value. What comes back is the functions framework's
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Iterable
@@ -103,7 +104,9 @@ def this_host() -> set[str]:
     return names
 
 
+@functools.lru_cache(maxsize=256)  # a loop of submits names the same function each time
 def slug(name: str) -> str:
+    """``name`` as part of a task id: alphanumerics, ``-_.``, at most 40 characters."""
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:40]
     return safe.strip("-.") or "call"
 

@@ -74,3 +74,13 @@ def test_parse_size_refuses_infinite_sizes():
         parse_size(math.inf, "disk")
     with pytest.raises(ValueError, match="disk"):
         parse_size("1e999 GB", "disk")
+
+
+def test_slug_kept_per_name_is_that_of_the_name():
+    from mesonb.client.calls import slug
+
+    names = ["noop", "my func/with spaces", "-.-", "", "é" * 50, "a.b_c-d", "x" * 60]
+    for name in names * 2:  # the second time from the cache
+        plain = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:40]
+        assert slug(name) == (plain.strip("-.") or "call")
+    assert slug("my func/with spaces") == "my-func-with-spaces"
