@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
 
 import pytest
 
@@ -14,13 +13,7 @@ from mesonb.frameworks.functions import shm
 np = pytest.importorskip("numpy")
 
 
-@pytest.fixture
-def directory():
-    path = shm.client_dir()
-    if path is None:
-        pytest.skip("no writable /dev/shm here")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+# `directory`: tests/unit/conftest.py
 
 
 def test_a_large_value_of_several_buffers_is_written_in_parallel_and_read_back(

@@ -15,13 +15,7 @@ np = pytest.importorskip("numpy")
 MB = 1 << 20
 
 
-@pytest.fixture
-def directory():
-    path = shm.client_dir()
-    if path is None:
-        pytest.skip("no writable /dev/shm here")
-    yield path
-    shm.remove_dir(path)
+# `directory`: tests/unit/conftest.py
 
 
 def kept_inodes() -> set[int]:
