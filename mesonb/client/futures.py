@@ -115,19 +115,10 @@ class Future(concurrent.futures.Future):
         """The call's value, or its exception raised here (a remote one with the user's
         frames of the remote traceback as its cause). :class:`TimeoutError` after
         ``timeout`` seconds names what the call is doing (``pending: <reason>``)."""
-        # (_result_within's body: a call between them would be one more frame shown)
         try:
             return super().result(timeout)
         except BaseException as exc:
-            if isinstance(exc, TimeoutError) and not self.done():
-                raise TimeoutError(f"{self.name} ({self.key}) did not finish within "
-                                   f"{timeout:g} s; {self.status()}") from None
-            if isinstance(exc, concurrent.futures.CancelledError):
-                raise
-            # the call's own error: its frames here are concurrent.futures' plumbing; a
-            # remote one shows the remote frames (the user's) instead
-            remote = getattr(exc, "_mesonb_remote_traceback", None)
-            raise exc.with_traceback(remote)  # noqa: B904
+            raise self._shown(exc, timeout)  # noqa: B904 - _shown decides the context
 
     def _result_within(self, wait: float | None, timeout: float | None) -> Any:
         """:meth:`result`, waiting at most ``wait`` seconds; a TimeoutError names ``timeout``
@@ -135,15 +126,22 @@ class Future(concurrent.futures.Future):
         try:
             return super().result(wait)
         except BaseException as exc:
-            if isinstance(exc, TimeoutError) and not self.done():
-                raise TimeoutError(f"{self.name} ({self.key}) did not finish within "
-                                   f"{timeout:g} s; {self.status()}") from None
-            if isinstance(exc, concurrent.futures.CancelledError):
-                raise
-            # the call's own error: its frames here are concurrent.futures' plumbing; a
-            # remote one shows the remote frames (the user's) instead
-            remote = getattr(exc, "_mesonb_remote_traceback", None)
-            raise exc.with_traceback(remote)  # noqa: B904
+            raise self._shown(exc, timeout)  # noqa: B904 - _shown decides the context
+
+    def _shown(self, exc: BaseException, timeout: float | None) -> BaseException:
+        """What :meth:`result` raises for ``exc`` (returned, not raised, so that no frame
+        of its own shows in the user's traceback): a TimeoutError that names the call and
+        what it is doing, without the chain; a cancellation as it is; the call's own error
+        with the remote frames (the user's) in place of concurrent.futures' plumbing."""
+        if isinstance(exc, TimeoutError) and not self.done():
+            shown = TimeoutError(f"{self.name} ({self.key}) did not finish within "
+                                 f"{timeout:g} s; {self.status()}")
+            shown.__suppress_context__ = True
+            return shown
+        if isinstance(exc, concurrent.futures.CancelledError):
+            return exc
+        remote = getattr(exc, "_mesonb_remote_traceback", None)
+        return exc.with_traceback(remote)
 
     def cancel(self) -> bool:
         """Cancel a queued call, or KILL its running task; False once finished.
