@@ -51,19 +51,7 @@ class MasterEndpoint:
             return _json(200, version_json())
         if method != "POST" or route != scheduler.SCHEDULER_PATH:
             return None
-        try:
-            self.security.check(headers.get("Authorization"))
-            self.master.check_leader()
-            calls = scheduler.parse(body)
-            if not isinstance(calls, list) and calls.type is CallType.SUBSCRIBE:
-                return None  # streams come through open_stream
-            answer = scheduler.carry_out(self.master, calls, headers.get("Mesos-Stream-Id"))
-        except ProtocolError as exc:
-            return _refused(exc, path)
-        except Exception:
-            log.exception("scheduler call failed")
-            return Answer(500, dict(_PLAIN), b"500 Internal Server Error")
-        return Answer(202) if answer is None else _json(200, answer)
+        return self._scheduler_call(path, headers, lambda: scheduler.parse(body))
 
     def request_json(self, method: str, path: str, payload: Any,
                      headers: Mapping[str, str]) -> Answer | None:
@@ -75,13 +63,25 @@ class MasterEndpoint:
         if method != "POST" or type(payload) not in (dict, list) \
                 or path.split("?", 1)[0].rstrip("/") != scheduler.SCHEDULER_PATH:
             return self.request(method, path, dumpb(payload), headers)
+
+        def read() -> Any:
+            try:
+                return scheduler.parse_json(payload)
+            except BadRequest:
+                return self.request(method, path, dumpb(payload), headers)
+
+        return self._scheduler_call(path, headers, read)
+
+    def _scheduler_call(self, path: str, headers: Mapping[str, str],
+                        read: Callable[[], Any]) -> Answer | None:
+        """Credentials, leadership, then the call(s) ``read`` gives (or its own Answer),
+        carried out: 202, or 200 with a body; None for a SUBSCRIBE (a stream)."""
         try:
             self.security.check(headers.get("Authorization"))
             self.master.check_leader()
-            try:
-                calls = scheduler.parse_json(payload)
-            except BadRequest:
-                return self.request(method, path, dumpb(payload), headers)
+            calls = read()
+            if calls is None or isinstance(calls, Answer):
+                return calls
             if not isinstance(calls, list) and calls.type is CallType.SUBSCRIBE:
                 return None  # streams come through open_stream
             answer = scheduler.carry_out(self.master, calls, headers.get("Mesos-Stream-Id"))
