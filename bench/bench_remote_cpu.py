@@ -3,8 +3,9 @@
 Starts ``mesonb master`` and ``mesonb agent`` as their own processes, connects a
 ``Cluster("host:port")``, warms up, then runs a burst of N no-op calls (all submitted,
 then gathered) and a loop of M calls (one at a time), reading each process's
-``psutil`` CPU times around each. CPU time does not grow when other processes load the
-machine, so the figures hold on a busy VM where wall-clock rates do not.
+``psutil`` CPU times around each, and for the burst the times each process's threads were
+put on a CPU (wake-ups) and how idle the machine was. CPU time does not grow when other
+processes load the machine, so the figures hold on a busy VM where wall-clock rates do not.
 
     python bench/bench_remote_cpu.py [--burst 2000] [--loop 400] [--py-spy DIR]
 
@@ -47,6 +48,28 @@ def cpu_of(procs: dict[str, list[psutil.Process]]) -> dict[str, float]:
     return out
 
 
+def wakeups_of(procs: dict[str, list[psutil.Process]]) -> dict[str, int]:
+    """Times each group's threads were put on a CPU so far (``/proc/PID/task/*/schedstat``,
+    third field): each is a wake-up after blocking, or a preemption. Fewer per call means
+    bigger batches per hop, and less time lost to waking an idle CPU."""
+    out: dict[str, int] = {}
+    for name, group in procs.items():
+        total = 0
+        for p in group:
+            try:
+                tids = os.listdir(f"/proc/{p.pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{p.pid}/task/{tid}/schedstat") as f:
+                        total += int(f.read().split()[2])
+                except (OSError, IndexError, ValueError):
+                    pass
+        out[name] = total
+    return out
+
+
 def processes(cluster: ProcessCluster) -> dict[str, list[psutil.Process]]:
     assert cluster.master is not None
     agent = psutil.Process(cluster.agents[0].pid)
@@ -59,11 +82,22 @@ def processes(cluster: ProcessCluster) -> dict[str, list[psutil.Process]]:
 
 
 def report(title: str, n: int, seconds: float, before: dict[str, float],
-           after: dict[str, float]) -> None:
+           after: dict[str, float], woken: dict[str, int] | None = None) -> None:
     per = {k: (after[k] - before[k]) / n * 1e3 for k in before}
     parts = ", ".join(f"{k} {v:.3f}" for k, v in per.items())
     print(f"{title}: {n} calls in {seconds:.2f} s ({n / seconds:.0f}/s); "
           f"CPU ms per call: {parts}, all {sum(per.values()):.3f}", flush=True)
+    if woken:
+        parts = ", ".join(f"{k} {v / n:.2f}" for k, v in woken.items())
+        print(f"{title}: times on a CPU per call: {parts}, "
+              f"all {sum(woken.values()) / n:.2f}", flush=True)
+
+
+def idle_of() -> tuple[int, int]:
+    """The machine's (all, idle + iowait) jiffies so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return sum(fields), fields[3] + fields[4]
 
 
 def main() -> int:
@@ -94,9 +128,15 @@ def main() -> int:
                              str(args.py_spy / f"{name}.txt")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
                     time.sleep(1.0)
-                before, t = cpu_of(procs), time.perf_counter()
+                before, woken, idle = cpu_of(procs), wakeups_of(procs), idle_of()
+                t = time.perf_counter()
                 c.gather([c.submit(noop) for _ in range(args.burst)], timeout=300, progress=False)
-                report("burst", args.burst, time.perf_counter() - t, before, cpu_of(procs))
+                seconds = time.perf_counter() - t
+                after, idle_after = wakeups_of(procs), idle_of()
+                report("burst", args.burst, seconds, before, cpu_of(procs),
+                       {k: after[k] - woken[k] for k in after})
+                idle_share = (idle_after[1] - idle[1]) / max(idle_after[0] - idle[0], 1)
+                print(f"burst: the machine was idle {idle_share:.0%} of the time", flush=True)
                 for spy in spies:
                     spy.send_signal(2)
                     spy.wait(30)
