@@ -187,7 +187,7 @@ def allocate_walk(snapshot: Snapshot, now: float, rng: random.Random | None = No
     inv_total = {name: 1.0 / v for name, v in snapshot.total.scalars.items() if v > 0}
 
     # -- minimum offer sizes: one compiled entry per distinct list ------------------------
-    mins: list[MinAllocatable] = [MinAllocatable.of(tuple(snapshot.min_allocatable))]
+    mins: list[MinAllocatable] = [MinAllocatable.of_list(snapshot.min_allocatable)]
     min_index: dict[tuple[Resources, ...], int] = {}
 
     def min_index_of(view: FrameworkView) -> int:

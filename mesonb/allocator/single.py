@@ -17,7 +17,6 @@ from mesonb.protocol.resources import EMPTY, Resources
 
 from .explain import (
     BELOW_MIN_ALLOCATABLE,
-    BUCKETS,
     FILTERED,
     LOST_TO_LOWER_SHARE,
     NOTHING_AVAILABLE,
@@ -61,7 +60,7 @@ def allocate_single(snapshot: Snapshot, now: float) -> tuple[list[Decision], Why
     if not avail:
         n_empty = 1
     else:
-        cluster_min = MinAllocatable.of(tuple(snapshot.min_allocatable))
+        cluster_min = MinAllocatable.of_list(snapshot.min_allocatable)
         if view.min_allocatable is None:
             fits = cluster_min.met_by(avail)
             small = not fits
@@ -97,8 +96,7 @@ def allocate_single(snapshot: Snapshot, now: float) -> tuple[list[Decision], Why
 
     with_resources = 1 - n_empty
     counts[BELOW_MIN_ALLOCATABLE] += n_small
-    counts[LOST_TO_LOWER_SHARE] = with_resources - sum(
-        counts[b] for b in BUCKETS if b != LOST_TO_LOWER_SHARE)
+    counts[LOST_TO_LOWER_SHARE] = with_resources - sum(counts.values())  # (it is at 0)
     counts[NOTHING_AVAILABLE] = n_empty
     why_not = WhyNot(
         agents_considered=1,
