@@ -249,7 +249,7 @@ class BufferedFrameReader(tornado.websocket.WebSocketProtocol13):
                 return None
             self._fragmented_message_buffer.extend(data)
             if is_final_frame:
-                opcode = self._fragmented_message_opcode
+                opcode = self._fragmented_message_opcode  # type: ignore[assignment]
                 data = bytes(self._fragmented_message_buffer)
                 self._fragmented_message_buffer = None
         else:  # start of new data message
@@ -257,7 +257,7 @@ class BufferedFrameReader(tornado.websocket.WebSocketProtocol13):
                 self._abort()
                 return None
             if not is_final_frame:
-                self._fragmented_message_opcode = opcode
+                self._fragmented_message_opcode = opcode  # type: ignore[assignment]
                 self._fragmented_message_buffer = bytearray(data)
         if not is_final_frame:
             return _NO_MESSAGE
@@ -298,7 +298,8 @@ class AgentSocket(BaseHandler, tornado.websocket.WebSocketHandler):
             with contextlib.suppress(tornado.websocket.WebSocketClosedError):
                 self.write_message(data.decode())
             return
-        if not conn.mask_outgoing and conn.stream is not None:
+        if (isinstance(conn, tornado.websocket.WebSocketProtocol13)
+                and not conn.mask_outgoing and conn.stream is not None):
             # _write_frame's unmasked frame, written without IOStream.write's Future
             # (mesonb.http.direct_write): the same bytes in the same order.
             frame = server_frame(data)
