@@ -205,3 +205,68 @@ async def test_a_bad_frame_ends_the_link_as_tornado_ends_it(name: str) -> None:
     ours = await _served(True, BAD_WIRES[name])
     tornados = await _served(False, BAD_WIRES[name])
     assert ours == tornados
+
+
+async def _link(fast: bool, first: bytes, then: bytes,
+                close_on: str | None = None) -> tuple[list[str | bytes], bytes, bool]:
+    """A server link whose client sends ``first`` in the same write as its upgrade
+    request (read with it, before the link starts reading frames), then ``then``; the
+    server closes the link when ``close_on`` arrives. What it hands on, what it writes
+    back (read until it closes), and whether on_close ran."""
+    received: list[str | bytes] = []
+    closed: list[bool] = []
+
+    class Handler(tornado.websocket.WebSocketHandler):
+        def get_websocket_protocol(self):  # type: ignore[no-untyped-def]
+            protocol = super().get_websocket_protocol()
+            if fast:
+                protocol = agent_link.BufferedFrameReader(self, False, protocol.params)
+            return protocol
+
+        def on_message(self, message: str | bytes) -> None:
+            received.append(message)
+            if message == close_on:
+                self.close(1000, "done")
+
+        def on_close(self) -> None:
+            closed.append(True)
+
+    server = tornado.httpserver.HTTPServer(tornado.web.Application([("/ws", Handler)]))
+    sock, = tornado.netutil.bind_sockets(0, "127.0.0.1")
+    server.add_sockets([sock])
+    port = sock.getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode() + first)
+        assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+        writer.write(then)
+        await writer.drain()
+        answer = b""
+        if close_on is not None:
+            answer = await asyncio.wait_for(reader.readexactly(8), 10)  # the close frame
+            writer.write(frame(0x8, answer[2:4]))  # answered: the close handshake ends
+            await writer.drain()
+        await until(lambda: closed, "on_close", timeout=10)
+        answer += await asyncio.wait_for(reader.read(), 10)
+        return received, answer, bool(closed)
+    finally:
+        writer.close()
+        server.stop()
+
+
+async def test_frames_sent_with_the_upgrade_request_come_first() -> None:
+    first = frame(0x1, b"one") + frame(0x1, b"two")
+    then = frame(0x1, b"three") + frame(0x8, struct.pack("!H", 1000))
+    ours = await _link(True, first, then)
+    assert ours == await _link(False, first, then)
+    assert ours[0] == ["one", "two", "three"]
+
+
+async def test_a_link_the_server_closes_ends_with_the_close_handshake() -> None:
+    then = frame(0x1, b"hello") + frame(0x1, b"bye")
+    ours = await _link(True, b"", then, close_on="bye")
+    assert ours == await _link(False, b"", then, close_on="bye")
+    assert ours[0] == ["hello", "bye"] and ours[1][:2] == bytes([0x88, 6]) and ours[2]
