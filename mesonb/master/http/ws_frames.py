@@ -114,7 +114,7 @@ class BufferedFrameReader(tornado.websocket.WebSocketProtocol13):
     async def _receive_on_events(self) -> None:
         stream = self.stream
         assert stream is not None
-        if stream._read_buffer_size:  # what came with the handshake
+        while stream._read_buffer_size:  # what came with the handshake, all of it
             self._buffered += await stream.read_bytes(self.READ_SIZE, partial=True)
         self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._take_frames()
