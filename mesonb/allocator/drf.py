@@ -58,6 +58,7 @@ from .explain import (
 )
 from .filters import MinAllocatable
 from .quota import QuotaHeadroom
+from .single import allocate_single
 from .snapshot import AgentView, Filter, FrameworkView, Snapshot
 from .sorter import DRFSorter, dominant_share, fractions
 
@@ -169,13 +170,24 @@ def allocate(snapshot: Snapshot, now: float, rng: random.Random | None = None) -
 
     ``now`` is compared with filters' ``refuse_until``; ``rng`` shuffles the agents
     (default: a fresh ``random.Random()``). Raises ``ValueError`` when two agents or two
-    frameworks share an id.
+    frameworks share an id. One framework in one role and one agent (a notebook's
+    cluster) is decided by :func:`.single.allocate_single`, the same way in fewer steps;
+    every other snapshot by :func:`allocate_walk`.
     """
+    single = allocate_single(snapshot, now)
+    if single is not None:
+        decisions, why_not = single
+        return Allocation([OfferDecision(*d) for d in decisions], why_not)
+    return allocate_walk(snapshot, now, rng)
+
+
+def allocate_walk(snapshot: Snapshot, now: float, rng: random.Random | None = None) -> Allocation:
+    """:func:`allocate` of any snapshot: the sorters and the walk over the agents."""
     rng = random.Random() if rng is None else rng
     inv_total = {name: 1.0 / v for name, v in snapshot.total.scalars.items() if v > 0}
 
     # -- minimum offer sizes: one compiled entry per distinct list ------------------------
-    mins: list[MinAllocatable] = [MinAllocatable.of(tuple(snapshot.min_allocatable))]
+    mins: list[MinAllocatable] = [MinAllocatable.of_list(snapshot.min_allocatable)]
     min_index: dict[tuple[Resources, ...], int] = {}
 
     def min_index_of(view: FrameworkView) -> int:

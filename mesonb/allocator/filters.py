@@ -47,6 +47,20 @@ class MinAllocatable:
         """The compiled list for ``quantities``, compiled once (lists rarely change)."""
         return MinAllocatable(quantities)
 
+    @staticmethod
+    def of_list(quantities: tuple[Resources, ...] | list[Resources]) -> MinAllocatable:
+        """:meth:`of` ``tuple(quantities)``; the same tuple as the last call's (the
+        cluster's list, run after run) is answered without hashing its Resources again
+        (a tuple of immutable values: the same object holds the same list)."""
+        global _LAST
+        last = _LAST
+        if last is not None and last[0] is quantities:
+            return last[1]
+        compiled = MinAllocatable.of(tuple(quantities))
+        if type(quantities) is tuple:
+            _LAST = (quantities, compiled)
+        return compiled
+
     def met_by(self, offerable: Resources) -> bool:
         """True when ``offerable`` holds at least one of the quantities."""
         if self.any_size:
@@ -60,3 +74,7 @@ class MinAllocatable:
                 if whole is None or offerable.contains(whole):
                     return True
         return False
+
+
+# the tuple of the last of_list call and its MinAllocatable (one tuple: read whole)
+_LAST: tuple[tuple[Resources, ...], MinAllocatable] | None = None

@@ -134,3 +134,139 @@ async def test_a_link_closed_mid_frame_is_closed() -> None:
     finally:
         writer.close()
         server.stop()
+
+
+def _unmasked(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
+    return bytes([(0x80 if fin else 0) | rsv | opcode, len(payload)]) + payload
+
+
+BAD_WIRES = {
+    "reserved bits": frame(0x1, b"ok") + bytes([0x80 | 0x40 | 0x1, 0x80 | 2]) + b"\0" * 6,
+    "long control frame": frame(0x1, b"ok") + frame(0x9, b"p" * 126),
+    "fragmented control frame": frame(0x1, b"ok") + frame(0x9, b"p", fin=False),
+    "continuation of nothing": frame(0x1, b"ok") + frame(0x0, b"more"),
+    "new message inside a fragmented one": frame(0x1, b"a", fin=False) + frame(0x1, b"b"),
+    "message too big": frame(0x1, b"ok") + frame(0x1, b"x" * 300),
+    "fragments too big": frame(0x1, b"x" * 150, fin=False) + frame(0x0, b"y" * 150),
+    "unknown opcode": frame(0x1, b"ok") + frame(0x3, b"?"),
+    "unmasked frames (taken)": _unmasked(0x1, b"plain") + frame(0x1, b"ok")
+    + frame(0x8, struct.pack("!H", 1000)),
+    "bad utf-8": frame(0x1, b"ok") + frame(0x1, b"\xff\xfe"),
+    "close with a reason": frame(0x1, b"ok") + frame(0x8, struct.pack("!H", 1001) + b"bye")
+    + frame(0x1, b"after the close"),
+}
+
+
+async def _served(fast: bool, data: bytes) -> tuple[list[str | bytes], bytes, bool]:
+    """What a server with a 256-byte message limit hands on, writes back and whether it
+    closed, for ``data`` written in one piece."""
+    received: list[str | bytes] = []
+    closed: list[bool] = []
+
+    class Handler(tornado.websocket.WebSocketHandler):
+        def get_websocket_protocol(self):  # type: ignore[no-untyped-def]
+            protocol = super().get_websocket_protocol()
+            if fast:
+                protocol = agent_link.BufferedFrameReader(self, False, protocol.params)
+            return protocol
+
+        def on_message(self, message: str | bytes) -> None:
+            received.append(message)
+
+        def on_close(self) -> None:
+            closed.append(True)
+
+    app = tornado.web.Application([("/ws", Handler)], websocket_max_message_size=256)
+    server = tornado.httpserver.HTTPServer(app)
+    sock, = tornado.netutil.bind_sockets(0, "127.0.0.1")
+    server.add_sockets([sock])
+    port = sock.getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+        writer.write(data)
+        await writer.drain()
+        await until(lambda: closed, "the server ends the link", timeout=10)
+        answer = await asyncio.wait_for(reader.read(), 10)  # up to the server's close
+        return received, answer, bool(closed)
+    finally:
+        writer.close()
+        server.stop()
+
+
+@pytest.mark.parametrize("name", sorted(BAD_WIRES))
+async def test_a_bad_frame_ends_the_link_as_tornado_ends_it(name: str) -> None:
+    """Each protocol error: the same messages handed on first, the same answer written
+    (a close frame, or none when tornado aborts), the link ended."""
+    ours = await _served(True, BAD_WIRES[name])
+    tornados = await _served(False, BAD_WIRES[name])
+    assert ours == tornados
+
+
+async def _link(fast: bool, first: bytes, then: bytes,
+                close_on: str | None = None) -> tuple[list[str | bytes], bytes, bool]:
+    """A server link whose client sends ``first`` in the same write as its upgrade
+    request (read with it, before the link starts reading frames), then ``then``; the
+    server closes the link when ``close_on`` arrives. What it hands on, what it writes
+    back (read until it closes), and whether on_close ran."""
+    received: list[str | bytes] = []
+    closed: list[bool] = []
+
+    class Handler(tornado.websocket.WebSocketHandler):
+        def get_websocket_protocol(self):  # type: ignore[no-untyped-def]
+            protocol = super().get_websocket_protocol()
+            if fast:
+                protocol = agent_link.BufferedFrameReader(self, False, protocol.params)
+            return protocol
+
+        def on_message(self, message: str | bytes) -> None:
+            received.append(message)
+            if message == close_on:
+                self.close(1000, "done")
+
+        def on_close(self) -> None:
+            closed.append(True)
+
+    server = tornado.httpserver.HTTPServer(tornado.web.Application([("/ws", Handler)]))
+    sock, = tornado.netutil.bind_sockets(0, "127.0.0.1")
+    server.add_sockets([sock])
+    port = sock.getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode() + first)
+        assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+        writer.write(then)
+        await writer.drain()
+        answer = b""
+        if close_on is not None:
+            answer = await asyncio.wait_for(reader.readexactly(8), 10)  # the close frame
+            writer.write(frame(0x8, answer[2:4]))  # answered: the close handshake ends
+            await writer.drain()
+        await until(lambda: closed, "on_close", timeout=10)
+        answer += await asyncio.wait_for(reader.read(), 10)
+        return received, answer, bool(closed)
+    finally:
+        writer.close()
+        server.stop()
+
+
+async def test_frames_sent_with_the_upgrade_request_come_first() -> None:
+    first = frame(0x1, b"one") + frame(0x1, b"two")
+    then = frame(0x1, b"three") + frame(0x8, struct.pack("!H", 1000))
+    ours = await _link(True, first, then)
+    assert ours == await _link(False, first, then)
+    assert ours[0] == ["one", "two", "three"]
+
+
+async def test_a_link_the_server_closes_ends_with_the_close_handshake() -> None:
+    then = frame(0x1, b"hello") + frame(0x1, b"bye")
+    ours = await _link(True, b"", then, close_on="bye")
+    assert ours == await _link(False, b"", then, close_on="bye")
+    assert ours[0] == ["hello", "bye"] and ours[1][:2] == bytes([0x88, 6]) and ours[2]

@@ -16,6 +16,8 @@ import logging
 import uuid
 from typing import Any
 
+from tornado.http1connection import HTTP1Connection
+
 from mesonb.http.base import (
     JSON,
     RECORDIO,
@@ -25,6 +27,7 @@ from mesonb.http.base import (
     check_json_body,
     method_not_allowed,
 )
+from mesonb.http.direct_write import write_now
 from mesonb.http.lane import LANE_HEADER
 from mesonb.master.http import authorize
 from mesonb.master.master import Master
@@ -155,6 +158,7 @@ class SchedulerHandler(BaseHandler):
         self._done = self._loop.create_future()
         self._flush_pending = False
         self._flush_waits = 0
+        self._events: list[bytes] = []  # encoded events of this turn, once headers are out
         self.set_status(200)
         self.set_header("Content-Type", JSON)
         self.set_header("Mesos-Stream-Id", stream_id)
@@ -173,7 +177,10 @@ class SchedulerHandler(BaseHandler):
     def _send(self, event: dict[str, Any]) -> None:
         if self._done.done():
             return
-        self.write(recordio.encode_json(event))
+        if self._headers_written:  # written at the flush, in one chunk
+            self._events.append(recordio.encode_json(event))
+        else:  # SUBSCRIBED and the first HEARTBEAT leave with the answer's headers
+            self.write(recordio.encode_json(event))
         if not self._flush_pending:
             self._flush_pending = True
             self._loop.call_soon(self._flush)
@@ -187,11 +194,32 @@ class SchedulerHandler(BaseHandler):
         self._flush_pending = False
         self._flush_waits = 0
         if not self._done.done() and not self._finished:
+            self._write_events()
+
+    def _write_events(self) -> None:
+        """The turn's events as one HTTP chunk: straight to the socket (:func:`write_now`)
+        where tornado would write nothing else, else through ``RequestHandler.flush``
+        (the same bytes, chunk framing and all)."""
+        events, self._events = self._events, []
+        if not events:
+            if self._write_buffer:
+                self.flush()
+            return
+        data = events[0] if len(events) == 1 else b"".join(events)
+        conn = self.request.connection
+        if (not self._write_buffer and not self._transforms and self._headers_written
+                and type(conn) is HTTP1Connection and conn._chunking_output):
+            write_now(conn.stream, b"%x\r\n%s\r\n" % (len(data), data))
+        else:
+            self.write(data)
             self.flush()
 
     def _close(self, reason: str | None) -> None:
         if not self._done.done():
             self._done.set_result(reason)
+        if self._events and not self._finished:  # what this turn sent goes before the end
+            self.write(b"".join(self._events))
+            self._events = []
         if not self._finished:
             if not self._headers_written:
                 self.flush()  # keep the answer a chunked stream (pymesos insists), then end it
