@@ -125,6 +125,10 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = wire.RequestParser()
         self.stream: EventStream | None = None
+        # Answers of this loop turn, written together at its end (call_soon), with the
+        # events and the master's frame of the same turn: one wake-up of the executor
+        self._answers: list[bytes] = []
+        self._close_after = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -140,6 +144,7 @@ class _Connection(asyncio.Protocol):
         if self.stream is not None:
             self.stream.close()
         elif self.transport is not None:
+            self._write_answers()
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
@@ -152,7 +157,7 @@ class _Connection(asyncio.Protocol):
             return
         for request in requests:
             if self.stream is not None or self.transport is None \
-                    or self.transport.is_closing():
+                    or self.transport.is_closing() or self._close_after:
                 return
             self._handle(request)
 
@@ -187,17 +192,28 @@ class _Connection(asyncio.Protocol):
             log.exception("executor call failed")
             self._answer_error(500, "500 Internal Server Error", close=True)
             return
-        assert self.transport is not None
-        self.transport.write(_ACCEPTED)
-        if close:
-            self.transport.close()
+        self._answer(_ACCEPTED, close)
 
     def _answer_error(self, status: int, message: str, close: bool) -> None:
-        if self.transport is None:
-            return
         headers = [("Content-Type", "text/plain; charset=utf-8")]
         if status == 401:
             headers.append(("WWW-Authenticate", 'Bearer realm="mesonb"'))
-        self.transport.write(wire.response(status, headers, message.encode()))
-        if close:
-            self.transport.close()
+        self._answer(wire.response(status, headers, message.encode()), close)
+
+    def _answer(self, data: bytes, close: bool) -> None:
+        """Queue an answer for the end of this loop turn (answers keep their order)."""
+        if self.transport is None:
+            return
+        if not self._answers:
+            asyncio.get_running_loop().call_soon(self._write_answers)
+        self._answers.append(data)
+        self._close_after = self._close_after or close
+
+    def _write_answers(self) -> None:
+        answers, self._answers = self._answers, []
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(b"".join(answers))
+        if self._close_after:
+            transport.close()
