@@ -123,6 +123,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, server: ExecutorSocket) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # (get_running_loop asks getpid)
         self.parser = wire.RequestParser()
         self.stream: EventStream | None = None
         # Answers of this loop turn, written together at its end (call_soon), with the
@@ -133,6 +134,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.loop = asyncio.get_running_loop()
         self.server._connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -202,10 +204,10 @@ class _Connection(asyncio.Protocol):
 
     def _answer(self, data: bytes, close: bool) -> None:
         """Queue an answer for the end of this loop turn (answers keep their order)."""
-        if self.transport is None:
+        if self.transport is None or self.loop is None:
             return
         if not self._answers:
-            asyncio.get_running_loop().call_soon(self._write_answers)
+            self.loop.call_soon(self._write_answers)
         self._answers.append(data)
         self._close_after = self._close_after or close
 

@@ -57,27 +57,21 @@ class LimitsMemo:
     def limits(self, executor_resources: Resources, live: Sequence[Task], *,
                enable_cfs: bool, pids_max: int | None, enforce_disk: bool) -> Limits:
         """``container_limits`` of the executor and its ``live`` tasks."""
-        key: list[Any] = [id(executor_resources), enable_cfs, pids_max, enforce_disk]
-        held: list[Resources] = [executor_resources]
-        for task in live:
-            if task.info.extra.get("limits") is not None:  # not kept: computed each time
-                return container_limits(
-                    executor_resources, [(t.resources, t.info.extra.get("limits"))
-                                         for t in live],
-                    enable_cfs=enable_cfs, pids_max=pids_max, enforce_disk=enforce_disk)
-            resources = task.resources
-            held.append(resources)
-            key.append(id(resources))
-        frozen = tuple(key)
-        kept = self._sums.get(frozen)
+        if any([t for t in live if t.info.extra and t.info.extra.get("limits") is not None]):
+            return container_limits(  # not kept: computed each time
+                executor_resources, [(t.resources, t.info.extra.get("limits")) for t in live],
+                enable_cfs=enable_cfs, pids_max=pids_max, enforce_disk=enforce_disk)
+        held = [t.resources for t in live]
+        key = (id(executor_resources), enable_cfs, pids_max, enforce_disk, *map(id, held))
+        kept = self._sums.get(key)
         if kept is not None:
             return kept[1]
-        value = container_limits(executor_resources, [(r, None) for r in held[1:]],
+        value = container_limits(executor_resources, [(r, None) for r in held],
                                  enable_cfs=enable_cfs, pids_max=pids_max,
                                  enforce_disk=enforce_disk)
         if len(self._sums) >= self.keep:
             self._sums.clear()
-        self._sums[frozen] = (held, value)
+        self._sums[key] = ((executor_resources, held), value)
         return value
 
     def joined(self, applied: Limits, limits: Limits, peak: Limits | None) -> Limits:
