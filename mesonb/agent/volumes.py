@@ -62,11 +62,13 @@ PLAIN_KEPT = 32  # distinct plain resource lists whose parse is kept
 
 def _text_of(items: list[Any]) -> bytes | None:
     """A list's JSON text (orjson's: compact, keys in order, floats in their shortest
-    exact form), None for what orjson does not write."""
+    exact form), None for what orjson does not write, or writes as ``null`` (which may
+    be NaN or an infinity as well as None: texts that name one list only)."""
     try:
-        return orjson.dumps(items)
+        text = orjson.dumps(items)
     except TypeError:
         return None
+    return None if b"null" in text else text
 
 
 def _all_plain(items: list[Any]) -> bool:

@@ -136,3 +136,16 @@ def test_a_bad_or_reserved_list_is_never_taken_from_the_kept_parses(
     first = volumes.take_parsed(ranges)
     assert volumes.invalid(ranges) is None
     assert volumes.take_parsed(ranges) is not first  # only scalar lists are kept
+
+
+def test_lists_that_write_the_same_text_are_not_taken_for_one_another(
+        volumes: AgentVolumes) -> None:
+    # orjson writes None, NaN and infinities alike ("null"): such lists are never kept
+    with_none = [{"name": "cpus", "scalar": {"value": 1}, "note": None}]
+    assert volumes.invalid(with_none) is None
+    with_nan = [{"name": "cpus", "scalar": {"value": float("nan")}, "note": None}]
+    assert volumes.invalid(with_nan) == volumes.invalid(
+        [{"name": "cpus", "scalar": {"value": float("nan")}}]) is not None
+    with_inf = [{"name": "cpus", "scalar": {"value": 1}, "note": float("inf")}]
+    assert volumes.invalid(with_inf) is None
+    assert volumes.take_parsed(with_inf) == Resources.from_json(with_inf)
