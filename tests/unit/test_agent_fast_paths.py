@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import itertools
 import random
+import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mesonb.agent import agent as agent_module
+from mesonb.agent.agent import Agent
 from mesonb.agent.book import Task
 from mesonb.agent.isolation.limits import Limits, container_limits
 from mesonb.agent.limits_memo import LimitsMemo, at_least, joined
 from mesonb.agent.volumes import AgentVolumes
-from mesonb.protocol.mesos import TaskInfo
+from mesonb.protocol.agent import AcknowledgeUpdate, MasterCommand, MasterCommandType, RunTask
+from mesonb.protocol.mesos import FrameworkInfo, TaskInfo
 from mesonb.protocol.resources import Resources
 from mesonb.protocol.states import TaskState
 
@@ -149,3 +153,55 @@ def test_lists_that_write_the_same_text_are_not_taken_for_one_another(
     with_inf = [{"name": "cpus", "scalar": {"value": 1}, "note": float("inf")}]
     assert volumes.invalid(with_inf) is None
     assert volumes.take_parsed(with_inf) == Resources.from_json(with_inf)
+
+
+class _Recorder:
+    """What an agent's command handling touched: acknowledgements, executor commands."""
+
+    def __init__(self, handled: bool) -> None:
+        self.seen: list[tuple[Any, ...]] = []
+        self.handled = handled
+
+    def acknowledge(self, framework_id: str, task_id: str, uuid: bytes,
+                    now: float) -> list[Any]:
+        self.seen.append(("acknowledge", framework_id, task_id, uuid))
+        return []
+
+    def handle(self, command: MasterCommand) -> bool:
+        self.seen.append(("handle", command.type.value))
+        return self.handled
+
+
+def _handled(command: MasterCommand, registered: bool, handled: bool,
+             caplog: pytest.LogCaptureFixture) -> list[Any]:
+    recorder = _Recorder(handled)
+    agent = Agent.__new__(Agent)  # only what _on_command reads of these kinds
+    agent.registered = registered
+    agent.status_updates = recorder  # type: ignore[assignment]
+    agent.executors = recorder  # type: ignore[assignment]
+    agent.clock = types.SimpleNamespace(monotonic=lambda: 1.0)  # type: ignore[assignment]
+    agent._apply = lambda actions: recorder.seen.append(("apply", actions))  # type: ignore
+    caplog.clear()
+    agent._on_command(command)
+    return [*recorder.seen, *(r.getMessage() for r in caplog.records)]
+
+
+def test_a_calls_commands_are_taken_as_the_whole_chain_takes_them(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    ack = AcknowledgeUpdate(framework_id="f", task_id="t", uuid=b"u")
+    run = RunTask(framework_info=FrameworkInfo(user="u", name="n", id="f"),
+                  task=TaskInfo(name="t", task_id="t", agent_id="a"))
+    commands = [MasterCommand(type=MasterCommandType.ACKNOWLEDGE, acknowledge=ack),
+                MasterCommand(type=MasterCommandType.ACKNOWLEDGE),
+                MasterCommand(type=MasterCommandType.RUN_TASK, run_task=run),
+                MasterCommand(type=MasterCommandType.RUN_TASK)]
+    cases = [(c, registered, handled) for c in commands for registered in (True, False)
+             for handled in (True, False)]
+    fast = [_handled(*case, caplog) for case in cases]
+    with monkeypatch.context() as m:  # no kind is taken first: the chain alone
+        m.setattr(agent_module, "_RUN_TASK", object())
+        m.setattr(agent_module, "_ACKNOWLEDGE", object())
+        slow = [_handled(*case, caplog) for case in cases]
+    assert fast == slow
+    assert list(fast[0][0]) == ["acknowledge", "f", "t", b"u"]  # (and it did something)
+    assert any("not registered yet" in str(x) for x in fast[2])  # (warnings compared too)
