@@ -150,8 +150,9 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        if self.stream is not None:
-            return  # nothing is read from a connection that carries an event stream
+        if self.stream is not None or self._close_after:
+            return  # nothing is read from a connection that carries an event stream,
+            # or that closes after this turn's answers
         try:
             requests = self.parser.feed(data)
         except ProtocolError as exc:
@@ -204,8 +205,8 @@ class _Connection(asyncio.Protocol):
 
     def _answer(self, data: bytes, close: bool) -> None:
         """Queue an answer for the end of this loop turn (answers keep their order)."""
-        if self.transport is None or self.loop is None:
-            return
+        if self.transport is None or self.loop is None or self._close_after:
+            return  # (nothing is answered after the answer that closes)
         if not self._answers:
             self.loop.call_soon(self._write_answers)
         self._answers.append(data)
