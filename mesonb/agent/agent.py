@@ -63,6 +63,7 @@ from .volumes import AgentVolumes
 log = logging.getLogger(__name__)
 
 MAX_PING_TIMEOUTS = 5  # Mesos: --max_agent_ping_timeouts
+_RUN_TASK, _ACKNOWLEDGE = MasterCommandType.RUN_TASK, MasterCommandType.ACKNOWLEDGE
 EXECUTOR_HEARTBEAT_INTERVAL = 30.0
 
 
@@ -349,6 +350,16 @@ class Agent:
 
     def _on_command(self, command: MasterCommand) -> None:
         kind = command.type
+        if (kind is _RUN_TASK or kind is _ACKNOWLEDGE) and self.registered:
+            # a call's own commands, at every call: straight to the branches below that
+            # take them (those before them are for other kinds, and it is registered)
+            ack = command.acknowledge
+            if kind is _ACKNOWLEDGE and ack is not None:
+                self._apply(self.status_updates.acknowledge(
+                    ack.framework_id, ack.task_id, ack.uuid, self.clock.monotonic()))
+            elif not self.executors.handle(command):
+                log.warning("ignoring %s from the master", kind.value)
+            return
         if kind is MasterCommandType.PING:
             self._arm_ping_timer()
             self.send(AgentCall(type=AgentCallType.PONG))

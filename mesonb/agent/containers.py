@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import shutil
@@ -34,8 +33,8 @@ from .gpus import detect as detect_gpus
 from .isolation import ContainerizerConfig, Handle, Limitation, Limits, choose
 from .isolation.base import UpdateFailed
 from .isolation.disk import DiskWatcher
-from .isolation.limits import container_limits
 from .isolation.ports import PortsWatcher
+from .limits_memo import LimitsMemo, at_least
 from .mounts import release as release_mounts
 from .reaper import Reaper
 from .sandbox_gc import Leftovers, LogRotator, SandboxGC, leftovers
@@ -111,17 +110,10 @@ def _findable(name: str, env: Mapping[str, str], cwd: Path) -> bool:
     return shutil.which(name, path=env.get("PATH", os.defpath)) is not None
 
 
-def _at_least(wanted: Limits, applied: Limits) -> Limits:
-    """``wanted``, with no CPU share or cap under ``applied``'s (None: no cap)."""
-    cap = None if wanted.cpus_cap is None or applied.cpus_cap is None else max(
-        wanted.cpus_cap, applied.cpus_cap)
-    if cap == wanted.cpus_cap and wanted.cpus >= applied.cpus:
-        return wanted  # already (the common case in a burst): no new Limits
-    return dataclasses.replace(wanted, cpus=max(wanted.cpus, applied.cpus), cpus_cap=cap)
-
-
 class Containerizer:
     """One agent's containers: the isolation backend and the limits of each container."""
+
+    _memo: LimitsMemo | None = None  # made at first use
 
     def __init__(self, config: ContainerizerConfig | None = None,
                  work_dir: Path | None = None,
@@ -178,11 +170,13 @@ class Containerizer:
         (``live``, when the caller has them)."""
         if live is None:
             live = [t for t in executor.tasks() if not t.state.terminal]
-        tasks = [(t.resources, t.info.extra.get("limits")) for t in live]
+        memo = self._memo
+        if memo is None:
+            memo = self._memo = LimitsMemo()
         c = self.config
-        return container_limits(executor.resources, tasks, enable_cfs=c.cgroups_enable_cfs,
-                                pids_max=c.container_pids_limit,
-                                enforce_disk=c.enforce_container_disk_quota)
+        return memo.limits(executor.resources, live, enable_cfs=c.cgroups_enable_cfs,
+                           pids_max=c.container_pids_limit,
+                           enforce_disk=c.enforce_container_disk_quota)
 
     async def launch(self, executor: Executor, spec: LaunchSpec,
                      on_limitation: Callable[[Limitation], None]) -> Container:
@@ -367,7 +361,7 @@ class Containerizer:
             assert container.isolator is not None
             handle = container.handle
             live = [t for t in executor.tasks() if not t.state.terminal]
-            wanted = handle.limits.raised_to(self.limits(executor, live))
+            limits = self.limits(executor, live)
             cid = executor.container_id
             most = self._most.get(cid, 2)
             if len(live) > most:  # (two or fewer: nothing kept, nothing to forget)
@@ -375,16 +369,19 @@ class Containerizer:
             if not settled and len(live) > 1:
                 # lowered when ends settle; until then, straight back to the peak they
                 # had since the last settling (a burst rises again after a task alone)
-                wanted = _at_least(_at_least(wanted, handle.limits),
-                                   self._peaks.get(cid, wanted))
-            elif not settled and live and wanted != handle.limits and self._as_if_copies(
-                    executor, live, handle.limits, most):
-                # a task alone keeps what as many like it as ran since the last settling
-                # would have: a burst going between one call and more writes nothing
-                wanted = _at_least(wanted, handle.limits)
+                assert self._memo is not None  # (made by self.limits)
+                wanted = self._memo.joined(handle.limits, limits, self._peaks.get(cid))
+            else:
+                wanted = handle.limits.raised_to(limits)
+                if not settled and live and wanted != handle.limits and self._as_if_copies(
+                        executor, live, handle.limits, most):
+                    # a task alone keeps what as many like it as ran since the last
+                    # settling would have: a burst going between one call and more
+                    # writes nothing
+                    wanted = at_least(wanted, handle.limits)
             if wanted != handle.limits:
                 peak = self._peaks.get(cid)
-                self._peaks[cid] = wanted if peak is None else _at_least(peak, wanted)
+                self._peaks[cid] = wanted if peak is None else at_least(peak, wanted)
                 container.isolator.update(handle, wanted)
 
     def _as_if_copies(self, executor: Executor, live: list[Task], applied: Limits,

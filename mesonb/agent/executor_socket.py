@@ -123,12 +123,18 @@ class _Connection(asyncio.Protocol):
     def __init__(self, server: ExecutorSocket) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # (get_running_loop asks getpid)
         self.parser = wire.RequestParser()
         self.stream: EventStream | None = None
+        # Answers of this loop turn, written together at its end (call_soon), with the
+        # events and the master's frame of the same turn: one wake-up of the executor
+        self._answers: list[bytes] = []
+        self._close_after = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.loop = asyncio.get_running_loop()
         self.server._connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -140,11 +146,13 @@ class _Connection(asyncio.Protocol):
         if self.stream is not None:
             self.stream.close()
         elif self.transport is not None:
+            self._write_answers()
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        if self.stream is not None:
-            return  # nothing is read from a connection that carries an event stream
+        if self.stream is not None or self._close_after:
+            return  # nothing is read from a connection that carries an event stream,
+            # or that closes after this turn's answers
         try:
             requests = self.parser.feed(data)
         except ProtocolError as exc:
@@ -152,7 +160,7 @@ class _Connection(asyncio.Protocol):
             return
         for request in requests:
             if self.stream is not None or self.transport is None \
-                    or self.transport.is_closing():
+                    or self.transport.is_closing() or self._close_after:
                 return
             self._handle(request)
 
@@ -187,17 +195,28 @@ class _Connection(asyncio.Protocol):
             log.exception("executor call failed")
             self._answer_error(500, "500 Internal Server Error", close=True)
             return
-        assert self.transport is not None
-        self.transport.write(_ACCEPTED)
-        if close:
-            self.transport.close()
+        self._answer(_ACCEPTED, close)
 
     def _answer_error(self, status: int, message: str, close: bool) -> None:
-        if self.transport is None:
-            return
         headers = [("Content-Type", "text/plain; charset=utf-8")]
         if status == 401:
             headers.append(("WWW-Authenticate", 'Bearer realm="mesonb"'))
-        self.transport.write(wire.response(status, headers, message.encode()))
-        if close:
-            self.transport.close()
+        self._answer(wire.response(status, headers, message.encode()), close)
+
+    def _answer(self, data: bytes, close: bool) -> None:
+        """Queue an answer for the end of this loop turn (answers keep their order)."""
+        if self.transport is None or self.loop is None or self._close_after:
+            return  # (nothing is answered after the answer that closes)
+        if not self._answers:
+            self.loop.call_soon(self._write_answers)
+        self._answers.append(data)
+        self._close_after = self._close_after or close
+
+    def _write_answers(self) -> None:
+        answers, self._answers = self._answers, []
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(b"".join(answers))
+        if self._close_after:
+            transport.close()

@@ -33,6 +33,8 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from mesonb.protocol.errors import BadRequest
 from mesonb.protocol.reservations import (
     DYNAMIC,
@@ -53,6 +55,20 @@ log = logging.getLogger(__name__)
 
 
 BIND, SYMLINK = "bind_mount", "symlink"
+
+
+PLAIN_KEPT = 32  # distinct plain resource lists whose parse is kept
+
+
+def _text_of(items: list[Any]) -> bytes | None:
+    """A list's JSON text (orjson's: compact, keys in order, floats in their shortest
+    exact form), None for what orjson does not write, or writes as ``null`` (which may
+    be NaN or an infinity as well as None: texts that name one list only)."""
+    try:
+        text = orjson.dumps(items)
+    except TypeError:
+        return None
+    return None if b"null" in text else text
 
 
 def _all_plain(items: list[Any]) -> bool:
@@ -85,6 +101,9 @@ class AgentVolumes:
         # bind mounts as root (as Mesos); symbolic links otherwise, or once refused
         self.mode = BIND if os.geteuid() == 0 else SYMLINK
         self._parsed: tuple[list[Any], Resources] | None = None  # invalid()'s last parse
+        # invalid()'s parses of plain lists of scalars, by the lists' JSON text: the same
+        # text is the same list, plain and parsed alike (a burst of calls has one or a few)
+        self._plain: dict[bytes, Resources] = {}
 
     def _read(self) -> Portion:
         try:
@@ -132,14 +151,26 @@ class AgentVolumes:
     def invalid(self, resources: Any) -> str | None:
         """Why a task or executor with these resources cannot run here: a volume it names
         that this agent does not hold. A list of plain unreserved resources (the usual
-        case) is parsed once for both: its parse is kept for :meth:`take_parsed`."""
-        if type(resources) is list and _all_plain(resources):
-            try:  # what split() does with such a list: one parse, no volume named
-                parsed = Resources.from_json(resources, "task.resources")
-            except BadRequest as exc:
-                return exc.message
-            self._parsed = (resources, parsed)
-            return None
+        case) is parsed once for both: its parse is kept for :meth:`take_parsed`, and
+        for the next list with the same JSON text, which gets the same (immutable)
+        :class:`Resources` object without a parse."""
+        if type(resources) is list:
+            text = _text_of(resources)
+            parsed = self._plain.get(text) if text is not None else None
+            if parsed is not None:  # this very JSON was plain and parsed before
+                self._parsed = (resources, parsed)
+                return None
+            if _all_plain(resources):
+                try:  # what split() does with such a list: one parse, no volume named
+                    parsed = Resources.from_json(resources, "task.resources")
+                except BadRequest as exc:
+                    return exc.message
+                self._parsed = (resources, parsed)
+                if text is not None and not parsed.ranges and not parsed.sets:
+                    if len(self._plain) >= PLAIN_KEPT:
+                        self._plain.clear()
+                    self._plain[text] = parsed
+                return None
         try:
             wanted = split(resources or [], "task.resources")[1].volumes
         except BadRequest as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,19 @@ async def test_requests_follow_one_another_on_a_kept_connection(tmp_path: Path) 
                 await reader.readexactly(length)
         finally:
             writer.close()
+
+
+async def test_pipelined_requests_are_answered_in_order_and_none_after_a_close(
+        tmp_path: Path) -> None:
+    # Answers of one loop turn leave together at its end: their order, and the close
+    # after a "Connection: close" request, are those of answering each at once.
+    async with AgentHarness(tmp_path) as h:
+        raw = (post(b"{}", method="GET", close=False) + post(b"{}", path="/state", close=False)
+               + post(b"{", close=True))
+        answer = await exchange(h.agent.executor_socket_address, raw)  # until closed
+        statuses = [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)]
+        assert statuses == [405, 404, 400]
+        assert b"JSON" in answer.rsplit(b"HTTP/1.1 ", 1)[1]
 
 
 async def test_a_secret_agent_wants_the_executor_token(tmp_path: Path) -> None:
