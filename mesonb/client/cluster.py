@@ -99,6 +99,8 @@ class Cluster(ClusterViews, ClusterFrameworks, ClusterJobs):
         self._posted: deque[Job] = deque()  # submitted, not yet on the loop
         self._functions: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
         self._drain_scheduled = False
+        self._unannounced: list[Future] = []
+        self._announcing: asyncio.Handle | None = None
         self._shm_dir: str | None = None
         self._jobs: dict[str, Job] = {}
         self._agents: list[dict[str, Any]] = []
@@ -172,6 +174,7 @@ class Cluster(ClusterViews, ClusterFrameworks, ClusterJobs):
         self._scheduler.on_fatal = self._fatal
         self._scheduler.on_starved = self._release_held_offers
         self._scheduler.on_launched = self._on_launched
+        self._scheduler.after_events = self._events_handled
         framework = {"user": getpass.getuser(), "name": self.name,
                      "failover_timeout": FAILOVER_TIMEOUT, "hostname": os.uname().nodename,
                      "capabilities": [{"type": "GPU_RESOURCES"}]}  # calls may ask for gpus
@@ -192,6 +195,7 @@ class Cluster(ClusterViews, ClusterFrameworks, ClusterJobs):
         await warm_up(fut)
 
     async def _stop(self) -> None:
+        self._announce_settled()
         for job in list(self._jobs.values()):
             job.closed = True
             job.future._settle(exc=TaskError(job.future.task_id or job.future.key,

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 
 __all__ = ["CommandResult", "Future", "FutureInCall", "Logs", "as_completed", "wait"]
+_FINISHED = concurrent.futures._base.FINISHED
+_UNSET = (concurrent.futures._base.PENDING, concurrent.futures._base.RUNNING)
 
 
 class FutureInCall(TypeError):
@@ -49,6 +51,8 @@ class Future(concurrent.futures.Future):
         self.submitted = time.time()
         self.launched: float | None = None  # when its task was sent to an agent
         self.started: float | None = None  # when its task was last seen running
+        # set by _settle_quiet until _announce: the wait()/as_completed waiters to tell
+        self._untold: list[Any] | None = None
 
     # the current attempt (retries relaunch under a new task id)
     task_id = property(lambda self: self.record.task_id)
@@ -115,6 +119,8 @@ class Future(concurrent.futures.Future):
         """The call's value, or its exception raised here (a remote one with the user's
         frames of the remote traceback as its cause). :class:`TimeoutError` after
         ``timeout`` seconds names what the call is doing (``pending: <reason>``)."""
+        if self._state == _FINISHED and self._exception is None:
+            return self._result  # set for good: no lock round trip (as the slow path gives)
         try:
             return super().result(timeout)
         except BaseException as exc:
@@ -189,6 +195,43 @@ class Future(concurrent.futures.Future):
                 self.set_result(value)
         except concurrent.futures.InvalidStateError:
             pass
+
+    def _settle_quiet(self, value: Any = None, exc: BaseException | None = None) -> bool:
+        """:meth:`_settle`, but nobody is woken yet: ``done()`` is true at once, and
+        ``result()``, ``cancel()``, ``wait()`` and ``as_completed`` called from now on see
+        the outcome, while the threads already blocked on it and the done callbacks are
+        told by :meth:`_announce` (the client calls it once for the outcomes of a loop
+        turn, so a caller waiting on several futures wakes once for all of them). False
+        (nothing set, nothing to announce) when cancelled or settled before."""
+        with self._condition:
+            if self._state not in _UNSET:
+                return False
+            if exc is not None:
+                self._exception = exc
+            else:
+                self._result = value
+            self._state = _FINISHED
+            # The waiters installed from now on see it finished and must not be told again
+            # (as_completed would yield it twice): tell only those there now.
+            self._untold = list(self._waiters)
+        return True
+
+    def _announce(self) -> None:
+        """Wake what waits on an outcome set by :meth:`_settle_quiet`: what
+        ``set_result``/``set_exception`` do after setting it (waiters, blocked threads,
+        done callbacks), once."""
+        with self._condition:
+            untold, self._untold = self._untold, None
+            if untold is None:  # announced already (or never set quietly)
+                return
+            failed = self._exception is not None
+            for waiter in untold:
+                if failed:
+                    waiter.add_exception(self)
+                else:
+                    waiter.add_result(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
 
 
 def results(futures: list[concurrent.futures.Future], timeout: float | None = None) -> list[Any]:

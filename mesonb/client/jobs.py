@@ -77,6 +77,8 @@ class ClusterJobs:
     _jobs: dict[str, Job]
     _posted: deque[Job]
     _drain_scheduled: bool
+    _unannounced: list[Future]  # settled (done), the threads waiting on them not yet woken
+    _announcing: asyncio.Handle | None  # _announce_settled, scheduled
     _background: set[asyncio.Future[Any]]
     _scheduler: FunctionsScheduler
     _results: Results
@@ -207,8 +209,30 @@ class ClusterJobs:
             job.shm = None
         job.call = job.call_url = None  # dependency callbacks may hold the job a while
         job.deps = []
-        if settle:
-            job.future._settle(value, exc)
+        if settle and job.future._settle_quiet(value, exc):
+            # Threads blocked on it are woken with the other outcomes of this loop turn
+            # (:meth:`_announce_settled`), each once, not once per future.
+            self._unannounced.append(job.future)
+            if self._announcing is None:
+                self._announcing = self._lt.loop.call_soon(self._announce_settled)
+
+    def _events_handled(self) -> None:
+        """The events of one read from the master were handled: the announcement of the
+        outcomes they settled goes after what they started (the placement of new work
+        on the offers that came with them, which sends an ACCEPT), so that the caller's
+        thread, once woken, does not take the GIL from the loop in mid-turn."""
+        if self._announcing is not None:
+            self._announcing.cancel()
+            self._announcing = self._lt.loop.call_soon(self._announce_settled)
+
+    def _announce_settled(self) -> None:
+        """Wake the threads (and run the callbacks) waiting on the futures settled since
+        the last call: after the rest of the loop turn that settled them, so a caller in
+        ``f.result()`` of one future after another finds the next ones set too."""
+        self._announcing = None
+        settled, self._unannounced = self._unannounced, []
+        for fut in settled:
+            fut._announce()
 
     # -- outcomes (the functions framework's result handling settles them) ----------
     def _on_status(self, spec: TaskSpec, status: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ A handler is any object with some of these methods (plain or ``async``)::
     on_update_operation_status(body)  # {"status": OperationStatus} of an operation with an id
     on_error(message)           # the master sent ERROR; the driver stops after this
     on_disconnected()           # the stream broke; the driver is reconnecting
+    on_events_handled()         # the events of one read from the stream were all handled
 
 Example::
 
@@ -128,6 +129,7 @@ class SchedulerDriver(SchedulerCalls):
         self._subscribed = asyncio.Event()
         self._stopping = False
         self._stream: Any = None
+        self._after_events = getattr(handler, "on_events_handled", None)
         self._acks: set[asyncio.Future[Any]] = set()
         self._batching = False  # the master takes arrays of calls (mesonb, not Mesos)
         self._ack_queue: list[dict[str, Any]] = []
@@ -356,6 +358,8 @@ class SchedulerDriver(SchedulerCalls):
                 else:
                     for record in decoder.feed(chunk):
                         await self._event(loads_lenient(record))
+                if self._after_events is not None:  # what the handler batched goes now
+                    self._after_events()
                 if timer.when() > last + self.heartbeat_interval * 5:  # SUBSCRIBED set it
                     timer.cancel()
                     timer = loop.call_later(self.heartbeat_interval * 5, watchdog)

@@ -117,6 +117,9 @@ class FunctionsScheduler:
         # held: the client asks its other frameworks to give back the offers they hold.
         self.on_starved: Callable[[], Any] | None = None
         self.on_launched: Callable[[TaskSpec], Any] | None = None  # sent to an agent
+        # Called once the events of one read from the master were handled (their status
+        # callbacks run, the placement of new work woken).
+        self.after_events: Callable[[], Any] | None = None
         self._starved_at = -math.inf
         self._offer_due = -math.inf  # loop time until which an offer is on its way
         self._due_timer = False
@@ -186,6 +189,10 @@ class FunctionsScheduler:
             spec.on_status(spec, status)
         except Exception:
             log.exception("status callback for %s failed", task_id)
+
+    def on_events_handled(self) -> None:
+        if self.after_events is not None:
+            self.after_events()
 
     def on_disconnected(self) -> None:
         self.offers.clear()

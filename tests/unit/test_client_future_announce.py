@@ -1,0 +1,139 @@
+"""A client future settled quietly (done at once, waiters told when the loop's turn
+ends) and its result fast path behave as a future set the plain way."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+
+import pytest
+
+from mesonb.client.futures import Future
+from mesonb.testing.processes import wait_for
+
+
+class _NoCluster:
+    def _cancel(self, fut: Future) -> None:
+        pass
+
+    def _status(self, fut: Future, timeout: float) -> str:
+        return "pending: in a test"
+
+
+def _pair() -> tuple[Future, Future]:
+    """Two fresh futures: one to settle the plain way, one quietly."""
+    return Future(_NoCluster(), "k-1", "f"), Future(_NoCluster(), "k-2", "f")
+
+
+OUTCOMES = [(3, None), (None, None), ([1, 2], None), (None, ValueError("bad")),
+            (None, KeyError("k"))]
+
+
+@pytest.mark.parametrize(("value", "exc"), OUTCOMES)
+def test_quiet_then_announced_reads_as_set_the_plain_way(value, exc):
+    plain, quiet = _pair()
+    plain._settle(value, exc)
+    assert quiet._settle_quiet(value, exc)
+    quiet._announce()
+    for fut in (plain, quiet):
+        assert fut.done() and not fut.cancelled() and not fut.cancel()
+        assert fut.phase == plain.phase
+    assert quiet.exception() is plain.exception()
+    if exc is None:
+        assert quiet.result() == plain.result() == value  # the fast path: no lock
+        assert quiet.result(0) is plain.result(0)
+    else:
+        with pytest.raises(type(exc)) as slow:
+            plain.result()
+        with pytest.raises(type(exc)) as fast:
+            quiet.result()
+        assert fast.value is slow.value is exc
+
+
+def test_the_fast_path_is_not_taken_before_an_outcome_or_after_a_cancel():
+    fut, _ = _pair()
+    with pytest.raises(TimeoutError):
+        fut.result(0)
+    assert fut.cancel()
+    with pytest.raises(concurrent.futures.CancelledError):
+        fut.result()
+    assert not fut._settle_quiet(1)  # cancelled: nothing set, nothing to announce
+    assert fut.cancelled()
+
+
+def test_quiet_is_done_at_once_and_wakes_nobody_until_announced():
+    fut, _ = _pair()
+    called: list[Future] = []
+    fut.add_done_callback(called.append)
+    got: list[object] = []
+    blocked = threading.Event()
+
+    def waiter() -> None:
+        blocked.set()
+        got.append(fut.result(60))
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    blocked.wait(10)
+    # the thread is blocked in result() (or about to block: it finds the value set)
+    assert fut._settle_quiet(7)
+    assert fut.done() and fut.result() == 7 and not fut.cancel()
+    assert called == []  # callbacks wait for the announcement
+    fut._announce()
+    thread.join(10)
+    assert got == [7] and called == [fut]
+    fut._announce()  # a second announcement tells nobody again
+    assert called == [fut]
+    late: list[Future] = []
+    fut.add_done_callback(late.append)  # after it: at once, as for any done future
+    assert late == [fut]
+
+
+def test_a_callback_added_between_setting_and_announcing_runs_once():
+    fut, _ = _pair()
+    calls: list[Future] = []
+    assert fut._settle_quiet(1)
+    fut.add_done_callback(calls.append)  # done: run at once
+    assert calls == [fut]
+    fut._announce()
+    assert calls == [fut]
+
+
+def test_as_completed_and_wait_met_between_setting_and_announcing():
+    """A waiter installed after the quiet set sees the future done and is not told
+    again (as_completed would yield it twice); one installed before is told."""
+    early, late = _pair()
+    seen: list[Future] = []
+    thread = threading.Thread(target=lambda: (seen.extend(
+        concurrent.futures.as_completed([early, late], timeout=30))))
+    thread.start()
+    wait_for(lambda: early._waiters and late._waiters, what="as_completed's waiter")
+    assert early._settle_quiet("e")
+    # a second as_completed over both, begun now, sees `early` done already
+    second = concurrent.futures.as_completed([early, late], timeout=30)
+    assert next(second) is early
+    assert late._settle_quiet("l")
+    early._announce()
+    late._announce()
+    assert list(second) == [late]
+    thread.join(30)
+    assert sorted(f.result() for f in seen) == ["e", "l"] and len(seen) == 2
+    done, not_done = concurrent.futures.wait([early, late], timeout=0)
+    assert done == {early, late} and not not_done
+
+
+def test_wait_for_all_is_woken_by_the_announcement():
+    futs = list(_pair())
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(
+        concurrent.futures.wait(futs, timeout=30)))
+    thread.start()
+    wait_for(lambda: all(f._waiters for f in futs), what="wait()'s waiter")
+    for i, fut in enumerate(futs):
+        assert not result  # not woken by the quiet set
+        assert fut._settle_quiet(i)
+    futs[0]._announce()
+    futs[1]._announce()
+    thread.join(30)
+    done, not_done = result[0]  # type: ignore[misc]
+    assert done == set(futs) and not not_done
