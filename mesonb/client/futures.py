@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["CommandResult", "Future", "FutureInCall", "Logs", "as_completed", "wait"]
 _FINISHED = concurrent.futures._base.FINISHED
 _UNSET = (concurrent.futures._base.PENDING, concurrent.futures._base.RUNNING)
+_DONE = frozenset({concurrent.futures._base.CANCELLED,
+                   concurrent.futures._base.CANCELLED_AND_NOTIFIED, _FINISHED})
 
 
 class FutureInCall(TypeError):
@@ -114,6 +116,11 @@ class Future(concurrent.futures.Future):
         from .explain import explain_future
 
         return explain_future(self, timeout)
+
+    def done(self) -> bool:
+        """True once finished or cancelled (as :meth:`concurrent.futures.Future.done`,
+        without its lock: the state is one attribute, read whole, that never goes back)."""
+        return self._state in _DONE
 
     def result(self, timeout: float | None = None) -> Any:
         """The call's value, or its exception raised here (a remote one with the user's

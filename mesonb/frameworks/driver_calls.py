@@ -71,8 +71,13 @@ class SchedulerCalls:
         if not self._batching:
             self._spawn(self.acknowledge(status))
             return
-        loop = asyncio.get_running_loop()
         terminal = status.get("state") in TERMINAL_STATE_NAMES
+        if terminal and self._ack_timer is not None:
+            # The timer is due within TERMINAL_ACK_DELAY of an earlier ack: no later than
+            # this one's would be (a burst's terminal updates need no clock read each).
+            self._ack_queue.append(status)
+            return
+        loop = asyncio.get_running_loop()
         due = loop.time() + (TERMINAL_ACK_DELAY if terminal else ACK_DELAY)
         if self._ack_timer is None or due < self._ack_due:
             if self._ack_timer is not None:

@@ -137,3 +137,17 @@ def test_wait_for_all_is_woken_by_the_announcement():
     thread.join(30)
     done, not_done = result[0]  # type: ignore[misc]
     assert done == set(futs) and not not_done
+
+
+def test_done_without_the_lock_answers_as_concurrent_futures_does():
+    plain = concurrent.futures.Future.done
+    fresh, finished = _pair()
+    cancelled, failed = _pair()
+    finished._settle(1)
+    failed._settle(exc=ValueError("x"))
+    assert cancelled.cancel()
+    quiet, _ = _pair()
+    assert quiet._settle_quiet(2)
+    for fut in (fresh, finished, cancelled, failed, quiet):
+        assert fut.done() is plain(fut)
+    assert not fresh.done() and quiet.done()

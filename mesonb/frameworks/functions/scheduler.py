@@ -308,6 +308,8 @@ class FunctionsScheduler:
             # would not fit either until a placement changes ``free``, ``running`` and
             # the executors (each spec is alive meanwhile, so no id is reused).
             unfit: set[tuple[int, bool]] = set()
+            # Each spec's Resources as JSON, once per object (a loop of submits shares one)
+            resources_json: dict[int, list[dict[str, Any]]] = {}
             queue = self.queue
             while queue and len(skipped) < LOOK_AHEAD:
                 spec = queue.popleft()
@@ -331,9 +333,10 @@ class FunctionsScheduler:
                     executor_id = f"functions-{uuid.uuid4().hex[:12]}"
                     self.executor_ids[key] = executor_id
                     running.add(executor_id)
-                    info = self._task_info(spec, agent_id, executor_id, with_executor=True)
-                else:
-                    info = self._task_info(spec, agent_id, executor_id, with_executor=False)
+                resources = resources_json.get(id(spec.resources))
+                if resources is None:
+                    resources = resources_json[id(spec.resources)] = spec.resources.to_json()
+                info = self._task_info(spec, agent_id, executor_id, new_executor, resources)
                 free = free - need
                 tasks.append(info)
                 placed.append(spec)
@@ -361,10 +364,15 @@ class FunctionsScheduler:
             await asyncio.gather(*calls)
 
     def _task_info(self, spec: TaskSpec, agent_id: str, executor_id: str | None,
-                   with_executor: bool) -> dict[str, Any]:
+                   with_executor: bool,
+                   resources: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The TaskInfo JSON of ``spec`` on ``agent_id``; ``resources``: its resources as
+        JSON, when the caller has them already (shared by the tasks of one ACCEPT: the
+        receiver reads them, never changes them)."""
         info: dict[str, Any] = {"name": spec.name, "task_id": {"value": spec.task_id},
                                 "agent_id": {"value": agent_id},
-                                "resources": spec.resources.to_json()}
+                                "resources": spec.resources.to_json() if resources is None
+                                else resources}
         if spec.health_check is not None:
             info["health_check"] = spec.health_check
         if spec.command is not None:
