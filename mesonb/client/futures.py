@@ -136,6 +136,8 @@ class Future(concurrent.futures.Future):
     def _result_within(self, wait: float | None, timeout: float | None) -> Any:
         """:meth:`result`, waiting at most ``wait`` seconds; a TimeoutError names ``timeout``
         (the caller's, of which ``wait`` is what is left)."""
+        if self._state == _FINISHED and self._exception is None:
+            return self._result  # as in result()
         try:
             return super().result(wait)
         except BaseException as exc:
@@ -275,7 +277,9 @@ class _Finishing:
             fut.add_done_callback(self._done)
 
     def _done(self, fut: concurrent.futures.Future) -> None:
-        if fut.cancelled() or fut.exception() is not None:
+        # Cancelled or failed (fut.cancelled() or fut.exception(), without their locks:
+        # a done future's state and exception are set for good).
+        if fut._state != _FINISHED or fut._exception is not None:
             self._event.set()
             return
         with self._lock:

@@ -8,7 +8,8 @@ import threading
 
 import pytest
 
-from mesonb.client.futures import Future
+from mesonb.client.calls import _slug, slug
+from mesonb.client.futures import Future, results
 from mesonb.testing.processes import wait_for
 
 
@@ -151,3 +152,68 @@ def test_done_without_the_lock_answers_as_concurrent_futures_does():
     for fut in (fresh, finished, cancelled, failed, quiet):
         assert fut.done() is plain(fut)
     assert not fresh.done() and quiet.done()
+
+
+def _outcome(futs: list[concurrent.futures.Future]) -> tuple[str, object]:
+    try:
+        return "values", results(futs, timeout=5)
+    except BaseException as exc:
+        return "raised", exc
+
+
+def _slow(futs: list[concurrent.futures.Future]) -> tuple[str, object]:
+    try:
+        return "values", [f.result(5) for f in futs]
+    except BaseException as exc:
+        return "raised", exc
+
+
+def test_results_of_quietly_settled_and_foreign_futures_are_those_of_result_each():
+    """results() (gather) reads done futures without their locks: the same values, or
+    the same exception, as f.result() of each in turn, for ours (set quietly, announced
+    later from the loop's thread) and plain concurrent futures, failed or cancelled."""
+    error = ValueError("bad")
+    cases: list[list[tuple[str, object]]] = [
+        [("ok", 1), ("ok", 2), ("foreign", 3)],
+        [("ok", 1), ("fail", error), ("ok", 3)],
+        [("ok", 1), ("foreign-cancelled", None), ("ok", 3)],
+        [("cancel", None), ("ok", 2)],
+    ]
+    for case in cases:
+        futs: list[concurrent.futures.Future] = []
+        for kind, value in case:
+            if kind.startswith("foreign"):
+                fut: concurrent.futures.Future = concurrent.futures.Future()
+                if kind == "foreign":
+                    fut.set_result(value)
+                else:
+                    fut.cancel()
+            else:
+                fut = Future(_NoCluster(), f"k-{len(futs)}", "f")
+                if kind == "cancel":
+                    fut.cancel()
+                else:
+                    fut._settle_quiet(*((value, None) if kind == "ok" else (None, value)))
+            futs.append(fut)
+        announcer = threading.Thread(target=lambda fs=futs: [
+            f._announce() for f in fs if isinstance(f, Future)])
+        seen: list[tuple[str, object]] = []
+        fast_pending = threading.Thread(target=lambda fs=futs, out=seen: out.append(
+            _outcome(fs)))
+        fast_pending.start()
+        announcer.start()
+        fast_pending.join(10)
+        announcer.join(10)
+        (fast,) = seen
+        slow = _slow(futs)
+        assert fast[0] == slow[0]
+        if fast[0] == "values":
+            assert fast[1] == slow[1]
+        else:
+            assert type(fast[1]) is type(slow[1]) and str(fast[1]) == str(slow[1])
+
+
+def test_a_kept_slug_is_the_one_made_afresh():
+    for name in ["noop", "my func", "ünïcode", "a" * 60, "--x--", "", "noop"]:
+        assert slug(name) == _slug(name)
+        assert slug(name) == _slug(name)  # kept
