@@ -54,7 +54,7 @@ class Future(concurrent.futures.Future):
         self.launched: float | None = None  # when its task was sent to an agent
         self.started: float | None = None  # when its task was last seen running
         # set by _settle_quiet until _announce: the wait()/as_completed waiters to tell
-        self._untold: list[Any] | None = None
+        self._untold: tuple[Any, ...] | None = None
 
     # the current attempt (retries relaunch under a new task id)
     task_id = property(lambda self: self.record.task_id)
@@ -222,16 +222,26 @@ class Future(concurrent.futures.Future):
             self._state = _FINISHED
             # The waiters installed from now on see it finished and must not be told again
             # (as_completed would yield it twice): tell only those there now.
-            self._untold = list(self._waiters)
+            self._untold = tuple(self._waiters)  # () when none: no allocation
         return True
 
     def _announce(self) -> None:
         """Wake what waits on an outcome set by :meth:`_settle_quiet`: what
         ``set_result``/``set_exception`` do after setting it (waiters, blocked threads,
         done callbacks), once."""
+        untold = self._untold
+        if untold is None:  # announced already (or never set quietly)
+            return
+        callbacks = self._done_callbacks  # type: ignore[attr-defined]
+        blocked = self._condition._waiters  # type: ignore[attr-defined]
+        if not untold and not blocked and not callbacks:
+            # Nobody to wake: since it was set, no thread, waiter or callback can join
+            # (they see it done), so these stay empty. No lock, no notify.
+            self._untold = None
+            return
         with self._condition:
             untold, self._untold = self._untold, None
-            if untold is None:  # announced already (or never set quietly)
+            if untold is None:
                 return
             failed = self._exception is not None
             for waiter in untold:
