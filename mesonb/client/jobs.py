@@ -229,7 +229,9 @@ class ClusterJobs:
         """Wake the threads (and run the callbacks) waiting on the futures settled since
         the last call: after the rest of the loop turn that settled them, so a caller in
         ``f.result()`` of one future after another finds the next ones set too."""
-        self._announcing = None
+        if self._announcing is not None:  # called directly (closing): it has nothing left
+            self._announcing.cancel()
+            self._announcing = None
         settled, self._unannounced = self._unannounced, []
         for fut in settled:
             fut._announce()
