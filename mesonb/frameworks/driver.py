@@ -54,6 +54,7 @@ from mesonb.protocol.recordio import Decoder
 from mesonb.protocol.scheduler import SCHEDULER_PATH, Call, CallType, Subscribe
 from mesonb.security.local_secret import secret_for
 
+from .calls_pipe import CallsPipe
 from .driver_calls import ACK_DELAY as ACK_DELAY
 from .driver_calls import TERMINAL_ACK_DELAY as TERMINAL_ACK_DELAY
 from .driver_calls import SchedulerCalls
@@ -192,6 +193,8 @@ class SchedulerDriver(SchedulerCalls):
             detector, self._detector = self._detector, None
             await detector.stop()
         self._calls.close()
+        if self._pipe is not None:
+            self._pipe.close()
 
     def _use(self, url: str) -> None:
         """Send calls to ``url`` from now on."""
@@ -201,6 +204,34 @@ class SchedulerDriver(SchedulerCalls):
             self.url = url
             self._calls.close()
             self._calls = Connection.to(url, self.headers, inproc=True)
+            if self._pipe is not None:
+                self._pipe.close()
+                self._pipe = None
+
+    def _pipe_launches(self) -> None:
+        """Launches go over a pipelined connection (:mod:`.calls_pipe`) while the master
+        names a plain TCP calls lane; it opens in the background at each subscription
+        (launches go the usual way until it is open, and for good if it cannot be)."""
+        calls, pipe = self._calls, self._pipe
+        plain = isinstance(calls, lane.LaneConnection) and not calls.secure \
+            and not calls.failed
+        if pipe is not None and (not plain or (pipe.host, pipe.port) != (calls.host,
+                                                                          calls.port)):
+            pipe.close()
+            self._pipe = pipe = None
+        if plain and pipe is None:
+            self._pipe = pipe = CallsPipe(calls.host, calls.port, calls.default_headers)
+        if pipe is not None and not pipe.ready():  # new, or its connection was lost
+            self._spawn(self._open_pipe(pipe))
+
+    async def _open_pipe(self, pipe: CallsPipe) -> None:
+        try:
+            await pipe.open()
+        except (lane.LaneUnreachable, ConnectionError) as exc:
+            log.info("launches go the usual way: %s", exc)
+            if self._pipe is pipe:
+                self._pipe = None
+            pipe.close()
 
     async def _watch_leader(self, timeout: float) -> None:
         """Start watching the election; if ZooKeeper cannot be reached, leave plain lookups."""
@@ -332,6 +363,7 @@ class SchedulerDriver(SchedulerCalls):
             raise ConnectionAbortedError("ZooKeeper named another leader")
         self.stream_id = stream.headers.get("mesos-stream-id")
         self._calls = lane.calls_for(self._calls, stream.headers)  # a mesonb master's calls lane
+        self._pipe_launches()
         decoder = Decoder()
         loop = asyncio.get_running_loop()
         last = loop.time()

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from mesonb.http.client import Connection
+from mesonb.http.client import Connection, Response
 from mesonb.protocol.mesos import Duration, Filters, KillPolicy, Operation
 from mesonb.protocol.scheduler import (
     SCHEDULER_PATH,
@@ -36,6 +36,7 @@ from mesonb.protocol.states import TERMINAL_STATE_NAMES
 from mesonb.tasks import spawn
 
 from .call_json import accept_call, acknowledge_call
+from .calls_pipe import CallsPipe
 
 log = logging.getLogger(__name__)
 # Acknowledgements wait this long to go out together (a mesonb master takes them as one
@@ -63,6 +64,15 @@ class SchedulerCalls:
     _ack_queue: list[dict[str, Any]]
     _ack_timer: asyncio.TimerHandle | None
     _ack_due: float  # when the acks waiting go out on their own (loop time)
+    # Launches go over a pipelined connection to the calls lane when it is plain TCP
+    # (:mod:`.calls_pipe`): their answers are read in batches, without a wake-up each.
+    _pipe: CallsPipe | None = None
+
+    async def _after_launches(self) -> None:
+        """Before a call the usual way: the launches sent on the pipe are carried out
+        first (their answers read), so the master meets the calls in order."""
+        if self._pipe is not None and self._pipe.pending():
+            await self._pipe.drain()
 
     def _queue_ack(self, status: dict[str, Any]) -> None:
         """Acknowledge soon; against a mesonb master, acks pending together go in one call,
@@ -95,6 +105,7 @@ class SchedulerCalls:
             while self._ack_queue and self.framework_id and self.stream_id:
                 batch, self._ack_queue = self._ack_queue, []
                 calls = [acknowledge_call(self.framework_id, s) for s in batch]
+                await self._after_launches()
                 await self._calls.post_json(SCHEDULER_PATH, calls,
                                             {"Mesos-Stream-Id": self.stream_id})
         finally:
@@ -120,6 +131,7 @@ class SchedulerCalls:
     async def _post(self, payload: dict[str, Any], carry_acks: bool) -> Any:
         """POST one call's JSON (with the acknowledgements waiting, if it may carry them)."""
         acks = self._take_acks() if carry_acks else []
+        await self._after_launches()
         response = await self._calls.post_json(SCHEDULER_PATH, [*acks, payload] if acks
                                                 else payload,
                                                 {"Mesos-Stream-Id": self.stream_id or ""})
@@ -169,6 +181,24 @@ class SchedulerCalls:
         """Launch TaskInfos (JSON objects) on offers."""
         await self.accept(offer_ids, [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
                           refuse_seconds)
+
+    def launch_now(self, offer_ids: Iterable[str], tasks: list[dict[str, Any]],
+                   refuse_seconds: float | None = None) -> asyncio.Future[Response] | None:
+        """:meth:`launch`'s ACCEPT (with the acknowledgements waiting), written now on the
+        pipelined lane (:mod:`.calls_pipe`), its answer read later with others: the
+        future of that answer (the caller checks its status: HTTPError
+        beyond 2xx, as :meth:`launch` raises). None, nothing sent, where it cannot go at
+        once (no pipe, its connection not open, the lane given up): use :meth:`launch`."""
+        pipe = self._pipe
+        if pipe is None or not pipe.ready() or getattr(self._calls, "failed", False) or \
+                not self.framework_id or not self.stream_id:
+            return None
+        acks = self._take_acks()
+        call = accept_call(self.framework_id, list(offer_ids),
+                           [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
+                           refuse_seconds)
+        return pipe.send_now(SCHEDULER_PATH, [*acks, call] if acks else call,
+                             {"Mesos-Stream-Id": self.stream_id})
 
     async def decline(self, offer_ids: Iterable[str], refuse_seconds: float | None = None) -> None:
         await self.send(Call(type=CallType.DECLINE, decline=Decline(

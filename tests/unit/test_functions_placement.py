@@ -98,3 +98,51 @@ def test_task_infos_sharing_resources_json_are_those_built_one_by_one():
              for i, s in enumerate(specs)]
     assert tasks == alone
     assert "resources" in tasks[0]["executor"] or not functions_scheduler.EXECUTOR_RESOURCES
+
+
+def test_a_refused_launch_costs_the_held_offers_lazily_as_when_awaited():
+    """A launch written by launch_now (its 202 read later) that is refused leaves the
+    scheduler as an awaited launch that raised HTTPError does: the offers are dropped
+    (new ones come), the tasks are launched as far as it knows (their updates say)."""
+    from mesonb.http.client import HTTPError, Response
+
+    outcomes = {}
+    for lazy in (False, True):
+        class Driver(RecordingDriver):
+            lazily = lazy
+
+            async def launch(self, offer_ids: list[str], tasks: list[dict[str, Any]],
+                             refuse_seconds: float | None = None) -> None:
+                raise HTTPError(400, b"refused", {})
+
+            def launch_now(self, offer_ids: list[str], tasks: list[dict[str, Any]],
+                           refuse_seconds: float | None = None) -> Any:
+                if not self.lazily:
+                    return None  # the usual way
+                answer = asyncio.get_running_loop().create_future()
+                answer.set_result(Response(400, {}, b"refused"))
+                return answer
+
+        async def run() -> FunctionsScheduler:
+            sched = FunctionsScheduler()
+            sched.driver = Driver()  # type: ignore[assignment]
+            sched._lazy_launches = True
+            sched.offers["o1"] = {"id": {"value": "o1"}, "agent_id": {"value": "a1"},
+                                  "url": {"address": {"ip": "127.0.0.1", "port": 5051}}}
+            sched._offer_resources["o1"] = Resources({"cpus": 1.0, "mem": 1024.0})
+            sched.offers["o2"] = dict(sched.offers["o1"], id={"value": "o2"},
+                                      agent_id={"value": "a2"})
+            sched._offer_resources["o2"] = Resources({"cpus": 0.01, "mem": 1.0})
+            sched.enqueue(spec("t1", Resources({"cpus": 0.5, "mem": 64.0})))
+            try:
+                await sched._place()
+            except HTTPError:  # the placement loop's except clause, as it meets it
+                sched.offers.clear()
+                sched._offer_resources.clear()
+            await asyncio.sleep(0)  # the lazy answer's callback
+            return sched
+
+        sched = asyncio.run(run())
+        outcomes[lazy] = (dict(sched.offers), dict(sched._offer_resources),
+                          sorted(sched.launched), [s.task_id for s in sched.queue])
+    assert outcomes[True] == outcomes[False] == ({}, {}, ["t1"], [])

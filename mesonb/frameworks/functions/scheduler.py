@@ -123,9 +123,13 @@ class FunctionsScheduler:
         self._starved_at = -math.inf
         self._offer_due = -math.inf  # loop time until which an offer is on its way
         self._due_timer = False
+        # Launches go out lazily (the driver reads their 202 when the loop is awake anyway)
+        # and the placement goes on without waiting for it; a failure is met as before.
+        self._lazy_launches = False
 
     def start(self, driver: driver_mod.SchedulerDriver) -> None:
         self.driver = driver
+        self._lazy_launches = True
         self._loop_task = asyncio.create_task(self._placement_loop(), name="functions-placement")
 
     async def stop(self) -> None:
@@ -355,6 +359,11 @@ class FunctionsScheduler:
                     self._offer_resources.pop(offer_id, None)
                 if free:
                     self.declined[agent_id] = free
+                sent = self.driver.launch_now(ids, tasks, REMAINDER_REFUSE) \
+                    if self._lazy_launches else None
+                if sent is not None:  # written: its 202 is read when the loop is awake
+                    sent.add_done_callback(self._launch_answered)
+                    continue
                 calls.append(self.driver.launch(ids, tasks, refuse_seconds=REMAINDER_REFUSE))
             else:
                 self.offers.update({o["id"]["value"]: o for o in offers})
@@ -362,6 +371,22 @@ class FunctionsScheduler:
             await calls[0]
         elif calls:
             await asyncio.gather(*calls)
+
+    def _launch_answered(self, answer: asyncio.Future[Any]) -> None:
+        """The answer to a launch written by ``launch_now``: a failure is met as the
+        placement loop meets one of :meth:`launch` (the offers it held are gone)."""
+        if answer.cancelled():
+            return
+        exc = answer.exception()
+        if exc is None and answer.result().status >= 300:
+            response = answer.result()
+            exc = driver_mod.HTTPError(response.status, response.body, response.headers)
+        if isinstance(exc, (ConnectionError, OSError, driver_mod.HTTPError)):
+            log.info("placement call failed (%s); retrying on the next offers", exc)
+            self.offers.clear()
+            self._offer_resources.clear()
+        elif exc is not None:
+            log.error("placement failed: %s", exc)
 
     def _task_info(self, spec: TaskSpec, agent_id: str, executor_id: str | None,
                    with_executor: bool,
