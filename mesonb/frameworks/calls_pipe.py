@@ -1,5 +1,5 @@
-"""A scheduler driver's calls on a mesonb master's calls lane, pipelined, with the
-answers nobody waits on at once read when the loop is awake anyway.
+"""A scheduler driver's launches on a mesonb master's calls lane, pipelined, with the
+answers nobody waits on at once read together, later, without a wake-up each.
 
 The functions framework's launches (an ACCEPT each, answered ``202`` with no body) are
 its most frequent calls, and the placement that sends one has nothing to do with the
