@@ -106,7 +106,20 @@ def this_host() -> set[str]:
 
 @functools.lru_cache(maxsize=256)  # a loop of submits names the same function each time
 def slug(name: str) -> str:
-    """``name`` as part of a task id: alphanumerics, ``-_.``, at most 40 characters."""
+    """``name`` as part of a task id: alphanumerics, ``-_.``, at most 40 characters
+    (kept for the names met last: a loop of submits names the same function)."""
+    kept = _SLUGS.get(name)
+    if kept is None:
+        if len(_SLUGS) >= 256:
+            _SLUGS.clear()
+        kept = _SLUGS[name] = _slug(name)
+    return kept
+
+
+_SLUGS: dict[str, str] = {}
+
+
+def _slug(name: str) -> str:
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:40]
     return safe.strip("-.") or "call"
 

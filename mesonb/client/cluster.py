@@ -24,20 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import getpass
 import itertools
 import logging
 import os
 import pickle
-import random
-import time
 import types
 import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import cloudpickle
@@ -45,65 +41,33 @@ import cloudpickle
 from mesonb.discovery import is_zk, parse_zk_url
 from mesonb.frameworks.driver import SchedulerDriver, master_url
 from mesonb.frameworks.functions import shm
-from mesonb.frameworks.functions.protocol import INLINE_MAX, Call, Ref
-from mesonb.frameworks.functions.results import CallRecord, Results, TaskError
+from mesonb.frameworks.functions.protocol import INLINE_MAX
+from mesonb.frameworks.functions.results import Results, TaskError
 from mesonb.frameworks.functions.sandbox import Sandboxes
 from mesonb.frameworks.functions.scheduler import (
-    EXECUTOR_RESOURCES,
     FAILOVER_TIMEOUT,
     FunctionsScheduler,
-    TaskSpec,
 )
-from mesonb.frameworks.functions.shm import Shm
 from mesonb.http.client import Connection
 from mesonb.protocol.checks import HealthCheck, health_check_json
 from mesonb.protocol.resources import Resources
 from mesonb.security.local_secret import secret_for
-from mesonb.tasks import spawn
 
 from . import pending
 from .blobs import BlobServer
 from .calls import executor_env, nested_future, placehold, plain_call, slug, this_host
-from .errors import ResourceError
 from .frameworks import ClusterFrameworks
 from .futures import Future, FutureInCall, Logs, results
+from .jobs import ClusterJobs, Job
 from .leader import LeaderConnection
 from .loop import LoopThread, at_exit
-from .sizes import call_resources, check_retries, could_hold
+from .sizes import check_retries, could_hold
 from .views import ClusterViews, in_kernel, wants_progress
 
 log = logging.getLogger(__name__)
 # The local clusters alive in this process (a second Cluster.local() warns, naming them).
 _LOCAL: weakref.WeakSet[Cluster] = weakref.WeakSet()
-_SUFFIXES = random.Random()  # a task id's 8 hex digits (seeded from os.urandom; the user's
-# random.seed() leaves it alone): as unique as uuid4's first 8, a tenth of the cost
-
-
-@dataclass(eq=False)
-class _Job:
-    future: Future
-    name: str
-    resources: Resources
-    retries: int
-    call: bytes | None = None
-    command: str | None = None
-    deps: list[Future] = field(default_factory=list)
-    call_url: str | None = None
-    shm: Shm | None = None  # the call's large buffers, in shared memory
-    fn: bytes | None = None  # the function, pickled apart from its arguments
-    health_check: dict[str, Any] | None = None  # Mesos's HealthCheck JSON
-    closed: bool = False  # the cluster closed under it
-
-    @property
-    def record(self) -> CallRecord:
-        return self.future.record
-
-    def over(self) -> bool:
-        """The caller no longer waits for this call."""
-        return self.future.done() or self.closed
-
-
-class Cluster(ClusterViews, ClusterFrameworks):
+class Cluster(ClusterViews, ClusterFrameworks, ClusterJobs):
     """A connection to a mesonb cluster (see the module docstring).
 
     ``Cluster("HOST:PORT")`` connects to a running master, ``Cluster("zk://h1:2181,h2:2181/
@@ -132,11 +96,13 @@ class Cluster(ClusterViews, ClusterFrameworks):
         self._results = Results(self._sandboxes, self._headers, finish=self._finish,
                                 relaunch=self._launch)
         self._offer_holders: list[Any] = []  # notebook frameworks of this client
-        self._posted: deque[_Job] = deque()  # submitted, not yet on the loop
+        self._posted: deque[Job] = deque()  # submitted, not yet on the loop
         self._functions: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
         self._drain_scheduled = False
+        self._unannounced: list[Future] = []
+        self._announcing: asyncio.Handle | None = None
         self._shm_dir: str | None = None
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, Job] = {}
         self._agents: list[dict[str, Any]] = []
         self._background: set[asyncio.Future[Any]] = set()
         self._closers: list[Callable[[], Any]] = []  # notebook frameworks, dashboards
@@ -208,6 +174,7 @@ class Cluster(ClusterViews, ClusterFrameworks):
         self._scheduler.on_fatal = self._fatal
         self._scheduler.on_starved = self._release_held_offers
         self._scheduler.on_launched = self._on_launched
+        self._scheduler.after_events = self._events_handled
         framework = {"user": getpass.getuser(), "name": self.name,
                      "failover_timeout": FAILOVER_TIMEOUT, "hostname": os.uname().nodename,
                      "capabilities": [{"type": "GPU_RESOURCES"}]}  # calls may ask for gpus
@@ -224,10 +191,11 @@ class Cluster(ClusterViews, ClusterFrameworks):
 
         fut = Future(self, "mesonb-warmup", "mesonb-warmup")
         call = cloudpickle.dumps((abs, (0,), {}), protocol=pickle.HIGHEST_PROTOCOL)
-        self._post(_Job(fut, "mesonb-warmup", warm_up_resources(self._agents), 0, call=call))
+        self._post(Job(fut, "mesonb-warmup", warm_up_resources(self._agents), 0, call=call))
         await warm_up(fut)
 
     async def _stop(self) -> None:
+        self._announce_settled()
         for job in list(self._jobs.values()):
             job.closed = True
             job.future._settle(exc=TaskError(job.future.task_id or job.future.key,
@@ -317,7 +285,7 @@ class Cluster(ClusterViews, ClusterFrameworks):
             pickled_fn = None
         name = name or str(getattr(fn, "__name__", "call"))
         fut = Future(self, f"{slug(name)}-{next(self._ids)}", name)
-        self._post(_Job(fut, name, resources, retries, call=call, deps=deps, shm=shared,
+        self._post(Job(fut, name, resources, retries, call=call, deps=deps, shm=shared,
                         fn=pickled_fn, health_check=check))
         return fut
 
@@ -371,7 +339,7 @@ class Cluster(ClusterViews, ClusterFrameworks):
         retries = check_retries(retries)
         name = name or "command"
         fut = Future(self, f"{slug(name)}-{next(self._ids)}", name, command=True)
-        self._post(_Job(fut, name, resources, retries, command=command))
+        self._post(Job(fut, name, resources, retries, command=command))
         return fut
 
     def executor(self, **resources: Any) -> Any:
@@ -414,145 +382,6 @@ class Cluster(ClusterViews, ClusterFrameworks):
         return cluster_html(self) + (f'<p>Dashboard: <a href="{link}" target="_blank">{link}'
                                      "</a></p>")
 
-    # -- submission (runs on the loop) ---------------------------------------------
-    def _resources(self, cpus: float, mem: Any, disk: Any, gpus: Any) -> Resources:
-        if self.closed:
-            raise RuntimeError("this cluster is closed")
-        return call_resources(cpus, mem, disk, gpus)
-
-    def _post(self, job: _Job) -> None:
-        """Hand ``job`` to the loop (any thread). A burst of submits wakes the loop once:
-        jobs wait in a deque, and only the first of a burst schedules the drain."""
-        self._jobs[job.future.key] = job
-        self._posted.append(job)
-        if not self._drain_scheduled:
-            self._drain_scheduled = True
-            self._lt.call_soon(self._drain_posted)
-
-    def _drain_posted(self) -> None:
-        self._drain_scheduled = False  # first: a job posted from now on schedules again
-        posted = self._posted
-        while posted:
-            self._spawn_admit(posted.popleft())
-
-    def _spawn_admit(self, job: _Job) -> None:
-        if not job.deps and (job.call is None or len(job.call) <= INLINE_MAX) and \
-                self._could_hold(self._need(job)):
-            self._launch(job)  # the usual case, at once
-            return
-        spawn(self._admit(job), self._background, "admitting a call", logger=log)
-
-    def _need(self, job: _Job) -> Resources:
-        """What the task needs on one agent: with the executor's share for a call."""
-        return job.resources + EXECUTOR_RESOURCES if job.command is None else job.resources
-
-    async def _admit(self, job: _Job) -> None:
-        need = self._need(job)
-        if not self._could_hold(need):
-            await self._refresh_agents()
-            if not self._could_hold(need):
-                self._finish(job, exc=ResourceError(self._too_big(job)))
-                return
-        if job.future.done():  # cancelled meanwhile
-            self._finish(job)
-            return
-        if job.call is not None and len(job.call) > INLINE_MAX:
-            job.call_url = self._blobs.put(job.call)
-        if not job.deps:
-            self._launch(job)
-            return
-        remaining = {id(d) for d in job.deps}
-        loop = asyncio.get_running_loop()
-
-        def dep_done(dep: concurrent.futures.Future) -> None:
-            remaining.discard(id(dep))
-            if not remaining:
-                self._launch(job)
-
-        for dep in job.deps:
-            dep.add_done_callback(lambda d: loop.call_soon_threadsafe(dep_done, d))
-
-    def _launch(self, job: _Job) -> None:
-        fut = job.future
-        if job.over() or self.closed:
-            self._finish(job)
-            return
-        refs = []
-        for dep in job.deps:
-            if dep.cancelled():
-                self._finish(job, exc=concurrent.futures.CancelledError(
-                    f"dependency {dep!r} was cancelled"))
-                return
-            if dep.exception() is not None:
-                self._finish(job, exc=dep.exception())
-                return
-            refs.append(dep._ref if dep._ref is not None else
-                        Ref(data=cloudpickle.dumps(dep.result())))
-        call = Call(call=None if job.call_url else job.call,
-                    call_url=Ref(url=job.call_url) if job.call_url else None, deps=refs,
-                    shm=job.shm, shm_dir=self._shm_dir, fn=job.fn)
-        record = fut.record
-        record.attempts += 1
-        record.logs = record.running_logs = None  # a retry's output is its own
-        task_id = f"{fut.key}-{_SUFFIXES.getrandbits(32):08x}"
-        record.task_id = task_id
-        fut.started = fut.launched = None
-        spec = TaskSpec(task_id=task_id, name=job.name, resources=job.resources,
-                        on_status=self._on_status, command=job.command,
-                        data=None if job.command else call.encode(),
-                        health_check=job.health_check)
-        spec.extra["job"] = job
-        self._scheduler.enqueue(spec)
-
-    def _cancel(self, fut: Future) -> None:
-        """``fut`` was cancelled (any thread)."""
-        with contextlib.suppress(RuntimeError):  # a closed loop: the cluster's calls are over
-            self._lt.call_soon(self._cancelled, fut)
-
-    def _cancelled(self, fut: Future) -> None:
-        """On the loop: forget a call not launched yet (waiting for its dependencies, or
-        queued in the scheduler) with its out-of-band data; KILL a launched one, which
-        is forgotten on its terminal update."""
-        job = self._jobs.get(fut.key)
-        if job is None:
-            return
-        if fut.task_id is None or self._scheduler.kill(fut.task_id):
-            self._finish(job, settle=False)
-
-    def _finish(self, job: _Job, value: Any = None, exc: BaseException | None = None,
-                settle: bool = True) -> None:
-        self._jobs.pop(job.future.key, None)
-        self._blobs.drop(job.call_url)
-        if job.shm is not None:
-            job.shm.remove()
-            job.shm = None
-        job.call = job.call_url = None  # dependency callbacks may hold the job a while
-        job.deps = []
-        if settle:
-            job.future._settle(value, exc)
-
-    # -- outcomes (the functions framework's result handling settles them) ----------
-    def _on_status(self, spec: TaskSpec, status: dict[str, Any]) -> None:
-        job: _Job = spec.extra["job"]
-        if status["state"] == "TASK_RUNNING" and job.future.started is None:
-            job.future.started = time.time()
-        self._results.on_status(job, spec.agent_url, status)
-
-    def _on_launched(self, spec: TaskSpec) -> None:
-        spec.extra["job"].future.launched = time.time()
-
-    def _release_held_offers(self) -> None:
-        """The functions framework waits for offers: this client's notebook frameworks
-        give theirs back (the master's allocator then offers them to it)."""
-        self._offer_holders = [f for f in self._offer_holders if not f.closed]
-        for framework in self._offer_holders:
-            framework.release_offers()
-
-    def _fatal(self, message: str) -> None:
-        for job in list(self._jobs.values()):
-            self._finish(job, exc=TaskError(job.future.task_id or job.future.key,
-                                            "TASK_LOST", None, f"framework error: {message}"))
-
     # -- agents and sandboxes ------------------------------------------------------
     async def _get_json(self, path: str) -> Any:
         answer = await self._master.request("GET", path)
@@ -565,7 +394,7 @@ class Cluster(ClusterViews, ClusterFrameworks):
     def _could_hold(self, need: Resources) -> bool:
         return could_hold(self._agents, need)
 
-    def _too_big(self, job: _Job) -> str:
+    def _too_big(self, job: Job) -> str:
         return pending.too_big(job.resources, job.command is not None, self._agents)
 
     def _logs(self, fut: Future, timeout: float) -> Logs:
@@ -586,5 +415,3 @@ class Cluster(ClusterViews, ClusterFrameworks):
         except (TimeoutError, RuntimeError):
             return "pending (the client's loop did not answer)"
 
-
-# -- helpers -------------------------------------------------------------------------

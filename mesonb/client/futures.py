@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 
 __all__ = ["CommandResult", "Future", "FutureInCall", "Logs", "as_completed", "wait"]
+_FINISHED = concurrent.futures._base.FINISHED
+_UNSET = (concurrent.futures._base.PENDING, concurrent.futures._base.RUNNING)
+_DONE = frozenset({concurrent.futures._base.CANCELLED,
+                   concurrent.futures._base.CANCELLED_AND_NOTIFIED, _FINISHED})
 
 
 class FutureInCall(TypeError):
@@ -49,6 +53,8 @@ class Future(concurrent.futures.Future):
         self.submitted = time.time()
         self.launched: float | None = None  # when its task was sent to an agent
         self.started: float | None = None  # when its task was last seen running
+        # set by _settle_quiet until _announce: the wait()/as_completed waiters to tell
+        self._untold: tuple[Any, ...] | None = None
 
     # the current attempt (retries relaunch under a new task id)
     task_id = property(lambda self: self.record.task_id)
@@ -111,10 +117,17 @@ class Future(concurrent.futures.Future):
 
         return explain_future(self, timeout)
 
+    def done(self) -> bool:
+        """True once finished or cancelled (as :meth:`concurrent.futures.Future.done`,
+        without its lock: the state is one attribute, read whole, that never goes back)."""
+        return self._state in _DONE
+
     def result(self, timeout: float | None = None) -> Any:
         """The call's value, or its exception raised here (a remote one with the user's
         frames of the remote traceback as its cause). :class:`TimeoutError` after
         ``timeout`` seconds names what the call is doing (``pending: <reason>``)."""
+        if self._state == _FINISHED and self._exception is None:
+            return self._result  # set for good: no lock round trip (as the slow path gives)
         try:
             return super().result(timeout)
         except BaseException as exc:
@@ -123,6 +136,8 @@ class Future(concurrent.futures.Future):
     def _result_within(self, wait: float | None, timeout: float | None) -> Any:
         """:meth:`result`, waiting at most ``wait`` seconds; a TimeoutError names ``timeout``
         (the caller's, of which ``wait`` is what is left)."""
+        if self._state == _FINISHED and self._exception is None:
+            return self._result  # as in result()
         try:
             return super().result(wait)
         except BaseException as exc:
@@ -190,6 +205,53 @@ class Future(concurrent.futures.Future):
         except concurrent.futures.InvalidStateError:
             pass
 
+    def _settle_quiet(self, value: Any = None, exc: BaseException | None = None) -> bool:
+        """:meth:`_settle`, but nobody is woken yet: ``done()`` is true at once, and
+        ``result()``, ``cancel()``, ``wait()`` and ``as_completed`` called from now on see
+        the outcome, while the threads already blocked on it and the done callbacks are
+        told by :meth:`_announce` (the client calls it once for the outcomes of a loop
+        turn, so a caller waiting on several futures wakes once for all of them). False
+        (nothing set, nothing to announce) when cancelled or settled before."""
+        with self._condition:
+            if self._state not in _UNSET:
+                return False
+            if exc is not None:
+                self._exception = exc
+            else:
+                self._result = value
+            self._state = _FINISHED
+            # The waiters installed from now on see it finished and must not be told again
+            # (as_completed would yield it twice): tell only those there now.
+            self._untold = tuple(self._waiters)  # () when none: no allocation
+        return True
+
+    def _announce(self) -> None:
+        """Wake what waits on an outcome set by :meth:`_settle_quiet`: what
+        ``set_result``/``set_exception`` do after setting it (waiters, blocked threads,
+        done callbacks), once."""
+        untold = self._untold
+        if untold is None:  # announced already (or never set quietly)
+            return
+        callbacks = self._done_callbacks  # type: ignore[attr-defined]
+        blocked = self._condition._waiters  # type: ignore[attr-defined]
+        if not untold and not blocked and not callbacks:
+            # Nobody to wake: since it was set, no thread, waiter or callback can join
+            # (they see it done), so these stay empty. No lock, no notify.
+            self._untold = None
+            return
+        with self._condition:
+            untold, self._untold = self._untold, None
+            if untold is None:
+                return
+            failed = self._exception is not None
+            for waiter in untold:
+                if failed:
+                    waiter.add_exception(self)
+                else:
+                    waiter.add_result(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+
 
 def results(futures: list[concurrent.futures.Future], timeout: float | None = None) -> list[Any]:
     """``[f.result(timeout) for f in futures]``: the same values, or the same exception (that
@@ -225,7 +287,9 @@ class _Finishing:
             fut.add_done_callback(self._done)
 
     def _done(self, fut: concurrent.futures.Future) -> None:
-        if fut.cancelled() or fut.exception() is not None:
+        # Cancelled or failed (fut.cancelled() or fut.exception(), without their locks:
+        # a done future's state and exception are set for good).
+        if fut._state != _FINISHED or fut._exception is not None:
             self._event.set()
             return
         with self._lock:

@@ -138,6 +138,8 @@ _RESOURCES: dict[tuple[Any, ...], Resources] = {}
 
 def check_retries(retries: Any) -> int:
     """``retries``: a whole number, 0 or more (TypeError, ValueError otherwise)."""
+    if type(retries) is int and retries >= 0:  # the usual case, without the ABC check
+        return retries
     if isinstance(retries, bool) or not isinstance(retries, numbers.Integral):
         raise TypeError(f"retries: expected a whole number of retries, not "
                         f"{type(retries).__name__} {retries!r}")

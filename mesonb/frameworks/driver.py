@@ -25,6 +25,7 @@ A handler is any object with some of these methods (plain or ``async``)::
     on_update_operation_status(body)  # {"status": OperationStatus} of an operation with an id
     on_error(message)           # the master sent ERROR; the driver stops after this
     on_disconnected()           # the stream broke; the driver is reconnecting
+    on_events_handled()         # the events of one read from the stream were all handled
 
 Example::
 
@@ -37,12 +38,10 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import inspect
 import logging
 import random
-from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,42 +49,20 @@ from mesonb import discovery, tls
 from mesonb.http import lane
 from mesonb.http.client import Connection, HTTPError, open_stream
 from mesonb.protocol.jsontext import loads_lenient
-from mesonb.protocol.mesos import Duration, Filters, FrameworkInfo, KillPolicy, Operation
+from mesonb.protocol.mesos import FrameworkInfo
 from mesonb.protocol.recordio import Decoder
-from mesonb.protocol.scheduler import (
-    SCHEDULER_PATH,
-    Accept,
-    Acknowledge,
-    Call,
-    CallType,
-    Decline,
-    FrameworkMessage,
-    Kill,
-    Reconcile,
-    ReconcileTask,
-    Roles,
-    Shutdown,
-    Subscribe,
-)
-from mesonb.protocol.states import TERMINAL_STATE_NAMES
+from mesonb.protocol.scheduler import SCHEDULER_PATH, Call, CallType, Subscribe
 from mesonb.security.local_secret import secret_for
-from mesonb.tasks import spawn
 
-from .call_json import accept_call, acknowledge_call
+from .calls_pipe import CallsPipe
+from .driver_calls import ACK_DELAY as ACK_DELAY
+from .driver_calls import TERMINAL_ACK_DELAY as TERMINAL_ACK_DELAY
+from .driver_calls import SchedulerCalls
+from .driver_calls import _acknowledge as _acknowledge  # the tests read these two here
+from .driver_calls import _filters as _filters
 
 log = logging.getLogger(__name__)
-# Acknowledgements wait this long to go out together (a mesonb master takes them as one
-# call): the updates of a burst share a call, and a caller waiting on the update that was
-# just handed over gets the CPU before the loop goes on to acknowledge it.
-ACK_DELAY = 0.001
-# The acknowledgement of a terminal update holds nothing up (the agent has no later update
-# of that task to send; the master freed the task's resources when the update passed), so
-# it waits longer for a call to ride with: in a burst of short tasks each would otherwise
-# cost a request of its own, in the master as much CPU as the ACCEPT that follows it.
-TERMINAL_ACK_DELAY = 0.025
 URL_SCHEMES = ("http://", "https://")
-# Calls (answered 202, no body) that carry the acknowledgements waiting, in one batch.
-CARRY_ACKS = frozenset({CallType.ACCEPT, CallType.DECLINE, CallType.REVIVE, CallType.SUPPRESS})
 
 
 def master_url(master: str) -> str:
@@ -117,8 +94,9 @@ class FrameworkError(Exception):
     """The master sent ERROR on the subscription: the driver stops (as Mesos advises)."""
 
 
-class SchedulerDriver:
-    """A framework's connection to the master (see the module docstring)."""
+class SchedulerDriver(SchedulerCalls):
+    """A framework's connection to the master (see the module docstring); its calls
+    and acknowledgements: :class:`~.driver_calls.SchedulerCalls`."""
 
     def __init__(
         self,
@@ -152,6 +130,7 @@ class SchedulerDriver:
         self._subscribed = asyncio.Event()
         self._stopping = False
         self._stream: Any = None
+        self._after_events = getattr(handler, "on_events_handled", None)
         self._acks: set[asyncio.Future[Any]] = set()
         self._batching = False  # the master takes arrays of calls (mesonb, not Mesos)
         self._ack_queue: list[dict[str, Any]] = []
@@ -214,6 +193,8 @@ class SchedulerDriver:
             detector, self._detector = self._detector, None
             await detector.stop()
         self._calls.close()
+        if self._pipe is not None:
+            self._pipe.close()
 
     def _use(self, url: str) -> None:
         """Send calls to ``url`` from now on."""
@@ -223,6 +204,34 @@ class SchedulerDriver:
             self.url = url
             self._calls.close()
             self._calls = Connection.to(url, self.headers, inproc=True)
+            if self._pipe is not None:
+                self._pipe.close()
+                self._pipe = None
+
+    def _pipe_launches(self) -> None:
+        """Launches go over a pipelined connection (:mod:`.calls_pipe`) while the master
+        names a plain TCP calls lane; it opens in the background at each subscription
+        (launches go the usual way until it is open, and for good if it cannot be)."""
+        calls, pipe = self._calls, self._pipe
+        plain = isinstance(calls, lane.LaneConnection) and not calls.secure \
+            and not calls.failed
+        if pipe is not None and (not plain or (pipe.host, pipe.port) != (calls.host,
+                                                                          calls.port)):
+            pipe.close()
+            self._pipe = pipe = None
+        if plain and pipe is None:
+            self._pipe = pipe = CallsPipe(calls.host, calls.port, calls.default_headers)
+        if pipe is not None and not pipe.ready():  # new, or its connection was lost
+            self._spawn(self._open_pipe(pipe))
+
+    async def _open_pipe(self, pipe: CallsPipe) -> None:
+        try:
+            await pipe.open()
+        except (lane.LaneUnreachable, ConnectionError) as exc:
+            log.info("launches go the usual way: %s", exc)
+            if self._pipe is pipe:
+                self._pipe = None
+            pipe.close()
 
     async def _watch_leader(self, timeout: float) -> None:
         """Start watching the election; if ZooKeeper cannot be reached, leave plain lookups."""
@@ -354,6 +363,7 @@ class SchedulerDriver:
             raise ConnectionAbortedError("ZooKeeper named another leader")
         self.stream_id = stream.headers.get("mesos-stream-id")
         self._calls = lane.calls_for(self._calls, stream.headers)  # a mesonb master's calls lane
+        self._pipe_launches()
         decoder = Decoder()
         loop = asyncio.get_running_loop()
         last = loop.time()
@@ -380,6 +390,8 @@ class SchedulerDriver:
                 else:
                     for record in decoder.feed(chunk):
                         await self._event(loads_lenient(record))
+                if self._after_events is not None:  # what the handler batched goes now
+                    self._after_events()
                 if timer.when() > last + self.heartbeat_interval * 5:  # SUBSCRIBED set it
                     timer.cancel()
                     timer = loop.call_later(self.heartbeat_interval * 5, watchdog)
@@ -446,152 +458,6 @@ class SchedulerDriver:
             return answer.status == 200 and "mesonb_version" in (answer.json() or {})
         except (OSError, ValueError, ConnectionError):
             return False
-
-    def _queue_ack(self, status: dict[str, Any]) -> None:
-        """Acknowledge soon; against a mesonb master, acks pending together go in one call,
-        or in the request of the next ACCEPT, DECLINE, REVIVE or SUPPRESS made meanwhile
-        (:data:`ACK_DELAY`, :data:`TERMINAL_ACK_DELAY` for a terminal update's)."""
-        if not self._batching:
-            self._spawn(self.acknowledge(status))
-            return
-        loop = asyncio.get_running_loop()
-        terminal = status.get("state") in TERMINAL_STATE_NAMES
-        due = loop.time() + (TERMINAL_ACK_DELAY if terminal else ACK_DELAY)
-        if self._ack_timer is None or due < self._ack_due:
-            if self._ack_timer is not None:
-                self._ack_timer.cancel()
-            self._ack_due = due
-            self._ack_timer = loop.call_at(due, self._ack_soon)
-        self._ack_queue.append(status)
-
-    def _ack_soon(self) -> None:
-        self._ack_timer = None
-        self._spawn(self._send_acks())
-
-    async def _send_acks(self) -> None:
-        try:
-            while self._ack_queue and self.framework_id and self.stream_id:
-                batch, self._ack_queue = self._ack_queue, []
-                calls = [acknowledge_call(self.framework_id, s) for s in batch]
-                await self._calls.post_json(SCHEDULER_PATH, calls,
-                                            {"Mesos-Stream-Id": self.stream_id})
-        finally:
-            # Acks that could not be sent are dropped: the agent resends those updates.
-            self._ack_queue.clear()
-
-    def _spawn(self, coro: Any) -> None:
-        spawn(coro, self._acks, "call", logger=log)
-
-    # -- calls ---------------------------------------------------------------------------
-    async def send(self, call: Call, operations: list[dict[str, Any]] | None = None) -> Any:
-        """Send one typed call (its ``framework_id`` filled in); returns the decoded body of
-        synchronous calls (else None). ``operations``: an ACCEPT's operations as JSON,
-        sent as they are (see :meth:`accept`)."""
-        if not self.framework_id or not self.stream_id:
-            raise ConnectionError("not subscribed to the master")
-        call.framework_id = self.framework_id
-        payload = call.to_json()
-        if operations is not None:
-            payload["accept"]["operations"] = operations
-        return await self._post(payload, call.type in CARRY_ACKS)
-
-    async def _post(self, payload: dict[str, Any], carry_acks: bool) -> Any:
-        """POST one call's JSON (with the acknowledgements waiting, if it may carry them)."""
-        acks = self._take_acks() if carry_acks else []
-        response = await self._calls.post_json(SCHEDULER_PATH, [*acks, payload] if acks
-                                                else payload,
-                                                {"Mesos-Stream-Id": self.stream_id or ""})
-        return response.json() if response.status == 200 else None
-
-    def _take_acks(self) -> list[dict[str, Any]]:
-        """The acknowledgements waiting to go out, as calls to send in this batch (a mesonb
-        master takes arrays): an ACCEPT after an update then costs one request, not two."""
-        if not self._batching or not self._ack_queue:
-            return []
-        if self._ack_timer is not None:
-            self._ack_timer.cancel()
-            self._ack_timer = None
-        batch, self._ack_queue = self._ack_queue, []
-        framework_id = self.framework_id or ""
-        return [acknowledge_call(framework_id, s) for s in batch]
-
-    async def call(self, kind: str, body: dict[str, Any] | None = None) -> Any:
-        """Send one call given as its type and JSON body (read into a typed :class:`Call`;
-        a malformed body raises BadRequest before anything is sent)."""
-        data: dict[str, Any] = {"type": kind}
-        if body is not None:
-            data[kind.lower()] = body
-        return await self.send(Call.from_json(data, "Call"))
-
-    async def accept(self, offer_ids: Iterable[str],
-                     operations: Sequence[dict[str, Any] | Operation],
-                     refuse_seconds: float | None = None) -> None:
-        """Accept offers with operations: typed Operation objects, or Offer.Operation JSON
-        objects, which go out as they are (the master reads and checks them: reading
-        TaskInfos here too would cost about 50 us a launch, the most frequent call)."""
-        accept = Accept(offer_ids=list(offer_ids), filters=_filters(refuse_seconds))
-        typed = [op for op in operations if isinstance(op, Operation)]
-        if len(typed) == len(operations):
-            accept.operations = typed
-            await self.send(Call(type=CallType.ACCEPT, accept=accept))
-        elif not typed and self.framework_id and self.stream_id:  # a launch: built directly
-            raw = [op for op in operations if not isinstance(op, Operation)]
-            await self._post(accept_call(self.framework_id, accept.offer_ids, raw,
-                                         refuse_seconds), True)
-        else:
-            raw = [op.to_json() if isinstance(op, Operation) else op for op in operations]
-            await self.send(Call(type=CallType.ACCEPT, accept=accept), raw)
-
-    async def launch(self, offer_ids: Iterable[str], tasks: list[dict[str, Any]],
-                     refuse_seconds: float | None = None) -> None:
-        """Launch TaskInfos (JSON objects) on offers."""
-        await self.accept(offer_ids, [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
-                          refuse_seconds)
-
-    async def decline(self, offer_ids: Iterable[str], refuse_seconds: float | None = None) -> None:
-        await self.send(Call(type=CallType.DECLINE, decline=Decline(
-            offer_ids=list(offer_ids), filters=_filters(refuse_seconds))))
-
-    async def revive(self, roles: Iterable[str] = ()) -> None:
-        await self.send(Call(type=CallType.REVIVE, revive=Roles(roles=list(roles))))
-
-    async def suppress(self, roles: Iterable[str] = ()) -> None:
-        await self.send(Call(type=CallType.SUPPRESS, suppress=Roles(roles=list(roles))))
-
-    async def kill(self, task_id: str, agent_id: str | None = None,
-                   grace_seconds: float | None = None) -> None:
-        policy = None
-        if grace_seconds is not None:
-            policy = KillPolicy(grace_period=Duration(nanoseconds=int(grace_seconds * 1e9)))
-        await self.send(Call(type=CallType.KILL, kill=Kill(
-            task_id=task_id, agent_id=agent_id or None, kill_policy=policy)))
-
-    async def acknowledge(self, status: dict[str, Any]) -> None:
-        await self.send(Call(type=CallType.ACKNOWLEDGE, acknowledge=_acknowledge(status)))
-
-    async def reconcile(self, tasks: Iterable[tuple[str, str | None]] = ()) -> None:
-        """Ask for the latest state of ``(task_id, agent_id)`` pairs (all tasks when empty)."""
-        items = [ReconcileTask(task_id=task_id, agent_id=agent_id or None)
-                 for task_id, agent_id in tasks]
-        await self.send(Call(type=CallType.RECONCILE, reconcile=Reconcile(tasks=items)))
-
-    async def message(self, agent_id: str, executor_id: str, data: bytes) -> None:
-        await self.send(Call(type=CallType.MESSAGE, message=FrameworkMessage(
-            agent_id=agent_id, executor_id=executor_id, data=data)))
-
-    async def shutdown_executor(self, agent_id: str, executor_id: str) -> None:
-        await self.send(Call(type=CallType.SHUTDOWN, shutdown=Shutdown(
-            agent_id=agent_id, executor_id=executor_id)))
-
-
-def _filters(refuse_seconds: float | None) -> Filters | None:
-    return None if refuse_seconds is None else Filters(refuse_seconds=refuse_seconds)
-
-
-def _acknowledge(status: dict[str, Any]) -> Acknowledge:
-    """The ACKNOWLEDGE body for a TaskStatus JSON object (its uuid is Base64)."""
-    return Acknowledge(agent_id=status["agent_id"]["value"], task_id=status["task_id"]["value"],
-                       uuid=base64.b64decode(status["uuid"]))
 
 
 def _redirect(url: str, location: str) -> str:

@@ -195,3 +195,34 @@ async def test_a_terminal_updates_acknowledgement_waits_longer_for_a_call_to_rid
     finally:
         await driver.stop()
         master.server.stop()
+
+
+async def test_a_terminal_ack_after_a_running_one_keeps_the_earlier_due_time() -> None:
+    """A terminal update's ack queued while a timer runs reads no clock: that timer is
+    due no later than its own would be; both go out together at the earlier time."""
+    master = RecordingMaster({"version": "1.11.0", "mesonb_version": "0"})
+    driver = SchedulerDriver(master.address, {"user": "u", "name": "acks"}, Recorder())
+
+    def status(task: str, state: str) -> dict[str, Any]:
+        return {"agent_id": {"value": "a1"}, "task_id": {"value": task}, "state": state,
+                "uuid": base64.b64encode(task.encode().ljust(16, b"-")).decode()}
+
+    try:
+        assert await driver.start(timeout=10) == "fw"
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        driver._queue_ack(status("r1", "TASK_RUNNING"))
+        due = driver._ack_due
+        assert due - started <= driver_module.ACK_DELAY + 0.001
+        driver._queue_ack(status("f1", "TASK_FINISHED"))
+        driver._queue_ack(status("f2", "TASK_FINISHED"))
+        assert driver._ack_due == due
+        for _ in range(200):
+            if master.calls:
+                break
+            await asyncio.sleep(0.005)
+        assert [c["acknowledge"]["task_id"]["value"] for c in master.calls[0]] == [
+            "r1", "f1", "f2"]
+    finally:
+        await driver.stop()
+        master.server.stop()

@@ -59,3 +59,51 @@ async def test_a_stream_without_heartbeats_is_dropped_and_resubscribed():
         await driver.stop()
         server.stop()
 
+
+
+class BatchMaster(tornado.web.RequestHandler):
+    """SUBSCRIBED, then three MESSAGE events in one chunk of the stream."""
+
+    async def post(self) -> None:
+        self.set_header("Mesos-Stream-Id", "s1")
+        self.write(recordio.encode_json({"type": "SUBSCRIBED", "subscribed": {
+            "framework_id": {"value": "fw"}, "heartbeat_interval_seconds": 15}}))
+        await self.flush()
+        self.write(b"".join(recordio.encode_json({"type": "MESSAGE", "message": {
+            "agent_id": {"value": "a"}, "executor_id": {"value": "e"}, "data": f"{i}"}})
+            for i in range(3)))
+        await self.flush()
+        self._gone = asyncio.Event()
+        await self._gone.wait()
+
+    def on_connection_close(self) -> None:
+        self._gone.set()
+
+
+async def test_on_events_handled_follows_the_events_of_each_chunk():
+    app = tornado.web.Application([("/api/v1/scheduler", BatchMaster), ("/version", Version)])
+    server = app.listen(0, "127.0.0.1")
+    port = next(iter(server._sockets.values())).getsockname()[1]
+    seen: list[str] = []
+
+    class Handler:
+        def on_subscribed(self, body):
+            seen.append("subscribed")
+
+        def on_message(self, body):
+            seen.append(body["data"])
+
+        def on_events_handled(self):
+            seen.append("handled")
+
+    driver = SchedulerDriver(f"127.0.0.1:{port}", {"user": "u", "name": "n"}, Handler())
+    try:
+        await driver.start(timeout=5)
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(seen) < 6:
+            assert asyncio.get_running_loop().time() < deadline, seen
+            await asyncio.sleep(0.01)
+        assert seen == ["subscribed", "handled", "0", "1", "2", "handled"]
+    finally:
+        await driver.stop()
+        server.stop()

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import pickle
 import weakref
+from binascii import a2b_base64
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from html import escape
@@ -270,7 +271,7 @@ class Results:
         if job.over():
             self.finish(job, settle=False)
             return
-        data = base64.b64decode(status["data"]) if status.get("data") else None
+        data = a2b_base64(status["data"]) if status.get("data") else None  # b64decode's core
         if job.command is None:
             try:
                 outcome = Outcome.decode(data) if data is not None else None

@@ -117,12 +117,19 @@ class FunctionsScheduler:
         # held: the client asks its other frameworks to give back the offers they hold.
         self.on_starved: Callable[[], Any] | None = None
         self.on_launched: Callable[[TaskSpec], Any] | None = None  # sent to an agent
+        # Called once the events of one read from the master were handled (their status
+        # callbacks run, the placement of new work woken).
+        self.after_events: Callable[[], Any] | None = None
         self._starved_at = -math.inf
         self._offer_due = -math.inf  # loop time until which an offer is on its way
         self._due_timer = False
+        # Launches go out lazily (the driver reads their 202 when the loop is awake anyway)
+        # and the placement goes on without waiting for it; a failure is met as before.
+        self._lazy_launches = False
 
     def start(self, driver: driver_mod.SchedulerDriver) -> None:
         self.driver = driver
+        self._lazy_launches = True
         self._loop_task = asyncio.create_task(self._placement_loop(), name="functions-placement")
 
     async def stop(self) -> None:
@@ -186,6 +193,10 @@ class FunctionsScheduler:
             spec.on_status(spec, status)
         except Exception:
             log.exception("status callback for %s failed", task_id)
+
+    def on_events_handled(self) -> None:
+        if self.after_events is not None:
+            self.after_events()
 
     def on_disconnected(self) -> None:
         self.offers.clear()
@@ -301,6 +312,8 @@ class FunctionsScheduler:
             # would not fit either until a placement changes ``free``, ``running`` and
             # the executors (each spec is alive meanwhile, so no id is reused).
             unfit: set[tuple[int, bool]] = set()
+            # Each spec's Resources as JSON, once per object (a loop of submits shares one)
+            resources_json: dict[int, list[dict[str, Any]]] = {}
             queue = self.queue
             while queue and len(skipped) < LOOK_AHEAD:
                 spec = queue.popleft()
@@ -324,9 +337,10 @@ class FunctionsScheduler:
                     executor_id = f"functions-{uuid.uuid4().hex[:12]}"
                     self.executor_ids[key] = executor_id
                     running.add(executor_id)
-                    info = self._task_info(spec, agent_id, executor_id, with_executor=True)
-                else:
-                    info = self._task_info(spec, agent_id, executor_id, with_executor=False)
+                resources = resources_json.get(id(spec.resources))
+                if resources is None:
+                    resources = resources_json[id(spec.resources)] = spec.resources.to_json()
+                info = self._task_info(spec, agent_id, executor_id, new_executor, resources)
                 free = free - need
                 tasks.append(info)
                 placed.append(spec)
@@ -345,6 +359,11 @@ class FunctionsScheduler:
                     self._offer_resources.pop(offer_id, None)
                 if free:
                     self.declined[agent_id] = free
+                sent = self.driver.launch_now(ids, tasks, REMAINDER_REFUSE) \
+                    if self._lazy_launches else None
+                if sent is not None:  # written: its 202 is read when the loop is awake
+                    sent.add_done_callback(self._launch_answered)
+                    continue
                 calls.append(self.driver.launch(ids, tasks, refuse_seconds=REMAINDER_REFUSE))
             else:
                 self.offers.update({o["id"]["value"]: o for o in offers})
@@ -353,11 +372,32 @@ class FunctionsScheduler:
         elif calls:
             await asyncio.gather(*calls)
 
+    def _launch_answered(self, answer: asyncio.Future[Any]) -> None:
+        """The answer to a launch written by ``launch_now``: a failure is met as the
+        placement loop meets one of :meth:`launch` (the offers it held are gone)."""
+        if answer.cancelled():
+            return
+        exc = answer.exception()
+        if exc is None and answer.result().status >= 300:
+            response = answer.result()
+            exc = driver_mod.HTTPError(response.status, response.body, response.headers)
+        if isinstance(exc, (ConnectionError, OSError, driver_mod.HTTPError)):
+            log.info("placement call failed (%s); retrying on the next offers", exc)
+            self.offers.clear()
+            self._offer_resources.clear()
+        elif exc is not None:
+            log.error("placement failed: %s", exc)
+
     def _task_info(self, spec: TaskSpec, agent_id: str, executor_id: str | None,
-                   with_executor: bool) -> dict[str, Any]:
+                   with_executor: bool,
+                   resources: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The TaskInfo JSON of ``spec`` on ``agent_id``; ``resources``: its resources as
+        JSON, when the caller has them already (shared by the tasks of one ACCEPT: the
+        receiver reads them, never changes them)."""
         info: dict[str, Any] = {"name": spec.name, "task_id": {"value": spec.task_id},
                                 "agent_id": {"value": agent_id},
-                                "resources": spec.resources.to_json()}
+                                "resources": spec.resources.to_json() if resources is None
+                                else resources}
         if spec.health_check is not None:
             info["health_check"] = spec.health_check
         if spec.command is not None:
