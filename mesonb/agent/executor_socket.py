@@ -134,6 +134,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        wire.read_small(transport)
         self.loop = asyncio.get_running_loop()
         self.server._connections.add(self)
 

@@ -37,6 +37,8 @@ import struct
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
+from mesonb.http import wire
+
 log = logging.getLogger(__name__)
 
 ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -170,6 +172,7 @@ class WebSocket(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        wire.read_small(transport)
         transport.write(self._request)
 
     def connection_lost(self, exc: Exception | None) -> None:

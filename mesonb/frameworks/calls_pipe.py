@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesonb.http import wire
-from mesonb.http.client import RECV_SIZE, HTTPError, Response
+from mesonb.http.client import HTTPError, Response
 from mesonb.http.lane import CONNECT_TIMEOUT, LaneUnreachable
 from mesonb.protocol.jsontext import dumpb
 
@@ -140,7 +140,7 @@ class CallsPipe:
                 asyncio.open_connection(self.host, self.port), CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             raise LaneUnreachable(f"{self.host}:{self.port}: {exc}") from exc
-        writer.transport.max_size = RECV_SIZE  # type: ignore[attr-defined]
+        wire.read_small(writer.transport)
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -24,11 +24,6 @@ from .inproc import Channel, find_endpoint
 
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 """The headers of a JSON call (shared: requests read them, never change them)."""
-RECV_SIZE = 64 * 1024
-"""Bytes asked of the kernel per read of a connection: under glibc's mmap threshold
-(128 KiB). asyncio's default (256 KiB) costs each read an mmap, mremap and munmap of a
-fresh buffer (a TLB shootdown in a process with threads): ~11 us a read here, against
-~1.5 us."""
 
 
 class HTTPError(Exception):
@@ -84,8 +79,7 @@ class Connection:
             reader, self._writer = await asyncio.open_connection(self.host, self.port,
                                                                  **options)
             self._answers = wire.ResponseReader(reader)
-            if not self.secure:  # (TLS reads into a buffer of its own, kept)
-                self._writer.transport.max_size = RECV_SIZE  # type: ignore[attr-defined]
+            wire.read_small(self._writer.transport)
             sock = self._writer.get_extra_info("socket")
             if sock is not None:
                 import socket

@@ -40,10 +40,22 @@ from mesonb.protocol.errors import BadRequest, ProtocolError
 MAX_HEAD = 64 * 1024  # bytes of request line/status line and headers
 MAX_BODY = 64 * 1024 * 1024
 READ_SIZE = 64 * 1024
+"""Bytes asked of the kernel per read of a connection: under glibc's mmap threshold
+(128 KiB). asyncio's socket transports ask for 256 KiB a read: a buffer that size is
+mapped, shrunk and unmapped again for each message of a few hundred bytes (a TLB shootdown
+in a process with threads), ~12 us a read here against ~2 us for one from the heap."""
 LAST_CHUNK = b"0\r\n\r\n"
 
 
 _REASONS = {int(status): status.phrase for status in HTTPStatus}
+
+
+def read_small(transport: asyncio.BaseTransport) -> None:
+    """Make ``transport`` (a plain socket transport of asyncio) read at most
+    :data:`READ_SIZE` bytes a time. A TLS transport reads into a buffer of its own, kept:
+    it is left as it is."""
+    if getattr(transport, "max_size", 0) > READ_SIZE:
+        transport.max_size = READ_SIZE  # type: ignore[attr-defined]
 
 
 def reason(status: int) -> str:

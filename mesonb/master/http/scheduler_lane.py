@@ -91,6 +91,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        wire.read_small(transport)
         self.lane._connections.add(self)
         self.idle_timer = self.loop.call_later(self.lane.idle_seconds, self._idle_check)
         sock = transport.get_extra_info("socket")
