@@ -2,7 +2,8 @@
 
 The executor forks workers before its event loop starts (``Pool.prefork``) and more when
 calls find every worker busy for a few milliseconds (:class:`Pool`). A worker reads a
-call from its pipe, runs it, and writes back an :class:`~.protocol.Outcome`.
+call from its pipe, runs it, and writes back an :class:`~.protocol.Outcome` (the child's
+side: :mod:`.worker_child`).
 
 Memory: a task's ``mem`` covers its worker's whole resident memory plus that of every
 process the worker started (its process tree, as Mesos's posix memory isolator counts a
@@ -20,36 +21,30 @@ Each worker's stdout and stderr go to two log files of its own in the sandbox
 (``logs/worker-<pid>-<n>.stdout``, appended to, a new pair after :data:`LOG_ROTATE`
 bytes); the parent notes each file's size before and after a call, so a call's output is
 a :class:`~.protocol.LogSlice` of them. No file is made per call.
-
-Frames on the pipes are a 4-byte big-endian length and a pickle.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import gc
 import logging
 import math
 import os
 import pickle
-import select
 import signal
-import struct
-import sys
 from collections import deque
 from dataclasses import dataclass, field
 
 import psutil
 
-from . import proctree, shm, shm_pool
-from .failures import run_call
+from . import proctree, shm_pool
 from .logsizes import file_size as _size  # (executor's hunk: fstat, not a path walk)
 from .protocol import LogSlice, Outcome
+from .worker_child import FRAME_LEN as _LEN
+from .worker_child import fork_child
+from .worker_child import write_frame as _write_frame
 
 log = logging.getLogger(__name__)
-_LEN = struct.Struct(">I")
 MONITOR_INTERVAL = 0.05
 TREE_SCAN = 0.25  # seconds between looks at /proc for the workers' descendants
 GROW_AFTER = 0.005  # seconds a call waits for a free worker before one is forked for it
@@ -65,72 +60,6 @@ class WorkerDied(Exception):
         super().__init__(message)
         self.reason = reason
         self.stdout, self.stderr = stdout, stderr
-
-
-# -- the child side --------------------------------------------------------------------
-def _read_exact(fd: int, n: int) -> bytes:
-    chunks, left = [], n
-    while left:
-        chunk = os.read(fd, left)
-        if not chunk:
-            raise EOFError
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def _write_frame(fd: int, data: bytes) -> None:
-    view = memoryview(_LEN.pack(len(data)) + data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _die_with_parent() -> None:
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def _child_main(rfd: int, wfd: int) -> None:
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    keep = {0, 1, 2, rfd, wfd}
-    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
-        fd = int(name)
-        if fd not in keep:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-    # print() goes to fds 1 and 2 whatever the parent had in sys.stdout and sys.stderr;
-    # line-buffered, so that what a running call printed shows in fut.logs() at once.
-    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
-                      closefd=False)
-    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
-                      closefd=False)
-    logs = ["", ""]  # the files fds 1 and 2 point at
-    shm.keep_until_sent()  # a call's large values are unmapped and freed after its outcome
-    while True:
-        # Idle, let go of the mappings kept of client files since freed (see shm_pool).
-        while shm_pool._writable and not select.select([rfd], [], [], shm_pool.POOL_IDLE / 2)[0]:
-            shm_pool.forget_unlinked()
-        try:
-            size = _LEN.unpack(_read_exact(rfd, 4))[0]
-            _task_id, payload, out_path, err_path, result_path = pickle.loads(
-                _read_exact(rfd, size))
-        except EOFError:
-            os._exit(0)
-        for fd, path in ((1, out_path), (2, err_path)):
-            if logs[fd - 1] != path:
-                _redirect(fd, path)
-                logs[fd - 1] = path
-        outcome = run_call(payload, result_path)
-        _write_frame(wfd, outcome.encode())
-        shm.sent()
-
-
-def _redirect(target: int, path: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, target)
-    os.close(fd)
 
 
 # -- the parent side -------------------------------------------------------------------
@@ -177,7 +106,7 @@ class Worker:
                     return 0, -1
         try:
             fields = os.pread(self.statm, 128, 0).split()
-            return int(fields[1]) * _PAGE, int(fields[2])
+            return int(fields[1]) * proctree.PAGE, int(fields[2])
         except (OSError, IndexError, ValueError):
             return 0, -1
 
@@ -201,23 +130,9 @@ class _Waiting:
 
 
 def fork_worker() -> Worker:
-    """Fork one worker (the child never returns from here)."""
-    to_child_r, to_child_w = os.pipe()
-    from_child_r, from_child_w = os.pipe()
-    # The executor's objects move to the collector's permanent generation, so that the
-    # child's collections do not touch (and copy) every page it shares with the parent.
-    gc.freeze()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(to_child_w)
-            os.close(from_child_r)
-            _child_main(to_child_r, from_child_w)
-        finally:
-            os._exit(1)
-    os.close(to_child_r)
-    os.close(from_child_w)
-    return Worker(pid=pid, rfd=from_child_r, wfd=to_child_w)
+    """Fork one worker (:func:`~.worker_child.fork_child`)."""
+    pid, rfd, wfd = fork_child()
+    return Worker(pid=pid, rfd=rfd, wfd=wfd)
 
 
 class Pool:
@@ -246,7 +161,7 @@ class Pool:
         self._last_finish = float("-inf")  # loop time a worker last finished a call
         # A fresh worker's size: at first this process's (workers are its forks), then
         # the smallest a worker was when handed its first call.
-        self.base_rss = _rss_of(os.getpid())
+        self.base_rss = proctree.rss_of(os.getpid())
         self._scanned = -math.inf  # loop time of the last look at the process tree
         self._last_pid = b""  # the newest pid then (/proc/loadavg)
         for sub in ("logs", "results"):
@@ -393,7 +308,7 @@ class Pool:
         if worker is None:
             return False
         worker.kill_reason = (message, reason)
-        _kill_trees([worker.pid])
+        proctree.kill_trees([worker.pid])
         return True
 
     def close(self) -> None:
@@ -405,7 +320,7 @@ class Pool:
                 call.future.set_exception(WorkerDied("the executor is shutting down"))
         self.waiting.clear()
         if self.busy:  # what their calls started goes too
-            _kill_trees([w.pid for w in self.busy.values()])
+            proctree.kill_trees([w.pid for w in self.busy.values()])
         for worker in [*self.idle, *self.busy.values()]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(worker.pid, signal.SIGKILL)
@@ -473,7 +388,7 @@ class Pool:
         if now - self._scanned < TREE_SCAN:
             return
         self._scanned = now
-        last_pid = _last_pid()
+        last_pid = proctree.last_pid()
         if last_pid == self._last_pid:
             return
         self._last_pid = last_pid
@@ -481,9 +396,9 @@ class Pool:
             for worker in [*self.idle, *self.busy.values()]:
                 worker.tree = proctree.descendants(worker.pid)
             return
-        children = _children()
+        children = proctree.all_children()
         for worker in [*self.idle, *self.busy.values()]:
-            worker.tree = _descendants(worker.pid, children)
+            worker.tree = proctree.descendants_in(worker.pid, children)
 
     async def _watch_memory(self) -> None:
         # The first look is one interval after a call starts: a short call costs nothing.
@@ -498,7 +413,7 @@ class Pool:
                     continue
                 rss = worker.rss()
                 if worker.tree:
-                    rss += sum(_rss_of(pid) for pid in worker.tree)
+                    rss += sum(proctree.rss_of(pid) for pid in worker.tree)
                 if rss > worker.mem_limit:  # less its mappings kept, not its memory
                     rss += worker.rss_less_kept() - worker.rss()
                 if rss > worker.mem_limit:
@@ -509,80 +424,6 @@ class Pool:
                               f"{rss / 2**20:.0f} MB{also} of its "
                               f"{worker.mem_limit / 2**20:g} MB",
                               "REASON_CONTAINER_LIMITATION_MEMORY")
-
-
-# -- processes, from /proc -------------------------------------------------------------
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def _rss_of(pid: int) -> int:
-    """Resident bytes of process ``pid`` (0 when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as f:
-            return int(f.read().split()[1]) * _PAGE
-    except (OSError, IndexError, ValueError):
-        try:
-            return psutil.Process(pid).memory_info().rss
-        except psutil.Error:
-            return 0
-
-
-def _last_pid() -> bytes:
-    """The pid most recently handed out (it moves whenever a process or thread starts)."""
-    try:
-        with open("/proc/loadavg", "rb") as f:
-            return f.read().rsplit(None, 1)[-1]
-    except (OSError, IndexError):
-        return b""
-
-
-def _children() -> dict[int, list[int]]:
-    """Every process's children, from each ``/proc/<pid>/stat``'s ppid."""
-    children: dict[int, list[int]] = {}
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return _children_psutil()
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-            ppid = int(stat[stat.rindex(b")") + 2:].split(None, 2)[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(name))
-    return children
-
-
-def _children_psutil() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for proc in psutil.process_iter(["ppid"]):
-        children.setdefault(proc.info["ppid"] or 0, []).append(proc.pid)
-    return children
-
-
-def _descendants(pid: int, children: dict[int, list[int]]) -> list[int]:
-    found: list[int] = []
-    todo = list(children.get(pid, ()))
-    while todo:
-        child = todo.pop()
-        if child in found:  # a pid reused while /proc was read
-            continue
-        found.append(child)
-        todo.extend(children.get(child, ()))
-    return found
-
-
-def _kill_trees(pids: list[int]) -> None:
-    """SIGKILL each process of ``pids`` and every process descending from them (a fresh
-    look at /proc, so only when killing: a kill or the executor's shutdown)."""
-    children = _children()
-    family = [d for pid in pids for d in _descendants(pid, children)]
-    for pid in [*pids, *family]:  # the parents first: they start no more children
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def _describe(code: int | None) -> str:

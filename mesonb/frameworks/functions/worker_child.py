@@ -1,0 +1,116 @@
+"""The worker process's side of the functions executor's pool (:mod:`.worker`).
+
+:func:`fork_child` forks a worker; the child reads calls from its pipe, runs each
+(:func:`~.failures.run_call`) and writes back its :class:`~.protocol.Outcome`, until the
+pipe closes. Its stdout and stderr go to the log files the parent names with each call
+(the file descriptors 1 and 2 are pointed at them when they change).
+
+Frames on the pipes are a 4-byte big-endian length and a pickle: a call is
+``(task_id, payload, stdout_path, stderr_path, result_path)``, an answer the encoded
+outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import os
+import pickle
+import select
+import signal
+import struct
+import sys
+
+from . import shm, shm_pool
+from .failures import run_call
+
+FRAME_LEN = struct.Struct(">I")
+
+
+def read_exact(fd: int, n: int) -> bytes:
+    """``n`` bytes from ``fd``; EOFError if it closes first."""
+    chunks, left = [], n
+    while left:
+        chunk = os.read(fd, left)
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def write_frame(fd: int, data: bytes) -> None:
+    """Write ``data`` as one frame (its length first)."""
+    view = memoryview(FRAME_LEN.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def fork_child() -> tuple[int, int, int]:
+    """Fork one worker: its pid, the fd its answers come from and the fd calls go to
+    (the child never returns from here)."""
+    to_child_r, to_child_w = os.pipe()
+    from_child_r, from_child_w = os.pipe()
+    # The executor's objects move to the collector's permanent generation, so that the
+    # child's collections do not touch (and copy) every page it shares with the parent.
+    gc.freeze()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(to_child_w)
+            os.close(from_child_r)
+            _child_main(to_child_r, from_child_w)
+        finally:
+            os._exit(1)
+    os.close(to_child_r)
+    os.close(from_child_w)
+    return pid, from_child_r, to_child_w
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _child_main(rfd: int, wfd: int) -> None:
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    keep = {0, 1, 2, rfd, wfd}
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
+        fd = int(name)
+        if fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    # print() goes to fds 1 and 2 whatever the parent had in sys.stdout and sys.stderr;
+    # line-buffered, so that what a running call printed shows in fut.logs() at once.
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
+                      closefd=False)
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
+                      closefd=False)
+    logs = ["", ""]  # the files fds 1 and 2 point at
+    shm.keep_until_sent()  # a call's large values are unmapped and freed after its outcome
+    while True:
+        # Idle, let go of the mappings kept of client files since freed (see shm_pool).
+        while shm_pool._writable and not select.select([rfd], [], [], shm_pool.POOL_IDLE / 2)[0]:
+            shm_pool.forget_unlinked()
+        try:
+            size = FRAME_LEN.unpack(read_exact(rfd, 4))[0]
+            _task_id, payload, out_path, err_path, result_path = pickle.loads(
+                read_exact(rfd, size))
+        except EOFError:
+            os._exit(0)
+        for fd, path in ((1, out_path), (2, err_path)):
+            if logs[fd - 1] != path:
+                _redirect(fd, path)
+                logs[fd - 1] = path
+        outcome = run_call(payload, result_path)
+        write_frame(wfd, outcome.encode())
+        shm.sent()
+
+
+def _redirect(target: int, path: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, target)
+    os.close(fd)
