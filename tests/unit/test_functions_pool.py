@@ -12,7 +12,7 @@ import cloudpickle
 import pytest
 
 from mesonb.frameworks.functions import worker as worker_mod
-from mesonb.frameworks.functions.protocol import Call
+from mesonb.frameworks.functions.protocol import Call, Outcome
 from mesonb.frameworks.functions.worker import Pool, WorkerDied
 
 
@@ -41,6 +41,31 @@ async def test_calls_run_and_return_their_output_slices(pool: Pool):
     # the most recently used worker serves the next call: one log file for both
     assert first.stdout.path == second.stdout.path
     assert len(list((Path(pool.sandbox) / "logs").iterdir())) == 2  # its stdout and stderr
+
+
+def talk(out: str, err: str) -> int:
+    import sys
+
+    print(out)
+    print(err, file=sys.stderr)
+    return 7
+
+
+async def test_the_outcome_a_worker_sends_is_what_the_parent_reads_of_its_logs(pool: Pool):
+    # The worker measures the call's log slices itself and the parent passes its encoded
+    # outcome on as it is: the slices are those the parent would measure (its
+    # Worker.log_slices, as for TASK_RUNNING), and the bytes decode to the same outcome.
+    for i, (out, err) in enumerate([("one", "e1"), ("", ""), ("three" * 50, "e3")]):
+        finished = await pool.submit(f"t{i}", call(talk, out, err))
+        outcome = finished.outcome()
+        worker = pool.idle[-1]  # the one that ran it; its log_starts are the call's
+        assert (outcome.stdout, outcome.stderr) == worker.log_slices()
+        assert read(outcome.stdout) == out + "\n" and read(outcome.stderr) == err + "\n"
+        assert finished.ok and outcome.ok and pickle.loads(outcome.value) == 7
+        assert Outcome.decode(outcome.encode()) == outcome
+    failed = await pool.submit("raises", call(int, "x"))
+    assert not failed.ok and "ValueError" in failed.outcome().exc_type
+    assert (failed.outcome().stdout, failed.outcome().stderr) == pool.idle[-1].log_slices()
 
 
 async def test_a_burst_of_short_calls_does_not_fork_a_worker_per_call(pool: Pool):

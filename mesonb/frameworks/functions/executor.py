@@ -32,7 +32,7 @@ from mesonb.tasks import spawn
 
 from . import shm
 from .protocol import Outcome, Running
-from .worker import Pool, WorkerDied
+from .worker import Finished, Pool, WorkerDied
 
 log = logging.getLogger(__name__)
 RUNNING_AFTER = 0.2
@@ -96,7 +96,7 @@ class FunctionsExecutor(ExecutorHandler):
         self._arm_running_timer()
 
     def _done(self, driver: ExecutorDriver, task_id: str,
-              running: asyncio.Future[Outcome]) -> None:
+              running: asyncio.Future[Finished]) -> None:
         """The call's outcome is in (a call with no checks). The usual case, a call that
         returned or raised with no TASK_RUNNING sent, posts its terminal update here;
         anything else goes the whole way (:meth:`_conclude`)."""
@@ -106,14 +106,14 @@ class FunctionsExecutor(ExecutorHandler):
                   "executor handler", logger=log, level=logging.ERROR)
             return
         self._running_due.pop(task_id, None)
-        outcome = running.result()
-        state, message = _terminal(outcome)
-        driver.post_update(task_id, state, message=message, data=outcome.encode())
+        finished = running.result()
+        state, message = _terminal(finished)
+        driver.post_update(task_id, state, message=message, data=finished.data)
 
     async def _conclude(self, driver: ExecutorDriver, task_id: str,
-                        running: asyncio.Future[Outcome]) -> None:
+                        running: asyncio.Future[Finished]) -> None:
         try:
-            outcome = await running
+            finished = await running
         except WorkerDied as exc:
             self._running_due.pop(task_id, None)
             await self._after_running(task_id)
@@ -129,8 +129,8 @@ class FunctionsExecutor(ExecutorHandler):
             return
         self._running_due.pop(task_id, None)
         await self._after_running(task_id)
-        state, message = _terminal(outcome)
-        await driver.update(task_id, state, message=message, data=outcome.encode())
+        state, message = _terminal(finished)
+        await driver.update(task_id, state, message=message, data=finished.data)
 
     def _send_running(self, driver: ExecutorDriver, task_id: str) -> None:
         worker = self.pool.busy.get(task_id)  # None while the call waits for a worker
@@ -166,11 +166,12 @@ class FunctionsExecutor(ExecutorHandler):
         await driver.wait_acknowledged(timeout=min(driver.shutdown_grace_period, 5.0))
 
 
-def _terminal(outcome: Outcome) -> tuple[TaskState, str | None]:
-    """The terminal state and message of a call that returned or raised."""
-    if outcome.ok:
+def _terminal(finished: Finished) -> tuple[TaskState, str | None]:
+    """The terminal state and message of a call that returned or raised (the outcome is
+    decoded only for the message of one that raised)."""
+    if finished.ok:
         return TaskState.TASK_FINISHED, None
-    return TaskState.TASK_FAILED, (outcome.exc_type or "the function raised")[:500]
+    return TaskState.TASK_FAILED, (finished.outcome().exc_type or "the function raised")[:500]
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 The executor forks workers before its event loop starts (``Pool.prefork``) and more when
 calls find every worker busy for a few milliseconds (:class:`Pool`). A worker reads a
 call from its pipe, runs it, and writes back an :class:`~.protocol.Outcome` (the child's
-side: :mod:`.worker_child`).
+side: :mod:`.worker_child`), which the parent passes on still encoded (:class:`Finished`).
 
 Memory: a task's ``mem`` covers its worker's whole resident memory plus that of every
 process the worker started (its process tree, as Mesos's posix memory isolator counts a
@@ -41,6 +41,7 @@ from . import proctree, shm_pool
 from .logsizes import file_size as _size  # (executor's hunk: fstat, not a path walk)
 from .protocol import LogSlice, Outcome
 from .worker_child import FRAME_LEN as _LEN
+from .worker_child import OK as _OK
 from .worker_child import fork_child
 from .worker_child import write_frame as _write_frame
 
@@ -70,9 +71,9 @@ class Worker:
     wfd: int  # calls to the child
     task_id: str | None = None
     mem_limit: float = 0.0  # bytes; 0 = none
-    future: asyncio.Future[Outcome] | None = None
+    future: asyncio.Future[Finished] | None = None
     kill_reason: tuple[str, str | None] | None = None
-    buffer: bytearray = field(default_factory=bytearray)
+    buffer: bytes = b""  # the start of an answer not read whole yet
     watched: bool = False
     logs: tuple[str, str] | None = None  # this worker's current stdout and stderr files
     log_starts: tuple[int, int] = (0, 0)  # their sizes when the current call began
@@ -119,13 +120,26 @@ class Worker:
                 LogSlice(self.logs[1], self.log_starts[1], ends[1] - self.log_starts[1]))
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A call's outcome as its worker encoded it (:meth:`~.protocol.Outcome.encode`, with
+    the call's log slices): ``data`` goes into the terminal update as it is."""
+
+    ok: bool  # the call returned (outcome.ok)
+    data: bytes
+
+    def outcome(self) -> Outcome:
+        """The decoded :class:`~.protocol.Outcome`."""
+        return Outcome.decode(self.data)
+
+
 @dataclass(eq=False)
 class _Waiting:
     """A call that found no idle worker."""
 
     payload: bytes
     mem_mb: float
-    future: asyncio.Future[Outcome]
+    future: asyncio.Future[Finished]
     start_by: float  # loop time when a worker is forked for it, if none came free
 
 
@@ -188,13 +202,14 @@ class Pool:
 
     async def run(self, task_id: str, payload: bytes, mem_mb: float = 0.0) -> Outcome:
         """Run one call; raises :class:`WorkerDied` if its worker dies or is killed."""
-        return await self.submit(task_id, payload, mem_mb)
+        return (await self.submit(task_id, payload, mem_mb)).outcome()
 
-    def submit(self, task_id: str, payload: bytes, mem_mb: float = 0.0) -> asyncio.Future[Outcome]:
+    def submit(self, task_id: str, payload: bytes,
+               mem_mb: float = 0.0) -> asyncio.Future[Finished]:
         """Hand the call to a worker now (or queue it) and return the future of its
-        :class:`~.protocol.Outcome` (:class:`WorkerDied` if its worker dies)."""
+        encoded outcome (:class:`WorkerDied` if its worker dies)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Outcome] = loop.create_future()
+        future: asyncio.Future[Finished] = loop.create_future()
         if self.idle:
             # The most recently used worker: its caches and pages are warm, and at low
             # concurrency one or two workers serve every call.
@@ -206,7 +221,7 @@ class Pool:
         return future
 
     def _start(self, worker: Worker, task_id: str, payload: bytes, mem_mb: float,
-               future: asyncio.Future[Outcome]) -> None:
+               future: asyncio.Future[Finished]) -> None:
         loop = asyncio.get_running_loop()
         if not worker.watched:
             loop.add_reader(worker.rfd, self._readable, worker)
@@ -220,7 +235,7 @@ class Pool:
         (out, err), worker.log_starts = self._log_files(worker)
         try:
             _write_frame(worker.wfd, pickle.dumps(
-                (task_id, payload, out, err, self.result_path(task_id))))
+                (task_id, payload, out, err, self.result_path(task_id), worker.log_starts)))
         except OSError:
             self._died(worker)
         if mem_mb and (self._monitor is None or self._monitor.done()):
@@ -335,22 +350,22 @@ class Pool:
         if not chunk:
             self._died(worker)
             return
-        worker.buffer += chunk
-        while len(worker.buffer) >= 4:
-            size = _LEN.unpack_from(worker.buffer)[0]
-            if len(worker.buffer) < 4 + size:
+        data = worker.buffer + chunk if worker.buffer else chunk
+        start = 0
+        while len(data) - start >= 4:  # (each answer: its length, OK or not, the outcome)
+            end = start + 4 + _LEN.unpack_from(data, start)[0]
+            if len(data) < end:
                 break
-            frame = bytes(worker.buffer[4:4 + size])
-            del worker.buffer[:4 + size]
-            self._finished(worker, Outcome.decode(frame))
+            self._finished(worker, Finished(data[start + 4] == _OK[0], data[start + 5:end]))
+            start = end
+        worker.buffer = data[start:] if start else data
 
-    def _finished(self, worker: Worker, outcome: Outcome) -> None:
+    def _finished(self, worker: Worker, outcome: Finished) -> None:
         self._last_finish = asyncio.get_running_loop().time()
         future, task_id = worker.future, worker.task_id
         worker.future = worker.task_id = None
         if task_id is not None:
             self.busy.pop(task_id, None)
-        outcome.stdout, outcome.stderr = worker.log_slices()
         if not self._next_waiting(worker):
             self.idle.append(worker)
         if future is not None and not future.done():

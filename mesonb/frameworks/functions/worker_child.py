@@ -5,9 +5,13 @@
 pipe closes. Its stdout and stderr go to the log files the parent names with each call
 (the file descriptors 1 and 2 are pointed at them when they change).
 
-Frames on the pipes are a 4-byte big-endian length and a pickle: a call is
-``(task_id, payload, stdout_path, stderr_path, result_path)``, an answer the encoded
-outcome.
+Frames on the pipes are a 4-byte big-endian length and a body. A call's body is the pickle
+of ``(task_id, payload, stdout_path, stderr_path, result_path, starts)``: ``starts`` are
+the log files' sizes the parent noted when it handed the call over, where the call's
+output begins. An answer's body is one byte, :data:`OK` or :data:`NOT_OK`, then the
+encoded :class:`~.protocol.Outcome`, complete with its log slices (what the call printed:
+the files from ``starts`` to their sizes once it returned and its streams were flushed),
+so that the parent passes it on as it is, with no unpickling and pickling again.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ import signal
 import struct
 import sys
 
-from . import shm, shm_pool
+from . import logsizes, shm, shm_pool
 from .failures import run_call
+from .protocol import LogSlice
 
 FRAME_LEN = struct.Struct(">I")
+OK, NOT_OK = b"\x01", b"\x00"  # an answer's first byte: did the call return?
 
 
 def read_exact(fd: int, n: int) -> bytes:
@@ -90,6 +96,7 @@ def _child_main(rfd: int, wfd: int) -> None:
     sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
                       closefd=False)
     logs = ["", ""]  # the files fds 1 and 2 point at
+    logsizes.forget_all(close=False)  # the parent's descriptors, closed above
     shm.keep_until_sent()  # a call's large values are unmapped and freed after its outcome
     while True:
         # Idle, let go of the mappings kept of client files since freed (see shm_pool).
@@ -97,7 +104,7 @@ def _child_main(rfd: int, wfd: int) -> None:
             shm_pool.forget_unlinked()
         try:
             size = FRAME_LEN.unpack(read_exact(rfd, 4))[0]
-            _task_id, payload, out_path, err_path, result_path = pickle.loads(
+            _task_id, payload, out_path, err_path, result_path, starts = pickle.loads(
                 read_exact(rfd, size))
         except EOFError:
             os._exit(0)
@@ -105,8 +112,11 @@ def _child_main(rfd: int, wfd: int) -> None:
             if logs[fd - 1] != path:
                 _redirect(fd, path)
                 logs[fd - 1] = path
-        outcome = run_call(payload, result_path)
-        write_frame(wfd, outcome.encode())
+        outcome = run_call(payload, result_path)  # (its streams flushed)
+        outcome.stdout, outcome.stderr = (
+            LogSlice(out_path, starts[0], logsizes.file_size(out_path) - starts[0]),
+            LogSlice(err_path, starts[1], logsizes.file_size(err_path) - starts[1]))
+        write_frame(wfd, (OK if outcome.ok else NOT_OK) + outcome.encode())
         shm.sent()
 
 
