@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import httptools
 
 from mesonb import tls
 from mesonb.http import wire
@@ -206,3 +208,180 @@ class Connection:
         if not 200 <= response.status < 300:
             raise HTTPError(response.status, response.reason, data.decode("utf-8", "replace"))
         return response, data
+
+
+class _Answer:
+    """httptools callbacks for one answer at a time."""
+
+    __slots__ = ("body", "complete", "keep_alive", "parser", "reason", "status")
+
+    def __init__(self) -> None:
+        self.parser: httptools.HttpResponseParser | None = None
+        self.status, self.reason, self.body = 0, "", bytearray()
+        self.complete = self.keep_alive = False
+
+    def on_message_begin(self) -> None:
+        self.status, self.reason, self.body = 0, "", bytearray()
+        self.complete = False
+
+    def on_status(self, status: bytes) -> None:
+        self.reason += status.decode("latin-1")
+
+    def on_body(self, data: bytes) -> None:
+        self.body += data
+
+    def on_message_complete(self) -> None:
+        assert self.parser is not None
+        self.status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()  # llhttp forgets it after this
+        self.complete = True
+
+
+async def _connect_socket(endpoint: str) -> socket.socket:
+    """A non-blocking socket connected to ``endpoint`` (as :func:`_open`, without TLS)."""
+    loop = asyncio.get_running_loop()
+    if endpoint.startswith("unix:"):
+        rest = endpoint[5:]
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        address: Any = "\0" + rest[1:] if rest.startswith("@") else rest
+    else:
+        host, port = split_endpoint(endpoint)
+        family, kind, proto, _, address = (await loop.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM))[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class LazyConnection:
+    """A keep-alive HTTP/1.1 connection for one request at a time whose answer is read when
+    the owner asks: :meth:`read` takes what has arrived without waiting (the owner calls it
+    when it is awake anyway), :meth:`watch` has it read as soon as it arrives. An answer
+    nobody waits for then costs the process no wake-up of its own.
+
+    ``answered(status, reason, body)`` gets each answer; ``failed(exc, resend)`` a broken
+    connection, ``resend`` True when the request may go again on a fresh one (a reused
+    connection the server closed before any byte of the answer: it closed it idle).
+    Not for TLS (see :func:`tls_free`)."""
+
+    def __init__(self, endpoint: str, answered: Callable[[int, str, bytes], None],
+                 failed: Callable[[BaseException, bool], None]) -> None:
+        self.endpoint = endpoint
+        self.host = _host_header(endpoint)
+        self._answered, self._failed = answered, failed
+        self._sock: socket.socket | None = None
+        self._answer = _Answer()
+        self._parser = httptools.HttpResponseParser(self._answer)
+        self._answer.parser = self._parser
+        self._unsent = b""
+        self._watching = False
+        self._exchanges = 0  # answers read on this connection
+        self._reused = False  # the request in flight went on a connection used before
+        self._received = 0  # bytes of its answer read so far
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None
+
+    async def connect(self) -> None:
+        self.close()
+        self._sock = await _connect_socket(self.endpoint)
+        self._answer = _Answer()
+        self._parser = httptools.HttpResponseParser(self._answer)
+        self._answer.parser = self._parser
+        self._exchanges = 0
+
+    def send(self, request: bytes) -> None:
+        """Write ``request`` (the previous answer has been read)."""
+        assert self._sock is not None
+        self._reused, self._received = self._exchanges > 0, 0
+        try:
+            sent = self._sock.send(request)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._broken(ConnectionError(f"connection to {self.endpoint} lost: {exc}"))
+            return
+        if sent < len(request):
+            self._unsent = request[sent:]
+            asyncio.get_running_loop().add_writer(self._sock.fileno(), self._write_more)
+
+    def _write_more(self) -> None:
+        assert self._sock is not None
+        try:
+            sent = self._sock.send(self._unsent)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._broken(ConnectionError(f"connection to {self.endpoint} lost: {exc}"))
+            return
+        self._unsent = self._unsent[sent:]
+        if not self._unsent:
+            asyncio.get_running_loop().remove_writer(self._sock.fileno())
+
+    def watch(self, on: bool) -> None:
+        """Read the answer as soon as it arrives (``on``), or only when :meth:`read`."""
+        if on == self._watching or self._sock is None:
+            return
+        loop = asyncio.get_running_loop()
+        if on:
+            loop.add_reader(self._sock.fileno(), self.read)
+        else:
+            loop.remove_reader(self._sock.fileno())
+        self._watching = on
+
+    def read(self) -> None:
+        """Take what has arrived of the answer, without waiting; ``answered`` once whole."""
+        while self._sock is not None:
+            try:
+                data = self._sock.recv(READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._broken(ConnectionError(f"connection to {self.endpoint} lost: {exc}"))
+                return
+            if not data:
+                self._broken(ConnectionResetError(
+                    f"connection to {self.endpoint} closed before a response"
+                    if not self._received else "connection closed inside an answer"))
+                return
+            self._received += len(data)
+            try:
+                self._parser.feed_data(data)
+            except httptools.HttpParserError as exc:
+                self._broken(ConnectionError(f"malformed HTTP answer: {exc}"))
+                return
+            answer = self._answer
+            if answer.complete:
+                answer.complete = False
+                self._exchanges += 1
+                if not answer.keep_alive:
+                    self.close()
+                self._answered(answer.status, answer.reason, bytes(answer.body))
+                return
+
+    def _broken(self, exc: BaseException) -> None:
+        resend = self._reused and not self._received
+        self.close()
+        self._failed(exc, resend)
+
+    def close(self) -> None:
+        if self._sock is None:
+            return
+        with contextlib.suppress(Exception):
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(self._sock.fileno())
+            loop.remove_writer(self._sock.fileno())
+        self._sock.close()
+        self._sock, self._watching, self._unsent = None, False, b""
+
+
+def tls_free(endpoint: str) -> bool:
+    """Does ``endpoint`` speak plain HTTP (a Unix socket, or TCP with TLS off)?"""
+    return endpoint.startswith("unix:") or not tls.enabled()

@@ -39,7 +39,7 @@ import os
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from mesonb.protocol import jsontext
@@ -60,10 +60,9 @@ from mesonb.protocol.states import Reason, Source, TaskState
 from mesonb.tasks import spawn
 
 from . import _http
+from .outbox import Outbox
 
 log = logging.getLogger(__name__)
-# who waits for a queued call's answer: a future, or a function given None or the error
-Answered = asyncio.Future[None] | Callable[[BaseException | None], None]
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0,
           "days": 86400.0, "weeks": 604800.0}
@@ -195,8 +194,8 @@ class ExecutorDriver:
         # The agent takes a JSON array of calls in one POST (mesonb's agent says so in a
         # header of its SUBSCRIBE answer): updates of one loop turn then go together.
         self._batching = False
-        self._outbox: list[tuple[dict[str, Any], Answered]] = []
-        self._flusher: asyncio.Future[None] | None = None
+        self._outbox = Outbox(lambda: self._conn.endpoint, self._headers, self._call,
+                              http_timeout)
         # the last LAUNCH's ExecutorInfo, as JSON and parsed (see _parse_event)
         self._executor_json: Any = None
         self._executor_info: ExecutorInfo | None = None
@@ -229,6 +228,7 @@ class ExecutorDriver:
                 await asyncio.gather(*pending, return_exceptions=True)
             self.connected = False
             self._conn.close()
+            self._outbox.stop()
 
     def stop(self) -> None:
         """Make :meth:`run` return (pending handler coroutines are cancelled)."""
@@ -256,7 +256,7 @@ class ExecutorDriver:
         body = self._stamp(status)
         try:
             if self._batching:
-                await self._batched_call(body)
+                await self._outbox.call(body)
             else:
                 await self._call(body)
         except Exception as exc:
@@ -273,7 +273,7 @@ class ExecutorDriver:
         if not self._batching:
             self._spawn(self.send_status(status))
             return
-        self._queue_call(self._stamp(status), lambda exc: self._posted(status, exc))
+        self._outbox.queue(self._stamp(status), lambda exc: self._posted(status, exc))
 
     def _posted(self, status: TaskStatus, exc: BaseException | None) -> None:
         if exc is None:
@@ -375,6 +375,7 @@ class ExecutorDriver:
                 self.connected = False
                 response.close()
                 self._conn.close()  # calls go to whichever agent we subscribe to next
+                self._outbox.disconnect()
             if self._stopping is not None and self._stopping.is_set():
                 return
             await self._invoke(self.handler.disconnected, wait=True)
@@ -433,6 +434,7 @@ class ExecutorDriver:
                     log.warning("ignoring a malformed event from the agent: %s", exc)
                     continue
                 await self._dispatch(event)
+            self._outbox.poll()  # an answer to updates, read while awake (see outbox)
 
     def _parse_event(self, record: bytes) -> ExecutorEvent:
         """An event from its JSON text. A LAUNCH's ExecutorInfo, the same for every task
@@ -513,52 +515,6 @@ class ExecutorDriver:
         await self._conn.post_and_read(EXECUTOR_PATH, jsontext.dumpb(body),
                                        self._headers(), self.http_timeout)
 
-    async def _batched_call(self, body: dict[str, Any]) -> None:
-        """Send ``body`` with the other calls queued in this loop turn, in order."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue_call(body, fut)
-        await fut
-
-    def _queue_call(self, body: dict[str, Any], answered: Answered) -> None:
-        """Queue ``body`` for the next batch; ``answered`` gets its outcome (a future, or
-        a function called with None or the exception)."""
-        self._outbox.append((body, answered))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.ensure_future(self._flush_outbox())
-
-    async def _flush_outbox(self) -> None:
-        # A task's first step runs on the next loop turn: this turn's calls are all queued.
-        batch: list[tuple[dict[str, Any], Answered]] = []
-        try:
-            while self._outbox:
-                batch, self._outbox = self._outbox, []
-                try:
-                    await self._call(batch[0][0] if len(batch) == 1 else [b for b, _ in batch])
-                except _http.HTTPError as exc:
-                    if len(batch) > 1 and 400 <= exc.status < 500:
-                        # The agent refused the whole batch: each call gets its own answer.
-                        for body, fut in batch:
-                            try:
-                                await self._call(body)
-                            except Exception as one:
-                                _settle(fut, one)
-                            else:
-                                _settle(fut, None)
-                    else:
-                        for _, fut in batch:
-                            _settle(fut, exc)
-                except Exception as exc:
-                    for _, fut in batch:
-                        _settle(fut, exc)
-                else:
-                    for _, fut in batch:
-                        _settle(fut, None)
-                batch = []
-        finally:
-            for _, fut in batch + self._outbox:
-                _settle(fut, ConnectionError("the executor driver stopped"))
-            self._outbox = []
-
     async def _invoke(self, fn: Any, *args: Any, wait: bool = False) -> None:
         """Call a handler method; a coroutine runs as its own task unless ``wait``."""
         try:
@@ -578,14 +534,3 @@ class ExecutorDriver:
     def _spawn(self, coro: Any) -> None:
         spawn(coro, self._tasks, "executor handler", logger=log, level=logging.ERROR)
 
-
-def _settle(fut: Answered, exc: BaseException | None) -> None:
-    if not isinstance(fut, asyncio.Future):
-        fut(exc)
-        return
-    if fut.done():
-        return
-    if exc is None:
-        fut.set_result(None)
-    else:
-        fut.set_exception(exc)
