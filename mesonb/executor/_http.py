@@ -210,19 +210,18 @@ class Connection:
         return response, data
 
 
-class _Answer:
-    """httptools callbacks for one answer at a time."""
+class _Answers:
+    """httptools callbacks: the answers completed by the data fed so far."""
 
-    __slots__ = ("body", "complete", "keep_alive", "parser", "reason", "status")
+    __slots__ = ("body", "done", "parser", "reason")
 
     def __init__(self) -> None:
         self.parser: httptools.HttpResponseParser | None = None
-        self.status, self.reason, self.body = 0, "", bytearray()
-        self.complete = self.keep_alive = False
+        self.reason, self.body = "", bytearray()
+        self.done: list[tuple[int, str, bytes, bool]] = []  # status, reason, body, keep-alive
 
     def on_message_begin(self) -> None:
-        self.status, self.reason, self.body = 0, "", bytearray()
-        self.complete = False
+        self.reason, self.body = "", bytearray()
 
     def on_status(self, status: bytes) -> None:
         self.reason += status.decode("latin-1")
@@ -231,10 +230,9 @@ class _Answer:
         self.body += data
 
     def on_message_complete(self) -> None:
-        assert self.parser is not None
-        self.status = self.parser.get_status_code()
-        self.keep_alive = self.parser.should_keep_alive()  # llhttp forgets it after this
-        self.complete = True
+        assert self.parser is not None  # (llhttp forgets keep-alive after this)
+        self.done.append((self.parser.get_status_code(), self.reason, bytes(self.body),
+                          self.parser.should_keep_alive()))
 
 
 async def _connect_socket(endpoint: str) -> socket.socket:
@@ -260,15 +258,16 @@ async def _connect_socket(endpoint: str) -> socket.socket:
 
 
 class LazyConnection:
-    """A keep-alive HTTP/1.1 connection for one request at a time whose answer is read when
-    the owner asks: :meth:`read` takes what has arrived without waiting (the owner calls it
-    when it is awake anyway), :meth:`watch` has it read as soon as it arrives. An answer
-    nobody waits for then costs the process no wake-up of its own.
+    """A keep-alive HTTP/1.1 connection whose answers are read when the owner asks:
+    :meth:`read` takes what has arrived without waiting (the owner calls it when it is
+    awake anyway), :meth:`watch` has them read as soon as they arrive. An answer nobody
+    waits for then costs the process no wake-up of its own. Requests may follow one
+    another before their answers (HTTP/1.1 pipelining); answers come in their order.
 
     ``answered(status, reason, body)`` gets each answer; ``failed(exc, resend)`` a broken
-    connection, ``resend`` True when the request may go again on a fresh one (a reused
-    connection the server closed before any byte of the answer: it closed it idle).
-    Not for TLS (see :func:`tls_free`)."""
+    connection (the requests without answers are lost), ``resend`` True when they may go
+    again on a fresh one: the server closed a connection used before without a byte of
+    answer since they went (it closed it idle). Not for TLS (see :func:`tls_free`)."""
 
     def __init__(self, endpoint: str, answered: Callable[[int, str, bytes], None],
                  failed: Callable[[BaseException, bool], None]) -> None:
@@ -276,14 +275,15 @@ class LazyConnection:
         self.host = _host_header(endpoint)
         self._answered, self._failed = answered, failed
         self._sock: socket.socket | None = None
-        self._answer = _Answer()
-        self._parser = httptools.HttpResponseParser(self._answer)
-        self._answer.parser = self._parser
+        self._answers = _Answers()
+        self._parser = httptools.HttpResponseParser(self._answers)
+        self._answers.parser = self._parser
         self._unsent = b""
         self._watching = False
         self._exchanges = 0  # answers read on this connection
-        self._reused = False  # the request in flight went on a connection used before
-        self._received = 0  # bytes of its answer read so far
+        self.pending = 0  # requests sent without their answers yet
+        self._reused = False  # the first of those went on a connection used before
+        self._received = 0  # bytes read since it went
 
     @property
     def connected(self) -> bool:
@@ -292,15 +292,20 @@ class LazyConnection:
     async def connect(self) -> None:
         self.close()
         self._sock = await _connect_socket(self.endpoint)
-        self._answer = _Answer()
-        self._parser = httptools.HttpResponseParser(self._answer)
-        self._answer.parser = self._parser
-        self._exchanges = 0
+        self._answers = _Answers()
+        self._parser = httptools.HttpResponseParser(self._answers)
+        self._answers.parser = self._parser
+        self._exchanges = self.pending = 0
 
     def send(self, request: bytes) -> None:
-        """Write ``request`` (the previous answer has been read)."""
+        """Write ``request`` (after those before it, answered or not)."""
         assert self._sock is not None
-        self._reused, self._received = self._exchanges > 0, 0
+        if not self.pending:
+            self._reused, self._received = self._exchanges > 0, 0
+        self.pending += 1
+        if self._unsent:  # what is left of earlier requests goes first
+            self._unsent += request
+            return
         try:
             sent = self._sock.send(request)
         except BlockingIOError:
@@ -326,7 +331,7 @@ class LazyConnection:
             asyncio.get_running_loop().remove_writer(self._sock.fileno())
 
     def watch(self, on: bool) -> None:
-        """Read the answer as soon as it arrives (``on``), or only when :meth:`read`."""
+        """Read answers as soon as they arrive (``on``), or only when :meth:`read`."""
         if on == self._watching or self._sock is None:
             return
         loop = asyncio.get_running_loop()
@@ -337,8 +342,8 @@ class LazyConnection:
         self._watching = on
 
     def read(self) -> None:
-        """Take what has arrived of the answer, without waiting; ``answered`` once whole."""
-        while self._sock is not None:
+        """Take the answers that have arrived, without waiting; ``answered`` for each."""
+        while self._sock is not None and self.pending:
             try:
                 data = self._sock.recv(READ_SIZE)
             except (BlockingIOError, InterruptedError):
@@ -357,14 +362,19 @@ class LazyConnection:
             except httptools.HttpParserError as exc:
                 self._broken(ConnectionError(f"malformed HTTP answer: {exc}"))
                 return
-            answer = self._answer
-            if answer.complete:
-                answer.complete = False
+            done, self._answers.done = self._answers.done, []
+            for status, reason, body, keep_alive in done:
+                self.pending -= 1
                 self._exchanges += 1
-                if not answer.keep_alive:
+                self._reused = False  # alive: what follows was not sent on an idle one
+                left = self.pending
+                if not keep_alive:
                     self.close()
-                self._answered(answer.status, answer.reason, bytes(answer.body))
-                return
+                self._answered(status, reason, body)
+                if not keep_alive:
+                    if left:
+                        self._failed(ConnectionError("the agent closed the connection"), False)
+                    return
 
     def _broken(self, exc: BaseException) -> None:
         resend = self._reused and not self._received
@@ -372,6 +382,7 @@ class LazyConnection:
         self._failed(exc, resend)
 
     def close(self) -> None:
+        self.pending = 0
         if self._sock is None:
             return
         with contextlib.suppress(Exception):

@@ -2,13 +2,14 @@
 calls in one POST (it says so in a header of its SUBSCRIBE answer), so the calls queued in
 one loop turn leave together, in order, one POST at a time.
 
-On a plain connection (a Unix socket, or TCP without TLS) the answer to a POST is read
-lazily (:class:`~._http.LazyConnection`): when the executor is awake anyway (the next
-batch is ready, an event came: :meth:`Outbox.poll`), or at once when someone waits for it
-(an awaited :meth:`~.driver.ExecutorDriver.update`), or after :data:`READ_AFTER` seconds
-at the latest. A ``202 Accepted`` that only releases the next batch then costs no wake-up
-of its own. Over TLS each batch's answer is awaited before the next batch goes, on a
-keep-alive stream connection.
+On a plain connection (a Unix socket, or TCP without TLS) a batch goes without waiting
+for the answers to earlier ones (HTTP/1.1 pipelining), and answers are read lazily
+(:class:`~._http.LazyConnection`): when the executor is awake anyway (a batch is ready,
+an event came: :meth:`Outbox.poll`), at once when someone waits for one (an awaited
+:meth:`~.driver.ExecutorDriver.update`), or after :data:`READ_AFTER` seconds at the
+latest. A ``202 Accepted`` nobody waits for then costs no wake-up of its own. Over TLS
+each batch's answer is awaited before the next batch goes, on a keep-alive stream
+connection.
 
 An answer settles each call of its batch. When the agent refuses a batch (4xx), each of
 its calls goes again on its own, before any later call, so each gets its own answer.
@@ -17,6 +18,7 @@ its calls goes again on its own, before any later call, so each gets its own ans
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,6 +32,16 @@ from . import _http
 Answered = asyncio.Future[None] | Callable[[BaseException | None], None]
 Queued = tuple[dict[str, Any], Answered]
 READ_AFTER = 0.05  # seconds after which an answer nobody waited for is read as it comes
+
+
+class _Flight:
+    """A batch sent whose answer has not been read."""
+
+    __slots__ = ("awaited", "batch", "sent_at", "tasks")
+
+    def __init__(self, batch: list[Queued], tasks: set[str], sent_at: float) -> None:
+        self.batch, self.tasks, self.sent_at = batch, tasks, sent_at
+        self.awaited = any(isinstance(answered, asyncio.Future) for _, answered in batch)
 
 
 class Outbox:
@@ -46,8 +58,9 @@ class Outbox:
         self.timeout = timeout
         self._queue: list[Queued] = []
         self._alone: list[Queued] = []  # calls of a refused batch, to go one by one first
-        self._flight: list[Queued] | None = None  # the batch whose answer is due
-        self._sent_at = 0.0
+        self._flights: deque[_Flight] = deque()  # sent, answers not read, oldest first
+        self._blocked = False  # a batch waits for the answer of one about the same task
+        self._overdue = False  # an answer is READ_AFTER late: read it as it comes
         self._flush_due = False
         self._timer: asyncio.TimerHandle | None = None
         self._conn: _http.LazyConnection | None = None
@@ -70,16 +83,16 @@ class Outbox:
         await fut
 
     def poll(self) -> None:
-        """Read the answer due if it has come (the executor is awake anyway)."""
-        if self._flight is not None and self._conn is not None:
+        """Read the answers that have come (the executor is awake anyway)."""
+        if self._flights and self._conn is not None:
             self._conn.read()
 
     def disconnect(self) -> None:
-        """The agent connection is gone: the batch in flight fails (what is queued goes
+        """The agent connection is gone: the batches in flight fail (what is queued goes
         on the next connection)."""
         if self._conn is not None:
             self._conn.close()
-        self._fail_flight(ConnectionError("the connection to the agent closed"))
+        self._fail_flights(ConnectionError("the connection to the agent closed"))
         self._reflush()
 
     def stop(self) -> None:
@@ -93,49 +106,62 @@ class Outbox:
             if task is not None:
                 task.cancel()
         stopped = ConnectionError("the executor driver stopped")
-        self._fail_flight(stopped)
+        self._fail_flights(stopped)
         queued, self._queue, alone, self._alone = self._queue, [], self._alone, []
         for _, answered in alone + queued:
             _settle(answered, stopped)
 
     # -- lazy: a plain connection ---------------------------------------------------------
     def _flush(self) -> None:
+        """Send what is queued: each call of a refused batch on its own, then the rest in
+        one POST, without waiting for earlier answers, unless a call is about a task
+        whose update is in a batch not answered yet (a refused batch goes again call by
+        call: it must not overtake a later update of the same task)."""
         self._flush_due = False
         endpoint = self._endpoint()
         if not _http.tls_free(endpoint):
             if self._eager is None or self._eager.done():
                 self._eager = asyncio.ensure_future(self._flush_eagerly())
             return
-        if self._flight is not None:
-            assert self._conn is not None
-            self._conn.read()
-            if self._flight is not None:  # not yet: send the rest once it comes
-                self._conn.watch(True)
-                return
+        conn = self._conn
+        if conn is not None and self._flights:
+            conn.read()
         if not (self._alone or self._queue):
             return
-        if self._conn is None or not self._conn.connected or self._conn.endpoint != endpoint:
+        if conn is None or not conn.connected or conn.endpoint != endpoint:
             if self._connecting is None or self._connecting.done():
                 self._connecting = asyncio.ensure_future(self._connect(endpoint))
             return
-        if self._alone:
-            batch = [self._alone.pop(0)]
-        else:
-            batch, self._queue = self._queue, []
-        self._send(batch)
+        self._blocked = False
+        while (self._alone or self._queue) and conn.connected:
+            batch = self._alone[:1] or self._queue
+            tasks = _tasks_of(batch)
+            if tasks and any(not tasks.isdisjoint(f.tasks) for f in self._flights):
+                self._blocked = True  # sent once that answer is in
+                break
+            if self._alone:
+                del self._alone[0]
+            else:
+                self._queue = []
+            self._send(batch, tasks)
+        self._watch()
 
-    def _send(self, batch: list[Queued]) -> None:
-        assert self._conn is not None
+    def _send(self, batch: list[Queued], tasks: set[str]) -> None:
+        conn = self._conn
+        assert conn is not None
         body = batch[0][0] if len(batch) == 1 else [b for b, _ in batch]
-        self._flight = batch
         loop = asyncio.get_running_loop()
-        self._sent_at = loop.time()
-        self._conn.send(wire.request("POST", EXECUTOR_PATH, self._conn.host, self._headers(),
-                                     jsontext.dumpb(body)))
-        if self._flight is batch:  # (not failed on the spot)
-            self._conn.watch(any(isinstance(a, asyncio.Future) for _, a in batch))
-            if self._timer is None:
-                self._timer = loop.call_at(self._sent_at + READ_AFTER, self._tick)
+        self._flights.append(_Flight(batch, tasks, loop.time()))
+        conn.send(wire.request("POST", EXECUTOR_PATH, conn.host, self._headers(),
+                               jsontext.dumpb(body)))
+        if self._timer is None and self._flights:
+            self._timer = loop.call_at(self._flights[0].sent_at + READ_AFTER, self._tick)
+
+    def _watch(self) -> None:
+        """Read answers as they come while someone waits for one; else when awake."""
+        if self._conn is not None:
+            self._conn.watch(bool(self._flights) and (
+                self._blocked or self._overdue or any(f.awaited for f in self._flights)))
 
     async def _connect(self, endpoint: str) -> None:
         if self._conn is not None:
@@ -158,28 +184,32 @@ class Outbox:
         """The latest an answer is read: :data:`READ_AFTER` after its request, as it comes
         from then on; it fails after ``timeout``."""
         self._timer = None
-        if self._flight is None or self._conn is None:
+        if not self._flights or self._conn is None:
             return
         self._conn.read()
-        if self._flight is None:
+        if not self._flights:
             return
+        sent_at = self._flights[0].sent_at
         now = asyncio.get_running_loop().time()
-        if now - self._sent_at >= self.timeout:
+        if now - sent_at >= self.timeout:
             self._conn.close()
-            self._fail_flight(TimeoutError("the agent did not answer an executor call"))
+            self._fail_flights(TimeoutError("the agent did not answer an executor call"))
             self._reflush()
             return
-        if now - self._sent_at >= READ_AFTER:
-            self._conn.watch(True)
-            due = self._sent_at + self.timeout
+        if now - sent_at >= READ_AFTER:
+            self._overdue = True
+            self._watch()
+            due = sent_at + self.timeout
         else:
-            due = self._sent_at + READ_AFTER
+            due = sent_at + READ_AFTER
         self._timer = asyncio.get_running_loop().call_at(due, self._tick)
 
     def _answered(self, status: int, reason: str, body: bytes) -> None:
-        batch, self._flight = self._flight or [], None
-        if self._conn is not None:
-            self._conn.watch(False)
+        if not self._flights:
+            return
+        batch = self._flights.popleft().batch
+        if not self._flights:
+            self._overdue = False
         if 200 <= status < 300:
             for _, answered in batch:
                 _settle(answered, None)
@@ -189,22 +219,27 @@ class Outbox:
             error = _http.HTTPError(status, reason, body.decode("utf-8", "replace"))
             for _, answered in batch:
                 _settle(answered, error)
-        self._reflush()
+        self._watch()
+        if self._blocked or self._alone:
+            self._blocked = False
+            self._reflush()
 
     def _broken(self, exc: BaseException, resend: bool) -> None:
-        if resend and self._flight is not None:
-            # The agent closed the connection while it was idle: the batch goes again, on
-            # a new connection (where it cannot be resent: that one is not reused).
-            self._alone[:0] = self._flight
-            self._flight = None
+        if resend and self._flights:
+            # The agent closed the connection while it was idle: the calls go again, each
+            # on its own, on a new connection (where they cannot be resent: it is new).
+            self._alone[:0] = [call for flight in self._flights for call in flight.batch]
+            self._flights.clear()
         else:
-            self._fail_flight(exc)
+            self._fail_flights(exc)
         self._reflush()
 
-    def _fail_flight(self, exc: BaseException) -> None:
-        batch, self._flight = self._flight or [], None
-        for _, answered in batch:
-            _settle(answered, exc)
+    def _fail_flights(self, exc: BaseException) -> None:
+        flights, self._flights = self._flights, deque()
+        self._overdue = self._blocked = False
+        for flight in flights:
+            for _, answered in flight.batch:
+                _settle(answered, exc)
 
     def _reflush(self) -> None:
         if (self._queue or self._alone) and not self._flush_due:
@@ -243,6 +278,17 @@ class Outbox:
         finally:
             for _, answered in batch:
                 _settle(answered, ConnectionError("the executor driver stopped"))
+
+
+
+def _tasks_of(batch: list[Queued]) -> set[str]:
+    """The tasks whose updates are in ``batch``."""
+    tasks = set()
+    for body, _ in batch:
+        update = body.get("update")
+        if update is not None:
+            tasks.add(update["status"]["task_id"]["value"])
+    return tasks
 
 
 def _settle(answered: Answered, exc: BaseException | None) -> None:

@@ -21,8 +21,9 @@ class Agent:
     or 400 to a POST holding a call named in ``refuse``; ``close_idle`` closes the
     connection after that many answers (as a server closing an idle keep-alive one)."""
 
-    def __init__(self, refuse: set[str] = frozenset(), close_after: int = 0) -> None:
-        self.refuse, self.close_after = refuse, close_after
+    def __init__(self, refuse: set[str] = frozenset(), close_after: int = 0,
+                 delay: float = 0.0) -> None:
+        self.refuse, self.close_after, self.delay = refuse, close_after, delay
         self.posts: list[list[str]] = []
         self.accepted: list[str] = []  # the calls of the POSTs answered 202, in order
         self.connections = 0
@@ -42,6 +43,8 @@ class Agent:
                     names = [c["name"] for c in (calls if isinstance(calls, list) else [calls])]
                     self.posts.append(names)
                     refused = any(n in self.refuse for n in names)
+                    if self.delay:  # (slow: later requests come before this answer)
+                        await asyncio.sleep(self.delay)
                     self.accepted += [] if refused else names
                     writer.write(wire.response(400, (), b"refused") if refused
                                  else wire.response(202))
@@ -83,11 +86,21 @@ def noted(settled: list[tuple[str, str | None]], name: str) -> Any:
     return lambda exc: settled.append((name, None if exc is None else type(exc).__name__))
 
 
+TASKS = {"c10": "t", "c20": "t"}  # two updates of one task; the others each their own
+
+
+def update(name: str) -> dict[str, Any]:
+    return {"name": name, "update": {"status": {"task_id": {"value": TASKS.get(name, name)}}}}
+
+
 async def turns(box: Outbox, settled: list, count: int) -> None:
-    """Three loop turns of posted calls, one awaited call, and all answers read."""
+    """A first call (the connection is made), three loop turns of posted calls, one
+    awaited call, and all answers read."""
+    await box.call(update("first"))
+    settled.append(("first", None))
     for turn in range(3):
         for i in range(turn + 1):
-            box.queue({"name": f"c{turn}{i}"}, noted(settled, f"c{turn}{i}"))
+            box.queue(update(f"c{turn}{i}"), noted(settled, f"c{turn}{i}"))
         await asyncio.sleep(0)
     await box.call({"name": "awaited"})
     settled.append(("awaited", None))
@@ -101,16 +114,24 @@ async def turns(box: Outbox, settled: list, count: int) -> None:
 async def test_lazy_answers_send_and_settle_as_the_eager_way(
         refuse: set[str], monkeypatch: pytest.MonkeyPatch) -> None:
     results = {}
+    in_flight: list[int] = []  # batches without answers as each lazy batch went
+    send = Outbox._send
+    monkeypatch.setattr(Outbox, "_send", lambda box, *args: (
+        in_flight.append(len(box._flights)), send(box, *args))[1])
     for eager in (True, False):
-        agent = Agent(refuse)
+        agent = Agent(refuse, delay=0.02)
         settled = await exchange(agent, eager, monkeypatch,
-                                 lambda box, settled: turns(box, settled, 7))
+                                 lambda box, settled: turns(box, settled, 8))
         # (where batches part depends on when answers are read: not compared)
         results[eager] = (sorted(settled), agent.accepted)
+    assert max(in_flight) >= 1  # batches went before earlier answers were read
     assert results[False] == results[True]
     names, accepted = results[False]
-    assert accepted == [n for n in ("c00", "c10", "c11", "c20", "c21", "c22", "awaited")
-                        if n not in refuse]  # in order; a refused batch's calls each alone
+    # in order: a refused batch's calls go again each alone, and c20 (of c10's task) never
+    # overtakes c10, though batches go without waiting for earlier answers
+    assert accepted == [n for n in ("first", "c00", "c10", "c11", "c20", "c21", "c22",
+                                    "awaited")
+                        if n not in refuse]
     if refuse:
         assert ("c11", "HTTPError") in names and ("c10", None) in names
     else:
@@ -123,7 +144,7 @@ async def test_an_answer_nobody_waits_for_is_read_by_the_next_poll(
 
     async def script(box: Outbox, settled: list) -> None:
         box.queue({"name": "a"}, noted(settled, "a"))
-        while box._flight is None:
+        while not box._flights:
             await asyncio.sleep(0.001)
         await asyncio.sleep(0.2)
         assert settled == []  # the answer came, but nothing was woken to read it
