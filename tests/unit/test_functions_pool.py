@@ -202,3 +202,88 @@ async def test_memory_of_a_call_counts_its_child_processes(pool: Pool, tmp_path:
     while _alive(child):
         assert time.monotonic() < deadline, "the call's child outlived the kill"
         await asyncio.sleep(0.01)
+
+
+def shout(i: int) -> int:
+    import sys
+
+    print(f"out {i}")
+    print(f"err {i}", file=sys.stderr)
+    return i
+
+
+async def test_calls_offered_to_busy_workers_run_as_calls_handed_to_free_ones(
+        tmp_path: Path, monkeypatch):
+    # A burst: most calls are offered to busy workers (taken straight after their call).
+    # Each outcome, log slices included, is what the same call gives when every call
+    # waits for a free worker (no offers): its own output, and the parent's slices.
+    offers = []
+    offer = Pool._offer
+    monkeypatch.setattr(Pool, "_offer", lambda pool, *a: (offers.append(a[1]),
+                                                          offer(pool, *a))[1])
+    seen = {}
+    for depth in (worker_mod.OFFERS, 0):
+        monkeypatch.setattr(worker_mod, "OFFERS", depth)
+        pool = Pool.prefork(2, str(tmp_path / f"d{depth}"))
+        try:
+            outcomes = await asyncio.gather(*(pool.run(f"t{i}", call(shout, i))
+                                              for i in range(60)))
+        finally:
+            pool.close()
+        seen[depth] = [(pickle.loads(o.value), read(o.stdout), read(o.stderr))
+                       for o in outcomes]
+    assert offers  # (only with OFFERS > 0)
+    assert seen[worker_mod.OFFERS] == seen[0] == [
+        (i, f"out {i}\n", f"err {i}\n") for i in range(60)]
+
+
+async def test_an_offered_call_is_taken_back_by_a_worker_that_comes_free(
+        pool: Pool, monkeypatch):
+    monkeypatch.setattr(worker_mod, "GROW_AFTER", 5.0)  # no new worker: only the two
+    slow = asyncio.ensure_future(pool.run("slow", call(time.sleep, 3)))
+    await asyncio.sleep(0.05)
+    short = asyncio.ensure_future(pool.run("short", call(time.sleep, 0.2)))
+    await asyncio.sleep(0)
+    queued = asyncio.ensure_future(pool.run("queued", call(abs, -3)))
+    await asyncio.sleep(0)
+    assert "queued" in pool.waiting and pool.waiting["queued"].offered_to is not None
+    started = time.monotonic()
+    assert pickle.loads((await queued).value) == 3
+    assert time.monotonic() - started < 2  # not behind the slow call, whichever had it
+    assert not slow.done()
+    await short
+    pool.kill("slow")
+    with pytest.raises(WorkerDied):
+        await slow
+
+
+def touch(path: str) -> None:
+    Path(path).touch()
+
+
+async def test_a_killed_offered_call_never_runs(pool: Pool, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(worker_mod, "GROW_AFTER", 5.0)
+    running = [asyncio.ensure_future(pool.run(f"r{i}", call(time.sleep, 0.3)))
+               for i in range(2)]
+    await asyncio.sleep(0)
+    marker = tmp_path / "ran"
+    offered = asyncio.ensure_future(pool.run("o", call(touch, str(marker))))
+    await asyncio.sleep(0)
+    assert pool.waiting["o"].offered_to is not None
+    assert pool.kill("o", "Killed by the framework")
+    with pytest.raises(WorkerDied, match="Killed by the framework"):
+        await offered
+    assert all(o.ok for o in await asyncio.gather(*running))
+    assert (await pool.run("after", call(abs, -1))).ok  # the workers read past its frame
+    assert not marker.exists()
+
+
+async def test_calls_offered_to_a_worker_that_dies_run_on_another(pool: Pool, monkeypatch):
+    monkeypatch.setattr(worker_mod, "GROW_AFTER", 5.0)
+    dying = asyncio.ensure_future(pool.run("dies", call(os._exit, 3)))
+    busy = asyncio.ensure_future(pool.run("busy", call(time.sleep, 0.3)))
+    rest = [asyncio.ensure_future(pool.run(f"n{i}", call(abs, -i))) for i in range(6)]
+    with pytest.raises(WorkerDied, match="exit status 3"):
+        await dying
+    assert [pickle.loads(o.value) for o in await asyncio.gather(*rest)] == list(range(6))
+    assert (await busy).ok

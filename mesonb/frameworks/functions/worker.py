@@ -31,6 +31,7 @@ import logging
 import math
 import os
 import pickle
+import select
 import signal
 from collections import deque
 from dataclasses import dataclass, field
@@ -40,9 +41,10 @@ import psutil
 from . import proctree, shm_pool
 from .logsizes import file_size as _size  # (executor's hunk: fstat, not a path walk)
 from .protocol import LogSlice, Outcome
+from .worker_child import ENDS as _ENDS
 from .worker_child import FRAME_LEN as _LEN
 from .worker_child import OK as _OK
-from .worker_child import fork_child
+from .worker_child import SLOTS, Claim, fork_child, new_claim
 from .worker_child import write_frame as _write_frame
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ MONITOR_INTERVAL = 0.05
 TREE_SCAN = 0.25  # seconds between looks at /proc for the workers' descendants
 GROW_AFTER = 0.005  # seconds a call waits for a free worker before one is forked for it
 LOG_ROTATE = 32 * 2**20  # a worker starts new log files once one is this big
+OFFERS = 4  # waiting calls a busy worker may be offered (less than worker_child.SLOTS)
 
 
 class WorkerDied(Exception):
@@ -82,6 +85,9 @@ class Worker:
     statm: int = -1  # its /proc/<pid>/statm, kept open: its memory in one pread
     tree: list[int] = field(default_factory=list)  # its descendants, at the last look
     kept: tuple[int, int] = (-2, 0)  # (statm's shared pages, kept mappings' bytes) then
+    claim: Claim | None = None  # who runs the call offered to it (None: no offers)
+    offered: deque[str] = field(default_factory=deque)  # calls sent to run after this one
+    unread: int = 0  # an offer it runs whose frame it may not have read yet (its slot)
 
     def rss(self) -> int:
         """The worker process's resident bytes (itself only; see :attr:`tree`)."""
@@ -141,12 +147,17 @@ class _Waiting:
     mem_mb: float
     future: asyncio.Future[Finished]
     start_by: float  # loop time when a worker is forked for it, if none came free
+    offered_to: Worker | None = None  # the busy worker it was sent to (Pool._offer)
+    offer: int = 0  # that offer's number (worker_child.Claim)
+    logs: tuple[str, str] | None = None  # the log files it would write there
+    starts: tuple[int, int] | None = None  # and their sizes (None: the current call's ends)
 
 
 def fork_worker() -> Worker:
     """Fork one worker (:func:`~.worker_child.fork_child`)."""
-    pid, rfd, wfd = fork_child()
-    return Worker(pid=pid, rfd=rfd, wfd=wfd)
+    claim = new_claim()
+    pid, rfd, wfd = fork_child(claim)
+    return Worker(pid=pid, rfd=rfd, wfd=wfd, claim=claim)
 
 
 class Pool:
@@ -158,6 +169,14 @@ class Pool:
     short calls is served by the workers there are (forking costs milliseconds and cold
     pages), while calls that block (sleep, I/O) each soon get a worker of their own, so
     they still run side by side.
+
+    A waiting call is also offered to a busy worker (up to :data:`OFFERS` each): sent down
+    its pipe now, so that the worker takes it as soon as its call returns, with no wait
+    for the parent to read the answer and send the next call (the worker does not sleep
+    between the calls of a burst). It stays a waiting call until then: a worker that
+    comes free takes it back (:class:`~.worker_child.Claim`) and runs it, as does a
+    worker forked for it after :data:`GROW_AFTER`, so a call never waits longer behind a
+    slow one than it waited before.
 
     Example (inside the executor's event loop)::
 
@@ -178,6 +197,7 @@ class Pool:
         self.base_rss = proctree.rss_of(os.getpid())
         self._scanned = -math.inf  # loop time of the last look at the process tree
         self._last_pid = b""  # the newest pid then (/proc/loadavg)
+        self._offers = 0  # the last offer's number
         for sub in ("logs", "results"):
             os.makedirs(os.path.join(sandbox, sub), exist_ok=True)
 
@@ -188,17 +208,21 @@ class Pool:
     def result_path(self, task_id: str) -> str:
         return os.path.join(self.sandbox, "results", f"{task_id}.pkl")
 
-    def _log_files(self, worker: Worker) -> tuple[tuple[str, str], tuple[int, int]]:
+    def _log_files(self, worker: Worker,
+                   offer: bool = False) -> tuple[tuple[str, str], tuple[int, int]]:
         """The worker's log files for its next call (a new pair once one is big), and
-        their sizes now: where the call's output starts (one stat of each, not two)."""
+        their sizes now: where the call's output starts (one stat of each, not two).
+        For an ``offer`` its current files stay :attr:`Worker.logs` (its call writes them)."""
         if worker.logs is not None:
             sizes = (_size(worker.logs[0]), _size(worker.logs[1]))
             if sizes[0] <= LOG_ROTATE and sizes[1] <= LOG_ROTATE:
                 return worker.logs, sizes
         worker.log_files += 1
         base = os.path.join(self.sandbox, "logs", f"worker-{worker.pid}-{worker.log_files}")
-        worker.logs = (f"{base}.stdout", f"{base}.stderr")
-        return worker.logs, (_size(worker.logs[0]), _size(worker.logs[1]))
+        logs = (f"{base}.stdout", f"{base}.stderr")
+        if not offer:
+            worker.logs = logs
+        return logs, (_size(logs[0]), _size(logs[1]))
 
     async def run(self, task_id: str, payload: bytes, mem_mb: float = 0.0) -> Outcome:
         """Run one call; raises :class:`WorkerDied` if its worker dies or is killed."""
@@ -215,29 +239,101 @@ class Pool:
             # concurrency one or two workers serve every call.
             self._start(self._pick(mem_mb), task_id, payload, mem_mb, future)
         else:
-            self.waiting[task_id] = _Waiting(payload, mem_mb, future, loop.time() + GROW_AFTER)
+            call = self.waiting[task_id] = _Waiting(payload, mem_mb, future,
+                                                    loop.time() + GROW_AFTER)
+            least = None  # the busy worker with the fewest calls offered
+            for worker in self.busy.values():
+                if worker.claim is not None and len(worker.offered) < OFFERS and \
+                        worker.kill_reason is None and (
+                            least is None or len(worker.offered) < len(least.offered)):
+                    least = worker
+            if least is not None and self._fits(least, mem_mb):
+                self._offer(least, task_id, call)
             if self._grow is None:
                 self._grow = loop.call_later(GROW_AFTER, self._grow_for_waiting)
         return future
 
+    def _offer(self, worker: Worker, task_id: str, call: _Waiting) -> None:
+        """Send the waiting ``call`` to busy ``worker``, to run after its current one."""
+        assert worker.claim is not None
+        used = {self.waiting[t].offer % SLOTS for t in worker.offered}
+        if worker.unread:  # (the offer it runs may be unread)
+            used.add(worker.unread % SLOTS)
+        self._offers += 1
+        while self._offers % SLOTS in used:
+            self._offers += 1
+        if worker.offered:  # after another offer: on its files, where that one ends
+            call.logs, call.starts = self.waiting[worker.offered[-1]].logs, None
+        else:
+            call.logs, starts = self._log_files(worker, offer=True)
+            call.starts = None if call.logs == worker.logs else starts
+        call.offered_to, call.offer = worker, self._offers
+        worker.offered.append(task_id)
+        worker.claim.offer(call.offer)
+        assert call.logs is not None
+        try:
+            _write_frame(worker.wfd, pickle.dumps(
+                (task_id, call.payload, *call.logs, self.result_path(task_id), call.starts,
+                 call.offer)))
+        except OSError:
+            self._died(worker)
+
+    def _take_back(self, task_id: str, call: _Waiting) -> bool:
+        """Withdraw ``call``'s offer; False when its worker took it already (it runs)."""
+        worker = call.offered_to
+        if worker is None:
+            return True
+        if worker.claim is None or not worker.claim.take_back(call.offer):
+            return False
+        worker.offered.remove(task_id)
+        call.offered_to = None
+        return True
+
+    def _commit(self, worker: Worker, ends: tuple[int, int]) -> None:
+        """``worker`` returned its call and took the one offered to it, which runs now
+        (its output from where the call before ended, on the same files)."""
+        task_id = worker.offered.popleft()
+        assert worker.claim is not None
+        call = self.waiting.pop(task_id)
+        call.offered_to = None
+        taken = worker.claim.commit(call.offer)  # (taken by the worker, or it will be)
+        worker.unread = 0 if taken else call.offer
+        self._begin(worker, task_id, call.mem_mb, call.future)
+        assert call.logs is not None
+        if call.starts is not None:
+            worker.log_starts = call.starts
+        else:  # where the call before ended; on files it did not write, their start
+            worker.log_starts = ends if call.logs == worker.logs else (0, 0)
+        worker.logs = call.logs
+        for waiting_id, waiting in self.waiting.items():  # more, offered to it
+            if len(worker.offered) >= OFFERS:
+                break
+            if waiting.offered_to is None and not waiting.future.done() and \
+                    self._fits(worker, waiting.mem_mb):
+                self._offer(worker, waiting_id, waiting)
+
     def _start(self, worker: Worker, task_id: str, payload: bytes, mem_mb: float,
                future: asyncio.Future[Finished]) -> None:
-        loop = asyncio.get_running_loop()
         if not worker.watched:
-            loop.add_reader(worker.rfd, self._readable, worker)
+            asyncio.get_running_loop().add_reader(worker.rfd, self._readable, worker)
             worker.watched = True
+        self._begin(worker, task_id, mem_mb, future)
+        (out, err), worker.log_starts = self._log_files(worker)
+        try:
+            _write_frame(worker.wfd, pickle.dumps(
+                (task_id, payload, out, err, self.result_path(task_id), worker.log_starts, 0)))
+        except OSError:
+            self._died(worker)
+
+    def _begin(self, worker: Worker, task_id: str, mem_mb: float,
+               future: asyncio.Future[Finished]) -> None:
+        """Note that ``worker`` runs the call ``task_id``."""
         worker.task_id = task_id
         worker.calls += 1
         worker.mem_limit = mem_mb * 2**20
         worker.kill_reason = None
         worker.future = future
         self.busy[task_id] = worker
-        (out, err), worker.log_starts = self._log_files(worker)
-        try:
-            _write_frame(worker.wfd, pickle.dumps(
-                (task_id, payload, out, err, self.result_path(task_id), worker.log_starts)))
-        except OSError:
-            self._died(worker)
         if mem_mb and (self._monitor is None or self._monitor.done()):
             self._monitor = asyncio.ensure_future(self._watch_memory())
 
@@ -278,10 +374,12 @@ class Pool:
 
     def _next_waiting(self, worker: Worker) -> bool:
         """Hand the longest-waiting call to ``worker`` (or, when it does not fit the call, to
-        a new worker, retiring it); False when none waits and ``worker`` is still free."""
-        while self.waiting:
-            task_id = next(iter(self.waiting))
-            call = self.waiting.pop(task_id)
+        a new worker, retiring it), taking it back from the busy worker it was offered
+        to; False when none waits (or each runs already) and ``worker`` is still free."""
+        for task_id, call in list(self.waiting.items()):
+            if not self._take_back(task_id, call):
+                continue  # its worker took it: it runs there (its answer comes first)
+            del self.waiting[task_id]
             if not call.future.done():
                 if not self._fits(worker, call.mem_mb):
                     self._retire(worker, call.mem_mb)
@@ -306,19 +404,28 @@ class Pool:
         for task_id, call in list(self.waiting.items()):
             if call.start_by > now:
                 break
+            if not self._take_back(task_id, call):
+                continue  # its worker took it: it runs there (its answer comes first)
             del self.waiting[task_id]
             if not call.future.done():
                 self._start(fork_worker(), task_id, call.payload, call.mem_mb, call.future)
-        if self.waiting:
-            first = next(iter(self.waiting.values()))
-            self._grow = loop.call_at(first.start_by, self._grow_for_waiting)
+        due = [call.start_by for call in self.waiting.values() if call.start_by > now]
+        if due:
+            self._grow = loop.call_at(min(due), self._grow_for_waiting)
 
     def kill(self, task_id: str, message: str = "killed", reason: str | None = None) -> bool:
-        waiting = self.waiting.pop(task_id, None)
+        waiting = self.waiting.get(task_id)
         if waiting is not None:
-            if not waiting.future.done():
-                waiting.future.set_exception(WorkerDied(message, reason))
-            return True
+            offered_to = waiting.offered_to
+            if self._take_back(task_id, waiting):
+                del self.waiting[task_id]
+                if not waiting.future.done():
+                    waiting.future.set_exception(WorkerDied(message, reason))
+                return True
+            # its worker took it: once the answer before it is read, it runs there
+            while offered_to is not None and task_id in offered_to.offered and \
+                    offered_to.rfd >= 0 and select.select([offered_to.rfd], [], [], 1.0)[0]:
+                self._readable(offered_to)
         worker = self.busy.get(task_id)
         if worker is None:
             return False
@@ -352,21 +459,25 @@ class Pool:
             return
         data = worker.buffer + chunk if worker.buffer else chunk
         start = 0
-        while len(data) - start >= 4:  # (each answer: its length, OK or not, the outcome)
+        while len(data) - start >= 4:  # (each answer: its length, OK or not, ends, outcome)
             end = start + 4 + _LEN.unpack_from(data, start)[0]
             if len(data) < end:
                 break
-            self._finished(worker, Finished(data[start + 4] == _OK[0], data[start + 5:end]))
+            self._finished(worker, Finished(data[start + 4] == _OK[0], data[start + 21:end]),
+                           _ENDS.unpack_from(data, start + 5))
             start = end
         worker.buffer = data[start:] if start else data
 
-    def _finished(self, worker: Worker, outcome: Finished) -> None:
+    def _finished(self, worker: Worker, outcome: Finished, ends: tuple[int, int]) -> None:
         self._last_finish = asyncio.get_running_loop().time()
         future, task_id = worker.future, worker.task_id
         worker.future = worker.task_id = None
+        worker.unread = 0  # (it read every frame before the call it answers)
         if task_id is not None:
             self.busy.pop(task_id, None)
-        if not self._next_waiting(worker):
+        if worker.offered:
+            self._commit(worker, ends)
+        elif not self._next_waiting(worker):
             self.idle.append(worker)
         if future is not None and not future.done():
             future.set_result(outcome)
@@ -385,6 +496,18 @@ class Pool:
             f"the worker process exited ({_describe(code)})", None)
         if worker.future is not None and not worker.future.done():
             worker.future.set_exception(WorkerDied(message, reason, *worker.log_slices()))
+        offered = [self.waiting[t] for t in worker.offered if t in self.waiting]
+        worker.offered.clear()
+        for call in offered:  # never started: they wait for other workers, or new ones
+            call.offered_to = None
+            call.start_by = min(call.start_by, asyncio.get_running_loop().time())
+        while offered and self.idle:
+            free = self.idle.pop()
+            if not self._next_waiting(free):
+                self.idle.append(free)
+                break
+        if offered and self.waiting and self._grow is None:
+            self._grow = asyncio.get_running_loop().call_later(0, self._grow_for_waiting)
 
     def _release(self, worker: Worker) -> None:
         if worker.watched:

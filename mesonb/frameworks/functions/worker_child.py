@@ -6,12 +6,18 @@ pipe closes. Its stdout and stderr go to the log files the parent names with eac
 (the file descriptors 1 and 2 are pointed at them when they change).
 
 Frames on the pipes are a 4-byte big-endian length and a body. A call's body is the pickle
-of ``(task_id, payload, stdout_path, stderr_path, result_path, starts)``: ``starts`` are
-the log files' sizes the parent noted when it handed the call over, where the call's
-output begins. An answer's body is one byte, :data:`OK` or :data:`NOT_OK`, then the
+of ``(task_id, payload, stdout_path, stderr_path, result_path, starts, offer)``:
+``starts`` are the log files' sizes where the call's output begins (None: where the
+worker's previous call ended). An answer's body is one byte, :data:`OK` or
+:data:`NOT_OK`, the log files' sizes once the call returned (:data:`ENDS`), then the
 encoded :class:`~.protocol.Outcome`, complete with its log slices (what the call printed:
-the files from ``starts`` to their sizes once it returned and its streams were flushed),
-so that the parent passes it on as it is, with no unpickling and pickling again.
+the files from its starts to those sizes, its streams flushed), so that the parent
+passes it on as it is, with no unpickling and pickling again.
+
+A call with an ``offer`` number was sent while the worker was still running another (the
+parent has more calls than free workers): the worker takes it straight after, with no
+wait on its pipe, unless the parent took it back meanwhile to run it elsewhere. Who runs
+it is settled by :class:`Claim`, shared by the two processes.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import multiprocessing
 import os
 import pickle
 import select
@@ -32,6 +39,59 @@ from .protocol import LogSlice
 
 FRAME_LEN = struct.Struct(">I")
 OK, NOT_OK = b"\x01", b"\x00"  # an answer's first byte: did the call return?
+ENDS = struct.Struct(">QQ")  # then the sizes of the call's stdout and stderr files
+
+
+SLOTS = 8  # offers a worker's Claim keeps apart: more than it may have open, plus one
+
+
+class Claim:
+    """Who runs a call offered to a busy worker: the worker when it gets to it, or the
+    parent, which may take it back until then. Offer ``n`` has slot ``n % SLOTS`` of an
+    array both processes share (under a lock): ``n`` while open, ``-n`` once taken, 0
+    once taken back. A worker's offers use distinct slots (the parent skips numbers to
+    keep clear of a slot in use), so that a frame of an offer taken back finds another
+    number in its slot; numbers are never reused."""
+
+    def __init__(self) -> None:
+        self._lock = multiprocessing.Lock()
+        self._slots = multiprocessing.RawArray("q", SLOTS)
+
+    def offer(self, number: int) -> None:
+        with self._lock:
+            self._slots[number % SLOTS] = number
+
+    def take(self, number: int) -> bool:
+        """The worker runs offer ``number``; False if the parent took it back."""
+        with self._lock:
+            if self._slots[number % SLOTS] in (number, -number):
+                self._slots[number % SLOTS] = -number
+                return True
+            return False
+
+    def commit(self, number: int) -> bool:
+        """The parent's word that the worker runs offer ``number`` (it read the answer
+        before it); True if the worker had taken it already."""
+        with self._lock:
+            taken = self._slots[number % SLOTS] == -number
+            self._slots[number % SLOTS] = -number
+            return taken
+
+    def take_back(self, number: int) -> bool:
+        """The parent runs the offered call elsewhere; False if it was taken already."""
+        with self._lock:
+            if self._slots[number % SLOTS] == number:
+                self._slots[number % SLOTS] = 0
+                return True
+            return False
+
+
+def new_claim() -> Claim | None:
+    """A :class:`Claim` (None where the system has no shared semaphores: no offers)."""
+    try:
+        return Claim()
+    except (OSError, ImportError):
+        return None
 
 
 def read_exact(fd: int, n: int) -> bytes:
@@ -53,7 +113,7 @@ def write_frame(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def fork_child() -> tuple[int, int, int]:
+def fork_child(claim: Claim | None) -> tuple[int, int, int]:
     """Fork one worker: its pid, the fd its answers come from and the fd calls go to
     (the child never returns from here)."""
     to_child_r, to_child_w = os.pipe()
@@ -66,7 +126,7 @@ def fork_child() -> tuple[int, int, int]:
         try:
             os.close(to_child_w)
             os.close(from_child_r)
-            _child_main(to_child_r, from_child_w)
+            _child_main(to_child_r, from_child_w, claim)
         finally:
             os._exit(1)
     os.close(to_child_r)
@@ -79,7 +139,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _child_main(rfd: int, wfd: int) -> None:
+def _child_main(rfd: int, wfd: int, claim: Claim | None) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -96,6 +156,7 @@ def _child_main(rfd: int, wfd: int) -> None:
     sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
                       closefd=False)
     logs = ["", ""]  # the files fds 1 and 2 point at
+    ends = (0, 0)  # their sizes when the last call returned
     logsizes.forget_all(close=False)  # the parent's descriptors, closed above
     shm.keep_until_sent()  # a call's large values are unmapped and freed after its outcome
     while True:
@@ -104,19 +165,23 @@ def _child_main(rfd: int, wfd: int) -> None:
             shm_pool.forget_unlinked()
         try:
             size = FRAME_LEN.unpack(read_exact(rfd, 4))[0]
-            _task_id, payload, out_path, err_path, result_path, starts = pickle.loads(
+            _task_id, payload, out_path, err_path, result_path, starts, offer = pickle.loads(
                 read_exact(rfd, size))
         except EOFError:
             os._exit(0)
+        if offer and (claim is None or not claim.take(offer)):
+            continue  # taken back: it runs elsewhere
+        if starts is None:  # an offer: where the call before ended, or new files' start
+            starts = ends if logs == [out_path, err_path] else (0, 0)
         for fd, path in ((1, out_path), (2, err_path)):
             if logs[fd - 1] != path:
                 _redirect(fd, path)
                 logs[fd - 1] = path
         outcome = run_call(payload, result_path)  # (its streams flushed)
-        outcome.stdout, outcome.stderr = (
-            LogSlice(out_path, starts[0], logsizes.file_size(out_path) - starts[0]),
-            LogSlice(err_path, starts[1], logsizes.file_size(err_path) - starts[1]))
-        write_frame(wfd, (OK if outcome.ok else NOT_OK) + outcome.encode())
+        ends = (logsizes.file_size(out_path), logsizes.file_size(err_path))
+        outcome.stdout, outcome.stderr = (LogSlice(out_path, starts[0], ends[0] - starts[0]),
+                                          LogSlice(err_path, starts[1], ends[1] - starts[1]))
+        write_frame(wfd, (OK if outcome.ok else NOT_OK) + ENDS.pack(*ends) + outcome.encode())
         shm.sent()
 
 
