@@ -55,12 +55,12 @@ from mesonb.protocol.executor import (
     ExecutorSubscribed,
 )
 from mesonb.protocol.mesos import ExecutorInfo, KillPolicy, TaskGroupInfo, TaskInfo, TaskStatus
-from mesonb.protocol.recordio import Decoder
 from mesonb.protocol.states import Reason, Source, TaskState
 from mesonb.tasks import spawn
 
 from . import _http
 from .outbox import Outbox
+from .records import RecordReader
 
 log = logging.getLogger(__name__)
 
@@ -425,9 +425,9 @@ class ExecutorDriver:
         return response
 
     async def _read_events(self, response: _http.Response) -> None:
-        decoder = Decoder()
+        records = RecordReader()
         async for chunk in response.chunks():
-            for record in decoder.feed(chunk):
+            for record in records.feed(chunk):
                 try:
                     event = self._parse_event(record)
                 except (ValueError, BadRequest) as exc:

@@ -51,6 +51,7 @@ class FunctionsExecutor(ExecutorHandler):
         self._running_due: dict[str, tuple[float, ExecutorDriver]] = {}
         self._running_timer: asyncio.TimerHandle | None = None
         self._concluding: set[asyncio.Future[Any]] = set()
+        self._event_loop: asyncio.AbstractEventLoop | None = None
         # the health checks and checks calls ask for (a failing one kills its call)
         self.checks = TaskChecks(lambda task_id, why: self.kill_call(task_id, why),
                                  cwd=pool.sandbox)
@@ -60,13 +61,15 @@ class FunctionsExecutor(ExecutorHandler):
         (:meth:`_done`); for a call with checks, the driver runs the returned coroutine,
         which waits for the outcome, stops the checks and sends the terminal update."""
         task_id = task.task_id
-        mem = sum(r.get("scalar", {}).get("value", 0.0) for r in task.resources or ()
-                  if r.get("name") == "mem")
-        self._running_due[task_id] = (asyncio.get_running_loop().time() + RUNNING_AFTER,
-                                      driver)
+        mem = 0.0
+        for resource in task.resources or ():
+            if resource.get("name") == "mem":
+                mem += resource.get("scalar", {}).get("value", 0.0)
+        self._running_due[task_id] = (self._loop.time() + RUNNING_AFTER, driver)
         if self._running_timer is None:
             self._arm_running_timer()
-        checked = "health_check" in task.extra or "check" in task.extra
+        extra = task.extra
+        checked = "health_check" in extra or "check" in extra
         if checked:
             self.checks.start(driver, task)
         running = self.pool.submit(task_id, task.data or b"", mem)
@@ -74,6 +77,13 @@ class FunctionsExecutor(ExecutorHandler):
             return self._conclude(driver, task_id, running)
         running.add_done_callback(lambda _: self._done(driver, task_id, running))
         return None
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop (asked for once: asyncio asks the OS for the pid each time)."""
+        if self._event_loop is None:
+            self._event_loop = asyncio.get_running_loop()
+        return self._event_loop
 
     def _arm_running_timer(self) -> None:
         """Wake when the first call waiting for its TASK_RUNNING update is due (none: no

@@ -200,13 +200,14 @@ class Pool:
         self._offers = 0  # the last offer's number
         for sub in ("logs", "results"):
             os.makedirs(os.path.join(sandbox, sub), exist_ok=True)
+        self._results = os.path.join(sandbox, "results", "")  # (with its trailing slash)
 
     @classmethod
     def prefork(cls, count: int, sandbox: str) -> Pool:
         return cls(sandbox, [fork_worker() for _ in range(count)])
 
     def result_path(self, task_id: str) -> str:
-        return os.path.join(self.sandbox, "results", f"{task_id}.pkl")
+        return f"{self._results}{task_id}.pkl"
 
     def _log_files(self, worker: Worker,
                    offer: bool = False) -> tuple[tuple[str, str], tuple[int, int]]:
