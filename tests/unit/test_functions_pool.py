@@ -287,3 +287,35 @@ async def test_calls_offered_to_a_worker_that_dies_run_on_another(pool: Pool, mo
         await dying
     assert [pickle.loads(o.value) for o in await asyncio.gather(*rest)] == list(range(6))
     assert (await busy).ok
+
+
+def keep_80_mb_slowly() -> int:
+    time.sleep(0.3)  # (the next call is offered to this worker meanwhile)
+    return keep_80_mb()
+
+
+async def test_a_worker_that_grows_while_a_call_is_offered_to_it_declines_the_call(
+        pool: Pool, monkeypatch):
+    # As a free worker is not handed a call its leftovers would not fit (the test above),
+    # an offered call is not run by a worker that grew meanwhile: the worker retires and
+    # the call, never started, runs on another.
+    monkeypatch.setattr(worker_mod, "GROW_AFTER", 5.0)
+    base = min(w.rss() for w in pool.idle) / 2**20
+    grows = asyncio.ensure_future(pool.run("grows", call(keep_80_mb_slowly),
+                                           mem_mb=base + 1024))
+    await asyncio.sleep(0)
+    other = asyncio.ensure_future(pool.run("other", call(time.sleep, 1.0)))
+    await asyncio.sleep(0.05)
+    bloated = pool.busy["grows"].pid
+    small = asyncio.ensure_future(pool.run("small", call(os.getpid), mem_mb=base + 64))
+    await asyncio.sleep(0)
+    assert pool.waiting["small"].offered_to is pool.busy["grows"]
+    assert pid_of(await grows) == bloated
+    ran_on = pid_of(await small)
+    assert ran_on != bloated  # not on the grown worker: it declined
+    assert not other.done()  # nor behind the other call: on a new worker, at once
+    deadline = time.monotonic() + 10
+    while _alive(bloated):
+        assert time.monotonic() < deadline, "the grown worker was not retired"
+        await asyncio.sleep(0.01)
+    assert (await other).ok

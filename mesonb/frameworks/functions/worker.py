@@ -3,7 +3,8 @@
 The executor forks workers before its event loop starts (``Pool.prefork``) and more when
 calls find every worker busy for a few milliseconds (:class:`Pool`). A worker reads a
 call from its pipe, runs it, and writes back an :class:`~.protocol.Outcome` (the child's
-side: :mod:`.worker_child`), which the parent passes on still encoded (:class:`Finished`).
+side: :mod:`.worker_child`), which the parent passes on still encoded (:class:`Finished`;
+the parent's handle on a worker: :mod:`.worker_handle`).
 
 Memory: a task's ``mem`` covers its worker's whole resident memory plus that of every
 process the worker started (its process tree, as Mesos's posix memory isolator counts a
@@ -34,18 +35,19 @@ import pickle
 import select
 import signal
 from collections import deque
-from dataclasses import dataclass, field
 
-import psutil
-
-from . import proctree, shm_pool
+from . import proctree
 from .logsizes import file_size as _size  # (executor's hunk: fstat, not a path walk)
-from .protocol import LogSlice, Outcome
+from .protocol import Outcome
+from .worker_child import DECLINED as _DECLINED
 from .worker_child import ENDS as _ENDS
 from .worker_child import FRAME_LEN as _LEN
 from .worker_child import OK as _OK
-from .worker_child import SLOTS, Claim, fork_child, new_claim
+from .worker_child import SLOTS
 from .worker_child import write_frame as _write_frame
+from .worker_handle import Finished, WaitingCall, Worker, WorkerDied, fork_worker
+
+__all__ = ["Finished", "Pool", "Worker", "WorkerDied", "fork_worker"]
 
 log = logging.getLogger(__name__)
 MONITOR_INTERVAL = 0.05
@@ -53,111 +55,6 @@ TREE_SCAN = 0.25  # seconds between looks at /proc for the workers' descendants
 GROW_AFTER = 0.005  # seconds a call waits for a free worker before one is forked for it
 LOG_ROTATE = 32 * 2**20  # a worker starts new log files once one is this big
 OFFERS = 4  # waiting calls a busy worker may be offered (less than worker_child.SLOTS)
-
-
-class WorkerDied(Exception):
-    """The worker running a call died or was killed; ``reason`` is a Mesos reason name,
-    ``stdout``/``stderr`` what the call wrote before (None for a call never started)."""
-
-    def __init__(self, message: str, reason: str | None = None,
-                 stdout: LogSlice | None = None, stderr: LogSlice | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.stdout, self.stderr = stdout, stderr
-
-
-# -- the parent side -------------------------------------------------------------------
-@dataclass(eq=False)
-class Worker:
-    pid: int
-    rfd: int  # results from the child
-    wfd: int  # calls to the child
-    task_id: str | None = None
-    mem_limit: float = 0.0  # bytes; 0 = none
-    future: asyncio.Future[Finished] | None = None
-    kill_reason: tuple[str, str | None] | None = None
-    buffer: bytes = b""  # the start of an answer not read whole yet
-    watched: bool = False
-    logs: tuple[str, str] | None = None  # this worker's current stdout and stderr files
-    log_starts: tuple[int, int] = (0, 0)  # their sizes when the current call began
-    log_files: int = 0
-    calls: int = 0  # calls handed to it so far
-    statm: int = -1  # its /proc/<pid>/statm, kept open: its memory in one pread
-    tree: list[int] = field(default_factory=list)  # its descendants, at the last look
-    kept: tuple[int, int] = (-2, 0)  # (statm's shared pages, kept mappings' bytes) then
-    claim: Claim | None = None  # who runs the call offered to it (None: no offers)
-    offered: deque[str] = field(default_factory=deque)  # calls sent to run after this one
-    unread: int = 0  # an offer it runs whose frame it may not have read yet (its slot)
-
-    def rss(self) -> int:
-        """The worker process's resident bytes (itself only; see :attr:`tree`)."""
-        return self._statm()[0]
-
-    def rss_less_kept(self) -> int:
-        """:meth:`rss` less its kept mappings of the client's files (the client's pages,
-        :func:`~.shm_pool.kept_rss`, read from ``smaps`` only when its file-backed pages
-        changed since; before ``statm``: a mapping made in between counts)."""
-        if self.kept[0] != self._statm()[1]:
-            self.kept = (self._statm()[1], shm_pool.kept_rss(self.pid))
-        return self._statm()[0] - self.kept[1]
-
-    def _statm(self) -> tuple[int, int]:
-        """Resident bytes, and the pages of them backed by files or shared memory."""
-        if self.statm < 0:
-            try:
-                self.statm = os.open(f"/proc/{self.pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:  # no /proc
-                try:
-                    return psutil.Process(self.pid).memory_info().rss, -1
-                except psutil.Error:
-                    return 0, -1
-        try:
-            fields = os.pread(self.statm, 128, 0).split()
-            return int(fields[1]) * proctree.PAGE, int(fields[2])
-        except (OSError, IndexError, ValueError):
-            return 0, -1
-
-    def log_slices(self) -> tuple[LogSlice | None, LogSlice | None]:
-        """What the current call wrote to stdout and stderr so far."""
-        if self.logs is None:
-            return None, None
-        ends = [_size(path) for path in self.logs]
-        return (LogSlice(self.logs[0], self.log_starts[0], ends[0] - self.log_starts[0]),
-                LogSlice(self.logs[1], self.log_starts[1], ends[1] - self.log_starts[1]))
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """A call's outcome as its worker encoded it (:meth:`~.protocol.Outcome.encode`, with
-    the call's log slices): ``data`` goes into the terminal update as it is."""
-
-    ok: bool  # the call returned (outcome.ok)
-    data: bytes
-
-    def outcome(self) -> Outcome:
-        """The decoded :class:`~.protocol.Outcome`."""
-        return Outcome.decode(self.data)
-
-
-@dataclass(eq=False)
-class _Waiting:
-    """A call that found no idle worker."""
-
-    payload: bytes
-    mem_mb: float
-    future: asyncio.Future[Finished]
-    start_by: float  # loop time when a worker is forked for it, if none came free
-    offered_to: Worker | None = None  # the busy worker it was sent to (Pool._offer)
-    offer: int = 0  # that offer's number (worker_child.Claim)
-    logs: tuple[str, str] | None = None  # the log files it would write there
-    starts: tuple[int, int] | None = None  # and their sizes (None: the current call's ends)
-
-
-def fork_worker() -> Worker:
-    """Fork one worker (:func:`~.worker_child.fork_child`)."""
-    claim = new_claim()
-    pid, rfd, wfd = fork_child(claim)
-    return Worker(pid=pid, rfd=rfd, wfd=wfd, claim=claim)
 
 
 class Pool:
@@ -188,7 +85,7 @@ class Pool:
         self.sandbox = sandbox
         self.idle: deque[Worker] = deque(workers or ())
         self.busy: dict[str, Worker] = {}
-        self.waiting: dict[str, _Waiting] = {}  # calls for which no worker was free
+        self.waiting: dict[str, WaitingCall] = {}  # calls for which no worker was free
         self._monitor: asyncio.Task[None] | None = None
         self._grow: asyncio.TimerHandle | None = None
         self._last_finish = float("-inf")  # loop time a worker last finished a call
@@ -240,7 +137,7 @@ class Pool:
             # concurrency one or two workers serve every call.
             self._start(self._pick(mem_mb), task_id, payload, mem_mb, future)
         else:
-            call = self.waiting[task_id] = _Waiting(payload, mem_mb, future,
+            call = self.waiting[task_id] = WaitingCall(payload, mem_mb, future,
                                                     loop.time() + GROW_AFTER)
             least = None  # the busy worker with the fewest calls offered
             for worker in self.busy.values():
@@ -248,13 +145,13 @@ class Pool:
                         worker.kill_reason is None and (
                             least is None or len(worker.offered) < len(least.offered)):
                     least = worker
-            if least is not None and self._fits(least, mem_mb):
+            if least is not None:  # (it checks it fits the call itself: _offer)
                 self._offer(least, task_id, call)
             if self._grow is None:
                 self._grow = loop.call_later(GROW_AFTER, self._grow_for_waiting)
         return future
 
-    def _offer(self, worker: Worker, task_id: str, call: _Waiting) -> None:
+    def _offer(self, worker: Worker, task_id: str, call: WaitingCall) -> None:
         """Send the waiting ``call`` to busy ``worker``, to run after its current one."""
         assert worker.claim is not None
         used = {self.waiting[t].offer % SLOTS for t in worker.offered}
@@ -272,14 +169,17 @@ class Pool:
         worker.offered.append(task_id)
         worker.claim.offer(call.offer)
         assert call.logs is not None
+        # the most it may hold to take the call, as _fits has it (0: no limit)
+        headroom = call.mem_mb * 2**20 - self.base_rss
+        fits = int(self.base_rss + headroom / 2) if call.mem_mb and headroom > 0 else 0
         try:
             _write_frame(worker.wfd, pickle.dumps(
                 (task_id, call.payload, *call.logs, self.result_path(task_id), call.starts,
-                 call.offer)))
+                 call.offer, fits)))
         except OSError:
             self._died(worker)
 
-    def _take_back(self, task_id: str, call: _Waiting) -> bool:
+    def _take_back(self, task_id: str, call: WaitingCall) -> bool:
         """Withdraw ``call``'s offer; False when its worker took it already (it runs)."""
         worker = call.offered_to
         if worker is None:
@@ -295,7 +195,7 @@ class Pool:
         (its output from where the call before ended, on the same files)."""
         task_id = worker.offered.popleft()
         assert worker.claim is not None
-        call = self.waiting.pop(task_id)
+        call = worker.committed = self.waiting.pop(task_id)
         call.offered_to = None
         taken = worker.claim.commit(call.offer)  # (taken by the worker, or it will be)
         worker.unread = 0 if taken else call.offer
@@ -309,8 +209,7 @@ class Pool:
         for waiting_id, waiting in self.waiting.items():  # more, offered to it
             if len(worker.offered) >= OFFERS:
                 break
-            if waiting.offered_to is None and not waiting.future.done() and \
-                    self._fits(worker, waiting.mem_mb):
+            if waiting.offered_to is None and not waiting.future.done():
                 self._offer(worker, waiting_id, waiting)
 
     def _start(self, worker: Worker, task_id: str, payload: bytes, mem_mb: float,
@@ -322,7 +221,8 @@ class Pool:
         (out, err), worker.log_starts = self._log_files(worker)
         try:
             _write_frame(worker.wfd, pickle.dumps(
-                (task_id, payload, out, err, self.result_path(task_id), worker.log_starts, 0)))
+                (task_id, payload, out, err, self.result_path(task_id), worker.log_starts, 0,
+                 0)))
         except OSError:
             self._died(worker)
 
@@ -464,8 +364,12 @@ class Pool:
             end = start + 4 + _LEN.unpack_from(data, start)[0]
             if len(data) < end:
                 break
-            self._finished(worker, Finished(data[start + 4] == _OK[0], data[start + 21:end]),
-                           _ENDS.unpack_from(data, start + 5))
+            if data[start + 4] == _DECLINED[0]:
+                worker.declined = True  # (it exits: _died)
+            else:
+                self._finished(worker, Finished(data[start + 4] == _OK[0],
+                                                data[start + 21:end]),
+                               _ENDS.unpack_from(data, start + 5))
             start = end
         worker.buffer = data[start:] if start else data
 
@@ -473,7 +377,7 @@ class Pool:
         self._last_finish = asyncio.get_running_loop().time()
         future, task_id = worker.future, worker.task_id
         worker.future = worker.task_id = None
-        worker.unread = 0  # (it read every frame before the call it answers)
+        worker.unread, worker.committed = 0, None  # (it read every frame before it)
         if task_id is not None:
             self.busy.pop(task_id, None)
         if worker.offered:
@@ -495,10 +399,20 @@ class Pool:
             self.idle.remove(worker)
         message, reason = worker.kill_reason or (
             f"the worker process exited ({_describe(code)})", None)
-        if worker.future is not None and not worker.future.done():
-            worker.future.set_exception(WorkerDied(message, reason, *worker.log_slices()))
         offered = [self.waiting[t] for t in worker.offered if t in self.waiting]
         worker.offered.clear()
+        if worker.declined and worker.committed is not None and worker.task_id is not None \
+                and worker.kill_reason is None:
+            # Grown too big for the call it was to take (as _next_waiting retires a free
+            # one): the call, never started, goes to a new worker.
+            log.info("worker %d holds too much for a call limited to %g MB; retired it",
+                     worker.pid, worker.committed.mem_mb)
+            call, worker.committed = worker.committed, None
+            if not call.future.done():
+                self._start(fork_worker(), worker.task_id, call.payload, call.mem_mb,
+                            call.future)
+        elif worker.future is not None and not worker.future.done():
+            worker.future.set_exception(WorkerDied(message, reason, *worker.log_slices()))
         for call in offered:  # never started: they wait for other workers, or new ones
             call.offered_to = None
             call.start_by = min(call.start_by, asyncio.get_running_loop().time())

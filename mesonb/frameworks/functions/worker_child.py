@@ -17,7 +17,11 @@ passes it on as it is, with no unpickling and pickling again.
 A call with an ``offer`` number was sent while the worker was still running another (the
 parent has more calls than free workers): the worker takes it straight after, with no
 wait on its pipe, unless the parent took it back meanwhile to run it elsewhere. Who runs
-it is settled by :class:`Claim`, shared by the two processes.
+it is settled by :class:`Claim`, shared by the two processes. An offer carries the most
+the worker may hold to take it (``fits``, the parent's rule for a call with a ``mem``
+limit: what earlier calls left must not take more than half of what the call may use);
+a worker grown past it runs nothing more: it answers :data:`DECLINED` and exits, and the
+parent gives the call, which never started, to another worker.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from .protocol import LogSlice
 
 FRAME_LEN = struct.Struct(">I")
 OK, NOT_OK = b"\x01", b"\x00"  # an answer's first byte: did the call return?
+DECLINED = b"\x02"  # or: too big for the offer it was to take (it exits)
 ENDS = struct.Struct(">QQ")  # then the sizes of the call's stdout and stderr files
 
 
@@ -165,12 +170,16 @@ def _child_main(rfd: int, wfd: int, claim: Claim | None) -> None:
             shm_pool.forget_unlinked()
         try:
             size = FRAME_LEN.unpack(read_exact(rfd, 4))[0]
-            _task_id, payload, out_path, err_path, result_path, starts, offer = pickle.loads(
-                read_exact(rfd, size))
+            _task_id, payload, out_path, err_path, result_path, starts, offer, fits = \
+                pickle.loads(read_exact(rfd, size))
         except EOFError:
             os._exit(0)
         if offer and (claim is None or not claim.take(offer)):
             continue  # taken back: it runs elsewhere
+        if offer and fits and _resident() > fits and \
+                _resident() - shm_pool.kept_rss(os.getpid()) > fits:
+            write_frame(wfd, DECLINED + ENDS.pack(*ends))  # grown too big for it: retire
+            os._exit(0)
         if starts is None:  # an offer: where the call before ended, or new files' start
             starts = ends if logs == [out_path, err_path] else (0, 0)
         for fd, path in ((1, out_path), (2, err_path)):
@@ -183,6 +192,15 @@ def _child_main(rfd: int, wfd: int, claim: Claim | None) -> None:
                                           LogSlice(err_path, starts[1], ends[1] - starts[1]))
         write_frame(wfd, (OK if outcome.ok else NOT_OK) + ENDS.pack(*ends) + outcome.encode())
         shm.sent()
+
+
+def _resident() -> int:
+    """This process's resident bytes (``/proc/self/statm``; 0 where there is none)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def _redirect(target: int, path: str) -> None:
