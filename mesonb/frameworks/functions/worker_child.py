@@ -194,13 +194,21 @@ def _child_main(rfd: int, wfd: int, claim: Claim | None) -> None:
         shm.sent()
 
 
+_statm = [-1]  # this worker's /proc/self/statm, kept open
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
 def _resident() -> int:
-    """This process's resident bytes (``/proc/self/statm``; 0 where there is none)."""
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, IndexError, ValueError):
-        return 0
+    """This process's resident bytes (``/proc/self/statm``, one pread; 0 without it). The
+    descriptor is opened again when it fails (a call's code may have closed it)."""
+    for _ in (0, 1):
+        try:
+            if _statm[0] < 0:
+                _statm[0] = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+            return int(os.pread(_statm[0], 128, 0).split()[1]) * _PAGE
+        except (OSError, IndexError, ValueError):
+            _statm[0] = -1
+    return 0
 
 
 def _redirect(target: int, path: str) -> None:
