@@ -319,3 +319,24 @@ async def test_a_worker_that_grows_while_a_call_is_offered_to_it_declines_the_ca
         assert time.monotonic() < deadline, "the grown worker was not retired"
         await asyncio.sleep(0.01)
     assert (await other).ok
+
+
+async def test_killing_an_offered_call_its_worker_took_already_kills_it_there(
+        tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(worker_mod, "GROW_AFTER", 5.0)
+    pool = Pool.prefork(1, str(tmp_path))
+    try:
+        first = asyncio.ensure_future(pool.run("first", call(time.sleep, 0.1)))
+        await asyncio.sleep(0)
+        taken = asyncio.ensure_future(pool.run("taken", call(time.sleep, 30)))
+        await asyncio.sleep(0)
+        assert pool.waiting["taken"].offered_to is not None
+        time.sleep(0.5)  # (this loop reads nothing: the worker answers, takes the offer)
+        assert pool.kill("taken", "Killed by the framework")  # it runs: its worker goes
+        assert (await first).ok
+        with pytest.raises(WorkerDied, match="Killed by the framework"):
+            await taken
+        monkeypatch.setattr(worker_mod, "GROW_AFTER", 0.005)  # (a worker for the next)
+        assert (await pool.run("after", call(abs, -2))).ok
+    finally:
+        pool.close()
