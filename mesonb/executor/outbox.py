@@ -166,6 +166,8 @@ class Outbox:
     async def _connect(self, endpoint: str) -> None:
         if self._conn is not None:
             self._conn.close()
+            # (answers due on the old connection are lost with it)
+            self._fail_flights(ConnectionError("the connection to the agent closed"))
         conn = _http.LazyConnection(endpoint, self._answered, self._broken)
         try:
             await asyncio.wait_for(conn.connect(), self.timeout)
