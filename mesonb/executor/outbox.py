@@ -1,6 +1,6 @@
 """The calls an executor sends its agent in batches: mesonb's agent takes a JSON array of
 calls in one POST (it says so in a header of its SUBSCRIBE answer), so the calls queued in
-one loop turn leave together, in order, one POST at a time.
+one loop turn leave together, in order, in one POST.
 
 On a plain connection (a Unix socket, or TCP without TLS) a batch goes without waiting
 for the answers to earlier ones (HTTP/1.1 pipelining), and answers are read lazily
@@ -12,7 +12,9 @@ each batch's answer is awaited before the next batch goes, on a keep-alive strea
 connection.
 
 An answer settles each call of its batch. When the agent refuses a batch (4xx), each of
-its calls goes again on its own, before any later call, so each gets its own answer.
+its calls goes again on its own, before any later call, so each gets its own answer; so
+that such a call never overtakes a later update of its task, a batch with an update of a
+task whose update is in a batch not answered yet waits for that answer.
 """
 
 from __future__ import annotations
