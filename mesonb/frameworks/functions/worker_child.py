@@ -99,16 +99,36 @@ def new_claim() -> Claim | None:
         return None
 
 
-def read_exact(fd: int, n: int) -> bytes:
-    """``n`` bytes from ``fd``; EOFError if it closes first."""
-    chunks, left = [], n
-    while left:
-        chunk = os.read(fd, left)
-        if not chunk:
-            raise EOFError
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+class FrameReader:
+    """Frames from a pipe, a chunk at a time: the frames the parent sent together (calls
+    offered behind the running one) come in one read, not two per frame."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buffer = b""
+
+    def buffered(self) -> bool:
+        """Is a whole frame read already (none to wait for on the pipe)?"""
+        buffer = self._buffer
+        return len(buffer) >= 4 and len(buffer) >= 4 + FRAME_LEN.unpack_from(buffer)[0]
+
+    def next(self) -> bytes:
+        """The next frame's body; EOFError once the pipe closes."""
+        buffer = self._buffer
+        while True:
+            if len(buffer) >= 4:
+                end = 4 + FRAME_LEN.unpack_from(buffer)[0]
+                if len(buffer) >= end:
+                    self._buffer = buffer[end:]
+                    return buffer[4:end]
+                want = end - len(buffer)
+            else:
+                want = 4 - len(buffer)
+            chunk = os.read(self.fd, max(want, 1 << 16))
+            if not chunk:
+                raise EOFError
+            buffer += chunk
+            self._buffer = buffer
 
 
 def write_frame(fd: int, data: bytes) -> None:
@@ -164,14 +184,15 @@ def _child_main(rfd: int, wfd: int, claim: Claim | None) -> None:
     ends = (0, 0)  # their sizes when the last call returned
     logsizes.forget_all(close=False)  # the parent's descriptors, closed above
     shm.keep_until_sent()  # a call's large values are unmapped and freed after its outcome
+    frames = FrameReader(rfd)
     while True:
         # Idle, let go of the mappings kept of client files since freed (see shm_pool).
-        while shm_pool._writable and not select.select([rfd], [], [], shm_pool.POOL_IDLE / 2)[0]:
+        while shm_pool._writable and not frames.buffered() and \
+                not select.select([rfd], [], [], shm_pool.POOL_IDLE / 2)[0]:
             shm_pool.forget_unlinked()
         try:
-            size = FRAME_LEN.unpack(read_exact(rfd, 4))[0]
             _task_id, payload, out_path, err_path, result_path, starts, offer, fits = \
-                pickle.loads(read_exact(rfd, size))
+                pickle.loads(frames.next())
         except EOFError:
             os._exit(0)
         if offer and (claim is None or not claim.take(offer)):
