@@ -351,7 +351,7 @@ class ExecutorDriver:
                 response = await self._subscribe()
             except SubscribeRefused as exc:
                 log.error("the agent refused the subscription: %s", exc)
-                await self._invoke(self.handler.error, str(exc), wait=True)
+                await self._invoke(self.handler.error, str(exc))
                 return
             except (OSError, TimeoutError, ConnectionError, EOFError) as exc:
                 if time.monotonic() >= give_up_at:
@@ -378,7 +378,7 @@ class ExecutorDriver:
                 self._outbox.disconnect()
             if self._stopping is not None and self._stopping.is_set():
                 return
-            await self._invoke(self.handler.disconnected, wait=True)
+            await self._invoke(self.handler.disconnected)
             if not (ever_subscribed and self.checkpoint):
                 log.warning("disconnected from the agent; not checkpointing, so exiting")
                 return
@@ -433,7 +433,7 @@ class ExecutorDriver:
                 except (ValueError, BadRequest) as exc:
                     log.warning("ignoring a malformed event from the agent: %s", exc)
                     continue
-                await self._dispatch(event)
+                self._dispatch(event)
             self._outbox.poll()  # an answer to updates, read while awake (see outbox)
 
     def _parse_event(self, record: bytes) -> ExecutorEvent:
@@ -457,29 +457,31 @@ class ExecutorDriver:
                 self._executor_json, self._executor_info = executor, event.launch.task.executor
         return event
 
-    async def _dispatch(self, event: ExecutorEvent) -> None:
+    def _dispatch(self, event: ExecutorEvent) -> None:
+        """Hand ``event`` to the handler (nothing here waits: a handler's coroutine runs
+        as a task of its own)."""
         kind = event.type
         h = self.handler
         if kind is ExecutorEventType.SUBSCRIBED and event.subscribed is not None:
             self.subscribed_event = event.subscribed
-            await self._invoke(h.subscribed, event.subscribed)
+            self._call_handler(h.subscribed, event.subscribed)
         elif kind is ExecutorEventType.LAUNCH and event.launch is not None:
             self.unacknowledged_tasks[event.launch.task.task_id] = event.launch.task
-            await self._invoke(h.launch, event.launch.task)
+            self._call_handler(h.launch, event.launch.task)
         elif kind is ExecutorEventType.LAUNCH_GROUP and event.launch_group is not None:
             for task in event.launch_group.task_group.tasks:
                 self.unacknowledged_tasks[task.task_id] = task
-            await self._invoke(h.launch_group, event.launch_group.task_group)
+            self._call_handler(h.launch_group, event.launch_group.task_group)
         elif kind is ExecutorEventType.KILL and event.kill is not None:
-            await self._invoke(h.kill, event.kill.task_id, event.kill.kill_policy)
+            self._call_handler(h.kill, event.kill.task_id, event.kill.kill_policy)
         elif kind is ExecutorEventType.ACKNOWLEDGED and event.acknowledged is not None:
             self._on_acknowledged(event.acknowledged)
-            await self._invoke(h.acknowledged, event.acknowledged.task_id,
+            self._call_handler(h.acknowledged, event.acknowledged.task_id,
                                event.acknowledged.uuid)
         elif kind is ExecutorEventType.MESSAGE and event.message is not None:
-            await self._invoke(h.message, event.message.data)
+            self._call_handler(h.message, event.message.data)
         elif kind is ExecutorEventType.ERROR and event.error is not None:
-            await self._invoke(h.error, event.error.message)
+            self._call_handler(h.error, event.error.message)
         elif kind is ExecutorEventType.SHUTDOWN:
             log.info("the agent asked this executor to shut down")
             self._spawn(self._shutdown())
@@ -488,7 +490,7 @@ class ExecutorDriver:
 
     async def _shutdown(self) -> None:
         try:
-            await self._invoke(self.handler.shutdown, wait=True)
+            await self._invoke(self.handler.shutdown)
         finally:
             self.stop()
 
@@ -515,21 +517,28 @@ class ExecutorDriver:
         await self._conn.post_and_read(EXECUTOR_PATH, jsontext.dumpb(body),
                                        self._headers(), self.http_timeout)
 
-    async def _invoke(self, fn: Any, *args: Any, wait: bool = False) -> None:
-        """Call a handler method; a coroutine runs as its own task unless ``wait``."""
+    def _call_handler(self, fn: Any, *args: Any) -> None:
+        """Call a handler method; a coroutine it returns runs as its own task."""
         try:
             result = fn(self, *args)
         except Exception:
             log.exception("executor handler %s failed", getattr(fn, "__name__", fn))
             return
         if asyncio.iscoroutine(result):
-            if wait:
-                try:
-                    await result
-                except Exception:
-                    log.exception("executor handler %s failed", getattr(fn, "__name__", fn))
-            else:
-                self._spawn(result)
+            self._spawn(result)
+
+    async def _invoke(self, fn: Any, *args: Any) -> None:
+        """Call a handler method and wait for the coroutine it returns, if any."""
+        try:
+            result = fn(self, *args)
+        except Exception:
+            log.exception("executor handler %s failed", getattr(fn, "__name__", fn))
+            return
+        if asyncio.iscoroutine(result):
+            try:
+                await result
+            except Exception:
+                log.exception("executor handler %s failed", getattr(fn, "__name__", fn))
 
     def _spawn(self, coro: Any) -> None:
         spawn(coro, self._tasks, "executor handler", logger=log, level=logging.ERROR)
