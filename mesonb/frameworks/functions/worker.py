@@ -139,12 +139,14 @@ class Pool:
         else:
             call = self.waiting[task_id] = WaitingCall(payload, mem_mb, future,
                                                     loop.time() + GROW_AFTER)
-            least = None  # the busy worker with the fewest calls offered
+            least, fewest = None, OFFERS  # the busy worker with the fewest calls offered
             for worker in self.busy.values():
-                if worker.claim is not None and len(worker.offered) < OFFERS and \
-                        worker.kill_reason is None and (
-                            least is None or len(worker.offered) < len(least.offered)):
-                    least = worker
+                offered = len(worker.offered)
+                if offered < fewest and worker.claim is not None and \
+                        worker.kill_reason is None:
+                    least, fewest = worker, offered
+                    if not offered:
+                        break
             if least is not None:  # (it checks it fits the call itself: _offer)
                 self._offer(least, task_id, call)
             if self._grow is None:
