@@ -466,6 +466,9 @@ class Pool:
             for worker in list(self.busy.values()):
                 if not worker.mem_limit or worker.kill_reason:
                     continue
+                if worker.unread and worker.claim is not None and \
+                        not worker.claim.started(worker.unread):
+                    continue  # its call is not started: what it holds is the last one's
                 rss = worker.rss()
                 if worker.tree:
                     rss += sum(proctree.rss_of(pid) for pid in worker.tree)

@@ -50,13 +50,17 @@ ENDS = struct.Struct(">QQ")  # then the sizes of the call's stdout and stderr fi
 SLOTS = 8  # offers a worker's Claim keeps apart: more than it may have open, plus one
 
 
+_COMMITTED = 1 << 48  # added to an offer's number once the parent counts it as running
+
+
 class Claim:
     """Who runs a call offered to a busy worker: the worker when it gets to it, or the
     parent, which may take it back until then. Offer ``n`` has slot ``n % SLOTS`` of an
-    array both processes share (under a lock): ``n`` while open, ``-n`` once taken, 0
-    once taken back. A worker's offers use distinct slots (the parent skips numbers to
-    keep clear of a slot in use), so that a frame of an offer taken back finds another
-    number in its slot; numbers are never reused."""
+    array both processes share (under a lock): ``n`` while open, ``n + _COMMITTED`` once
+    the parent counts on the worker to run it, ``-n`` once the worker took it, 0 once
+    taken back. A worker's offers use distinct slots (the parent skips numbers to keep
+    clear of a slot in use), so that a frame of an offer taken back finds another number
+    in its slot; numbers are never reused."""
 
     def __init__(self) -> None:
         self._lock = multiprocessing.Lock()
@@ -69,18 +73,24 @@ class Claim:
     def take(self, number: int) -> bool:
         """The worker runs offer ``number``; False if the parent took it back."""
         with self._lock:
-            if self._slots[number % SLOTS] in (number, -number):
+            if self._slots[number % SLOTS] in (number, number + _COMMITTED, -number):
                 self._slots[number % SLOTS] = -number
                 return True
             return False
 
     def commit(self, number: int) -> bool:
         """The parent's word that the worker runs offer ``number`` (it read the answer
-        before it); True if the worker had taken it already."""
+        before it): it can no longer be taken back. True if the worker took it already."""
         with self._lock:
-            taken = self._slots[number % SLOTS] == -number
-            self._slots[number % SLOTS] = -number
-            return taken
+            if self._slots[number % SLOTS] == -number:
+                return True
+            self._slots[number % SLOTS] = number + _COMMITTED
+            return False
+
+    def started(self, number: int) -> bool:
+        """Has the worker taken offer ``number`` (its call runs, or ran)?"""
+        with self._lock:
+            return self._slots[number % SLOTS] == -number
 
     def take_back(self, number: int) -> bool:
         """The parent runs the offered call elsewhere; False if it was taken already."""
@@ -195,12 +205,13 @@ def _child_main(rfd: int, wfd: int, claim: Claim | None) -> None:
                 pickle.loads(frames.next())
         except EOFError:
             os._exit(0)
-        if offer and (claim is None or not claim.take(offer)):
-            continue  # taken back: it runs elsewhere
         if offer and fits and _resident() > fits and \
                 _resident() - shm_pool.kept_rss(os.getpid()) > fits:
-            write_frame(wfd, DECLINED + ENDS.pack(*ends))  # grown too big for it: retire
+            # grown too big for it (before taking it: it never starts here): retire
+            write_frame(wfd, DECLINED + ENDS.pack(*ends))
             os._exit(0)
+        if offer and (claim is None or not claim.take(offer)):
+            continue  # taken back: it runs elsewhere
         if starts is None:  # an offer: where the call before ended, or new files' start
             starts = ends if logs == [out_path, err_path] else (0, 0)
         for fd, path in ((1, out_path), (2, err_path)):
