@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import httptools
 
 from mesonb import tls
 from mesonb.http import wire
@@ -206,3 +208,191 @@ class Connection:
         if not 200 <= response.status < 300:
             raise HTTPError(response.status, response.reason, data.decode("utf-8", "replace"))
         return response, data
+
+
+class _Answers:
+    """httptools callbacks: the answers completed by the data fed so far."""
+
+    __slots__ = ("body", "done", "parser", "reason")
+
+    def __init__(self) -> None:
+        self.parser: httptools.HttpResponseParser | None = None
+        self.reason, self.body = "", bytearray()
+        self.done: list[tuple[int, str, bytes, bool]] = []  # status, reason, body, keep-alive
+
+    def on_message_begin(self) -> None:
+        self.reason, self.body = "", bytearray()
+
+    def on_status(self, status: bytes) -> None:
+        self.reason += status.decode("latin-1")
+
+    def on_body(self, data: bytes) -> None:
+        self.body += data
+
+    def on_message_complete(self) -> None:
+        assert self.parser is not None  # (llhttp forgets keep-alive after this)
+        self.done.append((self.parser.get_status_code(), self.reason, bytes(self.body),
+                          self.parser.should_keep_alive()))
+
+
+async def _connect_socket(endpoint: str) -> socket.socket:
+    """A non-blocking socket connected to ``endpoint`` (as :func:`_open`, without TLS)."""
+    loop = asyncio.get_running_loop()
+    if endpoint.startswith("unix:"):
+        rest = endpoint[5:]
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        address: Any = "\0" + rest[1:] if rest.startswith("@") else rest
+    else:
+        host, port = split_endpoint(endpoint)
+        family, kind, proto, _, address = (await loop.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM))[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class LazyConnection:
+    """A keep-alive HTTP/1.1 connection whose answers are read when the owner asks:
+    :meth:`read` takes what has arrived without waiting (the owner calls it when it is
+    awake anyway), :meth:`watch` has them read as soon as they arrive. An answer nobody
+    waits for then costs the process no wake-up of its own. Requests may follow one
+    another before their answers (HTTP/1.1 pipelining); answers come in their order.
+
+    ``answered(status, reason, body)`` gets each answer; ``failed(exc, resend)`` a broken
+    connection (the requests without answers are lost), ``resend`` True when they may go
+    again on a fresh one: the server closed a connection used before without a byte of
+    answer since they went (it closed it idle). Not for TLS (see :func:`tls_free`)."""
+
+    def __init__(self, endpoint: str, answered: Callable[[int, str, bytes], None],
+                 failed: Callable[[BaseException, bool], None]) -> None:
+        self.endpoint = endpoint
+        self.host = _host_header(endpoint)
+        self._answered, self._failed = answered, failed
+        self._sock: socket.socket | None = None
+        self._answers = _Answers()
+        self._parser = httptools.HttpResponseParser(self._answers)
+        self._answers.parser = self._parser
+        self._unsent = b""
+        self._watching = False
+        self._exchanges = 0  # answers read on this connection
+        self.pending = 0  # requests sent without their answers yet
+        self._reused = False  # the first of those went on a connection used before
+        self._received = 0  # bytes read since it went
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None
+
+    async def connect(self) -> None:
+        self.close()
+        self._sock = await _connect_socket(self.endpoint)
+        self._answers = _Answers()
+        self._parser = httptools.HttpResponseParser(self._answers)
+        self._answers.parser = self._parser
+        self._exchanges = self.pending = 0
+
+    def send(self, request: bytes) -> None:
+        """Write ``request`` (after those before it, answered or not)."""
+        assert self._sock is not None
+        if not self.pending:
+            self._reused, self._received = self._exchanges > 0, 0
+        self.pending += 1
+        if self._unsent:  # what is left of earlier requests goes first
+            self._unsent += request
+            return
+        try:
+            sent = self._sock.send(request)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._broken(ConnectionError(f"connection to {self.endpoint} lost: {exc}"))
+            return
+        if sent < len(request):
+            self._unsent = request[sent:]
+            asyncio.get_running_loop().add_writer(self._sock.fileno(), self._write_more)
+
+    def _write_more(self) -> None:
+        assert self._sock is not None
+        try:
+            sent = self._sock.send(self._unsent)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._broken(ConnectionError(f"connection to {self.endpoint} lost: {exc}"))
+            return
+        self._unsent = self._unsent[sent:]
+        if not self._unsent:
+            asyncio.get_running_loop().remove_writer(self._sock.fileno())
+
+    def watch(self, on: bool) -> None:
+        """Read answers as soon as they arrive (``on``), or only when :meth:`read`."""
+        if on == self._watching or self._sock is None:
+            return
+        loop = asyncio.get_running_loop()
+        if on:
+            loop.add_reader(self._sock.fileno(), self.read)
+        else:
+            loop.remove_reader(self._sock.fileno())
+        self._watching = on
+
+    def read(self) -> None:
+        """Take the answers that have arrived, without waiting; ``answered`` for each."""
+        while self._sock is not None and self.pending:
+            try:
+                data = self._sock.recv(READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._broken(ConnectionError(f"connection to {self.endpoint} lost: {exc}"))
+                return
+            if not data:
+                self._broken(ConnectionResetError(
+                    f"connection to {self.endpoint} closed before a response"
+                    if not self._received else "connection closed inside an answer"))
+                return
+            self._received += len(data)
+            try:
+                self._parser.feed_data(data)
+            except httptools.HttpParserError as exc:
+                self._broken(ConnectionError(f"malformed HTTP answer: {exc}"))
+                return
+            done, self._answers.done = self._answers.done, []
+            for status, reason, body, keep_alive in done:
+                self.pending -= 1
+                self._exchanges += 1
+                self._reused = False  # alive: what follows was not sent on an idle one
+                left = self.pending
+                if not keep_alive:
+                    self.close()
+                self._answered(status, reason, body)
+                if not keep_alive:
+                    if left:
+                        self._failed(ConnectionError("the agent closed the connection"), False)
+                    return
+
+    def _broken(self, exc: BaseException) -> None:
+        resend = self._reused and not self._received
+        self.close()
+        self._failed(exc, resend)
+
+    def close(self) -> None:
+        self.pending = 0
+        if self._sock is None:
+            return
+        with contextlib.suppress(Exception):
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(self._sock.fileno())
+            loop.remove_writer(self._sock.fileno())
+        self._sock.close()
+        self._sock, self._watching, self._unsent = None, False, b""
+
+
+def tls_free(endpoint: str) -> bool:
+    """Does ``endpoint`` speak plain HTTP (a Unix socket, or TCP with TLS off)?"""
+    return endpoint.startswith("unix:") or not tls.enabled()

@@ -38,9 +38,8 @@ import logging
 import os
 import random
 import time
-import uuid as uuidlib
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from mesonb.protocol import jsontext
@@ -56,15 +55,14 @@ from mesonb.protocol.executor import (
     ExecutorSubscribed,
 )
 from mesonb.protocol.mesos import ExecutorInfo, KillPolicy, TaskGroupInfo, TaskInfo, TaskStatus
-from mesonb.protocol.recordio import Decoder
 from mesonb.protocol.states import Reason, Source, TaskState
 from mesonb.tasks import spawn
 
 from . import _http
+from .outbox import Outbox
+from .records import RecordReader
 
 log = logging.getLogger(__name__)
-# who waits for a queued call's answer: a future, or a function given None or the error
-Answered = asyncio.Future[None] | Callable[[BaseException | None], None]
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0,
           "days": 86400.0, "weeks": 604800.0}
@@ -86,6 +84,15 @@ def parse_duration(text: str | None, default: float) -> float:
     except ValueError:
         log.warning("cannot parse duration %r; using %gs", text, default)
         return default
+
+
+def new_uuid() -> bytes:
+    """A random (version 4) UUID's 16 bytes: ``uuid.uuid4().bytes`` without building a
+    ``uuid.UUID`` (a few microseconds of each status update)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    return bytes(raw)
 
 
 class SubscribeRefused(Exception):
@@ -187,8 +194,8 @@ class ExecutorDriver:
         # The agent takes a JSON array of calls in one POST (mesonb's agent says so in a
         # header of its SUBSCRIBE answer): updates of one loop turn then go together.
         self._batching = False
-        self._outbox: list[tuple[dict[str, Any], Answered]] = []
-        self._flusher: asyncio.Future[None] | None = None
+        self._outbox = Outbox(lambda: self._conn.endpoint, self._headers, self._call,
+                              http_timeout)
         # the last LAUNCH's ExecutorInfo, as JSON and parsed (see _parse_event)
         self._executor_json: Any = None
         self._executor_info: ExecutorInfo | None = None
@@ -221,6 +228,7 @@ class ExecutorDriver:
                 await asyncio.gather(*pending, return_exceptions=True)
             self.connected = False
             self._conn.close()
+            self._outbox.stop()
 
     def stop(self) -> None:
         """Make :meth:`run` return (pending handler coroutines are cancelled)."""
@@ -248,7 +256,7 @@ class ExecutorDriver:
         body = self._stamp(status)
         try:
             if self._batching:
-                await self._batched_call(body)
+                await self._outbox.call(body)
             else:
                 await self._call(body)
         except Exception as exc:
@@ -265,7 +273,7 @@ class ExecutorDriver:
         if not self._batching:
             self._spawn(self.send_status(status))
             return
-        self._queue_call(self._stamp(status), lambda exc: self._posted(status, exc))
+        self._outbox.queue(self._stamp(status), lambda exc: self._posted(status, exc))
 
     def _posted(self, status: TaskStatus, exc: BaseException | None) -> None:
         if exc is None:
@@ -278,7 +286,7 @@ class ExecutorDriver:
 
     def _stamp(self, status: TaskStatus) -> dict[str, Any]:
         """Give ``status`` a fresh uuid, keep it until ACKNOWLEDGED; its UPDATE call."""
-        status.uuid = uuidlib.uuid4().bytes
+        status.uuid = new_uuid()
         status.source = Source.SOURCE_EXECUTOR
         status.executor_id = self.executor_id
         if status.timestamp is None:
@@ -343,7 +351,7 @@ class ExecutorDriver:
                 response = await self._subscribe()
             except SubscribeRefused as exc:
                 log.error("the agent refused the subscription: %s", exc)
-                await self._invoke(self.handler.error, str(exc), wait=True)
+                await self._invoke(self.handler.error, str(exc))
                 return
             except (OSError, TimeoutError, ConnectionError, EOFError) as exc:
                 if time.monotonic() >= give_up_at:
@@ -367,9 +375,10 @@ class ExecutorDriver:
                 self.connected = False
                 response.close()
                 self._conn.close()  # calls go to whichever agent we subscribe to next
+                self._outbox.disconnect()
             if self._stopping is not None and self._stopping.is_set():
                 return
-            await self._invoke(self.handler.disconnected, wait=True)
+            await self._invoke(self.handler.disconnected)
             if not (ever_subscribed and self.checkpoint):
                 log.warning("disconnected from the agent; not checkpointing, so exiting")
                 return
@@ -416,15 +425,16 @@ class ExecutorDriver:
         return response
 
     async def _read_events(self, response: _http.Response) -> None:
-        decoder = Decoder()
+        records = RecordReader()
         async for chunk in response.chunks():
-            for record in decoder.feed(chunk):
+            for record in records.feed(chunk):
                 try:
                     event = self._parse_event(record)
                 except (ValueError, BadRequest) as exc:
                     log.warning("ignoring a malformed event from the agent: %s", exc)
                     continue
-                await self._dispatch(event)
+                self._dispatch(event)
+            self._outbox.poll()  # an answer to updates, read while awake (see outbox)
 
     def _parse_event(self, record: bytes) -> ExecutorEvent:
         """An event from its JSON text. A LAUNCH's ExecutorInfo, the same for every task
@@ -447,29 +457,31 @@ class ExecutorDriver:
                 self._executor_json, self._executor_info = executor, event.launch.task.executor
         return event
 
-    async def _dispatch(self, event: ExecutorEvent) -> None:
+    def _dispatch(self, event: ExecutorEvent) -> None:
+        """Hand ``event`` to the handler (nothing here waits: a handler's coroutine runs
+        as a task of its own)."""
         kind = event.type
         h = self.handler
         if kind is ExecutorEventType.SUBSCRIBED and event.subscribed is not None:
             self.subscribed_event = event.subscribed
-            await self._invoke(h.subscribed, event.subscribed)
+            self._call_handler(h.subscribed, event.subscribed)
         elif kind is ExecutorEventType.LAUNCH and event.launch is not None:
             self.unacknowledged_tasks[event.launch.task.task_id] = event.launch.task
-            await self._invoke(h.launch, event.launch.task)
+            self._call_handler(h.launch, event.launch.task)
         elif kind is ExecutorEventType.LAUNCH_GROUP and event.launch_group is not None:
             for task in event.launch_group.task_group.tasks:
                 self.unacknowledged_tasks[task.task_id] = task
-            await self._invoke(h.launch_group, event.launch_group.task_group)
+            self._call_handler(h.launch_group, event.launch_group.task_group)
         elif kind is ExecutorEventType.KILL and event.kill is not None:
-            await self._invoke(h.kill, event.kill.task_id, event.kill.kill_policy)
+            self._call_handler(h.kill, event.kill.task_id, event.kill.kill_policy)
         elif kind is ExecutorEventType.ACKNOWLEDGED and event.acknowledged is not None:
             self._on_acknowledged(event.acknowledged)
-            await self._invoke(h.acknowledged, event.acknowledged.task_id,
+            self._call_handler(h.acknowledged, event.acknowledged.task_id,
                                event.acknowledged.uuid)
         elif kind is ExecutorEventType.MESSAGE and event.message is not None:
-            await self._invoke(h.message, event.message.data)
+            self._call_handler(h.message, event.message.data)
         elif kind is ExecutorEventType.ERROR and event.error is not None:
-            await self._invoke(h.error, event.error.message)
+            self._call_handler(h.error, event.error.message)
         elif kind is ExecutorEventType.SHUTDOWN:
             log.info("the agent asked this executor to shut down")
             self._spawn(self._shutdown())
@@ -478,7 +490,7 @@ class ExecutorDriver:
 
     async def _shutdown(self) -> None:
         try:
-            await self._invoke(self.handler.shutdown, wait=True)
+            await self._invoke(self.handler.shutdown)
         finally:
             self.stop()
 
@@ -505,79 +517,29 @@ class ExecutorDriver:
         await self._conn.post_and_read(EXECUTOR_PATH, jsontext.dumpb(body),
                                        self._headers(), self.http_timeout)
 
-    async def _batched_call(self, body: dict[str, Any]) -> None:
-        """Send ``body`` with the other calls queued in this loop turn, in order."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue_call(body, fut)
-        await fut
-
-    def _queue_call(self, body: dict[str, Any], answered: Answered) -> None:
-        """Queue ``body`` for the next batch; ``answered`` gets its outcome (a future, or
-        a function called with None or the exception)."""
-        self._outbox.append((body, answered))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.ensure_future(self._flush_outbox())
-
-    async def _flush_outbox(self) -> None:
-        # A task's first step runs on the next loop turn: this turn's calls are all queued.
-        batch: list[tuple[dict[str, Any], Answered]] = []
-        try:
-            while self._outbox:
-                batch, self._outbox = self._outbox, []
-                try:
-                    await self._call(batch[0][0] if len(batch) == 1 else [b for b, _ in batch])
-                except _http.HTTPError as exc:
-                    if len(batch) > 1 and 400 <= exc.status < 500:
-                        # The agent refused the whole batch: each call gets its own answer.
-                        for body, fut in batch:
-                            try:
-                                await self._call(body)
-                            except Exception as one:
-                                _settle(fut, one)
-                            else:
-                                _settle(fut, None)
-                    else:
-                        for _, fut in batch:
-                            _settle(fut, exc)
-                except Exception as exc:
-                    for _, fut in batch:
-                        _settle(fut, exc)
-                else:
-                    for _, fut in batch:
-                        _settle(fut, None)
-                batch = []
-        finally:
-            for _, fut in batch + self._outbox:
-                _settle(fut, ConnectionError("the executor driver stopped"))
-            self._outbox = []
-
-    async def _invoke(self, fn: Any, *args: Any, wait: bool = False) -> None:
-        """Call a handler method; a coroutine runs as its own task unless ``wait``."""
+    def _call_handler(self, fn: Any, *args: Any) -> None:
+        """Call a handler method; a coroutine it returns runs as its own task."""
         try:
             result = fn(self, *args)
         except Exception:
             log.exception("executor handler %s failed", getattr(fn, "__name__", fn))
             return
         if asyncio.iscoroutine(result):
-            if wait:
-                try:
-                    await result
-                except Exception:
-                    log.exception("executor handler %s failed", getattr(fn, "__name__", fn))
-            else:
-                self._spawn(result)
+            self._spawn(result)
+
+    async def _invoke(self, fn: Any, *args: Any) -> None:
+        """Call a handler method and wait for the coroutine it returns, if any."""
+        try:
+            result = fn(self, *args)
+        except Exception:
+            log.exception("executor handler %s failed", getattr(fn, "__name__", fn))
+            return
+        if asyncio.iscoroutine(result):
+            try:
+                await result
+            except Exception:
+                log.exception("executor handler %s failed", getattr(fn, "__name__", fn))
 
     def _spawn(self, coro: Any) -> None:
         spawn(coro, self._tasks, "executor handler", logger=log, level=logging.ERROR)
 
-
-def _settle(fut: Answered, exc: BaseException | None) -> None:
-    if not isinstance(fut, asyncio.Future):
-        fut(exc)
-        return
-    if fut.done():
-        return
-    if exc is None:
-        fut.set_result(None)
-    else:
-        fut.set_exception(exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -233,3 +234,16 @@ def test_configuration_from_the_environment() -> None:
     ("3", 3.0), (None, 9.0), ("junk", 9.0)])
 def test_parse_duration(text: str | None, seconds: float) -> None:
     assert parse_duration(text, 9.0) == seconds
+
+
+def test_update_uuids_are_what_uuid4_makes() -> None:
+    from mesonb.executor.driver import new_uuid
+
+    seen = set()
+    for _ in range(2000):
+        raw = new_uuid()
+        # uuid4() is UUID(bytes=urandom(16), version=4): it leaves these bytes as they are
+        assert uuid.UUID(bytes=raw, version=4).bytes == raw
+        assert uuid.UUID(bytes=raw).version == 4 and uuid.UUID(bytes=raw).variant == uuid.RFC_4122
+        seen.add(raw)
+    assert len(seen) == 2000

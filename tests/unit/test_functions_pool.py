@@ -12,7 +12,7 @@ import cloudpickle
 import pytest
 
 from mesonb.frameworks.functions import worker as worker_mod
-from mesonb.frameworks.functions.protocol import Call
+from mesonb.frameworks.functions.protocol import Call, Outcome
 from mesonb.frameworks.functions.worker import Pool, WorkerDied
 
 
@@ -41,6 +41,31 @@ async def test_calls_run_and_return_their_output_slices(pool: Pool):
     # the most recently used worker serves the next call: one log file for both
     assert first.stdout.path == second.stdout.path
     assert len(list((Path(pool.sandbox) / "logs").iterdir())) == 2  # its stdout and stderr
+
+
+def talk(out: str, err: str) -> int:
+    import sys
+
+    print(out)
+    print(err, file=sys.stderr)
+    return 7
+
+
+async def test_the_outcome_a_worker_sends_is_what_the_parent_reads_of_its_logs(pool: Pool):
+    # The worker measures the call's log slices itself and the parent passes its encoded
+    # outcome on as it is: the slices are those the parent would measure (its
+    # Worker.log_slices, as for TASK_RUNNING), and the bytes decode to the same outcome.
+    for i, (out, err) in enumerate([("one", "e1"), ("", ""), ("three" * 50, "e3")]):
+        finished = await pool.submit(f"t{i}", call(talk, out, err))
+        outcome = finished.outcome()
+        worker = pool.idle[-1]  # the one that ran it; its log_starts are the call's
+        assert (outcome.stdout, outcome.stderr) == worker.log_slices()
+        assert read(outcome.stdout) == out + "\n" and read(outcome.stderr) == err + "\n"
+        assert finished.ok and outcome.ok and pickle.loads(outcome.value) == 7
+        assert Outcome.decode(outcome.encode()) == outcome
+    failed = await pool.submit("raises", call(int, "x"))
+    assert not failed.ok and "ValueError" in failed.outcome().exc_type
+    assert (failed.outcome().stdout, failed.outcome().stderr) == pool.idle[-1].log_slices()
 
 
 async def test_a_burst_of_short_calls_does_not_fork_a_worker_per_call(pool: Pool):
@@ -177,3 +202,140 @@ async def test_memory_of_a_call_counts_its_child_processes(pool: Pool, tmp_path:
     while _alive(child):
         assert time.monotonic() < deadline, "the call's child outlived the kill"
         await asyncio.sleep(0.01)
+
+
+def shout(i: int) -> int:
+    import sys
+
+    print(f"out {i}")
+    print(f"err {i}", file=sys.stderr)
+    return i
+
+
+async def test_calls_offered_to_busy_workers_run_as_calls_handed_to_free_ones(
+        tmp_path: Path, monkeypatch):
+    # A burst: most calls are offered to busy workers (taken straight after their call).
+    # Each outcome, log slices included, is what the same call gives when every call
+    # waits for a free worker (no offers): its own output, and the parent's slices.
+    offers = []
+    offer = Pool._offer
+    monkeypatch.setattr(Pool, "_offer", lambda pool, *a: (offers.append(a[1]),
+                                                          offer(pool, *a))[1])
+    seen = {}
+    for depth in (worker_mod.OFFERS, 0):
+        monkeypatch.setattr(worker_mod, "OFFERS", depth)
+        pool = Pool.prefork(2, str(tmp_path / f"d{depth}"))
+        try:
+            outcomes = await asyncio.gather(*(pool.run(f"t{i}", call(shout, i))
+                                              for i in range(60)))
+        finally:
+            pool.close()
+        seen[depth] = [(pickle.loads(o.value), read(o.stdout), read(o.stderr))
+                       for o in outcomes]
+    assert offers  # (only with OFFERS > 0)
+    assert seen[worker_mod.OFFERS] == seen[0] == [
+        (i, f"out {i}\n", f"err {i}\n") for i in range(60)]
+
+
+async def test_an_offered_call_is_taken_back_by_a_worker_that_comes_free(
+        pool: Pool, monkeypatch):
+    monkeypatch.setattr(worker_mod, "GROW_AFTER", 5.0)  # no new worker: only the two
+    slow = asyncio.ensure_future(pool.run("slow", call(time.sleep, 3)))
+    await asyncio.sleep(0.05)
+    short = asyncio.ensure_future(pool.run("short", call(time.sleep, 0.2)))
+    await asyncio.sleep(0)
+    queued = asyncio.ensure_future(pool.run("queued", call(abs, -3)))
+    await asyncio.sleep(0)
+    assert "queued" in pool.waiting and pool.waiting["queued"].offered_to is not None
+    started = time.monotonic()
+    assert pickle.loads((await queued).value) == 3
+    assert time.monotonic() - started < 2  # not behind the slow call, whichever had it
+    assert not slow.done()
+    await short
+    pool.kill("slow")
+    with pytest.raises(WorkerDied):
+        await slow
+
+
+def touch(path: str) -> None:
+    Path(path).touch()
+
+
+async def test_a_killed_offered_call_never_runs(pool: Pool, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(worker_mod, "GROW_AFTER", 5.0)
+    running = [asyncio.ensure_future(pool.run(f"r{i}", call(time.sleep, 0.3)))
+               for i in range(2)]
+    await asyncio.sleep(0)
+    marker = tmp_path / "ran"
+    offered = asyncio.ensure_future(pool.run("o", call(touch, str(marker))))
+    await asyncio.sleep(0)
+    assert pool.waiting["o"].offered_to is not None
+    assert pool.kill("o", "Killed by the framework")
+    with pytest.raises(WorkerDied, match="Killed by the framework"):
+        await offered
+    assert all(o.ok for o in await asyncio.gather(*running))
+    assert (await pool.run("after", call(abs, -1))).ok  # the workers read past its frame
+    assert not marker.exists()
+
+
+async def test_calls_offered_to_a_worker_that_dies_run_on_another(pool: Pool, monkeypatch):
+    monkeypatch.setattr(worker_mod, "GROW_AFTER", 5.0)
+    dying = asyncio.ensure_future(pool.run("dies", call(os._exit, 3)))
+    busy = asyncio.ensure_future(pool.run("busy", call(time.sleep, 0.3)))
+    rest = [asyncio.ensure_future(pool.run(f"n{i}", call(abs, -i))) for i in range(6)]
+    with pytest.raises(WorkerDied, match="exit status 3"):
+        await dying
+    assert [pickle.loads(o.value) for o in await asyncio.gather(*rest)] == list(range(6))
+    assert (await busy).ok
+
+
+def keep_80_mb_slowly() -> int:
+    time.sleep(0.3)  # (the next call is offered to this worker meanwhile)
+    return keep_80_mb()
+
+
+async def test_a_worker_that_grows_while_a_call_is_offered_to_it_declines_the_call(
+        pool: Pool, monkeypatch):
+    # As a free worker is not handed a call its leftovers would not fit (the test above),
+    # an offered call is not run by a worker that grew meanwhile: the worker retires and
+    # the call, never started, runs on another.
+    monkeypatch.setattr(worker_mod, "GROW_AFTER", 5.0)
+    base = min(w.rss() for w in pool.idle) / 2**20
+    grows = asyncio.ensure_future(pool.run("grows", call(keep_80_mb_slowly),
+                                           mem_mb=base + 1024))
+    await asyncio.sleep(0)
+    other = asyncio.ensure_future(pool.run("other", call(time.sleep, 1.0)))
+    await asyncio.sleep(0.05)
+    bloated = pool.busy["grows"].pid
+    small = asyncio.ensure_future(pool.run("small", call(os.getpid), mem_mb=base + 64))
+    await asyncio.sleep(0)
+    assert pool.waiting["small"].offered_to is pool.busy["grows"]
+    assert pid_of(await grows) == bloated
+    ran_on = pid_of(await small)
+    assert ran_on != bloated  # not on the grown worker: it declined
+    assert not other.done()  # nor behind the other call: on a new worker, at once
+    deadline = time.monotonic() + 10
+    while _alive(bloated):
+        assert time.monotonic() < deadline, "the grown worker was not retired"
+        await asyncio.sleep(0.01)
+    assert (await other).ok
+
+
+async def test_killing_an_offered_call_its_worker_took_already_kills_it_there(
+        tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(worker_mod, "GROW_AFTER", 1.0)  # (longer than the loop is held)
+    pool = Pool.prefork(1, str(tmp_path))
+    try:
+        first = asyncio.ensure_future(pool.run("first", call(time.sleep, 0.1)))
+        await asyncio.sleep(0)
+        taken = asyncio.ensure_future(pool.run("taken", call(time.sleep, 30)))
+        await asyncio.sleep(0)
+        assert pool.waiting["taken"].offered_to is not None
+        time.sleep(0.5)  # (this loop reads nothing: the worker answers, takes the offer)
+        assert pool.kill("taken", "Killed by the framework")  # it runs: its worker goes
+        assert (await first).ok
+        with pytest.raises(WorkerDied, match="Killed by the framework"):
+            await taken
+        assert (await pool.run("after", call(abs, -2))).ok  # (on a new worker)
+    finally:
+        pool.close()

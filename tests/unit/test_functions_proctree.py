@@ -10,7 +10,6 @@ import sys
 import pytest
 
 from mesonb.frameworks.functions import proctree
-from mesonb.frameworks.functions.worker import _children, _descendants
 from mesonb.testing.processes import wait_for
 
 # a process with two children, one of which has a child of its own and a thread that
@@ -33,9 +32,9 @@ def test_descendants_match_the_full_scan() -> None:
                             start_new_session=True)
     try:
         assert root.stdout is not None and root.stdout.readline() == b"up\n"
-        wait_for(lambda: len(_descendants(root.pid, _children())) == 4, 20)
+        wait_for(lambda: len(proctree.descendants_in(root.pid, proctree.all_children())) == 4, 20)
         fast = proctree.descendants(root.pid)
-        assert sorted(fast) == sorted(_descendants(root.pid, _children()))
+        assert sorted(fast) == sorted(proctree.descendants_in(root.pid, proctree.all_children()))
         assert len(fast) == 4 and root.pid not in fast
         assert proctree.descendants(os.getpid())  # this test's own children: root's tree
         assert proctree.children(2**22 + 1) == []  # no such process

@@ -43,3 +43,18 @@ def test_a_directory_not_on_this_host_is_not_remembered(tmp_path: Path) -> None:
     assert outcome.ok and outcome.shm is None
     assert elsewhere not in failures._SHM_DIRS
     assert not failures._on_this_host(None)
+
+
+def test_an_atomic_result_is_pickled_as_shm_dump_pickles_it(tmp_path: Path) -> None:
+    from mesonb.frameworks.functions import shm
+
+    shm_dir = tmp_path / "client"
+    shm_dir.mkdir()
+    values = [None, True, 0, -7, 2**100, 1.5, float("inf"), "", "héllo" * 1000, b"",
+              b"x" * (3 << 20)]
+    for directory in (None, str(shm_dir)):
+        for value in values:
+            fast = failures.dump_result(value, directory)
+            assert fast == shm.dump(value, directory)  # (the same bytes; no shared memory)
+            assert pickle.loads(fast[0]) == value
+    assert list(shm_dir.iterdir()) == []

@@ -32,7 +32,7 @@ from mesonb.tasks import spawn
 
 from . import shm
 from .protocol import Outcome, Running
-from .worker import Pool, WorkerDied
+from .worker import Finished, Pool, WorkerDied
 
 log = logging.getLogger(__name__)
 RUNNING_AFTER = 0.2
@@ -51,6 +51,7 @@ class FunctionsExecutor(ExecutorHandler):
         self._running_due: dict[str, tuple[float, ExecutorDriver]] = {}
         self._running_timer: asyncio.TimerHandle | None = None
         self._concluding: set[asyncio.Future[Any]] = set()
+        self._event_loop: asyncio.AbstractEventLoop | None = None
         # the health checks and checks calls ask for (a failing one kills its call)
         self.checks = TaskChecks(lambda task_id, why: self.kill_call(task_id, why),
                                  cwd=pool.sandbox)
@@ -60,13 +61,15 @@ class FunctionsExecutor(ExecutorHandler):
         (:meth:`_done`); for a call with checks, the driver runs the returned coroutine,
         which waits for the outcome, stops the checks and sends the terminal update."""
         task_id = task.task_id
-        mem = sum(r.get("scalar", {}).get("value", 0.0) for r in task.resources or ()
-                  if r.get("name") == "mem")
-        self._running_due[task_id] = (asyncio.get_running_loop().time() + RUNNING_AFTER,
-                                      driver)
+        mem = 0.0
+        for resource in task.resources or ():
+            if resource.get("name") == "mem":
+                mem += resource.get("scalar", {}).get("value", 0.0)
+        self._running_due[task_id] = (self._loop.time() + RUNNING_AFTER, driver)
         if self._running_timer is None:
             self._arm_running_timer()
-        checked = "health_check" in task.extra or "check" in task.extra
+        extra = task.extra
+        checked = "health_check" in extra or "check" in extra
         if checked:
             self.checks.start(driver, task)
         running = self.pool.submit(task_id, task.data or b"", mem)
@@ -74,6 +77,13 @@ class FunctionsExecutor(ExecutorHandler):
             return self._conclude(driver, task_id, running)
         running.add_done_callback(lambda _: self._done(driver, task_id, running))
         return None
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop (asked for once: asyncio asks the OS for the pid each time)."""
+        if self._event_loop is None:
+            self._event_loop = asyncio.get_running_loop()
+        return self._event_loop
 
     def _arm_running_timer(self) -> None:
         """Wake when the first call waiting for its TASK_RUNNING update is due (none: no
@@ -96,7 +106,7 @@ class FunctionsExecutor(ExecutorHandler):
         self._arm_running_timer()
 
     def _done(self, driver: ExecutorDriver, task_id: str,
-              running: asyncio.Future[Outcome]) -> None:
+              running: asyncio.Future[Finished]) -> None:
         """The call's outcome is in (a call with no checks). The usual case, a call that
         returned or raised with no TASK_RUNNING sent, posts its terminal update here;
         anything else goes the whole way (:meth:`_conclude`)."""
@@ -106,14 +116,14 @@ class FunctionsExecutor(ExecutorHandler):
                   "executor handler", logger=log, level=logging.ERROR)
             return
         self._running_due.pop(task_id, None)
-        outcome = running.result()
-        state, message = _terminal(outcome)
-        driver.post_update(task_id, state, message=message, data=outcome.encode())
+        finished = running.result()
+        state, message = _terminal(finished)
+        driver.post_update(task_id, state, message=message, data=finished.data)
 
     async def _conclude(self, driver: ExecutorDriver, task_id: str,
-                        running: asyncio.Future[Outcome]) -> None:
+                        running: asyncio.Future[Finished]) -> None:
         try:
-            outcome = await running
+            finished = await running
         except WorkerDied as exc:
             self._running_due.pop(task_id, None)
             await self._after_running(task_id)
@@ -129,8 +139,8 @@ class FunctionsExecutor(ExecutorHandler):
             return
         self._running_due.pop(task_id, None)
         await self._after_running(task_id)
-        state, message = _terminal(outcome)
-        await driver.update(task_id, state, message=message, data=outcome.encode())
+        state, message = _terminal(finished)
+        await driver.update(task_id, state, message=message, data=finished.data)
 
     def _send_running(self, driver: ExecutorDriver, task_id: str) -> None:
         worker = self.pool.busy.get(task_id)  # None while the call waits for a worker
@@ -166,11 +176,12 @@ class FunctionsExecutor(ExecutorHandler):
         await driver.wait_acknowledged(timeout=min(driver.shutdown_grace_period, 5.0))
 
 
-def _terminal(outcome: Outcome) -> tuple[TaskState, str | None]:
-    """The terminal state and message of a call that returned or raised."""
-    if outcome.ok:
+def _terminal(finished: Finished) -> tuple[TaskState, str | None]:
+    """The terminal state and message of a call that returned or raised (the outcome is
+    decoded only for the message of one that raised)."""
+    if finished.ok:
         return TaskState.TASK_FINISHED, None
-    return TaskState.TASK_FAILED, (outcome.exc_type or "the function raised")[:500]
+    return TaskState.TASK_FAILED, (finished.outcome().exc_type or "the function raised")[:500]
 
 
 def main() -> None:

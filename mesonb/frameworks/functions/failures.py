@@ -105,6 +105,20 @@ def _on_this_host(shm_dir: str | None) -> bool:
     return True
 
 
+# Values that pickle alone, with no buffers out of band: pickle's bytes are cloudpickle's.
+_ATOMIC = frozenset({type(None), bool, int, float, str, bytes})
+
+
+def dump_result(result: Any, shm_dir: str | None) -> tuple[bytes, shm.Shm | None]:
+    """A call's result pickled as :func:`shm.dump` does it (in shared memory when the
+    client shares this host and its buffers are big); an atomic value (None, a number, a
+    string, bytes) with plain pickle, which writes the same bytes without building a
+    cloudpickle pickler."""
+    if type(result) in _ATOMIC:
+        return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL), None
+    return shm.dump(result, shm_dir if _on_this_host(shm_dir) else None)
+
+
 def run_call(payload: bytes, result_path: str) -> Outcome:
     start = time.perf_counter()
     try:
@@ -120,7 +134,7 @@ def run_call(payload: bytes, result_path: str) -> Outcome:
             args = tuple(substitute(a, values) for a in args)
             kwargs = {k: substitute(v, values) for k, v in kwargs.items()}
         result = fn(*args, **kwargs)
-        value, shared = shm.dump(result, call.shm_dir if _on_this_host(call.shm_dir) else None)
+        value, shared = dump_result(result, call.shm_dir)
         outcome = Outcome(ok=True, size=len(value) + sum(shared.sizes if shared else ()),
                           shm=shared)
         if len(value) > INLINE_MAX:

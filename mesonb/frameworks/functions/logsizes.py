@@ -16,30 +16,53 @@ import os
 
 KEPT_OPEN = 64
 
-_open_files: dict[str, int] = {}  # path -> a read-only descriptor of it
+# path -> a read-only descriptor of it, and the (device, inode) it was opened on
+_open_files: dict[str, tuple[int, int, int]] = {}
 
 
 def file_size(path: str) -> int:
-    """The size of the file at ``path``; 0 when there is none (or it cannot be read)."""
-    fd = _open_files.get(path)
-    if fd is None:
+    """The size of the file at ``path``; 0 when there is none (or it cannot be read).
+
+    A descriptor that no longer reads that file (closed, or its number reused for
+    another file, by code running in a worker) is dropped and the path opened again."""
+    kept = _open_files.get(path)
+    if kept is not None:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            st = os.fstat(kept[0])
+            if st.st_ino == kept[2] and st.st_dev == kept[1]:
+                return st.st_size
         except OSError:
-            return 0
-        while len(_open_files) >= KEPT_OPEN:
-            forget(next(iter(_open_files)))
-        _open_files[path] = fd
+            pass
+        del _open_files[path]  # not closed: the number may be another file's now
     try:
-        return os.fstat(fd).st_size
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        forget(path)
         return 0
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        return 0
+    while len(_open_files) >= KEPT_OPEN:
+        forget(next(iter(_open_files)))
+    _open_files[path] = (fd, st.st_dev, st.st_ino)
+    return st.st_size
+
+
+def forget_all(close: bool = True) -> None:
+    """Forget every descriptor kept; ``close=False`` where they are closed already (a
+    forked worker, which closed what it inherited)."""
+    while _open_files:
+        path = next(iter(_open_files))
+        if close:
+            forget(path)
+        else:
+            del _open_files[path]
 
 
 def forget(path: str) -> None:
     """Close the descriptor kept for ``path``, if any."""
-    fd = _open_files.pop(path, None)
-    if fd is not None:
+    kept = _open_files.pop(path, None)
+    if kept is not None:
         with contextlib.suppress(OSError):
-            os.close(fd)
+            os.close(kept[0])

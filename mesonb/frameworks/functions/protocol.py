@@ -3,8 +3,10 @@
 ``TaskInfo.data`` holds a pickled :class:`Call`; ``TaskStatus.data`` of a terminal update
 holds a pickled :class:`Outcome`, that of a TASK_RUNNING update (sent for a call still
 running after a moment) a pickled :class:`Running`: where the call's output starts, so the
-client can show it while the call runs. All are plain pickle of these small dataclasses;
-the user's function, arguments and results inside are cloudpickle bytes.
+client can show it while the call runs. All are plain pickle of these small dataclasses
+(an Outcome and a LogSlice as their fields in order, with no field names: a result
+crosses the agent, the master and the client, base64 in JSON at each hop, so its bytes
+count); the user's function, arguments and results inside are cloudpickle bytes.
 
 Large values go out of band, never through the master:
 
@@ -100,6 +102,9 @@ class LogSlice:
     offset: int
     length: int
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return LogSlice, (self.path, self.offset, self.length)
+
 
 @dataclasses.dataclass
 class Running:
@@ -146,6 +151,18 @@ class Outcome:
     frames: list[tuple[str, int, str]] | None = None
     shm: Any = None  # the result's buffers in shared memory (shm.Shm); value is in band
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its fields in order; a worker's two log slices (``<base>.stdout``
+        and ``<base>.stderr``) as their common base once: see :func:`_outcome`."""
+        out, err, logs = self.stdout, self.stderr, None
+        if out is not None and err is not None and out.path.endswith(".stdout") and \
+                err.path.endswith(".stderr") and out.path[:-7] == err.path[:-7]:
+            logs = (out.path[:-7], out.offset, out.length, err.offset, err.length)
+            out = err = None
+        return _outcome, (logs, self.ok, self.value, self.path, self.size, self.traceback,
+                          self.exc_type, self.exc_parts, out, err, self.duration, self.died,
+                          self.frames, self.shm)
+
     def encode(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -155,6 +172,16 @@ class Outcome:
         if not isinstance(outcome, Outcome):
             raise ValueError("status data is not a mesonb function outcome")
         return outcome
+
+
+def _outcome(logs: tuple[str, int, int, int, int] | None, *fields: Any) -> Outcome:
+    """An :class:`Outcome` from its pickle (see :meth:`Outcome.__reduce__`)."""
+    outcome = Outcome(*fields)
+    if logs is not None:
+        base, out_offset, out_length, err_offset, err_length = logs
+        outcome.stdout = LogSlice(base + ".stdout", out_offset, out_length)
+        outcome.stderr = LogSlice(base + ".stderr", err_offset, err_length)
+    return outcome
 
 
 def substitute(obj: Any, values: list[Any]) -> Any:

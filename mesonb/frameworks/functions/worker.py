@@ -2,7 +2,9 @@
 
 The executor forks workers before its event loop starts (``Pool.prefork``) and more when
 calls find every worker busy for a few milliseconds (:class:`Pool`). A worker reads a
-call from its pipe, runs it, and writes back an :class:`~.protocol.Outcome`.
+call from its pipe, runs it, and writes back an :class:`~.protocol.Outcome` (the child's
+side: :mod:`.worker_child`), which the parent passes on still encoded (:class:`Finished`;
+the parent's handle on a worker: :mod:`.worker_handle`).
 
 Memory: a task's ``mem`` covers its worker's whole resident memory plus that of every
 process the worker started (its process tree, as Mesos's posix memory isolator counts a
@@ -20,204 +22,39 @@ Each worker's stdout and stderr go to two log files of its own in the sandbox
 (``logs/worker-<pid>-<n>.stdout``, appended to, a new pair after :data:`LOG_ROTATE`
 bytes); the parent notes each file's size before and after a call, so a call's output is
 a :class:`~.protocol.LogSlice` of them. No file is made per call.
-
-Frames on the pipes are a 4-byte big-endian length and a pickle.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import gc
 import logging
 import math
 import os
 import pickle
 import select
 import signal
-import struct
-import sys
 from collections import deque
-from dataclasses import dataclass, field
 
-import psutil
-
-from . import proctree, shm, shm_pool
-from .failures import run_call
+from . import proctree
 from .logsizes import file_size as _size  # (executor's hunk: fstat, not a path walk)
-from .protocol import LogSlice, Outcome
+from .protocol import Outcome
+from .worker_child import DECLINED as _DECLINED
+from .worker_child import ENDS as _ENDS
+from .worker_child import FRAME_LEN as _LEN
+from .worker_child import OK as _OK
+from .worker_child import SLOTS
+from .worker_child import write_frame as _write_frame
+from .worker_handle import Finished, WaitingCall, Worker, WorkerDied, fork_worker
+
+__all__ = ["Finished", "Pool", "Worker", "WorkerDied", "fork_worker"]
 
 log = logging.getLogger(__name__)
-_LEN = struct.Struct(">I")
 MONITOR_INTERVAL = 0.05
 TREE_SCAN = 0.25  # seconds between looks at /proc for the workers' descendants
 GROW_AFTER = 0.005  # seconds a call waits for a free worker before one is forked for it
 LOG_ROTATE = 32 * 2**20  # a worker starts new log files once one is this big
-
-
-class WorkerDied(Exception):
-    """The worker running a call died or was killed; ``reason`` is a Mesos reason name,
-    ``stdout``/``stderr`` what the call wrote before (None for a call never started)."""
-
-    def __init__(self, message: str, reason: str | None = None,
-                 stdout: LogSlice | None = None, stderr: LogSlice | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.stdout, self.stderr = stdout, stderr
-
-
-# -- the child side --------------------------------------------------------------------
-def _read_exact(fd: int, n: int) -> bytes:
-    chunks, left = [], n
-    while left:
-        chunk = os.read(fd, left)
-        if not chunk:
-            raise EOFError
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def _write_frame(fd: int, data: bytes) -> None:
-    view = memoryview(_LEN.pack(len(data)) + data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _die_with_parent() -> None:
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def _child_main(rfd: int, wfd: int) -> None:
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    keep = {0, 1, 2, rfd, wfd}
-    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
-        fd = int(name)
-        if fd not in keep:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-    # print() goes to fds 1 and 2 whatever the parent had in sys.stdout and sys.stderr;
-    # line-buffered, so that what a running call printed shows in fut.logs() at once.
-    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
-                      closefd=False)
-    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
-                      closefd=False)
-    logs = ["", ""]  # the files fds 1 and 2 point at
-    shm.keep_until_sent()  # a call's large values are unmapped and freed after its outcome
-    while True:
-        # Idle, let go of the mappings kept of client files since freed (see shm_pool).
-        while shm_pool._writable and not select.select([rfd], [], [], shm_pool.POOL_IDLE / 2)[0]:
-            shm_pool.forget_unlinked()
-        try:
-            size = _LEN.unpack(_read_exact(rfd, 4))[0]
-            _task_id, payload, out_path, err_path, result_path = pickle.loads(
-                _read_exact(rfd, size))
-        except EOFError:
-            os._exit(0)
-        for fd, path in ((1, out_path), (2, err_path)):
-            if logs[fd - 1] != path:
-                _redirect(fd, path)
-                logs[fd - 1] = path
-        outcome = run_call(payload, result_path)
-        _write_frame(wfd, outcome.encode())
-        shm.sent()
-
-
-def _redirect(target: int, path: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, target)
-    os.close(fd)
-
-
-# -- the parent side -------------------------------------------------------------------
-@dataclass(eq=False)
-class Worker:
-    pid: int
-    rfd: int  # results from the child
-    wfd: int  # calls to the child
-    task_id: str | None = None
-    mem_limit: float = 0.0  # bytes; 0 = none
-    future: asyncio.Future[Outcome] | None = None
-    kill_reason: tuple[str, str | None] | None = None
-    buffer: bytearray = field(default_factory=bytearray)
-    watched: bool = False
-    logs: tuple[str, str] | None = None  # this worker's current stdout and stderr files
-    log_starts: tuple[int, int] = (0, 0)  # their sizes when the current call began
-    log_files: int = 0
-    calls: int = 0  # calls handed to it so far
-    statm: int = -1  # its /proc/<pid>/statm, kept open: its memory in one pread
-    tree: list[int] = field(default_factory=list)  # its descendants, at the last look
-    kept: tuple[int, int] = (-2, 0)  # (statm's shared pages, kept mappings' bytes) then
-
-    def rss(self) -> int:
-        """The worker process's resident bytes (itself only; see :attr:`tree`)."""
-        return self._statm()[0]
-
-    def rss_less_kept(self) -> int:
-        """:meth:`rss` less its kept mappings of the client's files (the client's pages,
-        :func:`~.shm_pool.kept_rss`, read from ``smaps`` only when its file-backed pages
-        changed since; before ``statm``: a mapping made in between counts)."""
-        if self.kept[0] != self._statm()[1]:
-            self.kept = (self._statm()[1], shm_pool.kept_rss(self.pid))
-        return self._statm()[0] - self.kept[1]
-
-    def _statm(self) -> tuple[int, int]:
-        """Resident bytes, and the pages of them backed by files or shared memory."""
-        if self.statm < 0:
-            try:
-                self.statm = os.open(f"/proc/{self.pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:  # no /proc
-                try:
-                    return psutil.Process(self.pid).memory_info().rss, -1
-                except psutil.Error:
-                    return 0, -1
-        try:
-            fields = os.pread(self.statm, 128, 0).split()
-            return int(fields[1]) * _PAGE, int(fields[2])
-        except (OSError, IndexError, ValueError):
-            return 0, -1
-
-    def log_slices(self) -> tuple[LogSlice | None, LogSlice | None]:
-        """What the current call wrote to stdout and stderr so far."""
-        if self.logs is None:
-            return None, None
-        ends = [_size(path) for path in self.logs]
-        return (LogSlice(self.logs[0], self.log_starts[0], ends[0] - self.log_starts[0]),
-                LogSlice(self.logs[1], self.log_starts[1], ends[1] - self.log_starts[1]))
-
-
-@dataclass(eq=False)
-class _Waiting:
-    """A call that found no idle worker."""
-
-    payload: bytes
-    mem_mb: float
-    future: asyncio.Future[Outcome]
-    start_by: float  # loop time when a worker is forked for it, if none came free
-
-
-def fork_worker() -> Worker:
-    """Fork one worker (the child never returns from here)."""
-    to_child_r, to_child_w = os.pipe()
-    from_child_r, from_child_w = os.pipe()
-    # The executor's objects move to the collector's permanent generation, so that the
-    # child's collections do not touch (and copy) every page it shares with the parent.
-    gc.freeze()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(to_child_w)
-            os.close(from_child_r)
-            _child_main(to_child_r, from_child_w)
-        finally:
-            os._exit(1)
-    os.close(to_child_r)
-    os.close(from_child_w)
-    return Worker(pid=pid, rfd=from_child_r, wfd=to_child_w)
+OFFERS = 4  # waiting calls a busy worker may be offered (less than worker_child.SLOTS)
 
 
 class Pool:
@@ -230,6 +67,14 @@ class Pool:
     pages), while calls that block (sleep, I/O) each soon get a worker of their own, so
     they still run side by side.
 
+    A waiting call is also offered to a busy worker (up to :data:`OFFERS` each): sent down
+    its pipe now, so that the worker takes it as soon as its call returns, with no wait
+    for the parent to read the answer and send the next call (the worker does not sleep
+    between the calls of a burst). It stays a waiting call until then: a worker that
+    comes free takes it back (:class:`~.worker_child.Claim`) and runs it, as does a
+    worker forked for it after :data:`GROW_AFTER`, so a call never waits longer behind a
+    slow one than it waited before.
+
     Example (inside the executor's event loop)::
 
         pool = Pool.prefork(2, sandbox)
@@ -240,74 +85,158 @@ class Pool:
         self.sandbox = sandbox
         self.idle: deque[Worker] = deque(workers or ())
         self.busy: dict[str, Worker] = {}
-        self.waiting: dict[str, _Waiting] = {}  # calls for which no worker was free
+        self.waiting: dict[str, WaitingCall] = {}  # calls for which no worker was free
         self._monitor: asyncio.Task[None] | None = None
         self._grow: asyncio.TimerHandle | None = None
         self._last_finish = float("-inf")  # loop time a worker last finished a call
         # A fresh worker's size: at first this process's (workers are its forks), then
         # the smallest a worker was when handed its first call.
-        self.base_rss = _rss_of(os.getpid())
+        self.base_rss = proctree.rss_of(os.getpid())
         self._scanned = -math.inf  # loop time of the last look at the process tree
         self._last_pid = b""  # the newest pid then (/proc/loadavg)
+        self._offers = 0  # the last offer's number
         for sub in ("logs", "results"):
             os.makedirs(os.path.join(sandbox, sub), exist_ok=True)
+        self._results = os.path.join(sandbox, "results", "")  # (with its trailing slash)
 
     @classmethod
     def prefork(cls, count: int, sandbox: str) -> Pool:
         return cls(sandbox, [fork_worker() for _ in range(count)])
 
     def result_path(self, task_id: str) -> str:
-        return os.path.join(self.sandbox, "results", f"{task_id}.pkl")
+        return f"{self._results}{task_id}.pkl"
 
-    def _log_files(self, worker: Worker) -> tuple[tuple[str, str], tuple[int, int]]:
+    def _log_files(self, worker: Worker,
+                   offer: bool = False) -> tuple[tuple[str, str], tuple[int, int]]:
         """The worker's log files for its next call (a new pair once one is big), and
-        their sizes now: where the call's output starts (one stat of each, not two)."""
+        their sizes now: where the call's output starts (one stat of each, not two).
+        For an ``offer`` its current files stay :attr:`Worker.logs` (its call writes them)."""
         if worker.logs is not None:
             sizes = (_size(worker.logs[0]), _size(worker.logs[1]))
             if sizes[0] <= LOG_ROTATE and sizes[1] <= LOG_ROTATE:
                 return worker.logs, sizes
         worker.log_files += 1
         base = os.path.join(self.sandbox, "logs", f"worker-{worker.pid}-{worker.log_files}")
-        worker.logs = (f"{base}.stdout", f"{base}.stderr")
-        return worker.logs, (_size(worker.logs[0]), _size(worker.logs[1]))
+        logs = (f"{base}.stdout", f"{base}.stderr")
+        if not offer:
+            worker.logs = logs
+        return logs, (_size(logs[0]), _size(logs[1]))
 
     async def run(self, task_id: str, payload: bytes, mem_mb: float = 0.0) -> Outcome:
         """Run one call; raises :class:`WorkerDied` if its worker dies or is killed."""
-        return await self.submit(task_id, payload, mem_mb)
+        return (await self.submit(task_id, payload, mem_mb)).outcome()
 
-    def submit(self, task_id: str, payload: bytes, mem_mb: float = 0.0) -> asyncio.Future[Outcome]:
+    def submit(self, task_id: str, payload: bytes,
+               mem_mb: float = 0.0) -> asyncio.Future[Finished]:
         """Hand the call to a worker now (or queue it) and return the future of its
-        :class:`~.protocol.Outcome` (:class:`WorkerDied` if its worker dies)."""
+        encoded outcome (:class:`WorkerDied` if its worker dies)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Outcome] = loop.create_future()
+        future: asyncio.Future[Finished] = loop.create_future()
         if self.idle:
             # The most recently used worker: its caches and pages are warm, and at low
             # concurrency one or two workers serve every call.
             self._start(self._pick(mem_mb), task_id, payload, mem_mb, future)
         else:
-            self.waiting[task_id] = _Waiting(payload, mem_mb, future, loop.time() + GROW_AFTER)
+            call = self.waiting[task_id] = WaitingCall(payload, mem_mb, future,
+                                                    loop.time() + GROW_AFTER)
+            least, fewest = None, OFFERS  # the busy worker with the fewest calls offered
+            for worker in self.busy.values():
+                offered = len(worker.offered)
+                if offered < fewest and worker.claim is not None and \
+                        worker.kill_reason is None:
+                    least, fewest = worker, offered
+                    if not offered:
+                        break
+            if least is not None:  # (it checks it fits the call itself: _offer)
+                self._offer(least, task_id, call)
             if self._grow is None:
                 self._grow = loop.call_later(GROW_AFTER, self._grow_for_waiting)
         return future
 
+    def _offer(self, worker: Worker, task_id: str, call: WaitingCall) -> None:
+        """Send the waiting ``call`` to busy ``worker``, to run after its current one."""
+        assert worker.claim is not None
+        used = {self.waiting[t].offer % SLOTS for t in worker.offered}
+        if worker.unread:  # (the offer it runs may be unread)
+            used.add(worker.unread % SLOTS)
+        self._offers += 1
+        while self._offers % SLOTS in used:
+            self._offers += 1
+        if worker.offered:  # after another offer: on its files, where that one ends
+            call.logs, call.starts = self.waiting[worker.offered[-1]].logs, None
+        else:
+            call.logs, starts = self._log_files(worker, offer=True)
+            call.starts = None if call.logs == worker.logs else starts
+        call.offered_to, call.offer = worker, self._offers
+        worker.offered.append(task_id)
+        worker.claim.offer(call.offer)
+        assert call.logs is not None
+        # the most it may hold to take the call, as _fits has it (0: no limit)
+        headroom = call.mem_mb * 2**20 - self.base_rss
+        fits = int(self.base_rss + headroom / 2) if call.mem_mb and headroom > 0 else 0
+        try:
+            _write_frame(worker.wfd, pickle.dumps(
+                (task_id, call.payload, *call.logs, self.result_path(task_id), call.starts,
+                 call.offer, fits)))
+        except OSError:
+            self._died(worker)
+
+    def _take_back(self, task_id: str, call: WaitingCall) -> bool:
+        """Withdraw ``call``'s offer; False when its worker took it already (it runs)."""
+        worker = call.offered_to
+        if worker is None:
+            return True
+        if worker.claim is None or not worker.claim.take_back(call.offer):
+            return False
+        worker.offered.remove(task_id)
+        call.offered_to = None
+        return True
+
+    def _commit(self, worker: Worker, ends: tuple[int, int]) -> None:
+        """``worker`` returned its call and took the one offered to it, which runs now
+        (its output from where the call before ended, on the same files)."""
+        task_id = worker.offered.popleft()
+        assert worker.claim is not None
+        call = worker.committed = self.waiting.pop(task_id)
+        call.offered_to = None
+        taken = worker.claim.commit(call.offer)  # (taken by the worker, or it will be)
+        worker.unread = 0 if taken else call.offer
+        self._begin(worker, task_id, call.mem_mb, call.future)
+        assert call.logs is not None
+        if call.starts is not None:
+            worker.log_starts = call.starts
+        else:  # where the call before ended; on files it did not write, their start
+            worker.log_starts = ends if call.logs == worker.logs else (0, 0)
+        worker.logs = call.logs
+        for waiting_id, waiting in self.waiting.items():  # more, offered to it
+            if len(worker.offered) >= OFFERS:
+                break
+            if waiting.offered_to is None and not waiting.future.done():
+                self._offer(worker, waiting_id, waiting)
+
     def _start(self, worker: Worker, task_id: str, payload: bytes, mem_mb: float,
-               future: asyncio.Future[Outcome]) -> None:
-        loop = asyncio.get_running_loop()
+               future: asyncio.Future[Finished]) -> None:
         if not worker.watched:
-            loop.add_reader(worker.rfd, self._readable, worker)
+            asyncio.get_running_loop().add_reader(worker.rfd, self._readable, worker)
             worker.watched = True
+        self._begin(worker, task_id, mem_mb, future)
+        (out, err), worker.log_starts = self._log_files(worker)
+        try:
+            _write_frame(worker.wfd, pickle.dumps(
+                (task_id, payload, out, err, self.result_path(task_id), worker.log_starts, 0,
+                 0)))
+        except OSError:
+            self._died(worker)
+
+    def _begin(self, worker: Worker, task_id: str, mem_mb: float,
+               future: asyncio.Future[Finished]) -> None:
+        """Note that ``worker`` runs the call ``task_id``."""
         worker.task_id = task_id
         worker.calls += 1
         worker.mem_limit = mem_mb * 2**20
         worker.kill_reason = None
         worker.future = future
         self.busy[task_id] = worker
-        (out, err), worker.log_starts = self._log_files(worker)
-        try:
-            _write_frame(worker.wfd, pickle.dumps(
-                (task_id, payload, out, err, self.result_path(task_id))))
-        except OSError:
-            self._died(worker)
         if mem_mb and (self._monitor is None or self._monitor.done()):
             self._monitor = asyncio.ensure_future(self._watch_memory())
 
@@ -348,10 +277,12 @@ class Pool:
 
     def _next_waiting(self, worker: Worker) -> bool:
         """Hand the longest-waiting call to ``worker`` (or, when it does not fit the call, to
-        a new worker, retiring it); False when none waits and ``worker`` is still free."""
-        while self.waiting:
-            task_id = next(iter(self.waiting))
-            call = self.waiting.pop(task_id)
+        a new worker, retiring it), taking it back from the busy worker it was offered
+        to; False when none waits (or each runs already) and ``worker`` is still free."""
+        for task_id, call in list(self.waiting.items()):
+            if not self._take_back(task_id, call):
+                continue  # its worker took it: it runs there (its answer comes first)
+            del self.waiting[task_id]
             if not call.future.done():
                 if not self._fits(worker, call.mem_mb):
                     self._retire(worker, call.mem_mb)
@@ -376,24 +307,33 @@ class Pool:
         for task_id, call in list(self.waiting.items()):
             if call.start_by > now:
                 break
+            if not self._take_back(task_id, call):
+                continue  # its worker took it: it runs there (its answer comes first)
             del self.waiting[task_id]
             if not call.future.done():
                 self._start(fork_worker(), task_id, call.payload, call.mem_mb, call.future)
-        if self.waiting:
-            first = next(iter(self.waiting.values()))
-            self._grow = loop.call_at(first.start_by, self._grow_for_waiting)
+        due = [call.start_by for call in self.waiting.values() if call.start_by > now]
+        if due:
+            self._grow = loop.call_at(min(due), self._grow_for_waiting)
 
     def kill(self, task_id: str, message: str = "killed", reason: str | None = None) -> bool:
-        waiting = self.waiting.pop(task_id, None)
+        waiting = self.waiting.get(task_id)
         if waiting is not None:
-            if not waiting.future.done():
-                waiting.future.set_exception(WorkerDied(message, reason))
-            return True
+            offered_to = waiting.offered_to
+            if self._take_back(task_id, waiting):
+                del self.waiting[task_id]
+                if not waiting.future.done():
+                    waiting.future.set_exception(WorkerDied(message, reason))
+                return True
+            # its worker took it: once the answer before it is read, it runs there
+            while offered_to is not None and task_id in offered_to.offered and \
+                    offered_to.rfd >= 0 and select.select([offered_to.rfd], [], [], 1.0)[0]:
+                self._readable(offered_to)
         worker = self.busy.get(task_id)
         if worker is None:
             return False
         worker.kill_reason = (message, reason)
-        _kill_trees([worker.pid])
+        proctree.kill_trees([worker.pid])
         return True
 
     def close(self) -> None:
@@ -405,7 +345,7 @@ class Pool:
                 call.future.set_exception(WorkerDied("the executor is shutting down"))
         self.waiting.clear()
         if self.busy:  # what their calls started goes too
-            _kill_trees([w.pid for w in self.busy.values()])
+            proctree.kill_trees([w.pid for w in self.busy.values()])
         for worker in [*self.idle, *self.busy.values()]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(worker.pid, signal.SIGKILL)
@@ -420,23 +360,31 @@ class Pool:
         if not chunk:
             self._died(worker)
             return
-        worker.buffer += chunk
-        while len(worker.buffer) >= 4:
-            size = _LEN.unpack_from(worker.buffer)[0]
-            if len(worker.buffer) < 4 + size:
+        data = worker.buffer + chunk if worker.buffer else chunk
+        start = 0
+        while len(data) - start >= 4:  # (each answer: its length, OK or not, ends, outcome)
+            end = start + 4 + _LEN.unpack_from(data, start)[0]
+            if len(data) < end:
                 break
-            frame = bytes(worker.buffer[4:4 + size])
-            del worker.buffer[:4 + size]
-            self._finished(worker, Outcome.decode(frame))
+            if data[start + 4] == _DECLINED[0]:
+                worker.declined = True  # (it exits: _died)
+            else:
+                self._finished(worker, Finished(data[start + 4] == _OK[0],
+                                                data[start + 21:end]),
+                               _ENDS.unpack_from(data, start + 5))
+            start = end
+        worker.buffer = data[start:] if start else data
 
-    def _finished(self, worker: Worker, outcome: Outcome) -> None:
+    def _finished(self, worker: Worker, outcome: Finished, ends: tuple[int, int]) -> None:
         self._last_finish = asyncio.get_running_loop().time()
         future, task_id = worker.future, worker.task_id
         worker.future = worker.task_id = None
+        worker.unread, worker.committed = 0, None  # (it read every frame before it)
         if task_id is not None:
             self.busy.pop(task_id, None)
-        outcome.stdout, outcome.stderr = worker.log_slices()
-        if not self._next_waiting(worker):
+        if worker.offered:
+            self._commit(worker, ends)
+        elif not self._next_waiting(worker):
             self.idle.append(worker)
         if future is not None and not future.done():
             future.set_result(outcome)
@@ -453,8 +401,30 @@ class Pool:
             self.idle.remove(worker)
         message, reason = worker.kill_reason or (
             f"the worker process exited ({_describe(code)})", None)
-        if worker.future is not None and not worker.future.done():
+        offered = [self.waiting[t] for t in worker.offered if t in self.waiting]
+        worker.offered.clear()
+        if worker.declined and worker.committed is not None and worker.task_id is not None \
+                and worker.kill_reason is None:
+            # Grown too big for the call it was to take (as _next_waiting retires a free
+            # one): the call, never started, goes to a new worker.
+            log.info("worker %d holds too much for a call limited to %g MB; retired it",
+                     worker.pid, worker.committed.mem_mb)
+            call, worker.committed = worker.committed, None
+            if not call.future.done():
+                self._start(fork_worker(), worker.task_id, call.payload, call.mem_mb,
+                            call.future)
+        elif worker.future is not None and not worker.future.done():
             worker.future.set_exception(WorkerDied(message, reason, *worker.log_slices()))
+        for call in offered:  # never started: they wait for other workers, or new ones
+            call.offered_to = None
+            call.start_by = min(call.start_by, asyncio.get_running_loop().time())
+        while offered and self.idle:
+            free = self.idle.pop()
+            if not self._next_waiting(free):
+                self.idle.append(free)
+                break
+        if offered and self.waiting and self._grow is None:
+            self._grow = asyncio.get_running_loop().call_later(0, self._grow_for_waiting)
 
     def _release(self, worker: Worker) -> None:
         if worker.watched:
@@ -473,7 +443,7 @@ class Pool:
         if now - self._scanned < TREE_SCAN:
             return
         self._scanned = now
-        last_pid = _last_pid()
+        last_pid = proctree.last_pid()
         if last_pid == self._last_pid:
             return
         self._last_pid = last_pid
@@ -481,9 +451,9 @@ class Pool:
             for worker in [*self.idle, *self.busy.values()]:
                 worker.tree = proctree.descendants(worker.pid)
             return
-        children = _children()
+        children = proctree.all_children()
         for worker in [*self.idle, *self.busy.values()]:
-            worker.tree = _descendants(worker.pid, children)
+            worker.tree = proctree.descendants_in(worker.pid, children)
 
     async def _watch_memory(self) -> None:
         # The first look is one interval after a call starts: a short call costs nothing.
@@ -496,9 +466,12 @@ class Pool:
             for worker in list(self.busy.values()):
                 if not worker.mem_limit or worker.kill_reason:
                     continue
+                if worker.unread and worker.claim is not None and \
+                        not worker.claim.started(worker.unread):
+                    continue  # its call is not started: what it holds is the last one's
                 rss = worker.rss()
                 if worker.tree:
-                    rss += sum(_rss_of(pid) for pid in worker.tree)
+                    rss += sum(proctree.rss_of(pid) for pid in worker.tree)
                 if rss > worker.mem_limit:  # less its mappings kept, not its memory
                     rss += worker.rss_less_kept() - worker.rss()
                 if rss > worker.mem_limit:
@@ -509,80 +482,6 @@ class Pool:
                               f"{rss / 2**20:.0f} MB{also} of its "
                               f"{worker.mem_limit / 2**20:g} MB",
                               "REASON_CONTAINER_LIMITATION_MEMORY")
-
-
-# -- processes, from /proc -------------------------------------------------------------
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def _rss_of(pid: int) -> int:
-    """Resident bytes of process ``pid`` (0 when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as f:
-            return int(f.read().split()[1]) * _PAGE
-    except (OSError, IndexError, ValueError):
-        try:
-            return psutil.Process(pid).memory_info().rss
-        except psutil.Error:
-            return 0
-
-
-def _last_pid() -> bytes:
-    """The pid most recently handed out (it moves whenever a process or thread starts)."""
-    try:
-        with open("/proc/loadavg", "rb") as f:
-            return f.read().rsplit(None, 1)[-1]
-    except (OSError, IndexError):
-        return b""
-
-
-def _children() -> dict[int, list[int]]:
-    """Every process's children, from each ``/proc/<pid>/stat``'s ppid."""
-    children: dict[int, list[int]] = {}
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return _children_psutil()
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-            ppid = int(stat[stat.rindex(b")") + 2:].split(None, 2)[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(name))
-    return children
-
-
-def _children_psutil() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for proc in psutil.process_iter(["ppid"]):
-        children.setdefault(proc.info["ppid"] or 0, []).append(proc.pid)
-    return children
-
-
-def _descendants(pid: int, children: dict[int, list[int]]) -> list[int]:
-    found: list[int] = []
-    todo = list(children.get(pid, ()))
-    while todo:
-        child = todo.pop()
-        if child in found:  # a pid reused while /proc was read
-            continue
-        found.append(child)
-        todo.extend(children.get(child, ()))
-    return found
-
-
-def _kill_trees(pids: list[int]) -> None:
-    """SIGKILL each process of ``pids`` and every process descending from them (a fresh
-    look at /proc, so only when killing: a kill or the executor's shutdown)."""
-    children = _children()
-    family = [d for pid in pids for d in _descendants(pid, children)]
-    for pid in [*pids, *family]:  # the parents first: they start no more children
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def _describe(code: int | None) -> str:
