@@ -22,7 +22,7 @@ from mesonb import tls
 from mesonb.http import wire
 
 MAX_HEADER_BYTES = wire.MAX_HEAD
-READ_SIZE = 64 * 1024
+READ_SIZE = wire.READ_SIZE
 
 
 class HTTPError(Exception):
@@ -65,15 +65,6 @@ def _no_delay(writer: asyncio.StreamWriter) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _small_reads(writer: asyncio.StreamWriter) -> None:
-    """Read at most :data:`READ_SIZE` bytes a time. asyncio's transport asks for 256 KiB
-    a read: a buffer that size is mapped, shrunk and unmapped again (three system calls
-    and a page fault) for each event or answer of a few hundred bytes; one of 64 KiB
-    comes from the heap."""
-    if getattr(writer.transport, "max_size", 0) > READ_SIZE:
-        writer.transport.max_size = READ_SIZE  # type: ignore[attr-defined]
-
-
 async def _open(endpoint: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A connection to ``host:port``, or to a Unix socket ``unix:/path``/``unix:@name``
     (``@``: Linux's abstract namespace)."""
@@ -81,7 +72,7 @@ async def _open(endpoint: str) -> tuple[asyncio.StreamReader, asyncio.StreamWrit
         rest = endpoint[5:]
         reader, writer = await asyncio.open_unix_connection(
             "\0" + rest[1:] if rest.startswith("@") else rest)
-        _small_reads(writer)
+        wire.read_small(writer.transport)
         return reader, writer
     host, port = split_endpoint(endpoint)
     options: dict[str, Any] = {}
@@ -89,7 +80,7 @@ async def _open(endpoint: str) -> tuple[asyncio.StreamReader, asyncio.StreamWrit
         options = {"ssl": tls.client_context(), "server_hostname": host}
     reader, writer = await asyncio.open_connection(host, port, **options)
     _no_delay(writer)
-    _small_reads(writer)
+    wire.read_small(writer.transport)
     return reader, writer
 
 
