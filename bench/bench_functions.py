@@ -1,7 +1,7 @@
 """mesonb beside Dask and Ray in one run, with the resources users write.
 
     .venv/bin/python bench/bench_functions.py [--latency 200] [--tasks 5000] [--mb 100]
-                                               [--no-remote] [--mb-only] [--repeat 2]
+                                               [--no-remote] [--mb-only] [--repeat 3]
 
 Each system, on this machine (``pip install "dask[distributed]" ray numpy``; a missing
 one prints "not installed"):
@@ -13,7 +13,8 @@ one prints "not installed"):
   arguments); then 8 CPU-bound calls of ~0.5 s with ``cpus=1`` (mesonb; Ray's
   ``num_cpus=1`` default; Dask's one-thread workers) against the ideal,
   8 x serial / cores; then a ``--mb`` MB numpy array as argument and as result (wall
-  time, and the CPU time of all the system's processes per call).
+  time, the best of ``--repeat`` runs after one to warm up, for every system alike; and
+  the CPU time of all the system's processes per call, their mean).
 * ``--mb-only``: only start, the first call and the ``--mb`` MB rows (each the best of
   ``--repeat`` runs after one to warm up), local only.
 * remote (``--no-remote`` skips it): ``mesonb master`` and ``mesonb agent`` as their own
@@ -121,8 +122,9 @@ def measure(system: System, args: argparse.Namespace, remote: bool = False
                 # At default resources, and with cpus=1 (Ray's default num_cpus): making
                 # and summing 100 MB is CPU work, and mesonb's default cpus=0.2 is a hard
                 # CFS cap (the functions executor's container: the calls' cpus + 0.1).
-                # The best of --repeat runs after one to warm up (the default, 1: the
-                # second of two).
+                # The best of --repeat runs after one to warm up (default 3: a single run
+                # moves by 2-5x with the CFS period it lands in, for mesonb at default
+                # resources, and with Ray's object store, both ways).
                 # Beside each row, the CPU time of the run (this process and all its
                 # descendants: client, daemons, executors, workers), the mean of the
                 # counted runs: it holds on a loaded machine where wall time does not.
@@ -299,7 +301,7 @@ def main() -> int:
     parser.add_argument("--no-remote", action="store_true", help="skip the remote mode")
     parser.add_argument("--mb-only", action="store_true",
                         help="only start, the first call and the MB rows (local)")
-    parser.add_argument("--repeat", type=int, default=1,
+    parser.add_argument("--repeat", type=int, default=3,
                         help="MB rows: the best of this many runs after a warm-up one")
     args = parser.parse_args()
     serial = float("nan") if args.mb_only else serial_burn()
