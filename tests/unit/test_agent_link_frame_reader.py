@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import dataclasses
 import os
 import struct
+from collections.abc import AsyncIterator
 
 import pytest
 import tornado.httpserver
@@ -51,24 +54,45 @@ def wire() -> bytes:
     return out
 
 
-@pytest.mark.parametrize("chunk", [1, 3, 7, 1 << 20])
-@pytest.mark.parametrize("fast", [True, False])
-async def test_same_messages_however_the_bytes_arrive(fast: bool, chunk: int) -> None:
-    received: list[str | bytes] = []
-    protocols: list[type] = []
+@dataclasses.dataclass
+class Link:
+    """A WebSocket server (tornado, reading with BufferedFrameReader when ``fast``) and a
+    client's raw connection to it, upgraded: what the server handed on and whether it
+    closed the link."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    received: list[str | bytes] = dataclasses.field(default_factory=list)
+    closed: list[bool] = dataclasses.field(default_factory=list)
+    protocols: list[type] = dataclasses.field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def _link_to(fast: bool, first: bytes = b"", close_on: str | None = None,
+                   max_message_size: int | None = None) -> AsyncIterator[Link]:
+    """A :class:`Link` whose client sent ``first`` in the same write as its upgrade
+    request (read with it, before the link starts reading frames); the server closes the
+    link when a message ``close_on`` arrives."""
+    seen: dict[str, list] = {"received": [], "closed": [], "protocols": []}
 
     class Handler(tornado.websocket.WebSocketHandler):
         def get_websocket_protocol(self):  # type: ignore[no-untyped-def]
             protocol = super().get_websocket_protocol()
             if fast:
                 protocol = agent_link.BufferedFrameReader(self, False, protocol.params)
-            protocols.append(type(protocol))
+            seen["protocols"].append(type(protocol))
             return protocol
 
         def on_message(self, message: str | bytes) -> None:
-            received.append(message)
+            seen["received"].append(message)
+            if message == close_on:
+                self.close(1000, "done")
 
-    server = tornado.httpserver.HTTPServer(tornado.web.Application([("/ws", Handler)]))
+        def on_close(self) -> None:
+            seen["closed"].append(True)
+
+    limits = {} if max_message_size is None else {"websocket_max_message_size": max_message_size}
+    server = tornado.httpserver.HTTPServer(tornado.web.Application([("/ws", Handler)], **limits))
     sock, = tornado.netutil.bind_sockets(0, "127.0.0.1")
     server.add_sockets([sock])
     port = sock.getsockname()[1]
@@ -77,63 +101,43 @@ async def test_same_messages_however_the_bytes_arrive(fast: bool, chunk: int) ->
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                       f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode() + first)
         assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
-        data = wire()
-        for i in range(0, len(data), chunk):
-            writer.write(data[i:i + chunk])
-            if chunk < 1 << 20 and i < 4000:
-                await writer.drain()
-                await asyncio.sleep(0)  # small pieces: many separate socket reads
-        await writer.drain()
-        await until(lambda: len(received) == len(MESSAGES), "all messages", timeout=20)
-        assert received == MESSAGES
-        pong = await reader.readexactly(7)  # the PING's answer: an unmasked PONG frame
-        assert pong == bytes([0x8A, 5]) + b"ping!"
-        writer.write(frame(0x8, struct.pack("!H", 1000)))
-        assert (await reader.readexactly(4))[:2] == bytes([0x88, 2])  # the close echoed
+        yield Link(reader, writer, seen["received"], seen["closed"], seen["protocols"])
     finally:
         writer.close()
         server.stop()
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 1 << 20])
+@pytest.mark.parametrize("fast", [True, False])
+async def test_same_messages_however_the_bytes_arrive(fast: bool, chunk: int) -> None:
+    async with _link_to(fast) as link:
+        data = wire()
+        for i in range(0, len(data), chunk):
+            link.writer.write(data[i:i + chunk])
+            if chunk < 1 << 20 and i < 4000:
+                await link.writer.drain()
+                await asyncio.sleep(0)  # small pieces: many separate socket reads
+        await link.writer.drain()
+        await until(lambda: len(link.received) == len(MESSAGES), "all messages", timeout=20)
+        assert link.received == MESSAGES
+        pong = await link.reader.readexactly(7)  # the PING's answer: an unmasked PONG frame
+        assert pong == bytes([0x8A, 5]) + b"ping!"
+        link.writer.write(frame(0x8, struct.pack("!H", 1000)))
+        assert (await link.reader.readexactly(4))[:2] == bytes([0x88, 2])  # the close echoed
     expected = agent_link.BufferedFrameReader if fast else tornado.websocket.WebSocketProtocol13
-    assert protocols == [expected]
+    assert link.protocols == [expected]
 
 
 async def test_a_link_closed_mid_frame_is_closed() -> None:
-    received: list[str | bytes] = []
-    closed: list[bool] = []
-
-    class Handler(tornado.websocket.WebSocketHandler):
-        def get_websocket_protocol(self):  # type: ignore[no-untyped-def]
-            params = super().get_websocket_protocol().params
-            return agent_link.BufferedFrameReader(self, False, params)
-
-        def on_message(self, message: str | bytes) -> None:
-            received.append(message)
-
-        def on_close(self) -> None:
-            closed.append(True)
-
-    server = tornado.httpserver.HTTPServer(tornado.web.Application([("/ws", Handler)]))
-    sock, = tornado.netutil.bind_sockets(0, "127.0.0.1")
-    server.add_sockets([sock])
-    port = sock.getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
-        writer.write(frame(0x1, b"whole") + frame(0x1, b"half a frame")[:9])
-        await writer.drain()
-        await until(lambda: received == ["whole"], "the whole frame")
-        writer.close()
-        await until(lambda: closed, "on_close")
-        assert received == ["whole"]
-    finally:
-        writer.close()
-        server.stop()
+    async with _link_to(True) as link:
+        link.writer.write(frame(0x1, b"whole") + frame(0x1, b"half a frame")[:9])
+        await link.writer.drain()
+        await until(lambda: link.received == ["whole"], "the whole frame")
+        link.writer.close()
+        await until(lambda: link.closed, "on_close")
+        assert link.received == ["whole"]
 
 
 def _unmasked(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
@@ -160,42 +164,7 @@ BAD_WIRES = {
 async def _served(fast: bool, data: bytes) -> tuple[list[str | bytes], bytes, bool]:
     """What a server with a 256-byte message limit hands on, writes back and whether it
     closed, for ``data`` written in one piece."""
-    received: list[str | bytes] = []
-    closed: list[bool] = []
-
-    class Handler(tornado.websocket.WebSocketHandler):
-        def get_websocket_protocol(self):  # type: ignore[no-untyped-def]
-            protocol = super().get_websocket_protocol()
-            if fast:
-                protocol = agent_link.BufferedFrameReader(self, False, protocol.params)
-            return protocol
-
-        def on_message(self, message: str | bytes) -> None:
-            received.append(message)
-
-        def on_close(self) -> None:
-            closed.append(True)
-
-    app = tornado.web.Application([("/ws", Handler)], websocket_max_message_size=256)
-    server = tornado.httpserver.HTTPServer(app)
-    sock, = tornado.netutil.bind_sockets(0, "127.0.0.1")
-    server.add_sockets([sock])
-    port = sock.getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
-        writer.write(data)
-        await writer.drain()
-        await until(lambda: closed, "the server ends the link", timeout=10)
-        answer = await asyncio.wait_for(reader.read(), 10)  # up to the server's close
-        return received, answer, bool(closed)
-    finally:
-        writer.close()
-        server.stop()
+    return await _exchange(fast, b"", data, max_message_size=256)
 
 
 @pytest.mark.parametrize("name", sorted(BAD_WIRES))
@@ -207,66 +176,35 @@ async def test_a_bad_frame_ends_the_link_as_tornado_ends_it(name: str) -> None:
     assert ours == tornados
 
 
-async def _link(fast: bool, first: bytes, then: bytes,
-                close_on: str | None = None) -> tuple[list[str | bytes], bytes, bool]:
-    """A server link whose client sends ``first`` in the same write as its upgrade
-    request (read with it, before the link starts reading frames), then ``then``; the
-    server closes the link when ``close_on`` arrives. What it hands on, what it writes
-    back (read until it closes), and whether on_close ran."""
-    received: list[str | bytes] = []
-    closed: list[bool] = []
-
-    class Handler(tornado.websocket.WebSocketHandler):
-        def get_websocket_protocol(self):  # type: ignore[no-untyped-def]
-            protocol = super().get_websocket_protocol()
-            if fast:
-                protocol = agent_link.BufferedFrameReader(self, False, protocol.params)
-            return protocol
-
-        def on_message(self, message: str | bytes) -> None:
-            received.append(message)
-            if message == close_on:
-                self.close(1000, "done")
-
-        def on_close(self) -> None:
-            closed.append(True)
-
-    server = tornado.httpserver.HTTPServer(tornado.web.Application([("/ws", Handler)]))
-    sock, = tornado.netutil.bind_sockets(0, "127.0.0.1")
-    server.add_sockets([sock])
-    port = sock.getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                      "Sec-WebSocket-Version: 13\r\n\r\n").encode() + first)
-        assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
-        writer.write(then)
-        await writer.drain()
+async def _exchange(fast: bool, first: bytes, then: bytes, close_on: str | None = None,
+                    max_message_size: int | None = None
+                    ) -> tuple[list[str | bytes], bytes, bool]:
+    """A link (:func:`_link_to`) whose client sends ``then`` after its upgrade: what the
+    server hands on, what it writes back (read until it closes), and whether on_close
+    ran."""
+    async with _link_to(fast, first, close_on, max_message_size) as link:
+        link.writer.write(then)
+        await link.writer.drain()
         answer = b""
         if close_on is not None:
-            answer = await asyncio.wait_for(reader.readexactly(8), 10)  # the close frame
-            writer.write(frame(0x8, answer[2:4]))  # answered: the close handshake ends
-            await writer.drain()
-        await until(lambda: closed, "on_close", timeout=10)
-        answer += await asyncio.wait_for(reader.read(), 10)
-        return received, answer, bool(closed)
-    finally:
-        writer.close()
-        server.stop()
+            answer = await asyncio.wait_for(link.reader.readexactly(8), 10)  # the close frame
+            link.writer.write(frame(0x8, answer[2:4]))  # answered: the close handshake ends
+            await link.writer.drain()
+        await until(lambda: link.closed, "on_close", timeout=10)
+        answer += await asyncio.wait_for(link.reader.read(), 10)
+        return link.received, answer, bool(link.closed)
 
 
 async def test_frames_sent_with_the_upgrade_request_come_first() -> None:
     first = frame(0x1, b"one") + frame(0x1, b"two")
     then = frame(0x1, b"three") + frame(0x8, struct.pack("!H", 1000))
-    ours = await _link(True, first, then)
-    assert ours == await _link(False, first, then)
+    ours = await _exchange(True, first, then)
+    assert ours == await _exchange(False, first, then)
     assert ours[0] == ["one", "two", "three"]
 
 
 async def test_a_link_the_server_closes_ends_with_the_close_handshake() -> None:
     then = frame(0x1, b"hello") + frame(0x1, b"bye")
-    ours = await _link(True, b"", then, close_on="bye")
-    assert ours == await _link(False, b"", then, close_on="bye")
+    ours = await _exchange(True, b"", then, close_on="bye")
+    assert ours == await _exchange(False, b"", then, close_on="bye")
     assert ours[0] == ["hello", "bye"] and ours[1][:2] == bytes([0x88, 6]) and ours[2]

@@ -148,6 +148,12 @@ async def test_waiting_acknowledgements_ride_with_the_next_accept() -> None:
         master.server.stop()
 
 
+def status(task: str, state: str) -> dict[str, Any]:
+    """A status update of ``task`` in ``state``, as the driver acknowledges it."""
+    return {"agent_id": {"value": "a1"}, "task_id": {"value": task}, "state": state,
+            "uuid": base64.b64encode(task.encode().ljust(16, b"-")).decode()}
+
+
 async def test_a_terminal_updates_acknowledgement_waits_longer_for_a_call_to_ride_with() -> None:
     """A terminal update's acknowledgement holds nothing up at the agent, so it waits
     TERMINAL_ACK_DELAY (not ACK_DELAY) for the next ACCEPT: in a burst of short tasks
@@ -156,10 +162,6 @@ async def test_a_terminal_updates_acknowledgement_waits_longer_for_a_call_to_rid
     takes the terminal ones waiting with it."""
     master = RecordingMaster({"version": "1.11.0", "mesonb_version": "0"})
     driver = SchedulerDriver(master.address, {"user": "u", "name": "acks"}, Recorder())
-
-    def status(task: str, state: str) -> dict[str, Any]:
-        return {"agent_id": {"value": "a1"}, "task_id": {"value": task}, "state": state,
-                "uuid": base64.b64encode(task.encode().ljust(16, b"-")).decode()}
 
     try:
         assert await driver.start(timeout=10) == "fw"
@@ -202,10 +204,6 @@ async def test_a_terminal_ack_after_a_running_one_keeps_the_earlier_due_time() -
     due no later than its own would be; both go out together at the earlier time."""
     master = RecordingMaster({"version": "1.11.0", "mesonb_version": "0"})
     driver = SchedulerDriver(master.address, {"user": "u", "name": "acks"}, Recorder())
-
-    def status(task: str, state: str) -> dict[str, Any]:
-        return {"agent_id": {"value": "a1"}, "task_id": {"value": task}, "state": state,
-                "uuid": base64.b64encode(task.encode().ljust(16, b"-")).decode()}
 
     try:
         assert await driver.start(timeout=10) == "fw"
