@@ -330,8 +330,14 @@ async def test_killing_an_offered_call_its_worker_took_already_kills_it_there(
         await asyncio.sleep(0)
         taken = asyncio.ensure_future(pool.run("taken", call(time.sleep, 30)))
         await asyncio.sleep(0)
-        assert pool.waiting["taken"].offered_to is not None
-        time.sleep(0.5)  # (this loop reads nothing: the worker answers, takes the offer)
+        offered = pool.waiting["taken"]
+        assert offered.offered_to is not None and offered.offered_to.claim is not None
+        # This loop reads nothing meanwhile: the worker answers the first call and takes
+        # the offer (seen in the claim both processes share).
+        deadline = time.monotonic() + 10
+        while not offered.offered_to.claim.started(offered.offer):
+            assert time.monotonic() < deadline, "the worker did not take the offered call"
+            time.sleep(0.01)
         assert pool.kill("taken", "Killed by the framework")  # it runs: its worker goes
         assert (await first).ok
         with pytest.raises(WorkerDied, match="Killed by the framework"):
