@@ -123,9 +123,11 @@ class Recorder(ExecutorHandler):
         self.seen.append("shutdown")
 
 
-def run(body: Any, **agent_kwargs: Any) -> None:
+def run(body: Any, agent_class: type[FakeAgent] | None = None, **agent_kwargs: Any) -> None:
+    """Run ``body(agent)`` against a started fake agent (``agent_class``, FakeAgent by
+    default), stopped at the end; 20 s at most."""
     async def main() -> None:
-        agent = FakeAgent(**agent_kwargs)
+        agent = (agent_class or FakeAgent)(**agent_kwargs)
         agent.start()
         try:
             await asyncio.wait_for(body(agent), 20)

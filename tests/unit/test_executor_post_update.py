@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import tornado.web
-from test_executor_driver import SUBSCRIBED, FakeAgent, ack, launch
+from test_executor_driver import SUBSCRIBED, FakeAgent, ack, launch, run
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
@@ -72,18 +72,6 @@ class PostsOnLaunch(ExecutorHandler):
         driver.post_update(task.task_id + "-b", TaskState.TASK_FAILED, message="boom")
 
 
-def run(body: Any) -> None:
-    async def main() -> None:
-        agent = BatchingAgent()
-        agent.start()
-        try:
-            await asyncio.wait_for(body(agent), 20)
-        finally:
-            await agent.stop()
-
-    asyncio.run(main())
-
-
 def test_posted_updates_go_in_one_batch_and_wait_for_their_acks() -> None:
     async def body(agent: BatchingAgent) -> None:
         driver = ExecutorDriver(PostsOnLaunch(), env=agent.env())
@@ -110,7 +98,7 @@ def test_posted_updates_go_in_one_batch_and_wait_for_their_acks() -> None:
         await agent.events.put({"type": "SHUTDOWN"})
         await asyncio.wait_for(runner, 5)
 
-    run(body)
+    run(body, BatchingAgent)
 
 
 def test_a_refused_posted_update_is_forgotten_and_logged(
@@ -130,6 +118,6 @@ def test_a_refused_posted_update_is_forgotten_and_logged(
         await asyncio.wait_for(runner, 5)
 
     with caplog.at_level(logging.ERROR, logger="mesonb.executor.driver"):
-        run(body)
+        run(body, BatchingAgent)
     refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert len(refused) == 2 and "TASK_FINISHED of task t1 " in refused[0]
